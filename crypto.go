@@ -1,0 +1,121 @@
+package wechatauth
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// Decryption errors. Every failure after base64 decoding is errDecrypt, so
+// an answer never tells padding errors from others.
+var (
+	errBadBase64       = errors.New("field is not valid base64")
+	errDecrypt         = errors.New("decryption failed")
+	errForeignData     = errors.New("data belongs to another app or user")
+	errSignatureDiffer = errors.New("rawData signature mismatch")
+)
+
+// decodeB64 decodes standard base64. A form body may have turned '+' into
+// ' ' before we see it; the form parser repairs that (see request.go).
+func decodeB64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errBadBase64
+	}
+	return b, nil
+}
+
+// decryptOpenData decrypts WeChat open data (AES-128-CBC, PKCS#7) with the
+// session's key and returns the plaintext, which is a JSON object. Every
+// length is checked before crypto/cipher sees the input, which panics on
+// bad lengths.
+func decryptOpenData(sessionKey, encryptedData, iv string) ([]byte, error) {
+	ct, err := decodeB64(encryptedData)
+	if err != nil {
+		return nil, err
+	}
+	ivb, err := decodeB64(iv)
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(sessionKey)
+	if err != nil || len(key) != 16 {
+		return nil, errDecrypt
+	}
+	if len(ivb) != aes.BlockSize || len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, errDecrypt
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, errDecrypt
+	}
+	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(ct, ct)
+	plain, ok := unpad(ct)
+	if !ok {
+		return nil, errDecrypt
+	}
+	return plain, nil
+}
+
+// unpad strips PKCS#7 padding: 1..16 bytes, all equal to their count.
+func unpad(b []byte) ([]byte, bool) {
+	n := int(b[len(b)-1])
+	if n == 0 || n > aes.BlockSize || n > len(b) {
+		return nil, false
+	}
+	var diff byte
+	for _, c := range b[len(b)-n:] {
+		diff |= c ^ byte(n)
+	}
+	if diff != 0 {
+		return nil, false
+	}
+	return b[:len(b)-n], true
+}
+
+// owner is the part of decrypted open data that says whose it is.
+type owner struct {
+	OpenID    *string `json:"openId"`
+	Watermark *struct {
+		AppID string `json:"appid"`
+	} `json:"watermark"`
+}
+
+// checkOwner checks that plain is a JSON object and, where it says whose it
+// is, that it is this app's and this user's: a watermark's appid must be
+// appid, an openId must be openid.
+func checkOwner(plain []byte, appid, openid string) error {
+	trimmed := strings.TrimLeft(string(plain), " \t\r\n")
+	if !strings.HasPrefix(trimmed, "{") {
+		return errDecrypt
+	}
+	var o owner
+	if err := json.Unmarshal(plain, &o); err != nil {
+		return errDecrypt
+	}
+	if o.Watermark != nil && o.Watermark.AppID != appid {
+		return errForeignData
+	}
+	if o.OpenID != nil && *o.OpenID != openid {
+		return errForeignData
+	}
+	return nil
+}
+
+// checkSignature checks the rawData signature of getUserInfo:
+// hex(sha1(rawData + session_key)), compared in constant time.
+func checkSignature(rawData, signature, sessionKey string) error {
+	sum := sha1.Sum([]byte(rawData + sessionKey))
+	var want [sha1.Size * 2]byte
+	hex.Encode(want[:], sum[:])
+	if subtle.ConstantTimeCompare(want[:], []byte(strings.ToLower(signature))) != 1 {
+		return errSignatureDiffer
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+)
+
+// apiError is an answer of DESIGN.md §3: a fixed code, a status and a
+// sentence for a person. It never carries Go error text.
+type apiError struct {
+	status        int
+	code          string
+	message       string
+	wechatErrcode int // WeChat's errcode when WeChat answered with one
+	retryAfter    int // seconds; sets Retry-After when > 0
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+// with returns a copy of e carrying WeChat's errcode.
+func (e *apiError) with(errcode int) *apiError {
+	c := *e
+	c.wechatErrcode = errcode
+	return &c
+}
+
+// withMessage returns a copy of e with a more precise message.
+func (e *apiError) withMessage(msg string) *apiError {
+	c := *e
+	c.message = msg
+	return &c
+}
+
+var (
+	errInvalidRequest = &apiError{status: http.StatusBadRequest, code: "invalid_request",
+		message: "The request is missing a field or has a malformed one."}
+	errMethod = &apiError{status: http.StatusMethodNotAllowed, code: "invalid_request",
+		message: "This route only accepts POST."}
+	errInvalidCode = &apiError{status: http.StatusUnauthorized, code: "invalid_code",
+		message: "WeChat refused the login code (expired or already used): call wx.login again."}
+	errUnauthorized = &apiError{status: http.StatusUnauthorized, code: "unauthorized",
+		message: "This request needs a Bearer token: log in first."}
+	errInvalidToken = &apiError{status: http.StatusUnauthorized, code: "invalid_token",
+		message: "The token is invalid, expired or revoked: log in again."}
+	errSessionExpired = &apiError{status: http.StatusUnauthorized, code: "session_expired",
+		message: "The WeChat session has expired: log in again."}
+	errDecryptFailed = &apiError{status: http.StatusBadRequest, code: "decrypt_failed",
+		message: "The data could not be decrypted with this session's key: call wx.login again, then fetch the data again."}
+	errSignatureMismatch = &apiError{status: http.StatusBadRequest, code: "signature_mismatch",
+		message: "The rawData signature does not match."}
+	errWatermarkMismatch = &apiError{status: http.StatusForbidden, code: "watermark_mismatch",
+		message: "The data belongs to another app or another user."}
+	errUserBlocked = &apiError{status: http.StatusForbidden, code: "user_blocked",
+		message: "WeChat has blocked this user's login."}
+	errRateLimited = &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
+		message: "Too many logins for this user: try again in a minute.", retryAfter: 60}
+	errWeChatUnavailable = &apiError{status: http.StatusServiceUnavailable, code: "wechat_unavailable",
+		message: "WeChat is not answering right now: try again shortly.", retryAfter: 5}
+	errStoreUnavailable = &apiError{status: http.StatusServiceUnavailable, code: "store_unavailable",
+		message: "The session store is not answering right now: try again shortly.", retryAfter: 2}
+	errConfig = &apiError{status: http.StatusInternalServerError, code: "config_error",
+		message: "The server's WeChat configuration is wrong; the operator has been told."}
+	errPayloadTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		message: "The request body is larger than 64 KiB."}
+)
+
+// configErrcodes are WeChat errcodes only the operator can fix, with the
+// fix to log.
+var configErrcodes = map[int]string{
+	40013: "WeChat says the appid is invalid: check app_id",
+	40125: "WeChat says the app secret is invalid: check app_secret (reset it in the mini program admin console if needed)",
+	41002: "WeChat says the appid is missing: check app_id",
+	41004: "WeChat says the app secret is missing: check app_secret",
+	40164: "WeChat refuses this server's IP address: add it to the IP whitelist in the mini program admin console",
+	40002: "WeChat refused the grant type: report this as a bug in wechat_auth",
+}
+
+// fromWeChat maps an error of the wechat package to an answer. WeChat's
+// own text never reaches the client.
+func fromWeChat(err error) *apiError {
+	var we *wechat.Error
+	if !errors.As(err, &we) {
+		return errWeChatUnavailable
+	}
+	switch we.Code {
+	case 40029, 40163:
+		return errInvalidCode.with(we.Code)
+	case 40226:
+		return errUserBlocked.with(we.Code)
+	case 45011:
+		return errRateLimited.with(we.Code)
+	case -1:
+		return errWeChatUnavailable.with(we.Code)
+	}
+	if _, ok := configErrcodes[we.Code]; ok {
+		return errConfig.with(we.Code)
+	}
+	// An errcode WeChat has not documented for this call: nothing the
+	// client did, and nothing it can fix by retrying at once.
+	return errWeChatUnavailable.with(we.Code)
+}
+
+// writeError answers with e as JSON.
+func writeError(w http.ResponseWriter, e *apiError) {
+	h := w.Header()
+	switch {
+	case e == errUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth"`)
+	case e.status == http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
+	case e == errMethod:
+		h.Set("Allow", http.MethodPost)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	body := struct {
+		Error         string `json:"error"`
+		Message       string `json:"message"`
+		WeChatErrcode int    `json:"wechat_errcode,omitempty"`
+	}{e.code, e.message, e.wechatErrcode}
+	writeJSON(w, e.status, body)
+}
+
+// writeJSON answers with v as JSON. Answers of this module are never cached:
+// they carry tokens and personal data.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"internal error"}`)
+	}
+	writeRawJSON(w, status, b)
+}
+
+func writeRawJSON(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}

@@ -1,0 +1,349 @@
+// Package wechatauth is a Caddy HTTP handler that puts WeChat Mini Program
+// login in front of any backend. It exchanges wx.login codes with WeChat,
+// keeps the session_key server-side, issues signed tokens, and forwards
+// verified requests with the caller's openid in X-WX-OPENID. It also
+// decrypts WeChat's encrypted open data with the stored session_key.
+package wechatauth
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "basic_auth")
+}
+
+// Defaults of the configuration.
+const (
+	defaultRoutePrefix   = "/wx"
+	defaultTokenTTL      = 2 * time.Hour
+	defaultSessionTTL    = 72 * time.Hour
+	defaultHeaderOpenID  = "X-WX-OPENID"
+	defaultHeaderUnionID = "X-WX-UNIONID"
+	defaultHeaderAppID   = "X-WX-APPID"
+	sandboxAppID         = "wxsandbox0000000"
+)
+
+// App is one mini program.
+type App struct {
+	// The mini program's AppID (wx…), from the admin console.
+	AppID string `json:"app_id,omitempty"`
+	// The mini program's AppSecret. Write a placeholder such as
+	// {env.WECHAT_SECRET} or {file./run/secrets/wechat} rather than the
+	// secret itself; it is resolved when the config loads.
+	AppSecret string `json:"app_secret,omitempty"`
+}
+
+// Handler implements WeChat Mini Program login. It serves the login and
+// open-data routes under RoutePrefix, and on every other request verifies
+// the Bearer token, removes identity headers the client sent, and sets
+// X-WX-OPENID, X-WX-APPID and X-WX-UNIONID for the next handler. Requests
+// without a valid token get 401 unless Optional is set.
+//
+// The placeholders {http.auth.user.id} (openid), {http.auth.user.unionid}
+// and {http.auth.user.appid} are set for verified requests.
+type Handler struct {
+	// The mini programs served. With several, a login names its app
+	// with an `appid` field.
+	Apps []App `json:"apps,omitempty"`
+
+	// WeChat's API root. Default: https://api.weixin.qq.com
+	APIBase string `json:"api_base,omitempty"`
+
+	// Use an in-process fake WeChat instead of the real one: any login
+	// code works and the same code always gives the same openid. For demos
+	// and tests; no app secret may be given. A warning is logged at start.
+	Sandbox bool `json:"sandbox,omitempty"`
+
+	// The path under which the login and open-data routes are served.
+	// Default: /wx
+	RoutePrefix string `json:"route_prefix,omitempty"`
+
+	// The HS256 key tokens are signed with, at least 32 bytes. Use a
+	// placeholder such as {env.WECHAT_AUTH_KEY}. When empty, a random key
+	// is generated once and kept in Caddy's storage, so it survives
+	// restarts and is shared by instances that share storage.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// How long a token is valid. Default: 2h
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	// How long a session (and its session_key, needed to decrypt open
+	// data) is kept after login. Default: 72h
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// Let requests without a valid token through, with no identity
+	// headers, instead of answering 401. The upstream then decides.
+	Optional bool `json:"optional,omitempty"`
+
+	// Send decrypted user info and phone numbers to the next handler (as
+	// the JSON body of a POST, with the identity headers) instead of back
+	// to the client; the upstream's answer goes to the client.
+	ForwardProfile bool `json:"forward_profile,omitempty"`
+
+	// Header names for the verified identity. Defaults: X-WX-OPENID,
+	// X-WX-UNIONID, X-WX-APPID (those of WeChat Cloud Hosting).
+	HeaderOpenID  string `json:"header_openid,omitempty"`
+	HeaderUnionID string `json:"header_unionid,omitempty"`
+	HeaderAppID   string `json:"header_appid,omitempty"`
+
+	// How many sessions the in-memory store holds. Default: 100000
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// A shared session store for several Caddy instances, as a URL:
+	// redis://[user:password@]host:port[/db] or rediss:// for TLS.
+	// Default: in-memory.
+	Store string `json:"store,omitempty"`
+
+	// How long to wait for WeChat. Default: 5s
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	logger      *zap.Logger
+	secrets     map[string]string // appid → secret, placeholders resolved
+	wx          *wechat.Client
+	fake        *wechattest.Server // sandbox only
+	tokens      *tokenCodec
+	store       sessionStore
+	storeKey    string
+	routes      map[string]routeFunc
+	identityHdr []string // configured identity header names, lower case
+
+	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, resolves secrets, and connects the session store
+// and the WeChat client.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.configErrorsLogged = new(sync.Map)
+	h.setDefaults()
+	if err := h.resolveSecrets(); err != nil {
+		return err
+	}
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_auth: metrics: %w", err)
+	}
+
+	key, err := h.signingKey(ctx)
+	if err != nil {
+		return err
+	}
+	issuer := issuerProduction
+	if h.Sandbox {
+		issuer = issuerSandbox
+	}
+	h.tokens = newTokenCodec(key, issuer, time.Duration(h.TokenTTL), h.secrets)
+
+	if err := h.provisionStore(ctx); err != nil {
+		return err
+	}
+
+	cfg := wechat.Config{
+		BaseURL: h.APIBase,
+		Apps:    h.secrets,
+		Timeout: time.Duration(h.Timeout),
+		Observe: observeWeChat,
+	}
+	if h.Sandbox {
+		h.fake = wechattest.NewServer(wechattest.Options{AutoCodes: true, ReusableCodes: true, UnionID: true})
+		for appid, secret := range h.secrets {
+			h.fake.AddApp(appid, secret)
+		}
+		cfg.HTTPClient = h.fake.Client()
+		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
+	} else {
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 5 * time.Second,
+		}}
+	}
+	h.wx = wechat.New(cfg)
+	h.routes = h.newRoutes()
+	return nil
+}
+
+func (h *Handler) setDefaults() {
+	if h.RoutePrefix == "" {
+		h.RoutePrefix = defaultRoutePrefix
+	}
+	h.RoutePrefix = "/" + strings.Trim(h.RoutePrefix, "/")
+	if h.TokenTTL <= 0 {
+		h.TokenTTL = caddy.Duration(defaultTokenTTL)
+	}
+	if h.SessionTTL <= 0 {
+		h.SessionTTL = caddy.Duration(defaultSessionTTL)
+	}
+	if h.HeaderOpenID == "" {
+		h.HeaderOpenID = defaultHeaderOpenID
+	}
+	if h.HeaderUnionID == "" {
+		h.HeaderUnionID = defaultHeaderUnionID
+	}
+	if h.HeaderAppID == "" {
+		h.HeaderAppID = defaultHeaderAppID
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = caddy.Duration(wechat.DefaultTimeout)
+	}
+	if h.Sandbox && len(h.Apps) == 0 {
+		h.Apps = []App{{AppID: sandboxAppID}}
+	}
+	// Canonical names: later handlers (header_up, placeholders) look
+	// headers up by their canonical form.
+	h.HeaderOpenID = http.CanonicalHeaderKey(h.HeaderOpenID)
+	h.HeaderUnionID = http.CanonicalHeaderKey(h.HeaderUnionID)
+	h.HeaderAppID = http.CanonicalHeaderKey(h.HeaderAppID)
+	h.identityHdr = []string{
+		normalizeHeader(h.HeaderOpenID),
+		normalizeHeader(h.HeaderUnionID),
+		normalizeHeader(h.HeaderAppID),
+	}
+}
+
+// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets.
+// The resolved values live only in memory; the config keeps what the
+// operator wrote.
+func (h *Handler) resolveSecrets() error {
+	repl := caddy.NewReplacer()
+	h.secrets = make(map[string]string, len(h.Apps))
+	for i, app := range h.Apps {
+		appid := strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))
+		if appid == "" {
+			return fmt.Errorf("wechat_auth: app_id of app %d is empty", i+1)
+		}
+		if _, dup := h.secrets[appid]; dup {
+			return fmt.Errorf("wechat_auth: app %s is configured twice", appid)
+		}
+		switch {
+		case h.Sandbox && app.AppSecret != "":
+			return fmt.Errorf("wechat_auth: sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
+		case h.Sandbox:
+			h.secrets[appid] = "sandbox-secret"
+		default:
+			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
+			if secret == "" {
+				return fmt.Errorf("wechat_auth: app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
+			}
+			h.secrets[appid] = secret
+		}
+	}
+	if h.SigningKey != "" {
+		h.SigningKey = repl.ReplaceKnown(h.SigningKey, "")
+		if h.SigningKey == "" {
+			return fmt.Errorf("wechat_auth: signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
+		}
+	}
+	return nil
+}
+
+// checkConfig reports configuration errors that name the problem.
+func (h *Handler) checkConfig() error {
+	if len(h.Apps) == 0 {
+		return fmt.Errorf("wechat_auth: no app configured: set app_id and app_secret (or use sandbox)")
+	}
+	if h.SigningKey != "" && len(h.SigningKey) < minSigningKey {
+		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), minSigningKey)
+	}
+	if h.APIBase != "" {
+		u, err := url.Parse(h.APIBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("wechat_auth: api_base %q is not an http(s) URL", h.APIBase)
+		}
+	}
+	if h.MaxSessions < 0 {
+		return fmt.Errorf("wechat_auth: max_sessions must be positive")
+	}
+	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
+		if !validHeaderName(name) {
+			return fmt.Errorf("wechat_auth: %q is not a valid header name", name)
+		}
+	}
+	return nil
+}
+
+// signingKey returns the configured key, or the one kept in Caddy's
+// storage (generated on first use). Sandbox and production keys are apart.
+func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
+	if h.SigningKey != "" {
+		return []byte(h.SigningKey), nil
+	}
+	name := signingKeyName
+	if h.Sandbox {
+		name = signingKeyNameSandbox
+	}
+	key, err := storedSigningKey(ctx, ctx.Storage(), name)
+	if err != nil {
+		return nil, fmt.Errorf("wechat_auth: signing key from Caddy's storage: %w", err)
+	}
+	return key, nil
+}
+
+// provisionStore takes the session store from the usage pool, so sessions
+// outlive config reloads.
+func (h *Handler) provisionStore(ctx caddy.Context) error {
+	if h.Store != "" {
+		return fmt.Errorf("wechat_auth: store %q: shared stores are not supported yet", h.Store)
+	}
+	h.storeKey = "memory"
+	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
+		return newMemoryStore(h.MaxSessions, ctx.Storage())
+	})
+	if err != nil {
+		return fmt.Errorf("wechat_auth: session store: %w", err)
+	}
+	h.store = val.(sessionStore)
+	if loaded {
+		h.store.Resize(h.MaxSessions)
+	}
+	return nil
+}
+
+// stores holds the session stores across config reloads: a new config is
+// provisioned before the old one is cleaned up, so the count never drops to
+// zero during a reload.
+var stores = caddy.NewUsagePool()
+
+// Cleanup releases this config's hold on the session store.
+func (h *Handler) Cleanup() error {
+	if h.storeKey != "" {
+		_, err := stores.Delete(h.storeKey)
+		return err
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddy.Module                = (*Handler)(nil)
+)

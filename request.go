@@ -1,0 +1,124 @@
+package wechatauth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxBody is the largest request body the routes accept.
+const maxBody = 64 << 10
+
+// bodyReadTimeout bounds how long a client may take to send a body.
+const bodyReadTimeout = 10 * time.Second
+
+// fields are the request fields the routes read.
+type fields struct {
+	Code          string `json:"code"`
+	AppID         string `json:"appid"`
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+	RawData       string `json:"rawData"`
+	Signature     string `json:"signature"`
+}
+
+// readBody reads at most maxBody bytes of the request body, giving the
+// client bodyReadTimeout to send them.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	if r.ContentLength > maxBody {
+		return nil, errPayloadTooLarge
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errPayloadTooLarge
+		}
+		return nil, errInvalidRequest.withMessage("The request body could not be read.")
+	}
+	return b, nil
+}
+
+// readFields parses a JSON or application/x-www-form-urlencoded body.
+func readFields(w http.ResponseWriter, r *http.Request) (*fields, *apiError) {
+	body, aerr := readBody(w, r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return parseFields(r.Header.Get("Content-Type"), body)
+}
+
+// parseFields parses a body by its content type. A body with no usable
+// content type is read as JSON when it looks like a JSON object and as a
+// form otherwise, since mini programs send both.
+func parseFields(contentType string, body []byte) (*fields, *apiError) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	trimmed := bytes.TrimSpace(body)
+	switch {
+	case len(trimmed) == 0:
+		return &fields{}, nil
+	case mt == "application/x-www-form-urlencoded":
+		return parseForm(trimmed)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json") || trimmed[0] == '{':
+		return parseJSON(trimmed)
+	case mt == "" || mt == "text/plain":
+		return parseForm(trimmed)
+	}
+	return nil, errInvalidRequest.withMessage("The body must be JSON or application/x-www-form-urlencoded.")
+}
+
+func parseJSON(body []byte) (*fields, *apiError) {
+	var f fields
+	if err := json.Unmarshal(body, &f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, errInvalidRequest.withMessage("The field " + te.Field + " must be a string.")
+		}
+		return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+	}
+	return &f, nil
+}
+
+func parseForm(body []byte) (*fields, *apiError) {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errInvalidRequest.withMessage("The form body is malformed.")
+	}
+	return &fields{
+		Code:  v.Get("code"),
+		AppID: v.Get("appid"),
+		// A '+' in base64 sent unescaped in a form arrives as ' '.
+		EncryptedData: repairBase64(v.Get("encryptedData")),
+		IV:            repairBase64(v.Get("iv")),
+		RawData:       v.Get("rawData"),
+		Signature:     v.Get("signature"),
+	}, nil
+}
+
+// repairBase64 turns spaces back into the '+' they were.
+func repairBase64(s string) string { return strings.ReplaceAll(s, " ", "+") }
+
+// validCode reports whether a login or phone code is plausible. WeChat
+// codes are short printable ASCII; anything else is refused before it
+// reaches WeChat.
+func validCode(code string) bool {
+	if code == "" || len(code) > 256 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] <= ' ' || code[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

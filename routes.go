@@ -1,0 +1,372 @@
+package wechatauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+)
+
+// routeFunc serves one route. An *apiError it returns is written as the
+// JSON answer; any other error goes to Caddy.
+type routeFunc func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error
+
+func (h *Handler) newRoutes() map[string]routeFunc {
+	p := h.RoutePrefix
+	routes := map[string]routeFunc{
+		p + "/login":    h.login,
+		p + "/refresh":  h.refresh,
+		p + "/logout":   h.logout,
+		p + "/userinfo": h.userinfo,
+		p + "/phone":    h.phone,
+		p + "/decrypt":  h.decrypt,
+	}
+	if h.Sandbox {
+		routes[p+"/sandbox/encrypt"] = h.sandboxEncrypt
+	}
+	for path, fn := range routes {
+		routes[path] = postOnly(fn)
+	}
+	return routes
+}
+
+// postOnly refuses other methods and writes an *apiError as the answer.
+func postOnly(fn routeFunc) routeFunc {
+	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		if r.Method != http.MethodPost {
+			writeError(w, errMethod)
+			return nil
+		}
+		err := fn(w, r, next)
+		var ae *apiError
+		if errors.As(err, &ae) {
+			writeError(w, ae)
+			return nil
+		}
+		return err
+	}
+}
+
+// tokenResponse is the answer of login and refresh.
+type tokenResponse struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresIn int64  `json:"expires_in"`
+	OpenID    string `json:"openid"`
+	UnionID   string `json:"unionid,omitempty"`
+}
+
+// login exchanges a wx.login code for a session and a token.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	err := h.doLogin(w, r)
+	result := "ok"
+	var ae *apiError
+	if errors.As(err, &ae) {
+		result = ae.code
+	}
+	metrics.logins.WithLabelValues(result).Inc()
+	return err
+}
+
+func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
+	f, aerr := readFields(w, r)
+	if aerr != nil {
+		return aerr
+	}
+	if !validCode(f.Code) {
+		return errInvalidRequest.withMessage("The field code is required: send the code from wx.login.")
+	}
+	appid, aerr := h.pickApp(f.AppID)
+	if aerr != nil {
+		return aerr
+	}
+	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
+	if err != nil {
+		return h.wechatFailure("login", appid, err)
+	}
+	s := &Session{
+		SID:        newSID(),
+		AppID:      appid,
+		OpenID:     ws.OpenID,
+		UnionID:    ws.UnionID,
+		SessionKey: ws.SessionKey,
+		Created:    time.Now(),
+	}
+	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
+		h.logger.Warn("session store refused a new session", zap.Error(err))
+		return errStoreUnavailable
+	}
+	h.logger.Debug("login", zap.String("appid", appid), zap.String("openid", s.OpenID))
+	return h.writeToken(w, s)
+}
+
+// pickApp chooses the app of a login: the one configured, or the one named.
+func (h *Handler) pickApp(appid string) (string, *apiError) {
+	if appid == "" {
+		if len(h.secrets) == 1 {
+			for id := range h.secrets {
+				return id, nil
+			}
+		}
+		return "", errInvalidRequest.withMessage("The field appid is required: this server serves several mini programs.")
+	}
+	if _, ok := h.secrets[appid]; !ok {
+		return "", errInvalidRequest.withMessage("The appid is not one this server serves.")
+	}
+	return appid, nil
+}
+
+func (h *Handler) writeToken(w http.ResponseWriter, s *Session) error {
+	now := time.Now()
+	tok, exp, err := h.tokens.issue(s, now)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		Token:     tok,
+		TokenType: "Bearer",
+		ExpiresIn: int64(exp.Sub(now) / time.Second),
+		OpenID:    s.OpenID,
+		UnionID:   s.UnionID,
+	})
+	return nil
+}
+
+// refresh issues a new token for the caller's session.
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	_, s, err := h.session(r)
+	if err != nil {
+		return err
+	}
+	return h.writeToken(w, s)
+}
+
+// logout revokes every token of the caller's session and forgets it.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	id, aerr := h.authenticate(r)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := r.Context()
+	// A refresh may have issued a token up to token_ttl from now.
+	if err := h.store.Revoke(ctx, id.SID, time.Now().Add(time.Duration(h.TokenTTL))); err != nil {
+		h.logger.Warn("logout honoured on this instance only", zap.Error(err))
+		return errStoreUnavailable
+	}
+	if err := h.store.Delete(ctx, id.SID); err != nil {
+		h.logger.Warn("revoked session could not be deleted", zap.Error(err))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// userinfo decrypts wx.getUserInfo / getUserProfile data.
+func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id, s, err := h.session(r)
+	if err != nil {
+		return err
+	}
+	plain, err := h.openData(w, r, s)
+	if err != nil {
+		return err
+	}
+	if h.ForwardProfile {
+		return h.forward(w, r, next, id, plain)
+	}
+	writeRawJSON(w, http.StatusOK, plain)
+	return nil
+}
+
+// decrypt decrypts any other open data: WeRun, share and group info.
+func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	_, s, err := h.session(r)
+	if err != nil {
+		return err
+	}
+	plain, err := h.openData(w, r, s)
+	if err != nil {
+		return err
+	}
+	writeRawJSON(w, http.StatusOK, plain)
+	return nil
+}
+
+// phone returns the caller's phone number, from a phone button code (the
+// current API) or from the old button's encrypted data.
+func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id, aerr := h.authenticate(r)
+	if aerr != nil {
+		return aerr
+	}
+	f, aerr := readFields(w, r)
+	if aerr != nil {
+		return aerr
+	}
+	var info *wechat.PhoneInfo
+	switch {
+	case f.Code != "":
+		if !validCode(f.Code) {
+			return errInvalidRequest.withMessage("The field code is malformed.")
+		}
+		var err error
+		info, err = h.wx.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
+		if err != nil {
+			return h.wechatFailure("phone", id.AppID, err)
+		}
+	case f.EncryptedData != "" || f.IV != "":
+		s, err := h.sessionOf(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		plain, err := h.decryptFields(f, s)
+		if err != nil {
+			return err
+		}
+		info = new(wechat.PhoneInfo)
+		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
+			return errDecryptFailed.withMessage("The decrypted data is not a phone number.")
+		}
+	default:
+		return errInvalidRequest.withMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")
+	}
+	body, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if h.ForwardProfile {
+		return h.forward(w, r, next, id, body)
+	}
+	writeRawJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// session authenticates r and loads its session.
+func (h *Handler) session(r *http.Request) (*identity, *Session, error) {
+	id, aerr := h.authenticate(r)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	s, err := h.sessionOf(r.Context(), id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, s, nil
+}
+
+func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error) {
+	s, err := h.store.Get(ctx, id.SID)
+	switch {
+	case errors.Is(err, errNoSession):
+		return nil, errSessionExpired
+	case err != nil:
+		h.logger.Warn("session store unavailable", zap.Error(err))
+		return nil, errStoreUnavailable
+	case s.AppID != id.AppID || s.OpenID != id.OpenID:
+		return nil, errInvalidToken
+	}
+	return s, nil
+}
+
+// openData reads encryptedData, iv and the optional rawData/signature from
+// the body and decrypts them with the session's key.
+func (h *Handler) openData(w http.ResponseWriter, r *http.Request, s *Session) ([]byte, error) {
+	f, aerr := readFields(w, r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return h.decryptFields(f, s)
+}
+
+// decryptFields decrypts and runs every check of DESIGN.md §3, counting the
+// result.
+func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
+	plain, err := decryptChecked(f, s)
+	result := "ok"
+	var ae *apiError
+	if errors.As(err, &ae) {
+		result = ae.code
+	}
+	metrics.decryptions.WithLabelValues(result).Inc()
+	return plain, err
+}
+
+func decryptChecked(f *fields, s *Session) ([]byte, error) {
+	if f.EncryptedData == "" || f.IV == "" {
+		return nil, errInvalidRequest.withMessage("The fields encryptedData and iv are required.")
+	}
+	if (f.RawData == "") != (f.Signature == "") {
+		return nil, errInvalidRequest.withMessage("rawData and signature go together: send both or neither.")
+	}
+	plain, err := decryptOpenData(s.SessionKey, f.EncryptedData, f.IV)
+	switch {
+	case errors.Is(err, errBadBase64):
+		return nil, errInvalidRequest.withMessage("encryptedData and iv must be standard base64.")
+	case err != nil:
+		return nil, errDecryptFailed
+	}
+	switch err := checkOwner(plain, s.AppID, s.OpenID); {
+	case errors.Is(err, errForeignData):
+		return nil, errWatermarkMismatch
+	case err != nil:
+		return nil, errDecryptFailed
+	}
+	if f.Signature != "" && checkSignature(f.RawData, f.Signature, s.SessionKey) != nil {
+		return nil, errSignatureMismatch
+	}
+	return plain, nil
+}
+
+// forward sends decrypted data to the next handler as a JSON POST with the
+// caller's identity; the upstream's answer is what the client gets.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity, body []byte) error {
+	r.Method = http.MethodPost
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = nil
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	r.Header.Del("Content-Encoding")
+	h.setIdentity(r, id)
+	return next.ServeHTTP(w, r)
+}
+
+// wechatFailure logs a WeChat error for the operator and maps it for the
+// client. Errors only the operator can fix are logged at ERROR.
+func (h *Handler) wechatFailure(route, appid string, err error) error {
+	ae := fromWeChat(err)
+	fix, isConfig := configErrcodes[ae.wechatErrcode]
+	switch {
+	case isConfig:
+		if _, seen := h.configErrorsLogged.LoadOrStore(ae.wechatErrcode, true); !seen {
+			h.logger.Error("WeChat configuration error: "+fix,
+				zap.String("route", route), zap.String("appid", appid), zap.Int("errcode", ae.wechatErrcode))
+		}
+	case ae.code == errWeChatUnavailable.code:
+		// The error text never holds the URL, secret or code.
+		h.logger.Warn("WeChat unavailable", zap.String("route", route), zap.String("appid", appid), zap.Error(err))
+	default:
+		h.logger.Info("WeChat refused a request", zap.String("route", route), zap.String("appid", appid),
+			zap.Int("errcode", ae.wechatErrcode), zap.String("answer", ae.code))
+	}
+	return ae
+}
+
+// newSID returns a random 128-bit session id.
+func newSID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

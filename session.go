@@ -1,0 +1,153 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// Session is what the server keeps for a login. The session_key never
+// leaves the server.
+type Session struct {
+	SID        string    `json:"sid"`
+	AppID      string    `json:"appid"`
+	OpenID     string    `json:"openid"`
+	UnionID    string    `json:"unionid,omitempty"`
+	SessionKey string    `json:"session_key"`
+	Created    time.Time `json:"created"`
+}
+
+var (
+	errNoSession = errors.New("session not found")
+	errStoreDown = errors.New("session store unavailable")
+)
+
+// sessionStore keeps sessions and the revocation list. Get, Put, Delete and
+// Revoke may reach the network (Redis); Revoked never does, because it runs
+// on every proxied request.
+type sessionStore interface {
+	// Get returns the session, errNoSession, or an error wrapping
+	// errStoreDown.
+	Get(ctx context.Context, sid string) (*Session, error)
+	Put(ctx context.Context, s *Session, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
+	// Revoke refuses every token of the session until until. When the
+	// store cannot promise that everywhere it still refuses it locally and
+	// returns an error wrapping errStoreDown.
+	Revoke(ctx context.Context, sid string, until time.Time) error
+	Revoked(sid string, now time.Time) bool
+	// Resize sets how many sessions are held in memory.
+	Resize(maxSessions int)
+}
+
+// Default capacity of the in-memory session store.
+const defaultMaxSessions = 100_000
+
+// memoryStore keeps sessions in an in-process ristretto cache. It lives in
+// a caddy.UsagePool, so a config reload keeps every session.
+type memoryStore struct {
+	cache   *ristretto.Cache[string, *Session]
+	revoked *revocations
+}
+
+func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
+	cache, err := newSessionCache(maxSessions)
+	if err != nil {
+		return nil, err
+	}
+	rev := newRevocations(storage)
+	if err := rev.load(context.Background()); err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &memoryStore{cache: cache, revoked: rev}, nil
+}
+
+// newSessionCache makes the ristretto cache that holds sessions, each at
+// cost 1, so maxSessions is a number of sessions. IgnoreInternalCost keeps
+// ristretto's own per-item overhead out of that count.
+func newSessionCache(maxSessions int) (*ristretto.Cache[string, *Session], error) {
+	if maxSessions <= 0 {
+		maxSessions = defaultMaxSessions
+	}
+	return ristretto.NewCache(&ristretto.Config[string, *Session]{
+		NumCounters:        int64(maxSessions) * 10,
+		MaxCost:            int64(maxSessions),
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+	})
+}
+
+func (m *memoryStore) Get(_ context.Context, sid string) (*Session, error) {
+	return cacheGet(m.cache, sid)
+}
+
+func cacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error) {
+	s, ok := c.Get(sid)
+	if !ok {
+		countStore("get", "miss")
+		return nil, errNoSession
+	}
+	countStore("get", "hit")
+	return s, nil
+}
+
+func (m *memoryStore) Put(_ context.Context, s *Session, ttl time.Duration) error {
+	cachePut(m.cache, s, ttl)
+	return nil
+}
+
+// cachePut stores a session and waits until ristretto has applied the Set,
+// so the next request finds it. ristretto may drop a Set under contention
+// or refuse it at capacity; both are counted as drops.
+func cachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duration) {
+	ok := c.SetWithTTL(s.SID, s, 1, ttl)
+	if !ok {
+		c.Wait()
+		ok = c.SetWithTTL(s.SID, s, 1, ttl)
+	}
+	c.Wait()
+	if ok {
+		_, ok = c.Get(s.SID)
+	}
+	if ok {
+		countStore("set", "ok")
+	} else {
+		countStore("set", "dropped")
+	}
+}
+
+func (m *memoryStore) Delete(_ context.Context, sid string) error {
+	m.cache.Del(sid)
+	countStore("delete", "ok")
+	return nil
+}
+
+func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) error {
+	m.revoked.add(sid, until)
+	if err := m.revoked.persist(ctx, sid, until); err != nil {
+		countStore("revoke", "error")
+		return fmt.Errorf("keep revocation in storage: %w", err)
+	}
+	countStore("revoke", "ok")
+	return nil
+}
+
+func (m *memoryStore) Revoked(sid string, now time.Time) bool { return m.revoked.has(sid, now) }
+
+func (m *memoryStore) Resize(maxSessions int) {
+	if maxSessions <= 0 {
+		maxSessions = defaultMaxSessions
+	}
+	m.cache.UpdateMaxCost(int64(maxSessions))
+}
+
+// Destruct frees the cache when the last config using it is unloaded.
+func (m *memoryStore) Destruct() error {
+	m.cache.Close()
+	return nil
+}

@@ -1,0 +1,120 @@
+package wechat
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Errcodes that say an access token is no longer good.
+const (
+	errcodeInvalidToken  = 40001
+	errcodeInvalidToken2 = 40014
+	errcodeTokenExpired  = 42001
+)
+
+// tokenMargin is how long before WeChat's expiry a cached token is dropped.
+const tokenMargin = 5 * time.Minute
+
+type accessToken struct {
+	value   string
+	expires time.Time // already less tokenMargin
+}
+
+// AccessToken returns the app's access token from POST /cgi-bin/stable_token
+// with force_refresh false, cached until five minutes before it expires.
+// Stable tokens are the same for every caller, so several instances never
+// invalidate each other's token; the classic /cgi-bin/token is never used
+// and a forced refresh is never made. One fetch at a time per app.
+func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) {
+	secret, ok := c.apps[appid]
+	if !ok {
+		return "", ErrUnknownApp
+	}
+	c.tokensMu.Lock()
+	t := c.tokens[appid]
+	c.tokensMu.Unlock()
+	if t != nil && c.now().Before(t.expires) {
+		return t.value, nil
+	}
+	ch := c.fetches.DoChan(appid, func() (any, error) {
+		cctx := context.WithoutCancel(ctx)
+		body := map[string]any{
+			"grant_type":    "client_credential",
+			"appid":         appid,
+			"secret":        secret,
+			"force_refresh": false,
+		}
+		var out struct {
+			status
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		}
+		// Fetching a stable token is idempotent: retry once after a
+		// transport failure.
+		err := c.call(cctx, APIStableToken, http.MethodPost, "/cgi-bin/stable_token", body, &out)
+		var ue *UnavailableError
+		if errors.As(err, &ue) {
+			err = c.call(cctx, APIStableToken, http.MethodPost, "/cgi-bin/stable_token", body, &out)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if out.AccessToken == "" {
+			return nil, &UnavailableError{API: APIStableToken, Err: errors.New("answer without access_token")}
+		}
+		nt := &accessToken{
+			value:   out.AccessToken,
+			expires: c.now().Add(time.Duration(out.ExpiresIn)*time.Second - tokenMargin),
+		}
+		c.tokensMu.Lock()
+		c.tokens[appid] = nt
+		c.tokensMu.Unlock()
+		return nt.value, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", &UnavailableError{API: APIStableToken, Err: ctx.Err()}
+	}
+}
+
+// dropAccessToken forgets the cached token if it is still the one given.
+func (c *Client) dropAccessToken(appid, value string) {
+	c.tokensMu.Lock()
+	if t := c.tokens[appid]; t != nil && t.value == value {
+		delete(c.tokens, appid)
+	}
+	c.tokensMu.Unlock()
+}
+
+// withAccessToken runs call with the app's access token. When WeChat says
+// the token is invalid or expired, the cached token is dropped, a new one
+// fetched (force_refresh stays false) and call retried once.
+func (c *Client) withAccessToken(ctx context.Context, appid string, call func(token string) error) error {
+	for attempt := 0; ; attempt++ {
+		tok, err := c.AccessToken(ctx, appid)
+		if err != nil {
+			return err
+		}
+		err = call(tok)
+		switch ErrcodeOf(err) {
+		case errcodeInvalidToken, errcodeInvalidToken2, errcodeTokenExpired:
+			if attempt == 0 {
+				c.dropAccessToken(appid, tok)
+				continue
+			}
+		}
+		return err
+	}
+}
+
+func tokenQuery(tok string) string {
+	return "?access_token=" + url.QueryEscape(tok)
+}

@@ -1,0 +1,276 @@
+// Package wechat is a small client for the WeChat Mini Program server APIs
+// that wechat_auth needs: code2Session, stable access tokens and the phone
+// number API. It maps WeChat's answers to typed errors and never puts a
+// secret, code or session_key into an error message.
+package wechat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// DefaultBaseURL is WeChat's API endpoint.
+const DefaultBaseURL = "https://api.weixin.qq.com"
+
+// DefaultTimeout bounds every call to WeChat.
+const DefaultTimeout = 5 * time.Second
+
+// maxResponse bounds how much of a WeChat answer is read.
+const maxResponse = 1 << 20
+
+// API names, used in errors and metrics.
+const (
+	APICode2Session = "jscode2session"
+	APIStableToken  = "stable_token"
+	APIPhoneNumber  = "getuserphonenumber"
+)
+
+// Error is an answer from WeChat with a non-zero errcode.
+type Error struct {
+	API     string
+	Code    int
+	Message string // WeChat's errmsg; holds no secret
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("wechat %s: errcode %d: %s", e.API, e.Code, e.Message)
+}
+
+// UnavailableError means WeChat could not be reached or gave no usable
+// answer: a transport error, a timeout, a 5xx status or a body that is not
+// JSON. The wrapped error never contains the request URL (which holds the
+// app secret and the login code).
+type UnavailableError struct {
+	API string
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("wechat %s unavailable: %v", e.API, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// ErrUnknownApp is returned for an appid the client has no secret for.
+var ErrUnknownApp = errors.New("wechat: unknown appid")
+
+// ErrcodeOf returns WeChat's errcode carried by err, or 0.
+func ErrcodeOf(err error) int {
+	var we *Error
+	if errors.As(err, &we) {
+		return we.Code
+	}
+	return 0
+}
+
+// Observer is told about every call to WeChat; result is "ok",
+// "unavailable" or the errcode as a decimal string.
+type Observer func(api, result string, d time.Duration)
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is WeChat's API root; DefaultBaseURL when empty.
+	BaseURL string
+	// Apps maps each appid to its app secret.
+	Apps map[string]string
+	// HTTPClient makes the calls; a client with no timeout of its own is
+	// fine, every call is bounded by Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds each call; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Observe, when set, is called after each call to WeChat.
+	Observe Observer
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Client calls WeChat's server APIs. It is safe for concurrent use.
+type Client struct {
+	base    string
+	apps    map[string]string
+	hc      *http.Client
+	timeout time.Duration
+	observe Observer
+	now     func() time.Time
+
+	logins singleflight.Group // keyed by appid + code
+
+	tokensMu sync.Mutex
+	tokens   map[string]*accessToken
+	fetches  singleflight.Group // keyed by appid
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) *Client {
+	c := &Client{
+		base:    strings.TrimRight(cfg.BaseURL, "/"),
+		apps:    cfg.Apps,
+		hc:      cfg.HTTPClient,
+		timeout: cfg.Timeout,
+		observe: cfg.Observe,
+		now:     cfg.Now,
+		tokens:  make(map[string]*accessToken),
+	}
+	if c.base == "" {
+		c.base = DefaultBaseURL
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Session is a successful code2Session answer.
+type Session struct {
+	OpenID     string `json:"openid"`
+	SessionKey string `json:"session_key"`
+	UnionID    string `json:"unionid"`
+}
+
+// Code2Session exchanges a wx.login code for the user's openid and
+// session_key. Concurrent calls with the same code share one request to
+// WeChat. A code is never sent twice: WeChat codes are single-use, so after
+// a transport error the client must call wx.login again.
+func (c *Client) Code2Session(ctx context.Context, appid, code string) (*Session, error) {
+	secret, ok := c.apps[appid]
+	if !ok {
+		return nil, ErrUnknownApp
+	}
+	ch := c.logins.DoChan(appid+"\x00"+code, func() (any, error) {
+		// The shared call must not die with the first caller's request.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
+		q := url.Values{
+			"appid":      {appid},
+			"secret":     {secret},
+			"js_code":    {code},
+			"grant_type": {"authorization_code"},
+		}
+		var s struct {
+			Session
+			status
+		}
+		if err := c.call(cctx, APICode2Session, http.MethodGet, "/sns/jscode2session?"+q.Encode(), nil, &s); err != nil {
+			return nil, err
+		}
+		if s.OpenID == "" || s.SessionKey == "" {
+			return nil, &UnavailableError{API: APICode2Session, Err: errors.New("answer without openid or session_key")}
+		}
+		return &s.Session, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		s := *r.Val.(*Session)
+		return &s, nil
+	case <-ctx.Done():
+		return nil, &UnavailableError{API: APICode2Session, Err: ctx.Err()}
+	}
+}
+
+// status is the error part every WeChat answer may carry. A missing errcode
+// means success.
+type status struct {
+	ErrCode int    `json:"errcode"`
+	ErrMsg  string `json:"errmsg"`
+}
+
+func (s *status) errcode() int    { return s.ErrCode }
+func (s *status) message() string { return s.ErrMsg }
+
+// answer is a decoded WeChat response: any struct that embeds status.
+type answer interface {
+	errcode() int
+	message() string
+}
+
+// call performs one request and decodes a JSON answer into out, which must
+// embed status. It retries nothing.
+func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, body any, out answer) (err error) {
+	start := time.Now()
+	defer func() {
+		if c.observe != nil {
+			c.observe(api, resultOf(err), time.Since(start))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("wechat %s: encode request: %w", api, err)
+		}
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+pathAndQuery, rd)
+	if err != nil {
+		// The URL holds secrets: report the failure without it.
+		return &UnavailableError{API: api, Err: errors.New("cannot build request (check api_base)")}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &UnavailableError{API: api, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return &UnavailableError{API: api, Err: stripURL(err)}
+	}
+	if resp.StatusCode >= 300 {
+		return &UnavailableError{API: api, Err: fmt.Errorf("HTTP status %d", resp.StatusCode)}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &UnavailableError{API: api, Err: errors.New("answer is not JSON")}
+	}
+	if code := out.errcode(); code != 0 {
+		return &Error{API: api, Code: code, Message: out.message()}
+	}
+	return nil
+}
+
+// stripURL drops the request URL (which carries the secret and the code)
+// from a transport error.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return errors.New("timeout")
+		}
+		return ue.Err
+	}
+	return err
+}
+
+func resultOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var we *Error
+	if errors.As(err, &we) {
+		return fmt.Sprint(we.Code)
+	}
+	return "unavailable"
+}

@@ -1,0 +1,75 @@
+package wechat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// PhoneInfo is a user's phone number, from the phone API or from the
+// decrypted data of the old phone button. WeChat documents countryCode as a
+// string and sends it as a number too; both decode, always to a string.
+type PhoneInfo struct {
+	PhoneNumber     string `json:"phoneNumber"`
+	PurePhoneNumber string `json:"purePhoneNumber"`
+	CountryCode     string `json:"countryCode"`
+}
+
+// UnmarshalJSON accepts countryCode as a JSON string or number.
+func (p *PhoneInfo) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		PhoneNumber     string          `json:"phoneNumber"`
+		PurePhoneNumber string          `json:"purePhoneNumber"`
+		CountryCode     json.RawMessage `json:"countryCode"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	p.PhoneNumber, p.PurePhoneNumber, p.CountryCode = raw.PhoneNumber, raw.PurePhoneNumber, ""
+	if len(raw.CountryCode) == 0 || string(raw.CountryCode) == "null" {
+		return nil
+	}
+	if raw.CountryCode[0] == '"' {
+		if err := json.Unmarshal(raw.CountryCode, &p.CountryCode); err != nil {
+			return err
+		}
+	} else {
+		var n json.Number
+		if err := json.Unmarshal(raw.CountryCode, &n); err != nil {
+			return err
+		}
+		p.CountryCode = n.String()
+	}
+	p.CountryCode = strings.TrimPrefix(p.CountryCode, "+")
+	return nil
+}
+
+// PhoneNumber exchanges a phone button code (e.detail.code) for the user's
+// number with POST /wxa/business/getuserphonenumber. openid, when given,
+// lets WeChat check that the code belongs to that user. The code is
+// single-use, so the call is retried only when WeChat refused the access
+// token (the code was not consumed then).
+func (c *Client) PhoneNumber(ctx context.Context, appid, code, openid string) (*PhoneInfo, error) {
+	body := map[string]string{"code": code}
+	if openid != "" {
+		body["openid"] = openid
+	}
+	var info *PhoneInfo
+	err := c.withAccessToken(ctx, appid, func(tok string) error {
+		var out struct {
+			status
+			PhoneInfo *PhoneInfo `json:"phone_info"`
+		}
+		if err := c.call(ctx, APIPhoneNumber, http.MethodPost, "/wxa/business/getuserphonenumber"+tokenQuery(tok), body, &out); err != nil {
+			return err
+		}
+		if out.PhoneInfo == nil || out.PhoneInfo.PhoneNumber == "" {
+			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer without phone_info")}
+		}
+		info = out.PhoneInfo
+		return nil
+	})
+	return info, err
+}
