@@ -1,0 +1,585 @@
+package caddytest
+
+// Helpers shared by every integration test of this package; reuse them
+// rather than writing your own (all are unprefixed):
+//
+//	Caddy
+//	  globalOptions(extra)            the global block: admin localhost:2999, skip_install_trust,
+//	                                  http_port 9080, https_port 9443, grace_period; extra lines appended
+//	  wechatSite(addr, directive, upstreamAddr, proxyBlock)
+//	                                  a site block: wechat_auth { directive } then reverse_proxy
+//	  loadCaddy(t, caddyfile)         InitServer; stops the test when the config does not load
+//	  loadError(t, caddyfile)         loads a config that must fail and returns Caddy's error text
+//	  debugLog(t)                     a temp log file and the global `log` block writing DEBUG to it
+//	  readFile(t, path)
+//	The usual stack (fake WeChat + echoing upstream + Caddy on siteBase)
+//	  startStack(t, stackConfig{...}) *stack   fields: WeChat (*wechattest.Server), WeChatURL, Upstream, Base
+//	  st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
+//	  st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
+//	  st.get / st.postJSON / st.postForm / st.post(t, path, token, ...) *reply
+//	Pieces
+//	  startWeChat(t, opts) (*wechattest.Server, url)   startUpstream(t) *upstream (.Addr, .Last(), .Count())
+//	  send(t, method, url, header, body) *reply        postJSON(t, url, token, v)   postForm(t, url, token, vals)
+//	  loginAt(t, base, fields) loginResult
+//	  wantStatus(t, r, status)   wantError(t, r, status, code)   (401s also check WWW-Authenticate)
+//	  forgeToken(t, method, key, claims)   claimsOf(t, token)   randomOpenID()
+//	  scrapeMetrics(t)   metricTotal(text, name, labelSubstrings...)
+//	Constants: adminURL, siteBase, siteBase2 (port 9081), testAppID (the vector's app), testSecret,
+//	  testSigningKey, testTimeout.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	caddytest "github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/golang-jwt/jwt/v5"
+
+	_ "github.com/caddy-wechat/wechatauth"
+	"github.com/caddy-wechat/wechatauth/wechattest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+const (
+	adminURL  = "http://localhost:2999"
+	siteBase  = "http://localhost:9080"
+	siteBase2 = "http://localhost:9081"
+
+	// testAppID is the app of WeChat's published decryption vector, so the
+	// vector's watermark matches.
+	testAppID      = "wx4f4bc4dec97d474b"
+	testSecret     = "app-secret-7f3c9a1e5b2d4c6e8a0f1b3d5e7a9c2e"
+	testSigningKey = "signing-key-for-integration-tests-5d1f8e2a9c"
+	// testTimeout is the WeChat timeout configured in the tests, short so
+	// failures of a hanging WeChat show quickly.
+	testTimeout = 2 * time.Second
+)
+
+// httpClient talks to Caddy. No proxy from the environment: everything is
+// loopback.
+var httpClient = &http.Client{
+	Timeout: 15 * time.Second,
+	Transport: &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
+	},
+}
+
+// globalOptions returns Caddy's global options block for the tests, with
+// extra lines (such as a log block) appended.
+func globalOptions(extra string) string {
+	return `{
+	admin localhost:2999
+	skip_install_trust
+	http_port 9080
+	https_port 9443
+	grace_period 1s
+` + extra + `
+}
+`
+}
+
+// wechatSite returns a site block: wechat_auth with directive lines, then a
+// reverse_proxy to upstreamAddr with proxyBlock lines inside it.
+func wechatSite(addr, directive, upstreamAddr, proxyBlock string) string {
+	return fmt.Sprintf(`
+%s {
+	wechat_auth {
+%s
+	}
+	reverse_proxy %s {
+%s
+	}
+}
+`, addr, directive, upstreamAddr, proxyBlock)
+}
+
+// loadCaddy loads caddyfile into the test Caddy (starting it on first use)
+// and stops the test if it does not load.
+func loadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfile, "caddyfile")
+	if t.Failed() {
+		t.Fatalf("Caddy did not load the config:\n%s", caddyfile)
+	}
+	return tester
+}
+
+// loadError loads a Caddyfile that must be refused and returns Caddy's
+// error text. The config running before stays running.
+func loadError(t *testing.T, caddyfile string) string {
+	t.Helper()
+	// Make sure the test Caddy runs, with a harmless config.
+	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\trespond ok\n}\n")
+	req, err := http.NewRequest(http.MethodPost, adminURL+"/load", strings.NewReader(caddyfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /load: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("Caddy loaded a config it must refuse:\n%s", caddyfile)
+	}
+	return string(body)
+}
+
+// debugLog returns a fresh log file and the global option block that makes
+// Caddy log everything at DEBUG into it.
+func debugLog(t *testing.T) (path, option string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "caddy.log")
+	return path, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", path)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return string(b)
+}
+
+// startWeChat serves a fake WeChat API on loopback and returns it with its
+// URL, for api_base.
+func startWeChat(t *testing.T, opts wechattest.Options) (*wechattest.Server, string) {
+	t.Helper()
+	fake := wechattest.NewServer(opts)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, srv.URL
+}
+
+// seenRequest is a request as the upstream received it.
+type seenRequest struct {
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Header http.Header `json:"header"`
+	Body   string      `json:"body"`
+}
+
+// upstream records the requests it receives and answers each with it, as
+// JSON, and the header X-Upstream: echo.
+type upstream struct {
+	Addr string // host:port for reverse_proxy
+
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+func startUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := new(upstream)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		sr := seenRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: string(body)}
+		u.mu.Lock()
+		u.seen = append(u.seen, sr)
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", "echo")
+		json.NewEncoder(w).Encode(sr)
+	}))
+	t.Cleanup(srv.Close)
+	u.Addr = srv.Listener.Addr().String()
+	return u
+}
+
+// Count returns how many requests the upstream has received.
+func (u *upstream) Count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// Last returns the last request the upstream received.
+func (u *upstream) Last(t *testing.T) seenRequest {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+// testApp is a mini program configured in Caddy and known to the fake.
+type testApp struct{ ID, Secret string }
+
+// stackConfig describes a test stack.
+type stackConfig struct {
+	// Apps configured; default one app, testAppID. With several, Caddy
+	// gets `app` lines.
+	Apps []testApp
+	// Directive holds extra lines for the wechat_auth block.
+	Directive string
+	// ProxyBlock holds lines for the reverse_proxy block.
+	ProxyBlock string
+	// Global holds extra global options (such as a log block).
+	Global string
+	// Fake sets the fake WeChat's behaviour.
+	Fake wechattest.Options
+}
+
+// stack is a running fake WeChat, echoing upstream, and Caddy at Base.
+type stack struct {
+	WeChat    *wechattest.Server
+	WeChatURL string
+	Upstream  *upstream
+	Base      string
+	Caddyfile string
+}
+
+// startStack starts a fake WeChat and an upstream, and loads Caddy with a
+// wechat_auth site on siteBase in front of them (timeout 2s, testSigningKey).
+func startStack(t *testing.T, cfg stackConfig) *stack {
+	t.Helper()
+	st := &stack{Base: siteBase}
+	st.WeChat, st.WeChatURL = startWeChat(t, cfg.Fake)
+	st.Upstream = startUpstream(t)
+	if len(cfg.Apps) == 0 {
+		cfg.Apps = []testApp{{testAppID, testSecret}}
+	}
+	var d strings.Builder
+	for _, a := range cfg.Apps {
+		st.WeChat.AddApp(a.ID, a.Secret)
+	}
+	if len(cfg.Apps) == 1 {
+		fmt.Fprintf(&d, "\t\tapp_id %s\n\t\tapp_secret %s\n", cfg.Apps[0].ID, cfg.Apps[0].Secret)
+	} else {
+		for _, a := range cfg.Apps {
+			fmt.Fprintf(&d, "\t\tapp %s %s\n", a.ID, a.Secret)
+		}
+	}
+	fmt.Fprintf(&d, "\t\tapi_base %s\n\t\tsigning_key %s\n\t\ttimeout %s\n%s",
+		st.WeChatURL, testSigningKey, testTimeout, cfg.Directive)
+	st.Caddyfile = globalOptions(cfg.Global) + wechatSite(siteBase, d.String(), st.Upstream.Addr, cfg.ProxyBlock)
+	loadCaddy(t, st.Caddyfile)
+	return st
+}
+
+// randomOpenID returns a fresh openid shaped like WeChat's.
+func randomOpenID() string {
+	var b [21]byte
+	rand.Read(b[:])
+	return "o" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// addUser registers a login code of testAppID (or the stack's first app)
+// for a fresh user with a unionid and a random session_key.
+func (st *stack) addUser(loginCode string) wechattest.User {
+	return st.WeChat.AddCode(testAppID, loginCode, wechattest.User{OpenID: randomOpenID(), UnionID: "u" + randomOpenID()[1:]})
+}
+
+// addUserWithKey registers a login code for a fresh user whose session_key
+// is key.
+func (st *stack) addUserWithKey(loginCode, key string) wechattest.User {
+	return st.WeChat.AddCode(testAppID, loginCode, wechattest.User{OpenID: randomOpenID(), SessionKey: key})
+}
+
+// loginResult is the answer of a successful login or refresh.
+type loginResult struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresIn int64  `json:"expires_in"`
+	OpenID    string `json:"openid"`
+	UnionID   string `json:"unionid"`
+}
+
+// login logs in with code (JSON body) and requires a 200.
+func (st *stack) login(t *testing.T, code string) loginResult {
+	t.Helper()
+	return loginAt(t, st.Base, map[string]string{"code": code})
+}
+
+// loginApp logs in to the app appid with code.
+func (st *stack) loginApp(t *testing.T, appid, code string) loginResult {
+	t.Helper()
+	return loginAt(t, st.Base, map[string]string{"code": code, "appid": appid})
+}
+
+// loginAt posts fields as JSON to base/wx/login and requires a 200 with a
+// token.
+func loginAt(t *testing.T, base string, fields map[string]string) loginResult {
+	t.Helper()
+	r := postJSON(t, base+"/wx/login", "", fields)
+	wantStatus(t, r, http.StatusOK)
+	var lr loginResult
+	if err := json.Unmarshal(r.Body, &lr); err != nil || lr.Token == "" {
+		t.Fatalf("login answer has no token: %s", r.Body)
+	}
+	return lr
+}
+
+func (st *stack) get(t *testing.T, path, token string) *reply {
+	t.Helper()
+	return send(t, http.MethodGet, st.Base+path, bearer(token), "")
+}
+
+func (st *stack) postJSON(t *testing.T, path, token string, v any) *reply {
+	t.Helper()
+	return postJSON(t, st.Base+path, token, v)
+}
+
+func (st *stack) postForm(t *testing.T, path, token string, vals url.Values) *reply {
+	t.Helper()
+	return postForm(t, st.Base+path, token, vals)
+}
+
+// post sends body with contentType (none when empty).
+func (st *stack) post(t *testing.T, path, token, contentType, body string) *reply {
+	t.Helper()
+	h := bearer(token)
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return send(t, http.MethodPost, st.Base+path, h, body)
+}
+
+// reply is a response read in full.
+type reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Object decodes the body as a JSON object.
+func (r *reply) Object(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("answer is not a JSON object (%v): %q", err, r.Body)
+	}
+	return m
+}
+
+// Seen decodes the body as the upstream's echo of the request it received.
+func (r *reply) Seen(t *testing.T) seenRequest {
+	t.Helper()
+	if r.Header.Get("X-Upstream") != "echo" {
+		t.Fatalf("answer is not from the upstream: %d %s", r.Status, r.Body)
+	}
+	var sr seenRequest
+	if err := json.Unmarshal(r.Body, &sr); err != nil {
+		t.Fatalf("upstream echo: %v", err)
+	}
+	return sr
+}
+
+func bearer(token string) http.Header {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+// send makes one request and reads the answer; a transport error stops
+// the test.
+func send(t *testing.T, method, u string, header http.Header, body string) *reply {
+	t.Helper()
+	r, err := trySend(method, u, header, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	return r
+}
+
+// trySend is send that returns transport errors.
+func trySend(method, u string, header http.Header, body string) (*reply, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+func postJSON(t *testing.T, u, token string, v any) *reply {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := bearer(token)
+	h.Set("Content-Type", "application/json")
+	return send(t, http.MethodPost, u, h, string(b))
+}
+
+func postForm(t *testing.T, u, token string, vals url.Values) *reply {
+	t.Helper()
+	h := bearer(token)
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return send(t, http.MethodPost, u, h, vals.Encode())
+}
+
+// wantStatus stops the test unless r has status.
+func wantStatus(t *testing.T, r *reply, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body: %s", r.Status, status, r.Body)
+	}
+}
+
+// wantError checks an error answer of DESIGN.md §3: status, JSON body with
+// the error code and a message, and on 401 the WWW-Authenticate challenge
+// (with error="invalid_token" unless no token was sent).
+func wantError(t *testing.T, r *reply, status int, code string) map[string]any {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d (%s); body: %s", r.Status, status, code, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	body := r.Object(t)
+	if body["error"] != code {
+		t.Errorf("error %v, want %q; body: %s", body["error"], code, r.Body)
+	}
+	if msg, _ := body["message"].(string); msg == "" {
+		t.Errorf("error answer has no message: %s", r.Body)
+	}
+	if status == http.StatusUnauthorized {
+		auth := r.Header.Get("WWW-Authenticate")
+		if !strings.HasPrefix(auth, `Bearer realm="wechat_auth"`) {
+			t.Errorf("WWW-Authenticate %q, want Bearer realm=\"wechat_auth\"…", auth)
+		}
+		hasErr := strings.Contains(auth, `error="invalid_token"`)
+		if code == "unauthorized" && hasErr {
+			t.Errorf("WWW-Authenticate %q names an error though no token was sent", auth)
+		}
+		if code != "unauthorized" && !hasErr {
+			t.Errorf("WWW-Authenticate %q lacks error=\"invalid_token\"", auth)
+		}
+	}
+	return body
+}
+
+// claimsOf returns a token's claims without verifying it.
+func claimsOf(t *testing.T, token string) jwt.MapClaims {
+	t.Helper()
+	c := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, c); err != nil {
+		t.Fatalf("token does not parse: %v", err)
+	}
+	return c
+}
+
+// forgeToken signs claims with method and key.
+func forgeToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatalf("forge token: %v", err)
+	}
+	return s
+}
+
+// scrapeMetrics returns the admin endpoint's /metrics text.
+func scrapeMetrics(t *testing.T) string {
+	t.Helper()
+	r := send(t, http.MethodGet, adminURL+"/metrics", nil, "")
+	wantStatus(t, r, http.StatusOK)
+	return string(r.Body)
+}
+
+// metricTotal sums the samples of metric name (exactly that name) whose
+// label set contains every one of labels (written as `result="ok"`).
+func metricTotal(text, name string, labels ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// jsonEqual reports whether a and b are the same JSON value.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("not JSON: %q", a)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("not JSON: %q", b)
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return bytes.Equal(xb, yb)
+}
+
+// encryptFor encrypts a JSON value with a session key, as WeChat does.
+func encryptFor(t *testing.T, sessionKey string, v any) (encryptedData, iv string) {
+	t.Helper()
+	plain, ok := v.([]byte)
+	if !ok {
+		var err error
+		if plain, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enc, ivs, err := wechattest.Encrypt(sessionKey, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc, ivs
+}
