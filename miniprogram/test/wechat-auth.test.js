@@ -1,0 +1,342 @@
+// Unit tests: the helper against a stubbed server (a fake `wx` whose
+// wx.request is answered by JS functions). Fast; no network.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { createAuth } = require('../wechat-auth.js');
+const { createStubWx } = require('../testlib/fake-wx.js');
+const { createStubServer } = require('../testlib/stub-server.js');
+
+const BASE = 'https://api.example.test';
+const KEY = 'wechat_auth_token';
+
+// A fresh server, fake wx (as global.wx, like the mini program runtime) and
+// helper for each test.
+function setup(options) {
+  const server = createStubServer();
+  const wx = createStubWx(server.handle);
+  global.wx = wx;
+  const auth = createAuth(Object.assign({ baseURL: BASE }, options));
+  return { server, wx, auth };
+}
+
+const paths = (wx) => wx.requests.map((r) => r.path);
+const future = () => Date.now() + 3600 * 1000;
+
+test('five concurrent requests while logged out share one wx.login', async () => {
+  const { wx, auth } = setup();
+  const results = await Promise.all(
+    [1, 2, 3, 4, 5].map((i) => auth.request({ url: '/api/orders/' + i })),
+  );
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(paths(wx).filter((p) => p === '/wx/login').length, 1);
+  for (const res of results) {
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.data.openid, 'o-code-1');
+  }
+  const apiCalls = wx.requests.filter((r) => r.path.startsWith('/api/'));
+  assert.equal(apiCalls.length, 5);
+  for (const r of apiCalls) assert.equal(r.authorization, 'Bearer tok-1');
+  assert.equal(auth.getToken(), 'tok-1');
+});
+
+test('concurrent login() calls share one wx.login and one POST /login', async () => {
+  const { wx, auth } = setup();
+  const results = await Promise.all([auth.login(), auth.login(), auth.login()]);
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(wx.requests.length, 1);
+  assert.deepEqual(results.map((r) => r.token), ['tok-1', 'tok-1', 'tok-1']);
+  await auth.login(); // a later call is a new login
+  assert.equal(wx.loginCalls, 2);
+});
+
+test('login posts the code as JSON, stores the token with an absolute expiry, and returns the response', async () => {
+  const { wx, auth } = setup();
+  const before = Date.now();
+  const res = await auth.login();
+  assert.deepEqual(res, { token: 'tok-1', token_type: 'Bearer', expires_in: 7200, openid: 'o-code-1' });
+
+  const [req] = wx.requests;
+  assert.equal(req.method, 'POST');
+  assert.equal(req.url, BASE + '/wx/login');
+  assert.equal(req.header['content-type'], 'application/json');
+  assert.deepEqual(req.body, { code: 'code-1' }); // no appid when none is configured
+  assert.equal(req.authorization, undefined);
+
+  const stored = wx.getStorageSync(KEY);
+  assert.equal(stored.token, 'tok-1');
+  assert.equal(stored.openid, 'o-code-1');
+  assert.ok(stored.expiresAt >= before + 7200 * 1000 && stored.expiresAt <= Date.now() + 7200 * 1000);
+});
+
+test('login sends the appid when configured, to the configured route prefix and storage key', async () => {
+  const { server, wx, auth } = setup({ appid: 'wx1234', routePrefix: '/auth/', storageKey: 'my_token' });
+  server.prefix = '/auth';
+  await auth.login();
+  assert.equal(wx.requests[0].url, BASE + '/auth/login');
+  assert.deepEqual(wx.requests[0].body, { code: 'code-1', appid: 'wx1234' });
+  assert.equal(wx.getStorageSync('my_token').token, 'tok-1');
+  assert.equal(wx.getStorageSync(KEY), '');
+});
+
+test('a refused stored token is replaced by one silent re-login and the request retried', async () => {
+  const { wx, auth } = setup();
+  wx.setStorageSync(KEY, { token: 'garbage', expiresAt: future() });
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.data.openid, 'o-code-1');
+  assert.equal(wx.loginCalls, 1);
+  assert.deepEqual(paths(wx), ['/api/me', '/wx/login', '/api/me']);
+  assert.equal(wx.requests[0].authorization, 'Bearer garbage');
+  assert.equal(wx.requests[2].authorization, 'Bearer tok-1');
+  assert.equal(auth.getToken(), 'tok-1');
+});
+
+test('when the re-login token is refused too, the 401 comes back without another login', async () => {
+  const { server, wx, auth } = setup();
+  server.refuseAll = true;
+  wx.setStorageSync(KEY, { token: 'garbage', expiresAt: future() });
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 401);
+  assert.equal(res.data.error, 'invalid_token');
+  assert.equal(wx.loginCalls, 1);
+  assert.deepEqual(paths(wx), ['/api/me', '/wx/login', '/api/me']);
+});
+
+test('with no token and a server refusing every token, a request stops after two logins', async () => {
+  const { server, wx, auth } = setup();
+  server.refuseAll = true;
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 401);
+  assert.equal(wx.loginCalls, 2);
+  assert.deepEqual(paths(wx), ['/wx/login', '/api/me', '/wx/login', '/api/me']);
+});
+
+test('five concurrent requests with a refused stored token share one re-login', async () => {
+  const { wx, auth } = setup();
+  wx.setStorageSync(KEY, { token: 'garbage', expiresAt: future() });
+  const results = await Promise.all([1, 2, 3, 4, 5].map(() => auth.request({ url: '/api/me' })));
+  assert.deepEqual(results.map((r) => r.statusCode), [200, 200, 200, 200, 200]);
+  assert.equal(wx.loginCalls, 1);
+});
+
+test('a 401 that arrives after the re-login finished retries with the new token, without another login', async () => {
+  const server = createStubServer();
+  let refusals = 0;
+  const wx = createStubWx(async (req) => {
+    if (req.authorization === 'Bearer garbage') {
+      // The second refusal comes back well after the first one's re-login.
+      if (refusals++ === 1) await new Promise((r) => setTimeout(r, 50));
+    }
+    return server.handle(req);
+  });
+  global.wx = wx;
+  wx.setStorageSync(KEY, { token: 'garbage', expiresAt: future() });
+  const auth = createAuth({ baseURL: BASE });
+  const [a, b] = await Promise.all([auth.request({ url: '/api/a' }), auth.request({ url: '/api/b' })]);
+  assert.equal(a.statusCode, 200);
+  assert.equal(b.statusCode, 200);
+  assert.equal(wx.loginCalls, 1);
+});
+
+test('401s that are not about the token, and other statuses, are returned as they are', async () => {
+  const { server, wx, auth } = setup();
+  server.routes['/api/owner-only'] = () => ({ statusCode: 401, data: { error: 'not_owner' } });
+  server.routes['/api/plain-401'] = () => ({ statusCode: 401, data: 'Unauthorized' });
+  server.routes['/api/broken'] = () => ({ statusCode: 500, data: { error: 'boom' } });
+  await auth.login();
+
+  const a = await auth.request({ url: '/api/owner-only' });
+  const b = await auth.request({ url: '/api/plain-401' });
+  const c = await auth.request({ url: '/api/broken' });
+  assert.equal(a.statusCode, 401);
+  assert.deepEqual(a.data, { error: 'not_owner' });
+  assert.equal(b.statusCode, 401);
+  assert.equal(c.statusCode, 500);
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(auth.getToken(), 'tok-1');
+});
+
+test('an expired stored token is never sent; the helper logs in first', async () => {
+  const { wx, auth } = setup();
+  wx.setStorageSync(KEY, { token: 'tok-old', expiresAt: Date.now() - 1000 });
+  assert.equal(auth.getToken(), null);
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(paths(wx), ['/wx/login', '/api/me']);
+  assert.ok(wx.requests.every((r) => r.authorization !== 'Bearer tok-old'));
+});
+
+test('a token stored as a bare string is used without logging in', async () => {
+  const { server, wx, auth } = setup();
+  server.tokens.set('tok-elsewhere', 'o-other');
+  wx.setStorageSync(KEY, 'tok-elsewhere');
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.data.openid, 'o-other');
+  assert.equal(wx.loginCalls, 0);
+});
+
+test('a network failure rejects with an Error', async () => {
+  const server = createStubServer();
+  const wx = createStubWx((req) => (req.path === '/api/me' ? { fail: 'timeout' } : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => {
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /request:fail timeout/);
+    return true;
+  });
+});
+
+test('relative URLs get the baseURL, absolute ones are kept, and caller headers pass through', async () => {
+  const { wx, auth } = setup({ baseURL: BASE + '/' });
+  await auth.request({ url: 'api/a' });
+  await auth.request({
+    url: 'https://other.example.test/b',
+    method: 'POST',
+    data: { n: 1 },
+    header: { 'X-Trace': 'abc', authorization: 'Bearer spoofed' },
+  });
+  const a = wx.requests.find((r) => r.path === '/api/a');
+  const b = wx.requests.find((r) => r.path === '/b');
+  assert.equal(a.url, BASE + '/api/a');
+  assert.equal(b.url, 'https://other.example.test/b');
+  assert.equal(b.method, 'POST');
+  assert.deepEqual(b.body, { n: 1 });
+  assert.equal(b.header['X-Trace'], 'abc');
+  const authHeaders = Object.keys(b.header).filter((k) => k.toLowerCase() === 'authorization');
+  assert.deepEqual(authHeaders, ['Authorization']);
+  assert.equal(b.authorization, 'Bearer tok-1');
+});
+
+test('logout revokes the token on the server and forgets it', async () => {
+  const { server, wx, auth } = setup();
+  await auth.login();
+  await auth.logout();
+  const req = wx.requests.find((r) => r.path === '/wx/logout');
+  assert.equal(req.method, 'POST');
+  assert.equal(req.authorization, 'Bearer tok-1');
+  assert.equal(server.tokens.has('tok-1'), false);
+  assert.equal(auth.getToken(), null);
+  assert.equal(wx.storage.has(KEY), false);
+
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.loginCalls, 2);
+});
+
+test('logout forgets the token even when the server cannot be reached', async () => {
+  const server = createStubServer();
+  const wx = createStubWx((req) => (req.path === '/wx/logout' ? { fail: 'no network' } : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await auth.login();
+  await auth.logout(); // resolves
+  assert.equal(auth.getToken(), null);
+  assert.equal(wx.storage.has(KEY), false);
+});
+
+test('getUserInfo posts exactly encryptedData, iv, rawData and signature and resolves the decrypted object', async () => {
+  const { server, wx, auth } = setup();
+  server.routes['/wx/userinfo'] = (req, openid) => ({ statusCode: 200, data: { nickName: 'Mia', openId: openid } });
+  const detail = {
+    errMsg: 'getUserInfo:ok',
+    userInfo: { nickName: 'Mia' },
+    rawData: '{"nickName":"Mia"}',
+    signature: 'abc123',
+    encryptedData: 'ZW5j+/==',
+    iv: 'aXY=',
+    cloudID: 'cloud',
+  };
+  // The whole button event works as well as its detail.
+  const info = await auth.getUserInfo({ type: 'getuserinfo', detail });
+  assert.deepEqual(info, { nickName: 'Mia', openId: 'o-code-1' });
+  const req = wx.requests.find((r) => r.path === '/wx/userinfo');
+  assert.equal(req.method, 'POST');
+  assert.equal(req.header['content-type'], 'application/json');
+  assert.equal(req.authorization, 'Bearer tok-1');
+  assert.deepEqual(req.body, {
+    encryptedData: 'ZW5j+/==',
+    iv: 'aXY=',
+    rawData: '{"nickName":"Mia"}',
+    signature: 'abc123',
+  });
+});
+
+test('getPhoneNumber posts only the code when there is one, else encryptedData and iv', async () => {
+  const { server, wx, auth } = setup();
+  server.routes['/wx/phone'] = () => ({
+    statusCode: 200,
+    data: { phoneNumber: '+86 13800138000', purePhoneNumber: '13800138000', countryCode: '86' },
+  });
+  const p1 = await auth.getPhoneNumber({ code: 'phone-code', encryptedData: 'e', iv: 'i', errMsg: 'getPhoneNumber:ok' });
+  await auth.getPhoneNumber({ encryptedData: 'ZW5j', iv: 'aXY=', errMsg: 'getPhoneNumber:ok' });
+  assert.equal(p1.purePhoneNumber, '13800138000');
+  const bodies = wx.requests.filter((r) => r.path === '/wx/phone').map((r) => r.body);
+  assert.deepEqual(bodies, [{ code: 'phone-code' }, { encryptedData: 'ZW5j', iv: 'aXY=' }]);
+});
+
+test('a server error from /wx/phone rejects with statusCode, code and data', async () => {
+  const { server, auth } = setup();
+  const answer = { error: 'decrypt_failed', message: 'the data could not be decrypted' };
+  server.routes['/wx/phone'] = () => ({ statusCode: 400, data: answer });
+  await assert.rejects(auth.getPhoneNumber({ encryptedData: 'ZW5j', iv: 'aXY=' }), (err) => {
+    assert.ok(err instanceof Error);
+    assert.equal(err.statusCode, 400);
+    assert.equal(err.code, 'decrypt_failed');
+    assert.deepEqual(err.data, answer);
+    assert.equal(err.message, answer.message);
+    return true;
+  });
+});
+
+test('a declined phone button rejects with no_data and sends nothing', async () => {
+  const { wx, auth } = setup();
+  await assert.rejects(auth.getPhoneNumber({ errMsg: 'getPhoneNumber:fail user deny' }), (err) => {
+    assert.equal(err.code, 'no_data');
+    assert.match(err.message, /user deny/);
+    return true;
+  });
+  assert.equal(wx.requests.length, 0);
+  assert.equal(wx.loginCalls, 0);
+});
+
+test('getUserInfo recovers from session_expired with one silent re-login', async () => {
+  const { server, wx, auth } = setup();
+  let calls = 0;
+  server.routes['/wx/userinfo'] = () => {
+    calls++;
+    return calls === 1
+      ? { statusCode: 401, data: { error: 'session_expired', message: 'log in again' } }
+      : { statusCode: 200, data: { nickName: 'Mia' } };
+  };
+  await auth.login();
+  const info = await auth.getUserInfo({ encryptedData: 'ZW5j', iv: 'aXY=' });
+  assert.deepEqual(info, { nickName: 'Mia' });
+  assert.equal(wx.loginCalls, 2);
+  assert.equal(calls, 2);
+});
+
+test('a refused login rejects with the server error and the next login tries again', async () => {
+  const server = createStubServer();
+  let refused = false;
+  const wx = createStubWx((req) => {
+    if (req.path === '/wx/login' && !refused) {
+      refused = true;
+      return { statusCode: 401, data: { error: 'invalid_code', message: 'call wx.login again' } };
+    }
+    return server.handle(req);
+  });
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await assert.rejects(auth.login(), (err) => {
+    assert.equal(err.statusCode, 401);
+    assert.equal(err.code, 'invalid_code');
+    return true;
+  });
+  assert.equal(auth.getToken(), null);
+  const res = await auth.login();
+  assert.equal(res.token, 'tok-1');
+  assert.equal(wx.loginCalls, 2);
+});

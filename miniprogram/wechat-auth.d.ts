@@ -1,0 +1,132 @@
+// Type declarations for wechat-auth.js, the mini program client of the
+// wechat_auth Caddy module.
+
+export interface AuthOptions {
+  /** Prefixed to relative request URLs, e.g. "https://api.example.com". */
+  baseURL?: string;
+  /** Sent with the login code; needed only when the site serves several mini programs. */
+  appid?: string;
+  /** Must match the server's `route_prefix`. Default "/wx". */
+  routePrefix?: string;
+  /** wx storage key holding the token. Default "wechat_auth_token". */
+  storageKey?: string;
+  /** The `wx` object to use instead of the global one (for tests). */
+  wx?: WxLike;
+}
+
+/** What POST {routePrefix}/login answers. */
+export interface LoginResponse {
+  token: string;
+  token_type: 'Bearer';
+  /** Seconds until the token expires. */
+  expires_in: number;
+  openid: string;
+  unionid?: string;
+  [key: string]: unknown;
+}
+
+/** What is kept in storage under `storageKey`. */
+export interface StoredToken {
+  token: string;
+  /** Absolute expiry, milliseconds since the epoch (Date.now() clock). */
+  expiresAt?: number;
+  openid?: string;
+  unionid?: string;
+}
+
+/** wx.request options, without the callbacks (the result is a Promise). */
+export interface RequestOptions {
+  /** Absolute, or relative to `baseURL`. */
+  url: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT';
+  data?: string | object | ArrayBuffer;
+  header?: Record<string, string>;
+  dataType?: string;
+  responseType?: 'text' | 'arraybuffer';
+  timeout?: number;
+  [key: string]: unknown;
+}
+
+export interface Response<T = any> {
+  statusCode: number;
+  data: T;
+  header: Record<string, string>;
+}
+
+/** Rejection of login(), getUserInfo() and getPhoneNumber(). */
+export interface AuthError extends Error {
+  /** HTTP status, when the server answered. */
+  statusCode?: number;
+  /**
+   * The server's `error` code (e.g. "invalid_code", "decrypt_failed",
+   * "session_expired"), or "no_data" when the button event carried nothing
+   * to send (the user declined).
+   */
+  code?: string;
+  /** The server's JSON answer. */
+  data?: any;
+  /** wx's errMsg, for wx.login / wx.request failures and declined buttons. */
+  errMsg?: string;
+}
+
+/** Event detail of a getUserInfo call or an open-type="getUserInfo" button. */
+export interface UserInfoDetail {
+  encryptedData: string;
+  iv: string;
+  rawData?: string;
+  signature?: string;
+  errMsg?: string;
+  [key: string]: unknown;
+}
+
+/** Event detail of an open-type="getPhoneNumber" button. */
+export interface PhoneNumberDetail {
+  /** Current API (base library 2.21.2+). */
+  code?: string;
+  /** Old API. */
+  encryptedData?: string;
+  iv?: string;
+  errMsg?: string;
+  [key: string]: unknown;
+}
+
+export interface PhoneNumber {
+  phoneNumber: string;
+  purePhoneNumber: string;
+  countryCode: string | number;
+  [key: string]: unknown;
+}
+
+export interface Auth {
+  /**
+   * wx.login, then POST {routePrefix}/login; stores the token. Callers that
+   * arrive while a login is under way share it (one wx.login).
+   */
+  login(): Promise<LoginResponse>;
+  /**
+   * wx.request with the token attached, as a Promise. Logs in first when there
+   * is no unexpired token; on a 401 unauthorized / invalid_token /
+   * session_expired, logs in once more and retries once. Every HTTP status
+   * resolves; only network failures reject.
+   */
+  request<T = any>(options: RequestOptions): Promise<Response<T>>;
+  /** Posts the detail to {routePrefix}/userinfo; resolves the decrypted object. */
+  getUserInfo<T = Record<string, any>>(detail: UserInfoDetail | { detail: UserInfoDetail }): Promise<T>;
+  /** Posts `code` (or encryptedData + iv) to {routePrefix}/phone; resolves the phone number. */
+  getPhoneNumber<T = PhoneNumber>(detail: PhoneNumberDetail | { detail: PhoneNumberDetail }): Promise<T>;
+  /** POST {routePrefix}/logout, then forgets the token even if that failed. Never rejects. */
+  logout(): Promise<void>;
+  /** The stored token if it has not expired, else null. */
+  getToken(): string | null;
+}
+
+/** The part of the `wx` API this helper uses. */
+export interface WxLike {
+  login(options: { success?: (res: { code: string; errMsg?: string }) => void; fail?: (res: { errMsg: string }) => void }): void;
+  request(options: any): any;
+  getStorageSync(key: string): any;
+  setStorageSync(key: string, value: any): void;
+  removeStorageSync(key: string): void;
+}
+
+export function createAuth(options?: AuthOptions): Auth;
