@@ -172,32 +172,32 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	return nil
 }
 
-// userinfo decrypts wx.getUserInfo / getUserProfile data.
+// userinfo decrypts wx.getUserInfo / getUserProfile data; with
+// forward_profile the result goes upstream instead of back to the client.
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.serveOpenData(w, r, next, h.ForwardProfile)
+}
+
+// decrypt decrypts any other open data: WeRun, share and group info.
+func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.serveOpenData(w, r, next, false)
+}
+
+func (h *Handler) serveOpenData(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, forward bool) error {
 	id, s, err := h.session(r)
 	if err != nil {
 		return err
 	}
-	plain, err := h.openData(w, r, s)
+	f, aerr := readFields(w, r)
+	if aerr != nil {
+		return aerr
+	}
+	plain, err := h.decryptFields(f, s)
 	if err != nil {
 		return err
 	}
-	if h.ForwardProfile {
+	if forward {
 		return h.forward(w, r, next, id, plain)
-	}
-	writeRawJSON(w, http.StatusOK, plain)
-	return nil
-}
-
-// decrypt decrypts any other open data: WeRun, share and group info.
-func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	_, s, err := h.session(r)
-	if err != nil {
-		return err
-	}
-	plain, err := h.openData(w, r, s)
-	if err != nil {
-		return err
 	}
 	writeRawJSON(w, http.StatusOK, plain)
 	return nil
@@ -277,16 +277,6 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error)
 		return nil, errInvalidToken
 	}
 	return s, nil
-}
-
-// openData reads encryptedData, iv and the optional rawData/signature from
-// the body and decrypts them with the session's key.
-func (h *Handler) openData(w http.ResponseWriter, r *http.Request, s *Session) ([]byte, error) {
-	f, aerr := readFields(w, r)
-	if aerr != nil {
-		return nil, aerr
-	}
-	return h.decryptFields(f, s)
 }
 
 // decryptFields decrypts and runs every check of DESIGN.md §3, counting the
