@@ -1,0 +1,171 @@
+package caddytest
+
+// Acceptance points covered here:
+//   - issue 2: tokens with alg none, a wrong key, a past exp, another
+//     audience, the sandbox issuer, or a cut signature, and a token sent only
+//     as ?access_token=: 401 (invalid_token where a token was sent), with
+//     WWW-Authenticate: Bearer realm="wechat_auth"….
+//   - issue 5: HS384 and HS512 tokens signed with the configured key are
+//     refused.
+//   - issue 2: /wx/refresh returns a token that works; /wx/logout answers
+//     204, after which every token of that session (the login token and a
+//     refreshed one) is refused, while other sessions keep working.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestRefusedTokens(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("tokens")
+	lr := st.login(t, "tokens")
+	real := claimsOf(t, lr.Token)
+	key := []byte(testSigningKey)
+
+	// with returns the real claims with some changed.
+	with := func(changes jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for k, v := range real {
+			c[k] = v
+		}
+		for k, v := range changes {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	past := time.Now().Add(-time.Minute).Unix()
+
+	// The control: the same claims re-signed HS256 with the right key pass,
+	// so every refusal below is for the one thing changed.
+	control := forgeToken(t, jwt.SigningMethodHS256, key, with(nil))
+	r := st.get(t, "/api", control)
+	wantStatus(t, r, http.StatusOK)
+	if r.Seen(t).Header.Get("X-Wx-Openid") != lr.OpenID {
+		t.Fatalf("the re-signed control token did not carry the identity")
+	}
+
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"alg none", forgeToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, with(nil))},
+		{"wrong key", forgeToken(t, jwt.SigningMethodHS256, []byte("another-key-that-is-long-enough-0123456789"), with(nil))},
+		{"past exp", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"exp": past, "iat": past - 7200}))},
+		{"no exp", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"exp": nil}))},
+		{"other audience", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"aud": []string{"wx0000000000000000"}}))},
+		{"sandbox issuer", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"iss": "wechat_auth-sandbox"}))},
+		{"other issuer", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"iss": "someone-else"}))},
+		{"HS384 with the right key", forgeToken(t, jwt.SigningMethodHS384, key, with(nil))},
+		{"HS512 with the right key", forgeToken(t, jwt.SigningMethodHS512, key, with(nil))},
+		{"cut signature", lr.Token[:len(lr.Token)-4]},
+		{"no signature", lr.Token[:len(lr.Token)-len(lr.Token[lastDot(lr.Token)+1:])]},
+		{"not a JWT", "not-a-token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := st.Upstream.Count()
+			r := st.get(t, "/api", tt.token)
+			wantError(t, r, http.StatusUnauthorized, "invalid_token")
+			if st.Upstream.Count() != before {
+				t.Errorf("a refused token reached the upstream")
+			}
+		})
+	}
+
+	t.Run("token only in the query string", func(t *testing.T) {
+		r := send(t, http.MethodGet, st.Base+"/api?access_token="+url.QueryEscape(lr.Token), nil, "")
+		wantError(t, r, http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("token in the query string of a route", func(t *testing.T) {
+		r := send(t, http.MethodPost, st.Base+"/wx/refresh?access_token="+url.QueryEscape(lr.Token), nil, "")
+		wantError(t, r, http.StatusUnauthorized, "unauthorized")
+	})
+}
+
+func lastDot(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRefreshReturnsWorkingToken(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	user := st.addUser("refresh")
+	lr := st.login(t, "refresh")
+
+	r := st.post(t, "/wx/refresh", lr.Token, "", "")
+	wantStatus(t, r, http.StatusOK)
+	var fresh loginResult
+	if err := json.Unmarshal(r.Body, &fresh); err != nil || fresh.Token == "" {
+		t.Fatalf("refresh answer has no token: %s", r.Body)
+	}
+	if fresh.TokenType != "Bearer" || fresh.OpenID != user.OpenID || fresh.UnionID != user.UnionID || fresh.ExpiresIn <= 0 {
+		t.Errorf("refresh answer %+v does not have the login's shape and identity", fresh)
+	}
+	if claimsOf(t, fresh.Token)["sid"] != claimsOf(t, lr.Token)["sid"] {
+		t.Errorf("refresh started a new session; want the same session")
+	}
+	seen := st.get(t, "/api", fresh.Token).Seen(t)
+	if seen.Header.Get("X-Wx-Openid") != user.OpenID {
+		t.Errorf("refreshed token carries openid %q, want %q", seen.Header.Get("X-Wx-Openid"), user.OpenID)
+	}
+	// The refreshed token can still decrypt: the session is the same.
+	enc, iv := encryptFor(t, user.SessionKey, map[string]any{"stepInfoList": []any{}})
+	wantStatus(t, st.postJSON(t, "/wx/decrypt", fresh.Token, map[string]string{"encryptedData": enc, "iv": iv}), http.StatusOK)
+}
+
+func TestRefreshWithoutTokenIsUnauthorized(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	wantError(t, st.post(t, "/wx/refresh", "", "", ""), http.StatusUnauthorized, "unauthorized")
+	wantError(t, st.post(t, "/wx/refresh", "garbage.token.here", "", ""), http.StatusUnauthorized, "invalid_token")
+}
+
+func TestLogoutRevokesEveryTokenOfSession(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("leaver")
+	st.addUser("stayer")
+	leaver := st.login(t, "leaver")
+	stayer := st.login(t, "stayer")
+
+	r := st.post(t, "/wx/refresh", leaver.Token, "", "")
+	wantStatus(t, r, http.StatusOK)
+	var refreshed loginResult
+	if err := json.Unmarshal(r.Body, &refreshed); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, st.get(t, "/api", refreshed.Token), http.StatusOK)
+
+	r = st.post(t, "/wx/logout", refreshed.Token, "", "")
+	wantStatus(t, r, http.StatusNoContent)
+	if len(r.Body) != 0 {
+		t.Errorf("logout answered a body: %q", r.Body)
+	}
+
+	for name, tok := range map[string]string{"login token": leaver.Token, "refreshed token": refreshed.Token} {
+		t.Run(name, func(t *testing.T) {
+			wantError(t, st.get(t, "/api", tok), http.StatusUnauthorized, "invalid_token")
+			wantError(t, st.post(t, "/wx/refresh", tok, "", ""), http.StatusUnauthorized, "invalid_token")
+			wantError(t, st.postJSON(t, "/wx/userinfo", tok, map[string]string{"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
+				http.StatusUnauthorized, "invalid_token")
+		})
+	}
+	t.Run("other session unaffected", func(t *testing.T) {
+		wantStatus(t, st.get(t, "/api", stayer.Token), http.StatusOK)
+	})
+	t.Run("logout again", func(t *testing.T) {
+		wantError(t, st.post(t, "/wx/logout", leaver.Token, "", ""), http.StatusUnauthorized, "invalid_token")
+	})
+}
