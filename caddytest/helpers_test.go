@@ -23,6 +23,7 @@ package caddytest
 //	  loginAt(t, base, fields) loginResult
 //	  wantStatus(t, r, status)   wantError(t, r, status, code)   (401s also check WWW-Authenticate)
 //	  forgeToken(t, method, key, claims)   claimsOf(t, token)   randomOpenID()
+//	  encryptFor(t, sessionKey, v) (encryptedData, iv)   jsonEqual(t, a, b)   toValues(fields)
 //	  scrapeMetrics(t)   metricTotal(text, name, labelSubstrings...)
 //	Constants: adminURL, siteBase, siteBase2 (port 9081), testAppID (the vector's app), testSecret,
 //	  testSigningKey, testTimeout.
@@ -582,4 +583,13 @@ func encryptFor(t *testing.T, sessionKey string, v any) (encryptedData, iv strin
 		t.Fatal(err)
 	}
 	return enc, ivs
+}
+
+// toValues turns fields into a form.
+func toValues(fields map[string]string) url.Values {
+	v := url.Values{}
+	for k, s := range fields {
+		v.Set(k, s)
+	}
+	return v
 }
