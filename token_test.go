@@ -1,0 +1,202 @@
+package wechatauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	testSigningKey = "0123456789abcdef0123456789abcdef" // 32 bytes
+	testAppID      = "wxtest0000000001"
+)
+
+func newTestCodec(issuer string) *tokenCodec {
+	return newTokenCodec([]byte(testSigningKey), issuer, time.Hour, map[string]string{testAppID: "secret"})
+}
+
+func testSession() *Session {
+	return &Session{
+		SID:        "c2lkLTEyOC1iaXRzLXJhbmRvbQ",
+		AppID:      testAppID,
+		OpenID:     "oUser0000000000000000000001",
+		UnionID:    "uUnion000000000000000000001",
+		SessionKey: "tiihtNczf5v6AKRyjwEUhQ==",
+	}
+}
+
+// signClaims signs arbitrary claims the way an attacker or another
+// implementation might.
+func signClaims(t *testing.T, method jwt.SigningMethod, key any, c jwt.Claims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, c).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// goodClaims are the claims of a valid production token, as a map so a
+// case can remove or change one.
+func goodClaims() jwt.MapClaims {
+	now := time.Now()
+	s := testSession()
+	return jwt.MapClaims{
+		"iss": issuerProduction,
+		"sub": s.OpenID,
+		"aud": []string{s.AppID},
+		"sid": s.SID,
+		"iat": now.Unix(),
+		"exp": now.Add(time.Hour).Unix(),
+	}
+}
+
+func TestTokenRoundTrip(t *testing.T) {
+	tc := newTestCodec(issuerProduction)
+	s := testSession()
+	now := time.Now()
+	tok, exp, err := tc.issue(s, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(time.Hour); !exp.Equal(want) {
+		t.Errorf("expiry %v, want now + token_ttl = %v", exp, want)
+	}
+	id, err := tc.verify(tok)
+	if err != nil {
+		t.Fatalf("own token refused: %v", err)
+	}
+	if id.OpenID != s.OpenID || id.UnionID != s.UnionID || id.AppID != s.AppID || id.SID != s.SID {
+		t.Errorf("identity %+v does not match session %+v", id, s)
+	}
+	if id.Expires.Unix() != exp.Unix() {
+		t.Errorf("identity expires %v, want %v", id.Expires, exp)
+	}
+
+	// Without a unionid the token still verifies, with none.
+	s.UnionID = ""
+	tok, _, _ = tc.issue(s, now)
+	if id, err := tc.verify(tok); err != nil || id.UnionID != "" {
+		t.Fatalf("token without unionid: %+v, %v", id, err)
+	}
+}
+
+func TestTokenNeverHoldsSessionKey(t *testing.T) {
+	tc := newTestCodec(issuerProduction)
+	s := testSession()
+	tok, _, err := tc.issue(s, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS compact token: %q", tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBytes, _ := base64.StdEncoding.DecodeString(s.SessionKey)
+	for _, leak := range []string{s.SessionKey, "session_key", string(keyBytes)} {
+		if strings.Contains(string(payload), leak) || strings.Contains(tok, leak) {
+			t.Fatalf("token payload %s contains the session_key", payload)
+		}
+	}
+	for _, claim := range []string{`"iss":"wechat_auth"`, `"sub":"` + s.OpenID + `"`, `"sid":"` + s.SID + `"`, `"exp":`, `"iat":`} {
+		if !strings.Contains(string(payload), claim) {
+			t.Errorf("payload %s lacks %s", payload, claim)
+		}
+	}
+}
+
+func TestTokenVerifyRefuses(t *testing.T) {
+	tc := newTestCodec(issuerProduction)
+	key := []byte(testSigningKey)
+	good, _, err := tc.issue(testSession(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := goodClaims()
+		change(c)
+		return c
+	}
+	parts := strings.Split(good, ".")
+	otherPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"wechat_auth","sub":"oVictim","aud":["` + testAppID + `"],"sid":"x","exp":9999999999}`))
+	sandboxTok, _, _ := newTestCodec(issuerSandbox).issue(testSession(), time.Now())
+	expiredTok, _, _ := tc.issue(testSession(), time.Now().Add(-2*time.Hour))
+	otherApp := testSession()
+	otherApp.AppID = "wxother"
+	otherAppTok, _, _ := tc.issue(otherApp, time.Now())
+
+	tests := []struct {
+		name string
+		tok  string
+	}{
+		{"alg none", signClaims(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims())},
+		{"HS384 with the right key", signClaims(t, jwt.SigningMethodHS384, key, goodClaims())},
+		{"HS512 with the right key", signClaims(t, jwt.SigningMethodHS512, key, goodClaims())},
+		{"ES256", signClaims(t, jwt.SigningMethodES256, ecKey, goodClaims())},
+		{"wrong key", signClaims(t, jwt.SigningMethodHS256, []byte("another key of thirty-two bytes!"), goodClaims())},
+		{"key prefix only", signClaims(t, jwt.SigningMethodHS256, key[:31], goodClaims())},
+		{"expired", expiredTok},
+		{"expired one second ago", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Second).Unix() }))},
+		{"not valid yet", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }))},
+		{"missing exp", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "exp") }))},
+		{"exp not a date", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["exp"] = "soon" }))},
+		{"another audience", otherAppTok},
+		{"two audiences", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["aud"] = []string{testAppID, "wxother"} }))},
+		{"no audience", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "aud") }))},
+		{"sandbox issuer", sandboxTok},
+		{"no issuer", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "iss") }))},
+		{"issuer of another service", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["iss"] = "wechat_auth2" }))},
+		{"missing sid", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "sid") }))},
+		{"empty sid", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sid"] = "" }))},
+		{"missing sub", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "sub") }))},
+		{"empty sub", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = "" }))},
+		{"cut signature", good[:len(good)-4]},
+		{"no signature", parts[0] + "." + parts[1] + "."},
+		{"no signature segment", parts[0] + "." + parts[1]},
+		{"payload swapped, signature kept", parts[0] + "." + otherPayload + "." + parts[2]},
+		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(otherAppTok, ".")[2]},
+		{"extra segment", good + ".AAAA"},
+		{"padded base64 segments", parts[0] + "=." + parts[1] + "." + parts[2]},
+		{"empty", ""},
+		{"garbage", "not a token"},
+		{"three dots", ".."},
+		{"random base64 segments", "eyJhbGciOiJIUzI1NiJ9.e30.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{"JSON instead of JWS", `{"alg":"HS256"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if id, err := tc.verify(tt.tok); err == nil {
+				t.Fatalf("verified as %+v", id)
+			}
+		})
+	}
+	if _, err := tc.verify(good); err != nil {
+		t.Fatalf("control: the untouched token is refused: %v", err)
+	}
+}
+
+func TestSandboxCodecRefusesProductionTokens(t *testing.T) {
+	prod, _, _ := newTestCodec(issuerProduction).issue(testSession(), time.Now())
+	sandbox := newTestCodec(issuerSandbox)
+	if _, err := sandbox.verify(prod); err == nil {
+		t.Fatal("a sandbox config accepted a production token signed with the same key")
+	}
+	own, _, _ := sandbox.issue(testSession(), time.Now())
+	if _, err := sandbox.verify(own); err != nil {
+		t.Fatalf("a sandbox config refuses its own token: %v", err)
+	}
+}
