@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,13 +26,27 @@ type claims struct {
 	UnionID string `json:"unionid,omitempty"`
 }
 
-// identity is a verified caller.
+// identity is a verified caller. An identity from the verified token cache
+// is shared by every request that carries the same token: it is read-only.
 type identity struct {
 	OpenID  string
 	UnionID string
 	AppID   string
 	SID     string
 	Expires time.Time
+
+	// repl holds OpenID, UnionID and AppID as interface values, made once
+	// per verified token: Caddy's replacer takes values of type any, and
+	// boxing the strings on every request would allocate.
+	repl *[3]any
+}
+
+// replValues returns OpenID, UnionID and AppID as the replacer's values.
+func (id *identity) replValues() *[3]any {
+	if id.repl != nil {
+		return id.repl
+	}
+	return &[3]any{id.OpenID, id.UnionID, id.AppID}
 }
 
 // tokenCodec issues and verifies tokens: HS256 only, issuer, audience and
@@ -42,6 +57,13 @@ type tokenCodec struct {
 	ttl    time.Duration
 	apps   map[string]string // token audiences accepted: the configured appids
 	parser *jwt.Parser
+
+	// verified caches what verify accepted. It belongs to this codec alone:
+	// another codec may differ in key, issuer or audiences, and must
+	// verify a token itself. apps is never changed after the codec is made
+	// (Provision makes a new codec for every config), so an audience check
+	// done once holds for the entry's life.
+	verified *verifyCache
 }
 
 func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string]string) *tokenCodec {
@@ -55,6 +77,7 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 			jwt.WithIssuer(issuer),
 			jwt.WithExpirationRequired(),
 		),
+		verified: newVerifyCache(verifyCacheGeneration),
 	}
 }
 
@@ -91,13 +114,38 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 	if _, ok := tc.apps[c.Audience[0]]; !ok {
 		return nil, errBadToken
 	}
-	return &identity{
+	id := &identity{
 		OpenID:  c.Subject,
 		UnionID: c.UnionID,
 		AppID:   c.Audience[0],
 		SID:     c.SID,
 		Expires: c.ExpiresAt.Time,
-	}, nil
+	}
+	id.repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
+	return id, nil
+}
+
+// verifyCached is verify for the hot path: a token verified before and not
+// expired at now is answered from the cache without parsing it again. Only
+// a token that verify accepted, under its exact string, enters the cache.
+// Revocation is not checked here; the caller checks it on every request.
+func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity, error) {
+	if id, ok := tc.verified.get(raw, now); ok {
+		return id, nil
+	}
+	id, err := tc.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	// verify checked exp against its own clock; the cache must not serve
+	// a token that was already expired at now either.
+	if !now.Before(id.Expires) {
+		return nil, errBadToken
+	}
+	// The key is copied so the cache does not keep the request's header
+	// string alive.
+	tc.verified.put(strings.Clone(raw), id)
+	return id, nil
 }
 
 func (tc *tokenCodec) keyFunc(*jwt.Token) (any, error) { return tc.key, nil }

@@ -1,0 +1,147 @@
+package wechatauth
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func cacheTestCodec(apps ...string) *tokenCodec {
+	set := make(map[string]string)
+	for _, a := range apps {
+		set[a] = "secret"
+	}
+	return newTokenCodec([]byte(benchSigningKey), issuerProduction, time.Hour, set)
+}
+
+func cacheTestToken(t *testing.T, tc *tokenCodec, appid string, now time.Time) string {
+	t.Helper()
+	tok, _, err := tc.issue(&Session{SID: "sid-" + appid, AppID: appid, OpenID: "o-" + appid}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestVerifyCacheNeverServesAForgedSignature(t *testing.T) {
+	tc := cacheTestCodec("wxA")
+	now := time.Now()
+	tok := cacheTestToken(t, tc, "wxA", now)
+	if _, err := tc.verifyCached(tok, now); err != nil {
+		t.Fatalf("valid token refused: %v", err)
+	}
+	// Same header and claims, another signature: a different cache key,
+	// so it is verified, and refused.
+	c := byte('A')
+	if tok[len(tok)-5] == c {
+		c = 'B'
+	}
+	forged := tok[:len(tok)-5] + string(c) + tok[len(tok)-4:]
+	if _, err := tc.verifyCached(forged, now); err == nil {
+		t.Fatal("token with a forged signature accepted after the real one was cached")
+	}
+	if _, err := tc.verifyCached(tok+"x", now); err == nil {
+		t.Fatal("token with a suffix accepted after the real one was cached")
+	}
+}
+
+func TestVerifyCacheStopsServingAtExp(t *testing.T) {
+	tc := cacheTestCodec("wxA")
+	now := time.Now()
+	tok := cacheTestToken(t, tc, "wxA", now)
+	id, err := tc.verifyCached(tok, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.verifyCached(tok, id.Expires.Add(-time.Second)); err != nil {
+		t.Errorf("cached token refused before its exp: %v", err)
+	}
+	if _, err := tc.verifyCached(tok, id.Expires); err == nil {
+		t.Error("cached token accepted at its exp")
+	}
+	if _, err := tc.verifyCached(tok, id.Expires.Add(time.Hour)); err == nil {
+		t.Error("cached token accepted after its exp")
+	}
+}
+
+// An expired token is never put in the cache, whatever clock the caller
+// has.
+func TestVerifyCacheRefusesATokenExpiredAtItsClock(t *testing.T) {
+	tc := cacheTestCodec("wxA")
+	tok := cacheTestToken(t, tc, "wxA", time.Now())
+	if _, err := tc.verifyCached(tok, time.Now().Add(2*time.Hour)); err == nil {
+		t.Fatal("token accepted at a time after its exp")
+	}
+	if n := tc.verified.len(); n != 0 {
+		t.Fatalf("cache holds %d tokens after refusing one", n)
+	}
+}
+
+// A token one config accepted is not accepted by another that serves other
+// apps, even with the same key: each codec verifies for itself.
+func TestVerifyCacheIsPerCodec(t *testing.T) {
+	a, b := cacheTestCodec("wxA"), cacheTestCodec("wxB")
+	now := time.Now()
+	tok := cacheTestToken(t, a, "wxA", now)
+	if _, err := a.verifyCached(tok, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.verifyCached(tok, now); err == nil {
+		t.Fatal("a config that does not serve wxA accepted its token")
+	}
+	sandbox := newTokenCodec([]byte(benchSigningKey), issuerSandbox, time.Hour, map[string]string{"wxA": ""})
+	if _, err := sandbox.verifyCached(tok, now); err == nil {
+		t.Fatal("a sandbox config accepted a production token")
+	}
+}
+
+func TestVerifyCacheHoldsAtMostTwoGenerations(t *testing.T) {
+	c := newVerifyCache(100)
+	exp := time.Now().Add(time.Hour)
+	hot := &identity{SID: "hot", Expires: exp}
+	c.put("hot", hot)
+	for i := range 1000 {
+		c.put(strconv.Itoa(i), &identity{Expires: exp})
+		// A token in use stays cached across generations.
+		if _, ok := c.get("hot", time.Now()); !ok {
+			t.Fatalf("token in use dropped after %d others", i)
+		}
+		if n := c.len(); n > 2*100+1 {
+			t.Fatalf("cache of generation 100 holds %d tokens", n)
+		}
+	}
+	if _, ok := c.get("0", time.Now()); ok {
+		t.Error("an idle token is still cached ten generations later")
+	}
+}
+
+// Through ServeHTTP: a cached token stops working as soon as its session
+// is logged out, because revocation is checked on every request.
+func TestCachedTokenRefusedAfterLogout(t *testing.T) {
+	h := newBenchHandler(t, nil)
+	tok := benchLogin(t, h, "logout-user")
+	serve := func(path string) int {
+		r := miniProgramRequest(tok)
+		if path != "" {
+			r.Method = http.MethodPost
+			r.URL.Path = path
+		}
+		w := newDiscardWriter()
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		return w.status
+	}
+	for range 3 {
+		if got := serve(""); got != http.StatusOK {
+			t.Fatalf("request with a fresh token: status %d", got)
+		}
+	}
+	if got := serve(h.RoutePrefix + "/logout"); got != http.StatusNoContent {
+		t.Fatalf("logout: status %d", got)
+	}
+	if got := serve(""); got != http.StatusUnauthorized {
+		t.Fatalf("request with a logged-out token: status %d, want 401", got)
+	}
+}
