@@ -19,7 +19,8 @@ package caddytest
 //	  st.get / st.postJSON / st.postForm / st.post(t, path, token, ...) *reply
 //	Pieces
 //	  startWeChat(t, opts) (*wechattest.Server, url)   startUpstream(t) *upstream (.Addr, .Last(), .Count())
-//	  send(t, method, url, header, body) *reply        postJSON(t, url, token, v)   postForm(t, url, token, vals)
+//	  send(t, method, url, header, body) *reply   trySend(...) (*reply, error)   sendChunked(t, url, header, body)
+//	  postJSON(t, url, token, v)   postForm(t, url, token, vals)
 //	  loginAt(t, base, fields) loginResult
 //	  wantStatus(t, r, status)   wantError(t, r, status, code)   (401s also check WWW-Authenticate)
 //	  forgeToken(t, method, key, claims)   claimsOf(t, token)   randomOpenID()
@@ -592,4 +593,23 @@ func toValues(fields map[string]string) url.Values {
 		v.Set(k, s)
 	}
 	return v
+}
+
+// sendChunked posts body without a Content-Length (chunked), as a client
+// streaming an upload does.
+func sendChunked(t *testing.T, u string, header http.Header, body string) *reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header.Clone()
+	req.ContentLength = -1
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s (chunked): %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
