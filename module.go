@@ -106,8 +106,21 @@ type Handler struct {
 	MaxSessions int `json:"max_sessions,omitempty"`
 
 	// A shared session store for several Caddy instances, as a URL:
-	// redis://[user:password@]host:port[/db] or rediss:// for TLS.
-	// Default: in-memory.
+	// redis://[user:password@]host:port[/db], rediss:// for TLS, or
+	// unix:///path. Write the password as a placeholder such as
+	// {env.REDIS_PASSWORD}. Default: in-memory ("memory").
+	//
+	// With Redis, sessions and revocations (logouts) are shared by every
+	// instance using the same Redis and signing key, so those instances
+	// must share the signing key (or Caddy's storage, where a generated
+	// one is kept). Session keys are encrypted in Redis under a key
+	// derived from the signing key. Proxied requests never wait for
+	// Redis; a route that needs it (login, logout, or a refresh or
+	// decryption for a session this instance has not cached) answers 503
+	// store_unavailable within 2 s when Redis does not answer. Turn on
+	// Redis persistence (AOF or RDB). Caddy refuses to start when Redis
+	// cannot be reached, rather than accept tokens it cannot know are
+	// logged out.
 	Store string `json:"store,omitempty"`
 
 	// How long to wait for WeChat. Default: 5s
@@ -307,16 +320,31 @@ func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 }
 
 // provisionStore takes the session store from the usage pool, so sessions
-// outlive config reloads.
+// outlive config reloads. There is one memory store per process, and one
+// Redis store per URL and signing key: handlers with different keys never
+// share one, since the key also seals the session_keys kept in Redis.
 func (h *Handler) provisionStore(ctx caddy.Context) error {
-	if h.Store != "" {
-		return fmt.Errorf("wechat_auth: store %q: shared stores are not supported yet", h.Store)
+	raw := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(h.Store, ""))
+	var newStore func() (caddy.Destructor, error)
+	if raw == "" || raw == "memory" {
+		h.storeKey = "memory"
+		newStore = func() (caddy.Destructor, error) {
+			return newMemoryStore(h.MaxSessions, ctx.Storage())
+		}
+	} else {
+		opts, err := redisOptions(raw)
+		if err != nil {
+			return fmt.Errorf("wechat_auth: store: %w", err)
+		}
+		key := h.tokens.key
+		h.storeKey = "redis\x00" + raw + "\x00" + redisNamespace(key)
+		newStore = func() (caddy.Destructor, error) {
+			return newRedisStore(opts, key, h.MaxSessions)
+		}
 	}
-	h.storeKey = "memory"
-	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
-		return newMemoryStore(h.MaxSessions, ctx.Storage())
-	})
+	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
 	if err != nil {
+		h.storeKey = ""
 		return fmt.Errorf("wechat_auth: session store: %w", err)
 	}
 	h.store = val.(sessionStore)

@@ -1,0 +1,444 @@
+package wechatauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// rdsServer is a redis-server started by a test on a free loopback port and
+// killed when the test ends.
+type rdsServer struct {
+	t    testing.TB
+	port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	URL  string
+}
+
+// rdsStart starts redis-server without persistence (extra arguments are
+// appended). Without redis-server the test is skipped, unless
+// WECHAT_AUTH_REQUIRE_REDIS=1 (CI), where that is a failure.
+func rdsStart(t testing.TB, extra ...string) *rdsServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("WECHAT_AUTH_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is not installed, and WECHAT_AUTH_REQUIRE_REDIS=1 requires the Redis tests: apt-get install redis-server")
+		}
+		t.Skip("redis-server is not installed: apt-get install redis-server to run the Redis tests")
+	}
+	s := &rdsServer{t: t, port: rdsFreePort(t), dir: t.TempDir()}
+	s.args = append([]string{bin,
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning",
+	}, extra...)
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func rdsFreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start restarts a stopped redis-server on its port and waits until it
+// answers.
+func (s *rdsServer) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := s.Client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on port %d does not answer", s.port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills redis-server (a stopped one too) and waits for it.
+func (s *rdsServer) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Pause freezes redis-server (SIGSTOP): connections stay open, nothing
+// answers. Resume thaws it.
+func (s *rdsServer) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *rdsServer) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Client is a plain client, for looking at what is in Redis.
+func (s *rdsServer) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1, DialTimeout: time.Second})
+}
+
+var (
+	rdsKeyA = []byte("signing-key-A-for-redis-store-tests-0123456789")
+	rdsKeyB = []byte("signing-key-B-for-redis-store-tests-9876543210")
+)
+
+// rdsStore opens a redisStore on srv with signing key key, as a Caddy
+// instance would, and closes it when the test ends.
+func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
+	t.Helper()
+	initMetrics(nil)
+	opts, err := redisOptions(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := newRedisStore(opts, key, 1000)
+	if err != nil {
+		t.Fatalf("newRedisStore: %v", err)
+	}
+	t.Cleanup(func() { st.Destruct() })
+	return st
+}
+
+// rdsVectorSession is a session holding the session_key of WeChat's test
+// vector, under a fresh sid.
+func rdsVectorSession() *Session {
+	v := wechattest.UserInfoVector
+	return &Session{SID: newSID(), AppID: v.AppID, OpenID: v.OpenID, UnionID: v.UnionID, SessionKey: v.SessionKey, Created: time.Now()}
+}
+
+// rdsEventually polls cond every 10 ms until it holds or within passes.
+func rdsEventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRedisStoreKeepsNoSessionKeyInTheClear(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	s := rdsVectorSession()
+	if err := a.Put(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Revoke(ctx, newSID(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Everything Redis holds, as values and as DUMP would write it.
+	c := srv.Client()
+	defer c.Close()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all bytes.Buffer
+	for _, k := range keys {
+		all.WriteString(k + "\n")
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "string":
+			all.WriteString(c.Get(ctx, k).Val())
+		case "zset":
+			for _, z := range c.ZRangeWithScores(ctx, k, 0, -1).Val() {
+				fmt.Fprintf(&all, "%v %v\n", z.Member, z.Score)
+			}
+		default:
+			t.Errorf("unexpected %s at %s", typ, k)
+		}
+		all.WriteString(c.Dump(ctx, k).Val())
+	}
+	if !strings.Contains(all.String(), s.OpenID) {
+		t.Fatalf("the session is not in Redis (keys %q)", keys)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(s.SessionKey)
+	if strings.Contains(all.String(), s.SessionKey) {
+		t.Error("Redis holds the session_key's base64 text")
+	}
+	if bytes.Contains(all.Bytes(), raw) {
+		t.Error("Redis holds the session_key's bytes")
+	}
+
+	// Another instance with the same key reads it back and can decrypt
+	// the vector; one with another key sees nothing.
+	b := rdsStore(t, srv, rdsKeyA)
+	got, err := b.Get(ctx, s.SID)
+	if err != nil {
+		t.Fatalf("other instance: %v", err)
+	}
+	if *got != (Session{SID: s.SID, AppID: s.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey, Created: got.Created}) ||
+		got.Created.UnixMilli() != s.Created.UnixMilli() {
+		t.Errorf("other instance read %+v, want %+v", got, s)
+	}
+	v := wechattest.UserInfoVector
+	if _, err := decryptOpenData(got.SessionKey, v.EncryptedData, v.IV); err != nil {
+		t.Errorf("the session read back does not decrypt WeChat's vector: %v", err)
+	}
+	other := rdsStore(t, srv, rdsKeyB)
+	if _, err := other.Get(ctx, s.SID); !errors.Is(err, errNoSession) {
+		t.Errorf("an instance with another signing key read the session: %v", err)
+	}
+}
+
+func TestRedisStoreTamperedRecordIsAnExpiredSession(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	victim, attacker := rdsVectorSession(), rdsVectorSession()
+	attacker.OpenID, attacker.SessionKey = "oAttacker", "AAAAAAAAAAAAAAAAAAAAAA=="
+	a.Put(ctx, victim, time.Hour)
+	a.Put(ctx, attacker, time.Hour)
+
+	// Someone with write access to Redis copies the victim's record under
+	// the attacker's sid, hoping the attacker's token now decrypts with
+	// the victim's key.
+	c := srv.Client()
+	defer c.Close()
+	rec := c.Get(ctx, a.sessionPrefix+victim.SID).Val()
+	c.Set(ctx, a.sessionPrefix+attacker.SID, rec, time.Hour)
+
+	b := rdsStore(t, srv, rdsKeyA)
+	if s, err := b.Get(ctx, attacker.SID); !errors.Is(err, errNoSession) {
+		t.Errorf("a record moved to another sid was accepted: %+v, %v", s, err)
+	}
+}
+
+func TestRedisStoreServesRepeatReadsFromMemory(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	s := rdsVectorSession()
+	a.Put(ctx, s, time.Hour)
+	c := srv.Client()
+	defer c.Close()
+	before := rdsCommandCount(t, c)
+	for range 100 {
+		if _, err := a.Get(ctx, s.SID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rdsCommandCount(t, c) - before; n > 5 {
+		t.Errorf("100 reads of a cached session made %d Redis commands", n)
+	}
+	// A session read from Redis once is cached too.
+	b := rdsStore(t, srv, rdsKeyA)
+	if _, err := b.Get(ctx, s.SID); err != nil {
+		t.Fatal(err)
+	}
+	c.FlushAll(ctx)
+	if _, err := b.Get(ctx, s.SID); err != nil {
+		t.Errorf("a session read once is not cached: %v", err)
+	}
+}
+
+// rdsCommandCount is the number of commands Redis has run (INFO
+// commandstats), less the INFO calls themselves.
+func rdsCommandCount(t testing.TB, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok || name == "cmdstat_info" {
+			continue
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		total += n
+	}
+	return total
+}
+
+func TestRedisRevocationReachesOtherInstancesWithinASecond(t *testing.T) {
+	srv := rdsStart(t)
+	a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	s := rdsVectorSession()
+	a.Put(ctx, s, time.Hour)
+	if _, err := b.Get(ctx, s.SID); err != nil { // now in b's L1 too
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // b has subscribed
+	if b.Revoked(s.SID, time.Now()) {
+		t.Fatal("revoked before the logout")
+	}
+	start := time.Now()
+	if err := a.Revoke(ctx, s.SID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !rdsEventually(time.Second, func() bool { return b.Revoked(s.SID, time.Now()) }) {
+		t.Fatal("the revocation did not reach the other instance within 1 s")
+	}
+	t.Logf("revocation reached the other instance in %v", time.Since(start))
+
+	// An instance started later loads it, and no store forgets it early.
+	c := rdsStore(t, srv, rdsKeyA)
+	if !c.Revoked(s.SID, time.Now()) {
+		t.Error("an instance started after the logout accepts the session")
+	}
+	if c.Revoked(s.SID, time.Now().Add(2*time.Hour)) {
+		t.Error("the revocation outlives every token of the session")
+	}
+}
+
+func TestRedisRevocationsMissedWhileDisconnectedAreMergedOnReconnect(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	time.Sleep(100 * time.Millisecond) // a has subscribed
+	c := srv.Client()
+	defer c.Close()
+
+	// A revocation written while a was not listening: in the list, never
+	// published to a.
+	sid := newSID()
+	until := time.Now().Add(time.Hour)
+	c.ZAdd(ctx, a.revokedKey, redis.Z{Score: float64(until.UnixMilli()), Member: sid})
+	time.Sleep(100 * time.Millisecond)
+	if a.Revoked(sid, time.Now()) {
+		t.Fatal("test setup: the revocation reached the instance without a reconnect")
+	}
+	if err := c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !rdsEventually(5*time.Second, func() bool { return a.Revoked(sid, time.Now()) }) {
+		t.Fatal("the instance did not merge the revocation list after reconnecting")
+	}
+}
+
+func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
+	initMetrics(nil)
+	url := fmt.Sprintf("redis://:hunter2-password@127.0.0.1:%d", rdsFreePort(t))
+	opts, err := redisOptions(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = newRedisStore(opts, rdsKeyA, 0)
+	if err == nil {
+		t.Fatal("started without its revocation list")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v to give up", d)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+	if _, err := redisOptions("http://:hunter2-password@example.com"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad URL: %v", err)
+	}
+}
+
+func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		down, back    func(*rdsServer)
+		restartsEmpty bool
+	}{
+		{"hung", (*rdsServer).Pause, (*rdsServer).Resume, false},
+		{"stopped", (*rdsServer).Stop, (*rdsServer).Start, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := rdsStart(t)
+			a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+			ctx := context.Background()
+			cached := rdsVectorSession()
+			a.Put(ctx, cached, time.Hour)
+			before := newSID() // revoked before the outage
+			a.Revoke(ctx, before, time.Now().Add(time.Hour))
+
+			tc.down(srv)
+			defer tc.back(srv) // a failed check must not leave it frozen
+
+			timed := func(name string, f func() error) error {
+				t.Helper()
+				start := time.Now()
+				err := f()
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("%s took %v with Redis %s", name, d, tc.name)
+				}
+				return err
+			}
+			if _, err := a.Get(ctx, cached.SID); err != nil {
+				t.Errorf("a cached session is not served: %v", err)
+			}
+			if err := timed("Get of an uncached session", func() error { _, err := a.Get(ctx, newSID()); return err }); !errors.Is(err, errStoreDown) {
+				t.Errorf("Get of an uncached session: %v, want errStoreDown", err)
+			}
+			if err := timed("Put", func() error { return a.Put(ctx, rdsVectorSession(), time.Hour) }); !errors.Is(err, errStoreDown) {
+				t.Errorf("Put: %v, want errStoreDown", err)
+			}
+			during := newSID()
+			if err := timed("Revoke", func() error { return a.Revoke(ctx, during, time.Now().Add(time.Hour)) }); !errors.Is(err, errStoreDown) {
+				t.Errorf("Revoke: %v, want errStoreDown", err)
+			}
+			if !a.Revoked(during, time.Now()) || !a.Revoked(before, time.Now()) || a.Revoked(cached.SID, time.Now()) {
+				t.Error("the in-process revocation list is wrong during the outage")
+			}
+
+			tc.back(srv)
+			if !rdsEventually(5*time.Second, func() bool { return a.Put(ctx, rdsVectorSession(), time.Hour) == nil }) {
+				t.Fatal("writes do not work again within 5 s")
+			}
+			// The logout made during the outage is shared once Redis is
+			// back, and, after a restart that lost Redis's data, so is
+			// the one made before.
+			if !rdsEventually(5*time.Second, func() bool { return b.Revoked(during, time.Now()) }) {
+				t.Error("the revocation made during the outage never reached the other instance")
+			}
+			c := srv.Client()
+			defer c.Close()
+			if !rdsEventually(5*time.Second, func() bool {
+				n, _ := c.ZScore(ctx, a.revokedKey, before).Result()
+				return n > 0
+			}) {
+				t.Error("a revocation lost by Redis is not written back")
+			}
+			if tc.restartsEmpty {
+				fresh := rdsStore(t, srv, rdsKeyA)
+				if !fresh.Revoked(before, time.Now()) || !fresh.Revoked(during, time.Now()) {
+					t.Error("an instance started after the Redis restart does not know the revocations")
+				}
+			}
+		})
+	}
+}
