@@ -613,3 +613,25 @@ func sendChunked(t *testing.T, u string, header http.Header, body string) *reply
 	b, _ := io.ReadAll(resp.Body)
 	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
+
+// optsSingleUse is the fake WeChat's default: registered codes only, each
+// usable once, as WeChat's.
+var optsSingleUse = wechattest.Options{}
+
+// wechattestUser returns a fresh user with a random session_key.
+func wechattestUser() wechattest.User { return wechattest.User{OpenID: randomOpenID()} }
+
+// testPhoneOf is a mainland number as WeChat returns it.
+func testPhoneOf(digits string) wechattest.Phone {
+	return wechattest.Phone{PhoneNumber: digits, PurePhoneNumber: digits, CountryCode: "86"}
+}
+
+// mustJSON encodes v.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
