@@ -1,0 +1,85 @@
+package caddytest
+
+// Acceptance points covered here (issue 2 item 3, issue 5):
+//   - An unknown subdirective, a missing secret (absent, or a placeholder
+//     that resolves to nothing), a signing key under 32 bytes (written, or
+//     from {env.*}), and sandbox together with a secret each stop Caddy from
+//     loading, with a message that names the problem — and never the
+//     secret itself.
+//   - Other config mistakes are named too: no app at all, app_secret without
+//     app_id, an api_base that is not a URL, a bad duration, an argument to
+//     a flag.
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigErrorsNameTheProblem(t *testing.T) {
+	const secretValue = "do-not-echo-this-secret-9f8e7d6c5b4a"
+	t.Setenv("WECHAT_AUTH_TEST_SHORT_KEY", "only-20-bytes-long!!")
+	t.Setenv("WECHAT_AUTH_TEST_EMPTY", "")
+
+	tests := []struct {
+		name      string
+		directive string
+		want      []string // all must appear in the error
+	}{
+		{"unknown subdirective", "app_id wx1234567890abcdef\n\t\tapp_secret " + secretValue + "\n\t\tfrobnicate on",
+			[]string{"unknown subdirective", "frobnicate"}},
+		{"missing secret", "app_id wx1234567890abcdef",
+			[]string{"app_secret", "missing"}},
+		{"secret placeholder resolving to nothing", "app_id wx1234567890abcdef\n\t\tapp_secret {env.WECHAT_AUTH_TEST_EMPTY}",
+			[]string{"app_secret", "missing"}},
+		{"app line without secret", "app wx1234567890abcdef",
+			[]string{"app_secret", "missing"}},
+		{"short signing key", "app_id wx1234567890abcdef\n\t\tapp_secret " + secretValue + "\n\t\tsigning_key short-key",
+			[]string{"signing_key", "32"}},
+		{"short signing key from env", "app_id wx1234567890abcdef\n\t\tapp_secret " + secretValue + "\n\t\tsigning_key {env.WECHAT_AUTH_TEST_SHORT_KEY}",
+			[]string{"signing_key", "32"}},
+		{"sandbox with a secret", "sandbox\n\t\tapp_id wx1234567890abcdef\n\t\tapp_secret " + secretValue,
+			[]string{"sandbox", "secret"}},
+		{"no app", "signing_key " + testSigningKey,
+			[]string{"app"}},
+		{"app_secret without app_id", "app_secret " + secretValue,
+			[]string{"app_id"}},
+		{"api_base not a URL", "app_id wx1234567890abcdef\n\t\tapp_secret " + secretValue + "\n\t\tapi_base ftp:/nowhere",
+			[]string{"api_base"}},
+		{"bad duration", "sandbox\n\t\ttoken_ttl forever",
+			[]string{"token_ttl"}},
+		{"argument to a flag", "sandbox\n\t\toptional yes",
+			[]string{"optional"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cf := globalOptions("") + "\nhttp://localhost:9080 {\n\twechat_auth {\n\t\t" + tt.directive + "\n\t}\n\trespond ok\n}\n"
+			msg := loadError(t, cf)
+			t.Logf("load error: %s", msg)
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("load error does not name %q:\n%s", w, msg)
+				}
+			}
+			if strings.Contains(msg, secretValue) || strings.Contains(msg, "only-20-bytes-long") {
+				t.Errorf("load error shows a secret:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestValidConfigsLoad(t *testing.T) {
+	t.Setenv("WECHAT_AUTH_TEST_SECRET", testSecret)
+	t.Setenv("WECHAT_AUTH_TEST_KEY", testSigningKey)
+	configs := map[string]string{
+		"sandbox alone":              "sandbox",
+		"secrets from env":           "app_id wx1234567890abcdef\n\t\tapp_secret {env.WECHAT_AUTH_TEST_SECRET}\n\t\tsigning_key {env.WECHAT_AUTH_TEST_KEY}",
+		"generated signing key":      "app_id wx1234567890abcdef\n\t\tapp_secret " + testSecret,
+		"every option":               "app wx1234567890abcdef s1\n\t\tapp wx2234567890abcdef s2\n\t\troute_prefix /auth\n\t\ttoken_ttl 30m\n\t\tsession_ttl 24h\n\t\toptional\n\t\tforward_profile\n\t\theader_openid X-User\n\t\theader_unionid X-Union\n\t\theader_appid X-App\n\t\tmax_sessions 1000\n\t\ttimeout 3s\n\t\tsigning_key " + testSigningKey,
+		"sandbox with a signing key": "sandbox\n\t\tsigning_key " + testSigningKey,
+	}
+	for name, d := range configs {
+		t.Run(name, func(t *testing.T) {
+			loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\twechat_auth {\n\t\t"+d+"\n\t}\n\trespond ok\n}\n")
+		})
+	}
+}
