@@ -1,0 +1,314 @@
+package caddytest
+
+// Acceptance points covered here (issue 5):
+//   - 400 random malformed requests across all routes (random bytes, wrong
+//     JSON types, huge fields, broken Authorization headers, every content
+//     type, odd methods), some with a valid token so the deep paths run:
+//     no 5xx, no dropped connection, and Caddy still serves afterwards.
+//     The generator is seeded, so a failure reproduces.
+//   - Authorization headers a Go client cannot send (bytes >= 0x80, several
+//     Authorization lines, a huge header) sent over a raw connection: no
+//     5xx, no dropped connection.
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileSeed fixes the generator so a failure reproduces.
+const hostileSeed = 20251124
+
+var hostileRoutes = []string{
+	"/wx/login", "/wx/refresh", "/wx/logout", "/wx/userinfo", "/wx/phone", "/wx/decrypt",
+	"/wx/sandbox/encrypt", "/wx/", "/wx/login/", "/WX/LOGIN", "/wx/login%00", "/api/orders", "/",
+}
+
+var hostileContentTypes = []string{
+	"", "application/json", "application/json; charset=utf-8", "application/x-www-form-urlencoded",
+	"application/x-www-form-urlencoded; charset=gbk", "text/plain", "text/html", "multipart/form-data; boundary=xyz",
+	"multipart/form-data", "application/octet-stream", "application/xml", "application/vnd.api+json",
+	"application/json; charset=", ";;;", "a/b/c", "application/json, text/plain", "*/*", "image/png",
+}
+
+var hostileMethods = []string{"POST", "POST", "POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"}
+
+// hostileGen makes malformed requests.
+type hostileGen struct {
+	r      *rand.Rand
+	tokens []string // valid tokens
+}
+
+func (g *hostileGen) pick(list []string) string { return list[g.r.IntN(len(list))] }
+
+func (g *hostileGen) bytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(g.r.UintN(256))
+	}
+	return b
+}
+
+// printable returns n random printable ASCII characters.
+func (g *hostileGen) printable(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(' ' + g.r.IntN(95))
+	}
+	return string(b)
+}
+
+func (g *hostileGen) b64(n int) string { return base64.StdEncoding.EncodeToString(g.bytes(n)) }
+
+// value returns a field value of a random JSON type or a huge string.
+func (g *hostileGen) value() any {
+	switch g.r.IntN(12) {
+	case 0:
+		return g.r.Int()
+	case 1:
+		return nil
+	case 2:
+		return true
+	case 3:
+		return []any{g.printable(5), 1}
+	case 4:
+		return map[string]any{"nested": g.printable(8)}
+	case 5:
+		return strings.Repeat("A", 20_000+g.r.IntN(60_000)) // huge field
+	case 6:
+		return g.b64(16 * (1 + g.r.IntN(8))) // plausible ciphertext
+	case 7:
+		return g.b64(16) // plausible iv
+	case 8:
+		return g.b64(g.r.IntN(40)) // odd length
+	case 9:
+		return string(g.bytes(g.r.IntN(64))) // invalid UTF-8
+	case 10:
+		return 1e308
+	default:
+		return g.printable(g.r.IntN(300))
+	}
+}
+
+var hostileFields = []string{"code", "appid", "encryptedData", "iv", "rawData", "signature", "x"}
+
+// body returns a malformed (or merely odd) body.
+func (g *hostileGen) body() string {
+	switch g.r.IntN(10) {
+	case 0:
+		return string(g.bytes(g.r.IntN(4096)))
+	case 8:
+		return `{"encryptedData":"` + strings.Repeat("QUFB", 15_000+g.r.IntN(35_000)) + `","iv":"` + g.b64(16) + `"}` // 60-200 KB
+	case 1, 2:
+		m := map[string]any{}
+		for range 1 + g.r.IntN(5) {
+			m[g.pick(hostileFields)] = g.value()
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	case 3:
+		v := url.Values{}
+		for range 1 + g.r.IntN(5) {
+			s, _ := g.value().(string)
+			v.Add(g.pick(hostileFields), s)
+		}
+		return v.Encode()
+	case 4:
+		return "encryptedData=" + g.b64(48) + "&iv=" + g.b64(16) + "&%zz=%&&==" + g.printable(20)
+	case 5:
+		return strings.Repeat("[", 5000+g.r.IntN(20000)) // deep nesting
+	case 6:
+		return `{"code":"` + g.printable(10) + `","code":` + fmt.Sprint(g.r.Int()) + `}` // duplicate keys
+	case 7:
+		return ""
+	default:
+		return g.printable(g.r.IntN(2000))
+	}
+}
+
+// authorization returns a broken, odd or (sometimes) valid Authorization
+// header; "" for none.
+func (g *hostileGen) authorization(route string) string {
+	tok := g.tokens[g.r.IntN(len(g.tokens))]
+	switch g.r.IntN(18) {
+	case 0:
+		return ""
+	case 1, 12, 13, 14, 15, 16, 17: // a valid token, so bodies reach the parsers
+		if route == "/wx/logout" {
+			return "Bearer " + tok[:len(tok)-1] // keep the tokens alive
+		}
+		return "Bearer " + tok
+	case 2:
+		return "Bearer"
+	case 3:
+		return "Bearer " + g.printable(g.r.IntN(8000))
+	case 4:
+		return "Basic " + g.b64(20)
+	case 5:
+		return "Bearer " + g.b64(20) + "." + g.b64(40) + "." + g.b64(32)
+	case 6:
+		return "bearer    " + tok + " " + tok
+	case 7:
+		return "Bearer " + strings.Repeat(".", g.r.IntN(100))
+	case 8:
+		parts := strings.Split(tok, ".")
+		return "Bearer " + parts[0] + "." + g.b64(300) + "." + parts[2]
+	case 9:
+		return g.printable(g.r.IntN(200))
+	case 10:
+		return "Bearer eyJhbGciOiJub25lIn0." + g.b64(30) + "."
+	default:
+		return "Bearer " + tok + g.printable(3)
+	}
+}
+
+// hostileRequest is one generated request.
+type hostileRequest struct {
+	method, path, contentType, auth, body string
+}
+
+func (h hostileRequest) String() string {
+	b := h.body
+	if len(b) > 80 {
+		b = b[:80] + fmt.Sprintf("…(%d bytes)", len(h.body))
+	}
+	a := h.auth
+	if len(a) > 40 {
+		a = a[:40] + "…"
+	}
+	return fmt.Sprintf("%s %s Content-Type=%q Authorization=%q body=%q", h.method, h.path, h.contentType, a, b)
+}
+
+func (g *hostileGen) request() hostileRequest {
+	req := hostileRequest{method: g.pick(hostileMethods), path: g.pick(hostileRoutes), contentType: g.pick(hostileContentTypes)}
+	req.auth = g.authorization(req.path)
+	if req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS" {
+		req.body = g.body()
+	}
+	if g.r.IntN(10) == 0 {
+		req.path += "?access_token=" + url.QueryEscape(g.tokens[0]) + "&code=" + url.QueryEscape(g.printable(5))
+	}
+	return req
+}
+
+func TestMalformedRequestsNeverCause5xx(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	var tokens []string
+	for i := range 3 {
+		code := fmt.Sprintf("hostile-%d", i)
+		st.addUser(code)
+		tokens = append(tokens, st.login(t, code).Token)
+	}
+	tokens = append(tokens, loginVectorUser(t, st, "hostile-vector").Token)
+
+	g := &hostileGen{r: rand.New(rand.NewPCG(hostileSeed, hostileSeed)), tokens: tokens}
+	statuses := map[int]int{}
+	const n = 400
+	for i := range n {
+		req := g.request()
+		h := http.Header{}
+		if req.contentType != "" {
+			h.Set("Content-Type", req.contentType)
+		}
+		if req.auth != "" {
+			h.Set("Authorization", req.auth)
+		}
+		r, err := trySend(req.method, st.Base+req.path, h, req.body)
+		if err != nil {
+			t.Fatalf("request %d (seed %d) dropped: %v\n%s", i, hostileSeed, err, req)
+		}
+		statuses[r.Status]++
+		if r.Status >= 500 {
+			t.Errorf("request %d (seed %d) got %d: %s\n%s", i, hostileSeed, r.Status, r.Body, req)
+		}
+	}
+	t.Logf("%d malformed requests, answers by status: %v", n, sortedCounts(statuses))
+
+	// Caddy still serves: a new login, a proxied request, a decryption.
+	st.addUser("after-hostile")
+	lr := st.login(t, "after-hostile")
+	wantStatus(t, st.get(t, "/api/after", lr.Token), http.StatusOK)
+	r := st.postJSON(t, "/wx/userinfo", tokens[3], map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
+	wantStatus(t, r, http.StatusOK)
+}
+
+func sortedCounts(m map[int]int) string {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%d:%d ", k, m[k])
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// rawExchange writes a raw HTTP/1.1 request on a new connection and reads
+// the answer.
+func rawExchange(addr, raw string) (*http.Response, string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, err = bufio.NewReader(resp.Body).WriteTo(&b)
+	return resp, b.String(), err
+}
+
+func TestRawBrokenAuthorizationHeaders(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("raw")
+	tok := st.login(t, "raw").Token
+
+	headers := map[string]string{
+		"high bytes":              "Authorization: Bearer \xff\xfe\xfd" + tok + "\r\n",
+		"UTF-8 in the token":      "Authorization: Bearer 令牌." + tok + "\r\n",
+		"two Authorization lines": "Authorization: Bearer " + tok + "\r\nAuthorization: Bearer junk\r\n",
+		"empty Authorization":     "Authorization:\r\n",
+		"obs-fold":                "Authorization: Bearer\r\n " + tok + "\r\n",
+		"tab separated":           "Authorization: Bearer\t" + tok + "\r\n",
+		"huge header":             "Authorization: Bearer " + strings.Repeat("x", 100_000) + "\r\n",
+		"spoofed underscore":      "X_WX_OPENID: oSPOOF\r\nAuthorization: Bearer " + tok + "\r\n",
+	}
+	for name, hdr := range headers {
+		for _, path := range []string{"/api/raw", "/wx/refresh", "/wx/userinfo"} {
+			t.Run(name+" "+path, func(t *testing.T) {
+				body := `{"encryptedData":"AAAA","iv":"AAAA"}`
+				raw := "POST " + path + " HTTP/1.1\r\nHost: localhost:9080\r\nContent-Type: application/json\r\n" + hdr +
+					fmt.Sprintf("Content-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+				resp, answer, err := rawExchange("127.0.0.1:9080", raw)
+				if err != nil {
+					t.Fatalf("connection dropped: %v", err)
+				}
+				if resp.StatusCode >= 500 {
+					t.Errorf("status %d: %s", resp.StatusCode, answer)
+				}
+				if strings.Contains(answer, "oSPOOF") {
+					t.Errorf("a spoofed identity reached the upstream: %s", answer)
+				}
+			})
+		}
+	}
+	wantStatus(t, st.get(t, "/api/after", tok), http.StatusOK)
+}
