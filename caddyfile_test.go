@@ -1,0 +1,273 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+// parseBlock parses a wechat_auth block and returns the handler's JSON.
+func parseBlock(t *testing.T, input string) (map[string]any, error) {
+	t.Helper()
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m, nil
+}
+
+func TestCaddyfileSubdirectives(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  string // the handler's JSON
+	}{
+		{"empty block", `wechat_auth`, `{}`},
+		{"app_id and app_secret", `wechat_auth {
+			app_id wx123
+			app_secret {env.WECHAT_SECRET}
+		}`, `{"apps":[{"app_id":"wx123","app_secret":"{env.WECHAT_SECRET}"}]}`},
+		{"several apps", `wechat_auth {
+			app wxA secretA
+			app wxB {file./run/secrets/b}
+		}`, `{"apps":[{"app_id":"wxA","app_secret":"secretA"},{"app_id":"wxB","app_secret":"{file./run/secrets/b}"}]}`},
+		{"app_id first, then app", `wechat_auth {
+			app wxB sb
+			app_id wxA
+			app_secret sa
+		}`, `{"apps":[{"app_id":"wxA","app_secret":"sa"},{"app_id":"wxB","app_secret":"sb"}]}`},
+		{"api_base", `wechat_auth {
+			api_base http://127.0.0.1:9000
+		}`, `{"api_base":"http://127.0.0.1:9000"}`},
+		{"sandbox", `wechat_auth {
+			sandbox
+		}`, `{"sandbox":true}`},
+		{"route_prefix", `wechat_auth {
+			route_prefix /auth
+		}`, `{"route_prefix":"/auth"}`},
+		{"signing_key", `wechat_auth {
+			signing_key 0123456789abcdef0123456789abcdef
+		}`, `{"signing_key":"0123456789abcdef0123456789abcdef"}`},
+		{"signing_key placeholder", `wechat_auth {
+			signing_key {env.KEY}
+		}`, `{"signing_key":"{env.KEY}"}`},
+		{"token_ttl", `wechat_auth {
+			token_ttl 30m
+		}`, `{"token_ttl":1800000000000}`},
+		{"session_ttl in days", `wechat_auth {
+			session_ttl 3d
+		}`, `{"session_ttl":259200000000000}`},
+		{"timeout", `wechat_auth {
+			timeout 2s
+		}`, `{"timeout":2000000000}`},
+		{"optional", `wechat_auth {
+			optional
+		}`, `{"optional":true}`},
+		{"forward_profile", `wechat_auth {
+			forward_profile
+		}`, `{"forward_profile":true}`},
+		{"header names", `wechat_auth {
+			header_openid X-User
+			header_unionid X-Union
+			header_appid X-App
+		}`, `{"header_openid":"X-User","header_unionid":"X-Union","header_appid":"X-App"}`},
+		{"max_sessions", `wechat_auth {
+			max_sessions 5000
+		}`, `{"max_sessions":5000}`},
+		{"store memory", `wechat_auth {
+			store memory
+		}`, `{}`},
+		{"store redis", `wechat_auth {
+			store redis redis://:{env.REDIS_PASSWORD}@127.0.0.1:6379/2
+		}`, `{"store":"redis://:{env.REDIS_PASSWORD}@127.0.0.1:6379/2"}`},
+		{"store rediss", `wechat_auth {
+			store redis rediss://redis.example.com:6380
+		}`, `{"store":"rediss://redis.example.com:6380"}`},
+		{"store placeholder", `wechat_auth {
+			store redis {env.REDIS_URL}
+		}`, `{"store":"{env.REDIS_URL}"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseBlock(t, tt.input)
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			var want map[string]any
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			if string(gb) != string(wb) {
+				t.Fatalf("JSON\n got %s\nwant %s", gb, wb)
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		mention []string
+	}{
+		{"unknown subdirective", "wechat_auth {\n frobnicate yes\n}", []string{"unknown subdirective", "frobnicate"}},
+		{"misspelt subdirective", "wechat_auth {\n appid wx1\n}", []string{"unknown subdirective", "appid"}},
+		{"argument on the directive", "wechat_auth wx1", []string{"wrong argument count"}},
+		{"short signing key", "wechat_auth {\n signing_key tooshort\n}", []string{"signing_key", "8 bytes", "32"}},
+		{"signing key of 31 bytes", "wechat_auth {\n signing_key 0123456789abcdef0123456789abcde\n}", []string{"signing_key", "31 bytes"}},
+		{"store redis without scheme", "wechat_auth {\n store redis 127.0.0.1:6379\n}", []string{"store", "redis://"}},
+		{"store redis http URL", "wechat_auth {\n store redis http://127.0.0.1:6379\n}", []string{"store", "redis://"}},
+		{"store redis without URL", "wechat_auth {\n store redis\n}", []string{"store"}},
+		{"store of an unknown kind", "wechat_auth {\n store etcd http://x\n}", []string{"store"}},
+		{"store without argument", "wechat_auth {\n store\n}", []string{"store"}},
+		{"app_id without value", "wechat_auth {\n app_id\n}", []string{"app_id", "needs a value"}},
+		{"app_id with two values", "wechat_auth {\n app_id wx1 wx2\n}", []string{"app_id", "one value"}},
+		{"app_secret without app_id", "wechat_auth {\n app_secret s\n}", []string{"app_secret", "app_id"}},
+		{"app with no arguments", "wechat_auth {\n app\n}", []string{"app"}},
+		{"app with three arguments", "wechat_auth {\n app wx1 s extra\n}", []string{"app"}},
+		{"route_prefix without slash", "wechat_auth {\n route_prefix wx\n}", []string{"route_prefix", "/"}},
+		{"token_ttl not a duration", "wechat_auth {\n token_ttl soon\n}", []string{"token_ttl", "soon"}},
+		{"token_ttl negative", "wechat_auth {\n token_ttl -1h\n}", []string{"token_ttl"}},
+		{"session_ttl zero", "wechat_auth {\n session_ttl 0s\n}", []string{"session_ttl"}},
+		{"timeout not a duration", "wechat_auth {\n timeout 5\n}", []string{"timeout"}},
+		{"max_sessions zero", "wechat_auth {\n max_sessions 0\n}", []string{"max_sessions"}},
+		{"max_sessions not a number", "wechat_auth {\n max_sessions lots\n}", []string{"max_sessions", "lots"}},
+		{"sandbox with an argument", "wechat_auth {\n sandbox on\n}", []string{"sandbox"}},
+		{"optional with an argument", "wechat_auth {\n optional yes\n}", []string{"optional"}},
+		{"forward_profile with an argument", "wechat_auth {\n forward_profile yes\n}", []string{"forward_profile"}},
+		{"header_openid without value", "wechat_auth {\n header_openid\n}", []string{"header_openid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseBlock(t, tt.input)
+			if err == nil {
+				t.Fatalf("accepted as %v", got)
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrorsNeverEchoTheSigningKey(t *testing.T) {
+	_, err := parseBlock(t, "wechat_auth {\n signing_key SHORTsecret\n}")
+	if err == nil || strings.Contains(err.Error(), "SHORTsecret") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// adapt turns a whole Caddyfile into Caddy's JSON.
+func adapt(t *testing.T, caddyfileText string) (string, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
+	return string(out), err
+}
+
+func TestCaddyfileDirectiveIsOrderedBeforeBasicAuth(t *testing.T) {
+	out, err := adapt(t, `:8080 {
+		respond "hello"
+		basic_auth /admin/* {
+			admin $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG
+		}
+		wechat_auth {
+			sandbox
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := strings.Index(out, `"handler":"wechat_auth"`)
+	ba := strings.Index(out, `"handler":"authentication"`)
+	rp := strings.Index(out, `"handler":"static_response"`)
+	if wa < 0 || ba < 0 || rp < 0 {
+		t.Fatalf("adapted config lacks a handler: %s", out)
+	}
+	if !(wa < ba && ba < rp) {
+		t.Fatalf("handler order wechat_auth %d, basic_auth %d, respond %d: wechat_auth must run first without an order option\n%s", wa, ba, rp, out)
+	}
+}
+
+func TestCaddyfileAdaptKeepsPlaceholdersNotSecrets(t *testing.T) {
+	t.Setenv("WECHAT_SECRET", "the-real-secret-value")
+	out, err := adapt(t, `:8080 {
+		wechat_auth {
+			app_id wx123
+			app_secret {env.WECHAT_SECRET}
+			signing_key {env.WECHAT_AUTH_KEY}
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "the-real-secret-value") {
+		t.Fatalf("caddy adapt shows the resolved secret: %s", out)
+	}
+	if !strings.Contains(out, `"app_secret":"{env.WECHAT_SECRET}"`) || !strings.Contains(out, `"signing_key":"{env.WECHAT_AUTH_KEY}"`) {
+		t.Fatalf("placeholders not kept: %s", out)
+	}
+}
+
+func TestCaddyfileAdaptErrorNamesTheSubdirective(t *testing.T) {
+	_, err := adapt(t, ":8080 {\n wechat_auth {\n  sandbx\n }\n}")
+	if err == nil || !strings.Contains(err.Error(), "sandbx") {
+		t.Fatalf("err = %v, want one naming sandbx", err)
+	}
+}
+
+// TestConfigErrorsStopLoading checks the errors Provision gives for
+// configurations that parse but cannot work: what `caddy run` and
+// `caddy validate` print.
+func TestConfigErrorsStopLoading(t *testing.T) {
+	t.Setenv("WECHAT_EMPTY", "")
+	t.Setenv("WECHAT_SHORT_KEY", "short")
+	tests := []struct {
+		name    string
+		h       Handler
+		mention []string
+	}{
+		{"no app", Handler{}, []string{"no app", "app_id"}},
+		{"missing secret", Handler{Apps: []App{{AppID: "wx1"}}}, []string{"app_secret", "wx1", "missing"}},
+		{"secret placeholder resolving to nothing", Handler{Apps: []App{{AppID: "wx1", AppSecret: "{env.WECHAT_EMPTY}"}}}, []string{"app_secret", "wx1"}},
+		{"sandbox with a secret", Handler{Sandbox: true, Apps: []App{{AppID: "wx1", AppSecret: "s"}}}, []string{"sandbox", "secret"}},
+		{"short signing key", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, SigningKey: "0123456789"}, []string{"signing_key", "10 bytes", "32"}},
+		{"short signing key from a placeholder", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, SigningKey: "{env.WECHAT_SHORT_KEY}"}, []string{"signing_key", "5 bytes", "32"}},
+		{"signing key placeholder resolving to nothing", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, SigningKey: "{env.WECHAT_EMPTY}"}, []string{"signing_key"}},
+		{"same app twice", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}, {AppID: "wx1", AppSecret: "t"}}}, []string{"wx1", "twice"}},
+		{"empty app_id", Handler{Apps: []App{{AppID: "", AppSecret: "s"}}}, []string{"app_id"}},
+		{"api_base not a URL", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, APIBase: "api.weixin.qq.com"}, []string{"api_base"}},
+		{"api_base ftp", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, APIBase: "ftp://x"}, []string{"api_base"}},
+		{"bad header name", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, HeaderOpenID: "X User"}, []string{"X User", "header"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.h
+			err := provision(t, &h)
+			if err == nil {
+				t.Fatal("provisioned")
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			if strings.Contains(err.Error(), "short\"") || strings.Contains(err.Error(), "0123456789") {
+				t.Errorf("error %q shows the key", err)
+			}
+		})
+	}
+}
