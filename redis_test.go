@@ -46,7 +46,7 @@ func rdsStart(t testing.TB, extra ...string) *rdsServer {
 	s := &rdsServer{t: t, port: rdsFreePort(t), dir: t.TempDir()}
 	s.args = append([]string{bin,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", s.dir + "/redis.log",
 	}, extra...)
 	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
 	s.Start()
@@ -72,7 +72,6 @@ func (s *rdsServer) Start() {
 		return
 	}
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
