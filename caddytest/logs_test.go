@@ -1,0 +1,185 @@
+package caddytest
+
+// Acceptance points covered here (issue 2, issue 5):
+//   - A DEBUG-level log of a session with logins (JSON and form), a
+//     refresh, decryptions (good and failed), phone calls (code and old
+//     button), failures of WeChat and of tokens, and a logout contains no app
+//     secret, session_key, signing key, login or phone code, token,
+//     encryptedData or iv — while it does hold wechat_auth's own lines.
+//   - A WeChat configuration error (40125: wrong app secret) is logged once
+//     at ERROR with the fix the operator must make, however many logins hit
+//     it, and each such login answers 500 config_error.
+//   - Sandbox mode logs a warning at start.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// logLine is one JSON line of Caddy's log.
+type logLine struct {
+	Level  string `json:"level"`
+	Logger string `json:"logger"`
+	Msg    string `json:"msg"`
+}
+
+func parseLog(t *testing.T, text string) []logLine {
+	t.Helper()
+	var lines []logLine
+	for _, l := range strings.Split(text, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		var ll logLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		lines = append(lines, ll)
+	}
+	return lines
+}
+
+// stopFileLog loads a config without a log block, so Caddy's log goes back
+// to stderr and the file of debugLog is complete.
+func stopFileLog(t *testing.T) {
+	t.Helper()
+	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\trespond ok\n}\n")
+}
+
+func TestDebugLogHoldsNoSecrets(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	st := startStack(t, stackConfig{Global: logOption})
+
+	// Distinctive codes, so finding one in the log is never a coincidence.
+	const (
+		jsonCode  = "LOGINCODE-json-Zq8Xv3Lm9P"
+		formCode  = "LOGINCODE-form-Hk4Jd8Wq2R"
+		usedCode  = "LOGINCODE-used-Tb7Nc5Ys1E"
+		phoneCode = "PHONECODE-Gf6Vp0Ka3M"
+	)
+	secrets := map[string]string{
+		"app secret":         testSecret,
+		"signing key":        testSigningKey,
+		"vector session_key": vector.SessionKey,
+		"JSON login code":    jsonCode,
+		"form login code":    formCode,
+		"used login code":    usedCode,
+		"phone code":         phoneCode,
+		"encryptedData":      vector.EncryptedData[:40],
+		"iv":                 vector.IV,
+	}
+
+	st.WeChat.AddCode(testAppID, jsonCode, wechattest.User{OpenID: vector.OpenID, UnionID: vector.UnionID, SessionKey: vector.SessionKey})
+	formUser := st.addUser(formCode)
+	secrets["form user's session_key"] = formUser.SessionKey
+	st.WeChat.AddErrorCode(testAppID, usedCode, wechattest.ErrCodeUsed)
+	st.WeChat.AddPhoneCode(phoneCode, testPhone)
+
+	lr := st.login(t, jsonCode)
+	r := st.postForm(t, "/wx/login", "", url.Values{"code": {formCode}})
+	wantStatus(t, r, http.StatusOK)
+	formToken := r.Object(t)["token"].(string)
+	wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": usedCode}), http.StatusUnauthorized, "invalid_code")
+	st.WeChat.FailNextHTTP(wechattest.PathCode2Session, http.StatusBadGateway, "<html>502</html>")
+	st.addUser("LOGINCODE-502-Qw1Er2Ty3U")
+	secrets["code of a login WeChat failed"] = "LOGINCODE-502-Qw1Er2Ty3U"
+	wantStatus(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": "LOGINCODE-502-Qw1Er2Ty3U"}), http.StatusServiceUnavailable)
+
+	r = st.post(t, "/wx/refresh", lr.Token, "", "")
+	wantStatus(t, r, http.StatusOK)
+	refreshed := r.Object(t)["token"].(string)
+	wantStatus(t, st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusOK)
+	wantError(t, st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": tamper(t, -5), "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
+	wantError(t, st.postJSON(t, "/wx/userinfo", formToken, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
+	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": phoneCode}), testPhone)
+	oldEnc, oldIV := encryptFor(t, formUser.SessionKey, map[string]any{"phoneNumber": "13800138000", "purePhoneNumber": "13800138000", "countryCode": "86", "watermark": map[string]any{"appid": testAppID, "timestamp": 1}})
+	secrets["old-button encryptedData"] = oldEnc[:40]
+	wantStatus(t, st.postJSON(t, "/wx/phone", formToken, map[string]string{"encryptedData": oldEnc, "iv": oldIV}), http.StatusOK)
+	wantError(t, st.get(t, "/api", lr.Token[:len(lr.Token)-3]+"xyz"), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, st.get(t, "/api", refreshed), http.StatusOK)
+	wantStatus(t, st.post(t, "/wx/logout", refreshed, "", ""), http.StatusNoContent)
+	wantError(t, st.get(t, "/api", lr.Token), http.StatusUnauthorized, "invalid_token")
+
+	secrets["login token"] = lr.Token
+	secrets["login token's signature"] = lr.Token[lastDot(lr.Token)+1:]
+	secrets["form login token"] = formToken
+	secrets["refreshed token"] = refreshed
+
+	stopFileLog(t)
+	logText := readFile(t, logPath)
+
+	lines := parseLog(t, logText)
+	var own, debug int
+	for _, l := range lines {
+		if strings.Contains(l.Logger, "wechat_auth") {
+			own++
+			if l.Level == "debug" {
+				debug++
+			}
+		}
+	}
+	t.Logf("the log has %d lines, %d of them wechat_auth's (%d at DEBUG)", len(lines), own, debug)
+	if own == 0 || debug == 0 {
+		t.Fatalf("the log holds no DEBUG line of wechat_auth; the test would prove nothing:\n%s", logText)
+	}
+	for name, s := range secrets {
+		if strings.Contains(logText, s) {
+			t.Errorf("the DEBUG log contains the %s", name)
+		}
+		if esc := strings.Trim(string(mustJSON(t, s)), `"`); esc != s && strings.Contains(logText, esc) {
+			t.Errorf("the DEBUG log contains the %s (JSON-escaped)", name)
+		}
+	}
+}
+
+func TestWeChatConfigErrorLoggedOnceAtError(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	st := startStack(t, stackConfig{Global: logOption})
+	// The operator's secret is wrong: WeChat answers 40125 to every login.
+	st.WeChat.AddApp(testAppID, "the-secret-wechat-actually-has-0123456789")
+	for i := range 3 {
+		code := "config-error-" + string(rune('a'+i))
+		st.addUser(code)
+		body := wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": code}), http.StatusInternalServerError, "config_error")
+		if body["wechat_errcode"] != float64(wechattest.ErrInvalidSecret) {
+			t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], wechattest.ErrInvalidSecret)
+		}
+	}
+	stopFileLog(t)
+	logText := readFile(t, logPath)
+
+	var errorLines []logLine
+	for _, l := range parseLog(t, logText) {
+		if strings.Contains(l.Logger, "wechat_auth") && l.Level == "error" {
+			errorLines = append(errorLines, l)
+		}
+	}
+	if len(errorLines) != 1 {
+		t.Fatalf("%d ERROR lines of wechat_auth for three logins hitting 40125, want 1:\n%s", len(errorLines), logText)
+	}
+	if msg := errorLines[0].Msg; !strings.Contains(msg, "app_secret") {
+		t.Errorf("the ERROR line does not tell the operator to fix app_secret: %q", msg)
+	}
+	if strings.Contains(logText, testSecret) {
+		t.Errorf("the log contains the app secret")
+	}
+}
+
+func TestSandboxLogsWarningAtStart(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	up := startUpstream(t)
+	cf := globalOptions(logOption) + wechatSite(siteBase, "\t\tsandbox\n", up.Addr, "")
+	loadCaddy(t, cf)
+	stopFileLog(t)
+	for _, l := range parseLog(t, readFile(t, logPath)) {
+		if strings.Contains(l.Logger, "wechat_auth") && l.Level == "warn" && strings.Contains(l.Msg, "sandbox") {
+			return
+		}
+	}
+	t.Errorf("no warning that sandbox is on in the log")
+}
