@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"strings"
 )
@@ -40,11 +39,13 @@ func decryptOpenData(sessionKey, encryptedData, iv string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ivb, err := decodeB64(iv)
+	// The iv and key are 16 bytes: decoded on the stack.
+	var ivBuf, keyBuf [18]byte
+	ivb, err := decodeShortB64(ivBuf[:], iv)
 	if err != nil {
-		return nil, err
+		return nil, errBadBase64
 	}
-	key, err := base64.StdEncoding.DecodeString(sessionKey)
+	key, err := decodeShortB64(keyBuf[:], sessionKey)
 	if err != nil || len(key) != 16 {
 		return nil, errDecrypt
 	}
@@ -63,6 +64,17 @@ func decryptOpenData(sessionKey, encryptedData, iv string) ([]byte, error) {
 	return plain, nil
 }
 
+// decodeShortB64 decodes standard base64 into buf when it fits, and
+// allocates only when it does not, with the same result as
+// base64.StdEncoding.DecodeString.
+func decodeShortB64(buf []byte, s string) ([]byte, error) {
+	if base64.StdEncoding.DecodedLen(len(s)) > len(buf) {
+		return base64.StdEncoding.DecodeString(s)
+	}
+	n, err := base64.StdEncoding.Decode(buf, []byte(s))
+	return buf[:n], err
+}
+
 // unpad strips PKCS#7 padding: 1..16 bytes, all equal to their count.
 func unpad(b []byte) ([]byte, bool) {
 	n := int(b[len(b)-1])
@@ -79,30 +91,18 @@ func unpad(b []byte) ([]byte, bool) {
 	return b[:len(b)-n], true
 }
 
-// owner is the part of decrypted open data that says whose it is.
-type owner struct {
-	OpenID    *string `json:"openId"`
-	Watermark *struct {
-		AppID string `json:"appid"`
-	} `json:"watermark"`
-}
-
 // checkOwner checks that plain is a JSON object and, where it says whose it
 // is, that it is this app's and this user's: a watermark's appid must be
-// appid, an openId must be openid.
+// appid, an openId must be openid. See ownerscan.go.
 func checkOwner(plain []byte, appid, openid string) error {
-	trimmed := strings.TrimLeft(string(plain), " \t\r\n")
-	if !strings.HasPrefix(trimmed, "{") {
+	o, ok := scanOwner(plain)
+	if !ok {
 		return errDecrypt
 	}
-	var o owner
-	if err := json.Unmarshal(plain, &o); err != nil {
-		return errDecrypt
-	}
-	if o.Watermark != nil && o.Watermark.AppID != appid {
+	if o.hasWatermark && !o.appID.equals(appid) {
 		return errForeignData
 	}
-	if o.OpenID != nil && *o.OpenID != openid {
+	if o.hasOpenID && !o.openID.equals(openid) {
 		return errForeignData
 	}
 	return nil

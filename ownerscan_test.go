@@ -1,0 +1,154 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// jsonOwner is how checkOwner read the plaintext with encoding/json before
+// scanOwner, and the reference scanOwner must agree with.
+type jsonOwner struct {
+	OpenID    *string `json:"openId"`
+	Watermark *struct {
+		AppID string `json:"appid"`
+	} `json:"watermark"`
+}
+
+// ownerByJSON reads plain with encoding/json: ok when it is a JSON object
+// that decodes into jsonOwner without error.
+func ownerByJSON(plain []byte) (o jsonOwner, ok bool) {
+	trimmed := strings.TrimLeft(string(plain), " \t\r\n")
+	if !strings.HasPrefix(trimmed, "{") {
+		return o, false
+	}
+	if err := json.Unmarshal(plain, &o); err != nil {
+		return jsonOwner{}, false
+	}
+	return o, true
+}
+
+// checkOwnerByJSON is checkOwner as it was, with encoding/json.
+func checkOwnerByJSON(plain []byte, appid, openid string) error {
+	o, ok := ownerByJSON(plain)
+	if !ok {
+		return errDecrypt
+	}
+	if o.Watermark != nil && o.Watermark.AppID != appid {
+		return errForeignData
+	}
+	if o.OpenID != nil && *o.OpenID != openid {
+		return errForeignData
+	}
+	return nil
+}
+
+// compareOwner fails t when scanOwner and encoding/json disagree on plain.
+func compareOwner(t *testing.T, plain []byte) {
+	t.Helper()
+	want, wantOK := ownerByJSON(plain)
+	got, gotOK := scanOwner(plain)
+	if gotOK != wantOK {
+		t.Fatalf("%q: scanOwner valid=%v, encoding/json valid=%v", plain, gotOK, wantOK)
+	}
+	if !gotOK {
+		return
+	}
+	if got.hasOpenID != (want.OpenID != nil) {
+		t.Fatalf("%q: scanOwner has openId=%v, encoding/json %v", plain, got.hasOpenID, want.OpenID != nil)
+	}
+	if want.OpenID != nil && got.openID.value() != *want.OpenID {
+		t.Fatalf("%q: scanOwner openId=%q, encoding/json %q", plain, got.openID.value(), *want.OpenID)
+	}
+	if want.OpenID != nil && !got.openID.equals(*want.OpenID) {
+		t.Fatalf("%q: openId %q does not equal itself", plain, *want.OpenID)
+	}
+	if got.hasWatermark != (want.Watermark != nil) {
+		t.Fatalf("%q: scanOwner has watermark=%v, encoding/json %v", plain, got.hasWatermark, want.Watermark != nil)
+	}
+	if want.Watermark != nil && got.appID.value() != want.Watermark.AppID {
+		t.Fatalf("%q: scanOwner appid=%q, encoding/json %q", plain, got.appID.value(), want.Watermark.AppID)
+	}
+	if want.Watermark != nil && !got.appID.equals(want.Watermark.AppID) {
+		t.Fatalf("%q: appid %q does not equal itself", plain, want.Watermark.AppID)
+	}
+}
+
+// ownerSeeds are the inputs whose reading is easy to get wrong.
+var ownerSeeds = []string{
+	wechattest.UserInfoVector.Plaintext,
+	`{"phoneNumber":"13580006666","purePhoneNumber":"13580006666","countryCode":"86","watermark":{"appid":"wx4f4bc4dec97d474b","timestamp":1477314187}}`,
+	`{"stepInfoList":[{"timestamp":1445866601,"step":100},{"timestamp":1445876601,"step":120}],"watermark":{"appid":"wxA","timestamp":1}}`,
+	`{"openGId":"OPENGID","watermark":{"appid":"wxA"}}`,
+	`{}`, ` {} `, "\t\r\n{}\n", `{"a":1}`, ``, ` `, `null`, `[]`, `"s"`, `1`, `{`, `}`, `{}{}`, `{} x`, `{},`,
+	// Keys match as encoding/json matches them to fields.
+	`{"openid":"x"}`, `{"OPENID":"x"}`, `{"OpenId":"x","openId":"y"}`, `{"open\u0049d":"x"}`,
+	`{"WATERMARK":{"APPID":"x"}}`, `{"watermar\u212a":{"appid":"x"}}`, "{\"watermar\u212a\":{\"appid\":\"x\"}}",
+	`{"open_id":"x"}`, `{"openId ":"x"}`, `{"openIdx":"x"}`, `{"\u006fpenId":"x"}`, "{\"open\xffId\":\"x\"}",
+	// Repeated keys: the last wins; watermarks merge; null clears.
+	`{"openId":"a","openId":"b"}`, `{"openId":"a","openId":null}`, `{"openId":null,"openId":"a"}`,
+	`{"watermark":{"appid":"a"},"watermark":{}}`, `{"watermark":{"appid":"a"},"watermark":null}`,
+	`{"watermark":{"appid":"a"},"watermark":null,"watermark":{}}`, `{"watermark":{"appid":"a","appid":null}}`,
+	`{"watermark":{"appid":"a","appid":"b"}}`, `{"watermark":{"openId":"a"},"openId":"b"}`,
+	// Types other than string (object for watermark) or null are errors.
+	`{"openId":1}`, `{"openId":true}`, `{"openId":{}}`, `{"openId":[]}`, `{"watermark":"a"}`,
+	`{"watermark":[]}`, `{"watermark":1}`, `{"watermark":{"appid":1}}`, `{"watermark":{"appid":{}}}`,
+	`{"watermark":{"appid":false}}`, `{"x":{"openId":1}}`,
+	// Strings.
+	`{"openId":"a\"b"}`, `{"openId":"\u00e9"}`, `{"openId":"é"}`, `{"openId":"\ud83d\ude00"}`, `{"openId":"\ud83d"}`,
+	`{"openId":"\uDE00x"}`, "{\"openId\":\"\xff\"}", "{\"openId\":\"\xe9\x80\"}", `{"openId":"\x"}`, `{"openId":"\u12"}`,
+	`{"openId":"\u12g4"}`, "{\"openId\":\"a\tb\"}", "{\"openId\":\"a\x7fb\"}", `{"openId":"\/\b\f\n\r\t\\"}`, `{"openId":"a`,
+	// Numbers and literals.
+	`{"a":0}`, `{"a":-0}`, `{"a":01}`, `{"a":1.}`, `{"a":.1}`, `{"a":1e5}`, `{"a":1E+5}`, `{"a":1e}`, `{"a":-}`,
+	`{"a":1.5e-3}`, `{"a":+1}`, `{"a":0x1}`, `{"a":true}`, `{"a":tru}`, `{"a":nul}`, `{"a":nullx}`, `{"a":NaN}`,
+	// Structure.
+	`{"a":[1,2,]}`, `{"a":[,]}`, `{"a":1,}`, `{,"a":1}`, `{"a" 1}`, `{"a"::1}`, `{a:1}`, `{'a':1}`, `{"a":[]}`,
+	`{"a":[[]],"b":{"c":{}}}`, `{"a":1 "b":2}`, "{\"a\":1}\x00",
+	strings.Repeat("[", 20) + strings.Repeat("]", 20),
+	`{"a":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}`,
+	`{"a":` + strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth) + `}`,
+	`{"a":` + strings.Repeat(`{"b":`, maxJSONDepth-1) + "1" + strings.Repeat("}", maxJSONDepth-1) + `}`,
+	`{"a":` + strings.Repeat(`{"b":`, maxJSONDepth) + "1" + strings.Repeat("}", maxJSONDepth) + `}`,
+}
+
+func TestScanOwnerAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range ownerSeeds {
+		compareOwner(t, []byte(s))
+	}
+}
+
+func TestCheckOwnerAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range ownerSeeds {
+		for _, ids := range [][2]string{{"wxA", "x"}, {"wx4f4bc4dec97d474b", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"}, {"a", "b"}, {"", ""}} {
+			got, want := checkOwner([]byte(s), ids[0], ids[1]), checkOwnerByJSON([]byte(s), ids[0], ids[1])
+			if got != want {
+				t.Errorf("checkOwner(%q, %q, %q) = %v, encoding/json says %v", s, ids[0], ids[1], got, want)
+			}
+		}
+	}
+}
+
+// Keys fold as encoding/json folds them, Unicode included: the Kelvin sign
+// is a 'k', the dotted and dotless i are not an 'i'.
+func TestScanOwnerFoldsKeysAsEncodingJSON(t *testing.T) {
+	for _, key := range []string{"openId", "OPENID", "oPeNiD", "watermarK", "watermar\u212a", "watermarK", "WATERMARK",
+		"appid", "APPID", "appıd", "appİd", "openſd", "open\u0049d", "open\u0069d"} {
+		compareOwner(t, []byte(`{"`+key+`":null}`))
+		compareOwner(t, []byte(`{"`+key+`":"v"}`))
+		compareOwner(t, []byte(`{"watermark":{"`+key+`":"v"}}`))
+	}
+}
+
+func FuzzScanOwner(f *testing.F) {
+	for _, s := range ownerSeeds {
+		f.Add([]byte(s), "wxA", "x")
+	}
+	f.Fuzz(func(t *testing.T, plain []byte, appid, openid string) {
+		compareOwner(t, plain)
+		if got, want := checkOwner(plain, appid, openid), checkOwnerByJSON(plain, appid, openid); got != want {
+			t.Fatalf("checkOwner(%q, %q, %q) = %v, encoding/json says %v", plain, appid, openid, got, want)
+		}
+	})
+}
