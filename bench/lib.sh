@@ -1,0 +1,82 @@
+# Shared by the bench scripts: sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RESULTS="$ROOT/bench/results"
+mkdir -p "$RESULTS"
+
+# need_wrk installs wrk with apt-get when it is missing (root), or says how.
+need_wrk() {
+	command -v wrk >/dev/null 2>&1 && return
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing wrk with apt-get" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 ||
+			{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	fi
+	command -v wrk >/dev/null 2>&1 || { echo "wrk is needed: apt-get install wrk (or brew install wrk)" >&2; exit 1; }
+}
+
+# build_caddy builds Caddy with wechat_auth as `./xcaddy.sh go-build` does
+# and copies it into bench/results, so a rebuild of ./caddy during the run
+# changes nothing. CADDY=/path/to/caddy uses that binary instead (e.g. one
+# from `./xcaddy.sh build`).
+build_caddy() {
+	if [ -n "${CADDY:-}" ]; then
+		[ "$(realpath "$CADDY")" = "$(realpath -m "$RESULTS/caddy")" ] || cp "$CADDY" "$RESULTS/caddy"
+	else
+		echo "building caddy (./xcaddy.sh go-build)" >&2
+		(cd "$ROOT" && ./xcaddy.sh go-build && cp ./caddy "$RESULTS/caddy")
+	fi
+}
+
+# build_cmd NAME builds bench/NAME into bench/results/NAME.
+build_cmd() {
+	(cd "$ROOT" && go build -o "$RESULTS/$1" "./bench/$1")
+}
+
+# free_port prints a loopback TCP port nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# wait_port PORT waits up to 20 s for something to listen on PORT.
+wait_port() {
+	local i
+	for i in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $1 after 20 s" >&2
+	return 1
+}
+
+# Processes this script started, stopped on exit by their own pids.
+PIDS=()
+start_bg() { # LOGFILE CMD...
+	local log="$1"
+	shift
+	"$@" >"$log" 2>&1 &
+	PIDS+=("$!")
+}
+stop_all() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+
+# median reads numbers, one a line, and prints their median.
+median() {
+	sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# field NAME LINE prints the value of NAME=value in LINE.
+field() {
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Throughput of wechat_auth + reverse_proxy against a bare reverse_proxy to
+# the same upstream, in one Caddy, measured with wrk in alternating rounds.
+#
+#   bench/proxy.sh                 7 rounds of 5 s, 2 threads, 32 connections
+#   ROUNDS=15 DURATION=10s bench/proxy.sh
+#   CADDY=./caddy bench/proxy.sh   use this Caddy binary instead of building
+#
+# Each round runs wrk against the bare site, the wechat_auth site with a
+# valid token, and the wechat_auth site without one (401 expected); the
+# order of the first two alternates between rounds so drift in the
+# machine's load does not favour either. Any answer other than 2xx where 2xx
+# is expected (or 401 where 401 is), and any socket error, fails the run.
+# Prints the median requests/s of each and the median of the per-round
+# ratios wechat_auth/bare; exits 1 when that is under MIN_RATIO (0.95).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-7}
+DURATION=${DURATION:-5s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+MIN_RATIO=${MIN_RATIO:-0.95}
+
+need_wrk
+build_caddy
+build_cmd upstream
+
+UP_PORT=$(free_port)
+BARE_PORT=$(free_port)
+AUTH_PORT=$(free_port)
+RUN="$RESULTS/proxy"
+rm -rf "$RUN" && mkdir -p "$RUN"
+
+cat >"$RUN/Caddyfile" <<CADDYFILE
+{
+	admin off
+	auto_https off
+	storage file_system $RUN/storage
+}
+
+:$BARE_PORT {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$UP_PORT
+}
+
+:$AUTH_PORT {
+	bind 127.0.0.1
+	wechat_auth {
+		sandbox
+		signing_key bench-signing-key-0123456789abcdef
+	}
+	reverse_proxy 127.0.0.1:$UP_PORT
+}
+CADDYFILE
+
+start_bg "$RUN/upstream.log" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
+start_bg "$RUN/caddy.log" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
+wait_port "$UP_PORT"
+wait_port "$BARE_PORT"
+wait_port "$AUTH_PORT"
+
+TOKEN=$(curl -sf -X POST -d code=bench-user "http://127.0.0.1:$AUTH_PORT/wx/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$TOKEN" ] || { echo "login failed" >&2; exit 1; }
+check() { # WANT_STATUS URL [HEADER]
+	local got
+	got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} "$2")
+	[ "$got" = "$1" ] || { echo "$2 answered $got, want $1" >&2; exit 1; }
+}
+check 200 "http://127.0.0.1:$BARE_PORT/api/orders"
+check 200 "http://127.0.0.1:$AUTH_PORT/api/orders" "Authorization: Bearer $TOKEN"
+check 401 "http://127.0.0.1:$AUTH_PORT/api/orders"
+
+# run NAME WANT_CLASS [HEADER]: one wrk run; prints its requests/s.
+run() {
+	local name="$1" want="$2" out line rps
+	shift 2
+	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/status.lua" "$@" 2>&1)
+	echo "$out" >>"$RUN/wrk-$name.log"
+	line=$(echo "$out" | grep '^STATUS ') || { echo "$name: wrk printed no STATUS line:" >&2; echo "$out" >&2; exit 1; }
+	local requests good errors
+	requests=$(field requests "$line")
+	good=$(field "$want" "$line")
+	errors=$(field errors "$line")
+	if [ "$requests" -eq 0 ] || [ "$good" -ne "$requests" ] || [ "$errors" -ne 0 ]; then
+		echo "$name: expected every answer $want: $line" >&2
+		exit 1
+	fi
+	field rps "$line"
+}
+
+BARE="http://127.0.0.1:$BARE_PORT/api/orders"
+AUTH="http://127.0.0.1:$AUTH_PORT/api/orders"
+HDR="Authorization: Bearer $TOKEN"
+
+# Warm up: connections, pools, the token cache.
+DURATION=2s run warmup-bare 2xx "$BARE" >/dev/null
+DURATION=2s run warmup-token 2xx -H "$HDR" "$AUTH" >/dev/null
+
+printf '%-6s %12s %12s %12s %8s\n' round bare_rps token_rps no_token_rps ratio
+: >"$RUN/rounds.txt"
+for i in $(seq 1 "$ROUNDS"); do
+	if [ $((i % 2)) = 1 ]; then
+		bare=$(run bare 2xx "$BARE")
+		tok=$(run token 2xx -H "$HDR" "$AUTH")
+	else
+		tok=$(run token 2xx -H "$HDR" "$AUTH")
+		bare=$(run bare 2xx "$BARE")
+	fi
+	none=$(run no-token 4xx "$AUTH")
+	ratio=$(awk -v a="$tok" -v b="$bare" 'BEGIN { printf "%.3f", a / b }')
+	printf '%-6s %12s %12s %12s %8s\n' "$i" "$bare" "$tok" "$none" "$ratio"
+	echo "$bare $tok $none $ratio" >>"$RUN/rounds.txt"
+done
+
+med() { awk -v c="$1" '{ print $c }' "$RUN/rounds.txt" | median; }
+MED_RATIO=$(med 4)
+printf '%-6s %12s %12s %12s %8s\n' median "$(med 1)" "$(med 2)" "$(med 3)" "$MED_RATIO"
+echo "median of per-round ratios wechat_auth/bare: $MED_RATIO (acceptance: >= $MIN_RATIO)"
+echo "no-token/bare (401 answers): $(awk '{ printf "%.3f\n", $3 / $1 }' "$RUN/rounds.txt" | median)"
+awk -v r="$MED_RATIO" -v m="$MIN_RATIO" 'BEGIN { exit !(r >= m) }'
