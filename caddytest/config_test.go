@@ -13,7 +13,25 @@ package caddytest
 import (
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
+
+// validateCaddyfile does what `caddy validate --adapter caddyfile` does, in
+// process: adapt, decode strictly, provision every module without starting
+// anything.
+func validateCaddyfile(caddyfile string) error {
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		return err
+	}
+	var cfg *caddy.Config
+	if err := caddy.StrictUnmarshalJSON(caddy.RemoveMetaFields(adapted), &cfg); err != nil {
+		return err
+	}
+	return caddy.Validate(cfg)
+}
 
 func TestConfigErrorsNameTheProblem(t *testing.T) {
 	const secretValue = "do-not-echo-this-secret-9f8e7d6c5b4a"
@@ -55,15 +73,55 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 			cf := globalOptions("") + "\nhttp://localhost:9080 {\n\twechat_auth {\n\t\t" + tt.directive + "\n\t}\n\trespond ok\n}\n"
 			msg := loadError(t, cf)
 			t.Logf("load error: %s", msg)
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("load error does not name %q:\n%s", w, msg)
+			verr := validateCaddyfile(cf)
+			if verr == nil {
+				t.Fatalf("caddy validate accepts the config")
+			}
+			for what, text := range map[string]string{"load": msg, "validate": verr.Error()} {
+				for _, w := range tt.want {
+					if !strings.Contains(text, w) {
+						t.Errorf("%s error does not name %q:\n%s", what, w, text)
+					}
+				}
+				if strings.Contains(text, secretValue) || strings.Contains(text, "only-20-bytes-long") {
+					t.Errorf("%s error shows a secret:\n%s", what, text)
 				}
 			}
-			if strings.Contains(msg, secretValue) || strings.Contains(msg, "only-20-bytes-long") {
-				t.Errorf("load error shows a secret:\n%s", msg)
-			}
 		})
+	}
+}
+
+func TestAdaptShowsHandlerAndOnlyPlaceholders(t *testing.T) {
+	// No `order` option: the directive orders itself before basic_auth.
+	cf := globalOptions("") + `
+http://localhost:9080 {
+	basic_auth /admin/* {
+		admin $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG
+	}
+	reverse_proxy 127.0.0.1:9
+	wechat_auth {
+		app_id wx1234567890abcdef
+		app_secret {env.WECHAT_SECRET}
+		signing_key {file./run/secrets/wechat_key}
+	}
+}
+`
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v (warnings %v)", err, warnings)
+	}
+	out := string(adapted)
+	if !strings.Contains(out, `"handler":"wechat_auth"`) {
+		t.Fatalf("adapted config lacks \"handler\":\"wechat_auth\":\n%s", out)
+	}
+	w, b, r := strings.Index(out, `"handler":"wechat_auth"`), strings.Index(out, `"handler":"authentication"`), strings.Index(out, `"handler":"reverse_proxy"`)
+	if b < 0 || r < 0 || w > b || w > r {
+		t.Errorf("wechat_auth is not ordered before basic_auth and reverse_proxy:\n%s", out)
+	}
+	for _, placeholder := range []string{"{env.WECHAT_SECRET}", "{file./run/secrets/wechat_key}"} {
+		if !strings.Contains(out, placeholder) {
+			t.Errorf("adapted config does not keep the placeholder %s as written:\n%s", placeholder, out)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,8 +42,18 @@ func TestLoginReturnsTokenForJSONAndFormBodies(t *testing.T) {
 			r := tt.send()
 			wantStatus(t, r, http.StatusOK)
 			body := r.Object(t)
-			if tok, _ := body["token"].(string); tok == "" {
-				t.Errorf("no token: %s", r.Body)
+			tok, _ := body["token"].(string)
+			if tok == "" {
+				t.Fatalf("no token: %s", r.Body)
+			}
+			// DESIGN §5: the token names the user, the app and the issuer,
+			// and never holds the session_key.
+			c := claimsOf(t, tok)
+			if c["sub"] != tt.user.OpenID || c["iss"] != "wechat_auth" || !audienceIs(c, testAppID) {
+				t.Errorf("token claims sub=%v iss=%v aud=%v, want %s, wechat_auth, %s", c["sub"], c["iss"], c["aud"], tt.user.OpenID, testAppID)
+			}
+			if strings.Contains(string(mustJSON(t, c)), tt.user.SessionKey) {
+				t.Errorf("the token carries the session_key")
 			}
 			if body["token_type"] != "Bearer" {
 				t.Errorf("token_type %v, want Bearer", body["token_type"])
@@ -129,4 +140,15 @@ func TestConcurrentLoginsWithOneCodeShareOneWeChatCall(t *testing.T) {
 			t.Errorf("token of login %d does not work: %d %s", i, r.Status, r.Body)
 		}
 	}
+}
+
+// audienceIs reports whether a token's aud claim is exactly appid.
+func audienceIs(c map[string]any, appid string) bool {
+	switch aud := c["aud"].(type) {
+	case string:
+		return aud == appid
+	case []any:
+		return len(aud) == 1 && aud[0] == appid
+	}
+	return false
 }
