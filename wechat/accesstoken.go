@@ -40,7 +40,10 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 		return t.value, nil
 	}
 	ch := c.fetches.DoChan(appid, func() (any, error) {
-		cctx := context.WithoutCancel(ctx)
+		// The fetch is shared, so it must not die with the first caller's
+		// request; both attempts share one timeout.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
 		body := map[string]any{
 			"grant_type":    "client_credential",
 			"appid":         appid,
@@ -52,11 +55,11 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 			AccessToken string `json:"access_token"`
 			ExpiresIn   int    `json:"expires_in"`
 		}
-		// Fetching a stable token is idempotent: retry once after a
-		// transport failure.
 		err := c.call(cctx, APIStableToken, http.MethodPost, "/cgi-bin/stable_token", body, &out)
+		// Fetching a stable token is idempotent: retry once after a
+		// transport failure, unless the time is already up.
 		var ue *UnavailableError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) && cctx.Err() == nil {
 			err = c.call(cctx, APIStableToken, http.MethodPost, "/cgi-bin/stable_token", body, &out)
 		}
 		if err != nil {

@@ -52,6 +52,9 @@ func (p *PhoneInfo) UnmarshalJSON(b []byte) error {
 // single-use, so the call is retried only when WeChat refused the access
 // token (the code was not consumed then).
 func (c *Client) PhoneNumber(ctx context.Context, appid, code, openid string) (*PhoneInfo, error) {
+	// One budget for the whole exchange: token fetch, call and retry.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	body := map[string]string{"code": code}
 	if openid != "" {
 		body["openid"] = openid
