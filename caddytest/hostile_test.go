@@ -277,7 +277,7 @@ func rawExchange(addr, raw string) (*http.Response, string, error) {
 }
 
 func TestRawBrokenAuthorizationHeaders(t *testing.T) {
-	st := startStack(t, stackConfig{})
+	st := startStack(t, stackConfig{Global: underscoreHeadersKept})
 	st.addUser("raw")
 	tok := st.login(t, "raw").Token
 
