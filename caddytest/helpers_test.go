@@ -172,15 +172,7 @@ func readFile(t *testing.T, path string) string {
 func startWeChat(t *testing.T, opts wechattest.Options) (*wechattest.Server, string) {
 	t.Helper()
 	fake := wechattest.NewServer(opts)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Read the body before the fake may sleep (SetDelay): only then does
-		// Go's server notice a client that gave up and cancel the request,
-		// so a POST to a hanging fake ends when Caddy's timeout fires rather
-		// than holding srv.Close for the whole delay.
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		fake.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	return fake, srv.URL
 }
