@@ -26,7 +26,7 @@ func parseBlock(t *testing.T, input string) (map[string]any, error) {
 	return m, nil
 }
 
-func TestCaddyfileSubdirectives(t *testing.T) {
+func TestCaddyfileSubdirectivesFillTheirJSONFields(t *testing.T) {
 	tests := []struct {
 		name  string
 		input string

@@ -141,7 +141,7 @@ func TestDecryptOpenDataAcceptsEveryValidPadding(t *testing.T) {
 	}
 }
 
-func TestCheckOwner(t *testing.T) {
+func TestCheckOwnerAcceptsOwnDataAndRefusesForeignOrMalformed(t *testing.T) {
 	const appid, openid = "wxapp000000000001", "oUser0000000000000000000001"
 	tests := []struct {
 		name  string
@@ -180,7 +180,7 @@ func TestCheckOwner(t *testing.T) {
 	}
 }
 
-func TestCheckSignature(t *testing.T) {
+func TestCheckSignatureAcceptsOnlyWeChatsSHA1(t *testing.T) {
 	v := wechattest.SignatureVector
 	tests := []struct {
 		name              string

@@ -98,7 +98,7 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
 	return b
 }
 
-func TestWriteErrorHeaders(t *testing.T) {
+func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 	tests := []struct {
 		name       string
 		e          *apiError

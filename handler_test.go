@@ -19,7 +19,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
-func TestStripIdentity(t *testing.T) {
+func TestStripIdentityDeletesEveryClientIdentityHeader(t *testing.T) {
 	h := &Handler{HeaderOpenID: "X-User", HeaderUnionID: "Union_Id", HeaderAppID: "X-App"}
 	h.setDefaults()
 	tests := []struct {
@@ -66,7 +66,7 @@ func TestStripIdentity(t *testing.T) {
 	}
 }
 
-func TestStripIdentityWithDefaultNames(t *testing.T) {
+func TestStripIdentityWithDefaultNamesKeepsOtherHeaders(t *testing.T) {
 	h := &Handler{}
 	h.setDefaults()
 	hdr := http.Header{"X-Wx-Openid": {"o"}, "X_wx_openid": {"o"}, "X-Request-Id": {"r"}, "X-User": {"u"}}
@@ -76,7 +76,7 @@ func TestStripIdentityWithDefaultNames(t *testing.T) {
 	}
 }
 
-func TestBearerToken(t *testing.T) {
+func TestBearerTokenReadsOnlyTheBearerScheme(t *testing.T) {
 	tests := []struct {
 		header string
 		tok    string
@@ -603,7 +603,7 @@ func TestSandboxLoginEncryptAndDecrypt(t *testing.T) {
 	}
 }
 
-func TestRoutePrefix(t *testing.T) {
+func TestRoutePrefixMovesTheRoutes(t *testing.T) {
 	s := newSite(t, &Handler{RoutePrefix: "/auth/wechat/"}, wechattest.Options{AutoCodes: true})
 	if w := s.serve(http.MethodPost, "/auth/wechat/login", "application/json", `{"code":"c"}`, nil); w.Code != 200 {
 		t.Fatalf("login under the prefix: %d %s", w.Code, w.Body)

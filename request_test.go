@@ -13,7 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
-func TestParseFields(t *testing.T) {
+func TestParseFieldsReadsJSONAndForms(t *testing.T) {
 	v := wechattest.UserInfoVector
 	formVector := "encryptedData=" + v.EncryptedData + "&iv=" + v.IV // '+' unescaped: it arrives as ' '
 	rawData := `{"nickName":"Band Name","city":"a+b"}`
@@ -107,7 +107,7 @@ func TestParseFieldsRefusesWithInvalidRequest(t *testing.T) {
 	}
 }
 
-func TestReadBodyLimit(t *testing.T) {
+func TestReadBodyRefusesOver64KiB(t *testing.T) {
 	tests := []struct {
 		name       string
 		size       int
@@ -172,7 +172,7 @@ func TestReadFieldsHugeFormIs413(t *testing.T) {
 	}
 }
 
-func TestValidCode(t *testing.T) {
+func TestValidCodeRefusesImplausibleCodes(t *testing.T) {
 	tests := []struct {
 		code string
 		ok   bool

@@ -57,7 +57,7 @@ func goodClaims() jwt.MapClaims {
 	}
 }
 
-func TestTokenRoundTrip(t *testing.T) {
+func TestTokenIssuedVerifiesWithItsIdentity(t *testing.T) {
 	tc := newTestCodec(issuerProduction)
 	s := testSession()
 	now := time.Now()
@@ -115,7 +115,7 @@ func TestTokenNeverHoldsSessionKey(t *testing.T) {
 	}
 }
 
-func TestTokenVerifyRefuses(t *testing.T) {
+func TestTokenVerifyRefusesForgedExpiredAndForeignTokens(t *testing.T) {
 	tc := newTestCodec(issuerProduction)
 	key := []byte(testSigningKey)
 	good, _, err := tc.issue(testSession(), time.Now())

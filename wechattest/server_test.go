@@ -367,7 +367,7 @@ func TestClassicTokenInvalidatesThePreviousOne(t *testing.T) {
 	}
 }
 
-func TestInvalidateAndExpireAccessToken(t *testing.T) {
+func TestInvalidatedOrExpiredAccessTokenIsRefused(t *testing.T) {
 	f := newFake(t, wechattest.Options{AutoCodes: true})
 	tok := f.stableToken(appID, secret, false).AccessToken
 	f.s.ExpireAccessToken(appID)
@@ -384,7 +384,7 @@ func TestInvalidateAndExpireAccessToken(t *testing.T) {
 	}
 }
 
-func TestPhoneCodes(t *testing.T) {
+func TestPhoneCodesAreSingleUseAndExpire(t *testing.T) {
 	clk := newClock()
 	f := newFake(t, wechattest.Options{AutoCodes: true, Now: clk.Now})
 	f.s.AddPhoneCode("registered", wechattest.Phone{PhoneNumber: "+1 5550100", PurePhoneNumber: "5550100", CountryCode: "1"})
@@ -460,7 +460,7 @@ func TestInProcessClientNeedsNoSocket(t *testing.T) {
 	}
 }
 
-func TestCheckSession(t *testing.T) {
+func TestCheckSessionVerifiesHMACOfSessionKey(t *testing.T) {
 	f := newFake(t, wechattest.Options{})
 	u := f.s.AddCode(appID, "c", wechattest.User{OpenID: "oCheck"})
 	tok := f.stableToken(appID, secret, false).AccessToken
