@@ -106,15 +106,22 @@ var ownerSeeds = []string{
 	// Structure.
 	`{"a":[1,2,]}`, `{"a":[,]}`, `{"a":1,}`, `{,"a":1}`, `{"a" 1}`, `{"a"::1}`, `{a:1}`, `{'a':1}`, `{"a":[]}`,
 	`{"a":[[]],"b":{"c":{}}}`, `{"a":1 "b":2}`, "{\"a\":1}\x00",
-	strings.Repeat("[", 20) + strings.Repeat("]", 20),
+	`{"a":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}`,
+}
+
+// deepSeeds sit at encoding/json's nesting limit and one past it. They are
+// kept out of the fuzz corpus, where their size slows every mutation.
+var deepSeeds = []string{
 	`{"a":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}`,
 	`{"a":` + strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth) + `}`,
 	`{"a":` + strings.Repeat(`{"b":`, maxJSONDepth-1) + "1" + strings.Repeat("}", maxJSONDepth-1) + `}`,
 	`{"a":` + strings.Repeat(`{"b":`, maxJSONDepth) + "1" + strings.Repeat("}", maxJSONDepth) + `}`,
+	`{"watermark":{"x":` + strings.Repeat("[", maxJSONDepth-2) + strings.Repeat("]", maxJSONDepth-2) + `}}`,
+	`{"watermark":{"x":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}}`,
 }
 
 func TestScanOwnerAgreesWithEncodingJSON(t *testing.T) {
-	for _, s := range ownerSeeds {
+	for _, s := range append(ownerSeeds, deepSeeds...) {
 		compareOwner(t, []byte(s))
 	}
 }
