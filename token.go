@@ -2,7 +2,6 @@ package wechatauth
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -142,9 +141,7 @@ func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity, error)
 	if !now.Before(id.Expires) {
 		return nil, errBadToken
 	}
-	// The key is copied so the cache does not keep the request's header
-	// string alive.
-	tc.verified.put(strings.Clone(raw), id)
+	tc.verified.put(raw, id)
 	return id, nil
 }
 

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,8 +57,10 @@ func (c *verifyCache) get(raw string, now time.Time) (*identity, bool) {
 }
 
 // put remembers a verified token. raw must be the exact string whose
-// signature was checked.
+// signature was checked. It is copied, so the cache does not keep the
+// request's header string alive.
 func (c *verifyCache) put(raw string, id *identity) {
+	raw = strings.Clone(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.cur) >= c.perGen {
