@@ -101,6 +101,7 @@ func TestDecryptOpenDataRefusesMalformedInput(t *testing.T) {
 		{name: "session_key empty", key: "", data: v.EncryptedData, iv: v.IV, want: errDecrypt},
 		{name: "pad byte 0", key: testKeyB64, data: encryptRaw(t, testKey, testIV, padded(append(pad('x', 15), 0))), iv: testIVB64, want: errDecrypt},
 		{name: "pad byte 17", key: testKeyB64, data: encryptRaw(t, testKey, testIV, padded(pad(17, 16))), iv: testIVB64, want: errDecrypt},
+		{name: "pad byte 17 over 17 bytes of 17", key: testKeyB64, data: encryptRaw(t, testKey, testIV, append(pad('x', 15), pad(17, 17)...)), iv: testIVB64, want: errDecrypt},
 		{name: "pad byte 255", key: testKeyB64, data: encryptRaw(t, testKey, testIV, padded(pad(255, 16))), iv: testIVB64, want: errDecrypt},
 		{name: "pad bytes inconsistent", key: testKeyB64, data: encryptRaw(t, testKey, testIV, padded(append(pad('x', 12), 4, 3, 4, 4))), iv: testIVB64, want: errDecrypt},
 		{name: "pad 16 over a single block of other bytes", key: testKeyB64, data: encryptRaw(t, testKey, testIV, append(pad('x', 15), 16)), iv: testIVB64, want: errDecrypt},
