@@ -108,10 +108,12 @@ func fromWeChat(err error) *apiError {
 func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	switch {
-	case e == errUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth"`)
-	case e.status == http.StatusUnauthorized:
+	case e.code == errInvalidToken.code || e.code == errSessionExpired.code:
+		// A token was sent and is no good.
 		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
+	case e.status == http.StatusUnauthorized:
+		// No token was sent (a missing one, or a login's refused code).
+		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth"`)
 	case e == errMethod:
 		h.Set("Allow", http.MethodPost)
 	}
