@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
@@ -610,6 +611,31 @@ func TestRoutePrefixMovesTheRoutes(t *testing.T) {
 	}
 	if w := s.serve(http.MethodPost, "/wx/login", "application/json", `{"code":"c"}`, nil); w.Code != 401 || decodeError(t, w).Error != "unauthorized" {
 		t.Fatalf("/wx/login with another prefix: %d %s, want a protected path", w.Code, w.Body)
+	}
+}
+
+func TestRootRoutePrefixServesRoutesAtTheTop(t *testing.T) {
+	s := newSite(t, &Handler{RoutePrefix: "/"}, wechattest.Options{AutoCodes: true})
+	if w := s.serve(http.MethodPost, "/login", "application/json", `{"code":"c"}`, nil); w.Code != 200 {
+		t.Fatalf("route_prefix /: POST /login answered %d %s", w.Code, w.Body)
+	}
+}
+
+func TestLogoutOutlivesTokensIssuedUnderALongerTTL(t *testing.T) {
+	long := newSite(t, &Handler{TokenTTL: caddy.Duration(24 * time.Hour)}, wechattest.Options{AutoCodes: true})
+	tok := long.login("c").Token
+	// The same store after a reload that shortened token_ttl: the logout
+	// must hold until the old token's own expiry, not now + 1h.
+	long.h.TokenTTL = caddy.Duration(time.Hour)
+	if w := long.serve(http.MethodPost, "/wx/logout", "", "", bearer(tok)); w.Code != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", w.Code, w.Body)
+	}
+	id, err := long.h.tokens.verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !long.h.store.Revoked(id.SID, time.Now().Add(2*time.Hour)) {
+		t.Fatal("2h after the logout the 24h token of the session is no longer revoked")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -23,7 +24,7 @@ import (
 type routeFunc func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error
 
 func (h *Handler) newRoutes() map[string]routeFunc {
-	p := h.RoutePrefix
+	p := strings.TrimSuffix(h.RoutePrefix, "/") // route_prefix "/" serves /login
 	routes := map[string]routeFunc{
 		p + "/login":    h.login,
 		p + "/refresh":  h.refresh,
@@ -152,15 +153,26 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 	return h.writeToken(w, s)
 }
 
+// logoutTimeout bounds a logout's store calls: within DESIGN's 2 s even
+// when Redis is slow.
+const logoutTimeout = 1500 * time.Millisecond
+
 // logout revokes every token of the caller's session and forgets it.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		return aerr
 	}
-	ctx := r.Context()
-	// A refresh may have issued a token up to token_ttl from now.
-	if err := h.store.Revoke(ctx, id.SID, time.Now().Add(time.Duration(h.TokenTTL))); err != nil {
+	// One deadline for the whole route, so a slow store cannot stretch it.
+	ctx, cancel := context.WithTimeout(r.Context(), logoutTimeout)
+	defer cancel()
+	// A refresh may have issued a token up to token_ttl from now; a token
+	// issued before a reload that shortened token_ttl may live longer.
+	until := time.Now().Add(time.Duration(h.TokenTTL))
+	if id.Expires.After(until) {
+		until = id.Expires
+	}
+	if err := h.store.Revoke(ctx, id.SID, until); err != nil {
 		h.logger.Warn("logout honoured on this instance only", zap.Error(err))
 		return errStoreUnavailable
 	}

@@ -75,7 +75,7 @@ const (
 var httpClient = &http.Client{
 	Timeout: 15 * time.Second,
 	Transport: &http.Transport{
-		Proxy:               nil,
+		Proxy: nil,
 		// A fresh connection per request: a keep-alive connection that
 		// Caddy's config reload closes just as a POST is sent fails the
 		// POST (it cannot be retried), which is a client matter.
