@@ -349,7 +349,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 	}
 	h.store = val.(sessionStore)
 	if loaded {
-		h.store.Resize(h.MaxSessions)
+		h.store.Reuse(h.MaxSessions, ctx.Storage())
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -298,12 +299,8 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 
 func (r *redisStore) Revoked(sid string, now time.Time) bool { return r.revoked.has(sid, now) }
 
-func (r *redisStore) Resize(maxSessions int) {
-	if maxSessions <= 0 {
-		maxSessions = defaultMaxSessions
-	}
-	r.cache.UpdateMaxCost(int64(maxSessions))
-}
+// Reuse resizes the L1; Redis, not Caddy's storage, keeps revocations.
+func (r *redisStore) Reuse(maxSessions int, _ certmagic.Storage) { resize(r.cache, maxSessions) }
 
 // Destruct stops the subscriber and closes the connections when the last
 // config using this store is unloaded.

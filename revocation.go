@@ -24,7 +24,8 @@ type revocations struct {
 	until     map[string]time.Time
 	lastSweep int
 
-	storage certmagic.Storage // nil: kept in memory only (Redis keeps them instead)
+	storageMu sync.Mutex
+	storage   certmagic.Storage // nil: kept in memory only (Redis keeps them instead)
 }
 
 func newRevocations(storage certmagic.Storage) *revocations {
@@ -40,7 +41,8 @@ func (r *revocations) has(sid string, now time.Time) bool {
 }
 
 // add revokes sid until until, and sweeps expired entries once the set has
-// doubled since the last sweep.
+// doubled since the last sweep. Their storage keys go too, in the
+// background, so storage does not grow with every logout ever made.
 func (r *revocations) add(sid string, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -49,29 +51,56 @@ func (r *revocations) add(sid string, until time.Time) {
 	}
 	if len(r.until) > 2*r.lastSweep+64 {
 		now := time.Now()
+		var expired []string
 		for k, u := range r.until {
 			if !now.Before(u) {
 				delete(r.until, k)
+				expired = append(expired, k)
 			}
 		}
 		r.lastSweep = len(r.until)
+		if storage := r.currentStorage(); storage != nil && len(expired) > 0 {
+			go func() {
+				for _, k := range expired {
+					_ = storage.Delete(context.Background(), path.Join(revocationPrefix, k))
+				}
+			}()
+		}
 	}
+}
+
+// setStorage points persistence at the storage of the newest config: a
+// reload may change Caddy's storage, and the old one is cleaned up.
+func (r *revocations) setStorage(storage certmagic.Storage) {
+	r.storageMu.Lock()
+	defer r.storageMu.Unlock()
+	if r.storage != nil {
+		r.storage = storage
+	}
+}
+
+func (r *revocations) currentStorage() certmagic.Storage {
+	r.storageMu.Lock()
+	defer r.storageMu.Unlock()
+	return r.storage
 }
 
 // persist keeps a revocation in Caddy's storage.
 func (r *revocations) persist(ctx context.Context, sid string, until time.Time) error {
-	if r.storage == nil {
+	storage := r.currentStorage()
+	if storage == nil {
 		return nil
 	}
-	return r.storage.Store(ctx, path.Join(revocationPrefix, sid), []byte(strconv.FormatInt(until.Unix(), 10)))
+	return storage.Store(ctx, path.Join(revocationPrefix, sid), []byte(strconv.FormatInt(until.Unix(), 10)))
 }
 
 // load reads the revocations kept in storage, deleting the expired ones.
 func (r *revocations) load(ctx context.Context) error {
-	if r.storage == nil {
+	storage := r.currentStorage()
+	if storage == nil {
 		return nil
 	}
-	keys, err := r.storage.List(ctx, revocationPrefix, false)
+	keys, err := storage.List(ctx, revocationPrefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -80,7 +109,7 @@ func (r *revocations) load(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, key := range keys {
-		b, err := r.storage.Load(ctx, key)
+		b, err := storage.Load(ctx, key)
 		if err != nil {
 			continue // deleted meanwhile by another instance
 		}
@@ -90,7 +119,7 @@ func (r *revocations) load(ctx context.Context) error {
 		}
 		until := time.Unix(sec, 0)
 		if !now.Before(until) {
-			_ = r.storage.Delete(ctx, key)
+			_ = storage.Delete(ctx, key)
 			continue
 		}
 		r.add(path.Base(key), until)

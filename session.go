@@ -40,8 +40,9 @@ type sessionStore interface {
 	// returns an error wrapping errStoreDown.
 	Revoke(ctx context.Context, sid string, until time.Time) error
 	Revoked(sid string, now time.Time) bool
-	// Resize sets how many sessions are held in memory.
-	Resize(maxSessions int)
+	// Reuse adapts a store taken over from the previous config: its
+	// in-memory capacity (when maxSessions > 0) and Caddy's storage.
+	Reuse(maxSessions int, storage certmagic.Storage)
 }
 
 // Default capacity of the in-memory session store.
@@ -139,11 +140,18 @@ func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) e
 
 func (m *memoryStore) Revoked(sid string, now time.Time) bool { return m.revoked.has(sid, now) }
 
-func (m *memoryStore) Resize(maxSessions int) {
-	if maxSessions <= 0 {
-		maxSessions = defaultMaxSessions
+func (m *memoryStore) Reuse(maxSessions int, storage certmagic.Storage) {
+	resize(m.cache, maxSessions)
+	m.revoked.setStorage(storage)
+}
+
+// resize changes the capacity of a session cache that outlives a reload, so
+// nobody is logged out. Only an explicit max_sessions resizes: a config
+// that leaves it out does not shrink a cache another site sized.
+func resize(c *ristretto.Cache[string, *Session], maxSessions int) {
+	if maxSessions > 0 {
+		c.UpdateMaxCost(int64(maxSessions))
 	}
-	m.cache.UpdateMaxCost(int64(maxSessions))
 }
 
 // Destruct frees the cache when the last config using it is unloaded.

@@ -1,0 +1,60 @@
+package wechatauth
+
+import (
+	"context"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+func TestMemoryStoreKeepsRevocationsInTheNewestStorage(t *testing.T) {
+	oldStorage := &certmagic.FileStorage{Path: t.TempDir()}
+	newStorage := &certmagic.FileStorage{Path: t.TempDir()}
+	m, err := newMemoryStore(10, oldStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+
+	// A reload onto another storage: logouts must be kept where the next
+	// start will look for them.
+	m.Reuse(0, newStorage)
+	ctx := context.Background()
+	if err := m.Revoke(ctx, "sid-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	key := path.Join(revocationPrefix, "sid-1")
+	if !newStorage.Exists(ctx, key) {
+		t.Error("the revocation is not in the new config's storage")
+	}
+	if oldStorage.Exists(ctx, key) {
+		t.Error("the revocation went to the old config's storage")
+	}
+
+	restarted, err := newMemoryStore(10, newStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Destruct()
+	if !restarted.Revoked("sid-1", time.Now()) {
+		t.Error("after a restart on the new storage the session is no longer revoked")
+	}
+}
+
+func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
+	m, err := newMemoryStore(1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	m.Reuse(0, nil)
+	if got := m.cache.MaxCost(); got != 1000 {
+		t.Fatalf("a config without max_sessions changed the shared capacity to %d", got)
+	}
+	m.Reuse(50, nil)
+	if got := m.cache.MaxCost(); got != 50 {
+		t.Fatalf("max_sessions 50 on reload left the capacity at %d", got)
+	}
+}
