@@ -2,9 +2,9 @@ package wechatauth
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,48 +18,29 @@ import (
 // benchSigningKey is a fixed key, so provisioning needs no Caddy storage.
 const benchSigningKey = "bench-signing-key-0123456789abcdef"
 
-// newBenchHandler provisions a sandbox Handler as Caddy would, with a
-// Caddy context that has no config. Such a context has no storage, so the
-// memory session store is put in the usage pool first: Provision then finds
-// it there instead of making one with ctx.Storage().
+// newBenchHandler provisions a sandbox Handler as Caddy would, with Caddy's
+// storage in a temporary directory and only errors logged (the sandbox
+// warning would otherwise land in benchmark output).
 func newBenchHandler(tb testing.TB, configure func(*Handler)) *Handler {
 	tb.Helper()
-	if _, _, err := stores.LoadOrNew("memory", func() (caddy.Destructor, error) {
-		return newMemoryStore(0, nil)
-	}); err != nil {
+	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": tb.TempDir()})
+	ctx, err := caddy.ProvisionContext(&caddy.Config{
+		StorageRaw: storage,
+		Logging:    &caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": {BaseLog: caddy.BaseLog{Level: "ERROR"}}}},
+	})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { stores.Delete("memory") })
-
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
 	h := &Handler{Sandbox: true, SigningKey: benchSigningKey}
 	if configure != nil {
 		configure(h)
 	}
-	if err := provisionQuietly(h, ctx); err != nil {
+	if err := h.Provision(ctx); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { h.Cleanup() })
-	// The test context's logger is a development logger that prints
-	// every debug line; a benchmark measures the module, not the console.
 	h.logger = zap.NewNop()
 	return h
-}
-
-// provisionQuietly provisions h with stderr sent to /dev/null: a context
-// without a config logs to stderr with a development logger, which would
-// print the sandbox warning, with a stack trace, into benchmark output.
-func provisionQuietly(h *Handler, ctx caddy.Context) error {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return h.Provision(ctx)
-	}
-	defer null.Close()
-	stderr := os.Stderr
-	os.Stderr = null
-	defer func() { os.Stderr = stderr }()
-	return h.Provision(ctx)
 }
 
 // benchLogin logs in through ServeHTTP and returns the token.
