@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -270,7 +271,20 @@ func resultOf(err error) string {
 	}
 	var we *Error
 	if errors.As(err, &we) {
-		return fmt.Sprint(we.Code)
+		if knownErrcodes[we.Code] {
+			return strconv.Itoa(we.Code)
+		}
+		// Metric labels stay a small set whatever WeChat (or a sandbox
+		// visitor's errcode-N code) answers.
+		return "other"
 	}
 	return "unavailable"
+}
+
+// knownErrcodes are the errcodes of WeChat's documentation for the APIs
+// this client calls; they are reported as they are.
+var knownErrcodes = map[int]bool{
+	-1: true, 40001: true, 40002: true, 40013: true, 40014: true, 40029: true,
+	40125: true, 40163: true, 40164: true, 40226: true, 41002: true, 41004: true,
+	41008: true, 42001: true, 45011: true,
 }

@@ -430,12 +430,14 @@ func TestObserverSeesEveryCall(t *testing.T) {
 	ctx := context.Background()
 	e.client.Code2Session(ctx, appID, "ok-code")
 	e.client.Code2Session(ctx, appID, "errcode-40163")
+	e.client.Code2Session(ctx, appID, "errcode-98765") // undocumented: one label for all such
 	e.fake.FailNextHTTP(wechattest.PathCode2Session, 502, "")
 	e.client.Code2Session(ctx, appID, "third")
 	e.client.PhoneNumber(ctx, appID, "phone-13800138000", "")
 	want := []call{
 		{wechat.APICode2Session, "ok"},
 		{wechat.APICode2Session, "40163"},
+		{wechat.APICode2Session, "other"},
 		{wechat.APICode2Session, "unavailable"},
 		{wechat.APIStableToken, "ok"},
 		{wechat.APIPhoneNumber, "ok"},

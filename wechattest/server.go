@@ -7,6 +7,7 @@ package wechattest
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -114,7 +115,8 @@ type app struct {
 
 type code struct {
 	appid   string
-	user    string // openid
+	user    string // openid of a stored user
+	derived *User  // a user of reusable auto codes, stored nowhere
 	errcode int
 	issued  time.Time
 	used    bool
@@ -129,6 +131,7 @@ type failure struct {
 // Server is a fake WeChat API. The zero value is not usable: call NewServer.
 type Server struct {
 	opts Options
+	seed [32]byte // derives the session_keys of reusable auto codes
 
 	mu         sync.Mutex
 	apps       map[string]*app
@@ -152,7 +155,7 @@ func NewServer(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{
+	s := &Server{
 		opts:       opts,
 		apps:       make(map[string]*app),
 		users:      make(map[string]*User),
@@ -161,6 +164,8 @@ func NewServer(opts Options) *Server {
 		failures:   make(map[string][]failure),
 		calls:      make(map[string]int),
 	}
+	rand.Read(s.seed[:])
+	return s
 }
 
 // AddApp registers a mini program and its secret.
@@ -388,7 +393,11 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request) {
 	c := s.codes[appid+"\x00"+jsCode]
 	if c == nil && s.opts.AutoCodes {
 		c = s.autoCode(appid, jsCode)
-		s.codes[appid+"\x00"+jsCode] = c
+		// Reusable auto codes need no memory of their own: a sandbox
+		// facing the public keeps nothing per code it is sent.
+		if !s.opts.ReusableCodes {
+			s.codes[appid+"\x00"+jsCode] = c
+		}
 	}
 	switch {
 	case c == nil, s.opts.Now().Sub(c.issued) > CodeTTL && !s.opts.ReusableCodes:
@@ -403,7 +412,10 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, c.errcode)
 		return
 	}
-	u := s.users[c.user]
+	u := c.derived
+	if u == nil {
+		u = s.users[c.user]
+	}
 	if s.opts.RotateSessionKey {
 		u.SessionKey = NewSessionKey()
 	}
@@ -427,6 +439,15 @@ func (s *Server) autoCode(appid, jsCode string) *code {
 	u := User{OpenID: derivedID("o", appid, jsCode)}
 	if s.opts.UnionID {
 		u.UnionID = derivedID("u", appid, jsCode)
+	}
+	if s.opts.ReusableCodes && !s.opts.RotateSessionKey {
+		// The session_key is derived too, with a secret of this server's,
+		// so the user needs no entry.
+		m := hmac.New(sha256.New, s.seed[:])
+		m.Write([]byte(appid + "\x00" + jsCode))
+		u.SessionKey = base64.StdEncoding.EncodeToString(m.Sum(nil)[:16])
+		c.derived = &u
+		return c
 	}
 	c.user = s.userLocked(u).OpenID
 	return c
@@ -542,7 +563,9 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 	if pc == nil && s.opts.AutoCodes {
 		if digits, ok := strings.CutPrefix(req.Code, "phone-"); ok && digits != "" && strings.Trim(digits, "0123456789") == "" {
 			pc = s.newPhoneCode(Phone{PhoneNumber: digits, PurePhoneNumber: digits, CountryCode: "86"})
-			s.phoneCodes[req.Code] = pc
+			if !s.opts.ReusableCodes {
+				s.phoneCodes[req.Code] = pc
+			}
 		}
 	}
 	switch {
