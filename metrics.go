@@ -52,7 +52,7 @@ func initMetrics(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "wechat_request_duration_seconds",
 			Help:    "Latency of calls to the WeChat API.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"api"})
+		}, []string{"api", "result"})
 		metrics.store = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "session_store_total",
 			Help: "Session store operations by op (get, set, delete, revoke) and result (hit, miss, ok, dropped, error).",
@@ -81,7 +81,7 @@ func initMetrics(registry *prometheus.Registry) error {
 // Observer.
 func observeWeChat(api, result string, d time.Duration) {
 	metrics.wechatCalls.WithLabelValues(api, result).Inc()
-	metrics.wechatLatency.WithLabelValues(api).Observe(d.Seconds())
+	metrics.wechatLatency.WithLabelValues(api, result).Observe(d.Seconds())
 }
 
 func countStore(op, result string) { metrics.store.WithLabelValues(op, result).Inc() }

@@ -96,13 +96,22 @@ type Handler struct {
 	// to the client; the upstream's answer goes to the client.
 	ForwardProfile bool `json:"forward_profile,omitempty"`
 
-	// Header names for the verified identity. Defaults: X-WX-OPENID,
-	// X-WX-UNIONID, X-WX-APPID (those of WeChat Cloud Hosting).
-	HeaderOpenID  string `json:"header_openid,omitempty"`
-	HeaderUnionID string `json:"header_unionid,omitempty"`
-	HeaderAppID   string `json:"header_appid,omitempty"`
+	// The header that carries the caller's openid upstream. Default:
+	// X-WX-OPENID, as WeChat Cloud Hosting sets it. A client's own copy,
+	// in any spelling, is always removed.
+	HeaderOpenID string `json:"header_openid,omitempty"`
 
-	// How many sessions the in-memory store holds. Default: 100000
+	// The header that carries the caller's unionid upstream, when WeChat
+	// gave one. Default: X-WX-UNIONID.
+	HeaderUnionID string `json:"header_unionid,omitempty"`
+
+	// The header that carries the mini program's appid upstream. Default:
+	// X-WX-APPID.
+	HeaderAppID string `json:"header_appid,omitempty"`
+
+	// How many sessions the in-memory store holds (the L1 in front of
+	// Redis too). One store serves every wechat_auth site of the process,
+	// so this is a process-wide figure. Default: 100000
 	MaxSessions int `json:"max_sessions,omitempty"`
 
 	// A shared session store for several Caddy instances, as a URL:
@@ -130,6 +139,7 @@ type Handler struct {
 	secrets     map[string]string // appid → secret, placeholders resolved
 	wx          *wechat.Client
 	fake        *wechattest.Server // sandbox only
+	transport   *http.Transport    // to WeChat; its idle connections close with the config
 	tokens      *tokenCodec
 	store       sessionStore
 	storeKey    string
@@ -191,12 +201,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.HTTPClient = h.fake.Client()
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	} else {
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
+		h.transport = &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 5 * time.Second,
-		}}
+		}
+		cfg.HTTPClient = &http.Client{Transport: h.transport}
 	}
 	h.wx = wechat.New(cfg)
 	h.routes = h.newRoutes()
@@ -339,7 +350,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		key := h.tokens.key
 		h.storeKey = "redis\x00" + raw + "\x00" + redisNamespace(key)
 		newStore = func() (caddy.Destructor, error) {
-			return newRedisStore(opts, key, h.MaxSessions)
+			return newRedisStore(opts, key, h.MaxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
@@ -361,6 +372,9 @@ var stores = caddy.NewUsagePool()
 
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
+	if h.transport != nil {
+		h.transport.CloseIdleConnections()
+	}
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
 		return err

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/go-redis/v9"
@@ -55,6 +54,7 @@ const (
 // reveals no session_key.
 type redisStore struct {
 	client  *redis.Client
+	log     *zap.Logger // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
 	aead    cipher.AEAD
@@ -117,7 +117,7 @@ func redisNamespace(signingKey []byte) string {
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int) (*redisStore, error) {
+func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log *zap.Logger) (*redisStore, error) {
 	encKey, err := hkdf.Key(sha256.New, signingKey, nil, hkdfSessionKey, 32)
 	if err != nil {
 		return nil, err
@@ -137,6 +137,7 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int) (*re
 	prefix := "wechat_auth:" + redisNamespace(signingKey) + ":"
 	r := &redisStore{
 		client:        redis.NewClient(opts),
+		log:           log,
 		cache:         cache,
 		revoked:       newRevocations(nil), // Redis is the durable copy
 		aead:          aead,
@@ -159,8 +160,6 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int) (*re
 	go r.retryPending(bg)
 	return r, nil
 }
-
-func logger() *zap.Logger { return caddy.Log().Named("http.handlers.wechat_auth") }
 
 // storeDown wraps a Redis error so the routes answer store_unavailable.
 func storeDown(op string, err error) error {
@@ -238,7 +237,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	}
 	s, expires, err := r.open(sid, b)
 	if err != nil {
-		logger().Warn("session in Redis cannot be opened; treated as expired", zap.Error(err))
+		r.log.Warn("session in Redis cannot be opened; treated as expired", zap.Error(err))
 		countStore("get", "miss")
 		return nil, errNoSession
 	}
@@ -397,7 +396,7 @@ func (r *redisStore) sync(ctx context.Context) error {
 		return err
 	}
 	if len(missing) > 0 {
-		logger().Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
+		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
 	}
 	return nil
 }
@@ -438,7 +437,7 @@ func (r *redisStore) retryPending(ctx context.Context) {
 			delete(r.pending, sid)
 		}
 		r.mu.Unlock()
-		logger().Info("revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
+		r.log.Info("revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
 	}
 }
 
@@ -518,7 +517,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 			r.cut = false
 			r.mu.Unlock()
 			if wasCut {
-				logger().Info("Redis subscription is back; revocations made meanwhile are merged")
+				r.log.Info("Redis subscription is back; revocations made meanwhile are merged")
 			}
 		case *redis.Message:
 			r.apply(m.Payload)
@@ -534,7 +533,7 @@ func (r *redisStore) lost(err error) {
 	r.cut = true
 	r.mu.Unlock()
 	if first {
-		logger().Warn("Redis subscription lost; logouts on other instances reach this one when it is back", zap.Error(err))
+		r.log.Warn("Redis subscription lost; logouts on other instances reach this one when it is back", zap.Error(err))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -121,7 +122,7 @@ func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(opts, key, 1000)
+	st, err := newRedisStore(opts, key, 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
 	}
@@ -352,7 +353,7 @@ func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = newRedisStore(opts, rdsKeyA, 0)
+	_, err = newRedisStore(opts, rdsKeyA, 0, zap.NewNop())
 	if err == nil {
 		t.Fatal("started without its revocation list")
 	}

@@ -94,7 +94,7 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
 	if err != nil {
-		return h.wechatFailure("login", appid, err)
+		return h.wechatFailure(r.Context(), "login", appid, err)
 	}
 	s := &Session{
 		SID:        newSID(),
@@ -235,7 +235,11 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		var err error
 		info, err = h.wx.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
 		if err != nil {
-			return h.wechatFailure("phone", id.AppID, err)
+			ae := h.wechatFailure(r.Context(), "phone", id.AppID, err)
+			if ae.code == errInvalidCode.code {
+				ae = ae.withMessage("WeChat refused the phone code (expired or already used): ask the user to tap the phone button again.")
+			}
+			return ae
 		}
 	case f.EncryptedData != "" || f.IV != "":
 		s, err := h.sessionOf(r.Context(), id)
@@ -283,7 +287,9 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error)
 	case errors.Is(err, errNoSession):
 		return nil, errSessionExpired
 	case err != nil:
-		h.logger.Warn("session store unavailable", zap.Error(err))
+		if ctx.Err() == nil {
+			h.logger.Warn("session store unavailable", zap.Error(err))
+		}
 		return nil, errStoreUnavailable
 	case s.AppID != id.AppID || s.OpenID != id.OpenID:
 		return nil, errInvalidToken
@@ -347,12 +353,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 // wechatFailure logs a WeChat error for the operator and maps it for the
 // client. Errors only the operator can fix are logged at ERROR.
-func (h *Handler) wechatFailure(route, appid string, err error) error {
+func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err error) *apiError {
 	ae := fromWeChat(err)
 	fix, isConfig := configErrcodes[ae.wechatErrcode]
 	switch {
+	case ctx.Err() != nil:
+		// The client gave up first; WeChat is not to blame.
+		h.logger.Debug("client went away during a WeChat call", zap.String("route", route))
 	case isConfig:
-		if _, seen := h.configErrorsLogged.LoadOrStore(ae.wechatErrcode, true); !seen {
+		if _, seen := h.configErrorsLogged.LoadOrStore(appid+"/"+strconv.Itoa(ae.wechatErrcode), true); !seen {
 			h.logger.Error("WeChat configuration error: "+fix,
 				zap.String("route", route), zap.String("appid", appid), zap.Int("errcode", ae.wechatErrcode))
 		}

@@ -54,7 +54,7 @@ type tokenCodec struct {
 	key    []byte
 	issuer string
 	ttl    time.Duration
-	apps   map[string]string // token audiences accepted: the configured appids
+	apps   map[string]struct{} // token audiences accepted: the configured appids
 	parser *jwt.Parser
 
 	// verified caches what verify accepted. It belongs to this codec alone:
@@ -65,12 +65,18 @@ type tokenCodec struct {
 	verified *verifyCache
 }
 
+// newTokenCodec makes a codec that accepts the appids that are apps' keys
+// as audiences. Only the keys are kept: the codec holds no app secret.
 func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string]string) *tokenCodec {
+	audiences := make(map[string]struct{}, len(apps))
+	for appid := range apps {
+		audiences[appid] = struct{}{}
+	}
 	return &tokenCodec{
 		key:    key,
 		issuer: issuer,
 		ttl:    ttl,
-		apps:   apps,
+		apps:   audiences,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithIssuer(issuer),
