@@ -6,107 +6,24 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
-// rdsServer is a redis-server started by a test on a free loopback port and
-// killed when the test ends.
-type rdsServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-	URL  string
-}
+// rdsServer is a real redis-server for the test (internal/redistest).
+type rdsServer = redistest.Server
 
-// rdsStart starts redis-server without persistence (extra arguments are
-// appended). Without redis-server the test is skipped, unless
-// WECHAT_AUTH_REQUIRE_REDIS=1 (CI), where that is a failure.
-func rdsStart(t testing.TB, extra ...string) *rdsServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("WECHAT_AUTH_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server is not installed, and WECHAT_AUTH_REQUIRE_REDIS=1 requires the Redis tests: apt-get install redis-server")
-		}
-		t.Skip("redis-server is not installed: apt-get install redis-server to run the Redis tests")
-	}
-	s := &rdsServer{t: t, port: rdsFreePort(t), dir: t.TempDir()}
-	s.args = append([]string{bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", s.dir + "/redis.log",
-	}, extra...)
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
-}
+func rdsStart(t testing.TB, extra ...string) *rdsServer { return redistest.Start(t, extra...) }
 
-func rdsFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// Start restarts a stopped redis-server on its port and waits until it
-// answers.
-func (s *rdsServer) Start() {
-	s.t.Helper()
-	if s.cmd != nil {
-		return
-	}
-	s.cmd = exec.Command(s.args[0], s.args[1:]...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	c := s.Client()
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d does not answer", s.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Stop kills redis-server (a stopped one too) and waits for it.
-func (s *rdsServer) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGCONT)
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-// Pause freezes redis-server (SIGSTOP): connections stay open, nothing
-// answers. Resume thaws it.
-func (s *rdsServer) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
-func (s *rdsServer) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
-
-// Client is a plain client, for looking at what is in Redis.
-func (s *rdsServer) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1, DialTimeout: time.Second})
-}
+func rdsFreePort(t testing.TB) int { return redistest.FreePort(t) }
 
 var (
 	rdsKeyA = []byte("signing-key-A-for-redis-store-tests-0123456789")

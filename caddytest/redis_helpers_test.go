@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 )
 
 // multiBinDir holds the Caddy binary built for this test run; TestMain
@@ -75,83 +77,10 @@ func multiCaddyBinary(t *testing.T) string {
 	return multiBuild.bin
 }
 
-// rdsServer is a redis-server started by a test on a free loopback port and
-// killed when the test ends.
-type rdsServer struct {
-	t    testing.TB
-	port int
-	args []string
-	cmd  *exec.Cmd
-	URL  string
-}
+// rdsServer is a real redis-server for the test (internal/redistest).
+type rdsServer = redistest.Server
 
-// rdsStart starts redis-server without persistence. Without redis-server
-// the test is skipped, unless WECHAT_AUTH_REQUIRE_REDIS=1 (CI), where that
-// is a failure.
-func rdsStart(t testing.TB) *rdsServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("WECHAT_AUTH_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server is not installed, and WECHAT_AUTH_REQUIRE_REDIS=1 requires the Redis tests: apt-get install redis-server")
-		}
-		t.Skip("redis-server is not installed: apt-get install redis-server to run the Redis tests")
-	}
-	dir := t.TempDir()
-	s := &rdsServer{t: t, port: multiFreePort(t)}
-	s.args = []string{bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-// Start starts a stopped redis-server again on its port (empty: there is
-// no persistence) and waits until it answers.
-func (s *rdsServer) Start() {
-	s.t.Helper()
-	if s.cmd != nil {
-		return
-	}
-	s.cmd = exec.Command(s.args[0], s.args[1:]...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	c := s.Client()
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d does not answer", s.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Stop kills redis-server (a frozen one too) and waits for it.
-func (s *rdsServer) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGCONT)
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-// Pause freezes redis-server (SIGSTOP): its connections stay open and
-// nothing answers. Resume thaws it.
-func (s *rdsServer) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
-func (s *rdsServer) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
-
-// Client is a plain client, for looking at what is in Redis.
-func (s *rdsServer) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1, DialTimeout: time.Second})
-}
+func rdsStart(t testing.TB) *rdsServer { return redistest.Start(t) }
 
 // rdsCommandCount is the number of commands Redis has run (INFO
 // commandstats), less the INFO calls themselves.

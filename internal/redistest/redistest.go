@@ -1,0 +1,112 @@
+// Package redistest runs a real redis-server for tests, on a free loopback
+// port, and stops it when the test ends.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RequireEnv, set to 1, turns a missing redis-server from a skip into a
+// failure; CI sets it so the Redis tests always run there.
+const RequireEnv = "WECHAT_AUTH_REQUIRE_REDIS"
+
+// Server is a redis-server started by a test.
+type Server struct {
+	t    testing.TB
+	port int
+	args []string
+	cmd  *exec.Cmd
+
+	// URL is the server's redis:// URL.
+	URL string
+}
+
+// Start starts redis-server without persistence (extra arguments are
+// appended). Without redis-server the test is skipped, unless RequireEnv is
+// 1, where that is a failure.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatal("redis-server is not installed, and " + RequireEnv + "=1 requires the Redis tests: apt-get install redis-server")
+		}
+		t.Skip("redis-server is not installed: apt-get install redis-server to run the Redis tests")
+	}
+	dir := t.TempDir()
+	s := &Server{t: t, port: FreePort(t)}
+	s.args = append([]string{bin,
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}, extra...)
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// FreePort returns a loopback TCP port nobody listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts a stopped redis-server again on its port (empty, unless it
+// was given persistence) and waits until it answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := s.Client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on port %d does not answer", s.port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills redis-server (a frozen one too) and waits for it.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Pause freezes redis-server (SIGSTOP): its connections stay open and
+// nothing answers. Resume thaws it.
+func (s *Server) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Client is a plain client, for looking at what is in Redis.
+func (s *Server) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1, DialTimeout: time.Second})
+}
