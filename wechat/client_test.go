@@ -23,24 +23,9 @@ const (
 )
 
 // clock is a settable time for the client and the fake alike.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type clock = wechattest.Clock
 
-func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return wechattest.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 type env struct {
 	fake   *wechattest.Server

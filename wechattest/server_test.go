@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,10 @@ const (
 	secret = "fake-secret"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is a settable time for the client and the fake alike.
+type clock = wechattest.Clock
 
-func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return wechattest.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // answer is the union of the fake's JSON answers.
 type answer struct {
