@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,25 +184,7 @@ func TestRedisStoreServesRepeatReadsFromMemory(t *testing.T) {
 	}
 }
 
-// rdsCommandCount is the number of commands Redis has run (INFO
-// commandstats), less the INFO calls themselves.
-func rdsCommandCount(t testing.TB, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok || name == "cmdstat_info" {
-			continue
-		}
-		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		total += n
-	}
-	return total
-}
+func rdsCommandCount(t testing.TB, c *redis.Client) int { return redistest.CommandCount(t, c) }
 
 func TestRedisRevocationReachesOtherInstancesWithinASecond(t *testing.T) {
 	srv := rdsStart(t)

@@ -12,12 +12,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,25 +80,7 @@ type rdsServer = redistest.Server
 
 func rdsStart(t testing.TB) *rdsServer { return redistest.Start(t) }
 
-// rdsCommandCount is the number of commands Redis has run (INFO
-// commandstats), less the INFO calls themselves.
-func rdsCommandCount(t testing.TB, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok || name == "cmdstat_info" {
-			continue
-		}
-		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		total += n
-	}
-	return total
-}
+func rdsCommandCount(t testing.TB, c *redis.Client) int { return redistest.CommandCount(t, c) }
 
 // rdsDump returns every key of Redis with its value, as text and as DUMP
 // serializes it.
@@ -129,15 +109,7 @@ func rdsDump(t testing.TB, c *redis.Client) []byte {
 	return all.Bytes()
 }
 
-func multiFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func multiFreePort(t testing.TB) int { return redistest.FreePort(t) }
 
 // multiCaddy is a Caddy process with its own admin and HTTP ports, started
 // from the binary built by multiCaddyBinary. Its output goes to a log file
