@@ -5,6 +5,8 @@
 #   bench/proxy.sh                 7 rounds of 5 s, 2 threads, 32 connections
 #   ROUNDS=15 DURATION=10s bench/proxy.sh
 #   CADDY=./caddy bench/proxy.sh   use this Caddy binary instead of building
+#   PIN=1 bench/proxy.sh           Caddy alone on core 1, wrk (1 thread) and
+#                                  the upstream on core 0
 #
 # Each round runs wrk against the bare site, the wechat_auth site with a
 # valid token, and the wechat_auth site without one (401 expected); the
@@ -20,6 +22,19 @@ source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-5s}
+PIN=${PIN:-0}
+# On 2 cores wrk competes with Caddy for CPU, and a request carrying a
+# 347-byte token costs wrk more to send than a bare one: that cost lands on
+# the wechat_auth side of the ratio. PIN=1 keeps the load generator off
+# Caddy's core, so the ratio measures Caddy alone.
+ON_CADDY=()
+ON_LOAD=()
+if [ "$PIN" = 1 ]; then
+	command -v taskset >/dev/null 2>&1 || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+	ON_CADDY=(taskset -c 1)
+	ON_LOAD=(taskset -c 0)
+	THREADS=${THREADS:-1}
+fi
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 MIN_RATIO=${MIN_RATIO:-0.95}
@@ -56,8 +71,8 @@ cat >"$RUN/Caddyfile" <<CADDYFILE
 }
 CADDYFILE
 
-start_bg "$RUN/upstream.log" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
-start_bg "$RUN/caddy.log" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
+start_bg "$RUN/upstream.log" "${ON_LOAD[@]}" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
+start_bg "$RUN/caddy.log" "${ON_CADDY[@]}" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
 wait_port "$UP_PORT"
 wait_port "$BARE_PORT"
 wait_port "$AUTH_PORT"
@@ -78,7 +93,7 @@ check 401 "http://127.0.0.1:$AUTH_PORT/api/orders"
 run() {
 	local name="$1" want="$2" out line rps
 	shift 2
-	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/status.lua" "$@" 2>&1)
+	out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/status.lua" "$@" 2>&1)
 	echo "$out" >>"$RUN/wrk-$name.log"
 	line=$(echo "$out" | grep '^STATUS ') || { echo "$name: wrk printed no STATUS line:" >&2; echo "$out" >&2; exit 1; }
 	local requests good errors
