@@ -113,7 +113,11 @@ func cachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duratio
 	}
 	c.Wait()
 	if ok {
-		_, ok = c.Get(s.SID)
+		// GetTTL looks without counting a use: a Get here would give every
+		// stored session a use, and at capacity ristretto's admission
+		// policy would then refuse each new session in favour of old ones
+		// nobody reads.
+		_, ok = c.GetTTL(s.SID)
 	}
 	if ok {
 		countStore("set", "ok")

@@ -58,3 +58,32 @@ func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("max_sessions 50 on reload left the capacity at %d", got)
 	}
 }
+
+// At capacity a new login must still find its session: ristretto's
+// admission policy refuses a newcomer that is used less than the sessions
+// it would evict, so storing a session must not count as a use of it.
+func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
+	initMetrics(nil)
+	m, err := newMemoryStore(1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	ctx := context.Background()
+	admitted, tried := 0, 0
+	for i := 0; i < 3000; i++ {
+		s := &Session{SID: newSID(), AppID: "wxapp", OpenID: "o", SessionKey: "k", Created: time.Now()}
+		if err := m.Put(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2000 { // the store is full by now
+			tried++
+			if _, err := m.Get(ctx, s.SID); err == nil {
+				admitted++
+			}
+		}
+	}
+	if admitted < tried*95/100 {
+		t.Fatalf("a full store kept %d of %d new sessions right after their login", admitted, tried)
+	}
+}
