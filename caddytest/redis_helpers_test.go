@@ -10,7 +10,6 @@ package caddytest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,32 +81,7 @@ func rdsStart(t testing.TB) *rdsServer { return redistest.Start(t) }
 
 func rdsCommandCount(t testing.TB, c *redis.Client) int { return redistest.CommandCount(t, c) }
 
-// rdsDump returns every key of Redis with its value, as text and as DUMP
-// serializes it.
-func rdsDump(t testing.TB, c *redis.Client) []byte {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := c.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all bytes.Buffer
-	for _, k := range keys {
-		all.WriteString(k + "\n")
-		switch typ := c.Type(ctx, k).Val(); typ {
-		case "string":
-			all.WriteString(c.Get(ctx, k).Val())
-		case "zset":
-			for _, z := range c.ZRangeWithScores(ctx, k, 0, -1).Val() {
-				fmt.Fprintf(&all, "%v %v\n", z.Member, z.Score)
-			}
-		default:
-			t.Errorf("unexpected %s at %s", typ, k)
-		}
-		all.WriteString("\n" + c.Dump(ctx, k).Val() + "\n")
-	}
-	return all.Bytes()
-}
+func rdsDump(t testing.TB, c *redis.Client) []byte { return redistest.Dump(t, c) }
 
 func multiFreePort(t testing.TB) int { return redistest.FreePort(t) }
 

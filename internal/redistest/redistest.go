@@ -3,6 +3,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -130,4 +131,31 @@ func CommandCount(t testing.TB, c *redis.Client) int {
 		total += n
 	}
 	return total
+}
+
+// Dump returns every key of Redis with its value, as text and as DUMP
+// serializes it.
+func Dump(t testing.TB, c *redis.Client) []byte {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all bytes.Buffer
+	for _, k := range keys {
+		all.WriteString(k + "\n")
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "string":
+			all.WriteString(c.Get(ctx, k).Val())
+		case "zset":
+			for _, z := range c.ZRangeWithScores(ctx, k, 0, -1).Val() {
+				fmt.Fprintf(&all, "%v %v\n", z.Member, z.Score)
+			}
+		default:
+			t.Errorf("unexpected %s at %s", typ, k)
+		}
+		all.WriteString("\n" + c.Dump(ctx, k).Val() + "\n")
+	}
+	return all.Bytes()
 }
