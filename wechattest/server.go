@@ -531,17 +531,18 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// tokenCheck returns the errcode for an access token, 0 when it is good.
-func (s *Server) tokenCheck(tok string) int {
-	for _, a := range s.apps {
+// tokenApp returns the app whose access token tok is, or the errcode
+// WeChat answers for it.
+func (s *Server) tokenApp(tok string) (appid string, errcode int) {
+	for id, a := range s.apps {
 		if a.token != "" && a.token == tok {
 			if s.opts.Now().Sub(a.tokenStart) >= TokenTTL {
-				return ErrTokenExpired
+				return "", ErrTokenExpired
 			}
-			return 0
+			return id, 0
 		}
 	}
-	return ErrInvalidToken
+	return "", ErrInvalidToken
 }
 
 func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
@@ -555,7 +556,8 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.tokenCheck(r.URL.Query().Get("access_token")); e != 0 {
+	appid, e := s.tokenApp(r.URL.Query().Get("access_token"))
+	if e != 0 {
 		writeErr(w, e)
 		return
 	}
@@ -577,12 +579,6 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pc.used = true
-	appid := ""
-	for id, a := range s.apps {
-		if a.token == r.URL.Query().Get("access_token") {
-			appid = id
-		}
-	}
 	// WeChat documents countryCode as a string and shows it as a number;
 	// the fake sends a number, the harder case for clients.
 	cc, _ := strconv.Atoi(pc.phone.CountryCode)
@@ -602,7 +598,7 @@ func (s *Server) checkSession(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.tokenCheck(q.Get("access_token")); e != 0 {
+	if _, e := s.tokenApp(q.Get("access_token")); e != 0 {
 		writeErr(w, e)
 		return
 	}
