@@ -22,7 +22,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		if !h.Optional {
-			writeError(w, aerr)
+			refuse(w, r, aerr)
 			return nil
 		}
 		if aerr != errUnauthorized {

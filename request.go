@@ -15,6 +15,10 @@ import (
 // maxBody is the largest request body the routes accept.
 const maxBody = 64 << 10
 
+// maxDiscard is the most of an unwanted body read before answering, as in
+// net/http.
+const maxDiscard = 256 << 10
+
 // bodyReadTimeout bounds how long a client may take to send a body.
 const bodyReadTimeout = 10 * time.Second
 
@@ -38,7 +42,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
 		defer rc.SetReadDeadline(time.Time{})
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	b, err := io.ReadAll(limitBody(w, r, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -47,6 +51,38 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 		return nil, errInvalidRequest.withMessage("The request body could not be read.")
 	}
 	return b, nil
+}
+
+// discardBody reads and drops what is left of a body the answer does not
+// need, before the answer is written. net/http does that after the handler,
+// but not for a client that sent "Connection: close": it closes the
+// connection with the body half sent, and the TCP reset loses the answer
+// too. Past net/http's own allowance (256 KiB) the limit is hit, and the
+// server then closes the connection gracefully after the answer.
+func discardBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	io.Copy(io.Discard, limitBody(w, r, maxDiscard))
+}
+
+// limitBody is http.MaxBytesReader on net/http's own ResponseWriter, under
+// Caddy's wrappers: only that one learns that the limit was hit, and then
+// closes the connection gracefully after the answer instead of resetting
+// it under a client still sending.
+func limitBody(w http.ResponseWriter, r *http.Request, n int64) io.ReadCloser {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return http.MaxBytesReader(w, r.Body, n)
 }
 
 // readFields parses a JSON or application/x-www-form-urlencoded body.

@@ -46,13 +46,13 @@ func (h *Handler) newRoutes() map[string]routeFunc {
 func postOnly(fn routeFunc) routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if r.Method != http.MethodPost {
-			writeError(w, errMethod)
+			refuse(w, r, errMethod)
 			return nil
 		}
 		err := fn(w, r, next)
 		var ae *apiError
 		if errors.As(err, &ae) {
-			writeError(w, ae)
+			refuse(w, r, ae)
 			return nil
 		}
 		return err
