@@ -425,6 +425,26 @@ func send(t *testing.T, method, u string, header http.Header, body string) *repl
 }
 
 // trySend is send that returns transport errors.
+// wantFast fails when more than one of the durations reaches limit, or any
+// reaches ten times it. A request that waits on a hung peer is slow every
+// time, by seconds; one scheduling hiccup on a loaded CI machine is not.
+func wantFast(t *testing.T, what string, took []time.Duration, limit time.Duration) {
+	t.Helper()
+	slow := 0
+	for _, d := range took {
+		if d >= limit {
+			slow++
+		}
+		if d >= 10*limit {
+			t.Errorf("%s took %v, want under %v (all: %v)", what, d, limit, took)
+			return
+		}
+	}
+	if slow > 1 {
+		t.Errorf("%d of %d of %s took %v or more, want under it (all: %v)", slow, len(took), what, limit, took)
+	}
+}
+
 func trySend(method, u string, header http.Header, body string) (*reply, error) {
 	var rd io.Reader
 	if body != "" {

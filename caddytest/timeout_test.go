@@ -53,18 +53,15 @@ func TestHangingWeChatMakesLoginFailFastAndProxyingStaysFast(t *testing.T) {
 
 	// Proxied requests while both logins hang on WeChat.
 	time.Sleep(200 * time.Millisecond)
-	var slowest time.Duration
+	var took5 []time.Duration
 	for range 5 {
 		start := time.Now()
 		r := send(t, http.MethodGet, siteBase+"/api/during", bearer(token), "")
-		d := time.Since(start)
+		took5 = append(took5, time.Since(start))
 		wantStatus(t, r, http.StatusOK)
-		slowest = max(slowest, d)
 	}
-	if slowest >= 200*time.Millisecond {
-		t.Errorf("a proxied request took %v while WeChat hung, want < 200ms", slowest)
-	}
-	t.Logf("slowest of 5 proxied requests during the hang: %v", slowest)
+	wantFast(t, "proxied requests while WeChat hung", took5, 200*time.Millisecond)
+	t.Logf("5 proxied requests during the hang took %v", took5)
 
 	wg.Wait()
 	for i, s := range sites {
