@@ -424,7 +424,6 @@ func send(t *testing.T, method, u string, header http.Header, body string) *repl
 	return r
 }
 
-// trySend is send that returns transport errors.
 // wantFast fails when more than one of the durations reaches limit, or any
 // reaches ten times it. A request that waits on a hung peer is slow every
 // time, by seconds; one scheduling hiccup on a loaded CI machine is not.
@@ -445,6 +444,7 @@ func wantFast(t *testing.T, what string, took []time.Duration, limit time.Durati
 	}
 }
 
+// trySend is send that returns transport errors.
 func trySend(method, u string, header http.Header, body string) (*reply, error) {
 	var rd io.Reader
 	if body != "" {
