@@ -38,10 +38,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	if r.ContentLength > maxBody {
 		return nil, errPayloadTooLarge
 	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
-	}
+	defer bodyDeadline(w)()
 	b, err := io.ReadAll(limitBody(w, r, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -51,6 +48,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 		return nil, errInvalidRequest.withMessage("The request body could not be read.")
 	}
 	return b, nil
+}
+
+// bodyDeadline gives the client bodyReadTimeout to send the body; the
+// function it returns lifts the deadline again.
+func bodyDeadline(w http.ResponseWriter) (lift func()) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) != nil {
+		return func() {}
+	}
+	return func() { rc.SetReadDeadline(time.Time{}) }
 }
 
 // discardBody reads and drops what is left of a body the answer does not
@@ -63,10 +70,7 @@ func discardBody(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength == 0 {
 		return
 	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
-		defer rc.SetReadDeadline(time.Time{})
-	}
+	defer bodyDeadline(w)()
 	io.Copy(io.Discard, limitBody(w, r, maxDiscard))
 }
 
