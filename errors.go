@@ -104,12 +104,6 @@ func fromWeChat(err error) *apiError {
 	return errWeChatUnavailable.with(we.Code)
 }
 
-// refuse answers r with e, after dropping any body left unread.
-func refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
-	discardBody(w, r)
-	writeError(w, e)
-}
-
 // writeError answers with e as JSON.
 func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()

@@ -22,7 +22,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		if !h.Optional {
-			refuse(w, r, aerr)
+			discardBody(w, r)
+			writeError(w, aerr)
 			return nil
 		}
 		if aerr != errUnauthorized {

@@ -60,8 +60,8 @@ func bodyDeadline(w http.ResponseWriter) (lift func()) {
 	return func() { rc.SetReadDeadline(time.Time{}) }
 }
 
-// discardBody reads and drops what is left of a body the answer does not
-// need, before the answer is written. net/http does that after the handler,
+// discardBody reads and drops what is left of a body the answer did not
+// need, before the handler returns. net/http does that after the handler,
 // but not for a client that sent "Connection: close": it closes the
 // connection with the body half sent, and the TCP reset loses the answer
 // too. Past net/http's own allowance (256 KiB) the limit is hit, and the

@@ -43,16 +43,19 @@ func (h *Handler) newRoutes() map[string]routeFunc {
 }
 
 // postOnly refuses other methods and writes an *apiError as the answer.
+// Whatever the answer, what the route left unread of the body is read
+// before the connection can close (see discardBody).
 func postOnly(fn routeFunc) routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		defer discardBody(w, r)
 		if r.Method != http.MethodPost {
-			refuse(w, r, errMethod)
+			writeError(w, errMethod)
 			return nil
 		}
 		err := fn(w, r, next)
 		var ae *apiError
 		if errors.As(err, &ae) {
-			refuse(w, r, ae)
+			writeError(w, ae)
 			return nil
 		}
 		return err
