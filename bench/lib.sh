@@ -80,3 +80,39 @@ median() {
 field() {
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
+
+# wrk_run NAME WANT ARGS...: one wrk run (THREADS, CONNECTIONS, DURATION,
+# under ON_LOAD; its output appended to $RUN/wrk-NAME.log); prints its
+# requests/s. WANT 2xx runs
+# plain wrk, as anyone measuring from outside would: every answer must be
+# 2xx (wrk prints a "Non-2xx" line otherwise) with no socket error. WANT 401
+# runs with status.lua, whose response() hook counts the statuses: every
+# answer must be a 401. A response() hook costs wrk CPU on every answer, on
+# the cores Caddy uses, so the measured runs do without it.
+wrk_run() {
+	local name="$1" want="$2" out
+	shift 2
+	if [ "$want" = 2xx ]; then
+		out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" 2>&1)
+		echo "$out" >>"$RUN/wrk-$name.log"
+		if echo "$out" | grep -qE '^ *(Non-2xx|Socket errors)' || ! echo "$out" | grep -q '^Requests/sec:'; then
+			echo "$name: expected every answer 2xx, with no socket error:" >&2
+			echo "$out" >&2
+			exit 1
+		fi
+		echo "$out" | awk '/^Requests\/sec:/ { print $2 }'
+		return
+	fi
+	out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/status.lua" "$@" 2>&1)
+	echo "$out" >>"$RUN/wrk-$name.log"
+	local line requests good errors
+	line=$(echo "$out" | grep '^STATUS ') || { echo "$name: wrk printed no STATUS line:" >&2; echo "$out" >&2; exit 1; }
+	requests=$(field requests "$line")
+	good=$(field "$want" "$line")
+	errors=$(field errors "$line")
+	if [ "$requests" -eq 0 ] || [ "$good" -ne "$requests" ] || [ "$errors" -ne 0 ]; then
+		echo "$name: expected every answer $want: $line" >&2
+		exit 1
+	fi
+	field rps "$line"
+}

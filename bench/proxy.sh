@@ -13,7 +13,7 @@
 # order of the first two alternates between rounds so drift in the
 # machine's load does not favour either. Any answer other than 2xx where 2xx
 # is expected (or 401 where 401 is), and any socket error, fails the run
-# (run() below says how each is checked).
+# (wrk_run in lib.sh says how each is checked).
 # Prints the median requests/s of each and the median of the per-round
 # ratios wechat_auth/bare; exits 1 when that is under MIN_RATIO (0.95).
 set -euo pipefail
@@ -87,59 +87,25 @@ check 200 "http://127.0.0.1:$BARE_PORT/api/orders"
 check 200 "http://127.0.0.1:$AUTH_PORT/api/orders" "Authorization: Bearer $TOKEN"
 check 401 "http://127.0.0.1:$AUTH_PORT/api/orders"
 
-# run NAME WANT ARGS...: one wrk run; prints its requests/s. WANT 2xx runs
-# plain wrk, as anyone measuring from outside would: every answer must be
-# 2xx (wrk prints a "Non-2xx" line otherwise) with no socket error. WANT 401
-# runs with status.lua, whose response() hook counts the statuses: every
-# answer must be a 401. A response() hook costs wrk CPU on every answer, on
-# the cores Caddy uses, so the measured runs do without it.
-run() {
-	local name="$1" want="$2" out
-	shift 2
-	if [ "$want" = 2xx ]; then
-		out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" 2>&1)
-		echo "$out" >>"$RUN/wrk-$name.log"
-		if echo "$out" | grep -qE '^ *(Non-2xx|Socket errors)' || ! echo "$out" | grep -q '^Requests/sec:'; then
-			echo "$name: expected every answer 2xx, with no socket error:" >&2
-			echo "$out" >&2
-			exit 1
-		fi
-		echo "$out" | awk '/^Requests\/sec:/ { print $2 }'
-		return
-	fi
-	out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$ROOT/bench/status.lua" "$@" 2>&1)
-	echo "$out" >>"$RUN/wrk-$name.log"
-	local line requests good errors
-	line=$(echo "$out" | grep '^STATUS ') || { echo "$name: wrk printed no STATUS line:" >&2; echo "$out" >&2; exit 1; }
-	requests=$(field requests "$line")
-	good=$(field "$want" "$line")
-	errors=$(field errors "$line")
-	if [ "$requests" -eq 0 ] || [ "$good" -ne "$requests" ] || [ "$errors" -ne 0 ]; then
-		echo "$name: expected every answer $want: $line" >&2
-		exit 1
-	fi
-	field rps "$line"
-}
-
 BARE="http://127.0.0.1:$BARE_PORT/api/orders"
 AUTH="http://127.0.0.1:$AUTH_PORT/api/orders"
 HDR="Authorization: Bearer $TOKEN"
 
 # Warm up: connections, pools, the token cache.
-DURATION=2s run warmup-bare 2xx "$BARE" >/dev/null
-DURATION=2s run warmup-token 2xx -H "$HDR" "$AUTH" >/dev/null
+DURATION=2s wrk_run warmup-bare 2xx "$BARE" >/dev/null
+DURATION=2s wrk_run warmup-token 2xx -H "$HDR" "$AUTH" >/dev/null
 
 printf '%-6s %12s %12s %12s %8s\n' round bare_rps token_rps no_token_rps ratio
 : >"$RUN/rounds.txt"
 for i in $(seq 1 "$ROUNDS"); do
 	if [ $((i % 2)) = 1 ]; then
-		bare=$(run bare 2xx "$BARE")
-		tok=$(run token 2xx -H "$HDR" "$AUTH")
+		bare=$(wrk_run bare 2xx "$BARE")
+		tok=$(wrk_run token 2xx -H "$HDR" "$AUTH")
 	else
-		tok=$(run token 2xx -H "$HDR" "$AUTH")
-		bare=$(run bare 2xx "$BARE")
+		tok=$(wrk_run token 2xx -H "$HDR" "$AUTH")
+		bare=$(wrk_run bare 2xx "$BARE")
 	fi
-	none=$(run no-token 401 "$AUTH")
+	none=$(wrk_run no-token 401 "$AUTH")
 	ratio=$(awk -v a="$tok" -v b="$bare" 'BEGIN { printf "%.3f", a / b }')
 	printf '%-6s %12s %12s %12s %8s\n' "$i" "$bare" "$tok" "$none" "$ratio"
 	echo "$bare $tok $none $ratio" >>"$RUN/rounds.txt"
