@@ -39,11 +39,7 @@ RUN="$RESULTS/decompose"
 rm -rf "$RUN" && mkdir -p "$RUN"
 
 cat >"$RUN/Caddyfile" <<CADDYFILE
-{
-	admin off
-	auto_https off
-	storage file_system $RUN/storage
-}
+$(caddy_globals)
 
 :${PORT[bare]} {
 	bind 127.0.0.1

@@ -33,6 +33,12 @@ build_cmd() {
 	(cd "$ROOT" && go build -o "$RESULTS/$1" "./bench/$1")
 }
 
+# caddy_globals prints the global options of the bench Caddyfiles: no admin
+# endpoint, no HTTPS, storage under $RUN.
+caddy_globals() {
+	printf '{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s/storage\n}\n' "$RUN"
+}
+
 # free_port prints a loopback TCP port nothing listens on.
 free_port() {
 	local p

@@ -29,11 +29,7 @@ RUN="$RESULTS/logins"
 rm -rf "$RUN" && mkdir -p "$RUN"
 
 cat >"$RUN/Caddyfile" <<CADDYFILE
-{
-	admin off
-	auto_https off
-	storage file_system $RUN/storage
-}
+$(caddy_globals)
 
 :$PORT {
 	bind 127.0.0.1

@@ -49,11 +49,7 @@ RUN="$RESULTS/proxy"
 rm -rf "$RUN" && mkdir -p "$RUN"
 
 cat >"$RUN/Caddyfile" <<CADDYFILE
-{
-	admin off
-	auto_https off
-	storage file_system $RUN/storage
-}
+$(caddy_globals)
 
 :$BARE_PORT {
 	bind 127.0.0.1
