@@ -424,6 +424,20 @@ func send(t *testing.T, method, u string, header http.Header, body string) *repl
 	return r
 }
 
+// getTimes makes n GET requests to url(i) with token, requires each to be
+// answered 200, and returns how long each took.
+func getTimes(t *testing.T, n int, url func(i int) string, token string) []time.Duration {
+	t.Helper()
+	took := make([]time.Duration, 0, n)
+	for i := range n {
+		start := time.Now()
+		r := send(t, http.MethodGet, url(i), bearer(token), "")
+		took = append(took, time.Since(start))
+		wantStatus(t, r, http.StatusOK)
+	}
+	return took
+}
+
 // wantFast fails when more than one of the durations reaches limit, or any
 // reaches ten times it. A request that waits on a hung peer is slow every
 // time, by seconds; one scheduling hiccup on a loaded CI machine is not.

@@ -202,13 +202,7 @@ func TestRedisOutageSparesProxiedRequestsAndFailsLoginsFast(t *testing.T) {
 
 			tc.down(srv)
 			defer tc.back(srv)
-			var took []time.Duration
-			for i := range 5 {
-				start := time.Now()
-				r := send(t, http.MethodGet, a.Base+"/api/"+strconv.Itoa(i), bearer(user), "")
-				took = append(took, time.Since(start))
-				wantStatus(t, r, http.StatusOK)
-			}
+			took := getTimes(t, 5, func(i int) string { return a.Base + "/api/" + strconv.Itoa(i) }, user)
 			wantFast(t, "proxied requests with Redis "+tc.name, took, 200*time.Millisecond)
 			r = timed("a login", 2*time.Second, login)
 			wantError(t, r, http.StatusServiceUnavailable, "store_unavailable")
