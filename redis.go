@@ -360,13 +360,11 @@ func (r *redisStore) sync(ctx context.Context) error {
 		r.cache.Del(sid)
 	}
 	missing := make(map[string]time.Time)
-	r.revoked.mu.RLock()
-	for sid, until := range r.revoked.until {
+	r.revoked.each(func(sid string, until time.Time) {
 		if !known[sid] && now.Before(until) {
 			missing[sid] = until
 		}
-	}
-	r.revoked.mu.RUnlock()
+	})
 	const batch = 500
 	chunk := make(map[string]time.Time, batch)
 	flush := func() error {

@@ -19,9 +19,14 @@ const revocationPrefix = "wechat_auth/revoked"
 // revocations is the exact set of revoked sessions: sid → the time after
 // which every token of that session has expired anyway. Unlike the session
 // cache it never drops an entry early: losing one would revive a token.
+//
+// has runs on every proxied request and takes no lock; add (a logout) is
+// serialised by mu.
 type revocations struct {
-	mu        sync.RWMutex
-	until     map[string]time.Time
+	until sync.Map // sid → time.Time
+
+	mu        sync.Mutex // serialises add
+	n         int        // entries in until
 	lastSweep int
 
 	storageMu sync.Mutex
@@ -29,15 +34,21 @@ type revocations struct {
 }
 
 func newRevocations(storage certmagic.Storage) *revocations {
-	return &revocations{until: make(map[string]time.Time), storage: storage}
+	return &revocations{storage: storage}
 }
 
 // has reports whether sid is revoked at now. It is on the hot path.
 func (r *revocations) has(sid string, now time.Time) bool {
-	r.mu.RLock()
-	until, ok := r.until[sid]
-	r.mu.RUnlock()
-	return ok && now.Before(until)
+	v, ok := r.until.Load(sid)
+	return ok && now.Before(v.(time.Time))
+}
+
+// each calls f for every revocation held, expired or not.
+func (r *revocations) each(f func(sid string, until time.Time)) {
+	r.until.Range(func(k, v any) bool {
+		f(k.(string), v.(time.Time))
+		return true
+	})
 }
 
 // add revokes sid until until, and sweeps expired entries once the set has
@@ -46,19 +57,24 @@ func (r *revocations) has(sid string, now time.Time) bool {
 func (r *revocations) add(sid string, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.until[sid]; !ok || until.After(old) {
-		r.until[sid] = until
+	old, ok := r.until.Load(sid)
+	if !ok {
+		r.n++
 	}
-	if len(r.until) > 2*r.lastSweep+64 {
+	if !ok || until.After(old.(time.Time)) {
+		r.until.Store(sid, until)
+	}
+	if r.n > 2*r.lastSweep+64 {
 		now := time.Now()
 		var expired []string
-		for k, u := range r.until {
+		r.each(func(k string, u time.Time) {
 			if !now.Before(u) {
-				delete(r.until, k)
+				r.until.Delete(k)
 				expired = append(expired, k)
 			}
-		}
-		r.lastSweep = len(r.until)
+		})
+		r.n -= len(expired)
+		r.lastSweep = r.n
 		if storage := r.currentStorage(); storage != nil && len(expired) > 0 {
 			go func() {
 				for _, k := range expired {

@@ -3,13 +3,14 @@ package wechatauth
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // verifyCacheGeneration is how many tokens one generation of the verified
 // token cache holds; the cache holds at most two generations. A token costs
-// about 700 bytes there (the token string is the key;
-// BenchmarkVerifyCacheMemory measures it), so the cache stays under 25 MB
+// about 780 bytes there (the token string is the key;
+// BenchmarkVerifyCacheMemory measures it), so the cache stays under 26 MB
 // however many users there are. Past 16k tokens in use at once, some
 // requests pay a full verification again (about 10 µs).
 const verifyCacheGeneration = 1 << 14
@@ -24,30 +25,42 @@ const verifyCacheGeneration = 1 << 14
 // is full it becomes old and the previous old is dropped. A hit in old moves
 // the entry into cur, so tokens in use survive and idle ones age out.
 //
+// Reads take no lock: get runs on every proxied request on every core, and
+// the reader count of an RWMutex is one cache line all cores write to.
+// Writers (a token seen for the first time) are serialised by mu.
+//
 // Each tokenCodec has its own cache, so a token is only ever served to the
 // codec (key, issuer, accepted audiences) that verified it.
 type verifyCache struct {
-	mu     sync.RWMutex
-	cur    map[string]*identity
-	old    map[string]*identity
+	cur, old atomic.Pointer[sync.Map] // token string → *identity
+
+	mu     sync.Mutex // serialises put
+	curN   int        // entries in cur
+	oldN   int        // entries in old
 	perGen int
 }
 
 func newVerifyCache(perGen int) *verifyCache {
-	return &verifyCache{cur: make(map[string]*identity), perGen: perGen}
+	c := &verifyCache{perGen: perGen}
+	c.cur.Store(new(sync.Map))
+	return c
 }
 
 // get returns the identity of a verified token that has not expired at now.
 func (c *verifyCache) get(raw string, now time.Time) (*identity, bool) {
-	c.mu.RLock()
-	id, ok := c.cur[raw]
+	v, ok := c.cur.Load().Load(raw)
 	inOld := false
 	if !ok {
-		id, ok = c.old[raw]
-		inOld = ok
+		if old := c.old.Load(); old != nil {
+			v, ok = old.Load(raw)
+			inOld = ok
+		}
 	}
-	c.mu.RUnlock()
-	if !ok || !now.Before(id.Expires) {
+	if !ok {
+		return nil, false
+	}
+	id := v.(*identity)
+	if !now.Before(id.Expires) {
 		return nil, false
 	}
 	if inOld {
@@ -63,16 +76,20 @@ func (c *verifyCache) put(raw string, id *identity) {
 	raw = strings.Clone(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cur) >= c.perGen {
-		c.old = c.cur
-		c.cur = make(map[string]*identity, c.perGen)
+	if c.curN >= c.perGen {
+		c.old.Store(c.cur.Load())
+		c.cur.Store(new(sync.Map))
+		c.oldN, c.curN = c.curN, 0
 	}
-	c.cur[raw] = id
+	if _, loaded := c.cur.Load().Swap(raw, id); !loaded {
+		c.curN++
+	}
 }
 
-// len returns how many tokens the cache holds.
+// len returns how many tokens the cache holds (a token moved from old to
+// cur is counted in both until old is dropped).
 func (c *verifyCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.cur) + len(c.old)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.curN + c.oldN
 }
