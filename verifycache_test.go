@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,5 +144,45 @@ func TestCachedTokenRefusedAfterLogout(t *testing.T) {
 	}
 	if got := serve(""); got != http.StatusUnauthorized {
 		t.Fatalf("request with a logged-out token: status %d, want 401", got)
+	}
+}
+
+// Under concurrent requests (run with -race) while new tokens rotate the
+// generations, a hit always returns the identity of the token asked for,
+// and the cache stays bounded.
+func TestVerifyCacheConcurrentHitsAreTheTokensOwn(t *testing.T) {
+	c := newVerifyCache(100)
+	exp := time.Now().Add(time.Hour)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := "tok-" + strconv.Itoa((i*7+g)%3000)
+				if id, ok := c.get(key, time.Now()); ok && id.SID != key {
+					errs <- key + " answered with the identity of " + id.SID
+					return
+				}
+			}
+		})
+	}
+	for i := range 3000 {
+		key := "tok-" + strconv.Itoa(i)
+		c.put(key, &identity{SID: key, Expires: exp})
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := c.len(); n > 2*100+1 {
+		t.Fatalf("cache of generation 100 holds %d tokens", n)
 	}
 }
