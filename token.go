@@ -90,18 +90,21 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 }
 
 // issue signs a token for the session, valid for the token TTL from now.
+// A token has one audience, the session's appid, written as a plain string
+// (RFC 7519 §4.1.3's form for a single audience); verify accepts the array
+// form too.
 func (tc *tokenCodec) issue(s *Session, now time.Time) (string, time.Time, error) {
 	exp := now.Add(tc.ttl)
-	c := claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    tc.issuer,
-			Subject:   s.OpenID,
-			Audience:  jwt.ClaimStrings{s.AppID},
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-		},
-		SID:     s.SID,
-		UnionID: s.UnionID,
+	c := jwt.MapClaims{
+		"iss": tc.issuer,
+		"sub": s.OpenID,
+		"aud": s.AppID,
+		"sid": s.SID,
+		"iat": jwt.NewNumericDate(now),
+		"exp": jwt.NewNumericDate(exp),
+	}
+	if s.UnionID != "" {
+		c["unionid"] = s.UnionID
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(tc.key)
 	return tok, exp, err

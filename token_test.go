@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,32 @@ func TestTokenIssuedVerifiesWithItsIdentity(t *testing.T) {
 	tok, _, _ = tc.issue(s, now)
 	if id, err := tc.verify(tok); err != nil || id.UnionID != "" {
 		t.Fatalf("token without unionid: %+v, %v", id, err)
+	}
+}
+
+// The token names its one audience as a plain string, so a client or
+// upstream reading the claims finds aud == appid. Tokens issued before,
+// with aud as a one-element array, keep working across the upgrade.
+func TestTokenAudienceIsTheAppID(t *testing.T) {
+	tc := newTestCodec(issuerProduction)
+	tok, _, err := tc.issue(testSession(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c["aud"] != testAppID {
+		t.Errorf("aud is %#v, want the string %q", c["aud"], testAppID)
+	}
+	key := []byte(testSigningKey)
+	if id, err := tc.verify(signClaims(t, jwt.SigningMethodHS256, key, goodClaims())); err != nil || id.AppID != testAppID {
+		t.Errorf("token with aud as [appid] (the earlier form): %+v, %v", id, err)
 	}
 }
 
