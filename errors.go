@@ -15,8 +15,9 @@ type apiError struct {
 	status        int
 	code          string
 	message       string
-	wechatErrcode int // WeChat's errcode when WeChat answered with one
-	retryAfter    int // seconds; sets Retry-After when > 0
+	wechatErrcode int  // WeChat's errcode when WeChat answered with one
+	retryAfter    int  // seconds; sets Retry-After when > 0
+	tokenSent     bool // a 401 to a request that carried a Bearer token
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -25,6 +26,14 @@ func (e *apiError) Error() string { return e.code + ": " + e.message }
 func (e *apiError) with(errcode int) *apiError {
 	c := *e
 	c.wechatErrcode = errcode
+	return &c
+}
+
+// withTokenSent returns a copy of e marked as the answer to a request that
+// carried a Bearer token: a 401 then says error="invalid_token".
+func (e *apiError) withTokenSent() *apiError {
+	c := *e
+	c.tokenSent = true
 	return &c
 }
 
@@ -108,8 +117,10 @@ func fromWeChat(err error) *apiError {
 func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	switch {
-	case e.code == errInvalidToken.code || e.code == errSessionExpired.code:
-		// A token was sent and is no good.
+	case e.status == http.StatusUnauthorized && (e.tokenSent || e.code == errInvalidToken.code || e.code == errSessionExpired.code):
+		// A token was sent: DESIGN §3 gives every such 401 the error
+		// parameter, even when what failed is a phone code, not the token
+		// (the JSON error code tells which).
 		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
 	case e.status == http.StatusUnauthorized:
 		// No token was sent (a missing one, or a login's refused code).

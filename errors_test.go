@@ -110,6 +110,8 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 		{"no token", errUnauthorized, 401, `Bearer realm="wechat_auth"`, "", ""},
 		{"bad token", errInvalidToken, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
 		{"session expired", errSessionExpired, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
+		{"refused login code", errInvalidCode, 401, `Bearer realm="wechat_auth"`, "", ""},
+		{"refused phone code, token sent", errInvalidCode.withTokenSent(), 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
 		{"bad request", errInvalidRequest, 400, "", "", ""},
 		{"decrypt failed", errDecryptFailed, 400, "", "", ""},
 		{"signature mismatch", errSignatureMismatch, 400, "", "", ""},

@@ -42,9 +42,10 @@ func (h *Handler) newRoutes() map[string]routeFunc {
 	return routes
 }
 
-// postOnly refuses other methods and writes an *apiError as the answer.
-// Whatever the answer, what the route left unread of the body is read
-// before the connection can close (see discardBody).
+// postOnly refuses other methods and bodies declared larger than maxBody,
+// and writes an *apiError as the answer. Whatever the answer, what the
+// route left unread of the body is read before the connection can close
+// (see discardBody).
 func postOnly(fn routeFunc) routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		defer discardBody(w, r)
@@ -52,14 +53,34 @@ func postOnly(fn routeFunc) routeFunc {
 			writeError(w, errMethod)
 			return nil
 		}
+		if r.ContentLength > maxBody {
+			writeError(w, errPayloadTooLarge)
+			return nil
+		}
 		err := fn(w, r, next)
 		var ae *apiError
 		if errors.As(err, &ae) {
+			if ae.status == http.StatusUnauthorized {
+				if _, sent := bearerToken(r.Header.Get("Authorization")); sent {
+					ae = ae.withTokenSent()
+				}
+			}
 			writeError(w, ae)
 			return nil
 		}
 		return err
 	}
+}
+
+// skipBody reads a body the route has no use for, so that one sent
+// chunked past maxBody is refused (413) like any other, before the route
+// acts.
+func skipBody(w http.ResponseWriter, r *http.Request) *apiError {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	_, aerr := readBody(w, r)
+	return aerr
 }
 
 // tokenResponse is the answer of login and refresh.
@@ -153,6 +174,9 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 	if err != nil {
 		return err
 	}
+	if aerr := skipBody(w, r); aerr != nil {
+		return aerr
+	}
 	return h.writeToken(w, s)
 }
 
@@ -164,6 +188,9 @@ const logoutTimeout = 1500 * time.Millisecond
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
+		return aerr
+	}
+	if aerr := skipBody(w, r); aerr != nil {
 		return aerr
 	}
 	// One deadline for the whole route, so a slow store cannot stretch it.
@@ -255,7 +282,8 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		}
 		info = new(wechat.PhoneInfo)
 		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
-			return errDecryptFailed.withMessage("The decrypted data is not a phone number.")
+			// The same answer as every other decryption failure (DESIGN §3).
+			return errDecryptFailed
 		}
 	default:
 		return errInvalidRequest.withMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")

@@ -129,3 +129,25 @@ func TestMalformedLoginRequests(t *testing.T) {
 	st.addUser("after")
 	st.login(t, "after")
 }
+
+// DESIGN §3's 64 KiB limit holds on refresh and logout too, though they
+// read no fields: a larger body is refused with 413, sent with a length or
+// chunked, and the route does nothing (the session stays logged in).
+func TestRefreshAndLogoutRefuseBodiesOver64KiB(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("big-body")
+	lr := st.login(t, "big-body")
+	big := strings.Repeat("A", 70<<10)
+	for _, path := range []string{"/wx/refresh", "/wx/logout"} {
+		r := st.post(t, path, lr.Token, "application/x-www-form-urlencoded", "pad="+big)
+		wantError(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+		r = sendChunked(t, st.Base+path, bearer(lr.Token), "pad="+big)
+		wantError(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+	}
+	wantStatus(t, st.get(t, "/api/me", lr.Token), http.StatusOK)
+	// At the limit, both still work.
+	atLimit := "pad=" + strings.Repeat("A", 64<<10-len("pad="))
+	wantStatus(t, st.post(t, "/wx/refresh", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusOK)
+	wantStatus(t, st.post(t, "/wx/logout", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusNoContent)
+	wantError(t, st.get(t, "/api/me", lr.Token), http.StatusUnauthorized, "invalid_token")
+}

@@ -372,6 +372,9 @@ type reply struct {
 	Status int
 	Header http.Header
 	Body   []byte
+
+	// SentToken: the request carried an "Authorization: Bearer" header.
+	SentToken bool
 }
 
 // Object decodes the body as a JSON object.
@@ -480,7 +483,7 @@ func trySend(method, u string, header http.Header, body string) (*reply, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b, SentToken: sentBearer(req)}, nil
 }
 
 func postJSON(t *testing.T, u, token string, v any) *reply {
@@ -532,10 +535,14 @@ func wantError(t *testing.T, r *reply, status int, code string) map[string]any {
 		if !strings.HasPrefix(auth, `Bearer realm="wechat_auth"`) {
 			t.Errorf("WWW-Authenticate %q, want Bearer realm=\"wechat_auth\"…", auth)
 		}
-		// error="invalid_token" only where a token was sent and refused;
-		// a missing token and a login's refused code name no error.
+		// error="invalid_token" exactly where a token was sent (DESIGN §3),
+		// even when what failed is a phone code; a missing token and a
+		// login's refused code name no error.
 		hasErr := strings.Contains(auth, `error="invalid_token"`)
-		tokenSent := code == "invalid_token" || code == "session_expired"
+		tokenSent := r.SentToken
+		if code == "invalid_token" || code == "session_expired" {
+			tokenSent = true // these codes only answer a token
+		}
 		if !tokenSent && hasErr {
 			t.Errorf("WWW-Authenticate %q names an error though no token was sent", auth)
 		}
@@ -544,6 +551,12 @@ func wantError(t *testing.T, r *reply, status int, code string) map[string]any {
 		}
 	}
 	return body
+}
+
+// sentBearer reports whether req carried a Bearer token.
+func sentBearer(req *http.Request) bool {
+	v := req.Header.Get("Authorization")
+	return len(v) > len("Bearer ") && strings.EqualFold(v[:len("Bearer ")], "Bearer ") && strings.TrimSpace(v[len("Bearer "):]) != ""
 }
 
 // claimsOf returns a token's claims without verifying it.
@@ -665,7 +678,7 @@ func sendChunked(t *testing.T, u string, header http.Header, body string) *reply
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b, SentToken: sentBearer(req)}
 }
 
 // optsSingleUse is the fake WeChat's default: registered codes only, each

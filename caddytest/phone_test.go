@@ -106,9 +106,15 @@ func TestPhoneRefusesUsedOrUnknownCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := wantError(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": tt.code}), http.StatusUnauthorized, "invalid_code")
+			r := st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": tt.code})
+			body := wantError(t, r, http.StatusUnauthorized, "invalid_code")
 			if body["wechat_errcode"] != float64(tt.errcode) {
 				t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], tt.errcode)
+			}
+			// DESIGN §3: a 401 to a request that carried a token says
+			// error="invalid_token", whatever failed.
+			if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth", error="invalid_token"` {
+				t.Errorf("WWW-Authenticate %q", got)
 			}
 		})
 	}
