@@ -99,10 +99,10 @@ func checkOwner(plain []byte, appid, openid string) error {
 	if !ok {
 		return errDecrypt
 	}
-	if o.hasWatermark && !o.appID.equals(appid) {
+	if o.hasWatermark && (o.watermarkNull || !o.appID.equals(appid)) {
 		return errForeignData
 	}
-	if o.hasOpenID && !o.openID.equals(openid) {
+	if o.hasOpenID && (o.openIDNull || !o.openID.equals(openid)) {
 		return errForeignData
 	}
 	return nil

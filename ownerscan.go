@@ -12,19 +12,16 @@ import (
 // JSON object and picks out the two things that say whose data it is, the
 // top-level openId and watermark.appid.
 //
-// It reads them exactly as json.Unmarshal into
-//
-//	struct {
-//		OpenID    *string `json:"openId"`
-//		Watermark *struct{ AppID string `json:"appid"` } `json:"watermark"`
-//	}
-//
-// would: keys match case-insensitively (with Unicode folding, after
-// unescaping), the last of repeated keys wins, null clears openId and
-// watermark but leaves appid as it was, a value of another type is an error,
-// strings are unescaped (invalid UTF-8 reads as U+FFFD), and nesting deeper
-// than encoding/json's limit is invalid. ownerscan_test.go fuzzes it against
-// encoding/json.
+// It reads them as json.Unmarshal reads the fields of a struct: keys match
+// case-insensitively (with Unicode folding, after unescaping), the last of
+// repeated keys wins, a repeated watermark merges into the one before, null
+// leaves appid as it was, a value of another type is an error, strings are
+// unescaped (invalid UTF-8 reads as U+FFFD), and nesting deeper than
+// encoding/json's limit is invalid. One thing differs from a struct of
+// pointers: an openId or a watermark that is null is present, with no
+// value, so it matches no openid and no app (DESIGN §3: where one is
+// present it must match). ownerscan_test.go fuzzes it against encoding/json
+// with that reading.
 
 // maxJSONDepth is encoding/json's nesting limit, so both agree on what is
 // valid.
@@ -113,10 +110,12 @@ func foldName(s string) string {
 
 // ownerFields are what decrypted open data says about whose it is.
 type ownerFields struct {
-	hasOpenID    bool
-	openID       jsonString
-	hasWatermark bool
-	appID        jsonString
+	hasOpenID     bool
+	openIDNull    bool // present as null: matches no openid
+	openID        jsonString
+	hasWatermark  bool
+	watermarkNull bool // present as null: matches no app
+	appID         jsonString
 }
 
 // scanOwner checks that plain is exactly one JSON object (surrounded by
@@ -214,20 +213,21 @@ func (s *ownerScanner) member(kind int, key jsonString, o *ownerFields) bool {
 		switch {
 		case s.peek('"'):
 			v, ok := s.string()
-			o.hasOpenID, o.openID = true, v
+			o.hasOpenID, o.openIDNull, o.openID = true, false, v
 			return ok
 		case s.literal("null"):
-			o.hasOpenID, o.openID = false, jsonString{}
+			o.hasOpenID, o.openIDNull, o.openID = true, true, jsonString{}
 			return true
 		}
 		return false // another type: json.Unmarshal fails
 	case kind == objectTop && key.is("WATERMARK"):
 		switch {
 		case s.peek('{'):
-			o.hasWatermark = true // a repeated watermark merges into the first
+			// A repeated watermark merges into the one before.
+			o.hasWatermark, o.watermarkNull = true, false
 			return s.object(objectWatermark, o)
 		case s.literal("null"):
-			o.hasWatermark, o.appID = false, jsonString{}
+			o.hasWatermark, o.watermarkNull, o.appID = true, true, jsonString{}
 			return true
 		}
 		return false

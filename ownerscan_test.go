@@ -8,13 +8,51 @@ import (
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
-// jsonOwner is how checkOwner read the plaintext with encoding/json before
-// scanOwner, and the reference scanOwner must agree with.
+// jsonOwner is the reference scanOwner must agree with: the plaintext read
+// with encoding/json, openId and watermark as fields that record a null.
 type jsonOwner struct {
-	OpenID    *string `json:"openId"`
-	Watermark *struct {
+	OpenID    refOpenID    `json:"openId"`
+	Watermark refWatermark `json:"watermark"`
+}
+
+// refOpenID is a top-level openId: set when the key is present, null when
+// its (last) value is null.
+type refOpenID struct {
+	set, null bool
+	v         string
+}
+
+func (r *refOpenID) UnmarshalJSON(b []byte) error {
+	r.set = true
+	if string(b) == "null" {
+		r.null, r.v = true, ""
+		return nil
+	}
+	r.null = false
+	return json.Unmarshal(b, &r.v)
+}
+
+// refWatermark is the watermark: a repeated one merges into the one before
+// (as into a struct), null clears it.
+type refWatermark struct {
+	set, null bool
+	appID     string
+}
+
+func (r *refWatermark) UnmarshalJSON(b []byte) error {
+	r.set = true
+	if string(b) == "null" {
+		r.null, r.appID = true, ""
+		return nil
+	}
+	aux := struct {
 		AppID string `json:"appid"`
-	} `json:"watermark"`
+	}{r.appID}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	r.null, r.appID = false, aux.AppID
+	return nil
 }
 
 // ownerByJSON reads plain with encoding/json: ok when it is a JSON object
@@ -30,16 +68,16 @@ func ownerByJSON(plain []byte) (o jsonOwner, ok bool) {
 	return o, true
 }
 
-// checkOwnerByJSON is checkOwner as it was, with encoding/json.
+// checkOwnerByJSON is checkOwner with encoding/json.
 func checkOwnerByJSON(plain []byte, appid, openid string) error {
 	o, ok := ownerByJSON(plain)
 	if !ok {
 		return errDecrypt
 	}
-	if o.Watermark != nil && o.Watermark.AppID != appid {
+	if o.Watermark.set && (o.Watermark.null || o.Watermark.appID != appid) {
 		return errForeignData
 	}
-	if o.OpenID != nil && *o.OpenID != openid {
+	if o.OpenID.set && (o.OpenID.null || o.OpenID.v != openid) {
 		return errForeignData
 	}
 	return nil
@@ -56,23 +94,27 @@ func compareOwner(t *testing.T, plain []byte) {
 	if !gotOK {
 		return
 	}
-	if got.hasOpenID != (want.OpenID != nil) {
-		t.Fatalf("%q: scanOwner has openId=%v, encoding/json %v", plain, got.hasOpenID, want.OpenID != nil)
+	if got.hasOpenID != want.OpenID.set || got.openIDNull != want.OpenID.null {
+		t.Fatalf("%q: scanOwner openId present=%v null=%v, encoding/json %v %v", plain, got.hasOpenID, got.openIDNull, want.OpenID.set, want.OpenID.null)
 	}
-	if want.OpenID != nil && got.openID.value() != *want.OpenID {
-		t.Fatalf("%q: scanOwner openId=%q, encoding/json %q", plain, got.openID.value(), *want.OpenID)
+	if want.OpenID.set && !want.OpenID.null {
+		if got.openID.value() != want.OpenID.v {
+			t.Fatalf("%q: scanOwner openId=%q, encoding/json %q", plain, got.openID.value(), want.OpenID.v)
+		}
+		if !got.openID.equals(want.OpenID.v) {
+			t.Fatalf("%q: openId %q does not equal itself", plain, want.OpenID.v)
+		}
 	}
-	if want.OpenID != nil && !got.openID.equals(*want.OpenID) {
-		t.Fatalf("%q: openId %q does not equal itself", plain, *want.OpenID)
+	if got.hasWatermark != want.Watermark.set || got.watermarkNull != want.Watermark.null {
+		t.Fatalf("%q: scanOwner watermark present=%v null=%v, encoding/json %v %v", plain, got.hasWatermark, got.watermarkNull, want.Watermark.set, want.Watermark.null)
 	}
-	if got.hasWatermark != (want.Watermark != nil) {
-		t.Fatalf("%q: scanOwner has watermark=%v, encoding/json %v", plain, got.hasWatermark, want.Watermark != nil)
-	}
-	if want.Watermark != nil && got.appID.value() != want.Watermark.AppID {
-		t.Fatalf("%q: scanOwner appid=%q, encoding/json %q", plain, got.appID.value(), want.Watermark.AppID)
-	}
-	if want.Watermark != nil && !got.appID.equals(want.Watermark.AppID) {
-		t.Fatalf("%q: appid %q does not equal itself", plain, want.Watermark.AppID)
+	if want.Watermark.set && !want.Watermark.null {
+		if got.appID.value() != want.Watermark.appID {
+			t.Fatalf("%q: scanOwner appid=%q, encoding/json %q", plain, got.appID.value(), want.Watermark.appID)
+		}
+		if !got.appID.equals(want.Watermark.appID) {
+			t.Fatalf("%q: appid %q does not equal itself", plain, want.Watermark.appID)
+		}
 	}
 }
 
