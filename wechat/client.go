@@ -204,7 +204,7 @@ type answer interface {
 }
 
 // call performs one request and decodes a JSON answer into out, which must
-// embed status. It retries nothing.
+// embed status. It retries nothing, and keeps net/http from retrying.
 func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, body any, out answer) (err error) {
 	start := time.Now()
 	defer func() {
@@ -231,6 +231,15 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if req.Body == nil {
+		// net/http's Transport re-sends an idempotent request (a GET) by
+		// itself when a reused connection closes before the answer, and
+		// WeChat may have consumed a login code by then. It leaves alone a
+		// request that has a body and no GetBody; an empty one is dropped
+		// before the request is written, so nothing else changes on the
+		// wire.
+		req.Body = noResend{}
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return &UnavailableError{API: api, Err: stripURL(err)}
@@ -251,6 +260,12 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 	}
 	return nil
 }
+
+// noResend is the empty body of a request net/http must not send twice.
+type noResend struct{}
+
+func (noResend) Read([]byte) (int, error) { return 0, io.EOF }
+func (noResend) Close() error             { return nil }
 
 // stripURL drops the request URL (which carries the secret and the code)
 // from a transport error.

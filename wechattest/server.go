@@ -126,6 +126,7 @@ type failure struct {
 	errcode int
 	status  int
 	body    string
+	drop    bool // close the connection without answering
 }
 
 // Server is a fake WeChat API. The zero value is not usable: call NewServer.
@@ -229,6 +230,15 @@ func (s *Server) FailNextHTTP(path string, status int, body string) {
 	s.failures[path] = append(s.failures[path], failure{status: status, body: body})
 }
 
+// DropNext makes the next call to path close the connection without an
+// answer, after reading the request, as a WeChat server dying mid-call
+// does. The call is counted: WeChat may have acted on it.
+func (s *Server) DropNext(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[path] = append(s.failures[path], failure{drop: true})
+}
+
 // SetDelay makes every answer wait d (or until the client gives up).
 func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
@@ -310,6 +320,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f != nil {
+		if f.drop {
+			io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+			panic(http.ErrAbortHandler) // not hijackable (HTTP/2): abort the stream
+		}
 		if f.status != 0 {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(f.status)
