@@ -134,6 +134,7 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 	if err != nil {
 		return nil, err
 	}
+	routeRedisLog()
 	prefix := "wechat_auth:" + redisNamespace(signingKey) + ":"
 	r := &redisStore{
 		client:        redis.NewClient(opts),
