@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
@@ -252,6 +254,11 @@ func TestConfigErrorsStopLoading(t *testing.T) {
 		{"api_base not a URL", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, APIBase: "api.weixin.qq.com"}, []string{"api_base"}},
 		{"api_base ftp", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, APIBase: "ftp://x"}, []string{"api_base"}},
 		{"bad header name", Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, HeaderOpenID: "X User"}, []string{"X User", "header"}},
+		// JSON config is held to what the Caddyfile refuses: no silent default.
+		{"negative token_ttl", Handler{Sandbox: true, TokenTTL: caddy.Duration(-5 * time.Minute)}, []string{"token_ttl", "-5m"}},
+		{"negative session_ttl", Handler{Sandbox: true, SessionTTL: -1}, []string{"session_ttl"}},
+		{"negative timeout", Handler{Sandbox: true, Timeout: caddy.Duration(-time.Second)}, []string{"timeout"}},
+		{"route_prefix without its slash", Handler{Sandbox: true, RoutePrefix: "auth/"}, []string{"route_prefix", "auth/"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -215,14 +215,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 func (h *Handler) setDefaults() {
+	// Unset values take their defaults; negative durations and a prefix
+	// without its leading '/' are left for checkConfig to refuse.
 	if h.RoutePrefix == "" {
 		h.RoutePrefix = defaultRoutePrefix
 	}
-	h.RoutePrefix = "/" + strings.Trim(h.RoutePrefix, "/")
-	if h.TokenTTL <= 0 {
+	if strings.HasPrefix(h.RoutePrefix, "/") {
+		h.RoutePrefix = "/" + strings.Trim(h.RoutePrefix, "/")
+	}
+	if h.TokenTTL == 0 {
 		h.TokenTTL = caddy.Duration(defaultTokenTTL)
 	}
-	if h.SessionTTL <= 0 {
+	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(defaultSessionTTL)
 	}
 	if h.HeaderOpenID == "" {
@@ -234,7 +238,7 @@ func (h *Handler) setDefaults() {
 	if h.HeaderAppID == "" {
 		h.HeaderAppID = defaultHeaderAppID
 	}
-	if h.Timeout <= 0 {
+	if h.Timeout == 0 {
 		h.Timeout = caddy.Duration(wechat.DefaultTimeout)
 	}
 	if h.Sandbox && len(h.Apps) == 0 {
@@ -304,6 +308,17 @@ func (h *Handler) checkConfig() error {
 	}
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("wechat_auth: max_sessions must be positive")
+	}
+	if !strings.HasPrefix(h.RoutePrefix, "/") {
+		return fmt.Errorf("wechat_auth: route_prefix must start with '/': %q", h.RoutePrefix)
+	}
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}, {"timeout", h.Timeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
+		}
 	}
 	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
 		if !validHeaderName(name) {
