@@ -497,3 +497,24 @@ func TestEncryptIsWeChatsScheme(t *testing.T) {
 		t.Fatal("two encryptions used the same iv")
 	}
 }
+
+// A dropped call is counted, and is a transport error over a socket and
+// in-process alike.
+func TestDropNextClosesWithoutAnAnswer(t *testing.T) {
+	s := wechattest.NewServer(wechattest.Options{AutoCodes: true})
+	s.AddApp("wxdrop", "secret")
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for name, c := range map[string]*http.Client{"socket": srv.Client(), "in-process": s.Client()} {
+		s.DropNext(wechattest.PathCode2Session)
+		before := s.Calls(wechattest.PathCode2Session)
+		resp, err := c.Get(srv.URL + wechattest.PathCode2Session + "?appid=wxdrop&secret=secret&js_code=c&grant_type=authorization_code")
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("%s: answered %d, want a transport error", name, resp.StatusCode)
+		}
+		if n := s.Calls(wechattest.PathCode2Session) - before; n < 1 {
+			t.Errorf("%s: dropped call not counted", name)
+		}
+	}
+}
