@@ -26,7 +26,6 @@ ROUNDS=${ROUNDS:-9}
 DURATION=${DURATION:-5s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
-ON_LOAD=()
 
 need_wrk
 build_caddy
@@ -41,10 +40,7 @@ rm -rf "$RUN" && mkdir -p "$RUN"
 cat >"$RUN/Caddyfile" <<CADDYFILE
 $(caddy_globals)
 
-:${PORT[bare]} {
-	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:$UP_PORT
-}
+$(bare_site "${PORT[bare]}")
 
 :${PORT[strip]} {
 	bind 127.0.0.1
@@ -61,18 +57,10 @@ $(caddy_globals)
 	reverse_proxy 127.0.0.1:$UP_PORT
 }
 
-:${PORT[wechat]} {
-	bind 127.0.0.1
-	wechat_auth {
-		sandbox
-		signing_key bench-signing-key-0123456789abcdef
-	}
-	reverse_proxy 127.0.0.1:$UP_PORT
-}
+$(wechat_site "${PORT[wechat]}")
 CADDYFILE
 
-start_bg "$RUN/upstream.log" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
-start_bg "$RUN/caddy.log" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
+start_proxies
 wait_port "$UP_PORT"
 for s in bare strip strip3 wechat; do wait_port "${PORT[$s]}"; done
 

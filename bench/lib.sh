@@ -2,6 +2,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RESULTS="$ROOT/bench/results"
+ON_LOAD=()  # a command prefix for wrk and the upstream (e.g. taskset)
+ON_CADDY=() # a command prefix for Caddy
 mkdir -p "$RESULTS"
 
 # need_wrk installs wrk with apt-get when it is missing (root), or says how.
@@ -37,6 +39,23 @@ build_cmd() {
 # endpoint, no HTTPS, storage under $RUN.
 caddy_globals() {
 	printf '{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s/storage\n}\n' "$RUN"
+}
+
+# bare_site PORT and wechat_site PORT print the two sites proxy.sh compares
+# (decompose.sh measures the same two among others), in front of the
+# upstream on $UP_PORT. One definition, so both scripts measure the same.
+bare_site() {
+	printf ':%s {\n\tbind 127.0.0.1\n\treverse_proxy 127.0.0.1:%s\n}\n' "$1" "$UP_PORT"
+}
+wechat_site() {
+	printf ':%s {\n\tbind 127.0.0.1\n\twechat_auth {\n\t\tsandbox\n\t\tsigning_key bench-signing-key-0123456789abcdef\n\t}\n\treverse_proxy 127.0.0.1:%s\n}\n' "$1" "$UP_PORT"
+}
+
+# start_proxies starts bench/upstream on $UP_PORT (under ON_LOAD, if set)
+# and Caddy with $RUN/Caddyfile (under ON_CADDY, if set).
+start_proxies() {
+	start_bg "$RUN/upstream.log" "${ON_LOAD[@]}" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
+	start_bg "$RUN/caddy.log" "${ON_CADDY[@]}" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
 }
 
 # free_port prints a loopback TCP port nothing listens on.

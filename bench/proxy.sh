@@ -28,8 +28,6 @@ PIN=${PIN:-0}
 # 347-byte token costs wrk more to send than a bare one: that cost lands on
 # the wechat_auth side of the ratio. PIN=1 keeps the load generator off
 # Caddy's core, so the ratio measures Caddy alone.
-ON_CADDY=()
-ON_LOAD=()
 if [ "$PIN" = 1 ]; then
 	command -v taskset >/dev/null 2>&1 || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
 	ON_CADDY=(taskset -c 1)
@@ -53,23 +51,12 @@ rm -rf "$RUN" && mkdir -p "$RUN"
 cat >"$RUN/Caddyfile" <<CADDYFILE
 $(caddy_globals)
 
-:$BARE_PORT {
-	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:$UP_PORT
-}
+$(bare_site "$BARE_PORT")
 
-:$AUTH_PORT {
-	bind 127.0.0.1
-	wechat_auth {
-		sandbox
-		signing_key bench-signing-key-0123456789abcdef
-	}
-	reverse_proxy 127.0.0.1:$UP_PORT
-}
+$(wechat_site "$AUTH_PORT")
 CADDYFILE
 
-start_bg "$RUN/upstream.log" "${ON_LOAD[@]}" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
-start_bg "$RUN/caddy.log" "${ON_CADDY[@]}" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
+start_proxies
 wait_port "$UP_PORT"
 wait_port "$BARE_PORT"
 wait_port "$AUTH_PORT"
