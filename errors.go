@@ -9,7 +9,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
-// apiError is an answer of DESIGN.md §3: a fixed code, a status and a
+// apiError is an error answer of the routes: a fixed code, a status and a
 // sentence for a person. It never carries Go error text.
 type apiError struct {
 	status        int
@@ -118,7 +118,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	switch {
 	case e.status == http.StatusUnauthorized && (e.tokenSent || e.code == errInvalidToken.code || e.code == errSessionExpired.code):
-		// A token was sent: DESIGN §3 gives every such 401 the error
+		// A token was sent: every such 401 carries the error
 		// parameter, even when what failed is a phone code, not the token
 		// (the JSON error code tells which).
 		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)

@@ -19,7 +19,7 @@ import (
 // unescaped (invalid UTF-8 reads as U+FFFD), and nesting deeper than
 // encoding/json's limit is invalid. One thing differs from a struct of
 // pointers: an openId or a watermark that is null is present, with no
-// value, so it matches no openid and no app (DESIGN §3: where one is
+// value, so it matches no openid and no app (where one is
 // present it must match). ownerscan_test.go fuzzes it against encoding/json
 // with that reading.
 

@@ -5,10 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -32,13 +29,6 @@ const (
 	redisStartTimeout = 3 * time.Second        // loading the revocation list at start
 	redisIdlePing     = 2 * time.Second        // subscriber silent this long: ping; no answer in as long again: reconnect
 	redisRetryEvery   = time.Second            // retry revocations Redis could not take
-)
-
-// HKDF info strings: the session_key encryption key and the key namespace
-// are both derived from the signing key, for different uses.
-const (
-	hkdfSessionKey = "wechat_auth session_key v1"
-	hkdfNamespace  = "wechat_auth redis namespace v1"
 )
 
 // redisStore keeps sessions and revocations in Redis, shared by every
@@ -104,16 +94,6 @@ func redactURL(raw string) string {
 	return strconv.Quote(u.Redacted())
 }
 
-// redisNamespace names the keys of one signing key in Redis, and its store
-// in the usage pool. It reveals nothing about the key.
-func redisNamespace(signingKey []byte) string {
-	ns, err := hkdf.Key(sha256.New, signingKey, nil, hkdfNamespace, 6)
-	if err != nil {
-		panic(err) // only for lengths HKDF-SHA256 cannot give
-	}
-	return hex.EncodeToString(ns)
-}
-
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
@@ -165,58 +145,6 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 // storeDown wraps a Redis error so the routes answer store_unavailable.
 func storeDown(op string, err error) error {
 	return fmt.Errorf("redis %s: %w: %w", op, errStoreDown, err)
-}
-
-// redisSession is a session as kept in Redis.
-type redisSession struct {
-	AppID   string `json:"appid"`
-	OpenID  string `json:"openid"`
-	UnionID string `json:"unionid,omitempty"`
-	Created int64  `json:"created"` // Unix ms
-	Expires int64  `json:"expires"` // Unix ms
-	// Nonce and AES-GCM ciphertext of the session_key, bound to the
-	// session's sid and identity so it cannot be moved to another record.
-	SealedKey []byte `json:"sealed_key"`
-}
-
-func sealAAD(sid, appid, openid, unionid string) []byte {
-	return []byte("wechat_auth session v1\x00" + sid + "\x00" + appid + "\x00" + openid + "\x00" + unionid)
-}
-
-func (r *redisStore) seal(s *Session, expires time.Time) ([]byte, error) {
-	nonce := make([]byte, r.aead.NonceSize(), r.aead.NonceSize()+len(s.SessionKey)+r.aead.Overhead())
-	rand.Read(nonce)
-	sealed := r.aead.Seal(nonce, nonce, []byte(s.SessionKey), sealAAD(s.SID, s.AppID, s.OpenID, s.UnionID))
-	return json.Marshal(redisSession{
-		AppID:     s.AppID,
-		OpenID:    s.OpenID,
-		UnionID:   s.UnionID,
-		Created:   s.Created.UnixMilli(),
-		Expires:   expires.UnixMilli(),
-		SealedKey: sealed,
-	})
-}
-
-var errDamagedSession = errors.New("session record in Redis is damaged or sealed under another key")
-
-func (r *redisStore) open(sid string, b []byte) (*Session, time.Time, error) {
-	var rs redisSession
-	if err := json.Unmarshal(b, &rs); err != nil || len(rs.SealedKey) < r.aead.NonceSize() {
-		return nil, time.Time{}, errDamagedSession
-	}
-	n := r.aead.NonceSize()
-	key, err := r.aead.Open(nil, rs.SealedKey[:n], rs.SealedKey[n:], sealAAD(sid, rs.AppID, rs.OpenID, rs.UnionID))
-	if err != nil {
-		return nil, time.Time{}, errDamagedSession
-	}
-	return &Session{
-		SID:        sid,
-		AppID:      rs.AppID,
-		OpenID:     rs.OpenID,
-		UnionID:    rs.UnionID,
-		SessionKey: string(key),
-		Created:    time.UnixMilli(rs.Created),
-	}, time.UnixMilli(rs.Expires), nil
 }
 
 // Get reads the L1 first, Redis on a miss.
@@ -315,239 +243,6 @@ func (r *redisStore) Destruct() error {
 	err := r.client.Close()
 	r.cache.Close()
 	return err
-}
-
-// pushRevocations writes revocations to the sorted set, trims the expired
-// ones and publishes each to the other instances, in one round trip.
-func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.Time) error {
-	now := time.Now()
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		members := make([]redis.Z, 0, len(revs))
-		for sid, until := range revs {
-			members = append(members, redis.Z{Score: float64(until.UnixMilli()), Member: sid})
-		}
-		p.ZAdd(ctx, r.revokedKey, members...)
-		p.ZRemRangeByScore(ctx, r.revokedKey, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
-		for sid, until := range revs {
-			p.Publish(ctx, r.channel, sid+" "+strconv.FormatInt(until.UnixMilli(), 10))
-		}
-		return nil
-	})
-	return err
-}
-
-// sync merges Redis's revocation list into this instance's set, and writes
-// back the revocations only this instance knows: those Redis could not take
-// when they were made, and those lost when Redis restarted without
-// persistence. It runs at start and after every (re)subscription, so
-// nothing published while this instance could not hear is missed.
-func (r *redisStore) sync(ctx context.Context) error {
-	now := time.Now()
-	remote, err := r.client.ZRangeByScoreWithScores(ctx, r.revokedKey, &redis.ZRangeBy{
-		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10),
-		Max: "+inf",
-	}).Result()
-	if err != nil {
-		return err
-	}
-	known := make(map[string]bool, len(remote))
-	for _, z := range remote {
-		sid, ok := z.Member.(string)
-		if !ok {
-			continue
-		}
-		known[sid] = true
-		r.revoked.add(sid, time.UnixMilli(int64(z.Score)))
-		r.cache.Del(sid)
-	}
-	missing := make(map[string]time.Time)
-	r.revoked.each(func(sid string, until time.Time) {
-		if !known[sid] && now.Before(until) {
-			missing[sid] = until
-		}
-	})
-	const batch = 500
-	chunk := make(map[string]time.Time, batch)
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
-		if err := r.pushRevocations(ctx, chunk); err != nil {
-			return err
-		}
-		r.mu.Lock()
-		for sid := range chunk {
-			delete(r.pending, sid)
-		}
-		r.mu.Unlock()
-		clear(chunk)
-		return nil
-	}
-	for sid, until := range missing {
-		chunk[sid] = until
-		if len(chunk) == batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
-	}
-	return nil
-}
-
-// retryPending writes the revocations Redis could not take, once a second
-// until it takes them.
-func (r *redisStore) retryPending(ctx context.Context) {
-	defer r.done.Done()
-	t := time.NewTicker(redisRetryEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.mu.Lock()
-		revs := make(map[string]time.Time, len(r.pending))
-		for sid, until := range r.pending {
-			if time.Now().Before(until) {
-				revs[sid] = until
-			} else {
-				delete(r.pending, sid)
-			}
-		}
-		r.mu.Unlock()
-		if len(revs) == 0 {
-			continue
-		}
-		opCtx, cancel := context.WithTimeout(ctx, redisOpTimeout)
-		err := r.pushRevocations(opCtx, revs)
-		cancel()
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		for sid := range revs {
-			delete(r.pending, sid)
-		}
-		r.mu.Unlock()
-		r.log.Info("revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
-	}
-}
-
-// listen keeps a subscription to the revocation channel, reconnecting
-// whenever it is lost, and merges the full list after every subscription.
-func (r *redisStore) listen(ctx context.Context) {
-	defer r.done.Done()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if r.subscribe(ctx) {
-			backoff = 100 * time.Millisecond
-		} else {
-			backoff = min(2*backoff, 2*time.Second)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-	}
-}
-
-// subscribe runs one subscription until it is lost, and reports whether it
-// was ever established. go-redis reconnects a PubSub by itself, but its
-// health check only writes a PING, so a silently dead connection would
-// block forever: here a PING unanswered within redisIdlePing ends the
-// subscription, and the next one starts on a fresh connection.
-func (r *redisStore) subscribe(ctx context.Context) (established bool) {
-	ps := r.client.Subscribe(ctx)
-	r.mu.Lock()
-	r.pubsub = ps
-	r.mu.Unlock()
-	defer ps.Close()
-	if err := ps.Subscribe(ctx, r.channel); err != nil {
-		r.lost(err)
-		return false
-	}
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, redisIdlePing)
-		if ctx.Err() != nil {
-			return established
-		}
-		var ne interface{ Timeout() bool }
-		switch {
-		case err != nil && errors.As(err, &ne) && ne.Timeout() && !pinged:
-			pingCtx, cancel := context.WithTimeout(ctx, redisOpTimeout)
-			err = ps.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				r.lost(err)
-				return established
-			}
-			pinged = true
-			continue
-		case err != nil:
-			r.lost(err)
-			return established
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind != "subscribe" {
-				continue
-			}
-			// Subscribed first, then read the list: a revocation made in
-			// between is both published to us and in the list.
-			syncCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
-			err := r.sync(syncCtx)
-			cancel()
-			if err != nil {
-				r.lost(err)
-				return established
-			}
-			established = true
-			r.mu.Lock()
-			wasCut := r.cut
-			r.cut = false
-			r.mu.Unlock()
-			if wasCut {
-				r.log.Info("Redis subscription is back; revocations made meanwhile are merged")
-			}
-		case *redis.Message:
-			r.apply(m.Payload)
-		}
-	}
-}
-
-// lost logs, once per outage, that revocations from other instances are
-// not heard for now.
-func (r *redisStore) lost(err error) {
-	r.mu.Lock()
-	first := !r.cut
-	r.cut = true
-	r.mu.Unlock()
-	if first {
-		r.log.Warn("Redis subscription lost; logouts on other instances reach this one when it is back", zap.Error(err))
-	}
-}
-
-// apply merges one published revocation.
-func (r *redisStore) apply(payload string) {
-	sid, ms, ok := strings.Cut(payload, " ")
-	if !ok || sid == "" {
-		return
-	}
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return
-	}
-	r.revoked.add(sid, time.UnixMilli(n))
-	r.cache.Del(sid)
 }
 
 var _ sessionStore = (*redisStore)(nil)

@@ -180,8 +180,8 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 	return h.writeToken(w, s)
 }
 
-// logoutTimeout bounds a logout's store calls: within DESIGN's 2 s even
-// when Redis is slow.
+// logoutTimeout bounds a logout's store calls, so the route answers within
+// 2 s even when Redis is slow.
 const logoutTimeout = 1500 * time.Millisecond
 
 // logout revokes every token of the caller's session and forgets it.
@@ -282,7 +282,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		}
 		info = new(wechat.PhoneInfo)
 		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
-			// The same answer as every other decryption failure (DESIGN §3).
+			// The same answer as every other decryption failure.
 			return errDecryptFailed
 		}
 	default:
@@ -326,45 +326,6 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error)
 		return nil, errInvalidToken
 	}
 	return s, nil
-}
-
-// decryptFields decrypts and runs every check of DESIGN.md §3, counting the
-// result.
-func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
-	plain, err := decryptChecked(f, s)
-	result := "ok"
-	var ae *apiError
-	if errors.As(err, &ae) {
-		result = ae.code
-	}
-	metrics.decryptions.WithLabelValues(result).Inc()
-	return plain, err
-}
-
-func decryptChecked(f *fields, s *Session) ([]byte, error) {
-	if f.EncryptedData == "" || f.IV == "" {
-		return nil, errInvalidRequest.withMessage("The fields encryptedData and iv are required.")
-	}
-	if (f.RawData == "") != (f.Signature == "") {
-		return nil, errInvalidRequest.withMessage("rawData and signature go together: send both or neither.")
-	}
-	plain, err := decryptOpenData(s.SessionKey, f.EncryptedData, f.IV)
-	switch {
-	case errors.Is(err, errBadBase64):
-		return nil, errInvalidRequest.withMessage("encryptedData and iv must be standard base64.")
-	case err != nil:
-		return nil, errDecryptFailed
-	}
-	switch err := checkOwner(plain, s.AppID, s.OpenID); {
-	case errors.Is(err, errForeignData):
-		return nil, errWatermarkMismatch
-	case err != nil:
-		return nil, errDecryptFailed
-	}
-	if f.Signature != "" && checkSignature(f.RawData, f.Signature, s.SessionKey) != nil {
-		return nil, errSignatureMismatch
-	}
-	return plain, nil
 }
 
 // forward sends decrypted data to the next handler as a JSON POST with the

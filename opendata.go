@@ -1,0 +1,45 @@
+package wechatauth
+
+import "errors"
+
+// decryptFields decrypts open data with the session's key and runs every
+// check the routes promise (padding, JSON object, watermark, openId,
+// rawData signature), counting the result.
+func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
+	plain, err := decryptChecked(f, s)
+	result := "ok"
+	var ae *apiError
+	if errors.As(err, &ae) {
+		result = ae.code
+	}
+	metrics.decryptions.WithLabelValues(result).Inc()
+	return plain, err
+}
+
+// decryptChecked maps every failure to one fixed answer: all decryption
+// failures look alike, so an answer tells nothing about padding.
+func decryptChecked(f *fields, s *Session) ([]byte, error) {
+	if f.EncryptedData == "" || f.IV == "" {
+		return nil, errInvalidRequest.withMessage("The fields encryptedData and iv are required.")
+	}
+	if (f.RawData == "") != (f.Signature == "") {
+		return nil, errInvalidRequest.withMessage("rawData and signature go together: send both or neither.")
+	}
+	plain, err := decryptOpenData(s.SessionKey, f.EncryptedData, f.IV)
+	switch {
+	case errors.Is(err, errBadBase64):
+		return nil, errInvalidRequest.withMessage("encryptedData and iv must be standard base64.")
+	case err != nil:
+		return nil, errDecryptFailed
+	}
+	switch err := checkOwner(plain, s.AppID, s.OpenID); {
+	case errors.Is(err, errForeignData):
+		return nil, errWatermarkMismatch
+	case err != nil:
+		return nil, errDecryptFailed
+	}
+	if f.Signature != "" && checkSignature(f.RawData, f.Signature, s.SessionKey) != nil {
+		return nil, errSignatureMismatch
+	}
+	return plain, nil
+}
