@@ -100,49 +100,114 @@ func readFields(w http.ResponseWriter, r *http.Request) (*fields, *apiError) {
 
 // parseFields parses a body by its content type. A body with no usable
 // content type is read as JSON when it looks like a JSON object and as a
-// form otherwise, since mini programs send both.
+// form otherwise, since mini programs send both. A form-typed body that is
+// a JSON object is read as JSON: curl -d and some wx.request wrappers label
+// JSON that way, and no form starts with '{'.
 func parseFields(contentType string, body []byte) (*fields, *apiError) {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimSpace(body)
 	switch {
 	case len(trimmed) == 0:
 		return &fields{}, nil
-	case mt == "application/x-www-form-urlencoded":
-		return parseForm(trimmed)
-	case mt == "application/json" || strings.HasSuffix(mt, "+json") || trimmed[0] == '{':
+	case trimmed[0] == '{':
 		return parseJSON(trimmed)
-	case mt == "" || mt == "text/plain":
+	case mt == "application/x-www-form-urlencoded", mt == "", mt == "text/plain":
 		return parseForm(trimmed)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return parseJSON(trimmed)
 	}
 	return nil, errInvalidRequest.withMessage("The body must be JSON or application/x-www-form-urlencoded.")
 }
 
+// parseJSON reads a JSON object's fields. Names match exactly (encoding/json
+// would also take "CODE" for code), and a name given twice is refused
+// rather than resolved: what this module and what the upstream read must
+// never differ.
 func parseJSON(body []byte) (*fields, *apiError) {
-	var f fields
-	if err := json.Unmarshal(body, &f); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, errInvalidRequest.withMessage("The field " + te.Field + " must be a string.")
-		}
+	if string(body) == "null" {
+		return &fields{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+	}
+	var f fields
+	seen := make(map[string]bool, 8)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+		}
+		name := tok.(string) // object keys are always strings
+		if seen[name] {
+			return nil, errInvalidRequest.withMessage("The field " + name + " is given twice.")
+		}
+		seen[name] = true
+		dst := f.named(name)
+		if dst == nil {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+			}
+			continue
+		}
+		if err := dec.Decode(dst); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, errInvalidRequest.withMessage("The field " + name + " must be a string.")
+			}
+			return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errInvalidRequest.withMessage("The body holds more than one JSON object.")
 	}
 	return &f, nil
 }
 
+// named returns the field a request's key fills, or nil for keys the
+// routes do not read.
+func (f *fields) named(name string) *string {
+	switch name {
+	case "code":
+		return &f.Code
+	case "appid":
+		return &f.AppID
+	case "encryptedData":
+		return &f.EncryptedData
+	case "iv":
+		return &f.IV
+	case "rawData":
+		return &f.RawData
+	case "signature":
+		return &f.Signature
+	}
+	return nil
+}
+
+// parseForm reads an application/x-www-form-urlencoded body. As in JSON, a
+// field given twice is refused.
 func parseForm(body []byte) (*fields, *apiError) {
 	v, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, errInvalidRequest.withMessage("The form body is malformed.")
 	}
-	return &fields{
-		Code:  v.Get("code"),
-		AppID: v.Get("appid"),
-		// A '+' in base64 sent unescaped in a form arrives as ' '.
-		EncryptedData: repairBase64(v.Get("encryptedData")),
-		IV:            repairBase64(v.Get("iv")),
-		RawData:       v.Get("rawData"),
-		Signature:     v.Get("signature"),
-	}, nil
+	var f fields
+	for name, vals := range v {
+		if len(vals) > 1 {
+			return nil, errInvalidRequest.withMessage("The field " + name + " is given twice.")
+		}
+		if dst := f.named(name); dst != nil {
+			*dst = vals[0]
+		}
+	}
+	// A '+' in base64 sent unescaped in a form arrives as ' '.
+	f.EncryptedData = repairBase64(f.EncryptedData)
+	f.IV = repairBase64(f.IV)
+	return &f, nil
 }
 
 // repairBase64 turns spaces back into the '+' they were.

@@ -151,3 +151,31 @@ func TestRefreshAndLogoutRefuseBodiesOver64KiB(t *testing.T) {
 	wantStatus(t, st.post(t, "/wx/logout", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusNoContent)
 	wantError(t, st.get(t, "/api/me", lr.Token), http.StatusUnauthorized, "invalid_token")
 }
+
+// A login body that names a field twice, or only in another case, is
+// refused before anything reaches WeChat: what wechat_auth reads and what
+// an upstream would read must never differ.
+func TestLoginRefusesRepeatedOrMiscasedFields(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("A")
+	st.addUser("B")
+	tests := []struct {
+		name, contentType, body string
+	}{
+		{"JSON, code twice", "application/json", `{"code":"A","code":"B"}`},
+		{"JSON, code in capitals", "application/json", `{"CODE":"B"}`},
+		{"JSON, code in title case", "application/json", `{"Code":"B"}`},
+		{"form, code twice", "application/x-www-form-urlencoded", "code=A&code=B"},
+		{"form, appid twice", "application/x-www-form-urlencoded", "code=A&appid=" + testAppID + "&appid=wxother"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantError(t, st.post(t, "/wx/login", "", tt.contentType, tt.body), http.StatusBadRequest, "invalid_request")
+		})
+	}
+	if n := st.WeChat.Calls(wechattest.PathCode2Session); n != 0 {
+		t.Errorf("%d refused logins reached WeChat", n)
+	}
+	st.login(t, "A") // the codes were never spent
+	st.login(t, "B")
+}

@@ -26,6 +26,7 @@ func TestLoginReturnsTokenForJSONAndFormBodies(t *testing.T) {
 	withUnion := st.WeChat.AddCode(testAppID, "code-json", wechattest.User{OpenID: randomOpenID(), UnionID: "uUnion123"})
 	formUser := st.WeChat.AddCode(testAppID, "code-form", wechattest.User{OpenID: randomOpenID(), UnionID: "uUnion456"})
 	noUnion := st.WeChat.AddCode(testAppID, "code-nounion", wechattest.User{OpenID: randomOpenID()})
+	curlUser := st.WeChat.AddCode(testAppID, "code-curl", wechattest.User{OpenID: randomOpenID(), UnionID: "uUnion789"})
 
 	tests := []struct {
 		name  string
@@ -36,6 +37,10 @@ func TestLoginReturnsTokenForJSONAndFormBodies(t *testing.T) {
 		{"json body", func() *reply { return st.postJSON(t, "/wx/login", "", map[string]string{"code": "code-json"}) }, withUnion, true},
 		{"form body", func() *reply { return st.postForm(t, "/wx/login", "", url.Values{"code": {"code-form"}}) }, formUser, true},
 		{"no unionid from WeChat", func() *reply { return st.postJSON(t, "/wx/login", "", map[string]string{"code": "code-nounion"}) }, noUnion, false},
+		// curl -d '{"code":…}' labels JSON as a form: it is read as JSON.
+		{"JSON with the form content type", func() *reply {
+			return st.post(t, "/wx/login", "", "application/x-www-form-urlencoded", `{"code":"code-curl"}`)
+		}, curlUser, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
