@@ -52,6 +52,8 @@ type redisStore struct {
 	sessionPrefix string // + sid: a session
 	revokedKey    string // sorted set: sid scored by the Unix ms its revocation ends
 	channel       string // pub/sub: "<sid> <until Unix ms>"
+	horizonKey    string // Unix ms no token issued by any instance outlives
+	horizon       *tokenHorizon
 
 	mu      sync.Mutex
 	pending map[string]time.Time // revocations Redis has not taken yet
@@ -125,8 +127,10 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 		sessionPrefix: prefix + "session:",
 		revokedKey:    prefix + "revoked",
 		channel:       prefix + "revoked",
+		horizonKey:    prefix + "token_horizon",
 		pending:       make(map[string]time.Time),
 	}
+	r.horizon = newTokenHorizon(r.saveHorizon)
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
 	if err := r.sync(ctx); err != nil {
@@ -243,6 +247,50 @@ func (r *redisStore) Destruct() error {
 	err := r.client.Close()
 	r.cache.Close()
 	return err
+}
+
+// raiseHorizon keeps the later of the horizon in Redis and until, and
+// returns the horizon Redis then holds. The key expires with the horizon.
+var raiseHorizon = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local want = tonumber(ARGV[1])
+if want > cur then
+	redis.call('SET', KEYS[1], ARGV[1])
+	redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+	return want
+end
+return cur
+`)
+
+func (r *redisStore) saveHorizon(ctx context.Context, until time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	ms, err := raiseHorizon.Run(ctx, r.client, []string{r.horizonKey}, until.UnixMilli()).Int64()
+	if err != nil {
+		return storeDown("token horizon", err)
+	}
+	r.horizon.raise(time.UnixMilli(ms))
+	return nil
+}
+
+func (r *redisStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
+	return r.horizon.extend(ctx, exp)
+}
+
+// Horizon reads what every instance recorded; when Redis does not answer,
+// what this instance knows.
+func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	ms, err := r.client.Get(ctx, r.horizonKey).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return r.horizon.time(), storeDown("GET token horizon", err)
+	default:
+		r.horizon.raise(time.UnixMilli(ms))
+	}
+	return r.horizon.time(), nil
 }
 
 var _ sessionStore = (*redisStore)(nil)

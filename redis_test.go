@@ -322,3 +322,38 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 		})
 	}
 }
+
+// Instances on one Redis may have different token_ttl: a logout on the one
+// with the shorter ttl must still revoke until the longest token any of
+// them issued has expired.
+func TestRedisTokenHorizonIsSharedByInstances(t *testing.T) {
+	srv := rdsStart(t)
+	long, short := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	exp := time.Now().Add(48 * time.Hour)
+	if err := long.ExtendHorizon(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	hz, err := short.Horizon(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hz.Before(exp) {
+		t.Fatalf("the other instance's horizon is %v, before the longest token's exp %v", hz, exp)
+	}
+	// A shorter token does not pull the horizon back.
+	if err := short.ExtendHorizon(ctx, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hz, _ := long.Horizon(ctx); hz.Before(exp) {
+		t.Fatalf("horizon fell back to %v", hz)
+	}
+	// Redis down: issuing a token past the horizon is refused, not promised.
+	srv.Stop()
+	if err := short.ExtendHorizon(ctx, exp.Add(time.Hour)); !errors.Is(err, errStoreDown) {
+		t.Fatalf("ExtendHorizon with Redis down: %v, want errStoreDown", err)
+	}
+	if err := short.ExtendHorizon(ctx, exp); err != nil {
+		t.Fatalf("a token within the horizon needs no Redis: %v", err)
+	}
+}

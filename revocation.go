@@ -16,6 +16,10 @@ import (
 // key per session, so a restart does not revive logged-out tokens.
 const revocationPrefix = "wechat_auth/revoked"
 
+// horizonKey is where the memory store keeps its token horizon in Caddy's
+// storage, so a restart still revokes long enough after a token_ttl cut.
+const horizonKey = "wechat_auth/token_horizon"
+
 // revocations is the exact set of revoked sessions: sid → the time after
 // which every token of that session has expired anyway. Unlike the session
 // cache it never drops an entry early: losing one would revive a token.
@@ -141,4 +145,31 @@ func (r *revocations) load(ctx context.Context) error {
 		r.add(path.Base(key), until)
 	}
 	return nil
+}
+
+// loadHorizon returns the token horizon kept in storage (none: now), saving
+// to the same storage when it moves.
+func (r *revocations) loadHorizon(ctx context.Context) (*tokenHorizon, error) {
+	h := newTokenHorizon(func(ctx context.Context, until time.Time) error {
+		storage := r.currentStorage()
+		if storage == nil {
+			return nil
+		}
+		return storage.Store(ctx, horizonKey, []byte(strconv.FormatInt(until.Unix(), 10)))
+	})
+	storage := r.currentStorage()
+	if storage == nil {
+		return h, nil
+	}
+	b, err := storage.Load(ctx, horizonKey)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return h, nil
+	case err != nil:
+		return nil, err
+	}
+	if sec, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		h.raise(time.Unix(sec, 0))
+	}
+	return h, nil
 }

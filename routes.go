@@ -133,7 +133,7 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 		return errStoreUnavailable
 	}
 	h.logger.Debug("login", zap.String("appid", appid), zap.String("openid", s.OpenID))
-	return h.writeToken(w, s)
+	return h.writeToken(r.Context(), w, s)
 }
 
 // pickApp chooses the app of a login: the one configured, or the one named.
@@ -152,8 +152,12 @@ func (h *Handler) pickApp(appid string) (string, *apiError) {
 	return appid, nil
 }
 
-func (h *Handler) writeToken(w http.ResponseWriter, s *Session) error {
+func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *Session) error {
 	now := time.Now()
+	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
+		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
+		return errStoreUnavailable
+	}
 	tok, exp, err := h.tokens.issue(s, now)
 	if err != nil {
 		return err
@@ -177,7 +181,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 	if aerr := skipBody(w, r); aerr != nil {
 		return aerr
 	}
-	return h.writeToken(w, s)
+	return h.writeToken(r.Context(), w, s)
 }
 
 // logoutTimeout bounds a logout's store calls, so the route answers within
@@ -196,11 +200,16 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	// One deadline for the whole route, so a slow store cannot stretch it.
 	ctx, cancel := context.WithTimeout(r.Context(), logoutTimeout)
 	defer cancel()
-	// A refresh may have issued a token up to token_ttl from now; a token
-	// issued before a reload that shortened token_ttl may live longer.
+	// Every token of the session must stay refused until the last one has
+	// expired. A refresh may have issued one up to token_ttl from now; one
+	// issued before a reload that shortened token_ttl, or by an instance
+	// with a longer one, may live longer: the store's horizon covers those.
 	until := time.Now().Add(time.Duration(h.TokenTTL))
 	if id.Expires.After(until) {
 		until = id.Expires
+	}
+	if hz, _ := h.store.Horizon(ctx); hz.After(until) {
+		until = hz
 	}
 	if err := h.store.Revoke(ctx, id.SID, until); err != nil {
 		h.logger.Warn("logout honoured on this instance only", zap.Error(err))

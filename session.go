@@ -40,6 +40,13 @@ type sessionStore interface {
 	// returns an error wrapping errStoreDown.
 	Revoke(ctx context.Context, sid string, until time.Time) error
 	Revoked(sid string, now time.Time) bool
+	// ExtendHorizon records, before a token expiring at exp is handed
+	// out, that tokens may live that long; an error means the token must
+	// not be issued.
+	ExtendHorizon(ctx context.Context, exp time.Time) error
+	// Horizon returns a time that no token issued so far, by any instance
+	// sharing the store, outlives. A logout revokes until then.
+	Horizon(ctx context.Context) (time.Time, error)
 	// Reuse adapts a store taken over from the previous config: its
 	// in-memory capacity (when maxSessions > 0) and Caddy's storage.
 	Reuse(maxSessions int, storage certmagic.Storage)
@@ -53,6 +60,7 @@ const defaultMaxSessions = 100_000
 type memoryStore struct {
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
+	horizon *tokenHorizon
 }
 
 func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
@@ -65,7 +73,12 @@ func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, e
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev}, nil
+	horizon, err := rev.loadHorizon(context.Background())
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &memoryStore{cache: cache, revoked: rev, horizon: horizon}, nil
 }
 
 // newSessionCache makes the ristretto cache that holds sessions, each at
@@ -144,6 +157,12 @@ func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) e
 
 func (m *memoryStore) Revoked(sid string, now time.Time) bool { return m.revoked.has(sid, now) }
 
+func (m *memoryStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
+	return m.horizon.extend(ctx, exp)
+}
+
+func (m *memoryStore) Horizon(context.Context) (time.Time, error) { return m.horizon.time(), nil }
+
 func (m *memoryStore) Reuse(maxSessions int, storage certmagic.Storage) {
 	resize(m.cache, maxSessions)
 	m.revoked.setStorage(storage)
@@ -157,6 +176,8 @@ func resize(c *ristretto.Cache[string, *Session], maxSessions int) {
 		c.UpdateMaxCost(int64(maxSessions))
 	}
 }
+
+var _ sessionStore = (*memoryStore)(nil)
 
 // Destruct frees the cache when the last config using it is unloaded.
 func (m *memoryStore) Destruct() error {

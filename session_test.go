@@ -88,3 +88,28 @@ func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
 		t.Fatalf("a full store kept %d of %d new sessions right after their login", admitted, tried)
 	}
 }
+
+// The memory store's token horizon survives a restart, so a logout after a
+// restart that cut token_ttl still outlasts the tokens issued before it.
+func TestMemoryStoreTokenHorizonSurvivesRestart(t *testing.T) {
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	ctx := context.Background()
+	m, err := newMemoryStore(10, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(48 * time.Hour)
+	if err := m.ExtendHorizon(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	m.Destruct()
+
+	restarted, err := newMemoryStore(10, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Destruct()
+	if hz, _ := restarted.Horizon(ctx); hz.Before(exp) {
+		t.Fatalf("after a restart the horizon is %v, before the exp %v of a token issued earlier", hz, exp)
+	}
+}

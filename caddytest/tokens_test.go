@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,4 +169,34 @@ func TestLogoutRevokesEveryTokenOfSession(t *testing.T) {
 	t.Run("logout again", func(t *testing.T) {
 		wantError(t, st.post(t, "/wx/logout", leaver.Token, "", ""), http.StatusUnauthorized, "invalid_token")
 	})
+}
+
+// A logout refuses every token of the session ever issued, until the last
+// of them expires, whatever token_ttl is configured now: a token issued
+// before a reload cut token_ttl from 2h to 2s stays refused after 2s.
+func TestLogoutOutlivesACutTokenTTL(t *testing.T) {
+	st := startStack(t, stackConfig{Directive: "\t\ttoken_ttl 2h\n"})
+	st.addUser("long-lived")
+	long := st.login(t, "long-lived")
+
+	short := strings.Replace(st.Caddyfile, "token_ttl 2h", "token_ttl 2s", 1)
+	if short == st.Caddyfile {
+		t.Fatal("the config has no token_ttl line to cut")
+	}
+	loadCaddy(t, short)
+	r := st.post(t, "/wx/refresh", long.Token, "", "")
+	wantStatus(t, r, http.StatusOK)
+	var refreshed loginResult
+	if err := json.Unmarshal(r.Body, &refreshed); err != nil || refreshed.ExpiresIn > 2 {
+		t.Fatalf("refresh after the cut: %s", r.Body)
+	}
+	wantStatus(t, st.post(t, "/wx/logout", refreshed.Token, "", ""), http.StatusNoContent)
+	wantError(t, st.get(t, "/api", long.Token), http.StatusUnauthorized, "invalid_token")
+
+	time.Sleep(3 * time.Second) // past every token_ttl configured now
+	wantError(t, st.get(t, "/api", long.Token), http.StatusUnauthorized, "invalid_token")
+	wantError(t, st.post(t, "/wx/refresh", long.Token, "", ""), http.StatusUnauthorized, "invalid_token")
+
+	st.addUser("again")
+	st.login(t, "again") // logging in still works
 }
