@@ -2,7 +2,6 @@ package wechatauth
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -16,7 +15,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return &w, err
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. It only
+// reads the syntax; Provision judges the values, so a JSON config gets the
+// same checks. Syntax:
 //
 //	wechat_auth [<matcher>] {
 //	    app_id          <appid>
@@ -29,12 +30,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    token_ttl       <duration>
 //	    session_ttl     <duration>
 //	    optional
+//	    public          <path>...             # repeatable
 //	    forward_profile
 //	    header_openid   <name>
 //	    header_unionid  <name>
 //	    header_appid    <name>
 //	    max_sessions    <n>
-//	    store           memory | redis <url>
+//	    store           memory | redis <url>     # redis:// rediss:// unix://
 //	    timeout         <duration>
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -78,15 +80,9 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &w.RoutePrefix); err != nil {
 				return err
 			}
-			if !strings.HasPrefix(w.RoutePrefix, "/") {
-				return d.Errf("route_prefix must start with '/': %q", w.RoutePrefix)
-			}
 		case "signing_key":
 			if err := oneArg(d, &w.SigningKey); err != nil {
 				return err
-			}
-			if !strings.Contains(w.SigningKey, "{") && len(w.SigningKey) < minSigningKey {
-				return d.Errf("signing_key is %d bytes; it must be at least %d", len(w.SigningKey), minSigningKey)
 			}
 		case "token_ttl", "session_ttl", "timeout":
 			var v string
@@ -94,8 +90,13 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: %q is not a positive duration", sub, v)
+			if err != nil {
+				return d.Errf("%s: %q is not a duration", sub, v)
+			}
+			if dur == 0 {
+				// In JSON zero means "unset"; written out it would
+				// quietly become the default.
+				return d.Errf("%s: 0 is not a usable duration; leave the line out for the default", sub)
 			}
 			switch sub {
 			case "token_ttl":
@@ -110,6 +111,12 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("optional takes no argument")
 			}
 			w.Optional = true
+		case "public":
+			paths := d.RemainingArgs()
+			if len(paths) == 0 {
+				return d.Errf("public needs at least one path: public /path /prefix/* *suffix")
+			}
+			w.PublicPaths = append(w.PublicPaths, paths...)
 		case "forward_profile":
 			if d.NextArg() {
 				return d.Errf("forward_profile takes no argument")
@@ -133,8 +140,13 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return d.Errf("max_sessions: %q is not a positive number", v)
+			if err != nil {
+				return d.Errf("max_sessions: %q is not a number", v)
+			}
+			if n == 0 {
+				// In JSON zero means "unset"; written out it would
+				// quietly become the default.
+				return d.Errf("max_sessions: 0 sessions cannot work; leave the line out for the default")
 			}
 			w.MaxSessions = n
 		case "store":
@@ -143,9 +155,6 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case len(args) == 1 && args[0] == "memory":
 				w.Store = ""
 			case len(args) == 2 && args[0] == "redis":
-				if !strings.HasPrefix(args[1], "redis://") && !strings.HasPrefix(args[1], "rediss://") && !strings.HasPrefix(args[1], "{") {
-					return d.Errf("store redis: %q is not a redis:// or rediss:// URL", args[1])
-				}
 				w.Store = args[1]
 			default:
 				return d.Errf("store takes 'memory' or 'redis <url>'")

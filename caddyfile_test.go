@@ -98,6 +98,13 @@ func TestCaddyfileSubdirectivesFillTheirJSONFields(t *testing.T) {
 		{"store placeholder", `wechat_auth {
 			store redis {env.REDIS_URL}
 		}`, `{"store":"{env.REDIS_URL}"}`},
+		{"store redis over a unix socket", `wechat_auth {
+			store redis unix:///run/redis/redis.sock
+		}`, `{"store":"unix:///run/redis/redis.sock"}`},
+		{"public paths, repeatable", `wechat_auth {
+			public /health /static/*
+			public *.png
+		}`, `{"public_paths":["/health","/static/*","*.png"]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +125,17 @@ func TestCaddyfileSubdirectivesFillTheirJSONFields(t *testing.T) {
 	}
 }
 
+// loadBlock parses a wechat_auth block and provisions it, as `caddy run`
+// does: syntax errors come from the parser, the rest from Provision.
+func loadBlock(t *testing.T, input string) error {
+	t.Helper()
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		return err
+	}
+	return provision(t, &h)
+}
+
 func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -127,10 +145,10 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		{"unknown subdirective", "wechat_auth {\n frobnicate yes\n}", []string{"unknown subdirective", "frobnicate"}},
 		{"misspelt subdirective", "wechat_auth {\n appid wx1\n}", []string{"unknown subdirective", "appid"}},
 		{"argument on the directive", "wechat_auth wx1", []string{"wrong argument count"}},
-		{"short signing key", "wechat_auth {\n signing_key tooshort\n}", []string{"signing_key", "8 bytes", "32"}},
-		{"signing key of 31 bytes", "wechat_auth {\n signing_key 0123456789abcdef0123456789abcde\n}", []string{"signing_key", "31 bytes"}},
-		{"store redis without scheme", "wechat_auth {\n store redis 127.0.0.1:6379\n}", []string{"store", "redis://"}},
-		{"store redis http URL", "wechat_auth {\n store redis http://127.0.0.1:6379\n}", []string{"store", "redis://"}},
+		{"short signing key", "wechat_auth {\n sandbox\n signing_key tooshort\n}", []string{"signing_key", "8 bytes", "32"}},
+		{"signing key of 31 bytes", "wechat_auth {\n sandbox\n signing_key 0123456789abcdef0123456789abcde\n}", []string{"signing_key", "31 bytes"}},
+		{"store redis without scheme", "wechat_auth {\n sandbox\n store redis 127.0.0.1:6379\n}", []string{"store", "redis://"}},
+		{"store redis http URL", "wechat_auth {\n sandbox\n store redis http://127.0.0.1:6379\n}", []string{"store", "redis://"}},
 		{"store redis without URL", "wechat_auth {\n store redis\n}", []string{"store"}},
 		{"store of an unknown kind", "wechat_auth {\n store etcd http://x\n}", []string{"store"}},
 		{"store without argument", "wechat_auth {\n store\n}", []string{"store"}},
@@ -139,9 +157,11 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		{"app_secret without app_id", "wechat_auth {\n app_secret s\n}", []string{"app_secret", "app_id"}},
 		{"app with no arguments", "wechat_auth {\n app\n}", []string{"app"}},
 		{"app with three arguments", "wechat_auth {\n app wx1 s extra\n}", []string{"app"}},
-		{"route_prefix without slash", "wechat_auth {\n route_prefix wx\n}", []string{"route_prefix", "/"}},
+		{"route_prefix without slash", "wechat_auth {\n sandbox\n route_prefix wx\n}", []string{"route_prefix", "/"}},
 		{"token_ttl not a duration", "wechat_auth {\n token_ttl soon\n}", []string{"token_ttl", "soon"}},
-		{"token_ttl negative", "wechat_auth {\n token_ttl -1h\n}", []string{"token_ttl"}},
+		{"token_ttl negative", "wechat_auth {\n sandbox\n token_ttl -1h\n}", []string{"token_ttl"}},
+		{"max_sessions negative", "wechat_auth {\n sandbox\n max_sessions -5\n}", []string{"max_sessions"}},
+		{"public without a path", "wechat_auth {\n public\n}", []string{"public"}},
 		{"session_ttl zero", "wechat_auth {\n session_ttl 0s\n}", []string{"session_ttl"}},
 		{"timeout not a duration", "wechat_auth {\n timeout 5\n}", []string{"timeout"}},
 		{"max_sessions zero", "wechat_auth {\n max_sessions 0\n}", []string{"max_sessions"}},
@@ -153,9 +173,9 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseBlock(t, tt.input)
+			err := loadBlock(t, tt.input)
 			if err == nil {
-				t.Fatalf("accepted as %v", got)
+				t.Fatal("loaded")
 			}
 			for _, m := range tt.mention {
 				if !strings.Contains(err.Error(), m) {
@@ -167,7 +187,7 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 }
 
 func TestCaddyfileErrorsNeverEchoTheSigningKey(t *testing.T) {
-	_, err := parseBlock(t, "wechat_auth {\n signing_key SHORTsecret\n}")
+	err := loadBlock(t, "wechat_auth {\n sandbox\n signing_key SHORTsecret\n}")
 	if err == nil || strings.Contains(err.Error(), "SHORTsecret") {
 		t.Fatalf("error %v", err)
 	}

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 // under RoutePrefix, and passes every other request on with the verified
 // identity (or answers 401).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.stripIdentity(r.Header)
+	h.stripIdentity(r)
 
 	if route, ok := h.routes[r.URL.Path]; ok {
 		return route(w, r, next)
@@ -21,19 +22,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
-		if !h.Optional {
+		if !h.Optional && !h.isPublic(r) {
 			discardBody(w, r)
 			writeError(w, aerr)
 			return nil
 		}
-		if aerr != errUnauthorized {
-			// An unverifiable Bearer token is ours; it goes no further.
-			r.Header.Del("Authorization")
-		}
+		// An unverifiable Bearer token is ours; it goes no further, on
+		// whichever Authorization line it came.
+		dropBearer(r.Header)
 		return next.ServeHTTP(w, r)
 	}
 	h.setIdentity(r, id)
 	return next.ServeHTTP(w, r)
+}
+
+// isPublic reports whether r is on one of the public paths, which pass on
+// without a token.
+func (h *Handler) isPublic(r *http.Request) bool {
+	if len(h.PublicPaths) == 0 {
+		return false
+	}
+	if _, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); !ok {
+		return false // MatchPath needs Caddy's replacer; every Caddy request has one
+	}
+	return h.PublicPaths.Match(r)
 }
 
 // authenticate verifies the Bearer token of r. The token is only ever read
@@ -41,14 +53,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // verified before is answered from the codec's cache until its exp; its
 // revocation is checked every time.
 func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
-	var header string
-	if v := r.Header["Authorization"]; len(v) > 0 {
-		header = v[0]
-	}
-	raw, ok := bearerToken(header)
-	if !ok {
+	raw, n := bearerOf(r.Header["Authorization"])
+	switch {
+	case n == 0:
 		metrics.verifiedMissing.Inc()
 		return nil, errUnauthorized
+	case n > 1:
+		// Which of two tokens counts is nobody's guess: neither does.
+		metrics.verifiedInvalid.Inc()
+		return nil, errInvalidToken
 	}
 	now := time.Now()
 	id, err := h.tokens.verifyCached(raw, now)
@@ -64,6 +77,51 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	return id, nil
 }
 
+// bearerOf returns the Bearer token among a request's Authorization lines
+// and how many lines carry one. A client may send a Basic line as well; the
+// Bearer line is the one that counts.
+func bearerOf(lines []string) (token string, n int) {
+	for _, line := range lines {
+		if tok, ok := bearerToken(line); ok {
+			token = tok
+			n++
+		}
+	}
+	return token, n
+}
+
+// dropBearer removes every Authorization line that holds a Bearer
+// credential anywhere in it, so no token of this module reaches the
+// upstream; other schemes (Basic for the upstream's own use) stay.
+func dropBearer(hdr http.Header) {
+	lines, ok := hdr["Authorization"]
+	if !ok {
+		return
+	}
+	kept := lines[:0:0]
+	for _, line := range lines {
+		if !containsFold(line, "bearer") {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == 0 {
+		delete(hdr, "Authorization")
+		return
+	}
+	hdr["Authorization"] = kept
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub,
+// in any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
 // header; the scheme is case-insensitive.
 func bearerToken(header string) (string, bool) {
@@ -75,19 +133,28 @@ func bearerToken(header string) (string, bool) {
 	return tok, tok != ""
 }
 
+// headerSource is set on every verified request, as WeChat Cloud Hosting
+// does: apps written for it treat a request as coming through WeChat when it
+// is present.
+const (
+	headerSource = "X-Wx-Source"
+	sourceClient = "wx_client"
+)
+
 // setIdentity hands the verified identity to the next handler: identity
 // headers, the {http.auth.user.*} placeholders, and no Authorization header
 // (the token is for this module, not for the upstream).
 func (h *Handler) setIdentity(r *http.Request, id *identity) {
 	delete(r.Header, "Authorization")
-	// One allocation for the three header values. They are not shared
-	// between requests: a later handler may rewrite a value in place.
-	vals := &[3]string{id.OpenID, id.AppID, id.UnionID}
+	// One allocation for the header values. They are not shared between
+	// requests: a later handler may rewrite a value in place.
+	vals := &[4]string{id.OpenID, id.AppID, id.UnionID, sourceClient}
 	r.Header[h.HeaderOpenID] = vals[0:1:1]
 	r.Header[h.HeaderAppID] = vals[1:2:2]
 	if id.UnionID != "" {
 		r.Header[h.HeaderUnionID] = vals[2:3:3]
 	}
+	r.Header[headerSource] = vals[3:4:4]
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		v := id.replValues()
 		repl.Set("http.auth.user.id", v[0])
@@ -96,16 +163,94 @@ func (h *Handler) setIdentity(r *http.Request, id *identity) {
 	}
 }
 
-// stripIdentity deletes every header a client could use to claim an
-// identity: all x-wx-* headers and the configured identity headers, matched
-// case-insensitively with '_' read as '-' (some servers and CGI layers turn
-// X_WX_OPENID into X-WX-OPENID).
-func (h *Handler) stripIdentity(hdr http.Header) {
+// stripIdentity removes every way a client could claim an identity: all
+// x-wx-* headers and the configured identity headers, matched
+// case-insensitively with '_' and '.' read as '-' (some servers and CGI
+// layers turn X_WX_OPENID into X-WX-OPENID, and Caddy admits X.WX.OPENID
+// with expected_dot_headers); the same names in Connection, which would
+// make reverse_proxy drop the verified identity as hop-by-hop; and the same
+// names as request trailers.
+func (h *Handler) stripIdentity(r *http.Request) {
+	hdr := r.Header
+	for name, vals := range hdr {
+		switch {
+		case h.isIdentityHeader(name):
+			delete(hdr, name)
+		case name == "Connection":
+			if kept, changed := h.connectionWithoutIdentity(vals); changed {
+				hdr[name] = kept
+			}
+		}
+	}
+	if len(r.Trailer) > 0 {
+		h.stripTrailers(r)
+	}
+}
+
+// connectionWithoutIdentity returns the Connection values without the
+// tokens that name identity headers, and whether there were any. It
+// allocates only then.
+func (h *Handler) connectionWithoutIdentity(vals []string) ([]string, bool) {
+	named := false
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if h.isIdentityHeader(strings.TrimSpace(tok)) {
+				named = true
+			}
+		}
+	}
+	if !named {
+		return vals, false
+	}
+	kept := make([]string, 0, len(vals))
+	for _, v := range vals {
+		var toks []string
+		for tok := range strings.SplitSeq(v, ",") {
+			if t := strings.TrimSpace(tok); t != "" && !h.isIdentityHeader(t) {
+				toks = append(toks, t)
+			}
+		}
+		if len(toks) > 0 {
+			kept = append(kept, strings.Join(toks, ", "))
+		}
+	}
+	return kept, true
+}
+
+// stripTrailers removes identity names from the trailers a client
+// declared. net/http fills in their values only when the body has been read
+// to its end, into the same map, so the body is wrapped to remove them again
+// at that moment, before reverse_proxy copies the trailers upstream.
+func (h *Handler) stripTrailers(r *http.Request) {
+	h.deleteIdentity(r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerGuard{ReadCloser: r.Body, h: h, trailer: r.Trailer}
+	}
+}
+
+// deleteIdentity deletes the identity headers of hdr.
+func (h *Handler) deleteIdentity(hdr http.Header) {
 	for name := range hdr {
 		if h.isIdentityHeader(name) {
 			delete(hdr, name)
 		}
 	}
+}
+
+// trailerGuard is a request body that removes identity trailers once the
+// body has been read to its end.
+type trailerGuard struct {
+	io.ReadCloser
+	h       *Handler
+	trailer http.Header
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		g.h.deleteIdentity(g.trailer)
+	}
+	return n, err
 }
 
 func (h *Handler) isIdentityHeader(name string) bool {
@@ -120,17 +265,17 @@ func (h *Handler) isIdentityHeader(name string) bool {
 	return false
 }
 
-// normalizeHeader lower-cases name and reads '_' as '-'.
+// normalizeHeader lower-cases name and reads '_' and '.' as '-'.
 func normalizeHeader(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
 }
 
-// foldHeaderByte lower-cases an ASCII letter and reads '_' as '-'.
+// foldHeaderByte lower-cases an ASCII letter and reads '_' and '.' as '-'.
 func foldHeaderByte(c byte) byte {
 	switch {
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A'
-	case c == '_':
+	case c == '_', c == '.':
 		return '-'
 	}
 	return c

@@ -91,6 +91,15 @@ type Handler struct {
 	// headers, instead of answering 401. The upstream then decides.
 	Optional bool `json:"optional,omitempty"`
 
+	// Paths that pass on without a token, in Caddy's path matcher syntax:
+	// an exact path, a prefix such as /public/*, or a suffix such as
+	// *.png. Client identity headers are removed there as everywhere, and
+	// a valid token, when sent, still sets the identity. Serve public
+	// paths with this option, not by routing them around wechat_auth: a
+	// request that never reaches wechat_auth keeps whatever identity
+	// headers the client sent.
+	PublicPaths caddyhttp.MatchPath `json:"public_paths,omitempty"`
+
 	// Send decrypted user info and phone numbers to the next handler (as
 	// the JSON body of a POST, with the identity headers) instead of back
 	// to the client; the upstream's answer goes to the client.
@@ -168,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.checkConfig(); err != nil {
 		return err
+	}
+	if err := h.PublicPaths.Provision(ctx); err != nil {
+		return fmt.Errorf("wechat_auth: public: %w", err)
 	}
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_auth: metrics: %w", err)
@@ -318,6 +330,11 @@ func (h *Handler) checkConfig() error {
 	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}, {"timeout", h.Timeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
+		}
+	}
+	for _, p := range h.PublicPaths {
+		if p == "" {
+			return fmt.Errorf("wechat_auth: public: an empty path matches nothing; write /path, /prefix/* or *suffix")
 		}
 	}
 	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
