@@ -298,17 +298,3 @@ func headerHasPrefix(name, prefix string) bool {
 func headerEqual(name, folded string) bool {
 	return len(name) == len(folded) && headerHasPrefix(name, folded)
 }
-
-// validHeaderName reports whether name is a usable HTTP header name.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
