@@ -3,7 +3,8 @@
 #
 #   ./xcaddy.sh build      xcaddy build → ./caddy (standard modules + wechat_auth)
 #   ./xcaddy.sh go-build   the same binary with plain `go build ./cmd/caddy`
-#   ./xcaddy.sh run        build if needed, then run Caddyfile.example
+#   ./xcaddy.sh run        build if needed, then run Caddyfile.example and print
+#                          the next commands once it answers
 #
 # Needs only Go: xcaddy is installed with `go install` when missing.
 set -euo pipefail
@@ -47,11 +48,50 @@ stale() {
 	return 1
 }
 
+DEMO_URL=http://localhost:8080
+
+# up reports whether the demo site answers HTTP at all (a 401 counts).
+up() {
+	if command -v curl >/dev/null 2>&1; then
+		curl -s -o /dev/null --max-time 1 "$DEMO_URL/"
+	else
+		(exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null
+	fi
+}
+
+# announce_when_up polls the demo for up to 60 s while process $1 (Caddy)
+# lives, then prints where it listens and the next two commands.
+announce_when_up() {
+	local caddy_pid=$1 i
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$caddy_pid" 2>/dev/null || return 0
+		if up; then
+			cat <<'EOF'
+
+  wechat_auth demo (sandbox) is up on http://localhost:8080 and
+  http://127.0.0.1:8080, listening on 127.0.0.1 only. Next, in another terminal:
+
+    TOKEN=$(curl -s -X POST localhost:8080/wx/login -d code=demo | sed 's/.*"token":"\([^"]*\)".*/\1/')
+    curl -s localhost:8080/api/hello -H "Authorization: Bearer $TOKEN"
+
+  The second shows the X-WX-OPENID the upstream received. Stop with Ctrl-C.
+
+EOF
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "xcaddy.sh: the demo did not answer on $DEMO_URL within 60 s" >&2
+}
+
 case "${1:-}" in
 build) build ;;
 go-build) go_build ;;
 run)
 	if stale; then build; fi
+	# Caddy replaces this shell (so Ctrl-C and kill reach it directly); a
+	# background poller prints what to do next once the demo answers.
+	announce_when_up "$$" &
 	exec ./caddy run --config Caddyfile.example --adapter caddyfile
 	;;
 *)

@@ -38,7 +38,8 @@ export interface StoredToken {
 export interface RequestOptions {
   /** Absolute, or relative to `baseURL`. */
   url: string;
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT';
+  /** wx.request's methods (it has no PATCH). */
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT';
   data?: string | object | ArrayBuffer;
   header?: Record<string, string>;
   dataType?: string;
@@ -69,14 +70,23 @@ export interface AuthError extends Error {
   errMsg?: string;
 }
 
-/** Event detail of a getUserInfo call or an open-type="getUserInfo" button. */
+// The detail types name only the fields the helper reads and carry no index
+// signature, so WeChat's own types (miniprogram-api-typings'
+// WechatMiniprogram.ButtonGetUserInfo['detail'],
+// WechatMiniprogram.GetUserProfileSuccessCallbackResult,
+// WechatMiniprogram.ButtonGetPhoneNumber['detail']) are accepted as they are,
+// in strict mode.
+
+/**
+ * Event detail of an open-type="getUserInfo" button, or the result of
+ * wx.getUserProfile / wx.getUserInfo.
+ */
 export interface UserInfoDetail {
   encryptedData: string;
   iv: string;
   rawData?: string;
   signature?: string;
   errMsg?: string;
-  [key: string]: unknown;
 }
 
 /** Event detail of an open-type="getPhoneNumber" button. */
@@ -87,7 +97,6 @@ export interface PhoneNumberDetail {
   encryptedData?: string;
   iv?: string;
   errMsg?: string;
-  [key: string]: unknown;
 }
 
 export interface PhoneNumber {

@@ -8,14 +8,19 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { createStubWx } = require('../testlib/fake-wx.js');
 const { createStubServer } = require('../testlib/stub-server.js');
+const { loadExamplePage, EXAMPLE } = require('../testlib/example-page.js');
 
 const ROOT = path.join(__dirname, '..');
-const EXAMPLE = path.join(ROOT, 'example');
 
-test('the example carries the current helper (run `npm run sync-example` after editing wechat-auth.js)', () => {
-  const original = fs.readFileSync(path.join(ROOT, 'wechat-auth.js'), 'utf8');
-  const copy = fs.readFileSync(path.join(EXAMPLE, 'utils', 'wechat-auth.js'), 'utf8');
-  assert.ok(copy === original, 'example/utils/wechat-auth.js differs from wechat-auth.js');
+test('the example and the npm package carry the current helper and LICENSE (run `npm run sync-example` after editing wechat-auth.js)', () => {
+  const same = (copy, original) => {
+    const a = fs.readFileSync(path.join(ROOT, copy), 'utf8');
+    const b = fs.readFileSync(path.join(ROOT, original), 'utf8');
+    assert.ok(a === b, copy + ' differs from ' + original);
+  };
+  same('example/utils/wechat-auth.js', 'wechat-auth.js');
+  same('miniprogram_dist/index.js', 'wechat-auth.js');
+  same('LICENSE', '../LICENSE');
 });
 
 test('every page listed in app.json has its four files', () => {
@@ -34,32 +39,7 @@ test('the example page calls /api/me once logged in and shows phone number resul
   server.routes['/api/me'] = (req, openid) => ({ statusCode: 200, data: { openid } });
   server.routes['/wx/phone'] = () => ({ statusCode: 200, data: { phoneNumber: '13800138000' } });
   const wx = createStubWx(server.handle);
-  global.wx = wx;
-
-  let appObject;
-  let pageDef;
-  global.App = (def) => { appObject = def; };
-  global.getApp = () => appObject;
-  global.Page = (def) => { pageDef = def; };
-  require(path.join(EXAMPLE, 'app.js'));
-  appObject.onLaunch();
-  require(path.join(EXAMPLE, 'pages', 'index', 'index.js'));
-
-  // A minimal page instance: setData merges into data.
-  const page = Object.assign({}, pageDef, { data: Object.assign({}, pageDef.data) });
-  let shows = 0;
-  page.setData = (d) => {
-    Object.assign(page.data, d);
-    if ('result' in d) shows++;
-  };
-  // Page handlers return nothing; wait until the page shows a new result.
-  let seen = 0;
-  const shown = async () => {
-    const until = Date.now() + 5000;
-    while (shows === seen && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(shows > seen, 'the page showed nothing');
-    seen = shows;
-  };
+  const { page, shown } = loadExamplePage(wx);
 
   page.onLoad();
   await shown();

@@ -111,6 +111,14 @@ http://127.0.0.1:${port} {
 }
 `);
 
+  return runCaddy(bin, caddyfile, dir, `http://127.0.0.1:${port}`, () => new Promise((resolve) => upstream.close(resolve)));
+}
+
+// Runs `caddy run` on caddyfile with HOME and XDG dirs under dir (so its
+// storage is its own), waits until baseURL answers, and returns
+// {baseURL, stop(), logs()}. stop() is safe to call more than once; it stops
+// Caddy, calls cleanup() and removes dir.
+async function runCaddy(bin, caddyfile, dir, baseURL, cleanup = async () => {}) {
   let output = '';
   const child = spawn(bin, ['run', '--config', caddyfile, '--adapter', 'caddyfile'], {
     cwd: dir,
@@ -159,11 +167,10 @@ http://127.0.0.1:${port} {
       await exitedPromise;
       clearTimeout(timer);
     }
-    await new Promise((resolve) => upstream.close(resolve));
+    await cleanup();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const baseURL = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30000;
   for (;;) {
     if (exited) {
@@ -211,4 +218,25 @@ function rawRequest(baseURL, method, urlPath, { token, body } = {}) {
   });
 }
 
-module.exports = { startCaddy, rawRequest, findCaddy };
+// Runs the repository's Caddyfile.example, unchanged, on its own ports
+// (127.0.0.1:8080, 8081, admin 2019), with storage in a temporary HOME.
+async function startDemo() {
+  const bin = await findCaddy();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wechat-auth-demo-'));
+  return runCaddy(bin, path.join(REPO, 'Caddyfile.example'), dir, 'http://127.0.0.1:8080');
+}
+
+// Resolves to the first of ports that is taken on 127.0.0.1, or null.
+async function busyPort(ports) {
+  for (const port of ports) {
+    const taken = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(true));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+    });
+    if (taken) return port;
+  }
+  return null;
+}
+
+module.exports = { startCaddy, startDemo, busyPort, rawRequest, findCaddy };

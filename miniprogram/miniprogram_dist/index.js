@@ -1,0 +1,323 @@
+/*
+ * wechat-auth.js — the mini program half of the wechat_auth Caddy module.
+ *
+ * Copy this one file into your mini program. It logs in with wx.login, keeps
+ * the token Caddy hands back, attaches it to every request, and logs in again
+ * (once) when Caddy says the token is no longer good. No dependencies; it
+ * uses only wx.login, wx.request and wx.*StorageSync, so it also runs in Node
+ * when a fake `wx` is provided (global `wx`, or the `wx` option).
+ *
+ * Written without async/await or object spread so that it runs on old base
+ * libraries without the "enhanced compile" setting.
+ */
+'use strict';
+
+var DEFAULT_STORAGE_KEY = 'wechat_auth_token';
+
+// 401 error codes that mean "your token is no good, log in again". Other
+// 401s (e.g. invalid_code, or the upstream app's own 401) are not retried.
+var RELOGIN_ERRORS = { unauthorized: true, invalid_token: true, session_expired: true };
+
+// A token this close to its expiry is treated as expired, so a request does
+// not leave with a token that runs out on the way.
+var EXPIRY_MARGIN_MS = 30 * 1000;
+
+function findWx(explicit) {
+  if (explicit) return explicit;
+  if (typeof wx !== 'undefined' && wx) return wx; // eslint-disable-line no-undef
+  if (typeof globalThis !== 'undefined' && globalThis.wx) return globalThis.wx;
+  throw new Error('wechat-auth: no `wx` object (run inside a mini program, or set global.wx)');
+}
+
+function isAbsolute(url) {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
+function joinURL(base, path) {
+  if (isAbsolute(path) || !base) return path;
+  return base.replace(/\/+$/, '') + (path.charAt(0) === '/' ? path : '/' + path);
+}
+
+// wx.request parses JSON bodies itself (dataType 'json'), but leaves a
+// string when parsing fails or the runtime did not parse; accept both.
+function parseData(data) {
+  if (typeof data !== 'string') return data;
+  var s = data.trim();
+  if (s.charAt(0) !== '{' && s.charAt(0) !== '[') return data;
+  try { return JSON.parse(s); } catch (e) { return data; }
+}
+
+function errorCode(data) {
+  var d = parseData(data);
+  return d && typeof d === 'object' && typeof d.error === 'string' ? d.error : undefined;
+}
+
+function httpError(res, what) {
+  var data = parseData(res.data);
+  var code = errorCode(data);
+  var msg = (data && typeof data === 'object' && data.message) ||
+    (what + ' failed with HTTP ' + res.statusCode + (code ? ' (' + code + ')' : ''));
+  var err = new Error(msg);
+  err.statusCode = res.statusCode;
+  err.code = code;
+  err.data = data;
+  return err;
+}
+
+function ok(status) {
+  return status >= 200 && status < 300;
+}
+
+// Copies headers without any Authorization, whatever its case.
+function headersWithout(header, name) {
+  var out = {};
+  var lower = name.toLowerCase();
+  if (header) {
+    Object.keys(header).forEach(function (k) {
+      if (k.toLowerCase() !== lower) out[k] = header[k];
+    });
+  }
+  return out;
+}
+
+function hasHeader(header, name) {
+  var lower = name.toLowerCase();
+  return Object.keys(header).some(function (k) { return k.toLowerCase() === lower; });
+}
+
+// Reads what login() stored. Also accepts a bare token string (or a JSON
+// string of the record), so a token put there by other code still works.
+function readRecord(raw) {
+  if (!raw) return null;
+  if (typeof raw === 'string') {
+    var s = raw.trim();
+    if (s.charAt(0) === '{') {
+      try { raw = JSON.parse(s); } catch (e) { return { token: s }; }
+    } else {
+      return { token: s };
+    }
+  }
+  if (typeof raw !== 'object' || typeof raw.token !== 'string' || !raw.token) return null;
+  return raw;
+}
+
+function createAuth(options) {
+  options = options || {};
+  var baseURL = options.baseURL || '';
+  var appid = options.appid;
+  var routePrefix = (options.routePrefix || '/wx').replace(/\/+$/, '');
+  var storageKey = options.storageKey || DEFAULT_STORAGE_KEY;
+  var explicitWx = options.wx;
+
+  var loginInFlight = null;
+
+  function api() { return findWx(explicitWx); }
+
+  function route(name) {
+    return joinURL(baseURL, routePrefix + '/' + name);
+  }
+
+  // One wx.request as a Promise. Network failures reject; every HTTP status
+  // resolves.
+  function send(opts) {
+    return new Promise(function (resolve, reject) {
+      var req = Object.assign({}, opts, {
+        success: function (res) {
+          resolve({ statusCode: res.statusCode, data: res.data, header: res.header || res.headers || {} });
+        },
+        fail: function (res) {
+          var err = new Error('wx.request failed: ' + ((res && res.errMsg) || 'network error'));
+          err.errMsg = res && res.errMsg;
+          reject(err);
+        }
+      });
+      delete req.complete;
+      api().request(req);
+    });
+  }
+
+  function postJSON(url, body, token) {
+    var header = { 'content-type': 'application/json' };
+    if (token) header.Authorization = 'Bearer ' + token;
+    var req = { url: url, method: 'POST', header: header };
+    if (body !== undefined) req.data = body;
+    return send(req);
+  }
+
+  function storedRecord() {
+    var raw;
+    try { raw = api().getStorageSync(storageKey); } catch (e) { return null; }
+    return readRecord(raw);
+  }
+
+  function usable(rec) {
+    return !!rec && !(typeof rec.expiresAt === 'number' && Date.now() >= rec.expiresAt - EXPIRY_MARGIN_MS);
+  }
+
+  function getToken() {
+    var rec = storedRecord();
+    return usable(rec) ? rec.token : null;
+  }
+
+  function wxLogin() {
+    return new Promise(function (resolve, reject) {
+      api().login({
+        success: function (res) {
+          if (res && res.code) resolve(res.code);
+          else reject(new Error('wx.login returned no code' + (res && res.errMsg ? ': ' + res.errMsg : '')));
+        },
+        fail: function (res) {
+          var err = new Error('wx.login failed: ' + ((res && res.errMsg) || 'unknown error'));
+          err.errMsg = res && res.errMsg;
+          reject(err);
+        }
+      });
+    });
+  }
+
+  function doLogin() {
+    return wxLogin().then(function (code) {
+      var body = { code: code };
+      if (appid) body.appid = appid;
+      return postJSON(route('login'), body);
+    }).then(function (res) {
+      var data = parseData(res.data);
+      if (!ok(res.statusCode)) throw httpError(res, 'login');
+      if (!data || typeof data.token !== 'string' || !data.token) {
+        var err = new Error('login answered without a token');
+        err.statusCode = res.statusCode;
+        err.data = data;
+        throw err;
+      }
+      var rec = { token: data.token, openid: data.openid };
+      if (data.unionid) rec.unionid = data.unionid;
+      var ttl = Number(data.expires_in);
+      if (data.expires_in !== undefined && data.expires_in !== null && isFinite(ttl)) rec.expiresAt = Date.now() + ttl * 1000;
+      api().setStorageSync(storageKey, rec);
+      return data;
+    });
+  }
+
+  // Every caller while a login is under way gets that same login: one
+  // wx.login, one POST /login.
+  function login() {
+    if (!loginInFlight) {
+      loginInFlight = doLogin();
+      var clear = function () { loginInFlight = null; };
+      loginInFlight.then(clear, clear);
+    }
+    return loginInFlight;
+  }
+
+  // A token to send: the stored one if usable, else after a (shared) login.
+  function ensureToken() {
+    if (loginInFlight) return loginInFlight.then(function (d) { return d.token; });
+    var t = getToken();
+    if (t) return Promise.resolve(t);
+    return login().then(function (d) { return d.token; });
+  }
+
+  // After `refused` was turned down: if another caller has already logged in
+  // since, use its token; otherwise log in (sharing any login under way).
+  function freshTokenAfter(refused) {
+    if (loginInFlight) return loginInFlight.then(function (d) { return d.token; });
+    var t = getToken();
+    if (t && t !== refused) return Promise.resolve(t);
+    return login().then(function (d) { return d.token; });
+  }
+
+  function request(opts) {
+    opts = opts || {};
+    var base = {};
+    Object.keys(opts).forEach(function (k) {
+      if (k !== 'success' && k !== 'fail' && k !== 'complete') base[k] = opts[k];
+    });
+    base.url = joinURL(baseURL, opts.url || '');
+
+    function attempt(token) {
+      var req = Object.assign({}, base);
+      req.header = headersWithout(opts.header, 'authorization');
+      req.header.Authorization = 'Bearer ' + token;
+      if (req.data !== undefined && typeof req.data === 'object' && !hasHeader(req.header, 'content-type')) {
+        req.header['content-type'] = 'application/json';
+      }
+      return send(req);
+    }
+
+    return ensureToken().then(function (token) {
+      return attempt(token).then(function (res) {
+        if (res.statusCode !== 401 || !RELOGIN_ERRORS[errorCode(res.data)]) return res;
+        // One silent re-login and one retry; a second 401 is returned as is.
+        return freshTokenAfter(token).then(attempt);
+      });
+    });
+  }
+
+  function postOpenData(name, body) {
+    return request({
+      url: route(name),
+      method: 'POST',
+      header: { 'content-type': 'application/json' },
+      data: body
+    }).then(function (res) {
+      if (!ok(res.statusCode)) throw httpError(res, name);
+      return parseData(res.data);
+    });
+  }
+
+  // Accepts either the event (e) or its detail (e.detail).
+  function detailOf(x) {
+    if (x && x.detail && typeof x.detail === 'object' && !x.encryptedData && !x.code) return x.detail;
+    return x || {};
+  }
+
+  function noData(d, what) {
+    var err = new Error(what + ': the event detail has no data' + (d.errMsg ? ' (' + d.errMsg + ')' : '') +
+      '; the user may have declined');
+    err.code = 'no_data';
+    err.errMsg = d.errMsg;
+    return Promise.reject(err);
+  }
+
+  function getUserInfo(detail) {
+    var d = detailOf(detail);
+    if (!d.encryptedData || !d.iv) return noData(d, 'getUserInfo');
+    var body = { encryptedData: d.encryptedData, iv: d.iv };
+    if (d.rawData !== undefined) body.rawData = d.rawData;
+    if (d.signature !== undefined) body.signature = d.signature;
+    return postOpenData('userinfo', body);
+  }
+
+  function getPhoneNumber(detail) {
+    var d = detailOf(detail);
+    if (d.code) return postOpenData('phone', { code: d.code });
+    if (!d.encryptedData || !d.iv) return noData(d, 'getPhoneNumber');
+    return postOpenData('phone', { encryptedData: d.encryptedData, iv: d.iv });
+  }
+
+  // Revokes the token on the server and forgets it here. The local token is
+  // forgotten even when the server cannot be reached; never rejects.
+  function logout() {
+    var waitLogin = loginInFlight ? loginInFlight.then(noop, noop) : Promise.resolve();
+    return waitLogin.then(function () {
+      var rec = storedRecord();
+      var call = rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
+      return call.then(function () {
+        try { api().removeStorageSync(storageKey); } catch (e) { /* nothing to forget */ }
+      });
+    });
+  }
+
+  return {
+    login: login,
+    request: request,
+    getUserInfo: getUserInfo,
+    getPhoneNumber: getPhoneNumber,
+    logout: logout,
+    getToken: getToken
+  };
+}
+
+function noop() {}
+
+module.exports = { createAuth: createAuth };
