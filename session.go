@@ -53,6 +53,7 @@ const defaultMaxSessions = 100_000
 type memoryStore struct {
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
+	users   *userState // cut-offs and bans (usersmemory.go)
 }
 
 func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
@@ -65,7 +66,12 @@ func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, e
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev}, nil
+	users, err := loadUsers(context.Background(), storage)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &memoryStore{cache: cache, revoked: rev, users: users}, nil
 }
 
 // newSessionCache makes the ristretto cache that holds sessions, each at
