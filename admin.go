@@ -348,7 +348,6 @@ func writeAdminError(w http.ResponseWriter, e *adminError) {
 	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 
-
 // Interface guards
 var (
 	_ caddy.AdminRouter = (*adminUsers)(nil)

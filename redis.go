@@ -46,7 +46,7 @@ type redisStore struct {
 	revoked *revocations
 	aead    cipher.AEAD
 	dataKey *dataKey
-	ring    *keyRing // the signing keys the data key is wrapped under (mu)
+	ring    *keyRing       // the signing keys the data key is wrapped under (mu)
 	legacy  []legacyLayout // the layout before key rotation, read too
 	users   *userState
 
