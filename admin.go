@@ -166,17 +166,17 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 		return nil, nil, 0, badRequest("The body must be a JSON object such as {\"appid\":\"wx…\",\"openid\":\"o…\"}.")
 	}
 	if req.AppID == "" || req.OpenID == "" {
-		return nil, nil, 0, badRequest("The fields appid and openid are required.")
+		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
 	if !validOpenID(req.OpenID) {
-		return nil, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 128 letters, digits, '-' and '_'.")
+		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 128 letters, digits, '-' and '_'.")
 	}
 	if len(req.Reason) > maxReason || !utf8.ValidString(req.Reason) {
-		return nil, nil, 0, badRequest("The reason must be UTF-8 text of at most %d bytes.", maxReason)
+		return &req, nil, 0, badRequest("The reason must be UTF-8 text of at most %d bytes.", maxReason)
 	}
 	stores, ttl := storesOf(req.AppID)
 	if len(stores) == 0 {
-		return nil, nil, 0, &adminError{http.StatusNotFound, "unknown_app", "No wechat_auth site serves this appid."}
+		return &req, nil, 0, &adminError{http.StatusNotFound, "unknown_app", "No wechat_auth site serves this appid."}
 	}
 	return &req, stores, ttl, nil
 }
@@ -228,8 +228,8 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
-	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut.UTC().Format(time.RFC3339)})
-	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.Time("revoked_before", cut))
+	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
+	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
 	return nil
 }
 
@@ -270,9 +270,9 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 		return a.answer(w, r, "ban", req, aerr)
 	}
 	writeJSON(w, http.StatusOK, banAnswer(rec))
-	fields := []zap.Field{zap.Time("revoked_before", cut)}
+	fields := []zap.Field{zap.String("revoked_before", rfc3339(cut))}
 	if !until.IsZero() {
-		fields = append(fields, zap.Time("until", until))
+		fields = append(fields, zap.String("until", rfc3339(until)))
 	}
 	if req.Reason != "" {
 		fields = append(fields, zap.String("reason", req.Reason))
@@ -300,15 +300,17 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
 func banAnswer(rec *userRecord) userAnswer {
 	banned := true
 	a := userAnswer{AppID: rec.AppID, OpenID: rec.OpenID, Banned: &banned, Reason: rec.Ban.Reason,
-		Since: rec.Ban.Since.UTC().Format(time.RFC3339)}
+		Since: rfc3339(rec.Ban.Since)}
 	if !rec.RevokedBefore.IsZero() {
-		a.RevokedBefore = rec.RevokedBefore.UTC().Format(time.RFC3339)
+		a.RevokedBefore = rfc3339(rec.RevokedBefore)
 	}
 	if !rec.Ban.Until.IsZero() {
-		a.Until = rec.Ban.Until.UTC().Format(time.RFC3339)
+		a.Until = rfc3339(rec.Ban.Until)
 	}
 	return a
 }
@@ -337,7 +339,8 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
 	writeAdminError(w, e)
 	var appid, openid string
-	if req != nil {
+	if req != nil && validOpenID(req.OpenID) && len(req.AppID) <= 64 {
+		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}
 	auditEvent(a.audit, r, event, e.code, appid, openid, "")
