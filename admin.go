@@ -195,6 +195,19 @@ func validOpenID(s string) bool {
 	return true
 }
 
+// nextCutOff is the cut-off of a revocation made at now: the next whole
+// second, and always later than the user's cut-off so far, since tokens
+// issued since that one carry its time.
+func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
+	cut := cutOff(now)
+	for _, us := range stores {
+		if prev := us.userState().record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
+			cut = prev.Add(time.Second)
+		}
+	}
+	return cut
+}
+
 // save applies rec to every store and reports what to answer.
 func save(r *http.Request, stores []userStore, rec *userRecord) *adminError {
 	var down error
@@ -220,10 +233,10 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
 	now := time.Now()
-	cut := cutOff(now)
+	cur := stores[0].userState().record(req.AppID, req.OpenID)
+	cut := nextCutOff(stores, req, now)
 	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now}
 	// A revocation leaves a ban as it is.
-	cur := stores[0].userState().record(req.AppID, req.OpenID)
 	rec.Ban = cur.Ban
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
@@ -261,7 +274,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 			return a.answer(w, r, "ban", req, badRequest("until is in the past."))
 		}
 	}
-	cut := cutOff(now)
+	cut := nextCutOff(stores, req, now)
 	rec := &userRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now,
 		Ban: &userBan{Since: now, Until: until, Reason: req.Reason},
