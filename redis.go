@@ -170,8 +170,12 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	switch {
 	case errors.Is(err, redis.Nil):
 		s, expires, err := r.legacyGet(ctx, sid)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoSession):
 			countStore("get", "miss")
+			return nil, err
+		case err != nil:
+			countStore("get", "error")
 			return nil, err
 		}
 		countStore("get", "hit")
