@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -203,5 +204,44 @@ func TestGeneratedKeysTakeOverTheKeyOfEarlierVersions(t *testing.T) {
 	var stored storedRing
 	if json.Unmarshal(b, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("ring not stored: %s", b)
+	}
+}
+
+func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
+	m, err := parseBlock(t, "wechat_auth {\n sandbox\n signing_key "+ringKeyNew+" "+ringKeyOld+" {env.OLDER}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := json.Marshal(m["previous_signing_keys"])
+	if m["signing_key"] != ringKeyNew || string(prev) != `["`+ringKeyOld+`","{env.OLDER}"]` {
+		t.Errorf("signing_key NEW OLD {env.OLDER} gives %v and %s", m["signing_key"], prev)
+	}
+	m, err = parseBlock(t, "wechat_auth {\n sandbox\n key_rotation 720h\n}")
+	if err != nil || m["key_rotation"] != float64(720*time.Hour) {
+		t.Errorf("key_rotation 720h gives %v (%v)", m["key_rotation"], err)
+	}
+
+	for name, tc := range map[string]struct {
+		h    Handler
+		want string
+	}{
+		"rotation with a configured key": {Handler{SigningKey: ringKeyNew, KeyRotation: caddy.Duration(time.Hour)}, "key_rotation rotates generated keys only"},
+		"short previous key":             {Handler{SigningKey: ringKeyNew, PreviousSigningKeys: []string{"short"}}, "previous signing key 1 is 5 bytes"},
+		"previous without current":       {Handler{PreviousSigningKeys: []string{ringKeyOld}}, "without signing_key"},
+		"negative rotation":              {Handler{KeyRotation: caddy.Duration(-time.Hour)}, "key_rotation must be a positive duration"},
+	} {
+		h := tc.h
+		h.Sandbox = true
+		h.setDefaults()
+		err := h.resolveSecrets()
+		if err == nil {
+			err = h.checkConfig()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), ringKeyNew) || strings.Contains(err.Error(), ringKeyOld)) {
+			t.Errorf("%s: the error shows a key", name)
+		}
 	}
 }
