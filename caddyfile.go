@@ -26,7 +26,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    api_base        <url>
 //	    sandbox
 //	    route_prefix    <path>
-//	    signing_key     <secret>
+//	    signing_key     <secret> [<previous>...]
+//	    key_rotation    <duration>
 //	    token_ttl       <duration>
 //	    session_ttl     <duration>
 //	    optional
@@ -81,9 +82,21 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "signing_key":
-			if err := oneArg(d, &w.SigningKey); err != nil {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("signing_key needs a value: signing_key <current> [<previous>...]")
+			}
+			w.SigningKey, w.PreviousSigningKeys = args[0], args[1:]
+		case "key_rotation":
+			var v string
+			if err := oneArg(d, &v); err != nil {
 				return err
 			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("key_rotation: %q is not a duration", v)
+			}
+			w.KeyRotation = caddy.Duration(dur)
 		case "token_ttl", "session_ttl", "timeout":
 			var v string
 			if err := oneArg(d, &v); err != nil {

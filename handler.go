@@ -69,7 +69,7 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 		metrics.verifiedInvalid.Inc()
 		return nil, errInvalidToken
 	}
-	if h.store.Revoked(id.SID, now) {
+	if h.store.Revoked(id.SID, now) || h.users.refused(id) {
 		metrics.verifiedRevoked.Inc()
 		return nil, errInvalidToken
 	}

@@ -78,8 +78,24 @@ type Handler struct {
 	// The HS256 key tokens are signed with, at least 32 bytes. Use a
 	// placeholder such as {env.WECHAT_AUTH_KEY}. When empty, a random key
 	// is generated once and kept in Caddy's storage, so it survives
-	// restarts and is shared by instances that share storage.
+	// restarts and is shared by instances that share storage. Every token
+	// names its key in a `kid` header (an HMAC of the key, revealing
+	// nothing of it).
 	SigningKey string `json:"signing_key,omitempty"`
+
+	// Earlier signing keys, still accepted for verification but never
+	// used to sign: to rotate, put the new key in signing_key and the old
+	// one here until every token it signed has expired (token_ttl), then
+	// remove it. Each is at least 32 bytes; placeholders work as for
+	// signing_key. Only with signing_key.
+	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
+
+	// How often a generated signing key is replaced by a new one. The
+	// replaced key keeps verifying until every token it signed has
+	// expired, so nobody is logged out. Instances sharing Caddy's storage
+	// rotate once between them and pick up each other's keys. Only
+	// without signing_key. Default: never.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
 	// How long a token is valid. Default: 2h
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
@@ -132,8 +148,9 @@ type Handler struct {
 	// With Redis, sessions and revocations (logouts) are shared by every
 	// instance using the same Redis and signing key, so those instances
 	// must share the signing key (or Caddy's storage, where a generated
-	// one is kept). Session keys are encrypted in Redis under a key
-	// derived from the signing key. Proxied requests never wait for
+	// one is kept). Session keys are encrypted in Redis under a random
+	// data key, itself kept in Redis wrapped under each signing key, so
+	// rotating the signing key loses no session. Proxied requests never wait for
 	// Redis; a route that needs it (login, logout, or a refresh or
 	// decryption for a session this instance has not cached) answers 503
 	// store_unavailable within 2 s when Redis does not answer. Turn on
@@ -151,6 +168,9 @@ type Handler struct {
 	fake        *wechattest.Server // sandbox only
 	transport   *http.Transport    // to WeChat; its idle connections close with the config
 	tokens      *tokenCodec
+	keyWatch    *keyWatch // generated keys only
+	users       *userState
+	audit       *zap.Logger
 	store       sessionStore
 	storeKey    string
 	routes      map[string]routeFunc
@@ -171,6 +191,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // and the WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.audit = newAuditLogger(ctx)
 	h.configErrorsLogged = new(sync.Map)
 	h.setDefaults()
 	if err := h.resolveSecrets(); err != nil {
@@ -186,7 +207,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wechat_auth: metrics: %w", err)
 	}
 
-	key, err := h.signingKey(ctx)
+	ring, err := h.provisionKeys(ctx)
 	if err != nil {
 		return err
 	}
@@ -194,11 +215,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Sandbox {
 		issuer = issuerSandbox
 	}
-	h.tokens = newTokenCodec(key, issuer, time.Duration(h.TokenTTL), h.secrets)
+	h.tokens = newTokenCodec(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
+	h.tokens.ring.Store(ring)
 
 	if err := h.provisionStore(ctx); err != nil {
 		return err
 	}
+	h.provisionUsers()
 
 	cfg := wechat.Config{
 		BaseURL: h.APIBase,
@@ -224,6 +247,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.wx = wechat.New(cfg)
 	h.routes = h.newRoutes()
+	registerHandler(h)
 	return nil
 }
 
@@ -302,6 +326,12 @@ func (h *Handler) resolveSecrets() error {
 			return fmt.Errorf("wechat_auth: signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
 		}
 	}
+	for i, k := range h.PreviousSigningKeys {
+		h.PreviousSigningKeys[i] = repl.ReplaceKnown(k, "")
+		if h.PreviousSigningKeys[i] == "" {
+			return fmt.Errorf("wechat_auth: previous signing key %d resolves to nothing; fix its placeholder", i+1)
+		}
+	}
 	return nil
 }
 
@@ -312,6 +342,20 @@ func (h *Handler) checkConfig() error {
 	}
 	if h.SigningKey != "" && len(h.SigningKey) < minSigningKey {
 		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), minSigningKey)
+	}
+	if len(h.PreviousSigningKeys) > 0 && h.SigningKey == "" {
+		return fmt.Errorf("wechat_auth: previous signing keys are set without signing_key: name the key that signs first")
+	}
+	for i, k := range h.PreviousSigningKeys {
+		if len(k) < minSigningKey {
+			return fmt.Errorf("wechat_auth: previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), minSigningKey)
+		}
+	}
+	if h.KeyRotation < 0 {
+		return fmt.Errorf("wechat_auth: key_rotation must be a positive duration, not %s", time.Duration(h.KeyRotation))
+	}
+	if h.KeyRotation > 0 && h.SigningKey != "" {
+		return fmt.Errorf("wechat_auth: key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
 	}
 	if h.APIBase != "" {
 		u, err := url.Parse(h.APIBase)
@@ -346,27 +390,11 @@ func (h *Handler) checkConfig() error {
 	return nil
 }
 
-// signingKey returns the configured key, or the one kept in Caddy's
-// storage (generated on first use). Sandbox and production keys are apart.
-func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
-	if h.SigningKey != "" {
-		return []byte(h.SigningKey), nil
-	}
-	name := signingKeyName
-	if h.Sandbox {
-		name = signingKeyNameSandbox
-	}
-	key, err := storedSigningKey(ctx, ctx.Storage(), name)
-	if err != nil {
-		return nil, fmt.Errorf("wechat_auth: signing key from Caddy's storage: %w", err)
-	}
-	return key, nil
-}
-
 // provisionStore takes the session store from the usage pool, so sessions
 // outlive config reloads. There is one memory store per process, and one
 // Redis store per URL and signing key: handlers with different keys never
-// share one, since the key also seals the session_keys kept in Redis.
+// share one, since each finds the key that seals the session_keys kept in
+// Redis through its own signing keys.
 func (h *Handler) provisionStore(ctx caddy.Context) error {
 	raw := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(h.Store, ""))
 	var newStore func() (caddy.Destructor, error)
@@ -380,10 +408,10 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("wechat_auth: store: %w", err)
 		}
-		key := h.tokens.key
-		h.storeKey = "redis\x00" + raw + "\x00" + redisNamespace(key)
+		ring := h.tokens.ring.Load()
+		h.storeKey = "redis\x00" + raw + "\x00" + ring.signer().kid
 		newStore = func() (caddy.Destructor, error) {
-			return newRedisStore(opts, key, h.MaxSessions, h.logger)
+			return newRedisStore(opts, ring, h.MaxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
@@ -395,7 +423,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 	if loaded {
 		h.store.Reuse(h.MaxSessions, ctx.Storage())
 	}
-	return nil
+	return h.watchKeys()
 }
 
 // stores holds the session stores across config reloads: a new config is
@@ -405,6 +433,8 @@ var stores = caddy.NewUsagePool()
 
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
+	h.keyWatch.stopWatch()
 	if h.transport != nil {
 		h.transport.CloseIdleConnections()
 	}

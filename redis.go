@@ -2,10 +2,7 @@ package wechatauth
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -37,21 +34,26 @@ const (
 // in-process set, so Revoked, called on every proxied request, never
 // touches the network.
 //
-// Keys are under wechat_auth:<ns>:, where ns is derived from the signing
-// key, so deployments with different keys sharing one Redis never see each
-// other's data. A session is a JSON value whose session_key is sealed with
-// AES-256-GCM under a key derived from the signing key; a Redis dump alone
-// reveals no session_key.
+// Keys are under wechat_auth:<ns>:, where ns is random and kept with the
+// data key (redisdatakey.go), so deployments with different keys sharing
+// one Redis never see each other's data. A session is a JSON value whose
+// session_key is sealed with AES-256-GCM under the data key; a Redis dump
+// alone reveals no session_key.
 type redisStore struct {
 	client  *redis.Client
 	log     *zap.Logger // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
 	aead    cipher.AEAD
+	dataKey *dataKey
+	ring    *keyRing       // the signing keys the data key is wrapped under (mu)
+	legacy  []legacyLayout // the layout before key rotation, read too
+	users   *userState
 
 	sessionPrefix string // + sid: a session
 	revokedKey    string // sorted set: sid scored by the Unix ms its revocation ends
-	channel       string // pub/sub: "<sid> <until Unix ms>"
+	channel       string // pub/sub: tagged JSON (redismessages.go), or "<sid> <until Unix ms>" from earlier versions
+	usersKey      string // hash: user → cut-off and ban (usersredis.go)
 	horizonKey    string // Unix ms no token issued by any instance outlives
 	horizon       *tokenHorizon
 
@@ -99,40 +101,49 @@ func redactURL(raw string) string {
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log *zap.Logger) (*redisStore, error) {
-	encKey, err := hkdf.Key(sha256.New, signingKey, nil, hkdfSessionKey, 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(encKey)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	cache, err := newSessionCache(maxSessions)
+func newRedisStore(opts *redis.Options, ring *keyRing, maxSessions int, log *zap.Logger) (*redisStore, error) {
+	legacy, err := legacyLayouts(ring)
 	if err != nil {
 		return nil, err
 	}
 	routeRedisLog()
-	prefix := "wechat_auth:" + redisNamespace(signingKey) + ":"
+	client := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	dk, err := loadDataKey(ctx, client, ring)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("redis at %s: the data key: %w", opts.Addr, err)
+	}
+	aead, err := newAEAD(dk.Key)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	cache, err := newSessionCache(maxSessions)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	prefix := "wechat_auth:" + dk.NS + ":"
 	r := &redisStore{
-		client:        redis.NewClient(opts),
+		client:        client,
 		log:           log,
 		cache:         cache,
 		revoked:       newRevocations(nil), // Redis is the durable copy
 		aead:          aead,
+		dataKey:       dk,
+		ring:          ring,
+		legacy:        legacy,
+		users:         newUserState(),
 		sessionPrefix: prefix + "session:",
 		revokedKey:    prefix + "revoked",
 		channel:       prefix + "revoked",
+		usersKey:      prefix + "users",
 		horizonKey:    prefix + "token_horizon",
 		pending:       make(map[string]time.Time),
 	}
 	r.horizon = newTokenHorizon(r.saveHorizon)
-	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
-	defer cancel()
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
@@ -162,8 +173,18 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	b, err := r.client.Get(ctx, r.sessionPrefix+sid).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		countStore("get", "miss")
-		return nil, errNoSession
+		s, expires, err := r.legacyGet(ctx, sid)
+		switch {
+		case errors.Is(err, errNoSession):
+			countStore("get", "miss")
+			return nil, err
+		case err != nil:
+			countStore("get", "error")
+			return nil, err
+		}
+		countStore("get", "hit")
+		r.cache.SetWithTTL(sid, s, 1, time.Until(expires))
+		return s, nil
 	case err != nil:
 		countStore("get", "error")
 		return nil, storeDown("GET", err)

@@ -38,7 +38,7 @@ func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(opts, key, 1000, zap.NewNop())
+	st, err := newRedisStore(opts, newKeyRing(key), 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
 	}
@@ -233,7 +233,7 @@ func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = newRedisStore(opts, rdsKeyA, 0, zap.NewNop())
+	_, err = newRedisStore(opts, newKeyRing(rdsKeyA), 0, zap.NewNop())
 	if err == nil {
 		t.Fatal("started without its revocation list")
 	}

@@ -23,7 +23,7 @@ func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.T
 		p.ZAdd(ctx, r.revokedKey, members...)
 		p.ZRemRangeByScore(ctx, r.revokedKey, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
 		for sid, until := range revs {
-			p.Publish(ctx, r.channel, sid+" "+strconv.FormatInt(until.UnixMilli(), 10))
+			p.Publish(ctx, r.channel, sessionMessage(sid, until))
 		}
 		return nil
 	})
@@ -36,6 +36,9 @@ func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.T
 // persistence. It runs at start and after every (re)subscription, so
 // nothing published while this instance could not hear is missed.
 func (r *redisStore) sync(ctx context.Context) error {
+	if err := r.keepDataKey(ctx); err != nil {
+		return err
+	}
 	now := time.Now()
 	remote, err := r.client.ZRangeByScoreWithScores(ctx, r.revokedKey, &redis.ZRangeBy{
 		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10),
@@ -45,6 +48,20 @@ func (r *redisStore) sync(ctx context.Context) error {
 		return err
 	}
 	known := make(map[string]bool, len(remote))
+	// Revocations of the layout before key rotation are merged as only
+	// this instance's, so they are written to the current list.
+	old, err := r.legacyRevocations(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, z := range old {
+		if sid, ok := z.Member.(string); ok {
+			r.revoked.add(sid, time.UnixMilli(int64(z.Score)))
+		}
+	}
+	if err := r.syncUsers(ctx, now); err != nil {
+		return err
+	}
 	for _, z := range remote {
 		sid, ok := z.Member.(string)
 		if !ok {
@@ -163,7 +180,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 	r.pubsub = ps
 	r.mu.Unlock()
 	defer ps.Close()
-	if err := ps.Subscribe(ctx, r.channel); err != nil {
+	if err := ps.Subscribe(ctx, append([]string{r.channel}, r.legacyChannels()...)...); err != nil {
 		r.lost(err)
 		return false
 	}
@@ -192,7 +209,9 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind != "subscribe" {
+			// Once every channel is subscribed (the current one and those
+			// of the old layout).
+			if m.Kind != "subscribe" || m.Count != 1+len(r.legacy) {
 				continue
 			}
 			// Subscribed first, then read the list: a revocation made in
@@ -230,8 +249,13 @@ func (r *redisStore) lost(err error) {
 	}
 }
 
-// apply merges one published revocation.
+// apply merges one published message: a tagged one (redismessages.go), or
+// a revocation "<sid> <until Unix ms>" as earlier versions publish it.
 func (r *redisStore) apply(payload string) {
+	if strings.HasPrefix(payload, "{") {
+		r.applyTagged(payload)
+		return
+	}
 	sid, ms, ok := strings.Cut(payload, " ")
 	if !ok || sid == "" {
 		return

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,15 +11,16 @@ import (
 	"time"
 )
 
-// HKDF info strings: the session_key encryption key and the key namespace
-// are both derived from the signing key, for different uses.
+// HKDF info strings of the layout before key rotation, which derived the
+// session_key encryption key and the key namespace from the signing key.
+// They are kept to read that layout (redislegacy.go).
 const (
 	hkdfSessionKey = "wechat_auth session_key v1"
 	hkdfNamespace  = "wechat_auth redis namespace v1"
 )
 
-// redisNamespace names the keys of one signing key in Redis, and its store
-// in the usage pool. It reveals nothing about the key.
+// redisNamespace named the keys of one signing key in Redis before key
+// rotation. It reveals nothing about the key.
 func redisNamespace(signingKey []byte) string {
 	ns, err := hkdf.Key(sha256.New, signingKey, nil, hkdfNamespace, 6)
 	if err != nil {
@@ -60,12 +62,17 @@ func (r *redisStore) seal(s *Session, expires time.Time) ([]byte, error) {
 var errDamagedSession = errors.New("session record in Redis is damaged or sealed under another key")
 
 func (r *redisStore) open(sid string, b []byte) (*Session, time.Time, error) {
+	return openSealed(r.aead, sid, b)
+}
+
+// openSealed opens a session record sealed with aead.
+func openSealed(aead cipher.AEAD, sid string, b []byte) (*Session, time.Time, error) {
 	var rs redisSession
-	if err := json.Unmarshal(b, &rs); err != nil || len(rs.SealedKey) < r.aead.NonceSize() {
+	if err := json.Unmarshal(b, &rs); err != nil || len(rs.SealedKey) < aead.NonceSize() {
 		return nil, time.Time{}, errDamagedSession
 	}
-	n := r.aead.NonceSize()
-	key, err := r.aead.Open(nil, rs.SealedKey[:n], rs.SealedKey[n:], sealAAD(sid, rs.AppID, rs.OpenID, rs.UnionID))
+	n := aead.NonceSize()
+	key, err := aead.Open(nil, rs.SealedKey[:n], rs.SealedKey[n:], sealAAD(sid, rs.AppID, rs.OpenID, rs.UnionID))
 	if err != nil {
 		return nil, time.Time{}, errDamagedSession
 	}

@@ -37,7 +37,7 @@ func (h *Handler) newRoutes() map[string]routeFunc {
 		routes[p+"/sandbox/encrypt"] = h.sandboxEncrypt
 	}
 	for path, fn := range routes {
-		routes[path] = postOnly(fn)
+		routes[path] = postOnly(h.audited(strings.TrimPrefix(path, p), fn))
 	}
 	return routes
 }
@@ -118,7 +118,12 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
 	if err != nil {
+		noteAudit(r, appid, "", "")
 		return h.wechatFailure(r.Context(), "login", appid, err)
+	}
+	noteAudit(r, appid, ws.OpenID, "")
+	if aerr := h.checkBanned(appid, ws.OpenID); aerr != nil {
+		return aerr
 	}
 	s := &Session{
 		SID:        newSID(),
@@ -128,6 +133,7 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 		SessionKey: ws.SessionKey,
 		Created:    time.Now(),
 	}
+	noteAudit(r, appid, s.OpenID, s.SID)
 	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
 		h.logger.Warn("session store refused a new session", zap.Error(err))
 		return errStoreUnavailable
@@ -153,7 +159,7 @@ func (h *Handler) pickApp(appid string) (string, *apiError) {
 }
 
 func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *Session) error {
-	now := time.Now()
+	now := h.issueTime(s)
 	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
 		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
 		return errStoreUnavailable

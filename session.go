@@ -60,6 +60,7 @@ const defaultMaxSessions = 100_000
 type memoryStore struct {
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
+	users   *userState // cut-offs and bans (usersmemory.go)
 	horizon *tokenHorizon
 }
 
@@ -73,12 +74,17 @@ func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, e
 		cache.Close()
 		return nil, err
 	}
+	users, err := loadUsers(context.Background(), storage)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
 	horizon, err := rev.loadHorizon(context.Background())
 	if err != nil {
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev, horizon: horizon}, nil
+	return &memoryStore{cache: cache, revoked: rev, users: users, horizon: horizon}, nil
 }
 
 // newSessionCache makes the ristretto cache that holds sessions, each at

@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,6 +34,11 @@ type identity struct {
 	AppID   string
 	SID     string
 	Expires time.Time
+	Issued  time.Time // iat: a user's cut-off refuses tokens issued before it
+
+	// userKey is the identity's key in the users' cut-offs, made once per
+	// verified token so the lookup on every request does not allocate.
+	userKey string
 
 	// repl holds OpenID, UnionID and AppID as interface values, made once
 	// per verified token: Caddy's replacer takes values of type any, and
@@ -51,7 +57,13 @@ func (id *identity) replValues() *[3]any {
 // tokenCodec issues and verifies tokens: HS256 only, issuer, audience and
 // expiry checked.
 type tokenCodec struct {
-	key    []byte
+	// ring holds the keys: the first signs, all verify. It is replaced
+	// whole when generated keys rotate.
+	ring atomic.Pointer[keyRing]
+	// reload, when set, reads the generated keys again for a kid the ring
+	// does not know (another instance may have rotated); it returns the
+	// ring in force, or nil.
+	reload func() *keyRing
 	issuer string
 	ttl    time.Duration
 	apps   map[string]struct{} // token audiences accepted: the configured appids
@@ -72,8 +84,7 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 	for appid := range apps {
 		audiences[appid] = struct{}{}
 	}
-	return &tokenCodec{
-		key:    key,
+	tc := &tokenCodec{
 		issuer: issuer,
 		ttl:    ttl,
 		apps:   audiences,
@@ -87,6 +98,8 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 		),
 		verified: newVerifyCache(verifyCacheGeneration),
 	}
+	tc.ring.Store(newKeyRing(key))
+	return tc
 }
 
 // issue signs a token for the session, valid for the token TTL from now.
@@ -106,7 +119,10 @@ func (tc *tokenCodec) issue(s *Session, now time.Time) (string, time.Time, error
 	if s.UnionID != "" {
 		c["unionid"] = s.UnionID
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(tc.key)
+	signer := tc.ring.Load().signer()
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	t.Header["kid"] = signer.kid
+	tok, err := t.SignedString(signer.secret)
 	return tok, exp, err
 }
 
@@ -116,7 +132,7 @@ var errBadToken = errors.New("invalid token")
 // It touches no network.
 func (tc *tokenCodec) verify(raw string) (*identity, error) {
 	var c claims
-	if _, err := tc.parser.ParseWithClaims(raw, &c, tc.keyFunc); err != nil {
+	if _, err := tc.parser.ParseWithClaims(raw, &c, tc.verificationKey); err != nil {
 		return nil, errBadToken
 	}
 	if len(c.Audience) != 1 || c.Subject == "" || c.SID == "" {
@@ -132,6 +148,10 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 		SID:     c.SID,
 		Expires: c.ExpiresAt.Time,
 	}
+	if c.IssuedAt != nil {
+		id.Issued = c.IssuedAt.Time
+	}
+	id.userKey = userKey(id.AppID, id.OpenID)
 	id.repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
 	return id, nil
 }
@@ -156,5 +176,3 @@ func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity, error)
 	tc.verified.put(raw, id)
 	return id, nil
 }
-
-func (tc *tokenCodec) keyFunc(*jwt.Token) (any, error) { return tc.key, nil }

@@ -17,7 +17,6 @@ package caddytest
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -29,14 +28,7 @@ import (
 
 // rdsSite is a site body with wechat_auth on Redis, and no signing_key.
 func rdsSite(redisURL, wechatURL, upstreamAddr string) string {
-	return fmt.Sprintf(`	wechat_auth {
-		app_id %s
-		app_secret %s
-		api_base %s
-		timeout %s
-		store redis %s
-	}
-	reverse_proxy %s`, testAppID, testSecret, wechatURL, testTimeout, redisURL, upstreamAddr)
+	return usrSite(wechatURL, upstreamAddr, "\t\tstore redis "+redisURL)
 }
 
 // rdsVectorCode registers a login code for the user of WeChat's decryption

@@ -152,6 +152,10 @@ func Dump(t testing.TB, c *redis.Client) []byte {
 			for _, z := range c.ZRangeWithScores(ctx, k, 0, -1).Val() {
 				fmt.Fprintf(&all, "%v %v\n", z.Member, z.Score)
 			}
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				fmt.Fprintf(&all, "%s %s\n", f, v)
+			}
 		default:
 			t.Errorf("unexpected %s at %s", typ, k)
 		}

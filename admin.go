@@ -1,0 +1,371 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(adminUsers{})
+}
+
+// adminUsers is the admin API of wechat_auth, on Caddy's admin endpoint
+// (and so behind its access control: localhost only by default):
+//
+//	POST   /wechat_auth/users/revoke {"appid","openid"}
+//	POST   /wechat_auth/users/ban    {"appid","openid","until"?,"reason"?}
+//	DELETE /wechat_auth/users/ban    {"appid","openid"}
+//	GET    /wechat_auth/users/bans
+//
+// A revocation refuses every token of the user issued before it, on every
+// instance sharing the session store; a ban also refuses the user's
+// logins (403 user_blocked) until it ends or is lifted. Both are kept by
+// the session store (Caddy's storage, or Redis) across restarts.
+type adminUsers struct {
+	audit *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminUsers) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.wechat_auth",
+		New: func() caddy.Module { return new(adminUsers) },
+	}
+}
+
+// Provision takes the audit logger, so the admin API's events go where the
+// handler's do.
+func (a *adminUsers) Provision(ctx caddy.Context) error {
+	a.audit = newAuditLogger(ctx)
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *adminUsers) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/wechat_auth/users/revoke", Handler: caddy.AdminHandlerFunc(a.handleRevoke)},
+		{Pattern: "/wechat_auth/users/ban", Handler: caddy.AdminHandlerFunc(a.handleBan)},
+		{Pattern: "/wechat_auth/users/bans", Handler: caddy.AdminHandlerFunc(a.handleBans)},
+	}
+}
+
+// live holds the provisioned handlers, so the admin API reaches the stores
+// of the configs running now (during a reload, old and new).
+var live struct {
+	sync.Mutex
+	handlers map[*Handler]struct{}
+}
+
+func registerHandler(h *Handler) {
+	live.Lock()
+	defer live.Unlock()
+	if live.handlers == nil {
+		live.handlers = make(map[*Handler]struct{})
+	}
+	live.handlers[h] = struct{}{}
+}
+
+func unregisterHandler(h *Handler) {
+	live.Lock()
+	defer live.Unlock()
+	delete(live.handlers, h)
+}
+
+// storesOf returns the distinct stores of the handlers serving appid, and
+// the longest token_ttl among them (how long a cut-off must be kept).
+func storesOf(appid string) ([]userStore, time.Duration) {
+	live.Lock()
+	defer live.Unlock()
+	var out []userStore
+	var ttl time.Duration
+	seen := make(map[userStore]bool)
+	for h := range live.handlers {
+		if _, ok := h.secrets[appid]; !ok {
+			continue
+		}
+		us, ok := h.store.(userStore)
+		if !ok || seen[us] {
+			continue
+		}
+		seen[us] = true
+		out = append(out, us)
+		ttl = max(ttl, time.Duration(h.TokenTTL))
+	}
+	return out, ttl
+}
+
+// allStores returns every distinct store of the live handlers.
+func allStores() []userStore {
+	live.Lock()
+	defer live.Unlock()
+	var out []userStore
+	seen := make(map[userStore]bool)
+	for h := range live.handlers {
+		if us, ok := h.store.(userStore); ok && !seen[us] {
+			seen[us] = true
+			out = append(out, us)
+		}
+	}
+	return out
+}
+
+// userRequest is the body of the user routes.
+type userRequest struct {
+	AppID  string `json:"appid"`
+	OpenID string `json:"openid"`
+	Until  string `json:"until,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// userAnswer is the answer of the user routes.
+type userAnswer struct {
+	AppID         string `json:"appid"`
+	OpenID        string `json:"openid"`
+	RevokedBefore string `json:"revoked_before,omitempty"`
+	Banned        *bool  `json:"banned,omitempty"`
+	Since         string `json:"since,omitempty"`
+	Until         string `json:"until,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+}
+
+const maxReason = 500
+
+// adminError is an error answer of the admin routes, written like the
+// handler's: {"error": code, "message": sentence}.
+type adminError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *adminError) Error() string { return e.message }
+
+func badRequest(format string, args ...any) *adminError {
+	return &adminError{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
+}
+
+// readUser reads and checks the body of a user route.
+func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *adminError) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, nil, 0, badRequest("The body could not be read.")
+	}
+	if len(body) > maxBody {
+		return nil, nil, 0, &adminError{http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 64 KiB."}
+	}
+	var req userRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, nil, 0, badRequest("The body must be a JSON object such as {\"appid\":\"wx…\",\"openid\":\"o…\"}.")
+	}
+	if req.AppID == "" || req.OpenID == "" {
+		return &req, nil, 0, badRequest("The fields appid and openid are required.")
+	}
+	if !validOpenID(req.OpenID) {
+		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 128 letters, digits, '-' and '_'.")
+	}
+	if len(req.Reason) > maxReason || !utf8.ValidString(req.Reason) {
+		return &req, nil, 0, badRequest("The reason must be UTF-8 text of at most %d bytes.", maxReason)
+	}
+	stores, ttl := storesOf(req.AppID)
+	if len(stores) == 0 {
+		return &req, nil, 0, &adminError{http.StatusNotFound, "unknown_app", "No wechat_auth site serves this appid."}
+	}
+	return &req, stores, ttl, nil
+}
+
+// validOpenID accepts what WeChat's openids are made of.
+func validOpenID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// nextCutOff is the cut-off of a revocation made at now: the next whole
+// second, and always later than the user's cut-off so far, since tokens
+// issued since that one carry its time.
+func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
+	cut := cutOff(now)
+	for _, us := range stores {
+		if prev := us.userState().record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
+			cut = prev.Add(time.Second)
+		}
+	}
+	return cut
+}
+
+// save applies rec to every store and reports what to answer.
+func save(r *http.Request, stores []userStore, rec *userRecord) *adminError {
+	var down error
+	for _, us := range stores {
+		if err := us.saveUser(r.Context(), rec); err != nil {
+			down = err
+		}
+	}
+	if down != nil {
+		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance only", zap.Error(down))
+		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
+			"Applied on this instance only: the session store did not take it, so other instances and a restart may not know it. Try again."}
+	}
+	return nil
+}
+
+func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return a.answer(w, r, "user_revoke", nil, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use POST."})
+	}
+	req, stores, ttl, aerr := readUser(r)
+	if aerr != nil {
+		return a.answer(w, r, "user_revoke", req, aerr)
+	}
+	now := time.Now()
+	cur := stores[0].userState().record(req.AppID, req.OpenID)
+	cut := nextCutOff(stores, req, now)
+	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now}
+	// A revocation leaves a ban as it is.
+	rec.Ban = cur.Ban
+	if aerr := save(r, stores, rec); aerr != nil {
+		return a.answer(w, r, "user_revoke", req, aerr)
+	}
+	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
+	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
+	return nil
+}
+
+func (a *adminUsers) handleBan(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodPost:
+		return a.ban(w, r)
+	case http.MethodDelete:
+		return a.unban(w, r)
+	default:
+		return a.answer(w, r, "ban", nil, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use POST to ban or DELETE to lift a ban."})
+	}
+}
+
+func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
+	req, stores, ttl, aerr := readUser(r)
+	if aerr != nil {
+		return a.answer(w, r, "ban", req, aerr)
+	}
+	now := time.Now()
+	var until time.Time
+	if req.Until != "" {
+		var err error
+		until, err = time.Parse(time.RFC3339, req.Until)
+		if err != nil {
+			return a.answer(w, r, "ban", req, badRequest("until must be an RFC 3339 time such as 2030-01-02T15:04:05Z, or be left out for a ban until lifted."))
+		}
+		if !until.After(now) {
+			return a.answer(w, r, "ban", req, badRequest("until is in the past."))
+		}
+	}
+	cut := nextCutOff(stores, req, now)
+	rec := &userRecord{
+		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now,
+		Ban: &userBan{Since: now, Until: until, Reason: req.Reason},
+	}
+	if aerr := save(r, stores, rec); aerr != nil {
+		return a.answer(w, r, "ban", req, aerr)
+	}
+	writeJSON(w, http.StatusOK, banAnswer(rec))
+	fields := []zap.Field{zap.String("revoked_before", rfc3339(cut))}
+	if !until.IsZero() {
+		fields = append(fields, zap.String("until", rfc3339(until)))
+	}
+	if req.Reason != "" {
+		fields = append(fields, zap.String("reason", req.Reason))
+	}
+	auditEvent(a.audit, r, "ban", "ok", req.AppID, req.OpenID, "", fields...)
+	return nil
+}
+
+func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
+	req, stores, _, aerr := readUser(r)
+	if aerr != nil {
+		return a.answer(w, r, "unban", req, aerr)
+	}
+	cur := stores[0].userState().record(req.AppID, req.OpenID)
+	was := cur.Ban.inForce(time.Now())
+	rec := cur
+	rec.Ban = nil
+	rec.Changed = time.Now()
+	if aerr := save(r, stores, &rec); aerr != nil {
+		return a.answer(w, r, "unban", req, aerr)
+	}
+	banned := false
+	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
+	auditEvent(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
+	return nil
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func banAnswer(rec *userRecord) userAnswer {
+	banned := true
+	a := userAnswer{AppID: rec.AppID, OpenID: rec.OpenID, Banned: &banned, Reason: rec.Ban.Reason,
+		Since: rfc3339(rec.Ban.Since)}
+	if !rec.RevokedBefore.IsZero() {
+		a.RevokedBefore = rfc3339(rec.RevokedBefore)
+	}
+	if !rec.Ban.Until.IsZero() {
+		a.Until = rfc3339(rec.Ban.Until)
+	}
+	return a
+}
+
+func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		writeAdminError(w, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use GET."})
+		return nil
+	}
+	now := time.Now()
+	out := []userAnswer{}
+	seen := make(map[string]bool)
+	for _, us := range allStores() {
+		for _, rec := range us.userState().bans(now) {
+			if k := userKey(rec.AppID, rec.OpenID); !seen[k] {
+				seen[k] = true
+				out = append(out, banAnswer(&rec))
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+	return nil
+}
+
+// answer writes an error answer and its audit entry.
+func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
+	writeAdminError(w, e)
+	var appid, openid string
+	if req != nil && validOpenID(req.OpenID) && len(req.AppID) <= 64 {
+		// Only what could be a real user: the log gets no arbitrary input.
+		appid, openid = req.AppID, req.OpenID
+	}
+	auditEvent(a.audit, r, event, e.code, appid, openid, "")
+	return nil
+}
+
+func writeAdminError(w http.ResponseWriter, e *adminError) {
+	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*adminUsers)(nil)
+	_ caddy.Provisioner = (*adminUsers)(nil)
+)

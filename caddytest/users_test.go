@@ -1,0 +1,274 @@
+package caddytest
+
+// Acceptance of issue 14, users and generated keys, with Caddy processes
+// (multiCaddy) on one real redis-server:
+//   - key_rotation: two instances sharing Caddy's storage and Redis rotate
+//     a generated key; a token of the older key keeps working on both, a
+//     token of the newer key works on the instance that did not make it;
+//     50 concurrent refreshes of one token over both instances all answer
+//     200 and keep the session;
+//   - admin API on A: a user revocation refuses every earlier token of the
+//     user on A and B within 1 s, other users untouched, a new login works
+//     at once; a ban made on B makes logins answer 403 user_blocked on A
+//     within 1 s, is listed, survives a restart, and lifting it on A lets
+//     the user log in; bad input is 400, an unknown appid 404;
+//   - memory store: a ban survives a restart (Caddy's storage).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// usrSite is a wechat_auth site body with extra directive lines.
+func usrSite(wechatURL, upstreamAddr, directive string) string {
+	return fmt.Sprintf(`	wechat_auth {
+		app_id %s
+		app_secret %s
+		api_base %s
+		timeout %s
+%s
+	}
+	reverse_proxy %s`, testAppID, testSecret, wechatURL, testTimeout, directive, upstreamAddr)
+}
+
+// usrAdmin sends a JSON body to an admin route of m.
+func usrAdmin(t *testing.T, m *multiCaddy, method, path string, body any) *reply {
+	t.Helper()
+	var s string
+	switch b := body.(type) {
+	case nil:
+	case string:
+		s = b
+	default:
+		s = string(mustJSON(t, b))
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	return send(t, method, m.Admin+path, h, s)
+}
+
+// usrWithin polls cond every 20 ms for up to d.
+func usrWithin(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func usrStatus(t *testing.T, base, token string) int {
+	t.Helper()
+	return send(t, http.MethodGet, base+"/api/orders", bearer(token), "").Status
+}
+
+func TestKeyRotationOfGeneratedKeysOnTwoInstances(t *testing.T) {
+	srv := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	global := "\tstorage file_system " + t.TempDir()
+	ca := multiNew(t, "CA", global, "\trespond ok")
+	ca.Start()
+	ca.Stop()
+	site := usrSite(wechatURL, up.Addr, "\t\tstore redis "+srv.URL+"\n\t\tkey_rotation 2s")
+	a, b := multiNew(t, "A", global, site), multiNew(t, "B", global, site)
+	multiStartAll(t, a, b)
+
+	rdsVectorCode(fake, "rot-1")
+	first := loginAt(t, a.Base, map[string]string{"code": "rot-1"}).Token
+	// Refresh on B until B signs with a newer key.
+	var second string
+	if !usrWithin(8*time.Second, func() bool {
+		second = rotRefresh(t, b.Base, first)
+		return rotKIDOf(t, second) != rotKIDOf(t, first)
+	}) {
+		t.Fatal("no new signing key within 8 s with key_rotation 2s")
+	}
+	for _, m := range []*multiCaddy{a, b} {
+		rdsWantProxied(t, m.Base, first)
+		rdsWantProxied(t, m.Base, second)
+		rdsWantVectorDecrypts(t, m.Base, second)
+	}
+	// A token of the newest key, whichever instance made it, on the other.
+	var third string
+	if !usrWithin(8*time.Second, func() bool {
+		third = rotRefresh(t, a.Base, second)
+		return rotKIDOf(t, third) != rotKIDOf(t, second)
+	}) {
+		t.Fatal("no second rotation within 8 s")
+	}
+	rdsWantProxied(t, b.Base, third)
+	rdsWantProxied(t, b.Base, first)
+
+	t.Run("50 concurrent refreshes over both instances", func(t *testing.T) {
+		rotConcurrentRefreshes(t, third, 50, a.Base, b.Base)
+	})
+}
+
+func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
+	srv := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	site := usrSite(wechatURL, up.Addr, "\t\tstore redis "+srv.URL+"\n\t\tsigning_key "+testSigningKey)
+	a, b := multiNew(t, "A", "", site), multiNew(t, "B", "", site)
+	multiStartAll(t, a, b)
+
+	victim := randomOpenID()
+	n := 0
+	login := func(m *multiCaddy, openid string) *reply {
+		n++
+		code := fmt.Sprintf("usr-code-%d", n)
+		fake.AddCode(testAppID, code, wechattest.User{OpenID: openid})
+		return postJSON(t, m.Base+"/wx/login", "", map[string]string{"code": code})
+	}
+	token := func(r *reply) string {
+		t.Helper()
+		wantStatus(t, r, http.StatusOK)
+		return r.Object(t)["token"].(string)
+	}
+	onA, onB := token(login(a, victim)), token(login(b, victim))
+	bystander := token(login(a, randomOpenID()))
+
+	t.Run("revoke", func(t *testing.T) {
+		r := usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/revoke", map[string]string{"appid": testAppID, "openid": victim})
+		wantStatus(t, r, http.StatusOK)
+		done := time.Now()
+		got := r.Object(t)
+		if got["appid"] != testAppID || got["openid"] != victim {
+			t.Errorf("answer %s", r.Body)
+		}
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(got["revoked_before"])); err != nil {
+			t.Errorf("revoked_before %v is not RFC 3339", got["revoked_before"])
+		}
+		for _, m := range []*multiCaddy{a, b} {
+			for _, tok := range []string{onA, onB} {
+				if !usrWithin(time.Second-time.Since(done), func() bool { return usrStatus(t, m.Base, tok) == http.StatusUnauthorized }) {
+					t.Errorf("%s still accepts a revoked user's token 1 s after the revocation", m.name)
+				}
+			}
+		}
+		wantError(t, send(t, http.MethodPost, b.Base+"/wx/refresh", bearer(onA), ""), http.StatusUnauthorized, "invalid_token")
+		if s := usrStatus(t, b.Base, bystander); s != http.StatusOK {
+			t.Errorf("another user's token answers %d after the revocation", s)
+		}
+		again := token(login(a, victim))
+		for _, m := range []*multiCaddy{a, b} {
+			if s := usrStatus(t, m.Base, again); s != http.StatusOK {
+				t.Errorf("%s: a login right after the revocation gives a token answered %d", m.name, s)
+			}
+		}
+	})
+
+	t.Run("ban on B reaches A", func(t *testing.T) {
+		before := token(login(a, victim))
+		r := usrAdmin(t, b, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": victim, "reason": "fraud"})
+		wantStatus(t, r, http.StatusOK)
+		done := time.Now()
+		if !usrWithin(time.Second-time.Since(done), func() bool { return usrStatus(t, a.Base, before) == http.StatusUnauthorized }) {
+			t.Error("A still accepts the banned user's token 1 s after the ban")
+		}
+		wantError(t, login(a, victim), http.StatusForbidden, "user_blocked")
+		wantError(t, login(b, victim), http.StatusForbidden, "user_blocked")
+		if s := usrStatus(t, a.Base, bystander); s != http.StatusOK {
+			t.Errorf("another user's token answers %d after the ban", s)
+		}
+		var list struct {
+			Bans []map[string]any `json:"bans"`
+		}
+		r = usrAdmin(t, a, http.MethodGet, "/wechat_auth/users/bans", nil)
+		wantStatus(t, r, http.StatusOK)
+		if json.Unmarshal(r.Body, &list) != nil || len(list.Bans) != 1 || list.Bans[0]["openid"] != victim || list.Bans[0]["reason"] != "fraud" {
+			t.Errorf("bans on A: %s", r.Body)
+		}
+	})
+
+	a.Restart()
+	t.Run("the ban survives a restart, and lifting it works", func(t *testing.T) {
+		wantError(t, login(a, victim), http.StatusForbidden, "user_blocked")
+		r := usrAdmin(t, a, http.MethodDelete, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": victim})
+		wantStatus(t, r, http.StatusOK)
+		tok := token(login(a, victim))
+		if !usrWithin(time.Second, func() bool { return login(b, victim).Status == http.StatusOK }) {
+			t.Error("B still refuses the login 1 s after the ban was lifted on A")
+		}
+		if s := usrStatus(t, b.Base, tok); s != http.StatusOK {
+			t.Errorf("a token after the lifting answers %d on B", s)
+		}
+		r = usrAdmin(t, b, http.MethodGet, "/wechat_auth/users/bans", nil)
+		if !strings.Contains(string(r.Body), `"bans":[]`) {
+			t.Errorf("bans after lifting: %s", r.Body)
+		}
+	})
+
+	t.Run("a ban with an end", func(t *testing.T) {
+		other := randomOpenID()
+		until := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+		wantStatus(t, usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": other, "until": until}), http.StatusOK)
+		wantError(t, login(a, other), http.StatusForbidden, "user_blocked")
+		if !usrWithin(5*time.Second, func() bool { return login(a, other).Status == http.StatusOK }) {
+			t.Error("the ban does not end at until")
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		for name, body := range map[string]string{
+			"not JSON":       `{"appid":`,
+			"no openid":      `{"appid":"` + testAppID + `"}`,
+			"no appid":       `{"openid":"` + victim + `"}`,
+			"bad openid":     `{"appid":"` + testAppID + `","openid":"a b/c"}`,
+			"bad until":      `{"appid":"` + testAppID + `","openid":"` + victim + `","until":"tomorrow"}`,
+			"until past":     `{"appid":"` + testAppID + `","openid":"` + victim + `","until":"2001-01-01T00:00:00Z"}`,
+			"openid integer": `{"appid":"` + testAppID + `","openid":7}`,
+		} {
+			r := usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/ban", body)
+			if r.Status != http.StatusBadRequest || r.Object(t)["message"] == "" {
+				t.Errorf("%s: %d %s, want 400 with a message", name, r.Status, r.Body)
+			}
+		}
+		for _, path := range []string{"/wechat_auth/users/revoke", "/wechat_auth/users/ban"} {
+			r := usrAdmin(t, a, http.MethodPost, path, map[string]string{"appid": "wx0000000000000000", "openid": victim})
+			if r.Status != http.StatusNotFound {
+				t.Errorf("%s for an unknown appid: %d %s, want 404", path, r.Status, r.Body)
+			}
+		}
+	})
+}
+
+func TestAdminBanWithMemoryStoreSurvivesRestart(t *testing.T) {
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	m := multiNew(t, "M", "\tstorage file_system "+t.TempDir(), usrSite(wechatURL, up.Addr, ""))
+	m.Start()
+	user := randomOpenID()
+	n := 0
+	login := func() *reply {
+		n++
+		code := fmt.Sprintf("mem-code-%d", n)
+		fake.AddCode(testAppID, code, wechattest.User{OpenID: user})
+		return postJSON(t, m.Base+"/wx/login", "", map[string]string{"code": code})
+	}
+	r := login()
+	wantStatus(t, r, http.StatusOK)
+	tok := r.Object(t)["token"].(string)
+	wantStatus(t, usrAdmin(t, m, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": user}), http.StatusOK)
+	wantError(t, send(t, http.MethodGet, m.Base+"/api/orders", bearer(tok), ""), http.StatusUnauthorized, "invalid_token")
+	m.Restart()
+	wantError(t, login(), http.StatusForbidden, "user_blocked")
+	wantError(t, send(t, http.MethodGet, m.Base+"/api/orders", bearer(tok), ""), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, usrAdmin(t, m, http.MethodDelete, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": user}), http.StatusOK)
+	m.Restart()
+	wantStatus(t, login(), http.StatusOK)
+}

@@ -1,0 +1,247 @@
+package wechatauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	ringKeyOld = "old-signing-key-for-rotation-tests-0123456789"
+	ringKeyNew = "new-signing-key-for-rotation-tests-9876543210"
+)
+
+func ringCodec(keys ...string) *tokenCodec {
+	tc := newTokenCodec(nil, issuerProduction, time.Hour, map[string]string{testAppID: ""})
+	secrets := make([][]byte, len(keys))
+	for i, k := range keys {
+		secrets[i] = []byte(k)
+	}
+	tc.ring.Store(newKeyRing(secrets...))
+	return tc
+}
+
+func issueWith(t *testing.T, tc *tokenCodec) string {
+	t.Helper()
+	tok, _, err := tc.issue(testSession(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func kidOf(t *testing.T, tok string) any {
+	t.Helper()
+	p, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Header["kid"]
+}
+
+func TestKeyIDNamesTheKeyWithoutRevealingIt(t *testing.T) {
+	a, b := keyID([]byte(ringKeyOld)), keyID([]byte(ringKeyNew))
+	if a == b || a != keyID([]byte(ringKeyOld)) || len(a) != 12 {
+		t.Fatalf("kids %q %q: want distinct, stable, 12 characters", a, b)
+	}
+	// No 4 characters of the key, in any encoding a kid could use, appear
+	// in its kid.
+	for _, key := range []string{ringKeyOld, ringKeyNew} {
+		kid := keyID([]byte(key))
+		for _, e := range []string{key, base64.StdEncoding.EncodeToString([]byte(key)), base64.RawURLEncoding.EncodeToString([]byte(key))} {
+			for i := 0; i+4 <= len(e); i++ {
+				if strings.Contains(kid, e[i:i+4]) {
+					t.Errorf("kid %q holds %q of the key", kid, e[i:i+4])
+				}
+			}
+		}
+	}
+}
+
+func TestRotationByConfiguredKeys(t *testing.T) {
+	old := ringCodec(ringKeyOld)
+	oldTok := issueWith(t, old)
+	if kidOf(t, oldTok) != keyID([]byte(ringKeyOld)) {
+		t.Fatalf("token's kid %v is not its key's", kidOf(t, oldTok))
+	}
+	// Step 1: signing_key NEW OLD.
+	both := ringCodec(ringKeyNew, ringKeyOld)
+	if _, err := both.verify(oldTok); err != nil {
+		t.Fatalf("a token of the old key is refused after signing_key NEW OLD: %v", err)
+	}
+	newTok := issueWith(t, both)
+	if kidOf(t, newTok) != keyID([]byte(ringKeyNew)) {
+		t.Errorf("a new token is not signed with the new key (kid %v)", kidOf(t, newTok))
+	}
+	// Step 2: signing_key NEW.
+	onlyNew := ringCodec(ringKeyNew)
+	if _, err := onlyNew.verify(newTok); err != nil {
+		t.Errorf("the refreshed token is refused after signing_key NEW: %v", err)
+	}
+	if _, err := onlyNew.verify(oldTok); err == nil {
+		t.Error("a token of the removed key still verifies")
+	}
+}
+
+func TestTokensWithoutKidAndWithWrongKid(t *testing.T) {
+	tc := ringCodec(ringKeyNew, ringKeyOld)
+	now := time.Now()
+	base := jwt.MapClaims{"iss": issuerProduction, "sub": "oUser", "aud": testAppID, "sid": "sid-1",
+		"iat": jwt.NewNumericDate(now), "exp": jwt.NewNumericDate(now.Add(time.Hour))}
+	sign := func(key string, kid any) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, base)
+		if kid != nil {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, key := range []string{ringKeyNew, ringKeyOld} {
+		if _, err := tc.verify(sign(key, nil)); err != nil {
+			t.Errorf("a token without kid (an earlier version's) is refused: %v", err)
+		}
+	}
+	other := "another-key-nobody-configured-0123456789abcd"
+	for name, tok := range map[string]string{
+		"unknown kid":              sign(ringKeyNew, "AAAAAAAAAAAA"),
+		"kid of another key":       sign(ringKeyNew, keyID([]byte(ringKeyOld))),
+		"kid not a string":         sign(ringKeyNew, 7),
+		"no kid, unconfigured key": sign(other, nil),
+		"its own kid, not ours":    sign(other, keyID([]byte(other))),
+	} {
+		if _, err := tc.verify(tok); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func testStorage(t *testing.T, dir string) certmagic.Storage {
+	t.Helper()
+	return &certmagic.FileStorage{Path: dir}
+}
+
+func TestGeneratedKeysRotateAndTwoInstancesAgree(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	a := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	b := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	t0 := time.Now()
+	ra, err := a.current(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.current(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ra.keyRing().sameAs(rb.keyRing()) || len(ra.Keys) != 1 {
+		t.Fatal("two instances on one storage made different keys")
+	}
+	tcA, tcB := ringCodec(), ringCodec()
+	tcA.ring.Store(ra.keyRing())
+	tcB.ring.Store(rb.keyRing())
+	first := issueWith(t, tcA)
+
+	// An hour on, both look at once: one rotates, the other finds it.
+	t1 := t0.Add(time.Hour + time.Second)
+	ra, _ = a.current(ctx, t1)
+	rb, _ = b.current(ctx, t1)
+	if len(ra.Keys) != 2 || !ra.keyRing().sameAs(rb.keyRing()) {
+		t.Fatalf("after rotation: %d keys on A, agreeing with B: %v", len(ra.Keys), ra.keyRing().sameAs(rb.keyRing()))
+	}
+	tcA.ring.Store(ra.keyRing())
+	second := issueWith(t, tcA)
+	if kidOf(t, second) == kidOf(t, first) {
+		t.Fatal("the rotated ring signs with the old key")
+	}
+	// B, still on the old ring, learns the new kid by reloading.
+	tcB.reload = func() *keyRing { sr, _ := b.read(ctx); r := sr.keyRing(); tcB.ring.Store(r); return r }
+	for _, tok := range []string{first, second} {
+		if _, err := tcB.verify(tok); err != nil {
+			t.Errorf("B refuses a token: %v", err)
+		}
+	}
+	// The retired key goes once its tokens have expired.
+	t2 := t1.Add(2*time.Hour + time.Second)
+	ra, _ = a.current(ctx, t2)
+	if len(ra.Keys) != 2 {
+		t.Fatalf("want 2 keys (a new one and the one before), got %d", len(ra.Keys))
+	}
+	for _, k := range ra.Keys {
+		if keyID(k.Key) == kidOf(t, first) {
+			t.Error("the key retired 2 h ago (keep 2 h) is still in the ring")
+		}
+	}
+}
+
+func TestGeneratedKeysTakeOverTheKeyOfEarlierVersions(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st := testStorage(t, dir)
+	legacy := []byte("legacy-generated-key-000000000000000000")
+	if err := st.Store(ctx, signingKeyName, []byte(base64.StdEncoding.EncodeToString(legacy))); err != nil {
+		t.Fatal(err)
+	}
+	g := &generatedKeys{storage: st, name: signingKeyName}
+	sr, err := g.current(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sr.Keys) != 1 || string(sr.Keys[0].Key) != string(legacy) {
+		t.Fatal("the key an earlier version generated is not the ring's key: its tokens would be refused")
+	}
+	b, _ := st.Load(ctx, signingKeyName+"s")
+	var stored storedRing
+	if json.Unmarshal(b, &stored) != nil || len(stored.Keys) != 1 {
+		t.Fatalf("ring not stored: %s", b)
+	}
+}
+
+func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
+	m, err := parseBlock(t, "wechat_auth {\n sandbox\n signing_key "+ringKeyNew+" "+ringKeyOld+" {env.OLDER}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := json.Marshal(m["previous_signing_keys"])
+	if m["signing_key"] != ringKeyNew || string(prev) != `["`+ringKeyOld+`","{env.OLDER}"]` {
+		t.Errorf("signing_key NEW OLD {env.OLDER} gives %v and %s", m["signing_key"], prev)
+	}
+	m, err = parseBlock(t, "wechat_auth {\n sandbox\n key_rotation 720h\n}")
+	if err != nil || m["key_rotation"] != float64(720*time.Hour) {
+		t.Errorf("key_rotation 720h gives %v (%v)", m["key_rotation"], err)
+	}
+
+	for name, tc := range map[string]struct {
+		h    Handler
+		want string
+	}{
+		"rotation with a configured key": {Handler{SigningKey: ringKeyNew, KeyRotation: caddy.Duration(time.Hour)}, "key_rotation rotates generated keys only"},
+		"short previous key":             {Handler{SigningKey: ringKeyNew, PreviousSigningKeys: []string{"short"}}, "previous signing key 1 is 5 bytes"},
+		"previous without current":       {Handler{PreviousSigningKeys: []string{ringKeyOld}}, "without signing_key"},
+		"negative rotation":              {Handler{KeyRotation: caddy.Duration(-time.Hour)}, "key_rotation must be a positive duration"},
+	} {
+		h := tc.h
+		h.Sandbox = true
+		h.setDefaults()
+		err := h.resolveSecrets()
+		if err == nil {
+			err = h.checkConfig()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), ringKeyNew) || strings.Contains(err.Error(), ringKeyOld)) {
+			t.Errorf("%s: the error shows a key", name)
+		}
+	}
+}

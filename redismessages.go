@@ -1,0 +1,53 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// busMessage is what instances sharing Redis publish to each other, tagged
+// with its type. Earlier versions published only session revocations, as
+// "<sid> <until Unix ms>"; apply still reads those. A type this version
+// does not know is ignored, so a newer instance can add one.
+type busMessage struct {
+	Type  string      `json:"type"`            // "session" or "user"
+	SID   string      `json:"sid,omitempty"`   // session: the sid revoked
+	Until int64       `json:"until,omitempty"` // session: Unix ms the revocation lasts until
+	User  *userRecord `json:"user,omitempty"`  // user: the user's record
+}
+
+const (
+	msgSession = "session"
+	msgUser    = "user"
+)
+
+func sessionMessage(sid string, until time.Time) string {
+	b, _ := json.Marshal(busMessage{Type: msgSession, SID: sid, Until: until.UnixMilli()})
+	return string(b)
+}
+
+func userMessage(rec *userRecord) string {
+	b, _ := json.Marshal(busMessage{Type: msgUser, User: rec})
+	return string(b)
+}
+
+// applyTagged merges one tagged message.
+func (r *redisStore) applyTagged(payload string) {
+	var m busMessage
+	if json.Unmarshal([]byte(payload), &m) != nil {
+		return
+	}
+	switch m.Type {
+	case msgSession:
+		if m.SID == "" {
+			return
+		}
+		r.revoked.add(m.SID, time.UnixMilli(m.Until))
+		r.cache.Del(m.SID)
+	case msgUser:
+		if m.User == nil || m.User.AppID == "" || m.User.OpenID == "" {
+			return
+		}
+		r.users.merge(m.User)
+	}
+}

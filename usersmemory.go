@@ -1,0 +1,75 @@
+package wechatauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// usersPrefix is where the memory store keeps user records in Caddy's
+// storage, one key per user, so a restart keeps cut-offs and bans.
+const usersPrefix = "wechat_auth/users"
+
+func userStorageKey(appid, openid string) string {
+	return path.Join(usersPrefix, base64.RawURLEncoding.EncodeToString([]byte(userKey(appid, openid))))
+}
+
+func (m *memoryStore) userState() *userState { return m.users }
+
+func (m *memoryStore) saveUser(ctx context.Context, rec *userRecord) error {
+	rec = m.users.merge(rec)
+	storage := m.revoked.currentStorage()
+	if storage == nil {
+		return nil
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := storage.Store(ctx, userStorageKey(rec.AppID, rec.OpenID), b); err != nil {
+		return fmt.Errorf("keep user record in storage: %w: %w", errStoreDown, err)
+	}
+	return nil
+}
+
+// loadUsers reads the user records kept in storage, deleting those that no
+// longer matter.
+func loadUsers(ctx context.Context, storage certmagic.Storage) (*userState, error) {
+	u := newUserState()
+	if storage == nil {
+		return u, nil
+	}
+	keys, err := storage.List(ctx, usersPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return u, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, key := range keys {
+		b, err := storage.Load(ctx, key)
+		if err != nil {
+			continue
+		}
+		var rec userRecord
+		if json.Unmarshal(b, &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
+			continue
+		}
+		if rec.expired(now) {
+			_ = storage.Delete(ctx, key)
+			continue
+		}
+		u.merge(&rec)
+	}
+	return u, nil
+}
+
+var _ userStore = (*memoryStore)(nil)
