@@ -8,9 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +40,8 @@ const (
 // AES-256-GCM under a key derived from the signing key; a Redis dump alone
 // reveals no session_key.
 type redisStore struct {
-	client  *redis.Client
+	client  redis.UniversalClient
+	mode    string      // redisSingle, redisSentinel or redisCluster
 	log     *zap.Logger // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
@@ -57,47 +55,17 @@ type redisStore struct {
 	pending map[string]time.Time // revocations Redis has not taken yet
 	pubsub  *redis.PubSub        // the current subscription, closed by Destruct
 	cut     bool                 // the subscription was lost and not yet back (logged once)
+	noInfo  bool                 // INFO was refused (logged once)
+	noWait  bool                 // WAIT was refused (logged once)
 
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
 
-// redisOptions parses the store URL and sets go-redis's time limits: its
-// defaults (5 s dial with 5 attempts, 3 retries, 3 s reads) would hang a
-// login for many seconds when Redis does not answer. Errors never show the
-// URL, which may hold a password.
-func redisOptions(rawURL string) (*redis.Options, error) {
-	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
-		return nil, fmt.Errorf("%s is not a redis://, rediss:// or unix:// URL", redactURL(rawURL))
-	}
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a valid Redis URL (see https://pkg.go.dev/github.com/redis/go-redis/v9#ParseURL)", redactURL(rawURL))
-	}
-	opts.DialTimeout = redisIOTimeout
-	opts.DialerRetries = 1
-	opts.ReadTimeout = redisIOTimeout
-	opts.WriteTimeout = redisIOTimeout
-	opts.PoolTimeout = redisIOTimeout
-	opts.MaxRetries = 1 // one retry, on a fresh connection: a pooled one may predate a Redis restart
-	opts.ContextTimeoutEnabled = true
-	opts.DisableIdentity = true
-	return opts, nil
-}
-
-// redactURL shows a Redis URL without its password.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the store URL"
-	}
-	return strconv.Quote(u.Redacted())
-}
-
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log *zap.Logger) (*redisStore, error) {
+func newRedisStore(conn *redisConn, signingKey []byte, maxSessions int, log *zap.Logger) (*redisStore, error) {
 	encKey, err := hkdf.Key(sha256.New, signingKey, nil, hkdfSessionKey, 32)
 	if err != nil {
 		return nil, err
@@ -117,7 +85,8 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 	routeRedisLog()
 	prefix := "wechat_auth:" + redisNamespace(signingKey) + ":"
 	r := &redisStore{
-		client:        redis.NewClient(opts),
+		client:        conn.newClient(),
+		mode:          conn.mode,
 		log:           log,
 		cache:         cache,
 		revoked:       newRevocations(nil), // Redis is the durable copy
@@ -132,7 +101,7 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
-		return nil, fmt.Errorf("redis at %s: loading the revocation list: %w", opts.Addr, err)
+		return nil, fmt.Errorf("%s: loading the revocation list: %w%s", conn.where, err, clusterHint(conn, err))
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r.stop = stop
@@ -142,10 +111,16 @@ func newRedisStore(opts *redis.Options, signingKey []byte, maxSessions int, log 
 	return r, nil
 }
 
-// storeDown wraps a Redis error so the routes answer store_unavailable.
-func storeDown(op string, err error) error {
+// storeDown wraps a Redis error so the routes answer store_unavailable,
+// and has a Cluster client reload its slot map: go-redis does that on
+// MOVED only, so after a failover it would keep dialling the dead primary.
+func (r *redisStore) storeDown(op string, err error) error {
+	r.failed()
 	return fmt.Errorf("redis %s: %w: %w", op, errStoreDown, err)
 }
+
+// sessionKey is the key of a session.
+func (r *redisStore) sessionKey(sid string) string { return r.sessionPrefix + sid }
 
 // Get reads the L1 first, Redis on a miss.
 func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
@@ -155,14 +130,14 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	b, err := r.client.Get(ctx, r.sessionPrefix+sid).Bytes()
+	b, err := r.client.Get(ctx, r.sessionKey(sid)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		countStore("get", "miss")
 		return nil, errNoSession
 	case err != nil:
 		countStore("get", "error")
-		return nil, storeDown("GET", err)
+		return nil, r.storeDown("GET", err)
 	}
 	s, expires, err := r.open(sid, b)
 	if err != nil {
@@ -186,9 +161,9 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	if err := r.client.Set(ctx, r.sessionPrefix+s.SID, b, ttl).Err(); err != nil {
+	if err := r.client.Set(ctx, r.sessionKey(s.SID), b, ttl).Err(); err != nil {
 		countStore("set", "error")
-		return storeDown("SET", err)
+		return r.storeDown("SET", err)
 	}
 	cachePut(r.cache, s, ttl)
 	return nil
@@ -198,9 +173,9 @@ func (r *redisStore) Delete(ctx context.Context, sid string) error {
 	r.cache.Del(sid)
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	if err := r.client.Del(ctx, r.sessionPrefix+sid).Err(); err != nil {
+	if err := r.client.Del(ctx, r.sessionKey(sid)).Err(); err != nil {
 		countStore("delete", "error")
-		return storeDown("DEL", err)
+		return r.storeDown("DEL", err)
 	}
 	countStore("delete", "ok")
 	return nil
@@ -219,7 +194,7 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 		r.pending[sid] = until
 		r.mu.Unlock()
 		countStore("revoke", "error")
-		return storeDown("revoke", err)
+		return r.storeDown("revoke", err)
 	}
 	countStore("revoke", "ok")
 	return nil
