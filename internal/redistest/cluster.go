@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ClusterNodeTimeout is the cluster-node-timeout of StartCluster's nodes:
@@ -22,6 +24,8 @@ type Cluster struct {
 	Nodes []*Server
 	// Addrs are the host:port of every node, primaries and replicas.
 	Addrs []string
+
+	counters map[*Server]*redis.Client // CommandCount's connections
 }
 
 // StartCluster starts six redis-servers in cluster mode, without
@@ -32,7 +36,12 @@ func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	bin := binary(t, "redis-server")
 	cli := binary(t, "redis-cli")
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, counters: make(map[*Server]*redis.Client)}
+	t.Cleanup(func() {
+		for _, rc := range c.counters {
+			rc.Close()
+		}
+	})
 	for range 6 {
 		dir := t.TempDir()
 		port := FreePort(t)
@@ -198,7 +207,8 @@ func (c *Cluster) WaitPromoted(dead *Server, within time.Duration) time.Time {
 }
 
 // CommandCount is the number of commands all running nodes have run,
-// less the INFO calls that count them.
+// less the INFO calls that count them. It keeps one connection a node, so
+// that its own connection handshakes count only once.
 func (c *Cluster) CommandCount() int {
 	c.t.Helper()
 	total := 0
@@ -206,9 +216,12 @@ func (c *Cluster) CommandCount() int {
 		if n.cmd == nil {
 			continue
 		}
-		rc := n.Client()
+		rc := c.counters[n]
+		if rc == nil {
+			rc = n.Client()
+			c.counters[n] = rc
+		}
 		total += CommandCount(c.t, rc)
-		rc.Close()
 	}
 	return total
 }
