@@ -98,10 +98,15 @@ func newRedisStore(conn *redisConn, signingKey []byte, maxSessions int, log *zap
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
+	if err := r.refuseClusterNode(ctx); err != nil {
+		r.client.Close()
+		cache.Close()
+		return nil, fmt.Errorf("%s: %w", conn.where, err)
+	}
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
-		return nil, fmt.Errorf("%s: loading the revocation list: %w%s", conn.where, err, clusterHint(conn, err))
+		return nil, fmt.Errorf("%s: loading the revocation list: %w", conn.where, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r.stop = stop

@@ -96,11 +96,24 @@ func (r *redisStore) warnOnce(flag *bool, msg string, err error) {
 	}
 }
 
-// clusterHint explains a MOVED answer at start: the server given as a
-// single one is a Cluster node.
-func clusterHint(conn *redisConn, err error) string {
-	if conn.mode != redisCluster && err != nil && strings.HasPrefix(err.Error(), "MOVED ") {
-		return " (this Redis is a Cluster node: list the Cluster's nodes in a store redis block's addrs, or set cluster)"
+var errClusterNode = errors.New("this Redis is a node of a Redis Cluster, which a single-server client cannot use: list the Cluster's nodes in a store redis block's addrs, or add cluster to the block")
+
+// refuseClusterNode fails when a server given as a single one is a Cluster
+// node: keys of the slots other nodes serve would answer MOVED, so most
+// logins would fail while some work. It says nothing when INFO is refused.
+func (r *redisStore) refuseClusterNode(ctx context.Context) error {
+	if r.mode != redisSingle {
+		return nil
 	}
-	return ""
+	info, err := r.client.Info(ctx, "cluster").Result()
+	var rerr redis.Error
+	switch {
+	case errors.As(err, &rerr):
+		return nil
+	case err != nil:
+		return err
+	case strings.Contains(info, "cluster_enabled:1"):
+		return errClusterNode
+	}
+	return nil
 }

@@ -279,3 +279,35 @@ func TestRedisRevokeWithoutReplicaDoesNotWait(t *testing.T) {
 		t.Errorf("Revoke on a Redis without replicas took %v", d)
 	}
 }
+
+func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	initMetrics(nil)
+	block, err := RedisConfig{Addrs: cluster.Addrs[:1]}.conn(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := redisConnFromURL("redis://" + cluster.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range []*redisConn{block, url} {
+		if _, err := newRedisStore(conn, rdsKeyA, 0, zap.NewNop()); !errors.Is(err, errClusterNode) {
+			t.Errorf("a Cluster node as a single server: %v, want errClusterNode", err)
+		}
+	}
+	// With cluster, one node is enough to find the others.
+	st := rdsStoreOn(t, RedisConfig{Addrs: cluster.Addrs[:1], Cluster: true})
+	var sessions []*Session
+	for range 10 {
+		s := rdsVectorSession()
+		if err := st.Put(context.Background(), s, time.Hour); err != nil {
+			t.Fatalf("Put through one Cluster endpoint: %v", err)
+		}
+		sessions = append(sessions, s)
+	}
+	other := rdsStoreOn(t, RedisConfig{Addrs: cluster.Addrs})
+	for _, s := range sessions {
+		rdsWantDecrypts(t, other, s)
+	}
+}
