@@ -311,3 +311,55 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 		rdsWantDecrypts(t, other, s)
 	}
 }
+
+func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	cfg := RedisConfig{Addrs: sen.Addrs, MasterName: redistest.MasterName}
+	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
+	ctx := context.Background()
+	before := rdsVectorSession()
+	if err := a.Put(ctx, before, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	revoked := newSID()
+	if err := a.Revoke(ctx, revoked, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	// No primary, and Sentinels that accept connections but never answer:
+	// every call needing Redis still gives up within 2 s.
+	for _, s := range sen.Sentinels {
+		s.Pause()
+		defer s.Resume()
+	}
+	sen.Primary.Stop()
+	for name, call := range map[string]func() error{
+		"Put":    func() error { return a.Put(ctx, rdsVectorSession(), time.Hour) },
+		"Get":    func() error { _, err := b.Get(ctx, newSID()); return err },
+		"Revoke": func() error { return a.Revoke(ctx, newSID(), time.Now().Add(time.Hour)) },
+	} {
+		start := time.Now()
+		err := call()
+		d := time.Since(start)
+		t.Logf("%s gave up after %v", name, d.Round(time.Millisecond))
+		if d > 2*time.Second {
+			t.Errorf("%s took %v with no primary and hung Sentinels", name, d)
+		}
+		if !errors.Is(err, errStoreDown) {
+			t.Errorf("%s: %v, want errStoreDown", name, err)
+		}
+	}
+
+	for _, s := range sen.Sentinels {
+		s.Resume()
+	}
+	promoted := sen.WaitPromoted(30 * time.Second)
+	if !rdsEventually(10*time.Second, func() bool { return a.Put(ctx, rdsVectorSession(), time.Hour) == nil }) {
+		t.Fatal("logins do not work within 10 s of the promotion")
+	}
+	t.Logf("working again %v after the promotion", time.Since(promoted).Round(time.Millisecond))
+	rdsWantDecrypts(t, b, before)
+	if c := rdsStoreOn(t, cfg); !c.Revoked(revoked, time.Now()) {
+		t.Error("a revocation confirmed before the failover is lost")
+	}
+}
