@@ -247,3 +247,31 @@ func TestRedisBadStoreBlockIsALoadErrorNamingTheProblem(t *testing.T) {
 		})
 	}
 }
+
+func TestRedisOverTLSChecksTheServerCertificate(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	site := rdsSite(rdsBlock("addrs "+srv.Addr, "tls"), wechatURL, up.Addr)
+
+	// The server's CA is not trusted: Caddy refuses to start.
+	untrusting := multiNew(t, "untrusting", "", site)
+	if err := untrusting.start(); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("Caddy started on a Redis whose certificate it cannot verify, or failed otherwise: %v", err)
+	}
+
+	// SSL_CERT_FILE names the CA, as docs/redis.md says to.
+	t.Setenv("SSL_CERT_FILE", srv.CAFile)
+	a := multiNew(t, "A", "", site)
+	a.Start()
+	rdsVectorCode(fake, "code-tls")
+	tok := loginAt(t, a.Base, map[string]string{"code": "code-tls"})
+	a.Restart() // the session is read back from Redis, over TLS
+	rdsWantVectorDecrypts(t, a.Base, tok.Token)
+	c := srv.Client()
+	defer c.Close()
+	if keys, err := c.Keys(context.Background(), "wechat_auth:*").Result(); err != nil || len(keys) == 0 {
+		t.Errorf("nothing in the TLS Redis: %v %v", keys, err)
+	}
+}

@@ -5,6 +5,7 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -29,6 +30,7 @@ type Server struct {
 	port int
 	args []string
 	cmd  *exec.Cmd
+	tls  *tls.Config // set for a server that speaks only TLS
 
 	// URL is the server's redis:// URL, Addr its host:port.
 	URL, Addr string
@@ -124,8 +126,12 @@ func (s *Server) Stop() {
 func (s *Server) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
-// Client is a plain client, for looking at what is in Redis.
+// Client is a plain client (over TLS for a TLS server), for looking at
+// what is in Redis.
 func (s *Server) Client() *redis.Client {
+	if s.tls != nil {
+		return s.tlsClient()
+	}
 	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
 }
 
