@@ -48,9 +48,33 @@ func rdsWantDecrypts(t *testing.T, st *redisStore, s *Session) {
 	}
 }
 
+// rdsACL is the ACL docs/redis.md gives for the store's Redis user (with
+// the password rdsACLPassword): the tests that use it show it is enough.
+const (
+	rdsACL         = "on >" + rdsACLPassword + " resetkeys ~wechat_auth:* resetchannels &wechat_auth:* -@all +get +set +del +zadd +zrangebyscore +zremrangebyscore +publish +subscribe +ping +info +wait +select +cluster|slots"
+	rdsACLPassword = "acl-password-for-tests"
+)
+
+// rdsSetACL creates the user wechat_auth with rdsACL on the server.
+func rdsSetACL(t *testing.T, s *rdsServer) {
+	t.Helper()
+	c := s.Client()
+	defer c.Close()
+	args := []any{"ACL", "SETUSER", "wechat_auth"}
+	for _, f := range strings.Fields(rdsACL) {
+		args = append(args, f)
+	}
+	if err := c.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 	cluster := redistest.StartCluster(t)
-	cfg := RedisConfig{Addrs: cluster.Addrs}
+	for _, n := range cluster.Nodes {
+		rdsSetACL(t, n)
+	}
+	cfg := RedisConfig{Addrs: cluster.Addrs, Username: "wechat_auth", Password: rdsACLPassword}
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 
@@ -231,7 +255,8 @@ func TestRedisRevokeWaitsForAReplica(t *testing.T) {
 	}) {
 		t.Fatal("the replica does not sync")
 	}
-	a := rdsStore(t, primary, rdsKeyA)
+	rdsSetACL(t, primary)
+	a := rdsStore(t, &rdsServer{URL: "redis://wechat_auth:" + rdsACLPassword + "@" + primary.Addr}, rdsKeyA)
 
 	sid := newSID()
 	if err := a.Revoke(ctx, sid, time.Now().Add(time.Hour)); err != nil {
