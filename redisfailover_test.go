@@ -55,13 +55,20 @@ const (
 	rdsACLPassword = "acl-password-for-tests"
 )
 
+// rdsSentinelACL is the ACL docs/redis.md gives the store's user on the
+// Sentinels.
+const rdsSentinelACL = "on >" + rdsACLPassword + " resetchannels &+switch-master &+replica-reconf-done -@all +sentinel|get-master-addr-by-name +sentinel|sentinels +subscribe +ping"
+
 // rdsSetACL creates the user wechat_auth with rdsACL on the server.
-func rdsSetACL(t *testing.T, s *rdsServer) {
+func rdsSetACL(t *testing.T, s *rdsServer) { rdsSetUser(t, s, rdsACL) }
+
+// rdsSetUser creates the user wechat_auth with the ACL rule on the server.
+func rdsSetUser(t *testing.T, s *rdsServer, rule string) {
 	t.Helper()
 	c := s.Client()
 	defer c.Close()
 	args := []any{"ACL", "SETUSER", "wechat_auth"}
-	for _, f := range strings.Fields(rdsACL) {
+	for _, f := range strings.Fields(rule) {
 		args = append(args, f)
 	}
 	if err := c.Do(context.Background(), args...).Err(); err != nil {
@@ -339,7 +346,16 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 
 func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *testing.T) {
 	sen := redistest.StartSentinel(t)
-	cfg := RedisConfig{Addrs: sen.Addrs, MasterName: redistest.MasterName}
+	rdsSetACL(t, sen.Primary)
+	rdsSetACL(t, sen.Replica)
+	for _, s := range sen.Sentinels {
+		rdsSetUser(t, s, rdsSentinelACL)
+	}
+	cfg := RedisConfig{
+		Addrs: sen.Addrs, MasterName: redistest.MasterName,
+		Username: "wechat_auth", Password: rdsACLPassword,
+		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,
+	}
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 	before := rdsVectorSession()
