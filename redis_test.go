@@ -33,17 +33,11 @@ var (
 // instance would, and closes it when the test ends.
 func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
 	t.Helper()
-	initMetrics(nil)
 	conn, err := redisConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(conn, key, 1000, zap.NewNop())
-	if err != nil {
-		t.Fatalf("newRedisStore: %v", err)
-	}
-	t.Cleanup(func() { st.Destruct() })
-	return st
+	return rdsOpen(t, conn, key)
 }
 
 // rdsVectorSession is a session holding the session_key of WeChat's test

@@ -53,6 +53,9 @@ func StartCluster(t testing.TB) *Cluster {
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
+			// Its own free port: the default, port+10000, may be past 65535
+			// or taken.
+			"--cluster-port", strconv.Itoa(FreePort(t)),
 		})
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
@@ -115,6 +118,25 @@ func (c *Cluster) Primaries() []*Server {
 		}
 	}
 	return out
+}
+
+// PrimariesHolding is the number of primaries that hold a key matching
+// pattern (KEYS pattern).
+func (c *Cluster) PrimariesHolding(pattern string) int {
+	c.t.Helper()
+	n := 0
+	for _, p := range c.Primaries() {
+		rc := p.Client()
+		keys, err := rc.Keys(context.Background(), pattern).Result()
+		rc.Close()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // PrimaryFor returns the node that serves key now.
