@@ -151,7 +151,7 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			switch {
 			case len(args) == 1 && args[0] == "memory":
-				w.Store = ""
+				w.Store, w.Redis = "", nil
 			case len(args) == 2 && args[0] == "redis":
 				if !strings.HasPrefix(args[1], "redis://") && !strings.HasPrefix(args[1], "rediss://") && !strings.HasPrefix(args[1], "{") {
 					return d.Errf("store redis: %q is not a redis:// or rediss:// URL", args[1])

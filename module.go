@@ -357,7 +357,7 @@ func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 
 // provisionStore takes the session store from the usage pool, so sessions
 // outlive config reloads. There is one memory store per process, and one
-// Redis store per URL and signing key: handlers with different keys never
+// Redis store per Redis and signing key: handlers with different keys never
 // share one, since the key also seals the session_keys kept in Redis. A
 // Redis is named by a hash of its URL or block, passwords included.
 func (h *Handler) provisionStore(ctx caddy.Context) error {

@@ -169,12 +169,17 @@ func TestRedisConfigPicksTheModeAndLimitsEveryClient(t *testing.T) {
 }
 
 // The store's pool key changes with the password, so a reload with a new
-// password connects anew, and it shows no password.
+// password connects anew, stays with the same block, and shows no
+// password.
 func TestRedisConfigIDFollowsEveryOptionAndHidesThePassword(t *testing.T) {
 	a, _ := RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-one"}.conn(caddy.NewReplacer())
 	b, _ := RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-two"}.conn(caddy.NewReplacer())
 	if a.id == b.id {
 		t.Error("two passwords give one connection id")
+	}
+	// The same block again (a reload) keeps the running store.
+	if again, _ := (RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-one"}).conn(caddy.NewReplacer()); again.id != a.id {
+		t.Error("the same block gives another connection id: a reload would reconnect and need Redis")
 	}
 	for _, s := range []string{a.id, a.where, b.id, b.where} {
 		if strings.Contains(s, "hunter2") {
