@@ -402,4 +402,12 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 	if c := rdsStoreOn(t, cfg); !c.Revoked(revoked, time.Now()) {
 		t.Error("a revocation confirmed before the failover is lost")
 	}
+	// b's subscription followed the primary too.
+	after := newSID()
+	if err := a.Revoke(ctx, after, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !rdsEventually(5*time.Second, func() bool { return b.Revoked(after, time.Now()) }) {
+		t.Error("a logout after the failover does not reach the other store")
+	}
 }
