@@ -37,7 +37,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    header_unionid  <name>
 //	    header_appid    <name>
 //	    max_sessions    <n>
-//	    store           memory | redis <url>     # redis:// rediss:// unix://
+//	    store           memory | redis <url> | redis {   # redis:// rediss:// unix://
+//	        addrs             <host:port>...
+//	        master_name       <name>
+//	        cluster
+//	        username          <user>
+//	        password          <password>
+//	        sentinel_username <user>
+//	        sentinel_password <password>
+//	        db                <n>
+//	        tls
+//	    }
 //	    timeout         <duration>
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -166,11 +176,22 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			switch {
 			case len(args) == 1 && args[0] == "memory":
-				w.Store = ""
+				w.Store, w.Redis = "", nil
 			case len(args) == 2 && args[0] == "redis":
 				w.Store = args[1]
+				// A block as well is refused at provision.
+				if err := unmarshalRedisBlock(d, w); err != nil {
+					return err
+				}
+			case len(args) == 1 && args[0] == "redis":
+				if err := unmarshalRedisBlock(d, w); err != nil {
+					return err
+				}
+				if w.Redis == nil {
+					return d.Errf("store redis takes a URL or a block: store redis { addrs … }")
+				}
 			default:
-				return d.Errf("store takes 'memory' or 'redis <url>'")
+				return d.Errf("store takes 'memory', 'redis <url>' or 'redis { … }'")
 			}
 		default:
 			return d.Errf("unknown subdirective %q", sub)
@@ -183,6 +204,59 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		apps = append([]App{single}, apps...)
 	}
 	w.Apps = apps
+	return nil
+}
+
+// unmarshalRedisBlock reads the block of `store redis { … }`, if one
+// follows, into w.Redis. Values are judged at provision.
+func unmarshalRedisBlock(d *caddyfile.Dispenser, w *Handler) error {
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if w.Redis == nil {
+			w.Redis = new(RedisConfig)
+		}
+		c, sub := w.Redis, d.Val()
+		if seen[sub] {
+			return d.Errf("store redis: %s is given twice", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "addrs":
+			c.Addrs = d.RemainingArgs()
+			if len(c.Addrs) == 0 {
+				err = d.Errf("store redis: addrs needs one or more host:port")
+			}
+		case "master_name":
+			err = oneArg(d, &c.MasterName)
+		case "username":
+			err = oneArg(d, &c.Username)
+		case "password":
+			err = oneArg(d, &c.Password)
+		case "sentinel_username":
+			err = oneArg(d, &c.SentinelUsername)
+		case "sentinel_password":
+			err = oneArg(d, &c.SentinelPassword)
+		case "db":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				if c.DB, err = strconv.Atoi(v); err != nil {
+					err = d.Errf("store redis: db %q is not a number", v)
+				}
+			}
+		case "tls", "cluster":
+			if d.NextArg() {
+				return d.Errf("store redis: %s takes no argument", sub)
+			}
+			c.TLS = c.TLS || sub == "tls"
+			c.Cluster = c.Cluster || sub == "cluster"
+		default:
+			err = d.Errf("store redis: unknown subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

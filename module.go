@@ -157,7 +157,17 @@ type Handler struct {
 	// Redis persistence (AOF or RDB). Caddy refuses to start when Redis
 	// cannot be reached, rather than accept tokens it cannot know are
 	// logged out.
+	//
+	// For Redis behind Sentinels, a Redis Cluster, or a server whose
+	// options do not fit a URL, leave this empty (or "redis") and set
+	// redis instead.
 	Store string `json:"store,omitempty"`
+
+	// The Redis of the shared session store given by its parts rather
+	// than as a URL in store: a single server, a primary watched by
+	// Sentinels (master_name), or a Redis Cluster (several addrs). Sessions,
+	// logouts, timeouts and encryption work the same in every mode.
+	Redis *RedisConfig `json:"redis,omitempty"`
 
 	// How long to wait for WeChat. Default: 5s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
@@ -392,26 +402,39 @@ func (h *Handler) checkConfig() error {
 
 // provisionStore takes the session store from the usage pool, so sessions
 // outlive config reloads. There is one memory store per process, and one
-// Redis store per URL and signing key: handlers with different keys never
+// Redis store per Redis and signing key: handlers with different keys never
 // share one, since each finds the key that seals the session_keys kept in
-// Redis through its own signing keys.
+// Redis through its own signing keys. A Redis is named by a hash of its URL
+// or block, passwords included.
 func (h *Handler) provisionStore(ctx caddy.Context) error {
-	raw := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(h.Store, ""))
+	repl := caddy.NewReplacer()
+	raw := strings.TrimSpace(repl.ReplaceKnown(h.Store, ""))
+	var conn *redisConn
+	var err error
+	switch {
+	case h.Redis != nil && raw != "" && raw != "redis":
+		return fmt.Errorf("wechat_auth: store: Redis is given both as a URL (or memory) and as a redis block; keep one")
+	case h.Redis != nil:
+		conn, err = h.Redis.conn(repl)
+	case raw == "redis":
+		return fmt.Errorf("wechat_auth: store redis: give a redis:// URL or a redis block")
+	case raw != "" && raw != "memory":
+		conn, err = redisConnFromURL(raw)
+	}
+	if err != nil {
+		return fmt.Errorf("wechat_auth: store redis: %w", err)
+	}
 	var newStore func() (caddy.Destructor, error)
-	if raw == "" || raw == "memory" {
+	if conn == nil {
 		h.storeKey = "memory"
 		newStore = func() (caddy.Destructor, error) {
 			return newMemoryStore(h.MaxSessions, ctx.Storage())
 		}
 	} else {
-		opts, err := redisOptions(raw)
-		if err != nil {
-			return fmt.Errorf("wechat_auth: store: %w", err)
-		}
 		ring := h.tokens.ring.Load()
-		h.storeKey = "redis\x00" + raw + "\x00" + ring.signer().kid
+		h.storeKey = "redis\x00" + conn.id + "\x00" + ring.signer().kid
 		newStore = func() (caddy.Destructor, error) {
-			return newRedisStore(opts, ring, h.MaxSessions, h.logger)
+			return newRedisStore(conn, ring, h.MaxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)

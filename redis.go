@@ -5,9 +5,6 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +37,8 @@ const (
 // session_key is sealed with AES-256-GCM under the data key; a Redis dump
 // alone reveals no session_key.
 type redisStore struct {
-	client  *redis.Client
+	client  redis.UniversalClient
+	mode    string      // redisSingle, redisSentinel or redisCluster
 	log     *zap.Logger // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
@@ -61,59 +59,33 @@ type redisStore struct {
 	pending map[string]time.Time // revocations Redis has not taken yet
 	pubsub  *redis.PubSub        // the current subscription, closed by Destruct
 	cut     bool                 // the subscription was lost and not yet back (logged once)
+	noInfo  bool                 // INFO was refused (logged once)
+	noWait  bool                 // WAIT was refused (logged once)
 
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
 
-// redisOptions parses the store URL and sets go-redis's time limits: its
-// defaults (5 s dial with 5 attempts, 3 retries, 3 s reads) would hang a
-// login for many seconds when Redis does not answer. Errors never show the
-// URL, which may hold a password.
-func redisOptions(rawURL string) (*redis.Options, error) {
-	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
-		return nil, fmt.Errorf("%s is not a redis://, rediss:// or unix:// URL", redactURL(rawURL))
-	}
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a valid Redis URL (see https://pkg.go.dev/github.com/redis/go-redis/v9#ParseURL)", redactURL(rawURL))
-	}
-	opts.DialTimeout = redisIOTimeout
-	opts.DialerRetries = 1
-	opts.ReadTimeout = redisIOTimeout
-	opts.WriteTimeout = redisIOTimeout
-	opts.PoolTimeout = redisIOTimeout
-	opts.MaxRetries = 1 // one retry, on a fresh connection: a pooled one may predate a Redis restart
-	opts.ContextTimeoutEnabled = true
-	opts.DisableIdentity = true
-	return opts, nil
-}
-
-// redactURL shows a Redis URL without its password.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the store URL"
-	}
-	return strconv.Quote(u.Redacted())
-}
-
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(opts *redis.Options, ring *keyRing, maxSessions int, log *zap.Logger) (*redisStore, error) {
+func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Logger) (*redisStore, error) {
 	legacy, err := legacyLayouts(ring)
 	if err != nil {
 		return nil, err
 	}
 	routeRedisLog()
-	client := redis.NewClient(opts)
+	client := conn.newClient()
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
+	if err := refuseClusterNode(ctx, client, conn.mode); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("%s: %w", conn.where, err)
+	}
 	dk, err := loadDataKey(ctx, client, ring)
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("redis at %s: the data key: %w", opts.Addr, err)
+		return nil, fmt.Errorf("%s: the data key: %w", conn.where, err)
 	}
 	aead, err := newAEAD(dk.Key)
 	if err != nil {
@@ -128,6 +100,7 @@ func newRedisStore(opts *redis.Options, ring *keyRing, maxSessions int, log *zap
 	prefix := "wechat_auth:" + dk.NS + ":"
 	r := &redisStore{
 		client:        client,
+		mode:          conn.mode,
 		log:           log,
 		cache:         cache,
 		revoked:       newRevocations(nil), // Redis is the durable copy
@@ -147,7 +120,7 @@ func newRedisStore(opts *redis.Options, ring *keyRing, maxSessions int, log *zap
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
-		return nil, fmt.Errorf("redis at %s: loading the revocation list: %w", opts.Addr, err)
+		return nil, fmt.Errorf("%s: loading the revocation list: %w", conn.where, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r.stop = stop
@@ -157,10 +130,16 @@ func newRedisStore(opts *redis.Options, ring *keyRing, maxSessions int, log *zap
 	return r, nil
 }
 
-// storeDown wraps a Redis error so the routes answer store_unavailable.
-func storeDown(op string, err error) error {
+// storeDown wraps a Redis error so the routes answer store_unavailable,
+// and has a Cluster client reload its slot map: go-redis does that on
+// MOVED only, so after a failover it would keep dialling the dead primary.
+func (r *redisStore) storeDown(op string, err error) error {
+	r.failed()
 	return fmt.Errorf("redis %s: %w: %w", op, errStoreDown, err)
 }
+
+// sessionKey is the key of a session.
+func (r *redisStore) sessionKey(sid string) string { return r.sessionPrefix + sid }
 
 // Get reads the L1 first, Redis on a miss.
 func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
@@ -170,7 +149,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	b, err := r.client.Get(ctx, r.sessionPrefix+sid).Bytes()
+	b, err := r.client.Get(ctx, r.sessionKey(sid)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		s, expires, err := r.legacyGet(ctx, sid)
@@ -187,7 +166,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 		return s, nil
 	case err != nil:
 		countStore("get", "error")
-		return nil, storeDown("GET", err)
+		return nil, r.storeDown("GET", err)
 	}
 	s, expires, err := r.open(sid, b)
 	if err != nil {
@@ -211,9 +190,9 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	if err := r.client.Set(ctx, r.sessionPrefix+s.SID, b, ttl).Err(); err != nil {
+	if err := r.client.Set(ctx, r.sessionKey(s.SID), b, ttl).Err(); err != nil {
 		countStore("set", "error")
-		return storeDown("SET", err)
+		return r.storeDown("SET", err)
 	}
 	cachePut(r.cache, s, ttl)
 	return nil
@@ -223,9 +202,9 @@ func (r *redisStore) Delete(ctx context.Context, sid string) error {
 	r.cache.Del(sid)
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	if err := r.client.Del(ctx, r.sessionPrefix+sid).Err(); err != nil {
+	if err := r.client.Del(ctx, r.sessionKey(sid)).Err(); err != nil {
 		countStore("delete", "error")
-		return storeDown("DEL", err)
+		return r.storeDown("DEL", err)
 	}
 	countStore("delete", "ok")
 	return nil
@@ -244,7 +223,7 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 		r.pending[sid] = until
 		r.mu.Unlock()
 		countStore("revoke", "error")
-		return storeDown("revoke", err)
+		return r.storeDown("revoke", err)
 	}
 	countStore("revoke", "ok")
 	return nil
@@ -288,7 +267,7 @@ func (r *redisStore) saveHorizon(ctx context.Context, until time.Time) error {
 	defer cancel()
 	ms, err := raiseHorizon.Run(ctx, r.client, []string{r.horizonKey}, until.UnixMilli()).Int64()
 	if err != nil {
-		return storeDown("token horizon", err)
+		return r.storeDown("token horizon", err)
 	}
 	r.horizon.raise(time.UnixMilli(ms))
 	return nil
@@ -307,7 +286,7 @@ func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
-		return r.horizon.time(), storeDown("GET token horizon", err)
+		return r.horizon.time(), r.storeDown("GET token horizon", err)
 	default:
 		r.horizon.raise(time.UnixMilli(ms))
 	}

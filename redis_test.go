@@ -33,17 +33,11 @@ var (
 // instance would, and closes it when the test ends.
 func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
 	t.Helper()
-	initMetrics(nil)
-	opts, err := redisOptions(srv.URL)
+	conn, err := redisConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(opts, newKeyRing(key), 1000, zap.NewNop())
-	if err != nil {
-		t.Fatalf("newRedisStore: %v", err)
-	}
-	t.Cleanup(func() { st.Destruct() })
-	return st
+	return rdsOpen(t, conn, key)
 }
 
 // rdsVectorSession is a session holding the session_key of WeChat's test
@@ -228,12 +222,12 @@ func TestRedisRevocationsMissedWhileDisconnectedAreMergedOnReconnect(t *testing.
 func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 	initMetrics(nil)
 	url := fmt.Sprintf("redis://:hunter2-password@127.0.0.1:%d", rdsFreePort(t))
-	opts, err := redisOptions(url)
+	conn, err := redisConnFromURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = newRedisStore(opts, newKeyRing(rdsKeyA), 0, zap.NewNop())
+	_, err = newRedisStore(conn, newKeyRing(rdsKeyA), 0, zap.NewNop())
 	if err == nil {
 		t.Fatal("started without its revocation list")
 	}
@@ -243,7 +237,7 @@ func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("the error shows the password: %v", err)
 	}
-	if _, err := redisOptions("http://:hunter2-password@example.com"); err == nil || strings.Contains(err.Error(), "hunter2") {
+	if _, err := redisConnFromURL("http://:hunter2-password@example.com"); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("bad URL: %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func (r *redisStore) legacyGet(ctx context.Context, sid string) (*Session, time.
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, storeDown("GET", err)
+		return nil, time.Time{}, r.storeDown("GET", err)
 	}
 	for i, cmd := range cmds {
 		b, err := cmd.(*redis.StringCmd).Bytes()

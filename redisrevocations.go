@@ -12,22 +12,48 @@ import (
 )
 
 // pushRevocations writes revocations to the sorted set, trims the expired
-// ones and publishes each to the other instances, in one round trip.
+// ones and publishes each to the other instances (in a Cluster a PUBLISH
+// reaches the subscribers of every node), in one round trip on one
+// connection to the primary that holds the set. When that primary has a
+// replica it then waits until one has them too (errReplicaLag when none
+// does in time): a revocation only the primary has is lost if it dies.
 func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.Time) error {
+	primary, err := r.primaryFor(ctx, r.revokedKey)
+	if err != nil {
+		return err
+	}
+	conn := primary.Conn()
+	defer conn.Close()
 	now := time.Now()
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var writes []redis.Cmder
+	var info *redis.StringCmd
+	conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		members := make([]redis.Z, 0, len(revs))
 		for sid, until := range revs {
 			members = append(members, redis.Z{Score: float64(until.UnixMilli()), Member: sid})
 		}
-		p.ZAdd(ctx, r.revokedKey, members...)
-		p.ZRemRangeByScore(ctx, r.revokedKey, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		writes = append(writes, p.ZAdd(ctx, r.revokedKey, members...))
+		writes = append(writes, p.ZRemRangeByScore(ctx, r.revokedKey, "-inf", strconv.FormatInt(now.UnixMilli(), 10)))
 		for sid, until := range revs {
-			p.Publish(ctx, r.channel, sessionMessage(sid, until))
+			writes = append(writes, p.Publish(ctx, r.channel, sessionMessage(sid, until)))
 		}
+		info = p.Info(ctx, "replication")
 		return nil
 	})
-	return err
+	for _, c := range writes {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	var rerr redis.Error
+	switch err := info.Err(); {
+	case errors.As(err, &rerr):
+		r.warnOnce(&r.noInfo, "Redis refuses INFO; logouts do not wait for a replica, and a failover may lose one (grant +info to the ACL user)", err)
+		return nil
+	case err != nil:
+		return err
+	}
+	return r.waitReplica(ctx, conn, onlineReplicas(info.Val()))
 }
 
 // sync merges Redis's revocation list into this instance's set, and writes
@@ -83,12 +109,19 @@ func (r *redisStore) sync(ctx context.Context) error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		if err := r.pushRevocations(ctx, chunk); err != nil {
+		err := r.pushRevocations(ctx, chunk)
+		if err != nil && !errors.Is(err, errReplicaLag) {
 			return err
 		}
 		r.mu.Lock()
-		for sid := range chunk {
-			delete(r.pending, sid)
+		for sid, until := range chunk {
+			if err != nil {
+				// On the primary, not yet on a replica: retryPending
+				// writes it again until one confirms.
+				r.pending[sid] = until
+			} else {
+				delete(r.pending, sid)
+			}
 		}
 		r.mu.Unlock()
 		clear(chunk)
@@ -140,6 +173,7 @@ func (r *redisStore) retryPending(ctx context.Context) {
 		err := r.pushRevocations(opCtx, revs)
 		cancel()
 		if err != nil {
+			r.failed()
 			continue
 		}
 		r.mu.Lock()
@@ -240,6 +274,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 // lost logs, once per outage, that revocations from other instances are
 // not heard for now.
 func (r *redisStore) lost(err error) {
+	r.failed()
 	r.mu.Lock()
 	first := !r.cut
 	r.cut = true

@@ -50,11 +50,11 @@ func oldLayoutSeal(t *testing.T, key []byte, s *Session, expires time.Time) []by
 func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *redisStore {
 	t.Helper()
 	initMetrics(nil)
-	opts, err := redisOptions(srv.URL)
+	conn, err := redisConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(opts, newKeyRing(keys...), 1000, zap.NewNop())
+	st, err := newRedisStore(conn, newKeyRing(keys...), 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
 	}

@@ -26,7 +26,7 @@ func (r *redisStore) saveUser(ctx context.Context, rec *userRecord) error {
 		return nil
 	})
 	if err != nil {
-		return storeDown("user record", err)
+		return r.storeDown("user record", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -29,9 +30,10 @@ type Server struct {
 	port int
 	args []string
 	cmd  *exec.Cmd
+	tls  *tls.Config // set for a server that speaks only TLS
 
-	// URL is the server's redis:// URL.
-	URL string
+	// URL is the server's redis:// URL, Addr its host:port.
+	URL, Addr string
 }
 
 // Start starts redis-server without persistence (extra arguments are
@@ -39,24 +41,40 @@ type Server struct {
 // 1, where that is a failure.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal("redis-server is not installed, and " + RequireEnv + "=1 requires the Redis tests: apt-get install redis-server")
-		}
-		t.Skip("redis-server is not installed: apt-get install redis-server to run the Redis tests")
-	}
+	bin := binary(t, "redis-server")
 	dir := t.TempDir()
-	s := &Server{t: t, port: FreePort(t)}
-	s.args = append([]string{bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	port := FreePort(t)
+	return start(t, port, append([]string{bin,
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--logfile", filepath.Join(dir, "redis.log"),
-	}, extra...)
+		"--repl-diskless-sync-delay", "0", // a replica syncs at once
+	}, extra...))
+}
+
+// start runs args (a redis-server listening on port) until the test ends.
+func start(t testing.TB, port int, args []string) *Server {
+	t.Helper()
+	s := &Server{t: t, port: port, args: args}
 	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
+	s.Addr = fmt.Sprintf("127.0.0.1:%d", s.port)
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// binary returns the path of redis-server, or skips the test (fails it
+// when RequireEnv is 1) when it is not installed.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatal(name + " is not installed, and " + RequireEnv + "=1 requires the Redis tests: apt-get install redis-server")
+		}
+		t.Skip(name + " is not installed: apt-get install redis-server to run the Redis tests")
+	}
+	return bin
 }
 
 // FreePort returns a loopback TCP port nobody listens on now.
@@ -108,9 +126,13 @@ func (s *Server) Stop() {
 func (s *Server) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
-// Client is a plain client, for looking at what is in Redis.
+// Client is a plain client (over TLS for a TLS server), for looking at
+// what is in Redis.
 func (s *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1, DialTimeout: time.Second})
+	if s.tls != nil {
+		return s.tlsClient()
+	}
+	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
 }
 
 // CommandCount is the number of commands Redis has run (INFO
