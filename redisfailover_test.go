@@ -148,7 +148,7 @@ func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 		t.Logf("revocation reached the other store in %v", time.Since(start))
 		for i, ps := range subs {
 			m, err := ps.ReceiveTimeout(ctx, time.Second)
-			if msg, ok := m.(*redis.Message); err != nil || !ok || !strings.HasPrefix(msg.Payload, s.SID+" ") {
+			if msg, ok := m.(*redis.Message); err != nil || !ok || !strings.Contains(msg.Payload, `"sid":"`+s.SID+`"`) {
 				t.Errorf("node %s: subscriber got %v, %v", cluster.Nodes[i].Addr, m, err)
 			}
 		}
