@@ -36,6 +36,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_sessions    <n>
 //	    store           memory | redis <url>
 //	    timeout         <duration>
+//	    assertion       [<header>]
+//	    assertion_key   <pem>                 # {file./path/key.pem}
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -149,6 +151,19 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				w.Store = args[1]
 			default:
 				return d.Errf("store takes 'memory' or 'redis <url>'")
+			}
+		case "assertion":
+			args := d.RemainingArgs()
+			if len(args) > 1 {
+				return d.Errf("assertion takes at most a header name: assertion [<header>]")
+			}
+			w.Assertion = true
+			if len(args) == 1 {
+				w.AssertionHeader = args[0]
+			}
+		case "assertion_key":
+			if err := oneArg(d, &w.AssertionKey); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unknown subdirective %q", sub)

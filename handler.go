@@ -15,7 +15,7 @@ import (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripIdentity(r.Header)
 
-	if route, ok := h.routes[r.URL.Path]; ok {
+	if route, ok := h.routes.find(r.URL.Path); ok {
 		return route(w, r, next)
 	}
 
@@ -23,7 +23,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if aerr != nil {
 		if !h.Optional {
 			discardBody(w, r)
-			writeError(w, aerr)
+			writeError(w, r, aerr)
 			return nil
 		}
 		if aerr != errUnauthorized {
@@ -80,13 +80,18 @@ func bearerToken(header string) (string, bool) {
 // (the token is for this module, not for the upstream).
 func (h *Handler) setIdentity(r *http.Request, id *identity) {
 	delete(r.Header, "Authorization")
-	// One allocation for the three header values. They are not shared
+	// One allocation for the header values. They are not shared
 	// between requests: a later handler may rewrite a value in place.
-	vals := &[3]string{id.OpenID, id.AppID, id.UnionID}
+	vals := &[4]string{id.OpenID, id.AppID, id.UnionID}
 	r.Header[h.HeaderOpenID] = vals[0:1:1]
 	r.Header[h.HeaderAppID] = vals[1:2:2]
 	if id.UnionID != "" {
 		r.Header[h.HeaderUnionID] = vals[2:3:3]
+	}
+	if h.assertion != nil {
+		if vals[3] = h.assertion.of(id); vals[3] != "" {
+			r.Header[h.assertion.header] = vals[3:4:4]
+		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		v := id.replValues()

@@ -1,0 +1,122 @@
+package wechatauth
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// headersToRemove is the answer header in which Envoy's ext_authz learns
+// which request headers to delete before the request goes upstream. Envoy
+// overwrites the headers an answer carries but keeps a client's copy of
+// one the answer lacks, so every identity header verify does not set is
+// named there.
+const headersToRemove = "X-Envoy-Auth-Headers-To-Remove"
+
+// headerSource is the header WeChat Cloud Hosting sets on requests from a
+// mini program; apps written for it test that it is present.
+const headerSource = "X-Wx-Source"
+
+// verify answers a front proxy's forward-auth request (nginx auth_request,
+// Traefik ForwardAuth, Envoy ext_authz, Caddy forward_auth): the token
+// check of a proxied request, answered 200 with an empty body and the
+// identity headers a proxied request gets, or the 401 (never a redirect:
+// nginx turns one into a 500). With optional, a request without a valid
+// token gets 200 and no identity.
+//
+// It never reads the body. A request that declares one (nginx's
+// subrequest keeps the original Content-Length unless told otherwise)
+// is answered at once and its connection closed after the answer,
+// rather than waiting for a body that never comes.
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.ContentLength != 0 {
+		closeUnread(w, r)
+	}
+	id, aerr := h.authenticate(r)
+	if aerr != nil && !h.Optional {
+		return aerr
+	}
+	hdr := w.Header()
+	if id != nil {
+		// The same code as a proxied request, so the answer carries
+		// exactly what an upstream behind wechat_auth gets. ServeHTTP
+		// stripped the client's identity headers first, so every one
+		// left on r was set here.
+		h.setIdentity(r, id)
+		for name, v := range r.Header {
+			if h.isIdentityHeader(name) {
+				hdr[name] = v
+			}
+		}
+	}
+	if remove := h.verifyRemove.of(hdr); remove != "" {
+		hdr[headersToRemove] = []string{remove}
+	}
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// closeUnread makes the server close the connection after the answer
+// instead of reading a body first: net/http drains up to 256 KiB of an
+// unread body before it answers a keep-alive request, and after the
+// handler, which waits forever for a body that is declared and never
+// sent. The read deadline makes that read fail at once.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// removalLists holds, for each subset of the identity headers a verify
+// answer may set, the comma-separated list of the others, made once per
+// config so an answer does not build it.
+type removalLists struct {
+	folded []string // lower-case names; bit i of a subset is folded[i]
+	lists  []string // indexed by the subset of names set
+}
+
+func newRemovalLists(names []string) removalLists {
+	rl := removalLists{lists: make([]string, 1<<len(names))}
+	for _, n := range names {
+		rl.folded = append(rl.folded, normalizeHeader(n))
+	}
+	for set := range rl.lists {
+		var missing []string
+		for i, n := range rl.folded {
+			if set&(1<<i) == 0 {
+				missing = append(missing, n)
+			}
+		}
+		rl.lists[set] = strings.Join(missing, ",")
+	}
+	return rl
+}
+
+// of returns the identity headers hdr does not set, as a list for
+// headersToRemove ("" when it sets them all). Names match in any spelling.
+func (rl removalLists) of(hdr http.Header) string {
+	set := 0
+	for name := range hdr {
+		for i, n := range rl.folded {
+			if headerEqual(name, n) {
+				set |= 1 << i
+			}
+		}
+	}
+	return rl.lists[set]
+}
+
+// verifyHeaders returns the identity headers a verify answer may set:
+// those a proxied request gets.
+func (h *Handler) verifyHeaders() []string {
+	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, headerSource}
+	if h.assertion != nil {
+		names = append(names, h.assertion.header)
+	}
+	return names
+}
