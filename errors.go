@@ -16,7 +16,7 @@ type apiError struct {
 	status        int
 	code          string
 	message       string
-	wechatErrcode int  // WeChat's errcode when WeChat answered with one
+	wechatErrcode int    // WeChat's errcode when WeChat answered with one
 	retryAfter    int    // seconds; sets Retry-After when > 0
 	allow         string // the Allow header of a 405
 }
