@@ -109,6 +109,9 @@ func (rt route) dispatch() routeFunc {
 			return nil
 		}
 		err := rt.serve(w, r, next)
+		if err == nil {
+			return nil
+		}
 		var ae *apiError
 		if errors.As(err, &ae) {
 			writeError(w, r, ae)

@@ -51,11 +51,14 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 			}
 		}
 	}
-	if remove := h.verifyRemove.of(hdr); remove != "" {
-		hdr[headersToRemove] = []string{remove}
+	// One allocation for the answer's own values, not shared between
+	// answers: a later handler may rewrite a value in place.
+	vals := &[3]string{"no-store", "0", h.verifyRemove.of(hdr)}
+	hdr["Cache-Control"] = vals[0:1:1]
+	hdr["Content-Length"] = vals[1:2:2]
+	if vals[2] != "" {
+		hdr[headersToRemove] = vals[2:3:3]
 	}
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
