@@ -39,21 +39,23 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		return aerr
 	}
 	hdr := w.Header()
+	set := 0 // the identity headers the answer sets, by index
 	if id != nil {
 		// The same code as a proxied request, so the answer carries
 		// exactly what an upstream behind wechat_auth gets. ServeHTTP
-		// stripped the client's identity headers first, so every one
-		// left on r was set here.
+		// stripped the client's identity headers first, so those on r
+		// were set here.
 		h.setIdentity(r, id)
-		for name, v := range r.Header {
-			if h.isIdentityHeader(name) {
+		for i, name := range h.verifyRemove.names {
+			if v, ok := r.Header[name]; ok {
 				hdr[name] = v
+				set |= 1 << i
 			}
 		}
 	}
 	// One allocation for the answer's own values, not shared between
 	// answers: a later handler may rewrite a value in place.
-	vals := &[3]string{"no-store", "0", h.verifyRemove.of(hdr)}
+	vals := &[3]string{"no-store", "0", h.verifyRemove.lists[set]}
 	hdr["Cache-Control"] = vals[0:1:1]
 	hdr["Content-Length"] = vals[1:2:2]
 	if vals[2] != "" {
@@ -79,20 +81,17 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 // answer may set, the comma-separated list of the others, made once per
 // config so an answer does not build it.
 type removalLists struct {
-	folded []string // lower-case names; bit i of a subset is folded[i]
-	lists  []string // indexed by the subset of names set
+	names []string // canonical names, as setIdentity sets them; bit i of a subset is names[i]
+	lists []string // indexed by the subset of names set
 }
 
 func newRemovalLists(names []string) removalLists {
-	rl := removalLists{lists: make([]string, 1<<len(names))}
-	for _, n := range names {
-		rl.folded = append(rl.folded, normalizeHeader(n))
-	}
+	rl := removalLists{names: names, lists: make([]string, 1<<len(names))}
 	for set := range rl.lists {
 		var missing []string
-		for i, n := range rl.folded {
+		for i, n := range names {
 			if set&(1<<i) == 0 {
-				missing = append(missing, n)
+				missing = append(missing, strings.ToLower(n))
 			}
 		}
 		rl.lists[set] = strings.Join(missing, ",")
@@ -100,23 +99,10 @@ func newRemovalLists(names []string) removalLists {
 	return rl
 }
 
-// of returns the identity headers hdr does not set, as a list for
-// headersToRemove ("" when it sets them all). Names match in any spelling.
-func (rl removalLists) of(hdr http.Header) string {
-	set := 0
-	for name := range hdr {
-		for i, n := range rl.folded {
-			if headerEqual(name, n) {
-				set |= 1 << i
-			}
-		}
-	}
-	return rl.lists[set]
-}
-
 // verifyHeaders returns the identity headers a verify answer may set:
 // those a proxied request gets.
 func (h *Handler) verifyHeaders() []string {
+	// Canonical: the keys setIdentity uses.
 	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, headerSource}
 	if h.assertion != nil {
 		names = append(names, h.assertion.header)
