@@ -239,41 +239,6 @@ func TestAssertionKeyFromPEM(t *testing.T) {
 	}
 }
 
-func TestAssertionConfigErrorsStopLoading(t *testing.T) {
-	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
-	rsaDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	p384DER, _ := x509.MarshalPKCS8PrivateKey(p384)
-	app := []App{{AppID: "wx1", AppSecret: "s"}}
-	for _, tt := range []struct {
-		name    string
-		h       Handler
-		mention []string
-	}{
-		{"RSA key", Handler{Apps: app, Assertion: true, AssertionKey: "{file." + writePEM(t, "PRIVATE KEY", rsaDER) + "}"}, []string{"assertion key", "ECDSA P-256"}},
-		{"P-384 key", Handler{Apps: app, Assertion: true, AssertionKey: "{file." + writePEM(t, "PRIVATE KEY", p384DER) + "}"}, []string{"assertion key", "P-256"}},
-		{"a path, not a PEM", Handler{Apps: app, Assertion: true, AssertionKey: "/etc/key.pem"}, []string{"assertion key", "{file."}},
-		{"a certificate", Handler{Apps: app, Assertion: true, AssertionKey: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))}, []string{"CERTIFICATE"}},
-		{"key without assertion", Handler{Apps: app, AssertionKey: "{file./x}"}, []string{"assertion_key", "assertion"}},
-		{"header without assertion", Handler{Apps: app, AssertionHeader: "X-A"}, []string{"assertion_header"}},
-		{"bad header name", Handler{Apps: app, Assertion: true, AssertionHeader: "X A"}, []string{"X A", "header"}},
-		{"header taken by the openid", Handler{Apps: app, Assertion: true, AssertionHeader: "x-wx-openid"}, []string{"x-wx-openid"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			h := tt.h
-			err := provision(t, &h)
-			if err == nil {
-				t.Fatal("provisioned")
-			}
-			for _, m := range tt.mention {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not mention %q", err, m)
-				}
-			}
-		})
-	}
-}
-
 func TestCaddyfileAssertion(t *testing.T) {
 	for _, tt := range []struct{ input, want string }{
 		{"wechat_auth {\n assertion\n}", `{"assertion":true}`},
@@ -295,3 +260,16 @@ func TestCaddyfileAssertion(t *testing.T) {
 		}
 	}
 }
+
+// assertionTestKeys returns keys assertion_key must refuse (RSA, and ECDSA
+// on P-384) in PKCS#8, and an app for the configs that use them.
+func assertionTestKeys() (rsaDER, p384DER []byte, app []App) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+	rsaDER, _ = x509.MarshalPKCS8PrivateKey(rsaKey)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384DER, _ = x509.MarshalPKCS8PrivateKey(p384)
+	return rsaDER, p384DER, []App{{AppID: "wx1", AppSecret: "s"}}
+}
+
+// certificatePEM is a PEM block that is not a private key.
+var certificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))

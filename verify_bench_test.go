@@ -24,11 +24,15 @@ func BenchmarkVerifyRequestAssertion(b *testing.B) {
 	benchProxied(b, "/wx/verify/api/orders", func(h *Handler) { h.Assertion = true })
 }
 
+// benchProxied runs miniProgramRequest, its path replaced unless path is
+// empty, through a handler made with configure.
 func benchProxied(b *testing.B, path string, configure func(*Handler)) {
 	h := newBenchHandler(b, configure)
 	tok := benchLogin(b, h, "bench-user")
 	r := miniProgramRequest(tok)
-	r.URL.Path = path
+	if path != "" {
+		r.URL.Path = path
+	}
 	auth := r.Header["Authorization"]
 	spoof := r.Header["X-Wx-Openid"]
 	w := newDiscardWriter()
