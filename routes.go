@@ -40,18 +40,24 @@ type route struct {
 // subtree also serves every path below it.
 type routeTable struct {
 	exact   map[string]routeFunc
-	subtree map[string]routeFunc // keyed by the path with its trailing '/'
+	subtree []subtreeRoute
 }
 
-// find returns the route serving path. A path that is no route costs a map
-// lookup, and a prefix check per subtree.
+// subtreeRoute serves every path that starts with prefix.
+type subtreeRoute struct {
+	prefix string // with its trailing '/'
+	serve  routeFunc
+}
+
+// find returns the route serving path. A path that is no route (every
+// proxied request) costs a map lookup and a prefix check per subtree.
 func (t routeTable) find(path string) (routeFunc, bool) {
 	if fn, ok := t.exact[path]; ok {
 		return fn, true
 	}
-	for prefix, fn := range t.subtree {
-		if strings.HasPrefix(path, prefix) {
-			return fn, true
+	for _, st := range t.subtree {
+		if strings.HasPrefix(path, st.prefix) {
+			return st.serve, true
 		}
 	}
 	return nil, false
@@ -78,7 +84,7 @@ func (h *Handler) newRoutes() routeTable {
 	t := routeTable{
 		exact: make(map[string]routeFunc, len(routes)),
 		// Envoy's ext_authz path_prefix appends the request's path.
-		subtree: map[string]routeFunc{p + "/verify/": routes[p+"/verify"].dispatch()},
+		subtree: []subtreeRoute{{p + "/verify/", routes[p+"/verify"].dispatch()}},
 	}
 	for path, rt := range routes {
 		t.exact[path] = rt.dispatch()
