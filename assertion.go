@@ -202,6 +202,8 @@ func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if h.assertion, err = newAssertionSigner(key, header); err != nil {
 		return fmt.Errorf("wechat_auth: assertion key: %w", err)
 	}
-	h.identityHdr = append(h.identityHdr, normalizeHeader(header))
+	if !headerHasPrefix(header, "x-wx-") { // those are stripped already
+		h.identityHdr = append(h.identityHdr, normalizeHeader(header))
+	}
 	return nil
 }

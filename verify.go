@@ -54,12 +54,12 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		}
 	}
 	// One allocation for the answer's own values, not shared between
-	// answers: a later handler may rewrite a value in place.
-	vals := &[3]string{"no-store", "0", h.verifyRemove.lists[set]}
+	// answers: a later handler may rewrite a value in place. net/http
+	// writes Content-Length: 0 for an answer without a body.
+	vals := &[2]string{"no-store", h.verifyRemove.lists[set]}
 	hdr["Cache-Control"] = vals[0:1:1]
-	hdr["Content-Length"] = vals[1:2:2]
-	if vals[2] != "" {
-		hdr[headersToRemove] = vals[2:3:3]
+	if vals[1] != "" {
+		hdr[headersToRemove] = vals[1:2:2]
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil

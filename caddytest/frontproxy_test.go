@@ -319,6 +319,9 @@ func TestVerifyAnswersFrontProxies(t *testing.T) {
 		if len(r.Body) != 0 || r.Header.Get("X-Wx-Openid") != u.OpenID || r.Header.Get("X-Wx-Appid") != testAppID || r.Header.Get("X-Wx-Unionid") != "" {
 			t.Fatalf("%s verify: body %q headers %v", method, r.Body, r.Header)
 		}
+		if method != http.MethodHead && r.Header.Get("Content-Length") != "0" {
+			t.Fatalf("%s verify: Content-Length %q, want 0", method, r.Header.Get("Content-Length"))
+		}
 		if rm := r.Header.Get("X-Envoy-Auth-Headers-To-Remove"); !strings.Contains(rm, "x-wx-unionid") {
 			t.Fatalf("x-envoy-auth-headers-to-remove %q lacks x-wx-unionid", rm)
 		}
