@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -273,3 +276,27 @@ func assertionTestKeys() (rsaDER, p384DER []byte, app []App) {
 
 // certificatePEM is a PEM block that is not a private key.
 var certificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))
+
+func TestAssertionKeyGeneratedOnceUnderConcurrentStarts(t *testing.T) {
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	const n = 4
+	keys := make([]*ecdsa.PrivateKey, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys[i], errs[i] = storedAssertionKey(context.Background(), storage, assertionKeyName)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !keys[i].Equal(keys[0]) {
+			t.Fatal("instances starting at once on one storage generated different keys")
+		}
+	}
+}
