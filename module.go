@@ -153,18 +153,19 @@ type Handler struct {
 	// instances that share storage publish the same key.
 	AssertionKey string `json:"assertion_key,omitempty"`
 
-	logger       *zap.Logger
-	secrets      map[string]string // appid → secret, placeholders resolved
-	wx           *wechat.Client
-	fake         *wechattest.Server // sandbox only
-	transport    *http.Transport    // to WeChat; its idle connections close with the config
-	tokens       *tokenCodec
-	store        sessionStore
-	storeKey     string
-	routes       routeTable
+	logger      *zap.Logger
+	secrets     map[string]string // appid → secret, placeholders resolved
+	wx          *wechat.Client
+	fake        *wechattest.Server // sandbox only
+	transport   *http.Transport    // to WeChat; its idle connections close with the config
+	tokens      *tokenCodec
+	store       sessionStore
+	storeKey    string
+	routes      routeTable
+	identityHdr []string // configured identity header names, lower case
+
 	assertion    *assertionSigner // nil unless Assertion
 	verifyRemove removalLists     // what a verify answer names for Envoy to remove
-	identityHdr  []string         // configured identity header names, lower case
 
 	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
 }
