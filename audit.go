@@ -109,7 +109,7 @@ func (h *Handler) audited(path string, fn routeFunc) routeFunc {
 		// Who, from the token, read before the route passes the request
 		// on without it; a login notes its user itself.
 		note := new(auditNote)
-		if raw, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		if raw, n := bearerOf(r.Header["Authorization"]); n == 1 {
 			if id, verr := h.tokens.verifyCached(raw, time.Now()); verr == nil {
 				*note = auditNote{id.AppID, id.OpenID, id.SID}
 			}

@@ -49,6 +49,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        tls
 //	    }
 //	    timeout         <duration>
+//	    assertion       [<header>]
+//	    assertion_key   <pem>                 # {file./path/key.pem}
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -192,6 +194,19 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			default:
 				return d.Errf("store takes 'memory', 'redis <url>' or 'redis { … }'")
+			}
+		case "assertion":
+			args := d.RemainingArgs()
+			if len(args) > 1 {
+				return d.Errf("assertion takes at most a header name: assertion [<header>]")
+			}
+			w.Assertion = true
+			if len(args) == 1 {
+				w.AssertionHeader = args[0]
+			}
+		case "assertion_key":
+			if err := oneArg(d, &w.AssertionKey); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unknown subdirective %q", sub)

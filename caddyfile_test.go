@@ -257,6 +257,7 @@ func TestCaddyfileAdaptErrorNamesTheSubdirective(t *testing.T) {
 func TestConfigErrorsStopLoading(t *testing.T) {
 	t.Setenv("WECHAT_EMPTY", "")
 	t.Setenv("WECHAT_SHORT_KEY", "short")
+	rsaDER, p384DER, app := assertionTestKeys()
 	tests := []struct {
 		name    string
 		h       Handler
@@ -279,6 +280,14 @@ func TestConfigErrorsStopLoading(t *testing.T) {
 		{"negative session_ttl", Handler{Sandbox: true, SessionTTL: -1}, []string{"session_ttl"}},
 		{"negative timeout", Handler{Sandbox: true, Timeout: caddy.Duration(-time.Second)}, []string{"timeout"}},
 		{"route_prefix without its slash", Handler{Sandbox: true, RoutePrefix: "auth/"}, []string{"route_prefix", "auth/"}},
+		{"RSA key", Handler{Apps: app, Assertion: true, AssertionKey: "{file." + writePEM(t, "PRIVATE KEY", rsaDER) + "}"}, []string{"assertion key", "ECDSA P-256"}},
+		{"P-384 key", Handler{Apps: app, Assertion: true, AssertionKey: "{file." + writePEM(t, "PRIVATE KEY", p384DER) + "}"}, []string{"assertion key", "P-256"}},
+		{"a path, not a PEM", Handler{Apps: app, Assertion: true, AssertionKey: "/etc/key.pem"}, []string{"assertion key", "{file."}},
+		{"a certificate", Handler{Apps: app, Assertion: true, AssertionKey: certificatePEM}, []string{"CERTIFICATE"}},
+		{"key without assertion", Handler{Apps: app, AssertionKey: "{file./x}"}, []string{"assertion_key", "assertion"}},
+		{"header without assertion", Handler{Apps: app, AssertionHeader: "X-A"}, []string{"assertion_header"}},
+		{"bad header name", Handler{Apps: app, Assertion: true, AssertionHeader: "X A"}, []string{"X A", "header"}},
+		{"header taken by the openid", Handler{Apps: app, Assertion: true, AssertionHeader: "x-wx-openid"}, []string{"x-wx-openid"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
@@ -15,9 +16,9 @@ type apiError struct {
 	status        int
 	code          string
 	message       string
-	wechatErrcode int  // WeChat's errcode when WeChat answered with one
-	retryAfter    int  // seconds; sets Retry-After when > 0
-	tokenSent     bool // a 401 to a request that carried a Bearer token
+	wechatErrcode int    // WeChat's errcode when WeChat answered with one
+	retryAfter    int    // seconds; sets Retry-After when > 0
+	allow         string // the Allow header of a 405
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -29,11 +30,11 @@ func (e *apiError) with(errcode int) *apiError {
 	return &c
 }
 
-// withTokenSent returns a copy of e marked as the answer to a request that
-// carried a Bearer token: a 401 then says error="invalid_token".
-func (e *apiError) withTokenSent() *apiError {
+// allowing returns a copy of e, a 405, naming the methods a route answers.
+func (e *apiError) allowing(methods []string) *apiError {
 	c := *e
-	c.tokenSent = true
+	c.allow = strings.Join(methods, ", ")
+	c.message = "This route only accepts " + c.allow + "."
 	return &c
 }
 
@@ -48,7 +49,7 @@ var (
 	errInvalidRequest = &apiError{status: http.StatusBadRequest, code: "invalid_request",
 		message: "The request is missing a field or has a malformed one."}
 	errMethod = &apiError{status: http.StatusMethodNotAllowed, code: "invalid_request",
-		message: "This route only accepts POST."}
+		message: "This route only accepts POST.", allow: http.MethodPost}
 	errInvalidCode = &apiError{status: http.StatusUnauthorized, code: "invalid_code",
 		message: "WeChat refused the login code (expired or already used): call wx.login again."}
 	errUnauthorized = &apiError{status: http.StatusUnauthorized, code: "unauthorized",
@@ -113,20 +114,23 @@ func fromWeChat(err error) *apiError {
 	return errWeChatUnavailable.with(we.Code)
 }
 
-// writeError answers with e as JSON.
-func writeError(w http.ResponseWriter, e *apiError) {
+// writeError answers r with e as JSON. It alone decides the challenge of a
+// 401: every 401 to a request that carried a Bearer token says
+// error="invalid_token", even when what failed is a phone code, not the
+// token (the JSON error code tells which); a 401 to a request without one
+// (a missing token, a login's refused code) names no error.
+func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	h := w.Header()
-	switch {
-	case e.status == http.StatusUnauthorized && (e.tokenSent || e.code == errInvalidToken.code || e.code == errSessionExpired.code):
-		// A token was sent: every such 401 carries the error
-		// parameter, even when what failed is a phone code, not the token
-		// (the JSON error code tells which).
-		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
-	case e.status == http.StatusUnauthorized:
-		// No token was sent (a missing one, or a login's refused code).
-		h.Set("WWW-Authenticate", `Bearer realm="wechat_auth"`)
-	case e == errMethod:
-		h.Set("Allow", http.MethodPost)
+	if e.status == http.StatusUnauthorized {
+		_, tokenSent := bearerToken(r.Header.Get("Authorization"))
+		if tokenSent || e.code == errInvalidToken.code || e.code == errSessionExpired.code {
+			h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
+		} else {
+			h.Set("WWW-Authenticate", `Bearer realm="wechat_auth"`)
+		}
+	}
+	if e.allow != "" {
+		h.Set("Allow", e.allow)
 	}
 	if e.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.retryAfter))

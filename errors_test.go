@@ -45,7 +45,7 @@ func TestFromWeChatMapsEveryErrcode(t *testing.T) {
 				t.Fatalf("answer %d %s errcode %d, want %d %s errcode %d", ae.status, ae.code, ae.wechatErrcode, tt.status, tt.code, tt.errcode)
 			}
 			w := httptest.NewRecorder()
-			writeError(w, ae)
+			writeError(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), ae)
 			if got := w.Header().Get("Retry-After"); (got != "") != tt.retryAfter {
 				t.Fatalf("Retry-After %q, want set: %v", got, tt.retryAfter)
 			}
@@ -111,7 +111,7 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 		{"bad token", errInvalidToken, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
 		{"session expired", errSessionExpired, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
 		{"refused login code", errInvalidCode, 401, `Bearer realm="wechat_auth"`, "", ""},
-		{"refused phone code, token sent", errInvalidCode.withTokenSent(), 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
+		{"refused phone code, token sent", errInvalidCode, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
 		{"bad request", errInvalidRequest, 400, "", "", ""},
 		{"decrypt failed", errDecryptFailed, 400, "", "", ""},
 		{"signature mismatch", errSignatureMismatch, 400, "", "", ""},
@@ -123,11 +123,16 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 		{"config error", errConfig, 500, "", "", ""},
 		{"too large", errPayloadTooLarge, 413, "", "", ""},
 		{"wrong method", errMethod, 405, "", "", "POST"},
+		{"wrong method, GET route", errMethod.allowing([]string{"GET", "HEAD"}), 405, "", "", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			writeError(w, tt.e)
+			r := httptest.NewRequest(http.MethodPost, "/wx/phone", nil)
+			if strings.Contains(tt.name, "token sent") {
+				r.Header.Set("Authorization", "Bearer x.y.z")
+			}
+			writeError(w, r, tt.e)
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d", w.Code, tt.status)
 			}
@@ -153,12 +158,12 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 func TestWriteErrorWithMessageKeepsTheChallenge(t *testing.T) {
 	// A copy made by withMessage is not errUnauthorized itself.
 	w := httptest.NewRecorder()
-	writeError(w, errInvalidToken.withMessage("The token has been revoked."))
+	writeError(w, httptest.NewRequest(http.MethodGet, "/", nil), errInvalidToken.withMessage("The token has been revoked."))
 	if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth", error="invalid_token"` {
 		t.Fatalf("WWW-Authenticate %q", got)
 	}
 	w = httptest.NewRecorder()
-	writeError(w, errUnauthorized.withMessage("Log in first."))
+	writeError(w, httptest.NewRequest(http.MethodGet, "/", nil), errUnauthorized.withMessage("Log in first."))
 	if got := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="wechat_auth"`) {
 		t.Fatalf("WWW-Authenticate %q", got)
 	}
@@ -174,7 +179,7 @@ func TestWriteErrorNeverLeaksWeChatOrGoErrorText(t *testing.T) {
 		fmt.Errorf("wrapped: %w", errors.New(leak)),
 	} {
 		w := httptest.NewRecorder()
-		writeError(w, fromWeChat(err))
+		writeError(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), fromWeChat(err))
 		for name, vals := range w.Header() {
 			if strings.Contains(strings.Join(vals, " "), "S3CRET") {
 				t.Errorf("header %s leaks %q", name, vals)

@@ -16,7 +16,7 @@ import (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripIdentity(r)
 
-	if route, ok := h.routes[r.URL.Path]; ok {
+	if route, ok := h.routes.find(r.URL.Path); ok {
 		return route(w, r, next)
 	}
 
@@ -24,7 +24,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if aerr != nil {
 		if !h.Optional && !h.isPublic(r) {
 			discardBody(w, r)
-			writeError(w, aerr)
+			writeError(w, r, aerr)
 			return nil
 		}
 		// An unverifiable Bearer token is ours; it goes no further, on
@@ -148,13 +148,18 @@ func (h *Handler) setIdentity(r *http.Request, id *identity) {
 	delete(r.Header, "Authorization")
 	// One allocation for the header values. They are not shared between
 	// requests: a later handler may rewrite a value in place.
-	vals := &[4]string{id.OpenID, id.AppID, id.UnionID, sourceClient}
+	vals := &[5]string{id.OpenID, id.AppID, id.UnionID, sourceClient}
 	r.Header[h.HeaderOpenID] = vals[0:1:1]
 	r.Header[h.HeaderAppID] = vals[1:2:2]
 	if id.UnionID != "" {
 		r.Header[h.HeaderUnionID] = vals[2:3:3]
 	}
 	r.Header[headerSource] = vals[3:4:4]
+	if h.assertion != nil {
+		if vals[4] = h.assertion.of(id); vals[4] != "" {
+			r.Header[h.assertion.header] = vals[4:5:5]
+		}
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		v := id.replValues()
 		repl.Set("http.auth.user.id", v[0])

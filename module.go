@@ -172,6 +172,24 @@ type Handler struct {
 	// How long to wait for WeChat. Default: 5s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// Sign the verified identity: every verified request, and every answer
+	// of {route_prefix}/verify, carries an ES256 JWT (kid in its header)
+	// with iss "wechat_auth", sub the openid, aud the appid, unionid when
+	// known, iat, and exp no later than the token's. Upstreams verify it
+	// against the public key served at {route_prefix}/jwks.json, so a
+	// request that reaches them by another path cannot claim an identity.
+	Assertion bool `json:"assertion,omitempty"`
+
+	// The header that carries the assertion. Default: X-WX-ASSERTION. A
+	// client's own copy, in any spelling, is always removed.
+	AssertionHeader string `json:"assertion_header,omitempty"`
+
+	// The assertion's private key, a PEM ECDSA P-256 key in PKCS#8 or SEC 1
+	// form; write it as {file./path/key.pem}. When empty, a key is
+	// generated once and kept in Caddy's storage (the sandbox's apart), so
+	// instances that share storage publish the same key.
+	AssertionKey string `json:"assertion_key,omitempty"`
+
 	logger      *zap.Logger
 	secrets     map[string]string // appid → secret, placeholders resolved
 	wx          *wechat.Client
@@ -183,8 +201,11 @@ type Handler struct {
 	audit       *zap.Logger
 	store       sessionStore
 	storeKey    string
-	routes      map[string]routeFunc
+	routes      routeTable
 	identityHdr []string // configured identity header names, lower case
+
+	assertion    *assertionSigner // nil unless Assertion
+	verifyRemove removalLists     // what a verify answer names for Envoy to remove
 
 	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
 }
@@ -227,6 +248,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.tokens = newTokenCodec(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
 	h.tokens.ring.Store(ring)
+	if err := h.provisionAssertion(ctx); err != nil {
+		return err
+	}
 
 	if err := h.provisionStore(ctx); err != nil {
 		return err
@@ -256,6 +280,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.HTTPClient = &http.Client{Transport: h.transport}
 	}
 	h.wx = wechat.New(cfg)
+	h.verifyRemove = newRemovalLists(h.verifyHeaders())
 	h.routes = h.newRoutes()
 	registerHandler(h)
 	return nil

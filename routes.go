@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,49 +24,104 @@ import (
 // JSON answer; any other error goes to Caddy.
 type routeFunc func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error
 
-func (h *Handler) newRoutes() map[string]routeFunc {
-	p := strings.TrimSuffix(h.RoutePrefix, "/") // route_prefix "/" serves /login
-	routes := map[string]routeFunc{
-		p + "/login":    h.login,
-		p + "/refresh":  h.refresh,
-		p + "/logout":   h.logout,
-		p + "/userinfo": h.userinfo,
-		p + "/phone":    h.phone,
-		p + "/decrypt":  h.decrypt,
-	}
-	if h.Sandbox {
-		routes[p+"/sandbox/encrypt"] = h.sandboxEncrypt
-	}
-	for path, fn := range routes {
-		routes[path] = postOnly(h.audited(strings.TrimPrefix(path, p), fn))
-	}
-	return routes
+// route is one entry of the route table: the methods it answers, whether
+// it takes a body, and what serves it.
+type route struct {
+	// methods answered; any other gets 405 naming them in Allow. Empty:
+	// every method.
+	methods []string
+	// noBody: the route never reads the body, so neither limits nor
+	// drains it (see verify).
+	noBody bool
+	serve  routeFunc
 }
 
-// postOnly refuses other methods and bodies declared larger than maxBody,
-// and writes an *apiError as the answer. Whatever the answer, what the
-// route left unread of the body is read before the connection can close
-// (see discardBody).
-func postOnly(fn routeFunc) routeFunc {
+// routeTable maps paths to the routes under route_prefix. A route under
+// subtree also serves every path below it.
+type routeTable struct {
+	exact   map[string]routeFunc
+	subtree []subtreeRoute
+}
+
+// subtreeRoute serves every path that starts with prefix.
+type subtreeRoute struct {
+	prefix string // with its trailing '/'
+	serve  routeFunc
+}
+
+// find returns the route serving path. A path that is no route (every
+// proxied request) costs a map lookup and a prefix check per subtree.
+func (t routeTable) find(path string) (routeFunc, bool) {
+	if fn, ok := t.exact[path]; ok {
+		return fn, true
+	}
+	for _, st := range t.subtree {
+		if strings.HasPrefix(path, st.prefix) {
+			return st.serve, true
+		}
+	}
+	return nil, false
+}
+
+func (h *Handler) newRoutes() routeTable {
+	p := strings.TrimSuffix(h.RoutePrefix, "/") // route_prefix "/" serves /login
+	post := []string{http.MethodPost}
+	routes := map[string]route{
+		p + "/login":    {methods: post, serve: h.login},
+		p + "/refresh":  {methods: post, serve: h.refresh},
+		p + "/logout":   {methods: post, serve: h.logout},
+		p + "/userinfo": {methods: post, serve: h.userinfo},
+		p + "/phone":    {methods: post, serve: h.phone},
+		p + "/decrypt":  {methods: post, serve: h.decrypt},
+		p + "/verify":   {noBody: true, serve: h.verify},
+	}
+	if h.Sandbox {
+		routes[p+"/sandbox/encrypt"] = route{methods: post, serve: h.sandboxEncrypt}
+	}
+	if h.assertion != nil {
+		routes[p+"/jwks.json"] = route{methods: []string{http.MethodGet, http.MethodHead}, serve: h.jwks}
+	}
+	t := routeTable{
+		exact: make(map[string]routeFunc, len(routes)),
+		// Envoy's ext_authz path_prefix appends the request's path.
+		subtree: []subtreeRoute{{p + "/verify/", routes[p+"/verify"].dispatch()}},
+	}
+	for path, rt := range routes {
+		rt.serve = h.audited(strings.TrimPrefix(path, p), rt.serve)
+		t.exact[path] = rt.dispatch()
+	}
+	return t
+}
+
+// dispatch returns the route as a routeFunc that refuses other methods
+// (405) and, for a route that takes a body, bodies declared larger than
+// maxBody (413) before the route acts, and writes an *apiError the route
+// returns as the answer. Whatever the answer, what a body route left unread
+// of the body is read before the connection can close (see discardBody).
+func (rt route) dispatch() routeFunc {
+	var errMethods *apiError
+	if len(rt.methods) > 0 {
+		errMethods = errMethod.allowing(rt.methods)
+	}
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-		defer discardBody(w, r)
-		if r.Method != http.MethodPost {
-			writeError(w, errMethod)
+		if !rt.noBody {
+			defer discardBody(w, r)
+		}
+		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
+			writeError(w, r, errMethods)
 			return nil
 		}
-		if r.ContentLength > maxBody {
-			writeError(w, errPayloadTooLarge)
+		if !rt.noBody && r.ContentLength > maxBody {
+			writeError(w, r, errPayloadTooLarge)
 			return nil
 		}
-		err := fn(w, r, next)
+		err := rt.serve(w, r, next)
+		if err == nil {
+			return nil
+		}
 		var ae *apiError
 		if errors.As(err, &ae) {
-			if ae.status == http.StatusUnauthorized {
-				if _, sent := bearerToken(r.Header.Get("Authorization")); sent {
-					ae = ae.withTokenSent()
-				}
-			}
-			writeError(w, ae)
+			writeError(w, r, ae)
 			return nil
 		}
 		return err

@@ -44,6 +44,10 @@ type identity struct {
 	// per verified token: Caddy's replacer takes values of type any, and
 	// boxing the strings on every request would allocate.
 	repl *[3]any
+
+	// assertion is the signed identity assertion made for this token, once
+	// (see assertionSigner.of).
+	assertion atomic.Pointer[signedAssertion]
 }
 
 // replValues returns OpenID, UnionID and AppID as the replacer's values.

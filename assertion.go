@@ -1,0 +1,210 @@
+package wechatauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/net/http/httpguts"
+)
+
+// defaultHeaderAssertion carries the signed identity assertion upstream.
+const defaultHeaderAssertion = "X-WX-ASSERTION"
+
+// assertionIssuer is the iss of every assertion, sandbox or not: a sandbox
+// signs with its own key (kept apart in Caddy's storage), so an upstream
+// that trusts the production keys refuses sandbox assertions.
+const assertionIssuer = "wechat_auth"
+
+// assertionSigner signs identity assertions: ES256 JWTs an upstream can
+// verify against the public key published at jwks.json, so a request
+// that reached it by another path than wechat_auth cannot claim an
+// identity.
+type assertionSigner struct {
+	key    *ecdsa.PrivateKey
+	kid    string // the key's RFC 7638 thumbprint
+	header string // canonical name of the header that carries it
+	jwks   []byte // the JWK Set document
+}
+
+// signedAssertion is the assertion made for one verified token, kept with
+// its identity; signer says which signer made it.
+type signedAssertion struct {
+	signer *assertionSigner
+	jwt    string
+}
+
+// newAssertionSigner makes a signer for a P-256 key.
+func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner, error) {
+	pub, err := key.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil || len(pub) != 65 || key.Curve != elliptic.P256() {
+		return nil, errors.New("the assertion key must be an ECDSA P-256 key")
+	}
+	x := base64.RawURLEncoding.EncodeToString(pub[1:33])
+	y := base64.RawURLEncoding.EncodeToString(pub[33:])
+	// RFC 7638: the thumbprint is over the required members, in
+	// lexicographic order, with no whitespace.
+	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
+	s := &assertionSigner{key: key, kid: base64.RawURLEncoding.EncodeToString(sum[:]), header: header}
+	type jwk struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		Y   string `json:"y"`
+		Kid string `json:"kid"`
+		Use string `json:"use"`
+		Alg string `json:"alg"`
+	}
+	s.jwks, err = json.Marshal(struct {
+		Keys []jwk `json:"keys"`
+	}{[]jwk{{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: s.kid, Use: "sig", Alg: "ES256"}}})
+	return s, err
+}
+
+// sign makes the assertion of a verified identity: iss wechat_auth, sub
+// the openid, aud the appid, unionid when known, iat now and exp the
+// token's own, so the assertion never outlives the token.
+func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
+	c := jwt.MapClaims{
+		"iss": assertionIssuer,
+		"sub": id.OpenID,
+		"aud": id.AppID,
+		"iat": jwt.NewNumericDate(now),
+		"exp": jwt.NewNumericDate(id.Expires),
+	}
+	if id.UnionID != "" {
+		c["unionid"] = id.UnionID
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	t.Header["kid"] = s.kid
+	return t.SignedString(s.key)
+}
+
+// of returns the assertion for id, signing it the first time only: the
+// identity of a token is shared by every request that carries it (the
+// verified token cache), so the hot path pays a pointer load. Two requests
+// that race on a new token may both sign; either result is right.
+func (s *assertionSigner) of(id *identity) string {
+	if a := id.assertion.Load(); a != nil && a.signer == s {
+		return a.jwt
+	}
+	tok, err := s.sign(id, time.Now())
+	if err != nil {
+		// Signing with a valid P-256 key does not fail; should it, the
+		// request goes on without an assertion, which an upstream that
+		// requires one refuses.
+		return ""
+	}
+	id.assertion.Store(&signedAssertion{signer: s, jwt: tok})
+	return tok
+}
+
+// jwks serves the assertion's public key as an RFC 7517 JWK Set. It needs
+// no token: upstreams fetch it to verify assertions.
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	b := h.assertion.jwks
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
+	return nil
+}
+
+// parseAssertionKey reads a P-256 private key from PEM: PKCS#8 ("PRIVATE
+// KEY") or SEC 1 ("EC PRIVATE KEY"). An "EC PARAMETERS" block, which
+// `openssl ecparam -genkey` writes first, is skipped.
+func parseAssertionKey(pemText []byte) (*ecdsa.PrivateKey, error) {
+	for {
+		var block *pem.Block
+		block, pemText = pem.Decode(pemText)
+		if block == nil {
+			return nil, errors.New("no PEM private key found (write it as {file./path/key.pem})")
+		}
+		switch block.Type {
+		case "EC PARAMETERS":
+			continue
+		case "EC PRIVATE KEY":
+			k, err := x509.ParseECPrivateKey(block.Bytes)
+			if err != nil {
+				return nil, errors.New("the EC PRIVATE KEY block does not parse")
+			}
+			return k, nil
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+			if err != nil {
+				return nil, errors.New("the PRIVATE KEY block does not parse")
+			}
+			ek, ok := k.(*ecdsa.PrivateKey)
+			if !ok {
+				return nil, fmt.Errorf("the key is %T; it must be an ECDSA P-256 key", k)
+			}
+			return ek, nil
+		default:
+			return nil, fmt.Errorf("a PEM block of type %q is not a private key in PKCS#8 or SEC 1 form", block.Type)
+		}
+	}
+}
+
+// provisionAssertion sets up the signer when assertion is on: the key from
+// assertion_key, or the one kept in Caddy's storage (generated once, the
+// sandbox's apart). The assertion header becomes an identity header, so a
+// client's copy is always stripped.
+func (h *Handler) provisionAssertion(ctx caddy.Context) error {
+	if !h.Assertion {
+		if h.AssertionHeader != "" || h.AssertionKey != "" {
+			return fmt.Errorf("wechat_auth: assertion_header or assertion_key is set but assertion is not: add `assertion` to sign identity assertions")
+		}
+		return nil
+	}
+	if h.AssertionHeader == "" {
+		h.AssertionHeader = defaultHeaderAssertion
+	}
+	header := http.CanonicalHeaderKey(h.AssertionHeader)
+	if !httpguts.ValidHeaderFieldName(header) {
+		return fmt.Errorf("wechat_auth: assertion header %q is not a valid header name", h.AssertionHeader)
+	}
+	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, headerSource, "Authorization"} {
+		if strings.EqualFold(header, taken) {
+			return fmt.Errorf("wechat_auth: assertion header %q is already used for something else", h.AssertionHeader)
+		}
+	}
+	var key *ecdsa.PrivateKey
+	var err error
+	if h.AssertionKey != "" {
+		pemText := caddy.NewReplacer().ReplaceKnown(h.AssertionKey, "")
+		key, err = parseAssertionKey([]byte(pemText))
+	} else {
+		name := assertionKeyName
+		if h.Sandbox {
+			name = assertionKeyNameSandbox
+		}
+		key, err = storedAssertionKey(ctx, ctx.Storage(), name)
+	}
+	if err != nil {
+		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+	}
+	if h.assertion, err = newAssertionSigner(key, header); err != nil {
+		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+	}
+	if !headerHasPrefix(header, "x-wx-") { // those are stripped already
+		h.identityHdr = append(h.identityHdr, normalizeHeader(header))
+	}
+	return nil
+}
