@@ -202,7 +202,7 @@ type Handler struct {
 	store       sessionStore
 	storeKey    string
 	routes      routeTable
-	identityHdr []string // configured identity header names, lower case
+	identityHdr []string // configured identity header names outside x-wx-*, folded
 
 	assertion    *assertionSigner // nil unless Assertion
 	verifyRemove removalLists     // what a verify answer names for Envoy to remove
@@ -321,10 +321,13 @@ func (h *Handler) setDefaults() {
 	h.HeaderOpenID = http.CanonicalHeaderKey(h.HeaderOpenID)
 	h.HeaderUnionID = http.CanonicalHeaderKey(h.HeaderUnionID)
 	h.HeaderAppID = http.CanonicalHeaderKey(h.HeaderAppID)
-	h.identityHdr = []string{
-		normalizeHeader(h.HeaderOpenID),
-		normalizeHeader(h.HeaderUnionID),
-		normalizeHeader(h.HeaderAppID),
+	// Names under x-wx- are stripped by their prefix already; listing
+	// them again would cost every request a few comparisons per header.
+	h.identityHdr = nil
+	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
+		if !headerHasPrefix(name, "x-wx-") {
+			h.identityHdr = append(h.identityHdr, normalizeHeader(name))
+		}
 	}
 }
 
