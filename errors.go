@@ -88,28 +88,27 @@ var configErrcodes = map[int]string{
 	40002: "WeChat refused the grant type: report this as a bug in wechat_auth",
 }
 
-// fromWeChat maps an error of the wechat package to an answer. WeChat's
-// own text never reaches the client.
+// fromWeChat maps an error of the wechat package to an answer, by the kind
+// of failure the wechat package says it is. WeChat's own text never reaches
+// the client.
 func fromWeChat(err error) *apiError {
 	var we *wechat.Error
 	if !errors.As(err, &we) {
 		return errWeChatUnavailable
 	}
-	switch we.Code {
-	case 40029, 40163:
+	switch we.Kind() {
+	case wechat.KindInvalidCode:
 		return errInvalidCode.with(we.Code)
-	case 40226:
+	case wechat.KindBlocked:
 		return errUserBlocked.with(we.Code)
-	case 45011:
+	case wechat.KindRateLimited:
 		return errRateLimited.with(we.Code)
-	case -1:
-		return errWeChatUnavailable.with(we.Code)
-	}
-	if _, ok := configErrcodes[we.Code]; ok {
+	case wechat.KindConfig:
 		return errConfig.with(we.Code)
 	}
-	// An errcode WeChat has not documented for this call: nothing the
-	// client did, and nothing it can fix by retrying at once.
+	// WeChat busy, a token it refused twice, or an errcode it has not
+	// documented for this call: nothing the client did, and nothing it can
+	// fix by retrying at once.
 	return errWeChatUnavailable.with(we.Code)
 }
 
