@@ -170,10 +170,14 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// AddApp registers a mini program and its secret.
+// AddApp registers a mini program and its secret. Registering an app
+// again with the same secret keeps its access token.
 func (s *Server) AddApp(appid, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if a := s.apps[appid]; a != nil && a.secret == secret {
+		return
+	}
 	s.apps[appid] = &app{secret: secret}
 }
 
