@@ -43,6 +43,12 @@ type sessionStore interface {
 	// Reuse adapts a store taken over from the previous config: its
 	// in-memory capacity (when maxSessions > 0) and Caddy's storage.
 	Reuse(maxSessions int, storage certmagic.Storage)
+	// NewestSession returns the user's newest live session (the last
+	// login not logged out or revoked), errNoUserSession, or an error
+	// wrapping errStoreDown.
+	NewestSession(ctx context.Context, appid, openid string) (*Session, error)
+	// SetSessionKey replaces the session_key of a stored session.
+	SetSessionKey(ctx context.Context, s *Session, key string) error
 }
 
 // Default capacity of the in-memory session store.
@@ -53,6 +59,7 @@ const defaultMaxSessions = 100_000
 type memoryStore struct {
 	cache   *ristretto.Cache[string, *Session]
 	revoked *revocations
+	users   *userIndex // each user's latest sessions
 }
 
 func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
@@ -65,7 +72,7 @@ func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, e
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev}, nil
+	return &memoryStore{cache: cache, revoked: rev, users: newUserIndex()}, nil
 }
 
 // newSessionCache makes the ristretto cache that holds sessions, each at
@@ -99,6 +106,7 @@ func cacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error
 
 func (m *memoryStore) Put(_ context.Context, s *Session, ttl time.Duration) error {
 	cachePut(m.cache, s, ttl)
+	m.users.add(s, ttl)
 	return nil
 }
 

@@ -1,0 +1,76 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// In Redis each user has a sorted set of their latest session ids, scored
+// by creation time, so any instance finds the user's newest live session.
+
+// redisUserKey names the sorted set of a user's sessions, beside the
+// sessions themselves. appid and openid hold no ':' (a validated openid is
+// [A-Za-z0-9_-]).
+func redisUserKey(sessionPrefix, appid, openid string) string {
+	return strings.TrimSuffix(sessionPrefix, "session:") + "user:" + appid + ":" + openid
+}
+
+// addUserSession queues, on pipe, the recording of a new session of its
+// user: added, the set trimmed to the latest userSessionsKept, and kept as
+// long as the session.
+func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *Session, ttl time.Duration) {
+	key := redisUserKey(r.sessionPrefix, s.AppID, s.OpenID)
+	pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
+	pipe.ZRemRangeByRank(ctx, key, 0, -userSessionsKept-1)
+	pipe.PExpire(ctx, key, ttl)
+}
+
+// NewestSession reads the user's latest session ids from Redis and returns
+// the newest that is live.
+func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, userSessionsKept-1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		countStore("get", "error")
+		return nil, storeDown("ZREVRANGE", err)
+	}
+	return newestLive(ctx, r, appid, openid, sids)
+}
+
+// SetSessionKey replaces the session_key of a stored session, keeping its
+// expiry; a session deleted meanwhile (a logout) stays deleted. Other
+// instances that hold the session in their L1 keep the old key until their
+// copy ends.
+func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	rkey := r.sessionPrefix + s.SID
+	ttl, err := r.client.PTTL(ctx, rkey).Result()
+	if err != nil {
+		return storeDown("PTTL", err)
+	}
+	if ttl <= 0 {
+		return errNoSession
+	}
+	ns := *s
+	ns.SessionKey = key
+	b, err := r.seal(&ns, time.Now().Add(ttl))
+	if err != nil {
+		return err
+	}
+	err = r.client.SetArgs(ctx, rkey, b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return errNoSession
+	case err != nil:
+		countStore("set", "error")
+		return storeDown("SET", err)
+	}
+	cachePut(r.cache, &ns, ttl)
+	return nil
+}
