@@ -75,6 +75,14 @@ var (
 		message: "The server's WeChat configuration is wrong; the operator has been told."}
 	errPayloadTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than 64 KiB."}
+
+	// Answers of the wechat_api gateway.
+	errAPINotAllowed = &apiError{status: http.StatusForbidden, code: "api_not_allowed",
+		message: "This WeChat API is not in the gateway's allow list (and the token endpoints never are)."}
+	errNoLiveSession = &apiError{status: http.StatusNotFound, code: "no_session",
+		message: "This user has no live session: the user must log in first."}
+	errGatewayTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		message: "The request body is larger than the gateway's max_body."}
 )
 
 // configErrcodes are WeChat errcodes only the operator can fix, with the
