@@ -26,6 +26,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -295,9 +296,18 @@ func testSessionKeyServices(t *testing.T, fake *wechattest.Server, auth, gw stri
 		t.Fatalf("after a reset the user signature is not made with the new key: %s", r.Body)
 	}
 	wantWeChatOK(t, send(t, "GET", gw+"/wxa/checksession"+q, nil, ""))
-	// wechat_auth decrypts with the new key too.
+	// wechat_auth decrypts with the new key too (on another instance once
+	// the news reached it, within a second).
 	enc, iv := encryptFor(t, newKey, map[string]any{"stepInfoList": []any{}, "watermark": map[string]any{"appid": testAppID, "timestamp": 1}})
-	wantStatus(t, postJSON(t, auth+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv}), http.StatusOK)
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r := postJSON(t, auth+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("data encrypted with the reset key does not decrypt: %d %s", r.Status, r.Body)
+		}
+	}
 
 	wantStatus(t, postJSON(t, auth+"/wx/logout", lr.Token, nil), http.StatusNoContent)
 	wantError(t, send(t, "GET", gw+"/wxa/checksession"+q, nil, ""), http.StatusNotFound, "no_session")
@@ -459,4 +469,25 @@ func TestGatewayKeepsTheTokenToItselfAndCountsCalls(t *testing.T) {
 		t.Errorf("audit entries lack openid, remote_ip or the audit logger:\n%s", audit)
 	}
 	os.Remove(auditPath)
+}
+
+// With Redis, a gateway in another Caddy process (sharing only Redis and
+// the signing key) serves the session-key services for sessions made by
+// wechat_auth, and a key it resets is what wechat_auth decrypts with.
+func TestGatewayOnAnotherInstanceUsesTheRedisSessions(t *testing.T) {
+	rds := rdsStart(t)
+	fake, fakeURL := startWeChat(t, optsSingleUse)
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	shared := fmt.Sprintf("\t\tapp_id %s\n\t\tapp_secret %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tstore redis %s\n\t\tsigning_key %s\n",
+		testAppID, testSecret, fakeURL, testTimeout, rds.URL, testSigningKey)
+	auth := multiNew(t, "auth", "", "\twechat_auth {\n"+shared+"\t}\n\treverse_proxy "+up.Addr)
+	gw := multiNew(t, "gateway", "", "\twechat_api {\n"+shared+"\t\tallow "+gwSessionAllow+"\n\t}")
+	multiStartAll(t, auth, gw)
+
+	u := fake.AddCode(testAppID, "gw-redis", wechattest.User{OpenID: randomOpenID()})
+	lr := loginAt(t, auth.Base, map[string]string{"code": "gw-redis"})
+	// wechat_auth holds the session in its L1 now.
+	wantStatus(t, postJSON(t, auth.Base+"/wx/refresh", lr.Token, nil), http.StatusOK)
+	testSessionKeyServices(t, fake, auth.Base, gw.Base, lr, u.OpenID)
 }
