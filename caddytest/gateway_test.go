@@ -491,3 +491,24 @@ func TestGatewayOnAnotherInstanceUsesTheRedisSessions(t *testing.T) {
 	wantStatus(t, postJSON(t, auth.Base+"/wx/refresh", lr.Token, nil), http.StatusOK)
 	testSessionKeyServices(t, fake, auth.Base, gw.Base, lr, u.OpenID)
 }
+
+// In sandbox the gateway and wechat_auth share the process's fake WeChat:
+// the fake knows the session_key of a sandbox login, so checksession
+// passes, and a message is accepted.
+func TestGatewayRunsOfflineInSandbox(t *testing.T) {
+	cf := globalOptions("") + wechatSite(siteBase, "\t\tsandbox", startUpstream(t).Addr, "") +
+		fmt.Sprintf("\n%s {\n\twechat_api {\n\t\tsandbox\n\t\tallow %s %s\n\t}\n}\n", siteBase2, wechattest.PathSubscribeSend, gwSessionAllow)
+	loadCaddy(t, cf)
+	lr := loginAt(t, siteBase, map[string]string{"code": "sandbox-gateway"})
+	wantWeChatOK(t, send(t, "POST", siteBase2+wechattest.PathSubscribeSend, http.Header{"Content-Type": {"application/json"}}, gwMessage))
+	wantWeChatOK(t, send(t, "GET", siteBase2+"/wxa/checksession?openid="+lr.OpenID, nil, ""))
+	wantWeChatOK(t, send(t, "GET", siteBase2+"/wxa/resetusersessionkey?openid="+lr.OpenID, nil, ""))
+	wantWeChatOK(t, send(t, "GET", siteBase2+"/wxa/checksession?openid="+lr.OpenID, nil, ""))
+	// The same code logs in with the reset key: sandbox encryption and
+	// decryption agree with it.
+	lr = loginAt(t, siteBase, map[string]string{"code": "sandbox-gateway"})
+	r := postJSON(t, siteBase+"/wx/sandbox/encrypt", lr.Token, map[string]any{"a": 1})
+	wantStatus(t, r, http.StatusOK)
+	sealed := r.Object(t)
+	wantStatus(t, postJSON(t, siteBase+"/wx/decrypt", lr.Token, map[string]any{"encryptedData": sealed["encryptedData"], "iv": sealed["iv"]}), http.StatusOK)
+}
