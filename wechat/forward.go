@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // APIForward names forwarded calls in errors.
@@ -122,11 +121,4 @@ func errcodeOf(body []byte) int {
 		return 0
 	}
 	return s.ErrCode
-}
-
-// IsJSON reports whether a Content-Type names JSON (WeChat sends
-// application/json, sometimes text/plain for JSON errors).
-func IsJSON(contentType string) bool {
-	ct := strings.ToLower(contentType)
-	return strings.Contains(ct, "json") || strings.HasPrefix(ct, "text/plain")
 }
