@@ -2,14 +2,11 @@ package wechatauth
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // A WeChat that answers at once: what a forwarded call costs beyond it is
@@ -35,14 +32,7 @@ const benchSecCheck = `{"content":"hello world","version":2,"scene":2,"openid":"
 // check, body read, query rewrite, token lookup, the call and the answer.
 func BenchmarkGatewayForward(b *testing.B) {
 	srv := benchWeChat(b)
-	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": b.TempDir()})
-	ctx, err := caddy.ProvisionContext(&caddy.Config{
-		StorageRaw: storage,
-		Logging:    &caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": {BaseLog: caddy.BaseLog{Level: "ERROR"}}}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ctx := benchContext(b)
 	g := &APIGateway{
 		Apps:       []App{{AppID: "wxbench000000001", AppSecret: "bench-secret"}},
 		APIBase:    srv.URL,

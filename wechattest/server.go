@@ -659,16 +659,5 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) checkSession(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, e := s.tokenApp(q.Get("access_token")); e != 0 {
-		writeErr(w, e)
-		return
-	}
-	if _, ok := s.checkSignatureLocked(q); !ok {
-		writeErr(w, ErrSessionKeyStale)
-		return
-	}
-	writeJSON(w, map[string]any{"errcode": 0, "errmsg": "ok"})
+	s.sessionAPI(w, r, false)
 }

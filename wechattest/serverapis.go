@@ -106,6 +106,12 @@ func (s *Server) checkSignatureLocked(q url.Values) (openid string, ok bool) {
 // resetSessionKey gives the user a new session_key: the old one stops
 // working, as WeChat's resetusersessionkey does.
 func (s *Server) resetSessionKey(w http.ResponseWriter, r *http.Request) {
+	s.sessionAPI(w, r, true)
+}
+
+// sessionAPI serves checksession and, with reset, resetusersessionkey:
+// both check the token and the signature made with the current key.
+func (s *Server) sessionAPI(w http.ResponseWriter, r *http.Request, reset bool) {
 	q := r.URL.Query()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,6 +122,10 @@ func (s *Server) resetSessionKey(w http.ResponseWriter, r *http.Request) {
 	openid, ok := s.checkSignatureLocked(q)
 	if !ok {
 		writeErr(w, ErrSessionKeyStale)
+		return
+	}
+	if !reset {
+		writeJSON(w, map[string]any{"errcode": 0, "errmsg": "ok"})
 		return
 	}
 	key := NewSessionKey()
