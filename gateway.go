@@ -129,11 +129,14 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
-	key, err := b.signingKey(ctx)
-	if err != nil {
-		return gatewayErr(err)
+	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(b.Store, "")); store != "" && store != "memory" {
+		// Sessions in Redis are found and sealed by the signing key.
+		key, err := b.signingKey(ctx)
+		if err != nil {
+			return gatewayErr(err)
+		}
+		b.tokens = newTokenCodec(key, issuerProduction, time.Duration(b.TokenTTL), b.secrets)
 	}
-	b.tokens = newTokenCodec(key, issuerProduction, time.Duration(b.TokenTTL), b.secrets)
 	if err := b.provisionStore(ctx); err != nil {
 		return gatewayErr(err)
 	}
