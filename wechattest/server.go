@@ -337,9 +337,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	s.mu.Lock()
-	s.calls[r.URL.Path]++
-	s.lastQuery[r.URL.Path] = r.URL.RawQuery
-	s.lastBody[r.URL.Path] = body
+	if _, seen := s.calls[r.URL.Path]; seen || len(s.calls) < maxCountedPaths {
+		s.calls[r.URL.Path]++
+	}
+	if servedPaths[r.URL.Path] {
+		// Only for the APIs served: a sandbox gateway with `allow *` is
+		// sent any path, and must not keep a copy of each.
+		s.lastQuery[r.URL.Path] = r.URL.RawQuery
+		s.lastBody[r.URL.Path] = body
+	}
 	delay := s.delay
 	var f *failure
 	if q := s.failures[r.URL.Path]; len(q) > 0 {

@@ -18,6 +18,18 @@ import (
 // WeChat's checks: an access token the fake issued, and for the session
 // APIs the signature made with the user's current session_key.
 
+// servedPaths are the API paths the fake answers.
+var servedPaths = map[string]bool{
+	PathCode2Session: true, PathStableToken: true, PathToken: true, PathPhoneNumber: true,
+	PathCheckSession: true, PathResetSessionKey: true, PathSubscribeSend: true, PathQRCode: true, PathMsgSecCheck: true,
+}
+
+// maxCountedPaths bounds how many distinct paths Calls counts.
+const maxCountedPaths = 1024
+
+// maxMessages bounds the messages kept: a sandbox may run for long.
+const maxMessages = 1000
+
 // Message is a subscription message the fake accepted.
 type Message struct {
 	AppID      string
@@ -26,7 +38,8 @@ type Message struct {
 	Data       map[string]map[string]string
 }
 
-// Messages returns the subscription messages sent so far.
+// Messages returns the subscription messages sent so far (the last
+// maxMessages).
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,6 +184,9 @@ func (s *Server) subscribeSend(w http.ResponseWriter, r *http.Request) {
 	if req.TemplateID == "" || len(req.Data) == 0 {
 		writeErr(w, ErrArgument)
 		return
+	}
+	if len(s.messages) == maxMessages {
+		s.messages = append(s.messages[:0], s.messages[1:]...)
 	}
 	s.messages = append(s.messages, Message{AppID: appid, ToUser: req.ToUser, TemplateID: req.TemplateID, Data: req.Data})
 	s.msgid++
