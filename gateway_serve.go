@@ -47,21 +47,20 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		g.serveSessionKey(w, r, label, q, body)
 		return nil
 	}
-	g.forward(w, r, label, q, "", body)
+	g.forward(w, r, label, q, r.Method, "", body)
 	return nil
 }
 
-// forward sends the call on and writes WeChat's answer as it came:
-// status, Content-Type and body. extra is added to the query.
-func (g *APIGateway) forward(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, extra string, body []byte) *wechat.Answer {
-	a, err := g.call(r.Context(), r.Method, r.URL.Path, q, extra, r.Header.Get("Content-Type"), body)
+// forward sends the call on as method and writes WeChat's answer as it
+// came: status, Content-Type and body. extra is added to the query.
+func (g *APIGateway) forward(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, method, extra string, body []byte) {
+	a, err := g.call(r.Context(), method, r.URL.Path, q, extra, r.Header.Get("Content-Type"), body)
 	if err != nil {
 		g.answerWeChatError(w, r, label, q, err)
-		return nil
+		return
 	}
 	writeAnswer(w, a)
 	g.done(r, label, answerResult(a), q.appid, q.openid)
-	return a
 }
 
 // call sends one call with the app's token (see wechat.Client.Forward).

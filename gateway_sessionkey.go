@@ -46,7 +46,8 @@ func (g *APIGateway) serveSessionKey(w http.ResponseWriter, r *http.Request, lab
 		writeJSON(w, http.StatusOK, map[string]string{"signature": sessionHMAC(s.SessionKey, body), "sig_method": "hmac_sha256"})
 		g.done(r, label, "ok", q.appid, q.openid)
 	case pathCheckSession:
-		g.forward(w, r, label, q, signatureQuery(s), nil)
+		// A GET, as WeChat documents it, whatever the caller sent.
+		g.forward(w, r, label, q, http.MethodGet, signatureQuery(s), nil)
 	case pathResetKey:
 		g.resetSessionKey(w, r, label, q, s)
 	}
