@@ -76,6 +76,14 @@ var (
 		message: "The server's WeChat configuration is wrong; the operator has been told."}
 	errPayloadTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than 64 KiB."}
+
+	// Answers of the wechat_api gateway.
+	errAPINotAllowed = &apiError{status: http.StatusForbidden, code: "api_not_allowed",
+		message: "This WeChat API is not in the gateway's allow list (and the token endpoints never are)."}
+	errNoLiveSession = &apiError{status: http.StatusNotFound, code: "no_session",
+		message: "This user has no live session: the user must log in first."}
+	errGatewayTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		message: "The request body is larger than the gateway's max_body."}
 )
 
 // configErrcodes are WeChat errcodes only the operator can fix, with the
@@ -89,28 +97,27 @@ var configErrcodes = map[int]string{
 	40002: "WeChat refused the grant type: report this as a bug in wechat_auth",
 }
 
-// fromWeChat maps an error of the wechat package to an answer. WeChat's
-// own text never reaches the client.
+// fromWeChat maps an error of the wechat package to an answer, by the kind
+// of failure the wechat package says it is. WeChat's own text never reaches
+// the client.
 func fromWeChat(err error) *apiError {
 	var we *wechat.Error
 	if !errors.As(err, &we) {
 		return errWeChatUnavailable
 	}
-	switch we.Code {
-	case 40029, 40163:
+	switch we.Kind() {
+	case wechat.KindInvalidCode:
 		return errInvalidCode.with(we.Code)
-	case 40226:
+	case wechat.KindBlocked:
 		return errUserBlocked.with(we.Code)
-	case 45011:
+	case wechat.KindRateLimited:
 		return errRateLimited.with(we.Code)
-	case -1:
-		return errWeChatUnavailable.with(we.Code)
-	}
-	if _, ok := configErrcodes[we.Code]; ok {
+	case wechat.KindConfig:
 		return errConfig.with(we.Code)
 	}
-	// An errcode WeChat has not documented for this call: nothing the
-	// client did, and nothing it can fix by retrying at once.
+	// WeChat busy, a token it refused twice, or an errcode it has not
+	// documented for this call: nothing the client did, and nothing it can
+	// fix by retrying at once.
 	return errWeChatUnavailable.with(we.Code)
 }
 

@@ -23,14 +23,7 @@ const benchSigningKey = "bench-signing-key-0123456789abcdef"
 // warning would otherwise land in benchmark output).
 func newBenchHandler(tb testing.TB, configure func(*Handler)) *Handler {
 	tb.Helper()
-	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": tb.TempDir()})
-	ctx, err := caddy.ProvisionContext(&caddy.Config{
-		StorageRaw: storage,
-		Logging:    &caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": {BaseLog: caddy.BaseLog{Level: "ERROR"}}}},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ctx := benchContext(tb)
 	h := &Handler{Sandbox: true, SigningKey: benchSigningKey}
 	if configure != nil {
 		configure(h)
@@ -41,6 +34,21 @@ func newBenchHandler(tb testing.TB, configure func(*Handler)) *Handler {
 	tb.Cleanup(func() { h.Cleanup() })
 	h.logger = zap.NewNop()
 	return h
+}
+
+// benchContext is a Caddy context with storage in a temporary directory
+// and only errors logged.
+func benchContext(tb testing.TB) caddy.Context {
+	tb.Helper()
+	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": tb.TempDir()})
+	ctx, err := caddy.ProvisionContext(&caddy.Config{
+		StorageRaw: storage,
+		Logging:    &caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": {BaseLog: caddy.BaseLog{Level: "ERROR"}}}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ctx
 }
 
 // benchLogin logs in through ServeHTTP and returns the token.

@@ -162,6 +162,9 @@ type keyedStore interface {
 // watchKeys hands the keys to the store and starts the watch of generated
 // keys.
 func (h *Handler) watchKeys() error {
+	if h.tokens == nil {
+		return nil // a gateway on the memory store signs and seals nothing
+	}
 	ks, _ := h.store.(keyedStore)
 	addKeys := func(ring *keyRing) {
 		if ks == nil {

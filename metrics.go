@@ -19,6 +19,7 @@ var metrics = struct {
 	wechatCalls   *prometheus.CounterVec
 	wechatLatency *prometheus.HistogramVec
 	store         *prometheus.CounterVec
+	apiRequests   *prometheus.CounterVec
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -57,13 +58,17 @@ func initMetrics(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "session_store_total",
 			Help: "Session store operations by op (get, set, delete, revoke) and result (hit, miss, ok, dropped, error).",
 		}, []string{"op", "result"})
+		metrics.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "api_requests_total",
+			Help: "Calls through the wechat_api gateway by path (an allow entry, or other) and result: ok, WeChat's errcode, unavailable, or the gateway's own error code.",
+		}, []string{"path", "result"})
 	})
 	if registry == nil {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
 		metrics.logins, metrics.verifications, metrics.decryptions,
-		metrics.wechatCalls, metrics.wechatLatency, metrics.store,
+		metrics.wechatCalls, metrics.wechatLatency, metrics.store, metrics.apiRequests,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.

@@ -194,7 +194,7 @@ type Handler struct {
 	secrets     map[string]string // appid → secret, placeholders resolved
 	wx          *wechat.Client
 	fake        *wechattest.Server // sandbox only
-	transport   *http.Transport    // to WeChat; its idle connections close with the config
+	wxConn      *wechatConn        // released in Cleanup
 	tokens      *tokenCodec
 	keyWatch    *keyWatch // generated keys only
 	users       *userState
@@ -257,29 +257,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.provisionUsers()
 
-	cfg := wechat.Config{
-		BaseURL: h.APIBase,
-		Apps:    h.secrets,
-		Timeout: time.Duration(h.Timeout),
-		Observe: observeWeChat,
+	conn, err := openWeChat(wechatSettings{
+		base:    h.APIBase,
+		secrets: h.secrets,
+		timeout: time.Duration(h.Timeout),
+		sandbox: h.Sandbox,
+	})
+	if err != nil {
+		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
 	}
+	h.wxConn, h.wx, h.fake = conn, conn.client, conn.fake
 	if h.Sandbox {
-		h.fake = wechattest.NewServer(wechattest.Options{AutoCodes: true, ReusableCodes: true, UnionID: true})
-		for appid, secret := range h.secrets {
-			h.fake.AddApp(appid, secret)
-		}
-		cfg.HTTPClient = h.fake.Client()
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
-	} else {
-		h.transport = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 5 * time.Second,
-		}
-		cfg.HTTPClient = &http.Client{Transport: h.transport}
 	}
-	h.wx = wechat.New(cfg)
 	h.verifyRemove = newRemovalLists(h.verifyHeaders())
 	h.routes = h.newRoutes()
 	registerHandler(h)
@@ -486,9 +476,7 @@ var stores = caddy.NewUsagePool()
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
 	h.keyWatch.stopWatch()
-	if h.transport != nil {
-		h.transport.CloseIdleConnections()
-	}
+	h.wxConn.close()
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
 		return err

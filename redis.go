@@ -190,7 +190,12 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	if err := r.client.Set(ctx, r.sessionKey(s.SID), b, ttl).Err(); err != nil {
+	_, err = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, r.sessionKey(s.SID), b, ttl)
+		r.addUserSession(ctx, pipe, s, ttl)
+		return nil
+	})
+	if err != nil {
 		countStore("set", "error")
 		return r.storeDown("SET", err)
 	}

@@ -58,7 +58,7 @@ func rdsWantDecrypts(t *testing.T, st *redisStore, s *Session) {
 // rdsACL is the ACL docs/redis.md gives for the store's Redis user (with
 // the password rdsACLPassword): the tests that use it show it is enough.
 const (
-	rdsACL         = "on >" + rdsACLPassword + " resetkeys ~wechat_auth:* resetchannels &wechat_auth:* -@all +get +set +setnx +del +pexpireat +hgetall +hmget +hset +hdel +zadd +zrangebyscore +zremrangebyscore +evalsha +eval +publish +subscribe +ping +info +wait +select +cluster|slots"
+	rdsACL         = "on >" + rdsACLPassword + " resetkeys ~wechat_auth:* resetchannels &wechat_auth:* -@all +get +set +setnx +del +pexpire +pexpireat +pttl +hgetall +hmget +hset +hdel +zadd +zrangebyscore +zrevrange +zremrangebyscore +zremrangebyrank +evalsha +eval +publish +subscribe +ping +info +wait +select +cluster|slots"
 	rdsACLPassword = "acl-password-for-tests"
 )
 
@@ -398,6 +398,10 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 		t.Fatal("logins do not work within 10 s of the promotion")
 	}
 	t.Logf("working again %v after the promotion", time.Since(promoted).Round(time.Millisecond))
+	// b has not used Redis since the kill; it too must follow within 10 s.
+	if !rdsEventually(10*time.Second-time.Since(promoted), func() bool { _, err := b.Get(ctx, before.SID); return err == nil }) {
+		t.Fatal("the other store does not read sessions within 10 s of the promotion")
+	}
 	rdsWantDecrypts(t, b, before)
 	if c := rdsStoreOn(t, cfg); !c.Revoked(revoked, time.Now()) {
 		t.Error("a revocation confirmed before the failover is lost")

@@ -35,15 +35,21 @@ type fields struct {
 // readBody reads at most maxBody bytes of the request body, giving the
 // client bodyReadTimeout to send them.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	if r.ContentLength > maxBody {
-		return nil, errPayloadTooLarge
+	return readBodyUpTo(w, r, maxBody, errPayloadTooLarge)
+}
+
+// readBodyUpTo reads at most limit bytes of the body; a larger one is
+// answered tooLarge.
+func readBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64, tooLarge *apiError) ([]byte, *apiError) {
+	if r.ContentLength > limit {
+		return nil, tooLarge
 	}
 	defer bodyDeadline(w)()
-	b, err := io.ReadAll(limitBody(w, r, maxBody))
+	b, err := io.ReadAll(limitBody(w, r, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errPayloadTooLarge
+			return nil, tooLarge
 		}
 		return nil, errInvalidRequest.withMessage("The request body could not be read.")
 	}

@@ -50,6 +50,12 @@ type sessionStore interface {
 	// Reuse adapts a store taken over from the previous config: its
 	// in-memory capacity (when maxSessions > 0) and Caddy's storage.
 	Reuse(maxSessions int, storage certmagic.Storage)
+	// NewestSession returns the user's newest live session (the last
+	// login not logged out or revoked), errNoUserSession, or an error
+	// wrapping errStoreDown.
+	NewestSession(ctx context.Context, appid, openid string) (*Session, error)
+	// SetSessionKey replaces the session_key of a stored session.
+	SetSessionKey(ctx context.Context, s *Session, key string) error
 }
 
 // Default capacity of the in-memory session store.
@@ -62,6 +68,7 @@ type memoryStore struct {
 	revoked *revocations
 	users   *userState // cut-offs and bans (usersmemory.go)
 	horizon *tokenHorizon
+	latest  *userIndex // each user's latest sessions (usersessions.go)
 }
 
 func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
@@ -84,7 +91,7 @@ func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, e
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev, users: users, horizon: horizon}, nil
+	return &memoryStore{cache: cache, revoked: rev, users: users, latest: newUserIndex(), horizon: horizon}, nil
 }
 
 // newSessionCache makes the ristretto cache that holds sessions, each at
@@ -118,6 +125,7 @@ func cacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error
 
 func (m *memoryStore) Put(_ context.Context, s *Session, ttl time.Duration) error {
 	cachePut(m.cache, s, ttl)
+	m.latest.add(s, ttl)
 	return nil
 }
 

@@ -70,6 +70,16 @@ func (u *userState) refused(id *identity) bool {
 	return ok && id.Issued.Before(v.(time.Time))
 }
 
+// sessionCut reports whether s began before its user's cut-off: every
+// token it could show was then issued before it, so the session is dead.
+func (u *userState) sessionCut(s *Session) bool {
+	if u.n.Load() == 0 {
+		return false
+	}
+	v, ok := u.cuts.Load(userKey(s.AppID, s.OpenID))
+	return ok && s.Created.Before(v.(time.Time))
+}
+
 // merge takes a record in and returns the one in force for that user.
 func (u *userState) merge(rec *userRecord) *userRecord {
 	key := userKey(rec.AppID, rec.OpenID)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Errcodes that say an access token is no longer good.
@@ -23,6 +26,29 @@ type accessToken struct {
 	expires time.Time // already less tokenMargin
 }
 
+// TokenCache holds one app's access token. It is safe for concurrent use
+// and may be shared by several Clients of the same app.
+type TokenCache struct {
+	mu      sync.Mutex
+	tok     *accessToken
+	fetches singleflight.Group
+}
+
+// NewTokenCache returns an empty cache.
+func NewTokenCache() *TokenCache { return new(TokenCache) }
+
+func (tc *TokenCache) get() *accessToken {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.tok
+}
+
+func (tc *TokenCache) set(t *accessToken) {
+	tc.mu.Lock()
+	tc.tok = t
+	tc.mu.Unlock()
+}
+
 // AccessToken returns the app's access token from POST /cgi-bin/stable_token
 // with force_refresh false, cached until five minutes before it expires.
 // Stable tokens are the same for every caller, so several instances never
@@ -33,13 +59,11 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 	if !ok {
 		return "", ErrUnknownApp
 	}
-	c.tokensMu.Lock()
-	t := c.tokens[appid]
-	c.tokensMu.Unlock()
-	if t != nil && c.now().Before(t.expires) {
+	tc := c.tokens[appid]
+	if t := tc.get(); t != nil && c.now().Before(t.expires) {
 		return t.value, nil
 	}
-	ch := c.fetches.DoChan(appid, func() (any, error) {
+	ch := tc.fetches.DoChan(appid, func() (any, error) {
 		// The fetch is shared, so it must not die with the first caller's
 		// request; both attempts share one timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
@@ -72,9 +96,7 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 			value:   out.AccessToken,
 			expires: c.now().Add(time.Duration(out.ExpiresIn)*time.Second - tokenMargin),
 		}
-		c.tokensMu.Lock()
-		c.tokens[appid] = nt
-		c.tokensMu.Unlock()
+		tc.set(nt)
 		return nt.value, nil
 	})
 	select {
@@ -90,11 +112,15 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 
 // dropAccessToken forgets the cached token if it is still the one given.
 func (c *Client) dropAccessToken(appid, value string) {
-	c.tokensMu.Lock()
-	if t := c.tokens[appid]; t != nil && t.value == value {
-		delete(c.tokens, appid)
+	tc := c.tokens[appid]
+	if tc == nil {
+		return
 	}
-	c.tokensMu.Unlock()
+	tc.mu.Lock()
+	if tc.tok != nil && tc.tok.value == value {
+		tc.tok = nil
+	}
+	tc.mu.Unlock()
 }
 
 // withAccessToken runs call with the app's access token. When WeChat says

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -93,6 +92,11 @@ type Config struct {
 	Observe Observer
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Tokens holds, per appid, the cache of its access token. Clients
+	// given the same cache share one token (and one fetch at a time), so
+	// a process that rebuilds its Client, as Caddy does on every config
+	// reload, keeps the token. Apps without one get a cache of their own.
+	Tokens map[string]*TokenCache
 }
 
 // Client calls WeChat's server APIs. It is safe for concurrent use.
@@ -106,9 +110,7 @@ type Client struct {
 
 	logins singleflight.Group // keyed by appid + code
 
-	tokensMu sync.Mutex
-	tokens   map[string]*accessToken
-	fetches  singleflight.Group // keyed by appid
+	tokens map[string]*TokenCache // by appid; fixed after New
 }
 
 // New returns a Client for cfg.
@@ -120,14 +122,27 @@ func New(cfg Config) *Client {
 		timeout: cfg.Timeout,
 		observe: cfg.Observe,
 		now:     cfg.Now,
-		tokens:  make(map[string]*accessToken),
+		tokens:  make(map[string]*TokenCache, len(cfg.Apps)),
+	}
+	for appid := range cfg.Apps {
+		tc := cfg.Tokens[appid]
+		if tc == nil {
+			tc = NewTokenCache()
+		}
+		c.tokens[appid] = tc
 	}
 	if c.base == "" {
 		c.base = DefaultBaseURL
 	}
-	if c.hc == nil {
-		c.hc = &http.Client{}
+	// A copy, so that redirects are never followed whatever the caller's
+	// client does: api_base answering 3xx is broken or hostile, and the
+	// call must fail rather than carry the secret or token elsewhere.
+	hc := http.Client{}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
@@ -170,8 +185,8 @@ func (c *Client) Code2Session(ctx context.Context, appid, code string) (*Session
 		if err := c.call(cctx, APICode2Session, http.MethodGet, "/sns/jscode2session?"+q.Encode(), nil, &s); err != nil {
 			return nil, err
 		}
-		if s.OpenID == "" || s.SessionKey == "" {
-			return nil, &UnavailableError{API: APICode2Session, Err: errors.New("answer without openid or session_key")}
+		if err := s.Session.check(); err != nil {
+			return nil, &UnavailableError{API: APICode2Session, Err: err}
 		}
 		return &s.Session, nil
 	})

@@ -150,9 +150,10 @@ func TestCode2SessionReadsWeChatsJSONLeniently(t *testing.T) {
 		body string
 		want wechat.Session
 	}{
-		{"no errcode means success", `{"openid":"o1","session_key":"k1"}`, wechat.Session{OpenID: "o1", SessionKey: "k1"}},
-		{"errcode 0 means success", `{"errcode":0,"errmsg":"ok","openid":"o1","session_key":"k1","unionid":"u1"}`, wechat.Session{OpenID: "o1", SessionKey: "k1", UnionID: "u1"}},
-		{"unknown fields ignored", `{"openid":"o1","session_key":"k1","brand_new":{"nested":[1,2,3]},"flag":true}`, wechat.Session{OpenID: "o1", SessionKey: "k1"}},
+		{"no errcode means success", `{"openid":"o1","session_key":"` + testKey + `"}`, wechat.Session{OpenID: "o1", SessionKey: testKey}},
+		{"errcode 0 means success", `{"errcode":0,"errmsg":"ok","openid":"o1","session_key":"` + testKey + `","unionid":"u1"}`, wechat.Session{OpenID: "o1", SessionKey: testKey, UnionID: "u1"}},
+		{"unknown fields ignored", `{"openid":"o1","session_key":"` + testKey + `","brand_new":{"nested":[1,2,3]},"flag":true}`, wechat.Session{OpenID: "o1", SessionKey: testKey}},
+		{"28-character openid of WeChat's alphabet", `{"openid":"oAbc-_0123456789abcdefghijkl","session_key":"` + testKey + `"}`, wechat.Session{OpenID: "oAbc-_0123456789abcdefghijkl", SessionKey: testKey}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +165,34 @@ func TestCode2SessionReadsWeChatsJSONLeniently(t *testing.T) {
 				t.Fatalf("session %+v, want %+v", *s, tt.want)
 			}
 		})
+	}
+}
+
+// testKey is a session_key shaped as WeChat's: base64 of 16 bytes.
+const testKey = "q83vEjRWeJCrze8SNFZ4kA=="
+
+// A 302 from api_base is never followed: the answer at the other end, good
+// as it may look, is not WeChat's.
+func TestCode2SessionNeverFollowsARedirect(t *testing.T) {
+	var followed int
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed++
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"openid":"oRedirected","session_key":"`+testKey+`"}`)
+	}))
+	t.Cleanup(good.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, good.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirector.Close)
+	c := wechat.New(wechat.Config{BaseURL: redirector.URL, Apps: map[string]string{appID: secret}, HTTPClient: &http.Client{}})
+	s, err := c.Code2Session(context.Background(), appID, "c")
+	var ue *wechat.UnavailableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("a redirected login gave %+v, %v; want *wechat.UnavailableError", s, err)
+	}
+	if followed != 0 {
+		t.Fatalf("the redirect was followed %d times (the secret and code went elsewhere)", followed)
 	}
 }
 
@@ -183,6 +212,14 @@ func TestCode2SessionTreatsUnusableAnswersAsUnavailable(t *testing.T) {
 		{"200 without openid", http.StatusOK, `{"session_key":"k1"}`},
 		{"200 without session_key", http.StatusOK, `{"openid":"o1"}`},
 		{"redirect", http.StatusFound, ""},
+		{"openid with CR LF", http.StatusOK, `{"openid":"o1\r\nX-WX-OPENID: victim","session_key":"` + testKey + `"}`},
+		{"openid of 200 KB", http.StatusOK, `{"openid":"` + strings.Repeat("o", 200<<10) + `","session_key":"` + testKey + `"}`},
+		{"openid of 65 characters", http.StatusOK, `{"openid":"` + strings.Repeat("o", 65) + `","session_key":"` + testKey + `"}`},
+		{"openid with a space", http.StatusOK, `{"openid":"o 1","session_key":"` + testKey + `"}`},
+		{"unionid with a quote", http.StatusOK, `{"openid":"o1","unionid":"u\"1","session_key":"` + testKey + `"}`},
+		{"session_key not base64", http.StatusOK, `{"openid":"o1","session_key":"k1"}`},
+		{"session_key of 15 bytes", http.StatusOK, `{"openid":"o1","session_key":"AAAAAAAAAAAAAAAAAAAA"}`},
+		{"session_key of 32 bytes", http.StatusOK, `{"openid":"o1","session_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

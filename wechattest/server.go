@@ -7,7 +7,6 @@ package wechattest
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -30,6 +29,11 @@ const (
 	PathToken        = "/cgi-bin/token" // classic token: served and counted, never to be used
 	PathPhoneNumber  = "/wxa/business/getuserphonenumber"
 	PathCheckSession = "/wxa/checksession"
+
+	PathResetSessionKey = "/wxa/resetusersessionkey"
+	PathSubscribeSend   = "/cgi-bin/message/subscribe/send"
+	PathQRCode          = "/wxa/getwxacodeunlimit"
+	PathMsgSecCheck     = "/wxa/msg_sec_check"
 )
 
 // WeChat errcodes the fake answers with.
@@ -48,6 +52,9 @@ const (
 	ErrRateLimited     = 45011
 	ErrInvalidGrant    = 40002
 	ErrSessionKeyStale = 87009
+	ErrArgument        = 47003
+	ErrInvalidScene    = 40169
+	ErrInvalidOpenID   = 40003
 )
 
 var errmsgs = map[int]string{
@@ -65,6 +72,9 @@ var errmsgs = map[int]string{
 	ErrRateLimited:     "api minute-quota reach limit mustslower retry next minute",
 	ErrInvalidGrant:    "invalid grant_type",
 	ErrSessionKeyStale: "invalid signature",
+	ErrArgument:        "argument invalid!",
+	ErrInvalidScene:    "invalid length for scene",
+	ErrInvalidOpenID:   "invalid openid",
 }
 
 // CodeTTL is how long a login or phone code stays valid.
@@ -144,6 +154,12 @@ type Server struct {
 	delay      time.Duration
 	calls      map[string]int
 	forced     int
+
+	lastQuery map[string]string // raw query of the last call, by path
+	lastBody  map[string][]byte // body of the last call, by path
+	resetKeys map[string]string // session_keys of derived users after a reset, by openid
+	messages  []Message         // subscription messages sent
+	msgid     int64
 }
 
 type phoneCode struct {
@@ -165,15 +181,22 @@ func NewServer(opts Options) *Server {
 		phoneCodes: make(map[string]*phoneCode),
 		failures:   make(map[string][]failure),
 		calls:      make(map[string]int),
+		lastQuery:  make(map[string]string),
+		lastBody:   make(map[string][]byte),
+		resetKeys:  make(map[string]string),
 	}
 	rand.Read(s.seed[:])
 	return s
 }
 
-// AddApp registers a mini program and its secret.
+// AddApp registers a mini program and its secret. Registering an app
+// again with the same secret keeps its access token.
 func (s *Server) AddApp(appid, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if a := s.apps[appid]; a != nil && a.secret == secret {
+		return
+	}
 	s.apps[appid] = &app{secret: secret}
 }
 
@@ -308,8 +331,21 @@ func (t inProcess) RoundTrip(r *http.Request) (resp *http.Response, err error) {
 
 // ServeHTTP answers WeChat's API routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	s.mu.Lock()
-	s.calls[r.URL.Path]++
+	if _, seen := s.calls[r.URL.Path]; seen || len(s.calls) < maxCountedPaths {
+		s.calls[r.URL.Path]++
+	}
+	if servedPaths[r.URL.Path] {
+		// Only for the APIs served: a sandbox gateway with `allow *` is
+		// sent any path, and must not keep a copy of each.
+		s.lastQuery[r.URL.Path] = r.URL.RawQuery
+		s.lastBody[r.URL.Path] = body
+	}
 	delay := s.delay
 	var f *failure
 	if q := s.failures[r.URL.Path]; len(q) > 0 {
@@ -319,10 +355,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if delay > 0 {
-		// Read the body first: until it is read, the server does not
+		// The body is read (above): until it is, the server does not
 		// notice a client that gave up, and the sleep would outlive it.
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
@@ -361,6 +395,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.phoneNumber(w, r)
 	case PathCheckSession:
 		s.checkSession(w, r)
+	case PathResetSessionKey:
+		s.resetSessionKey(w, r)
+	case PathSubscribeSend:
+		s.subscribeSend(w, r)
+	case PathQRCode:
+		s.qrCode(w, r)
+	case PathMsgSecCheck:
+		s.msgSecCheck(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -471,11 +513,9 @@ func (s *Server) autoCode(appid, jsCode string) *code {
 		u.UnionID = derivedID("u", appid, jsCode)
 	}
 	if s.opts.ReusableCodes && !s.opts.RotateSessionKey {
-		// The session_key is derived too, with a secret of this server's,
-		// so the user needs no entry.
-		m := hmac.New(sha256.New, s.seed[:])
-		m.Write([]byte(appid + "\x00" + jsCode))
-		u.SessionKey = base64.StdEncoding.EncodeToString(m.Sum(nil)[:16])
+		// The session_key is derived too, from the openid with a secret of
+		// this server's, so the user needs no entry (until a reset).
+		u.SessionKey = s.derivedKeyLocked(u.OpenID)
 		c.derived = &u
 		return c
 	}
@@ -625,17 +665,5 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) checkSession(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, e := s.tokenApp(q.Get("access_token")); e != 0 {
-		writeErr(w, e)
-		return
-	}
-	u := s.users[q.Get("openid")]
-	if u == nil || q.Get("signature") != hmacEmpty(u.SessionKey) {
-		writeErr(w, ErrSessionKeyStale)
-		return
-	}
-	writeJSON(w, map[string]any{"errcode": 0, "errmsg": "ok"})
+	s.sessionAPI(w, r, false)
 }

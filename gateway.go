@@ -1,0 +1,220 @@
+package wechatauth
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+)
+
+func init() {
+	caddy.RegisterModule(APIGateway{})
+	httpcaddyfile.RegisterHandlerDirective("wechat_api", parseGatewayCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_api", httpcaddyfile.Before, "basic_auth")
+}
+
+// defaultGatewayMaxBody is the largest request body the gateway forwards
+// unless max_body says otherwise.
+const defaultGatewayMaxBody = 10 << 20
+
+// APIGateway forwards an upstream's calls to WeChat's server APIs with the
+// app's access token added, as WeChat Cloud Hosting's open interface
+// service does: the upstream needs neither the AppSecret nor a token cache
+// of its own, and every instance of it shares the one stable token of this
+// process. It also serves the APIs that need a user's session_key
+// (checksession, resetusersessionkey, a virtual payment's user signature)
+// with the key wechat_auth keeps, which never leaves the server.
+//
+// The gateway spends the app's quota and sends messages as the app: serve
+// it only on a loopback or private address that only your upstreams reach.
+// It answers every request it gets.
+type APIGateway struct {
+	// The mini programs served, as in wechat_auth. With several, a call
+	// names its app with the from_appid query parameter or the X-WX-APPID
+	// header.
+	Apps []App `json:"apps,omitempty"`
+
+	// WeChat's API root. Default: https://api.weixin.qq.com
+	APIBase string `json:"api_base,omitempty"`
+
+	// Use the process's in-process fake WeChat (the one wechat_auth's
+	// sandbox uses) instead of the real one; no app secret may be given.
+	Sandbox bool `json:"sandbox,omitempty"`
+
+	// How long to wait for WeChat, token fetch and retries included.
+	// Default: 5s
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// The session store the session-key services read, as in
+	// wechat_auth: empty for the process's memory store, or the same
+	// redis:// URL (then also the same signing_key) as the wechat_auth
+	// that keeps the sessions.
+	Store string `json:"store,omitempty"`
+
+	// The Redis of the session store given by its parts (Sentinel,
+	// Cluster), as in wechat_auth's store redis { … }.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// The signing key of the wechat_auth whose Redis sessions are read,
+	// needed only with a Redis store; as in wechat_auth, a generated one
+	// is read from Caddy's storage when empty.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// wechat_auth's earlier signing keys, as there: any of them finds the
+	// Redis data key.
+	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
+
+	// The WeChat API paths forwarded, matched exactly (such as
+	// /cgi-bin/message/subscribe/send); "*" forwards every path. Others
+	// are answered 403 api_not_allowed. /cgi-bin/token and
+	// /cgi-bin/stable_token are never forwarded: the gateway never hands
+	// out a token. The session-key services (/wxa/checksession,
+	// /wxa/resetusersessionkey, /wechat_auth/user_signature) must be
+	// listed too.
+	Allow []string `json:"allow,omitempty"`
+
+	// The largest request body forwarded, in bytes; larger ones are
+	// answered 413. Default: 10 MiB
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	logger   *zap.Logger
+	audit    *zap.Logger
+	base     *Handler // the app, secret, key and store settings, provisioned as wechat_auth's
+	wxConn   *wechatConn
+	wx       *wechat.Client
+	allowAll bool
+	allowed  map[string]bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (APIGateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_api",
+		New: func() caddy.Module { return new(APIGateway) },
+	}
+}
+
+// Provision resolves the apps' secrets the way wechat_auth does, takes
+// the process's shared token caches and session store, and checks the
+// allow list.
+func (g *APIGateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.audit = newAuditLogger(ctx)
+	if g.MaxBody == 0 {
+		g.MaxBody = defaultGatewayMaxBody
+	}
+	if err := g.checkAllow(); err != nil {
+		return err
+	}
+	// The settings wechat_auth shares with the gateway are judged and
+	// provisioned by wechat_auth's own code, so both read them alike.
+	b := &Handler{
+		Apps:       g.Apps,
+		APIBase:    g.APIBase,
+		Sandbox:    g.Sandbox,
+		SigningKey: g.SigningKey,
+		Store:      g.Store,
+		Redis:      g.Redis,
+
+		PreviousSigningKeys: g.PreviousSigningKeys,
+		Timeout:             g.Timeout,
+		logger:              g.logger,
+
+		configErrorsLogged: new(sync.Map),
+	}
+	b.setDefaults()
+	if err := b.resolveSecrets(); err != nil {
+		return gatewayErr(err)
+	}
+	if err := b.checkConfig(); err != nil {
+		return gatewayErr(err)
+	}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_api: metrics: %w", err)
+	}
+	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(b.Store, "")); b.Redis != nil || (store != "" && store != "memory") {
+		// Sessions in Redis are found through the signing keys, which
+		// unwrap the data key that seals them.
+		ring, err := b.provisionKeys(ctx)
+		if err != nil {
+			return gatewayErr(err)
+		}
+		b.tokens = newTokenCodec(nil, issuerProduction, time.Duration(b.TokenTTL), b.secrets)
+		b.tokens.ring.Store(ring)
+	}
+	if err := b.provisionStore(ctx); err != nil {
+		return gatewayErr(err)
+	}
+	g.base = b
+	conn, err := openWeChat(wechatSettings{base: g.APIBase, secrets: b.secrets, timeout: time.Duration(b.Timeout), sandbox: g.Sandbox})
+	if err != nil {
+		return fmt.Errorf("wechat_api: WeChat client: %w", err)
+	}
+	g.wxConn, g.wx = conn, conn.client
+	if g.Sandbox {
+		g.logger.Warn("wechat_api sandbox is on: calls go to a fake WeChat; never use this in production")
+	}
+	return nil
+}
+
+// gatewayErr names the gateway in an error of wechat_auth's shared checks.
+func gatewayErr(err error) error {
+	return fmt.Errorf("wechat_api: %s", strings.TrimPrefix(err.Error(), "wechat_auth: "))
+}
+
+// tokenPaths are never forwarded, in any spelling.
+var tokenPaths = map[string]bool{"/cgi-bin/token": true, "/cgi-bin/stable_token": true}
+
+// isTokenPath reports whether p, cleaned and in lower case, is a token
+// endpoint.
+func isTokenPath(p string) bool {
+	return tokenPaths[strings.ToLower(path.Clean("/"+p))]
+}
+
+func (g *APIGateway) checkAllow() error {
+	if len(g.Allow) == 0 {
+		return fmt.Errorf("wechat_api: allow lists no path, so nothing would be forwarded: list the WeChat API paths your upstreams call, or * for all")
+	}
+	if g.MaxBody < 0 {
+		return fmt.Errorf("wechat_api: max_body must be positive")
+	}
+	g.allowed = make(map[string]bool, len(g.Allow))
+	for _, p := range g.Allow {
+		switch {
+		case p == "*":
+			g.allowAll = true
+		case !strings.HasPrefix(p, "/") || path.Clean(p) != p:
+			return fmt.Errorf("wechat_api: allow %q: a path is written as WeChat documents it, such as /wxa/msg_sec_check", p)
+		case isTokenPath(p):
+			return fmt.Errorf("wechat_api: allow %q: the token endpoints are never forwarded (the gateway never hands out a token)", p)
+		default:
+			g.allowed[p] = true
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the store and token caches.
+func (g *APIGateway) Cleanup() error {
+	g.wxConn.close()
+	if g.base != nil {
+		return g.base.Cleanup()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*APIGateway)(nil)
+	_ caddy.CleanerUpper          = (*APIGateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*APIGateway)(nil)
+	_ caddy.Module                = (*APIGateway)(nil)
+)

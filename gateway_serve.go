@@ -1,0 +1,218 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+)
+
+// ServeHTTP forwards the call to WeChat with the app's access token, or
+// serves a session-key service, or refuses it. It never calls next: the
+// gateway answers every request it gets.
+func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	p := r.URL.Path
+	label := "other"
+	if g.allowed[p] {
+		label = p
+	}
+	if isTokenPath(p) || (label == "other" && !g.allowAll) {
+		discardBody(w, r)
+		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		return nil
+	}
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		var aerr *apiError
+		if body, aerr = readBodyUpTo(w, r, g.MaxBody, errGatewayTooLarge); aerr != nil {
+			g.answerError(w, r, label, "", "", aerr)
+			return nil
+		}
+	}
+	q, aerr := splitQuery(r.URL.RawQuery, sessionKeyPaths[p])
+	if aerr == nil {
+		q.appid, aerr = g.pickApp(q.fromAppID, r.Header.Get("X-WX-APPID"))
+	}
+	if aerr != nil {
+		g.answerError(w, r, label, q.appid, "", aerr)
+		return nil
+	}
+	if sessionKeyPaths[p] {
+		g.serveSessionKey(w, r, label, q, body)
+		return nil
+	}
+	g.forward(w, r, label, q, r.Method, "", body)
+	return nil
+}
+
+// forward sends the call on as method and writes WeChat's answer as it
+// came: status, Content-Type and body. extra is added to the query.
+func (g *APIGateway) forward(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, method, extra string, body []byte) {
+	a, err := g.call(r.Context(), method, r.URL.Path, q, extra, r.Header.Get("Content-Type"), body)
+	if err != nil {
+		g.answerWeChatError(w, r, label, q, err)
+		return
+	}
+	writeAnswer(w, a)
+	g.done(r, label, answerResult(a), q.appid, q.openid)
+}
+
+// call sends one call with the app's token (see wechat.Client.Forward).
+func (g *APIGateway) call(ctx context.Context, method, path string, q gatewayQuery, extra, contentType string, body []byte) (*wechat.Answer, error) {
+	query := q.rest
+	if extra != "" {
+		if query != "" {
+			query += "&"
+		}
+		query += extra
+	}
+	return g.wx.Forward(ctx, q.appid, method, path, query, contentType, body)
+}
+
+func writeAnswer(w http.ResponseWriter, a *wechat.Answer) {
+	h := w.Header()
+	if a.ContentType != "" {
+		h.Set("Content-Type", a.ContentType)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(a.Body)))
+	w.WriteHeader(a.Status)
+	w.Write(a.Body)
+}
+
+// answerResult is the metric's result of a WeChat answer: ok, its
+// errcode, or unavailable for a 5xx without one.
+func answerResult(a *wechat.Answer) string {
+	switch {
+	case a.Errcode != 0:
+		return errcodeLabel(a.Errcode)
+	case a.Status >= 500:
+		return "unavailable"
+	}
+	return "ok"
+}
+
+// errcodeLabel keeps metric labels a bounded set whatever WeChat sends:
+// WeChat's errcodes are -1 and five or six digits.
+func errcodeLabel(code int) string {
+	if code < -1 || code > 999999 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
+// answerWeChatError answers a call WeChat gave no usable answer to, or
+// whose token could not be had.
+func (g *APIGateway) answerWeChatError(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, err error) {
+	ae := g.base.wechatFailure(r.Context(), "api "+label, q.appid, err)
+	result := "unavailable"
+	var we *wechat.Error
+	if errors.As(err, &we) {
+		result = errcodeLabel(we.Code)
+	}
+	writeError(w, r, ae)
+	g.done(r, label, result, q.appid, q.openid)
+}
+
+// answerError writes one of the gateway's own error answers.
+func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, appid, openid string, ae *apiError) {
+	writeError(w, r, ae)
+	g.done(r, label, ae.code, appid, openid)
+}
+
+// done counts the call and writes its audit entry.
+func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) {
+	metrics.apiRequests.WithLabelValues(label, result).Inc()
+	auditEvent(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
+}
+
+// pickApp chooses the app: the only one, else the one from_appid names,
+// else the one X-WX-APPID names.
+func (g *APIGateway) pickApp(fromAppID, header string) (string, *apiError) {
+	secrets := g.base.secrets
+	if len(secrets) == 1 {
+		for id := range secrets {
+			return id, nil
+		}
+	}
+	appid := fromAppID
+	if appid == "" {
+		appid = header
+	}
+	if appid == "" {
+		return "", errInvalidRequest.withMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
+	}
+	if _, ok := secrets[appid]; !ok {
+		return "", errInvalidRequest.withMessage("The appid is not one this gateway serves.")
+	}
+	return appid, nil
+}
+
+// gatewayQuery is a caller's query string taken apart.
+type gatewayQuery struct {
+	rest      string // what goes on to WeChat, in the caller's order and encoding
+	fromAppID string
+	openid    string
+	appid     string // the app chosen
+}
+
+// splitQuery removes access_token (the caller's is never sent: the app's
+// is added) and from_appid from a query; with sessionKey it also removes
+// signature and sig_method, which the gateway makes, and requires openid.
+// Names are compared decoded, so an encoded access%5Ftoken is removed too.
+func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
+	var q gatewayQuery
+	if !sessionKey && !strings.Contains(raw, "%") && !strings.Contains(raw, "access_token") && !strings.Contains(raw, "from_appid") {
+		q.rest = raw
+		return q, nil
+	}
+	var rest strings.Builder
+	var seenFrom bool
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return q, errInvalidRequest.withMessage("The query string is malformed.")
+		}
+		switch {
+		case name == "access_token":
+			continue
+		case name == "from_appid":
+			if seenFrom {
+				return q, errInvalidRequest.withMessage("from_appid is given twice.")
+			}
+			seenFrom = true
+			if q.fromAppID, err = url.QueryUnescape(v); err != nil {
+				return q, errInvalidRequest.withMessage("The query string is malformed.")
+			}
+			continue
+		case sessionKey && (name == "signature" || name == "sig_method"):
+			continue
+		case sessionKey && name == "openid":
+			if q.openid != "" {
+				return q, errInvalidRequest.withMessage("openid is given twice.")
+			}
+			if q.openid, err = url.QueryUnescape(v); err != nil || !wechat.ValidID(q.openid) {
+				return q, errInvalidRequest.withMessage("The openid is malformed.")
+			}
+		}
+		if rest.Len() > 0 {
+			rest.WriteByte('&')
+		}
+		rest.WriteString(part)
+	}
+	if sessionKey && q.openid == "" {
+		return q, errInvalidRequest.withMessage("The query parameter openid is required: the user whose session is meant.")
+	}
+	q.rest = rest.String()
+	return q, nil
+}

@@ -1,0 +1,89 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// In Redis each user has a sorted set of their latest session ids, scored
+// by creation time, so any instance finds the user's newest live session.
+
+// redisUserKey names the sorted set of a user's sessions, beside the
+// sessions themselves. appid and openid hold no ':' (a validated openid is
+// [A-Za-z0-9_-]).
+func redisUserKey(sessionPrefix, appid, openid string) string {
+	return strings.TrimSuffix(sessionPrefix, "session:") + "user:" + appid + ":" + openid
+}
+
+// addUserSession queues, on pipe, the recording of a new session of its
+// user: added, the set trimmed to the latest userSessionsKept, and kept as
+// long as the session.
+func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *Session, ttl time.Duration) {
+	key := redisUserKey(r.sessionPrefix, s.AppID, s.OpenID)
+	pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
+	pipe.ZRemRangeByRank(ctx, key, 0, -userSessionsKept-1)
+	pipe.PExpire(ctx, key, ttl)
+}
+
+// NewestSession reads the user's latest session ids from Redis and returns
+// the newest that is live.
+func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, userSessionsKept-1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		countStore("get", "error")
+		return nil, r.storeDown("ZREVRANGE", err)
+	}
+	return newestLive(ctx, r, appid, openid, sids)
+}
+
+// rekeyedMark, published on the revocation channel after a sid, tells the
+// other instances that the session's key changed. Instances that predate
+// it ignore the message (it is no revocation time).
+const rekeyedMark = "rekeyed"
+
+// SetSessionKey replaces the session_key of a stored session, keeping its
+// expiry; a session deleted meanwhile (a logout) stays deleted. Every
+// instance drops its L1 copy of the session, so all read the new key.
+func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	defer cancel()
+	rkey := r.sessionKey(s.SID)
+	ttl, err := r.client.PTTL(ctx, rkey).Result()
+	if err != nil {
+		return r.storeDown("PTTL", err)
+	}
+	if ttl <= 0 {
+		return errNoSession
+	}
+	ns := *s
+	ns.SessionKey = key
+	b, err := r.seal(&ns, time.Now().Add(ttl))
+	if err != nil {
+		return err
+	}
+	var set *redis.StatusCmd
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetArgs(ctx, rkey, b, redis.SetArgs{Mode: "XX", KeepTTL: true})
+		// Other instances drop their L1 copy, which holds the old key.
+		p.Publish(ctx, r.channel, s.SID+" "+rekeyedMark)
+		return nil
+	})
+	if err == nil {
+		err = set.Err()
+	}
+	switch {
+	case errors.Is(err, redis.Nil):
+		return errNoSession
+	case err != nil:
+		countStore("set", "error")
+		return r.storeDown("SET", err)
+	}
+	cachePut(r.cache, &ns, ttl)
+	return nil
+}

@@ -1,0 +1,124 @@
+package wechat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// APIForward names forwarded calls in errors.
+const APIForward = "forward"
+
+// MaxForwardAnswer bounds how much of a forwarded call's answer is read:
+// WeChat's largest answers (QR code images) are far smaller.
+const MaxForwardAnswer = 16 << 20
+
+// Answer is WeChat's answer to a forwarded call, as it came.
+type Answer struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	// Errcode is the errcode of a JSON answer, 0 when there is none.
+	Errcode int
+}
+
+// Forward calls WeChat's server API at path for the app, with rawQuery (a
+// query string without access_token) and the app's access token added.
+// It is the core of a token-adding gateway:
+//   - when WeChat answers that the token is invalid or expired (40001,
+//     40014, 42001), the cached token is dropped, a stable token fetched
+//     again (never with force_refresh) and the call sent once more;
+//   - after a transport failure only a GET is sent again, since a POST may
+//     already have acted (a message sent);
+//   - a redirect or an answer larger than MaxForwardAnswer is an
+//     *UnavailableError, any other answer is returned as it is, whatever
+//     its status.
+//
+// Errors never contain the URL, which holds the token.
+func (c *Client) Forward(ctx context.Context, appid, method, path, rawQuery, contentType string, body []byte) (*Answer, error) {
+	// One budget for the whole call: token fetch, call and retries.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var ans *Answer
+	err := c.withAccessToken(ctx, appid, func(tok string) error {
+		var err error
+		ans, err = c.forwardOnce(ctx, method, path, rawQuery, tok, contentType, body)
+		var ue *UnavailableError
+		if errors.As(err, &ue) && method == http.MethodGet && ctx.Err() == nil {
+			ans, err = c.forwardOnce(ctx, method, path, rawQuery, tok, contentType, body)
+		}
+		if err != nil {
+			return err
+		}
+		if KindOfErrcode(ans.Errcode) == KindTokenInvalid {
+			return &Error{API: APIForward, Code: ans.Errcode}
+		}
+		return nil
+	})
+	var we *Error
+	if errors.As(err, &we) && ans != nil && ans.Errcode == we.Code {
+		// The token was refused twice: the caller gets WeChat's answer.
+		return ans, nil
+	}
+	return ans, err
+}
+
+func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, contentType string, body []byte) (*Answer, error) {
+	u := c.base + (&url.URL{Path: path}).EscapedPath() + "?"
+	if rawQuery != "" {
+		u += rawQuery + "&"
+	}
+	u += "access_token=" + url.QueryEscape(tok)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, &UnavailableError{API: APIForward, Err: errors.New("cannot build request (check api_base and the path)")}
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &UnavailableError{API: APIForward, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, &UnavailableError{API: APIForward, Err: fmt.Errorf("HTTP status %d: WeChat does not redirect", resp.StatusCode)}
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxForwardAnswer+1))
+	if err != nil {
+		return nil, &UnavailableError{API: APIForward, Err: stripURL(err)}
+	}
+	if len(raw) > MaxForwardAnswer {
+		return nil, &UnavailableError{API: APIForward, Err: errors.New("answer too large")}
+	}
+	return &Answer{
+		Status:      resp.StatusCode,
+		ContentType: resp.Header.Get("Content-Type"),
+		Body:        raw,
+		Errcode:     errcodeOf(raw),
+	}, nil
+}
+
+// errcodeOf reads the errcode of a JSON object answer; an image, or JSON
+// without one, has none. The cheap test comes first: most answers are
+// either an image or short JSON.
+func errcodeOf(body []byte) int {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	if len(b) == 0 || b[0] != '{' || !bytes.Contains(b, []byte(`"errcode"`)) {
+		return 0
+	}
+	var s status
+	if json.Unmarshal(b, &s) != nil {
+		return 0
+	}
+	return s.ErrCode
+}

@@ -1,0 +1,66 @@
+package wechat_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/wechat"
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+func TestForwardAddsTheTokenAndRetriesOnceWhenWeChatRefusesIt(t *testing.T) {
+	e := newEnv(t, wechattest.Options{}, wechat.Config{})
+	body := []byte(`{"touser":"o1","template_id":"t","data":{"k":{"value":"v"}}}`)
+	a, err := e.client.Forward(context.Background(), appID, "POST", wechattest.PathSubscribeSend, "lang=en", "application/json", body)
+	if err != nil || a.Status != 200 || a.Errcode != 0 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if q := e.fake.LastQuery(wechattest.PathSubscribeSend); q != "lang=en&access_token="+e.fake.AccessToken(appID) {
+		t.Fatalf("WeChat got query %q", q)
+	}
+	e.fake.InvalidateAccessToken(appID)
+	if a, err = e.client.Forward(context.Background(), appID, "POST", wechattest.PathSubscribeSend, "", "application/json", body); err != nil || a.Errcode != 0 {
+		t.Fatalf("after an invalidated token: %+v %v", a, err)
+	}
+	if n := e.fake.Calls(wechattest.PathStableToken); n != 2 {
+		t.Errorf("%d stable_token calls, want 2", n)
+	}
+	// Refused twice: WeChat's answer, no third try.
+	e.fake.FailNext(wechattest.PathSubscribeSend, 40014)
+	e.fake.FailNext(wechattest.PathSubscribeSend, 42001)
+	before := e.fake.Calls(wechattest.PathSubscribeSend)
+	a, err = e.client.Forward(context.Background(), appID, "POST", wechattest.PathSubscribeSend, "", "application/json", body)
+	if err != nil || a.Errcode != 42001 || e.fake.Calls(wechattest.PathSubscribeSend) != before+2 {
+		t.Fatalf("refused twice: %+v %v, %d calls", a, err, e.fake.Calls(wechattest.PathSubscribeSend)-before)
+	}
+	if e.fake.ForcedRefreshes() != 0 {
+		t.Error("a forced refresh was made")
+	}
+}
+
+func TestForwardNeverFollowsARedirectNorLeaksTheToken(t *testing.T) {
+	var followed int
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed++ }))
+	t.Cleanup(elsewhere.Close)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wechattest.PathStableToken {
+			w.Write([]byte(`{"access_token":"TOKEN-do-not-leak","expires_in":7200}`))
+			return
+		}
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+	_, err := c.Forward(context.Background(), appID, "GET", "/wxa/x", "", "", nil)
+	var ue *wechat.UnavailableError
+	if !errors.As(err, &ue) || followed != 0 {
+		t.Fatalf("err %v, followed %d times; want unavailable, never followed", err, followed)
+	}
+	if strings.Contains(err.Error(), "TOKEN") {
+		t.Fatalf("the error holds the token: %v", err)
+	}
+}
