@@ -96,7 +96,14 @@ func TestRedisUpgradeKeepsSessionsAndRevocationsOfTheOldLayout(t *testing.T) {
 	if !up.Revoked(revoked, time.Now()) {
 		t.Fatal("a logout made before the upgrade is forgotten")
 	}
-	// An instance not yet upgraded publishes a logout the old way.
+	// An instance not yet upgraded publishes a logout the old way, once
+	// the upgraded one listens on the old channel.
+	if !rdsEventually(2*time.Second, func() bool {
+		n, err := c.PubSubNumSub(ctx, prefix+"revoked").Result()
+		return err == nil && n[prefix+"revoked"] > 0
+	}) {
+		t.Fatal("the upgraded instance does not listen on the earlier version's channel")
+	}
 	late := newSID()
 	c.Publish(ctx, prefix+"revoked", late+" "+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10))
 	if !rdsEventually(time.Second, func() bool { return up.Revoked(late, time.Now()) }) {

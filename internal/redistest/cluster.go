@@ -234,6 +234,16 @@ func (c *Cluster) WaitPromoted(dead *Server, within time.Duration) time.Time {
 func (c *Cluster) CommandCount() int {
 	c.t.Helper()
 	total := 0
+	for _, n := range c.CommandStats() {
+		total += n
+	}
+	return total
+}
+
+// CommandStats is how often each command ran, over every node that runs.
+func (c *Cluster) CommandStats() map[string]int {
+	c.t.Helper()
+	all := make(map[string]int)
 	for _, n := range c.Nodes {
 		if n.cmd == nil {
 			continue
@@ -243,7 +253,9 @@ func (c *Cluster) CommandCount() int {
 			rc = n.Client()
 			c.counters[n] = rc
 		}
-		total += CommandCount(c.t, rc)
+		for name, k := range CommandStats(c.t, rc) {
+			all[name] += k
+		}
 	}
-	return total
+	return all
 }

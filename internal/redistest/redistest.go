@@ -139,20 +139,31 @@ func (s *Server) Client() *redis.Client {
 // commandstats), less the INFO calls themselves, as seen through c.
 func CommandCount(t testing.TB, c *redis.Client) int {
 	t.Helper()
+	total := 0
+	for _, n := range CommandStats(t, c) {
+		total += n
+	}
+	return total
+}
+
+// CommandStats is how often Redis has run each command (INFO
+// commandstats), less the INFO calls themselves, as seen through c.
+func CommandStats(t testing.TB, c *redis.Client) map[string]int {
+	t.Helper()
 	info, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0
+	stats := make(map[string]int)
 	for _, line := range strings.Split(info, "\n") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
 		if !ok || name == "cmdstat_info" {
 			continue
 		}
 		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		total += n
+		stats[strings.TrimPrefix(name, "cmdstat_")] = n
 	}
-	return total
+	return stats
 }
 
 // Dump returns every key of Redis with its value, as text and as DUMP
