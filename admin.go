@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -97,9 +99,26 @@ func storesOf(appid string) ([]userStore, time.Duration) {
 		}
 		seen[us] = true
 		out = append(out, us)
-		ttl = max(ttl, time.Duration(h.TokenTTL))
+		ttl = max(ttl, time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
 	}
 	return out, ttl
+}
+
+// keepUntil is when a cut-off made at cut stops mattering: every session
+// begun before it has ended (ttl is the longest token_ttl and session_ttl
+// of the sites serving the app) and every token issued before it has
+// expired, whatever token_ttl was when it was issued (each store's token
+// horizon).
+func keepUntil(ctx context.Context, stores []userStore, cut time.Time, ttl time.Duration) time.Time {
+	keep := cut.Add(ttl)
+	for _, us := range stores {
+		if ss, ok := us.(sessionStore); ok {
+			if hz, _ := ss.Horizon(ctx); hz.After(keep) {
+				keep = hz
+			}
+		}
+	}
+	return keep.Add(time.Minute)
 }
 
 // allStores returns every distinct store of the live handlers.
@@ -168,8 +187,8 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
-	if !validOpenID(req.OpenID) {
-		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 128 letters, digits, '-' and '_'.")
+	if !wechat.ValidID(req.OpenID) {
+		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 64 letters, digits, '-' and '_'.")
 	}
 	if len(req.Reason) > maxReason || !utf8.ValidString(req.Reason) {
 		return &req, nil, 0, badRequest("The reason must be UTF-8 text of at most %d bytes.", maxReason)
@@ -179,20 +198,6 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 		return &req, nil, 0, &adminError{http.StatusNotFound, "unknown_app", "No wechat_auth site serves this appid."}
 	}
 	return &req, stores, ttl, nil
-}
-
-// validOpenID accepts what WeChat's openids are made of.
-func validOpenID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // nextCutOff is the cut-off of a revocation made at now: the next whole
@@ -235,7 +240,7 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 	now := time.Now()
 	cur := stores[0].userState().record(req.AppID, req.OpenID)
 	cut := nextCutOff(stores, req, now)
-	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now}
+	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
 	// A revocation leaves a ban as it is.
 	rec.Ban = cur.Ban
 	if aerr := save(r, stores, rec); aerr != nil {
@@ -276,7 +281,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 	}
 	cut := nextCutOff(stores, req, now)
 	rec := &userRecord{
-		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: cut.Add(ttl + time.Minute), Changed: now,
+		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
 		Ban: &userBan{Since: now, Until: until, Reason: req.Reason},
 	}
 	if aerr := save(r, stores, rec); aerr != nil {
@@ -352,7 +357,7 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
 	writeAdminError(w, e)
 	var appid, openid string
-	if req != nil && validOpenID(req.OpenID) && len(req.AppID) <= 64 {
+	if req != nil && wechat.ValidID(req.OpenID) && len(req.AppID) <= 64 {
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}

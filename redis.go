@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/go-redis/v9"
@@ -298,4 +299,10 @@ func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
 	return r.horizon.time(), nil
 }
 
-var _ sessionStore = (*redisStore)(nil)
+// Interface guards
+var (
+	_ sessionStore     = (*redisStore)(nil)
+	_ userStore        = (*redisStore)(nil)
+	_ keyedStore       = (*redisStore)(nil)
+	_ caddy.Destructor = (*redisStore)(nil)
+)

@@ -187,8 +187,10 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 		OpenID:     ws.OpenID,
 		UnionID:    ws.UnionID,
 		SessionKey: ws.SessionKey,
-		Created:    time.Now(),
 	}
+	// Dated as its first token is: after a revocation of the user in this
+	// second, at the cut-off, so neither counts as begun before it.
+	s.Created = h.issueTime(s)
 	noteAudit(r, appid, s.OpenID, s.SID)
 	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
 		h.logger.Warn("session store refused a new session", zap.Error(err))
@@ -241,6 +243,11 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 		return err
 	}
 	if aerr := skipBody(w, r); aerr != nil {
+		return aerr
+	}
+	// A token that slipped past a ban (issued on an instance that had not
+	// heard of it yet) must not be renewed.
+	if aerr := h.checkBanned(s.AppID, s.OpenID); aerr != nil {
 		return aerr
 	}
 	return h.writeToken(r.Context(), w, s)

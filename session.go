@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -191,10 +192,15 @@ func resize(c *ristretto.Cache[string, *Session], maxSessions int) {
 	}
 }
 
-var _ sessionStore = (*memoryStore)(nil)
-
 // Destruct frees the cache when the last config using it is unloaded.
 func (m *memoryStore) Destruct() error {
 	m.cache.Close()
 	return nil
 }
+
+// Interface guards
+var (
+	_ sessionStore     = (*memoryStore)(nil)
+	_ userStore        = (*memoryStore)(nil)
+	_ caddy.Destructor = (*memoryStore)(nil)
+)

@@ -1,8 +1,14 @@
 package wechatauth
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
 // Two revocations within one second: a token issued between them (dated
@@ -28,5 +34,85 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	other := &identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), userKey: userKey(testAppID, "oOther")}
 	if m.users.refused(other) {
 		t.Error("another user's token is refused")
+	}
+}
+
+// userRules is a site on the memory store with a user logged in, and the
+// means to cut or ban that user as the admin API does.
+type userRules struct {
+	*site
+	us     userStore
+	openid string
+}
+
+func newUserRules(t *testing.T) *userRules {
+	t.Helper()
+	s := newSite(t, &Handler{}, wechattest.Options{AutoCodes: true, ReusableCodes: true})
+	a := s.login("same-user")
+	return &userRules{site: s, us: s.h.store.(userStore), openid: a.OpenID}
+}
+
+func (u *userRules) record(cut time.Time, ban *userBan) {
+	u.t.Helper()
+	rec := &userRecord{AppID: siteAppID, OpenID: u.openid, RevokedBefore: cut, Keep: cut.Add(time.Hour), Changed: time.Now(), Ban: ban}
+	if err := u.us.saveUser(context.Background(), rec); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// A login right after a revocation is the user's live session: its
+// session is dated like its token, not before the cut-off, so the
+// gateway's session-key services find it.
+func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
+	u := newUserRules(t)
+	u.record(nextCutOff([]userStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}, time.Now()), nil)
+	again := u.login("same-user")
+	if w := u.serve(http.MethodGet, "/api", "", "", bearer(again.Token)); w.Code != http.StatusTeapot {
+		t.Fatalf("the new login's token: %d %s", w.Code, w.Body)
+	}
+	s, err := u.h.store.NewestSession(context.Background(), siteAppID, u.openid)
+	if err != nil {
+		t.Fatalf("newest session after a login right after a revocation: %v", err)
+	}
+	if s.Created.Before(u.us.userState().record(siteAppID, u.openid).RevokedBefore) {
+		t.Errorf("the session is dated %v, before the cut-off", s.Created)
+	}
+}
+
+// A token that slipped past a ban (issued after its cut-off, as on an
+// instance that had not heard of the ban yet) is not renewed, and the
+// banned user has no live session for the session-key services.
+func TestBannedUserCannotRefreshASlippedToken(t *testing.T) {
+	u := newUserRules(t)
+	slipped := u.login("same-user")
+	u.record(time.Now().Add(-time.Hour), &userBan{Since: time.Now()})
+	if w := u.serve(http.MethodGet, "/api", "", "", bearer(slipped.Token)); w.Code != http.StatusTeapot {
+		t.Fatalf("the slipped token should still pass a proxied request for this test to mean anything: %d", w.Code)
+	}
+	w := u.serve(http.MethodPost, "/wx/refresh", "", "", bearer(slipped.Token))
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "user_blocked") {
+		t.Errorf("refresh under a ban: %d %s, want 403 user_blocked", w.Code, w.Body)
+	}
+	if _, err := u.h.store.NewestSession(context.Background(), siteAppID, u.openid); !errors.Is(err, errNoUserSession) {
+		t.Errorf("newest session of a banned user: %v, want none", err)
+	}
+}
+
+// A cut-off is kept until every session begun before it has ended and
+// every token issued before it has expired, even one issued under a
+// longer token_ttl than any site has now.
+func TestUserCutOffIsKeptForSessionsAndLongLivedTokens(t *testing.T) {
+	u := newUserRules(t)
+	stores, ttl := storesOf(siteAppID)
+	if len(stores) != 1 || ttl < time.Duration(u.h.SessionTTL) {
+		t.Fatalf("storesOf: %d stores, keep for %v, want at least session_ttl %v", len(stores), ttl, time.Duration(u.h.SessionTTL))
+	}
+	horizon := time.Now().Add(30 * 24 * time.Hour)
+	if err := u.h.store.ExtendHorizon(context.Background(), horizon); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	if keep := keepUntil(context.Background(), stores, cut, ttl); keep.Before(horizon) || keep.Before(cut.Add(time.Duration(u.h.SessionTTL))) {
+		t.Errorf("cut-off kept until %v: before the token horizon %v or the end of sessions begun before it", keep, horizon)
 	}
 }

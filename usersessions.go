@@ -37,8 +37,13 @@ func newestLive(ctx context.Context, st sessionStore, appid, openid string, sids
 		case s.AppID != appid || s.OpenID != openid:
 			continue
 		}
-		if us, ok := st.(userStore); ok && us.userState().sessionCut(s) {
-			continue // the user was revoked or banned after this login
+		if us, ok := st.(userStore); ok {
+			if us.userState().banned(appid, openid, now) != nil {
+				return nil, errNoUserSession
+			}
+			if us.userState().sessionCut(s) {
+				continue // the user was revoked or banned after this login
+			}
 		}
 		return s, nil
 	}
