@@ -420,10 +420,11 @@ func (h *Handler) checkConfig() error {
 
 // provisionStore takes the session store from the usage pool, so sessions
 // outlive config reloads. There is one memory store per process, and one
-// Redis store per Redis and signing key: handlers with different keys never
-// share one, since each finds the key that seals the session_keys kept in
-// Redis through its own signing keys. A Redis is named by a hash of its URL
-// or block, passwords included.
+// Redis store per Redis and deployment: handlers whose signing keys share
+// none never share one, since each finds the key that seals the
+// session_keys kept in Redis through its own signing keys, while a key
+// rotation keeps its store (redisStoreKey). A Redis is named by a hash of
+// its URL or block, passwords included.
 func (h *Handler) provisionStore(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	raw := strings.TrimSpace(repl.ReplaceKnown(h.Store, ""))
@@ -450,7 +451,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		}
 	} else {
 		ring := h.tokens.ring.Load()
-		h.storeKey = "redis\x00" + conn.id + "\x00" + ring.signer().kid
+		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
 			return newRedisStore(conn, ring, h.MaxSessions, h.logger)
 		}
@@ -465,6 +466,24 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		h.store.Reuse(h.MaxSessions, ctx.Storage())
 	}
 	return h.watchKeys()
+}
+
+// redisStoreKey names the store of a Redis and a set of signing keys in
+// the usage pool. A key rotation (signing_key NEW OLD, then NEW, or a
+// generated key replaced) keeps the store of the keys it shares one with:
+// a new store per rotation would start with an empty L1 and, when the old
+// one is cleaned up, lose the logouts it still had to write to Redis.
+func redisStoreKey(conn *redisConn, ring *keyRing) string {
+	prefix := "redis\x00" + conn.id + "\x00"
+	key := prefix + ring.signer().kid
+	stores.Range(func(k, v any) bool {
+		if rs, ok := v.(*redisStore); ok && strings.HasPrefix(k.(string), prefix) && rs.sharesKey(ring) {
+			key = k.(string)
+			return false
+		}
+		return true
+	})
+	return key
 }
 
 // stores holds the session stores across config reloads: a new config is

@@ -351,3 +351,32 @@ func TestRedisTokenHorizonIsSharedByInstances(t *testing.T) {
 		t.Fatalf("a token within the horizon needs no Redis: %v", err)
 	}
 }
+
+// A key rotation on reload (signing_key NEW OLD, then NEW) keeps the Redis
+// store: its L1, its subscription and the logouts it has still to write
+// to Redis. A site with unrelated keys gets a store of its own.
+func TestKeyRotationKeepsTheRedisStore(t *testing.T) {
+	srv := rdsStart(t)
+	site := func(keys ...string) *Handler {
+		h := &Handler{Sandbox: true, Store: srv.URL, SigningKey: keys[0], PreviousSigningKeys: keys[1:]}
+		if err := provision(t, h); err != nil {
+			t.Fatalf("provision with %d keys: %v", len(keys), err)
+		}
+		return h
+	}
+	oldKey, newKey := string(rdsKeyA), string(rdsKeyB)
+	before := site(oldKey)
+	during := site(newKey, oldKey)
+	if during.store != before.store {
+		t.Fatal("signing_key NEW OLD made a new Redis store")
+	}
+	before.Cleanup()
+	after := site(newKey)
+	if after.store != during.store {
+		t.Fatal("signing_key NEW, after NEW OLD, made a new Redis store")
+	}
+	other := site("an-unrelated-deployment-signing-key-0123456789")
+	if other.store == after.store {
+		t.Fatal("a site with unrelated signing keys shares the store")
+	}
+}

@@ -201,6 +201,19 @@ func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyRing) error {
 	return r.keepDataKey(ctx)
 }
 
+// sharesKey reports whether the store knows one of ring's signing keys:
+// then both belong to one deployment, before and after a rotation.
+func (r *redisStore) sharesKey(ring *keyRing) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for kid := range ring.byKID {
+		if r.ring.byKID[kid] != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // keepDataKey writes the data key back under every signing key that lacks
 // it: after a new key, and after Redis restarted without its data (sync
 // calls it then), so that an instance starting afterwards finds it.
