@@ -245,3 +245,16 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 		}
 	}
 }
+
+// The rings are kept where the docs say, beside the single keys of
+// earlier versions.
+func TestKeyRingsAreKeptUnderTheirDocumentedNames(t *testing.T) {
+	for name, want := range map[string]string{
+		signingKeyName:        "wechat_auth/signing_keys",
+		signingKeyNameSandbox: "wechat_auth/signing_keys_sandbox",
+	} {
+		if got := (&generatedKeys{name: name}).ringName(); got != want {
+			t.Errorf("the ring of %s is kept as %s, want %s", name, got, want)
+		}
+	}
+}

@@ -165,8 +165,11 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	if !validCode(f.Code) {
+	switch {
+	case f.Code == "":
 		return errInvalidRequest.withMessage("The field code is required: send the code from wx.login.")
+	case !validCode(f.Code):
+		return errInvalidRequest.withMessage("The field code is malformed: send the code from wx.login as it is.")
 	}
 	appid, aerr := h.pickApp(f.AppID)
 	if aerr != nil {

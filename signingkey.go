@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -48,12 +49,17 @@ func (sr *storedRing) keyRing() *keyRing {
 // lock after reading the ring again, so instances sharing storage agree.
 type generatedKeys struct {
 	storage  certmagic.Storage
-	name     string        // legacy single key; the ring is name + "s"
+	name     string        // the single key of earlier versions; see ringName
 	rotation time.Duration // 0: never
 	keep     time.Duration // how long a retired key keeps verifying
 }
 
-func (g *generatedKeys) ringName() string { return g.name + "s" }
+// ringName is where the ring is kept: wechat_auth/signing_keys beside
+// wechat_auth/signing_key, wechat_auth/signing_keys_sandbox beside
+// wechat_auth/signing_key_sandbox.
+func (g *generatedKeys) ringName() string {
+	return strings.Replace(g.name, "signing_key", "signing_keys", 1)
+}
 
 // due reports whether the ring needs a new key at now.
 func (g *generatedKeys) due(sr *storedRing, now time.Time) bool {

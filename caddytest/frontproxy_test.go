@@ -308,6 +308,19 @@ func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
 		return replaceAll(t, docBlock(t, "caddy-front"), "http://:8081", siteBase2, "127.0.0.1:8000", up)
 	})
 	checkFront(t, fs, siteBase2, true)
+
+	// The doc's config drops every other X-WX-* a client sends too.
+	u := fs.loginThrough(t, siteBase2, false)
+	h := forged(u.Token)
+	h["X-WX-ENV"] = []string{"forged-env"}
+	h["X-WX-FROM-OPENID"] = []string{"oForged"}
+	seen := send(t, http.MethodGet, siteBase2+"/api/orders", h, "").Seen(t)
+	wantIdentity(t, seen, u)
+	for _, k := range []string{"X-Wx-Env", "X-Wx-From-Openid"} {
+		if v := seen.Header.Values(k); len(v) != 0 {
+			t.Errorf("upstream got the client's %s %q", k, v)
+		}
+	}
 }
 
 func TestVerifyAnswersFrontProxies(t *testing.T) {
