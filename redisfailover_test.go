@@ -255,9 +255,14 @@ func TestRedisRevokeWaitsForAReplica(t *testing.T) {
 	rc := replica.Client()
 	defer rc.Close()
 	ctx := context.Background()
+	pc := primary.Client()
+	defer pc.Close()
+	// In sync as the primary sees it (state=online), not only as the
+	// replica does: until then the store rightly has no replica to wait for.
 	if !rdsEventually(10*time.Second, func() bool {
 		info, _ := rc.Info(ctx, "replication").Result()
-		return strings.Contains(info, "master_link_status:up")
+		pinfo, _ := pc.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up") && strings.Contains(pinfo, "state=online")
 	}) {
 		t.Fatal("the replica does not sync")
 	}
