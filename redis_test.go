@@ -154,6 +154,7 @@ func TestRedisStoreServesRepeatReadsFromMemory(t *testing.T) {
 	if _, err := b.Get(ctx, s.SID); err != nil {
 		t.Fatal(err)
 	}
+	b.cache.Wait() // ristretto applies a Set asynchronously
 	c.FlushAll(ctx)
 	if _, err := b.Get(ctx, s.SID); err != nil {
 		t.Errorf("a session read once is not cached: %v", err)

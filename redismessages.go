@@ -10,8 +10,8 @@ import (
 // "<sid> <until Unix ms>"; apply still reads those. A type this version
 // does not know is ignored, so a newer instance can add one.
 type busMessage struct {
-	Type  string      `json:"type"`            // "session" or "user"
-	SID   string      `json:"sid,omitempty"`   // session: the sid revoked
+	Type  string      `json:"type"`            // "session", "user" or "rekeyed"
+	SID   string      `json:"sid,omitempty"`   // session: the sid revoked; rekeyed: the sid whose key changed
 	Until int64       `json:"until,omitempty"` // session: Unix ms the revocation lasts until
 	User  *userRecord `json:"user,omitempty"`  // user: the user's record
 }
@@ -19,10 +19,16 @@ type busMessage struct {
 const (
 	msgSession = "session"
 	msgUser    = "user"
+	msgRekeyed = "rekeyed" // the gateway replaced a session_key: drop the cached copy
 )
 
 func sessionMessage(sid string, until time.Time) string {
 	b, _ := json.Marshal(busMessage{Type: msgSession, SID: sid, Until: until.UnixMilli()})
+	return string(b)
+}
+
+func rekeyedMessage(sid string) string {
+	b, _ := json.Marshal(busMessage{Type: msgRekeyed, SID: sid})
 	return string(b)
 }
 
@@ -44,6 +50,10 @@ func (r *redisStore) applyTagged(payload string) {
 		}
 		r.revoked.add(m.SID, time.UnixMilli(m.Until))
 		r.cache.Del(m.SID)
+	case msgRekeyed:
+		if m.SID != "" {
+			r.cache.Del(m.SID) // its session_key was replaced: read it again
+		}
 	case msgUser:
 		if m.User == nil || m.User.AppID == "" || m.User.OpenID == "" {
 			return

@@ -295,10 +295,6 @@ func (r *redisStore) apply(payload string) {
 	if !ok || sid == "" {
 		return
 	}
-	if ms == rekeyedMark {
-		r.cache.Del(sid) // its session_key was replaced: read it again
-		return
-	}
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
 		return

@@ -42,11 +42,6 @@ func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*
 	return newestLive(ctx, r, appid, openid, sids)
 }
 
-// rekeyedMark, published on the revocation channel after a sid, tells the
-// other instances that the session's key changed. Instances that predate
-// it ignore the message (it is no revocation time).
-const rekeyedMark = "rekeyed"
-
 // SetSessionKey replaces the session_key of a stored session, keeping its
 // expiry; a session deleted meanwhile (a logout) stays deleted. Every
 // instance drops its L1 copy of the session, so all read the new key.
@@ -71,7 +66,7 @@ func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) 
 	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		set = p.SetArgs(ctx, rkey, b, redis.SetArgs{Mode: "XX", KeepTTL: true})
 		// Other instances drop their L1 copy, which holds the old key.
-		p.Publish(ctx, r.channel, s.SID+" "+rekeyedMark)
+		p.Publish(ctx, r.channel, rekeyedMessage(s.SID))
 		return nil
 	})
 	if err == nil {
