@@ -55,15 +55,6 @@ func newKeyRing(secrets ...[]byte) *keyRing {
 // signer is the key that signs new tokens.
 func (r *keyRing) signer() *ringKey { return r.keys[0] }
 
-// secrets returns every key, the signer first.
-func (r *keyRing) secrets() [][]byte {
-	out := make([][]byte, len(r.keys))
-	for i, k := range r.keys {
-		out[i] = k.secret
-	}
-	return out
-}
-
 // sameAs reports whether both rings hold the same keys in the same order.
 func (r *keyRing) sameAs(o *keyRing) bool {
 	if o == nil || len(r.keys) != len(o.keys) {

@@ -292,11 +292,11 @@ func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
-		return r.horizon.time(), r.storeDown("GET token horizon", err)
+		return r.horizon.latest(), r.storeDown("GET token horizon", err)
 	default:
 		r.horizon.raise(time.UnixMilli(ms))
 	}
-	return r.horizon.time(), nil
+	return r.horizon.latest(), nil
 }
 
 // Interface guards

@@ -176,7 +176,7 @@ func (m *memoryStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
 	return m.horizon.extend(ctx, exp)
 }
 
-func (m *memoryStore) Horizon(context.Context) (time.Time, error) { return m.horizon.time(), nil }
+func (m *memoryStore) Horizon(context.Context) (time.Time, error) { return m.horizon.latest(), nil }
 
 func (m *memoryStore) Reuse(maxSessions int, storage certmagic.Storage) {
 	resize(m.cache, maxSessions)

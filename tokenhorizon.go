@@ -70,5 +70,5 @@ func (t *tokenHorizon) raise(until time.Time) {
 	}
 }
 
-// time returns the horizon as known here.
-func (t *tokenHorizon) time() time.Time { return time.UnixMilli(t.recorded.Load()) }
+// latest returns the horizon as known here.
+func (t *tokenHorizon) latest() time.Time { return time.UnixMilli(t.recorded.Load()) }

@@ -1,7 +1,5 @@
 package wechat
 
-import "errors"
-
 // Kind says what sort of failure a WeChat error is, so that callers map
 // kinds to answers without knowing WeChat's errcodes.
 type Kind int
@@ -50,16 +48,3 @@ func KindOfErrcode(code int) Kind {
 
 // Kind returns the kind of the errcode.
 func (e *Error) Kind() Kind { return KindOfErrcode(e.Code) }
-
-// KindOf returns the kind of any error of this package: an *Error by its
-// errcode, an *UnavailableError (or any other error) as KindUnavailable.
-func KindOf(err error) Kind {
-	if err == nil {
-		return KindNone
-	}
-	var we *Error
-	if errors.As(err, &we) {
-		return we.Kind()
-	}
-	return KindUnavailable
-}
