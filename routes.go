@@ -39,6 +39,7 @@ type route struct {
 // routeTable maps paths to the routes under route_prefix. A route under
 // subtree also serves every path below it.
 type routeTable struct {
+	prefix  string // every route's path starts with it
 	exact   map[string]routeFunc
 	subtree []subtreeRoute
 }
@@ -49,9 +50,12 @@ type subtreeRoute struct {
 	serve  routeFunc
 }
 
-// find returns the route serving path. A path that is no route (every
-// proxied request) costs a map lookup and a prefix check per subtree.
+// find returns the route serving path. A path outside the route prefix
+// (nearly every proxied request) costs one prefix check.
 func (t routeTable) find(path string) (routeFunc, bool) {
+	if !strings.HasPrefix(path, t.prefix) {
+		return nil, false
+	}
 	if fn, ok := t.exact[path]; ok {
 		return fn, true
 	}
@@ -82,7 +86,8 @@ func (h *Handler) newRoutes() routeTable {
 		routes[p+"/jwks.json"] = route{methods: []string{http.MethodGet, http.MethodHead}, serve: h.jwks}
 	}
 	t := routeTable{
-		exact: make(map[string]routeFunc, len(routes)),
+		prefix: p + "/",
+		exact:  make(map[string]routeFunc, len(routes)),
 		// Envoy's ext_authz path_prefix appends the request's path.
 		subtree: []subtreeRoute{{p + "/verify/", routes[p+"/verify"].dispatch()}},
 	}
