@@ -81,6 +81,12 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 // and how many lines carry one. A client may send a Basic line as well; the
 // Bearer line is the one that counts.
 func bearerOf(lines []string) (token string, n int) {
+	if len(lines) == 1 { // nearly every request
+		if tok, ok := bearerToken(lines[0]); ok {
+			return tok, 1
+		}
+		return "", 0
+	}
 	for _, line := range lines {
 		if tok, ok := bearerToken(line); ok {
 			token = tok
@@ -146,19 +152,26 @@ const (
 // (the token is for this module, not for the upstream).
 func (h *Handler) setIdentity(r *http.Request, id *identity) {
 	delete(r.Header, "Authorization")
-	// One allocation for the header values. They are not shared between
-	// requests: a later handler may rewrite a value in place.
-	vals := &[5]string{id.OpenID, id.AppID, id.UnionID, sourceClient}
+	// One allocation for the header values, no larger than they need. They
+	// are not shared between requests: a later handler may rewrite a value
+	// in place.
+	var vals []string
+	switch {
+	case h.assertion != nil:
+		vals = (&[5]string{id.OpenID, id.AppID, sourceClient, id.UnionID, h.assertion.of(id)})[:]
+	case id.UnionID != "":
+		vals = (&[4]string{id.OpenID, id.AppID, sourceClient, id.UnionID})[:]
+	default:
+		vals = (&[3]string{id.OpenID, id.AppID, sourceClient})[:]
+	}
 	r.Header[h.HeaderOpenID] = vals[0:1:1]
 	r.Header[h.HeaderAppID] = vals[1:2:2]
+	r.Header[headerSource] = vals[2:3:3]
 	if id.UnionID != "" {
-		r.Header[h.HeaderUnionID] = vals[2:3:3]
+		r.Header[h.HeaderUnionID] = vals[3:4:4]
 	}
-	r.Header[headerSource] = vals[3:4:4]
-	if h.assertion != nil {
-		if vals[4] = h.assertion.of(id); vals[4] != "" {
-			r.Header[h.assertion.header] = vals[4:5:5]
-		}
+	if len(vals) == 5 && vals[4] != "" {
+		r.Header[h.assertion.header] = vals[4:5:5]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		v := id.replValues()
@@ -177,12 +190,12 @@ func (h *Handler) setIdentity(r *http.Request, id *identity) {
 // names as request trailers.
 func (h *Handler) stripIdentity(r *http.Request) {
 	hdr := r.Header
-	for name, vals := range hdr {
+	for name := range hdr {
 		switch {
-		case h.isIdentityHeader(name):
+		case hasIdentityPrefix(name) || len(h.identityHdr) > 0 && h.isConfiguredIdentity(name): // isIdentityHeader, inlined
 			delete(hdr, name)
 		case name == "Connection":
-			if kept, changed := h.connectionWithoutIdentity(vals); changed {
+			if kept, changed := h.connectionWithoutIdentity(hdr[name]); changed {
 				hdr[name] = kept
 			}
 		}
@@ -258,10 +271,26 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// isIdentityHeader reports whether a client's header name claims an
+// identity. It runs for every header of every request, so the common
+// answer (no, and not under x-wx-) costs a byte comparison.
 func (h *Handler) isIdentityHeader(name string) bool {
-	if headerHasPrefix(name, "x-wx-") {
-		return true
-	}
+	return hasIdentityPrefix(name) || len(h.identityHdr) > 0 && h.isConfiguredIdentity(name)
+}
+
+// hasIdentityPrefix reports whether name, folded, starts with "x-wx-". The
+// bytes are tested one by one: c|0x20 is 'x' for 'X' and 'x' only.
+func hasIdentityPrefix(name string) bool {
+	return len(name) >= 5 && name[0]|0x20 == 'x' && isFoldedDash(name[1]) &&
+		name[2]|0x20 == 'w' && name[3]|0x20 == 'x' && isFoldedDash(name[4])
+}
+
+// isFoldedDash reports whether c folds to '-'.
+func isFoldedDash(c byte) bool { return c == '-' || c == '_' || c == '.' }
+
+// isConfiguredIdentity reports whether name is one of the configured
+// identity headers outside x-wx-.
+func (h *Handler) isConfiguredIdentity(name string) bool {
 	for _, n := range h.identityHdr {
 		if headerEqual(name, n) {
 			return true

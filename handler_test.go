@@ -699,3 +699,26 @@ func toString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestIdentityPrefixFoldsEveryByteAsTheFolder checks the byte-by-byte test
+// of the x-wx- prefix against folding the name: every byte value at each of
+// the five positions, the other four spelled as a client would.
+func TestIdentityPrefixFoldsEveryByteAsTheFolder(t *testing.T) {
+	for _, base := range []string{"X-Wx-Openid", "x_wx_openid", "X.WX.OPENID"} {
+		for pos := range 5 {
+			for c := range 256 {
+				name := []byte(base)
+				name[pos] = byte(c)
+				want := headerHasPrefix(string(name), "x-wx-")
+				if got := hasIdentityPrefix(string(name)); got != want {
+					t.Errorf("%q: hasIdentityPrefix = %v, folding says %v", name, got, want)
+				}
+			}
+		}
+	}
+	for _, short := range []string{"", "X", "X-Wx", "x-wx"} {
+		if hasIdentityPrefix(short) {
+			t.Errorf("%q counted as under x-wx-", short)
+		}
+	}
+}
