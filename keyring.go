@@ -55,6 +55,16 @@ func newKeyRing(secrets ...[]byte) *keyRing {
 // signer is the key that signs new tokens.
 func (r *keyRing) signer() *ringKey { return r.keys[0] }
 
+// kids returns the key ids of the ring, the signing key's first. A kid
+// names a key without revealing it; every token carries one.
+func (r *keyRing) kids() []string {
+	kids := make([]string, len(r.keys))
+	for i, k := range r.keys {
+		kids[i] = k.kid
+	}
+	return kids
+}
+
 // sameAs reports whether both rings hold the same keys in the same order.
 func (r *keyRing) sameAs(o *keyRing) bool {
 	if o == nil || len(r.keys) != len(o.keys) {

@@ -83,10 +83,17 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 		client.Close()
 		return nil, fmt.Errorf("%s: %w", conn.where, err)
 	}
-	dk, err := loadDataKey(ctx, client, ring)
+	dk, made, err := loadDataKey(ctx, client, ring)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("%s: the data key: %w", conn.where, err)
+	}
+	if made {
+		// Once per deployment, at its first start. Seen on an instance
+		// that should share another's sessions, it means the two have no
+		// signing key in common.
+		log.Info("made the data key of a new deployment in Redis: instances share its sessions only if they hold one of these signing keys",
+			zap.String("namespace", "wechat_auth:"+dk.NS+":"), zap.Strings("kids", ring.kids()))
 	}
 	aead, err := newAEAD(dk.Key)
 	if err != nil {

@@ -94,11 +94,7 @@ var errDamagedDataKey = errors.New("the data key in Redis is damaged or wrapped 
 // it (nil when none of the keys has one) with the keys it is not yet
 // wrapped under.
 func findDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (*dataKey, []*ringKey, error) {
-	kids := make([]string, len(ring.keys))
-	for i, k := range ring.keys {
-		kids[i] = k.kid
-	}
-	vals, err := c.HMGet(ctx, dataKeysKey, kids...).Result()
+	vals, err := c.HMGet(ctx, dataKeysKey, ring.kids()...).Result()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,31 +119,32 @@ func findDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (*dataKey,
 }
 
 // loadDataKey returns the data key of the deployment that ring's keys
-// belong to, making it when none of them has one, and wraps it under
-// every key of ring. Making it is done under a lock in Redis after looking
-// again, so instances starting at once agree.
-func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (*dataKey, error) {
+// belong to, making it when none of them has one (made is then true), and
+// wraps it under every key of ring. Making it is done under a lock in
+// Redis after looking again, so instances starting at once agree.
+func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (dk *dataKey, made bool, err error) {
 	dk, missing, err := findDataKey(ctx, c, ring)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if dk == nil {
 		unlock, err := lockDataKeys(ctx, c)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		defer unlock()
 		if dk, missing, err = findDataKey(ctx, c, ring); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if dk == nil {
 			ns := make([]byte, 6)
 			rand.Read(ns)
 			dk = &dataKey{NS: hex.EncodeToString(ns), Key: newSecret()}
 			missing = ring.keys
+			made = true
 		}
 	}
-	return dk, storeWrapped(ctx, c, dk, missing)
+	return dk, made, storeWrapped(ctx, c, dk, missing)
 }
 
 // storeWrapped wraps dk under each of keys.

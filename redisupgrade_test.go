@@ -17,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 )
@@ -160,4 +162,42 @@ func containsAny(dump string, secret []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestNewDeploymentDataKeyIsLogged checks that an instance says when it
+// made a data key rather than finding one: on an instance meant to share
+// another's sessions, that line is how an operator learns the two hold no
+// signing key in common.
+func TestNewDeploymentDataKeyIsLogged(t *testing.T) {
+	srv := rdsStart(t)
+	initMetrics(nil)
+	start := func(key []byte) int {
+		t.Helper()
+		conn, err := redisConnFromURL(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zapcore.InfoLevel)
+		st, err := newRedisStore(conn, newKeyRing(key), 1000, zap.New(core))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Destruct()
+		made := logs.FilterMessageSnippet("made the data key of a new deployment").All()
+		for _, e := range made {
+			if kids, _ := e.ContextMap()["kids"].([]any); len(kids) != 1 || kids[0] != keyID(key) {
+				t.Errorf("logged kids %v, want [%s]", e.ContextMap()["kids"], keyID(key))
+			}
+		}
+		return len(made)
+	}
+	if n := start(rdsKeyA); n != 1 {
+		t.Errorf("first start with key A: %d lines, want 1", n)
+	}
+	if n := start(rdsKeyA); n != 0 {
+		t.Errorf("second start with key A found the data key, yet logged %d lines", n)
+	}
+	if n := start(rdsKeyB); n != 1 {
+		t.Errorf("key B shares no key with A: %d lines, want 1", n)
+	}
 }
