@@ -184,6 +184,48 @@ func TestGeneratedKeysRotateAndTwoInstancesAgree(t *testing.T) {
 	}
 }
 
+// TestRetiredKeysAreKeptForTheLongestTokenTTL checks that configs sharing
+// the generated keys but not token_ttl keep a retired key for the longest
+// keep among them: the config rotating is not the only one whose tokens
+// the key signed.
+func TestRetiredKeysAreKeptForTheLongestTokenTTL(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	long := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: 30 * 24 * time.Hour}
+	short := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	t0 := time.Now()
+	sr, err := long.current(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := ringCodec()
+	tc.ring.Store(sr.keyRing())
+	first := issueWith(t, tc) // a token under the long token_ttl
+	if _, err := short.current(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	// The short config rotates hourly; three rotations later its own keep
+	// (2 h) has long passed for the first key.
+	var ring *storedRing
+	for i := 1; i <= 3; i++ {
+		if ring, err = short.current(ctx, t0.Add(time.Duration(i)*(time.Hour+time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ring.Keys) != 4 {
+		t.Fatalf("%d keys after 3 rotations, want 4 (the first one kept)", len(ring.Keys))
+	}
+	verifier := ringCodec()
+	verifier.ring.Store(ring.keyRing())
+	if _, err := verifier.verify(first); err != nil {
+		t.Errorf("a token of the long-lived config is refused after the short one rotated: %v", err)
+	}
+	// The ring on disk says so for every instance.
+	if sr, err := long.read(ctx); err != nil || sr.Keep != long.keep {
+		t.Errorf("stored keep %v (err %v), want %v", sr.Keep, err, long.keep)
+	}
+}
+
 func TestGeneratedKeysTakeOverTheKeyOfEarlierVersions(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

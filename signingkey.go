@@ -33,6 +33,11 @@ type storedKey struct {
 // storedRing is the generated key ring in Caddy's storage, newest first.
 type storedRing struct {
 	Keys []storedKey `json:"keys"`
+	// Keep is how long a retired key keeps verifying: the longest keep of
+	// any config that used the ring. It never shrinks: configs sharing
+	// the storage may differ in token_ttl, and tokens signed under a
+	// longer one stay valid for as long after a token_ttl cut.
+	Keep time.Duration `json:"keep,omitempty"`
 }
 
 func (sr *storedRing) keyRing() *keyRing {
@@ -66,11 +71,18 @@ func (g *generatedKeys) due(sr *storedRing, now time.Time) bool {
 	return g.rotation > 0 && now.Sub(sr.Keys[0].Created) >= g.rotation
 }
 
+// settled reports whether sr needs no change from g at now: no rotation
+// due, and g's keep already counted.
+func (g *generatedKeys) settled(sr *storedRing, now time.Time) bool {
+	return !g.due(sr, now) && sr.Keep >= g.keep
+}
+
 // current returns the ring, making it (from the legacy key when there is
-// one) or rotating it when that is due.
+// one) or rotating it when that is due, with g's keep counted in the
+// ring's.
 func (g *generatedKeys) current(ctx context.Context, now time.Time) (*storedRing, error) {
 	sr, err := g.read(ctx)
-	if err == nil && !g.due(sr, now) {
+	if err == nil && g.settled(sr, now) {
 		return sr, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -90,16 +102,17 @@ func (g *generatedKeys) current(ctx context.Context, now time.Time) (*storedRing
 		}
 	case err != nil:
 		return nil, err
-	case !g.due(sr, now):
+	case g.settled(sr, now):
 		return sr, nil // another instance made or rotated it meanwhile
-	default:
+	case g.due(sr, now):
 		sr.Keys[0].Retired = now
 		sr.Keys = append([]storedKey{{Key: newSecret(), Created: now}}, sr.Keys...)
 	}
+	sr.Keep = max(sr.Keep, g.keep)
 	// Retired keys go once every token they signed has expired.
 	kept := sr.Keys[:1]
 	for _, k := range sr.Keys[1:] {
-		if now.Before(k.Retired.Add(g.keep)) {
+		if now.Before(k.Retired.Add(sr.Keep)) {
 			kept = append(kept, k)
 		}
 	}
