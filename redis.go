@@ -63,6 +63,9 @@ type redisStore struct {
 	noInfo  bool                 // INFO was refused (logged once)
 	noWait  bool                 // WAIT was refused (logged once)
 
+	listening     chan struct{} // closed once the first subscription is up
+	listeningOnce sync.Once
+
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
@@ -123,6 +126,7 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 		usersKey:      prefix + "users",
 		horizonKey:    prefix + "token_horizon",
 		pending:       make(map[string]time.Time),
+		listening:     make(chan struct{}),
 	}
 	r.horizon = newTokenHorizon(r.saveHorizon)
 	if err := r.sync(ctx); err != nil {
@@ -135,6 +139,14 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 	r.done.Add(2)
 	go r.listen(bg)
 	go r.retryPending(bg)
+	// Serving before the subscription is up would let sessions into L1
+	// that a message published meanwhile should have changed. A
+	// subscription that cannot be made (an ACL without the channel) is
+	// logged by listen, which keeps trying; the instance starts anyway.
+	select {
+	case <-r.listening:
+	case <-time.After(redisStartTimeout):
+	}
 	return r, nil
 }
 

@@ -220,6 +220,62 @@ func TestRedisRevocationsMissedWhileDisconnectedAreMergedOnReconnect(t *testing.
 	}
 }
 
+// TestRedisL1IsReadAgainAfterAMissedMessage checks that sessions cached
+// while an instance could have missed a message are read from Redis again
+// once it listens again: here a session_key replaced in Redis, its
+// "rekeyed" message never heard, as when it is published while the
+// subscription is down.
+func TestRedisL1IsReadAgainAfterAMissedMessage(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	c := srv.Client()
+	defer c.Close()
+	if !rdsEventually(2*time.Second, func() bool {
+		n, err := c.PubSubNumSub(ctx, a.channel).Result()
+		return err == nil && n[a.channel] > 0
+	}) {
+		t.Fatal("test setup: the instance does not subscribe")
+	}
+	s := rdsVectorSession()
+	if err := a.Put(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// The test needs the session in a's L1, after a has emptied L1 on
+	// subscribing, and ristretto may drop a Set.
+	if !rdsEventually(2*time.Second, func() bool {
+		if _, ok := a.cache.Get(s.SID); !ok {
+			cachePut(a.cache, s, time.Hour)
+			return false
+		}
+		return true
+	}) {
+		t.Fatal("test setup: the session does not stay in L1")
+	}
+	// The new key written straight into Redis: nothing is published.
+	ns := *s
+	ns.SessionKey = wechattest.NewSessionKey()
+	sealed, err := a.seal(&ns, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, a.sessionKey(s.SID), sealed, redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := a.cache.Get(s.SID); !ok || got.SessionKey != s.SessionKey {
+		t.Fatal("test setup: the instance does not hold the old key in L1")
+	}
+	if err := c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !rdsEventually(5*time.Second, func() bool {
+		got, err := a.Get(ctx, s.SID)
+		return err == nil && got.SessionKey == ns.SessionKey
+	}) {
+		t.Fatal("after listening again the instance still decrypts with a session_key Redis no longer holds")
+	}
+}
+
 func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 	initMetrics(nil)
 	url := fmt.Sprintf("redis://:hunter2-password@127.0.0.1:%d", rdsFreePort(t))

@@ -257,6 +257,12 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 				r.lost(err)
 				return established
 			}
+			// Sessions read into L1 before now may have missed a
+			// message (a session_key replaced, a session ended): read
+			// them from Redis again. Revocations need no such care; the
+			// list was just read.
+			r.cache.Clear()
+			r.listeningOnce.Do(func() { close(r.listening) })
 			established = true
 			r.mu.Lock()
 			wasCut := r.cut
