@@ -3,9 +3,11 @@ package wechatauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -171,6 +173,37 @@ func badRequest(format string, args ...any) *adminError {
 	return &adminError{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
 }
 
+// parse reads the body of a user route: a JSON object whose fields have
+// their exact names, none given twice, so that a ban or revoke never acts
+// on another user than the operator wrote.
+func (req *userRequest) parse(body []byte) *adminError {
+	fieldsOf := map[string]*string{"appid": &req.AppID, "openid": &req.OpenID, "until": &req.Until, "reason": &req.Reason}
+	err := walkObject(body, func(name string, dec *json.Decoder) error {
+		if dst, ok := fieldsOf[name]; ok {
+			return decodeString(name, dec, dst)
+		}
+		for known := range fieldsOf {
+			if strings.EqualFold(name, known) {
+				return &fieldError{name: name, miscased: known}
+			}
+		}
+		return skipValue(dec)
+	})
+	var fe *fieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe) && fe.twice:
+		return badRequest("The field %s is given twice.", fe.name)
+	case errors.As(err, &fe) && fe.miscased != "":
+		return badRequest("The field %s must be spelled %s.", fe.name, fe.miscased)
+	case errors.As(err, &fe):
+		return badRequest("The field %s must be a string.", fe.name)
+	default:
+		return badRequest("The body must be a JSON object such as {\"appid\":\"wx…\",\"openid\":\"o…\"}.")
+	}
+}
+
 // readUser reads and checks the body of a user route.
 func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *adminError) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
@@ -181,8 +214,8 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 		return nil, nil, 0, &adminError{http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 64 KiB."}
 	}
 	var req userRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, nil, 0, badRequest("The body must be a JSON object such as {\"appid\":\"wx…\",\"openid\":\"o…\"}.")
+	if aerr := req.parse(body); aerr != nil {
+		return nil, nil, 0, aerr
 	}
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")

@@ -125,53 +125,32 @@ func parseFields(contentType string, body []byte) (*fields, *apiError) {
 	return nil, errInvalidRequest.withMessage("The body must be JSON or application/x-www-form-urlencoded.")
 }
 
-// parseJSON reads a JSON object's fields. Names match exactly (encoding/json
-// would also take "CODE" for code), and a name given twice is refused
-// rather than resolved: what this module and what the upstream read must
-// never differ.
+// parseJSON reads a JSON object's fields, by their exact names, none
+// given twice (see walkObject).
 func parseJSON(body []byte) (*fields, *apiError) {
 	if string(body) == "null" {
 		return &fields{}, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
-	}
 	var f fields
-	seen := make(map[string]bool, 8)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
+	err := walkObject(body, func(name string, dec *json.Decoder) error {
+		if dst := f.named(name); dst != nil {
+			return decodeString(name, dec, dst)
 		}
-		name := tok.(string) // object keys are always strings
-		if seen[name] {
-			return nil, errInvalidRequest.withMessage("The field " + name + " is given twice.")
-		}
-		seen[name] = true
-		dst := f.named(name)
-		if dst == nil {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
-			}
-			continue
-		}
-		if err := dec.Decode(dst); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				return nil, errInvalidRequest.withMessage("The field " + name + " must be a string.")
-			}
-			return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
+		return skipValue(dec)
+	})
+	var fe *fieldError
+	switch {
+	case err == nil:
+		return &f, nil
+	case errors.As(err, &fe) && fe.twice:
+		return nil, errInvalidRequest.withMessage("The field " + fe.name + " is given twice.")
+	case errors.As(err, &fe):
+		return nil, errInvalidRequest.withMessage("The field " + fe.name + " must be a string.")
+	case errors.Is(err, errTrailing):
+		return nil, errInvalidRequest.withMessage("The body holds more than one JSON object.")
+	default:
 		return nil, errInvalidRequest.withMessage("The body is not a JSON object.")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errInvalidRequest.withMessage("The body holds more than one JSON object.")
-	}
-	return &f, nil
 }
 
 // named returns the field a request's key fills, or nil for keys the

@@ -231,6 +231,9 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 			"bad until":      `{"appid":"` + testAppID + `","openid":"` + victim + `","until":"tomorrow"}`,
 			"until past":     `{"appid":"` + testAppID + `","openid":"` + victim + `","until":"2001-01-01T00:00:00Z"}`,
 			"openid integer": `{"appid":"` + testAppID + `","openid":7}`,
+			// encoding/json would take the last openid, and OpenID for openid.
+			"openid twice":    `{"appid":"` + testAppID + `","openid":"` + victim + `","openid":"someone-else"}`,
+			"openid miscased": `{"appid":"` + testAppID + `","OpenID":"` + victim + `"}`,
 		} {
 			r := usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/ban", body)
 			if r.Status != http.StatusBadRequest || r.Object(t)["message"] == "" {
