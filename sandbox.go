@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -26,6 +27,12 @@ func (h *Handler) sandboxEncrypt(w http.ResponseWriter, r *http.Request, _ caddy
 		return aerr
 	}
 	raw := bytes.TrimSpace(body)
+	// A name given twice would decrypt to the last value while rawData
+	// and its signature hold both: refused, as on the other routes.
+	var fe *fieldError
+	if err := walkObject(raw, func(_ string, dec *json.Decoder) error { return skipValue(dec) }); errors.As(err, &fe) {
+		return errInvalidRequest.withMessage("The field " + fe.name + " is given twice.")
+	}
 	var obj map[string]json.RawMessage
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
 		return errInvalidRequest.withMessage("The body must be a JSON object.")

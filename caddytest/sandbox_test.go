@@ -133,6 +133,9 @@ func TestSandboxEncryptRoundTrip(t *testing.T) {
 	t.Run("refuses a body that is not an object", func(t *testing.T) {
 		wantError(t, st.post(t, "/wx/sandbox/encrypt", lr.Token, "application/json", `[1,2]`), http.StatusBadRequest, "invalid_request")
 	})
+	t.Run("refuses a name given twice", func(t *testing.T) {
+		wantError(t, st.post(t, "/wx/sandbox/encrypt", lr.Token, "application/json", `{"nickName":"a","nickName":"b"}`), http.StatusBadRequest, "invalid_request")
+	})
 }
 
 func TestSandboxEncryptIsNotServedOutsideSandbox(t *testing.T) {
