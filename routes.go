@@ -88,37 +88,48 @@ func (h *Handler) newRoutes() routeTable {
 	t := routeTable{
 		prefix: p + "/",
 		exact:  make(map[string]routeFunc, len(routes)),
-		// Envoy's ext_authz path_prefix appends the request's path.
-		subtree: []subtreeRoute{{p + "/verify/", routes[p+"/verify"].dispatch()}},
 	}
 	for path, rt := range routes {
-		rt.serve = h.audited(strings.TrimPrefix(path, p), rt.serve)
+		rt.serve = h.audited(strings.TrimPrefix(path, p), rt.checked())
 		t.exact[path] = rt.dispatch()
 	}
+	// Envoy's ext_authz path_prefix appends the request's path.
+	verify := routes[p+"/verify"]
+	verify.serve = verify.checked()
+	t.subtree = []subtreeRoute{{p + "/verify/", verify.dispatch()}}
 	return t
 }
 
-// dispatch returns the route as a routeFunc that refuses other methods
-// (405) and, for a route that takes a body, bodies declared larger than
-// maxBody (413) before the route acts, and writes an *apiError the route
-// returns as the answer. Whatever the answer, what a body route left unread
-// of the body is read before the connection can close (see discardBody).
-func (rt route) dispatch() routeFunc {
+// checked returns the route's serve preceded by the checks every route
+// makes before it acts: other methods are refused (405), and for a route
+// that takes a body, bodies declared larger than maxBody (413). The
+// refusal is returned as the route's error, so the audit entry of the
+// route records it like any other answer.
+func (rt route) checked() routeFunc {
 	var errMethods *apiError
 	if len(rt.methods) > 0 {
 		errMethods = errMethod.allowing(rt.methods)
 	}
+	serve := rt.serve
+	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
+			return errMethods
+		}
+		if !rt.noBody && r.ContentLength > maxBody {
+			return errPayloadTooLarge
+		}
+		return serve(w, r, next)
+	}
+}
+
+// dispatch returns the route as a routeFunc that writes an *apiError the
+// route returns as the answer. Whatever the answer, what a body route left
+// unread of the body is read before the connection can close (see
+// discardBody).
+func (rt route) dispatch() routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if !rt.noBody {
 			defer discardBody(w, r)
-		}
-		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
-			writeError(w, r, errMethods)
-			return nil
-		}
-		if !rt.noBody && r.ContentLength > maxBody {
-			writeError(w, r, errPayloadTooLarge)
-			return nil
 		}
 		err := rt.serve(w, r, next)
 		if err == nil {

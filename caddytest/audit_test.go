@@ -2,7 +2,8 @@ package caddytest
 
 // Acceptance of issue 14, audit log: with the README's global `log audit`
 // block, the file gets one entry per login, refresh, logout, decrypt,
-// phone, user_revoke, ban and unban (the admin API's too), each with
+// phone, user_revoke, ban and unban (the admin API's too, and a route's
+// 405 or 413), each with
 // event, result, appid, openid, sid when known and remote_ip; no secret,
 // code, token, ciphertext or phone number; and nothing for proxied
 // requests.
@@ -51,6 +52,9 @@ func TestAuditLogFile(t *testing.T) {
 	st.WeChat.AddPhoneCode("audit-phone-code", phone)
 	wantStatus(t, st.postJSON(t, "/wx/phone", tok, map[string]string{"code": "audit-phone-code"}), http.StatusOK)
 	wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": "unknown-code-x"}), http.StatusUnauthorized, "invalid_code")
+	// Refused before the route acts, still audited as that route.
+	wantStatus(t, send(t, http.MethodGet, st.Base+"/wx/login", nil, ""), http.StatusMethodNotAllowed)
+	wantStatus(t, send(t, http.MethodPost, st.Base+"/wx/refresh", bearer(tok), strings.Repeat("x", 65*1024)), http.StatusRequestEntityTooLarge)
 
 	before := len(auditEntries(t, path))
 	for range 10 {
@@ -79,13 +83,14 @@ func TestAuditLogFile(t *testing.T) {
 		if e["remote_ip"] == nil || e["remote_ip"] == "" {
 			t.Errorf("entry without remote_ip: %v", e)
 		}
-		if e["event"] != "ban" || e["result"] == "ok" {
+		if e["result"] != "invalid_request" { // those name no user the module knows of
 			if e["appid"] != testAppID {
 				t.Errorf("entry without its appid: %v", e)
 			}
 		}
 	}
-	want := []string{"login:ok", "refresh:ok", "decrypt:ok", "phone:ok", "login:invalid_code", "logout:ok",
+	want := []string{"login:ok", "refresh:ok", "decrypt:ok", "phone:ok", "login:invalid_code",
+		"login:invalid_request", "refresh:payload_too_large", "logout:ok",
 		"user_revoke:ok", "ban:ok", "unban:ok", "ban:invalid_request"}
 	if strings.Join(events, " ") != strings.Join(want, " ") {
 		t.Errorf("audit events\n%v\nwant\n%v", events, want)
