@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -25,6 +26,12 @@ const (
 func sessionMessage(sid string, until time.Time) string {
 	b, _ := json.Marshal(busMessage{Type: msgSession, SID: sid, Until: until.UnixMilli()})
 	return string(b)
+}
+
+// legacySessionMessage is a revocation as earlier versions publish and
+// read it, on the channel of their layout.
+func legacySessionMessage(sid string, until time.Time) string {
+	return sid + " " + strconv.FormatInt(until.UnixMilli(), 10)
 }
 
 func rekeyedMessage(sid string) string {

@@ -36,6 +36,13 @@ func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.T
 		writes = append(writes, p.ZRemRangeByScore(ctx, r.revokedKey, "-inf", strconv.FormatInt(now.UnixMilli(), 10)))
 		for sid, until := range revs {
 			writes = append(writes, p.Publish(ctx, r.channel, sessionMessage(sid, until)))
+			// Instances of the version before key rotation, still running
+			// during a rolling upgrade, hear logouts on their own channel
+			// only. (They would not read them from the list when they
+			// restart; an instance restarting then is upgraded.)
+			for _, ch := range r.legacyChannels() {
+				writes = append(writes, p.Publish(ctx, ch, legacySessionMessage(sid, until)))
+			}
 		}
 		info = p.Info(ctx, "replication")
 		return nil

@@ -201,3 +201,36 @@ func TestNewDeploymentDataKeyIsLogged(t *testing.T) {
 		t.Errorf("key B shares no key with A: %d lines, want 1", n)
 	}
 }
+
+// TestLogoutsReachInstancesNotYetUpgraded checks the other half of a
+// rolling upgrade: an instance of the version before key rotation, still
+// running, hears a logout made on an upgraded one, on its own channel and
+// in its own format.
+func TestLogoutsReachInstancesNotYetUpgraded(t *testing.T) {
+	srv := rdsStart(t)
+	ctx := context.Background()
+	c := srv.Client()
+	defer c.Close()
+	old := c.Subscribe(ctx, oldLayoutPrefix(rdsKeyA)+"revoked") // as the old version subscribes
+	defer old.Close()
+	if _, err := old.Receive(ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	up := rdsStore(t, srv, rdsKeyA)
+	sid := newSID()
+	until := time.Now().Add(time.Hour)
+	if err := up.Revoke(ctx, sid, until); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	msg, err := old.ReceiveMessage(rctx)
+	if err != nil {
+		t.Fatalf("the old layout's channel heard nothing within 1 s: %v", err)
+	}
+	// The old version splits "<sid> <until Unix ms>".
+	gotSID, ms, _ := strings.Cut(msg.Payload, " ")
+	if n, err := strconv.ParseInt(ms, 10, 64); gotSID != sid || err != nil || n != until.UnixMilli() {
+		t.Fatalf("the old layout's channel heard %q, want %q", msg.Payload, sid+" "+strconv.FormatInt(until.UnixMilli(), 10))
+	}
+}
