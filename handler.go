@@ -183,9 +183,10 @@ func (h *Handler) setIdentity(r *http.Request, id *identity) {
 
 // stripIdentity removes every way a client could claim an identity: all
 // x-wx-* headers and the configured identity headers, matched
-// case-insensitively with '_' and '.' read as '-' (some servers and CGI
-// layers turn X_WX_OPENID into X-WX-OPENID, and Caddy admits X.WX.OPENID
-// with expected_dot_headers); the same names in Connection, which would
+// case-insensitively with '_', '.' and the other aliases of '-' read as
+// '-' (CGI-style backends read X_WX_OPENID or X~WX~OPENID as X-WX-OPENID,
+// and Caddy admits X.WX.OPENID with expected_dot_headers); the same names
+// in Connection, which would
 // make reverse_proxy drop the verified identity as hop-by-hop; and the same
 // names as request trailers.
 func (h *Handler) stripIdentity(r *http.Request) {
@@ -286,7 +287,7 @@ func hasIdentityPrefix(name string) bool {
 }
 
 // isFoldedDash reports whether c folds to '-'.
-func isFoldedDash(c byte) bool { return c == '-' || c == '_' || c == '.' }
+func isFoldedDash(c byte) bool { return c == '-' || aliasOfDash[c] }
 
 // isConfiguredIdentity reports whether name is one of the configured
 // identity headers outside x-wx-.
@@ -299,17 +300,32 @@ func (h *Handler) isConfiguredIdentity(name string) bool {
 	return false
 }
 
-// normalizeHeader lower-cases name and reads '_' and '.' as '-'.
-func normalizeHeader(name string) string {
-	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+// aliasOfDash holds the bytes besides '-' that CGI-style backends (PHP,
+// WSGI, CGI) turn into '_' in a header's variable name, as they do '-', so
+// that a client's X_WX_OPENID, X.WX.OPENID or X~WX~OPENID is their
+// X-WX-OPENID. These are the token characters HTTP admits in a header
+// name other than letters, digits and '-'.
+var aliasOfDash = [256]bool{
+	'!': true, '#': true, '$': true, '%': true, '&': true, '\'': true, '*': true,
+	'+': true, '.': true, '^': true, '_': true, '`': true, '|': true, '~': true,
 }
 
-// foldHeaderByte lower-cases an ASCII letter and reads '_' and '.' as '-'.
+// normalizeHeader lower-cases name and reads each alias of '-' as '-'.
+func normalizeHeader(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = foldHeaderByte(c)
+	}
+	return string(b)
+}
+
+// foldHeaderByte lower-cases an ASCII letter and reads each alias of '-'
+// as '-'.
 func foldHeaderByte(c byte) byte {
 	switch {
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A'
-	case c == '_', c == '.':
+	case aliasOfDash[c]:
 		return '-'
 	}
 	return c

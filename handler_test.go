@@ -48,6 +48,18 @@ func TestStripIdentityDeletesEveryClientIdentityHeader(t *testing.T) {
 		{"X.WX.OPENID", true},
 		{"x.wx.source", true},
 		{"X.User", true},
+		// Every other alias of '-' a CGI-style backend reads as '_'.
+		{"X~WX~OPENID", true},
+		{"X+Wx+Openid", true},
+		{"x!wx#unionid", true},
+		{"X$WX%APPID", true},
+		{"X&WX'SOURCE", true},
+		{"X*WX^ENV", true},
+		{"X`WX|OPENID", true},
+		{"X~User", true},
+		{"union|id", true},
+		{"X-Wx~", true},
+		{"X/WX/OPENID", false}, // not a token character: no server admits it
 		{"X-Wxa", false},
 		{"X-Wx", false},
 		{"XWX-OPENID", false},

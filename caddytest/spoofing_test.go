@@ -211,6 +211,31 @@ func TestDotSpellingsOfIdentityHeadersAreStripped(t *testing.T) {
 	}
 }
 
+// TestEveryAliasSpellingOfIdentityHeadersIsStripped sends the identity
+// headers spelt with each character besides '-' that CGI-style backends
+// (PHP, WSGI) turn into '_' as they do '-', so that they would read
+// X~WX~OPENID as X-WX-OPENID. None may reach the upstream; a control
+// header spelt the same way shows that Caddy itself lets such names through.
+func TestEveryAliasSpellingOfIdentityHeadersIsStripped(t *testing.T) {
+	rs := startRawStack(t, "", "")
+	var forged strings.Builder
+	for i, c := range "!#$%&'*+^_`|~" {
+		fmt.Fprintf(&forged, "X%cWX%cOPENID: SPOOFED%d\r\nx%cwx%cunionid: SPOOFED%d\r\n", c, c, i, c, c, i)
+	}
+	rawRequest(t, "GET /api/orders HTTP/1.1\r\nHost: localhost:9080\r\nAuthorization: Bearer "+rs.Login.Token+"\r\n"+
+		forged.String()+"X~Other: kept\r\nConnection: close\r\n\r\n")
+	got := rs.Raw.Last(t)
+	if strings.Contains(got, "SPOOFED") {
+		t.Errorf("an alias spelling of an identity header reached the upstream:\n%s", got)
+	}
+	if !strings.Contains(strings.ToLower(got), "x~other: kept") {
+		t.Errorf("Caddy dropped X~Other itself, so the test shows nothing:\n%s", got)
+	}
+	if lines := headerLines(got, "X-Wx-Openid"); len(lines) != 1 || lines[0] != "X-Wx-Openid: "+rs.Login.OpenID {
+		t.Errorf("upstream got openid lines %q", lines)
+	}
+}
+
 func TestOptionalNeverForwardsABearerTokenOnAnyAuthorizationLine(t *testing.T) {
 	st := startStack(t, stackConfig{Directive: "\t\toptional\n"})
 	st.addUser("two-lines")
