@@ -93,10 +93,9 @@ func (h *Handler) newRoutes() routeTable {
 		rt.serve = h.audited(strings.TrimPrefix(path, p), rt.checked())
 		t.exact[path] = rt.dispatch()
 	}
-	// Envoy's ext_authz path_prefix appends the request's path.
-	verify := routes[p+"/verify"]
-	verify.serve = verify.checked()
-	t.subtree = []subtreeRoute{{p + "/verify/", verify.dispatch()}}
+	// Envoy's ext_authz path_prefix appends the request's path. (verify
+	// is not audited: its entry is the checked route itself.)
+	t.subtree = []subtreeRoute{{p + "/verify/", t.exact[p+"/verify"]}}
 	return t
 }
 
