@@ -40,8 +40,8 @@ func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.T
 			// during a rolling upgrade, hear logouts on their own channel
 			// only. (They would not read them from the list when they
 			// restart; an instance restarting then is upgraded.)
-			for _, ch := range r.legacyChannels() {
-				writes = append(writes, p.Publish(ctx, ch, legacySessionMessage(sid, until)))
+			for _, l := range r.legacy {
+				writes = append(writes, p.Publish(ctx, l.revokedKey, legacySessionMessage(sid, until)))
 			}
 		}
 		info = p.Info(ctx, "replication")
