@@ -29,12 +29,20 @@ func (h *Handler) sandboxEncrypt(w http.ResponseWriter, r *http.Request, _ caddy
 	raw := bytes.TrimSpace(body)
 	// A name given twice would decrypt to the last value while rawData
 	// and its signature hold both: refused, as on the other routes.
+	obj := make(map[string]json.RawMessage)
+	err = walkObject(raw, func(name string, dec *json.Decoder) error {
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return errNotObject
+		}
+		obj[name] = v
+		return nil
+	})
 	var fe *fieldError
-	if err := walkObject(raw, func(_ string, dec *json.Decoder) error { return skipValue(dec) }); errors.As(err, &fe) {
-		return errInvalidRequest.withMessage("The field " + fe.name + " is given twice.")
-	}
-	var obj map[string]json.RawMessage
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
+	switch {
+	case errors.As(err, &fe):
+		return errInvalidRequest.withMessage(fe.Error())
+	case err != nil:
 		return errInvalidRequest.withMessage("The body must be a JSON object.")
 	}
 	obj["openId"], _ = json.Marshal(s.OpenID)
