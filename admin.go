@@ -193,12 +193,8 @@ func (req *userRequest) parse(body []byte) *adminError {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &fe) && fe.twice:
-		return badRequest("The field %s is given twice.", fe.name)
-	case errors.As(err, &fe) && fe.miscased != "":
-		return badRequest("The field %s must be spelled %s.", fe.name, fe.miscased)
 	case errors.As(err, &fe):
-		return badRequest("The field %s must be a string.", fe.name)
+		return badRequest("%s", fe.Error())
 	default:
 		return badRequest("The body must be a JSON object such as {\"appid\":\"wx…\",\"openid\":\"o…\"}.")
 	}

@@ -22,14 +22,15 @@ type fieldError struct {
 	miscased string // the name it should have been
 }
 
+// Error is the sentence an answer's message gives.
 func (e *fieldError) Error() string {
 	switch {
 	case e.twice:
-		return "the field " + e.name + " is given twice"
+		return "The field " + e.name + " is given twice."
 	case e.miscased != "":
-		return "the field " + e.name + " must be spelled " + e.miscased
+		return "The field " + e.name + " must be spelled " + e.miscased + "."
 	}
-	return "the field " + e.name + " must be a string"
+	return "The field " + e.name + " must be a string."
 }
 
 // walkObject reads body as exactly one JSON object and calls member for

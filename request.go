@@ -142,10 +142,8 @@ func parseJSON(body []byte) (*fields, *apiError) {
 	switch {
 	case err == nil:
 		return &f, nil
-	case errors.As(err, &fe) && fe.twice:
-		return nil, errInvalidRequest.withMessage("The field " + fe.name + " is given twice.")
 	case errors.As(err, &fe):
-		return nil, errInvalidRequest.withMessage("The field " + fe.name + " must be a string.")
+		return nil, errInvalidRequest.withMessage(fe.Error())
 	case errors.Is(err, errTrailing):
 		return nil, errInvalidRequest.withMessage("The body holds more than one JSON object.")
 	default:
