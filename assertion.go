@@ -203,7 +203,7 @@ func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if h.assertion, err = newAssertionSigner(key, header); err != nil {
 		return fmt.Errorf("wechat_auth: assertion key: %w", err)
 	}
-	if !headerHasPrefix(header, "x-wx-") { // those are stripped already
+	if !hasIdentityPrefix(header) { // those are stripped already
 		h.identityHdr = append(h.identityHdr, normalizeHeader(header))
 	}
 	return nil

@@ -315,7 +315,7 @@ func (h *Handler) setDefaults() {
 	// them again would cost every request a few comparisons per header.
 	h.identityHdr = nil
 	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
-		if !headerHasPrefix(name, "x-wx-") {
+		if !hasIdentityPrefix(name) {
 			h.identityHdr = append(h.identityHdr, normalizeHeader(name))
 		}
 	}
