@@ -299,14 +299,11 @@ func testSessionKeyServices(t *testing.T, fake *wechattest.Server, auth, gw stri
 	// wechat_auth decrypts with the new key too (on another instance once
 	// the news reached it, within a second).
 	enc, iv := encryptFor(t, newKey, map[string]any{"stepInfoList": []any{}, "watermark": map[string]any{"appid": testAppID, "timestamp": 1}})
-	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r := postJSON(t, auth+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
-		if r.Status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("data encrypted with the reset key does not decrypt: %d %s", r.Status, r.Body)
-		}
+	if !within(time.Second, func() bool {
+		r = postJSON(t, auth+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
+		return r.Status == http.StatusOK
+	}) {
+		t.Fatalf("data encrypted with the reset key does not decrypt: %d %s", r.Status, r.Body)
 	}
 
 	wantStatus(t, postJSON(t, auth+"/wx/logout", lr.Token, nil), http.StatusNoContent)

@@ -702,3 +702,17 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// within polls cond every 20 ms for up to d and reports whether it held.
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -53,20 +53,6 @@ func usrAdmin(t *testing.T, m *multiCaddy, method, path string, body any) *reply
 	return send(t, method, m.Admin+path, h, s)
 }
 
-// usrWithin polls cond every 20 ms for up to d.
-func usrWithin(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func usrStatus(t *testing.T, base, token string) int {
 	t.Helper()
 	return send(t, http.MethodGet, base+"/api/orders", bearer(token), "").Status
@@ -89,7 +75,7 @@ func TestKeyRotationOfGeneratedKeysOnTwoInstances(t *testing.T) {
 	first := loginAt(t, a.Base, map[string]string{"code": "rot-1"}).Token
 	// Refresh on B until B signs with a newer key.
 	var second string
-	if !usrWithin(8*time.Second, func() bool {
+	if !within(8*time.Second, func() bool {
 		second = rotRefresh(t, b.Base, first)
 		return rotKIDOf(t, second) != rotKIDOf(t, first)
 	}) {
@@ -102,7 +88,7 @@ func TestKeyRotationOfGeneratedKeysOnTwoInstances(t *testing.T) {
 	}
 	// A token of the newest key, whichever instance made it, on the other.
 	var third string
-	if !usrWithin(8*time.Second, func() bool {
+	if !within(8*time.Second, func() bool {
 		third = rotRefresh(t, a.Base, second)
 		return rotKIDOf(t, third) != rotKIDOf(t, second)
 	}) {
@@ -154,7 +140,7 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 		}
 		for _, m := range []*multiCaddy{a, b} {
 			for _, tok := range []string{onA, onB} {
-				if !usrWithin(time.Second-time.Since(done), func() bool { return usrStatus(t, m.Base, tok) == http.StatusUnauthorized }) {
+				if !within(time.Second-time.Since(done), func() bool { return usrStatus(t, m.Base, tok) == http.StatusUnauthorized }) {
 					t.Errorf("%s still accepts a revoked user's token 1 s after the revocation", m.name)
 				}
 			}
@@ -176,7 +162,7 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 		r := usrAdmin(t, b, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": victim, "reason": "fraud"})
 		wantStatus(t, r, http.StatusOK)
 		done := time.Now()
-		if !usrWithin(time.Second-time.Since(done), func() bool { return usrStatus(t, a.Base, before) == http.StatusUnauthorized }) {
+		if !within(time.Second-time.Since(done), func() bool { return usrStatus(t, a.Base, before) == http.StatusUnauthorized }) {
 			t.Error("A still accepts the banned user's token 1 s after the ban")
 		}
 		wantError(t, login(a, victim), http.StatusForbidden, "user_blocked")
@@ -200,7 +186,7 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 		r := usrAdmin(t, a, http.MethodDelete, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": victim})
 		wantStatus(t, r, http.StatusOK)
 		tok := token(login(a, victim))
-		if !usrWithin(time.Second, func() bool { return login(b, victim).Status == http.StatusOK }) {
+		if !within(time.Second, func() bool { return login(b, victim).Status == http.StatusOK }) {
 			t.Error("B still refuses the login 1 s after the ban was lifted on A")
 		}
 		if s := usrStatus(t, b.Base, tok); s != http.StatusOK {
@@ -217,7 +203,7 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 		until := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
 		wantStatus(t, usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": other, "until": until}), http.StatusOK)
 		wantError(t, login(a, other), http.StatusForbidden, "user_blocked")
-		if !usrWithin(5*time.Second, func() bool { return login(a, other).Status == http.StatusOK }) {
+		if !within(5*time.Second, func() bool { return login(a, other).Status == http.StatusOK }) {
 			t.Error("the ban does not end at until")
 		}
 	})
