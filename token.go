@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,12 @@ type identity struct {
 	// assertion is the signed identity assertion made for this token, once
 	// (see assertionSigner.of).
 	assertion atomic.Pointer[signedAssertion]
+
+	// ring is the codec's key ring when the token was verified. The
+	// verified token cache serves the entry only while that ring is still
+	// the one in force, so a token whose key left the ring stops verifying
+	// at the next request.
+	ring *keyRing
 }
 
 // replValues returns OpenID, UnionID and AppID as the replacer's values.
@@ -127,19 +134,105 @@ func (tc *tokenCodec) issue(s *Session, now time.Time) (string, time.Time, error
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	t.Header["kid"] = signer.kid
 	tok, err := t.SignedString(signer.secret)
+	if err == nil {
+		issuedLives.note(signer.kid, tc.ttl, exp)
+	}
 	return tok, exp, err
+}
+
+// tokenLeeway is the clock difference between instances tolerated when a
+// token's iat and lifetime are checked.
+const tokenLeeway = 5 * time.Second
+
+// tokenLives records, for each signing kid, every token_ttl that tokens
+// signed with it were issued under by this process, and the latest exp
+// issued under each. A token is accepted only with a lifetime (exp - iat)
+// no longer than the codec's own token_ttl or a token_ttl whose tokens may
+// still be valid: a config reloaded with a shorter token_ttl keeps honouring
+// the tokens it issued before, and nothing lives longer than any config
+// ever allowed.
+type tokenLives struct {
+	mu sync.Mutex
+	m  map[string]map[time.Duration]time.Time // kid → token_ttl → latest exp
+}
+
+var issuedLives = &tokenLives{m: make(map[string]map[time.Duration]time.Time)}
+
+// note records that a token signed with kid under ttl expires at exp.
+func (l *tokenLives) note(kid string, ttl time.Duration, exp time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byTTL := l.m[kid]
+	if byTTL == nil {
+		byTTL = make(map[time.Duration]time.Time, 1)
+		l.m[kid] = byTTL
+	}
+	if exp.After(byTTL[ttl]) {
+		byTTL[ttl] = exp
+	}
+}
+
+// longest returns the longest token_ttl under which this process signed
+// with kid a token that has not expired at now; 0 when there is none.
+// Records whose tokens have all expired are dropped.
+func (l *tokenLives) longest(kid string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byTTL := l.m[kid]
+	var longest time.Duration
+	for ttl, until := range byTTL {
+		if now.After(until.Add(tokenLeeway)) {
+			delete(byTTL, ttl)
+			continue
+		}
+		longest = max(longest, ttl)
+	}
+	if byTTL != nil && len(byTTL) == 0 {
+		delete(l.m, kid)
+	}
+	return longest
+}
+
+// maxLifetime is the longest lifetime (exp - iat) a token signed with kid
+// may have: the codec's token_ttl, or a longer one this process issued
+// tokens under that may still be valid. A token without kid may have been
+// signed by any key of the ring.
+func (tc *tokenCodec) maxLifetime(ring *keyRing, kid string, hasKID bool, now time.Time) time.Duration {
+	longest := tc.ttl
+	if hasKID {
+		return max(longest, issuedLives.longest(kid, now))
+	}
+	for _, k := range ring.keys {
+		longest = max(longest, issuedLives.longest(k.kid, now))
+	}
+	return longest
 }
 
 var errBadToken = errors.New("invalid token")
 
-// verify checks a token's signature, algorithm, issuer, expiry and audience.
-// It touches no network.
+// verify checks a token's signature, algorithm, issuer, expiry, audience
+// and lifetime: it must carry iat, not in the future, and its exp may lie
+// no further past iat than the longest token_ttl in force for its key (see
+// maxLifetime). It touches no network.
 func (tc *tokenCodec) verify(raw string) (*identity, error) {
+	// The ring is read before the key is looked up: an entry cached under
+	// it is dropped as soon as a newer ring is in force.
+	ring := tc.ring.Load()
 	var c claims
-	if _, err := tc.parser.ParseWithClaims(raw, &c, tc.verificationKey); err != nil {
+	t, err := tc.parser.ParseWithClaims(raw, &c, tc.verificationKey)
+	if err != nil {
 		return nil, errBadToken
 	}
-	if len(c.Audience) != 1 || c.Subject == "" || c.SID == "" {
+	if len(c.Audience) != 1 || c.Subject == "" || c.SID == "" || c.IssuedAt == nil {
+		return nil, errBadToken
+	}
+	now := time.Now()
+	iat, exp := c.IssuedAt.Time, c.ExpiresAt.Time
+	if iat.After(now.Add(tokenLeeway)) {
+		return nil, errBadToken
+	}
+	kid, hasKID := t.Header["kid"].(string)
+	if exp.Sub(iat) > tc.maxLifetime(ring, kid, hasKID, now)+tokenLeeway {
 		return nil, errBadToken
 	}
 	if _, ok := tc.apps[c.Audience[0]]; !ok {
@@ -150,10 +243,9 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 		UnionID: c.UnionID,
 		AppID:   c.Audience[0],
 		SID:     c.SID,
-		Expires: c.ExpiresAt.Time,
-	}
-	if c.IssuedAt != nil {
-		id.Issued = c.IssuedAt.Time
+		Expires: exp,
+		Issued:  iat,
+		ring:    ring,
 	}
 	id.userKey = userKey(id.AppID, id.OpenID)
 	id.repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
@@ -163,9 +255,11 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 // verifyCached is verify for the hot path: a token verified before and not
 // expired at now is answered from the cache without parsing it again. Only
 // a token that verify accepted, under its exact string, enters the cache.
-// Revocation is not checked here; the caller checks it on every request.
+// An entry verified under a ring no longer in force is verified again, so
+// a token whose key left the ring is refused. Revocation is not checked
+// here; the caller checks it on every request.
 func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity, error) {
-	if id, ok := tc.verified.get(raw, now); ok {
+	if id, ok := tc.verified.get(raw, now); ok && id.ring == tc.ring.Load() {
 		return id, nil
 	}
 	id, err := tc.verify(raw)

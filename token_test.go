@@ -227,3 +227,89 @@ func TestSandboxCodecRefusesProductionTokens(t *testing.T) {
 		t.Fatalf("a sandbox config refuses its own token: %v", err)
 	}
 }
+
+// A token's lifetime is capped: exp may lie no further past iat than the
+// longest token_ttl in force, iat is required and not in the future. A
+// token signed with the real key is refused when it breaks any of these.
+func TestTokenLifetimeIsCapped(t *testing.T) {
+	tc := newTestCodec(issuerProduction) // token_ttl 1h
+	kid := tc.ring.Load().signer().kid
+	now := time.Now()
+	with := func(changes jwt.MapClaims) jwt.MapClaims {
+		c := goodClaims()
+		for k, v := range changes {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	sign := func(c jwt.MapClaims, withKID bool) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		if withKID {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString([]byte(testSigningKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name   string
+		claims jwt.MapClaims
+		ok     bool
+	}{
+		{"token_ttl exactly", with(nil), true},
+		{"within the clock leeway", with(jwt.MapClaims{"exp": now.Add(time.Hour + 3*time.Second).Unix()}), true},
+		{"iat a second ahead", with(jwt.MapClaims{"iat": now.Add(time.Second).Unix(), "exp": now.Add(time.Hour).Unix()}), true},
+		{"30 days", with(jwt.MapClaims{"exp": now.Add(30 * 24 * time.Hour).Unix()}), false},
+		{"token_ttl and a minute", with(jwt.MapClaims{"exp": now.Add(time.Hour + time.Minute).Unix()}), false},
+		{"iat long ago, exp ahead", with(jwt.MapClaims{"iat": now.Add(-48 * time.Hour).Unix()}), false},
+		{"no iat", with(jwt.MapClaims{"iat": nil}), false},
+		{"iat in the future", with(jwt.MapClaims{"iat": now.Add(10 * time.Minute).Unix(), "exp": now.Add(30 * time.Minute).Unix()}), false},
+	} {
+		for _, withKID := range []bool{true, false} {
+			tok := sign(tt.claims, withKID)
+			_, err := tc.verify(tok)
+			if (err == nil) != tt.ok {
+				t.Errorf("%s (kid %v): verify error %v, want accepted %v", tt.name, withKID, err, tt.ok)
+			}
+			// The hot path says the same, twice (the second from the cache).
+			for i := 0; i < 2; i++ {
+				if _, err := tc.verifyCached(tok, now); (err == nil) != tt.ok {
+					t.Errorf("%s (kid %v): verifyCached error %v, want accepted %v", tt.name, withKID, err, tt.ok)
+				}
+			}
+		}
+	}
+}
+
+// A config reloaded with a shorter token_ttl still accepts the tokens this
+// process issued under the longer one before, and only those lifetimes.
+func TestTokenOfALongerTTLIssuedBeforeAReloadStillVerifies(t *testing.T) {
+	const key = "reload-ttl-signing-key-0123456789abcdef"
+	apps := map[string]string{testAppID: "secret"}
+	before := newTokenCodec([]byte(key), issuerProduction, 7*24*time.Hour, apps)
+	tok, _, err := before.issue(testSession(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := newTokenCodec([]byte(key), issuerProduction, time.Hour, apps)
+	if _, err := after.verify(tok); err != nil {
+		t.Errorf("a 7-day token issued before the reload is refused: %v", err)
+	}
+	c := goodClaims()
+	c["exp"] = time.Now().Add(30 * 24 * time.Hour).Unix()
+	forged := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	forged.Header["kid"] = after.ring.Load().signer().kid
+	s, err := forged.SignedString([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.verify(s); err == nil {
+		t.Error("a 30-day token is accepted though no config issued one")
+	}
+}

@@ -1,11 +1,14 @@
 package wechatauth
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func cacheTestCodec(apps ...string) *tokenCodec {
@@ -184,5 +187,50 @@ func TestVerifyCacheConcurrentHitsAreTheTokensOwn(t *testing.T) {
 	}
 	if n := c.len(); n > 2*100+1 {
 		t.Fatalf("cache of generation 100 holds %d tokens", n)
+	}
+}
+
+// Once a generated key leaves the ring (pruned after its keep), a token it
+// signed is refused, even one the verified token cache holds.
+func TestCachedTokenRefusedOnceItsKeyLeavesTheRing(t *testing.T) {
+	ctx := context.Background()
+	g := &generatedKeys{storage: testStorage(t, t.TempDir()), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	t0 := time.Now()
+	sr, err := g.current(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := ringCodec()
+	tc.ring.Store(sr.keyRing())
+	w := &keyWatch{g: g, tc: tc, log: zap.NewNop()}
+	tok := issueWith(t, tc)
+	if _, err := tc.verifyCached(tok, time.Now()); err != nil {
+		t.Fatalf("fresh token refused: %v", err)
+	}
+
+	step := func(at time.Time) {
+		t.Helper()
+		sr, err := g.current(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		w.apply(sr.keyRing())
+		w.mu.Unlock()
+	}
+	t1 := t0.Add(time.Hour + time.Second)
+	step(t1) // rotated: the key is retired but still verifies
+	if _, err := tc.verifyCached(tok, time.Now()); err != nil {
+		t.Fatalf("token of a retired key still kept refused: %v", err)
+	}
+	step(t1.Add(2*time.Hour + time.Second)) // pruned
+	if kidOf(t, tok) == tc.ring.Load().keys[len(tc.ring.Load().keys)-1].kid {
+		t.Fatal("the test's key is still in the ring")
+	}
+	if _, err := tc.verifyCached(tok, time.Now()); err == nil {
+		t.Error("a cached token whose key left the ring still verifies")
+	}
+	if _, err := tc.verify(tok); err == nil {
+		t.Error("a token whose key left the ring still verifies")
 	}
 }
