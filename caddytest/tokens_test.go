@@ -5,6 +5,9 @@ package caddytest
 //     audience, the sandbox issuer, or a cut signature, and a token sent only
 //     as ?access_token=: 401 (invalid_token where a token was sent), with
 //     WWW-Authenticate: Bearer realm="wechat_auth"….
+//   - issue 20 point 2: a token signed with the real key whose exp lies
+//     more than token_ttl past its iat, or without iat, or with iat in the
+//     future: 401 invalid_token.
 //   - issue 5: HS384 and HS512 tokens signed with the configured key are
 //     refused.
 //   - issue 2: /wx/refresh returns a token that works; /wx/logout answers
@@ -45,6 +48,8 @@ func TestRefusedTokens(t *testing.T) {
 		return c
 	}
 	past := time.Now().Add(-time.Minute).Unix()
+	iat := int64(real["iat"].(float64))
+	kid := kidOfToken(t, lr.Token)
 
 	// The control: the same claims re-signed HS256 with the right key pass,
 	// so every refusal below is for the one thing changed.
@@ -61,6 +66,13 @@ func TestRefusedTokens(t *testing.T) {
 	}{
 		{"alg none", forgeToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, with(nil))},
 		{"wrong key", forgeToken(t, jwt.SigningMethodHS256, []byte("another-key-that-is-long-enough-0123456789"), with(nil))},
+		// Signed with the real key but living longer than token_ttl (2h),
+		// or without or with a future iat: a lifetime is capped.
+		{"exp 30 days past iat", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"exp": iat + 30*24*3600}))},
+		{"exp 30 days past iat, with kid", forgeKID(t, key, kid, with(jwt.MapClaims{"exp": iat + 30*24*3600}))},
+		{"exp token_ttl and a minute past iat", forgeKID(t, key, kid, with(jwt.MapClaims{"exp": iat + 7200 + 60}))},
+		{"no iat", forgeKID(t, key, kid, with(jwt.MapClaims{"iat": nil}))},
+		{"iat in the future", forgeKID(t, key, kid, with(jwt.MapClaims{"iat": iat + 600, "exp": iat + 1200}))},
 		{"past exp", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"exp": past, "iat": past - 7200}))},
 		{"no exp", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"exp": nil}))},
 		{"other audience", forgeToken(t, jwt.SigningMethodHS256, key, with(jwt.MapClaims{"aud": []string{"wx0000000000000000"}}))},
@@ -91,6 +103,33 @@ func TestRefusedTokens(t *testing.T) {
 		r := send(t, http.MethodPost, st.Base+"/wx/refresh?access_token="+url.QueryEscape(lr.Token), nil, "")
 		wantError(t, r, http.StatusUnauthorized, "unauthorized")
 	})
+}
+
+// forgeKID signs claims HS256 with key under a kid header, as the module's
+// own tokens are.
+func forgeKID(t *testing.T, key []byte, kid string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("forge token: %v", err)
+	}
+	return s
+}
+
+// kidOfToken returns the kid header of a token.
+func kidOfToken(t *testing.T, tok string) string {
+	t.Helper()
+	p, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := p.Header["kid"].(string)
+	if kid == "" {
+		t.Fatal("a token of the module has no kid")
+	}
+	return kid
 }
 
 func lastDot(s string) int {
