@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -22,6 +23,10 @@ type keyRing struct {
 	keys  []*ringKey // keys[0] signs
 	byKID map[string]*ringKey
 	set   jwt.VerificationKeySet // every key, for tokens without kid
+	// maxTTL is the longest token_ttl any config sharing generated keys
+	// issued tokens under (0 for configured keys): a token of the ring may
+	// live that long.
+	maxTTL time.Duration
 }
 
 // kidInfo is the HMAC message of key ids: a kid names a key without
@@ -65,9 +70,10 @@ func (r *keyRing) kids() []string {
 	return kids
 }
 
-// sameAs reports whether both rings hold the same keys in the same order.
+// sameAs reports whether both rings hold the same keys in the same order
+// and allow the same token lifetime.
 func (r *keyRing) sameAs(o *keyRing) bool {
-	if o == nil || len(r.keys) != len(o.keys) {
+	if o == nil || len(r.keys) != len(o.keys) || r.maxTTL != o.maxTTL {
 		return false
 	}
 	for i := range r.keys {

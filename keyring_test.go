@@ -300,3 +300,46 @@ func TestKeyRingsAreKeptUnderTheirDocumentedNames(t *testing.T) {
 		}
 	}
 }
+
+// Configs sharing generated keys may differ in token_ttl: the ring records
+// the longest, so an instance with a shorter token_ttl accepts a token of
+// the longer one (issued elsewhere or before a restart) and nothing longer.
+func TestGeneratedRingCapsTokensAtTheLongestTokenTTL(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	const month = 30 * 24 * time.Hour
+	long := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: month + time.Hour, ttl: month}
+	short := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: 3 * time.Hour, ttl: 2 * time.Hour}
+	now := time.Now()
+	sr, err := long.current(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr, err = short.current(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if sr.TTL != month {
+		t.Fatalf("stored ttl %v, want the longest token_ttl %v", sr.TTL, month)
+	}
+	verifier := newTokenCodec(nil, issuerProduction, 2*time.Hour, map[string]string{testAppID: ""})
+	verifier.ring.Store(sr.keyRing())
+	// Signed here directly, not issued: this process never issued a token
+	// of that lifetime, only the ring knows it.
+	sign := func(life time.Duration) string {
+		c := goodClaims()
+		c["exp"] = now.Add(life).Unix()
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		tok.Header["kid"] = keyID(sr.Keys[0].Key)
+		s, err := tok.SignedString(sr.Keys[0].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if _, err := verifier.verify(sign(month)); err != nil {
+		t.Errorf("a token of the longest token_ttl sharing the keys is refused: %v", err)
+	}
+	if _, err := verifier.verify(sign(month + time.Hour)); err == nil {
+		t.Error("a token longer than any token_ttl sharing the keys is accepted")
+	}
+}

@@ -67,6 +67,7 @@ func (h *Handler) provisionKeys(ctx caddy.Context) (*keyRing, error) {
 		// instance that has not read the ring again yet may still sign
 		// with it for one watch interval more.
 		keep: time.Duration(h.TokenTTL) + 2*every + time.Minute,
+		ttl:  time.Duration(h.TokenTTL),
 	}
 	sr, err := g.current(ctx, time.Now())
 	if err != nil {

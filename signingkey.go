@@ -38,6 +38,10 @@ type storedRing struct {
 	// the storage may differ in token_ttl, and tokens signed under a
 	// longer one stay valid for as long after a token_ttl cut.
 	Keep time.Duration `json:"keep,omitempty"`
+	// TTL is the longest token_ttl of any config that used the ring. It
+	// never shrinks either: a token of the ring's keys may live that long
+	// on every instance, including one whose own token_ttl is shorter.
+	TTL time.Duration `json:"ttl,omitempty"`
 }
 
 func (sr *storedRing) keyRing() *keyRing {
@@ -45,7 +49,9 @@ func (sr *storedRing) keyRing() *keyRing {
 	for i, k := range sr.Keys {
 		secrets[i] = k.Key
 	}
-	return newKeyRing(secrets...)
+	r := newKeyRing(secrets...)
+	r.maxTTL = sr.TTL
+	return r
 }
 
 // generatedKeys keeps a key ring in Caddy's storage: made once, rotated
@@ -57,6 +63,7 @@ type generatedKeys struct {
 	name     string        // the single key of earlier versions; see ringName
 	rotation time.Duration // 0: never
 	keep     time.Duration // how long a retired key keeps verifying
+	ttl      time.Duration // token_ttl of the config
 }
 
 // ringName is where the ring is kept: wechat_auth/signing_keys beside
@@ -72,9 +79,9 @@ func (g *generatedKeys) due(sr *storedRing, now time.Time) bool {
 }
 
 // settled reports whether sr needs no change from g at now: no rotation
-// due, and g's keep already counted.
+// due, and g's keep and token_ttl already counted.
 func (g *generatedKeys) settled(sr *storedRing, now time.Time) bool {
-	return !g.due(sr, now) && sr.Keep >= g.keep
+	return !g.due(sr, now) && sr.Keep >= g.keep && sr.TTL >= g.ttl
 }
 
 // current returns the ring, making it (from the legacy key when there is
@@ -109,6 +116,7 @@ func (g *generatedKeys) current(ctx context.Context, now time.Time) (*storedRing
 		sr.Keys = append([]storedKey{{Key: newSecret(), Created: now}}, sr.Keys...)
 	}
 	sr.Keep = max(sr.Keep, g.keep)
+	sr.TTL = max(sr.TTL, g.ttl)
 	// Retired keys go once every token they signed has expired.
 	kept := sr.Keys[:1]
 	for _, k := range sr.Keys[1:] {

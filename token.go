@@ -194,11 +194,12 @@ func (l *tokenLives) longest(kid string, now time.Time) time.Duration {
 }
 
 // maxLifetime is the longest lifetime (exp - iat) a token signed with kid
-// may have: the codec's token_ttl, or a longer one this process issued
-// tokens under that may still be valid. A token without kid may have been
-// signed by any key of the ring.
+// may have: the codec's token_ttl, the longest token_ttl of the configs
+// sharing generated keys (kept with the ring), or a longer one this process
+// issued tokens under that may still be valid. A token without kid may have
+// been signed by any key of the ring.
 func (tc *tokenCodec) maxLifetime(ring *keyRing, kid string, hasKID bool, now time.Time) time.Duration {
-	longest := tc.ttl
+	longest := max(tc.ttl, ring.maxTTL)
 	if hasKID {
 		return max(longest, issuedLives.longest(kid, now))
 	}
