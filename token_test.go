@@ -232,7 +232,10 @@ func TestSandboxCodecRefusesProductionTokens(t *testing.T) {
 // longest token_ttl in force, iat is required and not in the future. A
 // token signed with the real key is refused when it breaks any of these.
 func TestTokenLifetimeIsCapped(t *testing.T) {
-	tc := newTestCodec(issuerProduction) // token_ttl 1h
+	// A key of its own: what other tests issue under testSigningKey, with
+	// other token_ttls, raises the cap for that key in this process.
+	const key = "lifetime-cap-signing-key-0123456789abcdef"
+	tc := newTokenCodec([]byte(key), issuerProduction, time.Hour, map[string]string{testAppID: "secret"})
 	kid := tc.ring.Load().signer().kid
 	now := time.Now()
 	with := func(changes jwt.MapClaims) jwt.MapClaims {
@@ -251,7 +254,7 @@ func TestTokenLifetimeIsCapped(t *testing.T) {
 		if withKID {
 			tok.Header["kid"] = kid
 		}
-		s, err := tok.SignedString([]byte(testSigningKey))
+		s, err := tok.SignedString([]byte(key))
 		if err != nil {
 			t.Fatal(err)
 		}
