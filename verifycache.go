@@ -18,8 +18,11 @@ const verifyCacheGeneration = 1 << 14
 // verifyCache remembers tokens whose signature and claims have been
 // verified, keyed by the exact token string, so a client sending the same
 // token again costs a map lookup instead of a JWT parse and an HMAC (about
-// 10 µs). An entry is served only until the token's exp; revocation is not
-// cached: the caller checks it on every request.
+// 10 µs). An entry is served only until the token's exp, and only while
+// the key ring it was verified under is still in force (tokenCodec checks
+// that with one pointer compare, so a token whose key left the ring is
+// verified again and refused); revocation is not cached: the caller checks
+// it on every request.
 //
 // Memory is bounded with two generations: new entries go into cur; when cur
 // is full it becomes old and the previous old is dropped. A hit in old moves
