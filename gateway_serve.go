@@ -28,6 +28,17 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		g.answerError(w, r, label, "", "", errAPINotAllowed)
 		return nil
 	}
+	if !plainAPIPath(p) {
+		// Only `allow *` gets here: a listed path is a plain one.
+		discardBody(w, r)
+		g.answerError(w, r, label, "", "", errInvalidRequest.withMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
+		return nil
+	}
+	if isTokenPathWithSuffix(p) {
+		discardBody(w, r)
+		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		return nil
+	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		var aerr *apiError

