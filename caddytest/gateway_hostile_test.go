@@ -60,3 +60,36 @@ func TestGatewayAllowAllRefusesTokenEndpointLookAlikes(t *testing.T) {
 
 var _ = url.Parse
 var _ = strings.Contains
+
+// decodeFully percent-decodes s until it no longer changes.
+func decodeFully(s string) string {
+	for range 8 {
+		d, err := url.QueryUnescape(s)
+		if err != nil || d == s {
+			return s
+		}
+		s = d
+	}
+	return s
+}
+
+func TestGatewayNeverForwardsTheCallersAccessToken(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: wechattest.PathSubscribeSend})
+	const mine = "CALLERTOKEN"
+	for _, p := range []string{
+		"access_token=" + mine, "ACCESS_TOKEN=" + mine, "Access_Token=" + mine, "access_token[]=" + mine,
+		"access_token%5B%5D=" + mine, "access_token%00=" + mine, "access.token=" + mine, "access+token=" + mine,
+		"access%5Ftoken=" + mine, "access%255Ftoken=" + mine, "lang=en;access_token=" + mine,
+		"lang=en%3Baccess_token%3D" + mine, "lang=en%26access_token%3D" + mine, "acce%C5%BFs_token=" + mine,
+		"%20access_token=" + mine, "access-token=" + mine,
+	} {
+		wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend+"?page=1&"+p+"&x=2", nil, gwMessage))
+		got := g.WeChat.LastQuery(wechattest.PathSubscribeSend)
+		if d := decodeFully(got); strings.Contains(d, mine) || strings.Count(strings.ToLower(d), "access") != 1 {
+			t.Errorf("caller's %q: WeChat got query %q", p, got)
+		}
+		if !strings.HasPrefix(got, "page=1&x=2&access_token=") {
+			t.Errorf("caller's %q: WeChat got query %q, want the rest kept and the app's token", p, got)
+		}
+	}
+}
