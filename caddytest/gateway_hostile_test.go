@@ -13,6 +13,7 @@ package caddytest
 //     openid without duplicate members.
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,9 +59,6 @@ func TestGatewayAllowAllRefusesTokenEndpointLookAlikes(t *testing.T) {
 	}
 }
 
-var _ = url.Parse
-var _ = strings.Contains
-
 // decodeFully percent-decodes s until it no longer changes.
 func decodeFully(s string) string {
 	for range 8 {
@@ -91,5 +89,74 @@ func TestGatewayNeverForwardsTheCallersAccessToken(t *testing.T) {
 		if !strings.HasPrefix(got, "page=1&x=2&access_token=") {
 			t.Errorf("caller's %q: WeChat got query %q, want the rest kept and the app's token", p, got)
 		}
+	}
+}
+
+// wantNoToken fails when any of the tokens is in the answer's body or
+// any header.
+func wantNoToken(t *testing.T, what string, r *reply, tokens ...string) {
+	t.Helper()
+	for _, tok := range tokens {
+		if tok == "" {
+			t.Fatal("a token to look for is empty")
+		}
+		if bytes.Contains(r.Body, []byte(tok)) {
+			t.Errorf("%s: the answer's body holds an access token: %q", what, bytes.ReplaceAll(r.Body, []byte(tok), []byte("<TOKEN>")))
+		}
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				if strings.Contains(v, tok) || strings.Contains(decodeFully(v), tok) {
+					t.Errorf("%s: the answer's header %s holds an access token", what, k)
+				}
+			}
+		}
+	}
+}
+
+func TestGatewayNeverHandsOutTheAccessTokenAnEchoHolds(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: wechattest.PathSubscribeSend + " " + wechattest.PathQRCode + " " + wechattest.PathMsgSecCheck})
+	wantStatus(t, g.call(t, "POST", wechattest.PathQRCode, nil, `{"scene":"a"}`), http.StatusOK)
+	t1 := g.WeChat.AccessToken(testAppID)
+
+	// WeChat's JSON error quoting the URL.
+	g.WeChat.HostileNext(wechattest.PathSubscribeSend, wechattest.EchoJSON)
+	r := g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage)
+	wantStatus(t, r, http.StatusOK)
+	wantNoToken(t, "JSON echo", r, t1)
+	if msg, _ := r.Object(t)["errmsg"].(string); !strings.Contains(msg, "access_token=ACCESS_TOKEN") {
+		t.Errorf("the echo's errmsg %q does not show the token replaced", msg)
+	}
+
+	// An egress proxy's HTML error page.
+	g.WeChat.HostileNext(wechattest.PathMsgSecCheck, wechattest.EchoHTML)
+	r = g.call(t, "POST", wechattest.PathMsgSecCheck+"?lang=en", nil, `{"content":"hi","version":2,"scene":2,"openid":"oUser00000000000000000000001"}`)
+	if r.Status != http.StatusBadGateway && r.Status != http.StatusServiceUnavailable {
+		t.Errorf("an HTML 502 page answered %d", r.Status)
+	}
+	wantNoToken(t, "HTML page", r, t1)
+
+	// A binary answer.
+	g.WeChat.HostileNext(wechattest.PathQRCode, wechattest.EchoImage)
+	r = g.call(t, "POST", wechattest.PathQRCode, nil, `{"scene":"b"}`)
+	wantStatus(t, r, http.StatusOK)
+	wantNoToken(t, "PNG", r, t1)
+	if qr := wechattest.QRCode("echo"); !bytes.HasPrefix(r.Body, qr) {
+		t.Errorf("the image itself was changed")
+	}
+
+	// A token WeChat no longer takes: recent, not current, echoed by a
+	// caching proxy in an answer to a later call.
+	g.WeChat.InvalidateAccessToken(testAppID)
+	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
+	t2 := g.WeChat.AccessToken(testAppID)
+	if t2 == t1 {
+		t.Fatal("the fake did not issue a new token")
+	}
+	g.WeChat.HostileNext(wechattest.PathQRCode, wechattest.EchoEarlier)
+	r = g.call(t, "POST", wechattest.PathQRCode, nil, `{"scene":"c"}`)
+	wantStatus(t, r, http.StatusOK)
+	wantNoToken(t, "a cached echo", r, t1, t2)
+	if !bytes.Contains(r.Body, []byte("access_token=ACCESS_TOKEN")) {
+		t.Errorf("the cached echo %s does not show the token replaced", r.Body)
 	}
 }
