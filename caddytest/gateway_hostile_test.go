@@ -14,6 +14,7 @@ package caddytest
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -158,5 +159,55 @@ func TestGatewayNeverHandsOutTheAccessTokenAnEchoHolds(t *testing.T) {
 	wantNoToken(t, "a cached echo", r, t1, t2)
 	if !bytes.Contains(r.Body, []byte("access_token=ACCESS_TOKEN")) {
 		t.Errorf("the cached echo %s does not show the token replaced", r.Body)
+	}
+}
+
+func TestGatewaySessionKeyServicesNeverAnswerASessionKey(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: gwSessionAllow})
+	u := g.addUser("gw-hostile-key")
+	g.login(t, "gw-hostile-key")
+	signature := func() any {
+		return g.call(t, "POST", "/wechat_auth/user_signature?openid="+u.OpenID, nil, "x").Object(t)["signature"]
+	}
+	noKey := func(what string, r *reply) {
+		t.Helper()
+		if bytes.Contains(bytes.ToLower(r.Body), []byte("session_key")) {
+			t.Errorf("%s: the answer holds a session_key: %s", what, r.Body)
+		}
+	}
+	q := "?openid=" + u.OpenID
+	// Stale, with a key: WeChat's errcode comes back, the key does not.
+	for _, p := range []string{wechattest.PathCheckSession, wechattest.PathResetSessionKey} {
+		g.WeChat.HostileNext(p, wechattest.StaleWithSessionKey)
+		r := g.call(t, "GET", p+q, nil, "")
+		wantStatus(t, r, http.StatusOK)
+		noKey(p+" 87009", r)
+		if code := r.Object(t)["errcode"]; code != float64(wechattest.ErrSessionKeyStale) {
+			t.Errorf("%s: errcode %v, want WeChat's %d", p, code, wechattest.ErrSessionKeyStale)
+		}
+	}
+	// Resets that are not this user's, or not plainly: nothing stored.
+	for _, h := range []wechattest.Hostile{wechattest.ResetForOtherUser, wechattest.ResetWithDuplicates, wechattest.ResetWithoutOpenID} {
+		g.WeChat.HostileNext(wechattest.PathResetSessionKey, h)
+		r := g.call(t, "GET", wechattest.PathResetSessionKey+q, nil, "")
+		noKey(fmt.Sprintf("reset %d", h), r)
+		wantError(t, r, http.StatusServiceUnavailable, "wechat_unavailable")
+		if got := signature(); got != hmacHex(u.SessionKey, "x") {
+			t.Fatalf("reset answer %d changed the stored key", h)
+		}
+	}
+	// An echo on a session-key service hands out neither token nor key.
+	g.WeChat.HostileNext(wechattest.PathCheckSession, wechattest.EchoJSON)
+	r := g.call(t, "GET", wechattest.PathCheckSession+q, nil, "")
+	wantNoToken(t, "checksession echo", r, g.WeChat.AccessToken(testAppID))
+	noKey("checksession echo", r)
+	// A plain reset still works.
+	r = g.call(t, "GET", wechattest.PathResetSessionKey+q, nil, "")
+	noKey("reset", r)
+	if m := wantWeChatOK(t, r); m["openid"] != u.OpenID {
+		t.Errorf("reset answer %s", r.Body)
+	}
+	if k, _ := g.WeChat.SessionKey(u.OpenID); signature() != hmacHex(k, "x") {
+		t.Error("a plain reset was not stored")
 	}
 }
