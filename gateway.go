@@ -73,8 +73,10 @@ type APIGateway struct {
 	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
 
 	// The WeChat API paths forwarded, matched exactly (such as
-	// /cgi-bin/message/subscribe/send); "*" forwards every path. Others
-	// are answered 403 api_not_allowed. /cgi-bin/token and
+	// /cgi-bin/message/subscribe/send); "*" forwards every path written
+	// as WeChat's are (letters, digits, '_', '-', and '.' inside a
+	// segment), others being answered 400 invalid_request. Paths not
+	// listed are answered 403 api_not_allowed. /cgi-bin/token and
 	// /cgi-bin/stable_token are never forwarded: the gateway never hands
 	// out a token. The session-key services (/wxa/checksession,
 	// /wxa/resetusersessionkey, /wechat_auth/user_signature) must be
