@@ -73,8 +73,10 @@ type APIGateway struct {
 	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
 
 	// The WeChat API paths forwarded, matched exactly (such as
-	// /cgi-bin/message/subscribe/send); "*" forwards every path. Others
-	// are answered 403 api_not_allowed. /cgi-bin/token and
+	// /cgi-bin/message/subscribe/send); "*" forwards every path written
+	// as WeChat's are (letters, digits, '_', '-', and '.' inside a
+	// segment), others being answered 400 invalid_request. Paths not
+	// listed are answered 403 api_not_allowed. /cgi-bin/token and
 	// /cgi-bin/stable_token are never forwarded: the gateway never hands
 	// out a token. The session-key services (/wxa/checksession,
 	// /wxa/resetusersessionkey, /wechat_auth/user_signature) must be
@@ -179,6 +181,45 @@ func isTokenPath(p string) bool {
 	return tokenPaths[strings.ToLower(path.Clean("/"+p))]
 }
 
+// isTokenPathWithSuffix reports whether p is a token endpoint with a
+// suffix such as ".json" on its last segment, which some servers ignore.
+func isTokenPathWithSuffix(p string) bool {
+	i := strings.LastIndexByte(p, '/')
+	if j := strings.IndexByte(p[i+1:], '.'); j > 0 {
+		return isTokenPath(p[:i+1+j])
+	}
+	return false
+}
+
+// plainAPIPath reports whether p is written the way WeChat's API paths
+// are: segments of letters, digits, '_', '-' and '.', none empty, none
+// "." or "..", none ending in a dot. Anything else (';', a control
+// character, NUL, a space, '#', '~', a backslash, "//", "/./") is a
+// spelling another server may read as a different path, a token endpoint
+// included, and is refused.
+func plainAPIPath(p string) bool {
+	if len(p) < 2 || p[0] != '/' {
+		return false
+	}
+	segStart := 1
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			seg := p[segStart:i]
+			if seg == "" || seg[len(seg)-1] == '.' {
+				return false // empty, ".", ".." or a trailing dot
+			}
+			segStart = i + 1
+			continue
+		}
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func (g *APIGateway) checkAllow() error {
 	if len(g.Allow) == 0 {
 		return fmt.Errorf("wechat_api: allow lists no path, so nothing would be forwarded: list the WeChat API paths your upstreams call, or * for all")
@@ -191,7 +232,7 @@ func (g *APIGateway) checkAllow() error {
 		switch {
 		case p == "*":
 			g.allowAll = true
-		case !strings.HasPrefix(p, "/") || path.Clean(p) != p:
+		case !strings.HasPrefix(p, "/") || path.Clean(p) != p || !plainAPIPath(p):
 			return fmt.Errorf("wechat_api: allow %q: a path is written as WeChat documents it, such as /wxa/msg_sec_check", p)
 		case isTokenPath(p):
 			return fmt.Errorf("wechat_api: allow %q: the token endpoints are never forwarded (the gateway never hands out a token)", p)

@@ -70,6 +70,9 @@ func TestGatewayAllowListIsChecked(t *testing.T) {
 		{[]string{"/wxa/../cgi-bin/token"}, "a path is written"},
 		{[]string{"/cgi-bin/token"}, "never forwarded"},
 		{[]string{"/CGI-BIN/STABLE_TOKEN"}, "never forwarded"},
+		{[]string{"/wxa/msg_sec_check;x"}, "a path is written"},
+		{[]string{"/wxa/msg sec"}, "a path is written"},
+		{[]string{"/wxa/msg_sec_check."}, "a path is written"},
 	} {
 		g := APIGateway{Allow: tt.allow}
 		if err := g.checkAllow(); err == nil || !strings.Contains(err.Error(), tt.want) {

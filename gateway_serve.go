@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -24,6 +25,17 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		label = p
 	}
 	if isTokenPath(p) || (label == "other" && !g.allowAll) {
+		discardBody(w, r)
+		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		return nil
+	}
+	if !plainAPIPath(p) {
+		// Only `allow *` gets here: a listed path is a plain one.
+		discardBody(w, r)
+		g.answerError(w, r, label, "", "", errInvalidRequest.withMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
+		return nil
+	}
+	if isTokenPathWithSuffix(p) {
 		discardBody(w, r)
 		g.answerError(w, r, label, "", "", errAPINotAllowed)
 		return nil
@@ -165,10 +177,11 @@ type gatewayQuery struct {
 // splitQuery removes access_token (the caller's is never sent: the app's
 // is added) and from_appid from a query; with sessionKey it also removes
 // signature and sig_method, which the gateway makes, and requires openid.
-// Names are compared decoded, so an encoded access%5Ftoken is removed too.
+// A part is dropped as an access_token in any spelling another server
+// may read as one (see tokenParam).
 func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 	var q gatewayQuery
-	if !sessionKey && !strings.Contains(raw, "%") && !strings.Contains(raw, "access_token") && !strings.Contains(raw, "from_appid") {
+	if !sessionKey && plainQuery(raw) {
 		q.rest = raw
 		return q, nil
 	}
@@ -184,7 +197,7 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 			return q, errInvalidRequest.withMessage("The query string is malformed.")
 		}
 		switch {
-		case name == "access_token":
+		case tokenParam(part):
 			continue
 		case name == "from_appid":
 			if seenFrom {
@@ -195,7 +208,7 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 				return q, errInvalidRequest.withMessage("The query string is malformed.")
 			}
 			continue
-		case sessionKey && (name == "signature" || name == "sig_method"):
+		case sessionKey && (foldParam(name) == "signature" || foldParam(name) == "sig_method"):
 			continue
 		case sessionKey && name == "openid":
 			if q.openid != "" {
@@ -215,4 +228,87 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 	}
 	q.rest = rest.String()
 	return q, nil
+}
+
+// plainQuery reports whether a query can hold no spelling of access_token
+// nor from_appid: no escape, no byte outside ASCII, and no "access" in
+// any case.
+func plainQuery(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '%' || c >= 0x80:
+			return false
+		case c == 'a' || c == 'A':
+			if len(raw)-i >= 6 && strings.EqualFold(raw[i:i+6], "access") {
+				return false
+			}
+		case c == 'f':
+			if strings.HasPrefix(raw[i:], "from_appid") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tokenParam reports whether a query part ("name=value") is, or holds, an
+// access_token as some server may read it: percent-decoded (again and
+// again, for servers that decode twice), split on '&' and ';', each name
+// folded by foldParam. So access_token, ACCESS_TOKEN, access_token[],
+// access_token%00, access.token, access%5Ftoken and a=1;access_token=x
+// are all dropped.
+func tokenParam(part string) bool {
+	s := part
+	for range 4 {
+		for piece := range strings.FieldsFuncSeq(s, func(r rune) bool { return r == '&' || r == ';' }) {
+			name, _, _ := strings.Cut(piece, "=")
+			if strings.HasPrefix(foldParam(name), "access_token") {
+				return true
+			}
+		}
+		d, err := url.QueryUnescape(s)
+		if err != nil {
+			d, err = url.PathUnescape(s)
+		}
+		if err != nil || d == s {
+			return false
+		}
+		s = d
+	}
+	return false
+}
+
+// foldParam is a parameter name as a lenient server may read it: letters
+// in lower case (also those that fold to an ASCII letter, such as the
+// Kelvin sign), digits kept, every other character '_' (PHP turns '.' and
+// ' ' into '_'), and leading and trailing '_' trimmed (NUL, spaces,
+// brackets).
+func foldParam(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	for _, r := range name {
+		switch {
+		case 'a' <= r && r <= 'z', '0' <= r && r <= '9':
+			b.WriteRune(r)
+		case 'A' <= r && r <= 'Z':
+			b.WriteRune(r + 'a' - 'A')
+		default:
+			b.WriteByte(asciiFold(r))
+		}
+	}
+	return strings.Trim(b.String(), "_")
+}
+
+// asciiFold is the lower-case ASCII letter r folds to (ſ to s, K to k),
+// else '_'.
+func asciiFold(r rune) byte {
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if 'a' <= f && f <= 'z' {
+			return byte(f)
+		}
+		if 'A' <= f && f <= 'Z' {
+			return byte(f + 'a' - 'A')
+		}
+	}
+	return '_'
 }

@@ -1,12 +1,15 @@
 package wechatauth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"path"
 
 	"go.uber.org/zap"
 
@@ -45,11 +48,9 @@ func (g *APIGateway) serveSessionKey(w http.ResponseWriter, r *http.Request, lab
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"signature": sessionHMAC(s.SessionKey, body), "sig_method": "hmac_sha256"})
 		g.done(r, label, "ok", q.appid, q.openid)
-	case pathCheckSession:
+	case pathCheckSession, pathResetKey:
 		// A GET, as WeChat documents it, whatever the caller sent.
-		g.forward(w, r, label, q, http.MethodGet, signatureQuery(s), nil)
-	case pathResetKey:
-		g.resetSessionKey(w, r, label, q, s)
+		g.sessionKeyCall(w, r, label, q, s)
 	}
 }
 
@@ -70,43 +71,170 @@ func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*Session, *
 	return s, nil
 }
 
-// resetSessionKey asks WeChat for a new session_key, which replaces the
-// stored one (later decryption and signing use it) and is removed from
-// the answer.
-func (g *APIGateway) resetSessionKey(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, s *Session) {
-	a, err := g.call(r.Context(), http.MethodGet, pathResetKey, q, signatureQuery(s), "", nil)
+// sessionKeyCall makes checksession or resetusersessionkey with the
+// signature of the user's session_key, and answers WeChat's answer
+// without any session_key: WeChat's answer is input too, and must not
+// hand the caller a key, errors included. A reset's new key replaces the
+// stored one (later decryption and signing use it) only from a success
+// answer for the same openid whose members are each given once.
+func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, s *Session) {
+	a, err := g.call(r.Context(), http.MethodGet, r.URL.Path, q, signatureQuery(s), "", nil)
 	if err != nil {
 		g.answerWeChatError(w, r, label, q, err)
 		return
 	}
-	if a.Errcode != 0 || a.Status != http.StatusOK {
-		writeAnswer(w, a)
-		g.done(r, label, answerResult(a), q.appid, q.openid)
+	api := path.Base(r.URL.Path)
+	sa, err := readSessionAnswer(a.Body)
+	if err == nil && ((s.SessionKey != "" && bytes.Contains(sa.body, []byte(s.SessionKey))) || (sa.sessionKey != "" && bytes.Contains(sa.body, []byte(sa.sessionKey)))) {
+		err = errors.New("answer holds a session_key elsewhere")
+	}
+	if err != nil {
+		g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: api, Err: err})
 		return
 	}
-	var fields map[string]json.RawMessage
-	var got struct {
-		OpenID     string `json:"openid"`
-		SessionKey string `json:"session_key"`
-	}
-	if json.Unmarshal(a.Body, &fields) != nil || json.Unmarshal(a.Body, &got) != nil ||
-		!wechat.ValidSessionKey(got.SessionKey) || (got.OpenID != "" && got.OpenID != s.OpenID) {
-		// WeChat's answer is input too: a key that is not base64 of 16
-		// bytes, or another user's, is never stored.
-		g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: "resetusersessionkey", Err: errors.New("answer without a valid session_key")})
-		return
-	}
-	if err := g.base.store.SetSessionKey(r.Context(), s, got.SessionKey); err != nil {
-		// WeChat has rotated the key: the stored one is stale now.
-		g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
-		aerr := errStoreUnavailable
-		if errors.Is(err, errNoSession) {
-			aerr = errNoLiveSession
+	if r.URL.Path == pathResetKey && a.Errcode == 0 && a.Status == http.StatusOK {
+		if !wechat.ValidSessionKey(sa.sessionKey) || sa.openid != s.OpenID {
+			// A key that is not base64 of 16 bytes, or not said to be
+			// this user's, is never stored.
+			g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: api, Err: errors.New("answer without a valid session_key for the user")})
+			return
 		}
-		g.answerError(w, r, label, q.appid, q.openid, aerr)
-		return
+		if err := g.base.store.SetSessionKey(r.Context(), s, sa.sessionKey); err != nil {
+			// WeChat has rotated the key: the stored one is stale now.
+			g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
+			aerr := errStoreUnavailable
+			if errors.Is(err, errNoSession) {
+				aerr = errNoLiveSession
+			}
+			g.answerError(w, r, label, q.appid, q.openid, aerr)
+			return
+		}
 	}
-	delete(fields, "session_key")
-	writeJSON(w, a.Status, fields)
-	g.done(r, label, "ok", q.appid, q.openid)
+	writeAnswer(w, &wechat.Answer{Status: a.Status, ContentType: "application/json; charset=utf-8", Body: sa.body})
+	g.done(r, label, answerResult(a), q.appid, q.openid)
+}
+
+// sessionAnswer is a session-key service's answer from WeChat, re-encoded.
+type sessionAnswer struct {
+	body       []byte // the answer without any member named session_key, at any depth
+	openid     string // the top-level openid, when a string
+	sessionKey string // the top-level session_key, when a string
+}
+
+// readSessionAnswer reads WeChat's answer, which must be one JSON object
+// in which no object gives a member twice (names compared as a lenient
+// reader would: folded by foldParam), and re-encodes it without the
+// members whose folded name is session_key, members in WeChat's order.
+func readSessionAnswer(body []byte) (*sessionAnswer, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var sa sessionAnswer
+	var out bytes.Buffer
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errNotObject
+	}
+	if err := copyObject(dec, &out, 0, &sa); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errTrailing
+	}
+	sa.body = out.Bytes()
+	return &sa, nil
+}
+
+// maxAnswerDepth bounds the nesting of a session-key service's answer.
+const maxAnswerDepth = 32
+
+// copyObject copies the members of an object whose '{' was read to out,
+// dropping session_key members; top (depth 0) also fills sa.
+func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
+	if depth > maxAnswerDepth {
+		return errNotObject
+	}
+	out.WriteByte('{')
+	seen := make(map[string]bool, 8)
+	first := true
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errNotObject
+		}
+		name := tok.(string)
+		folded := foldParam(name)
+		if seen[folded] {
+			return &fieldError{name: name, twice: true}
+		}
+		seen[folded] = true
+		if folded == "session_key" {
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return errNotObject
+			}
+			if str, ok := v.(string); ok && depth == 0 && name == "session_key" {
+				sa.sessionKey = str
+			}
+			continue
+		}
+		if !first {
+			out.WriteByte(',')
+		}
+		first = false
+		nb, _ := json.Marshal(name)
+		out.Write(nb)
+		out.WriteByte(':')
+		mark := out.Len()
+		if err := copyValue(dec, out, depth+1, sa); err != nil {
+			return err
+		}
+		if depth == 0 && name == "openid" {
+			json.Unmarshal(out.Bytes()[mark:], &sa.openid)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return errNotObject
+	}
+	out.WriteByte('}')
+	return nil
+}
+
+func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errNotObject
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			return copyObject(dec, out, depth, sa)
+		case '[':
+			if depth > maxAnswerDepth {
+				return errNotObject
+			}
+			out.WriteByte('[')
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					out.WriteByte(',')
+				}
+				if err := copyValue(dec, out, depth+1, sa); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return errNotObject
+			}
+			out.WriteByte(']')
+			return nil
+		}
+		return errNotObject
+	case json.Number:
+		out.WriteString(v.String())
+	case nil:
+		out.WriteString("null")
+	default: // string, bool
+		b, _ := json.Marshal(v)
+		out.Write(b)
+	}
+	return nil
 }

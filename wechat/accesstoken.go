@@ -31,8 +31,13 @@ type accessToken struct {
 type TokenCache struct {
 	mu      sync.Mutex
 	tok     *accessToken
+	recent  [recentTokens]string // tokens replaced or dropped, newest first
 	fetches singleflight.Group
 }
+
+// recentTokens is how many earlier tokens of an app are kept, so that an
+// answer echoing one (a caching proxy's page) can still be scrubbed.
+const recentTokens = 4
 
 // NewTokenCache returns an empty cache.
 func NewTokenCache() *TokenCache { return new(TokenCache) }
@@ -45,8 +50,37 @@ func (tc *TokenCache) get() *accessToken {
 
 func (tc *TokenCache) set(t *accessToken) {
 	tc.mu.Lock()
+	if tc.tok != nil && tc.tok.value != t.value {
+		tc.rememberLocked(tc.tok.value)
+	}
 	tc.tok = t
 	tc.mu.Unlock()
+}
+
+// rememberLocked keeps v among the recent tokens.
+func (tc *TokenCache) rememberLocked(v string) {
+	for _, r := range tc.recent {
+		if r == v {
+			return
+		}
+	}
+	copy(tc.recent[1:], tc.recent[:])
+	tc.recent[0] = v
+}
+
+// appendKnown appends the current token and the recent ones to dst.
+func (tc *TokenCache) appendKnown(dst []string) []string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.tok != nil {
+		dst = append(dst, tc.tok.value)
+	}
+	for _, r := range tc.recent {
+		if r != "" {
+			dst = append(dst, r)
+		}
+	}
+	return dst
 }
 
 // AccessToken returns the app's access token from POST /cgi-bin/stable_token
@@ -120,6 +154,7 @@ func (c *Client) dropAccessToken(appid, value string) {
 	if tc.tok != nil && tc.tok.value == value {
 		tc.tok = nil
 	}
+	tc.rememberLocked(value)
 	tc.mu.Unlock()
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 )
 
 // APIForward names forwarded calls in errors.
@@ -45,7 +47,13 @@ func (c *Client) Forward(ctx context.Context, appid, method, path, rawQuery, con
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var ans *Answer
+	var used [2]string // the tokens sent, for scrubbing the answer
 	err := c.withAccessToken(ctx, appid, func(tok string) error {
+		if used[0] == "" {
+			used[0] = tok
+		} else {
+			used[1] = tok
+		}
 		var err error
 		ans, err = c.forwardOnce(ctx, method, path, rawQuery, tok, contentType, body)
 		var ue *UnavailableError
@@ -63,9 +71,45 @@ func (c *Client) Forward(ctx context.Context, appid, method, path, rawQuery, con
 	var we *Error
 	if errors.As(err, &we) && ans != nil && ans.Errcode == we.Code {
 		// The token was refused twice: the caller gets WeChat's answer.
-		return ans, nil
+		err = nil
+	}
+	if ans != nil {
+		c.scrubTokens(appid, used, ans)
 	}
 	return ans, err
+}
+
+// TokenPlaceholder replaces an access token that an answer echoes.
+const TokenPlaceholder = "ACCESS_TOKEN"
+
+// scrubTokens replaces, in the answer's body and Content-Type, every
+// access token of the app the process knows (the ones this call sent,
+// the current one and the recent ones), as sent and as escaped in a URL:
+// an error page of WeChat's, or of an egress proxy configured as the API
+// base, may echo the request URL, and the token must never reach the
+// caller. Other headers of the answer are never passed on.
+func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) {
+	var buf [2 + 1 + recentTokens]string
+	known := append(buf[:0], used[0], used[1])
+	if tc := c.tokens[appid]; tc != nil {
+		known = tc.appendKnown(known)
+	}
+	for i, t := range known {
+		if t == "" || slices.Contains(known[:i], t) {
+			continue
+		}
+		for _, form := range [...]string{t, url.QueryEscape(t), url.PathEscape(t)} {
+			if form == "" {
+				continue
+			}
+			if bytes.Contains(a.Body, []byte(form)) {
+				a.Body = bytes.ReplaceAll(a.Body, []byte(form), []byte(TokenPlaceholder))
+			}
+			if strings.Contains(a.ContentType, form) {
+				a.ContentType = strings.ReplaceAll(a.ContentType, form, TokenPlaceholder)
+			}
+		}
+	}
 }
 
 func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, contentType string, body []byte) (*Answer, error) {

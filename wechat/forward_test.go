@@ -64,3 +64,19 @@ func TestForwardNeverFollowsARedirectNorLeaksTheToken(t *testing.T) {
 		t.Fatalf("the error holds the token: %v", err)
 	}
 }
+
+func TestForwardReplacesAnEchoedToken(t *testing.T) {
+	e := newEnv(t, wechattest.Options{}, wechat.Config{})
+	e.fake.HostileNext(wechattest.PathSubscribeSend, wechattest.EchoJSON)
+	a, err := e.client.Forward(context.Background(), appID, "POST", wechattest.PathSubscribeSend, "", "application/json", []byte(`{}`))
+	tok := e.fake.AccessToken(appID)
+	if err != nil || tok == "" {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if strings.Contains(string(a.Body), tok) || strings.Contains(a.ContentType, tok) {
+		t.Fatalf("the answer holds the token: %s %s", a.ContentType, a.Body)
+	}
+	if !strings.Contains(string(a.Body), "access_token="+wechat.TokenPlaceholder) {
+		t.Fatalf("the token was not replaced: %s", a.Body)
+	}
+}

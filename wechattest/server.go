@@ -138,6 +138,7 @@ type failure struct {
 	status  int
 	body    string
 	drop    bool // close the connection without answering
+	hostile Hostile
 }
 
 // Server is a fake WeChat API. The zero value is not usable: call NewServer.
@@ -340,6 +341,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, seen := s.calls[r.URL.Path]; seen || len(s.calls) < maxCountedPaths {
 		s.calls[r.URL.Path]++
 	}
+	earlier := s.lastQuery[r.URL.Path]
 	if servedPaths[r.URL.Path] {
 		// Only for the APIs served: a sandbox gateway with `allow *` is
 		// sent any path, and must not keep a copy of each.
@@ -373,6 +375,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			panic(http.ErrAbortHandler) // not hijackable (HTTP/2, in-process): abort
+		}
+		if f.hostile != 0 {
+			s.answerHostile(w, r, f.hostile, earlier)
+			return
 		}
 		if f.status != 0 {
 			w.Header().Set("Content-Type", "text/html")

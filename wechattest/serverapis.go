@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"image"
 	"image/color"
 	"image/png"
@@ -255,4 +257,87 @@ func (s *Server) msgSecCheck(w http.ResponseWriter, r *http.Request) {
 		"errcode": 0, "errmsg": "ok", "trace_id": rid(),
 		"result": map[string]any{"suggest": suggest, "label": label},
 	})
+}
+
+// Hostile is an answer a real WeChat, or an egress proxy configured as
+// the API base, may give and a gateway must not pass on as it is.
+type Hostile int
+
+const (
+	// EchoJSON: 200 JSON whose errmsg quotes the request URL (errcode
+	// 47001), as some of WeChat's error answers do.
+	EchoJSON Hostile = iota + 1
+	// EchoHTML: 502 text/html, an egress proxy's error page showing the
+	// request URL.
+	EchoHTML
+	// EchoImage: 200 image/png, the QR code of scene "echo" with the
+	// request URL in its bytes.
+	EchoImage
+	// EchoEarlier: 200 JSON quoting the URL of the call to the same path
+	// before this one, as a caching proxy may answer.
+	EchoEarlier
+	// StaleWithSessionKey: errcode 87009 with a session_key member.
+	StaleWithSessionKey
+	// ResetForOtherUser: a reset answer (errcode 0, a new session_key)
+	// for another openid.
+	ResetForOtherUser
+	// ResetWithDuplicates: a reset answer whose openid is given twice,
+	// another user's first and the caller's last (what encoding/json
+	// keeps).
+	ResetWithDuplicates
+	// ResetWithoutOpenID: a reset answer with a new session_key and no
+	// openid.
+	ResetWithoutOpenID
+)
+
+// OtherOpenID is the openid of the hostile reset answers' other user.
+const OtherOpenID = "oHostileOtherUser0000000001"
+
+// HostileNext makes the next call to path answer as h says. Every
+// hostile answer also echoes the request URL in the headers Location,
+// X-Request-URL and a Content-Type parameter.
+func (s *Server) HostileNext(path string, h Hostile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[path] = append(s.failures[path], failure{hostile: h})
+}
+
+func (s *Server) answerHostile(w http.ResponseWriter, r *http.Request, h Hostile, earlier string) {
+	u := "https://api.weixin.qq.com" + r.URL.RequestURI()
+	ct := "application/json; charset=UTF-8"
+	var body []byte
+	switch h {
+	case EchoJSON:
+		body, _ = json.Marshal(map[string]any{"errcode": 47001, "errmsg": "data format error hint: [" + u + "] rid: " + rid()})
+	case EchoEarlier:
+		body, _ = json.Marshal(map[string]any{"errcode": 0, "errmsg": "ok", "cached_for": "https://api.weixin.qq.com" + r.URL.Path + "?" + earlier})
+	case EchoHTML:
+		ct = "text/html; charset=utf-8"
+		body = []byte(fmt.Sprintf("<html><body><h1>502 Bad Gateway</h1><p>Upstream failed for <a href=\"%s\">%s</a></p><p>%s</p></body></html>", html.EscapeString(u), html.EscapeString(u), u))
+	case EchoImage:
+		ct = "image/png"
+		body = append(QRCode("echo"), u...)
+	case StaleWithSessionKey:
+		body, _ = json.Marshal(map[string]any{"errcode": ErrSessionKeyStale, "errmsg": "invalid signature rid: " + rid(), "session_key": NewSessionKey()})
+	case ResetForOtherUser:
+		body, _ = json.Marshal(map[string]any{"errcode": 0, "errmsg": "ok", "openid": OtherOpenID, "session_key": NewSessionKey()})
+	case ResetWithDuplicates:
+		body = []byte(`{"errcode":0,"errmsg":"ok","openid":"` + OtherOpenID + `","session_key":"` + NewSessionKey() + `","openid":` + jsonString(r.URL.Query().Get("openid")) + `}`)
+	case ResetWithoutOpenID:
+		body, _ = json.Marshal(map[string]any{"errcode": 0, "errmsg": "ok", "session_key": NewSessionKey()})
+	}
+	w.Header().Set("Location", u)
+	w.Header().Set("X-Request-URL", u)
+	w.Header().Set("Content-Type", ct+"; url="+url.QueryEscape(u))
+	status := http.StatusOK
+	if h == EchoHTML {
+		status = http.StatusBadGateway
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func jsonString(v string) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
