@@ -105,6 +105,9 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	switch {
 	case n == 0:
 		metrics.verifiedMissing.Inc()
+		if tokenMisplaced(r) {
+			return nil, errTokenMisplaced
+		}
 		return nil, errUnauthorized
 	case n > 1:
 		// Which of two tokens counts is nobody's guess: neither does.
@@ -123,6 +126,37 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	}
 	metrics.verifiedOK.Inc()
 	return id, nil
+}
+
+// tokenMisplaced reports whether a request without a Bearer token seems
+// to carry one elsewhere: a query parameter token or access_token, or an
+// Authorization line under another scheme than Basic ("Token x", "JWT x",
+// a bare JWT, "Bearer" with nothing after it). Basic is the upstream's own.
+func tokenMisplaced(r *http.Request) bool {
+	for _, line := range r.Header["Authorization"] {
+		if line = strings.TrimSpace(line); line != "" && !hasFoldPrefix(line, "basic ") {
+			return true
+		}
+	}
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	for name, vals := range r.URL.Query() {
+		if name = strings.ToLower(name); name == "token" || name == "access_token" {
+			for _, v := range vals {
+				if v != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// hasFoldPrefix reports whether s starts with the lower-case ASCII prefix,
+// in any case.
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // bearerOf returns the Bearer token among a request's Authorization lines

@@ -774,3 +774,50 @@ func TestPublicPathsAdmitOnlyPlainPaths(t *testing.T) {
 		})
 	}
 }
+
+// A token sent where it is never read (the query string, another scheme
+// than Bearer) is answered 401 unauthorized with a message that says how to
+// send it; a request without any token is told to log in.
+func TestMisplacedTokenIs401SayingHowToSendIt(t *testing.T) {
+	s := newSite(t, &Handler{}, wechattest.Options{AutoCodes: true})
+	a := s.login("c1")
+	const howTo = "Authorization: Bearer <token>"
+	tests := []struct {
+		name   string
+		target string
+		hdr    http.Header
+		howTo  bool
+	}{
+		{"?token=", "/api?token=" + url.QueryEscape(a.Token), nil, true},
+		{"?access_token=", "/api?x=1&access_token=" + url.QueryEscape(a.Token), nil, true},
+		{"?Access_Token=", "/api?Access_Token=" + url.QueryEscape(a.Token), nil, true},
+		{"raw JWT", "/api", http.Header{"Authorization": {a.Token}}, true},
+		{"Token scheme", "/api", http.Header{"Authorization": {"Token " + a.Token}}, true},
+		{"JWT scheme", "/api", http.Header{"Authorization": {"JWT " + a.Token}}, true},
+		{"Bearer without a space", "/api", http.Header{"Authorization": {"Bearer:" + a.Token}}, true},
+		{"Bearer without a token", "/api", http.Header{"Authorization": {"Bearer "}}, true},
+		{"no token", "/api", nil, false},
+		{"Basic only", "/api", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, false},
+		{"empty ?token=", "/api?token=", nil, false},
+		{"token in a cookie", "/api", http.Header{"Cookie": {"token=" + a.Token}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.up.called = 0
+			w := s.serve(http.MethodGet, tt.target, "", "", tt.hdr)
+			e := decodeError(t, w)
+			if w.Code != http.StatusUnauthorized || e.Error != "unauthorized" || s.up.called != 0 {
+				t.Fatalf("%d %s (upstream called %d times), want 401 unauthorized", w.Code, w.Body, s.up.called)
+			}
+			if got := strings.Contains(e.Message, howTo); got != tt.howTo {
+				t.Errorf("message %q: names %q %v, want %v", e.Message, howTo, got, tt.howTo)
+			}
+			if tt.howTo && strings.Contains(e.Message, "log in") {
+				t.Errorf("message %q tells a client that holds a token to log in", e.Message)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth"` {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+		})
+	}
+}
