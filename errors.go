@@ -54,6 +54,10 @@ var (
 		message: "WeChat refused the login code (expired or already used): call wx.login again."}
 	errUnauthorized = &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 		message: "This request needs a Bearer token: log in first."}
+	// errTokenMisplaced answers a request that carried a token where it is
+	// never read: in the query string or under another scheme.
+	errTokenMisplaced = &apiError{status: http.StatusUnauthorized, code: "unauthorized",
+		message: "The token was not sent as a Bearer token: send it in the header \"Authorization: Bearer <token>\" (never in the query string)."}
 	errInvalidToken = &apiError{status: http.StatusUnauthorized, code: "invalid_token",
 		message: "The token is invalid, expired or revoked: log in again."}
 	errSessionExpired = &apiError{status: http.StatusUnauthorized, code: "session_expired",

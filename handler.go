@@ -37,15 +37,63 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // isPublic reports whether r is on one of the public paths, which pass on
-// without a token.
+// without a token. Only a plain path can be public: one that an upstream
+// may read as another path is judged as a protected one.
 func (h *Handler) isPublic(r *http.Request) bool {
 	if len(h.PublicPaths) == 0 {
+		return false
+	}
+	if r.URL.Opaque != "" || !plainPath(r.URL.Path) || r.URL.RawPath != "" && !plainRawPath(r.URL.RawPath) {
 		return false
 	}
 	if _, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); !ok {
 		return false // MatchPath needs Caddy's replacer; every Caddy request has one
 	}
 	return h.PublicPaths.Match(r)
+}
+
+// plainPath reports whether a decoded request path means the same to every
+// server behind this one. It refuses what some servers cut the path at or
+// strip before they route: ';' (path parameters, which Tomcat, Jetty and
+// Spring drop, and resolve ".." afterwards), control characters (NUL, LF,
+// ...), '#', '?' and '\'; a '%' (a path encoded twice, which a server that
+// decodes again reads as another path); and a segment made only of dots
+// ("." and "..", in any spelling once decoded). Because the path ends at its
+// last segment's last byte, a suffix pattern such as *.png then matches only
+// the end of the last segment.
+func plainPath(p string) bool {
+	dots := 0 // the dots the current segment holds so far, -1 once it holds anything else
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			if dots > 0 {
+				return false
+			}
+			dots = 0
+		case c == '.':
+			if dots >= 0 {
+				dots++
+			}
+		case c < 0x20 || c == 0x7f || c == ';' || c == '#' || c == '?' || c == '\\' || c == '%':
+			return false
+		default:
+			dots = -1
+		}
+	}
+	return dots <= 0
+}
+
+// plainRawPath reports whether the request's path as sent, when it differs
+// from its decoded form only by escapes, holds nothing plainPath refuses:
+// '%3B' and '%2E' are checked in the decoded path, and an escape of '/'
+// ('%2F'), which a server may keep as part of a segment, is refused here.
+func plainRawPath(raw string) bool {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '%' && raw[i+1] == '2' && raw[i+2]|0x20 == 'f' {
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate verifies the Bearer token of r. The token is only ever read
@@ -57,6 +105,9 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	switch {
 	case n == 0:
 		metrics.verifiedMissing.Inc()
+		if tokenMisplaced(r) {
+			return nil, errTokenMisplaced
+		}
 		return nil, errUnauthorized
 	case n > 1:
 		// Which of two tokens counts is nobody's guess: neither does.
@@ -75,6 +126,37 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	}
 	metrics.verifiedOK.Inc()
 	return id, nil
+}
+
+// tokenMisplaced reports whether a request without a Bearer token seems
+// to carry one elsewhere: a query parameter token or access_token, or an
+// Authorization line under another scheme than Basic ("Token x", "JWT x",
+// a bare JWT, "Bearer" with nothing after it). Basic is the upstream's own.
+func tokenMisplaced(r *http.Request) bool {
+	for _, line := range r.Header["Authorization"] {
+		if line = strings.TrimSpace(line); line != "" && !hasFoldPrefix(line, "basic ") {
+			return true
+		}
+	}
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	for name, vals := range r.URL.Query() {
+		if name = strings.ToLower(name); name == "token" || name == "access_token" {
+			for _, v := range vals {
+				if v != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// hasFoldPrefix reports whether s starts with the lower-case ASCII prefix,
+// in any case.
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // bearerOf returns the Bearer token among a request's Authorization lines

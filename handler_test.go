@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -732,5 +733,91 @@ func TestIdentityPrefixFoldsEveryByteAsTheFolder(t *testing.T) {
 		if hasIdentityPrefix(short) {
 			t.Errorf("%q counted as under x-wx-", short)
 		}
+	}
+}
+
+// A public pattern admits only plain paths: every spelling that an
+// upstream (Tomcat, Jetty, Spring strip ";params" and resolve ".." after;
+// others cut at NUL, LF, '#', '?') may read as a protected path is judged
+// as a protected path.
+func TestPublicPathsAdmitOnlyPlainPaths(t *testing.T) {
+	s := newSite(t, &Handler{PublicPaths: caddyhttp.MatchPath{"/health", "/static/*", "*.png"}}, wechattest.Options{AutoCodes: true})
+	for _, target := range []string{
+		"/health", "/HEALTH", "/static/app.js", "/static/css/site.css", "/static/a.b.c.js",
+		"/img/a.png", "/img/a%20b.png", "/static/...js", "/static/.well-known.js", "/static/", "/static//app.js",
+	} {
+		t.Run(target+" is public", func(t *testing.T) {
+			s.up.called = 0
+			if w := s.serve(http.MethodGet, target, "", "", nil); w.Code != http.StatusTeapot || s.up.called != 1 {
+				t.Fatalf("%d %s, want the upstream's answer", w.Code, w.Body)
+			}
+		})
+	}
+	for _, target := range []string{
+		"/static/..;/api/orders", "/static/..;/..;/api/orders", "/static/%2e%2e;/api/orders",
+		"/static/%2E%2E;/api/orders", "/static/.%2e;/api/orders", "/static/..%3b/api/orders",
+		"/static/..%3B/api/orders", "/static/.;/api/orders", "/static/;/../api/orders",
+		"/static/../api/orders", "/static/%2e%2e/api/orders", "/static/%2e%2e%2fapi/orders",
+		"/static/./app.js", "/static/..", "/static/.", "/static/...", "/static%2f..%2fapi/orders",
+		"/static/%252e%252e/api/orders", "/static/..%5capi/orders", "/static/..\\api/orders",
+		"/api/orders;.png", "/api/orders%3b.png", "/api/orders%3B.png", "/api/orders%00.png",
+		"/api/orders%0a.png", "/api/orders%0d.png", "/api/orders%09.png", "/api/orders%7f.png",
+		"/api/orders%23.png", "/api/orders%3f.png", "/api/orders%5c.png", "/api/orders%2f.png",
+		"/health;x", "/health%00", "/health/.", "/api/orders/..;/img/a.png",
+	} {
+		t.Run(target+" is protected", func(t *testing.T) {
+			s.up.called = 0
+			w := s.serve(http.MethodGet, target, "", "", nil)
+			if w.Code != http.StatusUnauthorized || decodeError(t, w).Error != "unauthorized" || s.up.called != 0 {
+				t.Fatalf("%d %s (upstream called %d times), want 401 unauthorized", w.Code, w.Body, s.up.called)
+			}
+		})
+	}
+}
+
+// A token sent where it is never read (the query string, another scheme
+// than Bearer) is answered 401 unauthorized with a message that says how to
+// send it; a request without any token is told to log in.
+func TestMisplacedTokenIs401SayingHowToSendIt(t *testing.T) {
+	s := newSite(t, &Handler{}, wechattest.Options{AutoCodes: true})
+	a := s.login("c1")
+	const howTo = "Authorization: Bearer <token>"
+	tests := []struct {
+		name   string
+		target string
+		hdr    http.Header
+		howTo  bool
+	}{
+		{"?token=", "/api?token=" + url.QueryEscape(a.Token), nil, true},
+		{"?access_token=", "/api?x=1&access_token=" + url.QueryEscape(a.Token), nil, true},
+		{"?Access_Token=", "/api?Access_Token=" + url.QueryEscape(a.Token), nil, true},
+		{"raw JWT", "/api", http.Header{"Authorization": {a.Token}}, true},
+		{"Token scheme", "/api", http.Header{"Authorization": {"Token " + a.Token}}, true},
+		{"JWT scheme", "/api", http.Header{"Authorization": {"JWT " + a.Token}}, true},
+		{"Bearer without a space", "/api", http.Header{"Authorization": {"Bearer:" + a.Token}}, true},
+		{"Bearer without a token", "/api", http.Header{"Authorization": {"Bearer "}}, true},
+		{"no token", "/api", nil, false},
+		{"Basic only", "/api", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, false},
+		{"empty ?token=", "/api?token=", nil, false},
+		{"token in a cookie", "/api", http.Header{"Cookie": {"token=" + a.Token}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.up.called = 0
+			w := s.serve(http.MethodGet, tt.target, "", "", tt.hdr)
+			e := decodeError(t, w)
+			if w.Code != http.StatusUnauthorized || e.Error != "unauthorized" || s.up.called != 0 {
+				t.Fatalf("%d %s (upstream called %d times), want 401 unauthorized", w.Code, w.Body, s.up.called)
+			}
+			if got := strings.Contains(e.Message, howTo); got != tt.howTo {
+				t.Errorf("message %q: names %q %v, want %v", e.Message, howTo, got, tt.howTo)
+			}
+			if tt.howTo && strings.Contains(e.Message, "log in") {
+				t.Errorf("message %q tells a client that holds a token to log in", e.Message)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth"` {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+		})
 	}
 }

@@ -114,7 +114,9 @@ type Handler struct {
 	// a valid token, when sent, still sets the identity. Serve public
 	// paths with this option, not by routing them around wechat_auth: a
 	// request that never reaches wechat_auth keeps whatever identity
-	// headers the client sent.
+	// headers the client sent. Only a plain path is public: one holding
+	// ';', '#', '?', '\', '%' (once decoded), %2F, a control character, or a
+	// "." or ".." segment in any spelling needs a token like any other.
 	PublicPaths caddyhttp.MatchPath `json:"public_paths,omitempty"`
 
 	// Send decrypted user info and phone numbers to the next handler (as

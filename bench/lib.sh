@@ -53,9 +53,24 @@ wechat_site() {
 
 # start_proxies starts bench/upstream on $UP_PORT (under ON_LOAD, if set)
 # and Caddy with $RUN/Caddyfile (under ON_CADDY, if set).
+# The pid of Caddy is then the last of PIDS (taskset execs, so it is
+# Caddy's own, for cpu_ticks).
 start_proxies() {
 	start_bg "$RUN/upstream.log" "${ON_LOAD[@]}" "$RESULTS/upstream" -addr "127.0.0.1:$UP_PORT"
 	start_bg "$RUN/caddy.log" "${ON_CADDY[@]}" "$RESULTS/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile
+}
+
+# cpu_ticks PID prints the CPU time the process has used so far, user plus
+# system, in clock ticks (utime + stime of /proc/PID/stat; the command name,
+# field 2, may hold spaces, so the fields are counted after its ')').
+cpu_ticks() {
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# wrk_requests NAME prints how many requests the last wrk run NAME
+# completed (its "N requests in" line).
+wrk_requests() {
+	awk '/ requests in / { n = $1 } END { print n + 0 }' "$RUN/wrk-$1.log"
 }
 
 # free_port prints a loopback TCP port nothing listens on.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Throughput of wechat_auth + reverse_proxy against a bare reverse_proxy to
-# the same upstream, in one Caddy, measured with wrk in alternating rounds.
+# Throughput and Caddy CPU per request of wechat_auth + reverse_proxy against
+# a bare reverse_proxy to the same upstream, measured with wrk in
+# alternating rounds. One Caddy serves both sites.
 #
 #   bench/proxy.sh                 7 rounds of 5 s, 2 threads, 32 connections
 #   ROUNDS=15 DURATION=10s bench/proxy.sh
@@ -18,6 +19,12 @@
 # Prints the median requests/s of each and the medians of the per-round
 # ratios wechat_auth/bare ("ratio") and wechat_auth/bare-with-the-header
 # ("same"); exits 1 when "ratio" is under MIN_RATIO (0.95).
+# It also prints Caddy's CPU time per request of each run (utime + stime of
+# /proc/<caddy pid>/stat before and after the run, over the requests wrk
+# completed: the runs are one at a time, so the delta is that run's site's)
+# as "cpu": per round, bare CPU/request with the same header / wechat_auth
+# CPU/request, the same request both ways (1.00: wechat_auth costs Caddy
+# nothing; the goal is >= 0.98), with its median and range over the rounds.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -57,6 +64,7 @@ $(wechat_site "$AUTH_PORT")
 CADDYFILE
 
 start_proxies
+CADDY_PID=${PIDS[-1]}
 wait_port "$UP_PORT"
 wait_port "$BARE_PORT"
 wait_port "$AUTH_PORT"
@@ -80,29 +88,45 @@ HDR="Authorization: Bearer $TOKEN"
 DURATION=2s wrk_run warmup-bare 2xx "$BARE" >/dev/null
 DURATION=2s wrk_run warmup-token 2xx -H "$HDR" "$AUTH" >/dev/null
 
-printf '%-6s %11s %11s %11s %11s %8s %8s\n' round bare_rps same_rps token_rps no_token_rps ratio same
+# measure KIND NAME PID WANT ARGS...: one wrk run; sets RPS[KIND] and
+# CPU[KIND], Caddy PID's CPU ticks per request during the run.
+declare -A RPS CPU
+measure() {
+	local kind="$1" name="$2" pid="$3" want="$4" before after n
+	shift 4
+	before=$(cpu_ticks "$pid")
+	RPS[$kind]=$(wrk_run "$name" "$want" "$@")
+	after=$(cpu_ticks "$pid")
+	n=$(wrk_requests "$name")
+	[ "$n" -gt 0 ] || { echo "$name: wrk completed no request" >&2; exit 1; }
+	CPU[$kind]=$(awk -v d="$((after - before))" -v n="$n" 'BEGIN { printf "%.9g\n", d / n }')
+}
+
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+printf '%-6s %11s %11s %11s %11s %8s %8s %8s %8s %8s\n' round bare_rps same_rps token_rps no_token_rps ratio same same_us token_us cpu
 : >"$RUN/rounds.txt"
-declare -A RPS
 KINDS=(bare same token)
 for i in $(seq 1 "$ROUNDS"); do
 	# Rotate the order, so no kind always runs first or last.
 	for k in 0 1 2; do
 		case ${KINDS[$(((k + i) % 3))]} in
-		bare) RPS[bare]=$(wrk_run bare 2xx "$BARE") ;;
-		same) RPS[same]=$(wrk_run bare-same 2xx -H "$HDR" "$BARE") ;;
-		token) RPS[token]=$(wrk_run token 2xx -H "$HDR" "$AUTH") ;;
+		bare) measure bare bare "$CADDY_PID" 2xx "$BARE" ;;
+		same) measure same bare-same "$CADDY_PID" 2xx -H "$HDR" "$BARE" ;;
+		token) measure token token "$CADDY_PID" 2xx -H "$HDR" "$AUTH" ;;
 		esac
 	done
 	none=$(wrk_run no-token 401 "$AUTH")
-	awk -v i="$i" -v b="${RPS[bare]}" -v s="${RPS[same]}" -v t="${RPS[token]}" -v n="$none" 'BEGIN {
-		printf "%-6s %11.0f %11.0f %11.0f %11.0f %8.3f %8.3f\n", i, b, s, t, n, t / b, t / s
+	awk -v i="$i" -v b="${RPS[bare]}" -v s="${RPS[same]}" -v t="${RPS[token]}" -v n="$none" \
+		-v cs="${CPU[same]}" -v ct="${CPU[token]}" -v us="$TICK_US" 'BEGIN {
+		printf "%-6s %11.0f %11.0f %11.0f %11.0f %8.3f %8.3f %8.1f %8.1f %8.3f\n", i, b, s, t, n, t / b, t / s, cs * us, ct * us, cs / ct
 	}' | tee -a "$RUN/rounds.txt"
 done
 
 med() { awk -v c="$1" '{ print $c }' "$RUN/rounds.txt" | median; }
 MED_RATIO=$(med 6)
-printf '%-6s %11.0f %11.0f %11.0f %11.0f %8s %8s\n' median "$(med 2)" "$(med 3)" "$(med 4)" "$(med 5)" "$MED_RATIO" "$(med 7)"
+printf '%-6s %11.0f %11.0f %11.0f %11.0f %8s %8s %8s %8s %8s\n' median "$(med 2)" "$(med 3)" "$(med 4)" "$(med 5)" "$MED_RATIO" "$(med 7)" "$(med 8)" "$(med 9)" "$(med 10)"
 echo "median of per-round ratios wechat_auth/bare: $MED_RATIO (acceptance: >= $MIN_RATIO)"
 echo "the same, the bare site sent the same Authorization header (same request both ways): $(med 7)"
 echo "no-token/bare (401 answers): $(awk '{ printf "%.3f\n", $5 / $2 }' "$RUN/rounds.txt" | median)"
+echo "Caddy CPU per request, bare with the same header / wechat_auth (goal >= 0.98): median $(med 10), per round $(awk '{ print $10 }' "$RUN/rounds.txt" | sort -g | sed -n '1p;$p' | paste -sd'-' | sed 's/-/ to /')"
 awk -v r="$MED_RATIO" -v m="$MIN_RATIO" 'BEGIN { exit !(r >= m) }'

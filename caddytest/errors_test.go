@@ -179,3 +179,42 @@ func TestLoginRefusesRepeatedOrMiscasedFields(t *testing.T) {
 	st.login(t, "A") // the codes were never spent
 	st.login(t, "B")
 }
+
+// A token sent where it is never read (?token=, ?access_token=, a bare JWT
+// or another scheme in Authorization) is answered 401 unauthorized with a
+// message that says to send "Authorization: Bearer <token>"; a request with
+// no token at all is told to log in. Neither reaches the upstream.
+func TestMisplacedTokenIsToldHowToSendIt(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	st.addUser("misplaced")
+	lr := st.login(t, "misplaced")
+	tests := []struct {
+		name   string
+		path   string
+		header http.Header
+		howTo  bool
+	}{
+		{"?token=", "/api/orders?token=" + lr.Token, nil, true},
+		{"?access_token=", "/api/orders?access_token=" + lr.Token, nil, true},
+		{"bare JWT", "/api/orders", http.Header{"Authorization": {lr.Token}}, true},
+		{"Token scheme", "/api/orders", http.Header{"Authorization": {"Token " + lr.Token}}, true},
+		{"JWT scheme", "/api/orders", http.Header{"Authorization": {"JWT " + lr.Token}}, true},
+		{"no token", "/api/orders", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := st.Upstream.Count()
+			body := wantError(t, send(t, http.MethodGet, st.Base+tt.path, tt.header, ""), http.StatusUnauthorized, "unauthorized")
+			msg, _ := body["message"].(string)
+			if got := strings.Contains(msg, "Authorization: Bearer <token>"); got != tt.howTo {
+				t.Errorf("message %q names the Bearer header: %v, want %v", msg, got, tt.howTo)
+			}
+			if strings.Contains(msg, lr.Token) {
+				t.Error("the message echoes the token")
+			}
+			if st.Upstream.Count() != before {
+				t.Error("the request reached the upstream")
+			}
+		})
+	}
+}

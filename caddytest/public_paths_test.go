@@ -1,0 +1,122 @@
+package caddytest
+
+// `public` admits only plain paths (issue 20, point 1): a path that an
+// upstream may read as a protected one — Tomcat, Jetty and Spring strip
+// ";params" and resolve ".." afterwards, other servers cut the path at NUL,
+// LF, '#' or '?' — is judged as a protected path, 401 without a token, and
+// never reaches the upstream. The requests are written raw on a TCP
+// connection, so no client cleans their paths first.
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sendRaw writes a GET request for target, byte for byte as given, with
+// the extra header lines, and reads the answer.
+func sendRaw(t *testing.T, target string, header ...string) *reply {
+	t.Helper()
+	u, err := url.Parse(siteBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	req := "GET " + target + " HTTP/1.1\r\nHost: " + u.Host + "\r\n"
+	for _, h := range header {
+		req += h + "\r\n"
+	}
+	req += "Connection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := false
+	for _, h := range header {
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Authorization") {
+			sent = sentBearer(&http.Request{Header: http.Header{"Authorization": {strings.TrimSpace(v)}}})
+		}
+	}
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b, SentToken: sent}
+}
+
+func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
+	st := startStack(t, stackConfig{Directive: "\t\tpublic /health /static/* *.png\n"})
+	st.addUser("plain")
+	lr := st.login(t, "plain")
+
+	// Real public paths keep working, without a token.
+	for _, path := range []string{"/health", "/static/app.js", "/img/a.png"} {
+		t.Run(path+" is public", func(t *testing.T) {
+			before := st.Upstream.Count()
+			r := sendRaw(t, path)
+			wantStatus(t, r, http.StatusOK)
+			if st.Upstream.Count() != before+1 || st.Upstream.Last(t).Path != path {
+				t.Errorf("the upstream did not get %s", path)
+			}
+		})
+	}
+
+	for _, path := range []string{
+		"/static/..;/api/orders",
+		"/static/..;/..;/api/orders",
+		"/static/%2e%2e;/api/orders",
+		"/static/%2E%2E;/api/orders",
+		"/static/.%2e;/api/orders",
+		"/static/%2e.;/api/orders",
+		"/static/..%3b/api/orders",
+		"/static/..%3B/api/orders",
+		"/static/%2e%2e%3b/api/orders",
+		"/static/.;/../api/orders",
+		"/static/.;/api/orders",
+		"/static/;x/../api/orders",
+		"/static/%2e%2e/api/orders",
+		"/static/..%2fapi/orders",
+		"/static/%252e%252e/api/orders",
+		"/static/..%5capi/orders",
+		"/api/orders;.png",
+		"/api/orders%3b.png",
+		"/api/orders%3B.png",
+		"/api/orders%00.png",
+		"/api/orders%0a.png",
+		"/api/orders%0d%0a.png",
+		"/api/orders%09.png",
+		"/api/orders%23.png",
+		"/api/orders%3f.png",
+		"/api/orders%5c.png",
+		"/health;jsessionid=x",
+		"/health%00",
+	} {
+		t.Run(path+" is protected", func(t *testing.T) {
+			before := st.Upstream.Count()
+			wantError(t, sendRaw(t, path), http.StatusUnauthorized, "unauthorized")
+			if st.Upstream.Count() != before {
+				t.Errorf("the request reached the upstream as %q", st.Upstream.Last(t).Path)
+			}
+			// A valid token still passes it on, as on any protected path.
+			r := sendRaw(t, path, "Authorization: Bearer "+lr.Token)
+			wantStatus(t, r, http.StatusOK)
+			if got := r.Seen(t).Header.Get("X-Wx-Openid"); got != lr.OpenID {
+				t.Errorf("X-Wx-Openid %q, want %q", got, lr.OpenID)
+			}
+		})
+	}
+}
