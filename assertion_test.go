@@ -111,15 +111,63 @@ func TestAssertionCarriesTheVerifiedIdentity(t *testing.T) {
 			if exp.After(tokExp.Time) || iat.Before(before) || iat.After(time.Now()) {
 				t.Fatalf("iat %v exp %v; token exp %v", iat, exp, tokExp)
 			}
+			if life := exp.Sub(iat.Time); life > time.Minute || life < 30*time.Second {
+				t.Fatalf("assertion lives %v (iat %v exp %v), want at most a minute", life, iat, exp)
+			}
 			if _, ok := c["sid"]; ok {
 				t.Fatal("the assertion carries the session id")
 			}
-			// Made once per token: the next request carries the same one.
+			// Cached per token: the next request carries the same one.
 			s.serve(http.MethodGet, "/api", "", "", bearer(a.Token))
 			if again := s.up.header.Get("X-Wx-Assertion"); again != got[0] {
 				t.Fatal("a second request with the same token got another assertion")
 			}
 		})
+	}
+}
+
+// TestAssertionIsShortLivedAndRenewed: an assertion lives at most a minute
+// (Caddy's logs print it), is served from the cache until it is 30 s old,
+// then signed again; it never outlives the token.
+func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newAssertionSigner(key, "X-Wx-Assertion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: t0.Add(2 * time.Hour)}
+	claims := func(raw string) (iat, exp time.Time) {
+		t.Helper()
+		c := jwt.MapClaims{}
+		if _, err := jwt.NewParser(jwt.WithTimeFunc(func() time.Time { return t0 })).ParseWithClaims(raw, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }); err != nil {
+			t.Fatal(err)
+		}
+		i, _ := c.GetIssuedAt()
+		e, _ := c.GetExpirationTime()
+		return i.Time, e.Time
+	}
+	first := s.at(id, t0)
+	if iat, exp := claims(first); !iat.Equal(t0) || !exp.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("iat %v exp %v, want %v and a minute later", iat, exp, t0)
+	}
+	if again := s.at(id, t0.Add(29*time.Second)); again != first {
+		t.Fatal("a 29 s old assertion was signed again")
+	}
+	renewed := s.at(id, t0.Add(30*time.Second))
+	if renewed == first {
+		t.Fatal("a 30 s old assertion was served again")
+	}
+	if iat, exp := claims(renewed); !iat.Equal(t0.Add(30*time.Second)) || !exp.Equal(t0.Add(90*time.Second)) {
+		t.Fatalf("renewed iat %v exp %v", iat, exp)
+	}
+	// Near the token's end the assertion ends with it.
+	late := t0.Add(2*time.Hour - 10*time.Second)
+	if _, exp := claims(s.at(id, late)); !exp.Equal(id.Expires) {
+		t.Fatalf("exp %v outlives the token's %v", exp, id.Expires)
 	}
 }
 
