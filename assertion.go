@@ -48,18 +48,21 @@ type assertionSigner struct {
 // down anywhere.
 const assertionLifetime = 60 * time.Second
 
-// assertionRenewal is the age at which a cached assertion is signed anew,
-// so every assertion an upstream receives has at least
-// assertionLifetime-assertionRenewal left to allow for clock skew.
+// assertionRenewal is the age at which a cached assertion is dropped, so
+// the next request signs a new one: every assertion an upstream receives
+// has at least assertionLifetime-assertionRenewal left to allow for clock
+// skew.
 const assertionRenewal = 30 * time.Second
 
+// afterFunc schedules the drop of a cached assertion (time.AfterFunc; a
+// test replaces it to run the drop at once).
+var afterFunc = time.AfterFunc
+
 // signedAssertion is the assertion made for one verified token, kept with
-// its identity; signer says which signer made it, and renew (Unix
-// nanoseconds) when it is to be signed again.
+// its identity; signer says which signer made it.
 type signedAssertion struct {
 	signer *assertionSigner
 	jwt    string
-	renew  int64
 }
 
 // newAssertionSigner makes a signer for a P-256 key.
@@ -113,21 +116,23 @@ func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
 	return t.SignedString(s.key)
 }
 
-// of returns the assertion for id, signing it the first time and again
-// once it is assertionRenewal old: the identity of a token is shared by
-// every request that carries it (the verified token cache), so the hot
-// path pays a pointer load and a clock read, and a signature at most once
-// per token every assertionRenewal. Two requests that race on a new or
-// stale assertion may both sign; either result is right.
+// of returns the assertion for id, signing it when the identity holds
+// none: the identity of a token is shared by every request that carries
+// it (the verified token cache), so the hot path pays a pointer load and
+// no clock read. A timer drops the cached assertion once it is
+// assertionRenewal old, so a busy token costs one signature every
+// assertionRenewal. Two requests that race on a new token may both sign;
+// either result is right.
 func (s *assertionSigner) of(id *identity) string {
-	return s.at(id, time.Now())
-}
-
-// at is of with the clock given.
-func (s *assertionSigner) at(id *identity, now time.Time) string {
-	if a := id.assertion.Load(); a != nil && a.signer == s && now.UnixNano() < a.renew {
+	if a := id.assertion.Load(); a != nil && a.signer == s {
 		return a.jwt
 	}
+	return s.renew(id, time.Now())
+}
+
+// renew signs a new assertion for id at now, keeps it with the identity
+// and schedules its drop.
+func (s *assertionSigner) renew(id *identity, now time.Time) string {
 	tok, err := s.sign(id, now)
 	if err != nil {
 		// Signing with a valid P-256 key does not fail; should it, the
@@ -135,7 +140,9 @@ func (s *assertionSigner) at(id *identity, now time.Time) string {
 		// requires one refuses.
 		return ""
 	}
-	id.assertion.Store(&signedAssertion{signer: s, jwt: tok, renew: now.Add(assertionRenewal).UnixNano()})
+	a := &signedAssertion{signer: s, jwt: tok}
+	id.assertion.Store(a)
+	afterFunc(assertionRenewal, func() { id.assertion.CompareAndSwap(a, nil) })
 	return tok
 }
 

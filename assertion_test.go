@@ -127,8 +127,8 @@ func TestAssertionCarriesTheVerifiedIdentity(t *testing.T) {
 }
 
 // TestAssertionIsShortLivedAndRenewed: an assertion lives at most a minute
-// (Caddy's logs print it), is served from the cache until it is 30 s old,
-// then signed again; it never outlives the token.
+// (Caddy's logs print it), is served from the cache until its 30 s are
+// over, then signed again; it never outlives the token.
 func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -138,35 +138,50 @@ func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Unix(1_800_000_000, 0)
-	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: t0.Add(2 * time.Hour)}
+	var drops []func()
+	var delays []time.Duration
+	afterFunc = func(d time.Duration, f func()) *time.Timer {
+		delays = append(delays, d)
+		drops = append(drops, f)
+		return nil
+	}
+	t.Cleanup(func() { afterFunc = time.AfterFunc })
+
+	now := time.Now().Truncate(time.Second)
+	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: now.Add(2 * time.Hour)}
 	claims := func(raw string) (iat, exp time.Time) {
 		t.Helper()
 		c := jwt.MapClaims{}
-		if _, err := jwt.NewParser(jwt.WithTimeFunc(func() time.Time { return t0 })).ParseWithClaims(raw, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }); err != nil {
+		if _, err := jwt.NewParser().ParseWithClaims(raw, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }); err != nil {
 			t.Fatal(err)
 		}
 		i, _ := c.GetIssuedAt()
 		e, _ := c.GetExpirationTime()
 		return i.Time, e.Time
 	}
-	first := s.at(id, t0)
-	if iat, exp := claims(first); !iat.Equal(t0) || !exp.Equal(t0.Add(time.Minute)) {
-		t.Fatalf("iat %v exp %v, want %v and a minute later", iat, exp, t0)
+	first := s.of(id)
+	if iat, exp := claims(first); exp.Sub(iat) != time.Minute || iat.Before(now) {
+		t.Fatalf("iat %v exp %v, want now and a minute later", iat, exp)
 	}
-	if again := s.at(id, t0.Add(29*time.Second)); again != first {
-		t.Fatal("a 29 s old assertion was signed again")
+	if len(drops) != 1 || delays[0] != 30*time.Second {
+		t.Fatalf("drop scheduled %v, want once after 30s", delays)
 	}
-	renewed := s.at(id, t0.Add(30*time.Second))
-	if renewed == first {
-		t.Fatal("a 30 s old assertion was served again")
+	if again := s.of(id); again != first || len(drops) != 1 {
+		t.Fatal("a cached assertion was signed again before its 30 s were over")
 	}
-	if iat, exp := claims(renewed); !iat.Equal(t0.Add(30*time.Second)) || !exp.Equal(t0.Add(90*time.Second)) {
-		t.Fatalf("renewed iat %v exp %v", iat, exp)
+	drops[0]() // 30 s later
+	renewed := s.of(id)
+	if renewed == first || len(drops) != 2 {
+		t.Fatal("the assertion was served again after its 30 s were over")
+	}
+	// A stale drop does not remove the newer assertion.
+	drops[0]()
+	if s.of(id) != renewed {
+		t.Fatal("the first assertion's drop removed the renewed one")
 	}
 	// Near the token's end the assertion ends with it.
-	late := t0.Add(2*time.Hour - 10*time.Second)
-	if _, exp := claims(s.at(id, late)); !exp.Equal(id.Expires) {
+	late := id.Expires.Add(-10 * time.Second)
+	if _, exp := claims(s.renew(id, late)); !exp.Equal(id.Expires) {
 		t.Fatalf("exp %v outlives the token's %v", exp, id.Expires)
 	}
 }
