@@ -40,6 +40,24 @@ type assertionSigner struct {
 	jwks   []byte // the JWK Set document
 }
 
+// assertionLifetime is the longest an assertion lives: its exp is at most
+// this long after its iat. Caddy's logs print request headers in full
+// (reverse_proxy's DEBUG "upstream roundtrip" line, access logs, which see
+// the headers a handler sets) and redact only Authorization, Cookie and
+// their kin, so an assertion must be worthless soon after it is written
+// down anywhere.
+const assertionLifetime = 60 * time.Second
+
+// assertionRenewal is the age at which a cached assertion is dropped, so
+// the next request signs a new one: every assertion an upstream receives
+// has at least assertionLifetime-assertionRenewal left to allow for clock
+// skew.
+const assertionRenewal = 30 * time.Second
+
+// afterFunc schedules the drop of a cached assertion (time.AfterFunc; a
+// test replaces it to run the drop at once).
+var afterFunc = time.AfterFunc
+
 // signedAssertion is the assertion made for one verified token, kept with
 // its identity; signer says which signer made it.
 type signedAssertion struct {
@@ -75,15 +93,20 @@ func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner,
 }
 
 // sign makes the assertion of a verified identity: iss wechat_auth, sub
-// the openid, aud the appid, unionid when known, iat now and exp the
-// token's own, so the assertion never outlives the token.
+// the openid, aud the appid, unionid when known, iat now and exp
+// assertionLifetime later, or the token's own exp when that comes first,
+// so the assertion never outlives the token.
 func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
+	exp := now.Add(assertionLifetime)
+	if id.Expires.Before(exp) {
+		exp = id.Expires
+	}
 	c := jwt.MapClaims{
 		"iss": assertionIssuer,
 		"sub": id.OpenID,
 		"aud": id.AppID,
 		"iat": jwt.NewNumericDate(now),
-		"exp": jwt.NewNumericDate(id.Expires),
+		"exp": jwt.NewNumericDate(exp),
 	}
 	if id.UnionID != "" {
 		c["unionid"] = id.UnionID
@@ -93,22 +116,33 @@ func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
 	return t.SignedString(s.key)
 }
 
-// of returns the assertion for id, signing it the first time only: the
-// identity of a token is shared by every request that carries it (the
-// verified token cache), so the hot path pays a pointer load. Two requests
-// that race on a new token may both sign; either result is right.
+// of returns the assertion for id, signing it when the identity holds
+// none: the identity of a token is shared by every request that carries
+// it (the verified token cache), so the hot path pays a pointer load and
+// no clock read. A timer drops the cached assertion once it is
+// assertionRenewal old, so a busy token costs one signature every
+// assertionRenewal. Two requests that race on a new token may both sign;
+// either result is right.
 func (s *assertionSigner) of(id *identity) string {
 	if a := id.assertion.Load(); a != nil && a.signer == s {
 		return a.jwt
 	}
-	tok, err := s.sign(id, time.Now())
+	return s.renew(id, time.Now())
+}
+
+// renew signs a new assertion for id at now, keeps it with the identity
+// and schedules its drop.
+func (s *assertionSigner) renew(id *identity, now time.Time) string {
+	tok, err := s.sign(id, now)
 	if err != nil {
 		// Signing with a valid P-256 key does not fail; should it, the
 		// request goes on without an assertion, which an upstream that
 		// requires one refuses.
 		return ""
 	}
-	id.assertion.Store(&signedAssertion{signer: s, jwt: tok})
+	a := &signedAssertion{signer: s, jwt: tok}
+	id.assertion.Store(a)
+	afterFunc(assertionRenewal, func() { id.assertion.CompareAndSwap(a, nil) })
 	return tok
 }
 

@@ -111,15 +111,78 @@ func TestAssertionCarriesTheVerifiedIdentity(t *testing.T) {
 			if exp.After(tokExp.Time) || iat.Before(before) || iat.After(time.Now()) {
 				t.Fatalf("iat %v exp %v; token exp %v", iat, exp, tokExp)
 			}
+			if life := exp.Sub(iat.Time); life > time.Minute || life < 30*time.Second {
+				t.Fatalf("assertion lives %v (iat %v exp %v), want at most a minute", life, iat, exp)
+			}
 			if _, ok := c["sid"]; ok {
 				t.Fatal("the assertion carries the session id")
 			}
-			// Made once per token: the next request carries the same one.
+			// Cached per token: the next request carries the same one.
 			s.serve(http.MethodGet, "/api", "", "", bearer(a.Token))
 			if again := s.up.header.Get("X-Wx-Assertion"); again != got[0] {
 				t.Fatal("a second request with the same token got another assertion")
 			}
 		})
+	}
+}
+
+// TestAssertionIsShortLivedAndRenewed: an assertion lives at most a minute
+// (Caddy's logs print it), is served from the cache until its 30 s are
+// over, then signed again; it never outlives the token.
+func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newAssertionSigner(key, "X-Wx-Assertion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drops []func()
+	var delays []time.Duration
+	afterFunc = func(d time.Duration, f func()) *time.Timer {
+		delays = append(delays, d)
+		drops = append(drops, f)
+		return nil
+	}
+	t.Cleanup(func() { afterFunc = time.AfterFunc })
+
+	now := time.Now().Truncate(time.Second)
+	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: now.Add(2 * time.Hour)}
+	claims := func(raw string) (iat, exp time.Time) {
+		t.Helper()
+		c := jwt.MapClaims{}
+		if _, err := jwt.NewParser().ParseWithClaims(raw, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }); err != nil {
+			t.Fatal(err)
+		}
+		i, _ := c.GetIssuedAt()
+		e, _ := c.GetExpirationTime()
+		return i.Time, e.Time
+	}
+	first := s.of(id)
+	if iat, exp := claims(first); exp.Sub(iat) != time.Minute || iat.Before(now) {
+		t.Fatalf("iat %v exp %v, want now and a minute later", iat, exp)
+	}
+	if len(drops) != 1 || delays[0] != 30*time.Second {
+		t.Fatalf("drop scheduled %v, want once after 30s", delays)
+	}
+	if again := s.of(id); again != first || len(drops) != 1 {
+		t.Fatal("a cached assertion was signed again before its 30 s were over")
+	}
+	drops[0]() // 30 s later
+	renewed := s.of(id)
+	if renewed == first || len(drops) != 2 {
+		t.Fatal("the assertion was served again after its 30 s were over")
+	}
+	// A stale drop does not remove the newer assertion.
+	drops[0]()
+	if s.of(id) != renewed {
+		t.Fatal("the first assertion's drop removed the renewed one")
+	}
+	// Near the token's end the assertion ends with it.
+	late := id.Expires.Add(-10 * time.Second)
+	if _, exp := claims(s.renew(id, late)); !exp.Equal(id.Expires) {
+		t.Fatalf("exp %v outlives the token's %v", exp, id.Expires)
 	}
 }
 

@@ -223,6 +223,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, resolves secrets, and connects the session store
 // and the WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if _, err := loadApp(ctx); err != nil {
+		return err
+	}
 	h.logger = ctx.Logger()
 	h.audit = newAuditLogger(ctx)
 	h.configErrorsLogged = new(sync.Map)

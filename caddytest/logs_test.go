@@ -10,13 +10,20 @@ package caddytest
 //     at ERROR with the fix the operator must make, however many logins hit
 //     it, and each such login answers 500 config_error.
 //   - Sandbox mode logs a warning at start.
+//   - (issue 20, point 6) Caddy's DEBUG log prints the signed assertion
+//     that reverse_proxy sends upstream (it redacts only Authorization and
+//     Cookie): every assertion the log holds lives at most 60 s (exp-iat).
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -135,6 +142,48 @@ func TestDebugLogHoldsNoSecrets(t *testing.T) {
 			t.Errorf("the DEBUG log contains the %s (JSON-escaped)", name)
 		}
 	}
+}
+
+// TestLoggedAssertionIsShortLived: with assertion on and a DEBUG log,
+// reverse_proxy's "upstream roundtrip" line prints the request headers,
+// the assertion among them. Such a line must hold nothing a reader of the
+// log could replay for long: the assertion it holds is the one the
+// upstream got, and its exp is at most 60 s after its iat.
+func TestLoggedAssertionIsShortLived(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	st := startStack(t, stackConfig{Global: logOption, Directive: "\t\tassertion\n"})
+	u := st.addUser("LOGINCODE-assert-Pq2Wd8Ks4N")
+	lr := st.login(t, "LOGINCODE-assert-Pq2Wd8Ks4N")
+	wantStatus(t, st.get(t, "/api", lr.Token), http.StatusOK)
+	sent := st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
+	if sent == "" {
+		t.Fatal("the upstream got no assertion")
+	}
+	stopFileLog(t)
+	logText := readFile(t, logPath)
+	if !strings.Contains(logText, "upstream roundtrip") {
+		t.Fatalf("the log holds no reverse_proxy DEBUG line; the test would prove nothing:\n%s", logText)
+	}
+	found := 0
+	for _, m := range regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`).FindAllString(logText, -1) {
+		c := jwt.MapClaims{}
+		if _, _, err := jwt.NewParser().ParseUnverified(m, c); err != nil || c["iss"] != "wechat_auth" || c["sub"] != u.OpenID {
+			continue
+		}
+		found++
+		iat, err1 := c.GetIssuedAt()
+		exp, err2 := c.GetExpirationTime()
+		if err1 != nil || err2 != nil || iat == nil || exp == nil {
+			t.Fatalf("a logged assertion has no iat/exp: %v", c)
+		}
+		if life := exp.Sub(iat.Time); life > 60*time.Second {
+			t.Errorf("the DEBUG log holds an assertion that lives %v (iat %v, exp %v): at most 60 s", life, iat, exp)
+		}
+	}
+	if strings.Contains(logText, sent) && found == 0 {
+		t.Fatal("the assertion is in the log but was not recognised")
+	}
+	t.Logf("the DEBUG log holds %d assertion(s)", found)
 }
 
 func TestWeChatConfigErrorLoggedOnceAtError(t *testing.T) {

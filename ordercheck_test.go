@@ -1,0 +1,65 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// TestUnreachableAuthRules: the route walk names exactly the wechat_auth
+// that can never run, by Caddy's rules for route lists, groups and the
+// terminal flag, in raw JSON form.
+func TestUnreachableAuthRules(t *testing.T) {
+	const (
+		auth   = `{"handler":"wechat_auth"}`
+		proxy  = `{"handler":"reverse_proxy"}`
+		header = `{"handler":"headers"}`
+		match  = `[{"path":["/x/*"]}]`
+	)
+	tests := []struct {
+		name   string
+		routes string
+		want   []string // substrings of the one problem; none when empty
+	}{
+		{"auth first", `[{"handle":[` + auth + `,` + proxy + `]}]`, nil},
+		{"proxy first, same route", `[{"handle":[` + proxy + `,` + auth + `]}]`, []string{"route 0, handler 1", "reverse_proxy (server s, route 0, handler 0)"}},
+		{"proxy first, same route with a matcher", `[{"match":` + match + `,"handle":[` + proxy + `,` + auth + `]}]`, []string{"reverse_proxy"}},
+		{"proxy in an earlier route", `[{"handle":[` + proxy + `]},{"handle":[` + auth + `]}]`, []string{"route 1, handler 0"}},
+		{"proxy in an earlier matched route", `[{"match":` + match + `,"handle":[` + proxy + `]},{"handle":[` + auth + `]}]`, nil},
+		{"middleware first", `[{"handle":[` + header + `,` + auth + `]}]`, nil},
+		{"unknown handler first", `[{"handle":[{"handler":"rate_limit"},` + auth + `]}]`, nil},
+		{"forward_auth first", `[{"handle":[{"handler":"reverse_proxy","handle_response":[{}]},` + auth + `]}]`, nil},
+		{"file_server pass_thru first", `[{"handle":[{"handler":"file_server","pass_thru":true},` + auth + `]}]`, nil},
+		{"terminal route first", `[{"handle":[` + header + `],"terminal":true},{"handle":[` + auth + `]}]`, []string{"terminal route"}},
+		{"group taken", `[{"group":"g","handle":[` + header + `]},{"group":"g","handle":[` + auth + `]}]`, []string{"group \"g\""}},
+		{"group after a matched member", `[{"group":"g","match":` + match + `,"handle":[` + header + `]},{"group":"g","handle":[` + auth + `]}]`, nil},
+		{"nested subroute answers", `[{"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, []string{"static_response"}},
+		{"nested subroute answers some", `[{"handle":[{"handler":"subroute","routes":[{"match":` + match + `,"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, nil},
+		{"auth inside a dead subroute", `[{"handle":[` + proxy + `]},{"handle":[{"handler":"subroute","routes":[{"handle":[` + auth + `]}]}]}]`, []string{"route 1, handler 0 (subroute), route 0, handler 0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var routes caddyhttp.RouteList
+			if err := json.Unmarshal([]byte(tc.routes), &routes); err != nil {
+				t.Fatal(err)
+			}
+			got := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes}}})
+			if len(tc.want) == 0 {
+				if len(got) != 0 {
+					t.Fatalf("refused a reachable wechat_auth: %v", got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("got %d problems %v, want 1", len(got), got)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got[0], w) {
+					t.Errorf("%q lacks %q", got[0], w)
+				}
+			}
+		})
+	}
+}
