@@ -240,3 +240,29 @@ func jsonField(t *testing.T, body []byte, name string) string {
 	}
 	return v
 }
+
+// The padding rule on its own, apart from the appid check that would also
+// catch most bad pads: 1..32 identical bytes, nothing else.
+func TestUnpad(t *testing.T) {
+	block := func(n int, last ...byte) []byte { return append(make([]byte, n), last...) }
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want int // remaining length, -1 for a refusal
+	}{
+		{"pad 1", block(31, 1), 31},
+		{"pad 16", append(make([]byte, 16), bytes.Repeat([]byte{16}, 16)...), 16},
+		{"pad 17", append(make([]byte, 15), bytes.Repeat([]byte{17}, 17)...), 15},
+		{"pad 32", bytes.Repeat([]byte{32}, 32), 0},
+		{"pad 0", block(31, 0), -1},
+		{"pad 33", append(make([]byte, 31), bytes.Repeat([]byte{33}, 33)...), -1},
+		{"inconsistent", append(make([]byte, 28), 3, 4, 4, 4), -1},
+		{"pad longer than the input", []byte{5, 5, 5}, -1},
+		{"empty", nil, -1},
+	} {
+		got, ok := unpad(tc.in)
+		if (tc.want < 0) == ok || (ok && len(got) != tc.want) {
+			t.Errorf("%s: unpad gives %d bytes, ok=%v; want %d", tc.name, len(got), ok, tc.want)
+		}
+	}
+}
