@@ -1,0 +1,145 @@
+package msgcrypt
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"strings"
+)
+
+// Format is a push's data format, as chosen in the console.
+type Format int
+
+const (
+	XML Format = iota
+	JSON
+)
+
+func (f Format) String() string {
+	if f == JSON {
+		return "json"
+	}
+	return "xml"
+}
+
+// Sniff tells a body's format by its first non-space byte: '<' is XML,
+// '{' is JSON; anything else is ErrMalformed.
+func Sniff(body []byte) (Format, error) {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case len(b) > 0 && b[0] == '<':
+		return XML, nil
+	case len(b) > 0 && b[0] == '{':
+		return JSON, nil
+	}
+	return 0, ErrMalformed
+}
+
+// Envelope is what a push body carries around its ciphertext. Encrypt is
+// empty in plain mode; in compatibility mode the plaintext fields beside it
+// are not read here, because only the decrypted copy is to be trusted.
+type Envelope struct {
+	Format     Format
+	ToUserName string
+	Encrypt    string
+}
+
+// ParseEnvelope reads an XML (<xml><ToUserName/><Encrypt/></xml>) or JSON
+// ({"ToUserName","Encrypt"}) push body. A body that is neither is
+// ErrMalformed.
+func ParseEnvelope(body []byte) (Envelope, error) {
+	f, err := Sniff(body)
+	if err != nil {
+		return Envelope{}, err
+	}
+	env := Envelope{Format: f}
+	if f == XML {
+		var x struct {
+			ToUserName string `xml:"ToUserName"`
+			Encrypt    string `xml:"Encrypt"`
+		}
+		if err := xml.Unmarshal(body, &x); err != nil {
+			return Envelope{}, ErrMalformed
+		}
+		env.ToUserName = strings.TrimSpace(x.ToUserName)
+		env.Encrypt = strings.TrimSpace(x.Encrypt)
+		return env, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Envelope{}, ErrMalformed
+	}
+	if env.ToUserName, err = jsonString(m["ToUserName"]); err != nil {
+		return Envelope{}, err
+	}
+	if env.Encrypt, err = jsonString(m["Encrypt"]); err != nil {
+		return Envelope{}, err
+	}
+	return env, nil
+}
+
+// jsonString reads an optional JSON string; absent or null is "".
+func jsonString(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", ErrMalformed
+	}
+	return s, nil
+}
+
+// Seal encrypts msg as a passive reply and wraps it in the envelope of the
+// push's format, signed with MsgSignature over token, timestamp, nonce and
+// Encrypt. nonce should echo the push's; timestamp must be decimal digits,
+// because the JSON envelope carries it as a number.
+func (c *Crypter) Seal(msg []byte, timestamp, nonce string, f Format) ([]byte, error) {
+	if !isDigits(timestamp) {
+		return nil, errors.New("msgcrypt: reply timestamp must be decimal digits")
+	}
+	if nonce == "" || strings.Contains(nonce, "]]>") {
+		return nil, errors.New("msgcrypt: reply nonce is empty or cannot be written in CDATA")
+	}
+	enc, err := c.Encrypt(msg)
+	if err != nil {
+		return nil, err
+	}
+	return envelope(enc, Signature(c.token, timestamp, nonce, enc), timestamp, nonce, f)
+}
+
+func envelope(enc, sig, timestamp, nonce string, f Format) ([]byte, error) {
+	if f == JSON {
+		type reply struct {
+			Encrypt      string
+			MsgSignature string
+			TimeStamp    json.Number
+			Nonce        string
+		}
+		return json.Marshal(reply{enc, sig, json.Number(timestamp), nonce})
+	}
+	var b strings.Builder
+	b.WriteString("<xml><Encrypt><![CDATA[")
+	b.WriteString(enc)
+	b.WriteString("]]></Encrypt><MsgSignature><![CDATA[")
+	b.WriteString(sig)
+	b.WriteString("]]></MsgSignature><TimeStamp>")
+	b.WriteString(timestamp)
+	b.WriteString("</TimeStamp><Nonce><![CDATA[")
+	b.WriteString(nonce)
+	b.WriteString("]]></Nonce></xml>")
+	return []byte(b.String()), nil
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

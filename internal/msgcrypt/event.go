@@ -1,0 +1,107 @@
+package msgcrypt
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"strings"
+)
+
+// Event holds the fields of a decrypted push that its delivery needs. All
+// are strings as they appear in the message: MsgId has 19 digits and would
+// lose its last ones in a float64.
+type Event struct {
+	FromUserName string
+	MsgID        string
+	CreateTime   string
+	Event        string
+	TraceID      string
+}
+
+// ParseEvent reads those fields from a plaintext push, XML or JSON. Any
+// field may be absent; a body that is neither format is ErrMalformed.
+func ParseEvent(plaintext []byte) (Event, Format, error) {
+	f, err := Sniff(plaintext)
+	if err != nil {
+		return Event{}, 0, err
+	}
+	if f == XML {
+		var x struct {
+			FromUserName string `xml:"FromUserName"`
+			MsgID        string `xml:"MsgId"`
+			CreateTime   string `xml:"CreateTime"`
+			Event        string `xml:"Event"`
+			TraceID      string `xml:"trace_id"`
+		}
+		if err := xml.Unmarshal(plaintext, &x); err != nil {
+			return Event{}, 0, ErrMalformed
+		}
+		return Event{
+			FromUserName: strings.TrimSpace(x.FromUserName),
+			MsgID:        strings.TrimSpace(x.MsgID),
+			CreateTime:   strings.TrimSpace(x.CreateTime),
+			Event:        strings.TrimSpace(x.Event),
+			TraceID:      strings.TrimSpace(x.TraceID),
+		}, XML, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(plaintext, &m); err != nil {
+		return Event{}, 0, ErrMalformed
+	}
+	var e Event
+	for _, fld := range []struct {
+		key string
+		dst *string
+	}{
+		{"FromUserName", &e.FromUserName},
+		{"MsgId", &e.MsgID},
+		{"CreateTime", &e.CreateTime},
+		{"Event", &e.Event},
+		{"trace_id", &e.TraceID},
+	} {
+		if *fld.dst, err = jsonScalar(m[fld.key]); err != nil {
+			return Event{}, 0, err
+		}
+	}
+	return e, JSON, nil
+}
+
+// jsonScalar reads a JSON string or number as the text it is written with,
+// so that 7345678901234567890 stays exactly that. Absent or null is "";
+// an object or array where a scalar belongs is ErrMalformed.
+func jsonScalar(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", ErrMalformed
+		}
+		return s, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		// json.Unmarshal has validated the whole document, so raw is a
+		// well-formed number literal.
+		return string(raw), nil
+	}
+	return "", ErrMalformed
+}
+
+// ID is the event's stable id, the upstream's idempotency key: MsgId when
+// present, else FromUserName:CreateTime:Event, with :trace_id appended when
+// present. It is "" when the message carries none of these.
+func (e Event) ID() string {
+	if e.MsgID != "" {
+		return e.MsgID
+	}
+	if e.FromUserName == "" && e.CreateTime == "" && e.Event == "" && e.TraceID == "" {
+		return ""
+	}
+	id := e.FromUserName + ":" + e.CreateTime + ":" + e.Event
+	if e.TraceID != "" {
+		id += ":" + e.TraceID
+	}
+	return id
+}
