@@ -58,6 +58,7 @@ type redisStore struct {
 
 	mu      sync.Mutex
 	pending map[string]time.Time // revocations Redis has not taken yet
+	writes  chan *sessionWrite   // new sessions for the sessionWriters
 	pubsub  *redis.PubSub        // the current subscription, closed by Destruct
 	cut     bool                 // the subscription was lost and not yet back (logged once)
 	noInfo  bool                 // INFO was refused (logged once)
@@ -126,6 +127,7 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 		usersKey:      prefix + "users",
 		horizonKey:    prefix + "token_horizon",
 		pending:       make(map[string]time.Time),
+		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
 	}
 	r.horizon = newTokenHorizon(r.saveHorizon)
@@ -136,9 +138,12 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r.stop = stop
-	r.done.Add(2)
+	r.done.Add(2 + redisWriters)
 	go r.listen(bg)
 	go r.retryPending(bg)
+	for range redisWriters {
+		go r.sessionWriter(bg)
+	}
 	// Serving before the subscription is up would let sessions into L1
 	// that a message published meanwhile should have changed. A
 	// subscription that cannot be made (an ACL without the channel) is
@@ -202,7 +207,10 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	return s, nil
 }
 
-// Put writes the session to Redis, then to the L1.
+// Put writes the session to Redis and, once Redis has answered that it
+// holds it, to the L1. Logins that arrive together share one round trip
+// (sessionWriter), but each Put returns only after Redis acknowledged its
+// own commands.
 func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) error {
 	b, err := r.seal(s, time.Now().Add(ttl))
 	if err != nil {
@@ -210,17 +218,102 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	_, err = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, r.sessionKey(s.SID), b, ttl)
-		r.addUserSession(ctx, pipe, s, ttl)
-		return nil
-	})
+	w := &sessionWrite{s: s, sealed: b, ttl: ttl, done: make(chan error, 1)}
+	if r.writes == nil {
+		r.writeSessions(ctx, []*sessionWrite{w})
+	} else {
+		select {
+		case r.writes <- w:
+		case <-ctx.Done():
+			countStore("set", "error")
+			return r.storeDown("SET", ctx.Err())
+		}
+	}
+	select {
+	case err = <-w.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil {
 		countStore("set", "error")
 		return r.storeDown("SET", err)
 	}
 	cachePut(r.cache, s, ttl)
 	return nil
+}
+
+// sessionWrite is a session waiting to be written by a sessionWriter.
+type sessionWrite struct {
+	s      *Session
+	sealed []byte
+	ttl    time.Duration
+	done   chan error // Redis's answer to this session's commands
+	cmds   [4]redis.Cmder
+}
+
+// Session writes: the writers that send them to Redis, and the most one
+// round trip carries.
+const (
+	redisWriters    = 2
+	redisWriteBatch = 64
+)
+
+// sessionWriter sends the sessions queued on r.writes to Redis. It takes
+// the first one waiting and every other one already queued, and writes them
+// all in one pipeline: under load, one round trip (one write and one read
+// on each side) then stores many logins instead of one, which is most of
+// what a login cost Caddy and Redis beyond the memory store's. With no
+// other login waiting a session goes alone, as before.
+func (r *redisStore) sessionWriter(ctx context.Context) {
+	defer r.done.Done()
+	batch := make([]*sessionWrite, 0, redisWriteBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w := <-r.writes:
+			batch = append(batch[:0], w)
+		}
+	more:
+		for len(batch) < redisWriteBatch {
+			select {
+			case w := <-r.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		// Its own deadline: the waiting Puts give up on theirs, and one
+		// whose client went away must not fail the others.
+		wctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+		r.writeSessions(wctx, batch)
+		cancel()
+		clear(batch)
+	}
+}
+
+// writeSessions writes the sessions of batch in one pipeline and tells
+// each the outcome of its own commands.
+func (r *redisStore) writeSessions(ctx context.Context, batch []*sessionWrite) {
+	_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, w := range batch {
+			w.cmds[0] = pipe.Set(ctx, r.sessionKey(w.s.SID), w.sealed, w.ttl)
+			r.addUserSession(ctx, pipe, w.s, w.ttl, w.cmds[1:])
+		}
+		return nil
+	})
+	for _, w := range batch {
+		var werr error
+		for _, c := range w.cmds {
+			if werr = c.Err(); werr != nil {
+				break
+			}
+		}
+		if werr == nil && err != nil && w.cmds[0] == nil {
+			werr = err
+		}
+		w.done <- werr
+	}
 }
 
 func (r *redisStore) Delete(ctx context.Context, sid string) error {

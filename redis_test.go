@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -435,5 +436,69 @@ func TestKeyRotationKeepsTheRedisStore(t *testing.T) {
 	other := site("an-unrelated-deployment-signing-key-0123456789")
 	if other.store == after.store {
 		t.Fatal("a site with unrelated signing keys shares the store")
+	}
+}
+
+// Logins stored at the same moment share round trips to Redis, yet each
+// Put answers for its own session only: every session acknowledged is in
+// Redis (read back by another instance, whose L1 is empty), and a session
+// Redis refuses fails alone, with store_unavailable, as does one whose
+// caller gave up.
+func TestRedisConcurrentPutsAnswerEachForItself(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	b := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+
+	// A user whose index key holds a string: Redis refuses ZADD there.
+	bad := rdsVectorSession()
+	bad.OpenID = "oRefusedByRedis"
+	c := srv.Client()
+	defer c.Close()
+	if err := c.Set(ctx, redisUserKey(a.sessionPrefix, bad.AppID, bad.OpenID), "not a sorted set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+
+	const n = 200
+	sessions := make([]*Session, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		s := rdsVectorSession()
+		s.OpenID = fmt.Sprintf("oConcurrent%d", i)
+		pctx := ctx
+		switch i {
+		case 50, 150:
+			s = bad
+		case 100:
+			pctx = gone
+		}
+		sessions[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.Put(pctx, s, time.Hour)
+		}()
+	}
+	wg.Wait()
+	for i, s := range sessions {
+		switch {
+		case s == bad || i == 100:
+			if !errors.Is(errs[i], errStoreDown) {
+				t.Errorf("Put %d: %v, want store unavailable", i, errs[i])
+			}
+		case errs[i] != nil:
+			t.Errorf("Put %d: %v", i, errs[i])
+		default:
+			got, err := b.Get(ctx, s.SID)
+			if err != nil || got.OpenID != s.OpenID || got.SessionKey != s.SessionKey {
+				t.Errorf("session %d read back: %+v, %v", i, got, err)
+			}
+			if sids := c.ZRange(ctx, redisUserKey(a.sessionPrefix, s.AppID, s.OpenID), 0, -1).Val(); len(sids) != 1 || sids[0] != s.SID {
+				t.Errorf("session %d: the user's index holds %v, want [%s]", i, sids, s.SID)
+			}
+		}
 	}
 }

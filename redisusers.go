@@ -21,12 +21,12 @@ func redisUserKey(sessionPrefix, appid, openid string) string {
 
 // addUserSession queues, on pipe, the recording of a new session of its
 // user: added, the set trimmed to the latest userSessionsKept, and kept as
-// long as the session.
-func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *Session, ttl time.Duration) {
+// long as the session. Its three commands go to cmds.
+func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *Session, ttl time.Duration, cmds []redis.Cmder) {
 	key := redisUserKey(r.sessionPrefix, s.AppID, s.OpenID)
-	pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
-	pipe.ZRemRangeByRank(ctx, key, 0, -userSessionsKept-1)
-	pipe.PExpire(ctx, key, ttl)
+	cmds[0] = pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
+	cmds[1] = pipe.ZRemRangeByRank(ctx, key, 0, -userSessionsKept-1)
+	cmds[2] = pipe.PExpire(ctx, key, ttl)
 }
 
 // NewestSession reads the user's latest session ids from Redis and returns
