@@ -130,7 +130,7 @@ func parse(path string) (*doc, error) {
 }
 
 func main() {
-	out, err := exec.Command("git", "ls-files", "-z", "--", "*.md").Output()
+	out, err := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.md").Output()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "checklinks: git ls-files:", err)
 		os.Exit(2)
