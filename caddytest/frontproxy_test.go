@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -149,7 +148,11 @@ func jwksKeys(t *testing.T, url string) map[string]*ecdsa.PublicKey {
 		if k.Kty != "EC" || k.Crv != "P-256" || k.Use != "sig" || k.Alg != "ES256" || len(x) != 32 || len(y) != 32 {
 			t.Fatalf("jwks.json key %+v", k)
 		}
-		keys[k.Kid] = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatalf("jwks.json key %+v: %v", k, err)
+		}
+		keys[k.Kid] = pub
 	}
 	return keys
 }

@@ -65,8 +65,7 @@ func rotRefresh(t *testing.T, base, token string) string {
 // rotReload loads st's config with extra directive lines.
 func rotReload(t *testing.T, st *stack, directive string) {
 	t.Helper()
-	var d string
-	d = "\t\tapp_id " + testAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + st.WeChatURL +
+	d := "\t\tapp_id " + testAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + st.WeChatURL +
 		"\n\t\ttimeout " + testTimeout.String() + "\n" + directive
 	loadCaddy(t, globalOptions("")+wechatSite(siteBase, d, st.Upstream.Addr, ""))
 }

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"time"
@@ -82,21 +81,31 @@ func fetchKeys(ctx context.Context, url string) (map[string]*ecdsa.PublicKey, er
 		if k.Kty != "EC" || k.Crv != "P-256" || k.Alg != "ES256" {
 			continue
 		}
-		x, errX := base64.RawURLEncoding.DecodeString(k.X)
-		y, errY := base64.RawURLEncoding.DecodeString(k.Y)
-		if errX != nil || errY != nil {
-			continue
+		if pub, err := p256Key(k.X, k.Y); err == nil {
+			keys[k.Kid] = pub
 		}
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if !pub.Curve.IsOnCurve(pub.X, pub.Y) {
-			continue
-		}
-		keys[k.Kid] = pub
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("no ES256 key in the set")
 	}
 	return keys, nil
+}
+
+// p256Key makes a P-256 public key of a JWK's x and y. RFC 7518 writes
+// each coordinate at its full 32 bytes; ParseUncompressedPublicKey refuses
+// a point that is not on the curve, which an attacker's key set could
+// otherwise slip in.
+func p256Key(x64, y64 string) (*ecdsa.PublicKey, error) {
+	x, errX := base64.RawURLEncoding.DecodeString(x64)
+	y, errY := base64.RawURLEncoding.DecodeString(y64)
+	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return nil, errors.New("a P-256 coordinate is 32 bytes of base64url")
+	}
+	point := make([]byte, 0, 65)
+	point = append(point, 4) // uncompressed: 0x04 || x || y
+	point = append(point, x...)
+	point = append(point, y...)
+	return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
 }
 
 // verify checks the assertion and returns its claims.
