@@ -235,7 +235,7 @@ var aliasFolder = strings.NewReplacer("!", "-", "#", "-", "$", "-", "%", "-", "&
 
 // checkFront runs the front proxy scenario: logins through the front,
 // identity to the upstream, forged headers dropped, the 401s.
-func checkFront(t *testing.T, fs *frontStack, front string, jsonErrors bool) {
+func checkFront(t *testing.T, fs *frontStack, front string) {
 	keys := jwksKeys(t, front+"/wx/jwks.json")
 	for _, withUnionID := range []bool{true, false} {
 		t.Run(fmt.Sprintf("unionid=%v", withUnionID), func(t *testing.T) {
@@ -267,7 +267,7 @@ func checkFront(t *testing.T, fs *frontStack, front string, jsonErrors bool) {
 			before := fs.Upstream.Count()
 			wantStatus(t, send(t, http.MethodPost, front+"/wx/logout", bearer(u.Token), ""), http.StatusNoContent)
 			r = send(t, http.MethodGet, front+"/api/orders", forged(u.Token), "")
-			want401(t, r, "invalid_token", jsonErrors)
+			want401(t, r, "invalid_token")
 			if fs.Upstream.Count() != before {
 				t.Error("the upstream was called for a revoked token")
 			}
@@ -275,29 +275,21 @@ func checkFront(t *testing.T, fs *frontStack, front string, jsonErrors bool) {
 	}
 	before := fs.Upstream.Count()
 	h := forged("")
-	want401(t, send(t, http.MethodGet, front+"/api/orders", h, ""), "unauthorized", jsonErrors)
-	want401(t, send(t, http.MethodGet, front+"/api/orders", bearer("not.a.token"), ""), "invalid_token", jsonErrors)
+	want401(t, send(t, http.MethodGet, front+"/api/orders", h, ""), "unauthorized")
+	want401(t, send(t, http.MethodGet, front+"/api/orders", bearer("not.a.token"), ""), "invalid_token")
 	if fs.Upstream.Count() != before {
 		t.Error("the upstream was called without a valid token")
 	}
 }
 
-// want401 checks a refusal passed on by a front proxy: 401 with the
-// challenge, and wechat_auth's JSON where the proxy passes the body on
-// (nginx answers with its own body).
-func want401(t *testing.T, r *reply, code string, jsonBody bool) {
+// want401 checks a refusal passed on by a front proxy: wechat_auth's 401,
+// its JSON body and its challenge, once.
+func want401(t *testing.T, r *reply, code string) {
 	t.Helper()
-	if jsonBody {
-		wantError(t, r, http.StatusUnauthorized, code)
-		return
+	if n := len(r.Header.Values("WWW-Authenticate")); n != 1 {
+		t.Errorf("%d WWW-Authenticate headers, want 1: %q", n, r.Header.Values("WWW-Authenticate"))
 	}
-	if r.Status != http.StatusUnauthorized {
-		t.Fatalf("status %d, want 401; body %s", r.Status, r.Body)
-	}
-	challenge := r.Header.Get("WWW-Authenticate")
-	if !strings.HasPrefix(challenge, `Bearer realm="wechat_auth"`) || strings.Contains(challenge, "invalid_token") != (code == "invalid_token") {
-		t.Fatalf("WWW-Authenticate %q for %s", challenge, code)
-	}
+	wantError(t, r, http.StatusUnauthorized, code)
 }
 
 func TestNginxAuthRequestFrontsWechatAuth(t *testing.T) {
@@ -305,7 +297,9 @@ func TestNginxAuthRequestFrontsWechatAuth(t *testing.T) {
 	front := startNginx(t, replaceAll(t, docBlock(t, "nginx"),
 		"listen 127.0.0.1:8080;", "listen 127.0.0.1:{{PORT}};",
 		"127.0.0.1:8000", fs.Upstream.Addr))
-	checkFront(t, fs, front, false)
+	// The 401 carries wechat_auth's JSON body and its challenge once, as
+	// behind Caddy: what the mini program helper reads to log in again.
+	checkFront(t, fs, front)
 
 	// With its defaults nginx drops every other alias of an identity
 	// header too, as docs/forward-auth.md says.
@@ -321,7 +315,7 @@ func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
 	fs := startFrontStack(t, "", func(up string) string {
 		return replaceAll(t, docBlock(t, "caddy-front"), "http://:8081", siteBase2, "127.0.0.1:8000", up)
 	})
-	checkFront(t, fs, siteBase2, true)
+	checkFront(t, fs, siteBase2)
 
 	// The doc's config drops every other X-WX-* a client sends too.
 	u := fs.loginThrough(t, siteBase2, false)
