@@ -309,6 +309,39 @@ func TestNginxAuthRequestFrontsWechatAuth(t *testing.T) {
 		h[k] = []string{"oForged"}
 	}
 	wantIdentity(t, send(t, http.MethodGet, front+"/api/orders", h, "").Seen(t), u)
+
+	// The doc's config drops the other X-WX-* headers Cloud Hosting or
+	// wechat_auth set, which an app written for either may read, in any
+	// case, sent twice, or spelt with '_'.
+	h = forged(u.Token)
+	for _, k := range cloudHostingHeaders {
+		h[k] = []string{"forged", "forged-again"}
+		h[strings.ToLower(k)] = []string{"forged-lower"}
+		h[strings.ReplaceAll(k, "-", "_")] = []string{"forged"}
+	}
+	seen := send(t, http.MethodGet, front+"/api/orders", h, "").Seen(t)
+	wantIdentity(t, seen, u)
+	wantNoCloudHostingHeaders(t, seen)
+}
+
+// cloudHostingHeaders are the X-WX-* headers other than the identity ones
+// that WeChat Cloud Hosting sets (X-WX-SERVICE is the one its client sends)
+// or wechat_auth sets on its push and payment routes.
+var cloudHostingHeaders = []string{"X-WX-ENV", "X-WX-FROM-OPENID", "X-WX-FROM-APPID", "X-WX-FROM-UNIONID",
+	"X-WX-SERVICE", "X-WX-EVENT-ID", "X-WX-MCHID"}
+
+// wantNoCloudHostingHeaders fails when the upstream got any of
+// cloudHostingHeaders, in any spelling.
+func wantNoCloudHostingHeaders(t *testing.T, seen seenRequest) {
+	t.Helper()
+	for k, v := range seen.Header {
+		folded := strings.ToUpper(aliasFolder.Replace(k))
+		for _, name := range cloudHostingHeaders {
+			if folded == name {
+				t.Errorf("upstream got the client's %s %q", k, v)
+			}
+		}
+	}
 }
 
 func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
@@ -320,15 +353,12 @@ func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
 	// The doc's config drops every other X-WX-* a client sends too.
 	u := fs.loginThrough(t, siteBase2, false)
 	h := forged(u.Token)
-	h["X-WX-ENV"] = []string{"forged-env"}
-	h["X-WX-FROM-OPENID"] = []string{"oForged"}
+	for _, k := range cloudHostingHeaders {
+		h[k] = []string{"forged"}
+	}
 	seen := send(t, http.MethodGet, siteBase2+"/api/orders", h, "").Seen(t)
 	wantIdentity(t, seen, u)
-	for _, k := range []string{"X-Wx-Env", "X-Wx-From-Openid"} {
-		if v := seen.Header.Values(k); len(v) != 0 {
-			t.Errorf("upstream got the client's %s %q", k, v)
-		}
-	}
+	wantNoCloudHostingHeaders(t, seen)
 }
 
 func TestVerifyAnswersFrontProxies(t *testing.T) {
