@@ -115,7 +115,9 @@ export interface Auth {
   /**
    * wx.request with the token attached, as a Promise. Logs in first when there
    * is no unexpired token; on a 401 unauthorized / invalid_token /
-   * session_expired, logs in once more and retries once. Every HTTP status
+   * session_expired (or, without such a JSON body, with
+   * `WWW-Authenticate: Bearer realm="wechat_auth"`, as behind nginx's
+   * auth_request), logs in once more and retries once. Every HTTP status
    * resolves; only network failures reject.
    */
   request<T = any>(options: RequestOptions): Promise<Response<T>>;

@@ -18,6 +18,10 @@ var DEFAULT_STORAGE_KEY = 'wechat_auth_token';
 // 401s (e.g. invalid_code, or the upstream app's own 401) are not retried.
 var RELOGIN_ERRORS = { unauthorized: true, invalid_token: true, session_expired: true };
 
+// wechat_auth's challenge on every 401: a Bearer challenge whose realm is
+// wechat_auth, among any other challenges and parameters.
+var CHALLENGE = /(?:^|,)\s*bearer\s+(?:[a-z0-9_.-]+\s*=\s*(?:"[^"]*"|[^\s,"]*)\s*,\s*)*realm\s*=\s*"wechat_auth"\s*(?:,|$)/i;
+
 // A token this close to its expiry is treated as expired, so a request does
 // not leave with a token that runs out on the way.
 var EXPIRY_MARGIN_MS = 30 * 1000;
@@ -50,6 +54,30 @@ function parseData(data) {
 function errorCode(data) {
   var d = parseData(data);
   return d && typeof d === 'object' && typeof d.error === 'string' ? d.error : undefined;
+}
+
+// A header's value, whatever the case of its name (platforms differ); a
+// header sent several times may arrive as an array.
+function headerValue(header, name) {
+  var lower = name.toLowerCase();
+  var keys = header ? Object.keys(header) : [];
+  for (var i = 0; i < keys.length; i++) {
+    if (keys[i].toLowerCase() !== lower) continue;
+    var v = header[keys[i]];
+    return Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return '';
+}
+
+// Whether a 401 says "log in again". wechat_auth's JSON error code decides
+// when there is one; a body that is not wechat_auth's JSON (nginx's
+// auth_request puts its own HTML page there) is judged by the challenge,
+// which nginx passes on: WWW-Authenticate: Bearer realm="wechat_auth".
+function needsLogin(res) {
+  if (res.statusCode !== 401) return false;
+  var code = errorCode(res.data);
+  if (code !== undefined) return Object.prototype.hasOwnProperty.call(RELOGIN_ERRORS, code);
+  return CHALLENGE.test(headerValue(res.header, 'www-authenticate'));
 }
 
 function httpError(res, what) {
@@ -246,7 +274,7 @@ function createAuth(options) {
 
     return ensureToken().then(function (token) {
       return attempt(token).then(function (res) {
-        if (res.statusCode !== 401 || !RELOGIN_ERRORS[errorCode(res.data)]) return res;
+        if (!needsLogin(res)) return res;
         // One silent re-login and one retry; a second 401 is returned as is.
         return freshTokenAfter(token).then(attempt);
       });

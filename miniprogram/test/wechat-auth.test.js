@@ -140,6 +140,46 @@ test('a 401 that arrives after the re-login finished retries with the new token,
   assert.equal(wx.loginCalls, 1);
 });
 
+// nginx's auth_request answers a refused token with its own HTML page and
+// passes only wechat_auth's challenge on (docs/forward-auth.md's older
+// config, ingress-nginx). The header names arrive in any case.
+const NGINX_401 = '<html>\r\n<head><title>401 Authorization Required</title></head>\r\n' +
+  '<body>\r\n<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n';
+
+test('a 401 with nginx\'s HTML page and wechat_auth\'s challenge logs in again', async () => {
+  for (const [name, challenge] of [
+    ['WWW-Authenticate', 'Bearer realm="wechat_auth", error="invalid_token"'],
+    ['www-authenticate', 'Bearer realm="wechat_auth"'],
+    ['Www-Authenticate', ['Basic realm="other"', 'Bearer error="invalid_token", realm="wechat_auth"']],
+  ]) {
+    const { server, wx, auth } = setup();
+    server.routes['/api/me'] = (req, openid) => (req.authorization === 'Bearer tok-1'
+      ? { statusCode: 401, header: { [name]: challenge, 'Content-Type': 'text/html' }, data: NGINX_401 }
+      : { statusCode: 200, data: { openid } });
+    await auth.login(); // tok-1, revoked on the server
+    const res = await auth.request({ url: '/api/me' });
+    assert.equal(res.statusCode, 200, name);
+    assert.equal(wx.loginCalls, 2);
+    assert.deepEqual(paths(wx), ['/wx/login', '/api/me', '/wx/login', '/api/me']);
+    assert.equal(auth.getToken(), 'tok-2');
+  }
+});
+
+test('a 401 whose challenge is not wechat_auth\'s, or whose JSON names another error, is returned as it is', async () => {
+  const { server, wx, auth } = setup();
+  server.routes['/api/other-realm'] = () => ({ statusCode: 401, header: { 'WWW-Authenticate': 'Bearer realm="my_app"' }, data: NGINX_401 });
+  server.routes['/api/realm-in-param'] = () => ({ statusCode: 401, header: { 'WWW-Authenticate': 'Basic realm="my_app", charset="wechat_auth"' }, data: NGINX_401 });
+  server.routes['/api/phone-code'] = () => ({ statusCode: 401, header: { 'WWW-Authenticate': 'Bearer realm="wechat_auth", error="invalid_token"' }, data: { error: 'invalid_code', message: 'x' } });
+  server.routes['/api/proto'] = () => ({ statusCode: 401, data: { error: 'constructor' } });
+  await auth.login();
+  for (const url of ['/api/other-realm', '/api/realm-in-param', '/api/phone-code', '/api/proto']) {
+    const res = await auth.request({ url });
+    assert.equal(res.statusCode, 401, url);
+  }
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(auth.getToken(), 'tok-1');
+});
+
 test('401s that are not about the token, and other statuses, are returned as they are', async () => {
   const { server, wx, auth } = setup();
   server.routes['/api/owner-only'] = () => ({ statusCode: 401, data: { error: 'not_owner' } });
