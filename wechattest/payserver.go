@@ -251,9 +251,12 @@ func (p *Pay) post(url string, n PayNotification) PayCallback {
 
 // ServeHTTP serves WeChat Pay's APIv3.
 func (p *Pay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		body = nil
+	var body []byte
+	if r.Body != nil { // nil for a body-less request through Client
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err == nil {
+			body = b
+		}
 	}
 	uri := r.RequestURI
 	if uri == "" {
