@@ -339,3 +339,32 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestPayRefusesAnOpenIDOfAnotherApp(t *testing.T) {
+	p, m := newPayFake(t, wechattest.PayOptions{Payers: map[string]string{
+		"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o": "wx1234567890abcdef",
+		"oOther":                       "wxffffffffffffffff",
+	}})
+	resp, b := m.do("POST", "/v3/pay/transactions/jsapi", order("T5", "https://example.com/n"), "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("an openid of the order's app: %d %s", resp.StatusCode, b)
+	}
+	other := bytes.Replace(order("T6", "https://example.com/n"), []byte("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), []byte("oOther"), 1)
+	resp, b = m.do("POST", "/v3/pay/transactions/jsapi", other, "")
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "appid和openid不匹配") {
+		t.Fatalf("an openid of another app: %d %s", resp.StatusCode, b)
+	}
+	if _, ok := p.Order("T6"); ok {
+		t.Fatal("the mismatched order was taken")
+	}
+}
+
+func TestPayRefusesAStaleMerchantSignature(t *testing.T) {
+	clock := wechattest.NewClock(time.Now())
+	_, m := newPayFake(t, wechattest.PayOptions{Now: clock.Now})
+	clock.Advance(6 * time.Minute)
+	resp, b := m.do("GET", "/v3/pay/transactions/out-trade-no/X?mchid="+payMchID, nil, "")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "SIGN_ERROR") {
+		t.Fatalf("a signature 6 minutes old: %d %s", resp.StatusCode, b)
+	}
+}

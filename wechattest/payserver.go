@@ -32,6 +32,11 @@ type PayOptions struct {
 	// the public key (Wechatpay-Serial PUB_KEY_ID_…); SetSignWithCertificate
 	// switches later, as a migration does.
 	SignWithCertificate bool
+	// Payers, when set, maps each openid the fake knows to the appid it
+	// belongs to: an order whose payer openid is unknown or of another app
+	// is refused with WeChat's "appid和openid不匹配" (in partner mode,
+	// sp_openid against sp_appid and sub_openid against sub_appid).
+	Payers map[string]string
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 	// Client posts callbacks; http.DefaultClient when nil.
@@ -427,6 +432,12 @@ func (p *Pay) jsapiLocked(body []byte, partner bool) (int, any) {
 		return http.StatusBadRequest, payError("PARAM_ERROR", "缺少参数 payer")
 	case !strings.HasPrefix(in.NotifyURL, "http://") && !strings.HasPrefix(in.NotifyURL, "https://"):
 		return http.StatusBadRequest, payError("PARAM_ERROR", "notify_url 格式不正确")
+	}
+	if p.opts.Payers != nil {
+		subAppID := in.SubAppID
+		if openid != "" && p.opts.Payers[openid] != appid || in.Payer.SubOpenID != "" && p.opts.Payers[in.Payer.SubOpenID] != subAppID {
+			return http.StatusBadRequest, payError("PARAM_ERROR", "appid和openid不匹配")
+		}
 	}
 	if o := p.orders[in.OutTradeNo]; o != nil {
 		if o.State == "SUCCESS" || o.State == "REFUND" {
