@@ -366,3 +366,28 @@ func TestPaySignVerifiesWithTheMerchantPublicKey(t *testing.T) {
 		t.Fatal("a prepay_id with a quote was signed")
 	}
 }
+
+func TestVerifyWhileCertificatesRefresh(t *testing.T) {
+	p := newPair(t, false, wechattest.PayOptions{SignWithCertificate: true})
+	if err := p.m.RefreshCertificates(t.Context(), nil, p.base); err != nil {
+		t.Fatal(err)
+	}
+	_, h, b := p.do(t, "GET", "/v3/pay/transactions/out-trade-no/X?mchid="+testMchID, nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				if err := p.m.VerifyResponse(h, b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 3 {
+		if err := p.m.RefreshCertificates(t.Context(), p.pay.Client(), ""); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+}
