@@ -248,6 +248,18 @@ func TestPayOrderFlowSignedEndToEnd(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"status":"SUCCESS"`) || !strings.Contains(string(b), `"refund":40`) {
 		t.Fatalf("refund query: %d %s", resp.StatusCode, b)
 	}
+	cb, err = p.MarkRefunded("R2")
+	if err != nil || cb.Status != http.StatusNoContent || cb.URL != notify.URL+"/pay/notify" {
+		t.Fatalf("MarkRefunded: %v %+v", err, cb)
+	}
+	got.Lock()
+	if !m.verified(got.header, got.body) || json.Unmarshal(got.body, &n) != nil || n.EventType != "REFUND.SUCCESS" {
+		t.Fatalf("refund callback %s", got.body)
+	}
+	got.Unlock()
+	if pt := string(open(t, n.Resource)); !strings.Contains(pt, `"refund_status":"SUCCESS"`) || !strings.Contains(pt, `"out_refund_no":"R2"`) {
+		t.Fatalf("refund resource %s", pt)
+	}
 	too := []byte(`{"out_trade_no":"T2","out_refund_no":"R3","amount":{"refund":61,"total":100,"currency":"CNY"}}`)
 	if resp, b = m.do("POST", "/v3/refund/domestic/refunds", too, ""); resp.StatusCode != 403 {
 		t.Fatalf("refunding more than is left: %d %s", resp.StatusCode, b)

@@ -68,6 +68,7 @@ type PayRefund struct {
 	RefundID, OutRefundNo, OutTradeNo, TransactionID string
 	Refund, Total                                    int64
 	Currency                                         string
+	NotifyURL                                        string // the refund's, else the order's
 	Created                                          time.Time
 }
 
@@ -222,6 +223,37 @@ func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 	p.mu.Unlock()
 
 	n, err := p.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
+	if err != nil {
+		return PayCallback{}, err
+	}
+	cb := p.post(url, n)
+	return cb, cb.Err
+}
+
+// MarkRefunded POSTs the signed, encrypted REFUND.SUCCESS callback of the
+// refund out_refund_no to its notify_url (the order's when the refund
+// named none), returning what the notify URL answered.
+func (p *Pay) MarkRefunded(outRefundNo string) (PayCallback, error) {
+	p.mu.Lock()
+	r := p.refunds[outRefundNo]
+	if r == nil {
+		p.mu.Unlock()
+		return PayCallback{}, fmt.Errorf("wechattest: no refund %q", outRefundNo)
+	}
+	plaintext := compactJSON(map[string]any{
+		"mchid":                 p.opts.MchID,
+		"transaction_id":        r.TransactionID,
+		"out_trade_no":          r.OutTradeNo,
+		"refund_id":             r.RefundID,
+		"out_refund_no":         r.OutRefundNo,
+		"refund_status":         "SUCCESS",
+		"success_time":          p.opts.Now().In(chinaTime).Format(time.RFC3339),
+		"user_received_account": "支付用户零钱",
+		"amount":                map[string]any{"total": r.Total, "refund": r.Refund, "payer_total": r.Total, "payer_refund": r.Refund},
+	})
+	url := r.NotifyURL
+	p.mu.Unlock()
+	n, err := p.Notification("REFUND.SUCCESS", "退款成功", "refund", plaintext)
 	if err != nil {
 		return PayCallback{}, err
 	}
@@ -534,6 +566,7 @@ func (p *Pay) refundLocked(body []byte) (int, any) {
 		TransactionID string `json:"transaction_id"`
 		OutTradeNo    string `json:"out_trade_no"`
 		OutRefundNo   string `json:"out_refund_no"`
+		NotifyURL     string `json:"notify_url"`
 		Amount        struct {
 			Refund   int64  `json:"refund"`
 			Total    int64  `json:"total"`
@@ -569,6 +602,10 @@ func (p *Pay) refundLocked(body []byte) (int, any) {
 		RefundID:    fmt.Sprintf("50000%s%010d", randomDigits(9), p.seq),
 		OutRefundNo: in.OutRefundNo, OutTradeNo: o.OutTradeNo, TransactionID: o.TransactionID,
 		Refund: in.Amount.Refund, Total: o.Total, Currency: o.Currency, Created: p.opts.Now(),
+		NotifyURL: in.NotifyURL,
+	}
+	if r.NotifyURL == "" {
+		r.NotifyURL = o.NotifyURL
 	}
 	p.refunds[r.OutRefundNo] = r
 	return http.StatusOK, p.refundJSON(r, "PROCESSING")
