@@ -164,7 +164,9 @@ func TestOAuthAccessTokenErrorsNeverContainSecretOrCode(t *testing.T) {
 	const code = "C0DE-single-use-do-not-leak"
 	for _, setup := range []func(*env){
 		func(e *env) { e.fake.FailNext(wechattest.PathOAuthAccessToken, 40029) },
-		func(e *env) { e.fake.FailNextHTTP(wechattest.PathOAuthAccessToken, 502, "<html>"+code+secret+"</html>") },
+		func(e *env) {
+			e.fake.FailNextHTTP(wechattest.PathOAuthAccessToken, 502, "<html>"+code+secret+"</html>")
+		},
 		func(e *env) { e.fake.DropNext(wechattest.PathOAuthAccessToken) },
 		func(e *env) { e.fake.SetDelay(time.Minute) },
 	} {
