@@ -5,7 +5,8 @@ package caddytest
 //
 //	startBrowser(t) *browser        a fresh Chromium (own profile dir), stopped when the test ends;
 //	                                skips when Chromium is missing unless WECHAT_AUTH_REQUIRE_BROWSER=1
-//	br.tab(t, userAgent) *tab       a tab; userAgent "" keeps Chromium's, weChatUA acts as WeChat's browser
+//	br.tab(t, userAgent) *tab       a tab with a cookie jar of its own; userAgent "" keeps Chromium's,
+//	                                weChatUA acts as WeChat's browser
 //	tb.navigate(t, url)             load url (following redirects) and wait for the page
 //	tb.waitURL(t, prefix) string    wait until the tab's URL starts with prefix; returns it
 //	tb.url(t) string  tb.text(t) string (document.body.innerText)  tb.eval(t, js) string
@@ -92,9 +93,11 @@ func startBrowser(t *testing.T) *browser {
 		cancelBrowser()
 		cancelAlloc()
 	})
+	start := time.Now()
 	if err := firstRun(bctx, chromedp.Func(func(context.Context, *chromedp.Target) error { return nil })); err != nil {
 		t.Fatalf("starting Chromium (%s): %v", bin, err)
 	}
+	t.Logf("Chromium started in %v", time.Since(start).Round(time.Millisecond))
 	return &browser{ctx: bctx}
 }
 
@@ -115,11 +118,12 @@ func firstRun(ctx context.Context, a chromedp.Action[chromedp.Void]) error {
 	}
 }
 
-// tab opens a new tab; with userAgent set, every request of the tab and
-// navigator.userAgent carry it.
+// tab opens a new tab in a browser context of its own (cookies, cache:
+// another browser, as far as the sites can tell); with userAgent set,
+// every request of the tab and navigator.userAgent carry it.
 func (b *browser) tab(t *testing.T, userAgent string) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	err := firstRun(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if userAgent == "" {

@@ -382,3 +382,68 @@ func TestBrowserOAuthRefusals(t *testing.T) {
 		t.Fatalf("%d sessions made", len(site.sessions))
 	}
 }
+
+// attackerCallback runs a login with a plain HTTP client, as an attacker
+// would for their own account, and returns the callback URL it ends on,
+// unused: the link a login-CSRF attack makes a victim open.
+func attackerCallback(t *testing.T, site *webSite) string {
+	t.Helper()
+	noFollow := &http.Client{
+		Transport:     site.srv.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	next := site.srv.URL + "/login?user=mallory"
+	for i := 0; i < 2; i++ {
+		resp, err := noFollow.Get(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("%s: status %d", next, resp.StatusCode)
+		}
+		next = resp.Header.Get("Location")
+	}
+	if !strings.HasPrefix(next, site.srv.URL+"/callback?") {
+		t.Fatalf("the attacker's login ended on %q", next)
+	}
+	return next
+}
+
+func TestBrowserOAuthLoginCSRF(t *testing.T) {
+	_, fakeURL := webFakeWeChat(t)
+	site := startWebSite(t, fakeURL, false)
+	br := startBrowser(t)
+
+	// A PC browser with no login of its own under way.
+	tb := br.tab(t, "")
+	tb.navigate(t, attackerCallback(t, site))
+	if text := tb.text(t); !strings.Contains(text, "no state cookie") {
+		t.Fatalf("a foreign callback without a state cookie shows %q", text)
+	}
+
+	// A browser whose own login is under way (the authorization page
+	// refused it, so its state cookie stays) is handed the attacker's.
+	tb = br.tab(t, "")
+	tb.navigate(t, site.srv.URL+"/login?user=not/valid")
+	if tb.cookie(t, site.srv.URL+"/", "wx_state") == nil {
+		t.Fatal("no state cookie for the pending login")
+	}
+	tb.navigate(t, attackerCallback(t, site))
+	if text := tb.text(t); !strings.Contains(text, "state of another browser") {
+		t.Fatalf("a foreign callback shows %q", text)
+	}
+
+	// Inside WeChat the browser may have dropped the cookie: accepted
+	// there (and only there), the trade-off the design makes.
+	tb = br.tab(t, weChatUA)
+	tb.navigate(t, attackerCallback(t, site))
+	if text := tb.text(t); !strings.Contains(text, "openid="+wechattest.WebOpenID(websiteAppID, "mallory")) {
+		t.Fatalf("inside WeChat without a state cookie: %q", text)
+	}
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if len(site.sessions) != 1 {
+		t.Fatalf("%d sessions, want only the one inside WeChat", len(site.sessions))
+	}
+}
