@@ -141,8 +141,45 @@ func StripCookie(h http.Header, name string) {
 }
 
 // stripLine removes the pairs called name from one Cookie header value.
+// One pair first or last in the line leaves a substring of it (no
+// allocation); one in the middle costs one string.
 func stripLine(line, name string) (string, bool) {
+	start, end, n := -1, -1, 0
+	for pos := 0; pos <= len(line); {
+		next := strings.IndexByte(line[pos:], ';')
+		stop := len(line)
+		if next >= 0 {
+			stop = pos + next
+		}
+		k, _, _ := strings.Cut(line[pos:stop], "=")
+		if strings.Trim(k, " \t") == name {
+			start, end = pos, stop
+			n++
+		}
+		if next < 0 {
+			break
+		}
+		pos = stop + 1
+	}
+	switch {
+	case n == 0:
+		return line, false
+	case n > 1:
+		return stripAll(line, name), true
+	case start == 0 && end == len(line):
+		return "", true
+	case start == 0:
+		return strings.TrimLeft(line[end+1:], " \t"), true
+	case end == len(line):
+		return line[:start-1], true
+	}
+	return line[:start-1] + line[end:], true
+}
+
+// stripAll removes every pair called name, for a line holding several.
+func stripAll(line, name string) string {
 	var b strings.Builder
+	b.Grow(len(line))
 	removed := false
 	first := true
 	for rest := line; ; {
@@ -165,8 +202,5 @@ func stripLine(line, name string) (string, bool) {
 		}
 		rest = next
 	}
-	if !removed {
-		return line, false
-	}
-	return b.String(), true
+	return b.String()
 }
