@@ -115,7 +115,11 @@ func (rt *ReturnTo) Check(candidate, site string) (string, error) {
 	host := hostKey(u.Scheme, u.Host)
 	for _, p := range rt.prefixes {
 		if p.scheme == u.Scheme && p.host == host && underPath(path, p.path) {
-			return u.String(), nil
+			// Re-encoding may lengthen it: the bound holds for the result.
+			if out := u.String(); len(out) <= maxReturnTo {
+				return out, nil
+			}
+			return "", ErrReturnTo
 		}
 	}
 	return "", ErrReturnTo
