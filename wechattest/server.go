@@ -161,6 +161,7 @@ type Server struct {
 	resetKeys map[string]string // session_keys of derived users after a reset, by openid
 	messages  []Message         // subscription messages sent
 	msgid     int64
+	web       webState // web OAuth codes, tokens and pages seen
 }
 
 type phoneCode struct {
@@ -410,7 +411,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathMsgSecCheck:
 		s.msgSecCheck(w, r)
 	default:
-		http.NotFound(w, r)
+		if !s.serveWeb(w, r) {
+			http.NotFound(w, r)
+		}
 	}
 }
 

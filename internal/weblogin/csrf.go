@@ -1,0 +1,67 @@
+package weblogin
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// CSRFAllowed reports whether a cookie-authenticated request may go on.
+// Safe methods (GET, HEAD, OPTIONS, TRACE) always may; any other method
+// (POST, PUT, PATCH, DELETE and the rest) only when its Origin header, or
+// without one its Referer's origin, is siteOrigin or one of allowedOrigins.
+// A write that carries neither is refused, as is "Origin: null". Origins
+// are "scheme://host[:port]", compared without case and without the
+// scheme's default port.
+func CSRFAllowed(r *http.Request, siteOrigin string, allowedOrigins []string) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	got := ""
+	if o := r.Header.Values("Origin"); len(o) > 0 {
+		if len(o) > 1 {
+			return false
+		}
+		got = NormalizeOrigin(o[0])
+	} else if ref := r.Header.Get("Referer"); ref != "" {
+		got = NormalizeOrigin(ref)
+	}
+	if got == "" {
+		return false
+	}
+	if got == NormalizeOrigin(siteOrigin) {
+		return true
+	}
+	for _, a := range allowedOrigins {
+		if got == NormalizeOrigin(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeOrigin returns the origin of an http or https URL as
+// "scheme://host[:port]" in lower case, without the scheme's default port,
+// or "" when s is not such a URL (as "null" is not).
+func NormalizeOrigin(s string) string {
+	if badChars(s) != "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	return origin(u.Scheme, strings.ToLower(u.Host))
+}
+
+func origin(scheme, host string) string {
+	host = strings.ToLower(host)
+	switch {
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host
+}

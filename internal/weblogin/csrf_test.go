@@ -1,0 +1,68 @@
+package weblogin
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestCSRFAllowed(t *testing.T) {
+	const siteOrigin = "https://www.example.com"
+	allowed := []string{"https://m.example.com", "http://localhost:8080"}
+	tests := []struct {
+		name, method, origin, referer string
+		want                          bool
+	}{
+		{"get without headers", "GET", "", "", true},
+		{"head", "HEAD", "", "", true},
+		{"options", "OPTIONS", "", "", true},
+		{"post from the site", "POST", "https://www.example.com", "", true},
+		{"post from the site, default port", "POST", "https://www.example.com:443", "", true},
+		{"post from the site, upper case", "POST", "HTTPS://WWW.EXAMPLE.COM", "", true},
+		{"post from a return_to origin", "POST", "https://m.example.com", "", true},
+		{"put from a return_to origin", "PUT", "http://localhost:8080", "", true},
+		{"referer of the site", "POST", "", "https://www.example.com/page?x=1", true},
+		{"origin wins over referer", "POST", "https://www.example.com", "https://evil.com/", true},
+
+		{"post without origin or referer", "POST", "", "", false},
+		{"put without origin or referer", "PUT", "", "", false},
+		{"patch without origin or referer", "PATCH", "", "", false},
+		{"delete without origin or referer", "DELETE", "", "", false},
+		{"unknown method without headers", "PROPPATCH", "", "", false},
+		{"foreign origin", "POST", "https://evil.com", "", false},
+		{"foreign origin, site referer", "POST", "https://evil.com", "https://www.example.com/", false},
+		{"null origin", "POST", "null", "https://www.example.com/", false},
+		{"other scheme", "POST", "http://www.example.com", "", false},
+		{"other port", "POST", "https://www.example.com:8443", "", false},
+		{"suffix host", "POST", "https://www.example.com.evil.com", "", false},
+		{"subdomain", "DELETE", "https://a.www.example.com", "", false},
+		{"foreign referer", "PATCH", "", "https://evil.com/www.example.com", false},
+		{"referer with userinfo", "POST", "", "https://www.example.com@evil.com/", false},
+		{"garbage origin", "POST", "www.example.com", "", false},
+		{"origin with control char", "POST", "https://www.example.com\r", "", false},
+		{"javascript referer", "POST", "", "javascript:alert(1)", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "https://www.example.com/api", nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if tt.referer != "" {
+				r.Header.Set("Referer", tt.referer)
+			}
+			if got := CSRFAllowed(r, siteOrigin, allowed); got != tt.want {
+				t.Fatalf("CSRFAllowed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCSRFRefusesTwoOrigins(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Header.Add("Origin", "https://www.example.com")
+	r.Header.Add("Origin", "https://evil.com")
+	if CSRFAllowed(r, "https://www.example.com", nil) {
+		t.Fatal("two Origin headers accepted")
+	}
+}

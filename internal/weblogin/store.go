@@ -1,0 +1,110 @@
+package weblogin
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrExists is returned by PutOnce for a key that is already stored.
+var ErrExists = errors.New("weblogin: key already stored")
+
+// ErrFull is returned by a MemoryStore holding its maximum of live keys.
+var ErrFull = errors.New("weblogin: store full")
+
+// OnceStore keeps the values of states and handoff tickets: each is put
+// once and taken at most once, so a replayed callback or link finds
+// nothing. A store shared by every instance (Redis) lets any instance
+// finish a login another began.
+type OnceStore interface {
+	// PutOnce stores value under key for ttl; ErrExists if key is live.
+	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Take returns the value under key and deletes it, atomically: of
+	// two concurrent Takes of one key, one gets ok.
+	Take(ctx context.Context, key string) (value []byte, ok bool, err error)
+}
+
+// MemoryStore is an OnceStore in one process's memory, for tests and single
+// instances. The zero value is not usable: call NewMemoryStore.
+type MemoryStore struct {
+	now func() time.Time
+	max int
+
+	mu      sync.Mutex
+	entries map[string]memEntry
+}
+
+type memEntry struct {
+	value   []byte
+	expires time.Time
+}
+
+// NewMemoryStore returns an empty store holding at most max live keys
+// (no bound when max <= 0); now is time.Now when nil.
+func NewMemoryStore(max int, now func() time.Time) *MemoryStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryStore{now: now, max: max, entries: make(map[string]memEntry)}
+}
+
+// PutOnce implements OnceStore.
+func (m *MemoryStore) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return errors.New("weblogin: ttl must be positive")
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[key]; ok && now.Before(e.expires) {
+		return ErrExists
+	}
+	if m.max > 0 && len(m.entries) >= m.max {
+		m.pruneLocked(now)
+		if len(m.entries) >= m.max {
+			return ErrFull
+		}
+	}
+	m.entries[key] = memEntry{value: append([]byte(nil), value...), expires: now.Add(ttl)}
+	return nil
+}
+
+// Take implements OnceStore.
+func (m *MemoryStore) Take(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok {
+		return nil, false, nil
+	}
+	delete(m.entries, key)
+	if !now.Before(e.expires) {
+		return nil, false, nil
+	}
+	return e.value, true, nil
+}
+
+// Len returns how many keys are held, live or expired but not yet pruned.
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.entries)
+}
+
+func (m *MemoryStore) pruneLocked(now time.Time) {
+	for k, e := range m.entries {
+		if !now.Before(e.expires) {
+			delete(m.entries, k)
+		}
+	}
+}
+
+var _ OnceStore = (*MemoryStore)(nil)
