@@ -31,7 +31,7 @@ type upstream struct {
 	bodies map[string]string
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	u := &upstream{got: make(chan string, 100), counts: map[string]int{}, bodies: map[string]string{}}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-WX-EVENT-ID")

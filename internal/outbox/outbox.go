@@ -132,7 +132,9 @@ type Outbox struct {
 	loop     sync.WaitGroup // the polling loop
 	inflight sync.WaitGroup // outbox deliveries
 	slots    chan struct{}
-	kinds    map[string]bool // kinds whose pending count was reported
+	// Owned by the polling loop.
+	kinds     map[string]bool // kinds whose pending count was reported
+	storeDown bool            // the last poll failed (logged once)
 }
 
 // ErrInvalidEvent: an event without kind, id or an http(s) To.

@@ -43,9 +43,17 @@ func (o *Outbox) poll(stop chan struct{}) {
 		return
 	}
 	batch, err := o.store.due(ctx, free, o.cfg.Lease)
-	if err != nil {
-		o.log.Warn("outbox: cannot read due events", zap.Error(err))
+	switch {
+	case err != nil && !o.storeDown:
+		// Once per outage, not once per poll.
+		o.storeDown = true
+		o.log.Warn("outbox: cannot read due events; retrying", zap.Error(err))
 		return
+	case err != nil:
+		return
+	case o.storeDown:
+		o.storeDown = false
+		o.log.Info("outbox: reading due events again")
 	}
 	for _, c := range batch {
 		select {
