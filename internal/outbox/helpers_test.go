@@ -44,7 +44,11 @@ func newUpstream(t testing.TB) *upstream {
 		block := u.block
 		u.mu.Unlock()
 		if block != nil {
-			<-block
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		if u.down.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)

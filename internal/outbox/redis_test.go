@@ -110,9 +110,40 @@ func TestQueuedEventSurvivesASentinelFailover(t *testing.T) {
 	up := newUpstream(t)
 	up.down.Store(true)
 	accept(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)), up.event("m1"), Queued)
+	pc := sn.Primary.Client()
+	if n := redistest.CommandStats(t, pc)["wait"]; n != 1 {
+		t.Errorf("the queued event waited for a replica %d times, want once (WAIT 1)", n)
+	}
+	pc.Close()
 	sn.Primary.Stop()
 	sn.WaitPromoted(30 * time.Second)
 	up.down.Store(false)
 	start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
 	up.waitCount(t, "m1", 1, 15*time.Second)
+}
+
+// In a Redis Cluster the scripts touching several keys work (one hash
+// tag), and a queued event waits for its primary's replica.
+func TestRedisClusterQueuesAndDelivers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster takes seconds to start")
+	}
+	cl := redistest.StartCluster(t)
+	client := func() redis.UniversalClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	up := newUpstream(t)
+	up.down.Store(true)
+	one := New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil))
+	accept(t, one, up.event("m1"), Queued)
+	if n := cl.CommandStats()["wait"]; n != 1 {
+		t.Errorf("WAIT ran %d times, want once", n)
+	}
+	accept(t, one, up.event("m1"), Duplicate)
+	up.down.Store(false)
+	two := start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
+	up.waitCount(t, "m1", 1, 3*time.Second)
+	accept(t, two, up.event("m2"), Delivered)
 }
