@@ -134,6 +134,16 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	// A fresh cluster's replicas may still be syncing.
+	pc := cl.PrimaryFor("wxtest:{outbox}:due").Client()
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the outbox's primary has no replica in sync after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	up := newUpstream(t)
 	up.down.Store(true)
 	one := New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil))
