@@ -1,0 +1,46 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// maxReply bounds the upstream's answer kept for a passive reply.
+const maxReply = 1 << 20
+
+// deliver posts r to its upstream once: 2xx within the timeout is a
+// delivery, whose status and body are returned.
+func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.To, bytes.NewReader(r.Body))
+	if err != nil {
+		return 0, nil, err
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, nil, fmt.Errorf("upstream answered %d", resp.StatusCode)
+	}
+	if err != nil {
+		// Taken, but the reply was cut short: deliver no partial reply.
+		return resp.StatusCode, nil, nil
+	}
+	return resp.StatusCode, body, nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

@@ -1,0 +1,298 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Event is a verified event for the upstream.
+type Event struct {
+	// Kind names the source, "push" or "pay_notify"; it labels metrics and
+	// keeps the ids of two sources apart.
+	Kind string
+	// ID is the event's stable id (the upstream's idempotency key): WeChat's
+	// retries of one event carry the same id.
+	ID string
+	// To is the upstream's http:// or https:// URL, delivered to by POST.
+	To string
+	// Header is sent with the body (X-WX-* and Content-Type).
+	Header http.Header
+	// Body is the event as the upstream receives it.
+	Body []byte
+}
+
+// Status is what Accept did with an event.
+type Status int
+
+const (
+	// Delivered: the upstream answered 2xx within the timeout; Result
+	// carries its status and body.
+	Delivered Status = iota + 1
+	// Queued: the event is in the outbox; workers deliver it later.
+	Queued
+	// Duplicate: the id was accepted before (delivered or queued); answer
+	// WeChat as the first time.
+	Duplicate
+	// Busy: another instance is delivering this id right now; answer
+	// WeChat an error so it retries later.
+	Busy
+)
+
+func (s Status) String() string {
+	switch s {
+	case Delivered:
+		return "delivered"
+	case Queued:
+		return "queued"
+	case Duplicate:
+		return "duplicate"
+	case Busy:
+		return "busy"
+	}
+	return "unknown"
+}
+
+// Result is Accept's answer.
+type Result struct {
+	Status Status
+	// StatusCode and Body are the upstream's answer (Delivered only); a
+	// push uses a non-empty body as its passive reply.
+	StatusCode int
+	Body       []byte
+}
+
+// Delivery results, the result label of deliveries_total.
+const (
+	ResultDelivered = "delivered" // the upstream took it (at once or from the outbox)
+	ResultQueued    = "queued"    // written to the outbox
+	ResultRetried   = "retried"   // an outbox attempt failed; tried again later
+	ResultDropped   = "dropped"   // retry_for ran out; the event is gone
+	ResultDuplicate = "duplicate" // a retry of an accepted id, not delivered again
+	ResultBusy      = "busy"      // a retry while another instance delivers the id
+	ResultFailed    = "failed"    // neither delivered nor queued: WeChat must retry
+)
+
+// Observer receives the counts the caller turns into metrics. Its methods
+// are called concurrently and must not block.
+type Observer interface {
+	// Delivery counts one outcome (a Result* constant) for kind.
+	Delivery(kind, result string)
+	// Pending reports how many events of kind wait in the outbox.
+	Pending(kind string, n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Delivery(string, string) {}
+func (nopObserver) Pending(string, int)     {}
+
+// Config tunes an Outbox; zero fields take the defaults.
+type Config struct {
+	Logger   *zap.Logger
+	Observer Observer
+	// Client posts the deliveries; redirects are never followed.
+	Client *http.Client
+	// Timeout bounds one delivery (default 4 s).
+	Timeout time.Duration
+	// RetryFor is how long an undelivered event is retried before it is
+	// dropped (default 24 h).
+	RetryFor time.Duration
+	// DedupFor is how long an accepted id is remembered (default 24 h).
+	DedupFor time.Duration
+	// Lease is how long a claim on an event keeps other instances off it
+	// (default Timeout + 2 s); it must exceed Timeout.
+	Lease time.Duration
+	// PollInterval is how often workers look for due events (default 1 s).
+	PollInterval time.Duration
+	// Backoff is the wait before retry number attempt (default
+	// DefaultBackoff).
+	Backoff func(attempt int) time.Duration
+	// Workers bounds concurrent outbox deliveries (default 4).
+	Workers int
+}
+
+// Outbox accepts events and drains the store's outbox. One Outbox serves
+// every handler using one store; Start and Stop it once.
+type Outbox struct {
+	store  Store
+	cfg    Config
+	log    *zap.Logger
+	obs    Observer
+	client *http.Client
+
+	mu       sync.Mutex
+	started  bool
+	stopping chan struct{}
+	loop     sync.WaitGroup // the polling loop
+	inflight sync.WaitGroup // outbox deliveries
+	slots    chan struct{}
+	// Owned by the polling loop.
+	kinds     map[string]bool // kinds whose pending count was reported
+	storeDown bool            // the last poll failed (logged once)
+}
+
+// ErrInvalidEvent: an event without kind, id or an http(s) To.
+var ErrInvalidEvent = errors.New("outbox: event needs a kind, an id and an http(s) URL")
+
+// New returns an Outbox on store; Start runs its workers.
+func New(store Store, cfg Config) *Outbox {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 4 * time.Second
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 24 * time.Hour
+	}
+	if cfg.DedupFor <= 0 {
+		cfg.DedupFor = 24 * time.Hour
+	}
+	if cfg.Lease <= cfg.Timeout {
+		cfg.Lease = cfg.Timeout + 2*time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	// A redirect is not a delivery; the body would not follow it anyway.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Outbox{
+		store: store, cfg: cfg, log: cfg.Logger, obs: cfg.Observer, client: &c,
+		slots: make(chan struct{}, cfg.Workers),
+		kinds: make(map[string]bool),
+	}
+}
+
+// Accept takes a verified event: Duplicate or Busy for an id seen before,
+// else Delivered when the upstream took it at once, else Queued once it is
+// in the outbox. An error means neither happened: WeChat must retry.
+func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
+	if ev.Kind == "" || ev.ID == "" || !httpURL(ev.To) {
+		return Result{}, ErrInvalidEvent
+	}
+	// WeChat hanging up must not leave a claim half done.
+	ctx = context.WithoutCancel(ctx)
+	key := eventKey(ev.Kind, ev.ID)
+	state, token, err := o.store.claim(ctx, key, o.cfg.Lease, o.cfg.DedupFor)
+	claimed := err == nil
+	if err != nil {
+		// Without the store the event can still reach the upstream; its
+		// retries may then be delivered again (at least once).
+		o.log.Warn("outbox: cannot record the event id; delivering without deduplication",
+			zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(err))
+	}
+	switch state {
+	case claimDuplicate:
+		o.obs.Delivery(ev.Kind, ResultDuplicate)
+		return Result{Status: Duplicate}, nil
+	case claimBusy:
+		o.obs.Delivery(ev.Kind, ResultBusy)
+		return Result{Status: Busy}, nil
+	}
+	rec := &record{Kind: ev.Kind, ID: ev.ID, To: ev.To, Header: ev.Header, Body: ev.Body, First: time.Now().UnixMilli()}
+	code, body, derr := o.deliver(ctx, rec)
+	if derr == nil {
+		if claimed {
+			if err := o.store.done(ctx, key, o.cfg.DedupFor); err != nil {
+				o.log.Warn("outbox: delivered, but cannot mark the event id done; a retry after the lease may be delivered again",
+					zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(err))
+			}
+		}
+		o.obs.Delivery(ev.Kind, ResultDelivered)
+		return Result{Status: Delivered, StatusCode: code, Body: body}, nil
+	}
+	o.log.Info("outbox: upstream did not take the event; queueing it",
+		zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(derr))
+	if err := o.store.enqueue(ctx, key, rec, o.cfg.Backoff(0), o.cfg.DedupFor); err != nil {
+		if claimed {
+			if rerr := o.store.release(ctx, key, token); rerr != nil {
+				o.log.Warn("outbox: cannot release the event id; WeChat's retry waits for the lease",
+					zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(rerr))
+			}
+		}
+		o.obs.Delivery(ev.Kind, ResultFailed)
+		return Result{}, fmt.Errorf("outbox: not delivered (%v) and not queued: %w", derr, err)
+	}
+	o.obs.Delivery(ev.Kind, ResultQueued)
+	return Result{Status: Queued}, nil
+}
+
+// Start loads the store's outbox and starts the workers that drain it.
+func (o *Outbox) Start() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.started {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.store.open(ctx); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	o.started = true
+	o.stopping = make(chan struct{})
+	o.loop.Add(1)
+	go o.run(o.stopping)
+	return nil
+}
+
+// Stop stops the workers and waits for the deliveries in flight, at most
+// until ctx is done. Undelivered events stay in the store for the next
+// start or another instance.
+func (o *Outbox) Stop(ctx context.Context) error {
+	o.mu.Lock()
+	if !o.started {
+		o.mu.Unlock()
+		return nil
+	}
+	o.started = false
+	close(o.stopping)
+	o.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		o.loop.Wait()
+		o.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		o.store.close()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("outbox: deliveries still in flight: %w", ctx.Err())
+	}
+}
+
+// record is an event as the outbox keeps it.
+type record struct {
+	Kind     string      `json:"kind"`
+	ID       string      `json:"id"`
+	To       string      `json:"to"`
+	Header   http.Header `json:"header,omitempty"`
+	Body     []byte      `json:"body"`
+	First    int64       `json:"first"` // accepted, Unix ms
+	Attempts int         `json:"attempts"`
+}
+
+// eventKey keeps the ids of two kinds apart.
+func eventKey(kind, id string) string { return kind + ":" + id }

@@ -1,0 +1,231 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+func TestDeliveredAtOnceReturnsTheUpstreamReply(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			obs := newCounter()
+			o := New(b.store(t), testConfig(obs, nil))
+			res := accept(t, o, up.event("m1"), Delivered)
+			if res.StatusCode != 200 || string(res.Body) != "reply to m1" {
+				t.Errorf("result %d %q, want the upstream's 200 and body", res.StatusCode, res.Body)
+			}
+			if got := up.bodies["m1"]; got != string(up.event("m1").Body) {
+				t.Errorf("upstream got %q", got)
+			}
+			if n := b.keys(t); n != 0 {
+				t.Errorf("%d events in the outbox after a delivery at once, want none", n)
+			}
+			if obs.get("push/delivered") != 1 {
+				t.Errorf("results %v", obs.results)
+			}
+		})
+	}
+}
+
+// A delivery at once writes the deduplication record, nothing else.
+func TestDeliveredAtOnceWritesOnlyTheIDRecord(t *testing.T) {
+	b := redisBackend(t)
+	up := newUpstream(t)
+	s := b.store(t).(*redisStore)
+	accept(t, New(s, testConfig(nil, nil)), up.event("m1"), Delivered)
+	keys, err := s.client.Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "wxtest:{outbox}:id:push:m1" {
+		t.Errorf("Redis holds %v, want only the id record", keys)
+	}
+}
+
+func TestQueuedWhenUpstreamDownAndDeliveredOnItsReturn(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.down.Store(true)
+			obs := newCounter()
+			o := start(t, New(b.store(t), testConfig(obs, nil)))
+			accept(t, o, up.event("m1"), Queued)
+			if n := b.keys(t); n != 1 {
+				t.Fatalf("%d events in the outbox, want 1", n)
+			}
+			time.Sleep(300 * time.Millisecond) // a few failed retries
+			if obs.pendingOf("push") != 1 {
+				t.Errorf("pending gauge %d, want 1", obs.pendingOf("push"))
+			}
+			back := time.Now()
+			up.down.Store(false)
+			up.waitCount(t, "m1", 1, 2*time.Second)
+			t.Logf("delivered %v after the upstream's return", time.Since(back))
+			deadline := time.Now().Add(2 * time.Second)
+			for b.keys(t) != 0 || obs.pendingOf("push") != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("outbox holds %d events, gauge %d after the delivery", b.keys(t), obs.pendingOf("push"))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if obs.get("push/queued") != 1 || obs.get("push/retried") < 1 || obs.get("push/delivered") != 1 {
+				t.Errorf("results %v", obs.results)
+			}
+		})
+	}
+}
+
+func TestSameIDThreeTimesIsDeliveredOnce(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			obs := newCounter()
+			o := start(t, New(b.store(t), testConfig(obs, nil)))
+			accept(t, o, up.event("m1"), Delivered)
+			accept(t, o, up.event("m1"), Duplicate)
+			accept(t, o, up.event("m1"), Duplicate)
+
+			up.down.Store(true)
+			accept(t, o, up.event("m2"), Queued)
+			accept(t, o, up.event("m2"), Duplicate)
+			up.down.Store(false)
+			accept(t, o, up.event("m2"), Duplicate)
+			up.waitCount(t, "m2", 1, 2*time.Second)
+			time.Sleep(300 * time.Millisecond)
+			if up.count("m1") != 1 || up.count("m2") != 1 {
+				t.Errorf("delivered m1 %d times, m2 %d times; want once each", up.count("m1"), up.count("m2"))
+			}
+			if obs.get("push/duplicate") != 4 {
+				t.Errorf("results %v", obs.results)
+			}
+		})
+	}
+}
+
+func TestRetryForExhaustedDropsWithAnErrorLogWithoutTheBody(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.down.Store(true)
+			obs := newCounter()
+			log, logs := observedLogger()
+			cfg := testConfig(obs, log)
+			cfg.RetryFor = 400 * time.Millisecond
+			o := start(t, New(b.store(t), cfg))
+			accept(t, o, up.event("m1"), Queued)
+			deadline := time.Now().Add(3 * time.Second)
+			for obs.get("push/dropped") == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("not dropped: results %v", obs.results)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := b.keys(t); n != 0 {
+				t.Errorf("%d events left after the drop", n)
+			}
+			errs := logs.FilterMessageSnippet("dropped").All()
+			if len(errs) != 1 || errs[0].Level.String() != "error" || errs[0].ContextMap()["event_id"] != "m1" {
+				t.Fatalf("want one ERROR naming m1, got %v", errs)
+			}
+			for _, e := range logs.All() {
+				for k, v := range e.ContextMap() {
+					if s, ok := v.(string); ok && strings.Contains(s, "secret") || strings.Contains(e.Message, "secret") {
+						t.Errorf("log %q field %s holds the body", e.Message, k)
+					}
+				}
+			}
+			up.down.Store(false)
+			time.Sleep(200 * time.Millisecond)
+			if up.count("m1") != 0 {
+				t.Error("a dropped event was delivered")
+			}
+		})
+	}
+}
+
+// failingStorage refuses every write.
+type failingStorage struct{ certmagic.Storage }
+
+func (failingStorage) Store(context.Context, string, []byte) error { return errors.New("disk full") }
+
+func TestNeitherDeliveredNorQueuedIsAnErrorAndForgotten(t *testing.T) {
+	up := newUpstream(t)
+	up.down.Store(true)
+	obs := newCounter()
+	s := StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil)
+	o := New(s, testConfig(obs, nil))
+	if _, err := o.Accept(context.Background(), up.event("m1")); err == nil {
+		t.Fatal("Accept succeeded with the upstream down and the outbox refusing")
+	}
+	if obs.get("push/failed") != 1 {
+		t.Errorf("results %v", obs.results)
+	}
+	// WeChat's retry is delivered, not answered as a duplicate.
+	up.down.Store(false)
+	accept(t, o, up.event("m1"), Delivered)
+}
+
+func TestInvalidEventsAreRefused(t *testing.T) {
+	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), Config{})
+	for _, ev := range []Event{
+		{Kind: "push", To: "http://x/"},
+		{ID: "1", To: "http://x/"},
+		{Kind: "push", ID: "1", To: "ftp://x/"},
+		{Kind: "push", ID: "1", To: "/relative"},
+	} {
+		if _, err := o.Accept(context.Background(), ev); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("Accept(%+v) = %v", ev, err)
+		}
+	}
+}
+
+func TestRedirectIsNotADelivery(t *testing.T) {
+	up := newUpstream(t)
+	redir := http.NewServeMux()
+	redir.Handle("/", http.RedirectHandler(up.URL, http.StatusFound))
+	srv := newUpstream(t)
+	srv.Config.Handler = redir
+	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), testConfig(nil, nil))
+	ev := up.event("m1")
+	ev.To = srv.URL
+	accept(t, o, ev, Queued)
+}
+
+// Stop waits for the delivery in flight and leaves the rest in the store.
+func TestStopWaitsForDeliveriesInFlight(t *testing.T) {
+	b := storageBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	o := New(b.store(t), testConfig(nil, nil))
+	accept(t, o, up.event("m1"), Queued)
+	<-up.got // the sync attempt
+	up.mu.Lock()
+	up.block = make(chan struct{})
+	up.mu.Unlock()
+	up.down.Store(false)
+	if err := o.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-up.got // the worker's attempt, now blocked
+	stopped := make(chan error)
+	go func() { stopped <- o.Stop(context.Background()) }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned with a delivery in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(up.block)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if up.count("m1") != 1 || b.keys(t) != 0 {
+		t.Errorf("delivered %d times, %d left", up.count("m1"), b.keys(t))
+	}
+}

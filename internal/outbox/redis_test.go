@@ -1,0 +1,159 @@
+package outbox
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// An instance that queued an event and died before its workers ran: the
+// other instance delivers it.
+func TestAnotherInstanceDeliversWhatAKilledOneQueued(t *testing.T) {
+	b := redisBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	one := New(b.store(t), testConfig(nil, nil)) // never started: killed
+	accept(t, one, up.event("m1"), Queued)
+	two := start(t, New(b.store(t), testConfig(nil, nil)))
+	up.down.Store(false)
+	up.waitCount(t, "m1", 1, 2*time.Second)
+	accept(t, two, up.event("m1"), Duplicate)
+}
+
+// A worker that claimed an event and died holds it for its lease only.
+func TestAnEventClaimedByADeadWorkerIsDeliveredAfterItsLease(t *testing.T) {
+	b := redisBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	cfg := testConfig(nil, nil)
+	cfg.Backoff = func(int) time.Duration { return 0 }
+	dead := b.store(t)
+	accept(t, New(dead, cfg), up.event("m1"), Queued)
+	up.down.Store(false)
+	held, err := dead.due(context.Background(), 10, cfg.Lease)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("the first instance claims %d events (%v)", len(held), err)
+	}
+	claimedAt := time.Now()
+	start(t, New(b.store(t), cfg))
+	up.waitCount(t, "m1", 1, cfg.Lease+2*time.Second)
+	if d := time.Since(claimedAt); d < cfg.Lease-100*time.Millisecond {
+		t.Errorf("delivered %v after another instance claimed it, inside its lease %v", d, cfg.Lease)
+	}
+}
+
+// WeChat's retry reaches instance 2 while instance 1 still delivers the
+// event synchronously: busy (WeChat retries later), then duplicate.
+func TestRetryToAnotherInstanceDuringADeliveryIsBusyThenDuplicate(t *testing.T) {
+	b := redisBackend(t)
+	up := newUpstream(t)
+	obs := newCounter()
+	one := start(t, New(b.store(t), testConfig(obs, nil)))
+	two := start(t, New(b.store(t), testConfig(obs, nil)))
+	up.block = make(chan struct{})
+	first := make(chan Result)
+	go func() {
+		res, _ := one.Accept(context.Background(), up.event("m1"))
+		first <- res
+	}()
+	<-up.got
+	accept(t, two, up.event("m1"), Busy)
+	close(up.block)
+	if res := <-first; res.Status != Delivered {
+		t.Fatalf("instance 1: %v", res.Status)
+	}
+	accept(t, two, up.event("m1"), Duplicate)
+	time.Sleep(200 * time.Millisecond)
+	if up.count("m1") != 1 {
+		t.Errorf("delivered %d times", up.count("m1"))
+	}
+	if obs.get("push/busy") != 1 || obs.get("push/duplicate") != 1 {
+		t.Errorf("results %v", obs.results)
+	}
+}
+
+// Instance 1 died during its synchronous delivery: once its lease is over,
+// WeChat's retry on instance 2 takes the event over.
+func TestRetryAfterAnExpiredLeaseTakesTheEventOver(t *testing.T) {
+	b := redisBackend(t)
+	up := newUpstream(t)
+	cfg := testConfig(nil, nil)
+	dead := b.store(t)
+	if st, _, err := dead.claim(context.Background(), eventKey("push", "m1"), cfg.Lease, time.Hour); err != nil || st != claimNew {
+		t.Fatal(st, err)
+	}
+	two := New(b.store(t), cfg)
+	accept(t, two, up.event("m1"), Busy)
+	time.Sleep(cfg.Lease)
+	accept(t, two, up.event("m1"), Delivered)
+	accept(t, two, up.event("m1"), Duplicate)
+}
+
+// A queued event survives a Sentinel failover: it waited for the replica
+// before WeChat was answered.
+func TestQueuedEventSurvivesASentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a failover takes seconds")
+	}
+	sn := redistest.StartSentinel(t)
+	client := func() redis.UniversalClient {
+		c := redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: redistest.MasterName, SentinelAddrs: sn.Addrs,
+			DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	up := newUpstream(t)
+	up.down.Store(true)
+	accept(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)), up.event("m1"), Queued)
+	pc := sn.Primary.Client()
+	if n := redistest.CommandStats(t, pc)["wait"]; n != 1 {
+		t.Errorf("the queued event waited for a replica %d times, want once (WAIT 1)", n)
+	}
+	pc.Close()
+	sn.Primary.Stop()
+	sn.WaitPromoted(30 * time.Second)
+	up.down.Store(false)
+	start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
+	up.waitCount(t, "m1", 1, 15*time.Second)
+}
+
+// In a Redis Cluster the scripts touching several keys work (one hash
+// tag), and a queued event waits for its primary's replica.
+func TestRedisClusterQueuesAndDelivers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster takes seconds to start")
+	}
+	cl := redistest.StartCluster(t)
+	client := func() redis.UniversalClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// A fresh cluster's replicas may still be syncing.
+	pc := cl.PrimaryFor("wxtest:{outbox}:due").Client()
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the outbox's primary has no replica in sync after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	up := newUpstream(t)
+	up.down.Store(true)
+	one := New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil))
+	accept(t, one, up.event("m1"), Queued)
+	if n := cl.CommandStats()["wait"]; n != 1 {
+		t.Errorf("WAIT ran %d times, want once", n)
+	}
+	accept(t, one, up.event("m1"), Duplicate)
+	up.down.Store(false)
+	two := start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
+	up.waitCount(t, "m1", 1, 3*time.Second)
+	accept(t, two, up.event("m2"), Delivered)
+}

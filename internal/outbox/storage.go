@@ -1,0 +1,285 @@
+package outbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// storageStore keeps the outbox in Caddy's storage, one file per event,
+// and the deduplication records in memory: an instance that restarts
+// still delivers what it queued, but may deliver WeChat's retry of an
+// event it accepted before the restart again (at least once).
+type storageStore struct {
+	storage certmagic.Storage
+	prefix  string
+	log     *zap.Logger
+
+	mu        sync.Mutex
+	ids       map[string]memClaim
+	events    map[string]*scheduled
+	lastPurge time.Time
+}
+
+type memClaim struct {
+	token  string // "" once done
+	until  time.Time
+	expiry time.Time
+}
+
+type scheduled struct {
+	kind string
+	name string // the storage key
+	due  time.Time
+	held bool
+}
+
+// StorageStore keeps the outbox in storage (Caddy's, as
+// caddy.Context.Storage gives it) under prefix, one file per event, and
+// remembers accepted ids in this process only. At start it delivers what
+// the files hold. A storage lock keeps two instances sharing the storage
+// off one event, but an instance sees another's events only when it
+// starts.
+func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Store {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &storageStore{
+		storage: storage, prefix: strings.TrimSuffix(prefix, "/"), log: log,
+		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
+	}
+}
+
+// name is the storage key of an event: the id hashed, since ids may hold
+// any character and some storages fold case.
+func (s *storageStore) name(kind, key string) string {
+	h := sha256.Sum256([]byte(key))
+	return path.Join(s.prefix, kind, hex.EncodeToString(h[:16])+".json")
+}
+
+func (s *storageStore) claim(_ context.Context, key string, lease, keep time.Duration) (claimState, string, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.lastPurge) > time.Minute {
+		for k, c := range s.ids {
+			if now.After(c.expiry) {
+				delete(s.ids, k)
+			}
+		}
+		s.lastPurge = now
+	}
+	if c, ok := s.ids[key]; ok && now.Before(c.expiry) {
+		if c.token == "" {
+			return claimDuplicate, "", nil
+		}
+		if now.Before(c.until) {
+			return claimBusy, "", nil
+		}
+	}
+	token := newToken()
+	s.ids[key] = memClaim{token: token, until: now.Add(lease), expiry: now.Add(keep)}
+	return claimNew, token, nil
+}
+
+func (s *storageStore) done(_ context.Context, key string, keep time.Duration) error {
+	s.mu.Lock()
+	s.ids[key] = memClaim{expiry: time.Now().Add(keep)}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *storageStore) release(_ context.Context, key, token string) error {
+	s.mu.Lock()
+	if c, ok := s.ids[key]; ok && c.token == token {
+		delete(s.ids, key)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *storageStore) enqueue(ctx context.Context, key string, r *record, delay, keep time.Duration) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	name := s.name(r.Kind, key)
+	if err := s.storage.Store(ctx, name, data); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.events[key] = &scheduled{kind: r.Kind, name: name, due: time.Now().Add(delay)}
+	s.ids[key] = memClaim{expiry: time.Now().Add(keep)}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *storageStore) due(ctx context.Context, n int, lease time.Duration) ([]*claimed, error) {
+	now := time.Now()
+	var picked []string
+	s.mu.Lock()
+	for k, e := range s.events {
+		if len(picked) == n {
+			break
+		}
+		if !e.held && !now.Before(e.due) {
+			e.held = true
+			picked = append(picked, k)
+		}
+	}
+	s.mu.Unlock()
+	var out []*claimed
+	for _, k := range picked {
+		c, err := s.take(ctx, k, lease)
+		if err != nil {
+			s.log.Warn("outbox: cannot claim an event", zap.Error(err))
+		}
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// take locks a picked event in the storage and reads it; nil when another
+// instance holds it (due again after lease) or it is gone.
+func (s *storageStore) take(ctx context.Context, key string, lease time.Duration) (*claimed, error) {
+	s.mu.Lock()
+	e := s.events[key]
+	s.mu.Unlock()
+	if e == nil {
+		return nil, nil
+	}
+	ok, err := s.tryLock(ctx, e.name)
+	if err != nil || !ok {
+		s.mu.Lock()
+		e.held, e.due = false, time.Now().Add(lease)
+		s.mu.Unlock()
+		return nil, err
+	}
+	data, err := s.storage.Load(ctx, e.name)
+	r := new(record)
+	if err == nil {
+		err = json.Unmarshal(data, r)
+		if err != nil {
+			s.log.Error("outbox: unreadable event removed", zap.String("file", e.name), zap.Error(err))
+			s.storage.Delete(ctx, e.name)
+		}
+	}
+	if err != nil {
+		s.storage.Unlock(ctx, e.name)
+		s.mu.Lock()
+		if errors.Is(err, fs.ErrNotExist) || r.ID == "" {
+			delete(s.events, key)
+			err = nil
+		} else {
+			e.held, e.due = false, time.Now().Add(lease)
+		}
+		s.mu.Unlock()
+		return nil, err
+	}
+	return &claimed{key: key, rec: r, hold: e.name}, nil
+}
+
+// tryLock takes the storage lock for name without waiting where the
+// storage can; others get a short wait.
+func (s *storageStore) tryLock(ctx context.Context, name string) (bool, error) {
+	if tl, ok := s.storage.(certmagic.TryLocker); ok {
+		return tl.TryLock(ctx, name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := s.storage.Lock(ctx, name); err != nil {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (s *storageStore) retry(ctx context.Context, c *claimed, delay time.Duration) error {
+	defer s.storage.Unlock(ctx, c.hold)
+	data, err := json.Marshal(c.rec)
+	if err == nil {
+		err = s.storage.Store(ctx, c.hold, data)
+	}
+	s.mu.Lock()
+	if e, ok := s.events[c.key]; ok {
+		e.held, e.due = false, time.Now().Add(delay)
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *storageStore) remove(ctx context.Context, c *claimed) error {
+	defer s.storage.Unlock(ctx, c.hold)
+	if err := s.storage.Delete(ctx, c.hold); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.mu.Lock()
+		if e, ok := s.events[c.key]; ok {
+			e.held = false
+		}
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	delete(s.events, c.key)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *storageStore) pending(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int)
+	for _, e := range s.events {
+		out[e.kind]++
+	}
+	return out, nil
+}
+
+// open schedules every event file in the storage, due at once.
+func (s *storageStore) open(ctx context.Context) error {
+	names, err := s.storage.List(ctx, s.prefix, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		data, err := s.storage.Load(ctx, name)
+		if err != nil {
+			continue // a directory, or delivered meanwhile
+		}
+		r := new(record)
+		if err := json.Unmarshal(data, r); err != nil || r.ID == "" {
+			s.log.Error("outbox: unreadable event file skipped", zap.String("file", name))
+			continue
+		}
+		key := eventKey(r.Kind, r.ID)
+		s.mu.Lock()
+		if _, ok := s.events[key]; !ok {
+			s.events[key] = &scheduled{kind: r.Kind, name: name, due: now}
+		}
+		s.ids[key] = memClaim{expiry: time.UnixMilli(r.First).Add(24 * time.Hour)}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *storageStore) close() {}

@@ -1,0 +1,58 @@
+package outbox
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Caddy restarts with an event in the outbox: the new instance, on the
+// same storage, delivers it.
+func TestStorageOutboxSurvivesARestart(t *testing.T) {
+	b := storageBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	before := start(t, New(b.store(t), testConfig(nil, nil)))
+	accept(t, before, up.event("m1"), Queued)
+	if err := before.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	up.down.Store(false)
+	after := start(t, New(b.store(t), testConfig(nil, nil)))
+	up.waitCount(t, "m1", 1, 2*time.Second)
+	// Ids are remembered in memory only, but the outbox's own files say
+	// which were queued.
+	accept(t, after, up.event("m1"), Duplicate)
+	if b.keys(t) != 0 {
+		t.Error("the delivered event's file is still there")
+	}
+}
+
+// Two instances sharing the storage never deliver one event at once: the
+// storage lock keeps the second off while the first holds it.
+func TestStorageLockKeepsASecondInstanceOff(t *testing.T) {
+	dir := t.TempDir()
+	fs := &certmagic.FileStorage{Path: dir}
+	up := newUpstream(t)
+	up.down.Store(true)
+	cfg := testConfig(nil, nil)
+	cfg.Backoff = func(int) time.Duration { return 0 }
+	one := StorageStore(fs, "outbox", nil)
+	accept(t, New(one, cfg), up.event("m1"), Queued)
+	held, err := one.due(context.Background(), 10, cfg.Lease)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("claimed %d (%v)", len(held), err)
+	}
+	two := StorageStore(fs, "outbox", nil)
+	if err := two.open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := two.due(context.Background(), 10, cfg.Lease); len(got) != 0 {
+		t.Fatal("a second instance claimed an event the first holds")
+	}
+	if err := one.remove(context.Background(), held[0]); err != nil {
+		t.Fatal(err)
+	}
+}

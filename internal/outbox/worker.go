@@ -1,0 +1,108 @@
+package outbox
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// storeTimeout bounds one store call of a worker.
+const storeTimeout = 5 * time.Second
+
+// run polls for due events until stop closes.
+func (o *Outbox) run(stop chan struct{}) {
+	defer o.loop.Done()
+	t := time.NewTicker(o.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		o.poll(stop)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// poll reports the pending counts and claims as many due events as there
+// are free workers.
+func (o *Outbox) poll(stop chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if counts, err := o.store.pending(ctx); err == nil {
+		for k := range counts {
+			o.kinds[k] = true
+		}
+		for k := range o.kinds {
+			o.obs.Pending(k, counts[k])
+		}
+	}
+	free := o.cfg.Workers - len(o.slots)
+	if free <= 0 {
+		return
+	}
+	batch, err := o.store.due(ctx, free, o.cfg.Lease)
+	switch {
+	case err != nil && !o.storeDown:
+		// Once per outage, not once per poll.
+		o.storeDown = true
+		o.log.Warn("outbox: cannot read due events; retrying", zap.Error(err))
+		return
+	case err != nil:
+		return
+	case o.storeDown:
+		o.storeDown = false
+		o.log.Info("outbox: reading due events again")
+	}
+	for _, c := range batch {
+		select {
+		case <-stop:
+			// Not attempted: the claim lapses and the event is due again.
+			return
+		default:
+		}
+		o.slots <- struct{}{}
+		o.inflight.Add(1)
+		go func() {
+			defer func() { <-o.slots; o.inflight.Done() }()
+			o.attempt(c)
+		}()
+	}
+}
+
+// attempt delivers a claimed event once, then removes it, schedules its
+// next attempt, or drops it once RetryFor has run out.
+func (o *Outbox) attempt(c *claimed) {
+	r := c.rec
+	log := o.log.With(zap.String("kind", r.Kind), zap.String("event_id", r.ID))
+	_, _, err := o.deliver(context.Background(), r)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err == nil {
+		if rerr := o.store.remove(ctx, c); rerr != nil {
+			log.Warn("outbox: delivered, but cannot remove the event; it may be delivered again", zap.Error(rerr))
+		}
+		o.obs.Delivery(r.Kind, ResultDelivered)
+		log.Info("outbox: delivered", zap.Int("attempts", r.Attempts+1))
+		return
+	}
+	r.Attempts++
+	left := time.Until(time.UnixMilli(r.First).Add(o.cfg.RetryFor))
+	if left <= 0 {
+		if rerr := o.store.remove(ctx, c); rerr != nil {
+			log.Warn("outbox: cannot remove an expired event", zap.Error(rerr))
+			return
+		}
+		o.obs.Delivery(r.Kind, ResultDropped)
+		log.Error("outbox: event dropped: the upstream did not take it within retry_for",
+			zap.Int("attempts", r.Attempts), zap.Duration("retry_for", o.cfg.RetryFor), zap.Error(err))
+		return
+	}
+	delay := min(o.cfg.Backoff(r.Attempts), left)
+	if rerr := o.store.retry(ctx, c, delay); rerr != nil {
+		log.Warn("outbox: cannot reschedule the event; it is due again when its claim lapses", zap.Error(rerr))
+	}
+	o.obs.Delivery(r.Kind, ResultRetried)
+	log.Debug("outbox: delivery failed; retrying later", zap.Duration("in", delay), zap.Error(err))
+}
