@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 
+	"github.com/caddy-wechat/wechatauth/internal/stored"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -30,7 +31,7 @@ func storedAssertionKey(ctx context.Context, storage certmagic.Storage, name str
 		}
 		return key, nil
 	}
-	return storedOnce(ctx, storage, name, parse, func() (*ecdsa.PrivateKey, []byte, error) {
+	return stored.Once(ctx, storage, name, parse, func() (*ecdsa.PrivateKey, []byte, error) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return nil, nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -139,7 +140,7 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err := b.checkConfig(); err != nil {
 		return gatewayErr(err)
 	}
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
 	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(b.Store, "")); b.Redis != nil || (store != "" && store != "memory") {

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -140,7 +141,7 @@ func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, 
 
 // done counts the call and writes its audit entry.
 func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) {
-	metrics.apiRequests.WithLabelValues(label, result).Inc()
+	metrics.APIRequests.WithLabelValues(label, result).Inc()
 	auditEvent(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -104,27 +105,27 @@ func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
 	raw, n := bearerOf(r.Header["Authorization"])
 	switch {
 	case n == 0:
-		metrics.verifiedMissing.Inc()
+		metrics.VerifiedMissing.Inc()
 		if tokenMisplaced(r) {
 			return nil, errTokenMisplaced
 		}
 		return nil, errUnauthorized
 	case n > 1:
 		// Which of two tokens counts is nobody's guess: neither does.
-		metrics.verifiedInvalid.Inc()
+		metrics.VerifiedInvalid.Inc()
 		return nil, errInvalidToken
 	}
 	now := time.Now()
 	id, err := h.tokens.verifyCached(raw, now)
 	if err != nil {
-		metrics.verifiedInvalid.Inc()
+		metrics.VerifiedInvalid.Inc()
 		return nil, errInvalidToken
 	}
 	if h.store.Revoked(id.SID, now) || h.users.refused(id) {
-		metrics.verifiedRevoked.Inc()
+		metrics.VerifiedRevoked.Inc()
 		return nil, errInvalidToken
 	}
-	metrics.verifiedOK.Inc()
+	metrics.VerifiedOK.Inc()
 	return id, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -239,7 +240,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.PublicPaths.Provision(ctx); err != nil {
 		return fmt.Errorf("wechat_auth: public: %w", err)
 	}
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_auth: metrics: %w", err)
 	}
 

@@ -1,6 +1,10 @@
 package wechatauth
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+)
 
 // decryptFields decrypts open data with the session's key and runs every
 // check the routes promise (padding, JSON object, watermark, openId,
@@ -12,7 +16,7 @@ func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
 	if errors.As(err, &ae) {
 		result = ae.code
 	}
-	metrics.decryptions.WithLabelValues(result).Inc()
+	metrics.Decryptions.WithLabelValues(result).Inc()
 	return plain, err
 }
 

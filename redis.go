@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
@@ -169,7 +170,7 @@ func (r *redisStore) sessionKey(sid string) string { return r.sessionPrefix + si
 // Get reads the L1 first, Redis on a miss.
 func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	if s, ok := r.cache.Get(sid); ok {
-		countStore("get", "hit")
+		metrics.CountStore("get", "hit")
 		return s, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
@@ -180,26 +181,26 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 		s, expires, err := r.legacyGet(ctx, sid)
 		switch {
 		case errors.Is(err, errNoSession):
-			countStore("get", "miss")
+			metrics.CountStore("get", "miss")
 			return nil, err
 		case err != nil:
-			countStore("get", "error")
+			metrics.CountStore("get", "error")
 			return nil, err
 		}
-		countStore("get", "hit")
+		metrics.CountStore("get", "hit")
 		r.cache.SetWithTTL(sid, s, 1, time.Until(expires))
 		return s, nil
 	case err != nil:
-		countStore("get", "error")
+		metrics.CountStore("get", "error")
 		return nil, r.storeDown("GET", err)
 	}
 	s, expires, err := r.open(sid, b)
 	if err != nil {
 		r.log.Warn("session in Redis cannot be opened; treated as expired", zap.Error(err))
-		countStore("get", "miss")
+		metrics.CountStore("get", "miss")
 		return nil, errNoSession
 	}
-	countStore("get", "hit")
+	metrics.CountStore("get", "hit")
 	if ttl := time.Until(expires); ttl > 0 {
 		// A fill the L1 drops is read from Redis again next time.
 		r.cache.SetWithTTL(sid, s, 1, ttl)
@@ -225,7 +226,7 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 		select {
 		case r.writes <- w:
 		case <-ctx.Done():
-			countStore("set", "error")
+			metrics.CountStore("set", "error")
 			return r.storeDown("SET", ctx.Err())
 		}
 	}
@@ -235,7 +236,7 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 		err = ctx.Err()
 	}
 	if err != nil {
-		countStore("set", "error")
+		metrics.CountStore("set", "error")
 		return r.storeDown("SET", err)
 	}
 	cachePut(r.cache, s, ttl)
@@ -321,10 +322,10 @@ func (r *redisStore) Delete(ctx context.Context, sid string) error {
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
 	if err := r.client.Del(ctx, r.sessionKey(sid)).Err(); err != nil {
-		countStore("delete", "error")
+		metrics.CountStore("delete", "error")
 		return r.storeDown("DEL", err)
 	}
-	countStore("delete", "ok")
+	metrics.CountStore("delete", "ok")
 	return nil
 }
 
@@ -340,10 +341,10 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 		r.mu.Lock()
 		r.pending[sid] = until
 		r.mu.Unlock()
-		countStore("revoke", "error")
+		metrics.CountStore("revoke", "error")
 		return r.storeDown("revoke", err)
 	}
-	countStore("revoke", "ok")
+	metrics.CountStore("revoke", "ok")
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -278,7 +279,7 @@ func TestRedisL1IsReadAgainAfterAMissedMessage(t *testing.T) {
 }
 
 func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
-	initMetrics(nil)
+	metrics.Init(nil)
 	url := fmt.Sprintf("redis://:hunter2-password@127.0.0.1:%d", rdsFreePort(t))
 	conn, err := redisConnFromURL(url)
 	if err != nil {

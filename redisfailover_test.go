@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -32,7 +33,7 @@ func rdsStoreOn(t *testing.T, cfg RedisConfig) *redisStore {
 // when the test ends.
 func rdsOpen(t *testing.T, conn *redisConn, key []byte) *redisStore {
 	t.Helper()
-	initMetrics(nil)
+	metrics.Init(nil)
 	st, err := newRedisStore(conn, newKeyRing(key), 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
@@ -332,7 +333,7 @@ func TestRedisRevokeWithoutReplicaDoesNotWait(t *testing.T) {
 
 func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 	cluster := redistest.StartCluster(t)
-	initMetrics(nil)
+	metrics.Init(nil)
 	block, err := RedisConfig{Addrs: cluster.Addrs[:1]}.conn(caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 )
 
@@ -51,7 +52,7 @@ func oldLayoutSeal(t *testing.T, key []byte, s *Session, expires time.Time) []by
 
 func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *redisStore {
 	t.Helper()
-	initMetrics(nil)
+	metrics.Init(nil)
 	conn, err := redisConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func containsAny(dump string, secret []byte) bool {
 // signing key in common.
 func TestNewDeploymentDataKeyIsLogged(t *testing.T) {
 	srv := rdsStart(t)
-	initMetrics(nil)
+	metrics.Init(nil)
 	start := func(key []byte) int {
 		t.Helper()
 		conn, err := redisConnFromURL(srv.URL)

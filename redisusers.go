@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -36,7 +37,7 @@ func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*
 	defer cancel()
 	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, userSessionsKept-1).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		countStore("get", "error")
+		metrics.CountStore("get", "error")
 		return nil, r.storeDown("ZREVRANGE", err)
 	}
 	return newestLive(ctx, r, appid, openid, sids)
@@ -76,7 +77,7 @@ func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) 
 	case errors.Is(err, redis.Nil):
 		return errNoSession
 	case err != nil:
-		countStore("set", "error")
+		metrics.CountStore("set", "error")
 		return r.storeDown("SET", err)
 	}
 	cachePut(r.cache, &ns, ttl)

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -171,7 +172,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 	if errors.As(err, &ae) {
 		result = ae.code
 	}
-	metrics.logins.WithLabelValues(result).Inc()
+	metrics.Logins.WithLabelValues(result).Inc()
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
@@ -117,10 +118,10 @@ func (m *memoryStore) Get(_ context.Context, sid string) (*Session, error) {
 func cacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error) {
 	s, ok := c.Get(sid)
 	if !ok {
-		countStore("get", "miss")
+		metrics.CountStore("get", "miss")
 		return nil, errNoSession
 	}
-	countStore("get", "hit")
+	metrics.CountStore("get", "hit")
 	return s, nil
 }
 
@@ -148,25 +149,25 @@ func cachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duratio
 		_, ok = c.GetTTL(s.SID)
 	}
 	if ok {
-		countStore("set", "ok")
+		metrics.CountStore("set", "ok")
 	} else {
-		countStore("set", "dropped")
+		metrics.CountStore("set", "dropped")
 	}
 }
 
 func (m *memoryStore) Delete(_ context.Context, sid string) error {
 	m.cache.Del(sid)
-	countStore("delete", "ok")
+	metrics.CountStore("delete", "ok")
 	return nil
 }
 
 func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) error {
 	m.revoked.add(sid, until)
 	if err := m.revoked.persist(ctx, sid, until); err != nil {
-		countStore("revoke", "error")
+		metrics.CountStore("revoke", "error")
 		return fmt.Errorf("keep revocation in storage: %w", err)
 	}
-	countStore("revoke", "ok")
+	metrics.CountStore("revoke", "ok")
 	return nil
 }
 

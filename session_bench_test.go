@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 )
 
 // benchSession is a session with fields of WeChat's real sizes.
@@ -30,7 +32,7 @@ func pad8(s string) string {
 
 func newBenchStore(tb testing.TB, max int) *memoryStore {
 	tb.Helper()
-	initMetrics(nil)
+	metrics.Init(nil)
 	m, err := newMemoryStore(max, nil)
 	if err != nil {
 		tb.Fatal(err)

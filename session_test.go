@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -63,7 +64,7 @@ func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
 // admission policy refuses a newcomer that is used less than the sessions
 // it would evict, so storing a session must not count as a use of it.
 func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
-	initMetrics(nil)
+	metrics.Init(nil)
 	m, err := newMemoryStore(1000, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -69,7 +70,7 @@ func testNewestSession(t *testing.T, st, other sessionStore) {
 }
 
 func TestMemoryStoreFindsTheNewestLiveSession(t *testing.T) {
-	initMetrics(nil)
+	metrics.Init(nil)
 	m, err := newMemoryStore(100, nil)
 	if err != nil {
 		t.Fatal(err)

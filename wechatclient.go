@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -59,7 +60,7 @@ func openWeChat(s wechatSettings) (*wechatConn, error) {
 		BaseURL: s.base,
 		Apps:    s.secrets,
 		Timeout: s.timeout,
-		Observe: observeWeChat,
+		Observe: metrics.ObserveWeChat,
 		Tokens:  make(map[string]*wechat.TokenCache, len(s.secrets)),
 	}
 	if s.sandbox {

@@ -1,4 +1,6 @@
-package wechatauth
+// Package stored keeps values made once in Caddy's storage, agreed on by
+// every instance that shares it.
+package stored
 
 import (
 	"context"
@@ -9,13 +11,13 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// storedOnce returns what is kept in Caddy's storage under name, parsed by
+// Once returns what is kept in Caddy's storage under name, parsed by
 // parse, making it with create the first time. It is made under the
 // storage lock and read again once the lock is held, so instances sharing
 // storage that start at the same time agree on one value.
-func storedOnce[T any](ctx context.Context, storage certmagic.Storage, name string,
+func Once[T any](ctx context.Context, storage certmagic.Storage, name string,
 	parse func([]byte) (T, error), create func() (T, []byte, error)) (T, error) {
-	if v, err := loadStored(ctx, storage, name, parse); err == nil || !errors.Is(err, fs.ErrNotExist) {
+	if v, err := Load(ctx, storage, name, parse); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return v, err
 	}
 	var zero T
@@ -23,7 +25,7 @@ func storedOnce[T any](ctx context.Context, storage certmagic.Storage, name stri
 		return zero, fmt.Errorf("lock %s: %w", name, err)
 	}
 	defer storage.Unlock(context.WithoutCancel(ctx), name)
-	if v, err := loadStored(ctx, storage, name, parse); err == nil || !errors.Is(err, fs.ErrNotExist) {
+	if v, err := Load(ctx, storage, name, parse); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return v, err
 	}
 	v, b, err := create()
@@ -36,7 +38,8 @@ func storedOnce[T any](ctx context.Context, storage certmagic.Storage, name stri
 	return v, nil
 }
 
-func loadStored[T any](ctx context.Context, storage certmagic.Storage, name string, parse func([]byte) (T, error)) (T, error) {
+// Load reads name from storage and parses it.
+func Load[T any](ctx context.Context, storage certmagic.Storage, name string, parse func([]byte) (T, error)) (T, error) {
 	b, err := storage.Load(ctx, name)
 	if err != nil {
 		var zero T
