@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -31,13 +32,13 @@ func FuzzDecryptOpenData(f *testing.F) {
 	v := wechattest.UserInfoVector
 	f.Add(v.SessionKey, v.EncryptedData, v.IV)
 	f.Fuzz(func(t *testing.T, sessionKey, data, iv string) {
-		plain, err := decryptOpenData(sessionKey, data, iv)
+		plain, err := opendata.Decrypt(sessionKey, data, iv)
 		if err != nil {
 			if plain != nil {
 				t.Fatalf("plaintext returned with error %v", err)
 			}
-			if !errors.Is(err, errBadBase64) && !errors.Is(err, errDecrypt) {
-				t.Fatalf("error %v is neither errBadBase64 nor errDecrypt", err)
+			if !errors.Is(err, opendata.ErrBadBase64) && !errors.Is(err, opendata.ErrDecrypt) {
+				t.Fatalf("error %v is neither opendata.ErrBadBase64 nor opendata.ErrDecrypt", err)
 			}
 			return
 		}
@@ -45,10 +46,10 @@ func FuzzDecryptOpenData(f *testing.F) {
 		if pad := len(ct) - len(plain); pad < 1 || pad > 16 {
 			t.Fatalf("%d bytes of ciphertext gave %d of plaintext", len(ct), len(plain))
 		}
-		switch err := checkOwner(plain, v.AppID, v.OpenID); {
-		case err == nil, errors.Is(err, errDecrypt), errors.Is(err, errForeignData):
+		switch err := opendata.CheckOwner(plain, v.AppID, v.OpenID); {
+		case err == nil, errors.Is(err, opendata.ErrDecrypt), errors.Is(err, opendata.ErrForeignData):
 		default:
-			t.Fatalf("checkOwner: unexpected error %v", err)
+			t.Fatalf("opendata.CheckOwner: unexpected error %v", err)
 		}
 	})
 }

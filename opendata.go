@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/opendata"
 )
 
 // decryptFields decrypts open data with the session's key and runs every
@@ -29,20 +30,20 @@ func decryptChecked(f *fields, s *Session) ([]byte, error) {
 	if (f.RawData == "") != (f.Signature == "") {
 		return nil, errInvalidRequest.withMessage("rawData and signature go together: send both or neither.")
 	}
-	plain, err := decryptOpenData(s.SessionKey, f.EncryptedData, f.IV)
+	plain, err := opendata.Decrypt(s.SessionKey, f.EncryptedData, f.IV)
 	switch {
-	case errors.Is(err, errBadBase64):
+	case errors.Is(err, opendata.ErrBadBase64):
 		return nil, errInvalidRequest.withMessage("encryptedData and iv must be standard base64.")
 	case err != nil:
 		return nil, errDecryptFailed
 	}
-	switch err := checkOwner(plain, s.AppID, s.OpenID); {
-	case errors.Is(err, errForeignData):
+	switch err := opendata.CheckOwner(plain, s.AppID, s.OpenID); {
+	case errors.Is(err, opendata.ErrForeignData):
 		return nil, errWatermarkMismatch
 	case err != nil:
 		return nil, errDecryptFailed
 	}
-	if f.Signature != "" && checkSignature(f.RawData, f.Signature, s.SessionKey) != nil {
+	if f.Signature != "" && opendata.CheckSignature(f.RawData, f.Signature, s.SessionKey) != nil {
 		return nil, errSignatureMismatch
 	}
 	return plain, nil

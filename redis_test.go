@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -102,7 +103,7 @@ func TestRedisStoreKeepsNoSessionKeyInTheClear(t *testing.T) {
 		t.Errorf("other instance read %+v, want %+v", got, s)
 	}
 	v := wechattest.UserInfoVector
-	if _, err := decryptOpenData(got.SessionKey, v.EncryptedData, v.IV); err != nil {
+	if _, err := opendata.Decrypt(got.SessionKey, v.EncryptedData, v.IV); err != nil {
 		t.Errorf("the session read back does not decrypt WeChat's vector: %v", err)
 	}
 	other := rdsStore(t, srv, rdsKeyB)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -69,7 +70,7 @@ func rdsWantDecrypts(t *testing.T, st *redisStore, s *Session) {
 		t.Fatalf("Get %s: %v", s.SID, err)
 	}
 	v := wechattest.UserInfoVector
-	if _, err := decryptOpenData(got.SessionKey, v.EncryptedData, v.IV); err != nil {
+	if _, err := opendata.Decrypt(got.SessionKey, v.EncryptedData, v.IV); err != nil {
 		t.Errorf("the session read back does not decrypt WeChat's vector: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package wechatauth
+package opendata
 
 import (
 	"encoding/json"

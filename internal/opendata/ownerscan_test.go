@@ -1,4 +1,4 @@
-package wechatauth
+package opendata
 
 import (
 	"encoding/json"
@@ -68,17 +68,17 @@ func ownerByJSON(plain []byte) (o jsonOwner, ok bool) {
 	return o, true
 }
 
-// checkOwnerByJSON is checkOwner with encoding/json.
+// checkOwnerByJSON is CheckOwner with encoding/json.
 func checkOwnerByJSON(plain []byte, appid, openid string) error {
 	o, ok := ownerByJSON(plain)
 	if !ok {
-		return errDecrypt
+		return ErrDecrypt
 	}
 	if o.Watermark.set && (o.Watermark.null || o.Watermark.appID != appid) {
-		return errForeignData
+		return ErrForeignData
 	}
 	if o.OpenID.set && (o.OpenID.null || o.OpenID.v != openid) {
-		return errForeignData
+		return ErrForeignData
 	}
 	return nil
 }
@@ -171,9 +171,9 @@ func TestScanOwnerAgreesWithEncodingJSON(t *testing.T) {
 func TestCheckOwnerAgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range ownerSeeds {
 		for _, ids := range [][2]string{{"wxA", "x"}, {"wx4f4bc4dec97d474b", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"}, {"a", "b"}, {"", ""}} {
-			got, want := checkOwner([]byte(s), ids[0], ids[1]), checkOwnerByJSON([]byte(s), ids[0], ids[1])
+			got, want := CheckOwner([]byte(s), ids[0], ids[1]), checkOwnerByJSON([]byte(s), ids[0], ids[1])
 			if got != want {
-				t.Errorf("checkOwner(%q, %q, %q) = %v, encoding/json says %v", s, ids[0], ids[1], got, want)
+				t.Errorf("CheckOwner(%q, %q, %q) = %v, encoding/json says %v", s, ids[0], ids[1], got, want)
 			}
 		}
 	}
@@ -196,8 +196,8 @@ func FuzzScanOwner(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, plain []byte, appid, openid string) {
 		compareOwner(t, plain)
-		if got, want := checkOwner(plain, appid, openid), checkOwnerByJSON(plain, appid, openid); got != want {
-			t.Fatalf("checkOwner(%q, %q, %q) = %v, encoding/json says %v", plain, appid, openid, got, want)
+		if got, want := CheckOwner(plain, appid, openid), checkOwnerByJSON(plain, appid, openid); got != want {
+			t.Fatalf("CheckOwner(%q, %q, %q) = %v, encoding/json says %v", plain, appid, openid, got, want)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package wechatauth
+package opendata
 
 import (
 	"testing"
@@ -16,11 +16,11 @@ func BenchmarkDecryptUserInfo(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(v.Plaintext)))
 	for b.Loop() {
-		plain, err := decryptOpenData(v.SessionKey, v.EncryptedData, v.IV)
+		plain, err := Decrypt(v.SessionKey, v.EncryptedData, v.IV)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := checkOwner(plain, v.AppID, v.OpenID); err != nil {
+		if err := CheckOwner(plain, v.AppID, v.OpenID); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -33,7 +33,7 @@ func BenchmarkCheckOwner(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(plain)))
 	for b.Loop() {
-		if err := checkOwner(plain, v.AppID, v.OpenID); err != nil {
+		if err := CheckOwner(plain, v.AppID, v.OpenID); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,7 @@
-package wechatauth
+// Package opendata decrypts WeChat open data (AES-128-CBC under the
+// session_key) and checks whose it is (watermark, openId) and its rawData
+// signature. It knows no HTTP.
+package opendata
 
 import (
 	"crypto/aes"
@@ -11,13 +14,13 @@ import (
 	"strings"
 )
 
-// Decryption errors. Every failure after base64 decoding is errDecrypt, so
+// Decryption errors. Every failure after base64 decoding is ErrDecrypt, so
 // an answer never tells padding errors from others.
 var (
-	errBadBase64       = errors.New("field is not valid base64")
-	errDecrypt         = errors.New("decryption failed")
-	errForeignData     = errors.New("data belongs to another app or user")
-	errSignatureDiffer = errors.New("rawData signature mismatch")
+	ErrBadBase64       = errors.New("field is not valid base64")
+	ErrDecrypt         = errors.New("decryption failed")
+	ErrForeignData     = errors.New("data belongs to another app or user")
+	ErrSignatureDiffer = errors.New("rawData signature mismatch")
 )
 
 // decodeB64 decodes standard base64. A form body may have turned '+' into
@@ -25,16 +28,16 @@ var (
 func decodeB64(s string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
-		return nil, errBadBase64
+		return nil, ErrBadBase64
 	}
 	return b, nil
 }
 
-// decryptOpenData decrypts WeChat open data (AES-128-CBC, PKCS#7) with the
+// Decrypt decrypts WeChat open data (AES-128-CBC, PKCS#7) with the
 // session's key and returns the plaintext, which is a JSON object. Every
 // length is checked before crypto/cipher sees the input, which panics on
 // bad lengths.
-func decryptOpenData(sessionKey, encryptedData, iv string) ([]byte, error) {
+func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
 	ct, err := decodeB64(encryptedData)
 	if err != nil {
 		return nil, err
@@ -43,23 +46,23 @@ func decryptOpenData(sessionKey, encryptedData, iv string) ([]byte, error) {
 	var ivBuf, keyBuf [18]byte
 	ivb, err := decodeShortB64(ivBuf[:], iv)
 	if err != nil {
-		return nil, errBadBase64
+		return nil, ErrBadBase64
 	}
 	key, err := decodeShortB64(keyBuf[:], sessionKey)
 	if err != nil || len(key) != 16 {
-		return nil, errDecrypt
+		return nil, ErrDecrypt
 	}
 	if len(ivb) != aes.BlockSize || len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, errDecrypt
+		return nil, ErrDecrypt
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, errDecrypt
+		return nil, ErrDecrypt
 	}
 	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(ct, ct)
 	plain, ok := unpad(ct)
 	if !ok {
-		return nil, errDecrypt
+		return nil, ErrDecrypt
 	}
 	return plain, nil
 }
@@ -91,31 +94,31 @@ func unpad(b []byte) ([]byte, bool) {
 	return b[:len(b)-n], true
 }
 
-// checkOwner checks that plain is a JSON object and, where it says whose it
+// CheckOwner checks that plain is a JSON object and, where it says whose it
 // is, that it is this app's and this user's: a watermark's appid must be
 // appid, an openId must be openid. See ownerscan.go.
-func checkOwner(plain []byte, appid, openid string) error {
+func CheckOwner(plain []byte, appid, openid string) error {
 	o, ok := scanOwner(plain)
 	if !ok {
-		return errDecrypt
+		return ErrDecrypt
 	}
 	if o.hasWatermark && (o.watermarkNull || !o.appID.equals(appid)) {
-		return errForeignData
+		return ErrForeignData
 	}
 	if o.hasOpenID && (o.openIDNull || !o.openID.equals(openid)) {
-		return errForeignData
+		return ErrForeignData
 	}
 	return nil
 }
 
-// checkSignature checks the rawData signature of getUserInfo:
+// CheckSignature checks the rawData signature of getUserInfo:
 // hex(sha1(rawData + session_key)), compared in constant time.
-func checkSignature(rawData, signature, sessionKey string) error {
+func CheckSignature(rawData, signature, sessionKey string) error {
 	sum := sha1.Sum([]byte(rawData + sessionKey))
 	var want [sha1.Size * 2]byte
 	hex.Encode(want[:], sum[:])
 	if subtle.ConstantTimeCompare(want[:], []byte(strings.ToLower(signature))) != 1 {
-		return errSignatureDiffer
+		return ErrSignatureDiffer
 	}
 	return nil
 }
