@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -109,7 +110,7 @@ func (h *Handler) audited(path string, fn routeFunc) routeFunc {
 		// Who, from the token, read before the route passes the request
 		// on without it; a login notes its user itself.
 		note := new(auditNote)
-		if raw, n := bearerOf(r.Header["Authorization"]); n == 1 {
+		if raw, n := credential.Bearer(r.Header["Authorization"]); n == 1 {
 			if id, verr := h.tokens.verifyCached(raw, time.Now()); verr == nil {
 				*note = auditNote{id.AppID, id.OpenID, id.SID}
 			}

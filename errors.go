@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -133,7 +134,7 @@ func fromWeChat(err error) *apiError {
 func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	h := w.Header()
 	if e.status == http.StatusUnauthorized {
-		_, tokenSent := bearerToken(r.Header.Get("Authorization"))
+		_, tokenSent := credential.Token(r.Header.Get("Authorization"))
 		if tokenSent || e.code == errInvalidToken.code || e.code == errSessionExpired.code {
 			h.Set("WWW-Authenticate", `Bearer realm="wechat_auth", error="invalid_token"`)
 		} else {

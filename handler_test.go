@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -115,9 +116,9 @@ func TestBearerTokenReadsOnlyTheBearerScheme(t *testing.T) {
 		{"Bear abc", "", false},
 	}
 	for _, tt := range tests {
-		tok, ok := bearerToken(tt.header)
+		tok, ok := credential.Token(tt.header)
 		if tok != tt.tok || ok != tt.ok {
-			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.tok, tt.ok)
+			t.Errorf("credential.Token(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.tok, tt.ok)
 		}
 	}
 }
