@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -178,18 +179,18 @@ func badRequest(format string, args ...any) *adminError {
 // on another user than the operator wrote.
 func (req *userRequest) parse(body []byte) *adminError {
 	fieldsOf := map[string]*string{"appid": &req.AppID, "openid": &req.OpenID, "until": &req.Until, "reason": &req.Reason}
-	err := walkObject(body, func(name string, dec *json.Decoder) error {
+	err := apierr.WalkObject(body, func(name string, dec *json.Decoder) error {
 		if dst, ok := fieldsOf[name]; ok {
-			return decodeString(name, dec, dst)
+			return apierr.DecodeString(name, dec, dst)
 		}
 		for known := range fieldsOf {
 			if strings.EqualFold(name, known) {
-				return &fieldError{name: name, miscased: known}
+				return &apierr.FieldError{Name: name, Miscased: known}
 			}
 		}
-		return skipValue(dec)
+		return apierr.SkipValue(dec)
 	})
-	var fe *fieldError
+	var fe *apierr.FieldError
 	switch {
 	case err == nil:
 		return nil
@@ -202,11 +203,11 @@ func (req *userRequest) parse(body []byte) *adminError {
 
 // readUser reads and checks the body of a user route.
 func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *adminError) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, apierr.MaxBody+1))
 	if err != nil {
 		return nil, nil, 0, badRequest("The body could not be read.")
 	}
-	if len(body) > maxBody {
+	if len(body) > apierr.MaxBody {
 		return nil, nil, 0, &adminError{http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 64 KiB."}
 	}
 	var req userRequest
@@ -275,7 +276,7 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
-	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
+	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
 	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
 	return nil
 }
@@ -316,7 +317,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
 	}
-	writeJSON(w, http.StatusOK, banAnswer(rec))
+	apierr.WriteJSON(w, http.StatusOK, banAnswer(rec))
 	fields := []zap.Field{zap.String("revoked_before", rfc3339(cut))}
 	if !until.IsZero() {
 		fields = append(fields, zap.String("until", rfc3339(until)))
@@ -342,7 +343,7 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 		return a.answer(w, r, "unban", req, aerr)
 	}
 	banned := false
-	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
+	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
 	auditEvent(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
 	return nil
 }
@@ -378,7 +379,7 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"bans": out})
 	return nil
 }
 
@@ -395,7 +396,7 @@ func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string
 }
 
 func writeAdminError(w http.ResponseWriter, e *adminError) {
-	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
+	apierr.WriteJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 
 // Interface guards

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -60,12 +61,12 @@ func clientIP(r *http.Request) string {
 
 // auditResult is the result field of a route that returned err.
 func auditResult(err error) string {
-	var ae *apiError
+	var ae *apierr.Error
 	switch {
 	case err == nil:
 		return "ok"
 	case errors.As(err, &ae):
-		return ae.code
+		return ae.Code()
 	default:
 		return "error"
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -66,10 +67,10 @@ func FuzzDecryptChecked(f *testing.F) {
 			t.Fatal(err)
 		}
 		s := &Session{SID: "s", AppID: v.AppID, OpenID: v.OpenID, SessionKey: v.SessionKey}
-		got, err := decryptChecked(&fields{EncryptedData: data, IV: iv, RawData: rawData, Signature: signature}, s)
+		got, err := decryptChecked(&apierr.Fields{EncryptedData: data, IV: iv, RawData: rawData, Signature: signature}, s)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.status < 400 || ae.status > 499 {
+			var ae *apierr.Error
+			if !errors.As(err, &ae) || ae.Status() < 400 || ae.Status() > 499 {
 				t.Fatalf("error %v is not a 4xx answer", err)
 			}
 			return
@@ -108,13 +109,13 @@ func FuzzParseFields(f *testing.F) {
 	f.Add("application/x-www-form-urlencoded", []byte(`code=A&code=B`))
 	f.Add("application/x-www-form-urlencoded", []byte(`{"encryptedData":"a b"}`))
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
-		got, aerr := parseFields(contentType, body)
+		got, aerr := apierr.ParseFields(contentType, body)
 		if aerr != nil {
 			if got != nil {
 				t.Fatalf("fields %+v returned with error %v", got, aerr)
 			}
-			if aerr.status != http.StatusBadRequest || aerr.code != "invalid_request" {
-				t.Fatalf("answer %d %s, want 400 invalid_request", aerr.status, aerr.code)
+			if aerr.Status() != http.StatusBadRequest || aerr.Code() != "invalid_request" {
+				t.Fatalf("answer %d %s, want 400 invalid_request", aerr.Status(), aerr.Code())
 			}
 			return
 		}

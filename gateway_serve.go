@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
@@ -26,25 +27,25 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		label = p
 	}
 	if isTokenPath(p) || (label == "other" && !g.allowAll) {
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
 	if !plainAPIPath(p) {
 		// Only `allow *` gets here: a listed path is a plain one.
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errInvalidRequest.withMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.InvalidRequest.WithMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
 		return nil
 	}
 	if isTokenPathWithSuffix(p) {
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
-		var aerr *apiError
-		if body, aerr = readBodyUpTo(w, r, g.MaxBody, errGatewayTooLarge); aerr != nil {
+		var aerr *apierr.Error
+		if body, aerr = apierr.ReadBodyUpTo(w, r, g.MaxBody, apierr.GatewayTooLarge); aerr != nil {
 			g.answerError(w, r, label, "", "", aerr)
 			return nil
 		}
@@ -129,14 +130,14 @@ func (g *APIGateway) answerWeChatError(w http.ResponseWriter, r *http.Request, l
 	if errors.As(err, &we) {
 		result = errcodeLabel(we.Code)
 	}
-	writeError(w, r, ae)
+	apierr.Write(w, r, ae)
 	g.done(r, label, result, q.appid, q.openid)
 }
 
 // answerError writes one of the gateway's own error answers.
-func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, appid, openid string, ae *apiError) {
-	writeError(w, r, ae)
-	g.done(r, label, ae.code, appid, openid)
+func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, appid, openid string, ae *apierr.Error) {
+	apierr.Write(w, r, ae)
+	g.done(r, label, ae.Code(), appid, openid)
 }
 
 // done counts the call and writes its audit entry.
@@ -147,7 +148,7 @@ func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) 
 
 // pickApp chooses the app: the only one, else the one from_appid names,
 // else the one X-WX-APPID names.
-func (g *APIGateway) pickApp(fromAppID, header string) (string, *apiError) {
+func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
 	secrets := g.base.secrets
 	if len(secrets) == 1 {
 		for id := range secrets {
@@ -159,10 +160,10 @@ func (g *APIGateway) pickApp(fromAppID, header string) (string, *apiError) {
 		appid = header
 	}
 	if appid == "" {
-		return "", errInvalidRequest.withMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
+		return "", apierr.InvalidRequest.WithMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
 	}
 	if _, ok := secrets[appid]; !ok {
-		return "", errInvalidRequest.withMessage("The appid is not one this gateway serves.")
+		return "", apierr.InvalidRequest.WithMessage("The appid is not one this gateway serves.")
 	}
 	return appid, nil
 }
@@ -180,7 +181,7 @@ type gatewayQuery struct {
 // signature and sig_method, which the gateway makes, and requires openid.
 // A part is dropped as an access_token in any spelling another server
 // may read as one (see tokenParam).
-func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
+func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apierr.Error) {
 	var q gatewayQuery
 	if !sessionKey && plainQuery(raw) {
 		q.rest = raw
@@ -195,28 +196,28 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 		k, v, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
-			return q, errInvalidRequest.withMessage("The query string is malformed.")
+			return q, apierr.InvalidRequest.WithMessage("The query string is malformed.")
 		}
 		switch {
 		case tokenParam(part):
 			continue
 		case name == "from_appid":
 			if seenFrom {
-				return q, errInvalidRequest.withMessage("from_appid is given twice.")
+				return q, apierr.InvalidRequest.WithMessage("from_appid is given twice.")
 			}
 			seenFrom = true
 			if q.fromAppID, err = url.QueryUnescape(v); err != nil {
-				return q, errInvalidRequest.withMessage("The query string is malformed.")
+				return q, apierr.InvalidRequest.WithMessage("The query string is malformed.")
 			}
 			continue
 		case sessionKey && (foldParam(name) == "signature" || foldParam(name) == "sig_method"):
 			continue
 		case sessionKey && name == "openid":
 			if q.openid != "" {
-				return q, errInvalidRequest.withMessage("openid is given twice.")
+				return q, apierr.InvalidRequest.WithMessage("openid is given twice.")
 			}
 			if q.openid, err = url.QueryUnescape(v); err != nil || !wechat.ValidID(q.openid) {
-				return q, errInvalidRequest.withMessage("The openid is malformed.")
+				return q, apierr.InvalidRequest.WithMessage("The openid is malformed.")
 			}
 		}
 		if rest.Len() > 0 {
@@ -225,7 +226,7 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 		rest.WriteString(part)
 	}
 	if sessionKey && q.openid == "" {
-		return q, errInvalidRequest.withMessage("The query parameter openid is required: the user whose session is meant.")
+		return q, apierr.InvalidRequest.WithMessage("The query parameter openid is required: the user whose session is meant.")
 	}
 	q.rest = rest.String()
 	return q, nil

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -43,10 +44,10 @@ func (g *APIGateway) serveSessionKey(w http.ResponseWriter, r *http.Request, lab
 	switch r.URL.Path {
 	case pathUserSignature:
 		if r.Method != http.MethodPost || len(body) == 0 {
-			g.answerError(w, r, label, q.appid, q.openid, errInvalidRequest.withMessage("POST the exact signData of wx.requestVirtualPayment as the body."))
+			g.answerError(w, r, label, q.appid, q.openid, apierr.InvalidRequest.WithMessage("POST the exact signData of wx.requestVirtualPayment as the body."))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"signature": sessionHMAC(s.SessionKey, body), "sig_method": "hmac_sha256"})
+		apierr.WriteJSON(w, http.StatusOK, map[string]string{"signature": sessionHMAC(s.SessionKey, body), "sig_method": "hmac_sha256"})
 		g.done(r, label, "ok", q.appid, q.openid)
 	case pathCheckSession, pathResetKey:
 		// A GET, as WeChat documents it, whatever the caller sent.
@@ -59,14 +60,14 @@ func signatureQuery(s *Session) string {
 }
 
 // newestSession finds the user's newest live session.
-func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*Session, *apiError) {
+func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*Session, *apierr.Error) {
 	s, err := g.base.store.NewestSession(r.Context(), q.appid, q.openid)
 	switch {
 	case errors.Is(err, errNoUserSession):
-		return nil, errNoLiveSession
+		return nil, apierr.NoLiveSession
 	case err != nil:
 		g.logger.Warn("session store unavailable", zap.Error(err))
-		return nil, errStoreUnavailable
+		return nil, apierr.StoreUnavailable
 	}
 	return s, nil
 }
@@ -102,9 +103,9 @@ func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, labe
 		if err := g.base.store.SetSessionKey(r.Context(), s, sa.sessionKey); err != nil {
 			// WeChat has rotated the key: the stored one is stale now.
 			g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
-			aerr := errStoreUnavailable
+			aerr := apierr.StoreUnavailable
 			if errors.Is(err, errNoSession) {
-				aerr = errNoLiveSession
+				aerr = apierr.NoLiveSession
 			}
 			g.answerError(w, r, label, q.appid, q.openid, aerr)
 			return
@@ -131,13 +132,13 @@ func readSessionAnswer(body []byte) (*sessionAnswer, error) {
 	var sa sessionAnswer
 	var out bytes.Buffer
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errNotObject
+		return nil, apierr.ErrNotObject
 	}
 	if err := copyObject(dec, &out, 0, &sa); err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errTrailing
+		return nil, apierr.ErrTrailing
 	}
 	sa.body = out.Bytes()
 	return &sa, nil
@@ -150,7 +151,7 @@ const maxAnswerDepth = 32
 // dropping session_key members; top (depth 0) also fills sa.
 func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
 	if depth > maxAnswerDepth {
-		return errNotObject
+		return apierr.ErrNotObject
 	}
 	out.WriteByte('{')
 	seen := make(map[string]bool, 8)
@@ -158,18 +159,18 @@ func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnsw
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return errNotObject
+			return apierr.ErrNotObject
 		}
 		name := tok.(string)
 		folded := foldParam(name)
 		if seen[folded] {
-			return &fieldError{name: name, twice: true}
+			return &apierr.FieldError{Name: name, Twice: true}
 		}
 		seen[folded] = true
 		if folded == "session_key" {
 			var v any
 			if err := dec.Decode(&v); err != nil {
-				return errNotObject
+				return apierr.ErrNotObject
 			}
 			if str, ok := v.(string); ok && depth == 0 && name == "session_key" {
 				sa.sessionKey = str
@@ -192,7 +193,7 @@ func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnsw
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return errNotObject
+		return apierr.ErrNotObject
 	}
 	out.WriteByte('}')
 	return nil
@@ -201,7 +202,7 @@ func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnsw
 func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return errNotObject
+		return apierr.ErrNotObject
 	}
 	switch v := tok.(type) {
 	case json.Delim:
@@ -210,7 +211,7 @@ func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswe
 			return copyObject(dec, out, depth, sa)
 		case '[':
 			if depth > maxAnswerDepth {
-				return errNotObject
+				return apierr.ErrNotObject
 			}
 			out.WriteByte('[')
 			for i := 0; dec.More(); i++ {
@@ -222,12 +223,12 @@ func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswe
 				}
 			}
 			if _, err := dec.Token(); err != nil {
-				return errNotObject
+				return apierr.ErrNotObject
 			}
 			out.WriteByte(']')
 			return nil
 		}
-		return errNotObject
+		return apierr.ErrNotObject
 	case json.Number:
 		out.WriteString(v.String())
 	case nil:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
@@ -25,8 +26,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		if !h.Optional && !h.isPublic(r) {
-			discardBody(w, r)
-			writeError(w, r, aerr)
+			apierr.DiscardBody(w, r)
+			apierr.Write(w, r, aerr)
 			return nil
 		}
 		// An unverifiable Bearer token is ours; it goes no further, on
@@ -102,29 +103,29 @@ func plainRawPath(raw string) bool {
 // from the Authorization header, never from the query string. A token
 // verified before is answered from the codec's cache until its exp; its
 // revocation is checked every time.
-func (h *Handler) authenticate(r *http.Request) (*identity, *apiError) {
+func (h *Handler) authenticate(r *http.Request) (*identity, *apierr.Error) {
 	raw, n := credential.Bearer(r.Header["Authorization"])
 	switch {
 	case n == 0:
 		metrics.VerifiedMissing.Inc()
 		if credential.Misplaced(r) {
-			return nil, errTokenMisplaced
+			return nil, apierr.TokenMisplaced
 		}
-		return nil, errUnauthorized
+		return nil, apierr.Unauthorized
 	case n > 1:
 		// Which of two tokens counts is nobody's guess: neither does.
 		metrics.VerifiedInvalid.Inc()
-		return nil, errInvalidToken
+		return nil, apierr.InvalidToken
 	}
 	now := time.Now()
 	id, err := h.tokens.verifyCached(raw, now)
 	if err != nil {
 		metrics.VerifiedInvalid.Inc()
-		return nil, errInvalidToken
+		return nil, apierr.InvalidToken
 	}
 	if h.store.Revoked(id.SID, now) || h.users.refused(id) {
 		metrics.VerifiedRevoked.Inc()
-		return nil, errInvalidToken
+		return nil, apierr.InvalidToken
 	}
 	metrics.VerifiedOK.Inc()
 	return id, nil

@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"errors"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 )
@@ -10,12 +11,12 @@ import (
 // decryptFields decrypts open data with the session's key and runs every
 // check the routes promise (padding, JSON object, watermark, openId,
 // rawData signature), counting the result.
-func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
+func (h *Handler) decryptFields(f *apierr.Fields, s *Session) ([]byte, error) {
 	plain, err := decryptChecked(f, s)
 	result := "ok"
-	var ae *apiError
+	var ae *apierr.Error
 	if errors.As(err, &ae) {
-		result = ae.code
+		result = ae.Code()
 	}
 	metrics.Decryptions.WithLabelValues(result).Inc()
 	return plain, err
@@ -23,28 +24,28 @@ func (h *Handler) decryptFields(f *fields, s *Session) ([]byte, error) {
 
 // decryptChecked maps every failure to one fixed answer: all decryption
 // failures look alike, so an answer tells nothing about padding.
-func decryptChecked(f *fields, s *Session) ([]byte, error) {
+func decryptChecked(f *apierr.Fields, s *Session) ([]byte, error) {
 	if f.EncryptedData == "" || f.IV == "" {
-		return nil, errInvalidRequest.withMessage("The fields encryptedData and iv are required.")
+		return nil, apierr.InvalidRequest.WithMessage("The fields encryptedData and iv are required.")
 	}
 	if (f.RawData == "") != (f.Signature == "") {
-		return nil, errInvalidRequest.withMessage("rawData and signature go together: send both or neither.")
+		return nil, apierr.InvalidRequest.WithMessage("rawData and signature go together: send both or neither.")
 	}
 	plain, err := opendata.Decrypt(s.SessionKey, f.EncryptedData, f.IV)
 	switch {
 	case errors.Is(err, opendata.ErrBadBase64):
-		return nil, errInvalidRequest.withMessage("encryptedData and iv must be standard base64.")
+		return nil, apierr.InvalidRequest.WithMessage("encryptedData and iv must be standard base64.")
 	case err != nil:
-		return nil, errDecryptFailed
+		return nil, apierr.DecryptFailed
 	}
 	switch err := opendata.CheckOwner(plain, s.AppID, s.OpenID); {
 	case errors.Is(err, opendata.ErrForeignData):
-		return nil, errWatermarkMismatch
+		return nil, apierr.WatermarkMismatch
 	case err != nil:
-		return nil, errDecryptFailed
+		return nil, apierr.DecryptFailed
 	}
 	if f.Signature != "" && opendata.CheckSignature(f.RawData, f.Signature, s.SessionKey) != nil {
-		return nil, errSignatureMismatch
+		return nil, apierr.SignatureMismatch
 	}
 	return plain, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -23,23 +24,23 @@ func TestDecryptCheckedMapsFailures(t *testing.T) {
 	sig := wechattest.Sign(`{"nickName":"Band"}`, v.SessionKey)
 	tests := []struct {
 		name string
-		f    fields
+		f    apierr.Fields
 		s    *Session
-		want *apiError
+		want *apierr.Error
 	}{
-		{"published vector", fields{EncryptedData: v.EncryptedData, IV: v.IV}, sess, nil},
-		{"published vector with a good signature", fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"nickName":"Band"}`, Signature: sig}, sess, nil},
-		{"missing encryptedData", fields{IV: v.IV}, sess, errInvalidRequest},
-		{"missing iv", fields{EncryptedData: v.EncryptedData}, sess, errInvalidRequest},
-		{"rawData without signature", fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: "{}"}, sess, errInvalidRequest},
-		{"signature without rawData", fields{EncryptedData: v.EncryptedData, IV: v.IV, Signature: sig}, sess, errInvalidRequest},
-		{"bad base64", fields{EncryptedData: "%%%", IV: v.IV}, sess, errInvalidRequest},
-		{"tampered first block", fields{EncryptedData: tampered, IV: v.IV}, sess, errDecryptFailed},
-		{"short iv", fields{EncryptedData: v.EncryptedData, IV: "AAAAAAAAAAAAAAAAAAAA"}, sess, errDecryptFailed},
-		{"partial block", fields{EncryptedData: v.EncryptedData[:len(v.EncryptedData)-8], IV: v.IV}, sess, errDecryptFailed},
-		{"another user's session", fields{EncryptedData: v.EncryptedData, IV: v.IV}, other, errDecryptFailed},
-		{"another app's session with the same key", fields{EncryptedData: v.EncryptedData, IV: v.IV}, otherApp, errWatermarkMismatch},
-		{"signature mismatch", fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"nickName":"Eve"}`, Signature: sig}, sess, errSignatureMismatch},
+		{"published vector", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, sess, nil},
+		{"published vector with a good signature", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"nickName":"Band"}`, Signature: sig}, sess, nil},
+		{"missing encryptedData", apierr.Fields{IV: v.IV}, sess, apierr.InvalidRequest},
+		{"missing iv", apierr.Fields{EncryptedData: v.EncryptedData}, sess, apierr.InvalidRequest},
+		{"rawData without signature", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: "{}"}, sess, apierr.InvalidRequest},
+		{"signature without rawData", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV, Signature: sig}, sess, apierr.InvalidRequest},
+		{"bad base64", apierr.Fields{EncryptedData: "%%%", IV: v.IV}, sess, apierr.InvalidRequest},
+		{"tampered first block", apierr.Fields{EncryptedData: tampered, IV: v.IV}, sess, apierr.DecryptFailed},
+		{"short iv", apierr.Fields{EncryptedData: v.EncryptedData, IV: "AAAAAAAAAAAAAAAAAAAA"}, sess, apierr.DecryptFailed},
+		{"partial block", apierr.Fields{EncryptedData: v.EncryptedData[:len(v.EncryptedData)-8], IV: v.IV}, sess, apierr.DecryptFailed},
+		{"another user's session", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, other, apierr.DecryptFailed},
+		{"another app's session with the same key", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, otherApp, apierr.WatermarkMismatch},
+		{"signature mismatch", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"nickName":"Eve"}`, Signature: sig}, sess, apierr.SignatureMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,12 +55,12 @@ func TestDecryptCheckedMapsFailures(t *testing.T) {
 				}
 				return
 			}
-			var ae *apiError
+			var ae *apierr.Error
 			if !errors.As(err, &ae) {
-				t.Fatalf("err = %v, want %s", err, tt.want.code)
+				t.Fatalf("err = %v, want %s", err, tt.want.Code())
 			}
-			if ae.code != tt.want.code || ae.status != tt.want.status {
-				t.Fatalf("answer %d %s, want %d %s", ae.status, ae.code, tt.want.status, tt.want.code)
+			if ae.Code() != tt.want.Code() || ae.Status() != tt.want.Status() {
+				t.Fatalf("answer %d %s, want %d %s", ae.Status(), ae.Code(), tt.want.Status(), tt.want.Code())
 			}
 			if plain != nil {
 				t.Fatalf("plaintext returned with an error")

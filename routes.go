@@ -17,11 +17,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
-// routeFunc serves one route. An *apiError it returns is written as the
+// routeFunc serves one route. An *apierr.Error it returns is written as the
 // JSON answer; any other error goes to Caddy.
 type routeFunc func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error
 
@@ -102,42 +103,42 @@ func (h *Handler) newRoutes() routeTable {
 
 // checked returns the route's serve preceded by the checks every route
 // makes before it acts: other methods are refused (405), and for a route
-// that takes a body, bodies declared larger than maxBody (413). The
+// that takes a body, bodies declared larger than apierr.MaxBody (413). The
 // refusal is returned as the route's error, so the audit entry of the
 // route records it like any other answer.
 func (rt route) checked() routeFunc {
-	var errMethods *apiError
+	var errMethods *apierr.Error
 	if len(rt.methods) > 0 {
-		errMethods = errMethod.allowing(rt.methods)
+		errMethods = apierr.Method.Allowing(rt.methods)
 	}
 	serve := rt.serve
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
 			return errMethods
 		}
-		if !rt.noBody && r.ContentLength > maxBody {
-			return errPayloadTooLarge
+		if !rt.noBody && r.ContentLength > apierr.MaxBody {
+			return apierr.PayloadTooLarge
 		}
 		return serve(w, r, next)
 	}
 }
 
-// dispatch returns the route as a routeFunc that writes an *apiError the
+// dispatch returns the route as a routeFunc that writes an *apierr.Error the
 // route returns as the answer. Whatever the answer, what a body route left
 // unread of the body is read before the connection can close (see
-// discardBody).
+// apierr.DiscardBody).
 func (rt route) dispatch() routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if !rt.noBody {
-			defer discardBody(w, r)
+			defer apierr.DiscardBody(w, r)
 		}
 		err := rt.serve(w, r, next)
 		if err == nil {
 			return nil
 		}
-		var ae *apiError
+		var ae *apierr.Error
 		if errors.As(err, &ae) {
-			writeError(w, r, ae)
+			apierr.Write(w, r, ae)
 			return nil
 		}
 		return err
@@ -145,13 +146,13 @@ func (rt route) dispatch() routeFunc {
 }
 
 // skipBody reads a body the route has no use for, so that one sent
-// chunked past maxBody is refused (413) like any other, before the route
+// chunked past apierr.MaxBody is refused (413) like any other, before the route
 // acts.
-func skipBody(w http.ResponseWriter, r *http.Request) *apiError {
+func skipBody(w http.ResponseWriter, r *http.Request) *apierr.Error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	_, aerr := readBody(w, r)
+	_, aerr := apierr.ReadBody(w, r)
 	return aerr
 }
 
@@ -168,24 +169,24 @@ type tokenResponse struct {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	err := h.doLogin(w, r)
 	result := "ok"
-	var ae *apiError
+	var ae *apierr.Error
 	if errors.As(err, &ae) {
-		result = ae.code
+		result = ae.Code()
 	}
 	metrics.Logins.WithLabelValues(result).Inc()
 	return err
 }
 
 func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
-	f, aerr := readFields(w, r)
+	f, aerr := apierr.ReadFields(w, r)
 	if aerr != nil {
 		return aerr
 	}
 	switch {
 	case f.Code == "":
-		return errInvalidRequest.withMessage("The field code is required: send the code from wx.login.")
-	case !validCode(f.Code):
-		return errInvalidRequest.withMessage("The field code is malformed: send the code from wx.login as it is.")
+		return apierr.InvalidRequest.WithMessage("The field code is required: send the code from wx.login.")
+	case !apierr.ValidCode(f.Code):
+		return apierr.InvalidRequest.WithMessage("The field code is malformed: send the code from wx.login as it is.")
 	}
 	appid, aerr := h.pickApp(f.AppID)
 	if aerr != nil {
@@ -213,24 +214,24 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	noteAudit(r, appid, s.OpenID, s.SID)
 	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
 		h.logger.Warn("session store refused a new session", zap.Error(err))
-		return errStoreUnavailable
+		return apierr.StoreUnavailable
 	}
 	h.logger.Debug("login", zap.String("appid", appid), zap.String("openid", s.OpenID))
 	return h.writeToken(r.Context(), w, s)
 }
 
 // pickApp chooses the app of a login: the one configured, or the one named.
-func (h *Handler) pickApp(appid string) (string, *apiError) {
+func (h *Handler) pickApp(appid string) (string, *apierr.Error) {
 	if appid == "" {
 		if len(h.secrets) == 1 {
 			for id := range h.secrets {
 				return id, nil
 			}
 		}
-		return "", errInvalidRequest.withMessage("The field appid is required: this server serves several mini programs.")
+		return "", apierr.InvalidRequest.WithMessage("The field appid is required: this server serves several mini programs.")
 	}
 	if _, ok := h.secrets[appid]; !ok {
-		return "", errInvalidRequest.withMessage("The appid is not one this server serves.")
+		return "", apierr.InvalidRequest.WithMessage("The appid is not one this server serves.")
 	}
 	return appid, nil
 }
@@ -239,13 +240,13 @@ func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *Sess
 	now := h.issueTime(s)
 	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
 		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
-		return errStoreUnavailable
+		return apierr.StoreUnavailable
 	}
 	tok, exp, err := h.tokens.issue(s, now)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{
+	apierr.WriteJSON(w, http.StatusOK, tokenResponse{
 		Token:     tok,
 		TokenType: "Bearer",
 		ExpiresIn: int64(exp.Sub(now) / time.Second),
@@ -301,7 +302,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	}
 	if err := h.store.Revoke(ctx, id.SID, until); err != nil {
 		h.logger.Warn("logout honoured on this instance only", zap.Error(err))
-		return errStoreUnavailable
+		return apierr.StoreUnavailable
 	}
 	if err := h.store.Delete(ctx, id.SID); err != nil {
 		h.logger.Warn("revoked session could not be deleted", zap.Error(err))
@@ -327,7 +328,7 @@ func (h *Handler) serveOpenData(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		return err
 	}
-	f, aerr := readFields(w, r)
+	f, aerr := apierr.ReadFields(w, r)
 	if aerr != nil {
 		return aerr
 	}
@@ -338,7 +339,7 @@ func (h *Handler) serveOpenData(w http.ResponseWriter, r *http.Request, next cad
 	if forward {
 		return h.forward(w, r, next, id, plain)
 	}
-	writeRawJSON(w, http.StatusOK, plain)
+	apierr.WriteRawJSON(w, http.StatusOK, plain)
 	return nil
 }
 
@@ -349,22 +350,22 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if aerr != nil {
 		return aerr
 	}
-	f, aerr := readFields(w, r)
+	f, aerr := apierr.ReadFields(w, r)
 	if aerr != nil {
 		return aerr
 	}
 	var info *wechat.PhoneInfo
 	switch {
 	case f.Code != "":
-		if !validCode(f.Code) {
-			return errInvalidRequest.withMessage("The field code is malformed.")
+		if !apierr.ValidCode(f.Code) {
+			return apierr.InvalidRequest.WithMessage("The field code is malformed.")
 		}
 		var err error
 		info, err = h.wx.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
 		if err != nil {
 			ae := h.wechatFailure(r.Context(), "phone", id.AppID, err)
-			if ae.code == errInvalidCode.code {
-				ae = ae.withMessage("WeChat refused the phone code (expired or already used): ask the user to tap the phone button again.")
+			if ae.Code() == apierr.InvalidCode.Code() {
+				ae = ae.WithMessage("WeChat refused the phone code (expired or already used): ask the user to tap the phone button again.")
 			}
 			return ae
 		}
@@ -380,10 +381,10 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		info = new(wechat.PhoneInfo)
 		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
 			// The same answer as every other decryption failure.
-			return errDecryptFailed
+			return apierr.DecryptFailed
 		}
 	default:
-		return errInvalidRequest.withMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")
+		return apierr.InvalidRequest.WithMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")
 	}
 	body, err := json.Marshal(info)
 	if err != nil {
@@ -392,7 +393,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.ForwardProfile {
 		return h.forward(w, r, next, id, body)
 	}
-	writeRawJSON(w, http.StatusOK, body)
+	apierr.WriteRawJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -413,14 +414,14 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error)
 	s, err := h.store.Get(ctx, id.SID)
 	switch {
 	case errors.Is(err, errNoSession):
-		return nil, errSessionExpired
+		return nil, apierr.SessionExpired
 	case err != nil:
 		if ctx.Err() == nil {
 			h.logger.Warn("session store unavailable", zap.Error(err))
 		}
-		return nil, errStoreUnavailable
+		return nil, apierr.StoreUnavailable
 	case s.AppID != id.AppID || s.OpenID != id.OpenID:
-		return nil, errInvalidToken
+		return nil, apierr.InvalidToken
 	}
 	return s, nil
 }
@@ -442,24 +443,24 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 // wechatFailure logs a WeChat error for the operator and maps it for the
 // client. Errors only the operator can fix are logged at ERROR.
-func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err error) *apiError {
-	ae := fromWeChat(err)
-	fix, isConfig := configErrcodes[ae.wechatErrcode]
+func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err error) *apierr.Error {
+	ae := apierr.FromWeChat(err)
+	fix, isConfig := apierr.ConfigErrcodes[ae.WeChatErrcode()]
 	switch {
 	case ctx.Err() != nil:
 		// The client gave up first; WeChat is not to blame.
 		h.logger.Debug("client went away during a WeChat call", zap.String("route", route))
 	case isConfig:
-		if _, seen := h.configErrorsLogged.LoadOrStore(appid+"/"+strconv.Itoa(ae.wechatErrcode), true); !seen {
+		if _, seen := h.configErrorsLogged.LoadOrStore(appid+"/"+strconv.Itoa(ae.WeChatErrcode()), true); !seen {
 			h.logger.Error("WeChat configuration error: "+fix,
-				zap.String("route", route), zap.String("appid", appid), zap.Int("errcode", ae.wechatErrcode))
+				zap.String("route", route), zap.String("appid", appid), zap.Int("errcode", ae.WeChatErrcode()))
 		}
-	case ae.code == errWeChatUnavailable.code:
+	case ae.Code() == apierr.WeChatUnavailable.Code():
 		// The error text never holds the URL, secret or code.
 		h.logger.Warn("WeChat unavailable", zap.String("route", route), zap.String("appid", appid), zap.Error(err))
 	default:
 		h.logger.Info("WeChat refused a request", zap.String("route", route), zap.String("appid", appid),
-			zap.Int("errcode", ae.wechatErrcode), zap.String("answer", ae.code))
+			zap.Int("errcode", ae.WeChatErrcode()), zap.String("answer", ae.Code()))
 	}
 	return ae
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -22,7 +23,7 @@ func (h *Handler) sandboxEncrypt(w http.ResponseWriter, r *http.Request, _ caddy
 	if err != nil {
 		return err
 	}
-	body, aerr := readBody(w, r)
+	body, aerr := apierr.ReadBody(w, r)
 	if aerr != nil {
 		return aerr
 	}
@@ -30,20 +31,20 @@ func (h *Handler) sandboxEncrypt(w http.ResponseWriter, r *http.Request, _ caddy
 	// A name given twice would decrypt to the last value while rawData
 	// and its signature hold both: refused, as on the other routes.
 	obj := make(map[string]json.RawMessage)
-	err = walkObject(raw, func(name string, dec *json.Decoder) error {
+	err = apierr.WalkObject(raw, func(name string, dec *json.Decoder) error {
 		var v json.RawMessage
 		if dec.Decode(&v) != nil {
-			return errNotObject
+			return apierr.ErrNotObject
 		}
 		obj[name] = v
 		return nil
 	})
-	var fe *fieldError
+	var fe *apierr.FieldError
 	switch {
 	case errors.As(err, &fe):
-		return errInvalidRequest.withMessage(fe.Error())
+		return apierr.InvalidRequest.WithMessage(fe.Error())
 	case err != nil:
-		return errInvalidRequest.withMessage("The body must be a JSON object.")
+		return apierr.InvalidRequest.WithMessage("The body must be a JSON object.")
 	}
 	obj["openId"], _ = json.Marshal(s.OpenID)
 	obj["watermark"], _ = json.Marshal(map[string]any{"appid": s.AppID, "timestamp": time.Now().Unix()})
@@ -55,7 +56,7 @@ func (h *Handler) sandboxEncrypt(w http.ResponseWriter, r *http.Request, _ caddy
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{
 		"encryptedData": enc,
 		"iv":            iv,
 		"rawData":       string(raw),

@@ -2,11 +2,12 @@ package wechatauth
 
 import (
 	"context"
-	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
 )
 
 // userRecord is what an operator decided about one user of one app: a
@@ -186,12 +187,12 @@ func (h *Handler) issueTime(s *Session) time.Time {
 	return now
 }
 
-// errBannedUser answers the login of a user an operator banned.
-var errBannedUser = &apiError{status: http.StatusForbidden, code: "user_blocked",
-	message: "This user is blocked by the operator of this service."}
+// errBannedUser answers the login of a user an operator banned: the
+// catalogue's user_blocked, with the operator, not WeChat, as its cause.
+var errBannedUser = apierr.UserBlocked.WithMessage("This user is blocked by the operator of this service.")
 
 // checkBanned refuses the login of a banned user.
-func (h *Handler) checkBanned(appid, openid string) *apiError {
+func (h *Handler) checkBanned(appid, openid string) *apierr.Error {
 	if h.users.banned(appid, openid, time.Now()) != nil {
 		return errBannedUser
 	}

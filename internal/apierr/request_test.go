@@ -1,4 +1,4 @@
-package wechatauth
+package apierr
 
 import (
 	"bytes"
@@ -22,41 +22,41 @@ func TestParseFieldsReadsJSONAndForms(t *testing.T) {
 		name        string
 		contentType string
 		body        string
-		want        fields
+		want        Fields
 	}{
-		{"JSON", "application/json", `{"code":"c1","appid":"wx1"}`, fields{Code: "c1", AppID: "wx1"}},
-		{"JSON with charset", "application/json; charset=utf-8", `{"code":"c1"}`, fields{Code: "c1"}},
-		{"JSON, content type in capitals", "Application/JSON", `{"code":"c1"}`, fields{Code: "c1"}},
-		{"JSON suffix type", "application/vnd.api+json", `{"code":"c1"}`, fields{Code: "c1"}},
-		{"JSON with no content type", "", `{"code":"c1"}`, fields{Code: "c1"}},
-		{"JSON sent as text/plain", "text/plain", ` {"code":"c1"}`, fields{Code: "c1"}},
-		{"JSON, unknown fields ignored", "application/json", `{"code":"c1","extra":{"a":[1]},"n":5}`, fields{Code: "c1"}},
+		{"JSON", "application/json", `{"code":"c1","appid":"wx1"}`, Fields{Code: "c1", AppID: "wx1"}},
+		{"JSON with charset", "application/json; charset=utf-8", `{"code":"c1"}`, Fields{Code: "c1"}},
+		{"JSON, content type in capitals", "Application/JSON", `{"code":"c1"}`, Fields{Code: "c1"}},
+		{"JSON suffix type", "application/vnd.api+json", `{"code":"c1"}`, Fields{Code: "c1"}},
+		{"JSON with no content type", "", `{"code":"c1"}`, Fields{Code: "c1"}},
+		{"JSON sent as text/plain", "text/plain", ` {"code":"c1"}`, Fields{Code: "c1"}},
+		{"JSON, unknown fields ignored", "application/json", `{"code":"c1","extra":{"a":[1]},"n":5}`, Fields{Code: "c1"}},
 		{"JSON, every field", "application/json",
 			`{"code":"c","appid":"a","encryptedData":"` + v.EncryptedData + `","iv":"` + v.IV + `","rawData":"{\"a\":1}","signature":"s"}`,
-			fields{Code: "c", AppID: "a", EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"a":1}`, Signature: "s"}},
-		{"JSON keeps '+' in base64", "application/json", `{"encryptedData":"ab+cd","iv":"x+y="}`, fields{EncryptedData: "ab+cd", IV: "x+y="}},
-		{"JSON does not turn spaces into '+'", "application/json", `{"encryptedData":"ab cd","iv":"x y="}`, fields{EncryptedData: "ab cd", IV: "x y="}},
-		{"JSON null", "application/json", `null`, fields{}},
-		{"form", "application/x-www-form-urlencoded", "code=c1&appid=wx1", fields{Code: "c1", AppID: "wx1"}},
-		{"form with charset", "application/x-www-form-urlencoded; charset=UTF-8", "code=c1", fields{Code: "c1"}},
-		{"form with no content type", "", "code=c1", fields{Code: "c1"}},
-		{"form as text/plain", "text/plain; charset=utf-8", "code=c1", fields{Code: "c1"}},
+			Fields{Code: "c", AppID: "a", EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"a":1}`, Signature: "s"}},
+		{"JSON keeps '+' in base64", "application/json", `{"encryptedData":"ab+cd","iv":"x+y="}`, Fields{EncryptedData: "ab+cd", IV: "x+y="}},
+		{"JSON does not turn spaces into '+'", "application/json", `{"encryptedData":"ab cd","iv":"x y="}`, Fields{EncryptedData: "ab cd", IV: "x y="}},
+		{"JSON null", "application/json", `null`, Fields{}},
+		{"form", "application/x-www-form-urlencoded", "code=c1&appid=wx1", Fields{Code: "c1", AppID: "wx1"}},
+		{"form with charset", "application/x-www-form-urlencoded; charset=UTF-8", "code=c1", Fields{Code: "c1"}},
+		{"form with no content type", "", "code=c1", Fields{Code: "c1"}},
+		{"form as text/plain", "text/plain; charset=utf-8", "code=c1", Fields{Code: "c1"}},
 		{"form repairs '+' sent unescaped in encryptedData and iv", "application/x-www-form-urlencoded", formVector,
-			fields{EncryptedData: v.EncryptedData, IV: v.IV}},
-		{"form keeps '+' sent escaped", "application/x-www-form-urlencoded", "encryptedData=ab%2Bcd&iv=x%2By%3D", fields{EncryptedData: "ab+cd", IV: "x+y="}},
+			Fields{EncryptedData: v.EncryptedData, IV: v.IV}},
+		{"form keeps '+' sent escaped", "application/x-www-form-urlencoded", "encryptedData=ab%2Bcd&iv=x%2By%3D", Fields{EncryptedData: "ab+cd", IV: "x+y="}},
 		{"form leaves rawData as sent", "application/x-www-form-urlencoded", "rawData=" + url.QueryEscape(rawData) + "&signature=s",
-			fields{RawData: rawData, Signature: "s"}},
-		{"form does not touch a code's spaces", "application/x-www-form-urlencoded", "code=a+b", fields{Code: "a b"}},
-		{"JSON sent with the form content type (curl -d)", "application/x-www-form-urlencoded", `{"code":"c1","appid":"wx1"}`, fields{Code: "c1", AppID: "wx1"}},
-		{"JSON, a field in other case is another field", "application/json", `{"code":"c1","CODE":"c2","Code":"c3"}`, fields{Code: "c1"}},
-		{"JSON, repeated unknown key inside a value", "application/json", `{"code":"c1","extra":{"a":1,"a":2}}`, fields{Code: "c1"}},
-		{"empty body", "application/json", "", fields{}},
-		{"whitespace body", "application/json", " \r\n\t", fields{}},
-		{"empty body, multipart", "multipart/form-data; boundary=x", "", fields{}},
+			Fields{RawData: rawData, Signature: "s"}},
+		{"form does not touch a code's spaces", "application/x-www-form-urlencoded", "code=a+b", Fields{Code: "a b"}},
+		{"JSON sent with the form content type (curl -d)", "application/x-www-form-urlencoded", `{"code":"c1","appid":"wx1"}`, Fields{Code: "c1", AppID: "wx1"}},
+		{"JSON, a field in other case is another field", "application/json", `{"code":"c1","CODE":"c2","Code":"c3"}`, Fields{Code: "c1"}},
+		{"JSON, repeated unknown key inside a value", "application/json", `{"code":"c1","extra":{"a":1,"a":2}}`, Fields{Code: "c1"}},
+		{"empty body", "application/json", "", Fields{}},
+		{"whitespace body", "application/json", " \r\n\t", Fields{}},
+		{"empty body, multipart", "multipart/form-data; boundary=x", "", Fields{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, aerr := parseFields(tt.contentType, []byte(tt.body))
+			f, aerr := ParseFields(tt.contentType, []byte(tt.body))
 			if aerr != nil {
 				t.Fatalf("refused: %v", aerr)
 			}
@@ -100,7 +100,7 @@ func TestParseFieldsRefusesWithInvalidRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, aerr := parseFields(tt.contentType, []byte(tt.body))
+			f, aerr := ParseFields(tt.contentType, []byte(tt.body))
 			if aerr == nil {
 				t.Fatalf("accepted as %+v", f)
 			}
@@ -121,10 +121,10 @@ func TestReadBodyRefusesOver64KiB(t *testing.T) {
 		unknownLen bool // sent chunked: no Content-Length to refuse early
 		wantStatus int  // 0: accepted
 	}{
-		{"64 KiB exactly", maxBody, false, 0},
-		{"64 KiB exactly, chunked", maxBody, true, 0},
-		{"one byte over", maxBody + 1, false, http.StatusRequestEntityTooLarge},
-		{"one byte over, chunked", maxBody + 1, true, http.StatusRequestEntityTooLarge},
+		{"64 KiB exactly", MaxBody, false, 0},
+		{"64 KiB exactly, chunked", MaxBody, true, 0},
+		{"one byte over", MaxBody + 1, false, http.StatusRequestEntityTooLarge},
+		{"one byte over, chunked", MaxBody + 1, true, http.StatusRequestEntityTooLarge},
 		{"200 KB", 200_000, false, http.StatusRequestEntityTooLarge},
 		{"200 KB, chunked", 200_000, true, http.StatusRequestEntityTooLarge},
 	}
@@ -136,7 +136,7 @@ func TestReadBodyRefusesOver64KiB(t *testing.T) {
 				r.ContentLength = -1
 				r.Body = io.NopCloser(bytes.NewReader(body)) // no length to peek at
 			}
-			got, aerr := readBody(httptest.NewRecorder(), r)
+			got, aerr := ReadBody(httptest.NewRecorder(), r)
 			if tt.wantStatus == 0 {
 				if aerr != nil || len(got) != tt.size {
 					t.Fatalf("read %d bytes, %v; want all %d", len(got), aerr, tt.size)
@@ -153,7 +153,7 @@ func TestReadBodyRefusesOver64KiB(t *testing.T) {
 func TestReadBodyRefusesWithoutReadingAnAnnouncedHugeBody(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/wx/login", iotest.ErrReader(io.ErrUnexpectedEOF))
 	r.ContentLength = 10 << 20
-	if _, aerr := readBody(httptest.NewRecorder(), r); aerr == nil || aerr.status != http.StatusRequestEntityTooLarge {
+	if _, aerr := ReadBody(httptest.NewRecorder(), r); aerr == nil || aerr.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("answer %v, want 413 before reading", aerr)
 	}
 }
@@ -161,7 +161,7 @@ func TestReadBodyRefusesWithoutReadingAnAnnouncedHugeBody(t *testing.T) {
 func TestReadBodyBrokenBodyIsInvalidRequest(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/wx/login", iotest.ErrReader(io.ErrUnexpectedEOF))
 	r.ContentLength = -1
-	_, aerr := readBody(httptest.NewRecorder(), r)
+	_, aerr := ReadBody(httptest.NewRecorder(), r)
 	if aerr == nil || aerr.status != http.StatusBadRequest || aerr.code != "invalid_request" {
 		t.Fatalf("answer %v, want 400 invalid_request", aerr)
 	}
@@ -174,7 +174,7 @@ func TestReadFieldsHugeFormIs413(t *testing.T) {
 	body := "code=c1&encryptedData=" + strings.Repeat("A", 200_000)
 	r := httptest.NewRequest(http.MethodPost, "/wx/userinfo", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if _, aerr := readFields(httptest.NewRecorder(), r); aerr == nil || aerr.status != http.StatusRequestEntityTooLarge {
+	if _, aerr := ReadFields(httptest.NewRecorder(), r); aerr == nil || aerr.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("answer %v, want 413", aerr)
 	}
 }
@@ -199,8 +199,8 @@ func TestValidCodeRefusesImplausibleCodes(t *testing.T) {
 		{"caf\xc3\xa9", false},
 	}
 	for _, tt := range tests {
-		if got := validCode(tt.code); got != tt.ok {
-			t.Errorf("validCode(%q) = %v, want %v", tt.code, got, tt.ok)
+		if got := ValidCode(tt.code); got != tt.ok {
+			t.Errorf("ValidCode(%q) = %v, want %v", tt.code, got, tt.ok)
 		}
 	}
 }

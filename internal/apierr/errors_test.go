@@ -1,4 +1,4 @@
-package wechatauth
+package apierr
 
 import (
 	"context"
@@ -40,12 +40,12 @@ func TestFromWeChatMapsEveryErrcode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ae := fromWeChat(tt.err)
+			ae := FromWeChat(tt.err)
 			if ae.status != tt.status || ae.code != tt.code || ae.wechatErrcode != tt.errcode {
 				t.Fatalf("answer %d %s errcode %d, want %d %s errcode %d", ae.status, ae.code, ae.wechatErrcode, tt.status, tt.code, tt.errcode)
 			}
 			w := httptest.NewRecorder()
-			writeError(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), ae)
+			Write(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), ae)
 			if got := w.Header().Get("Retry-After"); (got != "") != tt.retryAfter {
 				t.Fatalf("Retry-After %q, want set: %v", got, tt.retryAfter)
 			}
@@ -61,9 +61,9 @@ func TestFromWeChatMapsEveryErrcode(t *testing.T) {
 }
 
 func TestFromWeChatDoesNotChangeTheSharedAnswers(t *testing.T) {
-	fromWeChat(&wechat.Error{Code: 40163})
-	if errInvalidCode.wechatErrcode != 0 {
-		t.Fatal("fromWeChat wrote the errcode into the shared errInvalidCode")
+	FromWeChat(&wechat.Error{Code: 40163})
+	if InvalidCode.wechatErrcode != 0 {
+		t.Fatal("FromWeChat wrote the errcode into the shared InvalidCode")
 	}
 }
 
@@ -101,29 +101,29 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
 func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 	tests := []struct {
 		name       string
-		e          *apiError
+		e          *Error
 		status     int
 		challenge  string // WWW-Authenticate; "" means absent
 		retryAfter string
 		allow      string
 	}{
-		{"no token", errUnauthorized, 401, `Bearer realm="wechat_auth"`, "", ""},
-		{"bad token", errInvalidToken, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
-		{"session expired", errSessionExpired, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
-		{"refused login code", errInvalidCode, 401, `Bearer realm="wechat_auth"`, "", ""},
-		{"refused phone code, token sent", errInvalidCode, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
-		{"bad request", errInvalidRequest, 400, "", "", ""},
-		{"decrypt failed", errDecryptFailed, 400, "", "", ""},
-		{"signature mismatch", errSignatureMismatch, 400, "", "", ""},
-		{"watermark mismatch", errWatermarkMismatch, 403, "", "", ""},
-		{"user blocked", errUserBlocked, 403, "", "", ""},
-		{"rate limited", errRateLimited, 429, "", "60", ""},
-		{"WeChat unavailable", errWeChatUnavailable, 503, "", "5", ""},
-		{"store unavailable", errStoreUnavailable, 503, "", "2", ""},
-		{"config error", errConfig, 500, "", "", ""},
-		{"too large", errPayloadTooLarge, 413, "", "", ""},
-		{"wrong method", errMethod, 405, "", "", "POST"},
-		{"wrong method, GET route", errMethod.allowing([]string{"GET", "HEAD"}), 405, "", "", "GET, HEAD"},
+		{"no token", Unauthorized, 401, `Bearer realm="wechat_auth"`, "", ""},
+		{"bad token", InvalidToken, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
+		{"session expired", SessionExpired, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
+		{"refused login code", InvalidCode, 401, `Bearer realm="wechat_auth"`, "", ""},
+		{"refused phone code, token sent", InvalidCode, 401, `Bearer realm="wechat_auth", error="invalid_token"`, "", ""},
+		{"bad request", InvalidRequest, 400, "", "", ""},
+		{"decrypt failed", DecryptFailed, 400, "", "", ""},
+		{"signature mismatch", SignatureMismatch, 400, "", "", ""},
+		{"watermark mismatch", WatermarkMismatch, 403, "", "", ""},
+		{"user blocked", UserBlocked, 403, "", "", ""},
+		{"rate limited", RateLimited, 429, "", "60", ""},
+		{"WeChat unavailable", WeChatUnavailable, 503, "", "5", ""},
+		{"store unavailable", StoreUnavailable, 503, "", "2", ""},
+		{"config error", Config, 500, "", "", ""},
+		{"too large", PayloadTooLarge, 413, "", "", ""},
+		{"wrong method", Method, 405, "", "", "POST"},
+		{"wrong method, GET route", Method.Allowing([]string{"GET", "HEAD"}), 405, "", "", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 			if strings.Contains(tt.name, "token sent") {
 				r.Header.Set("Authorization", "Bearer x.y.z")
 			}
-			writeError(w, r, tt.e)
+			Write(w, r, tt.e)
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d", w.Code, tt.status)
 			}
@@ -156,14 +156,14 @@ func TestWriteErrorSetsChallengeRetryAfterAndAllow(t *testing.T) {
 }
 
 func TestWriteErrorWithMessageKeepsTheChallenge(t *testing.T) {
-	// A copy made by withMessage is not errUnauthorized itself.
+	// A copy made by withMessage is not Unauthorized itself.
 	w := httptest.NewRecorder()
-	writeError(w, httptest.NewRequest(http.MethodGet, "/", nil), errInvalidToken.withMessage("The token has been revoked."))
+	Write(w, httptest.NewRequest(http.MethodGet, "/", nil), InvalidToken.WithMessage("The token has been revoked."))
 	if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth", error="invalid_token"` {
 		t.Fatalf("WWW-Authenticate %q", got)
 	}
 	w = httptest.NewRecorder()
-	writeError(w, httptest.NewRequest(http.MethodGet, "/", nil), errUnauthorized.withMessage("Log in first."))
+	Write(w, httptest.NewRequest(http.MethodGet, "/", nil), Unauthorized.WithMessage("Log in first."))
 	if got := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="wechat_auth"`) {
 		t.Fatalf("WWW-Authenticate %q", got)
 	}
@@ -179,7 +179,7 @@ func TestWriteErrorNeverLeaksWeChatOrGoErrorText(t *testing.T) {
 		fmt.Errorf("wrapped: %w", errors.New(leak)),
 	} {
 		w := httptest.NewRecorder()
-		writeError(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), fromWeChat(err))
+		Write(w, httptest.NewRequest(http.MethodPost, "/wx/login", nil), FromWeChat(err))
 		for name, vals := range w.Header() {
 			if strings.Contains(strings.Join(vals, " "), "S3CRET") {
 				t.Errorf("header %s leaks %q", name, vals)
@@ -195,12 +195,12 @@ func TestWriteErrorNeverLeaksWeChatOrGoErrorText(t *testing.T) {
 
 func TestWriteJSONAnswersAreNeverCached(t *testing.T) {
 	w := httptest.NewRecorder()
-	writeJSON(w, http.StatusOK, map[string]string{"token": "x"})
+	WriteJSON(w, http.StatusOK, map[string]string{"token": "x"})
 	if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Length") != fmt.Sprint(w.Body.Len()) {
 		t.Fatalf("headers %v", w.Header())
 	}
 	w = httptest.NewRecorder()
-	writeJSON(w, http.StatusOK, func() {}) // cannot be marshalled
+	WriteJSON(w, http.StatusOK, func() {}) // cannot be marshalled
 	if w.Code != http.StatusInternalServerError || !json.Valid(w.Body.Bytes()) {
 		t.Fatalf("unmarshallable value: %d %s", w.Code, w.Body)
 	}
