@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -373,7 +374,7 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	seen := make(map[string]bool)
 	for _, us := range allStores() {
 		for _, rec := range us.userState().bans(now) {
-			if k := userKey(rec.AppID, rec.OpenID); !seen[k] {
+			if k := identity.UserKey(rec.AppID, rec.OpenID); !seen[k] {
 				seen[k] = true
 				out = append(out, banAnswer(&rec))
 			}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
@@ -58,13 +59,6 @@ const assertionRenewal = 30 * time.Second
 // test replaces it to run the drop at once).
 var afterFunc = time.AfterFunc
 
-// signedAssertion is the assertion made for one verified token, kept with
-// its identity; signer says which signer made it.
-type signedAssertion struct {
-	signer *assertionSigner
-	jwt    string
-}
-
 // newAssertionSigner makes a signer for a P-256 key.
 func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner, error) {
 	pub, err := key.PublicKey.Bytes() // 0x04 || x || y
@@ -96,7 +90,7 @@ func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner,
 // the openid, aud the appid, unionid when known, iat now and exp
 // assertionLifetime later, or the token's own exp when that comes first,
 // so the assertion never outlives the token.
-func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
+func (s *assertionSigner) sign(id *identity.Identity, now time.Time) (string, error) {
 	exp := now.Add(assertionLifetime)
 	if id.Expires.Before(exp) {
 		exp = id.Expires
@@ -123,16 +117,16 @@ func (s *assertionSigner) sign(id *identity, now time.Time) (string, error) {
 // assertionRenewal old, so a busy token costs one signature every
 // assertionRenewal. Two requests that race on a new token may both sign;
 // either result is right.
-func (s *assertionSigner) of(id *identity) string {
-	if a := id.assertion.Load(); a != nil && a.signer == s {
-		return a.jwt
+func (s *assertionSigner) of(id *identity.Identity) string {
+	if a := id.Assertion.Load(); a != nil && a.By == s {
+		return a.JWT
 	}
 	return s.renew(id, time.Now())
 }
 
 // renew signs a new assertion for id at now, keeps it with the identity
 // and schedules its drop.
-func (s *assertionSigner) renew(id *identity, now time.Time) string {
+func (s *assertionSigner) renew(id *identity.Identity, now time.Time) string {
 	tok, err := s.sign(id, now)
 	if err != nil {
 		// Signing with a valid P-256 key does not fail; should it, the
@@ -140,9 +134,9 @@ func (s *assertionSigner) renew(id *identity, now time.Time) string {
 		// requires one refuses.
 		return ""
 	}
-	a := &signedAssertion{signer: s, jwt: tok}
-	id.assertion.Store(a)
-	afterFunc(assertionRenewal, func() { id.assertion.CompareAndSwap(a, nil) })
+	a := &identity.Signed{By: s, JWT: tok}
+	id.Assertion.Store(a)
+	afterFunc(assertionRenewal, func() { id.Assertion.CompareAndSwap(a, nil) })
 	return tok
 }
 

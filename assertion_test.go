@@ -23,6 +23,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -148,7 +149,7 @@ func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
 	t.Cleanup(func() { afterFunc = time.AfterFunc })
 
 	now := time.Now().Truncate(time.Second)
-	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: now.Add(2 * time.Hour)}
+	id := &identity.Identity{OpenID: "o1", AppID: siteAppID, Expires: now.Add(2 * time.Hour)}
 	claims := func(raw string) (iat, exp time.Time) {
 		t.Helper()
 		c := jwt.MapClaims{}

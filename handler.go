@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/credential"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -103,7 +104,7 @@ func plainRawPath(raw string) bool {
 // from the Authorization header, never from the query string. A token
 // verified before is answered from the codec's cache until its exp; its
 // revocation is checked every time.
-func (h *Handler) authenticate(r *http.Request) (*identity, *apierr.Error) {
+func (h *Handler) authenticate(r *http.Request) (*identity.Identity, *apierr.Error) {
 	raw, n := credential.Bearer(r.Header["Authorization"])
 	switch {
 	case n == 0:
@@ -142,7 +143,7 @@ const (
 // setIdentity hands the verified identity to the next handler: identity
 // headers, the {http.auth.user.*} placeholders, and no Authorization header
 // (the token is for this module, not for the upstream).
-func (h *Handler) setIdentity(r *http.Request, id *identity) {
+func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
 	delete(r.Header, "Authorization")
 	// One allocation for the header values, no larger than they need. They
 	// are not shared between requests: a later handler may rewrite a value
@@ -166,7 +167,7 @@ func (h *Handler) setIdentity(r *http.Request, id *identity) {
 		r.Header[h.assertion.header] = vals[4:5:5]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		v := id.replValues()
+		v := id.ReplValues()
 		repl.Set("http.auth.user.id", v[0])
 		repl.Set("http.auth.user.unionid", v[1])
 		repl.Set("http.auth.user.appid", v[2])

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
@@ -398,7 +399,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 }
 
 // session authenticates r and loads its session.
-func (h *Handler) session(r *http.Request) (*identity, *Session, error) {
+func (h *Handler) session(r *http.Request) (*identity.Identity, *Session, error) {
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		return nil, nil, aerr
@@ -410,7 +411,7 @@ func (h *Handler) session(r *http.Request) (*identity, *Session, error) {
 	return id, s, nil
 }
 
-func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error) {
+func (h *Handler) sessionOf(ctx context.Context, id *identity.Identity) (*Session, error) {
 	s, err := h.store.Get(ctx, id.SID)
 	switch {
 	case errors.Is(err, errNoSession):
@@ -428,7 +429,7 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error)
 
 // forward sends decrypted data to the next handler as a JSON POST with the
 // caller's identity; the upstream's answer is what the client gets.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity, body []byte) error {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity.Identity, body []byte) error {
 	r.Method = http.MethodPost
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = nil

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -25,44 +26,6 @@ type claims struct {
 	jwt.RegisteredClaims
 	SID     string `json:"sid"`
 	UnionID string `json:"unionid,omitempty"`
-}
-
-// identity is a verified caller. An identity from the verified token cache
-// is shared by every request that carries the same token: it is read-only.
-type identity struct {
-	OpenID  string
-	UnionID string
-	AppID   string
-	SID     string
-	Expires time.Time
-	Issued  time.Time // iat: a user's cut-off refuses tokens issued before it
-
-	// userKey is the identity's key in the users' cut-offs, made once per
-	// verified token so the lookup on every request does not allocate.
-	userKey string
-
-	// repl holds OpenID, UnionID and AppID as interface values, made once
-	// per verified token: Caddy's replacer takes values of type any, and
-	// boxing the strings on every request would allocate.
-	repl *[3]any
-
-	// assertion is the signed identity assertion made for this token, once
-	// (see assertionSigner.of).
-	assertion atomic.Pointer[signedAssertion]
-
-	// ring is the codec's key ring when the token was verified. The
-	// verified token cache serves the entry only while that ring is still
-	// the one in force, so a token whose key left the ring stops verifying
-	// at the next request.
-	ring *keyRing
-}
-
-// replValues returns OpenID, UnionID and AppID as the replacer's values.
-func (id *identity) replValues() *[3]any {
-	if id.repl != nil {
-		return id.repl
-	}
-	return &[3]any{id.OpenID, id.UnionID, id.AppID}
 }
 
 // tokenCodec issues and verifies tokens: HS256 only, issuer, audience and
@@ -215,7 +178,7 @@ var errBadToken = errors.New("invalid token")
 // and lifetime: it must carry iat, not in the future, and its exp may lie
 // no further past iat than the longest token_ttl in force for its key (see
 // maxLifetime). It touches no network.
-func (tc *tokenCodec) verify(raw string) (*identity, error) {
+func (tc *tokenCodec) verify(raw string) (*identity.Identity, error) {
 	// The ring is read before the key is looked up: an entry cached under
 	// it is dropped as soon as a newer ring is in force.
 	ring := tc.ring.Load()
@@ -239,17 +202,17 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 	if _, ok := tc.apps[c.Audience[0]]; !ok {
 		return nil, errBadToken
 	}
-	id := &identity{
+	id := &identity.Identity{
 		OpenID:  c.Subject,
 		UnionID: c.UnionID,
 		AppID:   c.Audience[0],
 		SID:     c.SID,
 		Expires: exp,
 		Issued:  iat,
-		ring:    ring,
+		Ring:    ring,
 	}
-	id.userKey = userKey(id.AppID, id.OpenID)
-	id.repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
+	id.Key = identity.UserKey(id.AppID, id.OpenID)
+	id.Repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
 	return id, nil
 }
 
@@ -259,8 +222,8 @@ func (tc *tokenCodec) verify(raw string) (*identity, error) {
 // An entry verified under a ring no longer in force is verified again, so
 // a token whose key left the ring is refused. Revocation is not checked
 // here; the caller checks it on every request.
-func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity, error) {
-	if id, ok := tc.verified.get(raw, now); ok && id.ring == tc.ring.Load() {
+func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity.Identity, error) {
+	if id, ok := tc.verified.get(raw, now); ok && id.Ring == tc.ring.Load() {
 		return id, nil
 	}
 	id, err := tc.verify(raw)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 )
 
 // userRecord is what an operator decided about one user of one app: a
@@ -45,8 +46,6 @@ func (rec *userRecord) expired(now time.Time) bool {
 	return !now.Before(rec.Keep) && !rec.Ban.inForce(now)
 }
 
-func userKey(appid, openid string) string { return appid + "\x00" + openid }
-
 // userState holds the records of one store. The proxied path asks refused
 // on every request: one atomic load, and while any cut-off exists one
 // lock-free map lookup of a key made once per verified token.
@@ -63,11 +62,11 @@ func newUserState() *userState {
 }
 
 // refused reports whether id's token was issued before its user's cut-off.
-func (u *userState) refused(id *identity) bool {
+func (u *userState) refused(id *identity.Identity) bool {
 	if u.n.Load() == 0 {
 		return false
 	}
-	v, ok := u.cuts.Load(id.userKey)
+	v, ok := u.cuts.Load(id.Key)
 	return ok && id.Issued.Before(v.(time.Time))
 }
 
@@ -77,13 +76,13 @@ func (u *userState) sessionCut(s *Session) bool {
 	if u.n.Load() == 0 {
 		return false
 	}
-	v, ok := u.cuts.Load(userKey(s.AppID, s.OpenID))
+	v, ok := u.cuts.Load(identity.UserKey(s.AppID, s.OpenID))
 	return ok && s.Created.Before(v.(time.Time))
 }
 
 // merge takes a record in and returns the one in force for that user.
 func (u *userState) merge(rec *userRecord) *userRecord {
-	key := userKey(rec.AppID, rec.OpenID)
+	key := identity.UserKey(rec.AppID, rec.OpenID)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cur := u.records[key]
@@ -136,7 +135,7 @@ func (u *userState) forget(now time.Time) []string {
 func (u *userState) record(appid, openid string) userRecord {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if rec := u.records[userKey(appid, openid)]; rec != nil {
+	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil {
 		return *rec
 	}
 	return userRecord{AppID: appid, OpenID: openid}
@@ -146,7 +145,7 @@ func (u *userState) record(appid, openid string) userRecord {
 func (u *userState) banned(appid, openid string, now time.Time) *userBan {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if rec := u.records[userKey(appid, openid)]; rec != nil && rec.Ban.inForce(now) {
+	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil && rec.Ban.inForce(now) {
 		return rec.Ban
 	}
 	return nil
@@ -181,7 +180,7 @@ func (h *Handler) issueTime(s *Session) time.Time {
 	if h.users.n.Load() == 0 {
 		return now
 	}
-	if v, ok := h.users.cuts.Load(userKey(s.AppID, s.OpenID)); ok && v.(time.Time).After(now) {
+	if v, ok := h.users.cuts.Load(identity.UserKey(s.AppID, s.OpenID)); ok && v.(time.Time).After(now) {
 		return v.(time.Time)
 	}
 	return now

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -22,7 +23,7 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	m.saveUser(t.Context(), &userRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: first, Keep: first.Add(time.Hour), Changed: now})
 	h := &Handler{users: m.users}
 	s := &Session{AppID: testAppID, OpenID: "oUser"}
-	between := &identity{AppID: testAppID, OpenID: "oUser", Issued: h.issueTime(s).Truncate(time.Second), userKey: userKey(testAppID, "oUser")}
+	between := &identity.Identity{AppID: testAppID, OpenID: "oUser", Issued: h.issueTime(s).Truncate(time.Second), Key: identity.UserKey(testAppID, "oUser")}
 	if m.users.refused(between) {
 		t.Fatal("a login right after a revocation is refused")
 	}
@@ -31,7 +32,7 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	if !m.users.refused(between) {
 		t.Error("a token issued between two revocations in one second survives the second")
 	}
-	other := &identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), userKey: userKey(testAppID, "oOther")}
+	other := &identity.Identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), Key: identity.UserKey(testAppID, "oOther")}
 	if m.users.refused(other) {
 		t.Error("another user's token is refused")
 	}

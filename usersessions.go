@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 )
 
 // The session-key services of the wechat_api gateway act on a user's
@@ -67,11 +69,9 @@ func newUserIndex() *userIndex {
 	return &userIndex{users: make(map[string][]userSession), limit: 1024}
 }
 
-func userIndexKey(appid, openid string) string { return appid + "\x00" + openid }
-
 // add records a new session of its user.
 func (x *userIndex) add(s *Session, ttl time.Duration) {
-	key := userIndexKey(s.AppID, s.OpenID)
+	key := identity.UserKey(s.AppID, s.OpenID)
 	now := time.Now()
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -112,7 +112,7 @@ func anyLive(list []userSession, now time.Time) bool {
 func (x *userIndex) sids(appid, openid string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	list := x.users[userIndexKey(appid, openid)]
+	list := x.users[identity.UserKey(appid, openid)]
 	out := make([]string, len(list))
 	for i, e := range list {
 		out[i] = e.sid

@@ -10,6 +10,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -18,7 +19,7 @@ import (
 const usersPrefix = "wechat_auth/users"
 
 func userStorageKey(appid, openid string) string {
-	return path.Join(usersPrefix, base64.RawURLEncoding.EncodeToString([]byte(userKey(appid, openid))))
+	return path.Join(usersPrefix, base64.RawURLEncoding.EncodeToString([]byte(identity.UserKey(appid, openid))))
 }
 
 func (m *memoryStore) userState() *userState { return m.users }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,7 +22,7 @@ func (r *redisStore) saveUser(ctx context.Context, rec *userRecord) error {
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
 	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.usersKey, userKey(rec.AppID, rec.OpenID), b)
+		p.HSet(ctx, r.usersKey, identity.UserKey(rec.AppID, rec.OpenID), b)
 		p.Publish(ctx, r.channel, userMessage(rec))
 		return nil
 	})

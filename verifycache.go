@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 )
 
 // verifyCacheGeneration is how many tokens one generation of the verified
@@ -35,7 +37,7 @@ const verifyCacheGeneration = 1 << 14
 // Each tokenCodec has its own cache, so a token is only ever served to the
 // codec (key, issuer, accepted audiences) that verified it.
 type verifyCache struct {
-	cur, old atomic.Pointer[sync.Map] // token string → *identity
+	cur, old atomic.Pointer[sync.Map] // token string → *identity.Identity
 
 	mu     sync.Mutex // serialises put
 	curN   int        // entries in cur
@@ -50,7 +52,7 @@ func newVerifyCache(perGen int) *verifyCache {
 }
 
 // get returns the identity of a verified token that has not expired at now.
-func (c *verifyCache) get(raw string, now time.Time) (*identity, bool) {
+func (c *verifyCache) get(raw string, now time.Time) (*identity.Identity, bool) {
 	v, ok := c.cur.Load().Load(raw)
 	inOld := false
 	if !ok {
@@ -62,7 +64,7 @@ func (c *verifyCache) get(raw string, now time.Time) (*identity, bool) {
 	if !ok {
 		return nil, false
 	}
-	id := v.(*identity)
+	id := v.(*identity.Identity)
 	if !now.Before(id.Expires) {
 		return nil, false
 	}
@@ -75,7 +77,7 @@ func (c *verifyCache) get(raw string, now time.Time) (*identity, bool) {
 // put remembers a verified token. raw must be the exact string whose
 // signature was checked. It is copied, so the cache does not keep the
 // request's header string alive.
-func (c *verifyCache) put(raw string, id *identity) {
+func (c *verifyCache) put(raw string, id *identity.Identity) {
 	raw = strings.Clone(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"go.uber.org/zap"
 )
 
@@ -103,10 +104,10 @@ func TestVerifyCacheIsPerCodec(t *testing.T) {
 func TestVerifyCacheHoldsAtMostTwoGenerations(t *testing.T) {
 	c := newVerifyCache(100)
 	exp := time.Now().Add(time.Hour)
-	hot := &identity{SID: "hot", Expires: exp}
+	hot := &identity.Identity{SID: "hot", Expires: exp}
 	c.put("hot", hot)
 	for i := range 1000 {
-		c.put(strconv.Itoa(i), &identity{Expires: exp})
+		c.put(strconv.Itoa(i), &identity.Identity{Expires: exp})
 		// A token in use stays cached across generations.
 		if _, ok := c.get("hot", time.Now()); !ok {
 			t.Fatalf("token in use dropped after %d others", i)
@@ -177,7 +178,7 @@ func TestVerifyCacheConcurrentHitsAreTheTokensOwn(t *testing.T) {
 	}
 	for i := range 3000 {
 		key := "tok-" + strconv.Itoa(i)
-		c.put(key, &identity{SID: key, Expires: exp})
+		c.put(key, &identity.Identity{SID: key, Expires: exp})
 	}
 	close(stop)
 	wg.Wait()
