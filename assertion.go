@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
@@ -208,7 +209,7 @@ func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if !httpguts.ValidHeaderFieldName(header) {
 		return fmt.Errorf("wechat_auth: assertion header %q is not a valid header name", h.AssertionHeader)
 	}
-	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, headerSource, "Authorization"} {
+	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, idheader.Source, "Authorization"} {
 		if strings.EqualFold(header, taken) {
 			return fmt.Errorf("wechat_auth: assertion header %q is already used for something else", h.AssertionHeader)
 		}
@@ -231,8 +232,6 @@ func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if h.assertion, err = newAssertionSigner(key, header); err != nil {
 		return fmt.Errorf("wechat_auth: assertion key: %w", err)
 	}
-	if !hasIdentityPrefix(header) { // those are stripped already
-		h.identityHdr = append(h.identityHdr, normalizeHeader(header))
-	}
+	h.strip.Add(header)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -193,22 +194,22 @@ type Handler struct {
 	// instances that share storage publish the same key.
 	AssertionKey string `json:"assertion_key,omitempty"`
 
-	logger      *zap.Logger
-	secrets     map[string]string // appid → secret, placeholders resolved
-	wx          *wechat.Client
-	fake        *wechattest.Server // sandbox only
-	wxConn      *wechatConn        // released in Cleanup
-	tokens      *tokenCodec
-	keyWatch    *keyWatch // generated keys only
-	users       *userState
-	audit       *zap.Logger
-	store       sessionStore
-	storeKey    string
-	routes      routeTable
-	identityHdr []string // configured identity header names outside x-wx-*, folded
+	logger   *zap.Logger
+	secrets  map[string]string // appid → secret, placeholders resolved
+	wx       *wechat.Client
+	fake     *wechattest.Server // sandbox only
+	wxConn   *wechatConn        // released in Cleanup
+	tokens   *tokenCodec
+	keyWatch *keyWatch // generated keys only
+	users    *userState
+	audit    *zap.Logger
+	store    sessionStore
+	storeKey string
+	routes   routeTable
+	strip    idheader.Stripper // strips the identity headers a client sent
 
-	assertion    *assertionSigner // nil unless Assertion
-	verifyRemove removalLists     // what a verify answer names for Envoy to remove
+	assertion    *assertionSigner      // nil unless Assertion
+	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove
 
 	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
 }
@@ -276,7 +277,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Sandbox {
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	}
-	h.verifyRemove = newRemovalLists(h.verifyHeaders())
+	h.verifyRemove = idheader.NewRemovalLists(h.verifyHeaders())
 	h.routes = h.newRoutes()
 	registerHandler(h)
 	return nil
@@ -319,11 +320,9 @@ func (h *Handler) setDefaults() {
 	h.HeaderAppID = http.CanonicalHeaderKey(h.HeaderAppID)
 	// Names under x-wx- are stripped by their prefix already; listing
 	// them again would cost every request a few comparisons per header.
-	h.identityHdr = nil
+	h.strip = idheader.Stripper{}
 	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
-		if !hasIdentityPrefix(name) {
-			h.identityHdr = append(h.identityHdr, normalizeHeader(name))
-		}
+		h.strip.Add(name)
 	}
 }
 

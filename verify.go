@@ -2,9 +2,9 @@ package wechatauth
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -42,7 +42,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// stripped the client's identity headers first, so those on r
 		// were set here.
 		h.setIdentity(r, id)
-		for i, name := range h.verifyRemove.names {
+		for i, name := range h.verifyRemove.Names {
 			if v, ok := r.Header[name]; ok {
 				hdr[name] = v
 				set |= 1 << i
@@ -52,7 +52,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	// One allocation for the answer's own values, not shared between
 	// answers: a later handler may rewrite a value in place. net/http
 	// writes Content-Length: 0 for an answer without a body.
-	vals := &[2]string{"no-store", h.verifyRemove.lists[set]}
+	vals := &[2]string{"no-store", h.verifyRemove.Lists[set]}
 	hdr["Cache-Control"] = vals[0:1:1]
 	if vals[1] != "" {
 		hdr[headersToRemove] = vals[1:2:2]
@@ -73,33 +73,11 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// removalLists holds, for each subset of the identity headers a verify
-// answer may set, the comma-separated list of the others, made once per
-// config so an answer does not build it.
-type removalLists struct {
-	names []string // canonical names, as setIdentity sets them; bit i of a subset is names[i]
-	lists []string // indexed by the subset of names set
-}
-
-func newRemovalLists(names []string) removalLists {
-	rl := removalLists{names: names, lists: make([]string, 1<<len(names))}
-	for set := range rl.lists {
-		var missing []string
-		for i, n := range names {
-			if set&(1<<i) == 0 {
-				missing = append(missing, strings.ToLower(n))
-			}
-		}
-		rl.lists[set] = strings.Join(missing, ",")
-	}
-	return rl
-}
-
 // verifyHeaders returns the identity headers a verify answer may set:
 // those a proxied request gets.
 func (h *Handler) verifyHeaders() []string {
 	// Canonical: the keys setIdentity uses.
-	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, headerSource}
+	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, idheader.Source}
 	if h.assertion != nil {
 		names = append(names, h.assertion.header)
 	}
