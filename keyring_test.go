@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
@@ -24,7 +25,7 @@ func ringCodec(keys ...string) *tokenCodec {
 	for i, k := range keys {
 		secrets[i] = []byte(k)
 	}
-	tc.ring.Store(newKeyRing(secrets...))
+	tc.ring.Store(keyring.New(secrets...))
 	return tc
 }
 
@@ -47,14 +48,14 @@ func kidOf(t *testing.T, tok string) any {
 }
 
 func TestKeyIDNamesTheKeyWithoutRevealingIt(t *testing.T) {
-	a, b := keyID([]byte(ringKeyOld)), keyID([]byte(ringKeyNew))
-	if a == b || a != keyID([]byte(ringKeyOld)) || len(a) != 12 {
+	a, b := keyring.KeyID([]byte(ringKeyOld)), keyring.KeyID([]byte(ringKeyNew))
+	if a == b || a != keyring.KeyID([]byte(ringKeyOld)) || len(a) != 12 {
 		t.Fatalf("kids %q %q: want distinct, stable, 12 characters", a, b)
 	}
 	// No 4 characters of the key, in any encoding a kid could use, appear
 	// in its kid.
 	for _, key := range []string{ringKeyOld, ringKeyNew} {
-		kid := keyID([]byte(key))
+		kid := keyring.KeyID([]byte(key))
 		for _, e := range []string{key, base64.StdEncoding.EncodeToString([]byte(key)), base64.RawURLEncoding.EncodeToString([]byte(key))} {
 			for i := 0; i+4 <= len(e); i++ {
 				if strings.Contains(kid, e[i:i+4]) {
@@ -68,7 +69,7 @@ func TestKeyIDNamesTheKeyWithoutRevealingIt(t *testing.T) {
 func TestRotationByConfiguredKeys(t *testing.T) {
 	old := ringCodec(ringKeyOld)
 	oldTok := issueWith(t, old)
-	if kidOf(t, oldTok) != keyID([]byte(ringKeyOld)) {
+	if kidOf(t, oldTok) != keyring.KeyID([]byte(ringKeyOld)) {
 		t.Fatalf("token's kid %v is not its key's", kidOf(t, oldTok))
 	}
 	// Step 1: signing_key NEW OLD.
@@ -77,7 +78,7 @@ func TestRotationByConfiguredKeys(t *testing.T) {
 		t.Fatalf("a token of the old key is refused after signing_key NEW OLD: %v", err)
 	}
 	newTok := issueWith(t, both)
-	if kidOf(t, newTok) != keyID([]byte(ringKeyNew)) {
+	if kidOf(t, newTok) != keyring.KeyID([]byte(ringKeyNew)) {
 		t.Errorf("a new token is not signed with the new key (kid %v)", kidOf(t, newTok))
 	}
 	// Step 2: signing_key NEW.
@@ -114,10 +115,10 @@ func TestTokensWithoutKidAndWithWrongKid(t *testing.T) {
 	other := "another-key-nobody-configured-0123456789abcd"
 	for name, tok := range map[string]string{
 		"unknown kid":              sign(ringKeyNew, "AAAAAAAAAAAA"),
-		"kid of another key":       sign(ringKeyNew, keyID([]byte(ringKeyOld))),
+		"kid of another key":       sign(ringKeyNew, keyring.KeyID([]byte(ringKeyOld))),
 		"kid not a string":         sign(ringKeyNew, 7),
 		"no kid, unconfigured key": sign(other, nil),
-		"its own kid, not ours":    sign(other, keyID([]byte(other))),
+		"its own kid, not ours":    sign(other, keyring.KeyID([]byte(other))),
 	} {
 		if _, err := tc.verify(tok); err == nil {
 			t.Errorf("%s: verified", name)
@@ -133,39 +134,39 @@ func testStorage(t *testing.T, dir string) certmagic.Storage {
 func TestGeneratedKeysRotateAndTwoInstancesAgree(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	a := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
-	b := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	a := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Rotation: time.Hour, Keep: 2 * time.Hour}
+	b := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Rotation: time.Hour, Keep: 2 * time.Hour}
 	t0 := time.Now()
-	ra, err := a.current(ctx, t0)
+	ra, err := a.Current(ctx, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := b.current(ctx, t0)
+	rb, err := b.Current(ctx, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ra.keyRing().sameAs(rb.keyRing()) || len(ra.Keys) != 1 {
+	if !ra.Ring().SameAs(rb.Ring()) || len(ra.Keys) != 1 {
 		t.Fatal("two instances on one storage made different keys")
 	}
 	tcA, tcB := ringCodec(), ringCodec()
-	tcA.ring.Store(ra.keyRing())
-	tcB.ring.Store(rb.keyRing())
+	tcA.ring.Store(ra.Ring())
+	tcB.ring.Store(rb.Ring())
 	first := issueWith(t, tcA)
 
 	// An hour on, both look at once: one rotates, the other finds it.
 	t1 := t0.Add(time.Hour + time.Second)
-	ra, _ = a.current(ctx, t1)
-	rb, _ = b.current(ctx, t1)
-	if len(ra.Keys) != 2 || !ra.keyRing().sameAs(rb.keyRing()) {
-		t.Fatalf("after rotation: %d keys on A, agreeing with B: %v", len(ra.Keys), ra.keyRing().sameAs(rb.keyRing()))
+	ra, _ = a.Current(ctx, t1)
+	rb, _ = b.Current(ctx, t1)
+	if len(ra.Keys) != 2 || !ra.Ring().SameAs(rb.Ring()) {
+		t.Fatalf("after rotation: %d keys on A, agreeing with B: %v", len(ra.Keys), ra.Ring().SameAs(rb.Ring()))
 	}
-	tcA.ring.Store(ra.keyRing())
+	tcA.ring.Store(ra.Ring())
 	second := issueWith(t, tcA)
 	if kidOf(t, second) == kidOf(t, first) {
 		t.Fatal("the rotated ring signs with the old key")
 	}
 	// B, still on the old ring, learns the new kid by reloading.
-	tcB.reload = func() *keyRing { sr, _ := b.read(ctx); r := sr.keyRing(); tcB.ring.Store(r); return r }
+	tcB.reload = func() *keyring.Ring { sr, _ := b.Read(ctx); r := sr.Ring(); tcB.ring.Store(r); return r }
 	for _, tok := range []string{first, second} {
 		if _, err := tcB.verify(tok); err != nil {
 			t.Errorf("B refuses a token: %v", err)
@@ -173,12 +174,12 @@ func TestGeneratedKeysRotateAndTwoInstancesAgree(t *testing.T) {
 	}
 	// The retired key goes once its tokens have expired.
 	t2 := t1.Add(2*time.Hour + time.Second)
-	ra, _ = a.current(ctx, t2)
+	ra, _ = a.Current(ctx, t2)
 	if len(ra.Keys) != 2 {
 		t.Fatalf("want 2 keys (a new one and the one before), got %d", len(ra.Keys))
 	}
 	for _, k := range ra.Keys {
-		if keyID(k.Key) == kidOf(t, first) {
+		if keyring.KeyID(k.Key) == kidOf(t, first) {
 			t.Error("the key retired 2 h ago (keep 2 h) is still in the ring")
 		}
 	}
@@ -191,24 +192,24 @@ func TestGeneratedKeysRotateAndTwoInstancesAgree(t *testing.T) {
 func TestRetiredKeysAreKeptForTheLongestTokenTTL(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	long := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: 30 * 24 * time.Hour}
-	short := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	long := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Keep: 30 * 24 * time.Hour}
+	short := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Rotation: time.Hour, Keep: 2 * time.Hour}
 	t0 := time.Now()
-	sr, err := long.current(ctx, t0)
+	sr, err := long.Current(ctx, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc := ringCodec()
-	tc.ring.Store(sr.keyRing())
+	tc.ring.Store(sr.Ring())
 	first := issueWith(t, tc) // a token under the long token_ttl
-	if _, err := short.current(ctx, t0); err != nil {
+	if _, err := short.Current(ctx, t0); err != nil {
 		t.Fatal(err)
 	}
 	// The short config rotates hourly; three rotations later its own keep
 	// (2 h) has long passed for the first key.
-	var ring *storedRing
+	var ring *keyring.StoredRing
 	for i := 1; i <= 3; i++ {
-		if ring, err = short.current(ctx, t0.Add(time.Duration(i)*(time.Hour+time.Second))); err != nil {
+		if ring, err = short.Current(ctx, t0.Add(time.Duration(i)*(time.Hour+time.Second))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,13 +217,13 @@ func TestRetiredKeysAreKeptForTheLongestTokenTTL(t *testing.T) {
 		t.Fatalf("%d keys after 3 rotations, want 4 (the first one kept)", len(ring.Keys))
 	}
 	verifier := ringCodec()
-	verifier.ring.Store(ring.keyRing())
+	verifier.ring.Store(ring.Ring())
 	if _, err := verifier.verify(first); err != nil {
 		t.Errorf("a token of the long-lived config is refused after the short one rotated: %v", err)
 	}
 	// The ring on disk says so for every instance.
-	if sr, err := long.read(ctx); err != nil || sr.Keep != long.keep {
-		t.Errorf("stored keep %v (err %v), want %v", sr.Keep, err, long.keep)
+	if sr, err := long.Read(ctx); err != nil || sr.Keep != long.Keep {
+		t.Errorf("stored keep %v (err %v), want %v", sr.Keep, err, long.Keep)
 	}
 }
 
@@ -231,19 +232,19 @@ func TestGeneratedKeysTakeOverTheKeyOfEarlierVersions(t *testing.T) {
 	ctx := context.Background()
 	st := testStorage(t, dir)
 	legacy := []byte("legacy-generated-key-000000000000000000")
-	if err := st.Store(ctx, signingKeyName, []byte(base64.StdEncoding.EncodeToString(legacy))); err != nil {
+	if err := st.Store(ctx, keyring.SigningKeyName, []byte(base64.StdEncoding.EncodeToString(legacy))); err != nil {
 		t.Fatal(err)
 	}
-	g := &generatedKeys{storage: st, name: signingKeyName}
-	sr, err := g.current(ctx, time.Now())
+	g := &keyring.Generated{Storage: st, Name: keyring.SigningKeyName}
+	sr, err := g.Current(ctx, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sr.Keys) != 1 || string(sr.Keys[0].Key) != string(legacy) {
 		t.Fatal("the key an earlier version generated is not the ring's key: its tokens would be refused")
 	}
-	b, _ := st.Load(ctx, signingKeyName+"s")
-	var stored storedRing
+	b, _ := st.Load(ctx, keyring.SigningKeyName+"s")
+	var stored keyring.StoredRing
 	if json.Unmarshal(b, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("ring not stored: %s", b)
 	}
@@ -292,10 +293,10 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 // earlier versions.
 func TestKeyRingsAreKeptUnderTheirDocumentedNames(t *testing.T) {
 	for name, want := range map[string]string{
-		signingKeyName:        "wechat_auth/signing_keys",
-		signingKeyNameSandbox: "wechat_auth/signing_keys_sandbox",
+		keyring.SigningKeyName:        "wechat_auth/signing_keys",
+		keyring.SigningKeyNameSandbox: "wechat_auth/signing_keys_sandbox",
 	} {
-		if got := (&generatedKeys{name: name}).ringName(); got != want {
+		if got := (&keyring.Generated{Name: name}).RingName(); got != want {
 			t.Errorf("the ring of %s is kept as %s, want %s", name, got, want)
 		}
 	}
@@ -308,28 +309,28 @@ func TestGeneratedRingCapsTokensAtTheLongestTokenTTL(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	const month = 30 * 24 * time.Hour
-	long := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: month + time.Hour, ttl: month}
-	short := &generatedKeys{storage: testStorage(t, dir), name: signingKeyName, keep: 3 * time.Hour, ttl: 2 * time.Hour}
+	long := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Keep: month + time.Hour, TTL: month}
+	short := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Keep: 3 * time.Hour, TTL: 2 * time.Hour}
 	now := time.Now()
-	sr, err := long.current(ctx, now)
+	sr, err := long.Current(ctx, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sr, err = short.current(ctx, now); err != nil {
+	if sr, err = short.Current(ctx, now); err != nil {
 		t.Fatal(err)
 	}
 	if sr.TTL != month {
 		t.Fatalf("stored ttl %v, want the longest token_ttl %v", sr.TTL, month)
 	}
 	verifier := newTokenCodec(nil, issuerProduction, 2*time.Hour, map[string]string{testAppID: ""})
-	verifier.ring.Store(sr.keyRing())
+	verifier.ring.Store(sr.Ring())
 	// Signed here directly, not issued: this process never issued a token
 	// of that lifetime, only the ring knows it.
 	sign := func(life time.Duration) string {
 		c := goodClaims()
 		c["exp"] = now.Add(life).Unix()
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-		tok.Header["kid"] = keyID(sr.Keys[0].Key)
+		tok.Header["kid"] = keyring.KeyID(sr.Keys[0].Key)
 		s, err := tok.SignedString(sr.Keys[0].Key)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -23,11 +24,11 @@ const (
 // keyWatch keeps a codec's generated keys current: it rotates them when
 // due and picks up keys other instances made.
 type keyWatch struct {
-	g        *generatedKeys
+	g        *keyring.Generated
 	tc       *tokenCodec
 	every    time.Duration
 	log      *zap.Logger
-	onChange func(*keyRing) // called with every new ring, under mu
+	onChange func(*keyring.Ring) // called with every new ring, under mu
 
 	mu   sync.Mutex
 	last time.Time // last reload for an unknown kid
@@ -45,40 +46,40 @@ func watchEvery(rotation time.Duration) time.Duration {
 
 // provisionKeys sets up the codec's keys: the configured ones, or the
 // generated ring kept in Caddy's storage, which is then watched.
-func (h *Handler) provisionKeys(ctx caddy.Context) (*keyRing, error) {
+func (h *Handler) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
 	if h.SigningKey != "" {
 		secrets := [][]byte{[]byte(h.SigningKey)}
 		for _, k := range h.PreviousSigningKeys {
 			secrets = append(secrets, []byte(k))
 		}
-		return newKeyRing(secrets...), nil
+		return keyring.New(secrets...), nil
 	}
-	name := signingKeyName
+	name := keyring.SigningKeyName
 	if h.Sandbox {
-		name = signingKeyNameSandbox
+		name = keyring.SigningKeyNameSandbox
 	}
 	rotation := time.Duration(h.KeyRotation)
 	every := watchEvery(rotation)
-	g := &generatedKeys{
-		storage:  ctx.Storage(),
-		name:     name,
-		rotation: rotation,
+	g := &keyring.Generated{
+		Storage:  ctx.Storage(),
+		Name:     name,
+		Rotation: rotation,
 		// A token signed with a key just retired lives token_ttl; an
 		// instance that has not read the ring again yet may still sign
 		// with it for one watch interval more.
-		keep: time.Duration(h.TokenTTL) + 2*every + time.Minute,
-		ttl:  time.Duration(h.TokenTTL),
+		Keep: time.Duration(h.TokenTTL) + 2*every + time.Minute,
+		TTL:  time.Duration(h.TokenTTL),
 	}
-	sr, err := g.current(ctx, time.Now())
+	sr, err := g.Current(ctx, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("wechat_auth: signing keys from Caddy's storage: %w", err)
 	}
 	h.keyWatch = &keyWatch{g: g, every: every, log: h.logger}
-	return sr.keyRing(), nil
+	return sr.Ring(), nil
 }
 
 // start runs the watch for tc until stopWatch.
-func (w *keyWatch) start(tc *tokenCodec, onChange func(*keyRing)) {
+func (w *keyWatch) start(tc *tokenCodec, onChange func(*keyring.Ring)) {
 	w.tc = tc
 	w.onChange = onChange
 	tc.reload = w.reload
@@ -107,7 +108,7 @@ func (w *keyWatch) run(ctx context.Context) {
 		case <-t.C:
 		}
 		opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		sr, err := w.g.current(opCtx, time.Now())
+		sr, err := w.g.Current(opCtx, time.Now())
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -116,14 +117,14 @@ func (w *keyWatch) run(ctx context.Context) {
 			continue
 		}
 		w.mu.Lock()
-		w.apply(sr.keyRing())
+		w.apply(sr.Ring())
 		w.mu.Unlock()
 	}
 }
 
 // reload reads the ring again for a token whose kid the codec does not
 // know, at most once per keyReloadGap. It returns the ring in force.
-func (w *keyWatch) reload() *keyRing {
+func (w *keyWatch) reload() *keyring.Ring {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if time.Since(w.last) < keyReloadGap {
@@ -132,22 +133,22 @@ func (w *keyWatch) reload() *keyRing {
 	w.last = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	sr, err := w.g.read(ctx)
+	sr, err := w.g.Read(ctx)
 	if err != nil {
 		return nil
 	}
-	w.apply(sr.keyRing())
+	w.apply(sr.Ring())
 	return w.tc.ring.Load()
 }
 
 // apply puts ring in force when it differs from the current one. w.mu is
 // held.
-func (w *keyWatch) apply(ring *keyRing) {
-	if ring.sameAs(w.tc.ring.Load()) {
+func (w *keyWatch) apply(ring *keyring.Ring) {
+	if ring.SameAs(w.tc.ring.Load()) {
 		return
 	}
 	w.tc.ring.Store(ring)
-	w.log.Info("signing keys changed", zap.String("signing_kid", ring.signer().kid), zap.Int("keys", len(ring.keys)))
+	w.log.Info("signing keys changed", zap.String("signing_kid", ring.Signer().Kid), zap.Int("keys", len(ring.Keys)))
 	if w.onChange != nil {
 		w.onChange(ring)
 	}
@@ -157,7 +158,7 @@ func (w *keyWatch) apply(ring *keyRing) {
 // key (Redis): it must learn every new key, so that an instance holding
 // only that key can still open the sessions.
 type keyedStore interface {
-	addSigningKeys(ctx context.Context, ring *keyRing) error
+	addSigningKeys(ctx context.Context, ring *keyring.Ring) error
 }
 
 // watchKeys hands the keys to the store and starts the watch of generated
@@ -167,7 +168,7 @@ func (h *Handler) watchKeys() error {
 		return nil // a gateway on the memory store signs and seals nothing
 	}
 	ks, _ := h.store.(keyedStore)
-	addKeys := func(ring *keyRing) {
+	addKeys := func(ring *keyring.Ring) {
 		if ks == nil {
 			return
 		}

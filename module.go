@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -373,15 +374,15 @@ func (h *Handler) checkConfig() error {
 	if len(h.Apps) == 0 {
 		return fmt.Errorf("wechat_auth: no app configured: set app_id and app_secret (or use sandbox)")
 	}
-	if h.SigningKey != "" && len(h.SigningKey) < minSigningKey {
-		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), minSigningKey)
+	if h.SigningKey != "" && len(h.SigningKey) < keyring.MinSigningKey {
+		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), keyring.MinSigningKey)
 	}
 	if len(h.PreviousSigningKeys) > 0 && h.SigningKey == "" {
 		return fmt.Errorf("wechat_auth: previous signing keys are set without signing_key: name the key that signs first")
 	}
 	for i, k := range h.PreviousSigningKeys {
-		if len(k) < minSigningKey {
-			return fmt.Errorf("wechat_auth: previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), minSigningKey)
+		if len(k) < keyring.MinSigningKey {
+			return fmt.Errorf("wechat_auth: previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), keyring.MinSigningKey)
 		}
 	}
 	if h.KeyRotation < 0 {
@@ -478,9 +479,9 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 // generated key replaced) keeps the store of the keys it shares one with:
 // a new store per rotation would start with an empty L1 and, when the old
 // one is cleaned up, lose the logouts it still had to write to Redis.
-func redisStoreKey(conn *redisConn, ring *keyRing) string {
+func redisStoreKey(conn *redisConn, ring *keyring.Ring) string {
 	prefix := "redis\x00" + conn.id + "\x00"
-	key := prefix + ring.signer().kid
+	key := prefix + ring.Signer().Kid
 	stores.Range(func(k, v any) bool {
 		if rs, ok := v.(*redisStore); ok && strings.HasPrefix(k.(string), prefix) && rs.sharesKey(ring) {
 			key = k.(string)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
@@ -46,7 +47,7 @@ type redisStore struct {
 	revoked *revocations
 	aead    cipher.AEAD
 	dataKey *dataKey
-	ring    *keyRing       // the signing keys the data key is wrapped under (mu)
+	ring    *keyring.Ring  // the signing keys the data key is wrapped under (mu)
 	legacy  []legacyLayout // the layout before key rotation, read too
 	users   *userState
 
@@ -75,7 +76,7 @@ type redisStore struct {
 // newRedisStore connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Logger) (*redisStore, error) {
+func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*redisStore, error) {
 	legacy, err := legacyLayouts(ring)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func newRedisStore(conn *redisConn, ring *keyRing, maxSessions int, log *zap.Log
 		// that should share another's sessions, it means the two have no
 		// signing key in common.
 		log.Info("made the data key of a new deployment in Redis: instances share its sessions only if they hold one of these signing keys",
-			zap.String("namespace", "wechat_auth:"+dk.NS+":"), zap.Strings("kids", ring.kids()))
+			zap.String("namespace", "wechat_auth:"+dk.NS+":"), zap.Strings("kids", ring.Kids()))
 	}
 	aead, err := newAEAD(dk.Key)
 	if err != nil {

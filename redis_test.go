@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
@@ -287,7 +288,7 @@ func TestRedisStoreRefusesToStartWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = newRedisStore(conn, newKeyRing(rdsKeyA), 0, zap.NewNop())
+	_, err = newRedisStore(conn, keyring.New(rdsKeyA), 0, zap.NewNop())
 	if err == nil {
 		t.Fatal("started without its revocation list")
 	}

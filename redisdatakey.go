@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,8 +54,8 @@ func wrapAEAD(secret []byte) (cipher.AEAD, error) {
 
 func wrapAAD(kid string) []byte { return []byte("wechat_auth data key v1\x00" + kid) }
 
-func wrapDataKey(k *ringKey, dk *dataKey) (string, error) {
-	aead, err := wrapAEAD(k.secret)
+func wrapDataKey(k *keyring.Key, dk *dataKey) (string, error) {
+	aead, err := wrapAEAD(k.Secret)
 	if err != nil {
 		return "", err
 	}
@@ -64,11 +65,11 @@ func wrapDataKey(k *ringKey, dk *dataKey) (string, error) {
 	}
 	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce)
-	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, wrapAAD(k.kid))), nil
+	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, wrapAAD(k.Kid))), nil
 }
 
-func unwrapDataKey(k *ringKey, wrapped string) (*dataKey, error) {
-	aead, err := wrapAEAD(k.secret)
+func unwrapDataKey(k *keyring.Key, wrapped string) (*dataKey, error) {
+	aead, err := wrapAEAD(k.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func unwrapDataKey(k *ringKey, wrapped string) (*dataKey, error) {
 		return nil, errDamagedDataKey
 	}
 	n := aead.NonceSize()
-	plain, err := aead.Open(nil, b[:n], b[n:], wrapAAD(k.kid))
+	plain, err := aead.Open(nil, b[:n], b[n:], wrapAAD(k.Kid))
 	if err != nil {
 		return nil, errDamagedDataKey
 	}
@@ -93,25 +94,25 @@ var errDamagedDataKey = errors.New("the data key in Redis is damaged or wrapped 
 // findDataKey looks the data key up under every key of ring, and returns
 // it (nil when none of the keys has one) with the keys it is not yet
 // wrapped under.
-func findDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (*dataKey, []*ringKey, error) {
-	vals, err := c.HMGet(ctx, dataKeysKey, ring.kids()...).Result()
+func findDataKey(ctx context.Context, c redis.Cmdable, ring *keyring.Ring) (*dataKey, []*keyring.Key, error) {
+	vals, err := c.HMGet(ctx, dataKeysKey, ring.Kids()...).Result()
 	if err != nil {
 		return nil, nil, err
 	}
 	var found *dataKey
-	var missing []*ringKey
+	var missing []*keyring.Key
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
-			missing = append(missing, ring.keys[i])
+			missing = append(missing, ring.Keys[i])
 			continue
 		}
 		if found != nil {
 			continue
 		}
-		dk, err := unwrapDataKey(ring.keys[i], s)
+		dk, err := unwrapDataKey(ring.Keys[i], s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w (kid %s)", err, ring.keys[i].kid)
+			return nil, nil, fmt.Errorf("%w (kid %s)", err, ring.Keys[i].Kid)
 		}
 		found = dk
 	}
@@ -122,7 +123,7 @@ func findDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (*dataKey,
 // belong to, making it when none of them has one (made is then true), and
 // wraps it under every key of ring. Making it is done under a lock in
 // Redis after looking again, so instances starting at once agree.
-func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (dk *dataKey, made bool, err error) {
+func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyring.Ring) (dk *dataKey, made bool, err error) {
 	dk, missing, err := findDataKey(ctx, c, ring)
 	if err != nil {
 		return nil, false, err
@@ -139,8 +140,8 @@ func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (dk *dataK
 		if dk == nil {
 			ns := make([]byte, 6)
 			rand.Read(ns)
-			dk = &dataKey{NS: hex.EncodeToString(ns), Key: newSecret()}
-			missing = ring.keys
+			dk = &dataKey{NS: hex.EncodeToString(ns), Key: keyring.NewSecret()}
+			missing = ring.Keys
 			made = true
 		}
 	}
@@ -148,7 +149,7 @@ func loadDataKey(ctx context.Context, c redis.Cmdable, ring *keyRing) (dk *dataK
 }
 
 // storeWrapped wraps dk under each of keys.
-func storeWrapped(ctx context.Context, c redis.Cmdable, dk *dataKey, keys []*ringKey) error {
+func storeWrapped(ctx context.Context, c redis.Cmdable, dk *dataKey, keys []*keyring.Key) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -158,7 +159,7 @@ func storeWrapped(ctx context.Context, c redis.Cmdable, dk *dataKey, keys []*rin
 		if err != nil {
 			return err
 		}
-		fields = append(fields, k.kid, w)
+		fields = append(fields, k.Kid, w)
 	}
 	return c.HSet(ctx, dataKeysKey, fields...).Err()
 }
@@ -191,7 +192,7 @@ func lockDataKeys(ctx context.Context, c redis.Cmdable) (unlock func(), err erro
 
 // addSigningKeys wraps the data key under the keys of ring it is not
 // wrapped under yet, and remembers ring for keepDataKey.
-func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyRing) error {
+func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyring.Ring) error {
 	r.mu.Lock()
 	r.ring = ring
 	r.mu.Unlock()
@@ -200,11 +201,11 @@ func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyRing) error {
 
 // sharesKey reports whether the store knows one of ring's signing keys:
 // then both belong to one deployment, before and after a rotation.
-func (r *redisStore) sharesKey(ring *keyRing) bool {
+func (r *redisStore) sharesKey(ring *keyring.Ring) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for kid := range ring.byKID {
-		if r.ring.byKID[kid] != nil {
+	for kid := range ring.ByKID {
+		if r.ring.ByKID[kid] != nil {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
@@ -35,7 +36,7 @@ func rdsStoreOn(t *testing.T, cfg RedisConfig) *redisStore {
 func rdsOpen(t *testing.T, conn *redisConn, key []byte) *redisStore {
 	t.Helper()
 	metrics.Init(nil)
-	st, err := newRedisStore(conn, newKeyRing(key), 1000, zap.NewNop())
+	st, err := newRedisStore(conn, keyring.New(key), 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
 	}
@@ -344,7 +345,7 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, conn := range []*redisConn{block, url} {
-		if _, err := newRedisStore(conn, newKeyRing(rdsKeyA), 0, zap.NewNop()); !errors.Is(err, errClusterNode) {
+		if _, err := newRedisStore(conn, keyring.New(rdsKeyA), 0, zap.NewNop()); !errors.Is(err, errClusterNode) {
 			t.Errorf("a Cluster node as a single server: %v, want errClusterNode", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,10 +26,10 @@ type legacyLayout struct {
 	aead          cipher.AEAD
 }
 
-func legacyLayouts(ring *keyRing) ([]legacyLayout, error) {
-	out := make([]legacyLayout, 0, len(ring.keys))
-	for _, k := range ring.keys {
-		encKey, err := hkdf.Key(sha256.New, k.secret, nil, hkdfSessionKey, 32)
+func legacyLayouts(ring *keyring.Ring) ([]legacyLayout, error) {
+	out := make([]legacyLayout, 0, len(ring.Keys))
+	for _, k := range ring.Keys {
+		encKey, err := hkdf.Key(sha256.New, k.Secret, nil, hkdfSessionKey, 32)
 		if err != nil {
 			return nil, err
 		}
@@ -36,7 +37,7 @@ func legacyLayouts(ring *keyRing) ([]legacyLayout, error) {
 		if err != nil {
 			return nil, err
 		}
-		prefix := "wechat_auth:" + redisNamespace(k.secret) + ":"
+		prefix := "wechat_auth:" + redisNamespace(k.Secret) + ":"
 		out = append(out, legacyLayout{sessionPrefix: prefix + "session:", revokedKey: prefix + "revoked", aead: aead})
 	}
 	return out, nil

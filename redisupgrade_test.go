@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 )
@@ -57,7 +58,7 @@ func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *redisStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(conn, newKeyRing(keys...), 1000, zap.NewNop())
+	st, err := newRedisStore(conn, keyring.New(keys...), 1000, zap.NewNop())
 	if err != nil {
 		t.Fatalf("newRedisStore: %v", err)
 	}
@@ -179,15 +180,15 @@ func TestNewDeploymentDataKeyIsLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 		core, logs := observer.New(zapcore.InfoLevel)
-		st, err := newRedisStore(conn, newKeyRing(key), 1000, zap.New(core))
+		st, err := newRedisStore(conn, keyring.New(key), 1000, zap.New(core))
 		if err != nil {
 			t.Fatal(err)
 		}
 		st.Destruct()
 		made := logs.FilterMessageSnippet("made the data key of a new deployment").All()
 		for _, e := range made {
-			if kids, _ := e.ContextMap()["kids"].([]any); len(kids) != 1 || kids[0] != keyID(key) {
-				t.Errorf("logged kids %v, want [%s]", e.ContextMap()["kids"], keyID(key))
+			if kids, _ := e.ContextMap()["kids"].([]any); len(kids) != 1 || kids[0] != keyring.KeyID(key) {
+				t.Errorf("logged kids %v, want [%s]", e.ContextMap()["kids"], keyring.KeyID(key))
 			}
 		}
 		return len(made)

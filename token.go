@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -16,9 +17,6 @@ const (
 	issuerProduction = "wechat_auth"
 	issuerSandbox    = "wechat_auth-sandbox"
 )
-
-// minSigningKey is the shortest HS256 key accepted, in bytes.
-const minSigningKey = 32
 
 // claims are the JWT claims of a wechat_auth token. The token never holds
 // the session_key.
@@ -33,11 +31,11 @@ type claims struct {
 type tokenCodec struct {
 	// ring holds the keys: the first signs, all verify. It is replaced
 	// whole when generated keys rotate.
-	ring atomic.Pointer[keyRing]
+	ring atomic.Pointer[keyring.Ring]
 	// reload, when set, reads the generated keys again for a kid the ring
 	// does not know (another instance may have rotated); it returns the
 	// ring in force, or nil.
-	reload func() *keyRing
+	reload func() *keyring.Ring
 	issuer string
 	ttl    time.Duration
 	apps   map[string]struct{} // token audiences accepted: the configured appids
@@ -72,7 +70,7 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 		),
 		verified: newVerifyCache(verifyCacheGeneration),
 	}
-	tc.ring.Store(newKeyRing(key))
+	tc.ring.Store(keyring.New(key))
 	return tc
 }
 
@@ -93,12 +91,12 @@ func (tc *tokenCodec) issue(s *Session, now time.Time) (string, time.Time, error
 	if s.UnionID != "" {
 		c["unionid"] = s.UnionID
 	}
-	signer := tc.ring.Load().signer()
+	signer := tc.ring.Load().Signer()
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	t.Header["kid"] = signer.kid
-	tok, err := t.SignedString(signer.secret)
+	t.Header["kid"] = signer.Kid
+	tok, err := t.SignedString(signer.Secret)
 	if err == nil {
-		issuedLives.note(signer.kid, tc.ttl, exp)
+		issuedLives.note(signer.Kid, tc.ttl, exp)
 	}
 	return tok, exp, err
 }
@@ -161,13 +159,13 @@ func (l *tokenLives) longest(kid string, now time.Time) time.Duration {
 // sharing generated keys (kept with the ring), or a longer one this process
 // issued tokens under that may still be valid. A token without kid may have
 // been signed by any key of the ring.
-func (tc *tokenCodec) maxLifetime(ring *keyRing, kid string, hasKID bool, now time.Time) time.Duration {
-	longest := max(tc.ttl, ring.maxTTL)
+func (tc *tokenCodec) maxLifetime(ring *keyring.Ring, kid string, hasKID bool, now time.Time) time.Duration {
+	longest := max(tc.ttl, ring.MaxTTL)
 	if hasKID {
 		return max(longest, issuedLives.longest(kid, now))
 	}
-	for _, k := range ring.keys {
-		longest = max(longest, issuedLives.longest(k.kid, now))
+	for _, k := range ring.Keys {
+		longest = max(longest, issuedLives.longest(k.Kid, now))
 	}
 	return longest
 }
@@ -237,4 +235,33 @@ func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity.Identit
 	}
 	tc.verified.put(raw, id)
 	return id, nil
+}
+
+var errUnknownKID = errors.New("unknown kid")
+
+// verificationKey returns what a token is checked against: the key its kid
+// names, or every key for a token without kid (issued before key ids).
+// An unknown kid is asked of reload (when the keys are generated and may
+// have been rotated by another instance) before it is refused.
+func (tc *tokenCodec) verificationKey(t *jwt.Token) (any, error) {
+	ring := tc.ring.Load()
+	v, ok := t.Header["kid"]
+	if !ok {
+		return ring.Set, nil
+	}
+	kid, ok := v.(string)
+	if !ok {
+		return nil, errUnknownKID
+	}
+	if k, ok := ring.ByKID[kid]; ok {
+		return k.Secret, nil
+	}
+	if tc.reload != nil {
+		if ring := tc.reload(); ring != nil {
+			if k, ok := ring.ByKID[kid]; ok {
+				return k.Secret, nil
+			}
+		}
+	}
+	return nil, errUnknownKID
 }

@@ -236,7 +236,7 @@ func TestTokenLifetimeIsCapped(t *testing.T) {
 	// other token_ttls, raises the cap for that key in this process.
 	const key = "lifetime-cap-signing-key-0123456789abcdef"
 	tc := newTokenCodec([]byte(key), issuerProduction, time.Hour, map[string]string{testAppID: "secret"})
-	kid := tc.ring.Load().signer().kid
+	kid := tc.ring.Load().Signer().Kid
 	now := time.Now()
 	with := func(changes jwt.MapClaims) jwt.MapClaims {
 		c := goodClaims()
@@ -307,7 +307,7 @@ func TestTokenOfALongerTTLIssuedBeforeAReloadStillVerifies(t *testing.T) {
 	c := goodClaims()
 	c["exp"] = time.Now().Add(30 * 24 * time.Hour).Unix()
 	forged := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	forged.Header["kid"] = after.ring.Load().signer().kid
+	forged.Header["kid"] = after.ring.Load().Signer().Kid
 	s, err := forged.SignedString([]byte(key))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"go.uber.org/zap"
 )
 
@@ -195,14 +196,14 @@ func TestVerifyCacheConcurrentHitsAreTheTokensOwn(t *testing.T) {
 // signed is refused, even one the verified token cache holds.
 func TestCachedTokenRefusedOnceItsKeyLeavesTheRing(t *testing.T) {
 	ctx := context.Background()
-	g := &generatedKeys{storage: testStorage(t, t.TempDir()), name: signingKeyName, rotation: time.Hour, keep: 2 * time.Hour}
+	g := &keyring.Generated{Storage: testStorage(t, t.TempDir()), Name: keyring.SigningKeyName, Rotation: time.Hour, Keep: 2 * time.Hour}
 	t0 := time.Now()
-	sr, err := g.current(ctx, t0)
+	sr, err := g.Current(ctx, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc := ringCodec()
-	tc.ring.Store(sr.keyRing())
+	tc.ring.Store(sr.Ring())
 	w := &keyWatch{g: g, tc: tc, log: zap.NewNop()}
 	tok := issueWith(t, tc)
 	if _, err := tc.verifyCached(tok, time.Now()); err != nil {
@@ -211,12 +212,12 @@ func TestCachedTokenRefusedOnceItsKeyLeavesTheRing(t *testing.T) {
 
 	step := func(at time.Time) {
 		t.Helper()
-		sr, err := g.current(ctx, at)
+		sr, err := g.Current(ctx, at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.mu.Lock()
-		w.apply(sr.keyRing())
+		w.apply(sr.Ring())
 		w.mu.Unlock()
 	}
 	t1 := t0.Add(time.Hour + time.Second)
@@ -225,7 +226,7 @@ func TestCachedTokenRefusedOnceItsKeyLeavesTheRing(t *testing.T) {
 		t.Fatalf("token of a retired key still kept refused: %v", err)
 	}
 	step(t1.Add(2*time.Hour + time.Second)) // pruned
-	if kidOf(t, tok) == tc.ring.Load().keys[len(tc.ring.Load().keys)-1].kid {
+	if kidOf(t, tok) == tc.ring.Load().Keys[len(tc.ring.Load().Keys)-1].Kid {
 		t.Fatal("the test's key is still in the ring")
 	}
 	if _, err := tc.verifyCached(tok, time.Now()); err == nil {
