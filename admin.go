@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -87,17 +88,17 @@ func unregisterHandler(h *Handler) {
 
 // storesOf returns the distinct stores of the handlers serving appid, and
 // the longest token_ttl among them (how long a cut-off must be kept).
-func storesOf(appid string) ([]userStore, time.Duration) {
+func storesOf(appid string) ([]session.UserStore, time.Duration) {
 	live.Lock()
 	defer live.Unlock()
-	var out []userStore
+	var out []session.UserStore
 	var ttl time.Duration
-	seen := make(map[userStore]bool)
+	seen := make(map[session.UserStore]bool)
 	for h := range live.handlers {
 		if _, ok := h.secrets[appid]; !ok {
 			continue
 		}
-		us, ok := h.store.(userStore)
+		us, ok := h.store.(session.UserStore)
 		if !ok || seen[us] {
 			continue
 		}
@@ -113,10 +114,10 @@ func storesOf(appid string) ([]userStore, time.Duration) {
 // of the sites serving the app) and every token issued before it has
 // expired, whatever token_ttl was when it was issued (each store's token
 // horizon).
-func keepUntil(ctx context.Context, stores []userStore, cut time.Time, ttl time.Duration) time.Time {
+func keepUntil(ctx context.Context, stores []session.UserStore, cut time.Time, ttl time.Duration) time.Time {
 	keep := cut.Add(ttl)
 	for _, us := range stores {
-		if ss, ok := us.(sessionStore); ok {
+		if ss, ok := us.(session.Store); ok {
 			if hz, _ := ss.Horizon(ctx); hz.After(keep) {
 				keep = hz
 			}
@@ -126,13 +127,13 @@ func keepUntil(ctx context.Context, stores []userStore, cut time.Time, ttl time.
 }
 
 // allStores returns every distinct store of the live handlers.
-func allStores() []userStore {
+func allStores() []session.UserStore {
 	live.Lock()
 	defer live.Unlock()
-	var out []userStore
-	seen := make(map[userStore]bool)
+	var out []session.UserStore
+	seen := make(map[session.UserStore]bool)
 	for h := range live.handlers {
-		if us, ok := h.store.(userStore); ok && !seen[us] {
+		if us, ok := h.store.(session.UserStore); ok && !seen[us] {
 			seen[us] = true
 			out = append(out, us)
 		}
@@ -203,7 +204,7 @@ func (req *userRequest) parse(body []byte) *adminError {
 }
 
 // readUser reads and checks the body of a user route.
-func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *adminError) {
+func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration, *adminError) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, apierr.MaxBody+1))
 	if err != nil {
 		return nil, nil, 0, badRequest("The body could not be read.")
@@ -234,10 +235,10 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 // nextCutOff is the cut-off of a revocation made at now: the next whole
 // second, and always later than the user's cut-off so far, since tokens
 // issued since that one carry its time.
-func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
-	cut := cutOff(now)
+func nextCutOff(stores []session.UserStore, req *userRequest, now time.Time) time.Time {
+	cut := session.CutOff(now)
 	for _, us := range stores {
-		if prev := us.userState().record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
+		if prev := us.Users().Record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
 			cut = prev.Add(time.Second)
 		}
 	}
@@ -245,10 +246,10 @@ func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
 }
 
 // save applies rec to every store and reports what to answer.
-func save(r *http.Request, stores []userStore, rec *userRecord) *adminError {
+func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) *adminError {
 	var down error
 	for _, us := range stores {
-		if err := us.saveUser(r.Context(), rec); err != nil {
+		if err := us.SaveUser(r.Context(), rec); err != nil {
 			down = err
 		}
 	}
@@ -269,9 +270,9 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
 	now := time.Now()
-	cur := stores[0].userState().record(req.AppID, req.OpenID)
+	cur := stores[0].Users().Record(req.AppID, req.OpenID)
 	cut := nextCutOff(stores, req, now)
-	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
+	rec := &session.UserRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
 	// A revocation leaves a ban as it is.
 	rec.Ban = cur.Ban
 	if aerr := save(r, stores, rec); aerr != nil {
@@ -311,9 +312,9 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	cut := nextCutOff(stores, req, now)
-	rec := &userRecord{
+	rec := &session.UserRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
-		Ban: &userBan{Since: now, Until: until, Reason: req.Reason},
+		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason},
 	}
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
@@ -335,8 +336,8 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return a.answer(w, r, "unban", req, aerr)
 	}
-	cur := stores[0].userState().record(req.AppID, req.OpenID)
-	was := cur.Ban.inForce(time.Now())
+	cur := stores[0].Users().Record(req.AppID, req.OpenID)
+	was := cur.Ban.InForce(time.Now())
 	rec := cur
 	rec.Ban = nil
 	rec.Changed = time.Now()
@@ -351,7 +352,7 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func banAnswer(rec *userRecord) userAnswer {
+func banAnswer(rec *session.UserRecord) userAnswer {
 	banned := true
 	a := userAnswer{AppID: rec.AppID, OpenID: rec.OpenID, Banned: &banned, Reason: rec.Ban.Reason,
 		Since: rfc3339(rec.Ban.Since)}
@@ -373,7 +374,7 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	out := []userAnswer{}
 	seen := make(map[string]bool)
 	for _, us := range allStores() {
-		for _, rec := range us.userState().bans(now) {
+		for _, rec := range us.Users().Bans(now) {
 			if k := identity.UserKey(rec.AppID, rec.OpenID); !seen[k] {
 				seen[k] = true
 				out = append(out, banAnswer(&rec))

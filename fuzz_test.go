@@ -26,6 +26,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -66,7 +67,7 @@ func FuzzDecryptChecked(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &Session{SID: "s", AppID: v.AppID, OpenID: v.OpenID, SessionKey: v.SessionKey}
+		s := &session.Session{SID: "s", AppID: v.AppID, OpenID: v.OpenID, SessionKey: v.SessionKey}
 		got, err := decryptChecked(&apierr.Fields{EncryptedData: data, IV: iv, RawData: rawData, Signature: signature}, s)
 		if err != nil {
 			var ae *apierr.Error

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -55,15 +56,15 @@ func (g *APIGateway) serveSessionKey(w http.ResponseWriter, r *http.Request, lab
 	}
 }
 
-func signatureQuery(s *Session) string {
+func signatureQuery(s *session.Session) string {
 	return "signature=" + sessionHMAC(s.SessionKey, nil) + "&sig_method=hmac_sha256"
 }
 
 // newestSession finds the user's newest live session.
-func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*Session, *apierr.Error) {
+func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*session.Session, *apierr.Error) {
 	s, err := g.base.store.NewestSession(r.Context(), q.appid, q.openid)
 	switch {
-	case errors.Is(err, errNoUserSession):
+	case errors.Is(err, session.ErrNoUserSession):
 		return nil, apierr.NoLiveSession
 	case err != nil:
 		g.logger.Warn("session store unavailable", zap.Error(err))
@@ -78,7 +79,7 @@ func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*Session, *
 // hand the caller a key, errors included. A reset's new key replaces the
 // stored one (later decryption and signing use it) only from a success
 // answer for the same openid whose members are each given once.
-func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, s *Session) {
+func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, s *session.Session) {
 	a, err := g.call(r.Context(), http.MethodGet, r.URL.Path, q, signatureQuery(s), "", nil)
 	if err != nil {
 		g.answerWeChatError(w, r, label, q, err)
@@ -104,7 +105,7 @@ func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, labe
 			// WeChat has rotated the key: the stored one is stale now.
 			g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
 			aerr := apierr.StoreUnavailable
-			if errors.Is(err, errNoSession) {
+			if errors.Is(err, session.ErrNoSession) {
 				aerr = apierr.NoLiveSession
 			}
 			g.answerError(w, r, label, q.appid, q.openid, aerr)

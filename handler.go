@@ -123,7 +123,7 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Identity, *apierr.Err
 		metrics.VerifiedInvalid.Inc()
 		return nil, apierr.InvalidToken
 	}
-	if h.store.Revoked(id.SID, now) || h.users.refused(id) {
+	if h.store.Revoked(id.SID, now) || h.users.Refused(id) {
 		metrics.VerifiedRevoked.Inc()
 		return nil, apierr.InvalidToken
 	}

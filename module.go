@@ -22,6 +22,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -202,9 +203,9 @@ type Handler struct {
 	wxConn   *wechatConn        // released in Cleanup
 	tokens   *tokenCodec
 	keyWatch *keyWatch // generated keys only
-	users    *userState
+	users    *session.Users
 	audit    *zap.Logger
-	store    sessionStore
+	store    session.Store
 	storeKey string
 	routes   routeTable
 	strip    idheader.Stripper // strips the identity headers a client sent
@@ -453,7 +454,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 	if conn == nil {
 		h.storeKey = "memory"
 		newStore = func() (caddy.Destructor, error) {
-			return newMemoryStore(h.MaxSessions, ctx.Storage())
+			return session.NewMemory(h.MaxSessions, ctx.Storage())
 		}
 	} else {
 		ring := h.tokens.ring.Load()
@@ -467,7 +468,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		h.storeKey = ""
 		return fmt.Errorf("wechat_auth: session store: %w", err)
 	}
-	h.store = val.(sessionStore)
+	h.store = val.(session.Store)
 	if loaded {
 		h.store.Reuse(h.MaxSessions, ctx.Storage())
 	}
@@ -516,3 +517,12 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddy.Module                = (*Handler)(nil)
 )
+
+// provisionUsers takes the user records of the store.
+func (h *Handler) provisionUsers() {
+	if us, ok := h.store.(session.UserStore); ok {
+		h.users = us.Users()
+	} else {
+		h.users = session.NewUsers()
+	}
+}

@@ -6,12 +6,13 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // decryptFields decrypts open data with the session's key and runs every
 // check the routes promise (padding, JSON object, watermark, openId,
 // rawData signature), counting the result.
-func (h *Handler) decryptFields(f *apierr.Fields, s *Session) ([]byte, error) {
+func (h *Handler) decryptFields(f *apierr.Fields, s *session.Session) ([]byte, error) {
 	plain, err := decryptChecked(f, s)
 	result := "ok"
 	var ae *apierr.Error
@@ -24,7 +25,7 @@ func (h *Handler) decryptFields(f *apierr.Fields, s *Session) ([]byte, error) {
 
 // decryptChecked maps every failure to one fixed answer: all decryption
 // failures look alike, so an answer tells nothing about padding.
-func decryptChecked(f *apierr.Fields, s *Session) ([]byte, error) {
+func decryptChecked(f *apierr.Fields, s *session.Session) ([]byte, error) {
 	if f.EncryptedData == "" || f.IV == "" {
 		return nil, apierr.InvalidRequest.WithMessage("The fields encryptedData and iv are required.")
 	}

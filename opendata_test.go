@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -13,9 +14,9 @@ import (
 // and /wx/decrypt give for each kind of bad open data.
 func TestDecryptCheckedMapsFailures(t *testing.T) {
 	v := wechattest.UserInfoVector
-	sess := &Session{SID: "s1", AppID: v.AppID, OpenID: v.OpenID, SessionKey: v.SessionKey}
-	other := &Session{SID: "s2", AppID: v.AppID, OpenID: "oSomeoneElse", SessionKey: wechattest.NewSessionKey()}
-	otherApp := &Session{SID: "s3", AppID: "wxother", OpenID: v.OpenID, SessionKey: v.SessionKey}
+	sess := &session.Session{SID: "s1", AppID: v.AppID, OpenID: v.OpenID, SessionKey: v.SessionKey}
+	other := &session.Session{SID: "s2", AppID: v.AppID, OpenID: "oSomeoneElse", SessionKey: wechattest.NewSessionKey()}
+	otherApp := &session.Session{SID: "s3", AppID: "wxother", OpenID: v.OpenID, SessionKey: v.SessionKey}
 
 	ct := mustB64(t, v.EncryptedData)
 	ct[0] ^= 0x01 // the first plaintext block is garbled, the padding intact
@@ -25,7 +26,7 @@ func TestDecryptCheckedMapsFailures(t *testing.T) {
 	tests := []struct {
 		name string
 		f    apierr.Fields
-		s    *Session
+		s    *session.Session
 		want *apierr.Error
 	}{
 		{"published vector", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, sess, nil},

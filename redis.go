@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/dgraph-io/ristretto/v2"
@@ -43,20 +44,20 @@ type redisStore struct {
 	client  redis.UniversalClient
 	mode    string      // redisSingle, redisSentinel or redisCluster
 	log     *zap.Logger // the logger of the config that made the store
-	cache   *ristretto.Cache[string, *Session]
-	revoked *revocations
+	cache   *ristretto.Cache[string, *session.Session]
+	revoked *session.Revocations
 	aead    cipher.AEAD
 	dataKey *dataKey
 	ring    *keyring.Ring  // the signing keys the data key is wrapped under (mu)
 	legacy  []legacyLayout // the layout before key rotation, read too
-	users   *userState
+	users   *session.Users
 
 	sessionPrefix string // + sid: a session
 	revokedKey    string // sorted set: sid scored by the Unix ms its revocation ends
 	channel       string // pub/sub: tagged JSON (redismessages.go), or "<sid> <until Unix ms>" from earlier versions
 	usersKey      string // hash: user → cut-off and ban (usersredis.go)
 	horizonKey    string // Unix ms no token issued by any instance outlives
-	horizon       *tokenHorizon
+	horizon       *session.Horizon
 
 	mu      sync.Mutex
 	pending map[string]time.Time // revocations Redis has not taken yet
@@ -106,7 +107,7 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 		client.Close()
 		return nil, err
 	}
-	cache, err := newSessionCache(maxSessions)
+	cache, err := session.NewCache(maxSessions)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -117,12 +118,12 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 		mode:          conn.mode,
 		log:           log,
 		cache:         cache,
-		revoked:       newRevocations(nil), // Redis is the durable copy
+		revoked:       session.NewRevocations(nil), // Redis is the durable copy
 		aead:          aead,
 		dataKey:       dk,
 		ring:          ring,
 		legacy:        legacy,
-		users:         newUserState(),
+		users:         session.NewUsers(),
 		sessionPrefix: prefix + "session:",
 		revokedKey:    prefix + "revoked",
 		channel:       prefix + "revoked",
@@ -132,7 +133,7 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
 	}
-	r.horizon = newTokenHorizon(r.saveHorizon)
+	r.horizon = session.NewHorizon(r.saveHorizon)
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
@@ -162,14 +163,14 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 // MOVED only, so after a failover it would keep dialling the dead primary.
 func (r *redisStore) storeDown(op string, err error) error {
 	r.failed()
-	return fmt.Errorf("redis %s: %w: %w", op, errStoreDown, err)
+	return fmt.Errorf("redis %s: %w: %w", op, session.ErrStoreDown, err)
 }
 
 // sessionKey is the key of a session.
 func (r *redisStore) sessionKey(sid string) string { return r.sessionPrefix + sid }
 
 // Get reads the L1 first, Redis on a miss.
-func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
+func (r *redisStore) Get(ctx context.Context, sid string) (*session.Session, error) {
 	if s, ok := r.cache.Get(sid); ok {
 		metrics.CountStore("get", "hit")
 		return s, nil
@@ -181,7 +182,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	case errors.Is(err, redis.Nil):
 		s, expires, err := r.legacyGet(ctx, sid)
 		switch {
-		case errors.Is(err, errNoSession):
+		case errors.Is(err, session.ErrNoSession):
 			metrics.CountStore("get", "miss")
 			return nil, err
 		case err != nil:
@@ -199,7 +200,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 	if err != nil {
 		r.log.Warn("session in Redis cannot be opened; treated as expired", zap.Error(err))
 		metrics.CountStore("get", "miss")
-		return nil, errNoSession
+		return nil, session.ErrNoSession
 	}
 	metrics.CountStore("get", "hit")
 	if ttl := time.Until(expires); ttl > 0 {
@@ -213,7 +214,7 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*Session, error) {
 // holds it, to the L1. Logins that arrive together share one round trip
 // (sessionWriter), but each Put returns only after Redis acknowledged its
 // own commands.
-func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) error {
+func (r *redisStore) Put(ctx context.Context, s *session.Session, ttl time.Duration) error {
 	b, err := r.seal(s, time.Now().Add(ttl))
 	if err != nil {
 		return err
@@ -240,13 +241,13 @@ func (r *redisStore) Put(ctx context.Context, s *Session, ttl time.Duration) err
 		metrics.CountStore("set", "error")
 		return r.storeDown("SET", err)
 	}
-	cachePut(r.cache, s, ttl)
+	session.CachePut(r.cache, s, ttl)
 	return nil
 }
 
 // sessionWrite is a session waiting to be written by a sessionWriter.
 type sessionWrite struct {
-	s      *Session
+	s      *session.Session
 	sealed []byte
 	ttl    time.Duration
 	done   chan error // Redis's answer to this session's commands
@@ -334,7 +335,7 @@ func (r *redisStore) Delete(ctx context.Context, sid string) error {
 // When Redis does not take it, it stays pending and is written as soon as
 // Redis answers again (unless this instance stops first).
 func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) error {
-	r.revoked.add(sid, until)
+	r.revoked.Add(sid, until)
 	r.cache.Del(sid)
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
@@ -349,10 +350,12 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 	return nil
 }
 
-func (r *redisStore) Revoked(sid string, now time.Time) bool { return r.revoked.has(sid, now) }
+func (r *redisStore) Revoked(sid string, now time.Time) bool { return r.revoked.Has(sid, now) }
 
 // Reuse resizes the L1; Redis, not Caddy's storage, keeps revocations.
-func (r *redisStore) Reuse(maxSessions int, _ certmagic.Storage) { resize(r.cache, maxSessions) }
+func (r *redisStore) Reuse(maxSessions int, _ certmagic.Storage) {
+	session.Resize(r.cache, maxSessions)
+}
 
 // Destruct stops the subscriber and closes the connections when the last
 // config using this store is unloaded.
@@ -389,12 +392,12 @@ func (r *redisStore) saveHorizon(ctx context.Context, until time.Time) error {
 	if err != nil {
 		return r.storeDown("token horizon", err)
 	}
-	r.horizon.raise(time.UnixMilli(ms))
+	r.horizon.Raise(time.UnixMilli(ms))
 	return nil
 }
 
 func (r *redisStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
-	return r.horizon.extend(ctx, exp)
+	return r.horizon.Extend(ctx, exp)
 }
 
 // Horizon reads what every instance recorded; when Redis does not answer,
@@ -406,17 +409,17 @@ func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
-		return r.horizon.latest(), r.storeDown("GET token horizon", err)
+		return r.horizon.Latest(), r.storeDown("GET token horizon", err)
 	default:
-		r.horizon.raise(time.UnixMilli(ms))
+		r.horizon.Raise(time.UnixMilli(ms))
 	}
-	return r.horizon.latest(), nil
+	return r.horizon.Latest(), nil
 }
 
 // Interface guards
 var (
-	_ sessionStore     = (*redisStore)(nil)
-	_ userStore        = (*redisStore)(nil)
-	_ keyedStore       = (*redisStore)(nil)
-	_ caddy.Destructor = (*redisStore)(nil)
+	_ session.Store     = (*redisStore)(nil)
+	_ session.UserStore = (*redisStore)(nil)
+	_ keyedStore        = (*redisStore)(nil)
+	_ caddy.Destructor  = (*redisStore)(nil)
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -46,9 +47,9 @@ func rdsStore(t *testing.T, srv *rdsServer, key []byte) *redisStore {
 
 // rdsVectorSession is a session holding the session_key of WeChat's test
 // vector, under a fresh sid.
-func rdsVectorSession() *Session {
+func rdsVectorSession() *session.Session {
 	v := wechattest.UserInfoVector
-	return &Session{SID: newSID(), AppID: v.AppID, OpenID: v.OpenID, UnionID: v.UnionID, SessionKey: v.SessionKey, Created: time.Now()}
+	return &session.Session{SID: session.NewID(), AppID: v.AppID, OpenID: v.OpenID, UnionID: v.UnionID, SessionKey: v.SessionKey, Created: time.Now()}
 }
 
 // rdsEventually polls cond every 10 ms until it holds or within passes.
@@ -73,7 +74,7 @@ func TestRedisStoreKeepsNoSessionKeyInTheClear(t *testing.T) {
 	if err := a.Put(ctx, s, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Revoke(ctx, newSID(), time.Now().Add(time.Hour)); err != nil {
+	if err := a.Revoke(ctx, session.NewID(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -99,7 +100,7 @@ func TestRedisStoreKeepsNoSessionKeyInTheClear(t *testing.T) {
 	if err != nil {
 		t.Fatalf("other instance: %v", err)
 	}
-	if *got != (Session{SID: s.SID, AppID: s.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey, Created: got.Created}) ||
+	if *got != (session.Session{SID: s.SID, AppID: s.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey, Created: got.Created}) ||
 		got.Created.UnixMilli() != s.Created.UnixMilli() {
 		t.Errorf("other instance read %+v, want %+v", got, s)
 	}
@@ -108,7 +109,7 @@ func TestRedisStoreKeepsNoSessionKeyInTheClear(t *testing.T) {
 		t.Errorf("the session read back does not decrypt WeChat's vector: %v", err)
 	}
 	other := rdsStore(t, srv, rdsKeyB)
-	if _, err := other.Get(ctx, s.SID); !errors.Is(err, errNoSession) {
+	if _, err := other.Get(ctx, s.SID); !errors.Is(err, session.ErrNoSession) {
 		t.Errorf("an instance with another signing key read the session: %v", err)
 	}
 }
@@ -131,7 +132,7 @@ func TestRedisStoreTamperedRecordIsAnExpiredSession(t *testing.T) {
 	c.Set(ctx, a.sessionPrefix+attacker.SID, rec, time.Hour)
 
 	b := rdsStore(t, srv, rdsKeyA)
-	if s, err := b.Get(ctx, attacker.SID); !errors.Is(err, errNoSession) {
+	if s, err := b.Get(ctx, attacker.SID); !errors.Is(err, session.ErrNoSession) {
 		t.Errorf("a record moved to another sid was accepted: %+v, %v", s, err)
 	}
 }
@@ -209,7 +210,7 @@ func TestRedisRevocationsMissedWhileDisconnectedAreMergedOnReconnect(t *testing.
 
 	// A revocation written while a was not listening: in the list, never
 	// published to a.
-	sid := newSID()
+	sid := session.NewID()
 	until := time.Now().Add(time.Hour)
 	c.ZAdd(ctx, a.revokedKey, redis.Z{Score: float64(until.UnixMilli()), Member: sid})
 	time.Sleep(100 * time.Millisecond)
@@ -249,7 +250,7 @@ func TestRedisL1IsReadAgainAfterAMissedMessage(t *testing.T) {
 	// subscribing, and ristretto may drop a Set.
 	if !rdsEventually(2*time.Second, func() bool {
 		if _, ok := a.cache.Get(s.SID); !ok {
-			cachePut(a.cache, s, time.Hour)
+			session.CachePut(a.cache, s, time.Hour)
 			return false
 		}
 		return true
@@ -318,7 +319,7 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 			ctx := context.Background()
 			cached := rdsVectorSession()
 			a.Put(ctx, cached, time.Hour)
-			before := newSID() // revoked before the outage
+			before := session.NewID() // revoked before the outage
 			a.Revoke(ctx, before, time.Now().Add(time.Hour))
 
 			tc.down(srv)
@@ -336,15 +337,15 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 			if _, err := a.Get(ctx, cached.SID); err != nil {
 				t.Errorf("a cached session is not served: %v", err)
 			}
-			if err := timed("Get of an uncached session", func() error { _, err := a.Get(ctx, newSID()); return err }); !errors.Is(err, errStoreDown) {
-				t.Errorf("Get of an uncached session: %v, want errStoreDown", err)
+			if err := timed("Get of an uncached session", func() error { _, err := a.Get(ctx, session.NewID()); return err }); !errors.Is(err, session.ErrStoreDown) {
+				t.Errorf("Get of an uncached session: %v, want session.ErrStoreDown", err)
 			}
-			if err := timed("Put", func() error { return a.Put(ctx, rdsVectorSession(), time.Hour) }); !errors.Is(err, errStoreDown) {
-				t.Errorf("Put: %v, want errStoreDown", err)
+			if err := timed("Put", func() error { return a.Put(ctx, rdsVectorSession(), time.Hour) }); !errors.Is(err, session.ErrStoreDown) {
+				t.Errorf("Put: %v, want session.ErrStoreDown", err)
 			}
-			during := newSID()
-			if err := timed("Revoke", func() error { return a.Revoke(ctx, during, time.Now().Add(time.Hour)) }); !errors.Is(err, errStoreDown) {
-				t.Errorf("Revoke: %v, want errStoreDown", err)
+			during := session.NewID()
+			if err := timed("Revoke", func() error { return a.Revoke(ctx, during, time.Now().Add(time.Hour)) }); !errors.Is(err, session.ErrStoreDown) {
+				t.Errorf("Revoke: %v, want session.ErrStoreDown", err)
 			}
 			if !a.Revoked(during, time.Now()) || !a.Revoked(before, time.Now()) || a.Revoked(cached.SID, time.Now()) {
 				t.Error("the in-process revocation list is wrong during the outage")
@@ -371,7 +372,7 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 			if tc.restartsEmpty {
 				fresh := rdsStore(t, srv, rdsKeyA)
 				if !fresh.Revoked(before, time.Now()) || !fresh.Revoked(during, time.Now()) {
-					t.Error("an instance started after the Redis restart does not know the revocations")
+					t.Error("an instance started after the Redis restart does not know the session.Revocations")
 				}
 			}
 		})
@@ -405,8 +406,8 @@ func TestRedisTokenHorizonIsSharedByInstances(t *testing.T) {
 	}
 	// Redis down: issuing a token past the horizon is refused, not promised.
 	srv.Stop()
-	if err := short.ExtendHorizon(ctx, exp.Add(time.Hour)); !errors.Is(err, errStoreDown) {
-		t.Fatalf("ExtendHorizon with Redis down: %v, want errStoreDown", err)
+	if err := short.ExtendHorizon(ctx, exp.Add(time.Hour)); !errors.Is(err, session.ErrStoreDown) {
+		t.Fatalf("ExtendHorizon with Redis down: %v, want session.ErrStoreDown", err)
 	}
 	if err := short.ExtendHorizon(ctx, exp); err != nil {
 		t.Fatalf("a token within the horizon needs no Redis: %v", err)
@@ -465,7 +466,7 @@ func TestRedisConcurrentPutsAnswerEachForItself(t *testing.T) {
 	cancel()
 
 	const n = 200
-	sessions := make([]*Session, n)
+	sessions := make([]*session.Session, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -489,7 +490,7 @@ func TestRedisConcurrentPutsAnswerEachForItself(t *testing.T) {
 	for i, s := range sessions {
 		switch {
 		case s == bad || i == 100:
-			if !errors.Is(errs[i], errStoreDown) {
+			if !errors.Is(errs[i], session.ErrStoreDown) {
 				t.Errorf("Put %d: %v, want store unavailable", i, errs[i])
 			}
 		case errs[i] != nil:
@@ -503,5 +504,71 @@ func TestRedisConcurrentPutsAnswerEachForItself(t *testing.T) {
 				t.Errorf("session %d: the user's index holds %v, want [%s]", i, sids, s.SID)
 			}
 		}
+	}
+}
+
+func TestRedisStoreFindsTheNewestLiveSessionFromAnyInstance(t *testing.T) {
+	srv := rdsStart(t)
+	testNewestSession(t, rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA))
+}
+
+// testNewestSession is a copy of the helper in internal/session's tests,
+// for the Redis store that lives here.
+// testNewestSession runs the newest-live-session rules against a store:
+// each login is the newest, a logged-out or revoked one gives way to the
+// one before, none live is session.ErrNoUserSession, and a replaced key is what
+// later reads see (from a second store on the same backend too, when
+// given).
+func testNewestSession(t *testing.T, st, other session.Store) {
+	ctx := context.Background()
+	openid := "oNewest" + session.NewID()[:10]
+	login := func(ago time.Duration) *session.Session {
+		s := &session.Session{SID: session.NewID(), AppID: "wxnewest", OpenID: openid, SessionKey: wechattest.NewSessionKey(), Created: time.Now().Add(-ago)}
+		if err := st.Put(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := login(2 * time.Second)
+	second := login(time.Second)
+	third := login(0)
+	if got, err := st.NewestSession(ctx, "wxnewest", openid); err != nil || got.SID != third.SID {
+		t.Fatalf("newest session is %+v (%v), want the third login", got, err)
+	}
+	// Another user of the same app and the same user of another app are
+	// not this user.
+	if _, err := st.NewestSession(ctx, "wxother", openid); !errors.Is(err, session.ErrNoUserSession) {
+		t.Fatalf("another app's user: %v, want session.ErrNoUserSession", err)
+	}
+	// Logout of the newest: revoked and deleted.
+	st.Revoke(ctx, third.SID, time.Now().Add(time.Hour))
+	st.Delete(ctx, third.SID)
+	got, err := st.NewestSession(ctx, "wxnewest", openid)
+	if err != nil || got.SID != second.SID {
+		t.Fatalf("after logging out the newest: %+v %v, want the second login", got, err)
+	}
+	if other != nil {
+		// The other instance holds the session in its L1 now.
+		if o, err := other.NewestSession(ctx, "wxnewest", openid); err != nil || o.SID != second.SID {
+			t.Fatalf("another instance finds %+v (%v), want the second login", o, err)
+		}
+	}
+	newKey := wechattest.NewSessionKey()
+	if err := st.SetSessionKey(ctx, got, newKey); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.NewestSession(ctx, "wxnewest", openid); err != nil || got.SessionKey != newKey {
+		t.Fatalf("after a key reset the session has key %v (%v), want the new one", got, err)
+	}
+	if other != nil && !rdsEventually(time.Second, func() bool {
+		got, err := other.NewestSession(ctx, "wxnewest", openid)
+		return err == nil && got.SessionKey == newKey
+	}) {
+		t.Fatal("another instance still reads the old session_key a second after the reset")
+	}
+	st.Revoke(ctx, second.SID, time.Now().Add(time.Hour))
+	st.Delete(ctx, first.SID)
+	if s, err := st.NewestSession(ctx, "wxnewest", openid); !errors.Is(err, session.ErrNoUserSession) {
+		t.Fatalf("with every session ended: %+v %v, want session.ErrNoUserSession", s, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -167,7 +168,7 @@ func storeWrapped(ctx context.Context, c redis.Cmdable, dk *dataKey, keys []*key
 // lockDataKeys takes the lock of the data keys, waiting while another
 // instance holds it. The lock expires by itself should its holder die.
 func lockDataKeys(ctx context.Context, c redis.Cmdable) (unlock func(), err error) {
-	token := newSID()
+	token := session.NewID()
 	for {
 		ok, err := c.SetNX(ctx, dataKeysLock, token, 10*time.Second).Result()
 		if err != nil {

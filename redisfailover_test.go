@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -64,7 +65,7 @@ func rdsRevokeConfirmed(t *testing.T, st *redisStore, sid string) {
 
 // rdsWantDecrypts requires st to read s and its session_key to decrypt
 // WeChat's vector.
-func rdsWantDecrypts(t *testing.T, st *redisStore, s *Session) {
+func rdsWantDecrypts(t *testing.T, st *redisStore, s *session.Session) {
 	t.Helper()
 	got, err := st.Get(context.Background(), s.SID)
 	if err != nil {
@@ -113,7 +114,7 @@ func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 
-	var sessions []*Session
+	var sessions []*session.Session
 	for range 30 {
 		s := rdsVectorSession()
 		if err := a.Put(ctx, s, time.Hour); err != nil {
@@ -186,7 +187,7 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	// The primary of the revocation list: it also carries the
 	// subscriptions of both stores.
 	victim := cluster.PrimaryFor(a.revokedKey)
-	before := newSID()
+	before := session.NewID()
 	if err := a.Revoke(ctx, before, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +218,8 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 			slowest = max(slowest, d)
 			mu.Unlock()
 			if err != nil {
-				if !errors.Is(err, errStoreDown) {
-					t.Errorf("during the failover: %v, want errStoreDown", err)
+				if !errors.Is(err, session.ErrStoreDown) {
+					t.Errorf("during the failover: %v, want session.ErrStoreDown", err)
 				}
 				lastFail.Store(time.Now().UnixNano())
 			}
@@ -234,7 +235,7 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	// Everything works again within 10 s of the promotion.
 	if !rdsEventually(10*time.Second, func() bool {
 		s := rdsVectorSession()
-		return a.Put(ctx, s, time.Hour) == nil && b.Revoke(ctx, newSID(), time.Now().Add(time.Hour)) == nil
+		return a.Put(ctx, s, time.Hour) == nil && b.Revoke(ctx, session.NewID(), time.Now().Add(time.Hour)) == nil
 	}) {
 		t.Fatal("logins and logouts do not work within 10 s of the promotion")
 	}
@@ -255,7 +256,7 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	if c := rdsStoreOn(t, cfg); !c.Revoked(before, time.Now()) {
 		t.Error("a revocation confirmed before the failover is lost")
 	}
-	sid := newSID()
+	sid := session.NewID()
 	var err error
 	if !rdsEventually(5*time.Second, func() bool {
 		err = a.Revoke(ctx, sid, time.Now().Add(time.Hour))
@@ -288,7 +289,7 @@ func TestRedisRevokeWaitsForAReplica(t *testing.T) {
 	rdsSetACL(t, primary)
 	a := rdsStore(t, &rdsServer{URL: "redis://wechat_auth:" + rdsACLPassword + "@" + primary.Addr}, rdsKeyA)
 
-	sid := newSID()
+	sid := session.NewID()
 	rdsRevokeConfirmed(t, a, sid)
 	if _, err := rc.ZScore(ctx, a.revokedKey, sid).Result(); err != nil {
 		t.Errorf("a revocation confirmed to the client is not on the replica yet: %v", err)
@@ -297,14 +298,14 @@ func TestRedisRevokeWaitsForAReplica(t *testing.T) {
 	// A replica that does not confirm: the logout cannot be made safe.
 	replica.Pause()
 	defer replica.Resume()
-	lagging := newSID()
+	lagging := session.NewID()
 	start := time.Now()
 	err := a.Revoke(ctx, lagging, time.Now().Add(time.Hour))
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Revoke took %v with the replica hung", d)
 	}
-	if !errors.Is(err, errStoreDown) {
-		t.Errorf("Revoke with the replica hung: %v, want errStoreDown", err)
+	if !errors.Is(err, session.ErrStoreDown) {
+		t.Errorf("Revoke with the replica hung: %v, want session.ErrStoreDown", err)
 	}
 	if !a.Revoked(lagging, time.Now()) {
 		t.Error("the revocation is not honoured here")
@@ -325,7 +326,7 @@ func TestRedisRevokeWaitsForAReplica(t *testing.T) {
 func TestRedisRevokeWithoutReplicaDoesNotWait(t *testing.T) {
 	a := rdsStore(t, rdsStart(t), rdsKeyA)
 	start := time.Now()
-	if err := a.Revoke(context.Background(), newSID(), time.Now().Add(time.Hour)); err != nil {
+	if err := a.Revoke(context.Background(), session.NewID(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d >= redisWaitTimeout/2 {
@@ -351,7 +352,7 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 	}
 	// With cluster, one node is enough to find the others.
 	st := rdsStoreOn(t, RedisConfig{Addrs: cluster.Addrs[:1], Cluster: true})
-	var sessions []*Session
+	var sessions []*session.Session
 	for range 10 {
 		s := rdsVectorSession()
 		if err := st.Put(context.Background(), s, time.Hour); err != nil {
@@ -383,7 +384,7 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 	if err := a.Put(ctx, before, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	revoked := newSID()
+	revoked := session.NewID()
 	if err := a.Revoke(ctx, revoked, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +398,8 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 	sen.Primary.Stop()
 	for name, call := range map[string]func() error{
 		"Put":    func() error { return a.Put(ctx, rdsVectorSession(), time.Hour) },
-		"Get":    func() error { _, err := b.Get(ctx, newSID()); return err },
-		"Revoke": func() error { return a.Revoke(ctx, newSID(), time.Now().Add(time.Hour)) },
+		"Get":    func() error { _, err := b.Get(ctx, session.NewID()); return err },
+		"Revoke": func() error { return a.Revoke(ctx, session.NewID(), time.Now().Add(time.Hour)) },
 	} {
 		start := time.Now()
 		err := call()
@@ -407,8 +408,8 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 		if d > 2*time.Second {
 			t.Errorf("%s took %v with no primary and hung Sentinels", name, d)
 		}
-		if !errors.Is(err, errStoreDown) {
-			t.Errorf("%s: %v, want errStoreDown", name, err)
+		if !errors.Is(err, session.ErrStoreDown) {
+			t.Errorf("%s: %v, want session.ErrStoreDown", name, err)
 		}
 	}
 
@@ -429,7 +430,7 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 		t.Error("a revocation confirmed before the failover is lost")
 	}
 	// b's subscription followed the primary too.
-	after := newSID()
+	after := session.NewID()
 	if err := a.Revoke(ctx, after, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -54,9 +55,9 @@ func (r *redisStore) legacyChannels() []string {
 
 // legacyGet looks for a session in the old layouts, after it was not found
 // in the current one, and copies one found there to the current layout.
-func (r *redisStore) legacyGet(ctx context.Context, sid string) (*Session, time.Time, error) {
+func (r *redisStore) legacyGet(ctx context.Context, sid string) (*session.Session, time.Time, error) {
 	if len(r.legacy) == 0 {
-		return nil, time.Time{}, errNoSession
+		return nil, time.Time{}, session.ErrNoSession
 	}
 	cmds, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, l := range r.legacy {
@@ -83,7 +84,7 @@ func (r *redisStore) legacyGet(ctx context.Context, sid string) (*Session, time.
 		}
 		return s, expires, nil
 	}
-	return nil, time.Time{}, errNoSession
+	return nil, time.Time{}, session.ErrNoSession
 }
 
 // legacyRevocations returns the revocations in force in the old layouts.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // busMessage is what instances sharing Redis publish to each other, tagged
@@ -11,10 +13,10 @@ import (
 // "<sid> <until Unix ms>"; apply still reads those. A type this version
 // does not know is ignored, so a newer instance can add one.
 type busMessage struct {
-	Type  string      `json:"type"`            // "session", "user" or "rekeyed"
-	SID   string      `json:"sid,omitempty"`   // session: the sid revoked; rekeyed: the sid whose key changed
-	Until int64       `json:"until,omitempty"` // session: Unix ms the revocation lasts until
-	User  *userRecord `json:"user,omitempty"`  // user: the user's record
+	Type  string              `json:"type"`            // "session", "user" or "rekeyed"
+	SID   string              `json:"sid,omitempty"`   // session: the sid revoked; rekeyed: the sid whose key changed
+	Until int64               `json:"until,omitempty"` // session: Unix ms the revocation lasts until
+	User  *session.UserRecord `json:"user,omitempty"`  // user: the user's record
 }
 
 const (
@@ -39,7 +41,7 @@ func rekeyedMessage(sid string) string {
 	return string(b)
 }
 
-func userMessage(rec *userRecord) string {
+func userMessage(rec *session.UserRecord) string {
 	b, _ := json.Marshal(busMessage{Type: msgUser, User: rec})
 	return string(b)
 }
@@ -55,7 +57,7 @@ func (r *redisStore) applyTagged(payload string) {
 		if m.SID == "" {
 			return
 		}
-		r.revoked.add(m.SID, time.UnixMilli(m.Until))
+		r.revoked.Add(m.SID, time.UnixMilli(m.Until))
 		r.cache.Del(m.SID)
 	case msgRekeyed:
 		if m.SID != "" {
@@ -65,6 +67,6 @@ func (r *redisStore) applyTagged(payload string) {
 		if m.User == nil || m.User.AppID == "" || m.User.OpenID == "" {
 			return
 		}
-		r.users.merge(m.User)
+		r.users.Merge(m.User)
 	}
 }

@@ -89,7 +89,7 @@ func (r *redisStore) sync(ctx context.Context) error {
 	}
 	for _, z := range old {
 		if sid, ok := z.Member.(string); ok {
-			r.revoked.add(sid, time.UnixMilli(int64(z.Score)))
+			r.revoked.Add(sid, time.UnixMilli(int64(z.Score)))
 		}
 	}
 	if err := r.syncUsers(ctx, now); err != nil {
@@ -101,11 +101,11 @@ func (r *redisStore) sync(ctx context.Context) error {
 			continue
 		}
 		known[sid] = true
-		r.revoked.add(sid, time.UnixMilli(int64(z.Score)))
+		r.revoked.Add(sid, time.UnixMilli(int64(z.Score)))
 		r.cache.Del(sid)
 	}
 	missing := make(map[string]time.Time)
-	r.revoked.each(func(sid string, until time.Time) {
+	r.revoked.Each(func(sid string, until time.Time) {
 		if !known[sid] && now.Before(until) {
 			missing[sid] = until
 		}
@@ -146,7 +146,7 @@ func (r *redisStore) sync(ctx context.Context) error {
 		return err
 	}
 	if len(missing) > 0 {
-		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
+		r.log.Info("wrote back session.Revocations Redis did not have", zap.Int("count", len(missing)))
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (r *redisStore) retryPending(ctx context.Context) {
 			delete(r.pending, sid)
 		}
 		r.mu.Unlock()
-		r.log.Info("revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
+		r.log.Info("session.Revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
 	}
 }
 
@@ -276,7 +276,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 			r.cut = false
 			r.mu.Unlock()
 			if wasCut {
-				r.log.Info("Redis subscription is back; revocations made meanwhile are merged")
+				r.log.Info("Redis subscription is back; session.Revocations made meanwhile are merged")
 			}
 		case *redis.Message:
 			r.apply(m.Payload)
@@ -312,6 +312,6 @@ func (r *redisStore) apply(payload string) {
 	if err != nil {
 		return
 	}
-	r.revoked.add(sid, time.UnixMilli(n))
+	r.revoked.Add(sid, time.UnixMilli(n))
 	r.cache.Del(sid)
 }

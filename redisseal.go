@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // HKDF info strings of the layout before key rotation, which derived the
@@ -45,7 +47,7 @@ func sealAAD(sid, appid, openid, unionid string) []byte {
 	return []byte("wechat_auth session v1\x00" + sid + "\x00" + appid + "\x00" + openid + "\x00" + unionid)
 }
 
-func (r *redisStore) seal(s *Session, expires time.Time) ([]byte, error) {
+func (r *redisStore) seal(s *session.Session, expires time.Time) ([]byte, error) {
 	nonce := make([]byte, r.aead.NonceSize(), r.aead.NonceSize()+len(s.SessionKey)+r.aead.Overhead())
 	rand.Read(nonce)
 	sealed := r.aead.Seal(nonce, nonce, []byte(s.SessionKey), sealAAD(s.SID, s.AppID, s.OpenID, s.UnionID))
@@ -61,12 +63,12 @@ func (r *redisStore) seal(s *Session, expires time.Time) ([]byte, error) {
 
 var errDamagedSession = errors.New("session record in Redis is damaged or sealed under another key")
 
-func (r *redisStore) open(sid string, b []byte) (*Session, time.Time, error) {
+func (r *redisStore) open(sid string, b []byte) (*session.Session, time.Time, error) {
 	return openSealed(r.aead, sid, b)
 }
 
 // openSealed opens a session record sealed with aead.
-func openSealed(aead cipher.AEAD, sid string, b []byte) (*Session, time.Time, error) {
+func openSealed(aead cipher.AEAD, sid string, b []byte) (*session.Session, time.Time, error) {
 	var rs redisSession
 	if err := json.Unmarshal(b, &rs); err != nil || len(rs.SealedKey) < aead.NonceSize() {
 		return nil, time.Time{}, errDamagedSession
@@ -76,7 +78,7 @@ func openSealed(aead cipher.AEAD, sid string, b []byte) (*Session, time.Time, er
 	if err != nil {
 		return nil, time.Time{}, errDamagedSession
 	}
-	return &Session{
+	return &session.Session{
 		SID:        sid,
 		AppID:      rs.AppID,
 		OpenID:     rs.OpenID,

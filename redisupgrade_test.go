@@ -23,6 +23,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // oldLayoutPrefix and oldLayoutSeal write what the version before key
@@ -35,7 +36,7 @@ func oldLayoutPrefix(key []byte) string {
 	return "wechat_auth:" + hex.EncodeToString(ns) + ":"
 }
 
-func oldLayoutSeal(t *testing.T, key []byte, s *Session, expires time.Time) []byte {
+func oldLayoutSeal(t *testing.T, key []byte, s *session.Session, expires time.Time) []byte {
 	t.Helper()
 	encKey, _ := hkdf.Key(sha256.New, key, nil, "wechat_auth session_key v1", 32)
 	block, _ := aes.NewCipher(encKey)
@@ -66,7 +67,7 @@ func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *redisStore {
 	return st
 }
 
-func wantSession(t *testing.T, st *redisStore, want *Session, when string) {
+func wantSession(t *testing.T, st *redisStore, want *session.Session, when string) {
 	t.Helper()
 	st.cache.Clear()
 	got, err := st.Get(context.Background(), want.SID)
@@ -91,7 +92,7 @@ func TestRedisUpgradeKeepsSessionsAndRevocationsOfTheOldLayout(t *testing.T) {
 	if err := c.Set(ctx, prefix+"session:"+s.SID, oldLayoutSeal(t, old, s, time.Now().Add(time.Hour)), time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	revoked := newSID()
+	revoked := session.NewID()
 	c.ZAdd(ctx, prefix+"revoked", redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: revoked})
 
 	// The upgraded instance, same key.
@@ -108,7 +109,7 @@ func TestRedisUpgradeKeepsSessionsAndRevocationsOfTheOldLayout(t *testing.T) {
 	}) {
 		t.Fatal("the upgraded instance does not listen on the earlier version's channel")
 	}
-	late := newSID()
+	late := session.NewID()
 	c.Publish(ctx, prefix+"revoked", late+" "+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10))
 	if !rdsEventually(time.Second, func() bool { return up.Revoked(late, time.Now()) }) {
 		t.Error("a logout published by an instance of the earlier version is not heard within 1 s")
@@ -219,7 +220,7 @@ func TestLogoutsReachInstancesNotYetUpgraded(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := rdsStore(t, srv, rdsKeyA)
-	sid := newSID()
+	sid := session.NewID()
 	until := time.Now().Add(time.Hour)
 	if err := up.Revoke(ctx, sid, until); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,32 +22,32 @@ func redisUserKey(sessionPrefix, appid, openid string) string {
 }
 
 // addUserSession queues, on pipe, the recording of a new session of its
-// user: added, the set trimmed to the latest userSessionsKept, and kept as
+// user: added, the set trimmed to the latest session.UserSessionsKept, and kept as
 // long as the session. Its three commands go to cmds.
-func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *Session, ttl time.Duration, cmds []redis.Cmder) {
+func (r *redisStore) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *session.Session, ttl time.Duration, cmds []redis.Cmder) {
 	key := redisUserKey(r.sessionPrefix, s.AppID, s.OpenID)
 	cmds[0] = pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
-	cmds[1] = pipe.ZRemRangeByRank(ctx, key, 0, -userSessionsKept-1)
+	cmds[1] = pipe.ZRemRangeByRank(ctx, key, 0, -session.UserSessionsKept-1)
 	cmds[2] = pipe.PExpire(ctx, key, ttl)
 }
 
 // NewestSession reads the user's latest session ids from Redis and returns
 // the newest that is live.
-func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*Session, error) {
+func (r *redisStore) NewestSession(ctx context.Context, appid, openid string) (*session.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
-	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, userSessionsKept-1).Result()
+	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, session.UserSessionsKept-1).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		metrics.CountStore("get", "error")
 		return nil, r.storeDown("ZREVRANGE", err)
 	}
-	return newestLive(ctx, r, appid, openid, sids)
+	return session.NewestLive(ctx, r, appid, openid, sids)
 }
 
 // SetSessionKey replaces the session_key of a stored session, keeping its
 // expiry; a session deleted meanwhile (a logout) stays deleted. Every
 // instance drops its L1 copy of the session, so all read the new key.
-func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) error {
+func (r *redisStore) SetSessionKey(ctx context.Context, s *session.Session, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
 	rkey := r.sessionKey(s.SID)
@@ -55,7 +56,7 @@ func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) 
 		return r.storeDown("PTTL", err)
 	}
 	if ttl <= 0 {
-		return errNoSession
+		return session.ErrNoSession
 	}
 	ns := *s
 	ns.SessionKey = key
@@ -75,11 +76,11 @@ func (r *redisStore) SetSessionKey(ctx context.Context, s *Session, key string) 
 	}
 	switch {
 	case errors.Is(err, redis.Nil):
-		return errNoSession
+		return session.ErrNoSession
 	case err != nil:
 		metrics.CountStore("set", "error")
 		return r.storeDown("SET", err)
 	}
-	cachePut(r.cache, &ns, ttl)
+	session.CachePut(r.cache, &ns, ttl)
 	return nil
 }

@@ -3,8 +3,6 @@ package wechatauth
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -202,8 +201,8 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	if aerr := h.checkBanned(appid, ws.OpenID); aerr != nil {
 		return aerr
 	}
-	s := &Session{
-		SID:        newSID(),
+	s := &session.Session{
+		SID:        session.NewID(),
 		AppID:      appid,
 		OpenID:     ws.OpenID,
 		UnionID:    ws.UnionID,
@@ -237,7 +236,7 @@ func (h *Handler) pickApp(appid string) (string, *apierr.Error) {
 	return appid, nil
 }
 
-func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *Session) error {
+func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *session.Session) error {
 	now := h.issueTime(s)
 	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
 		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
@@ -399,7 +398,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 }
 
 // session authenticates r and loads its session.
-func (h *Handler) session(r *http.Request) (*identity.Identity, *Session, error) {
+func (h *Handler) session(r *http.Request) (*identity.Identity, *session.Session, error) {
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		return nil, nil, aerr
@@ -411,10 +410,10 @@ func (h *Handler) session(r *http.Request) (*identity.Identity, *Session, error)
 	return id, s, nil
 }
 
-func (h *Handler) sessionOf(ctx context.Context, id *identity.Identity) (*Session, error) {
+func (h *Handler) sessionOf(ctx context.Context, id *identity.Identity) (*session.Session, error) {
 	s, err := h.store.Get(ctx, id.SID)
 	switch {
-	case errors.Is(err, errNoSession):
+	case errors.Is(err, session.ErrNoSession):
 		return nil, apierr.SessionExpired
 	case err != nil:
 		if ctx.Err() == nil {
@@ -466,9 +465,20 @@ func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err er
 	return ae
 }
 
-// newSID returns a random 128-bit session id.
-func newSID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// issueTime is the time a new token of s is issued at (see
+// session.Users.IssueTime).
+func (h *Handler) issueTime(s *session.Session) time.Time {
+	return h.users.IssueTime(s.AppID, s.OpenID, time.Now())
+}
+
+// errBannedUser answers the login of a user an operator banned: the
+// catalogue's user_blocked, with the operator, not WeChat, as its cause.
+var errBannedUser = apierr.UserBlocked.WithMessage("This user is blocked by the operator of this service.")
+
+// checkBanned refuses the login of a banned user.
+func (h *Handler) checkBanned(appid, openid string) *apierr.Error {
+	if h.users.Banned(appid, openid, time.Now()) != nil {
+		return errBannedUser
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -78,7 +79,7 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 // A token has one audience, the session's appid, written as a plain string
 // (RFC 7519 §4.1.3's form for a single audience); verify accepts the array
 // form too.
-func (tc *tokenCodec) issue(s *Session, now time.Time) (string, time.Time, error) {
+func (tc *tokenCodec) issue(s *session.Session, now time.Time) (string, time.Time, error) {
 	exp := now.Add(tc.ttl)
 	c := jwt.MapClaims{
 		"iss": tc.issuer,

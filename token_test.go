@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -22,8 +23,8 @@ func newTestCodec(issuer string) *tokenCodec {
 	return newTokenCodec([]byte(testSigningKey), issuer, time.Hour, map[string]string{testAppID: "secret"})
 }
 
-func testSession() *Session {
-	return &Session{
+func testSession() *session.Session {
+	return &session.Session{
 		SID:        "c2lkLTEyOC1iaXRzLXJhbmRvbQ",
 		AppID:      testAppID,
 		OpenID:     "oUser0000000000000000000001",

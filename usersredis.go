@@ -6,15 +6,16 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/redis/go-redis/v9"
 )
 
-func (r *redisStore) userState() *userState { return r.users }
+func (r *redisStore) Users() *session.Users { return r.users }
 
-// saveUser merges rec here, writes it to the users hash and publishes it
+// SaveUser merges rec here, writes it to the users hash and publishes it
 // to the other instances, in one round trip.
-func (r *redisStore) saveUser(ctx context.Context, rec *userRecord) error {
-	rec = r.users.merge(rec)
+func (r *redisStore) SaveUser(ctx context.Context, rec *session.UserRecord) error {
+	rec = r.users.Merge(rec)
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -42,21 +43,21 @@ func (r *redisStore) syncUsers(ctx context.Context, now time.Time) error {
 	}
 	var expired []string
 	for field, v := range all {
-		var rec userRecord
+		var rec session.UserRecord
 		if json.Unmarshal([]byte(v), &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
 			continue
 		}
-		if rec.expired(now) {
+		if rec.Expired(now) {
 			expired = append(expired, field)
 			continue
 		}
-		r.users.merge(&rec)
+		r.users.Merge(&rec)
 	}
-	r.users.forget(now)
+	r.users.Forget(now)
 	if len(expired) > 0 {
 		return r.client.HDel(ctx, r.usersKey, expired...).Err()
 	}
 	return nil
 }
 
-var _ userStore = (*redisStore)(nil)
+var _ session.UserStore = (*redisStore)(nil)

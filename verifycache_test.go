@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"go.uber.org/zap"
 )
 
@@ -23,7 +24,7 @@ func cacheTestCodec(apps ...string) *tokenCodec {
 
 func cacheTestToken(t *testing.T, tc *tokenCodec, appid string, now time.Time) string {
 	t.Helper()
-	tok, _, err := tc.issue(&Session{SID: "sid-" + appid, AppID: appid, OpenID: "o-" + appid}, now)
+	tok, _, err := tc.issue(&session.Session{SID: "sid-" + appid, AppID: appid, OpenID: "o-" + appid}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,24 @@
-package wechatauth
+package session
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 )
 
-// userRecord is what an operator decided about one user of one app: a
+// UserRecord is what an operator decided about one user of one app: a
 // cut-off (every token issued before RevokedBefore is refused) and a ban
 // (logins refused). It is kept by the session store (Caddy's storage for
 // the memory store, Redis otherwise) and is the whole state of the user:
 // a newer record replaces an older one, except that a cut-off never moves
 // back.
-type userRecord struct {
+type UserRecord struct {
 	AppID         string    `json:"appid"`
 	OpenID        string    `json:"openid"`
 	RevokedBefore time.Time `json:"revoked_before,omitzero"`
@@ -26,43 +27,56 @@ type userRecord struct {
 	// forgotten after Keep.
 	Keep    time.Time `json:"keep"`
 	Changed time.Time `json:"changed"` // orders the records of one user
-	Ban     *userBan  `json:"ban,omitempty"`
+	Ban     *Ban      `json:"ban,omitempty"`
 }
 
-// userBan refuses a user's logins from Since until Until (zero: until
+// Ban refuses a user's logins from Since until Until (zero: until
 // lifted).
-type userBan struct {
+type Ban struct {
 	Since  time.Time `json:"since"`
 	Until  time.Time `json:"until,omitzero"`
 	Reason string    `json:"reason,omitempty"`
 }
 
-func (b *userBan) inForce(now time.Time) bool {
+func (b *Ban) InForce(now time.Time) bool {
 	return b != nil && (b.Until.IsZero() || now.Before(b.Until))
 }
 
-// expired reports whether rec can be forgotten at now.
-func (rec *userRecord) expired(now time.Time) bool {
-	return !now.Before(rec.Keep) && !rec.Ban.inForce(now)
+// Expired reports whether rec can be forgotten at now.
+func (rec *UserRecord) Expired(now time.Time) bool {
+	return !now.Before(rec.Keep) && !rec.Ban.InForce(now)
 }
 
-// userState holds the records of one store. The proxied path asks refused
+// Users holds the records of one store. The proxied path asks refused
 // on every request: one atomic load, and while any cut-off exists one
 // lock-free map lookup of a key made once per verified token.
-type userState struct {
+type Users struct {
 	cuts sync.Map     // userKey → time.Time: tokens issued before are refused
 	n    atomic.Int64 // entries in cuts
 
 	mu      sync.Mutex
-	records map[string]*userRecord
+	records map[string]*UserRecord
 }
 
-func newUserState() *userState {
-	return &userState{records: make(map[string]*userRecord)}
+// IssueTime is the time a new token of the user is issued at: now, or the
+// user's cut-off when that is later, so the token is not refused by it.
+func (u *Users) IssueTime(appid, openid string, now time.Time) time.Time {
+	if u.n.Load() == 0 {
+		return now
+	}
+	if v, ok := u.cuts.Load(identity.UserKey(appid, openid)); ok && v.(time.Time).After(now) {
+		return v.(time.Time)
+	}
+	return now
 }
 
-// refused reports whether id's token was issued before its user's cut-off.
-func (u *userState) refused(id *identity.Identity) bool {
+// NewUsers makes an empty set of records.
+func NewUsers() *Users {
+	return &Users{records: make(map[string]*UserRecord)}
+}
+
+// Refused reports whether id's token was issued before its user's cut-off.
+func (u *Users) Refused(id *identity.Identity) bool {
 	if u.n.Load() == 0 {
 		return false
 	}
@@ -70,9 +84,9 @@ func (u *userState) refused(id *identity.Identity) bool {
 	return ok && id.Issued.Before(v.(time.Time))
 }
 
-// sessionCut reports whether s began before its user's cut-off: every
+// SessionCut reports whether s began before its user's cut-off: every
 // token it could show was then issued before it, so the session is dead.
-func (u *userState) sessionCut(s *Session) bool {
+func (u *Users) SessionCut(s *Session) bool {
 	if u.n.Load() == 0 {
 		return false
 	}
@@ -80,8 +94,8 @@ func (u *userState) sessionCut(s *Session) bool {
 	return ok && s.Created.Before(v.(time.Time))
 }
 
-// merge takes a record in and returns the one in force for that user.
-func (u *userState) merge(rec *userRecord) *userRecord {
+// Merge takes a record in and returns the one in force for that user.
+func (u *Users) Merge(rec *UserRecord) *UserRecord {
 	key := identity.UserKey(rec.AppID, rec.OpenID)
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -114,13 +128,13 @@ func (u *userState) merge(rec *userRecord) *userRecord {
 	return rec
 }
 
-// forget drops the records that no longer matter and returns their keys.
-func (u *userState) forget(now time.Time) []string {
+// Forget drops the records that no longer matter and returns their keys.
+func (u *Users) Forget(now time.Time) []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var gone []string
 	for key, rec := range u.records {
-		if rec.expired(now) {
+		if rec.Expired(now) {
 			delete(u.records, key)
 			if _, had := u.cuts.LoadAndDelete(key); had {
 				u.n.Add(-1)
@@ -131,33 +145,33 @@ func (u *userState) forget(now time.Time) []string {
 	return gone
 }
 
-// record returns a copy of the user's record (an empty one when none).
-func (u *userState) record(appid, openid string) userRecord {
+// Record returns a copy of the user's record (an empty one when none).
+func (u *Users) Record(appid, openid string) UserRecord {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil {
 		return *rec
 	}
-	return userRecord{AppID: appid, OpenID: openid}
+	return UserRecord{AppID: appid, OpenID: openid}
 }
 
-// banned returns the ban in force on the user at now, or nil.
-func (u *userState) banned(appid, openid string, now time.Time) *userBan {
+// Banned returns the ban in force on the user at now, or nil.
+func (u *Users) Banned(appid, openid string, now time.Time) *Ban {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil && rec.Ban.inForce(now) {
+	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil && rec.Ban.InForce(now) {
 		return rec.Ban
 	}
 	return nil
 }
 
-// bans returns the records with a ban in force at now.
-func (u *userState) bans(now time.Time) []userRecord {
+// Bans returns the records with a ban in force at now.
+func (u *Users) Bans(now time.Time) []UserRecord {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	var out []userRecord
+	var out []UserRecord
 	for _, rec := range u.records {
-		if rec.Ban.inForce(now) {
+		if rec.Ban.InForce(now) {
 			out = append(out, *rec)
 		}
 	}
@@ -165,52 +179,25 @@ func (u *userState) bans(now time.Time) []userRecord {
 	return out
 }
 
-// cutOff returns when a user revocation made at now takes effect: the
+// CutOff returns when a user revocation made at now takes effect: the
 // next whole second. Token times (iat) are whole seconds, so every token
 // issued up to now is before it, and a token issued after now is given
 // that time at least (issueTime), so the user can log in again at once.
-func cutOff(now time.Time) time.Time {
+func CutOff(now time.Time) time.Time {
 	return now.Truncate(time.Second).Add(time.Second)
 }
 
-// issueTime is the time a new token of s is issued at: now, or the user's
-// cut-off when that is later, so the token is not refused by it.
-func (h *Handler) issueTime(s *Session) time.Time {
-	now := time.Now()
-	if h.users.n.Load() == 0 {
-		return now
-	}
-	if v, ok := h.users.cuts.Load(identity.UserKey(s.AppID, s.OpenID)); ok && v.(time.Time).After(now) {
-		return v.(time.Time)
-	}
-	return now
-}
-
-// errBannedUser answers the login of a user an operator banned: the
-// catalogue's user_blocked, with the operator, not WeChat, as its cause.
-var errBannedUser = apierr.UserBlocked.WithMessage("This user is blocked by the operator of this service.")
-
-// checkBanned refuses the login of a banned user.
-func (h *Handler) checkBanned(appid, openid string) *apierr.Error {
-	if h.users.banned(appid, openid, time.Now()) != nil {
-		return errBannedUser
-	}
-	return nil
-}
-
-// userStore is a session store that keeps user records: save merges rec
+// UserStore is a session store that keeps user records: save merges rec
 // here at once, then keeps it durably and tells the other instances. When
-// that fails rec still holds here, and the error wraps errStoreDown.
-type userStore interface {
-	userState() *userState
-	saveUser(ctx context.Context, rec *userRecord) error
+// that fails rec still holds here, and the error wraps ErrStoreDown.
+type UserStore interface {
+	Users() *Users
+	SaveUser(ctx context.Context, rec *UserRecord) error
 }
 
-// provisionUsers takes the user records of the store.
-func (h *Handler) provisionUsers() {
-	if us, ok := h.store.(userStore); ok {
-		h.users = us.userState()
-	} else {
-		h.users = newUserState()
-	}
+// NewID returns a random 128-bit session id.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -15,16 +15,16 @@ import (
 // not logged out or revoked. A refresh keeps the session, so it keeps its
 // place. The stores remember the last few sessions of each user for that.
 
-// userSessionsKept is how many of a user's latest sessions are remembered;
+// UserSessionsKept is how many of a user's latest sessions are remembered;
 // older ones are never the newest live one unless all of these ended.
-const userSessionsKept = 8
+const UserSessionsKept = 8
 
-// errNoUserSession: the user has no live session.
-var errNoUserSession = errors.New("no live session for this user")
+// ErrNoUserSession: the user has no live session.
+var ErrNoUserSession = errors.New("no live session for this user")
 
-// newestLive returns the first of sids (newest first) that names a live
+// NewestLive returns the first of sids (newest first) that names a live
 // session of (appid, openid) in st.
-func newestLive(ctx context.Context, st sessionStore, appid, openid string, sids []string) (*Session, error) {
+func NewestLive(ctx context.Context, st Store, appid, openid string, sids []string) (*Session, error) {
 	now := time.Now()
 	for _, sid := range sids {
 		if st.Revoked(sid, now) {
@@ -32,28 +32,28 @@ func newestLive(ctx context.Context, st sessionStore, appid, openid string, sids
 		}
 		s, err := st.Get(ctx, sid)
 		switch {
-		case errors.Is(err, errNoSession):
+		case errors.Is(err, ErrNoSession):
 			continue
 		case err != nil:
 			return nil, err
 		case s.AppID != appid || s.OpenID != openid:
 			continue
 		}
-		if us, ok := st.(userStore); ok {
-			if us.userState().banned(appid, openid, now) != nil {
-				return nil, errNoUserSession
+		if us, ok := st.(UserStore); ok {
+			if us.Users().Banned(appid, openid, now) != nil {
+				return nil, ErrNoUserSession
 			}
-			if us.userState().sessionCut(s) {
+			if us.Users().SessionCut(s) {
 				continue // the user was revoked or banned after this login
 			}
 		}
 		return s, nil
 	}
-	return nil, errNoUserSession
+	return nil, ErrNoUserSession
 }
 
-// userIndex is the memory store's record of each user's latest sessions.
-type userIndex struct {
+// UserIndex is the memory store's record of each user's latest sessions.
+type UserIndex struct {
 	mu    sync.Mutex
 	users map[string][]userSession // by appid + "\x00" + openid, newest first
 	limit int                      // prune expired users when len(users) reaches it
@@ -65,12 +65,12 @@ type userSession struct {
 	expires time.Time
 }
 
-func newUserIndex() *userIndex {
-	return &userIndex{users: make(map[string][]userSession), limit: 1024}
+func NewUserIndex() *UserIndex {
+	return &UserIndex{users: make(map[string][]userSession), limit: 1024}
 }
 
-// add records a new session of its user.
-func (x *userIndex) add(s *Session, ttl time.Duration) {
+// Add records a new session of its user.
+func (x *UserIndex) Add(s *Session, ttl time.Duration) {
 	key := identity.UserKey(s.AppID, s.OpenID)
 	now := time.Now()
 	x.mu.Lock()
@@ -79,19 +79,19 @@ func (x *userIndex) add(s *Session, ttl time.Duration) {
 	sort.SliceStable(list, func(i, j int) bool { return list[i].created.After(list[j].created) })
 	live := list[:0]
 	for _, e := range list {
-		if now.Before(e.expires) && len(live) < userSessionsKept {
+		if now.Before(e.expires) && len(live) < UserSessionsKept {
 			live = append(live, e)
 		}
 	}
 	x.users[key] = live
 	if len(x.users) >= x.limit {
-		x.prune(now)
+		x.Prune(now)
 	}
 }
 
-// prune forgets users whose sessions all expired; the limit doubles past
+// Prune forgets users whose sessions all expired; the limit doubles past
 // what stays, so pruning costs O(1) a login on average.
-func (x *userIndex) prune(now time.Time) {
+func (x *UserIndex) Prune(now time.Time) {
 	for key, list := range x.users {
 		if !anyLive(list, now) {
 			delete(x.users, key)
@@ -109,7 +109,7 @@ func anyLive(list []userSession, now time.Time) bool {
 	return false
 }
 
-func (x *userIndex) sids(appid, openid string) []string {
+func (x *UserIndex) SIDs(appid, openid string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	list := x.users[identity.UserKey(appid, openid)]
@@ -120,20 +120,20 @@ func (x *userIndex) sids(appid, openid string) []string {
 	return out
 }
 
-// NewestSession returns the user's newest live session or errNoUserSession.
-func (m *memoryStore) NewestSession(ctx context.Context, appid, openid string) (*Session, error) {
-	return newestLive(ctx, m, appid, openid, m.latest.sids(appid, openid))
+// NewestSession returns the user's newest live session or ErrNoUserSession.
+func (m *Memory) NewestSession(ctx context.Context, appid, openid string) (*Session, error) {
+	return NewestLive(ctx, m, appid, openid, m.latest.SIDs(appid, openid))
 }
 
 // SetSessionKey replaces the session_key of a stored session, keeping its
 // expiry: later decryption and signing use the new key.
-func (m *memoryStore) SetSessionKey(_ context.Context, s *Session, key string) error {
+func (m *Memory) SetSessionKey(_ context.Context, s *Session, key string) error {
 	ttl, ok := m.cache.GetTTL(s.SID)
 	if !ok || ttl <= 0 {
-		return errNoSession
+		return ErrNoSession
 	}
 	ns := *s
 	ns.SessionKey = key
-	cachePut(m.cache, &ns, ttl)
+	CachePut(m.cache, &ns, ttl)
 	return nil
 }

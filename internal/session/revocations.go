@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -20,13 +20,13 @@ const revocationPrefix = "wechat_auth/revoked"
 // storage, so a restart still revokes long enough after a token_ttl cut.
 const horizonKey = "wechat_auth/token_horizon"
 
-// revocations is the exact set of revoked sessions: sid → the time after
+// Revocations is the exact set of revoked sessions: sid → the time after
 // which every token of that session has expired anyway. Unlike the session
 // cache it never drops an entry early: losing one would revive a token.
 //
-// has runs on every proxied request and takes no lock; add (a logout) is
+// Has runs on every proxied request and takes no lock; add (a logout) is
 // serialised by mu.
-type revocations struct {
+type Revocations struct {
 	until sync.Map // sid → time.Time
 
 	mu        sync.Mutex // serialises add
@@ -37,28 +37,28 @@ type revocations struct {
 	storage   certmagic.Storage // nil: kept in memory only (Redis keeps them instead)
 }
 
-func newRevocations(storage certmagic.Storage) *revocations {
-	return &revocations{storage: storage}
+func NewRevocations(storage certmagic.Storage) *Revocations {
+	return &Revocations{storage: storage}
 }
 
-// has reports whether sid is revoked at now. It is on the hot path.
-func (r *revocations) has(sid string, now time.Time) bool {
+// Has reports whether sid is revoked at now. It is on the hot path.
+func (r *Revocations) Has(sid string, now time.Time) bool {
 	v, ok := r.until.Load(sid)
 	return ok && now.Before(v.(time.Time))
 }
 
-// each calls f for every revocation held, expired or not.
-func (r *revocations) each(f func(sid string, until time.Time)) {
+// Each calls f for every revocation held, expired or not.
+func (r *Revocations) Each(f func(sid string, until time.Time)) {
 	r.until.Range(func(k, v any) bool {
 		f(k.(string), v.(time.Time))
 		return true
 	})
 }
 
-// add revokes sid until until, and sweeps expired entries once the set has
+// Add revokes sid until until, and sweeps expired entries once the set has
 // doubled since the last sweep. Their storage keys go too, in the
 // background, so storage does not grow with every logout ever made.
-func (r *revocations) add(sid string, until time.Time) {
+func (r *Revocations) Add(sid string, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, ok := r.until.Load(sid)
@@ -71,7 +71,7 @@ func (r *revocations) add(sid string, until time.Time) {
 	if r.n > 2*r.lastSweep+64 {
 		now := time.Now()
 		var expired []string
-		r.each(func(k string, u time.Time) {
+		r.Each(func(k string, u time.Time) {
 			if !now.Before(u) {
 				r.until.Delete(k)
 				expired = append(expired, k)
@@ -79,7 +79,7 @@ func (r *revocations) add(sid string, until time.Time) {
 		})
 		r.n -= len(expired)
 		r.lastSweep = r.n
-		if storage := r.currentStorage(); storage != nil && len(expired) > 0 {
+		if storage := r.CurrentStorage(); storage != nil && len(expired) > 0 {
 			go func() {
 				for _, k := range expired {
 					_ = storage.Delete(context.Background(), path.Join(revocationPrefix, k))
@@ -89,9 +89,9 @@ func (r *revocations) add(sid string, until time.Time) {
 	}
 }
 
-// setStorage points persistence at the storage of the newest config: a
+// SetStorage points persistence at the storage of the newest config: a
 // reload may change Caddy's storage, and the old one is cleaned up.
-func (r *revocations) setStorage(storage certmagic.Storage) {
+func (r *Revocations) SetStorage(storage certmagic.Storage) {
 	r.storageMu.Lock()
 	defer r.storageMu.Unlock()
 	if r.storage != nil {
@@ -99,24 +99,24 @@ func (r *revocations) setStorage(storage certmagic.Storage) {
 	}
 }
 
-func (r *revocations) currentStorage() certmagic.Storage {
+func (r *Revocations) CurrentStorage() certmagic.Storage {
 	r.storageMu.Lock()
 	defer r.storageMu.Unlock()
 	return r.storage
 }
 
-// persist keeps a revocation in Caddy's storage.
-func (r *revocations) persist(ctx context.Context, sid string, until time.Time) error {
-	storage := r.currentStorage()
+// Persist keeps a revocation in Caddy's storage.
+func (r *Revocations) Persist(ctx context.Context, sid string, until time.Time) error {
+	storage := r.CurrentStorage()
 	if storage == nil {
 		return nil
 	}
 	return storage.Store(ctx, path.Join(revocationPrefix, sid), []byte(strconv.FormatInt(until.Unix(), 10)))
 }
 
-// load reads the revocations kept in storage, deleting the expired ones.
-func (r *revocations) load(ctx context.Context) error {
-	storage := r.currentStorage()
+// Load reads the revocations kept in storage, deleting the expired ones.
+func (r *Revocations) Load(ctx context.Context) error {
+	storage := r.CurrentStorage()
 	if storage == nil {
 		return nil
 	}
@@ -142,22 +142,22 @@ func (r *revocations) load(ctx context.Context) error {
 			_ = storage.Delete(ctx, key)
 			continue
 		}
-		r.add(path.Base(key), until)
+		r.Add(path.Base(key), until)
 	}
 	return nil
 }
 
-// loadHorizon returns the token horizon kept in storage (none: now), saving
+// LoadHorizon returns the token horizon kept in storage (none: now), saving
 // to the same storage when it moves.
-func (r *revocations) loadHorizon(ctx context.Context) (*tokenHorizon, error) {
-	h := newTokenHorizon(func(ctx context.Context, until time.Time) error {
-		storage := r.currentStorage()
+func (r *Revocations) LoadHorizon(ctx context.Context) (*Horizon, error) {
+	h := NewHorizon(func(ctx context.Context, until time.Time) error {
+		storage := r.CurrentStorage()
 		if storage == nil {
 			return nil
 		}
 		return storage.Store(ctx, horizonKey, []byte(strconv.FormatInt(until.Unix(), 10)))
 	})
-	storage := r.currentStorage()
+	storage := r.CurrentStorage()
 	if storage == nil {
 		return h, nil
 	}
@@ -169,7 +169,7 @@ func (r *revocations) loadHorizon(ctx context.Context) (*tokenHorizon, error) {
 		return nil, err
 	}
 	if sec, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-		h.raise(time.Unix(sec, 0))
+		h.Raise(time.Unix(sec, 0))
 	}
 	return h, nil
 }

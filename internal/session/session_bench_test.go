@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 func benchSession(i int) *Session {
 	n := strconv.Itoa(i)
 	return &Session{
-		SID:        newSID(),
+		SID:        NewID(),
 		AppID:      "wx4f4bc4dec97d474b",
 		OpenID:     "oGZUI0egBJY1zhBYw2Kh" + pad8(n),
 		UnionID:    "ocMvos6NjeKLIBqg5Mr9" + pad8(n),
@@ -30,10 +30,10 @@ func pad8(s string) string {
 	return s
 }
 
-func newBenchStore(tb testing.TB, max int) *memoryStore {
+func newBenchStore(tb testing.TB, max int) *Memory {
 	tb.Helper()
 	metrics.Init(nil)
-	m, err := newMemoryStore(max, nil)
+	m, err := NewMemory(max, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // and not at every login.
 const horizonSlack = 10 * time.Minute
 
-// tokenHorizon is a time no token issued so far outlives: the latest exp
+// Horizon is a time no token issued so far outlives: the latest exp
 // issued, by this process or (through the store) by any instance sharing
 // it, rounded up by horizonSlack. A logout revokes its session until the
 // horizon, so no older, longer-lived token of that session comes back when
@@ -20,32 +20,32 @@ const horizonSlack = 10 * time.Minute
 //
 // The horizon is recorded in the store before a token past it is handed
 // out; issuing costs a store write only when the horizon moves.
-type tokenHorizon struct {
+type Horizon struct {
 	recorded atomic.Int64 // Unix ms; tokens up to this exp need no write
 
 	mu   sync.Mutex // serialises save
 	save func(ctx context.Context, until time.Time) error
 }
 
-func newTokenHorizon(save func(ctx context.Context, until time.Time) error) *tokenHorizon {
-	return &tokenHorizon{save: save}
+func NewHorizon(save func(ctx context.Context, until time.Time) error) *Horizon {
+	return &Horizon{save: save}
 }
 
-// covers reports whether a token expiring at exp is within the horizon.
-func (t *tokenHorizon) covers(exp time.Time) bool {
+// Covers reports whether a token expiring at exp is within the horizon.
+func (t *Horizon) Covers(exp time.Time) bool {
 	return exp.UnixMilli() <= t.recorded.Load()
 }
 
-// extend records that a token expiring at exp is about to be issued. It
+// Extend records that a token expiring at exp is about to be issued. It
 // returns an error, and the token must not be issued, when the new horizon
 // cannot be recorded.
-func (t *tokenHorizon) extend(ctx context.Context, exp time.Time) error {
-	if t.covers(exp) {
+func (t *Horizon) Extend(ctx context.Context, exp time.Time) error {
+	if t.Covers(exp) {
 		return nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.covers(exp) {
+	if t.Covers(exp) {
 		return nil
 	}
 	until := exp.Add(horizonSlack).Truncate(time.Second)
@@ -54,13 +54,13 @@ func (t *tokenHorizon) extend(ctx context.Context, exp time.Time) error {
 			return err
 		}
 	}
-	t.raise(until)
+	t.Raise(until)
 	return nil
 }
 
-// raise moves the horizon to until unless it is already later: what
+// Raise moves the horizon to until unless it is already later: what
 // another instance recorded, or what a restart found in storage.
-func (t *tokenHorizon) raise(until time.Time) {
+func (t *Horizon) Raise(until time.Time) {
 	ms := until.UnixMilli()
 	for {
 		cur := t.recorded.Load()
@@ -70,5 +70,5 @@ func (t *tokenHorizon) raise(until time.Time) {
 	}
 }
 
-// latest returns the horizon as known here.
-func (t *tokenHorizon) latest() time.Time { return time.UnixMilli(t.recorded.Load()) }
+// Latest returns the horizon as known here.
+func (t *Horizon) Latest() time.Time { return time.UnixMilli(t.recorded.Load()) }

@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -22,11 +22,11 @@ func userStorageKey(appid, openid string) string {
 	return path.Join(usersPrefix, base64.RawURLEncoding.EncodeToString([]byte(identity.UserKey(appid, openid))))
 }
 
-func (m *memoryStore) userState() *userState { return m.users }
+func (m *Memory) Users() *Users { return m.users }
 
-func (m *memoryStore) saveUser(ctx context.Context, rec *userRecord) error {
-	rec = m.users.merge(rec)
-	storage := m.revoked.currentStorage()
+func (m *Memory) SaveUser(ctx context.Context, rec *UserRecord) error {
+	rec = m.users.Merge(rec)
+	storage := m.revoked.CurrentStorage()
 	if storage == nil {
 		return nil
 	}
@@ -35,15 +35,15 @@ func (m *memoryStore) saveUser(ctx context.Context, rec *userRecord) error {
 		return err
 	}
 	if err := storage.Store(ctx, userStorageKey(rec.AppID, rec.OpenID), b); err != nil {
-		return fmt.Errorf("keep user record in storage: %w: %w", errStoreDown, err)
+		return fmt.Errorf("keep user record in storage: %w: %w", ErrStoreDown, err)
 	}
 	return nil
 }
 
-// loadUsers reads the user records kept in storage, deleting those that no
+// LoadUsers reads the user records kept in storage, deleting those that no
 // longer matter.
-func loadUsers(ctx context.Context, storage certmagic.Storage) (*userState, error) {
-	u := newUserState()
+func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
+	u := NewUsers()
 	if storage == nil {
 		return u, nil
 	}
@@ -60,17 +60,15 @@ func loadUsers(ctx context.Context, storage certmagic.Storage) (*userState, erro
 		if err != nil {
 			continue
 		}
-		var rec userRecord
+		var rec UserRecord
 		if json.Unmarshal(b, &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
 			continue
 		}
-		if rec.expired(now) {
+		if rec.Expired(now) {
 			_ = storage.Delete(ctx, key)
 			continue
 		}
-		u.merge(&rec)
+		u.Merge(&rec)
 	}
 	return u, nil
 }
-
-var _ userStore = (*memoryStore)(nil)

@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 
 // testNewestSession runs the newest-live-session rules against a store:
 // each login is the newest, a logged-out or revoked one gives way to the
-// one before, none live is errNoUserSession, and a replaced key is what
+// one before, none live is ErrNoUserSession, and a replaced key is what
 // later reads see (from a second store on the same backend too, when
 // given).
-func testNewestSession(t *testing.T, st, other sessionStore) {
+func testNewestSession(t *testing.T, st, other Store) {
 	ctx := context.Background()
-	openid := "oNewest" + newSID()[:10]
+	openid := "oNewest" + NewID()[:10]
 	login := func(ago time.Duration) *Session {
-		s := &Session{SID: newSID(), AppID: "wxnewest", OpenID: openid, SessionKey: wechattest.NewSessionKey(), Created: time.Now().Add(-ago)}
+		s := &Session{SID: NewID(), AppID: "wxnewest", OpenID: openid, SessionKey: wechattest.NewSessionKey(), Created: time.Now().Add(-ago)}
 		if err := st.Put(ctx, s, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -33,8 +33,8 @@ func testNewestSession(t *testing.T, st, other sessionStore) {
 	}
 	// Another user of the same app and the same user of another app are
 	// not this user.
-	if _, err := st.NewestSession(ctx, "wxother", openid); !errors.Is(err, errNoUserSession) {
-		t.Fatalf("another app's user: %v, want errNoUserSession", err)
+	if _, err := st.NewestSession(ctx, "wxother", openid); !errors.Is(err, ErrNoUserSession) {
+		t.Fatalf("another app's user: %v, want ErrNoUserSession", err)
 	}
 	// Logout of the newest: revoked and deleted.
 	st.Revoke(ctx, third.SID, time.Now().Add(time.Hour))
@@ -56,7 +56,7 @@ func testNewestSession(t *testing.T, st, other sessionStore) {
 	if got, err := st.NewestSession(ctx, "wxnewest", openid); err != nil || got.SessionKey != newKey {
 		t.Fatalf("after a key reset the session has key %v (%v), want the new one", got, err)
 	}
-	if other != nil && !rdsEventually(time.Second, func() bool {
+	if other != nil && !eventually(time.Second, func() bool {
 		got, err := other.NewestSession(ctx, "wxnewest", openid)
 		return err == nil && got.SessionKey == newKey
 	}) {
@@ -64,14 +64,14 @@ func testNewestSession(t *testing.T, st, other sessionStore) {
 	}
 	st.Revoke(ctx, second.SID, time.Now().Add(time.Hour))
 	st.Delete(ctx, first.SID)
-	if s, err := st.NewestSession(ctx, "wxnewest", openid); !errors.Is(err, errNoUserSession) {
-		t.Fatalf("with every session ended: %+v %v, want errNoUserSession", s, err)
+	if s, err := st.NewestSession(ctx, "wxnewest", openid); !errors.Is(err, ErrNoUserSession) {
+		t.Fatalf("with every session ended: %+v %v, want ErrNoUserSession", s, err)
 	}
 }
 
 func TestMemoryStoreFindsTheNewestLiveSession(t *testing.T) {
 	metrics.Init(nil)
-	m, err := newMemoryStore(100, nil)
+	m, err := NewMemory(100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,19 +79,26 @@ func TestMemoryStoreFindsTheNewestLiveSession(t *testing.T) {
 	testNewestSession(t, m, nil)
 }
 
-func TestRedisStoreFindsTheNewestLiveSessionFromAnyInstance(t *testing.T) {
-	srv := rdsStart(t)
-	testNewestSession(t, rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA))
-}
-
 func TestUserIndexForgetsExpiredUsers(t *testing.T) {
-	x := newUserIndex()
+	x := NewUserIndex()
 	for i := 0; i < 5000; i++ {
-		x.add(&Session{SID: newSID(), AppID: "wx", OpenID: newSID(), Created: time.Now()}, time.Nanosecond)
+		x.Add(&Session{SID: NewID(), AppID: "wx", OpenID: NewID(), Created: time.Now()}, time.Nanosecond)
 	}
 	time.Sleep(time.Millisecond)
-	x.add(&Session{SID: newSID(), AppID: "wx", OpenID: "last", Created: time.Now()}, time.Hour)
+	x.Add(&Session{SID: NewID(), AppID: "wx", OpenID: "last", Created: time.Now()}, time.Hour)
 	if n := len(x.users); n > 2048 {
 		t.Fatalf("5001 users whose sessions expired but one left %d in the index", n)
 	}
+}
+
+// eventually reports whether cond holds within the given time.
+func eventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

@@ -1,4 +1,4 @@
-package wechatauth
+package session
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func TestMemoryStoreKeepsRevocationsInTheNewestStorage(t *testing.T) {
 	oldStorage := &certmagic.FileStorage{Path: t.TempDir()}
 	newStorage := &certmagic.FileStorage{Path: t.TempDir()}
-	m, err := newMemoryStore(10, oldStorage)
+	m, err := NewMemory(10, oldStorage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestMemoryStoreKeepsRevocationsInTheNewestStorage(t *testing.T) {
 		t.Error("the revocation went to the old config's storage")
 	}
 
-	restarted, err := newMemoryStore(10, newStorage)
+	restarted, err := NewMemory(10, newStorage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestMemoryStoreKeepsRevocationsInTheNewestStorage(t *testing.T) {
 }
 
 func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
-	m, err := newMemoryStore(1000, nil)
+	m, err := NewMemory(1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
 // it would evict, so storing a session must not count as a use of it.
 func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
 	metrics.Init(nil)
-	m, err := newMemoryStore(1000, nil)
+	m, err := NewMemory(1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
 	ctx := context.Background()
 	admitted, tried := 0, 0
 	for i := 0; i < 3000; i++ {
-		s := &Session{SID: newSID(), AppID: "wxapp", OpenID: "o", SessionKey: "k", Created: time.Now()}
+		s := &Session{SID: NewID(), AppID: "wxapp", OpenID: "o", SessionKey: "k", Created: time.Now()}
 		if err := m.Put(ctx, s, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
 func TestMemoryStoreTokenHorizonSurvivesRestart(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	ctx := context.Background()
-	m, err := newMemoryStore(10, storage)
+	m, err := NewMemory(10, storage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestMemoryStoreTokenHorizonSurvivesRestart(t *testing.T) {
 	}
 	m.Destruct()
 
-	restarted, err := newMemoryStore(10, storage)
+	restarted, err := NewMemory(10, storage)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package wechatauth
+// Package session keeps logins: the session, the in-memory store, the
+// revocation list, the token horizon, users' records (bans, cut-offs) and
+// the per-user session index. It knows neither HTTP nor tokens.
+package session
 
 import (
 	"context"
@@ -24,22 +27,22 @@ type Session struct {
 }
 
 var (
-	errNoSession = errors.New("session not found")
-	errStoreDown = errors.New("session store unavailable")
+	ErrNoSession = errors.New("session not found")
+	ErrStoreDown = errors.New("session store unavailable")
 )
 
-// sessionStore keeps sessions and the revocation list. Get, Put, Delete and
+// Store keeps sessions and the revocation list. Get, Put, Delete and
 // Revoke may reach the network (Redis); Revoked never does, because it runs
 // on every proxied request.
-type sessionStore interface {
-	// Get returns the session, errNoSession, or an error wrapping
-	// errStoreDown.
+type Store interface {
+	// Get returns the session, ErrNoSession, or an error wrapping
+	// ErrStoreDown.
 	Get(ctx context.Context, sid string) (*Session, error)
 	Put(ctx context.Context, s *Session, ttl time.Duration) error
 	Delete(ctx context.Context, sid string) error
 	// Revoke refuses every token of the session until until. When the
 	// store cannot promise that everywhere it still refuses it locally and
-	// returns an error wrapping errStoreDown.
+	// returns an error wrapping ErrStoreDown.
 	Revoke(ctx context.Context, sid string, until time.Time) error
 	Revoked(sid string, now time.Time) bool
 	// ExtendHorizon records, before a token expiring at exp is handed
@@ -53,55 +56,55 @@ type sessionStore interface {
 	// in-memory capacity (when maxSessions > 0) and Caddy's storage.
 	Reuse(maxSessions int, storage certmagic.Storage)
 	// NewestSession returns the user's newest live session (the last
-	// login not logged out or revoked), errNoUserSession, or an error
-	// wrapping errStoreDown.
+	// login not logged out or revoked), ErrNoUserSession, or an error
+	// wrapping ErrStoreDown.
 	NewestSession(ctx context.Context, appid, openid string) (*Session, error)
 	// SetSessionKey replaces the session_key of a stored session.
 	SetSessionKey(ctx context.Context, s *Session, key string) error
 }
 
 // Default capacity of the in-memory session store.
-const defaultMaxSessions = 100_000
+const DefaultMaxSessions = 100_000
 
-// memoryStore keeps sessions in an in-process ristretto cache. It lives in
+// Memory keeps sessions in an in-process ristretto cache. It lives in
 // a caddy.UsagePool, so a config reload keeps every session.
-type memoryStore struct {
+type Memory struct {
 	cache   *ristretto.Cache[string, *Session]
-	revoked *revocations
-	users   *userState // cut-offs and bans (usersmemory.go)
-	horizon *tokenHorizon
-	latest  *userIndex // each user's latest sessions (usersessions.go)
+	revoked *Revocations
+	users   *Users // cut-offs and bans (usersmemory.go)
+	horizon *Horizon
+	latest  *UserIndex // each user's latest sessions (usersessions.go)
 }
 
-func newMemoryStore(maxSessions int, storage certmagic.Storage) (*memoryStore, error) {
-	cache, err := newSessionCache(maxSessions)
+func NewMemory(maxSessions int, storage certmagic.Storage) (*Memory, error) {
+	cache, err := NewCache(maxSessions)
 	if err != nil {
 		return nil, err
 	}
-	rev := newRevocations(storage)
-	if err := rev.load(context.Background()); err != nil {
+	rev := NewRevocations(storage)
+	if err := rev.Load(context.Background()); err != nil {
 		cache.Close()
 		return nil, err
 	}
-	users, err := loadUsers(context.Background(), storage)
-	if err != nil {
-		cache.Close()
-		return nil, err
-	}
-	horizon, err := rev.loadHorizon(context.Background())
+	users, err := LoadUsers(context.Background(), storage)
 	if err != nil {
 		cache.Close()
 		return nil, err
 	}
-	return &memoryStore{cache: cache, revoked: rev, users: users, latest: newUserIndex(), horizon: horizon}, nil
+	horizon, err := rev.LoadHorizon(context.Background())
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &Memory{cache: cache, revoked: rev, users: users, latest: NewUserIndex(), horizon: horizon}, nil
 }
 
-// newSessionCache makes the ristretto cache that holds sessions, each at
+// NewCache makes the ristretto cache that holds sessions, each at
 // cost 1, so maxSessions is a number of sessions. IgnoreInternalCost keeps
 // ristretto's own per-item overhead out of that count.
-func newSessionCache(maxSessions int) (*ristretto.Cache[string, *Session], error) {
+func NewCache(maxSessions int) (*ristretto.Cache[string, *Session], error) {
 	if maxSessions <= 0 {
-		maxSessions = defaultMaxSessions
+		maxSessions = DefaultMaxSessions
 	}
 	return ristretto.NewCache(&ristretto.Config[string, *Session]{
 		NumCounters:        int64(maxSessions) * 10,
@@ -111,30 +114,30 @@ func newSessionCache(maxSessions int) (*ristretto.Cache[string, *Session], error
 	})
 }
 
-func (m *memoryStore) Get(_ context.Context, sid string) (*Session, error) {
-	return cacheGet(m.cache, sid)
+func (m *Memory) Get(_ context.Context, sid string) (*Session, error) {
+	return CacheGet(m.cache, sid)
 }
 
-func cacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error) {
+func CacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error) {
 	s, ok := c.Get(sid)
 	if !ok {
 		metrics.CountStore("get", "miss")
-		return nil, errNoSession
+		return nil, ErrNoSession
 	}
 	metrics.CountStore("get", "hit")
 	return s, nil
 }
 
-func (m *memoryStore) Put(_ context.Context, s *Session, ttl time.Duration) error {
-	cachePut(m.cache, s, ttl)
-	m.latest.add(s, ttl)
+func (m *Memory) Put(_ context.Context, s *Session, ttl time.Duration) error {
+	CachePut(m.cache, s, ttl)
+	m.latest.Add(s, ttl)
 	return nil
 }
 
-// cachePut stores a session and waits until ristretto has applied the Set,
+// CachePut stores a session and waits until ristretto has applied the Set,
 // so the next request finds it. ristretto may drop a Set under contention
 // or refuse it at capacity; both are counted as drops.
-func cachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duration) {
+func CachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duration) {
 	ok := c.SetWithTTL(s.SID, s, 1, ttl)
 	if !ok {
 		c.Wait()
@@ -155,15 +158,15 @@ func cachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duratio
 	}
 }
 
-func (m *memoryStore) Delete(_ context.Context, sid string) error {
+func (m *Memory) Delete(_ context.Context, sid string) error {
 	m.cache.Del(sid)
 	metrics.CountStore("delete", "ok")
 	return nil
 }
 
-func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) error {
-	m.revoked.add(sid, until)
-	if err := m.revoked.persist(ctx, sid, until); err != nil {
+func (m *Memory) Revoke(ctx context.Context, sid string, until time.Time) error {
+	m.revoked.Add(sid, until)
+	if err := m.revoked.Persist(ctx, sid, until); err != nil {
 		metrics.CountStore("revoke", "error")
 		return fmt.Errorf("keep revocation in storage: %w", err)
 	}
@@ -171,37 +174,37 @@ func (m *memoryStore) Revoke(ctx context.Context, sid string, until time.Time) e
 	return nil
 }
 
-func (m *memoryStore) Revoked(sid string, now time.Time) bool { return m.revoked.has(sid, now) }
+func (m *Memory) Revoked(sid string, now time.Time) bool { return m.revoked.Has(sid, now) }
 
-func (m *memoryStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
-	return m.horizon.extend(ctx, exp)
+func (m *Memory) ExtendHorizon(ctx context.Context, exp time.Time) error {
+	return m.horizon.Extend(ctx, exp)
 }
 
-func (m *memoryStore) Horizon(context.Context) (time.Time, error) { return m.horizon.latest(), nil }
+func (m *Memory) Horizon(context.Context) (time.Time, error) { return m.horizon.Latest(), nil }
 
-func (m *memoryStore) Reuse(maxSessions int, storage certmagic.Storage) {
-	resize(m.cache, maxSessions)
-	m.revoked.setStorage(storage)
+func (m *Memory) Reuse(maxSessions int, storage certmagic.Storage) {
+	Resize(m.cache, maxSessions)
+	m.revoked.SetStorage(storage)
 }
 
-// resize changes the capacity of a session cache that outlives a reload, so
+// Resize changes the capacity of a session cache that outlives a reload, so
 // nobody is logged out. Only an explicit max_sessions resizes: a config
 // that leaves it out does not shrink a cache another site sized.
-func resize(c *ristretto.Cache[string, *Session], maxSessions int) {
+func Resize(c *ristretto.Cache[string, *Session], maxSessions int) {
 	if maxSessions > 0 {
 		c.UpdateMaxCost(int64(maxSessions))
 	}
 }
 
 // Destruct frees the cache when the last config using it is unloaded.
-func (m *memoryStore) Destruct() error {
+func (m *Memory) Destruct() error {
 	m.cache.Close()
 	return nil
 }
 
 // Interface guards
 var (
-	_ sessionStore     = (*memoryStore)(nil)
-	_ userStore        = (*memoryStore)(nil)
-	_ caddy.Destructor = (*memoryStore)(nil)
+	_ Store            = (*Memory)(nil)
+	_ UserStore        = (*Memory)(nil)
+	_ caddy.Destructor = (*Memory)(nil)
 )
