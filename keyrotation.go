@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -158,8 +159,10 @@ func (w *keyWatch) apply(ring *keyring.Ring) {
 // key (Redis): it must learn every new key, so that an instance holding
 // only that key can still open the sessions.
 type keyedStore interface {
-	addSigningKeys(ctx context.Context, ring *keyring.Ring) error
+	AddSigningKeys(ctx context.Context, ring *keyring.Ring) error
 }
+
+var _ keyedStore = (*redisstore.Store)(nil)
 
 // watchKeys hands the keys to the store and starts the watch of generated
 // keys.
@@ -172,9 +175,9 @@ func (h *Handler) watchKeys() error {
 		if ks == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), redisOpTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), redisstore.OpTimeout)
 		defer cancel()
-		if err := ks.addSigningKeys(ctx, ring); err != nil {
+		if err := ks.AddSigningKeys(ctx, ring); err != nil {
 			h.logger.Warn("the session store's data key could not be wrapped under the new signing key; it is tried again when the keys next change or Caddy restarts", zap.Error(err))
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -435,7 +436,7 @@ func (h *Handler) checkConfig() error {
 func (h *Handler) provisionStore(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	raw := strings.TrimSpace(repl.ReplaceKnown(h.Store, ""))
-	var conn *redisConn
+	var conn *redisstore.Conn
 	var err error
 	switch {
 	case h.Redis != nil && raw != "" && raw != "redis":
@@ -445,7 +446,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 	case raw == "redis":
 		return fmt.Errorf("wechat_auth: store redis: give a redis:// URL or a redis block")
 	case raw != "" && raw != "memory":
-		conn, err = redisConnFromURL(raw)
+		conn, err = redisstore.ConnFromURL(raw)
 	}
 	if err != nil {
 		return fmt.Errorf("wechat_auth: store redis: %w", err)
@@ -460,7 +461,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		ring := h.tokens.ring.Load()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
-			return newRedisStore(conn, ring, h.MaxSessions, h.logger)
+			return redisstore.New(conn, ring, h.MaxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
@@ -480,11 +481,11 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 // generated key replaced) keeps the store of the keys it shares one with:
 // a new store per rotation would start with an empty L1 and, when the old
 // one is cleaned up, lose the logouts it still had to write to Redis.
-func redisStoreKey(conn *redisConn, ring *keyring.Ring) string {
-	prefix := "redis\x00" + conn.id + "\x00"
+func redisStoreKey(conn *redisstore.Conn, ring *keyring.Ring) string {
+	prefix := "redis\x00" + conn.ID + "\x00"
 	key := prefix + ring.Signer().Kid
 	stores.Range(func(k, v any) bool {
-		if rs, ok := v.(*redisStore); ok && strings.HasPrefix(k.(string), prefix) && rs.sharesKey(ring) {
+		if rs, ok := v.(*redisstore.Store); ok && strings.HasPrefix(k.(string), prefix) && rs.SharesKey(ring) {
 			key = k.(string)
 			return false
 		}

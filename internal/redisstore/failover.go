@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 // How long a logout waits for a replica to confirm its revocation (WAIT).
-// Below redisIOTimeout, which bounds every read, WAIT's answer included.
+// Below IOTimeout, which bounds every read, WAIT's answer included.
 const redisWaitTimeout = 400 * time.Millisecond
 
 // errReplicaLag: the primary took a revocation, but no replica confirmed
@@ -19,11 +19,11 @@ const redisWaitTimeout = 400 * time.Millisecond
 var errReplicaLag = errors.New("no replica confirmed the revocation in time")
 
 // failed has a Cluster client reload its slot map. go-redis reloads it on
-// MOVED and every redisClusterRefresh only, not when a primary stops
+// MOVED and every ClusterRefresh only, not when a primary stops
 // answering, so without this the keys of a killed primary would stay
 // unreachable after its replica took over. Reloads are coalesced by
 // go-redis (at most one every 200 ms).
-func (r *redisStore) failed() {
+func (r *Store) failed() {
 	if c, ok := r.client.(*redis.ClusterClient); ok {
 		c.ReloadState(context.Background())
 	}
@@ -32,7 +32,7 @@ func (r *redisStore) failed() {
 // primaryFor returns the client of the primary that holds key: the store's
 // own client outside a Cluster (a Sentinel client follows the primary by
 // itself).
-func (r *redisStore) primaryFor(ctx context.Context, key string) (*redis.Client, error) {
+func (r *Store) primaryFor(ctx context.Context, key string) (*redis.Client, error) {
 	switch c := r.client.(type) {
 	case *redis.ClusterClient:
 		return c.MasterForKey(ctx, key)
@@ -57,7 +57,7 @@ func onlineReplicas(info string) int {
 // within redisWaitTimeout and ctx, when the primary has a replica in sync
 // (replicas, from INFO replication). A primary with none has nothing to
 // wait for: it is the only copy, as it was before any failover setup.
-func (r *redisStore) waitReplica(ctx context.Context, conn *redis.Conn, replicas int) error {
+func (r *Store) waitReplica(ctx context.Context, conn *redis.Conn, replicas int) error {
 	if replicas == 0 {
 		return nil
 	}
@@ -86,7 +86,7 @@ func (r *redisStore) waitReplica(ctx context.Context, conn *redis.Conn, replicas
 }
 
 // warnOnce logs msg the first time *flag is set.
-func (r *redisStore) warnOnce(flag *bool, msg string, err error) {
+func (r *Store) warnOnce(flag *bool, msg string, err error) {
 	r.mu.Lock()
 	first := !*flag
 	*flag = true
@@ -102,7 +102,7 @@ var errClusterNode = errors.New("this Redis is a node of a Redis Cluster, which 
 // node: keys of the slots other nodes serve would answer MOVED, so most
 // logins would fail while some work. It says nothing when INFO is refused.
 func refuseClusterNode(ctx context.Context, client redis.UniversalClient, mode string) error {
-	if mode != redisSingle {
+	if mode != Single {
 		return nil
 	}
 	info, err := client.Info(ctx, "cluster").Result()

@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"

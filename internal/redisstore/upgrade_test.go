@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -52,22 +52,22 @@ func oldLayoutSeal(t *testing.T, key []byte, s *session.Session, expires time.Ti
 	return b
 }
 
-func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *redisStore {
+func rdsStoreRing(t *testing.T, srv *rdsServer, keys ...[]byte) *Store {
 	t.Helper()
 	metrics.Init(nil)
-	conn, err := redisConnFromURL(srv.URL)
+	conn, err := ConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRedisStore(conn, keyring.New(keys...), 1000, zap.NewNop())
+	st, err := New(conn, keyring.New(keys...), 1000, zap.NewNop())
 	if err != nil {
-		t.Fatalf("newRedisStore: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { st.Destruct() })
 	return st
 }
 
-func wantSession(t *testing.T, st *redisStore, want *session.Session, when string) {
+func wantSession(t *testing.T, st *Store, want *session.Session, when string) {
 	t.Helper()
 	st.cache.Clear()
 	got, err := st.Get(context.Background(), want.SID)
@@ -176,12 +176,12 @@ func TestNewDeploymentDataKeyIsLogged(t *testing.T) {
 	metrics.Init(nil)
 	start := func(key []byte) int {
 		t.Helper()
-		conn, err := redisConnFromURL(srv.URL)
+		conn, err := ConnFromURL(srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		core, logs := observer.New(zapcore.InfoLevel)
-		st, err := newRedisStore(conn, keyring.New(key), 1000, zap.New(core))
+		st, err := New(conn, keyring.New(key), 1000, zap.New(core))
 		if err != nil {
 			t.Fatal(err)
 		}

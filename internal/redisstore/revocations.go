@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // connection to the primary that holds the set. When that primary has a
 // replica it then waits until one has them too (errReplicaLag when none
 // does in time): a revocation only the primary has is lost if it dies.
-func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.Time) error {
+func (r *Store) pushRevocations(ctx context.Context, revs map[string]time.Time) error {
 	primary, err := r.primaryFor(ctx, r.revokedKey)
 	if err != nil {
 		return err
@@ -68,7 +68,7 @@ func (r *redisStore) pushRevocations(ctx context.Context, revs map[string]time.T
 // when they were made, and those lost when Redis restarted without
 // persistence. It runs at start and after every (re)subscription, so
 // nothing published while this instance could not hear is missed.
-func (r *redisStore) sync(ctx context.Context) error {
+func (r *Store) sync(ctx context.Context) error {
 	if err := r.keepDataKey(ctx); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (r *redisStore) sync(ctx context.Context) error {
 
 // retryPending writes the revocations Redis could not take, once a second
 // until it takes them.
-func (r *redisStore) retryPending(ctx context.Context) {
+func (r *Store) retryPending(ctx context.Context) {
 	defer r.done.Done()
 	t := time.NewTicker(redisRetryEvery)
 	defer t.Stop()
@@ -176,7 +176,7 @@ func (r *redisStore) retryPending(ctx context.Context) {
 		if len(revs) == 0 {
 			continue
 		}
-		opCtx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+		opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
 		err := r.pushRevocations(opCtx, revs)
 		cancel()
 		if err != nil {
@@ -194,7 +194,7 @@ func (r *redisStore) retryPending(ctx context.Context) {
 
 // listen keeps a subscription to the revocation channel, reconnecting
 // whenever it is lost, and merges the full list after every subscription.
-func (r *redisStore) listen(ctx context.Context) {
+func (r *Store) listen(ctx context.Context) {
 	defer r.done.Done()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -215,7 +215,7 @@ func (r *redisStore) listen(ctx context.Context) {
 // health check only writes a PING, so a silently dead connection would
 // block forever: here a PING unanswered within redisIdlePing ends the
 // subscription, and the next one starts on a fresh connection.
-func (r *redisStore) subscribe(ctx context.Context) (established bool) {
+func (r *Store) subscribe(ctx context.Context) (established bool) {
 	ps := r.client.Subscribe(ctx)
 	r.mu.Lock()
 	r.pubsub = ps
@@ -234,7 +234,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 		var ne interface{ Timeout() bool }
 		switch {
 		case err != nil && errors.As(err, &ne) && ne.Timeout() && !pinged:
-			pingCtx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+			pingCtx, cancel := context.WithTimeout(ctx, OpTimeout)
 			err = ps.Ping(pingCtx)
 			cancel()
 			if err != nil {
@@ -286,7 +286,7 @@ func (r *redisStore) subscribe(ctx context.Context) (established bool) {
 
 // lost logs, once per outage, that revocations from other instances are
 // not heard for now.
-func (r *redisStore) lost(err error) {
+func (r *Store) lost(err error) {
 	r.failed()
 	r.mu.Lock()
 	first := !r.cut
@@ -299,7 +299,7 @@ func (r *redisStore) lost(err error) {
 
 // apply merges one published message: a tagged one (redismessages.go), or
 // a revocation "<sid> <until Unix ms>" as earlier versions publish it.
-func (r *redisStore) apply(payload string) {
+func (r *Store) apply(payload string) {
 	if strings.HasPrefix(payload, "{") {
 		r.applyTagged(payload)
 		return

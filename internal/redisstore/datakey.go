@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -176,7 +176,7 @@ func lockDataKeys(ctx context.Context, c redis.Cmdable) (unlock func(), err erro
 		}
 		if ok {
 			return func() {
-				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisOpTimeout)
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OpTimeout)
 				defer cancel()
 				if c.Get(ctx, dataKeysLock).Val() == token {
 					c.Del(ctx, dataKeysLock)
@@ -193,7 +193,7 @@ func lockDataKeys(ctx context.Context, c redis.Cmdable) (unlock func(), err erro
 
 // addSigningKeys wraps the data key under the keys of ring it is not
 // wrapped under yet, and remembers ring for keepDataKey.
-func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyring.Ring) error {
+func (r *Store) AddSigningKeys(ctx context.Context, ring *keyring.Ring) error {
 	r.mu.Lock()
 	r.ring = ring
 	r.mu.Unlock()
@@ -202,7 +202,7 @@ func (r *redisStore) addSigningKeys(ctx context.Context, ring *keyring.Ring) err
 
 // sharesKey reports whether the store knows one of ring's signing keys:
 // then both belong to one deployment, before and after a rotation.
-func (r *redisStore) sharesKey(ring *keyring.Ring) bool {
+func (r *Store) SharesKey(ring *keyring.Ring) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for kid := range ring.ByKID {
@@ -216,7 +216,7 @@ func (r *redisStore) sharesKey(ring *keyring.Ring) bool {
 // keepDataKey writes the data key back under every signing key that lacks
 // it: after a new key, and after Redis restarted without its data (sync
 // calls it then), so that an instance starting afterwards finds it.
-func (r *redisStore) keepDataKey(ctx context.Context) error {
+func (r *Store) keepDataKey(ctx context.Context) error {
 	r.mu.Lock()
 	ring := r.ring
 	r.mu.Unlock()

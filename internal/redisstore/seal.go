@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"crypto/cipher"
@@ -21,9 +21,9 @@ const (
 	hkdfNamespace  = "wechat_auth redis namespace v1"
 )
 
-// redisNamespace named the keys of one signing key in Redis before key
+// Namespace named the keys of one signing key in Redis before key
 // rotation. It reveals nothing about the key.
-func redisNamespace(signingKey []byte) string {
+func Namespace(signingKey []byte) string {
 	ns, err := hkdf.Key(sha256.New, signingKey, nil, hkdfNamespace, 6)
 	if err != nil {
 		panic(err) // only for lengths HKDF-SHA256 cannot give
@@ -47,7 +47,7 @@ func sealAAD(sid, appid, openid, unionid string) []byte {
 	return []byte("wechat_auth session v1\x00" + sid + "\x00" + appid + "\x00" + openid + "\x00" + unionid)
 }
 
-func (r *redisStore) seal(s *session.Session, expires time.Time) ([]byte, error) {
+func (r *Store) seal(s *session.Session, expires time.Time) ([]byte, error) {
 	nonce := make([]byte, r.aead.NonceSize(), r.aead.NonceSize()+len(s.SessionKey)+r.aead.Overhead())
 	rand.Read(nonce)
 	sealed := r.aead.Seal(nonce, nonce, []byte(s.SessionKey), sealAAD(s.SID, s.AppID, s.OpenID, s.UnionID))
@@ -63,7 +63,7 @@ func (r *redisStore) seal(s *session.Session, expires time.Time) ([]byte, error)
 
 var errDamagedSession = errors.New("session record in Redis is damaged or sealed under another key")
 
-func (r *redisStore) open(sid string, b []byte) (*session.Session, time.Time, error) {
+func (r *Store) open(sid string, b []byte) (*session.Session, time.Time, error) {
 	return openSealed(r.aead, sid, b)
 }
 

@@ -1,4 +1,8 @@
-package wechatauth
+// Package redisstore is the session store shared through Redis (a single
+// server, Sentinels or a Cluster): sessions sealed under a data key wrapped
+// by each signing key, revocations and user records pushed to every
+// instance. It knows neither HTTP nor tokens.
+package redisstore
 
 import (
 	"context"
@@ -20,16 +24,16 @@ import (
 
 // Time limits of the Redis store. A route makes at most one Redis call that
 // can fail slowly (logout gives up after a failed revocation), so with
-// redisOpTimeout at 1 s it answers 503 well within 2 s when Redis hangs.
+// OpTimeout at 1 s it answers 503 well within 2 s when Redis hangs.
 const (
-	redisOpTimeout    = time.Second            // one store call, retries included
-	redisIOTimeout    = 500 * time.Millisecond // dial, read, write, wait for a pooled connection
+	OpTimeout         = time.Second            // one store call, retries included
+	IOTimeout         = 500 * time.Millisecond // dial, read, write, wait for a pooled connection
 	redisStartTimeout = 3 * time.Second        // loading the revocation list at start
 	redisIdlePing     = 2 * time.Second        // subscriber silent this long: ping; no answer in as long again: reconnect
 	redisRetryEvery   = time.Second            // retry revocations Redis could not take
 )
 
-// redisStore keeps sessions and revocations in Redis, shared by every
+// Store keeps sessions and revocations in Redis, shared by every
 // instance that uses the same Redis and signing key, with a ristretto L1 in
 // front. Each revocation is also published to every instance's exact
 // in-process set, so Revoked, called on every proxied request, never
@@ -40,9 +44,9 @@ const (
 // one Redis never see each other's data. A session is a JSON value whose
 // session_key is sealed with AES-256-GCM under the data key; a Redis dump
 // alone reveals no session_key.
-type redisStore struct {
+type Store struct {
 	client  redis.UniversalClient
-	mode    string      // redisSingle, redisSentinel or redisCluster
+	mode    string      // Single, Sentinel or Cluster
 	log     *zap.Logger // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *session.Session]
 	revoked *session.Revocations
@@ -74,26 +78,26 @@ type redisStore struct {
 	done sync.WaitGroup
 }
 
-// newRedisStore connects to Redis and loads the revocation list. It fails
+// New connects to Redis and loads the revocation list. It fails
 // when Redis cannot be reached: an instance that started without the list
 // would accept logged-out tokens.
-func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*redisStore, error) {
+func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Store, error) {
 	legacy, err := legacyLayouts(ring)
 	if err != nil {
 		return nil, err
 	}
-	routeRedisLog()
-	client := conn.newClient()
+	RouteLog()
+	client := conn.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
-	if err := refuseClusterNode(ctx, client, conn.mode); err != nil {
+	if err := refuseClusterNode(ctx, client, conn.Mode); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("%s: %w", conn.where, err)
+		return nil, fmt.Errorf("%s: %w", conn.Where, err)
 	}
 	dk, made, err := loadDataKey(ctx, client, ring)
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("%s: the data key: %w", conn.where, err)
+		return nil, fmt.Errorf("%s: the data key: %w", conn.Where, err)
 	}
 	if made {
 		// Once per deployment, at its first start. Seen on an instance
@@ -113,9 +117,9 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 		return nil, err
 	}
 	prefix := "wechat_auth:" + dk.NS + ":"
-	r := &redisStore{
+	r := &Store{
 		client:        client,
-		mode:          conn.mode,
+		mode:          conn.Mode,
 		log:           log,
 		cache:         cache,
 		revoked:       session.NewRevocations(nil), // Redis is the durable copy
@@ -137,7 +141,7 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 	if err := r.sync(ctx); err != nil {
 		r.client.Close()
 		cache.Close()
-		return nil, fmt.Errorf("%s: loading the revocation list: %w", conn.where, err)
+		return nil, fmt.Errorf("%s: loading the revocation list: %w", conn.Where, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r.stop = stop
@@ -161,21 +165,21 @@ func newRedisStore(conn *redisConn, ring *keyring.Ring, maxSessions int, log *za
 // storeDown wraps a Redis error so the routes answer store_unavailable,
 // and has a Cluster client reload its slot map: go-redis does that on
 // MOVED only, so after a failover it would keep dialling the dead primary.
-func (r *redisStore) storeDown(op string, err error) error {
+func (r *Store) storeDown(op string, err error) error {
 	r.failed()
 	return fmt.Errorf("redis %s: %w: %w", op, session.ErrStoreDown, err)
 }
 
 // sessionKey is the key of a session.
-func (r *redisStore) sessionKey(sid string) string { return r.sessionPrefix + sid }
+func (r *Store) sessionKey(sid string) string { return r.sessionPrefix + sid }
 
 // Get reads the L1 first, Redis on a miss.
-func (r *redisStore) Get(ctx context.Context, sid string) (*session.Session, error) {
+func (r *Store) Get(ctx context.Context, sid string) (*session.Session, error) {
 	if s, ok := r.cache.Get(sid); ok {
 		metrics.CountStore("get", "hit")
 		return s, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	b, err := r.client.Get(ctx, r.sessionKey(sid)).Bytes()
 	switch {
@@ -214,12 +218,12 @@ func (r *redisStore) Get(ctx context.Context, sid string) (*session.Session, err
 // holds it, to the L1. Logins that arrive together share one round trip
 // (sessionWriter), but each Put returns only after Redis acknowledged its
 // own commands.
-func (r *redisStore) Put(ctx context.Context, s *session.Session, ttl time.Duration) error {
+func (r *Store) Put(ctx context.Context, s *session.Session, ttl time.Duration) error {
 	b, err := r.seal(s, time.Now().Add(ttl))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	w := &sessionWrite{s: s, sealed: b, ttl: ttl, done: make(chan error, 1)}
 	if r.writes == nil {
@@ -267,7 +271,7 @@ const (
 // on each side) then stores many logins instead of one, which is most of
 // what a login cost Caddy and Redis beyond the memory store's. With no
 // other login waiting a session goes alone, as before.
-func (r *redisStore) sessionWriter(ctx context.Context) {
+func (r *Store) sessionWriter(ctx context.Context) {
 	defer r.done.Done()
 	batch := make([]*sessionWrite, 0, redisWriteBatch)
 	for {
@@ -288,7 +292,7 @@ func (r *redisStore) sessionWriter(ctx context.Context) {
 		}
 		// Its own deadline: the waiting Puts give up on theirs, and one
 		// whose client went away must not fail the others.
-		wctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+		wctx, cancel := context.WithTimeout(ctx, OpTimeout)
 		r.writeSessions(wctx, batch)
 		cancel()
 		clear(batch)
@@ -297,7 +301,7 @@ func (r *redisStore) sessionWriter(ctx context.Context) {
 
 // writeSessions writes the sessions of batch in one pipeline and tells
 // each the outcome of its own commands.
-func (r *redisStore) writeSessions(ctx context.Context, batch []*sessionWrite) {
+func (r *Store) writeSessions(ctx context.Context, batch []*sessionWrite) {
 	_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, w := range batch {
 			w.cmds[0] = pipe.Set(ctx, r.sessionKey(w.s.SID), w.sealed, w.ttl)
@@ -319,9 +323,9 @@ func (r *redisStore) writeSessions(ctx context.Context, batch []*sessionWrite) {
 	}
 }
 
-func (r *redisStore) Delete(ctx context.Context, sid string) error {
+func (r *Store) Delete(ctx context.Context, sid string) error {
 	r.cache.Del(sid)
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	if err := r.client.Del(ctx, r.sessionKey(sid)).Err(); err != nil {
 		metrics.CountStore("delete", "error")
@@ -334,10 +338,10 @@ func (r *redisStore) Delete(ctx context.Context, sid string) error {
 // Revoke applies the revocation here at once, then writes and publishes it.
 // When Redis does not take it, it stays pending and is written as soon as
 // Redis answers again (unless this instance stops first).
-func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) error {
+func (r *Store) Revoke(ctx context.Context, sid string, until time.Time) error {
 	r.revoked.Add(sid, until)
 	r.cache.Del(sid)
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	if err := r.pushRevocations(ctx, map[string]time.Time{sid: until}); err != nil {
 		r.mu.Lock()
@@ -350,16 +354,16 @@ func (r *redisStore) Revoke(ctx context.Context, sid string, until time.Time) er
 	return nil
 }
 
-func (r *redisStore) Revoked(sid string, now time.Time) bool { return r.revoked.Has(sid, now) }
+func (r *Store) Revoked(sid string, now time.Time) bool { return r.revoked.Has(sid, now) }
 
 // Reuse resizes the L1; Redis, not Caddy's storage, keeps revocations.
-func (r *redisStore) Reuse(maxSessions int, _ certmagic.Storage) {
+func (r *Store) Reuse(maxSessions int, _ certmagic.Storage) {
 	session.Resize(r.cache, maxSessions)
 }
 
 // Destruct stops the subscriber and closes the connections when the last
 // config using this store is unloaded.
-func (r *redisStore) Destruct() error {
+func (r *Store) Destruct() error {
 	r.stop()
 	r.mu.Lock()
 	if r.pubsub != nil {
@@ -385,8 +389,8 @@ end
 return cur
 `)
 
-func (r *redisStore) saveHorizon(ctx context.Context, until time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+func (r *Store) saveHorizon(ctx context.Context, until time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	ms, err := raiseHorizon.Run(ctx, r.client, []string{r.horizonKey}, until.UnixMilli()).Int64()
 	if err != nil {
@@ -396,14 +400,14 @@ func (r *redisStore) saveHorizon(ctx context.Context, until time.Time) error {
 	return nil
 }
 
-func (r *redisStore) ExtendHorizon(ctx context.Context, exp time.Time) error {
+func (r *Store) ExtendHorizon(ctx context.Context, exp time.Time) error {
 	return r.horizon.Extend(ctx, exp)
 }
 
 // Horizon reads what every instance recorded; when Redis does not answer,
 // what this instance knows.
-func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+func (r *Store) Horizon(ctx context.Context) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	ms, err := r.client.Get(ctx, r.horizonKey).Int64()
 	switch {
@@ -418,8 +422,7 @@ func (r *redisStore) Horizon(ctx context.Context) (time.Time, error) {
 
 // Interface guards
 var (
-	_ session.Store     = (*redisStore)(nil)
-	_ session.UserStore = (*redisStore)(nil)
-	_ keyedStore        = (*redisStore)(nil)
-	_ caddy.Destructor  = (*redisStore)(nil)
+	_ session.Store     = (*Store)(nil)
+	_ session.UserStore = (*Store)(nil)
+	_ caddy.Destructor  = (*Store)(nil)
 )

@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -21,25 +20,25 @@ import (
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
-// rdsStoreOn opens a redisStore on the Redis cfg describes, with signing
+// rdsStoreOn opens a Store on the Redis cfg describes, with signing
 // key rdsKeyA, as a Caddy instance would.
-func rdsStoreOn(t *testing.T, cfg RedisConfig) *redisStore {
+func rdsStoreOn(t *testing.T, cfg Options) *Store {
 	t.Helper()
-	conn, err := cfg.conn(caddy.NewReplacer())
+	conn, err := Dial(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rdsOpen(t, conn, rdsKeyA)
 }
 
-// rdsOpen opens a redisStore on conn with signing key key, and closes it
+// rdsOpen opens a Store on conn with signing key key, and closes it
 // when the test ends.
-func rdsOpen(t *testing.T, conn *redisConn, key []byte) *redisStore {
+func rdsOpen(t *testing.T, conn *Conn, key []byte) *Store {
 	t.Helper()
 	metrics.Init(nil)
-	st, err := newRedisStore(conn, keyring.New(key), 1000, zap.NewNop())
+	st, err := New(conn, keyring.New(key), 1000, zap.NewNop())
 	if err != nil {
-		t.Fatalf("newRedisStore: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { st.Destruct() })
 	return st
@@ -49,7 +48,7 @@ func rdsOpen(t *testing.T, conn *redisConn, key []byte) *redisStore {
 // it. On a loaded machine a replica may miss WAIT's deadline, and then the
 // store rightly answers errReplicaLag; a healthy replica confirms within
 // a few tries.
-func rdsRevokeConfirmed(t *testing.T, st *redisStore, sid string) {
+func rdsRevokeConfirmed(t *testing.T, st *Store, sid string) {
 	t.Helper()
 	var err error
 	for range 5 {
@@ -65,7 +64,7 @@ func rdsRevokeConfirmed(t *testing.T, st *redisStore, sid string) {
 
 // rdsWantDecrypts requires st to read s and its session_key to decrypt
 // WeChat's vector.
-func rdsWantDecrypts(t *testing.T, st *redisStore, s *session.Session) {
+func rdsWantDecrypts(t *testing.T, st *Store, s *session.Session) {
 	t.Helper()
 	got, err := st.Get(context.Background(), s.SID)
 	if err != nil {
@@ -110,7 +109,7 @@ func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 	for _, n := range cluster.Nodes {
 		rdsSetACL(t, n)
 	}
-	cfg := RedisConfig{Addrs: cluster.Addrs, Username: "wechat_auth", Password: rdsACLPassword}
+	cfg := Options{Addrs: cluster.Addrs, Username: "wechat_auth", Password: rdsACLPassword}
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 
@@ -181,7 +180,7 @@ func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 
 func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	cluster := redistest.StartCluster(t)
-	cfg := RedisConfig{Addrs: cluster.Addrs}
+	cfg := Options{Addrs: cluster.Addrs}
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 	// The primary of the revocation list: it also carries the
@@ -337,21 +336,21 @@ func TestRedisRevokeWithoutReplicaDoesNotWait(t *testing.T) {
 func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 	cluster := redistest.StartCluster(t)
 	metrics.Init(nil)
-	block, err := RedisConfig{Addrs: cluster.Addrs[:1]}.conn(caddy.NewReplacer())
+	block, err := Dial(Options{Addrs: cluster.Addrs[:1]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, err := redisConnFromURL("redis://" + cluster.Addrs[0])
+	url, err := ConnFromURL("redis://" + cluster.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, conn := range []*redisConn{block, url} {
-		if _, err := newRedisStore(conn, keyring.New(rdsKeyA), 0, zap.NewNop()); !errors.Is(err, errClusterNode) {
+	for _, conn := range []*Conn{block, url} {
+		if _, err := New(conn, keyring.New(rdsKeyA), 0, zap.NewNop()); !errors.Is(err, errClusterNode) {
 			t.Errorf("a Cluster node as a single server: %v, want errClusterNode", err)
 		}
 	}
 	// With cluster, one node is enough to find the others.
-	st := rdsStoreOn(t, RedisConfig{Addrs: cluster.Addrs[:1], Cluster: true})
+	st := rdsStoreOn(t, Options{Addrs: cluster.Addrs[:1], Cluster: true})
 	var sessions []*session.Session
 	for range 10 {
 		s := rdsVectorSession()
@@ -360,7 +359,7 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 		}
 		sessions = append(sessions, s)
 	}
-	other := rdsStoreOn(t, RedisConfig{Addrs: cluster.Addrs})
+	other := rdsStoreOn(t, Options{Addrs: cluster.Addrs})
 	for _, s := range sessions {
 		rdsWantDecrypts(t, other, s)
 	}
@@ -373,7 +372,7 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 	for _, s := range sen.Sentinels {
 		rdsSetUser(t, s, rdsSentinelACL)
 	}
-	cfg := RedisConfig{
+	cfg := Options{
 		Addrs: sen.Addrs, MasterName: redistest.MasterName,
 		Username: "wechat_auth", Password: rdsACLPassword,
 		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,

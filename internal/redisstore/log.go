@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 
 var routeRedisLogOnce sync.Once
 
-// routeRedisLog points go-redis's logger at Caddy's log.
-func routeRedisLog() {
+// RouteLog points go-redis's logger at Caddy's log.
+func RouteLog() {
 	routeRedisLogOnce.Do(func() { redis.SetLogger(redisLogger{log: caddy.Log}) })
 }

@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"encoding/json"
@@ -47,7 +47,7 @@ func userMessage(rec *session.UserRecord) string {
 }
 
 // applyTagged merges one tagged message.
-func (r *redisStore) applyTagged(payload string) {
+func (r *Store) applyTagged(payload string) {
 	var m busMessage
 	if json.Unmarshal([]byte(payload), &m) != nil {
 		return

@@ -1,4 +1,4 @@
-package wechatauth
+package redisstore
 
 import (
 	"context"
@@ -38,14 +38,14 @@ func legacyLayouts(ring *keyring.Ring) ([]legacyLayout, error) {
 		if err != nil {
 			return nil, err
 		}
-		prefix := "wechat_auth:" + redisNamespace(k.Secret) + ":"
+		prefix := "wechat_auth:" + Namespace(k.Secret) + ":"
 		out = append(out, legacyLayout{sessionPrefix: prefix + "session:", revokedKey: prefix + "revoked", aead: aead})
 	}
 	return out, nil
 }
 
 // legacyChannels are the revocation channels of the old layouts.
-func (r *redisStore) legacyChannels() []string {
+func (r *Store) legacyChannels() []string {
 	chans := make([]string, len(r.legacy))
 	for i, l := range r.legacy {
 		chans[i] = l.revokedKey
@@ -55,7 +55,7 @@ func (r *redisStore) legacyChannels() []string {
 
 // legacyGet looks for a session in the old layouts, after it was not found
 // in the current one, and copies one found there to the current layout.
-func (r *redisStore) legacyGet(ctx context.Context, sid string) (*session.Session, time.Time, error) {
+func (r *Store) legacyGet(ctx context.Context, sid string) (*session.Session, time.Time, error) {
 	if len(r.legacy) == 0 {
 		return nil, time.Time{}, session.ErrNoSession
 	}
@@ -88,7 +88,7 @@ func (r *redisStore) legacyGet(ctx context.Context, sid string) (*session.Sessio
 }
 
 // legacyRevocations returns the revocations in force in the old layouts.
-func (r *redisStore) legacyRevocations(ctx context.Context, now time.Time) ([]redis.Z, error) {
+func (r *Store) legacyRevocations(ctx context.Context, now time.Time) ([]redis.Z, error) {
 	var all []redis.Z
 	for _, l := range r.legacy {
 		zs, err := r.client.ZRangeByScoreWithScores(ctx, l.revokedKey, &redis.ZRangeBy{
