@@ -112,7 +112,7 @@ func (h *Handler) audited(path string, fn routeFunc) routeFunc {
 		// on without it; a login notes its user itself.
 		note := new(auditNote)
 		if raw, n := credential.Bearer(r.Header["Authorization"]); n == 1 {
-			if id, verr := h.tokens.verifyCached(raw, time.Now()); verr == nil {
+			if id, verr := h.tokens.VerifyCached(raw, time.Now()); verr == nil {
 				*note = auditNote{id.AppID, id.OpenID, id.SID}
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -150,8 +151,8 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return gatewayErr(err)
 		}
-		b.tokens = newTokenCodec(nil, issuerProduction, time.Duration(b.TokenTTL), b.secrets)
-		b.tokens.ring.Store(ring)
+		b.tokens = token.New(nil, token.IssuerProduction, time.Duration(b.TokenTTL), b.secrets)
+		b.tokens.SetRing(ring)
 	}
 	if err := b.provisionStore(ctx); err != nil {
 		return gatewayErr(err)

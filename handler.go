@@ -118,7 +118,7 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Identity, *apierr.Err
 		return nil, apierr.InvalidToken
 	}
 	now := time.Now()
-	id, err := h.tokens.verifyCached(raw, now)
+	id, err := h.tokens.VerifyCached(raw, now)
 	if err != nil {
 		metrics.VerifiedInvalid.Inc()
 		return nil, apierr.InvalidToken

@@ -649,7 +649,7 @@ func TestLogoutOutlivesTokensIssuedUnderALongerTTL(t *testing.T) {
 	if w := long.serve(http.MethodPost, "/wx/logout", "", "", bearer(tok)); w.Code != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", w.Code, w.Body)
 	}
-	id, err := long.h.tokens.verify(tok)
+	id, err := long.h.tokens.Verify(tok)
 	if err != nil {
 		t.Fatal(err)
 	}

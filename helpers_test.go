@@ -74,3 +74,16 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// The test signing key and appid (copies of internal/token's test
+// constants).
+const (
+	testSigningKey = "0123456789abcdef0123456789abcdef" // 32 bytes
+	testAppID      = "wxtest0000000001"
+)
+
+// Signing keys of the rotation tests (copies of internal/token's).
+const (
+	ringKeyOld = "old-signing-key-for-rotation-tests-0123456789"
+	ringKeyNew = "new-signing-key-for-rotation-tests-9876543210"
+)

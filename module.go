@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/session"
+	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -202,8 +203,8 @@ type Handler struct {
 	wx       *wechat.Client
 	fake     *wechattest.Server // sandbox only
 	wxConn   *wechatConn        // released in Cleanup
-	tokens   *tokenCodec
-	keyWatch *keyWatch // generated keys only
+	tokens   *token.Codec
+	keyWatch *token.Watch // generated keys only
 	users    *session.Users
 	audit    *zap.Logger
 	store    session.Store
@@ -252,12 +253,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	issuer := issuerProduction
+	issuer := token.IssuerProduction
 	if h.Sandbox {
-		issuer = issuerSandbox
+		issuer = token.IssuerSandbox
 	}
-	h.tokens = newTokenCodec(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
-	h.tokens.ring.Store(ring)
+	h.tokens = token.New(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
+	h.tokens.SetRing(ring)
 	if err := h.provisionAssertion(ctx); err != nil {
 		return err
 	}
@@ -458,7 +459,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 			return session.NewMemory(h.MaxSessions, ctx.Storage())
 		}
 	} else {
-		ring := h.tokens.ring.Load()
+		ring := h.tokens.Ring()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
 			return redisstore.New(conn, ring, h.MaxSessions, h.logger)
@@ -502,7 +503,7 @@ var stores = caddy.NewUsagePool()
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
-	h.keyWatch.stopWatch()
+	h.keyWatch.Stop()
 	h.wxConn.close()
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)

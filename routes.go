@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
+	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -238,11 +239,11 @@ func (h *Handler) pickApp(appid string) (string, *apierr.Error) {
 
 func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *session.Session) error {
 	now := h.issueTime(s)
-	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
+	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.TTL())); err != nil {
 		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
-	tok, exp, err := h.tokens.issue(s, now)
+	tok, exp, err := h.tokens.Issue(token.Subject{AppID: s.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SID: s.SID}, now)
 	if err != nil {
 		return err
 	}

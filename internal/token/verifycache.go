@@ -1,4 +1,4 @@
-package wechatauth
+package token
 
 import (
 	"strings"
@@ -21,7 +21,7 @@ const verifyCacheGeneration = 1 << 14
 // verified, keyed by the exact token string, so a client sending the same
 // token again costs a map lookup instead of a JWT parse and an HMAC (about
 // 10 µs). An entry is served only until the token's exp, and only while
-// the key ring it was verified under is still in force (tokenCodec checks
+// the key ring it was verified under is still in force (Codec checks
 // that with one pointer compare, so a token whose key left the ring is
 // verified again and refused); revocation is not cached: the caller checks
 // it on every request.
@@ -34,7 +34,7 @@ const verifyCacheGeneration = 1 << 14
 // the reader count of an RWMutex is one cache line all cores write to.
 // Writers (a token seen for the first time) are serialised by mu.
 //
-// Each tokenCodec has its own cache, so a token is only ever served to the
+// Each Codec has its own cache, so a token is only ever served to the
 // codec (key, issuer, accepted audiences) that verified it.
 type verifyCache struct {
 	cur, old atomic.Pointer[sync.Map] // token string → *identity.Identity

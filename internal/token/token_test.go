@@ -1,4 +1,4 @@
-package wechatauth
+package token
 
 import (
 	"crypto/ecdsa"
@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -19,16 +18,25 @@ const (
 	testAppID      = "wxtest0000000001"
 )
 
-func newTestCodec(issuer string) *tokenCodec {
-	return newTokenCodec([]byte(testSigningKey), issuer, time.Hour, map[string]string{testAppID: "secret"})
+func newTestCodec(issuer string) *Codec {
+	return New([]byte(testSigningKey), issuer, time.Hour, map[string]string{testAppID: "secret"})
 }
 
-func testSession() *session.Session {
-	return &session.Session{
-		SID:        "c2lkLTEyOC1iaXRzLXJhbmRvbQ",
-		AppID:      testAppID,
-		OpenID:     "oUser0000000000000000000001",
-		UnionID:    "uUnion000000000000000000001",
+// testSess is a login: the subject a token is issued for, and the
+// session_key the token must never hold.
+type testSess struct {
+	Subject
+	SessionKey string
+}
+
+func testSession() *testSess {
+	return &testSess{
+		Subject: Subject{
+			SID:     "c2lkLTEyOC1iaXRzLXJhbmRvbQ",
+			AppID:   testAppID,
+			OpenID:  "oUser0000000000000000000001",
+			UnionID: "uUnion000000000000000000001",
+		},
 		SessionKey: "tiihtNczf5v6AKRyjwEUhQ==",
 	}
 }
@@ -50,7 +58,7 @@ func goodClaims() jwt.MapClaims {
 	now := time.Now()
 	s := testSession()
 	return jwt.MapClaims{
-		"iss": issuerProduction,
+		"iss": IssuerProduction,
 		"sub": s.OpenID,
 		"aud": []string{s.AppID},
 		"sid": s.SID,
@@ -60,17 +68,17 @@ func goodClaims() jwt.MapClaims {
 }
 
 func TestTokenIssuedVerifiesWithItsIdentity(t *testing.T) {
-	tc := newTestCodec(issuerProduction)
+	tc := newTestCodec(IssuerProduction)
 	s := testSession()
 	now := time.Now()
-	tok, exp, err := tc.issue(s, now)
+	tok, exp, err := tc.Issue(s.Subject, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := now.Add(time.Hour); !exp.Equal(want) {
 		t.Errorf("expiry %v, want now + token_ttl = %v", exp, want)
 	}
-	id, err := tc.verify(tok)
+	id, err := tc.Verify(tok)
 	if err != nil {
 		t.Fatalf("own token refused: %v", err)
 	}
@@ -83,8 +91,8 @@ func TestTokenIssuedVerifiesWithItsIdentity(t *testing.T) {
 
 	// Without a unionid the token still verifies, with none.
 	s.UnionID = ""
-	tok, _, _ = tc.issue(s, now)
-	if id, err := tc.verify(tok); err != nil || id.UnionID != "" {
+	tok, _, _ = tc.Issue(s.Subject, now)
+	if id, err := tc.Verify(tok); err != nil || id.UnionID != "" {
 		t.Fatalf("token without unionid: %+v, %v", id, err)
 	}
 }
@@ -93,8 +101,8 @@ func TestTokenIssuedVerifiesWithItsIdentity(t *testing.T) {
 // upstream reading the claims finds aud == appid. Tokens issued before,
 // with aud as a one-element array, keep working across the upgrade.
 func TestTokenAudienceIsTheAppID(t *testing.T) {
-	tc := newTestCodec(issuerProduction)
-	tok, _, err := tc.issue(testSession(), time.Now())
+	tc := newTestCodec(IssuerProduction)
+	tok, _, err := tc.Issue(testSession().Subject, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +118,15 @@ func TestTokenAudienceIsTheAppID(t *testing.T) {
 		t.Errorf("aud is %#v, want the string %q", c["aud"], testAppID)
 	}
 	key := []byte(testSigningKey)
-	if id, err := tc.verify(signClaims(t, jwt.SigningMethodHS256, key, goodClaims())); err != nil || id.AppID != testAppID {
+	if id, err := tc.Verify(signClaims(t, jwt.SigningMethodHS256, key, goodClaims())); err != nil || id.AppID != testAppID {
 		t.Errorf("token with aud as [appid] (the earlier form): %+v, %v", id, err)
 	}
 }
 
 func TestTokenNeverHoldsSessionKey(t *testing.T) {
-	tc := newTestCodec(issuerProduction)
+	tc := newTestCodec(IssuerProduction)
 	s := testSession()
-	tok, _, err := tc.issue(s, time.Now())
+	tok, _, err := tc.Issue(s.Subject, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +152,9 @@ func TestTokenNeverHoldsSessionKey(t *testing.T) {
 }
 
 func TestTokenVerifyRefusesForgedExpiredAndForeignTokens(t *testing.T) {
-	tc := newTestCodec(issuerProduction)
+	tc := newTestCodec(IssuerProduction)
 	key := []byte(testSigningKey)
-	good, _, err := tc.issue(testSession(), time.Now())
+	good, _, err := tc.Issue(testSession().Subject, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +169,11 @@ func TestTokenVerifyRefusesForgedExpiredAndForeignTokens(t *testing.T) {
 	}
 	parts := strings.Split(good, ".")
 	otherPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"wechat_auth","sub":"oVictim","aud":["` + testAppID + `"],"sid":"x","exp":9999999999}`))
-	sandboxTok, _, _ := newTestCodec(issuerSandbox).issue(testSession(), time.Now())
-	expiredTok, _, _ := tc.issue(testSession(), time.Now().Add(-2*time.Hour))
+	sandboxTok, _, _ := newTestCodec(IssuerSandbox).Issue(testSession().Subject, time.Now())
+	expiredTok, _, _ := tc.Issue(testSession().Subject, time.Now().Add(-2*time.Hour))
 	otherApp := testSession()
 	otherApp.AppID = "wxother"
-	otherAppTok, _, _ := tc.issue(otherApp, time.Now())
+	otherAppTok, _, _ := tc.Issue(otherApp.Subject, time.Now())
 
 	tests := []struct {
 		name string
@@ -207,24 +215,24 @@ func TestTokenVerifyRefusesForgedExpiredAndForeignTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if id, err := tc.verify(tt.tok); err == nil {
+			if id, err := tc.Verify(tt.tok); err == nil {
 				t.Fatalf("verified as %+v", id)
 			}
 		})
 	}
-	if _, err := tc.verify(good); err != nil {
+	if _, err := tc.Verify(good); err != nil {
 		t.Fatalf("control: the untouched token is refused: %v", err)
 	}
 }
 
 func TestSandboxCodecRefusesProductionTokens(t *testing.T) {
-	prod, _, _ := newTestCodec(issuerProduction).issue(testSession(), time.Now())
-	sandbox := newTestCodec(issuerSandbox)
-	if _, err := sandbox.verify(prod); err == nil {
+	prod, _, _ := newTestCodec(IssuerProduction).Issue(testSession().Subject, time.Now())
+	sandbox := newTestCodec(IssuerSandbox)
+	if _, err := sandbox.Verify(prod); err == nil {
 		t.Fatal("a sandbox config accepted a production token signed with the same key")
 	}
-	own, _, _ := sandbox.issue(testSession(), time.Now())
-	if _, err := sandbox.verify(own); err != nil {
+	own, _, _ := sandbox.Issue(testSession().Subject, time.Now())
+	if _, err := sandbox.Verify(own); err != nil {
 		t.Fatalf("a sandbox config refuses its own token: %v", err)
 	}
 }
@@ -236,7 +244,7 @@ func TestTokenLifetimeIsCapped(t *testing.T) {
 	// A key of its own: what other tests issue under testSigningKey, with
 	// other token_ttls, raises the cap for that key in this process.
 	const key = "lifetime-cap-signing-key-0123456789abcdef"
-	tc := newTokenCodec([]byte(key), issuerProduction, time.Hour, map[string]string{testAppID: "secret"})
+	tc := New([]byte(key), IssuerProduction, time.Hour, map[string]string{testAppID: "secret"})
 	kid := tc.ring.Load().Signer().Kid
 	now := time.Now()
 	with := func(changes jwt.MapClaims) jwt.MapClaims {
@@ -277,13 +285,13 @@ func TestTokenLifetimeIsCapped(t *testing.T) {
 	} {
 		for _, withKID := range []bool{true, false} {
 			tok := sign(tt.claims, withKID)
-			_, err := tc.verify(tok)
+			_, err := tc.Verify(tok)
 			if (err == nil) != tt.ok {
 				t.Errorf("%s (kid %v): verify error %v, want accepted %v", tt.name, withKID, err, tt.ok)
 			}
 			// The hot path says the same, twice (the second from the cache).
 			for i := 0; i < 2; i++ {
-				if _, err := tc.verifyCached(tok, now); (err == nil) != tt.ok {
+				if _, err := tc.VerifyCached(tok, now); (err == nil) != tt.ok {
 					t.Errorf("%s (kid %v): verifyCached error %v, want accepted %v", tt.name, withKID, err, tt.ok)
 				}
 			}
@@ -296,13 +304,13 @@ func TestTokenLifetimeIsCapped(t *testing.T) {
 func TestTokenOfALongerTTLIssuedBeforeAReloadStillVerifies(t *testing.T) {
 	const key = "reload-ttl-signing-key-0123456789abcdef"
 	apps := map[string]string{testAppID: "secret"}
-	before := newTokenCodec([]byte(key), issuerProduction, 7*24*time.Hour, apps)
-	tok, _, err := before.issue(testSession(), time.Now())
+	before := New([]byte(key), IssuerProduction, 7*24*time.Hour, apps)
+	tok, _, err := before.Issue(testSession().Subject, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := newTokenCodec([]byte(key), issuerProduction, time.Hour, apps)
-	if _, err := after.verify(tok); err != nil {
+	after := New([]byte(key), IssuerProduction, time.Hour, apps)
+	if _, err := after.Verify(tok); err != nil {
 		t.Errorf("a 7-day token issued before the reload is refused: %v", err)
 	}
 	c := goodClaims()
@@ -313,7 +321,7 @@ func TestTokenOfALongerTTLIssuedBeforeAReloadStillVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := after.verify(s); err == nil {
+	if _, err := after.Verify(s); err == nil {
 		t.Error("a 30-day token is accepted though no config issued one")
 	}
 }

@@ -1,4 +1,7 @@
-package wechatauth
+// Package token issues and verifies the HS256 tokens of wechat_auth, keeps
+// the verified-token cache, and watches generated keys for rotation. It
+// knows no HTTP and no store: a token's subject is given to it.
+package token
 
 import (
 	"errors"
@@ -8,15 +11,14 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
-	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/golang-jwt/jwt/v5"
 )
 
 // Token issuers. A sandbox token names its own issuer, so a production
 // config refuses it even when both share a signing key.
 const (
-	issuerProduction = "wechat_auth"
-	issuerSandbox    = "wechat_auth-sandbox"
+	IssuerProduction = "wechat_auth"
+	IssuerSandbox    = "wechat_auth-sandbox"
 )
 
 // claims are the JWT claims of a wechat_auth token. The token never holds
@@ -27,9 +29,9 @@ type claims struct {
 	UnionID string `json:"unionid,omitempty"`
 }
 
-// tokenCodec issues and verifies tokens: HS256 only, issuer, audience and
+// Codec issues and verifies tokens: HS256 only, issuer, audience and
 // expiry checked.
-type tokenCodec struct {
+type Codec struct {
 	// ring holds the keys: the first signs, all verify. It is replaced
 	// whole when generated keys rotate.
 	ring atomic.Pointer[keyring.Ring]
@@ -50,14 +52,14 @@ type tokenCodec struct {
 	verified *verifyCache
 }
 
-// newTokenCodec makes a codec that accepts the appids that are apps' keys
+// New makes a codec that accepts the appids that are apps' keys
 // as audiences. Only the keys are kept: the codec holds no app secret.
-func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string]string) *tokenCodec {
+func New(key []byte, issuer string, ttl time.Duration, apps map[string]string) *Codec {
 	audiences := make(map[string]struct{}, len(apps))
 	for appid := range apps {
 		audiences[appid] = struct{}{}
 	}
-	tc := &tokenCodec{
+	tc := &Codec{
 		issuer: issuer,
 		ttl:    ttl,
 		apps:   audiences,
@@ -75,11 +77,25 @@ func newTokenCodec(key []byte, issuer string, ttl time.Duration, apps map[string
 	return tc
 }
 
-// issue signs a token for the session, valid for the token TTL from now.
+// Subject is whom a token is issued for: a session of a user of an app.
+type Subject struct {
+	AppID, OpenID, UnionID, SID string
+}
+
+// Ring returns the key ring in force.
+func (tc *Codec) Ring() *keyring.Ring { return tc.ring.Load() }
+
+// SetRing puts ring in force.
+func (tc *Codec) SetRing(ring *keyring.Ring) { tc.ring.Store(ring) }
+
+// TTL is the lifetime of the tokens the codec issues.
+func (tc *Codec) TTL() time.Duration { return tc.ttl }
+
+// Issue signs a token for the session, valid for the token TTL from now.
 // A token has one audience, the session's appid, written as a plain string
 // (RFC 7519 §4.1.3's form for a single audience); verify accepts the array
 // form too.
-func (tc *tokenCodec) issue(s *session.Session, now time.Time) (string, time.Time, error) {
+func (tc *Codec) Issue(s Subject, now time.Time) (string, time.Time, error) {
 	exp := now.Add(tc.ttl)
 	c := jwt.MapClaims{
 		"iss": tc.issuer,
@@ -160,7 +176,7 @@ func (l *tokenLives) longest(kid string, now time.Time) time.Duration {
 // sharing generated keys (kept with the ring), or a longer one this process
 // issued tokens under that may still be valid. A token without kid may have
 // been signed by any key of the ring.
-func (tc *tokenCodec) maxLifetime(ring *keyring.Ring, kid string, hasKID bool, now time.Time) time.Duration {
+func (tc *Codec) maxLifetime(ring *keyring.Ring, kid string, hasKID bool, now time.Time) time.Duration {
 	longest := max(tc.ttl, ring.MaxTTL)
 	if hasKID {
 		return max(longest, issuedLives.longest(kid, now))
@@ -171,35 +187,35 @@ func (tc *tokenCodec) maxLifetime(ring *keyring.Ring, kid string, hasKID bool, n
 	return longest
 }
 
-var errBadToken = errors.New("invalid token")
+var ErrBadToken = errors.New("invalid token")
 
-// verify checks a token's signature, algorithm, issuer, expiry, audience
+// Verify checks a token's signature, algorithm, issuer, expiry, audience
 // and lifetime: it must carry iat, not in the future, and its exp may lie
 // no further past iat than the longest token_ttl in force for its key (see
 // maxLifetime). It touches no network.
-func (tc *tokenCodec) verify(raw string) (*identity.Identity, error) {
+func (tc *Codec) Verify(raw string) (*identity.Identity, error) {
 	// The ring is read before the key is looked up: an entry cached under
 	// it is dropped as soon as a newer ring is in force.
 	ring := tc.ring.Load()
 	var c claims
 	t, err := tc.parser.ParseWithClaims(raw, &c, tc.verificationKey)
 	if err != nil {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	if len(c.Audience) != 1 || c.Subject == "" || c.SID == "" || c.IssuedAt == nil {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	now := time.Now()
 	iat, exp := c.IssuedAt.Time, c.ExpiresAt.Time
 	if iat.After(now.Add(tokenLeeway)) {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	kid, hasKID := t.Header["kid"].(string)
 	if exp.Sub(iat) > tc.maxLifetime(ring, kid, hasKID, now)+tokenLeeway {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	if _, ok := tc.apps[c.Audience[0]]; !ok {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	id := &identity.Identity{
 		OpenID:  c.Subject,
@@ -215,24 +231,24 @@ func (tc *tokenCodec) verify(raw string) (*identity.Identity, error) {
 	return id, nil
 }
 
-// verifyCached is verify for the hot path: a token verified before and not
+// VerifyCached is verify for the hot path: a token verified before and not
 // expired at now is answered from the cache without parsing it again. Only
 // a token that verify accepted, under its exact string, enters the cache.
 // An entry verified under a ring no longer in force is verified again, so
 // a token whose key left the ring is refused. Revocation is not checked
 // here; the caller checks it on every request.
-func (tc *tokenCodec) verifyCached(raw string, now time.Time) (*identity.Identity, error) {
+func (tc *Codec) VerifyCached(raw string, now time.Time) (*identity.Identity, error) {
 	if id, ok := tc.verified.get(raw, now); ok && id.Ring == tc.ring.Load() {
 		return id, nil
 	}
-	id, err := tc.verify(raw)
+	id, err := tc.Verify(raw)
 	if err != nil {
 		return nil, err
 	}
 	// verify checked exp against its own clock; the cache must not serve
 	// a token that was already expired at now either.
 	if !now.Before(id.Expires) {
-		return nil, errBadToken
+		return nil, ErrBadToken
 	}
 	tc.verified.put(raw, id)
 	return id, nil
@@ -244,7 +260,7 @@ var errUnknownKID = errors.New("unknown kid")
 // names, or every key for a token without kid (issued before key ids).
 // An unknown kid is asked of reload (when the keys are generated and may
 // have been rotated by another instance) before it is refused.
-func (tc *tokenCodec) verificationKey(t *jwt.Token) (any, error) {
+func (tc *Codec) verificationKey(t *jwt.Token) (any, error) {
 	ring := tc.ring.Load()
 	v, ok := t.Header["kid"]
 	if !ok {
