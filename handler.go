@@ -142,7 +142,7 @@ func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
 	var vals []string
 	switch {
 	case h.assertion != nil:
-		vals = (&[5]string{id.OpenID, id.AppID, idheader.SourceClient, id.UnionID, h.assertion.of(id)})[:]
+		vals = (&[5]string{id.OpenID, id.AppID, idheader.SourceClient, id.UnionID, h.assertion.Of(id)})[:]
 	case id.UnionID != "":
 		vals = (&[4]string{id.OpenID, id.AppID, idheader.SourceClient, id.UnionID})[:]
 	default:
@@ -155,7 +155,7 @@ func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
 		r.Header[h.HeaderUnionID] = vals[3:4:4]
 	}
 	if len(vals) == 5 && vals[4] != "" {
-		r.Header[h.assertion.header] = vals[4:5:5]
+		r.Header[h.assertion.Header()] = vals[4:5:5]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		v := id.ReplValues()

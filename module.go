@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
@@ -212,7 +213,7 @@ type Handler struct {
 	routes   routeTable
 	strip    idheader.Stripper // strips the identity headers a client sent
 
-	assertion    *assertionSigner      // nil unless Assertion
+	assertion    *assertion.Signer     // nil unless Assertion
 	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove
 
 	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR

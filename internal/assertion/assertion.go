@@ -1,4 +1,7 @@
-package wechatauth
+// Package assertion signs identity assertions: ES256 JWTs of the verified
+// identity an upstream checks against the published JWK Set, with the key
+// given or generated once in Caddy's storage.
+package assertion
 
 import (
 	"crypto/ecdsa"
@@ -10,32 +13,25 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
-	"github.com/caddy-wechat/wechatauth/internal/idheader"
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/net/http/httpguts"
 )
 
-// defaultHeaderAssertion carries the signed identity assertion upstream.
-const defaultHeaderAssertion = "X-WX-ASSERTION"
+// DefaultHeader carries the signed identity assertion upstream.
+const DefaultHeader = "X-WX-ASSERTION"
 
 // assertionIssuer is the iss of every assertion, sandbox or not: a sandbox
 // signs with its own key (kept apart in Caddy's storage), so an upstream
 // that trusts the production keys refuses sandbox assertions.
 const assertionIssuer = "wechat_auth"
 
-// assertionSigner signs identity assertions: ES256 JWTs an upstream can
+// Signer signs identity assertions: ES256 JWTs an upstream can
 // verify against the public key published at jwks.json, so a request
 // that reached it by another path than wechat_auth cannot claim an
 // identity.
-type assertionSigner struct {
+type Signer struct {
 	key    *ecdsa.PrivateKey
 	kid    string // the key's RFC 7638 thumbprint
 	header string // canonical name of the header that carries it
@@ -56,12 +52,21 @@ const assertionLifetime = 60 * time.Second
 // skew.
 const assertionRenewal = 30 * time.Second
 
+// Header is the canonical name of the header that carries assertions.
+func (s *Signer) Header() string { return s.header }
+
+// Kid is the key's RFC 7638 thumbprint.
+func (s *Signer) Kid() string { return s.kid }
+
+// JWKS is the JWK Set document that publishes the key.
+func (s *Signer) JWKS() []byte { return s.jwks }
+
 // afterFunc schedules the drop of a cached assertion (time.AfterFunc; a
 // test replaces it to run the drop at once).
 var afterFunc = time.AfterFunc
 
-// newAssertionSigner makes a signer for a P-256 key.
-func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner, error) {
+// NewSigner makes a signer for a P-256 key.
+func NewSigner(key *ecdsa.PrivateKey, header string) (*Signer, error) {
 	pub, err := key.PublicKey.Bytes() // 0x04 || x || y
 	if err != nil || len(pub) != 65 || key.Curve != elliptic.P256() {
 		return nil, errors.New("the assertion key must be an ECDSA P-256 key")
@@ -71,7 +76,7 @@ func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner,
 	// RFC 7638: the thumbprint is over the required members, in
 	// lexicographic order, with no whitespace.
 	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
-	s := &assertionSigner{key: key, kid: base64.RawURLEncoding.EncodeToString(sum[:]), header: header}
+	s := &Signer{key: key, kid: base64.RawURLEncoding.EncodeToString(sum[:]), header: header}
 	type jwk struct {
 		Kty string `json:"kty"`
 		Crv string `json:"crv"`
@@ -91,7 +96,7 @@ func newAssertionSigner(key *ecdsa.PrivateKey, header string) (*assertionSigner,
 // the openid, aud the appid, unionid when known, iat now and exp
 // assertionLifetime later, or the token's own exp when that comes first,
 // so the assertion never outlives the token.
-func (s *assertionSigner) sign(id *identity.Identity, now time.Time) (string, error) {
+func (s *Signer) sign(id *identity.Identity, now time.Time) (string, error) {
 	exp := now.Add(assertionLifetime)
 	if id.Expires.Before(exp) {
 		exp = id.Expires
@@ -111,14 +116,14 @@ func (s *assertionSigner) sign(id *identity.Identity, now time.Time) (string, er
 	return t.SignedString(s.key)
 }
 
-// of returns the assertion for id, signing it when the identity holds
+// Of returns the assertion for id, signing it when the identity holds
 // none: the identity of a token is shared by every request that carries
 // it (the verified token cache), so the hot path pays a pointer load and
 // no clock read. A timer drops the cached assertion once it is
 // assertionRenewal old, so a busy token costs one signature every
 // assertionRenewal. Two requests that race on a new token may both sign;
 // either result is right.
-func (s *assertionSigner) of(id *identity.Identity) string {
+func (s *Signer) Of(id *identity.Identity) string {
 	if a := id.Assertion.Load(); a != nil && a.By == s {
 		return a.JWT
 	}
@@ -127,7 +132,7 @@ func (s *assertionSigner) of(id *identity.Identity) string {
 
 // renew signs a new assertion for id at now, keeps it with the identity
 // and schedules its drop.
-func (s *assertionSigner) renew(id *identity.Identity, now time.Time) string {
+func (s *Signer) renew(id *identity.Identity, now time.Time) string {
 	tok, err := s.sign(id, now)
 	if err != nil {
 		// Signing with a valid P-256 key does not fail; should it, the
@@ -141,25 +146,10 @@ func (s *assertionSigner) renew(id *identity.Identity, now time.Time) string {
 	return tok
 }
 
-// jwks serves the assertion's public key as an RFC 7517 JWK Set. It needs
-// no token: upstreams fetch it to verify assertions.
-func (h *Handler) jwks(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	b := h.assertion.jwks
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "public, max-age=300")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(b)
-	}
-	return nil
-}
-
-// parseAssertionKey reads a P-256 private key from PEM: PKCS#8 ("PRIVATE
+// ParseKey reads a P-256 private key from PEM: PKCS#8 ("PRIVATE
 // KEY") or SEC 1 ("EC PRIVATE KEY"). An "EC PARAMETERS" block, which
 // `openssl ecparam -genkey` writes first, is skipped.
-func parseAssertionKey(pemText []byte) (*ecdsa.PrivateKey, error) {
+func ParseKey(pemText []byte) (*ecdsa.PrivateKey, error) {
 	for {
 		var block *pem.Block
 		block, pemText = pem.Decode(pemText)
@@ -189,49 +179,4 @@ func parseAssertionKey(pemText []byte) (*ecdsa.PrivateKey, error) {
 			return nil, fmt.Errorf("a PEM block of type %q is not a private key in PKCS#8 or SEC 1 form", block.Type)
 		}
 	}
-}
-
-// provisionAssertion sets up the signer when assertion is on: the key from
-// assertion_key, or the one kept in Caddy's storage (generated once, the
-// sandbox's apart). The assertion header becomes an identity header, so a
-// client's copy is always stripped.
-func (h *Handler) provisionAssertion(ctx caddy.Context) error {
-	if !h.Assertion {
-		if h.AssertionHeader != "" || h.AssertionKey != "" {
-			return fmt.Errorf("wechat_auth: assertion_header or assertion_key is set but assertion is not: add `assertion` to sign identity assertions")
-		}
-		return nil
-	}
-	if h.AssertionHeader == "" {
-		h.AssertionHeader = defaultHeaderAssertion
-	}
-	header := http.CanonicalHeaderKey(h.AssertionHeader)
-	if !httpguts.ValidHeaderFieldName(header) {
-		return fmt.Errorf("wechat_auth: assertion header %q is not a valid header name", h.AssertionHeader)
-	}
-	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, idheader.Source, "Authorization"} {
-		if strings.EqualFold(header, taken) {
-			return fmt.Errorf("wechat_auth: assertion header %q is already used for something else", h.AssertionHeader)
-		}
-	}
-	var key *ecdsa.PrivateKey
-	var err error
-	if h.AssertionKey != "" {
-		pemText := caddy.NewReplacer().ReplaceKnown(h.AssertionKey, "")
-		key, err = parseAssertionKey([]byte(pemText))
-	} else {
-		name := assertionKeyName
-		if h.Sandbox {
-			name = assertionKeyNameSandbox
-		}
-		key, err = storedAssertionKey(ctx, ctx.Storage(), name)
-	}
-	if err != nil {
-		return fmt.Errorf("wechat_auth: assertion key: %w", err)
-	}
-	if h.assertion, err = newAssertionSigner(key, header); err != nil {
-		return fmt.Errorf("wechat_auth: assertion key: %w", err)
-	}
-	h.strip.Add(header)
-	return nil
 }

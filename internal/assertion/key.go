@@ -1,4 +1,4 @@
-package wechatauth
+package assertion
 
 import (
 	"context"
@@ -16,16 +16,16 @@ import (
 // Storage keys of generated assertion keys. The sandbox key is kept apart,
 // so an upstream that trusts the production key refuses sandbox assertions.
 const (
-	assertionKeyName        = "wechat_auth/assertion_key.pem"
-	assertionKeyNameSandbox = "wechat_auth/assertion_key_sandbox.pem"
+	KeyName        = "wechat_auth/assertion_key.pem"
+	KeyNameSandbox = "wechat_auth/assertion_key_sandbox.pem"
 )
 
-// storedAssertionKey returns the ES256 key kept in Caddy's storage under
+// StoredKey returns the ES256 key kept in Caddy's storage under
 // name (PKCS#8 PEM), generating it once, so instances sharing storage
 // publish one key.
-func storedAssertionKey(ctx context.Context, storage certmagic.Storage, name string) (*ecdsa.PrivateKey, error) {
+func StoredKey(ctx context.Context, storage certmagic.Storage, name string) (*ecdsa.PrivateKey, error) {
 	parse := func(b []byte) (*ecdsa.PrivateKey, error) {
-		key, err := parseAssertionKey(b)
+		key, err := ParseKey(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s in Caddy's storage is damaged (%v): delete it to generate a new key (upstreams then fetch jwks.json again)", name, err)
 		}
