@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
@@ -92,7 +93,7 @@ type APIGateway struct {
 	logger   *zap.Logger
 	audit    *zap.Logger
 	base     *Handler // the app, secret, key and store settings, provisioned as wechat_auth's
-	wxConn   *wechatConn
+	wxConn   *platform.Conn
 	wx       *wechat.Client
 	allowAll bool
 	allowed  map[string]bool
@@ -158,11 +159,11 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		return gatewayErr(err)
 	}
 	g.base = b
-	conn, err := openWeChat(wechatSettings{base: g.APIBase, secrets: b.secrets, timeout: time.Duration(b.Timeout), sandbox: g.Sandbox})
+	conn, err := platform.Open(platform.Settings{Base: g.APIBase, Secrets: b.secrets, Timeout: time.Duration(b.Timeout), Sandbox: g.Sandbox})
 	if err != nil {
 		return fmt.Errorf("wechat_api: WeChat client: %w", err)
 	}
-	g.wxConn, g.wx = conn, conn.client
+	g.wxConn, g.wx = conn, conn.Client
 	if g.Sandbox {
 		g.logger.Warn("wechat_api sandbox is on: calls go to a fake WeChat; never use this in production")
 	}
@@ -247,7 +248,7 @@ func (g *APIGateway) checkAllow() error {
 
 // Cleanup releases this config's hold on the store and token caches.
 func (g *APIGateway) Cleanup() error {
-	g.wxConn.close()
+	g.wxConn.Close()
 	if g.base != nil {
 		return g.base.Cleanup()
 	}

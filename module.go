@@ -23,6 +23,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/internal/token"
@@ -203,7 +204,7 @@ type Handler struct {
 	secrets  map[string]string // appid → secret, placeholders resolved
 	wx       *wechat.Client
 	fake     *wechattest.Server // sandbox only
-	wxConn   *wechatConn        // released in Cleanup
+	wxConn   *platform.Conn     // released in Cleanup
 	tokens   *token.Codec
 	keyWatch *token.Watch // generated keys only
 	users    *session.Users
@@ -269,16 +270,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.provisionUsers()
 
-	conn, err := openWeChat(wechatSettings{
-		base:    h.APIBase,
-		secrets: h.secrets,
-		timeout: time.Duration(h.Timeout),
-		sandbox: h.Sandbox,
+	conn, err := platform.Open(platform.Settings{
+		Base:    h.APIBase,
+		Secrets: h.secrets,
+		Timeout: time.Duration(h.Timeout),
+		Sandbox: h.Sandbox,
 	})
 	if err != nil {
 		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
 	}
-	h.wxConn, h.wx, h.fake = conn, conn.client, conn.fake
+	h.wxConn, h.wx, h.fake = conn, conn.Client, conn.Fake
 	if h.Sandbox {
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	}
@@ -505,7 +506,7 @@ var stores = caddy.NewUsagePool()
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
 	h.keyWatch.Stop()
-	h.wxConn.close()
+	h.wxConn.Close()
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
 		return err

@@ -1,4 +1,8 @@
-package wechatauth
+// Package platform holds a handler's connection to the mini-program
+// platform (WeChat today): the API client with the process's shared
+// access-token cache of each app, and the in-process fake of sandbox mode,
+// both kept in usage pools across config reloads.
+package platform
 
 import (
 	"crypto/sha256"
@@ -35,46 +39,46 @@ type pooledFake struct{ *wechattest.Server }
 
 func (pooledFake) Destruct() error { return nil }
 
-// wechatConn is a handler's hold on WeChat: the client, the fake in
+// Conn is a handler's hold on WeChat: the client, the fake in
 // sandbox mode, and what Cleanup must release.
-type wechatConn struct {
-	client    *wechat.Client
-	fake      *wechattest.Server // sandbox only
+type Conn struct {
+	Client    *wechat.Client
+	Fake      *wechattest.Server // sandbox only
 	transport *http.Transport    // to WeChat; its idle connections close with the config
 	tokenKeys []string           // in tokenCaches
 }
 
-// wechatSettings configure a wechatConn.
-type wechatSettings struct {
-	base    string            // api_base; "" for WeChat's
-	secrets map[string]string // appid → secret, resolved
-	timeout time.Duration
-	sandbox bool
+// Settings configure a Conn.
+type Settings struct {
+	Base    string            // api_base; "" for WeChat's
+	Secrets map[string]string // appid → secret, resolved
+	Timeout time.Duration
+	Sandbox bool
 }
 
-// openWeChat makes the WeChat client of a handler, with the process's
+// Open makes the WeChat client of a handler, with the process's
 // shared token cache of each app.
-func openWeChat(s wechatSettings) (*wechatConn, error) {
-	c := new(wechatConn)
+func Open(s Settings) (*Conn, error) {
+	c := new(Conn)
 	cfg := wechat.Config{
-		BaseURL: s.base,
-		Apps:    s.secrets,
-		Timeout: s.timeout,
+		BaseURL: s.Base,
+		Apps:    s.Secrets,
+		Timeout: s.Timeout,
 		Observe: metrics.ObserveWeChat,
-		Tokens:  make(map[string]*wechat.TokenCache, len(s.secrets)),
+		Tokens:  make(map[string]*wechat.TokenCache, len(s.Secrets)),
 	}
-	if s.sandbox {
+	if s.Sandbox {
 		val, _, err := sandboxFakes.LoadOrNew(sandboxFakeKey, func() (caddy.Destructor, error) {
 			return pooledFake{wechattest.NewServer(wechattest.Options{AutoCodes: true, ReusableCodes: true, UnionID: true})}, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		c.fake = val.(pooledFake).Server
-		for appid, secret := range s.secrets {
-			c.fake.AddApp(appid, secret)
+		c.Fake = val.(pooledFake).Server
+		for appid, secret := range s.Secrets {
+			c.Fake.AddApp(appid, secret)
 		}
-		cfg.HTTPClient = c.fake.Client()
+		cfg.HTTPClient = c.Fake.Client()
 	} else {
 		c.transport = &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
@@ -84,26 +88,26 @@ func openWeChat(s wechatSettings) (*wechatConn, error) {
 		}
 		cfg.HTTPClient = &http.Client{Transport: c.transport}
 	}
-	for appid, secret := range s.secrets {
-		key := tokenCacheKey(s.base, s.sandbox, appid, secret)
+	for appid, secret := range s.Secrets {
+		key := TokenCacheKey(s.Base, s.Sandbox, appid, secret)
 		val, _, err := tokenCaches.LoadOrNew(key, func() (caddy.Destructor, error) {
 			return pooledTokenCache{wechat.NewTokenCache()}, nil
 		})
 		if err != nil {
-			c.close()
+			c.Close()
 			return nil, err
 		}
 		c.tokenKeys = append(c.tokenKeys, key)
 		cfg.Tokens[appid] = val.(pooledTokenCache).TokenCache
 	}
-	c.client = wechat.New(cfg)
+	c.Client = wechat.New(cfg)
 	return c, nil
 }
 
-// tokenCacheKey names an app's token cache: one per WeChat endpoint, app
+// TokenCacheKey names an app's token cache: one per WeChat endpoint, app
 // and secret (a new secret must not use a token fetched with the old one).
 // The secret enters only as a hash.
-func tokenCacheKey(base string, sandbox bool, appid, secret string) string {
+func TokenCacheKey(base string, sandbox bool, appid, secret string) string {
 	if sandbox {
 		base = "sandbox"
 	} else if base = strings.TrimRight(base, "/"); base == "" {
@@ -113,9 +117,9 @@ func tokenCacheKey(base string, sandbox bool, appid, secret string) string {
 	return base + "\x00" + appid + "\x00" + hex.EncodeToString(sum[:8])
 }
 
-// close releases the hold; the token caches stay while another config
+// Close releases the hold; the token caches stay while another config
 // holds them.
-func (c *wechatConn) close() {
+func (c *Conn) Close() {
 	if c == nil {
 		return
 	}
@@ -126,8 +130,8 @@ func (c *wechatConn) close() {
 		tokenCaches.Delete(key)
 	}
 	c.tokenKeys = nil
-	if c.fake != nil {
+	if c.Fake != nil {
 		sandboxFakes.Delete(sandboxFakeKey)
-		c.fake = nil
+		c.Fake = nil
 	}
 }
