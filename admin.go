@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
@@ -279,7 +280,7 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
 	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
-	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
+	audit.Event(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
 	return nil
 }
 
@@ -327,7 +328,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 	if req.Reason != "" {
 		fields = append(fields, zap.String("reason", req.Reason))
 	}
-	auditEvent(a.audit, r, "ban", "ok", req.AppID, req.OpenID, "", fields...)
+	audit.Event(a.audit, r, "ban", "ok", req.AppID, req.OpenID, "", fields...)
 	return nil
 }
 
@@ -346,7 +347,7 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	}
 	banned := false
 	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
-	auditEvent(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
+	audit.Event(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
 	return nil
 }
 
@@ -393,7 +394,7 @@ func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}
-	auditEvent(a.audit, r, event, e.code, appid, openid, "")
+	audit.Event(a.audit, r, event, e.code, appid, openid, "")
 	return nil
 }
 

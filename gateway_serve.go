@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
@@ -143,7 +144,7 @@ func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, 
 // done counts the call and writes its audit entry.
 func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) {
 	metrics.APIRequests.WithLabelValues(label, result).Inc()
-	auditEvent(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
+	audit.Event(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
 }
 
 // pickApp chooses the app: the only one, else the one from_appid names,

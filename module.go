@@ -530,3 +530,10 @@ func (h *Handler) provisionUsers() {
 		h.users = session.NewUsers()
 	}
 }
+
+// newAuditLogger returns the audit logger, http.handlers.wechat_auth.audit,
+// for any module that asks (the handler, the admin API, the gateway): Caddy
+// routes logs by logger name, so one `include` sends them all to one file.
+func newAuditLogger(ctx caddy.Context) *zap.Logger {
+	return ctx.Logger(Handler{}).Named("audit")
+}

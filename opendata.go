@@ -14,11 +14,7 @@ import (
 // rawData signature), counting the result.
 func (h *Handler) decryptFields(f *apierr.Fields, s *session.Session) ([]byte, error) {
 	plain, err := decryptChecked(f, s)
-	result := "ok"
-	var ae *apierr.Error
-	if errors.As(err, &ae) {
-		result = ae.Code()
-	}
+	result := apierr.Result(err)
 	metrics.Decryptions.WithLabelValues(result).Inc()
 	return plain, err
 }

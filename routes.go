@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
@@ -169,11 +171,7 @@ type tokenResponse struct {
 // login exchanges a wx.login code for a session and a token.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	err := h.doLogin(w, r)
-	result := "ok"
-	var ae *apierr.Error
-	if errors.As(err, &ae) {
-		result = ae.Code()
-	}
+	result := apierr.Result(err)
 	metrics.Logins.WithLabelValues(result).Inc()
 	return err
 }
@@ -195,10 +193,10 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
 	if err != nil {
-		noteAudit(r, appid, "", "")
+		audit.Noted(r, appid, "", "")
 		return h.wechatFailure(r.Context(), "login", appid, err)
 	}
-	noteAudit(r, appid, ws.OpenID, "")
+	audit.Noted(r, appid, ws.OpenID, "")
 	if aerr := h.checkBanned(appid, ws.OpenID); aerr != nil {
 		return aerr
 	}
@@ -212,7 +210,7 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	// Dated as its first token is: after a revocation of the user in this
 	// second, at the cut-off, so neither counts as begun before it.
 	s.Created = h.issueTime(s)
-	noteAudit(r, appid, s.OpenID, s.SID)
+	audit.Noted(r, appid, s.OpenID, s.SID)
 	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
 		h.logger.Warn("session store refused a new session", zap.Error(err))
 		return apierr.StoreUnavailable
@@ -482,4 +480,42 @@ func (h *Handler) checkBanned(appid, openid string) *apierr.Error {
 		return errBannedUser
 	}
 	return nil
+}
+
+// routeEvents are the audit events of the routes, by path under the
+// prefix. Routes not named here are not audited.
+var routeEvents = map[string]string{
+	"/login":    "login",
+	"/refresh":  "refresh",
+	"/logout":   "logout",
+	"/userinfo": "decrypt",
+	"/decrypt":  "decrypt",
+	"/phone":    "phone",
+}
+
+// audited wraps the route at path (under the prefix) so that each call
+// writes one audit entry.
+func (h *Handler) audited(path string, fn routeFunc) routeFunc {
+	event, ok := routeEvents[path]
+	if !ok {
+		return fn
+	}
+	var extra []zap.Field
+	if path == "/userinfo" {
+		extra = []zap.Field{zap.String("data", "userinfo")}
+	}
+	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		// Who, from the token, read before the route passes the request
+		// on without it; a login notes its user itself.
+		note := new(audit.Note)
+		if raw, n := credential.Bearer(r.Header["Authorization"]); n == 1 {
+			if id, verr := h.tokens.VerifyCached(raw, time.Now()); verr == nil {
+				*note = audit.Note{AppID: id.AppID, OpenID: id.OpenID, SID: id.SID}
+			}
+		}
+		r = audit.WithNote(r, note)
+		err := fn(w, r, next)
+		audit.Event(h.audit, r, event, apierr.Result(err), note.AppID, note.OpenID, note.SID, extra...)
+		return err
+	}
 }

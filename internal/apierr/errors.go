@@ -188,3 +188,18 @@ func WriteRawJSON(w http.ResponseWriter, status int, b []byte) {
 	w.WriteHeader(status)
 	w.Write(b)
 }
+
+// Result is the result label of what a route or call returned: "ok", the
+// error code answered, or "error" for an error that is not an answer. The
+// audit log and the metrics label results with it.
+func Result(err error) string {
+	var ae *Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ae):
+		return ae.code
+	default:
+		return "error"
+	}
+}
