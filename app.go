@@ -1,11 +1,16 @@
 package wechatauth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 func init() {
@@ -87,3 +92,168 @@ var (
 	_ caddy.App         = (*WeChatApp)(nil)
 	_ caddy.Provisioner = (*WeChatApp)(nil)
 )
+
+// A route list runs its routes in order; a route whose matchers match
+// runs its handlers in order, each calling the next. A handler that
+// answers without calling the next one ends the chain, so a wechat_auth
+// placed after it, in the same route or in a later route of the same
+// list, never sees a request when nothing makes the answering handler
+// conditional. Such a config passes every request to the upstream
+// unauthenticated, with whatever X-WX-OPENID the client sent.
+
+// terminalHandlers are the standard handlers that never call the next
+// one. Any other handler, a third party's included, is assumed to call it
+// (a rate limiter before wechat_auth is a normal layout), so the check
+// only ever names a certain mistake.
+var terminalHandlers = map[string]bool{
+	"static_response": true, // respond, redir, abort
+	"reverse_proxy":   true, // unless it has handle_response routes (forward_auth)
+	"file_server":     true, // unless pass_thru
+	"error":           true,
+	"metrics":         true,
+	"copy_response":   true,
+	"wechat_api":      true,
+}
+
+// handlerInfo is what the check needs of one handler, provisioned or still
+// raw JSON.
+type handlerInfo struct {
+	name     string
+	terminal bool
+	routes   caddyhttp.RouteList // a subroute's routes
+}
+
+// unreachableAuth returns a sentence for each wechat_auth of app's servers
+// that can never run, naming its place and what precedes it.
+func unreachableAuth(app *caddyhttp.App) []string {
+	names := make([]string, 0, len(app.Servers))
+	for name := range app.Servers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		srv := app.Servers[name]
+		if srv == nil {
+			continue
+		}
+		walkRoutes(srv.Routes, fmt.Sprintf("server %s", name), "", &out)
+	}
+	return out
+}
+
+// walkRoutes checks routes, of which dead, when set, says why none of
+// them can run. It returns why the routes after this list cannot run, if
+// the list always answers.
+func walkRoutes(routes caddyhttp.RouteList, where, dead string, out *[]string) string {
+	groupTaken := map[string]string{}
+	for i := range routes {
+		r := &routes[i]
+		at := fmt.Sprintf("%s, route %d", where, i)
+		unconditional := len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 0
+		local := dead
+		skipped := false
+		if local == "" && r.Group != "" {
+			if why, ok := groupTaken[r.Group]; ok {
+				local, skipped = why, true
+			}
+		}
+		for j, h := range routeHandlers(r) {
+			hat := fmt.Sprintf("%s, handler %d", at, j)
+			switch {
+			case h.name == "wechat_auth":
+				if local != "" {
+					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
+				}
+			case h.routes != nil:
+				if t := walkRoutes(h.routes, hat+" ("+h.name+")", local, out); local == "" && t != "" {
+					local = t
+				}
+			case h.terminal && local == "":
+				local = fmt.Sprintf("%s (%s)", h.name, hat)
+			}
+		}
+		if dead != "" || skipped || !unconditional {
+			continue
+		}
+		switch {
+		case local != "":
+			dead = local
+		case r.Terminal:
+			dead = fmt.Sprintf("a terminal route matching every request (%s)", at)
+		case r.Group != "":
+			if _, ok := groupTaken[r.Group]; !ok {
+				groupTaken[r.Group] = fmt.Sprintf("a route of group %q matching every request (%s; only the first matching route of a group runs)", r.Group, at)
+			}
+		}
+	}
+	return dead
+}
+
+// routeHandlers returns what the check needs of r's handlers: from the raw
+// JSON while the route is not provisioned yet, else from the handlers.
+func routeHandlers(r *caddyhttp.Route) []handlerInfo {
+	if len(r.HandlersRaw) > 0 {
+		hs := make([]handlerInfo, 0, len(r.HandlersRaw))
+		for _, raw := range r.HandlersRaw {
+			hs = append(hs, rawHandlerInfo(raw))
+		}
+		return hs
+	}
+	hs := make([]handlerInfo, 0, len(r.Handlers))
+	for _, h := range r.Handlers {
+		hs = append(hs, provisionedHandlerInfo(h))
+	}
+	return hs
+}
+
+func rawHandlerInfo(raw json.RawMessage) handlerInfo {
+	var h struct {
+		Handler        string              `json:"handler"`
+		Routes         caddyhttp.RouteList `json:"routes"`
+		HandleResponse []json.RawMessage   `json:"handle_response"`
+		PassThru       bool                `json:"pass_thru"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return handlerInfo{} // Caddy refuses it when it gets there
+	}
+	info := handlerInfo{name: h.Handler, terminal: terminalHandlers[h.Handler]}
+	switch h.Handler {
+	case "subroute":
+		info.routes = h.Routes
+		if info.routes == nil {
+			info.routes = caddyhttp.RouteList{}
+		}
+	case "reverse_proxy":
+		info.terminal = len(h.HandleResponse) == 0
+	case "file_server":
+		info.terminal = !h.PassThru
+	}
+	return info
+}
+
+func provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
+	name := ""
+	if m, ok := h.(caddy.Module); ok {
+		name = strings.TrimPrefix(string(m.CaddyModule().ID), "http.handlers.")
+	}
+	info := handlerInfo{name: name, terminal: terminalHandlers[name]}
+	switch h := h.(type) {
+	case *caddyhttp.Subroute:
+		info.routes = h.Routes
+		if info.routes == nil {
+			info.routes = caddyhttp.RouteList{}
+		}
+	case *reverseproxy.Handler:
+		info.terminal = len(h.HandleResponse) == 0
+	case *fileserver.FileServer:
+		info.terminal = !h.PassThru
+	}
+	return info
+}
+
+// joinProblems makes one error text of the check's sentences, with the
+// fix.
+func joinProblems(problems []string) string {
+	return strings.Join(problems, "; ") + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
+}
