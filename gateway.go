@@ -92,7 +92,7 @@ type APIGateway struct {
 
 	logger   *zap.Logger
 	audit    *zap.Logger
-	base     *Handler // the app, secret, key and store settings, provisioned as wechat_auth's
+	sh       shared // the app, secret, key and store settings, provisioned as wechat_auth's
 	wxConn   *platform.Conn
 	wx       *wechat.Client
 	allowAll bool
@@ -120,46 +120,44 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	// The settings wechat_auth shares with the gateway are judged and
-	// provisioned by wechat_auth's own code, so both read them alike.
-	b := &Handler{
-		Apps:       g.Apps,
-		APIBase:    g.APIBase,
-		Sandbox:    g.Sandbox,
-		SigningKey: g.SigningKey,
-		Store:      g.Store,
-		Redis:      g.Redis,
-
-		PreviousSigningKeys: g.PreviousSigningKeys,
-		Timeout:             g.Timeout,
-		logger:              g.logger,
-
+	// provisioned by the same code as there, errors naming wechat_api.
+	sh := &g.sh
+	*sh = shared{
+		module: "wechat_api", logger: g.logger,
+		apps: g.Apps, apiBase: g.APIBase, sandbox: g.Sandbox, timeout: g.Timeout,
+		storeURL: g.Store, redis: g.Redis, signingKey: g.SigningKey, previousKeys: g.PreviousSigningKeys,
+		tokenTTL:           caddy.Duration(defaultTokenTTL),
 		configErrorsLogged: new(sync.Map),
 	}
-	b.setDefaults()
-	if err := b.resolveSecrets(); err != nil {
-		return gatewayErr(err)
+	if sh.timeout == 0 {
+		sh.timeout = caddy.Duration(wechat.DefaultTimeout)
 	}
-	if err := b.checkConfig(); err != nil {
-		return gatewayErr(err)
+	if sh.sandbox && len(sh.apps) == 0 {
+		sh.apps = []App{{AppID: sandboxAppID}}
+	}
+	if err := sh.resolve(); err != nil {
+		return err
+	}
+	if err := sh.check(); err != nil {
+		return err
 	}
 	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
-	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(b.Store, "")); b.Redis != nil || (store != "" && store != "memory") {
+	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(sh.storeURL, "")); sh.redis != nil || (store != "" && store != "memory") {
 		// Sessions in Redis are found through the signing keys, which
 		// unwrap the data key that seals them.
-		ring, err := b.provisionKeys(ctx)
+		ring, err := sh.provisionKeys(ctx)
 		if err != nil {
-			return gatewayErr(err)
+			return err
 		}
-		b.tokens = token.New(nil, token.IssuerProduction, time.Duration(b.TokenTTL), b.secrets)
-		b.tokens.SetRing(ring)
+		sh.tokens = token.New(nil, token.IssuerProduction, time.Duration(sh.tokenTTL), sh.secrets)
+		sh.tokens.SetRing(ring)
 	}
-	if err := b.provisionStore(ctx); err != nil {
-		return gatewayErr(err)
+	if err := sh.provisionStore(ctx); err != nil {
+		return err
 	}
-	g.base = b
-	conn, err := platform.Open(platform.Settings{Base: g.APIBase, Secrets: b.secrets, Timeout: time.Duration(b.Timeout), Sandbox: g.Sandbox})
+	conn, err := platform.Open(platform.Settings{Base: g.APIBase, Secrets: sh.secrets, Timeout: time.Duration(sh.timeout), Sandbox: g.Sandbox})
 	if err != nil {
 		return fmt.Errorf("wechat_api: WeChat client: %w", err)
 	}
@@ -168,11 +166,6 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		g.logger.Warn("wechat_api sandbox is on: calls go to a fake WeChat; never use this in production")
 	}
 	return nil
-}
-
-// gatewayErr names the gateway in an error of wechat_auth's shared checks.
-func gatewayErr(err error) error {
-	return fmt.Errorf("wechat_api: %s", strings.TrimPrefix(err.Error(), "wechat_auth: "))
 }
 
 // tokenPaths are never forwarded, in any spelling.
@@ -249,10 +242,7 @@ func (g *APIGateway) checkAllow() error {
 // Cleanup releases this config's hold on the store and token caches.
 func (g *APIGateway) Cleanup() error {
 	g.wxConn.Close()
-	if g.base != nil {
-		return g.base.Cleanup()
-	}
-	return nil
+	return g.sh.release()
 }
 
 // Interface guards

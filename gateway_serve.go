@@ -133,7 +133,7 @@ func errcodeLabel(code int) string {
 // answerWeChatError answers a call WeChat gave no usable answer to, or
 // whose token could not be had.
 func (g *APIGateway) answerWeChatError(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, err error) {
-	ae := g.base.wechatFailure(r.Context(), "api "+label, q.appid, err)
+	ae := g.sh.wechatFailure(r.Context(), "api "+label, q.appid, err)
 	result := "unavailable"
 	var we *wechat.Error
 	if errors.As(err, &we) {
@@ -158,7 +158,7 @@ func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) 
 // pickApp chooses the app: the only one, else the one from_appid names,
 // else the one X-WX-APPID names.
 func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
-	secrets := g.base.secrets
+	secrets := g.sh.secrets
 	if len(secrets) == 1 {
 		for id := range secrets {
 			return id, nil
@@ -368,7 +368,7 @@ func signatureQuery(s *session.Session) string {
 
 // newestSession finds the user's newest live session.
 func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*session.Session, *apierr.Error) {
-	s, err := g.base.store.NewestSession(r.Context(), q.appid, q.openid)
+	s, err := g.sh.store.NewestSession(r.Context(), q.appid, q.openid)
 	switch {
 	case errors.Is(err, session.ErrNoUserSession):
 		return nil, apierr.NoLiveSession
@@ -407,7 +407,7 @@ func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, labe
 			g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: api, Err: errors.New("answer without a valid session_key for the user")})
 			return
 		}
-		if err := g.base.store.SetSessionKey(r.Context(), s, sa.sessionKey); err != nil {
+		if err := g.sh.store.SetSessionKey(r.Context(), s, sa.sessionKey); err != nil {
 			// WeChat has rotated the key: the stored one is stale now.
 			g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
 			aerr := apierr.StoreUnavailable

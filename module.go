@@ -6,7 +6,6 @@
 package wechatauth
 
 import (
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,7 +17,6 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/session"
-	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -192,24 +190,18 @@ type Handler struct {
 	// instances that share storage publish the same key.
 	AssertionKey string `json:"assertion_key,omitempty"`
 
-	logger   *zap.Logger
-	secrets  map[string]string // appid → secret, placeholders resolved
-	wx       *wechat.Client
-	fake     *wechattest.Server // sandbox only
-	wxConn   *platform.Conn     // released in Cleanup
-	tokens   *token.Codec
-	keyWatch *token.Watch // generated keys only
-	users    *session.Users
-	audit    *zap.Logger
-	store    session.Store
-	storeKey string
-	routes   routeTable
-	strip    idheader.Stripper // strips the identity headers a client sent
+	shared // the settings and holds wechat_auth shares with wechat_api
+
+	wx     *wechat.Client
+	fake   *wechattest.Server // sandbox only
+	wxConn *platform.Conn     // released in Cleanup
+	users  *session.Users
+	audit  *zap.Logger
+	routes routeTable
+	strip  idheader.Stripper // strips the identity headers a client sent
 
 	assertion    *assertion.Signer     // nil unless Assertion
 	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove
-
-	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
 }
 
 // CaddyModule returns the Caddy module information.

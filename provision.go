@@ -24,19 +24,19 @@ import (
 
 // provisionKeys sets up the codec's keys: the configured ones, or the
 // generated ring kept in Caddy's storage, which is then watched.
-func (h *Handler) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
-	if h.SigningKey != "" {
-		secrets := [][]byte{[]byte(h.SigningKey)}
-		for _, k := range h.PreviousSigningKeys {
+func (h *shared) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
+	if h.signingKey != "" {
+		secrets := [][]byte{[]byte(h.signingKey)}
+		for _, k := range h.previousKeys {
 			secrets = append(secrets, []byte(k))
 		}
 		return keyring.New(secrets...), nil
 	}
 	name := keyring.SigningKeyName
-	if h.Sandbox {
+	if h.sandbox {
 		name = keyring.SigningKeyNameSandbox
 	}
-	rotation := time.Duration(h.KeyRotation)
+	rotation := time.Duration(h.keyRotation)
 	every := token.WatchEvery(rotation)
 	g := &keyring.Generated{
 		Storage:  ctx.Storage(),
@@ -45,12 +45,12 @@ func (h *Handler) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
 		// A token signed with a key just retired lives token_ttl; an
 		// instance that has not read the ring again yet may still sign
 		// with it for one watch interval more.
-		Keep: time.Duration(h.TokenTTL) + 2*every + time.Minute,
-		TTL:  time.Duration(h.TokenTTL),
+		Keep: time.Duration(h.tokenTTL) + 2*every + time.Minute,
+		TTL:  time.Duration(h.tokenTTL),
 	}
 	sr, err := g.Current(ctx, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("wechat_auth: signing keys from Caddy's storage: %w", err)
+		return nil, h.errorf("signing keys from Caddy's storage: %w", err)
 	}
 	h.keyWatch = token.NewWatch(g, every, h.logger)
 	return sr.Ring(), nil
@@ -67,7 +67,7 @@ var _ keyedStore = (*redisstore.Store)(nil)
 
 // watchKeys hands the keys to the store and starts the watch of generated
 // keys.
-func (h *Handler) watchKeys() error {
+func (h *shared) watchKeys() error {
 	if h.tokens == nil {
 		return nil // a gateway on the memory store signs and seals nothing
 	}
@@ -196,72 +196,84 @@ func (h *Handler) setDefaults() {
 // resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets.
 // The resolved values live only in memory; the config keeps what the
 // operator wrote.
-func (h *Handler) resolveSecrets() error {
+func (h *shared) resolve() error {
 	repl := caddy.NewReplacer()
-	h.secrets = make(map[string]string, len(h.Apps))
-	for i, app := range h.Apps {
+	h.secrets = make(map[string]string, len(h.apps))
+	for i, app := range h.apps {
 		appid := strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))
 		if appid == "" {
-			return fmt.Errorf("wechat_auth: app_id of app %d is empty", i+1)
+			return h.errorf("app_id of app %d is empty", i+1)
 		}
 		if _, dup := h.secrets[appid]; dup {
-			return fmt.Errorf("wechat_auth: app %s is configured twice", appid)
+			return h.errorf("app %s is configured twice", appid)
 		}
 		switch {
-		case h.Sandbox && app.AppSecret != "":
-			return fmt.Errorf("wechat_auth: sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
-		case h.Sandbox:
+		case h.sandbox && app.AppSecret != "":
+			return h.errorf("sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
+		case h.sandbox:
 			h.secrets[appid] = "sandbox-secret"
 		default:
 			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
 			if secret == "" {
-				return fmt.Errorf("wechat_auth: app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
+				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
 			}
 			h.secrets[appid] = secret
 		}
 	}
-	if h.SigningKey != "" {
-		h.SigningKey = repl.ReplaceKnown(h.SigningKey, "")
-		if h.SigningKey == "" {
-			return fmt.Errorf("wechat_auth: signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
+	if h.signingKey != "" {
+		h.signingKey = repl.ReplaceKnown(h.signingKey, "")
+		if h.signingKey == "" {
+			return h.errorf("signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
 		}
 	}
-	for i, k := range h.PreviousSigningKeys {
-		h.PreviousSigningKeys[i] = repl.ReplaceKnown(k, "")
-		if h.PreviousSigningKeys[i] == "" {
-			return fmt.Errorf("wechat_auth: previous signing key %d resolves to nothing; fix its placeholder", i+1)
+	for i, k := range h.previousKeys {
+		h.previousKeys[i] = repl.ReplaceKnown(k, "")
+		if h.previousKeys[i] == "" {
+			return h.errorf("previous signing key %d resolves to nothing; fix its placeholder", i+1)
 		}
 	}
 	return nil
 }
 
 // checkConfig reports configuration errors that name the problem.
-func (h *Handler) checkConfig() error {
-	if len(h.Apps) == 0 {
-		return fmt.Errorf("wechat_auth: no app configured: set app_id and app_secret (or use sandbox)")
+func (h *shared) check() error {
+	if len(h.apps) == 0 {
+		return h.errorf("no app configured: set app_id and app_secret (or use sandbox)")
 	}
-	if h.SigningKey != "" && len(h.SigningKey) < keyring.MinSigningKey {
-		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), keyring.MinSigningKey)
+	if h.signingKey != "" && len(h.signingKey) < keyring.MinSigningKey {
+		return h.errorf("signing_key is %d bytes; it must be at least %d", len(h.signingKey), keyring.MinSigningKey)
 	}
-	if len(h.PreviousSigningKeys) > 0 && h.SigningKey == "" {
-		return fmt.Errorf("wechat_auth: previous signing keys are set without signing_key: name the key that signs first")
+	if len(h.previousKeys) > 0 && h.signingKey == "" {
+		return h.errorf("previous signing keys are set without signing_key: name the key that signs first")
 	}
-	for i, k := range h.PreviousSigningKeys {
+	for i, k := range h.previousKeys {
 		if len(k) < keyring.MinSigningKey {
-			return fmt.Errorf("wechat_auth: previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), keyring.MinSigningKey)
+			return h.errorf("previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), keyring.MinSigningKey)
 		}
 	}
-	if h.KeyRotation < 0 {
-		return fmt.Errorf("wechat_auth: key_rotation must be a positive duration, not %s", time.Duration(h.KeyRotation))
+	if h.keyRotation < 0 {
+		return h.errorf("key_rotation must be a positive duration, not %s", time.Duration(h.keyRotation))
 	}
-	if h.KeyRotation > 0 && h.SigningKey != "" {
-		return fmt.Errorf("wechat_auth: key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
+	if h.keyRotation > 0 && h.signingKey != "" {
+		return h.errorf("key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
 	}
-	if h.APIBase != "" {
-		u, err := url.Parse(h.APIBase)
+	if h.apiBase != "" {
+		u, err := url.Parse(h.apiBase)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("wechat_auth: api_base %q is not an http(s) URL", h.APIBase)
+			return h.errorf("api_base %q is not an http(s) URL", h.apiBase)
 		}
+	}
+	if h.timeout < 0 {
+		return h.errorf("timeout must be a positive duration, not %s", time.Duration(h.timeout))
+	}
+	return nil
+}
+
+// checkConfig reports configuration errors that name the problem.
+func (h *Handler) checkConfig() error {
+	h.takeShared()
+	if err := h.shared.check(); err != nil {
+		return err
 	}
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("wechat_auth: max_sessions must be positive")
@@ -297,45 +309,45 @@ func (h *Handler) checkConfig() error {
 // session_keys kept in Redis through its own signing keys, while a key
 // rotation keeps its store (redisStoreKey). A Redis is named by a hash of
 // its URL or block, passwords included.
-func (h *Handler) provisionStore(ctx caddy.Context) error {
+func (h *shared) provisionStore(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
-	raw := strings.TrimSpace(repl.ReplaceKnown(h.Store, ""))
+	raw := strings.TrimSpace(repl.ReplaceKnown(h.storeURL, ""))
 	var conn *redisstore.Conn
 	var err error
 	switch {
-	case h.Redis != nil && raw != "" && raw != "redis":
-		return fmt.Errorf("wechat_auth: store: Redis is given both as a URL (or memory) and as a redis block; keep one")
-	case h.Redis != nil:
-		conn, err = h.Redis.conn(repl)
+	case h.redis != nil && raw != "" && raw != "redis":
+		return h.errorf("store: Redis is given both as a URL (or memory) and as a redis block; keep one")
+	case h.redis != nil:
+		conn, err = h.redis.conn(repl)
 	case raw == "redis":
-		return fmt.Errorf("wechat_auth: store redis: give a redis:// URL or a redis block")
+		return h.errorf("store redis: give a redis:// URL or a redis block")
 	case raw != "" && raw != "memory":
 		conn, err = redisstore.ConnFromURL(raw)
 	}
 	if err != nil {
-		return fmt.Errorf("wechat_auth: store redis: %w", err)
+		return h.errorf("store redis: %w", err)
 	}
 	var newStore func() (caddy.Destructor, error)
 	if conn == nil {
 		h.storeKey = "memory"
 		newStore = func() (caddy.Destructor, error) {
-			return session.NewMemory(h.MaxSessions, ctx.Storage())
+			return session.NewMemory(h.maxSessions, ctx.Storage())
 		}
 	} else {
 		ring := h.tokens.Ring()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
-			return redisstore.New(conn, ring, h.MaxSessions, h.logger)
+			return redisstore.New(conn, ring, h.maxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
 	if err != nil {
 		h.storeKey = ""
-		return fmt.Errorf("wechat_auth: session store: %w", err)
+		return h.errorf("session store: %w", err)
 	}
 	h.store = val.(session.Store)
 	if loaded {
-		h.store.Reuse(h.MaxSessions, ctx.Storage())
+		h.store.Reuse(h.maxSessions, ctx.Storage())
 	}
 	return h.watchKeys()
 }
@@ -366,13 +378,8 @@ var stores = caddy.NewUsagePool()
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
-	h.keyWatch.Stop()
 	h.wxConn.Close()
-	if h.storeKey != "" {
-		_, err := stores.Delete(h.storeKey)
-		return err
-	}
-	return nil
+	return h.shared.release()
 }
 
 // provisionUsers takes the user records of the store.
@@ -389,4 +396,64 @@ func (h *Handler) provisionUsers() {
 // routes logs by logger name, so one `include` sends them all to one file.
 func newAuditLogger(ctx caddy.Context) *zap.Logger {
 	return ctx.Logger(Handler{}).Named("audit")
+}
+
+// shared are the settings wechat_auth and wechat_api both take (the apps
+// and their secrets, the session store and the signing keys that find its
+// sessions) and what provisioning them holds. One set of methods judges
+// and provisions them for both modules, whose errors name the module.
+type shared struct {
+	module string // names the module in errors
+	logger *zap.Logger
+
+	apps         []App
+	apiBase      string
+	sandbox      bool
+	timeout      caddy.Duration
+	storeURL     string
+	redis        *RedisConfig
+	signingKey   string
+	previousKeys []string
+	keyRotation  caddy.Duration
+	tokenTTL     caddy.Duration
+	maxSessions  int
+
+	secrets            map[string]string // appid → secret, placeholders resolved
+	tokens             *token.Codec
+	keyWatch           *token.Watch // generated keys only
+	store              session.Store
+	storeKey           string
+	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
+}
+
+// errorf is an error of the module's configuration.
+func (h *shared) errorf(format string, args ...any) error {
+	return fmt.Errorf(h.module+": "+format, args...)
+}
+
+// release gives back the holds: the key watch and the session store.
+func (h *shared) release() error {
+	h.keyWatch.Stop()
+	if h.storeKey != "" {
+		_, err := stores.Delete(h.storeKey)
+		return err
+	}
+	return nil
+}
+
+// takeShared copies the Handler's shared settings into h.shared.
+func (h *Handler) takeShared() {
+	h.module = "wechat_auth"
+	h.apps, h.apiBase, h.sandbox, h.timeout = h.Apps, h.APIBase, h.Sandbox, h.Timeout
+	h.storeURL, h.redis, h.signingKey, h.previousKeys = h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys
+	h.keyRotation, h.tokenTTL, h.maxSessions = h.KeyRotation, h.TokenTTL, h.MaxSessions
+}
+
+// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets
+// and signing keys (see shared.resolve).
+func (h *Handler) resolveSecrets() error {
+	h.takeShared()
+	err := h.shared.resolve()
+	h.SigningKey = h.signingKey
+	return err
 }

@@ -200,7 +200,7 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity.Identity) (*sessio
 
 // wechatFailure logs a WeChat error for the operator and maps it for the
 // client. Errors only the operator can fix are logged at ERROR.
-func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err error) *apierr.Error {
+func (h *shared) wechatFailure(ctx context.Context, route, appid string, err error) *apierr.Error {
 	ae := apierr.FromWeChat(err)
 	fix, isConfig := apierr.ConfigErrcodes[ae.WeChatErrcode()]
 	switch {
