@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -65,48 +64,21 @@ func (a *adminUsers) Routes() []caddy.AdminRoute {
 	}
 }
 
-// live holds the provisioned handlers, so the admin API reaches the stores
-// of the configs running now (during a reload, old and new).
-var live struct {
-	sync.Mutex
-	handlers map[*Handler]struct{}
-}
-
-func registerHandler(h *Handler) {
-	live.Lock()
-	defer live.Unlock()
-	if live.handlers == nil {
-		live.handlers = make(map[*Handler]struct{})
-	}
-	live.handlers[h] = struct{}{}
-}
-
-func unregisterHandler(h *Handler) {
-	live.Lock()
-	defer live.Unlock()
-	delete(live.handlers, h)
-}
-
-// storesOf returns the distinct stores of the handlers serving appid, and
-// the longest token_ttl among them (how long a cut-off must be kept).
+// storesOf returns the stores of the wechat_auth handlers serving appid,
+// found by ranging the store pool, and the longest token_ttl or
+// session_ttl among them (how long a cut-off must be kept).
 func storesOf(appid string) ([]session.UserStore, time.Duration) {
-	live.Lock()
-	defer live.Unlock()
 	var out []session.UserStore
 	var ttl time.Duration
-	seen := make(map[session.UserStore]bool)
-	for h := range live.handlers {
-		if _, ok := h.secrets[appid]; !ok {
-			continue
+	stores.Range(func(_, v any) bool {
+		ps := v.(*pooledStore)
+		longest, serves := ps.serves(appid)
+		if us, ok := ps.Store.(session.UserStore); ok && serves {
+			out = append(out, us)
+			ttl = max(ttl, longest)
 		}
-		us, ok := h.store.(session.UserStore)
-		if !ok || seen[us] {
-			continue
-		}
-		seen[us] = true
-		out = append(out, us)
-		ttl = max(ttl, time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
-	}
+		return true
+	})
 	return out, ttl
 }
 
@@ -127,18 +99,16 @@ func keepUntil(ctx context.Context, stores []session.UserStore, cut time.Time, t
 	return keep.Add(time.Minute)
 }
 
-// allStores returns every distinct store of the live handlers.
+// allStores returns every store a running wechat_auth handler holds.
 func allStores() []session.UserStore {
-	live.Lock()
-	defer live.Unlock()
 	var out []session.UserStore
-	seen := make(map[session.UserStore]bool)
-	for h := range live.handlers {
-		if us, ok := h.store.(session.UserStore); ok && !seen[us] {
-			seen[us] = true
+	stores.Range(func(_, v any) bool {
+		ps := v.(*pooledStore)
+		if us, ok := ps.Store.(session.UserStore); ok && ps.inUse() {
 			out = append(out, us)
 		}
-	}
+		return true
+	})
 	return out
 }
 

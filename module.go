@@ -198,6 +198,7 @@ type Handler struct {
 	users  *session.Users
 	audit  *zap.Logger
 	routes routeTable
+	uses   []storeUse        // what this handler holds its store for (see pooledStore)
 	strip  idheader.Stripper // strips the identity headers a client sent
 
 	assertion    *assertion.Signer     // nil unless Assertion

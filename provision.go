@@ -146,7 +146,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.verifyRemove = idheader.NewRemovalLists(h.verifyHeaders())
 	h.routes = h.newRoutes()
-	registerHandler(h)
+	ttl := max(time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
+	for appid := range h.secrets {
+		h.uses = append(h.uses, storeUse{appid, ttl})
+	}
+	h.pooled.hold(h.uses)
 	return nil
 }
 
@@ -340,12 +344,19 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 			return redisstore.New(conn, ring, h.maxSessions, h.logger)
 		}
 	}
-	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
+	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
+		st, err := newStore()
+		if err != nil {
+			return nil, err
+		}
+		return &pooledStore{Store: st.(session.Store)}, nil
+	})
 	if err != nil {
 		h.storeKey = ""
 		return h.errorf("session store: %w", err)
 	}
-	h.store = val.(session.Store)
+	h.pooled = val.(*pooledStore)
+	h.store = h.pooled.Store
 	if loaded {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
 	}
@@ -361,7 +372,7 @@ func redisStoreKey(conn *redisstore.Conn, ring *keyring.Ring) string {
 	prefix := "redis\x00" + conn.ID + "\x00"
 	key := prefix + ring.Signer().Kid
 	stores.Range(func(k, v any) bool {
-		if rs, ok := v.(*redisstore.Store); ok && strings.HasPrefix(k.(string), prefix) && rs.SharesKey(ring) {
+		if rs, ok := v.(*pooledStore).Store.(*redisstore.Store); ok && strings.HasPrefix(k.(string), prefix) && rs.SharesKey(ring) {
 			key = k.(string)
 			return false
 		}
@@ -377,7 +388,8 @@ var stores = caddy.NewUsagePool()
 
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
-	unregisterHandler(h)
+	h.pooled.release(h.uses)
+	h.uses = nil
 	h.wxConn.Close()
 	return h.shared.release()
 }
@@ -423,7 +435,8 @@ type shared struct {
 	keyWatch           *token.Watch // generated keys only
 	store              session.Store
 	storeKey           string
-	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
+	pooled             *pooledStore // the store's entry in the pool
+	configErrorsLogged *sync.Map    // WeChat errcodes already logged at ERROR
 }
 
 // errorf is an error of the module's configuration.
@@ -456,4 +469,76 @@ func (h *Handler) resolveSecrets() error {
 	err := h.shared.resolve()
 	h.SigningKey = h.signingKey
 	return err
+}
+
+// pooledStore is a session store in the pool with what the wechat_auth
+// handlers holding it use it for: the admin API finds the stores of an app
+// by ranging the pool, as reverse_proxy's admin API finds its upstreams.
+type pooledStore struct {
+	session.Store
+	mu   sync.Mutex
+	uses map[storeUse]int // how many handlers use the store so
+}
+
+// storeUse is a handler's use of a store: an app it serves, and how long
+// the handler's tokens and sessions live.
+type storeUse struct {
+	appid string
+	ttl   time.Duration
+}
+
+// Destruct closes the store once no config holds it.
+func (p *pooledStore) Destruct() error {
+	if d, ok := p.Store.(caddy.Destructor); ok {
+		return d.Destruct()
+	}
+	return nil
+}
+
+// hold records uses of the store.
+func (p *pooledStore) hold(uses []storeUse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.uses == nil {
+		p.uses = make(map[storeUse]int)
+	}
+	for _, u := range uses {
+		p.uses[u]++
+	}
+}
+
+// release forgets uses hold recorded.
+func (p *pooledStore) release(uses []storeUse) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range uses {
+		if p.uses[u]--; p.uses[u] <= 0 {
+			delete(p.uses, u)
+		}
+	}
+}
+
+// serves reports whether a handler serving appid uses the store, and the
+// longest ttl of those that do.
+func (p *pooledStore) serves(appid string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ttl time.Duration
+	found := false
+	for u := range p.uses {
+		if u.appid == appid {
+			ttl, found = max(ttl, u.ttl), true
+		}
+	}
+	return ttl, found
+}
+
+// inUse reports whether any wechat_auth handler uses the store.
+func (p *pooledStore) inUse() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.uses) > 0
 }
