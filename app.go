@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -15,6 +19,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(WeChatApp))
+	httpcaddyfile.RegisterGlobalOption("wechat", parseWeChatOption)
 }
 
 // WeChatApp is the `wechat` app: what the module's handlers share across a
@@ -23,13 +28,48 @@ func init() {
 // config does not name it; Caddy then starts it as it starts the tls app
 // the http app loads.
 //
-// Today it holds no configuration of its own. On each config load it
-// checks that no wechat_auth is placed where it can never run: after a
+// It holds what the handlers share: the apps and their secrets, WeChat's
+// API, the session store and the signing keys. A wechat_auth or wechat_api
+// that names none of these itself uses the app's; one that has its own
+// lines uses only its own. The values are judged once, here.
+//
+// On each config load it also checks that no wechat_auth is placed where it can never run: after a
 // handler that always answers (reverse_proxy, respond, file_server, …)
 // in the same route list. Such a config would pass every request, forged
 // X-WX-OPENID headers included, to the upstream without authentication,
 // so it is refused with the place and the handler that shadows it.
 type WeChatApp struct {
+	// The mini programs (and other apps) served, with their secrets,
+	// as in wechat_auth: a placeholder such as {env.WECHAT_APP_SECRET}
+	// keeps a secret out of the config.
+	Apps []App `json:"apps,omitempty"`
+
+	// WeChat's API root. Default: https://api.weixin.qq.com
+	APIBase string `json:"api_base,omitempty"`
+
+	// Use the process's in-process fake WeChat; no app secret may be
+	// given. Never in production.
+	Sandbox bool `json:"sandbox,omitempty"`
+
+	// How long to wait for WeChat, token fetch and retries included.
+	// Default: 5s
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// The session store: empty for the process's memory store, or a
+	// redis:// URL, as in wechat_auth.
+	Store string `json:"store,omitempty"`
+
+	// The Redis of the session store given by its parts, as in
+	// wechat_auth's store redis { … }.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// The HS256 key tokens are signed with, at least 32 bytes; generated
+	// and kept in Caddy's storage when empty.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// Earlier signing keys that still verify tokens.
+	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
+
 	ctx caddy.Context
 
 	// checked is set once the routes were walked for this config.
@@ -57,6 +97,28 @@ func (*WeChatApp) CaddyModule() caddy.ModuleInfo {
 // app provisions it whole.
 func (a *WeChatApp) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
+	// The shared values are judged before the routes are read: reading
+	// them provisions the handlers, which take these values.
+	if a.hasSettings() {
+		sh := shared{
+			module: "wechat", apps: a.Apps, apiBase: a.APIBase, sandbox: a.Sandbox, timeout: a.Timeout,
+			storeURL: a.Store, redis: a.Redis, signingKey: a.SigningKey, previousKeys: slices.Clone(a.PreviousSigningKeys),
+		}
+		if sh.sandbox && len(sh.apps) == 0 {
+			sh.apps = []App{{AppID: sandboxAppID}}
+		}
+		if err := sh.resolve(); err != nil {
+			return err
+		}
+		if err := sh.check(); err != nil {
+			return err
+		}
+		if a.Redis != nil {
+			if err := a.Redis.check(); err != nil {
+				return fmt.Errorf("wechat: store redis: %w", err)
+			}
+		}
+	}
 	httpApp, err := ctx.AppIfConfigured("http")
 	if errors.Is(err, caddy.ErrNotConfigured) {
 		return nil
@@ -76,6 +138,60 @@ func (a *WeChatApp) Start() error { return nil }
 
 // Stop implements caddy.App.
 func (a *WeChatApp) Stop() error { return nil }
+
+// hasSettings reports whether the app holds shared settings for the
+// handlers.
+func (a *WeChatApp) hasSettings() bool {
+	return len(a.Apps) > 0 || a.APIBase != "" || a.Sandbox || a.Timeout != 0 || a.Store != "" ||
+		a.Redis != nil || a.SigningKey != "" || len(a.PreviousSigningKeys) > 0
+}
+
+// sharedConfig returns the app's shared settings for a handler that has
+// none of its own.
+func (a *WeChatApp) sharedConfig() sharedConfig {
+	return sharedConfig{
+		apps: slices.Clone(a.Apps), APIBase: a.APIBase, Sandbox: a.Sandbox, Timeout: a.Timeout, Store: a.Store,
+		Redis: a.Redis, SigningKey: a.SigningKey, PreviousSigningKeys: slices.Clone(a.PreviousSigningKeys),
+	}
+}
+
+// parseWeChatOption reads the `wechat` global option:
+//
+//	wechat {
+//	    app         <appid> <secret>     # repeatable
+//	    api_base    <url>
+//	    sandbox
+//	    timeout     <duration>
+//	    store       memory | redis <url> | redis { … }
+//	    signing_key <current> [<previous>...]
+//	}
+//
+// (app_id and app_secret are read too, as in wechat_auth.)
+func parseWeChatOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	var sc sharedConfig
+	for d.NextBlock(0) {
+		shared, err := sc.line(d)
+		if err != nil {
+			return nil, err
+		}
+		if !shared {
+			return nil, d.Errf("unknown subdirective %q", d.Val())
+		}
+	}
+	apps, err := sc.finish(d)
+	if err != nil {
+		return nil, err
+	}
+	app := &WeChatApp{
+		Apps: apps, APIBase: sc.APIBase, Sandbox: sc.Sandbox, Timeout: sc.Timeout, Store: sc.Store, Redis: sc.Redis,
+		SigningKey: sc.SigningKey, PreviousSigningKeys: sc.PreviousSigningKeys,
+	}
+	return httpcaddyfile.App{Name: "wechat", Value: caddyconfig.JSON(app, nil)}, nil
+}
 
 // loadApp loads the `wechat` app for a handler's Provision; it runs the
 // app's checks on the config the handler belongs to.

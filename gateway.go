@@ -119,6 +119,17 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err := g.checkAllow(); err != nil {
 		return err
 	}
+	// A gateway that names none of the shared settings uses the wechat
+	// app's; the two never mix.
+	app, err := loadApp(ctx)
+	if err != nil {
+		return err
+	}
+	if app.hasSettings() && !g.hasSharedLines() {
+		sc := app.sharedConfig()
+		g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+		g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
+	}
 	// The settings wechat_auth shares with the gateway are judged and
 	// provisioned by the same code as there, errors naming wechat_api.
 	sh := &g.sh
@@ -166,6 +177,13 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		g.logger.Warn("wechat_api sandbox is on: calls go to a fake WeChat; never use this in production")
 	}
 	return nil
+}
+
+// hasSharedLines reports whether the gateway names any shared setting of
+// its own; if not, it uses the wechat app's.
+func (g *APIGateway) hasSharedLines() bool {
+	return len(g.Apps) > 0 || g.APIBase != "" || g.Sandbox || g.Timeout != 0 || g.Store != "" ||
+		g.Redis != nil || g.SigningKey != "" || len(g.PreviousSigningKeys) > 0
 }
 
 // tokenPaths are never forwarded, in any spelling.

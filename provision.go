@@ -92,8 +92,14 @@ func (h *shared) watchKeys() error {
 // Provision sets defaults, resolves secrets, and connects the session store
 // and the WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	if _, err := loadApp(ctx); err != nil {
+	app, err := loadApp(ctx)
+	if err != nil {
 		return err
+	}
+	if app.hasSettings() && !h.hasSharedLines() {
+		sc := app.sharedConfig()
+		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+		h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	}
 	h.logger = ctx.Logger()
 	h.audit = newAuditLogger(ctx)
@@ -452,6 +458,13 @@ func (h *shared) release() error {
 		return err
 	}
 	return nil
+}
+
+// hasSharedLines reports whether the handler names any shared setting of
+// its own; if not, it uses the wechat app's. The two never mix.
+func (h *Handler) hasSharedLines() bool {
+	return len(h.Apps) > 0 || h.APIBase != "" || h.Sandbox || h.Timeout != 0 || h.Store != "" ||
+		h.Redis != nil || h.SigningKey != "" || len(h.PreviousSigningKeys) > 0
 }
 
 // takeShared copies the Handler's shared settings into h.shared.
