@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/internal/token"
+	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
@@ -202,7 +203,7 @@ func (h *Handler) sessionOf(ctx context.Context, id *identity.Identity) (*sessio
 // client. Errors only the operator can fix are logged at ERROR.
 func (h *shared) wechatFailure(ctx context.Context, route, appid string, err error) *apierr.Error {
 	ae := apierr.FromWeChat(err)
-	fix, isConfig := apierr.ConfigErrcodes[ae.WeChatErrcode()]
+	fix, isConfig := wechat.ConfigFix(ae.WeChatErrcode())
 	switch {
 	case ctx.Err() != nil:
 		// The client gave up first; WeChat is not to blame.

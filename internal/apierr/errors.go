@@ -106,17 +106,6 @@ var (
 		message: "The request body is larger than the gateway's max_body."}
 )
 
-// ConfigErrcodes are WeChat errcodes only the operator can fix, with the
-// fix to log.
-var ConfigErrcodes = map[int]string{
-	40013: "WeChat says the appid is invalid: check app_id",
-	40125: "WeChat says the app secret is invalid: check app_secret (reset it in the mini program admin console if needed)",
-	41002: "WeChat says the appid is missing: check app_id",
-	41004: "WeChat says the app secret is missing: check app_secret",
-	40164: "WeChat refuses this server's IP address: add it to the IP whitelist in the mini program admin console",
-	40002: "WeChat refused the grant type: report this as a bug in wechat_auth",
-}
-
 // FromWeChat maps an error of the wechat package to an answer, by the kind
 // of failure the wechat package says it is. WeChat's own text never reaches
 // the client.
