@@ -1,56 +1,28 @@
 package wechatauth
 
 // Fuzz targets for the parsers that read what a client sends: encrypted
-// open data, request bodies and tokens. Their seed corpora are committed
-// under testdata/fuzz/ and run with every `go test`; to fuzz longer:
+// open data, request bodies and tokens. Each lives with its package, its
+// seed corpus under that package's testdata/fuzz/, run with every
+// `go test`; to fuzz longer:
 //
-//	go test -run '^$' -fuzz FuzzDecryptOpenData -fuzztime 10m .
+//	go test -run '^$' -fuzz FuzzDecryptChecked -fuzztime 10m .
 //
-// (one target at a time; also FuzzDecryptChecked, FuzzParseFields,
-// FuzzVerifyToken). A failing input is written to testdata/fuzz/FuzzXxx/
+// (one target at a time; also FuzzDecryptOpenData in ./internal/opendata,
+// FuzzParseFields in ./internal/apierr, FuzzVerifyToken in
+// ./internal/token). A failing input is written to testdata/fuzz/FuzzXxx/
 // and then runs with every `go test` until fixed.
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"mime"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
-	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
-
-func FuzzDecryptOpenData(f *testing.F) {
-	v := wechattest.UserInfoVector
-	f.Add(v.SessionKey, v.EncryptedData, v.IV)
-	f.Fuzz(func(t *testing.T, sessionKey, data, iv string) {
-		plain, err := opendata.Decrypt(sessionKey, data, iv)
-		if err != nil {
-			if plain != nil {
-				t.Fatalf("plaintext returned with error %v", err)
-			}
-			if !errors.Is(err, opendata.ErrBadBase64) && !errors.Is(err, opendata.ErrDecrypt) {
-				t.Fatalf("error %v is neither opendata.ErrBadBase64 nor opendata.ErrDecrypt", err)
-			}
-			return
-		}
-		ct, _ := base64.StdEncoding.DecodeString(data)
-		if pad := len(ct) - len(plain); pad < 1 || pad > 16 {
-			t.Fatalf("%d bytes of ciphertext gave %d of plaintext", len(ct), len(plain))
-		}
-		switch err := opendata.CheckOwner(plain, v.AppID, v.OpenID); {
-		case err == nil, errors.Is(err, opendata.ErrDecrypt), errors.Is(err, opendata.ErrForeignData):
-		default:
-			t.Fatalf("opendata.CheckOwner: unexpected error %v", err)
-		}
-	})
-}
 
 // FuzzDecryptChecked encrypts what the fuzzer gives, as WeChat would, and
 // runs every check /wx/userinfo makes: whatever the plaintext, the answer is
@@ -96,36 +68,6 @@ func FuzzDecryptChecked(f *testing.F) {
 		}
 		if (rawData == "") != (signature == "") {
 			t.Fatalf("accepted rawData %q with signature %q", rawData, signature)
-		}
-	})
-}
-
-func FuzzParseFields(f *testing.F) {
-	f.Add("application/json", []byte(`{"code":"c1"}`))
-	f.Add("application/json", []byte(`{"code":"A","code":"B"}`))
-	f.Add("application/x-www-form-urlencoded", []byte(`code=A&code=B`))
-	f.Add("application/x-www-form-urlencoded", []byte(`{"encryptedData":"a b"}`))
-	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
-		got, aerr := apierr.ParseFields(contentType, body)
-		if aerr != nil {
-			if got != nil {
-				t.Fatalf("fields %+v returned with error %v", got, aerr)
-			}
-			if aerr.Status() != http.StatusBadRequest || aerr.Code() != "invalid_request" {
-				t.Fatalf("answer %d %s, want 400 invalid_request", aerr.Status(), aerr.Code())
-			}
-			return
-		}
-		if got == nil {
-			t.Fatal("nil fields with a nil error")
-		}
-		// A form-typed body that is a JSON object is read as JSON, whose
-		// spaces are the client's own.
-		isJSON := bytes.HasPrefix(bytes.TrimSpace(body), []byte("{"))
-		if mt, _, _ := mime.ParseMediaType(contentType); mt == "application/x-www-form-urlencoded" && !isJSON {
-			if strings.Contains(got.EncryptedData, " ") || strings.Contains(got.IV, " ") {
-				t.Fatalf("form base64 not repaired: %+v", got)
-			}
 		}
 	})
 }
