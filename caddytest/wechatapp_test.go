@@ -82,3 +82,26 @@ func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
 	wantStatus(t, g.get(t, "/api/profile", lr.Token), http.StatusOK)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
 }
+
+// A handler with lines of its own uses only those: the wechat app's apps
+// are not added to its own, and its own are not the app's.
+func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
+	const globalApp, globalSecret = "wxglobalapp000001", "secret-of-the-global-app-3f9a"
+	st := &stack{Base: siteBase}
+	st.WeChat, st.WeChatURL = startWeChat(t, optsSingleUse)
+	st.Upstream = startUpstream(t)
+	st.WeChat.AddApp(testAppID, testSecret)
+	st.WeChat.AddApp(globalApp, globalSecret)
+	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t}\n",
+		globalApp, globalSecret, st.WeChatURL, testSigningKey)
+	own := fmt.Sprintf("\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n", testAppID, testSecret, st.WeChatURL, testTimeout)
+	st.Caddyfile = globalOptions(app) + wechatSite(siteBase, own, st.Upstream.Addr, "")
+	loadCaddy(t, st.Caddyfile)
+
+	st.addUser("own-app-user")
+	lr := st.loginApp(t, testAppID, "own-app-user")
+	wantStatus(t, st.get(t, "/api/profile", lr.Token), http.StatusOK)
+	st.WeChat.AddCode(globalApp, "global-app-user", wechattest.User{OpenID: randomOpenID()})
+	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "global-app-user", "appid": globalApp}),
+		http.StatusBadRequest, "invalid_request")
+}
