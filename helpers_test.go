@@ -3,13 +3,8 @@ package wechatauth
 import (
 	"encoding/json"
 	"net/http/httptest"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // errorBody and decodeError read an error answer (a copy of the helper in
@@ -43,36 +38,6 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) errorBody {
 		t.Errorf("no message for a person in %s", w.Body)
 	}
 	return b
-}
-
-// benchSession is a session with fields of WeChat's real sizes.
-func benchSession(i int) *session.Session {
-	n := strconv.Itoa(i)
-	return &session.Session{
-		SID:        session.NewID(),
-		AppID:      "wx4f4bc4dec97d474b",
-		OpenID:     "oGZUI0egBJY1zhBYw2Kh" + pad8(n),
-		UnionID:    "ocMvos6NjeKLIBqg5Mr9" + pad8(n),
-		SessionKey: "tiihtNczf5v6AKRyjwEUhQ==",
-		Created:    time.Now(),
-	}
-}
-
-func pad8(s string) string {
-	for len(s) < 8 {
-		s = "0" + s
-	}
-	return s
-}
-
-// heapInUse is a copy of internal/session's test helper.
-func heapInUse() uint64 {
-	var ms runtime.MemStats
-	for range 3 {
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // The test signing key and appid (copies of internal/token's test
