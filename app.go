@@ -113,10 +113,8 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 		if err := sh.check(); err != nil {
 			return err
 		}
-		if a.Redis != nil {
-			if err := a.Redis.check(); err != nil {
-				return fmt.Errorf("wechat: store redis: %w", err)
-			}
+		if _, err := sh.storeConn(); err != nil {
+			return err
 		}
 	}
 	httpApp, err := ctx.AppIfConfigured("http")

@@ -320,22 +320,9 @@ func (h *Handler) checkConfig() error {
 // rotation keeps its store (redisStoreKey). A Redis is named by a hash of
 // its URL or block, passwords included.
 func (h *shared) provisionStore(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
-	raw := strings.TrimSpace(repl.ReplaceKnown(h.storeURL, ""))
-	var conn *redisstore.Conn
-	var err error
-	switch {
-	case h.redis != nil && raw != "" && raw != "redis":
-		return h.errorf("store: Redis is given both as a URL (or memory) and as a redis block; keep one")
-	case h.redis != nil:
-		conn, err = h.redis.conn(repl)
-	case raw == "redis":
-		return h.errorf("store redis: give a redis:// URL or a redis block")
-	case raw != "" && raw != "memory":
-		conn, err = redisstore.ConnFromURL(raw)
-	}
+	conn, err := h.storeConn()
 	if err != nil {
-		return h.errorf("store redis: %w", err)
+		return err
 	}
 	var newStore func() (caddy.Destructor, error)
 	if conn == nil {
@@ -367,6 +354,29 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
 	}
 	return h.watchKeys()
+}
+
+// storeConn judges the store settings and says how to reach the Redis
+// they name, or nil for the memory store. It connects to nothing.
+func (h *shared) storeConn() (*redisstore.Conn, error) {
+	repl := caddy.NewReplacer()
+	raw := strings.TrimSpace(repl.ReplaceKnown(h.storeURL, ""))
+	var conn *redisstore.Conn
+	var err error
+	switch {
+	case h.redis != nil && raw != "" && raw != "redis":
+		return nil, h.errorf("store: Redis is given both as a URL (or memory) and as a redis block; keep one")
+	case h.redis != nil:
+		conn, err = h.redis.conn(repl)
+	case raw == "redis":
+		return nil, h.errorf("store redis: give a redis:// URL or a redis block")
+	case raw != "" && raw != "memory":
+		conn, err = redisstore.ConnFromURL(raw)
+	}
+	if err != nil {
+		return nil, h.errorf("store redis: %w", err)
+	}
+	return conn, nil
 }
 
 // redisStoreKey names the store of a Redis and a set of signing keys in
