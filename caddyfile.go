@@ -348,6 +348,3 @@ func oneArg(d *caddyfile.Dispenser, into *string) error {
 	}
 	return nil
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -269,4 +270,5 @@ var (
 	_ caddy.CleanerUpper          = (*APIGateway)(nil)
 	_ caddyhttp.MiddlewareHandler = (*APIGateway)(nil)
 	_ caddy.Module                = (*APIGateway)(nil)
+	_ caddyfile.Unmarshaler       = (*APIGateway)(nil)
 )

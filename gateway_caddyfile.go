@@ -71,6 +71,3 @@ func (g *APIGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	return nil
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*APIGateway)(nil)
