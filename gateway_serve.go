@@ -158,24 +158,21 @@ func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) 
 // pickApp chooses the app: the only one, else the one from_appid names,
 // else the one X-WX-APPID names.
 func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
-	secrets := g.sh.secrets
-	if len(secrets) == 1 {
-		for id := range secrets {
-			return id, nil
-		}
+	if len(g.sh.secrets) == 1 {
+		return g.sh.pickApp("", nil, nil)
 	}
-	appid := fromAppID
-	if appid == "" {
-		appid = header
+	named := fromAppID
+	if named == "" {
+		named = header
 	}
-	if appid == "" {
-		return "", apierr.InvalidRequest.WithMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
-	}
-	if _, ok := secrets[appid]; !ok {
-		return "", apierr.InvalidRequest.WithMessage("The appid is not one this gateway serves.")
-	}
-	return appid, nil
+	return g.sh.pickApp(named, errGatewayAppMissing, errGatewayAppUnknown)
 }
+
+// The answers of a gateway call that names no app, or one not served.
+var (
+	errGatewayAppMissing = apierr.InvalidRequest.WithMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
+	errGatewayAppUnknown = apierr.InvalidRequest.WithMessage("The appid is not one this gateway serves.")
+)
 
 // gatewayQuery is a caller's query string taken apart.
 type gatewayQuery struct {

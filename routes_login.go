@@ -80,18 +80,31 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 
 // pickApp chooses the app of a login: the one configured, or the one named.
 func (h *Handler) pickApp(appid string) (string, *apierr.Error) {
-	if appid == "" {
+	return h.shared.pickApp(appid, errAppMissing, errAppUnknown)
+}
+
+// The answers of a login that names no app, or one not served.
+var (
+	errAppMissing = apierr.InvalidRequest.WithMessage("The field appid is required: this server serves several mini programs.")
+	errAppUnknown = apierr.InvalidRequest.WithMessage("The appid is not one this server serves.")
+)
+
+// pickApp chooses among the apps served: the one named, which must be one
+// of them, or, when none is named, the only one; missing and unknown are
+// the answers when neither holds.
+func (h *shared) pickApp(named string, missing, unknown *apierr.Error) (string, *apierr.Error) {
+	if named == "" {
 		if len(h.secrets) == 1 {
 			for id := range h.secrets {
 				return id, nil
 			}
 		}
-		return "", apierr.InvalidRequest.WithMessage("The field appid is required: this server serves several mini programs.")
+		return "", missing
 	}
-	if _, ok := h.secrets[appid]; !ok {
-		return "", apierr.InvalidRequest.WithMessage("The appid is not one this server serves.")
+	if _, ok := h.secrets[named]; !ok {
+		return "", unknown
 	}
-	return appid, nil
+	return named, nil
 }
 
 func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *session.Session) error {
