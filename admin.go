@@ -8,10 +8,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -61,48 +64,21 @@ func (a *adminUsers) Routes() []caddy.AdminRoute {
 	}
 }
 
-// live holds the provisioned handlers, so the admin API reaches the stores
-// of the configs running now (during a reload, old and new).
-var live struct {
-	sync.Mutex
-	handlers map[*Handler]struct{}
-}
-
-func registerHandler(h *Handler) {
-	live.Lock()
-	defer live.Unlock()
-	if live.handlers == nil {
-		live.handlers = make(map[*Handler]struct{})
-	}
-	live.handlers[h] = struct{}{}
-}
-
-func unregisterHandler(h *Handler) {
-	live.Lock()
-	defer live.Unlock()
-	delete(live.handlers, h)
-}
-
-// storesOf returns the distinct stores of the handlers serving appid, and
-// the longest token_ttl among them (how long a cut-off must be kept).
-func storesOf(appid string) ([]userStore, time.Duration) {
-	live.Lock()
-	defer live.Unlock()
-	var out []userStore
+// storesOf returns the stores of the wechat_auth handlers serving appid,
+// found by ranging the store pool, and the longest token_ttl or
+// session_ttl among them (how long a cut-off must be kept).
+func storesOf(appid string) ([]session.UserStore, time.Duration) {
+	var out []session.UserStore
 	var ttl time.Duration
-	seen := make(map[userStore]bool)
-	for h := range live.handlers {
-		if _, ok := h.secrets[appid]; !ok {
-			continue
+	stores.Range(func(_, v any) bool {
+		ps := v.(*pooledStore)
+		longest, serves := ps.serves(appid)
+		if us, ok := ps.Store.(session.UserStore); ok && serves {
+			out = append(out, us)
+			ttl = max(ttl, longest)
 		}
-		us, ok := h.store.(userStore)
-		if !ok || seen[us] {
-			continue
-		}
-		seen[us] = true
-		out = append(out, us)
-		ttl = max(ttl, time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
-	}
+		return true
+	})
 	return out, ttl
 }
 
@@ -111,10 +87,10 @@ func storesOf(appid string) ([]userStore, time.Duration) {
 // of the sites serving the app) and every token issued before it has
 // expired, whatever token_ttl was when it was issued (each store's token
 // horizon).
-func keepUntil(ctx context.Context, stores []userStore, cut time.Time, ttl time.Duration) time.Time {
+func keepUntil(ctx context.Context, stores []session.UserStore, cut time.Time, ttl time.Duration) time.Time {
 	keep := cut.Add(ttl)
 	for _, us := range stores {
-		if ss, ok := us.(sessionStore); ok {
+		if ss, ok := us.(session.Store); ok {
 			if hz, _ := ss.Horizon(ctx); hz.After(keep) {
 				keep = hz
 			}
@@ -123,18 +99,16 @@ func keepUntil(ctx context.Context, stores []userStore, cut time.Time, ttl time.
 	return keep.Add(time.Minute)
 }
 
-// allStores returns every distinct store of the live handlers.
-func allStores() []userStore {
-	live.Lock()
-	defer live.Unlock()
-	var out []userStore
-	seen := make(map[userStore]bool)
-	for h := range live.handlers {
-		if us, ok := h.store.(userStore); ok && !seen[us] {
-			seen[us] = true
+// allStores returns every store a running wechat_auth handler holds.
+func allStores() []session.UserStore {
+	var out []session.UserStore
+	stores.Range(func(_, v any) bool {
+		ps := v.(*pooledStore)
+		if us, ok := ps.Store.(session.UserStore); ok && ps.inUse() {
 			out = append(out, us)
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -178,18 +152,18 @@ func badRequest(format string, args ...any) *adminError {
 // on another user than the operator wrote.
 func (req *userRequest) parse(body []byte) *adminError {
 	fieldsOf := map[string]*string{"appid": &req.AppID, "openid": &req.OpenID, "until": &req.Until, "reason": &req.Reason}
-	err := walkObject(body, func(name string, dec *json.Decoder) error {
+	err := apierr.WalkObject(body, func(name string, dec *json.Decoder) error {
 		if dst, ok := fieldsOf[name]; ok {
-			return decodeString(name, dec, dst)
+			return apierr.DecodeString(name, dec, dst)
 		}
 		for known := range fieldsOf {
 			if strings.EqualFold(name, known) {
-				return &fieldError{name: name, miscased: known}
+				return &apierr.FieldError{Name: name, Miscased: known}
 			}
 		}
-		return skipValue(dec)
+		return apierr.SkipValue(dec)
 	})
-	var fe *fieldError
+	var fe *apierr.FieldError
 	switch {
 	case err == nil:
 		return nil
@@ -201,12 +175,12 @@ func (req *userRequest) parse(body []byte) *adminError {
 }
 
 // readUser reads and checks the body of a user route.
-func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *adminError) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration, *adminError) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, apierr.MaxBody+1))
 	if err != nil {
 		return nil, nil, 0, badRequest("The body could not be read.")
 	}
-	if len(body) > maxBody {
+	if len(body) > apierr.MaxBody {
 		return nil, nil, 0, &adminError{http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 64 KiB."}
 	}
 	var req userRequest
@@ -232,10 +206,10 @@ func readUser(r *http.Request) (*userRequest, []userStore, time.Duration, *admin
 // nextCutOff is the cut-off of a revocation made at now: the next whole
 // second, and always later than the user's cut-off so far, since tokens
 // issued since that one carry its time.
-func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
-	cut := cutOff(now)
+func nextCutOff(stores []session.UserStore, req *userRequest, now time.Time) time.Time {
+	cut := session.CutOff(now)
 	for _, us := range stores {
-		if prev := us.userState().record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
+		if prev := us.Users().Record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
 			cut = prev.Add(time.Second)
 		}
 	}
@@ -243,10 +217,10 @@ func nextCutOff(stores []userStore, req *userRequest, now time.Time) time.Time {
 }
 
 // save applies rec to every store and reports what to answer.
-func save(r *http.Request, stores []userStore, rec *userRecord) *adminError {
+func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) *adminError {
 	var down error
 	for _, us := range stores {
-		if err := us.saveUser(r.Context(), rec); err != nil {
+		if err := us.SaveUser(r.Context(), rec); err != nil {
 			down = err
 		}
 	}
@@ -267,16 +241,16 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
 	now := time.Now()
-	cur := stores[0].userState().record(req.AppID, req.OpenID)
+	cur := stores[0].Users().Record(req.AppID, req.OpenID)
 	cut := nextCutOff(stores, req, now)
-	rec := &userRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
+	rec := &session.UserRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
 	// A revocation leaves a ban as it is.
 	rec.Ban = cur.Ban
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
-	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
-	auditEvent(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
+	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: rfc3339(cut)})
+	audit.Event(a.audit, r, "user_revoke", "ok", req.AppID, req.OpenID, "", zap.String("revoked_before", rfc3339(cut)))
 	return nil
 }
 
@@ -309,14 +283,14 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	cut := nextCutOff(stores, req, now)
-	rec := &userRecord{
+	rec := &session.UserRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
-		Ban: &userBan{Since: now, Until: until, Reason: req.Reason},
+		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason},
 	}
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
 	}
-	writeJSON(w, http.StatusOK, banAnswer(rec))
+	apierr.WriteJSON(w, http.StatusOK, banAnswer(rec))
 	fields := []zap.Field{zap.String("revoked_before", rfc3339(cut))}
 	if !until.IsZero() {
 		fields = append(fields, zap.String("until", rfc3339(until)))
@@ -324,7 +298,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 	if req.Reason != "" {
 		fields = append(fields, zap.String("reason", req.Reason))
 	}
-	auditEvent(a.audit, r, "ban", "ok", req.AppID, req.OpenID, "", fields...)
+	audit.Event(a.audit, r, "ban", "ok", req.AppID, req.OpenID, "", fields...)
 	return nil
 }
 
@@ -333,8 +307,8 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return a.answer(w, r, "unban", req, aerr)
 	}
-	cur := stores[0].userState().record(req.AppID, req.OpenID)
-	was := cur.Ban.inForce(time.Now())
+	cur := stores[0].Users().Record(req.AppID, req.OpenID)
+	was := cur.Ban.InForce(time.Now())
 	rec := cur
 	rec.Ban = nil
 	rec.Changed = time.Now()
@@ -342,14 +316,14 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 		return a.answer(w, r, "unban", req, aerr)
 	}
 	banned := false
-	writeJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
-	auditEvent(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
+	apierr.WriteJSON(w, http.StatusOK, userAnswer{AppID: req.AppID, OpenID: req.OpenID, Banned: &banned})
+	audit.Event(a.audit, r, "unban", "ok", req.AppID, req.OpenID, "", zap.Bool("was_banned", was))
 	return nil
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func banAnswer(rec *userRecord) userAnswer {
+func banAnswer(rec *session.UserRecord) userAnswer {
 	banned := true
 	a := userAnswer{AppID: rec.AppID, OpenID: rec.OpenID, Banned: &banned, Reason: rec.Ban.Reason,
 		Since: rfc3339(rec.Ban.Since)}
@@ -371,14 +345,14 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	out := []userAnswer{}
 	seen := make(map[string]bool)
 	for _, us := range allStores() {
-		for _, rec := range us.userState().bans(now) {
-			if k := userKey(rec.AppID, rec.OpenID); !seen[k] {
+		for _, rec := range us.Users().Bans(now) {
+			if k := identity.UserKey(rec.AppID, rec.OpenID); !seen[k] {
 				seen[k] = true
 				out = append(out, banAnswer(&rec))
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"bans": out})
 	return nil
 }
 
@@ -390,12 +364,12 @@ func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}
-	auditEvent(a.audit, r, event, e.code, appid, openid, "")
+	audit.Event(a.audit, r, event, e.code, appid, openid, "")
 	return nil
 }
 
 func writeAdminError(w http.ResponseWriter, e *adminError) {
-	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
+	apierr.WriteJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 
 // Interface guards

@@ -1,15 +1,25 @@
 package wechatauth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 func init() {
 	caddy.RegisterModule(new(WeChatApp))
+	httpcaddyfile.RegisterGlobalOption("wechat", parseWeChatOption)
 }
 
 // WeChatApp is the `wechat` app: what the module's handlers share across a
@@ -18,13 +28,48 @@ func init() {
 // config does not name it; Caddy then starts it as it starts the tls app
 // the http app loads.
 //
-// Today it holds no configuration of its own. On each config load it
-// checks that no wechat_auth is placed where it can never run: after a
+// It holds what the handlers share: the apps and their secrets, WeChat's
+// API, the session store and the signing keys. A wechat_auth or wechat_api
+// that names none of these itself uses the app's; one that has its own
+// lines uses only its own. The values are judged once, here.
+//
+// On each config load it also checks that no wechat_auth is placed where it can never run: after a
 // handler that always answers (reverse_proxy, respond, file_server, …)
 // in the same route list. Such a config would pass every request, forged
 // X-WX-OPENID headers included, to the upstream without authentication,
 // so it is refused with the place and the handler that shadows it.
 type WeChatApp struct {
+	// The mini programs (and other apps) served, with their secrets,
+	// as in wechat_auth: a placeholder such as {env.WECHAT_APP_SECRET}
+	// keeps a secret out of the config.
+	Apps []App `json:"apps,omitempty"`
+
+	// WeChat's API root. Default: https://api.weixin.qq.com
+	APIBase string `json:"api_base,omitempty"`
+
+	// Use the process's in-process fake WeChat; no app secret may be
+	// given. Never in production.
+	Sandbox bool `json:"sandbox,omitempty"`
+
+	// How long to wait for WeChat, token fetch and retries included.
+	// Default: 5s
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// The session store: empty for the process's memory store, or a
+	// redis:// URL, as in wechat_auth.
+	Store string `json:"store,omitempty"`
+
+	// The Redis of the session store given by its parts, as in
+	// wechat_auth's store redis { … }.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// The HS256 key tokens are signed with, at least 32 bytes; generated
+	// and kept in Caddy's storage when empty.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// Earlier signing keys that still verify tokens.
+	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
+
 	ctx caddy.Context
 
 	// checked is set once the routes were walked for this config.
@@ -52,6 +97,26 @@ func (*WeChatApp) CaddyModule() caddy.ModuleInfo {
 // app provisions it whole.
 func (a *WeChatApp) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
+	// The shared values are judged before the routes are read: reading
+	// them provisions the handlers, which take these values.
+	if a.hasSettings() {
+		sh := shared{
+			module: "wechat", apps: a.Apps, apiBase: a.APIBase, sandbox: a.Sandbox, timeout: a.Timeout,
+			storeURL: a.Store, redis: a.Redis, signingKey: a.SigningKey, previousKeys: slices.Clone(a.PreviousSigningKeys),
+		}
+		if sh.sandbox && len(sh.apps) == 0 {
+			sh.apps = []App{{AppID: sandboxAppID}}
+		}
+		if err := sh.resolve(); err != nil {
+			return err
+		}
+		if err := sh.check(); err != nil {
+			return err
+		}
+		if _, err := sh.storeConn(); err != nil {
+			return err
+		}
+	}
 	httpApp, err := ctx.AppIfConfigured("http")
 	if errors.Is(err, caddy.ErrNotConfigured) {
 		return nil
@@ -72,6 +137,60 @@ func (a *WeChatApp) Start() error { return nil }
 // Stop implements caddy.App.
 func (a *WeChatApp) Stop() error { return nil }
 
+// hasSettings reports whether the app holds shared settings for the
+// handlers.
+func (a *WeChatApp) hasSettings() bool {
+	return len(a.Apps) > 0 || a.APIBase != "" || a.Sandbox || a.Timeout != 0 || a.Store != "" ||
+		a.Redis != nil || a.SigningKey != "" || len(a.PreviousSigningKeys) > 0
+}
+
+// sharedConfig returns the app's shared settings for a handler that has
+// none of its own.
+func (a *WeChatApp) sharedConfig() sharedConfig {
+	return sharedConfig{
+		apps: slices.Clone(a.Apps), APIBase: a.APIBase, Sandbox: a.Sandbox, Timeout: a.Timeout, Store: a.Store,
+		Redis: a.Redis, SigningKey: a.SigningKey, PreviousSigningKeys: slices.Clone(a.PreviousSigningKeys),
+	}
+}
+
+// parseWeChatOption reads the `wechat` global option:
+//
+//	wechat {
+//	    app         <appid> <secret>     # repeatable
+//	    api_base    <url>
+//	    sandbox
+//	    timeout     <duration>
+//	    store       memory | redis <url> | redis { … }
+//	    signing_key <current> [<previous>...]
+//	}
+//
+// (app_id and app_secret are read too, as in wechat_auth.)
+func parseWeChatOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	var sc sharedConfig
+	for d.NextBlock(0) {
+		shared, err := sc.line(d)
+		if err != nil {
+			return nil, err
+		}
+		if !shared {
+			return nil, d.Errf("unknown subdirective %q", d.Val())
+		}
+	}
+	apps, err := sc.finish(d)
+	if err != nil {
+		return nil, err
+	}
+	app := &WeChatApp{
+		Apps: apps, APIBase: sc.APIBase, Sandbox: sc.Sandbox, Timeout: sc.Timeout, Store: sc.Store, Redis: sc.Redis,
+		SigningKey: sc.SigningKey, PreviousSigningKeys: sc.PreviousSigningKeys,
+	}
+	return httpcaddyfile.App{Name: "wechat", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
 // loadApp loads the `wechat` app for a handler's Provision; it runs the
 // app's checks on the config the handler belongs to.
 func loadApp(ctx caddy.Context) (*WeChatApp, error) {
@@ -87,3 +206,168 @@ var (
 	_ caddy.App         = (*WeChatApp)(nil)
 	_ caddy.Provisioner = (*WeChatApp)(nil)
 )
+
+// A route list runs its routes in order; a route whose matchers match
+// runs its handlers in order, each calling the next. A handler that
+// answers without calling the next one ends the chain, so a wechat_auth
+// placed after it, in the same route or in a later route of the same
+// list, never sees a request when nothing makes the answering handler
+// conditional. Such a config passes every request to the upstream
+// unauthenticated, with whatever X-WX-OPENID the client sent.
+
+// terminalHandlers are the standard handlers that never call the next
+// one. Any other handler, a third party's included, is assumed to call it
+// (a rate limiter before wechat_auth is a normal layout), so the check
+// only ever names a certain mistake.
+var terminalHandlers = map[string]bool{
+	"static_response": true, // respond, redir, abort
+	"reverse_proxy":   true, // unless it has handle_response routes (forward_auth)
+	"file_server":     true, // unless pass_thru
+	"error":           true,
+	"metrics":         true,
+	"copy_response":   true,
+	"wechat_api":      true,
+}
+
+// handlerInfo is what the check needs of one handler, provisioned or still
+// raw JSON.
+type handlerInfo struct {
+	name     string
+	terminal bool
+	routes   caddyhttp.RouteList // a subroute's routes
+}
+
+// unreachableAuth returns a sentence for each wechat_auth of app's servers
+// that can never run, naming its place and what precedes it.
+func unreachableAuth(app *caddyhttp.App) []string {
+	names := make([]string, 0, len(app.Servers))
+	for name := range app.Servers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		srv := app.Servers[name]
+		if srv == nil {
+			continue
+		}
+		walkRoutes(srv.Routes, fmt.Sprintf("server %s", name), "", &out)
+	}
+	return out
+}
+
+// walkRoutes checks routes, of which dead, when set, says why none of
+// them can run. It returns why the routes after this list cannot run, if
+// the list always answers.
+func walkRoutes(routes caddyhttp.RouteList, where, dead string, out *[]string) string {
+	groupTaken := map[string]string{}
+	for i := range routes {
+		r := &routes[i]
+		at := fmt.Sprintf("%s, route %d", where, i)
+		unconditional := len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 0
+		local := dead
+		skipped := false
+		if local == "" && r.Group != "" {
+			if why, ok := groupTaken[r.Group]; ok {
+				local, skipped = why, true
+			}
+		}
+		for j, h := range routeHandlers(r) {
+			hat := fmt.Sprintf("%s, handler %d", at, j)
+			switch {
+			case h.name == "wechat_auth":
+				if local != "" {
+					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
+				}
+			case h.routes != nil:
+				if t := walkRoutes(h.routes, hat+" ("+h.name+")", local, out); local == "" && t != "" {
+					local = t
+				}
+			case h.terminal && local == "":
+				local = fmt.Sprintf("%s (%s)", h.name, hat)
+			}
+		}
+		if dead != "" || skipped || !unconditional {
+			continue
+		}
+		switch {
+		case local != "":
+			dead = local
+		case r.Terminal:
+			dead = fmt.Sprintf("a terminal route matching every request (%s)", at)
+		case r.Group != "":
+			if _, ok := groupTaken[r.Group]; !ok {
+				groupTaken[r.Group] = fmt.Sprintf("a route of group %q matching every request (%s; only the first matching route of a group runs)", r.Group, at)
+			}
+		}
+	}
+	return dead
+}
+
+// routeHandlers returns what the check needs of r's handlers: from the raw
+// JSON while the route is not provisioned yet, else from the handlers.
+func routeHandlers(r *caddyhttp.Route) []handlerInfo {
+	if len(r.HandlersRaw) > 0 {
+		hs := make([]handlerInfo, 0, len(r.HandlersRaw))
+		for _, raw := range r.HandlersRaw {
+			hs = append(hs, rawHandlerInfo(raw))
+		}
+		return hs
+	}
+	hs := make([]handlerInfo, 0, len(r.Handlers))
+	for _, h := range r.Handlers {
+		hs = append(hs, provisionedHandlerInfo(h))
+	}
+	return hs
+}
+
+func rawHandlerInfo(raw json.RawMessage) handlerInfo {
+	var h struct {
+		Handler        string              `json:"handler"`
+		Routes         caddyhttp.RouteList `json:"routes"`
+		HandleResponse []json.RawMessage   `json:"handle_response"`
+		PassThru       bool                `json:"pass_thru"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return handlerInfo{} // Caddy refuses it when it gets there
+	}
+	info := handlerInfo{name: h.Handler, terminal: terminalHandlers[h.Handler]}
+	switch h.Handler {
+	case "subroute":
+		info.routes = h.Routes
+		if info.routes == nil {
+			info.routes = caddyhttp.RouteList{}
+		}
+	case "reverse_proxy":
+		info.terminal = len(h.HandleResponse) == 0
+	case "file_server":
+		info.terminal = !h.PassThru
+	}
+	return info
+}
+
+func provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
+	name := ""
+	if m, ok := h.(caddy.Module); ok {
+		name = strings.TrimPrefix(string(m.CaddyModule().ID), "http.handlers.")
+	}
+	info := handlerInfo{name: name, terminal: terminalHandlers[name]}
+	switch h := h.(type) {
+	case *caddyhttp.Subroute:
+		info.routes = h.Routes
+		if info.routes == nil {
+			info.routes = caddyhttp.RouteList{}
+		}
+	case *reverseproxy.Handler:
+		info.terminal = len(h.HandleResponse) == 0
+	case *fileserver.FileServer:
+		info.terminal = !h.PassThru
+	}
+	return info
+}
+
+// joinProblems makes one error text of the check's sentences, with the
+// fix.
+func joinProblems(problems []string) string {
+	return strings.Join(problems, "; ") + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
+}

@@ -1,7 +1,6 @@
 package wechatauth
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,12 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -126,66 +123,6 @@ func TestAssertionCarriesTheVerifiedIdentity(t *testing.T) {
 	}
 }
 
-// TestAssertionIsShortLivedAndRenewed: an assertion lives at most a minute
-// (Caddy's logs print it), is served from the cache until its 30 s are
-// over, then signed again; it never outlives the token.
-func TestAssertionIsShortLivedAndRenewed(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newAssertionSigner(key, "X-Wx-Assertion")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var drops []func()
-	var delays []time.Duration
-	afterFunc = func(d time.Duration, f func()) *time.Timer {
-		delays = append(delays, d)
-		drops = append(drops, f)
-		return nil
-	}
-	t.Cleanup(func() { afterFunc = time.AfterFunc })
-
-	now := time.Now().Truncate(time.Second)
-	id := &identity{OpenID: "o1", AppID: siteAppID, Expires: now.Add(2 * time.Hour)}
-	claims := func(raw string) (iat, exp time.Time) {
-		t.Helper()
-		c := jwt.MapClaims{}
-		if _, err := jwt.NewParser().ParseWithClaims(raw, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }); err != nil {
-			t.Fatal(err)
-		}
-		i, _ := c.GetIssuedAt()
-		e, _ := c.GetExpirationTime()
-		return i.Time, e.Time
-	}
-	first := s.of(id)
-	if iat, exp := claims(first); exp.Sub(iat) != time.Minute || iat.Before(now) {
-		t.Fatalf("iat %v exp %v, want now and a minute later", iat, exp)
-	}
-	if len(drops) != 1 || delays[0] != 30*time.Second {
-		t.Fatalf("drop scheduled %v, want once after 30s", delays)
-	}
-	if again := s.of(id); again != first || len(drops) != 1 {
-		t.Fatal("a cached assertion was signed again before its 30 s were over")
-	}
-	drops[0]() // 30 s later
-	renewed := s.of(id)
-	if renewed == first || len(drops) != 2 {
-		t.Fatal("the assertion was served again after its 30 s were over")
-	}
-	// A stale drop does not remove the newer assertion.
-	drops[0]()
-	if s.of(id) != renewed {
-		t.Fatal("the first assertion's drop removed the renewed one")
-	}
-	// Near the token's end the assertion ends with it.
-	late := id.Expires.Add(-10 * time.Second)
-	if _, exp := claims(s.renew(id, late)); !exp.Equal(id.Expires) {
-		t.Fatalf("exp %v outlives the token's %v", exp, id.Expires)
-	}
-}
-
 func tokenClaims(t *testing.T, tok string) jwt.MapClaims {
 	t.Helper()
 	c := jwt.MapClaims{}
@@ -249,17 +186,17 @@ func TestAssertionKeyIsSharedThroughStorage(t *testing.T) {
 	b := &Handler{Sandbox: true, SigningKey: testSigningKey, Assertion: true}
 	provisionOn(t, a, dir)
 	provisionOn(t, b, dir)
-	if string(a.assertion.jwks) != string(b.assertion.jwks) {
-		t.Fatalf("two instances on one storage publish different keys:\n%s\n%s", a.assertion.jwks, b.assertion.jwks)
+	if string(a.assertion.JWKS()) != string(b.assertion.JWKS()) {
+		t.Fatalf("two instances on one storage publish different keys:\n%s\n%s", a.assertion.JWKS(), b.assertion.JWKS())
 	}
 	other := &Handler{Sandbox: true, SigningKey: testSigningKey, Assertion: true}
 	provisionOn(t, other, t.TempDir())
-	if other.assertion.kid == a.assertion.kid {
+	if other.assertion.Kid() == a.assertion.Kid() {
 		t.Fatal("instances on different storage share a key")
 	}
 	prod := &Handler{Apps: []App{{AppID: "wx1", AppSecret: "s"}}, SigningKey: testSigningKey, Assertion: true}
 	provisionOn(t, prod, dir)
-	if prod.assertion.kid == a.assertion.kid {
+	if prod.assertion.Kid() == a.assertion.Kid() {
 		t.Fatal("the sandbox signs with the production assertion key")
 	}
 }
@@ -339,27 +276,3 @@ func assertionTestKeys() (rsaDER, p384DER []byte, app []App) {
 
 // certificatePEM is a PEM block that is not a private key.
 var certificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))
-
-func TestAssertionKeyGeneratedOnceUnderConcurrentStarts(t *testing.T) {
-	storage := &certmagic.FileStorage{Path: t.TempDir()}
-	const n = 4
-	keys := make([]*ecdsa.PrivateKey, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			keys[i], errs[i] = storedAssertionKey(context.Background(), storage, assertionKeyName)
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		if !keys[i].Equal(keys[0]) {
-			t.Fatal("instances starting at once on one storage generated different keys")
-		}
-	}
-}

@@ -52,53 +52,28 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    assertion       [<header>]
 //	    assertion_key   <pem>                 # {file./path/key.pem}
 //	}
-func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	var single App
-	var apps []App
+	sc := sharedConfig{APIBase: h.APIBase, Sandbox: h.Sandbox, Timeout: h.Timeout, Store: h.Store, Redis: h.Redis,
+		SigningKey: h.SigningKey, PreviousSigningKeys: h.PreviousSigningKeys}
 	for d.NextBlock(0) {
 		sub := d.Val()
+		if shared, err := sc.line(d); shared || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch sub {
-		case "app_id":
-			if err := oneArg(d, &single.AppID); err != nil {
-				return err
-			}
-		case "app_secret":
-			if err := oneArg(d, &single.AppSecret); err != nil {
-				return err
-			}
-		case "app":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.Errf("app takes an appid and its secret: app <appid> <secret>")
-			}
-			a := App{AppID: args[0]}
-			if len(args) == 2 {
-				a.AppSecret = args[1]
-			}
-			apps = append(apps, a)
-		case "api_base":
-			if err := oneArg(d, &w.APIBase); err != nil {
-				return err
-			}
-		case "sandbox":
-			if d.NextArg() {
-				return d.Errf("sandbox takes no argument")
-			}
-			w.Sandbox = true
+
 		case "route_prefix":
-			if err := oneArg(d, &w.RoutePrefix); err != nil {
+			if err := oneArg(d, &h.RoutePrefix); err != nil {
 				return err
 			}
-		case "signing_key":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("signing_key needs a value: signing_key <current> [<previous>...]")
-			}
-			w.SigningKey, w.PreviousSigningKeys = args[0], args[1:]
+
 		case "key_rotation":
 			var v string
 			if err := oneArg(d, &v); err != nil {
@@ -108,55 +83,44 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("key_rotation: %q is not a duration", v)
 			}
-			w.KeyRotation = caddy.Duration(dur)
-		case "token_ttl", "session_ttl", "timeout":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+			h.KeyRotation = caddy.Duration(dur)
+		case "token_ttl", "session_ttl":
+			dur, err := durationLine(d)
+			if err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil {
-				return d.Errf("%s: %q is not a duration", sub, v)
+			if sub == "token_ttl" {
+				h.TokenTTL = dur
+			} else {
+				h.SessionTTL = dur
 			}
-			if dur == 0 {
-				// In JSON zero means "unset"; written out it would
-				// quietly become the default.
-				return d.Errf("%s: 0 is not a usable duration; leave the line out for the default", sub)
-			}
-			switch sub {
-			case "token_ttl":
-				w.TokenTTL = caddy.Duration(dur)
-			case "session_ttl":
-				w.SessionTTL = caddy.Duration(dur)
-			default:
-				w.Timeout = caddy.Duration(dur)
-			}
+
 		case "optional":
 			if d.NextArg() {
 				return d.Errf("optional takes no argument")
 			}
-			w.Optional = true
+			h.Optional = true
 		case "public":
 			paths := d.RemainingArgs()
 			if len(paths) == 0 {
 				return d.Errf("public needs at least one path: public /path /prefix/* *suffix")
 			}
-			w.PublicPaths = append(w.PublicPaths, paths...)
+			h.PublicPaths = append(h.PublicPaths, paths...)
 		case "forward_profile":
 			if d.NextArg() {
 				return d.Errf("forward_profile takes no argument")
 			}
-			w.ForwardProfile = true
+			h.ForwardProfile = true
 		case "header_openid":
-			if err := oneArg(d, &w.HeaderOpenID); err != nil {
+			if err := oneArg(d, &h.HeaderOpenID); err != nil {
 				return err
 			}
 		case "header_unionid":
-			if err := oneArg(d, &w.HeaderUnionID); err != nil {
+			if err := oneArg(d, &h.HeaderUnionID); err != nil {
 				return err
 			}
 		case "header_appid":
-			if err := oneArg(d, &w.HeaderAppID); err != nil {
+			if err := oneArg(d, &h.HeaderAppID); err != nil {
 				return err
 			}
 		case "max_sessions":
@@ -173,64 +137,161 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				// quietly become the default.
 				return d.Errf("max_sessions: 0 sessions cannot work; leave the line out for the default")
 			}
-			w.MaxSessions = n
-		case "store":
-			args := d.RemainingArgs()
-			switch {
-			case len(args) == 1 && args[0] == "memory":
-				w.Store, w.Redis = "", nil
-			case len(args) == 2 && args[0] == "redis":
-				w.Store = args[1]
-				// A block as well is refused at provision.
-				if err := unmarshalRedisBlock(d, w); err != nil {
-					return err
-				}
-			case len(args) == 1 && args[0] == "redis":
-				if err := unmarshalRedisBlock(d, w); err != nil {
-					return err
-				}
-				if w.Redis == nil {
-					return d.Errf("store redis takes a URL or a block: store redis { addrs … }")
-				}
-			default:
-				return d.Errf("store takes 'memory', 'redis <url>' or 'redis { … }'")
-			}
+			h.MaxSessions = n
+
 		case "assertion":
 			args := d.RemainingArgs()
 			if len(args) > 1 {
 				return d.Errf("assertion takes at most a header name: assertion [<header>]")
 			}
-			w.Assertion = true
+			h.Assertion = true
 			if len(args) == 1 {
-				w.AssertionHeader = args[0]
+				h.AssertionHeader = args[0]
 			}
 		case "assertion_key":
-			if err := oneArg(d, &w.AssertionKey); err != nil {
+			if err := oneArg(d, &h.AssertionKey); err != nil {
 				return err
 			}
 		default:
 			return d.Errf("unknown subdirective %q", sub)
 		}
 	}
-	if single.AppSecret != "" && single.AppID == "" {
-		return d.Errf("app_secret is set but app_id is not")
+	apps, err := sc.finish(d)
+	if err != nil {
+		return err
 	}
-	if single.AppID != "" {
-		apps = append([]App{single}, apps...)
-	}
-	w.Apps = apps
+	h.Apps, h.APIBase, h.Sandbox, h.Timeout = apps, sc.APIBase, sc.Sandbox, sc.Timeout
+	h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	return nil
 }
 
+// sharedConfig holds the subdirectives wechat_auth and wechat_api share
+// (app_id, app_secret, app, api_base, sandbox, timeout, store,
+// signing_key), read by one parser so both directives read them alike.
+type sharedConfig struct {
+	single App   // app_id and app_secret
+	apps   []App // app lines
+
+	APIBase             string
+	Sandbox             bool
+	Timeout             caddy.Duration
+	Store               string
+	Redis               *RedisConfig
+	SigningKey          string
+	PreviousSigningKeys []string
+}
+
+// line reads the current subdirective when it is a shared one, and
+// reports whether it was.
+func (c *sharedConfig) line(d *caddyfile.Dispenser) (bool, error) {
+	switch sub := d.Val(); sub {
+	case "app_id":
+		if err := oneArg(d, &c.single.AppID); err != nil {
+			return true, err
+		}
+	case "app_secret":
+		if err := oneArg(d, &c.single.AppSecret); err != nil {
+			return true, err
+		}
+	case "app":
+		args := d.RemainingArgs()
+		if len(args) < 1 || len(args) > 2 {
+			return true, d.Errf("app takes an appid and its secret: app <appid> <secret>")
+		}
+		a := App{AppID: args[0]}
+		if len(args) == 2 {
+			a.AppSecret = args[1]
+		}
+		c.apps = append(c.apps, a)
+	case "api_base":
+		if err := oneArg(d, &c.APIBase); err != nil {
+			return true, err
+		}
+	case "sandbox":
+		if d.NextArg() {
+			return true, d.Errf("sandbox takes no argument")
+		}
+		c.Sandbox = true
+	case "signing_key":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return true, d.Errf("signing_key needs a value: signing_key <current> [<previous>...]")
+		}
+		c.SigningKey, c.PreviousSigningKeys = args[0], args[1:]
+	case "store":
+		args := d.RemainingArgs()
+		switch {
+		case len(args) == 1 && args[0] == "memory":
+			c.Store, c.Redis = "", nil
+		case len(args) == 2 && args[0] == "redis":
+			c.Store = args[1]
+			// A block as well is refused at provision.
+			if err := unmarshalRedisBlock(d, &c.Redis); err != nil {
+				return true, err
+			}
+		case len(args) == 1 && args[0] == "redis":
+			if err := unmarshalRedisBlock(d, &c.Redis); err != nil {
+				return true, err
+			}
+			if c.Redis == nil {
+				return true, d.Errf("store redis takes a URL or a block: store redis { addrs … }")
+			}
+		default:
+			return true, d.Errf("store takes 'memory', 'redis <url>' or 'redis { … }'")
+		}
+	case "timeout":
+		dur, err := durationLine(d)
+		if err != nil {
+			return true, err
+		}
+		c.Timeout = dur
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// finish checks the app lines once the block is read and returns the apps:
+// the one of app_id and app_secret first, then the app lines.
+func (c *sharedConfig) finish(d *caddyfile.Dispenser) ([]App, error) {
+	if c.single.AppSecret != "" && c.single.AppID == "" {
+		return nil, d.Errf("app_secret is set but app_id is not")
+	}
+	if c.single.AppID != "" {
+		return append([]App{c.single}, c.apps...), nil
+	}
+	return c.apps, nil
+}
+
+// durationLine reads the one duration of a token_ttl, session_ttl or
+// timeout line.
+func durationLine(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	sub := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a duration", sub, v)
+	}
+	if dur == 0 {
+		// In JSON zero means "unset"; written out it would
+		// quietly become the default.
+		return 0, d.Errf("%s: 0 is not a usable duration; leave the line out for the default", sub)
+	}
+	return caddy.Duration(dur), nil
+}
+
 // unmarshalRedisBlock reads the block of `store redis { … }`, if one
-// follows, into w.Redis. Values are judged at provision.
-func unmarshalRedisBlock(d *caddyfile.Dispenser, w *Handler) error {
+// follows, into *redis. Values are judged at provision.
+func unmarshalRedisBlock(d *caddyfile.Dispenser, redis **RedisConfig) error {
 	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if w.Redis == nil {
-			w.Redis = new(RedisConfig)
+		if *redis == nil {
+			*redis = new(RedisConfig)
 		}
-		c, sub := w.Redis, d.Val()
+		c, sub := *redis, d.Val()
 		if seen[sub] {
 			return d.Errf("store redis: %s is given twice", sub)
 		}
@@ -287,6 +348,3 @@ func oneArg(d *caddyfile.Dispenser, into *string) error {
 	}
 	return nil
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Handler)(nil)

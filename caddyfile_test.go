@@ -307,3 +307,41 @@ func TestConfigErrorsStopLoading(t *testing.T) {
 		})
 	}
 }
+
+// The wechat global option becomes apps.wechat, read by the parser of the
+// lines the handlers share; a line it does not know is an error.
+func TestCaddyfileWeChatGlobalOption(t *testing.T) {
+	out, err := adapt(t, `{
+	wechat {
+		app wx1234567890abcdef {env.WECHAT_APP_SECRET}
+		api_base http://127.0.0.1:9
+		timeout 3s
+		signing_key {env.KEY} {env.OLD_KEY}
+		store redis {
+			addrs 10.0.0.1:6379
+		}
+	}
+}
+:8080 {
+	wechat_auth
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			WeChat json.RawMessage `json:"wechat"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"apps":[{"app_id":"wx1234567890abcdef","app_secret":"{env.WECHAT_APP_SECRET}"}],"api_base":"http://127.0.0.1:9","timeout":3000000000,"redis":{"addrs":["10.0.0.1:6379"]},"signing_key":"{env.KEY}","previous_signing_keys":["{env.OLD_KEY}"]}`
+	if string(cfg.Apps.WeChat) != want {
+		t.Fatalf("apps.wechat\n%s\nwant\n%s", cfg.Apps.WeChat, want)
+	}
+	if _, err := adapt(t, "{\n\twechat {\n\t\troute_prefix /x\n\t}\n}\n:8080 {\n\trespond ok\n}"); err == nil || !strings.Contains(err.Error(), `unknown subdirective "route_prefix"`) {
+		t.Fatalf("a handler-only line in the wechat option: %v", err)
+	}
+}

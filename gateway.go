@@ -8,10 +8,14 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/token"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -89,8 +93,8 @@ type APIGateway struct {
 
 	logger   *zap.Logger
 	audit    *zap.Logger
-	base     *Handler // the app, secret, key and store settings, provisioned as wechat_auth's
-	wxConn   *wechatConn
+	sh       shared // the app, secret, key and store settings, provisioned as wechat_auth's
+	wxConn   *platform.Conn
 	wx       *wechat.Client
 	allowAll bool
 	allowed  map[string]bool
@@ -116,60 +120,71 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err := g.checkAllow(); err != nil {
 		return err
 	}
+	// A gateway that names none of the shared settings uses the wechat
+	// app's; the two never mix.
+	app, err := loadApp(ctx)
+	if err != nil {
+		return err
+	}
+	if app.hasSettings() && !g.hasSharedLines() {
+		sc := app.sharedConfig()
+		g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+		g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
+	}
 	// The settings wechat_auth shares with the gateway are judged and
-	// provisioned by wechat_auth's own code, so both read them alike.
-	b := &Handler{
-		Apps:       g.Apps,
-		APIBase:    g.APIBase,
-		Sandbox:    g.Sandbox,
-		SigningKey: g.SigningKey,
-		Store:      g.Store,
-		Redis:      g.Redis,
-
-		PreviousSigningKeys: g.PreviousSigningKeys,
-		Timeout:             g.Timeout,
-		logger:              g.logger,
-
+	// provisioned by the same code as there, errors naming wechat_api.
+	sh := &g.sh
+	*sh = shared{
+		module: "wechat_api", logger: g.logger,
+		apps: g.Apps, apiBase: g.APIBase, sandbox: g.Sandbox, timeout: g.Timeout,
+		storeURL: g.Store, redis: g.Redis, signingKey: g.SigningKey, previousKeys: g.PreviousSigningKeys,
+		tokenTTL:           caddy.Duration(defaultTokenTTL),
 		configErrorsLogged: new(sync.Map),
 	}
-	b.setDefaults()
-	if err := b.resolveSecrets(); err != nil {
-		return gatewayErr(err)
+	if sh.timeout == 0 {
+		sh.timeout = caddy.Duration(wechat.DefaultTimeout)
 	}
-	if err := b.checkConfig(); err != nil {
-		return gatewayErr(err)
+	if sh.sandbox && len(sh.apps) == 0 {
+		sh.apps = []App{{AppID: sandboxAppID}}
 	}
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := sh.resolve(); err != nil {
+		return err
+	}
+	if err := sh.check(); err != nil {
+		return err
+	}
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
-	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(b.Store, "")); b.Redis != nil || (store != "" && store != "memory") {
+	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(sh.storeURL, "")); sh.redis != nil || (store != "" && store != "memory") {
 		// Sessions in Redis are found through the signing keys, which
 		// unwrap the data key that seals them.
-		ring, err := b.provisionKeys(ctx)
+		ring, err := sh.provisionKeys(ctx)
 		if err != nil {
-			return gatewayErr(err)
+			return err
 		}
-		b.tokens = newTokenCodec(nil, issuerProduction, time.Duration(b.TokenTTL), b.secrets)
-		b.tokens.ring.Store(ring)
+		sh.tokens = token.New(nil, token.IssuerProduction, time.Duration(sh.tokenTTL), sh.secrets)
+		sh.tokens.SetRing(ring)
 	}
-	if err := b.provisionStore(ctx); err != nil {
-		return gatewayErr(err)
+	if err := sh.provisionStore(ctx); err != nil {
+		return err
 	}
-	g.base = b
-	conn, err := openWeChat(wechatSettings{base: g.APIBase, secrets: b.secrets, timeout: time.Duration(b.Timeout), sandbox: g.Sandbox})
+	conn, err := platform.Open(platform.Settings{Base: g.APIBase, Secrets: sh.secrets, Timeout: time.Duration(sh.timeout), Sandbox: g.Sandbox})
 	if err != nil {
 		return fmt.Errorf("wechat_api: WeChat client: %w", err)
 	}
-	g.wxConn, g.wx = conn, conn.client
+	g.wxConn, g.wx = conn, conn.Client
 	if g.Sandbox {
 		g.logger.Warn("wechat_api sandbox is on: calls go to a fake WeChat; never use this in production")
 	}
 	return nil
 }
 
-// gatewayErr names the gateway in an error of wechat_auth's shared checks.
-func gatewayErr(err error) error {
-	return fmt.Errorf("wechat_api: %s", strings.TrimPrefix(err.Error(), "wechat_auth: "))
+// hasSharedLines reports whether the gateway names any shared setting of
+// its own; if not, it uses the wechat app's.
+func (g *APIGateway) hasSharedLines() bool {
+	return len(g.Apps) > 0 || g.APIBase != "" || g.Sandbox || g.Timeout != 0 || g.Store != "" ||
+		g.Redis != nil || g.SigningKey != "" || len(g.PreviousSigningKeys) > 0
 }
 
 // tokenPaths are never forwarded, in any spelling.
@@ -245,11 +260,8 @@ func (g *APIGateway) checkAllow() error {
 
 // Cleanup releases this config's hold on the store and token caches.
 func (g *APIGateway) Cleanup() error {
-	g.wxConn.close()
-	if g.base != nil {
-		return g.base.Cleanup()
-	}
-	return nil
+	g.wxConn.Close()
+	return g.sh.release()
 }
 
 // Interface guards
@@ -258,4 +270,5 @@ var (
 	_ caddy.CleanerUpper          = (*APIGateway)(nil)
 	_ caddyhttp.MiddlewareHandler = (*APIGateway)(nil)
 	_ caddy.Module                = (*APIGateway)(nil)
+	_ caddyfile.Unmarshaler       = (*APIGateway)(nil)
 )

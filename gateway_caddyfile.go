@@ -13,13 +13,6 @@ func parseGatewayCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 	return &g, err
 }
 
-// gatewaySharedLines are the subdirectives the gateway shares with
-// wechat_auth; wechat_auth's parser reads them, so both read them alike.
-var gatewaySharedLines = map[string]bool{
-	"app_id": true, "app_secret": true, "app": true, "api_base": true,
-	"sandbox": true, "timeout": true, "store": true, "signing_key": true,
-}
-
 // UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
 //
 //	wechat_api [<matcher>] {
@@ -36,16 +29,19 @@ var gatewaySharedLines = map[string]bool{
 //	}
 func (g *APIGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
-	dir := d.Token()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	shared := []caddyfile.Token{
-		{File: dir.File, Line: dir.Line, Text: "wechat_auth"},
-		{File: dir.File, Line: dir.Line, Text: "{"},
-	}
-	last := dir.Line
+	// The lines shared with wechat_auth are read by its parser of them.
+	sc := sharedConfig{APIBase: g.APIBase, Sandbox: g.Sandbox, Timeout: g.Timeout, Store: g.Store, Redis: g.Redis,
+		SigningKey: g.SigningKey, PreviousSigningKeys: g.PreviousSigningKeys}
 	for d.NextBlock(0) {
+		if shared, err := sc.line(d); shared || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch sub := d.Val(); {
 		case sub == "allow":
 			args := d.RemainingArgs()
@@ -63,23 +59,15 @@ func (g *APIGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body: %q is not a size such as 10MiB", v)
 			}
 			g.MaxBody = int64(n)
-		case gatewaySharedLines[sub]:
-			seg := d.NextSegment()
-			shared = append(shared, seg...)
-			last = seg[len(seg)-1].Line
 		default:
 			return d.Errf("unknown subdirective %q", sub)
 		}
 	}
-	shared = append(shared, caddyfile.Token{File: dir.File, Line: last + 1, Text: "}"})
-	var h Handler
-	if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(shared)); err != nil {
+	apps, err := sc.finish(d)
+	if err != nil {
 		return err
 	}
-	g.Apps, g.APIBase, g.Sandbox, g.Timeout = h.Apps, h.APIBase, h.Sandbox, h.Timeout
-	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys
+	g.Apps, g.APIBase, g.Sandbox, g.Timeout = apps, sc.APIBase, sc.Sandbox, sc.Timeout
+	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	return nil
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*APIGateway)(nil)

@@ -1,10 +1,17 @@
 package wechatauth
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,6 +19,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 )
 
@@ -25,25 +36,25 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		label = p
 	}
 	if isTokenPath(p) || (label == "other" && !g.allowAll) {
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
 	if !plainAPIPath(p) {
 		// Only `allow *` gets here: a listed path is a plain one.
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errInvalidRequest.withMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.InvalidRequest.WithMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
 		return nil
 	}
 	if isTokenPathWithSuffix(p) {
-		discardBody(w, r)
-		g.answerError(w, r, label, "", "", errAPINotAllowed)
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
-		var aerr *apiError
-		if body, aerr = readBodyUpTo(w, r, g.MaxBody, errGatewayTooLarge); aerr != nil {
+		var aerr *apierr.Error
+		if body, aerr = apierr.ReadBodyUpTo(w, r, g.MaxBody, apierr.GatewayTooLarge); aerr != nil {
 			g.answerError(w, r, label, "", "", aerr)
 			return nil
 		}
@@ -122,49 +133,46 @@ func errcodeLabel(code int) string {
 // answerWeChatError answers a call WeChat gave no usable answer to, or
 // whose token could not be had.
 func (g *APIGateway) answerWeChatError(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, err error) {
-	ae := g.base.wechatFailure(r.Context(), "api "+label, q.appid, err)
+	ae := g.sh.wechatFailure(r.Context(), "api "+label, q.appid, err)
 	result := "unavailable"
 	var we *wechat.Error
 	if errors.As(err, &we) {
 		result = errcodeLabel(we.Code)
 	}
-	writeError(w, r, ae)
+	apierr.Write(w, r, ae)
 	g.done(r, label, result, q.appid, q.openid)
 }
 
 // answerError writes one of the gateway's own error answers.
-func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, appid, openid string, ae *apiError) {
-	writeError(w, r, ae)
-	g.done(r, label, ae.code, appid, openid)
+func (g *APIGateway) answerError(w http.ResponseWriter, r *http.Request, label, appid, openid string, ae *apierr.Error) {
+	apierr.Write(w, r, ae)
+	g.done(r, label, ae.Code(), appid, openid)
 }
 
 // done counts the call and writes its audit entry.
 func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) {
-	metrics.apiRequests.WithLabelValues(label, result).Inc()
-	auditEvent(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
+	metrics.APIRequests.WithLabelValues(label, result).Inc()
+	audit.Event(g.audit, r, "api", result, appid, openid, "", zap.String("path", r.URL.Path))
 }
 
 // pickApp chooses the app: the only one, else the one from_appid names,
 // else the one X-WX-APPID names.
-func (g *APIGateway) pickApp(fromAppID, header string) (string, *apiError) {
-	secrets := g.base.secrets
-	if len(secrets) == 1 {
-		for id := range secrets {
-			return id, nil
-		}
+func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
+	if len(g.sh.secrets) == 1 {
+		return g.sh.pickApp("", nil, nil)
 	}
-	appid := fromAppID
-	if appid == "" {
-		appid = header
+	named := fromAppID
+	if named == "" {
+		named = header
 	}
-	if appid == "" {
-		return "", errInvalidRequest.withMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
-	}
-	if _, ok := secrets[appid]; !ok {
-		return "", errInvalidRequest.withMessage("The appid is not one this gateway serves.")
-	}
-	return appid, nil
+	return g.sh.pickApp(named, errGatewayAppMissing, errGatewayAppUnknown)
 }
+
+// The answers of a gateway call that names no app, or one not served.
+var (
+	errGatewayAppMissing = apierr.InvalidRequest.WithMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
+	errGatewayAppUnknown = apierr.InvalidRequest.WithMessage("The appid is not one this gateway serves.")
+)
 
 // gatewayQuery is a caller's query string taken apart.
 type gatewayQuery struct {
@@ -179,7 +187,7 @@ type gatewayQuery struct {
 // signature and sig_method, which the gateway makes, and requires openid.
 // A part is dropped as an access_token in any spelling another server
 // may read as one (see tokenParam).
-func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
+func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apierr.Error) {
 	var q gatewayQuery
 	if !sessionKey && plainQuery(raw) {
 		q.rest = raw
@@ -194,28 +202,28 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 		k, v, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
-			return q, errInvalidRequest.withMessage("The query string is malformed.")
+			return q, apierr.InvalidRequest.WithMessage("The query string is malformed.")
 		}
 		switch {
 		case tokenParam(part):
 			continue
 		case name == "from_appid":
 			if seenFrom {
-				return q, errInvalidRequest.withMessage("from_appid is given twice.")
+				return q, apierr.InvalidRequest.WithMessage("from_appid is given twice.")
 			}
 			seenFrom = true
 			if q.fromAppID, err = url.QueryUnescape(v); err != nil {
-				return q, errInvalidRequest.withMessage("The query string is malformed.")
+				return q, apierr.InvalidRequest.WithMessage("The query string is malformed.")
 			}
 			continue
 		case sessionKey && (foldParam(name) == "signature" || foldParam(name) == "sig_method"):
 			continue
 		case sessionKey && name == "openid":
 			if q.openid != "" {
-				return q, errInvalidRequest.withMessage("openid is given twice.")
+				return q, apierr.InvalidRequest.WithMessage("openid is given twice.")
 			}
 			if q.openid, err = url.QueryUnescape(v); err != nil || !wechat.ValidID(q.openid) {
-				return q, errInvalidRequest.withMessage("The openid is malformed.")
+				return q, apierr.InvalidRequest.WithMessage("The openid is malformed.")
 			}
 		}
 		if rest.Len() > 0 {
@@ -224,7 +232,7 @@ func splitQuery(raw string, sessionKey bool) (gatewayQuery, *apiError) {
 		rest.WriteString(part)
 	}
 	if sessionKey && q.openid == "" {
-		return q, errInvalidRequest.withMessage("The query parameter openid is required: the user whose session is meant.")
+		return q, apierr.InvalidRequest.WithMessage("The query parameter openid is required: the user whose session is meant.")
 	}
 	q.rest = rest.String()
 	return q, nil
@@ -311,4 +319,227 @@ func asciiFold(r rune) byte {
 		}
 	}
 	return '_'
+}
+
+// The session-key services: WeChat APIs that need the user's session_key,
+// which only this server holds, served for the user's newest live session.
+const (
+	pathCheckSession  = "/wxa/checksession"
+	pathResetKey      = "/wxa/resetusersessionkey"
+	pathUserSignature = "/wechat_auth/user_signature"
+)
+
+var sessionKeyPaths = map[string]bool{pathCheckSession: true, pathResetKey: true, pathUserSignature: true}
+
+// sessionHMAC is the signature WeChat wants made with a session_key:
+// hex(hmac_sha256(key = the session_key's base64 text, message)).
+func sessionHMAC(sessionKey string, message []byte) string {
+	m := hmac.New(sha256.New, []byte(sessionKey))
+	m.Write(message)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (g *APIGateway) serveSessionKey(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, body []byte) {
+	s, aerr := g.newestSession(r, q)
+	if aerr != nil {
+		g.answerError(w, r, label, q.appid, q.openid, aerr)
+		return
+	}
+	switch r.URL.Path {
+	case pathUserSignature:
+		if r.Method != http.MethodPost || len(body) == 0 {
+			g.answerError(w, r, label, q.appid, q.openid, apierr.InvalidRequest.WithMessage("POST the exact signData of wx.requestVirtualPayment as the body."))
+			return
+		}
+		apierr.WriteJSON(w, http.StatusOK, map[string]string{"signature": sessionHMAC(s.SessionKey, body), "sig_method": "hmac_sha256"})
+		g.done(r, label, "ok", q.appid, q.openid)
+	case pathCheckSession, pathResetKey:
+		// A GET, as WeChat documents it, whatever the caller sent.
+		g.sessionKeyCall(w, r, label, q, s)
+	}
+}
+
+func signatureQuery(s *session.Session) string {
+	return "signature=" + sessionHMAC(s.SessionKey, nil) + "&sig_method=hmac_sha256"
+}
+
+// newestSession finds the user's newest live session.
+func (g *APIGateway) newestSession(r *http.Request, q gatewayQuery) (*session.Session, *apierr.Error) {
+	s, err := g.sh.store.NewestSession(r.Context(), q.appid, q.openid)
+	switch {
+	case errors.Is(err, session.ErrNoUserSession):
+		return nil, apierr.NoLiveSession
+	case err != nil:
+		g.logger.Warn("session store unavailable", zap.Error(err))
+		return nil, apierr.StoreUnavailable
+	}
+	return s, nil
+}
+
+// sessionKeyCall makes checksession or resetusersessionkey with the
+// signature of the user's session_key, and answers WeChat's answer
+// without any session_key: WeChat's answer is input too, and must not
+// hand the caller a key, errors included. A reset's new key replaces the
+// stored one (later decryption and signing use it) only from a success
+// answer for the same openid whose members are each given once.
+func (g *APIGateway) sessionKeyCall(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, s *session.Session) {
+	a, err := g.call(r.Context(), http.MethodGet, r.URL.Path, q, signatureQuery(s), "", nil)
+	if err != nil {
+		g.answerWeChatError(w, r, label, q, err)
+		return
+	}
+	api := path.Base(r.URL.Path)
+	sa, err := readSessionAnswer(a.Body)
+	if err == nil && ((s.SessionKey != "" && bytes.Contains(sa.body, []byte(s.SessionKey))) || (sa.sessionKey != "" && bytes.Contains(sa.body, []byte(sa.sessionKey)))) {
+		err = errors.New("answer holds a session_key elsewhere")
+	}
+	if err != nil {
+		g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: api, Err: err})
+		return
+	}
+	if r.URL.Path == pathResetKey && a.Errcode == 0 && a.Status == http.StatusOK {
+		if !wechat.ValidSessionKey(sa.sessionKey) || sa.openid != s.OpenID {
+			// A key that is not base64 of 16 bytes, or not said to be
+			// this user's, is never stored.
+			g.answerWeChatError(w, r, label, q, &wechat.UnavailableError{API: api, Err: errors.New("answer without a valid session_key for the user")})
+			return
+		}
+		if err := g.sh.store.SetSessionKey(r.Context(), s, sa.sessionKey); err != nil {
+			// WeChat has rotated the key: the stored one is stale now.
+			g.logger.Warn("new session_key could not be stored; the user must log in again", zap.Error(err))
+			aerr := apierr.StoreUnavailable
+			if errors.Is(err, session.ErrNoSession) {
+				aerr = apierr.NoLiveSession
+			}
+			g.answerError(w, r, label, q.appid, q.openid, aerr)
+			return
+		}
+	}
+	writeAnswer(w, &wechat.Answer{Status: a.Status, ContentType: "application/json; charset=utf-8", Body: sa.body})
+	g.done(r, label, answerResult(a), q.appid, q.openid)
+}
+
+// sessionAnswer is a session-key service's answer from WeChat, re-encoded.
+type sessionAnswer struct {
+	body       []byte // the answer without any member named session_key, at any depth
+	openid     string // the top-level openid, when a string
+	sessionKey string // the top-level session_key, when a string
+}
+
+// readSessionAnswer reads WeChat's answer, which must be one JSON object
+// in which no object gives a member twice (names compared as a lenient
+// reader would: folded by foldParam), and re-encodes it without the
+// members whose folded name is session_key, members in WeChat's order.
+func readSessionAnswer(body []byte) (*sessionAnswer, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var sa sessionAnswer
+	var out bytes.Buffer
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, apierr.ErrNotObject
+	}
+	if err := copyObject(dec, &out, 0, &sa); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, apierr.ErrTrailing
+	}
+	sa.body = out.Bytes()
+	return &sa, nil
+}
+
+// maxAnswerDepth bounds the nesting of a session-key service's answer.
+const maxAnswerDepth = 32
+
+// copyObject copies the members of an object whose '{' was read to out,
+// dropping session_key members; top (depth 0) also fills sa.
+func copyObject(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
+	if depth > maxAnswerDepth {
+		return apierr.ErrNotObject
+	}
+	out.WriteByte('{')
+	seen := make(map[string]bool, 8)
+	first := true
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return apierr.ErrNotObject
+		}
+		name := tok.(string)
+		folded := foldParam(name)
+		if seen[folded] {
+			return &apierr.FieldError{Name: name, Twice: true}
+		}
+		seen[folded] = true
+		if folded == "session_key" {
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return apierr.ErrNotObject
+			}
+			if str, ok := v.(string); ok && depth == 0 && name == "session_key" {
+				sa.sessionKey = str
+			}
+			continue
+		}
+		if !first {
+			out.WriteByte(',')
+		}
+		first = false
+		nb, _ := json.Marshal(name)
+		out.Write(nb)
+		out.WriteByte(':')
+		mark := out.Len()
+		if err := copyValue(dec, out, depth+1, sa); err != nil {
+			return err
+		}
+		if depth == 0 && name == "openid" {
+			json.Unmarshal(out.Bytes()[mark:], &sa.openid)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return apierr.ErrNotObject
+	}
+	out.WriteByte('}')
+	return nil
+}
+
+func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int, sa *sessionAnswer) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return apierr.ErrNotObject
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			return copyObject(dec, out, depth, sa)
+		case '[':
+			if depth > maxAnswerDepth {
+				return apierr.ErrNotObject
+			}
+			out.WriteByte('[')
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					out.WriteByte(',')
+				}
+				if err := copyValue(dec, out, depth+1, sa); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return apierr.ErrNotObject
+			}
+			out.WriteByte(']')
+			return nil
+		}
+		return apierr.ErrNotObject
+	case json.Number:
+		out.WriteString(v.String())
+	case nil:
+		out.WriteString("null")
+	default: // string, bool
+		b, _ := json.Marshal(v)
+		out.Write(b)
+	}
+	return nil
 }

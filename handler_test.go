@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-wechat/wechatauth/internal/credential"
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -75,7 +77,7 @@ func TestStripIdentityDeletesEveryClientIdentityHeader(t *testing.T) {
 	for _, tt := range tests {
 		hdr[tt.name] = []string{"spoofed"} // raw keys: servers do not all canonicalise
 	}
-	h.stripIdentity(&http.Request{Header: hdr})
+	h.strip.Strip(&http.Request{Header: hdr})
 	for _, tt := range tests {
 		if _, kept := hdr[tt.name]; kept == tt.deleted {
 			t.Errorf("%s: deleted = %v, want %v", tt.name, !kept, tt.deleted)
@@ -87,7 +89,7 @@ func TestStripIdentityWithDefaultNamesKeepsOtherHeaders(t *testing.T) {
 	h := &Handler{}
 	h.setDefaults()
 	hdr := http.Header{"X-Wx-Openid": {"o"}, "X_wx_openid": {"o"}, "X-Request-Id": {"r"}, "X-User": {"u"}}
-	h.stripIdentity(&http.Request{Header: hdr})
+	h.strip.Strip(&http.Request{Header: hdr})
 	if len(hdr) != 2 || hdr["X-Request-Id"] == nil || hdr["X-User"] == nil {
 		t.Fatalf("left %v", hdr)
 	}
@@ -115,9 +117,9 @@ func TestBearerTokenReadsOnlyTheBearerScheme(t *testing.T) {
 		{"Bear abc", "", false},
 	}
 	for _, tt := range tests {
-		tok, ok := bearerToken(tt.header)
+		tok, ok := credential.Token(tt.header)
 		if tok != tt.tok || ok != tt.ok {
-			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.tok, tt.ok)
+			t.Errorf("credential.Token(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.tok, tt.ok)
 		}
 	}
 }
@@ -448,7 +450,7 @@ func TestOptionalPassesAnonymousRequestsWithoutIdentity(t *testing.T) {
 				}
 			} else {
 				for k := range got {
-					if headerHasPrefix(k, "x-wx-") {
+					if idheader.HasPrefix(k, "x-wx-") {
 						t.Fatalf("anonymous request reached the upstream with %s: %q", k, got[k])
 					}
 				}
@@ -647,7 +649,7 @@ func TestLogoutOutlivesTokensIssuedUnderALongerTTL(t *testing.T) {
 	if w := long.serve(http.MethodPost, "/wx/logout", "", "", bearer(tok)); w.Code != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", w.Code, w.Body)
 	}
-	id, err := long.h.tokens.verify(tok)
+	id, err := long.h.tokens.Verify(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,15 +724,15 @@ func TestIdentityPrefixFoldsEveryByteAsTheFolder(t *testing.T) {
 			for c := range 256 {
 				name := []byte(base)
 				name[pos] = byte(c)
-				want := headerHasPrefix(string(name), "x-wx-")
-				if got := hasIdentityPrefix(string(name)); got != want {
-					t.Errorf("%q: hasIdentityPrefix = %v, folding says %v", name, got, want)
+				want := idheader.HasPrefix(string(name), "x-wx-")
+				if got := idheader.HasIdentityPrefix(string(name)); got != want {
+					t.Errorf("%q: idheader.HasIdentityPrefix = %v, folding says %v", name, got, want)
 				}
 			}
 		}
 	}
 	for _, short := range []string{"", "X", "X-Wx", "x-wx"} {
-		if hasIdentityPrefix(short) {
+		if idheader.HasIdentityPrefix(short) {
 			t.Errorf("%q counted as under x-wx-", short)
 		}
 	}

@@ -6,19 +6,18 @@
 package wechatauth
 
 import (
-	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -192,24 +191,19 @@ type Handler struct {
 	// instances that share storage publish the same key.
 	AssertionKey string `json:"assertion_key,omitempty"`
 
-	logger      *zap.Logger
-	secrets     map[string]string // appid → secret, placeholders resolved
-	wx          *wechat.Client
-	fake        *wechattest.Server // sandbox only
-	wxConn      *wechatConn        // released in Cleanup
-	tokens      *tokenCodec
-	keyWatch    *keyWatch // generated keys only
-	users       *userState
-	audit       *zap.Logger
-	store       sessionStore
-	storeKey    string
-	routes      routeTable
-	identityHdr []string // configured identity header names outside x-wx-*, folded
+	shared // the settings and holds wechat_auth shares with wechat_api
 
-	assertion    *assertionSigner // nil unless Assertion
-	verifyRemove removalLists     // what a verify answer names for Envoy to remove
+	wx     *wechat.Client
+	fake   *wechattest.Server // sandbox only
+	wxConn *platform.Conn     // released in Cleanup
+	users  *session.Users
+	audit  *zap.Logger
+	routes routeTable
+	uses   []storeUse        // what this handler holds its store for (see pooledStore)
+	strip  idheader.Stripper // strips the identity headers a client sent
 
-	configErrorsLogged *sync.Map // WeChat errcodes already logged at ERROR
+	assertion    *assertion.Signer     // nil unless Assertion
+	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove
 }
 
 // CaddyModule returns the Caddy module information.
@@ -220,298 +214,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, resolves secrets, and connects the session store
-// and the WeChat client.
-func (h *Handler) Provision(ctx caddy.Context) error {
-	if _, err := loadApp(ctx); err != nil {
-		return err
-	}
-	h.logger = ctx.Logger()
-	h.audit = newAuditLogger(ctx)
-	h.configErrorsLogged = new(sync.Map)
-	h.setDefaults()
-	if err := h.resolveSecrets(); err != nil {
-		return err
-	}
-	if err := h.checkConfig(); err != nil {
-		return err
-	}
-	if err := h.PublicPaths.Provision(ctx); err != nil {
-		return fmt.Errorf("wechat_auth: public: %w", err)
-	}
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("wechat_auth: metrics: %w", err)
-	}
-
-	ring, err := h.provisionKeys(ctx)
-	if err != nil {
-		return err
-	}
-	issuer := issuerProduction
-	if h.Sandbox {
-		issuer = issuerSandbox
-	}
-	h.tokens = newTokenCodec(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
-	h.tokens.ring.Store(ring)
-	if err := h.provisionAssertion(ctx); err != nil {
-		return err
-	}
-
-	if err := h.provisionStore(ctx); err != nil {
-		return err
-	}
-	h.provisionUsers()
-
-	conn, err := openWeChat(wechatSettings{
-		base:    h.APIBase,
-		secrets: h.secrets,
-		timeout: time.Duration(h.Timeout),
-		sandbox: h.Sandbox,
-	})
-	if err != nil {
-		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
-	}
-	h.wxConn, h.wx, h.fake = conn, conn.client, conn.fake
-	if h.Sandbox {
-		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
-	}
-	h.verifyRemove = newRemovalLists(h.verifyHeaders())
-	h.routes = h.newRoutes()
-	registerHandler(h)
-	return nil
-}
-
-func (h *Handler) setDefaults() {
-	// Unset values take their defaults; negative durations and a prefix
-	// without its leading '/' are left for checkConfig to refuse.
-	if h.RoutePrefix == "" {
-		h.RoutePrefix = defaultRoutePrefix
-	}
-	if strings.HasPrefix(h.RoutePrefix, "/") {
-		h.RoutePrefix = "/" + strings.Trim(h.RoutePrefix, "/")
-	}
-	if h.TokenTTL == 0 {
-		h.TokenTTL = caddy.Duration(defaultTokenTTL)
-	}
-	if h.SessionTTL == 0 {
-		h.SessionTTL = caddy.Duration(defaultSessionTTL)
-	}
-	if h.HeaderOpenID == "" {
-		h.HeaderOpenID = defaultHeaderOpenID
-	}
-	if h.HeaderUnionID == "" {
-		h.HeaderUnionID = defaultHeaderUnionID
-	}
-	if h.HeaderAppID == "" {
-		h.HeaderAppID = defaultHeaderAppID
-	}
-	if h.Timeout == 0 {
-		h.Timeout = caddy.Duration(wechat.DefaultTimeout)
-	}
-	if h.Sandbox && len(h.Apps) == 0 {
-		h.Apps = []App{{AppID: sandboxAppID}}
-	}
-	// Canonical names: later handlers (header_up, placeholders) look
-	// headers up by their canonical form.
-	h.HeaderOpenID = http.CanonicalHeaderKey(h.HeaderOpenID)
-	h.HeaderUnionID = http.CanonicalHeaderKey(h.HeaderUnionID)
-	h.HeaderAppID = http.CanonicalHeaderKey(h.HeaderAppID)
-	// Names under x-wx- are stripped by their prefix already; listing
-	// them again would cost every request a few comparisons per header.
-	h.identityHdr = nil
-	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
-		if !hasIdentityPrefix(name) {
-			h.identityHdr = append(h.identityHdr, normalizeHeader(name))
-		}
-	}
-}
-
-// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets.
-// The resolved values live only in memory; the config keeps what the
-// operator wrote.
-func (h *Handler) resolveSecrets() error {
-	repl := caddy.NewReplacer()
-	h.secrets = make(map[string]string, len(h.Apps))
-	for i, app := range h.Apps {
-		appid := strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))
-		if appid == "" {
-			return fmt.Errorf("wechat_auth: app_id of app %d is empty", i+1)
-		}
-		if _, dup := h.secrets[appid]; dup {
-			return fmt.Errorf("wechat_auth: app %s is configured twice", appid)
-		}
-		switch {
-		case h.Sandbox && app.AppSecret != "":
-			return fmt.Errorf("wechat_auth: sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
-		case h.Sandbox:
-			h.secrets[appid] = "sandbox-secret"
-		default:
-			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
-			if secret == "" {
-				return fmt.Errorf("wechat_auth: app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
-			}
-			h.secrets[appid] = secret
-		}
-	}
-	if h.SigningKey != "" {
-		h.SigningKey = repl.ReplaceKnown(h.SigningKey, "")
-		if h.SigningKey == "" {
-			return fmt.Errorf("wechat_auth: signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
-		}
-	}
-	for i, k := range h.PreviousSigningKeys {
-		h.PreviousSigningKeys[i] = repl.ReplaceKnown(k, "")
-		if h.PreviousSigningKeys[i] == "" {
-			return fmt.Errorf("wechat_auth: previous signing key %d resolves to nothing; fix its placeholder", i+1)
-		}
-	}
-	return nil
-}
-
-// checkConfig reports configuration errors that name the problem.
-func (h *Handler) checkConfig() error {
-	if len(h.Apps) == 0 {
-		return fmt.Errorf("wechat_auth: no app configured: set app_id and app_secret (or use sandbox)")
-	}
-	if h.SigningKey != "" && len(h.SigningKey) < minSigningKey {
-		return fmt.Errorf("wechat_auth: signing_key is %d bytes; it must be at least %d", len(h.SigningKey), minSigningKey)
-	}
-	if len(h.PreviousSigningKeys) > 0 && h.SigningKey == "" {
-		return fmt.Errorf("wechat_auth: previous signing keys are set without signing_key: name the key that signs first")
-	}
-	for i, k := range h.PreviousSigningKeys {
-		if len(k) < minSigningKey {
-			return fmt.Errorf("wechat_auth: previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), minSigningKey)
-		}
-	}
-	if h.KeyRotation < 0 {
-		return fmt.Errorf("wechat_auth: key_rotation must be a positive duration, not %s", time.Duration(h.KeyRotation))
-	}
-	if h.KeyRotation > 0 && h.SigningKey != "" {
-		return fmt.Errorf("wechat_auth: key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
-	}
-	if h.APIBase != "" {
-		u, err := url.Parse(h.APIBase)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("wechat_auth: api_base %q is not an http(s) URL", h.APIBase)
-		}
-	}
-	if h.MaxSessions < 0 {
-		return fmt.Errorf("wechat_auth: max_sessions must be positive")
-	}
-	if !strings.HasPrefix(h.RoutePrefix, "/") {
-		return fmt.Errorf("wechat_auth: route_prefix must start with '/': %q", h.RoutePrefix)
-	}
-	for _, d := range []struct {
-		name string
-		v    caddy.Duration
-	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}, {"timeout", h.Timeout}} {
-		if d.v < 0 {
-			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
-		}
-	}
-	for _, p := range h.PublicPaths {
-		if p == "" {
-			return fmt.Errorf("wechat_auth: public: an empty path matches nothing; write /path, /prefix/* or *suffix")
-		}
-	}
-	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
-		if !httpguts.ValidHeaderFieldName(name) {
-			return fmt.Errorf("wechat_auth: %q is not a valid header name", name)
-		}
-	}
-	return nil
-}
-
-// provisionStore takes the session store from the usage pool, so sessions
-// outlive config reloads. There is one memory store per process, and one
-// Redis store per Redis and deployment: handlers whose signing keys share
-// none never share one, since each finds the key that seals the
-// session_keys kept in Redis through its own signing keys, while a key
-// rotation keeps its store (redisStoreKey). A Redis is named by a hash of
-// its URL or block, passwords included.
-func (h *Handler) provisionStore(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
-	raw := strings.TrimSpace(repl.ReplaceKnown(h.Store, ""))
-	var conn *redisConn
-	var err error
-	switch {
-	case h.Redis != nil && raw != "" && raw != "redis":
-		return fmt.Errorf("wechat_auth: store: Redis is given both as a URL (or memory) and as a redis block; keep one")
-	case h.Redis != nil:
-		conn, err = h.Redis.conn(repl)
-	case raw == "redis":
-		return fmt.Errorf("wechat_auth: store redis: give a redis:// URL or a redis block")
-	case raw != "" && raw != "memory":
-		conn, err = redisConnFromURL(raw)
-	}
-	if err != nil {
-		return fmt.Errorf("wechat_auth: store redis: %w", err)
-	}
-	var newStore func() (caddy.Destructor, error)
-	if conn == nil {
-		h.storeKey = "memory"
-		newStore = func() (caddy.Destructor, error) {
-			return newMemoryStore(h.MaxSessions, ctx.Storage())
-		}
-	} else {
-		ring := h.tokens.ring.Load()
-		h.storeKey = redisStoreKey(conn, ring)
-		newStore = func() (caddy.Destructor, error) {
-			return newRedisStore(conn, ring, h.MaxSessions, h.logger)
-		}
-	}
-	val, loaded, err := stores.LoadOrNew(h.storeKey, newStore)
-	if err != nil {
-		h.storeKey = ""
-		return fmt.Errorf("wechat_auth: session store: %w", err)
-	}
-	h.store = val.(sessionStore)
-	if loaded {
-		h.store.Reuse(h.MaxSessions, ctx.Storage())
-	}
-	return h.watchKeys()
-}
-
-// redisStoreKey names the store of a Redis and a set of signing keys in
-// the usage pool. A key rotation (signing_key NEW OLD, then NEW, or a
-// generated key replaced) keeps the store of the keys it shares one with:
-// a new store per rotation would start with an empty L1 and, when the old
-// one is cleaned up, lose the logouts it still had to write to Redis.
-func redisStoreKey(conn *redisConn, ring *keyRing) string {
-	prefix := "redis\x00" + conn.id + "\x00"
-	key := prefix + ring.signer().kid
-	stores.Range(func(k, v any) bool {
-		if rs, ok := v.(*redisStore); ok && strings.HasPrefix(k.(string), prefix) && rs.sharesKey(ring) {
-			key = k.(string)
-			return false
-		}
-		return true
-	})
-	return key
-}
-
-// stores holds the session stores across config reloads: a new config is
-// provisioned before the old one is cleaned up, so the count never drops to
-// zero during a reload.
-var stores = caddy.NewUsagePool()
-
-// Cleanup releases this config's hold on the session store.
-func (h *Handler) Cleanup() error {
-	unregisterHandler(h)
-	h.keyWatch.stopWatch()
-	h.wxConn.close()
-	if h.storeKey != "" {
-		_, err := stores.Delete(h.storeKey)
-		return err
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddy.Module                = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -4,12 +4,14 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 )
 
 // BenchmarkLoginRedis is BenchmarkLogin with the sessions in a real
 // redis-server: what a login costs this process with store redis.
 func BenchmarkLoginRedis(b *testing.B) {
-	srv := rdsStart(b)
+	srv := redistest.Start(b)
 	h := newBenchHandler(b, func(h *Handler) { h.Store = srv.URL })
 	w := newDiscardWriter()
 	i := 0

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
@@ -119,21 +120,21 @@ func TestRedisConfigPicksTheModeAndLimitsEveryClient(t *testing.T) {
 		c    RedisConfig
 		mode string
 	}{
-		{"one addr", RedisConfig{Addrs: []string{"r:6379"}, DB: 2}, redisSingle},
-		{"master_name", RedisConfig{Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "m", DB: 1}, redisSentinel},
-		{"several addrs", RedisConfig{Addrs: []string{"a:1", "b:1"}}, redisCluster},
-		{"several addrs in one placeholder", RedisConfig{Addrs: []string{"{env.WXTEST_NODES}"}}, redisCluster},
-		{"one addr with cluster", RedisConfig{Addrs: []string{"cfg:6379"}, Cluster: true}, redisCluster},
+		{"one addr", RedisConfig{Addrs: []string{"r:6379"}, DB: 2}, redisstore.Single},
+		{"master_name", RedisConfig{Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "m", DB: 1}, redisstore.Sentinel},
+		{"several addrs", RedisConfig{Addrs: []string{"a:1", "b:1"}}, redisstore.Cluster},
+		{"several addrs in one placeholder", RedisConfig{Addrs: []string{"{env.WXTEST_NODES}"}}, redisstore.Cluster},
+		{"one addr with cluster", RedisConfig{Addrs: []string{"cfg:6379"}, Cluster: true}, redisstore.Cluster},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := tc.c.conn(caddy.NewReplacer())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if conn.mode != tc.mode {
-				t.Fatalf("mode %s, want %s", conn.mode, tc.mode)
+			if conn.Mode != tc.mode {
+				t.Fatalf("mode %s, want %s", conn.Mode, tc.mode)
 			}
-			client := conn.newClient()
+			client := conn.NewClient()
 			defer client.Close()
 			var dial, read, write, pool time.Duration
 			var retries int
@@ -174,14 +175,14 @@ func TestRedisConfigPicksTheModeAndLimitsEveryClient(t *testing.T) {
 func TestRedisConfigIDFollowsEveryOptionAndHidesThePassword(t *testing.T) {
 	a, _ := RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-one"}.conn(caddy.NewReplacer())
 	b, _ := RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-two"}.conn(caddy.NewReplacer())
-	if a.id == b.id {
+	if a.ID == b.ID {
 		t.Error("two passwords give one connection id")
 	}
 	// The same block again (a reload) keeps the running store.
-	if again, _ := (RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-one"}).conn(caddy.NewReplacer()); again.id != a.id {
+	if again, _ := (RedisConfig{Addrs: []string{"a:1"}, Password: "hunter2-one"}).conn(caddy.NewReplacer()); again.ID != a.ID {
 		t.Error("the same block gives another connection id: a reload would reconnect and need Redis")
 	}
-	for _, s := range []string{a.id, a.where, b.id, b.where} {
+	for _, s := range []string{a.ID, a.Where, b.ID, b.Where} {
 		if strings.Contains(s, "hunter2") {
 			t.Errorf("%q shows the password", s)
 		}

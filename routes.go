@@ -1,26 +1,21 @@
 package wechatauth
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-wechat/wechatauth/wechat"
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 )
 
-// routeFunc serves one route. An *apiError it returns is written as the
+// routeFunc serves one route. An *apierr.Error it returns is written as the
 // JSON answer; any other error goes to Caddy.
 type routeFunc func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error
 
@@ -101,42 +96,42 @@ func (h *Handler) newRoutes() routeTable {
 
 // checked returns the route's serve preceded by the checks every route
 // makes before it acts: other methods are refused (405), and for a route
-// that takes a body, bodies declared larger than maxBody (413). The
+// that takes a body, bodies declared larger than apierr.MaxBody (413). The
 // refusal is returned as the route's error, so the audit entry of the
 // route records it like any other answer.
 func (rt route) checked() routeFunc {
-	var errMethods *apiError
+	var errMethods *apierr.Error
 	if len(rt.methods) > 0 {
-		errMethods = errMethod.allowing(rt.methods)
+		errMethods = apierr.Method.Allowing(rt.methods)
 	}
 	serve := rt.serve
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
 			return errMethods
 		}
-		if !rt.noBody && r.ContentLength > maxBody {
-			return errPayloadTooLarge
+		if !rt.noBody && r.ContentLength > apierr.MaxBody {
+			return apierr.PayloadTooLarge
 		}
 		return serve(w, r, next)
 	}
 }
 
-// dispatch returns the route as a routeFunc that writes an *apiError the
+// dispatch returns the route as a routeFunc that writes an *apierr.Error the
 // route returns as the answer. Whatever the answer, what a body route left
 // unread of the body is read before the connection can close (see
-// discardBody).
+// apierr.DiscardBody).
 func (rt route) dispatch() routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if !rt.noBody {
-			defer discardBody(w, r)
+			defer apierr.DiscardBody(w, r)
 		}
 		err := rt.serve(w, r, next)
 		if err == nil {
 			return nil
 		}
-		var ae *apiError
+		var ae *apierr.Error
 		if errors.As(err, &ae) {
-			writeError(w, r, ae)
+			apierr.Write(w, r, ae)
 			return nil
 		}
 		return err
@@ -144,328 +139,50 @@ func (rt route) dispatch() routeFunc {
 }
 
 // skipBody reads a body the route has no use for, so that one sent
-// chunked past maxBody is refused (413) like any other, before the route
+// chunked past apierr.MaxBody is refused (413) like any other, before the route
 // acts.
-func skipBody(w http.ResponseWriter, r *http.Request) *apiError {
+func skipBody(w http.ResponseWriter, r *http.Request) *apierr.Error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	_, aerr := readBody(w, r)
+	_, aerr := apierr.ReadBody(w, r)
 	return aerr
 }
 
-// tokenResponse is the answer of login and refresh.
-type tokenResponse struct {
-	Token     string `json:"token"`
-	TokenType string `json:"token_type"`
-	ExpiresIn int64  `json:"expires_in"`
-	OpenID    string `json:"openid"`
-	UnionID   string `json:"unionid,omitempty"`
+// routeEvents are the audit events of the routes, by path under the
+// prefix. Routes not named here are not audited.
+var routeEvents = map[string]string{
+	"/login":    "login",
+	"/refresh":  "refresh",
+	"/logout":   "logout",
+	"/userinfo": "decrypt",
+	"/decrypt":  "decrypt",
+	"/phone":    "phone",
 }
 
-// login exchanges a wx.login code for a session and a token.
-func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	err := h.doLogin(w, r)
-	result := "ok"
-	var ae *apiError
-	if errors.As(err, &ae) {
-		result = ae.code
+// audited wraps the route at path (under the prefix) so that each call
+// writes one audit entry.
+func (h *Handler) audited(path string, fn routeFunc) routeFunc {
+	event, ok := routeEvents[path]
+	if !ok {
+		return fn
 	}
-	metrics.logins.WithLabelValues(result).Inc()
-	return err
-}
-
-func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
-	f, aerr := readFields(w, r)
-	if aerr != nil {
-		return aerr
+	var extra []zap.Field
+	if path == "/userinfo" {
+		extra = []zap.Field{zap.String("data", "userinfo")}
 	}
-	switch {
-	case f.Code == "":
-		return errInvalidRequest.withMessage("The field code is required: send the code from wx.login.")
-	case !validCode(f.Code):
-		return errInvalidRequest.withMessage("The field code is malformed: send the code from wx.login as it is.")
-	}
-	appid, aerr := h.pickApp(f.AppID)
-	if aerr != nil {
-		return aerr
-	}
-	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
-	if err != nil {
-		noteAudit(r, appid, "", "")
-		return h.wechatFailure(r.Context(), "login", appid, err)
-	}
-	noteAudit(r, appid, ws.OpenID, "")
-	if aerr := h.checkBanned(appid, ws.OpenID); aerr != nil {
-		return aerr
-	}
-	s := &Session{
-		SID:        newSID(),
-		AppID:      appid,
-		OpenID:     ws.OpenID,
-		UnionID:    ws.UnionID,
-		SessionKey: ws.SessionKey,
-	}
-	// Dated as its first token is: after a revocation of the user in this
-	// second, at the cut-off, so neither counts as begun before it.
-	s.Created = h.issueTime(s)
-	noteAudit(r, appid, s.OpenID, s.SID)
-	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
-		h.logger.Warn("session store refused a new session", zap.Error(err))
-		return errStoreUnavailable
-	}
-	h.logger.Debug("login", zap.String("appid", appid), zap.String("openid", s.OpenID))
-	return h.writeToken(r.Context(), w, s)
-}
-
-// pickApp chooses the app of a login: the one configured, or the one named.
-func (h *Handler) pickApp(appid string) (string, *apiError) {
-	if appid == "" {
-		if len(h.secrets) == 1 {
-			for id := range h.secrets {
-				return id, nil
+	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		// Who, from the token, read before the route passes the request
+		// on without it; a login notes its user itself.
+		note := new(audit.Note)
+		if raw, n := credential.Bearer(r.Header["Authorization"]); n == 1 {
+			if id, verr := h.tokens.VerifyCached(raw, time.Now()); verr == nil {
+				*note = audit.Note{AppID: id.AppID, OpenID: id.OpenID, SID: id.SID}
 			}
 		}
-		return "", errInvalidRequest.withMessage("The field appid is required: this server serves several mini programs.")
-	}
-	if _, ok := h.secrets[appid]; !ok {
-		return "", errInvalidRequest.withMessage("The appid is not one this server serves.")
-	}
-	return appid, nil
-}
-
-func (h *Handler) writeToken(ctx context.Context, w http.ResponseWriter, s *Session) error {
-	now := h.issueTime(s)
-	if err := h.store.ExtendHorizon(ctx, now.Add(h.tokens.ttl)); err != nil {
-		h.logger.Warn("session store could not record how long tokens live", zap.Error(err))
-		return errStoreUnavailable
-	}
-	tok, exp, err := h.tokens.issue(s, now)
-	if err != nil {
+		r = audit.WithNote(r, note)
+		err := fn(w, r, next)
+		audit.Event(h.audit, r, event, apierr.Result(err), note.AppID, note.OpenID, note.SID, extra...)
 		return err
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{
-		Token:     tok,
-		TokenType: "Bearer",
-		ExpiresIn: int64(exp.Sub(now) / time.Second),
-		OpenID:    s.OpenID,
-		UnionID:   s.UnionID,
-	})
-	return nil
-}
-
-// refresh issues a new token for the caller's session.
-func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	_, s, err := h.session(r)
-	if err != nil {
-		return err
-	}
-	if aerr := skipBody(w, r); aerr != nil {
-		return aerr
-	}
-	// A token that slipped past a ban (issued on an instance that had not
-	// heard of it yet) must not be renewed.
-	if aerr := h.checkBanned(s.AppID, s.OpenID); aerr != nil {
-		return aerr
-	}
-	return h.writeToken(r.Context(), w, s)
-}
-
-// logoutTimeout bounds a logout's store calls, so the route answers within
-// 2 s even when Redis is slow.
-const logoutTimeout = 1500 * time.Millisecond
-
-// logout revokes every token of the caller's session and forgets it.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	id, aerr := h.authenticate(r)
-	if aerr != nil {
-		return aerr
-	}
-	if aerr := skipBody(w, r); aerr != nil {
-		return aerr
-	}
-	// One deadline for the whole route, so a slow store cannot stretch it.
-	ctx, cancel := context.WithTimeout(r.Context(), logoutTimeout)
-	defer cancel()
-	// Every token of the session must stay refused until the last one has
-	// expired. A refresh may have issued one up to token_ttl from now; one
-	// issued before a reload that shortened token_ttl, or by an instance
-	// with a longer one, may live longer: the store's horizon covers those.
-	until := time.Now().Add(time.Duration(h.TokenTTL))
-	if id.Expires.After(until) {
-		until = id.Expires
-	}
-	if hz, _ := h.store.Horizon(ctx); hz.After(until) {
-		until = hz
-	}
-	if err := h.store.Revoke(ctx, id.SID, until); err != nil {
-		h.logger.Warn("logout honoured on this instance only", zap.Error(err))
-		return errStoreUnavailable
-	}
-	if err := h.store.Delete(ctx, id.SID); err != nil {
-		h.logger.Warn("revoked session could not be deleted", zap.Error(err))
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// userinfo decrypts wx.getUserInfo / getUserProfile data; with
-// forward_profile the result goes upstream instead of back to the client.
-func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.serveOpenData(w, r, next, h.ForwardProfile)
-}
-
-// decrypt decrypts any other open data: WeRun, share and group info.
-func (h *Handler) decrypt(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.serveOpenData(w, r, next, false)
-}
-
-func (h *Handler) serveOpenData(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, forward bool) error {
-	id, s, err := h.session(r)
-	if err != nil {
-		return err
-	}
-	f, aerr := readFields(w, r)
-	if aerr != nil {
-		return aerr
-	}
-	plain, err := h.decryptFields(f, s)
-	if err != nil {
-		return err
-	}
-	if forward {
-		return h.forward(w, r, next, id, plain)
-	}
-	writeRawJSON(w, http.StatusOK, plain)
-	return nil
-}
-
-// phone returns the caller's phone number, from a phone button code (the
-// current API) or from the old button's encrypted data.
-func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	id, aerr := h.authenticate(r)
-	if aerr != nil {
-		return aerr
-	}
-	f, aerr := readFields(w, r)
-	if aerr != nil {
-		return aerr
-	}
-	var info *wechat.PhoneInfo
-	switch {
-	case f.Code != "":
-		if !validCode(f.Code) {
-			return errInvalidRequest.withMessage("The field code is malformed.")
-		}
-		var err error
-		info, err = h.wx.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
-		if err != nil {
-			ae := h.wechatFailure(r.Context(), "phone", id.AppID, err)
-			if ae.code == errInvalidCode.code {
-				ae = ae.withMessage("WeChat refused the phone code (expired or already used): ask the user to tap the phone button again.")
-			}
-			return ae
-		}
-	case f.EncryptedData != "" || f.IV != "":
-		s, err := h.sessionOf(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		plain, err := h.decryptFields(f, s)
-		if err != nil {
-			return err
-		}
-		info = new(wechat.PhoneInfo)
-		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
-			// The same answer as every other decryption failure.
-			return errDecryptFailed
-		}
-	default:
-		return errInvalidRequest.withMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")
-	}
-	body, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	if h.ForwardProfile {
-		return h.forward(w, r, next, id, body)
-	}
-	writeRawJSON(w, http.StatusOK, body)
-	return nil
-}
-
-// session authenticates r and loads its session.
-func (h *Handler) session(r *http.Request) (*identity, *Session, error) {
-	id, aerr := h.authenticate(r)
-	if aerr != nil {
-		return nil, nil, aerr
-	}
-	s, err := h.sessionOf(r.Context(), id)
-	if err != nil {
-		return nil, nil, err
-	}
-	return id, s, nil
-}
-
-func (h *Handler) sessionOf(ctx context.Context, id *identity) (*Session, error) {
-	s, err := h.store.Get(ctx, id.SID)
-	switch {
-	case errors.Is(err, errNoSession):
-		return nil, errSessionExpired
-	case err != nil:
-		if ctx.Err() == nil {
-			h.logger.Warn("session store unavailable", zap.Error(err))
-		}
-		return nil, errStoreUnavailable
-	case s.AppID != id.AppID || s.OpenID != id.OpenID:
-		return nil, errInvalidToken
-	}
-	return s, nil
-}
-
-// forward sends decrypted data to the next handler as a JSON POST with the
-// caller's identity; the upstream's answer is what the client gets.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity, body []byte) error {
-	r.Method = http.MethodPost
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = nil
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	r.Header.Del("Content-Encoding")
-	h.setIdentity(r, id)
-	return next.ServeHTTP(w, r)
-}
-
-// wechatFailure logs a WeChat error for the operator and maps it for the
-// client. Errors only the operator can fix are logged at ERROR.
-func (h *Handler) wechatFailure(ctx context.Context, route, appid string, err error) *apiError {
-	ae := fromWeChat(err)
-	fix, isConfig := configErrcodes[ae.wechatErrcode]
-	switch {
-	case ctx.Err() != nil:
-		// The client gave up first; WeChat is not to blame.
-		h.logger.Debug("client went away during a WeChat call", zap.String("route", route))
-	case isConfig:
-		if _, seen := h.configErrorsLogged.LoadOrStore(appid+"/"+strconv.Itoa(ae.wechatErrcode), true); !seen {
-			h.logger.Error("WeChat configuration error: "+fix,
-				zap.String("route", route), zap.String("appid", appid), zap.Int("errcode", ae.wechatErrcode))
-		}
-	case ae.code == errWeChatUnavailable.code:
-		// The error text never holds the URL, secret or code.
-		h.logger.Warn("WeChat unavailable", zap.String("route", route), zap.String("appid", appid), zap.Error(err))
-	default:
-		h.logger.Info("WeChat refused a request", zap.String("route", route), zap.String("appid", appid),
-			zap.Int("errcode", ae.wechatErrcode), zap.String("answer", ae.code))
-	}
-	return ae
-}
-
-// newSID returns a random 128-bit session id.
-func newSID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 // BenchmarkProxiedRequestWithUserCutOffs is BenchmarkProxiedRequest while
@@ -15,7 +17,7 @@ func BenchmarkProxiedRequestWithUserCutOffs(b *testing.B) {
 	tok := benchLogin(b, h, "bench-user")
 	cut := time.Now().Add(time.Hour)
 	for i := range 10000 {
-		h.users.merge(&userRecord{AppID: sandboxAppID, OpenID: "oRevoked" + strconv.Itoa(i), RevokedBefore: cut, Keep: cut, Changed: time.Now()})
+		h.users.Merge(&session.UserRecord{AppID: sandboxAppID, OpenID: "oRevoked" + strconv.Itoa(i), RevokedBefore: cut, Keep: cut, Changed: time.Now()})
 	}
 	r := miniProgramRequest(tok)
 	auth := r.Header["Authorization"]

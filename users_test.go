@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -15,24 +17,28 @@ import (
 // at the first cut-off, so that the user could log in again at once) is
 // refused by the second.
 func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
-	m := &memoryStore{users: newUserState(), revoked: newRevocations(nil)}
+	m, err := session.NewMemory(100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
 	req := &userRequest{AppID: testAppID, OpenID: "oUser"}
 	now := time.Now()
-	first := nextCutOff([]userStore{m}, req, now)
-	m.saveUser(t.Context(), &userRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: first, Keep: first.Add(time.Hour), Changed: now})
-	h := &Handler{users: m.users}
-	s := &Session{AppID: testAppID, OpenID: "oUser"}
-	between := &identity{AppID: testAppID, OpenID: "oUser", Issued: h.issueTime(s).Truncate(time.Second), userKey: userKey(testAppID, "oUser")}
-	if m.users.refused(between) {
+	first := nextCutOff([]session.UserStore{m}, req, now)
+	m.SaveUser(t.Context(), &session.UserRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: first, Keep: first.Add(time.Hour), Changed: now})
+	h := &Handler{users: m.Users()}
+	s := &session.Session{AppID: testAppID, OpenID: "oUser"}
+	between := &identity.Identity{AppID: testAppID, OpenID: "oUser", Issued: h.issueTime(s).Truncate(time.Second), Key: identity.UserKey(testAppID, "oUser")}
+	if m.Users().Refused(between) {
 		t.Fatal("a login right after a revocation is refused")
 	}
-	second := nextCutOff([]userStore{m}, req, now.Add(100*time.Millisecond))
-	m.saveUser(t.Context(), &userRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: second, Keep: second.Add(time.Hour), Changed: now.Add(100 * time.Millisecond)})
-	if !m.users.refused(between) {
-		t.Error("a token issued between two revocations in one second survives the second")
+	second := nextCutOff([]session.UserStore{m}, req, now.Add(100*time.Millisecond))
+	m.SaveUser(t.Context(), &session.UserRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: second, Keep: second.Add(time.Hour), Changed: now.Add(100 * time.Millisecond)})
+	if !m.Users().Refused(between) {
+		t.Error("a token issued between two session.Revocations in one second survives the second")
 	}
-	other := &identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), userKey: userKey(testAppID, "oOther")}
-	if m.users.refused(other) {
+	other := &identity.Identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), Key: identity.UserKey(testAppID, "oOther")}
+	if m.Users().Refused(other) {
 		t.Error("another user's token is refused")
 	}
 }
@@ -41,7 +47,7 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 // means to cut or ban that user as the admin API does.
 type userRules struct {
 	*site
-	us     userStore
+	us     session.UserStore
 	openid string
 }
 
@@ -49,13 +55,13 @@ func newUserRules(t *testing.T) *userRules {
 	t.Helper()
 	s := newSite(t, &Handler{}, wechattest.Options{AutoCodes: true, ReusableCodes: true})
 	a := s.login("same-user")
-	return &userRules{site: s, us: s.h.store.(userStore), openid: a.OpenID}
+	return &userRules{site: s, us: s.h.store.(session.UserStore), openid: a.OpenID}
 }
 
-func (u *userRules) record(cut time.Time, ban *userBan) {
+func (u *userRules) Record(cut time.Time, ban *session.Ban) {
 	u.t.Helper()
-	rec := &userRecord{AppID: siteAppID, OpenID: u.openid, RevokedBefore: cut, Keep: cut.Add(time.Hour), Changed: time.Now(), Ban: ban}
-	if err := u.us.saveUser(context.Background(), rec); err != nil {
+	rec := &session.UserRecord{AppID: siteAppID, OpenID: u.openid, RevokedBefore: cut, Keep: cut.Add(time.Hour), Changed: time.Now(), Ban: ban}
+	if err := u.us.SaveUser(context.Background(), rec); err != nil {
 		u.t.Fatal(err)
 	}
 }
@@ -65,7 +71,7 @@ func (u *userRules) record(cut time.Time, ban *userBan) {
 // gateway's session-key services find it.
 func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 	u := newUserRules(t)
-	u.record(nextCutOff([]userStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}, time.Now()), nil)
+	u.Record(nextCutOff([]session.UserStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}, time.Now()), nil)
 	again := u.login("same-user")
 	if w := u.serve(http.MethodGet, "/api", "", "", bearer(again.Token)); w.Code != http.StatusTeapot {
 		t.Fatalf("the new login's token: %d %s", w.Code, w.Body)
@@ -74,7 +80,7 @@ func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 	if err != nil {
 		t.Fatalf("newest session after a login right after a revocation: %v", err)
 	}
-	if s.Created.Before(u.us.userState().record(siteAppID, u.openid).RevokedBefore) {
+	if s.Created.Before(u.us.Users().Record(siteAppID, u.openid).RevokedBefore) {
 		t.Errorf("the session is dated %v, before the cut-off", s.Created)
 	}
 }
@@ -85,7 +91,7 @@ func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 func TestBannedUserCannotRefreshASlippedToken(t *testing.T) {
 	u := newUserRules(t)
 	slipped := u.login("same-user")
-	u.record(time.Now().Add(-time.Hour), &userBan{Since: time.Now()})
+	u.Record(time.Now().Add(-time.Hour), &session.Ban{Since: time.Now()})
 	if w := u.serve(http.MethodGet, "/api", "", "", bearer(slipped.Token)); w.Code != http.StatusTeapot {
 		t.Fatalf("the slipped token should still pass a proxied request for this test to mean anything: %d", w.Code)
 	}
@@ -93,7 +99,7 @@ func TestBannedUserCannotRefreshASlippedToken(t *testing.T) {
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "user_blocked") {
 		t.Errorf("refresh under a ban: %d %s, want 403 user_blocked", w.Code, w.Body)
 	}
-	if _, err := u.h.store.NewestSession(context.Background(), siteAppID, u.openid); !errors.Is(err, errNoUserSession) {
+	if _, err := u.h.store.NewestSession(context.Background(), siteAppID, u.openid); !errors.Is(err, session.ErrNoUserSession) {
 		t.Errorf("newest session of a banned user: %v, want none", err)
 	}
 }

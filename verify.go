@@ -1,11 +1,18 @@
 package wechatauth
 
 import (
+	"crypto/ecdsa"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // headersToRemove is the answer header in which Envoy's ext_authz learns
@@ -42,7 +49,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// stripped the client's identity headers first, so those on r
 		// were set here.
 		h.setIdentity(r, id)
-		for i, name := range h.verifyRemove.names {
+		for i, name := range h.verifyRemove.Names {
 			if v, ok := r.Header[name]; ok {
 				hdr[name] = v
 				set |= 1 << i
@@ -52,7 +59,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	// One allocation for the answer's own values, not shared between
 	// answers: a later handler may rewrite a value in place. net/http
 	// writes Content-Length: 0 for an answer without a body.
-	vals := &[2]string{"no-store", h.verifyRemove.lists[set]}
+	vals := &[2]string{"no-store", h.verifyRemove.Lists[set]}
 	hdr["Cache-Control"] = vals[0:1:1]
 	if vals[1] != "" {
 		hdr[headersToRemove] = vals[1:2:2]
@@ -73,35 +80,73 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// removalLists holds, for each subset of the identity headers a verify
-// answer may set, the comma-separated list of the others, made once per
-// config so an answer does not build it.
-type removalLists struct {
-	names []string // canonical names, as setIdentity sets them; bit i of a subset is names[i]
-	lists []string // indexed by the subset of names set
-}
-
-func newRemovalLists(names []string) removalLists {
-	rl := removalLists{names: names, lists: make([]string, 1<<len(names))}
-	for set := range rl.lists {
-		var missing []string
-		for i, n := range names {
-			if set&(1<<i) == 0 {
-				missing = append(missing, strings.ToLower(n))
-			}
-		}
-		rl.lists[set] = strings.Join(missing, ",")
-	}
-	return rl
-}
-
 // verifyHeaders returns the identity headers a verify answer may set:
 // those a proxied request gets.
 func (h *Handler) verifyHeaders() []string {
 	// Canonical: the keys setIdentity uses.
-	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, headerSource}
+	names := []string{h.HeaderOpenID, h.HeaderAppID, h.HeaderUnionID, idheader.Source}
 	if h.assertion != nil {
-		names = append(names, h.assertion.header)
+		names = append(names, h.assertion.Header())
 	}
 	return names
+}
+
+// jwks serves the assertion's public key as an RFC 7517 JWK Set. It needs
+// no token: upstreams fetch it to verify assertions.
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	b := h.assertion.JWKS()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
+	return nil
+}
+
+// provisionAssertion sets up the signer when assertion is on: the key from
+// assertion_key, or the one kept in Caddy's storage (generated once, the
+// sandbox's apart). The assertion header becomes an identity header, so a
+// client's copy is always stripped.
+func (h *Handler) provisionAssertion(ctx caddy.Context) error {
+	if !h.Assertion {
+		if h.AssertionHeader != "" || h.AssertionKey != "" {
+			return fmt.Errorf("wechat_auth: assertion_header or assertion_key is set but assertion is not: add `assertion` to sign identity assertions")
+		}
+		return nil
+	}
+	if h.AssertionHeader == "" {
+		h.AssertionHeader = assertion.DefaultHeader
+	}
+	header := http.CanonicalHeaderKey(h.AssertionHeader)
+	if !httpguts.ValidHeaderFieldName(header) {
+		return fmt.Errorf("wechat_auth: assertion header %q is not a valid header name", h.AssertionHeader)
+	}
+	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, idheader.Source, "Authorization"} {
+		if strings.EqualFold(header, taken) {
+			return fmt.Errorf("wechat_auth: assertion header %q is already used for something else", h.AssertionHeader)
+		}
+	}
+	var key *ecdsa.PrivateKey
+	var err error
+	if h.AssertionKey != "" {
+		pemText := caddy.NewReplacer().ReplaceKnown(h.AssertionKey, "")
+		key, err = assertion.ParseKey([]byte(pemText))
+	} else {
+		name := assertion.KeyName
+		if h.Sandbox {
+			name = assertion.KeyNameSandbox
+		}
+		key, err = assertion.StoredKey(ctx, ctx.Storage(), name)
+	}
+	if err != nil {
+		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+	}
+	if h.assertion, err = assertion.NewSigner(key, header); err != nil {
+		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+	}
+	h.strip.Add(header)
+	return nil
 }

@@ -99,7 +99,7 @@ func newProxiedRequest(b *testing.B, path string, configure func(*Handler)) *pro
 		if got := r.Header.Get(h.HeaderOpenID); got == "spoofed" || got == "" {
 			b.Errorf("upstream would see openid %q", got)
 		}
-		if h.assertion != nil && r.Header.Get(h.assertion.header) == "" {
+		if h.assertion != nil && r.Header.Get(h.assertion.Header()) == "" {
 			b.Error("no assertion")
 		}
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -31,7 +32,7 @@ func removed(hdr http.Header) []string {
 func identityOf(hdr http.Header, extra ...string) map[string]string {
 	m := map[string]string{}
 	for k, v := range hdr {
-		if headerHasPrefix(k, "x-wx-") || slices.ContainsFunc(extra, func(e string) bool { return strings.EqualFold(e, k) }) {
+		if idheader.HasPrefix(k, "x-wx-") || slices.ContainsFunc(extra, func(e string) bool { return strings.EqualFold(e, k) }) {
 			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "|")
 		}
 	}
@@ -134,7 +135,7 @@ func TestVerifyRefusesWithThe401NeverARedirect(t *testing.T) {
 				t.Fatalf("Location %q on a verify answer", loc)
 			}
 			for k := range w.Header() {
-				if headerHasPrefix(k, "x-wx-") {
+				if idheader.HasPrefix(k, "x-wx-") {
 					t.Fatalf("401 carries %s", k)
 				}
 			}

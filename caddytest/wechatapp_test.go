@@ -1,0 +1,107 @@
+package caddytest
+
+// Acceptance of issue 21's `wechat` app, through a real Caddy against the
+// fake WeChat: the app holds the app, its secret, api_base and
+// signing_key; a bare wechat_auth on the site and a wechat_api with only
+// its allow line use them. Logins work, tokens verify, the gateway calls
+// WeChat and reads the session wechat_auth stored, and the process fetches
+// one access token. A bad value in the app is a load error naming it, and
+// the running config keeps serving.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
+	st := &stack{Base: siteBase}
+	st.WeChat, st.WeChatURL = startWeChat(t, optsSingleUse)
+	st.Upstream = startUpstream(t)
+	st.WeChat.AddApp(testAppID, testSecret)
+	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tsigning_key %s\n\t}\n",
+		testAppID, testSecret, st.WeChatURL, testTimeout, testSigningKey)
+	st.Caddyfile = globalOptions(app) + fmt.Sprintf(`
+%s {
+	wechat_auth
+	reverse_proxy %s
+}
+
+%s {
+	wechat_api {
+		allow %s %s
+	}
+}
+`, siteBase, st.Upstream.Addr, siteBase2, wechattest.PathSubscribeSend, gwSessionAllow)
+	loadCaddy(t, st.Caddyfile)
+	g := &gwStack{stack: st, GW: siteBase2}
+
+	u := g.addUser("app-user")
+	lr := g.login(t, "app-user")
+	r := g.get(t, "/api/profile", lr.Token)
+	wantStatus(t, r, http.StatusOK)
+	if got := r.Seen(t).Header.Get("X-Wx-Openid"); got != u.OpenID {
+		t.Fatalf("the upstream got openid %q, want %q", got, u.OpenID)
+	}
+	wantError(t, g.get(t, "/api/profile", ""), http.StatusUnauthorized, "unauthorized")
+
+	// The gateway calls WeChat with the app's token, and reads the session
+	// wechat_auth stored (checksession is signed with its session_key,
+	// which the fake checks).
+	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
+	wantWeChatOK(t, g.call(t, "GET", "/wxa/checksession?openid="+u.OpenID, nil, ""))
+	if n := g.WeChat.Calls(wechattest.PathStableToken); n != 1 {
+		t.Errorf("%d stable_token calls for the process, want 1", n)
+	}
+
+	// A short signing_key in the app is refused at load, naming it; the
+	// running config keeps serving.
+	bad := strings.Replace(st.Caddyfile, "signing_key "+testSigningKey, "signing_key too-short", 1)
+	req, err := http.NewRequest(http.MethodPost, adminURL+"/load", strings.NewReader(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /load: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("Caddy loaded a wechat app with a 9-byte signing_key")
+	}
+	if !strings.Contains(string(body), "wechat: signing_key is 9 bytes") {
+		t.Errorf("the load error does not name the wechat app's signing_key: %s", body)
+	}
+	httpClient.CloseIdleConnections()
+	wantStatus(t, g.get(t, "/api/profile", lr.Token), http.StatusOK)
+	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
+}
+
+// A handler with lines of its own uses only those: the wechat app's apps
+// are not added to its own, and its own are not the app's.
+func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
+	const globalApp, globalSecret = "wxglobalapp000001", "secret-of-the-global-app-3f9a"
+	st := &stack{Base: siteBase}
+	st.WeChat, st.WeChatURL = startWeChat(t, optsSingleUse)
+	st.Upstream = startUpstream(t)
+	st.WeChat.AddApp(testAppID, testSecret)
+	st.WeChat.AddApp(globalApp, globalSecret)
+	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t}\n",
+		globalApp, globalSecret, st.WeChatURL, testSigningKey)
+	own := fmt.Sprintf("\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n", testAppID, testSecret, st.WeChatURL, testTimeout)
+	st.Caddyfile = globalOptions(app) + wechatSite(siteBase, own, st.Upstream.Addr, "")
+	loadCaddy(t, st.Caddyfile)
+
+	st.addUser("own-app-user")
+	lr := st.loginApp(t, testAppID, "own-app-user")
+	wantStatus(t, st.get(t, "/api/profile", lr.Token), http.StatusOK)
+	st.WeChat.AddCode(globalApp, "global-app-user", wechattest.User{OpenID: randomOpenID()})
+	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "global-app-user", "appid": globalApp}),
+		http.StatusBadRequest, "invalid_request")
+}

@@ -1,0 +1,212 @@
+package apierr
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxBody is the largest request body the routes accept.
+const MaxBody = 64 << 10
+
+// maxDiscard is the most of an unwanted body read before answering, as in
+// net/http.
+const maxDiscard = 256 << 10
+
+// bodyReadTimeout bounds how long a client may take to send a body.
+const bodyReadTimeout = 10 * time.Second
+
+// Fields are the request fields the routes read.
+type Fields struct {
+	Code          string `json:"code"`
+	AppID         string `json:"appid"`
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+	RawData       string `json:"rawData"`
+	Signature     string `json:"signature"`
+}
+
+// ReadBody reads at most MaxBody bytes of the request body, giving the
+// client bodyReadTimeout to send them.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	return ReadBodyUpTo(w, r, MaxBody, PayloadTooLarge)
+}
+
+// ReadBodyUpTo reads at most limit bytes of the body; a larger one is
+// answered tooLarge.
+func ReadBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64, tooLarge *Error) ([]byte, *Error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	defer BodyDeadline(w)()
+	b, err := io.ReadAll(LimitBody(w, r, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, InvalidRequest.WithMessage("The request body could not be read.")
+	}
+	return b, nil
+}
+
+// BodyDeadline gives the client bodyReadTimeout to send the body; the
+// function it returns lifts the deadline again.
+func BodyDeadline(w http.ResponseWriter) (lift func()) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) != nil {
+		return func() {}
+	}
+	return func() { rc.SetReadDeadline(time.Time{}) }
+}
+
+// DiscardBody reads and drops what is left of a body the answer did not
+// need, before the handler returns. net/http does that after the handler,
+// but not for a client that sent "Connection: close": it closes the
+// connection with the body half sent, and the TCP reset loses the answer
+// too. Past net/http's own allowance (256 KiB) the limit is hit, and the
+// server then closes the connection gracefully after the answer.
+func DiscardBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 {
+		return
+	}
+	defer BodyDeadline(w)()
+	io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
+}
+
+// LimitBody is http.MaxBytesReader on net/http's own ResponseWriter, under
+// Caddy's wrappers: only that one learns that the limit was hit, and then
+// closes the connection gracefully after the answer instead of resetting
+// it under a client still sending.
+func LimitBody(w http.ResponseWriter, r *http.Request, n int64) io.ReadCloser {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return http.MaxBytesReader(w, r.Body, n)
+}
+
+// ReadFields parses a JSON or application/x-www-form-urlencoded body.
+func ReadFields(w http.ResponseWriter, r *http.Request) (*Fields, *Error) {
+	body, aerr := ReadBody(w, r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return ParseFields(r.Header.Get("Content-Type"), body)
+}
+
+// ParseFields parses a body by its content type. A body with no usable
+// content type is read as JSON when it looks like a JSON object and as a
+// form otherwise, since mini programs send both. A form-typed body that is
+// a JSON object is read as JSON: curl -d and some wx.request wrappers label
+// JSON that way, and no form starts with '{'.
+func ParseFields(contentType string, body []byte) (*Fields, *Error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	trimmed := bytes.TrimSpace(body)
+	switch {
+	case len(trimmed) == 0:
+		return &Fields{}, nil
+	case trimmed[0] == '{':
+		return parseJSON(trimmed)
+	case mt == "application/x-www-form-urlencoded", mt == "", mt == "text/plain":
+		return parseForm(trimmed)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return parseJSON(trimmed)
+	}
+	return nil, InvalidRequest.WithMessage("The body must be JSON or application/x-www-form-urlencoded.")
+}
+
+// parseJSON reads a JSON object's fields, by their exact names, none
+// given twice (see WalkObject).
+func parseJSON(body []byte) (*Fields, *Error) {
+	if string(body) == "null" {
+		return &Fields{}, nil
+	}
+	var f Fields
+	err := WalkObject(body, func(name string, dec *json.Decoder) error {
+		if dst := f.named(name); dst != nil {
+			return DecodeString(name, dec, dst)
+		}
+		return SkipValue(dec)
+	})
+	var fe *FieldError
+	switch {
+	case err == nil:
+		return &f, nil
+	case errors.As(err, &fe):
+		return nil, InvalidRequest.WithMessage(fe.Error())
+	case errors.Is(err, ErrTrailing):
+		return nil, InvalidRequest.WithMessage("The body holds more than one JSON object.")
+	default:
+		return nil, InvalidRequest.WithMessage("The body is not a JSON object.")
+	}
+}
+
+// named returns the field a request's key fills, or nil for keys the
+// routes do not read.
+func (f *Fields) named(name string) *string {
+	switch name {
+	case "code":
+		return &f.Code
+	case "appid":
+		return &f.AppID
+	case "encryptedData":
+		return &f.EncryptedData
+	case "iv":
+		return &f.IV
+	case "rawData":
+		return &f.RawData
+	case "signature":
+		return &f.Signature
+	}
+	return nil
+}
+
+// parseForm reads an application/x-www-form-urlencoded body. As in JSON, a
+// field given twice is refused.
+func parseForm(body []byte) (*Fields, *Error) {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, InvalidRequest.WithMessage("The form body is malformed.")
+	}
+	var f Fields
+	for name, vals := range v {
+		if len(vals) > 1 {
+			return nil, InvalidRequest.WithMessage("The field " + name + " is given twice.")
+		}
+		if dst := f.named(name); dst != nil {
+			*dst = vals[0]
+		}
+	}
+	// A '+' in base64 sent unescaped in a form arrives as ' '.
+	f.EncryptedData = repairBase64(f.EncryptedData)
+	f.IV = repairBase64(f.IV)
+	return &f, nil
+}
+
+// repairBase64 turns spaces back into the '+' they were.
+func repairBase64(s string) string { return strings.ReplaceAll(s, " ", "+") }
+
+// ValidCode reports whether a login or phone code is plausible. WeChat
+// codes are short printable ASCII; anything else is refused before it
+// reaches WeChat.
+func ValidCode(code string) bool {
+	if code == "" || len(code) > 256 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] <= ' ' || code[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

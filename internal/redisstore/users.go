@@ -1,0 +1,138 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/session"
+	"github.com/redis/go-redis/v9"
+)
+
+// In Redis each user has a sorted set of their latest session ids, scored
+// by creation time, so any instance finds the user's newest live session.
+
+// redisUserKey names the sorted set of a user's sessions, beside the
+// sessions themselves. appid and openid hold no ':' (a validated openid is
+// [A-Za-z0-9_-]).
+func redisUserKey(sessionPrefix, appid, openid string) string {
+	return strings.TrimSuffix(sessionPrefix, "session:") + "user:" + appid + ":" + openid
+}
+
+// addUserSession queues, on pipe, the recording of a new session of its
+// user: added, the set trimmed to the latest session.UserSessionsKept, and kept as
+// long as the session. Its three commands go to cmds.
+func (r *Store) addUserSession(ctx context.Context, pipe redis.Pipeliner, s *session.Session, ttl time.Duration, cmds []redis.Cmder) {
+	key := redisUserKey(r.sessionPrefix, s.AppID, s.OpenID)
+	cmds[0] = pipe.ZAdd(ctx, key, redis.Z{Score: float64(s.Created.UnixMilli()), Member: s.SID})
+	cmds[1] = pipe.ZRemRangeByRank(ctx, key, 0, -session.UserSessionsKept-1)
+	cmds[2] = pipe.PExpire(ctx, key, ttl)
+}
+
+// NewestSession reads the user's latest session ids from Redis and returns
+// the newest that is live.
+func (r *Store) NewestSession(ctx context.Context, appid, openid string) (*session.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	sids, err := r.client.ZRevRange(ctx, redisUserKey(r.sessionPrefix, appid, openid), 0, session.UserSessionsKept-1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		metrics.CountStore("get", "error")
+		return nil, r.storeDown("ZREVRANGE", err)
+	}
+	return session.NewestLive(ctx, r, appid, openid, sids)
+}
+
+// SetSessionKey replaces the session_key of a stored session, keeping its
+// expiry; a session deleted meanwhile (a logout) stays deleted. Every
+// instance drops its L1 copy of the session, so all read the new key.
+func (r *Store) SetSessionKey(ctx context.Context, s *session.Session, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	rkey := r.sessionKey(s.SID)
+	ttl, err := r.client.PTTL(ctx, rkey).Result()
+	if err != nil {
+		return r.storeDown("PTTL", err)
+	}
+	if ttl <= 0 {
+		return session.ErrNoSession
+	}
+	ns := *s
+	ns.SessionKey = key
+	b, err := r.seal(&ns, time.Now().Add(ttl))
+	if err != nil {
+		return err
+	}
+	var set *redis.StatusCmd
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetArgs(ctx, rkey, b, redis.SetArgs{Mode: "XX", KeepTTL: true})
+		// Other instances drop their L1 copy, which holds the old key.
+		p.Publish(ctx, r.channel, rekeyedMessage(s.SID))
+		return nil
+	})
+	if err == nil {
+		err = set.Err()
+	}
+	switch {
+	case errors.Is(err, redis.Nil):
+		return session.ErrNoSession
+	case err != nil:
+		metrics.CountStore("set", "error")
+		return r.storeDown("SET", err)
+	}
+	session.CachePut(r.cache, &ns, ttl)
+	return nil
+}
+
+func (r *Store) Users() *session.Users { return r.users }
+
+// SaveUser merges rec here, writes it to the users hash and publishes it
+// to the other instances, in one round trip.
+func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
+	rec = r.users.Merge(rec)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, r.usersKey, identity.UserKey(rec.AppID, rec.OpenID), b)
+		p.Publish(ctx, r.channel, userMessage(rec))
+		return nil
+	})
+	if err != nil {
+		return r.storeDown("user record", err)
+	}
+	return nil
+}
+
+// syncUsers merges the users hash into this instance's records and drops
+// the records that no longer matter. It runs with sync, at start and after
+// every (re)subscription.
+func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
+	all, err := r.client.HGetAll(ctx, r.usersKey).Result()
+	if err != nil {
+		return err
+	}
+	var expired []string
+	for field, v := range all {
+		var rec session.UserRecord
+		if json.Unmarshal([]byte(v), &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
+			continue
+		}
+		if rec.Expired(now) {
+			expired = append(expired, field)
+			continue
+		}
+		r.users.Merge(&rec)
+	}
+	r.users.Forget(now)
+	if len(expired) > 0 {
+		return r.client.HDel(ctx, r.usersKey, expired...).Err()
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package session
+
+import (
+	"context"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddyserver/certmagic"
+)
+
+func TestMemoryStoreKeepsRevocationsInTheNewestStorage(t *testing.T) {
+	oldStorage := &certmagic.FileStorage{Path: t.TempDir()}
+	newStorage := &certmagic.FileStorage{Path: t.TempDir()}
+	m, err := NewMemory(10, oldStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+
+	// A reload onto another storage: logouts must be kept where the next
+	// start will look for them.
+	m.Reuse(0, newStorage)
+	ctx := context.Background()
+	if err := m.Revoke(ctx, "sid-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	key := path.Join(revocationPrefix, "sid-1")
+	if !newStorage.Exists(ctx, key) {
+		t.Error("the revocation is not in the new config's storage")
+	}
+	if oldStorage.Exists(ctx, key) {
+		t.Error("the revocation went to the old config's storage")
+	}
+
+	restarted, err := NewMemory(10, newStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Destruct()
+	if !restarted.Revoked("sid-1", time.Now()) {
+		t.Error("after a restart on the new storage the session is no longer revoked")
+	}
+}
+
+func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
+	m, err := NewMemory(1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	m.Reuse(0, nil)
+	if got := m.cache.MaxCost(); got != 1000 {
+		t.Fatalf("a config without max_sessions changed the shared capacity to %d", got)
+	}
+	m.Reuse(50, nil)
+	if got := m.cache.MaxCost(); got != 50 {
+		t.Fatalf("max_sessions 50 on reload left the capacity at %d", got)
+	}
+}
+
+// At capacity a new login must still find its session: ristretto's
+// admission policy refuses a newcomer that is used less than the sessions
+// it would evict, so storing a session must not count as a use of it.
+func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
+	metrics.Init(nil)
+	m, err := NewMemory(1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	ctx := context.Background()
+	admitted, tried := 0, 0
+	for i := 0; i < 3000; i++ {
+		s := &Session{SID: NewID(), AppID: "wxapp", OpenID: "o", SessionKey: "k", Created: time.Now()}
+		if err := m.Put(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2000 { // the store is full by now
+			tried++
+			// GetTTL, not Get: the test must not count uses of its own.
+			if _, ok := m.cache.GetTTL(s.SID); ok {
+				admitted++
+			}
+		}
+	}
+	if admitted < tried*95/100 {
+		t.Fatalf("a full store kept %d of %d new sessions right after their login", admitted, tried)
+	}
+}
+
+// The memory store's token horizon survives a restart, so a logout after a
+// restart that cut token_ttl still outlasts the tokens issued before it.
+func TestMemoryStoreTokenHorizonSurvivesRestart(t *testing.T) {
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	ctx := context.Background()
+	m, err := NewMemory(10, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(48 * time.Hour)
+	if err := m.ExtendHorizon(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	m.Destruct()
+
+	restarted, err := NewMemory(10, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Destruct()
+	if hz, _ := restarted.Horizon(ctx); hz.Before(exp) {
+		t.Fatalf("after a restart the horizon is %v, before the exp %v of a token issued earlier", hz, exp)
+	}
+}

@@ -1,0 +1,203 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/identity"
+)
+
+// UserRecord is what an operator decided about one user of one app: a
+// cut-off (every token issued before RevokedBefore is refused) and a ban
+// (logins refused). It is kept by the session store (Caddy's storage for
+// the memory store, Redis otherwise) and is the whole state of the user:
+// a newer record replaces an older one, except that a cut-off never moves
+// back.
+type UserRecord struct {
+	AppID         string    `json:"appid"`
+	OpenID        string    `json:"openid"`
+	RevokedBefore time.Time `json:"revoked_before,omitzero"`
+	// Keep is when the cut-off stops mattering: every token issued
+	// before it has expired by then. A record without a ban in force is
+	// forgotten after Keep.
+	Keep    time.Time `json:"keep"`
+	Changed time.Time `json:"changed"` // orders the records of one user
+	Ban     *Ban      `json:"ban,omitempty"`
+}
+
+// Ban refuses a user's logins from Since until Until (zero: until
+// lifted).
+type Ban struct {
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+func (b *Ban) InForce(now time.Time) bool {
+	return b != nil && (b.Until.IsZero() || now.Before(b.Until))
+}
+
+// Expired reports whether rec can be forgotten at now.
+func (rec *UserRecord) Expired(now time.Time) bool {
+	return !now.Before(rec.Keep) && !rec.Ban.InForce(now)
+}
+
+// Users holds the records of one store. The proxied path asks refused
+// on every request: one atomic load, and while any cut-off exists one
+// lock-free map lookup of a key made once per verified token.
+type Users struct {
+	cuts sync.Map     // userKey → time.Time: tokens issued before are refused
+	n    atomic.Int64 // entries in cuts
+
+	mu      sync.Mutex
+	records map[string]*UserRecord
+}
+
+// IssueTime is the time a new token of the user is issued at: now, or the
+// user's cut-off when that is later, so the token is not refused by it.
+func (u *Users) IssueTime(appid, openid string, now time.Time) time.Time {
+	if u.n.Load() == 0 {
+		return now
+	}
+	if v, ok := u.cuts.Load(identity.UserKey(appid, openid)); ok && v.(time.Time).After(now) {
+		return v.(time.Time)
+	}
+	return now
+}
+
+// NewUsers makes an empty set of records.
+func NewUsers() *Users {
+	return &Users{records: make(map[string]*UserRecord)}
+}
+
+// Refused reports whether id's token was issued before its user's cut-off.
+func (u *Users) Refused(id *identity.Identity) bool {
+	if u.n.Load() == 0 {
+		return false
+	}
+	v, ok := u.cuts.Load(id.Key)
+	return ok && id.Issued.Before(v.(time.Time))
+}
+
+// SessionCut reports whether s began before its user's cut-off: every
+// token it could show was then issued before it, so the session is dead.
+func (u *Users) SessionCut(s *Session) bool {
+	if u.n.Load() == 0 {
+		return false
+	}
+	v, ok := u.cuts.Load(identity.UserKey(s.AppID, s.OpenID))
+	return ok && s.Created.Before(v.(time.Time))
+}
+
+// Merge takes a record in and returns the one in force for that user.
+func (u *Users) Merge(rec *UserRecord) *UserRecord {
+	key := identity.UserKey(rec.AppID, rec.OpenID)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cur := u.records[key]
+	if cur != nil {
+		c := *rec
+		if cur.Changed.After(rec.Changed) {
+			c = *cur
+		}
+		if cur.RevokedBefore.After(c.RevokedBefore) {
+			c.RevokedBefore = cur.RevokedBefore
+		}
+		if rec.RevokedBefore.After(c.RevokedBefore) {
+			c.RevokedBefore = rec.RevokedBefore
+		}
+		if cur.Keep.After(c.Keep) {
+			c.Keep = cur.Keep
+		}
+		if rec.Keep.After(c.Keep) {
+			c.Keep = rec.Keep
+		}
+		rec = &c
+	}
+	u.records[key] = rec
+	if !rec.RevokedBefore.IsZero() {
+		if _, had := u.cuts.Swap(key, rec.RevokedBefore); !had {
+			u.n.Add(1)
+		}
+	}
+	return rec
+}
+
+// Forget drops the records that no longer matter and returns their keys.
+func (u *Users) Forget(now time.Time) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var gone []string
+	for key, rec := range u.records {
+		if rec.Expired(now) {
+			delete(u.records, key)
+			if _, had := u.cuts.LoadAndDelete(key); had {
+				u.n.Add(-1)
+			}
+			gone = append(gone, key)
+		}
+	}
+	return gone
+}
+
+// Record returns a copy of the user's record (an empty one when none).
+func (u *Users) Record(appid, openid string) UserRecord {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil {
+		return *rec
+	}
+	return UserRecord{AppID: appid, OpenID: openid}
+}
+
+// Banned returns the ban in force on the user at now, or nil.
+func (u *Users) Banned(appid, openid string, now time.Time) *Ban {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil && rec.Ban.InForce(now) {
+		return rec.Ban
+	}
+	return nil
+}
+
+// Bans returns the records with a ban in force at now.
+func (u *Users) Bans(now time.Time) []UserRecord {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []UserRecord
+	for _, rec := range u.records {
+		if rec.Ban.InForce(now) {
+			out = append(out, *rec)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ban.Since.Before(out[j].Ban.Since) })
+	return out
+}
+
+// CutOff returns when a user revocation made at now takes effect: the
+// next whole second. Token times (iat) are whole seconds, so every token
+// issued up to now is before it, and a token issued after now is given
+// that time at least (issueTime), so the user can log in again at once.
+func CutOff(now time.Time) time.Time {
+	return now.Truncate(time.Second).Add(time.Second)
+}
+
+// UserStore is a session store that keeps user records: save merges rec
+// here at once, then keeps it durably and tells the other instances. When
+// that fails rec still holds here, and the error wraps ErrStoreDown.
+type UserStore interface {
+	Users() *Users
+	SaveUser(ctx context.Context, rec *UserRecord) error
+}
+
+// NewID returns a random 128-bit session id.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

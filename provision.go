@@ -1,0 +1,567 @@
+package wechatauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
+	"github.com/caddy-wechat/wechatauth/internal/session"
+	"github.com/caddy-wechat/wechatauth/internal/token"
+	"github.com/caddy-wechat/wechatauth/wechat"
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
+)
+
+// provisionKeys sets up the codec's keys: the configured ones, or the
+// generated ring kept in Caddy's storage, which is then watched.
+func (h *shared) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
+	if h.signingKey != "" {
+		secrets := [][]byte{[]byte(h.signingKey)}
+		for _, k := range h.previousKeys {
+			secrets = append(secrets, []byte(k))
+		}
+		return keyring.New(secrets...), nil
+	}
+	name := keyring.SigningKeyName
+	if h.sandbox {
+		name = keyring.SigningKeyNameSandbox
+	}
+	rotation := time.Duration(h.keyRotation)
+	every := token.WatchEvery(rotation)
+	g := &keyring.Generated{
+		Storage:  ctx.Storage(),
+		Name:     name,
+		Rotation: rotation,
+		// A token signed with a key just retired lives token_ttl; an
+		// instance that has not read the ring again yet may still sign
+		// with it for one watch interval more.
+		Keep: time.Duration(h.tokenTTL) + 2*every + time.Minute,
+		TTL:  time.Duration(h.tokenTTL),
+	}
+	sr, err := g.Current(ctx, time.Now())
+	if err != nil {
+		return nil, h.errorf("signing keys from Caddy's storage: %w", err)
+	}
+	h.keyWatch = token.NewWatch(g, every, h.logger)
+	return sr.Ring(), nil
+}
+
+// keyedStore is a store that keeps a data key wrapped under each signing
+// key (Redis): it must learn every new key, so that an instance holding
+// only that key can still open the sessions.
+type keyedStore interface {
+	AddSigningKeys(ctx context.Context, ring *keyring.Ring) error
+}
+
+var _ keyedStore = (*redisstore.Store)(nil)
+
+// watchKeys hands the keys to the store and starts the watch of generated
+// keys.
+func (h *shared) watchKeys() error {
+	if h.tokens == nil {
+		return nil // a gateway on the memory store signs and seals nothing
+	}
+	ks, _ := h.store.(keyedStore)
+	addKeys := func(ring *keyring.Ring) {
+		if ks == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), redisstore.OpTimeout)
+		defer cancel()
+		if err := ks.AddSigningKeys(ctx, ring); err != nil {
+			h.logger.Warn("the session store's data key could not be wrapped under the new signing key; it is tried again when the keys next change or Caddy restarts", zap.Error(err))
+		}
+	}
+	addKeys(h.tokens.Ring())
+	if h.keyWatch != nil {
+		h.keyWatch.Start(h.tokens, addKeys)
+	}
+	return nil
+}
+
+// Provision sets defaults, resolves secrets, and connects the session store
+// and the WeChat client.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	app, err := loadApp(ctx)
+	if err != nil {
+		return err
+	}
+	if app.hasSettings() && !h.hasSharedLines() {
+		sc := app.sharedConfig()
+		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+		h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
+	}
+	h.logger = ctx.Logger()
+	h.audit = newAuditLogger(ctx)
+	h.configErrorsLogged = new(sync.Map)
+	h.setDefaults()
+	if err := h.resolveSecrets(); err != nil {
+		return err
+	}
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	if err := h.PublicPaths.Provision(ctx); err != nil {
+		return fmt.Errorf("wechat_auth: public: %w", err)
+	}
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_auth: metrics: %w", err)
+	}
+
+	ring, err := h.provisionKeys(ctx)
+	if err != nil {
+		return err
+	}
+	issuer := token.IssuerProduction
+	if h.Sandbox {
+		issuer = token.IssuerSandbox
+	}
+	h.tokens = token.New(nil, issuer, time.Duration(h.TokenTTL), h.secrets)
+	h.tokens.SetRing(ring)
+	if err := h.provisionAssertion(ctx); err != nil {
+		return err
+	}
+
+	if err := h.provisionStore(ctx); err != nil {
+		return err
+	}
+	h.provisionUsers()
+
+	conn, err := platform.Open(platform.Settings{
+		Base:    h.APIBase,
+		Secrets: h.secrets,
+		Timeout: time.Duration(h.Timeout),
+		Sandbox: h.Sandbox,
+	})
+	if err != nil {
+		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
+	}
+	h.wxConn, h.wx, h.fake = conn, conn.Client, conn.Fake
+	if h.Sandbox {
+		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
+	}
+	h.verifyRemove = idheader.NewRemovalLists(h.verifyHeaders())
+	h.routes = h.newRoutes()
+	ttl := max(time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
+	for appid := range h.secrets {
+		h.uses = append(h.uses, storeUse{appid, ttl})
+	}
+	h.pooled.hold(h.uses)
+	return nil
+}
+
+func (h *Handler) setDefaults() {
+	// Unset values take their defaults; negative durations and a prefix
+	// without its leading '/' are left for checkConfig to refuse.
+	if h.RoutePrefix == "" {
+		h.RoutePrefix = defaultRoutePrefix
+	}
+	if strings.HasPrefix(h.RoutePrefix, "/") {
+		h.RoutePrefix = "/" + strings.Trim(h.RoutePrefix, "/")
+	}
+	if h.TokenTTL == 0 {
+		h.TokenTTL = caddy.Duration(defaultTokenTTL)
+	}
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(defaultSessionTTL)
+	}
+	if h.HeaderOpenID == "" {
+		h.HeaderOpenID = defaultHeaderOpenID
+	}
+	if h.HeaderUnionID == "" {
+		h.HeaderUnionID = defaultHeaderUnionID
+	}
+	if h.HeaderAppID == "" {
+		h.HeaderAppID = defaultHeaderAppID
+	}
+	if h.Timeout == 0 {
+		h.Timeout = caddy.Duration(wechat.DefaultTimeout)
+	}
+	if h.Sandbox && len(h.Apps) == 0 {
+		h.Apps = []App{{AppID: sandboxAppID}}
+	}
+	// Canonical names: later handlers (header_up, placeholders) look
+	// headers up by their canonical form.
+	h.HeaderOpenID = http.CanonicalHeaderKey(h.HeaderOpenID)
+	h.HeaderUnionID = http.CanonicalHeaderKey(h.HeaderUnionID)
+	h.HeaderAppID = http.CanonicalHeaderKey(h.HeaderAppID)
+	// Names under x-wx- are stripped by their prefix already; listing
+	// them again would cost every request a few comparisons per header.
+	h.strip = idheader.Stripper{}
+	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
+		h.strip.Add(name)
+	}
+}
+
+// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets.
+// The resolved values live only in memory; the config keeps what the
+// operator wrote.
+func (h *shared) resolve() error {
+	repl := caddy.NewReplacer()
+	h.secrets = make(map[string]string, len(h.apps))
+	for i, app := range h.apps {
+		appid := strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))
+		if appid == "" {
+			return h.errorf("app_id of app %d is empty", i+1)
+		}
+		if _, dup := h.secrets[appid]; dup {
+			return h.errorf("app %s is configured twice", appid)
+		}
+		switch {
+		case h.sandbox && app.AppSecret != "":
+			return h.errorf("sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
+		case h.sandbox:
+			h.secrets[appid] = "sandbox-secret"
+		default:
+			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
+			if secret == "" {
+				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
+			}
+			h.secrets[appid] = secret
+		}
+	}
+	if h.signingKey != "" {
+		h.signingKey = repl.ReplaceKnown(h.signingKey, "")
+		if h.signingKey == "" {
+			return h.errorf("signing_key resolves to nothing; remove it to have a key generated, or fix its placeholder")
+		}
+	}
+	for i, k := range h.previousKeys {
+		h.previousKeys[i] = repl.ReplaceKnown(k, "")
+		if h.previousKeys[i] == "" {
+			return h.errorf("previous signing key %d resolves to nothing; fix its placeholder", i+1)
+		}
+	}
+	return nil
+}
+
+// checkConfig reports configuration errors that name the problem.
+func (h *shared) check() error {
+	if len(h.apps) == 0 {
+		return h.errorf("no app configured: set app_id and app_secret (or use sandbox)")
+	}
+	if h.signingKey != "" && len(h.signingKey) < keyring.MinSigningKey {
+		return h.errorf("signing_key is %d bytes; it must be at least %d", len(h.signingKey), keyring.MinSigningKey)
+	}
+	if len(h.previousKeys) > 0 && h.signingKey == "" {
+		return h.errorf("previous signing keys are set without signing_key: name the key that signs first")
+	}
+	for i, k := range h.previousKeys {
+		if len(k) < keyring.MinSigningKey {
+			return h.errorf("previous signing key %d is %d bytes; it must be at least %d", i+1, len(k), keyring.MinSigningKey)
+		}
+	}
+	if h.keyRotation < 0 {
+		return h.errorf("key_rotation must be a positive duration, not %s", time.Duration(h.keyRotation))
+	}
+	if h.keyRotation > 0 && h.signingKey != "" {
+		return h.errorf("key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
+	}
+	if h.apiBase != "" {
+		u, err := url.Parse(h.apiBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return h.errorf("api_base %q is not an http(s) URL", h.apiBase)
+		}
+	}
+	if h.timeout < 0 {
+		return h.errorf("timeout must be a positive duration, not %s", time.Duration(h.timeout))
+	}
+	return nil
+}
+
+// checkConfig reports configuration errors that name the problem.
+func (h *Handler) checkConfig() error {
+	h.takeShared()
+	if err := h.shared.check(); err != nil {
+		return err
+	}
+	if h.MaxSessions < 0 {
+		return fmt.Errorf("wechat_auth: max_sessions must be positive")
+	}
+	if !strings.HasPrefix(h.RoutePrefix, "/") {
+		return fmt.Errorf("wechat_auth: route_prefix must start with '/': %q", h.RoutePrefix)
+	}
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}, {"timeout", h.Timeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
+		}
+	}
+	for _, p := range h.PublicPaths {
+		if p == "" {
+			return fmt.Errorf("wechat_auth: public: an empty path matches nothing; write /path, /prefix/* or *suffix")
+		}
+	}
+	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return fmt.Errorf("wechat_auth: %q is not a valid header name", name)
+		}
+	}
+	return nil
+}
+
+// provisionStore takes the session store from the usage pool, so sessions
+// outlive config reloads. There is one memory store per process, and one
+// Redis store per Redis and deployment: handlers whose signing keys share
+// none never share one, since each finds the key that seals the
+// session_keys kept in Redis through its own signing keys, while a key
+// rotation keeps its store (redisStoreKey). A Redis is named by a hash of
+// its URL or block, passwords included.
+func (h *shared) provisionStore(ctx caddy.Context) error {
+	conn, err := h.storeConn()
+	if err != nil {
+		return err
+	}
+	var newStore func() (caddy.Destructor, error)
+	if conn == nil {
+		h.storeKey = "memory"
+		newStore = func() (caddy.Destructor, error) {
+			return session.NewMemory(h.maxSessions, ctx.Storage())
+		}
+	} else {
+		ring := h.tokens.Ring()
+		h.storeKey = redisStoreKey(conn, ring)
+		newStore = func() (caddy.Destructor, error) {
+			return redisstore.New(conn, ring, h.maxSessions, h.logger)
+		}
+	}
+	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
+		st, err := newStore()
+		if err != nil {
+			return nil, err
+		}
+		return &pooledStore{Store: st.(session.Store)}, nil
+	})
+	if err != nil {
+		h.storeKey = ""
+		return h.errorf("session store: %w", err)
+	}
+	h.pooled = val.(*pooledStore)
+	h.store = h.pooled.Store
+	if loaded {
+		h.store.Reuse(h.maxSessions, ctx.Storage())
+	}
+	return h.watchKeys()
+}
+
+// storeConn judges the store settings and says how to reach the Redis
+// they name, or nil for the memory store. It connects to nothing.
+func (h *shared) storeConn() (*redisstore.Conn, error) {
+	repl := caddy.NewReplacer()
+	raw := strings.TrimSpace(repl.ReplaceKnown(h.storeURL, ""))
+	var conn *redisstore.Conn
+	var err error
+	switch {
+	case h.redis != nil && raw != "" && raw != "redis":
+		return nil, h.errorf("store: Redis is given both as a URL (or memory) and as a redis block; keep one")
+	case h.redis != nil:
+		conn, err = h.redis.conn(repl)
+	case raw == "redis":
+		return nil, h.errorf("store redis: give a redis:// URL or a redis block")
+	case raw != "" && raw != "memory":
+		conn, err = redisstore.ConnFromURL(raw)
+	}
+	if err != nil {
+		return nil, h.errorf("store redis: %w", err)
+	}
+	return conn, nil
+}
+
+// redisStoreKey names the store of a Redis and a set of signing keys in
+// the usage pool. A key rotation (signing_key NEW OLD, then NEW, or a
+// generated key replaced) keeps the store of the keys it shares one with:
+// a new store per rotation would start with an empty L1 and, when the old
+// one is cleaned up, lose the logouts it still had to write to Redis.
+func redisStoreKey(conn *redisstore.Conn, ring *keyring.Ring) string {
+	prefix := "redis\x00" + conn.ID + "\x00"
+	key := prefix + ring.Signer().Kid
+	stores.Range(func(k, v any) bool {
+		if rs, ok := v.(*pooledStore).Store.(*redisstore.Store); ok && strings.HasPrefix(k.(string), prefix) && rs.SharesKey(ring) {
+			key = k.(string)
+			return false
+		}
+		return true
+	})
+	return key
+}
+
+// stores holds the session stores across config reloads: a new config is
+// provisioned before the old one is cleaned up, so the count never drops to
+// zero during a reload.
+var stores = caddy.NewUsagePool()
+
+// Cleanup releases this config's hold on the session store.
+func (h *Handler) Cleanup() error {
+	h.pooled.release(h.uses)
+	h.uses = nil
+	h.wxConn.Close()
+	return h.shared.release()
+}
+
+// provisionUsers takes the user records of the store.
+func (h *Handler) provisionUsers() {
+	if us, ok := h.store.(session.UserStore); ok {
+		h.users = us.Users()
+	} else {
+		h.users = session.NewUsers()
+	}
+}
+
+// newAuditLogger returns the audit logger, http.handlers.wechat_auth.audit,
+// for any module that asks (the handler, the admin API, the gateway): Caddy
+// routes logs by logger name, so one `include` sends them all to one file.
+func newAuditLogger(ctx caddy.Context) *zap.Logger {
+	return ctx.Logger(Handler{}).Named("audit")
+}
+
+// shared are the settings wechat_auth and wechat_api both take (the apps
+// and their secrets, the session store and the signing keys that find its
+// sessions) and what provisioning them holds. One set of methods judges
+// and provisions them for both modules, whose errors name the module.
+type shared struct {
+	module string // names the module in errors
+	logger *zap.Logger
+
+	apps         []App
+	apiBase      string
+	sandbox      bool
+	timeout      caddy.Duration
+	storeURL     string
+	redis        *RedisConfig
+	signingKey   string
+	previousKeys []string
+	keyRotation  caddy.Duration
+	tokenTTL     caddy.Duration
+	maxSessions  int
+
+	secrets            map[string]string // appid → secret, placeholders resolved
+	tokens             *token.Codec
+	keyWatch           *token.Watch // generated keys only
+	store              session.Store
+	storeKey           string
+	pooled             *pooledStore // the store's entry in the pool
+	configErrorsLogged *sync.Map    // WeChat errcodes already logged at ERROR
+}
+
+// errorf is an error of the module's configuration.
+func (h *shared) errorf(format string, args ...any) error {
+	return fmt.Errorf(h.module+": "+format, args...)
+}
+
+// release gives back the holds: the key watch and the session store.
+func (h *shared) release() error {
+	h.keyWatch.Stop()
+	if h.storeKey != "" {
+		_, err := stores.Delete(h.storeKey)
+		return err
+	}
+	return nil
+}
+
+// hasSharedLines reports whether the handler names any shared setting of
+// its own; if not, it uses the wechat app's. The two never mix.
+func (h *Handler) hasSharedLines() bool {
+	return len(h.Apps) > 0 || h.APIBase != "" || h.Sandbox || h.Timeout != 0 || h.Store != "" ||
+		h.Redis != nil || h.SigningKey != "" || len(h.PreviousSigningKeys) > 0
+}
+
+// takeShared copies the Handler's shared settings into h.shared.
+func (h *Handler) takeShared() {
+	h.module = "wechat_auth"
+	h.apps, h.apiBase, h.sandbox, h.timeout = h.Apps, h.APIBase, h.Sandbox, h.Timeout
+	h.storeURL, h.redis, h.signingKey, h.previousKeys = h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys
+	h.keyRotation, h.tokenTTL, h.maxSessions = h.KeyRotation, h.TokenTTL, h.MaxSessions
+}
+
+// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets
+// and signing keys (see shared.resolve).
+func (h *Handler) resolveSecrets() error {
+	h.takeShared()
+	err := h.shared.resolve()
+	h.SigningKey = h.signingKey
+	return err
+}
+
+// pooledStore is a session store in the pool with what the wechat_auth
+// handlers holding it use it for: the admin API finds the stores of an app
+// by ranging the pool, as reverse_proxy's admin API finds its upstreams.
+type pooledStore struct {
+	session.Store
+	mu   sync.Mutex
+	uses map[storeUse]int // how many handlers use the store so
+}
+
+// storeUse is a handler's use of a store: an app it serves, and how long
+// the handler's tokens and sessions live.
+type storeUse struct {
+	appid string
+	ttl   time.Duration
+}
+
+// Destruct closes the store once no config holds it.
+func (p *pooledStore) Destruct() error {
+	if d, ok := p.Store.(caddy.Destructor); ok {
+		return d.Destruct()
+	}
+	return nil
+}
+
+// hold records uses of the store.
+func (p *pooledStore) hold(uses []storeUse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.uses == nil {
+		p.uses = make(map[storeUse]int)
+	}
+	for _, u := range uses {
+		p.uses[u]++
+	}
+}
+
+// release forgets uses hold recorded.
+func (p *pooledStore) release(uses []storeUse) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range uses {
+		if p.uses[u]--; p.uses[u] <= 0 {
+			delete(p.uses, u)
+		}
+	}
+}
+
+// serves reports whether a handler serving appid uses the store, and the
+// longest ttl of those that do.
+func (p *pooledStore) serves(appid string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ttl time.Duration
+	found := false
+	for u := range p.uses {
+		if u.appid == appid {
+			ttl, found = max(ttl, u.ttl), true
+		}
+	}
+	return ttl, found
+}
+
+// inUse reports whether any wechat_auth handler uses the store.
+func (p *pooledStore) inUse() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.uses) > 0
+}
