@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -51,7 +50,11 @@ func fetchJWKS(t *testing.T, s *site) (jwkSet, map[string]*ecdsa.PublicKey) {
 		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
 			t.Fatalf("key %+v: x, y are not 32-byte base64url", k)
 		}
-		keys[k.Kid] = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatalf("key %+v is not a point of P-256: %v", k, err)
+		}
+		keys[k.Kid] = pub
 	}
 	return set, keys
 }
@@ -85,12 +88,13 @@ func TestAssertionCarriesTheVerifiedIdentity(t *testing.T) {
 			before := time.Now().Add(-time.Second)
 			hdr := bearer(a.Token)
 			hdr["X-Wx-Assertion"] = []string{"forged"}
-			hdr["x_wx_assertion"] = []string{"forged"}
+			hdr["x_wx_assertion"] = []string{"forged"} // the client's own spelling, as sent
 			s.serve(http.MethodGet, "/api", "", "", hdr)
 			got := s.up.header["X-Wx-Assertion"]
 			if len(got) != 1 || got[0] == "forged" {
 				t.Fatalf("upstream X-Wx-Assertion %q", got)
 			}
+			//lint:ignore SA1008 the client's own spelling: an upstream would see it as sent
 			if _, ok := s.up.header["x_wx_assertion"]; ok {
 				t.Fatal("the client's x_wx_assertion reached the upstream")
 			}

@@ -73,9 +73,7 @@ func (c RedisConfig) conn(repl *caddy.Replacer) (*redisstore.Conn, error) {
 	}
 	var addrs []string
 	for _, a := range c.Addrs {
-		for _, one := range strings.FieldsFunc(resolve("addrs", a), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
-			addrs = append(addrs, one)
-		}
+		addrs = append(addrs, strings.FieldsFunc(resolve("addrs", a), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
 	}
 	r := RedisConfig{
 		Addrs:            addrs,
@@ -93,6 +91,3 @@ func (c RedisConfig) conn(repl *caddy.Replacer) (*redisstore.Conn, error) {
 	}
 	return redisstore.Dial(redisstore.Options(r))
 }
-
-// check refuses combinations go-redis would quietly misread.
-func (r RedisConfig) check() error { return redisstore.Options(r).Check() }

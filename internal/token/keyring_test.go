@@ -272,11 +272,11 @@ func TestGeneratedRingCapsTokensAtTheLongestTokenTTL(t *testing.T) {
 	long := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Keep: month + time.Hour, TTL: month}
 	short := &keyring.Generated{Storage: testStorage(t, dir), Name: keyring.SigningKeyName, Keep: 3 * time.Hour, TTL: 2 * time.Hour}
 	now := time.Now()
-	sr, err := long.Current(ctx, now)
-	if err != nil {
+	if _, err := long.Current(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	if sr, err = short.Current(ctx, now); err != nil {
+	sr, err := short.Current(ctx, now)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if sr.TTL != month {
