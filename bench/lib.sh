@@ -135,7 +135,10 @@ wrk_run() {
 	if [ "$want" = 2xx ]; then
 		out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" 2>&1)
 		echo "$out" >>"$RUN/wrk-$name.log"
-		if echo "$out" | grep -qE '^ *(Non-2xx|Socket errors)' || ! echo "$out" | grep -q '^Requests/sec:'; then
+		# Here-strings, not echo | grep -q: grep -q exits at its first
+		# match, echo may then die of SIGPIPE, and under pipefail that
+		# failed pipeline would read as "no Requests/sec line".
+		if grep -qE '^ *(Non-2xx|Socket errors)' <<<"$out" || ! grep -q '^Requests/sec:' <<<"$out"; then
 			echo "$name: expected every answer 2xx, with no socket error:" >&2
 			echo "$out" >&2
 			exit 1
