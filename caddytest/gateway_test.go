@@ -518,14 +518,14 @@ func TestGatewayAndPhoneRouteShareOneToken(t *testing.T) {
 	lr := g.login(t, "gw-phone")
 	g.WeChat.AddPhoneCode("gw-phone-1", testPhone)
 	g.WeChat.AddPhoneCode("gw-phone-2", testPhone)
-	wantPhone(t, g.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "gw-phone-1"}), testPhone)
+	wantPhone(t, postJSON(t, g.Base+"/wx/phone", lr.Token, map[string]string{"code": "gw-phone-1"}), testPhone)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
 	if n := g.WeChat.Calls(wechattest.PathStableToken); n != 1 {
 		t.Errorf("%d stable_token calls for the phone route and the gateway, want 1", n)
 	}
 	g.WeChat.InvalidateAccessToken(testAppID)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
-	wantPhone(t, g.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "gw-phone-2"}), testPhone)
+	wantPhone(t, postJSON(t, g.Base+"/wx/phone", lr.Token, map[string]string{"code": "gw-phone-2"}), testPhone)
 	if n := g.WeChat.Calls(wechattest.PathStableToken); n != 2 {
 		t.Errorf("%d stable_token calls after one invalidation, want 2 (the gateway's refetch serves the phone route too)", n)
 	}

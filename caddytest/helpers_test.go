@@ -16,7 +16,7 @@ package caddytest
 //	  startStack(t, stackConfig{...}) *stack   fields: WeChat (*wechattest.Server), WeChatURL, Upstream, Base
 //	  st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
 //	  st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
-//	  st.get / st.postJSON / st.postForm / st.post(t, path, token, ...) *reply
+//	  st.get / st.postJSON / st.postForm / post(t, st.Base+path, token, ...) *reply
 //	Pieces
 //	  startWeChat(t, opts) (*wechattest.Server, url)   startUpstream(t) *upstream (.Addr, .Last(), .Count())
 //	  send(t, method, url, header, body) *reply   trySend(...) (*reply, error)   sendChunked(t, url, header, body)
@@ -342,31 +342,6 @@ func loginAt(t *testing.T, base string, fields map[string]string) loginResult {
 	return lr
 }
 
-func (st *stack) get(t *testing.T, path, token string) *reply {
-	t.Helper()
-	return send(t, http.MethodGet, st.Base+path, bearer(token), "")
-}
-
-func (st *stack) postJSON(t *testing.T, path, token string, v any) *reply {
-	t.Helper()
-	return postJSON(t, st.Base+path, token, v)
-}
-
-func (st *stack) postForm(t *testing.T, path, token string, vals url.Values) *reply {
-	t.Helper()
-	return postForm(t, st.Base+path, token, vals)
-}
-
-// post sends body with contentType (none when empty).
-func (st *stack) post(t *testing.T, path, token, contentType, body string) *reply {
-	t.Helper()
-	h := bearer(token)
-	if contentType != "" {
-		h.Set("Content-Type", contentType)
-	}
-	return send(t, http.MethodPost, st.Base+path, h, body)
-}
-
 // reply is a response read in full.
 type reply struct {
 	Status int
@@ -434,7 +409,7 @@ func getTimes(t *testing.T, n int, url func(i int) string, token string) []time.
 	took := make([]time.Duration, 0, n)
 	for i := range n {
 		start := time.Now()
-		r := send(t, http.MethodGet, url(i), bearer(token), "")
+		r := get(t, url(i), token)
 		took = append(took, time.Since(start))
 		wantStatus(t, r, http.StatusOK)
 	}
@@ -474,6 +449,11 @@ func trySend(method, u string, header http.Header, body string) (*reply, error) 
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return do(req)
+}
+
+// do sends req with httpClient and reads the answer in full.
+func do(req *http.Request) (*reply, error) {
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -486,22 +466,32 @@ func trySend(method, u string, header http.Header, body string) (*reply, error) 
 	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b, SentToken: sentBearer(req)}, nil
 }
 
-func postJSON(t *testing.T, u, token string, v any) *reply {
+// get sends a GET to u with token (none when empty).
+func get(t *testing.T, u, token string) *reply {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := bearer(token)
-	h.Set("Content-Type", "application/json")
-	return send(t, http.MethodPost, u, h, string(b))
+	return send(t, http.MethodGet, u, bearer(token), "")
 }
 
-func postForm(t *testing.T, u, token string, vals url.Values) *reply {
+// post sends body to u with token and contentType (none when empty).
+func post(t *testing.T, u, token, contentType, body string) *reply {
 	t.Helper()
 	h := bearer(token)
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return send(t, http.MethodPost, u, h, vals.Encode())
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return send(t, http.MethodPost, u, h, body)
+}
+
+// postJSON posts v, encoded as JSON, to u with token.
+func postJSON(t *testing.T, u, token string, v any) *reply {
+	t.Helper()
+	return post(t, u, token, "application/json", string(mustJSON(t, v)))
+}
+
+// postForm posts vals, form-encoded, to u with token.
+func postForm(t *testing.T, u, token string, vals url.Values) *reply {
+	t.Helper()
+	return post(t, u, token, "application/x-www-form-urlencoded", vals.Encode())
 }
 
 // wantStatus stops the test unless r has status.
@@ -582,7 +572,7 @@ func forgeToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapC
 // scrapeMetrics returns the admin endpoint's /metrics text.
 func scrapeMetrics(t *testing.T) string {
 	t.Helper()
-	r := send(t, http.MethodGet, adminURL+"/metrics", nil, "")
+	r := get(t, adminURL+"/metrics", "")
 	wantStatus(t, r, http.StatusOK)
 	return string(r.Body)
 }
