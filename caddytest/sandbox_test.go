@@ -21,20 +21,20 @@ import (
 
 const sandboxSiteAppID = "wx5a5a5a5a5a5a5a5a"
 
-// startSandboxAndProduction loads a sandbox site on siteBase and a
-// production site on siteBase2, same appid and signing key, both in front
-// of one upstream.
+// startSandboxAndProduction loads, through startStack, a sandbox site on
+// siteBase and a production site on siteBase2, same appid and signing key,
+// both in front of one upstream.
 func startSandboxAndProduction(t *testing.T) *stack {
 	t.Helper()
-	fake, fakeURL := startWeChat(t, optsSingleUse)
-	fake.AddApp(sandboxSiteAppID, testSecret)
-	up := startUpstream(t)
-	sandbox := "\t\tsandbox\n\t\tapp_id " + sandboxSiteAppID + "\n\t\tsigning_key " + testSigningKey + "\n"
-	production := "\t\tapp_id " + sandboxSiteAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + fakeURL +
-		"\n\t\tsigning_key " + testSigningKey + "\n\t\ttimeout 2s\n"
-	cf := globalOptions("") + wechatSite(siteBase, sandbox, up.Addr, "") + wechatSite(siteBase2, production, up.Addr, "")
-	loadCaddy(t, cf)
-	return &stack{WeChat: fake, WeChatURL: fakeURL, Upstream: up, Base: siteBase, Caddyfile: cf}
+	return startStack(t, stackConfig{
+		Apps:    []testApp{{sandboxSiteAppID, testSecret}},
+		Sandbox: true,
+		Sites: func(st *stack) string {
+			production := "\t\tapp_id " + sandboxSiteAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + st.WeChatURL +
+				"\n\t\tsigning_key " + testSigningKey + "\n\t\ttimeout 2s\n"
+			return wechatSite(siteBase2, production, st.Upstream.Addr, "")
+		},
+	})
 }
 
 func TestSandboxSameCodeGivesSameOpenID(t *testing.T) {
