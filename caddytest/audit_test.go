@@ -47,20 +47,20 @@ func TestAuditLogFile(t *testing.T) {
 	rdsVectorCode(st.WeChat, "audit-login-code")
 	lr := st.login(t, "audit-login-code")
 	tok := rotRefresh(t, st.Base, lr.Token)
-	wantStatus(t, st.postJSON(t, "/wx/userinfo", tok, map[string]string{"encryptedData": v.EncryptedData, "iv": v.IV}), http.StatusOK)
+	wantStatus(t, postJSON(t, st.Base+"/wx/userinfo", tok, map[string]string{"encryptedData": v.EncryptedData, "iv": v.IV}), http.StatusOK)
 	phone := testPhoneOf("13912345678")
 	st.WeChat.AddPhoneCode("audit-phone-code", phone)
-	wantStatus(t, st.postJSON(t, "/wx/phone", tok, map[string]string{"code": "audit-phone-code"}), http.StatusOK)
-	wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": "unknown-code-x"}), http.StatusUnauthorized, "invalid_code")
+	wantStatus(t, postJSON(t, st.Base+"/wx/phone", tok, map[string]string{"code": "audit-phone-code"}), http.StatusOK)
+	wantError(t, postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "unknown-code-x"}), http.StatusUnauthorized, "invalid_code")
 	// Refused before the route acts, still audited as that route.
-	wantStatus(t, send(t, http.MethodGet, st.Base+"/wx/login", nil, ""), http.StatusMethodNotAllowed)
+	wantStatus(t, get(t, st.Base+"/wx/login", ""), http.StatusMethodNotAllowed)
 	wantStatus(t, send(t, http.MethodPost, st.Base+"/wx/refresh", bearer(tok), strings.Repeat("x", 65*1024)), http.StatusRequestEntityTooLarge)
 
 	before := len(auditEntries(t, path))
 	for range 10 {
-		wantStatus(t, st.get(t, "/api/orders", tok), http.StatusOK)
+		wantStatus(t, get(t, st.Base+"/api/orders", tok), http.StatusOK)
 	}
-	wantStatus(t, st.get(t, "/api/orders", "not-a-token"), http.StatusUnauthorized)
+	wantStatus(t, get(t, st.Base+"/api/orders", "not-a-token"), http.StatusUnauthorized)
 	if n := len(auditEntries(t, path)); n != before {
 		t.Errorf("11 proxied requests added %d audit entries, want none", n-before)
 	}

@@ -38,7 +38,7 @@ func TestUserInfoDecryptsPublishedVector(t *testing.T) {
 	lr := loginVectorUser(t, st, "vector")
 
 	t.Run("json body", func(t *testing.T) {
-		r := st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
+		r := postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
 		wantStatus(t, r, http.StatusOK)
 		if !jsonEqual(t, r.Body, []byte(vector.Plaintext)) {
 			t.Errorf("decrypted %s\nwant %s", r.Body, vector.Plaintext)
@@ -54,7 +54,7 @@ func TestUserInfoDecryptsPublishedVector(t *testing.T) {
 		// wx.request with the form content type sends base64 as is: '+'
 		// arrives as a space.
 		body := "encryptedData=" + vector.EncryptedData + "&iv=" + vector.IV
-		r := st.post(t, "/wx/userinfo", lr.Token, "application/x-www-form-urlencoded", body)
+		r := post(t, st.Base+"/wx/userinfo", lr.Token, "application/x-www-form-urlencoded", body)
 		wantStatus(t, r, http.StatusOK)
 		if !jsonEqual(t, r.Body, []byte(vector.Plaintext)) {
 			t.Errorf("decrypted %s\nwant %s", r.Body, vector.Plaintext)
@@ -102,7 +102,7 @@ func TestUserInfoRefusesDamagedData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": tt.data, "iv": tt.iv})
+			r := postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": tt.data, "iv": tt.iv})
 			wantError(t, r, tt.status, tt.code)
 			if strings.Contains(string(r.Body), "nickName") || strings.Contains(string(r.Body), "padding") {
 				t.Errorf("error answer leaks plaintext or padding detail: %s", r.Body)
@@ -119,15 +119,15 @@ func TestUserInfoOfAnotherUserCannotBeDecrypted(t *testing.T) {
 	t.Run("another user's session key", func(t *testing.T) {
 		st.addUser("stranger")
 		other := st.login(t, "stranger")
-		wantError(t, st.postJSON(t, "/wx/userinfo", other.Token, fields), http.StatusBadRequest, "decrypt_failed")
+		wantError(t, postJSON(t, st.Base+"/wx/userinfo", other.Token, fields), http.StatusBadRequest, "decrypt_failed")
 	})
 	t.Run("same key, another openid", func(t *testing.T) {
 		st.addUserWithKey("twin", vector.SessionKey)
 		twin := st.login(t, "twin")
-		wantError(t, st.postJSON(t, "/wx/userinfo", twin.Token, fields), http.StatusForbidden, "watermark_mismatch")
+		wantError(t, postJSON(t, st.Base+"/wx/userinfo", twin.Token, fields), http.StatusForbidden, "watermark_mismatch")
 	})
 	t.Run("no token", func(t *testing.T) {
-		wantError(t, st.postJSON(t, "/wx/userinfo", "", fields), http.StatusUnauthorized, "unauthorized")
+		wantError(t, postJSON(t, st.Base+"/wx/userinfo", "", fields), http.StatusUnauthorized, "unauthorized")
 	})
 }
 
@@ -158,7 +158,7 @@ func TestOpenDataOfAnotherUserOrAppIsWatermarkMismatch(t *testing.T) {
 			} else {
 				enc, iv = encryptFor(t, user.SessionKey, tt.payload)
 			}
-			r := st.postJSON(t, tt.route, lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
+			r := postJSON(t, st.Base+tt.route, lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
 			if tt.status == http.StatusOK {
 				wantStatus(t, r, http.StatusOK)
 				return
@@ -194,9 +194,9 @@ func TestRawDataSignature(t *testing.T) {
 				fields := map[string]string{"encryptedData": enc, "iv": iv, "rawData": tt.rawData, "signature": tt.signature}
 				var r *reply
 				if form {
-					r = st.postForm(t, "/wx/userinfo", lr.Token, toValues(fields))
+					r = postForm(t, st.Base+"/wx/userinfo", lr.Token, toValues(fields))
 				} else {
-					r = st.postJSON(t, "/wx/userinfo", lr.Token, fields)
+					r = postJSON(t, st.Base+"/wx/userinfo", lr.Token, fields)
 				}
 				if tt.status == http.StatusOK {
 					wantStatus(t, r, http.StatusOK)
@@ -226,7 +226,7 @@ func TestDecryptPassesOpenDataThrough(t *testing.T) {
 	for name, p := range payloads {
 		t.Run(name, func(t *testing.T) {
 			enc, iv := encryptFor(t, user.SessionKey, []byte(p))
-			r := st.postJSON(t, "/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
+			r := postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
 			wantStatus(t, r, http.StatusOK)
 			if !jsonEqual(t, r.Body, []byte(p)) {
 				t.Errorf("decrypted %s\nwant %s", r.Body, p)
@@ -234,6 +234,6 @@ func TestDecryptPassesOpenDataThrough(t *testing.T) {
 		})
 	}
 	t.Run("no token", func(t *testing.T) {
-		wantError(t, st.postJSON(t, "/wx/decrypt", "", map[string]string{"encryptedData": "x", "iv": "y"}), http.StatusUnauthorized, "unauthorized")
+		wantError(t, postJSON(t, st.Base+"/wx/decrypt", "", map[string]string{"encryptedData": "x", "iv": "y"}), http.StatusUnauthorized, "unauthorized")
 	})
 }

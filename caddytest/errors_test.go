@@ -52,7 +52,7 @@ func TestLoginMapsWeChatErrors(t *testing.T) {
 			tt.setup(st.WeChat, code)
 			before := st.WeChat.Calls(wechattest.PathCode2Session)
 
-			r := st.postJSON(t, "/wx/login", "", map[string]string{"code": code})
+			r := postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": code})
 			body := wantError(t, r, tt.status, tt.code)
 			got, has := body["wechat_errcode"]
 			switch {
@@ -139,17 +139,17 @@ func TestRefreshAndLogoutRefuseBodiesOver64KiB(t *testing.T) {
 	lr := st.login(t, "big-body")
 	big := strings.Repeat("A", 70<<10)
 	for _, path := range []string{"/wx/refresh", "/wx/logout"} {
-		r := st.post(t, path, lr.Token, "application/x-www-form-urlencoded", "pad="+big)
+		r := post(t, st.Base+path, lr.Token, "application/x-www-form-urlencoded", "pad="+big)
 		wantError(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 		r = sendChunked(t, st.Base+path, bearer(lr.Token), "pad="+big)
 		wantError(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 	}
-	wantStatus(t, st.get(t, "/api/me", lr.Token), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api/me", lr.Token), http.StatusOK)
 	// At the limit, both still work.
 	atLimit := "pad=" + strings.Repeat("A", 64<<10-len("pad="))
-	wantStatus(t, st.post(t, "/wx/refresh", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusOK)
-	wantStatus(t, st.post(t, "/wx/logout", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusNoContent)
-	wantError(t, st.get(t, "/api/me", lr.Token), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, post(t, st.Base+"/wx/refresh", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusOK)
+	wantStatus(t, post(t, st.Base+"/wx/logout", lr.Token, "application/x-www-form-urlencoded", atLimit), http.StatusNoContent)
+	wantError(t, get(t, st.Base+"/api/me", lr.Token), http.StatusUnauthorized, "invalid_token")
 }
 
 // A login body that names a field twice, or only in another case, is
@@ -170,7 +170,7 @@ func TestLoginRefusesRepeatedOrMiscasedFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantError(t, st.post(t, "/wx/login", "", tt.contentType, tt.body), http.StatusBadRequest, "invalid_request")
+			wantError(t, post(t, st.Base+"/wx/login", "", tt.contentType, tt.body), http.StatusBadRequest, "invalid_request")
 		})
 	}
 	if n := st.WeChat.Calls(wechattest.PathCode2Session); n != 0 {

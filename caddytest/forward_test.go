@@ -19,7 +19,7 @@ func TestForwardProfileSendsDecryptedUserInfoUpstream(t *testing.T) {
 	st := startStack(t, stackConfig{Directive: "\t\tforward_profile\n"})
 	lr := loginVectorUser(t, st, "fwd")
 
-	r := st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
+	r := postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
 	wantStatus(t, r, http.StatusOK)
 	seen := r.Seen(t) // the client got the upstream's answer
 	if seen.Method != http.MethodPost {
@@ -50,7 +50,7 @@ func TestForwardProfileSendsPhoneUpstream(t *testing.T) {
 	lr := st.login(t, "fwd-phone")
 	st.WeChat.AddPhoneCode("pc", testPhone)
 
-	seen := st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "pc"}).Seen(t)
+	seen := postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "pc"}).Seen(t)
 	want := `{"phoneNumber":"` + testPhone.PhoneNumber + `","purePhoneNumber":"` + testPhone.PurePhoneNumber + `","countryCode":"86"}`
 	if seen.Method != http.MethodPost || !jsonEqual(t, []byte(seen.Body), []byte(want)) {
 		t.Errorf("upstream got %s %s, want POST %s", seen.Method, seen.Body, want)
@@ -63,9 +63,9 @@ func TestForwardProfileSendsPhoneUpstream(t *testing.T) {
 func TestForwardProfileFailuresStayAtCaddy(t *testing.T) {
 	st := startStack(t, stackConfig{Directive: "\t\tforward_profile\n"})
 	lr := loginVectorUser(t, st, "fwd-fail")
-	wantError(t, st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": tamper(t, -5), "iv": vector.IV}),
+	wantError(t, postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": tamper(t, -5), "iv": vector.IV}),
 		http.StatusBadRequest, "decrypt_failed")
-	wantError(t, st.postJSON(t, "/wx/userinfo", "", map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}),
+	wantError(t, postJSON(t, st.Base+"/wx/userinfo", "", map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}),
 		http.StatusUnauthorized, "unauthorized")
 	if n := st.Upstream.Count(); n != 0 {
 		t.Errorf("%d failed requests reached the upstream", n)

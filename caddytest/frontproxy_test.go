@@ -133,7 +133,7 @@ func forged(token string) http.Header {
 // jwksKeys fetches jwks.json and returns its keys by kid.
 func jwksKeys(t *testing.T, url string) map[string]*ecdsa.PublicKey {
 	t.Helper()
-	r := send(t, http.MethodGet, url, nil, "")
+	r := get(t, url, "")
 	wantStatus(t, r, http.StatusOK)
 	var set struct {
 		Keys []struct{ Kty, Crv, X, Y, Kid, Use, Alg string } `json:"keys"`
@@ -279,7 +279,7 @@ func checkFront(t *testing.T, fs *frontStack, front string) {
 	before := fs.Upstream.Count()
 	h := forged("")
 	want401(t, send(t, http.MethodGet, front+"/api/orders", h, ""), "unauthorized")
-	want401(t, send(t, http.MethodGet, front+"/api/orders", bearer("not.a.token"), ""), "invalid_token")
+	want401(t, get(t, front+"/api/orders", "not.a.token"), "invalid_token")
 	if fs.Upstream.Count() != before {
 		t.Error("the upstream was called without a valid token")
 	}
@@ -437,7 +437,7 @@ func TestVerifyAnswersFrontProxies(t *testing.T) {
 func TestAssertionExamplesVerify(t *testing.T) {
 	fs := startFrontStack(t, "", nil)
 	u := fs.loginThrough(t, authBase, true)
-	r := send(t, http.MethodGet, authBase+"/wx/verify", bearer(u.Token), "")
+	r := get(t, authBase+"/wx/verify", u.Token)
 	wantStatus(t, r, http.StatusOK)
 	assertion := r.Header.Get("X-Wx-Assertion")
 	jwks := authBase + "/wx/jwks.json"

@@ -53,23 +53,18 @@ type gwStack struct {
 
 func startGateway(t *testing.T, cfg gwConfig) *gwStack {
 	t.Helper()
-	st := &stack{Base: siteBase}
-	st.WeChat, st.WeChatURL = startWeChat(t, optsSingleUse)
-	st.Upstream = startUpstream(t)
-	if len(cfg.Apps) == 0 {
-		cfg.Apps = []testApp{{testAppID, testSecret}}
-	}
-	var apps strings.Builder
-	for _, a := range cfg.Apps {
-		st.WeChat.AddApp(a.ID, a.Secret)
-		fmt.Fprintf(&apps, "\t\tapp %s %s\n", a.ID, a.Secret)
-	}
-	common := fmt.Sprintf("%s\t\tapi_base %s\n\t\ttimeout %s\n", apps.String(), st.WeChatURL, testTimeout)
-	auth := common + "\t\tsigning_key " + testSigningKey + "\n"
-	gw := fmt.Sprintf("%s\t\tallow %s\n%s", common, cfg.Allow, cfg.Gateway)
-	st.Caddyfile = globalOptions(cfg.Global) + wechatSite(siteBase, auth, st.Upstream.Addr, "") +
-		fmt.Sprintf("\n%s {\n\twechat_api {\n%s\n\t}\n}\n", siteBase2, gw)
-	loadCaddy(t, st.Caddyfile)
+	st := startStack(t, stackConfig{Apps: cfg.Apps, Global: cfg.Global, Sites: func(st *stack) string {
+		apps := cfg.Apps
+		if len(apps) == 0 {
+			apps = []testApp{{testAppID, testSecret}}
+		}
+		var gw strings.Builder
+		for _, a := range apps {
+			fmt.Fprintf(&gw, "\t\tapp %s %s\n", a.ID, a.Secret)
+		}
+		fmt.Fprintf(&gw, "\t\tapi_base %s\n\t\ttimeout %s\n\t\tallow %s\n%s", st.WeChatURL, testTimeout, cfg.Allow, cfg.Gateway)
+		return fmt.Sprintf("\n%s {\n\twechat_api {\n%s\n\t}\n}\n", siteBase2, gw.String())
+	}})
 	return &gwStack{stack: st, GW: siteBase2}
 }
 
@@ -518,14 +513,14 @@ func TestGatewayAndPhoneRouteShareOneToken(t *testing.T) {
 	lr := g.login(t, "gw-phone")
 	g.WeChat.AddPhoneCode("gw-phone-1", testPhone)
 	g.WeChat.AddPhoneCode("gw-phone-2", testPhone)
-	wantPhone(t, g.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "gw-phone-1"}), testPhone)
+	wantPhone(t, postJSON(t, g.Base+"/wx/phone", lr.Token, map[string]string{"code": "gw-phone-1"}), testPhone)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
 	if n := g.WeChat.Calls(wechattest.PathStableToken); n != 1 {
 		t.Errorf("%d stable_token calls for the phone route and the gateway, want 1", n)
 	}
 	g.WeChat.InvalidateAccessToken(testAppID)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
-	wantPhone(t, g.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "gw-phone-2"}), testPhone)
+	wantPhone(t, postJSON(t, g.Base+"/wx/phone", lr.Token, map[string]string{"code": "gw-phone-2"}), testPhone)
 	if n := g.WeChat.Calls(wechattest.PathStableToken); n != 2 {
 		t.Errorf("%d stable_token calls after one invalidation, want 2 (the gateway's refetch serves the phone route too)", n)
 	}

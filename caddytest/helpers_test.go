@@ -12,22 +12,35 @@ package caddytest
 //	  loadError(t, caddyfile)         loads a config that must fail and returns Caddy's error text
 //	  debugLog(t)                     a temp log file and the global `log` block writing DEBUG to it
 //	  readFile(t, path)
-//	The usual stack (fake WeChat + echoing upstream + Caddy on siteBase)
-//	  startStack(t, stackConfig{...}) *stack   fields: WeChat (*wechattest.Server), WeChatURL, Upstream, Base
-//	  st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
-//	  st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
-//	  st.get / st.postJSON / st.postForm / st.post(t, path, token, ...) *reply
+//	Harnesses, one per handler
+//	  wechat_auth: startStack(t, stackConfig{...}) *stack, a fake WeChat + echoing upstream + Caddy
+//	    on siteBase; fields WeChat (*wechattest.Server), WeChatURL, Upstream, Base, Caddyfile.
+//	    stackConfig: Apps, Sandbox, Directive, ProxyBlock, Upstream (another upstream's address),
+//	    Sites (more site blocks), Global, Fake. Built on it: startTwoApps (multiapp),
+//	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream).
+//	    st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
+//	    st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
+//	  wechat_api: startGateway(t, gwConfig{...}) *gwStack (gateway_test.go), startStack with a
+//	    wechat_api site on siteBase2 added; g.call(t, method, pathQuery, header, body).
+//	  Not built on startStack, on purpose: startFrontStack (frontproxy) loads the docs' recipes
+//	  verbatim; multiNew (redis_helpers) runs Caddy processes of its own; startWebSite
+//	  (browser_oauth) is a Go site over the weblogin package, no Caddy. The root package's
+//	  newSite provisions a Handler in process for the unit tests; it is not this package's.
+//	Requests (one family, full URLs: pass st.Base+path)
+//	  get(t, url, token)   post(t, url, token, contentType, body)   postJSON(t, url, token, v)
+//	  postForm(t, url, token, vals)   all over send(t, method, url, header, body) *reply;
+//	  trySend(...) (*reply, error) never retries; sendChunked(t, url, header, body)
+//	  loginAt(t, base, fields) loginResult   bearer(token) http.Header
+//	  reply: .Status .Header .Body .SentToken, .Object(t), .Seen(t) (the upstream's echo)
 //	Pieces
 //	  startWeChat(t, opts) (*wechattest.Server, url)   startUpstream(t) *upstream (.Addr, .Last(), .Count())
-//	  send(t, method, url, header, body) *reply   trySend(...) (*reply, error)   sendChunked(t, url, header, body)
-//	  postJSON(t, url, token, v)   postForm(t, url, token, vals)
-//	  loginAt(t, base, fields) loginResult
 //	  wantStatus(t, r, status)   wantError(t, r, status, code)   (401s also check WWW-Authenticate)
-//	  forgeToken(t, method, key, claims)   claimsOf(t, token)   randomOpenID()
+//	  getTimes(t, n, url, token)   wantFast(t, what, took, limit)   within(d, cond)
+//	  forgeToken(t, method, key, claims)   claimsOf(t, token)   randomOpenID()   wechattestUser()
 //	  encryptFor(t, sessionKey, v) (encryptedData, iv)   jsonEqual(t, a, b)   toValues(fields)
-//	  scrapeMetrics(t)   metricTotal(text, name, labelSubstrings...)
+//	  mustJSON(t, v)   testPhoneOf(digits)   scrapeMetrics(t)   metricTotal(text, name, labelSubstrings...)
 //	Constants: adminURL, siteBase, siteBase2 (port 9081), testAppID (the vector's app), testSecret,
-//	  testSigningKey, testTimeout.
+//	  testSigningKey, testTimeout, optsSingleUse.
 
 import (
 	"bytes"
@@ -242,10 +255,20 @@ type stackConfig struct {
 	// Apps configured; default one app, testAppID. With several, Caddy
 	// gets `app` lines.
 	Apps []testApp
+	// Sandbox makes the site a sandbox: its first app's id and the
+	// signing key only, no secret, api_base or timeout.
+	Sandbox bool
 	// Directive holds extra lines for the wechat_auth block.
 	Directive string
 	// ProxyBlock holds lines for the reverse_proxy block.
 	ProxyBlock string
+	// Upstream, when set, is the host:port the site proxies to instead of
+	// a fresh echoing upstream (the stack's Upstream is then nil).
+	Upstream string
+	// Sites returns more site blocks for the same Caddyfile (a second
+	// wechat_auth site, a wechat_api site), given the running fake WeChat
+	// and upstream.
+	Sites func(st *stack) string
 	// Global holds extra global options (such as a log block).
 	Global string
 	// Fake sets the fake WeChat's behaviour.
@@ -262,12 +285,17 @@ type stack struct {
 }
 
 // startStack starts a fake WeChat and an upstream, and loads Caddy with a
-// wechat_auth site on siteBase in front of them (timeout 2s, testSigningKey).
+// wechat_auth site on siteBase in front of them (timeout 2s, testSigningKey),
+// then cfg.Sites. It is the one harness of wechat_auth in this package.
 func startStack(t *testing.T, cfg stackConfig) *stack {
 	t.Helper()
 	st := &stack{Base: siteBase}
 	st.WeChat, st.WeChatURL = startWeChat(t, cfg.Fake)
-	st.Upstream = startUpstream(t)
+	upstreamAddr := cfg.Upstream
+	if upstreamAddr == "" {
+		st.Upstream = startUpstream(t)
+		upstreamAddr = st.Upstream.Addr
+	}
 	if len(cfg.Apps) == 0 {
 		cfg.Apps = []testApp{{testAppID, testSecret}}
 	}
@@ -275,16 +303,24 @@ func startStack(t *testing.T, cfg stackConfig) *stack {
 	for _, a := range cfg.Apps {
 		st.WeChat.AddApp(a.ID, a.Secret)
 	}
-	if len(cfg.Apps) == 1 {
+	switch {
+	case cfg.Sandbox:
+		fmt.Fprintf(&d, "\t\tsandbox\n\t\tapp_id %s\n\t\tsigning_key %s\n%s", cfg.Apps[0].ID, testSigningKey, cfg.Directive)
+	case len(cfg.Apps) == 1:
 		fmt.Fprintf(&d, "\t\tapp_id %s\n\t\tapp_secret %s\n", cfg.Apps[0].ID, cfg.Apps[0].Secret)
-	} else {
+	default:
 		for _, a := range cfg.Apps {
 			fmt.Fprintf(&d, "\t\tapp %s %s\n", a.ID, a.Secret)
 		}
 	}
-	fmt.Fprintf(&d, "\t\tapi_base %s\n\t\tsigning_key %s\n\t\ttimeout %s\n%s",
-		st.WeChatURL, testSigningKey, testTimeout, cfg.Directive)
-	st.Caddyfile = globalOptions(cfg.Global) + wechatSite(siteBase, d.String(), st.Upstream.Addr, cfg.ProxyBlock)
+	if !cfg.Sandbox {
+		fmt.Fprintf(&d, "\t\tapi_base %s\n\t\tsigning_key %s\n\t\ttimeout %s\n%s",
+			st.WeChatURL, testSigningKey, testTimeout, cfg.Directive)
+	}
+	st.Caddyfile = globalOptions(cfg.Global) + wechatSite(siteBase, d.String(), upstreamAddr, cfg.ProxyBlock)
+	if cfg.Sites != nil {
+		st.Caddyfile += cfg.Sites(st)
+	}
 	loadCaddy(t, st.Caddyfile)
 	return st
 }
@@ -340,31 +376,6 @@ func loginAt(t *testing.T, base string, fields map[string]string) loginResult {
 		t.Fatalf("login answer has no token: %s", r.Body)
 	}
 	return lr
-}
-
-func (st *stack) get(t *testing.T, path, token string) *reply {
-	t.Helper()
-	return send(t, http.MethodGet, st.Base+path, bearer(token), "")
-}
-
-func (st *stack) postJSON(t *testing.T, path, token string, v any) *reply {
-	t.Helper()
-	return postJSON(t, st.Base+path, token, v)
-}
-
-func (st *stack) postForm(t *testing.T, path, token string, vals url.Values) *reply {
-	t.Helper()
-	return postForm(t, st.Base+path, token, vals)
-}
-
-// post sends body with contentType (none when empty).
-func (st *stack) post(t *testing.T, path, token, contentType, body string) *reply {
-	t.Helper()
-	h := bearer(token)
-	if contentType != "" {
-		h.Set("Content-Type", contentType)
-	}
-	return send(t, http.MethodPost, st.Base+path, h, body)
 }
 
 // reply is a response read in full.
@@ -434,7 +445,7 @@ func getTimes(t *testing.T, n int, url func(i int) string, token string) []time.
 	took := make([]time.Duration, 0, n)
 	for i := range n {
 		start := time.Now()
-		r := send(t, http.MethodGet, url(i), bearer(token), "")
+		r := get(t, url(i), token)
 		took = append(took, time.Since(start))
 		wantStatus(t, r, http.StatusOK)
 	}
@@ -474,6 +485,11 @@ func trySend(method, u string, header http.Header, body string) (*reply, error) 
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return do(req)
+}
+
+// do sends req with httpClient and reads the answer in full.
+func do(req *http.Request) (*reply, error) {
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -486,22 +502,32 @@ func trySend(method, u string, header http.Header, body string) (*reply, error) 
 	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b, SentToken: sentBearer(req)}, nil
 }
 
-func postJSON(t *testing.T, u, token string, v any) *reply {
+// get sends a GET to u with token (none when empty).
+func get(t *testing.T, u, token string) *reply {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := bearer(token)
-	h.Set("Content-Type", "application/json")
-	return send(t, http.MethodPost, u, h, string(b))
+	return send(t, http.MethodGet, u, bearer(token), "")
 }
 
-func postForm(t *testing.T, u, token string, vals url.Values) *reply {
+// post sends body to u with token and contentType (none when empty).
+func post(t *testing.T, u, token, contentType, body string) *reply {
 	t.Helper()
 	h := bearer(token)
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return send(t, http.MethodPost, u, h, vals.Encode())
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return send(t, http.MethodPost, u, h, body)
+}
+
+// postJSON posts v, encoded as JSON, to u with token.
+func postJSON(t *testing.T, u, token string, v any) *reply {
+	t.Helper()
+	return post(t, u, token, "application/json", string(mustJSON(t, v)))
+}
+
+// postForm posts vals, form-encoded, to u with token.
+func postForm(t *testing.T, u, token string, vals url.Values) *reply {
+	t.Helper()
+	return post(t, u, token, "application/x-www-form-urlencoded", vals.Encode())
 }
 
 // wantStatus stops the test unless r has status.
@@ -582,7 +608,7 @@ func forgeToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapC
 // scrapeMetrics returns the admin endpoint's /metrics text.
 func scrapeMetrics(t *testing.T) string {
 	t.Helper()
-	r := send(t, http.MethodGet, adminURL+"/metrics", nil, "")
+	r := get(t, adminURL+"/metrics", "")
 	wantStatus(t, r, http.StatusOK)
 	return string(r.Body)
 }

@@ -238,8 +238,8 @@ func TestMalformedRequestsNeverCause5xx(t *testing.T) {
 	// Caddy still serves: a new login, a proxied request, a decryption.
 	st.addUser("after-hostile")
 	lr := st.login(t, "after-hostile")
-	wantStatus(t, st.get(t, "/api/after", lr.Token), http.StatusOK)
-	r := st.postJSON(t, "/wx/userinfo", tokens[3], map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
+	wantStatus(t, get(t, st.Base+"/api/after", lr.Token), http.StatusOK)
+	r := postJSON(t, st.Base+"/wx/userinfo", tokens[3], map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV})
 	wantStatus(t, r, http.StatusOK)
 }
 
@@ -351,5 +351,5 @@ func TestRawBrokenAuthorizationHeaders(t *testing.T) {
 			})
 		}
 	}
-	wantStatus(t, st.get(t, "/api/after", tok), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api/after", tok), http.StatusOK)
 }

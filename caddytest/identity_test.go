@@ -25,7 +25,7 @@ func TestUpstreamReceivesVerifiedIdentity(t *testing.T) {
 	user := st.addUser("who")
 	lr := st.login(t, "who")
 
-	r := st.get(t, "/api/orders?page=2", lr.Token)
+	r := get(t, st.Base+"/api/orders?page=2", lr.Token)
 	wantStatus(t, r, http.StatusOK)
 	seen := r.Seen(t)
 	want := map[string]string{
@@ -50,7 +50,7 @@ func TestUpstreamGetsNoUnionIDWhenWeChatGaveNone(t *testing.T) {
 	st := startStack(t, stackConfig{})
 	st.addUserWithKey("no-union", "")
 	lr := st.login(t, "no-union")
-	seen := st.get(t, "/api", lr.Token).Seen(t)
+	seen := get(t, st.Base+"/api", lr.Token).Seen(t)
 	if v := seen.Header.Values("X-Wx-Unionid"); len(v) != 0 {
 		t.Errorf("upstream got X-WX-UNIONID %q for a user without unionid", v)
 	}
@@ -61,7 +61,7 @@ func TestUpstreamGetsNoUnionIDWhenWeChatGaveNone(t *testing.T) {
 
 func TestNoTokenIsUnauthorized(t *testing.T) {
 	st := startStack(t, stackConfig{})
-	r := st.get(t, "/api/orders", "")
+	r := get(t, st.Base+"/api/orders", "")
 	wantError(t, r, http.StatusUnauthorized, "unauthorized")
 	if st.Upstream.Count() != 0 {
 		t.Errorf("a request without token reached the upstream")
@@ -171,7 +171,7 @@ func TestClientIdentityHeadersNeverReachUpstream(t *testing.T) {
 
 func TestOptionalPassesAnonymousRequestsWithoutIdentity(t *testing.T) {
 	st := startStack(t, stackConfig{Directive: "\t\toptional\n"})
-	r := st.get(t, "/public/menu", "")
+	r := get(t, st.Base+"/public/menu", "")
 	wantStatus(t, r, http.StatusOK)
 	seen := r.Seen(t)
 	for _, h := range []string{"X-Wx-Openid", "X-Wx-Appid", "X-Wx-Unionid"} {
@@ -186,7 +186,7 @@ func TestPlaceholdersCarryIdentity(t *testing.T) {
 		"\t\theader_up X-User-Union {http.auth.user.unionid}\n\t\theader_up X-User-App {http.auth.user.appid}\n"})
 	user := st.addUser("placeholder")
 	lr := st.login(t, "placeholder")
-	seen := st.get(t, "/api", lr.Token).Seen(t)
+	seen := get(t, st.Base+"/api", lr.Token).Seen(t)
 	for h, want := range map[string]string{"X-User-Id": user.OpenID, "X-User-Union": user.UnionID, "X-User-App": testAppID} {
 		if got := seen.Header.Get(h); got != want {
 			t.Errorf("%s = %q, want %q", h, got, want)

@@ -34,12 +34,12 @@ func TestLoginReturnsTokenForJSONAndFormBodies(t *testing.T) {
 		user  wechattest.User
 		union bool
 	}{
-		{"json body", func() *reply { return st.postJSON(t, "/wx/login", "", map[string]string{"code": "code-json"}) }, withUnion, true},
-		{"form body", func() *reply { return st.postForm(t, "/wx/login", "", url.Values{"code": {"code-form"}}) }, formUser, true},
-		{"no unionid from WeChat", func() *reply { return st.postJSON(t, "/wx/login", "", map[string]string{"code": "code-nounion"}) }, noUnion, false},
+		{"json body", func() *reply { return postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "code-json"}) }, withUnion, true},
+		{"form body", func() *reply { return postForm(t, st.Base+"/wx/login", "", url.Values{"code": {"code-form"}}) }, formUser, true},
+		{"no unionid from WeChat", func() *reply { return postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "code-nounion"}) }, noUnion, false},
 		// curl -d '{"code":…}' labels JSON as a form: it is read as JSON.
 		{"JSON with the form content type", func() *reply {
-			return st.post(t, "/wx/login", "", "application/x-www-form-urlencoded", `{"code":"code-curl"}`)
+			return post(t, st.Base+"/wx/login", "", "application/x-www-form-urlencoded", `{"code":"code-curl"}`)
 		}, curlUser, true},
 	}
 	for _, tt := range tests {
@@ -87,7 +87,7 @@ func TestLoginRejectsUsedCode(t *testing.T) {
 	st := startStack(t, stackConfig{})
 	st.addUser("once")
 	st.login(t, "once")
-	r := st.postJSON(t, "/wx/login", "", map[string]string{"code": "once"})
+	r := postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "once"})
 	body := wantError(t, r, http.StatusUnauthorized, "invalid_code")
 	if body["wechat_errcode"] != float64(wechattest.ErrCodeUsed) {
 		t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], wechattest.ErrCodeUsed)
@@ -140,7 +140,7 @@ func TestConcurrentLoginsWithOneCodeShareOneWeChatCall(t *testing.T) {
 			t.Errorf("login %d failed: %s", i, errs[i])
 			continue
 		}
-		r := st.get(t, "/api/me", tokens[i])
+		r := get(t, st.Base+"/api/me", tokens[i])
 		if r.Status != http.StatusOK || r.Seen(t).Header.Get("X-Wx-Openid") != user.OpenID {
 			t.Errorf("token of login %d does not work: %d %s", i, r.Status, r.Body)
 		}

@@ -88,29 +88,29 @@ func TestDebugLogHoldsNoSecrets(t *testing.T) {
 	st.WeChat.AddPhoneCode(phoneCode, testPhone)
 
 	lr := st.login(t, jsonCode)
-	r := st.postForm(t, "/wx/login", "", url.Values{"code": {formCode}})
+	r := postForm(t, st.Base+"/wx/login", "", url.Values{"code": {formCode}})
 	wantStatus(t, r, http.StatusOK)
 	formToken := r.Object(t)["token"].(string)
-	wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": usedCode}), http.StatusUnauthorized, "invalid_code")
+	wantError(t, postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": usedCode}), http.StatusUnauthorized, "invalid_code")
 	st.WeChat.FailNextHTTP(wechattest.PathCode2Session, http.StatusBadGateway, "<html>502</html>")
 	st.addUser("LOGINCODE-502-Qw1Er2Ty3U")
 	secrets["code of a login WeChat failed"] = "LOGINCODE-502-Qw1Er2Ty3U"
-	wantStatus(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": "LOGINCODE-502-Qw1Er2Ty3U"}), http.StatusServiceUnavailable)
+	wantStatus(t, postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "LOGINCODE-502-Qw1Er2Ty3U"}), http.StatusServiceUnavailable)
 
-	r = st.post(t, "/wx/refresh", lr.Token, "", "")
+	r = post(t, st.Base+"/wx/refresh", lr.Token, "", "")
 	wantStatus(t, r, http.StatusOK)
 	refreshed := r.Object(t)["token"].(string)
-	wantStatus(t, st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusOK)
-	wantError(t, st.postJSON(t, "/wx/userinfo", lr.Token, map[string]string{"encryptedData": tamper(t, -5), "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
-	wantError(t, st.postJSON(t, "/wx/userinfo", formToken, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": phoneCode}), testPhone)
+	wantStatus(t, postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusOK)
+	wantError(t, postJSON(t, st.Base+"/wx/userinfo", lr.Token, map[string]string{"encryptedData": tamper(t, -5), "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
+	wantError(t, postJSON(t, st.Base+"/wx/userinfo", formToken, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}), http.StatusBadRequest, "decrypt_failed")
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": phoneCode}), testPhone)
 	oldEnc, oldIV := encryptFor(t, formUser.SessionKey, map[string]any{"phoneNumber": "13800138000", "purePhoneNumber": "13800138000", "countryCode": "86", "watermark": map[string]any{"appid": testAppID, "timestamp": 1}})
 	secrets["old-button encryptedData"] = oldEnc[:40]
-	wantStatus(t, st.postJSON(t, "/wx/phone", formToken, map[string]string{"encryptedData": oldEnc, "iv": oldIV}), http.StatusOK)
-	wantError(t, st.get(t, "/api", lr.Token[:len(lr.Token)-3]+"xyz"), http.StatusUnauthorized, "invalid_token")
-	wantStatus(t, st.get(t, "/api", refreshed), http.StatusOK)
-	wantStatus(t, st.post(t, "/wx/logout", refreshed, "", ""), http.StatusNoContent)
-	wantError(t, st.get(t, "/api", lr.Token), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, postJSON(t, st.Base+"/wx/phone", formToken, map[string]string{"encryptedData": oldEnc, "iv": oldIV}), http.StatusOK)
+	wantError(t, get(t, st.Base+"/api", lr.Token[:len(lr.Token)-3]+"xyz"), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, get(t, st.Base+"/api", refreshed), http.StatusOK)
+	wantStatus(t, post(t, st.Base+"/wx/logout", refreshed, "", ""), http.StatusNoContent)
+	wantError(t, get(t, st.Base+"/api", lr.Token), http.StatusUnauthorized, "invalid_token")
 
 	secrets["login token"] = lr.Token
 	secrets["login token's signature"] = lr.Token[lastDot(lr.Token)+1:]
@@ -154,7 +154,7 @@ func TestLoggedAssertionIsShortLived(t *testing.T) {
 	st := startStack(t, stackConfig{Global: logOption, Directive: "\t\tassertion\n"})
 	u := st.addUser("LOGINCODE-assert-Pq2Wd8Ks4N")
 	lr := st.login(t, "LOGINCODE-assert-Pq2Wd8Ks4N")
-	wantStatus(t, st.get(t, "/api", lr.Token), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
 	sent := st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
 	if sent == "" {
 		t.Fatal("the upstream got no assertion")
@@ -194,7 +194,7 @@ func TestWeChatConfigErrorLoggedOnceAtError(t *testing.T) {
 	for i := range 3 {
 		code := "config-error-" + string(rune('a'+i))
 		st.addUser(code)
-		body := wantError(t, st.postJSON(t, "/wx/login", "", map[string]string{"code": code}), http.StatusInternalServerError, "config_error")
+		body := wantError(t, postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": code}), http.StatusInternalServerError, "config_error")
 		if body["wechat_errcode"] != float64(wechattest.ErrInvalidSecret) {
 			t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], wechattest.ErrInvalidSecret)
 		}

@@ -31,13 +31,13 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 	before := scrapeMetrics(t)
 
 	lr := st.login(t, "metrics-ok")
-	st.postJSON(t, "/wx/login", "", map[string]string{"code": "metrics-used"}) // 40163: invalid_code
-	st.get(t, "/api", lr.Token)                                                // verification ok
-	st.get(t, "/api", "")                                                      // missing
-	st.get(t, "/api", "not.a.token")                                           // invalid
+	postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "metrics-used"}) // 40163: invalid_code
+	get(t, st.Base+"/api", lr.Token)                                                // verification ok
+	get(t, st.Base+"/api", "")                                                      // missing
+	get(t, st.Base+"/api", "not.a.token")                                           // invalid
 	enc, iv := encryptFor(t, user.SessionKey, map[string]any{"stepInfoList": []any{}})
-	st.postJSON(t, "/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})                         // ok
-	st.postJSON(t, "/wx/decrypt", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}) // decrypt_failed
+	postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})                         // ok
+	postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}) // decrypt_failed
 	after := scrapeMetrics(t)
 
 	tests := []struct {
@@ -103,5 +103,5 @@ func TestMetricsKeepCountingAcrossReload(t *testing.T) {
 	if got := metricTotal(scrapeMetrics(t), "caddy_wechat_auth_logins_total", `result="ok"`); got != before+1 {
 		t.Errorf("logins_total{result=\"ok\"} is %v after one more login, want %v", got, before+1)
 	}
-	wantStatus(t, st.get(t, "/api", lr.Token), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
 }

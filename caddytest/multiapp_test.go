@@ -43,7 +43,7 @@ func TestLoginPicksAppByAppID(t *testing.T) {
 			if lr.OpenID != tt.user.OpenID {
 				t.Errorf("openid %q, want %q", lr.OpenID, tt.user.OpenID)
 			}
-			seen := st.get(t, "/api", lr.Token).Seen(t)
+			seen := get(t, st.Base+"/api", lr.Token).Seen(t)
 			if got := seen.Header.Get("X-Wx-Appid"); got != tt.appid {
 				t.Errorf("upstream got X-WX-APPID %q, want %q", got, tt.appid)
 			}
@@ -64,7 +64,7 @@ func TestLoginWithSeveralAppsNeedsKnownAppID(t *testing.T) {
 	}
 	for name, fields := range tests {
 		t.Run(name, func(t *testing.T) {
-			wantError(t, st.postJSON(t, "/wx/login", "", fields), http.StatusBadRequest, "invalid_request")
+			wantError(t, postJSON(t, st.Base+"/wx/login", "", fields), http.StatusBadRequest, "invalid_request")
 		})
 	}
 	if n := st.WeChat.Calls(wechattest.PathCode2Session); n != 0 {
@@ -81,7 +81,7 @@ func TestOpenDataIsCheckedAgainstTheTokensApp(t *testing.T) {
 		status int
 	}{{secondAppID, http.StatusOK}, {testAppID, http.StatusForbidden}} {
 		enc, iv := encryptFor(t, user.SessionKey, map[string]any{"openGId": "tG1", "watermark": map[string]any{"appid": tt.appid, "timestamp": 1}})
-		r := st.postJSON(t, "/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
+		r := postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})
 		if tt.status == http.StatusOK {
 			wantStatus(t, r, http.StatusOK)
 		} else {
@@ -98,5 +98,5 @@ func TestPhoneUsesTheTokensApp(t *testing.T) {
 	// WeChat now refuses the first app's secret: only an access token of
 	// the second app (the token's) can get the number.
 	st.WeChat.AddApp(testAppID, "secret-changed-in-the-admin-console-0000")
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "pc"}), testPhone)
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "pc"}), testPhone)
 }

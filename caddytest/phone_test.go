@@ -43,8 +43,8 @@ func TestPhoneCodeReturnsNumberAndReusesAccessToken(t *testing.T) {
 	second := wechattest.Phone{PhoneNumber: "13900139000", PurePhoneNumber: "13900139000", CountryCode: "86"}
 	st.WeChat.AddPhoneCode("phone-code-2", second)
 
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "phone-code-1"}), testPhone)
-	wantPhone(t, st.postForm(t, "/wx/phone", lr.Token, toValues(map[string]string{"code": "phone-code-2"})), second)
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "phone-code-1"}), testPhone)
+	wantPhone(t, postForm(t, st.Base+"/wx/phone", lr.Token, toValues(map[string]string{"code": "phone-code-2"})), second)
 
 	if n := st.WeChat.Calls(wechattest.PathStableToken); n != 1 {
 		t.Errorf("%d stable_token calls for two phone calls, want 1", n)
@@ -73,9 +73,9 @@ func TestPhoneAfterAccessTokenLossFetchesOneNewToken(t *testing.T) {
 			st.WeChat.AddPhoneCode("before", testPhone)
 			st.WeChat.AddPhoneCode("after", testPhone)
 
-			wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "before"}), testPhone)
+			wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "before"}), testPhone)
 			tt.lose(st.WeChat)
-			wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "after"}), testPhone)
+			wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "after"}), testPhone)
 
 			if n := st.WeChat.Calls(wechattest.PathStableToken); n != 2 {
 				t.Errorf("%d stable_token calls, want 2 (one more after the token was lost)", n)
@@ -95,7 +95,7 @@ func TestPhoneRefusesUsedOrUnknownCode(t *testing.T) {
 	st.addUser("caller")
 	lr := st.login(t, "caller")
 	st.WeChat.AddPhoneCode("single-use", testPhone)
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "single-use"}), testPhone)
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "single-use"}), testPhone)
 
 	tests := []struct {
 		name, code string
@@ -106,7 +106,7 @@ func TestPhoneRefusesUsedOrUnknownCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": tt.code})
+			r := postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": tt.code})
 			body := wantError(t, r, http.StatusUnauthorized, "invalid_code")
 			if body["wechat_errcode"] != float64(tt.errcode) {
 				t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], tt.errcode)
@@ -123,7 +123,7 @@ func TestPhoneRefusesUsedOrUnknownCode(t *testing.T) {
 func TestPhoneWithoutTokenIsUnauthorized(t *testing.T) {
 	st := startStack(t, stackConfig{})
 	st.WeChat.AddPhoneCode("anon", testPhone)
-	wantError(t, st.postJSON(t, "/wx/phone", "", map[string]string{"code": "anon"}), http.StatusUnauthorized, "unauthorized")
+	wantError(t, postJSON(t, st.Base+"/wx/phone", "", map[string]string{"code": "anon"}), http.StatusUnauthorized, "unauthorized")
 	if n := st.WeChat.Calls(wechattest.PathPhoneNumber); n != 0 {
 		t.Errorf("an anonymous phone request reached WeChat (%d calls)", n)
 	}
@@ -133,7 +133,7 @@ func TestPhoneWithNeitherCodeNorDataIsInvalidRequest(t *testing.T) {
 	st := startStack(t, stackConfig{})
 	st.addUser("caller")
 	lr := st.login(t, "caller")
-	wantError(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{}), http.StatusBadRequest, "invalid_request")
+	wantError(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{}), http.StatusBadRequest, "invalid_request")
 }
 
 func TestPhoneOldStyleEncryptedData(t *testing.T) {
@@ -161,9 +161,9 @@ func TestPhoneOldStyleEncryptedData(t *testing.T) {
 			fields := map[string]string{"encryptedData": enc, "iv": iv}
 			var r *reply
 			if tt.form {
-				r = st.postForm(t, "/wx/phone", lr.Token, toValues(fields))
+				r = postForm(t, st.Base+"/wx/phone", lr.Token, toValues(fields))
 			} else {
-				r = st.postJSON(t, "/wx/phone", lr.Token, fields)
+				r = postJSON(t, st.Base+"/wx/phone", lr.Token, fields)
 			}
 			if tt.status != http.StatusOK {
 				wantError(t, r, tt.status, tt.code)

@@ -75,7 +75,7 @@ func TestRedisClusterInstancesShareSessionsAndLogouts(t *testing.T) {
 				if i%2 == 1 {
 					base = b.Base
 				}
-				wantStatus(t, send(t, http.MethodGet, base+"/api/orders/"+strconv.Itoa(i), bearer(kept.Token), ""), http.StatusOK)
+				wantStatus(t, get(t, base+"/api/orders/"+strconv.Itoa(i), kept.Token), http.StatusOK)
 			}
 			n, ran := 0, map[string]int{}
 			for name, k := range cluster.CommandStats() {
@@ -205,7 +205,7 @@ func TestRedisSentinelFailoverKeepsLogoutsAndRecoversByItself(t *testing.T) {
 	// A fresh instance knows the logout made before the kill.
 	c := multiNew(t, "C", "", site)
 	c.Start()
-	wantError(t, send(t, http.MethodGet, c.Base+"/api/x", bearer(gone.Token), ""), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, c.Base+"/api/x", gone.Token), http.StatusUnauthorized, "invalid_token")
 	rdsWantProxied(t, c.Base, kept.Token)
 	rdsWantVectorDecrypts(t, c.Base, kept.Token)
 }

@@ -54,7 +54,7 @@ func rdsWantVectorDecrypts(t *testing.T, base, token string) {
 // upstream as the vector's user.
 func rdsWantProxied(t *testing.T, base, token string) {
 	t.Helper()
-	r := send(t, http.MethodGet, base+"/api/orders", bearer(token), "")
+	r := get(t, base+"/api/orders", token)
 	wantStatus(t, r, http.StatusOK)
 	if got := r.Seen(t).Header.Get("X-WX-OPENID"); got != wechattest.UserInfoVector.OpenID {
 		t.Errorf("upstream saw X-WX-OPENID %q, want the vector's openid", got)
@@ -68,7 +68,7 @@ func rdsWantRefusedWithin(t *testing.T, base, token string, d time.Duration) tim
 	t.Helper()
 	start := time.Now()
 	for {
-		r := send(t, http.MethodGet, base+"/api/orders", bearer(token), "")
+		r := get(t, base+"/api/orders", token)
 		if r.Status == http.StatusUnauthorized {
 			wantError(t, r, http.StatusUnauthorized, "invalid_token")
 			return time.Since(start)
@@ -100,7 +100,7 @@ func TestRedisTwoInstancesShareTokensSessionsAndLogouts(t *testing.T) {
 
 	rdsVectorCode(fake, "code-1")
 	kept := loginAt(t, a.Base, map[string]string{"code": "code-1"})
-	if r := send(t, http.MethodGet, b.Base+"/api/orders", bearer(kept.Token), ""); r.Status != http.StatusOK {
+	if r := get(t, b.Base+"/api/orders", kept.Token); r.Status != http.StatusOK {
 		t.Fatalf("B refuses a token from A (%d %s): the instances do not share the generated signing key", r.Status, r.Body)
 	}
 	rdsWantProxied(t, b.Base, kept.Token)
@@ -126,7 +126,7 @@ func TestRedisTwoInstancesShareTokensSessionsAndLogouts(t *testing.T) {
 			if i%2 == 1 {
 				base = b.Base
 			}
-			r := send(t, http.MethodGet, base+"/api/orders/"+strconv.Itoa(i), bearer(kept.Token), "")
+			r := get(t, base+"/api/orders/"+strconv.Itoa(i), kept.Token)
 			wantStatus(t, r, http.StatusOK)
 		}
 		if n := rdsCommandCount(t, c) - before; n >= 10 {
@@ -145,7 +145,7 @@ func TestRedisTwoInstancesShareTokensSessionsAndLogouts(t *testing.T) {
 
 	b.Restart()
 	t.Run("after B restarts", func(t *testing.T) {
-		wantError(t, send(t, http.MethodGet, b.Base+"/api/orders", bearer(gone.Token), ""), http.StatusUnauthorized, "invalid_token")
+		wantError(t, get(t, b.Base+"/api/orders", gone.Token), http.StatusUnauthorized, "invalid_token")
 		wantError(t, send(t, http.MethodPost, b.Base+"/wx/refresh", bearer(gone.Token), ""), http.StatusUnauthorized, "invalid_token")
 		rdsWantProxied(t, b.Base, kept.Token)
 		rdsWantVectorDecrypts(t, b.Base, kept.Token)
@@ -155,7 +155,7 @@ func TestRedisTwoInstancesShareTokensSessionsAndLogouts(t *testing.T) {
 	t.Run("after A restarts", func(t *testing.T) {
 		rdsWantProxied(t, a.Base, kept.Token)
 		rdsWantVectorDecrypts(t, a.Base, kept.Token)
-		wantError(t, send(t, http.MethodGet, a.Base+"/api/orders", bearer(gone.Token), ""), http.StatusUnauthorized, "invalid_token")
+		wantError(t, get(t, a.Base+"/api/orders", gone.Token), http.StatusUnauthorized, "invalid_token")
 		// A token refreshed on A keeps the session on B.
 		r := send(t, http.MethodPost, a.Base+"/wx/refresh", bearer(kept.Token), "")
 		wantStatus(t, r, http.StatusOK)
@@ -213,7 +213,7 @@ func TestRedisOutageSparesProxiedRequestsAndFailsLoginsFast(t *testing.T) {
 				return send(t, http.MethodPost, a.Base+"/wx/logout", bearer(leaving), "")
 			})
 			wantError(t, r, http.StatusServiceUnavailable, "store_unavailable")
-			wantError(t, send(t, http.MethodGet, a.Base+"/api/x", bearer(leaving), ""), http.StatusUnauthorized, "invalid_token")
+			wantError(t, get(t, a.Base+"/api/x", leaving), http.StatusUnauthorized, "invalid_token")
 
 			tc.back(srv)
 			back := time.Now()
@@ -228,8 +228,8 @@ func TestRedisOutageSparesProxiedRequestsAndFailsLoginsFast(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			wantStatus(t, send(t, http.MethodGet, a.Base+"/api/x", bearer(user), ""), http.StatusOK)
-			wantError(t, send(t, http.MethodGet, a.Base+"/api/x", bearer(leaving), ""), http.StatusUnauthorized, "invalid_token")
+			wantStatus(t, get(t, a.Base+"/api/x", user), http.StatusOK)
+			wantError(t, get(t, a.Base+"/api/x", leaving), http.StatusUnauthorized, "invalid_token")
 		})
 	}
 }

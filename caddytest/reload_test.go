@@ -116,7 +116,7 @@ func TestReloadUnderLoadKeepsSessionsAndDropsNoRequest(t *testing.T) {
 	}
 
 	// The new config is in effect: the identity arrives under its new name.
-	r = send(t, http.MethodGet, m.Base+"/api/steps", bearer(lr.Token), "")
+	r = get(t, m.Base+"/api/steps", lr.Token)
 	wantStatus(t, r, http.StatusOK)
 	var seen map[string]string
 	json.Unmarshal(r.Body, &seen)

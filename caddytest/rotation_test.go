@@ -88,7 +88,7 @@ func rotStepThrough(t *testing.T, st *stack, store string) {
 	rotReload(t, st, "\t\tsigning_key "+rotNewKey+"\n"+store)
 	rdsWantProxied(t, siteBase, fresh)
 	rdsWantVectorDecrypts(t, siteBase, fresh)
-	wantError(t, st.get(t, "/api/orders", old), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, st.Base+"/api/orders", old), http.StatusUnauthorized, "invalid_token")
 
 	now := time.Now()
 	claims := jwt.MapClaims{"iss": "wechat_auth", "sub": wechattest.UserInfoVector.OpenID, "aud": testAppID,
@@ -100,7 +100,7 @@ func rotStepThrough(t *testing.T, st *stack, store string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := st.get(t, "/api/orders", s)
+		r := get(t, st.Base+"/api/orders", s)
 		if r.Status != http.StatusUnauthorized {
 			t.Errorf("%s: %d, want 401", name, r.Status)
 		}
@@ -154,7 +154,7 @@ func TestUpgradeKeepsRedisSessionsAndRevocations(t *testing.T) {
 	st := startStack(t, stackConfig{Directive: "\t\tstore redis " + srv.URL + "\n"})
 	rdsWantProxied(t, st.Base, kept)
 	rdsWantVectorDecrypts(t, st.Base, kept)
-	wantError(t, st.get(t, "/api/orders", gone), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, st.Base+"/api/orders", gone), http.StatusUnauthorized, "invalid_token")
 	wantError(t, send(t, http.MethodPost, st.Base+"/wx/refresh", bearer(gone), ""), http.StatusUnauthorized, "invalid_token")
 	// And after rotating away from the key the old version used.
 	rotReload(t, st, "\t\tsigning_key "+rotNewKey+" "+testSigningKey+"\n\t\tstore redis "+srv.URL+"\n")

@@ -21,20 +21,20 @@ import (
 
 const sandboxSiteAppID = "wx5a5a5a5a5a5a5a5a"
 
-// startSandboxAndProduction loads a sandbox site on siteBase and a
-// production site on siteBase2, same appid and signing key, both in front
-// of one upstream.
+// startSandboxAndProduction loads, through startStack, a sandbox site on
+// siteBase and a production site on siteBase2, same appid and signing key,
+// both in front of one upstream.
 func startSandboxAndProduction(t *testing.T) *stack {
 	t.Helper()
-	fake, fakeURL := startWeChat(t, optsSingleUse)
-	fake.AddApp(sandboxSiteAppID, testSecret)
-	up := startUpstream(t)
-	sandbox := "\t\tsandbox\n\t\tapp_id " + sandboxSiteAppID + "\n\t\tsigning_key " + testSigningKey + "\n"
-	production := "\t\tapp_id " + sandboxSiteAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + fakeURL +
-		"\n\t\tsigning_key " + testSigningKey + "\n\t\ttimeout 2s\n"
-	cf := globalOptions("") + wechatSite(siteBase, sandbox, up.Addr, "") + wechatSite(siteBase2, production, up.Addr, "")
-	loadCaddy(t, cf)
-	return &stack{WeChat: fake, WeChatURL: fakeURL, Upstream: up, Base: siteBase, Caddyfile: cf}
+	return startStack(t, stackConfig{
+		Apps:    []testApp{{sandboxSiteAppID, testSecret}},
+		Sandbox: true,
+		Sites: func(st *stack) string {
+			production := "\t\tapp_id " + sandboxSiteAppID + "\n\t\tapp_secret " + testSecret + "\n\t\tapi_base " + st.WeChatURL +
+				"\n\t\tsigning_key " + testSigningKey + "\n\t\ttimeout 2s\n"
+			return wechatSite(siteBase2, production, st.Upstream.Addr, "")
+		},
+	})
 }
 
 func TestSandboxSameCodeGivesSameOpenID(t *testing.T) {
@@ -48,7 +48,7 @@ func TestSandboxSameCodeGivesSameOpenID(t *testing.T) {
 	if other.OpenID == first.OpenID {
 		t.Errorf("codes alice and bob gave the same openid %q", other.OpenID)
 	}
-	seen := st.get(t, "/api", again.Token).Seen(t)
+	seen := get(t, st.Base+"/api", again.Token).Seen(t)
 	if seen.Header.Get("X-Wx-Openid") != first.OpenID || seen.Header.Get("X-Wx-Appid") != sandboxSiteAppID {
 		t.Errorf("upstream got openid %q appid %q", seen.Header.Get("X-Wx-Openid"), seen.Header.Get("X-Wx-Appid"))
 	}
@@ -61,15 +61,15 @@ func TestSandboxAndProductionRefuseEachOthersTokens(t *testing.T) {
 	productionToken := loginAt(t, siteBase2, map[string]string{"code": "real-code"}).Token
 
 	// Each site takes its own token.
-	wantStatus(t, send(t, http.MethodGet, siteBase+"/api", bearer(sandboxToken), ""), http.StatusOK)
-	wantStatus(t, send(t, http.MethodGet, siteBase2+"/api", bearer(productionToken), ""), http.StatusOK)
+	wantStatus(t, get(t, siteBase+"/api", sandboxToken), http.StatusOK)
+	wantStatus(t, get(t, siteBase2+"/api", productionToken), http.StatusOK)
 
 	t.Run("sandbox token on the production site", func(t *testing.T) {
-		wantError(t, send(t, http.MethodGet, siteBase2+"/api", bearer(sandboxToken), ""), http.StatusUnauthorized, "invalid_token")
+		wantError(t, get(t, siteBase2+"/api", sandboxToken), http.StatusUnauthorized, "invalid_token")
 		wantError(t, send(t, http.MethodPost, siteBase2+"/wx/refresh", bearer(sandboxToken), ""), http.StatusUnauthorized, "invalid_token")
 	})
 	t.Run("production token on the sandbox site", func(t *testing.T) {
-		wantError(t, send(t, http.MethodGet, siteBase+"/api", bearer(productionToken), ""), http.StatusUnauthorized, "invalid_token")
+		wantError(t, get(t, siteBase+"/api", productionToken), http.StatusUnauthorized, "invalid_token")
 	})
 }
 
@@ -78,7 +78,7 @@ func TestSandboxEncryptRoundTrip(t *testing.T) {
 	lr := st.login(t, "dave")
 	object := `{"nickName":"测试 user","gender":1,"avatarUrl":"https://example.com/a.png?x=1&y=2","extra":{"list":[1,2,3]}}`
 
-	r := st.post(t, "/wx/sandbox/encrypt", lr.Token, "application/json", object)
+	r := post(t, st.Base+"/wx/sandbox/encrypt", lr.Token, "application/json", object)
 	wantStatus(t, r, http.StatusOK)
 	out := r.Object(t)
 	fields := map[string]string{}
@@ -96,7 +96,7 @@ func TestSandboxEncryptRoundTrip(t *testing.T) {
 		t.Errorf("encryptedData is not encrypted")
 	}
 
-	r = st.postJSON(t, "/wx/userinfo", lr.Token, fields)
+	r = postJSON(t, st.Base+"/wx/userinfo", lr.Token, fields)
 	wantStatus(t, r, http.StatusOK)
 	got := r.Object(t)
 	sent := (&reply{Body: []byte(object)}).Object(t)
@@ -118,23 +118,23 @@ func TestSandboxEncryptRoundTrip(t *testing.T) {
 			altered[k] = v
 		}
 		altered["rawData"] = strings.Replace(object, `"gender":1`, `"gender":2`, 1)
-		wantError(t, st.postJSON(t, "/wx/userinfo", lr.Token, altered), http.StatusBadRequest, "signature_mismatch")
+		wantError(t, postJSON(t, st.Base+"/wx/userinfo", lr.Token, altered), http.StatusBadRequest, "signature_mismatch")
 	})
 	t.Run("another sandbox user cannot decrypt it", func(t *testing.T) {
 		other := st.login(t, "eve")
-		r := st.postJSON(t, "/wx/userinfo", other.Token, fields)
+		r := postJSON(t, st.Base+"/wx/userinfo", other.Token, fields)
 		if r.Status != http.StatusBadRequest && r.Status != http.StatusForbidden {
 			t.Errorf("another user's session decrypted the data: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("needs a token", func(t *testing.T) {
-		wantError(t, st.post(t, "/wx/sandbox/encrypt", "", "application/json", object), http.StatusUnauthorized, "unauthorized")
+		wantError(t, post(t, st.Base+"/wx/sandbox/encrypt", "", "application/json", object), http.StatusUnauthorized, "unauthorized")
 	})
 	t.Run("refuses a body that is not an object", func(t *testing.T) {
-		wantError(t, st.post(t, "/wx/sandbox/encrypt", lr.Token, "application/json", `[1,2]`), http.StatusBadRequest, "invalid_request")
+		wantError(t, post(t, st.Base+"/wx/sandbox/encrypt", lr.Token, "application/json", `[1,2]`), http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("refuses a name given twice", func(t *testing.T) {
-		wantError(t, st.post(t, "/wx/sandbox/encrypt", lr.Token, "application/json", `{"nickName":"a","nickName":"b"}`), http.StatusBadRequest, "invalid_request")
+		wantError(t, post(t, st.Base+"/wx/sandbox/encrypt", lr.Token, "application/json", `{"nickName":"a","nickName":"b"}`), http.StatusBadRequest, "invalid_request")
 	})
 }
 
@@ -153,6 +153,6 @@ func TestSandboxEncryptIsNotServedOutsideSandbox(t *testing.T) {
 func TestSandboxAcceptsPhoneCodes(t *testing.T) {
 	st := startSandboxAndProduction(t)
 	lr := st.login(t, "frank")
-	r := st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "phone-13800138000"})
+	r := postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "phone-13800138000"})
 	wantPhone(t, r, testPhoneOf("13800138000"))
 }

@@ -95,13 +95,8 @@ type rawStack struct {
 
 func startRawStack(t *testing.T, directive, global string) *rawStack {
 	t.Helper()
-	fake, fakeURL := startWeChat(t, optsSingleUse)
-	fake.AddApp(testAppID, testSecret)
 	raw := startRawUpstream(t)
-	d := fmt.Sprintf("\t\tapp_id %s\n\t\tapp_secret %s\n\t\tapi_base %s\n\t\tsigning_key %s\n%s",
-		testAppID, testSecret, fakeURL, testSigningKey, directive)
-	loadCaddy(t, globalOptions(global)+wechatSite(siteBase, d, raw.Addr, ""))
-	st := &stack{WeChat: fake, WeChatURL: fakeURL, Base: siteBase}
+	st := startStack(t, stackConfig{Upstream: raw.Addr, Directive: directive, Global: global})
 	st.addUser("raw")
 	return &rawStack{stack: st, Raw: raw, Login: st.login(t, "raw")}
 }

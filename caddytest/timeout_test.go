@@ -87,7 +87,7 @@ func TestHangingWeChatMakesPhoneFailWithinTimeout(t *testing.T) {
 	defer st.WeChat.SetDelay(0)
 
 	start := time.Now()
-	r := st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "pc"})
+	r := postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "pc"})
 	took := time.Since(start)
 	t.Logf("phone answered after %v with timeout %v", took, testTimeout)
 	wantError(t, r, http.StatusServiceUnavailable, "wechat_unavailable")

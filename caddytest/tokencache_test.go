@@ -18,16 +18,16 @@ func TestReloadKeepsTheAccessToken(t *testing.T) {
 	lr := st.login(t, "reload-token")
 	st.WeChat.AddPhoneCode("reload-phone-1", testPhone)
 	st.WeChat.AddPhoneCode("reload-phone-2", testPhone)
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "reload-phone-1"}), testPhone)
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "reload-phone-1"}), testPhone)
 
 	// Another config: the same app, something else changed.
 	loadCaddy(t, strings.Replace(st.Caddyfile, "timeout 2s", "timeout 3s", 1))
-	wantPhone(t, st.postJSON(t, "/wx/phone", lr.Token, map[string]string{"code": "reload-phone-2"}), testPhone)
+	wantPhone(t, postJSON(t, st.Base+"/wx/phone", lr.Token, map[string]string{"code": "reload-phone-2"}), testPhone)
 
 	if n := st.WeChat.Calls(wechattest.PathStableToken); n != 1 {
 		t.Errorf("%d stable_token calls for two phone calls around a reload, want 1 (the reload dropped the token)", n)
 	}
-	if r := st.get(t, "/", lr.Token); r.Status != http.StatusOK {
+	if r := get(t, st.Base+"/", lr.Token); r.Status != http.StatusOK {
 		t.Errorf("proxied request after the reload: %d", r.Status)
 	}
 }

@@ -54,7 +54,7 @@ func TestRefusedTokens(t *testing.T) {
 	// The control: the same claims re-signed HS256 with the right key pass,
 	// so every refusal below is for the one thing changed.
 	control := forgeToken(t, jwt.SigningMethodHS256, key, with(nil))
-	r := st.get(t, "/api", control)
+	r := get(t, st.Base+"/api", control)
 	wantStatus(t, r, http.StatusOK)
 	if r.Seen(t).Header.Get("X-Wx-Openid") != lr.OpenID {
 		t.Fatalf("the re-signed control token did not carry the identity")
@@ -87,7 +87,7 @@ func TestRefusedTokens(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := st.Upstream.Count()
-			r := st.get(t, "/api", tt.token)
+			r := get(t, st.Base+"/api", tt.token)
 			wantError(t, r, http.StatusUnauthorized, "invalid_token")
 			if st.Upstream.Count() != before {
 				t.Errorf("a refused token reached the upstream")
@@ -96,7 +96,7 @@ func TestRefusedTokens(t *testing.T) {
 	}
 
 	t.Run("token only in the query string", func(t *testing.T) {
-		r := send(t, http.MethodGet, st.Base+"/api?access_token="+url.QueryEscape(lr.Token), nil, "")
+		r := get(t, st.Base+"/api?access_token="+url.QueryEscape(lr.Token), "")
 		wantError(t, r, http.StatusUnauthorized, "unauthorized")
 	})
 	t.Run("token in the query string of a route", func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestRefreshReturnsWorkingToken(t *testing.T) {
 	user := st.addUser("refresh")
 	lr := st.login(t, "refresh")
 
-	r := st.post(t, "/wx/refresh", lr.Token, "", "")
+	r := post(t, st.Base+"/wx/refresh", lr.Token, "", "")
 	wantStatus(t, r, http.StatusOK)
 	var fresh loginResult
 	if err := json.Unmarshal(r.Body, &fresh); err != nil || fresh.Token == "" {
@@ -158,19 +158,19 @@ func TestRefreshReturnsWorkingToken(t *testing.T) {
 	if claimsOf(t, fresh.Token)["sid"] != claimsOf(t, lr.Token)["sid"] {
 		t.Errorf("refresh started a new session; want the same session")
 	}
-	seen := st.get(t, "/api", fresh.Token).Seen(t)
+	seen := get(t, st.Base+"/api", fresh.Token).Seen(t)
 	if seen.Header.Get("X-Wx-Openid") != user.OpenID {
 		t.Errorf("refreshed token carries openid %q, want %q", seen.Header.Get("X-Wx-Openid"), user.OpenID)
 	}
 	// The refreshed token can still decrypt: the session is the same.
 	enc, iv := encryptFor(t, user.SessionKey, map[string]any{"stepInfoList": []any{}})
-	wantStatus(t, st.postJSON(t, "/wx/decrypt", fresh.Token, map[string]string{"encryptedData": enc, "iv": iv}), http.StatusOK)
+	wantStatus(t, postJSON(t, st.Base+"/wx/decrypt", fresh.Token, map[string]string{"encryptedData": enc, "iv": iv}), http.StatusOK)
 }
 
 func TestRefreshWithoutTokenIsUnauthorized(t *testing.T) {
 	st := startStack(t, stackConfig{})
-	wantError(t, st.post(t, "/wx/refresh", "", "", ""), http.StatusUnauthorized, "unauthorized")
-	wantError(t, st.post(t, "/wx/refresh", "garbage.token.here", "", ""), http.StatusUnauthorized, "invalid_token")
+	wantError(t, post(t, st.Base+"/wx/refresh", "", "", ""), http.StatusUnauthorized, "unauthorized")
+	wantError(t, post(t, st.Base+"/wx/refresh", "garbage.token.here", "", ""), http.StatusUnauthorized, "invalid_token")
 }
 
 func TestLogoutRevokesEveryTokenOfSession(t *testing.T) {
@@ -180,15 +180,15 @@ func TestLogoutRevokesEveryTokenOfSession(t *testing.T) {
 	leaver := st.login(t, "leaver")
 	stayer := st.login(t, "stayer")
 
-	r := st.post(t, "/wx/refresh", leaver.Token, "", "")
+	r := post(t, st.Base+"/wx/refresh", leaver.Token, "", "")
 	wantStatus(t, r, http.StatusOK)
 	var refreshed loginResult
 	if err := json.Unmarshal(r.Body, &refreshed); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, st.get(t, "/api", refreshed.Token), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api", refreshed.Token), http.StatusOK)
 
-	r = st.post(t, "/wx/logout", refreshed.Token, "", "")
+	r = post(t, st.Base+"/wx/logout", refreshed.Token, "", "")
 	wantStatus(t, r, http.StatusNoContent)
 	if len(r.Body) != 0 {
 		t.Errorf("logout answered a body: %q", r.Body)
@@ -196,17 +196,17 @@ func TestLogoutRevokesEveryTokenOfSession(t *testing.T) {
 
 	for name, tok := range map[string]string{"login token": leaver.Token, "refreshed token": refreshed.Token} {
 		t.Run(name, func(t *testing.T) {
-			wantError(t, st.get(t, "/api", tok), http.StatusUnauthorized, "invalid_token")
-			wantError(t, st.post(t, "/wx/refresh", tok, "", ""), http.StatusUnauthorized, "invalid_token")
-			wantError(t, st.postJSON(t, "/wx/userinfo", tok, map[string]string{"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
+			wantError(t, get(t, st.Base+"/api", tok), http.StatusUnauthorized, "invalid_token")
+			wantError(t, post(t, st.Base+"/wx/refresh", tok, "", ""), http.StatusUnauthorized, "invalid_token")
+			wantError(t, postJSON(t, st.Base+"/wx/userinfo", tok, map[string]string{"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
 				http.StatusUnauthorized, "invalid_token")
 		})
 	}
 	t.Run("other session unaffected", func(t *testing.T) {
-		wantStatus(t, st.get(t, "/api", stayer.Token), http.StatusOK)
+		wantStatus(t, get(t, st.Base+"/api", stayer.Token), http.StatusOK)
 	})
 	t.Run("logout again", func(t *testing.T) {
-		wantError(t, st.post(t, "/wx/logout", leaver.Token, "", ""), http.StatusUnauthorized, "invalid_token")
+		wantError(t, post(t, st.Base+"/wx/logout", leaver.Token, "", ""), http.StatusUnauthorized, "invalid_token")
 	})
 }
 
@@ -223,18 +223,18 @@ func TestLogoutOutlivesACutTokenTTL(t *testing.T) {
 		t.Fatal("the config has no token_ttl line to cut")
 	}
 	loadCaddy(t, short)
-	r := st.post(t, "/wx/refresh", long.Token, "", "")
+	r := post(t, st.Base+"/wx/refresh", long.Token, "", "")
 	wantStatus(t, r, http.StatusOK)
 	var refreshed loginResult
 	if err := json.Unmarshal(r.Body, &refreshed); err != nil || refreshed.ExpiresIn > 2 {
 		t.Fatalf("refresh after the cut: %s", r.Body)
 	}
-	wantStatus(t, st.post(t, "/wx/logout", refreshed.Token, "", ""), http.StatusNoContent)
-	wantError(t, st.get(t, "/api", long.Token), http.StatusUnauthorized, "invalid_token")
+	wantStatus(t, post(t, st.Base+"/wx/logout", refreshed.Token, "", ""), http.StatusNoContent)
+	wantError(t, get(t, st.Base+"/api", long.Token), http.StatusUnauthorized, "invalid_token")
 
 	time.Sleep(3 * time.Second) // past every token_ttl configured now
-	wantError(t, st.get(t, "/api", long.Token), http.StatusUnauthorized, "invalid_token")
-	wantError(t, st.post(t, "/wx/refresh", long.Token, "", ""), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, st.Base+"/api", long.Token), http.StatusUnauthorized, "invalid_token")
+	wantError(t, post(t, st.Base+"/wx/refresh", long.Token, "", ""), http.StatusUnauthorized, "invalid_token")
 
 	st.addUser("again")
 	st.login(t, "again") // logging in still works

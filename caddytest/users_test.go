@@ -55,7 +55,7 @@ func usrAdmin(t *testing.T, m *multiCaddy, method, path string, body any) *reply
 
 func usrStatus(t *testing.T, base, token string) int {
 	t.Helper()
-	return send(t, http.MethodGet, base+"/api/orders", bearer(token), "").Status
+	return get(t, base+"/api/orders", token).Status
 }
 
 func TestKeyRotationOfGeneratedKeysOnTwoInstances(t *testing.T) {
@@ -253,10 +253,10 @@ func TestAdminBanWithMemoryStoreSurvivesRestart(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	tok := r.Object(t)["token"].(string)
 	wantStatus(t, usrAdmin(t, m, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": user}), http.StatusOK)
-	wantError(t, send(t, http.MethodGet, m.Base+"/api/orders", bearer(tok), ""), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, m.Base+"/api/orders", tok), http.StatusUnauthorized, "invalid_token")
 	m.Restart()
 	wantError(t, login(), http.StatusForbidden, "user_blocked")
-	wantError(t, send(t, http.MethodGet, m.Base+"/api/orders", bearer(tok), ""), http.StatusUnauthorized, "invalid_token")
+	wantError(t, get(t, m.Base+"/api/orders", tok), http.StatusUnauthorized, "invalid_token")
 	wantStatus(t, usrAdmin(t, m, http.MethodDelete, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": user}), http.StatusOK)
 	m.Restart()
 	wantStatus(t, login(), http.StatusOK)

@@ -42,12 +42,12 @@ func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
 
 	u := g.addUser("app-user")
 	lr := g.login(t, "app-user")
-	r := g.get(t, "/api/profile", lr.Token)
+	r := get(t, g.Base+"/api/profile", lr.Token)
 	wantStatus(t, r, http.StatusOK)
 	if got := r.Seen(t).Header.Get("X-Wx-Openid"); got != u.OpenID {
 		t.Fatalf("the upstream got openid %q, want %q", got, u.OpenID)
 	}
-	wantError(t, g.get(t, "/api/profile", ""), http.StatusUnauthorized, "unauthorized")
+	wantError(t, get(t, g.Base+"/api/profile", ""), http.StatusUnauthorized, "unauthorized")
 
 	// The gateway calls WeChat with the app's token, and reads the session
 	// wechat_auth stored (checksession is signed with its session_key,
@@ -79,7 +79,7 @@ func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
 		t.Errorf("the load error does not name the wechat app's signing_key: %s", body)
 	}
 	httpClient.CloseIdleConnections()
-	wantStatus(t, g.get(t, "/api/profile", lr.Token), http.StatusOK)
+	wantStatus(t, get(t, g.Base+"/api/profile", lr.Token), http.StatusOK)
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
 }
 
@@ -100,7 +100,7 @@ func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
 
 	st.addUser("own-app-user")
 	lr := st.loginApp(t, testAppID, "own-app-user")
-	wantStatus(t, st.get(t, "/api/profile", lr.Token), http.StatusOK)
+	wantStatus(t, get(t, st.Base+"/api/profile", lr.Token), http.StatusOK)
 	st.WeChat.AddCode(globalApp, "global-app-user", wechattest.User{OpenID: randomOpenID()})
 	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "global-app-user", "appid": globalApp}),
 		http.StatusBadRequest, "invalid_request")
