@@ -146,7 +146,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
 	}
-	h.wxConn, h.wx, h.fake = conn, conn.Client, conn.Fake
+	h.wxConn, h.fake = conn, conn.Fake
+	h.platform = platform.WeChat{Client: conn.Client}
 	if h.Sandbox {
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	}
