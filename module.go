@@ -18,7 +18,6 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/session"
-	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -193,14 +192,14 @@ type Handler struct {
 
 	shared // the settings and holds wechat_auth shares with wechat_api
 
-	wx     *wechat.Client
-	fake   *wechattest.Server // sandbox only
-	wxConn *platform.Conn     // released in Cleanup
-	users  *session.Users
-	audit  *zap.Logger
-	routes routeTable
-	uses   []storeUse        // what this handler holds its store for (see pooledStore)
-	strip  idheader.Stripper // strips the identity headers a client sent
+	platform platform.Platform  // logins and, when it is a platform.Phoner, phone numbers
+	fake     *wechattest.Server // sandbox only
+	wxConn   *platform.Conn     // released in Cleanup
+	users    *session.Users
+	audit    *zap.Logger
+	routes   routeTable
+	uses     []storeUse        // what this handler holds its store for (see pooledStore)
+	strip    idheader.Stripper // strips the identity headers a client sent
 
 	assertion    *assertion.Signer     // nil unless Assertion
 	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove

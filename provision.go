@@ -22,7 +22,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// provisionKeys sets up the codec's keys: the configured ones, or the
+// provisionKeys sets up the codec's keys: the configured ones, held in the
+// process's pool (one ring per key set, whichever handlers use it), or the
 // generated ring kept in Caddy's storage, which is then watched.
 func (h *shared) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
 	if h.signingKey != "" {
@@ -30,7 +31,12 @@ func (h *shared) provisionKeys(ctx caddy.Context) (*keyring.Ring, error) {
 		for _, k := range h.previousKeys {
 			secrets = append(secrets, []byte(k))
 		}
-		return keyring.New(secrets...), nil
+		ring, name, err := keyring.Hold(secrets...)
+		if err != nil {
+			return nil, h.errorf("signing keys: %w", err)
+		}
+		h.ringName = name
+		return ring, nil
 	}
 	name := keyring.SigningKeyName
 	if h.sandbox {
@@ -146,7 +152,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("wechat_auth: WeChat client: %w", err)
 	}
-	h.wxConn, h.wx, h.fake = conn, conn.Client, conn.Fake
+	h.wxConn, h.fake = conn, conn.Fake
+	h.platform = platform.WeChat{Client: conn.Client}
 	if h.Sandbox {
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	}
@@ -449,6 +456,7 @@ type shared struct {
 	secrets            map[string]string // appid → secret, placeholders resolved
 	tokens             *token.Codec
 	keyWatch           *token.Watch // generated keys only
+	ringName           string       // configured keys: the ring's name in keyring's pool
 	store              session.Store
 	storeKey           string
 	pooled             *pooledStore // the store's entry in the pool
@@ -460,11 +468,15 @@ func (h *shared) errorf(format string, args ...any) error {
 	return fmt.Errorf(h.module+": "+format, args...)
 }
 
-// release gives back the holds: the key watch and the session store.
+// release gives back the holds: the key watch or the configured keys'
+// ring, and the session store.
 func (h *shared) release() error {
 	h.keyWatch.Stop()
+	keyring.Release(h.ringName)
+	h.ringName = ""
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
+		h.storeKey = "" // a second call releases nothing more
 		return err
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -151,14 +152,18 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if aerr != nil {
 		return aerr
 	}
-	var info *wechat.PhoneInfo
+	var info platform.Phone
 	switch {
 	case f.Code != "":
 		if !apierr.ValidCode(f.Code) {
 			return apierr.InvalidRequest.WithMessage("The field code is malformed.")
 		}
+		phoner, ok := h.platform.(platform.Phoner)
+		if !ok {
+			return errNoPhoneAPI
+		}
 		var err error
-		info, err = h.wx.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
+		info, err = phoner.PhoneNumber(r.Context(), id.AppID, f.Code, id.OpenID)
 		if err != nil {
 			ae := h.wechatFailure(r.Context(), "phone", id.AppID, err)
 			if ae.Code() == apierr.InvalidCode.Code() {
@@ -175,11 +180,12 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		if err != nil {
 			return err
 		}
-		info = new(wechat.PhoneInfo)
-		if json.Unmarshal(plain, info) != nil || info.PhoneNumber == "" {
+		var decrypted wechat.PhoneInfo
+		if json.Unmarshal(plain, &decrypted) != nil || decrypted.PhoneNumber == "" {
 			// The same answer as every other decryption failure.
 			return apierr.DecryptFailed
 		}
+		info = platform.Phone(decrypted)
 	default:
 		return apierr.InvalidRequest.WithMessage("Send code (from the phone button's e.detail.code) or encryptedData and iv.")
 	}
@@ -193,6 +199,11 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	apierr.WriteRawJSON(w, http.StatusOK, body)
 	return nil
 }
+
+// errNoPhoneAPI answers a phone code on a platform without a phone-number
+// API: the request cannot succeed here, and the old button's encrypted data
+// still can.
+var errNoPhoneAPI = apierr.InvalidRequest.WithMessage("This platform has no phone-number API: send encryptedData and iv from the phone button instead of code.")
 
 // forward sends decrypted data to the next handler as a JSON POST with the
 // caller's identity; the upstream's answer is what the client gets.

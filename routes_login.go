@@ -50,7 +50,7 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	ws, err := h.wx.Code2Session(r.Context(), appid, f.Code)
+	ws, err := h.platform.Login(r.Context(), appid, f.Code)
 	if err != nil {
 		audit.Noted(r, appid, "", "")
 		return h.wechatFailure(r.Context(), "login", appid, err)

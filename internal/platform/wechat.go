@@ -1,10 +1,14 @@
-// Package platform holds a handler's connection to the mini-program
-// platform (WeChat today): the API client with the process's shared
-// access-token cache of each app, and the in-process fake of sandbox mode,
-// both kept in usage pools across config reloads.
+// Package platform is the seam between the routes and a mini-program
+// platform: the small Platform interface the login and phone routes call,
+// with optional capabilities found by type assertion, and WeChat, its one
+// implementation today. It also holds a handler's connection to WeChat: the
+// API client with the process's shared access-token cache of each app, and
+// the in-process fake of sandbox mode, both kept in usage pools across
+// config reloads.
 package platform
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -135,3 +139,31 @@ func (c *Conn) Close() {
 		c.Fake = nil
 	}
 }
+
+// WeChat is the WeChat platform: logins by code2session, phone numbers by
+// getuserphonenumber. Its errors are the wechat package's, unchanged.
+type WeChat struct{ Client *wechat.Client }
+
+// Login exchanges a wx.login code.
+func (p WeChat) Login(ctx context.Context, appid, code string) (Login, error) {
+	s, err := p.Client.Code2Session(ctx, appid, code)
+	if err != nil {
+		return Login{}, err
+	}
+	return Login{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
+}
+
+// PhoneNumber exchanges a phone-button code.
+func (p WeChat) PhoneNumber(ctx context.Context, appid, code, openid string) (Phone, error) {
+	info, err := p.Client.PhoneNumber(ctx, appid, code, openid)
+	if err != nil {
+		return Phone{}, err
+	}
+	return Phone(*info), nil
+}
+
+// Interface guards
+var (
+	_ Platform = WeChat{}
+	_ Phoner   = WeChat{}
+)
