@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,21 +455,31 @@ func (s *Server) checkApp(appid, secret string) int {
 	return 0
 }
 
-func (s *Server) code2Session(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	appid, jsCode := q.Get("appid"), q.Get("js_code")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// codeRequest reads what every code exchange sends (appid, secret,
+// grant_type and the code in the parameter named codeParam) and answers
+// WeChat's error when one is wrong. s.mu must be held.
+func (s *Server) codeRequest(w http.ResponseWriter, q url.Values, codeParam string) (appid, code string, ok bool) {
+	appid, code = q.Get("appid"), q.Get(codeParam)
 	if e := s.checkApp(appid, q.Get("secret")); e != 0 {
 		writeErr(w, e)
-		return
+		return "", "", false
 	}
 	if q.Get("grant_type") != "authorization_code" {
 		writeErr(w, ErrInvalidGrant)
-		return
+		return "", "", false
 	}
-	if jsCode == "" {
+	if code == "" {
 		writeErr(w, ErrCodeMissing)
+		return "", "", false
+	}
+	return appid, code, true
+}
+
+func (s *Server) code2Session(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	appid, jsCode, ok := s.codeRequest(w, r.URL.Query(), "js_code")
+	if !ok {
 		return
 	}
 	c := s.codes[appid+"\x00"+jsCode]

@@ -304,20 +304,10 @@ func newWebCode() string {
 // (unless ReusableCodes), live five minutes, and belong to the app whose
 // page issued them.
 func (s *Server) oauthAccessToken(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	appid, code := q.Get("appid"), q.Get("code")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.checkApp(appid, q.Get("secret")); e != 0 {
-		writeErr(w, e)
-		return
-	}
-	if q.Get("grant_type") != "authorization_code" {
-		writeErr(w, ErrInvalidGrant)
-		return
-	}
-	if code == "" {
-		writeErr(w, ErrCodeMissing)
+	appid, code, ok := s.codeRequest(w, r.URL.Query(), "code")
+	if !ok {
 		return
 	}
 	c := s.web.codes[code]
