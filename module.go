@@ -175,7 +175,8 @@ type Handler struct {
 	// Sign the verified identity: every verified request, and every answer
 	// of {route_prefix}/verify, carries an ES256 JWT (kid in its header)
 	// with iss "wechat_auth", sub the openid, aud the appid, unionid when
-	// known, iat, and exp no later than the token's. Upstreams verify it
+	// known, iat, and exp at most 60 s after iat and no later than the token's (a
+	// fresh one is signed every 30 s while the token is in use). Upstreams verify it
 	// against the public key served at {route_prefix}/jwks.json, so a
 	// request that reaches them by another path cannot claim an identity.
 	Assertion bool `json:"assertion,omitempty"`
