@@ -157,10 +157,12 @@ func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
 	if len(vals) == 5 && vals[4] != "" {
 		r.Header[h.assertion.Header()] = vals[4:5:5]
 	}
+	// The placeholders are answered by the identity itself rather than set
+	// one by one: three more entries in the replacer's map, which
+	// reverse_proxy fills with a dozen of its own, cost a map growth and a
+	// rehash on every request. A value a later handler sets still wins
+	// (the replacer reads its set values first).
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		v := id.ReplValues()
-		repl.Set("http.auth.user.id", v[0])
-		repl.Set("http.auth.user.unionid", v[1])
-		repl.Set("http.auth.user.appid", v[2])
+		repl.Map(id.Placeholders())
 	}
 }

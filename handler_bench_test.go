@@ -144,8 +144,34 @@ func miniProgramRequest(token string) *http.Request {
 	if token != "" {
 		r.Header["Authorization"] = []string{"Bearer " + token}
 	}
-	repl := caddy.NewReplacer()
-	return r.WithContext(context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl))
+	ctx := &requestContext{Context: context.Background()}
+	r = r.WithContext(ctx)
+	freshReplacer(r)
+	return r
+}
+
+// requestContext is the context of a benchmark's request, whose replacer
+// freshReplacer swaps: Caddy makes a new replacer for every request, and a
+// handler that adds to it must pay for that on every request here too.
+type requestContext struct {
+	context.Context
+	repl *caddy.Replacer
+}
+
+func (c *requestContext) Value(key any) any {
+	if key == caddy.ReplacerCtxKey {
+		return c.repl
+	}
+	return c.Context.Value(key)
+}
+
+// freshReplacer gives r (made by miniProgramRequest) a new replacer in the
+// state Caddy's HTTP server hands it to a handler: the default providers
+// and one for the http.* placeholders.
+func freshReplacer(r *http.Request) {
+	c := r.Context().(*requestContext)
+	c.repl = caddy.NewReplacer()
+	c.repl.Map(func(string) (any, bool) { return nil, false })
 }
 
 // BenchmarkProxiedRequest is the hot path: a request with a valid token
@@ -172,6 +198,7 @@ func BenchmarkProxiedRequestParallel(b *testing.B) {
 		w := newDiscardWriter()
 		for pb.Next() {
 			r.Header["Authorization"] = auth
+			freshReplacer(r)
 			w.reset()
 			if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusOK {
 				b.Errorf("status %d, err %v", w.status, err)

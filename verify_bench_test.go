@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // BenchmarkProxiedRequestAssertion is BenchmarkProxiedRequest with
@@ -69,6 +71,7 @@ func benchProxied(b *testing.B, path string, configure func(*Handler)) {
 	for b.Loop() {
 		r.Header["Authorization"] = auth
 		r.Header["X-Wx-Openid"] = spoof
+		freshReplacer(r)
 		w.reset()
 		if err := h.ServeHTTP(w, r, next); err != nil || w.status != http.StatusOK {
 			b.Fatalf("status %d, err %v", w.status, err)
@@ -99,6 +102,10 @@ func newProxiedRequest(b *testing.B, path string, configure func(*Handler)) *pro
 		if got := r.Header.Get(h.HeaderOpenID); got == "spoofed" || got == "" {
 			b.Errorf("upstream would see openid %q", got)
 		}
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if got := repl.ReplaceAll("{http.auth.user.id}", ""); got != r.Header.Get(h.HeaderOpenID) {
+			b.Errorf("{http.auth.user.id} is %q", got)
+		}
 		if h.assertion != nil && r.Header.Get(h.assertion.Header()) == "" {
 			b.Error("no assertion")
 		}
@@ -114,6 +121,7 @@ func proxiedRunner(b *testing.B, path string, configure func(*Handler)) func() {
 	return func() {
 		p.r.Header["Authorization"] = p.auth
 		p.r.Header["X-Wx-Openid"] = p.spoof
+		freshReplacer(p.r)
 		p.w.reset()
 		if err := p.h.ServeHTTP(p.w, p.r, next); err != nil || p.w.status != http.StatusOK {
 			b.Fatalf("status %d, err %v", p.w.status, err)

@@ -28,6 +28,10 @@ type Identity struct {
 	// boxing the strings on every request would allocate.
 	Repl *[3]any
 
+	// Lookup is Placeholder as a function value, made once per verified
+	// token, so handing it to a request's replacer does not allocate.
+	Lookup func(key string) (any, bool)
+
 	// Assertion is the signed identity assertion made for this token, once
 	// (see the assertion signer).
 	Assertion atomic.Pointer[Signed]
@@ -52,6 +56,41 @@ func (id *Identity) ReplValues() *[3]any {
 		return id.Repl
 	}
 	return &[3]any{id.OpenID, id.UnionID, id.AppID}
+}
+
+// The placeholders an identity answers, as Caddy's authentication
+// handlers name them.
+const (
+	PlaceholderID      = "http.auth.user.id"
+	PlaceholderUnionID = "http.auth.user.unionid"
+	PlaceholderAppID   = "http.auth.user.appid"
+)
+
+// Placeholder answers the identity's placeholders: {http.auth.user.id}
+// (the openid), {http.auth.user.unionid} and {http.auth.user.appid}.
+func (id *Identity) Placeholder(key string) (any, bool) {
+	if len(key) < len(PlaceholderID) || key[:15] != "http.auth.user." {
+		return nil, false
+	}
+	v := id.ReplValues()
+	switch key {
+	case PlaceholderID:
+		return v[0], true
+	case PlaceholderUnionID:
+		return v[1], true
+	case PlaceholderAppID:
+		return v[2], true
+	}
+	return nil, false
+}
+
+// Placeholders returns Placeholder as a function value for a replacer:
+// the one made once per verified token when there is one.
+func (id *Identity) Placeholders() func(key string) (any, bool) {
+	if id.Lookup != nil {
+		return id.Lookup
+	}
+	return id.Placeholder
 }
 
 // UserKey is the key a user is known by in the users' cut-offs, records

@@ -228,6 +228,7 @@ func (tc *Codec) Verify(raw string) (*identity.Identity, error) {
 	}
 	id.Key = identity.UserKey(id.AppID, id.OpenID)
 	id.Repl = &[3]any{id.OpenID, id.UnionID, id.AppID}
+	id.Lookup = id.Placeholder
 	return id, nil
 }
 
