@@ -187,9 +187,7 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	// subscriptions of both stores.
 	victim := cluster.PrimaryFor(a.revokedKey)
 	before := session.NewID()
-	if err := a.Revoke(ctx, before, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	rdsRevokeConfirmed(t, a, before)
 
 	// Traffic: logins (Put) and reads of uncached sessions, each timed.
 	var mu sync.Mutex
@@ -384,9 +382,7 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 		t.Fatal(err)
 	}
 	revoked := session.NewID()
-	if err := a.Revoke(ctx, revoked, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	rdsRevokeConfirmed(t, a, revoked)
 
 	// No primary, and Sentinels that accept connections but never answer:
 	// every call needing Redis still gives up within 2 s.
@@ -430,9 +426,7 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 	}
 	// b's subscription followed the primary too.
 	after := session.NewID()
-	if err := a.Revoke(ctx, after, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	rdsRevokeConfirmed(t, a, after)
 	if !rdsEventually(5*time.Second, func() bool { return b.Revoked(after, time.Now()) }) {
 		t.Error("a logout after the failover does not reach the other store")
 	}
