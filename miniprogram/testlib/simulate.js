@@ -11,9 +11,13 @@ if (typeof globalThis.window === 'undefined') {
   const dom = new JSDOM('<!doctype html><html><body></body></html>');
   globalThis.window = dom.window;
   globalThis.document = dom.window.document;
-  for (const name of ['Node', 'HTMLElement', 'Event', 'CustomEvent', 'getComputedStyle', 'requestAnimationFrame']) {
+  for (const name of ['Node', 'HTMLElement', 'getComputedStyle', 'requestAnimationFrame']) {
     if (!(name in globalThis) && name in dom.window) globalThis[name] = dom.window[name];
   }
+  // Node has its own Event and CustomEvent, which jsdom's elements refuse
+  // to dispatch: simulate's tap and input events must be jsdom's.
+  globalThis.Event = dom.window.Event;
+  globalThis.CustomEvent = dom.window.CustomEvent;
 }
 
 module.exports = require('miniprogram-simulate');
