@@ -23,6 +23,8 @@ var (
 	WeChatLatency *prometheus.HistogramVec
 	Store         *prometheus.CounterVec
 	APIRequests   *prometheus.CounterVec
+	Deliveries    *prometheus.CounterVec
+	OutboxPending *prometheus.GaugeVec
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -67,6 +69,14 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "api_requests_total",
 			Help: "Calls through the wechat_api gateway by path (an allow entry, or other) and result: ok, WeChat's errcode, unavailable, or the gateway's own error code.",
 		}, []string{"path", "result"})
+		Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "deliveries_total",
+			Help: "Verified WeChat events (kind push, pay_notify) handed to the upstream, by result: delivered, queued, retried, dropped, duplicate, busy, failed.",
+		}, []string{"kind", "result"})
+		OutboxPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "outbox_pending",
+			Help: "Events of kind waiting in the durable outbox for the upstream to take them.",
+		}, []string{"kind"})
 	})
 	if registry == nil {
 		return nil
@@ -74,6 +84,7 @@ func Init(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		Logins, Verifications, Decryptions,
 		WeChatCalls, WeChatLatency, Store, APIRequests,
+		Deliveries, OutboxPending,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.
