@@ -104,6 +104,14 @@ var (
 		message: "This user has no live session: the user must log in first."}
 	GatewayTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than the gateway's max_body."}
+
+	// Answers of the wechat_pay gateway.
+	PayNotAllowed = &Error{status: http.StatusForbidden, code: "api_not_allowed",
+		message: "This WeChat Pay API path is not in the gateway's allow list (and paths with '..', ';', encoded slashes or control characters never are)."}
+	PaySignatureInvalid = &Error{status: http.StatusBadGateway, code: "pay_signature_invalid",
+		message: "WeChat Pay's answer did not carry a valid signature, so it was not passed on: nothing in it can be trusted."}
+	PayUnavailable = &Error{status: http.StatusServiceUnavailable, code: "wechat_unavailable",
+		message: "WeChat Pay is not answering right now: try again shortly.", retryAfter: 5}
 )
 
 // FromWeChat maps an error of the wechat package to an answer, by the kind

@@ -25,6 +25,7 @@ var (
 	APIRequests   *prometheus.CounterVec
 	Deliveries    *prometheus.CounterVec
 	OutboxPending *prometheus.GaugeVec
+	PayRequests   *prometheus.CounterVec
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -77,6 +78,10 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "outbox_pending",
 			Help: "Events of kind waiting in the durable outbox for the upstream to take them.",
 		}, []string{"kind"})
+		PayRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "pay_requests_total",
+			Help: "Calls through the wechat_pay gateway by path (an allow entry, or other) and result: ok, WeChat Pay's error code, unavailable, or the gateway's own error code.",
+		}, []string{"path", "result"})
 	})
 	if registry == nil {
 		return nil
@@ -85,6 +90,7 @@ func Init(registry *prometheus.Registry) error {
 		Logins, Verifications, Decryptions,
 		WeChatCalls, WeChatLatency, Store, APIRequests,
 		Deliveries, OutboxPending,
+		WeChatCalls, WeChatLatency, Store, APIRequests, PayRequests,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.
