@@ -269,14 +269,15 @@ var (
 // (a rate limiter before wechat_auth is a normal layout), so the check
 // only ever names a certain mistake.
 var terminalHandlers = map[string]bool{
-	"static_response": true, // respond, redir, abort
-	"reverse_proxy":   true, // unless it has handle_response routes (forward_auth)
-	"file_server":     true, // unless pass_thru
-	"error":           true,
-	"metrics":         true,
-	"copy_response":   true,
-	"wechat_api":      true,
-	"wechat_pay":      true,
+	"static_response":   true, // respond, redir, abort
+	"reverse_proxy":     true, // unless it has handle_response routes (forward_auth)
+	"file_server":       true, // unless pass_thru
+	"error":             true,
+	"metrics":           true,
+	"copy_response":     true,
+	"wechat_api":        true,
+	"wechat_pay":        true,
+	"wechat_pay_notify": true, // on its matcher's paths
 }
 
 // handlerInfo is what the check needs of one handler, provisioned or still
