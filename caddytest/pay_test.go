@@ -79,21 +79,56 @@ type payStack struct {
 
 func startPay(t *testing.T, cfg payConfig) *payStack {
 	t.Helper()
-	key := payMerchantKey()
+	pay := newFakePay(t, cfg.Certificates)
+	srv := httptest.NewServer(pay)
+	t.Cleanup(srv.Close)
+	ps := &payStack{Pay: pay, PayURL: srv.URL, Upstream: startUpstream(t), GW: siteBase2, Base: siteBase}
+	to := cfg.To
+	if to == "" {
+		to = "http://" + ps.Upstream.Addr + payNotify
+	}
+	ps.Caddyfile = globalOptions(payWeChatOption(t, pay, srv.URL, cfg)+cfg.Global) +
+		fmt.Sprintf(`
+%s {
+	wechat_pay {
+		mch_id %s
+		allow %s
+	}
+}
+%s {
+%s
+	wechat_auth
+	reverse_proxy %s
+}
+`, siteBase2, payMchID, payAllow, siteBase, payNotifyBlock(to, cfg.Notify), ps.Upstream.Addr)
+	loadCaddy(t, ps.Caddyfile)
+	return ps
+}
+
+// newFakePay returns a fake WeChat Pay of the test merchant.
+func newFakePay(t *testing.T, certificates bool) *wechattest.Pay {
+	t.Helper()
 	pay, err := wechattest.NewPay(wechattest.PayOptions{
-		MchID: payMchID, APIv3Key: payAPIKey, MerchantKey: &key.PublicKey, MerchantSerial: paySerial,
-		SignWithCertificate: cfg.Certificates,
+		MchID: payMchID, APIv3Key: payAPIKey, MerchantKey: &payMerchantKey().PublicKey, MerchantSerial: paySerial,
+		SignWithCertificate: certificates,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(pay)
-	t.Cleanup(srv.Close)
-	_, wechatURL := startWeChat(t, wechattest.Options{})
-	ps := &payStack{Pay: pay, PayURL: srv.URL, Upstream: startUpstream(t), GW: siteBase2, Base: siteBase}
+	return pay
+}
 
+func payNotifyBlock(to, more string) string {
+	return fmt.Sprintf("\twechat_pay_notify %s {\n\t\tmch_id %s\n\t\tto %s\n%s\n\t}", payNotify, payMchID, to, more)
+}
+
+// payWeChatOption returns the wechat global option with the test app and
+// merchant, its keys in files read through {file.*}.
+func payWeChatOption(t *testing.T, pay *wechattest.Pay, payURL string, cfg payConfig) string {
+	t.Helper()
+	_, wechatURL := startWeChat(t, wechattest.Options{})
 	dir := t.TempDir()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	der, err := x509.MarshalPKCS8PrivateKey(payMerchantKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +146,7 @@ func startPay(t *testing.T, cfg payConfig) *payStack {
 		pubFile := write("pub_key.pem", pay.Keys().PublicKeyPEM)
 		pubLines = fmt.Sprintf("\t\t\tpublic_key_id %s\n\t\t\tpublic_key {file.%s}\n", pay.Keys().PublicKeyID, pubFile)
 	}
-	to := cfg.To
-	if to == "" {
-		to = "http://" + ps.Upstream.Addr + payNotify
-	}
-	ps.Caddyfile = globalOptions(fmt.Sprintf(`	wechat {
+	return fmt.Sprintf(`	wechat {
 		app %s %s
 		api_base %s
 		signing_key %s
@@ -128,26 +159,7 @@ func startPay(t *testing.T, cfg payConfig) *payStack {
 %s		}
 		pay_api_base %s
 	}
-%s`, testAppID, testSecret, wechatURL, testSigningKey, testTimeout, cfg.Store, payMchID, keyFile, paySerial, apiKeyFile, pubLines, srv.URL, cfg.Global)) +
-		fmt.Sprintf(`
-%s {
-	wechat_pay {
-		mch_id %s
-		allow %s
-	}
-}
-%s {
-	wechat_pay_notify %s {
-		mch_id %s
-		to %s
-%s
-	}
-	wechat_auth
-	reverse_proxy %s
-}
-`, siteBase2, payMchID, payAllow, siteBase, payNotify, payMchID, to, cfg.Notify, ps.Upstream.Addr)
-	loadCaddy(t, ps.Caddyfile)
-	return ps
+`, testAppID, testSecret, wechatURL, testSigningKey, testTimeout, cfg.Store, payMchID, keyFile, paySerial, apiKeyFile, pubLines, payURL)
 }
 
 // order returns a JSAPI order body of out_trade_no for appid.
