@@ -16,13 +16,16 @@ package caddytest
 //   - no merchant key, APIv3 key or paySign in any DEBUG log line.
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +286,109 @@ func TestPayNotifyWithRedis(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if k := len(up.notifications()); k != 1 {
 		t.Fatalf("delivered %d times, want once", k)
+	}
+}
+
+func TestPaySandboxOrderFlowEndToEnd(t *testing.T) {
+	up := startUpstream(t)
+	logPath, logOption := debugLog(t)
+	loadCaddy(t, globalOptions(fmt.Sprintf(`	wechat {
+		sandbox
+		signing_key %s
+		merchant %s
+	}
+%s`, testSigningKey, payMchID, logOption))+fmt.Sprintf(`
+%s {
+	wechat_pay {
+		allow /v3/pay/transactions/*
+	}
+}
+%s {
+%s
+	wechat_auth
+	reverse_proxy %s
+}
+`, siteBase2, siteBase, payNotifyBlock("http://"+up.Addr+payNotify, ""), up.Addr))
+
+	login := loginAt(t, siteBase, map[string]string{"code": "sandbox-pay-code"})
+	no := newTradeNo()
+	order := map[string]any{
+		"appid": "wxsandbox0000000", "mchid": payMchID, "description": "Sandbox T-shirt",
+		"out_trade_no": no, "notify_url": siteBase + payNotify, "amount": map[string]any{"total": 1},
+	}
+	h := http.Header{}
+	h.Set("X-WX-OPENID", login.OpenID) // as the upstream passes on the verified caller
+	h.Set("Content-Type", "application/json")
+	r := send(t, "POST", siteBase2+"/v3/pay/transactions/jsapi", h, string(mustJSON(t, order)))
+	wantStatus(t, r, 200)
+	var answer struct {
+		PrepayID string            `json:"prepay_id"`
+		Payment  map[string]string `json:"payment"`
+	}
+	if json.Unmarshal(r.Body, &answer) != nil || answer.PrepayID == "" || answer.Payment["paySign"] == "" {
+		t.Fatalf("order answered %s", r.Body)
+	}
+
+	start := time.Now()
+	r = postJSON(t, siteBase+"/wx/sandbox/pay", login.Token, map[string]string{"prepay_id": answer.PrepayID})
+	wantStatus(t, r, 200)
+	if r.Object(t)["out_trade_no"] != no {
+		t.Fatalf("sandbox pay answered %s", r.Body)
+	}
+	if !within(10*time.Second, func() bool { return len(up.notifications()) > 0 }) {
+		t.Fatal("no TRANSACTION.SUCCESS reached the upstream within 10 s")
+	}
+	t.Logf("TRANSACTION.SUCCESS at the upstream %v after /wx/sandbox/pay", time.Since(start).Round(time.Millisecond))
+	got := up.notifications()[0]
+	wantDecrypted(t, got, got.Header.Get("X-Wx-Event-Id"), no)
+	if got.Header.Get("X-Wx-Openid") != login.OpenID {
+		t.Errorf("X-WX-OPENID %q, want the payer's", got.Header.Get("X-Wx-Openid"))
+	}
+
+	// Another user cannot pay it; no token, no pay.
+	other := loginAt(t, siteBase, map[string]string{"code": "another-user-code"})
+	if other.OpenID != login.OpenID {
+		wantError(t, postJSON(t, siteBase+"/wx/sandbox/pay", other.Token, map[string]string{"prepay_id": answer.PrepayID}), 400, "invalid_request")
+	}
+	wantError(t, postJSON(t, siteBase+"/wx/sandbox/pay", "", map[string]string{"prepay_id": answer.PrepayID}), 401, "unauthorized")
+
+	if log := readFile(t, logPath); strings.Contains(log, answer.Payment["paySign"]) {
+		t.Fatal("the paySign is in the DEBUG log")
+	}
+}
+
+func TestPaySecretsNeverInDebugLog(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	ps := startPay(t, payConfig{Global: logOption})
+	r := ps.call(t, "POST", "/v3/pay/transactions/jsapi", nil, ps.order(testAppID, newTradeNo(), "oPayer1"))
+	wantStatus(t, r, 200)
+	var answer struct {
+		Payment map[string]string `json:"payment"`
+	}
+	json.Unmarshal(r.Body, &answer)
+	if r := postNotification(t, ps.Base, freshNotification(t, ps.Pay, newTradeNo())); r.Status != 204 {
+		t.Fatalf("notification: %d", r.Status)
+	}
+	ps.Pay.SpoilNext(wechattest.PayAnswerBadSignature)
+	ps.call(t, "POST", "/v3/pay/transactions/jsapi", nil, ps.order(testAppID, newTradeNo(), "oPayer1"))
+	bad := freshNotification(t, ps.Pay, newTradeNo())
+	bad.Header.Set("Wechatpay-Signature", "WECHATPAY/SIGNTEST/"+bad.Header.Get("Wechatpay-Signature"))
+	postNotification(t, ps.Base, bad)
+
+	log := readFile(t, logPath)
+	if !strings.Contains(log, "DEBUG") && !strings.Contains(log, `"level":"debug"`) {
+		t.Fatal("the log holds no DEBUG line: the check would prove nothing")
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(payMerchantKey())
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	secrets := map[string]string{
+		"APIv3 key":         payAPIKey,
+		"merchant key line": strings.Split(keyPEM, "\n")[5],
+		"paySign":           answer.Payment["paySign"],
+	}
+	for what, s := range secrets {
+		if s == "" || strings.Contains(log, s) {
+			t.Errorf("the %s is in the DEBUG log (or empty)", what)
+		}
 	}
 }
