@@ -241,6 +241,7 @@ var terminalHandlers = map[string]bool{
 	"metrics":         true,
 	"copy_response":   true,
 	"wechat_api":      true,
+	"wechat_push":     true,
 }
 
 // handlerInfo is what the check needs of one handler, provisioned or still
