@@ -23,6 +23,9 @@ var (
 	WeChatLatency *prometheus.HistogramVec
 	Store         *prometheus.CounterVec
 	APIRequests   *prometheus.CounterVec
+	WebLogins     *prometheus.CounterVec
+	WebCSRF       prometheus.Counter
+	WebUnbound    prometheus.Counter
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -67,6 +70,18 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "api_requests_total",
 			Help: "Calls through the wechat_api gateway by path (an allow entry, or other) and result: ok, WeChat's errcode, unavailable, or the gateway's own error code.",
 		}, []string{"path", "result"})
+		WebLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_logins_total",
+			Help: "Web logins by flow (oa: inside WeChat, qr: website QR, handoff: mini program web-view) and result: ok, or the error code answered.",
+		}, []string{"flow", "result"})
+		WebCSRF = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_csrf_refused_total",
+			Help: "Cookie-authenticated writes refused because their Origin or Referer is not this site or a return_to origin.",
+		})
+		WebUnbound = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_state_unbound_total",
+			Help: "Web login callbacks inside WeChat accepted without the state cookie (WeChat's browser dropped it).",
+		})
 	})
 	if registry == nil {
 		return nil
@@ -74,6 +89,7 @@ func Init(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		Logins, Verifications, Decryptions,
 		WeChatCalls, WeChatLatency, Store, APIRequests,
+		WebLogins, WebCSRF, WebUnbound,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.
