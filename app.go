@@ -74,6 +74,10 @@ type WeChatApp struct {
 
 	// checked is set once the routes were walked for this config.
 	checked bool
+
+	// deliveries are the outboxes of this config's event receivers,
+	// opened when the app starts.
+	deliveries []*delivery
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,8 +135,18 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Start implements caddy.App. The routes were checked in Provision.
-func (a *WeChatApp) Start() error { return nil }
+// Start implements caddy.App. The routes were checked in Provision. It
+// opens the receivers' delivery outboxes, so events queued before a
+// restart are delivered without waiting for the next one to arrive;
+// `caddy validate`, which never starts apps, touches no outbox.
+func (a *WeChatApp) Start() error {
+	for _, d := range a.deliveries {
+		if _, err := d.open(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Stop implements caddy.App.
 func (a *WeChatApp) Stop() error { return nil }
@@ -227,6 +241,7 @@ var terminalHandlers = map[string]bool{
 	"metrics":         true,
 	"copy_response":   true,
 	"wechat_api":      true,
+	"wechat_push":     true,
 }
 
 // handlerInfo is what the check needs of one handler, provisioned or still

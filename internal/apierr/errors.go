@@ -112,6 +112,18 @@ var (
 		message: "This user has no live session: the user must log in first."}
 	GatewayTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than the gateway's max_body."}
+
+	// Answers of the event receivers (wechat_push). One refusal for every
+	// failed check, so that no answer tells a forger which one failed.
+	PushRefused = &Error{status: http.StatusForbidden, code: "push_refused",
+		message: "The push failed its checks (signature, app, freshness or replay); nothing was delivered."}
+	PushTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		message: "The request body is larger than 1 MiB."}
+	// DeliveryUnavailable: the event was neither delivered nor queued (the
+	// store does not answer), or another instance is delivering it now;
+	// the sender retries.
+	DeliveryUnavailable = &Error{status: http.StatusServiceUnavailable, code: "delivery_unavailable",
+		message: "The event could not be delivered or queued right now; nothing was lost: send it again shortly.", retryAfter: 2}
 )
 
 // FromWeChat maps an error of the wechat package to an answer, by the kind

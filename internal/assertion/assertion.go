@@ -130,6 +130,20 @@ func (s *Signer) Of(id *identity.Identity) string {
 	return s.renew(id, time.Now())
 }
 
+// Assert signs the assertion of an event Caddy verified itself (a push, a
+// pay notification) rather than of a token: sub the event's openid (empty
+// when no user sent it), aud the appid, iat now and exp assertionLifetime
+// later. Each delivery attempt signs its own, so a retry hours later
+// still carries a fresh one; "" only if signing failed.
+func (s *Signer) Assert(openid, appid string) string {
+	now := time.Now()
+	tok, err := s.sign(&identity.Identity{OpenID: openid, AppID: appid, Expires: now.Add(assertionLifetime)}, now)
+	if err != nil {
+		return ""
+	}
+	return tok
+}
+
 // renew signs a new assertion for id at now, keeps it with the identity
 // and schedules its drop.
 func (s *Signer) renew(id *identity.Identity, now time.Time) string {

@@ -26,6 +26,8 @@ var (
 	WebLogins     *prometheus.CounterVec
 	WebCSRF       prometheus.Counter
 	WebUnbound    prometheus.Counter
+	Deliveries    *prometheus.CounterVec
+	OutboxPending *prometheus.GaugeVec
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -82,6 +84,14 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "web_state_unbound_total",
 			Help: "Web login callbacks inside WeChat accepted without the state cookie (WeChat's browser dropped it).",
 		})
+		Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "deliveries_total",
+			Help: "Verified WeChat events (kind push, pay_notify) handed to the upstream, by result: delivered, queued, retried, dropped, duplicate, busy, failed.",
+		}, []string{"kind", "result"})
+		OutboxPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "outbox_pending",
+			Help: "Events of kind waiting in the durable outbox for the upstream to take them.",
+		}, []string{"kind"})
 	})
 	if registry == nil {
 		return nil
@@ -90,6 +100,7 @@ func Init(registry *prometheus.Registry) error {
 		Logins, Verifications, Decryptions,
 		WeChatCalls, WeChatLatency, Store, APIRequests,
 		WebLogins, WebCSRF, WebUnbound,
+		Deliveries, OutboxPending,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.

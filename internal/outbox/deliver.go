@@ -24,6 +24,9 @@ func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
 	for k, v := range r.Header {
 		req.Header[k] = v
 	}
+	if o.cfg.Prepare != nil {
+		o.cfg.Prepare(req.Header)
+	}
 	resp, err := o.client.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -115,6 +115,11 @@ type Config struct {
 	Backoff func(attempt int) time.Duration
 	// Workers bounds concurrent outbox deliveries (default 4).
 	Workers int
+	// Prepare, when set, adds to the headers of each delivery attempt,
+	// the first and every retry, just before it is sent: what must be
+	// fresh (a signed assertion that lives a minute) is made here and
+	// never kept in the outbox.
+	Prepare func(h http.Header)
 }
 
 // Outbox accepts events and drains the store's outbox. One Outbox serves

@@ -428,3 +428,8 @@ var (
 	_ session.UserStore = (*Store)(nil)
 	_ caddy.Destructor  = (*Store)(nil)
 )
+
+// Client is the store's Redis client, for a user that keeps its own keys
+// in the same Redis (the delivery outbox) and holds the store, in the
+// usage pool, for as long as it uses the client.
+func (r *Store) Client() redis.UniversalClient { return r.client }

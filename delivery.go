@@ -1,0 +1,289 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/outbox"
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
+)
+
+// deliverySettings are what a receiver of WeChat's events (wechat_push,
+// wechat_pay_notify) needs to hand them to its upstream at least once.
+type deliverySettings struct {
+	Module   string                  // names the module in errors
+	Kind     string                  // "push", "pay_notify": the metrics' kind, and whose outbox
+	Store    string                  // "", "memory" or a redis:// URL, as wechat_auth's store
+	Redis    *RedisConfig            // or the Redis by its parts
+	Timeout  time.Duration           // one delivery attempt; 0 for 4 s
+	RetryFor time.Duration           // how long an undelivered event is retried; 0 for 24 h
+	Backoff  func(int) time.Duration // nil for outbox.DefaultBackoff (tests shorten it)
+
+	// Assertion, when set, signs every delivery attempt with the openid
+	// and appid of its X-WX-OPENID and X-WX-APPID headers, so the
+	// upstream can tell Caddy's deliveries from anyone else's requests.
+	Assertion *assertion.Signer
+}
+
+// delivery is one handler's way to its outbox. The outbox is shared by
+// every handler of the process with the same kind, store and timings, and
+// kept across config reloads. It is opened when the wechat app starts (or
+// by the first event, whichever comes first), never in Provision, so
+// `caddy validate` neither connects to Redis nor drains anything.
+type delivery struct {
+	s       deliverySettings
+	conn    *redisstore.Conn // nil for the memory store
+	key     string           // the outbox's key in the pool
+	storage certmagic.Storage
+	log     *zap.Logger
+
+	mu     sync.Mutex
+	pooled *pooledOutbox // once opened
+	held   bool          // this delivery holds a reference in the pool
+	closed bool
+}
+
+// openDelivery judges s and registers the delivery with the wechat app,
+// which opens it when it starts. It connects to nothing.
+func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
+	if s.Timeout <= 0 {
+		s.Timeout = 4 * time.Second
+	}
+	if s.RetryFor <= 0 {
+		s.RetryFor = 24 * time.Hour
+	}
+	sh := &shared{module: s.Module, storeURL: s.Store, redis: s.Redis}
+	conn, err := sh.storeConn()
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", s.Module, err)
+	}
+	d := &delivery{s: s, conn: conn, storage: ctx.Storage(), log: ctx.Logger()}
+	storeID := "memory"
+	if conn != nil {
+		storeID = conn.ID
+	}
+	d.key = strings.Join([]string{s.Kind, storeID, s.Timeout.String(), s.RetryFor.String(), signerID(s.Assertion)}, "\x00")
+	app, err := loadApp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	app.deliveries = append(app.deliveries, d)
+	return d, nil
+}
+
+func signerID(s *assertion.Signer) string {
+	if s == nil {
+		return ""
+	}
+	return s.Header() + " " + s.Kid()
+}
+
+// errNotOpen: the delivery was closed, or its outbox could not be opened.
+var errNotOpen = errors.New("the delivery outbox is not open")
+
+// open takes the outbox from the pool, making and starting it if no
+// handler has yet.
+func (d *delivery) open() (*pooledOutbox, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errNotOpen
+	}
+	if d.pooled != nil {
+		return d.pooled, nil
+	}
+	v, _, err := outboxes.LoadOrNew(d.key, d.newOutbox)
+	if err != nil {
+		return nil, fmt.Errorf("%s: delivery outbox: %w", d.s.Module, err)
+	}
+	d.held, d.pooled = true, v.(*pooledOutbox)
+	return d.pooled, nil
+}
+
+// accept hands a verified event to the outbox: delivered at once, queued,
+// or recognised as one accepted before. An error means neither delivered
+// nor queued: the sender must be told to retry.
+func (d *delivery) accept(ctx context.Context, id, to string, header http.Header, body []byte) (outbox.Result, error) {
+	p, err := d.open()
+	if err != nil {
+		return outbox.Result{}, err
+	}
+	return p.ob.Accept(ctx, outbox.Event{Kind: d.s.Kind, ID: id, To: to, Header: header, Body: body})
+}
+
+// firstSight records key for ttl and reports whether it was new: on every
+// instance sharing a Redis store, or in this process with the memory
+// store. A replay check: an error means it could not be told.
+func (d *delivery) firstSight(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	p, err := d.open()
+	if err != nil {
+		return false, err
+	}
+	return p.firstSight(ctx, d.s.Kind+":"+key, ttl)
+}
+
+// close gives back this handler's hold on the outbox; the last one stops
+// it, leaving what is undelivered in the store.
+func (d *delivery) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if !d.held {
+		return nil
+	}
+	d.held, d.pooled = false, nil
+	_, err := outboxes.Delete(d.key)
+	return err
+}
+
+// outboxes holds the outboxes across config reloads, as stores holds the
+// session stores.
+var outboxes = caddy.NewUsagePool()
+
+// pooledOutbox is an outbox with the store it drains.
+type pooledOutbox struct {
+	ob       *outbox.Outbox
+	client   redis.UniversalClient // nil for the memory store
+	own      bool                  // client is this outbox's, not a session store's
+	borrowed string                // the session store held in stores, whose client this is
+
+	mu   sync.Mutex
+	seen map[string]time.Time // memory store: firstSight's keys and their expiry
+}
+
+// Redis keys of deliveries: the outbox of kind under wechat_auth:<kind>:,
+// so that each kind's workers drain only their own events.
+func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
+
+// newOutbox makes and starts the outbox of d's settings. With Redis it
+// uses the session store's client when a wechat_auth of this process
+// already keeps its sessions in the same Redis, else a client of its own.
+func (d *delivery) newOutbox() (caddy.Destructor, error) {
+	p := &pooledOutbox{}
+	var store outbox.Store
+	if d.conn == nil {
+		p.seen = make(map[string]time.Time)
+		store = outbox.StorageStore(d.storage, "wechat_auth/outbox/"+d.s.Kind, d.log)
+	} else {
+		p.client, p.borrowed = borrowSessionClient(d.conn)
+		if p.client == nil {
+			p.client, p.own = d.conn.NewClient(), true
+		}
+		store = outbox.RedisStore(p.client, redisPrefix(d.s.Kind), d.log)
+	}
+	cfg := outbox.Config{
+		Logger:   d.log,
+		Observer: deliveryMetrics{},
+		Timeout:  d.s.Timeout,
+		RetryFor: d.s.RetryFor,
+		Backoff:  d.s.Backoff,
+	}
+	if a := d.s.Assertion; a != nil {
+		cfg.Prepare = func(h http.Header) {
+			if jwt := a.Assert(h.Get("X-Wx-Openid"), h.Get("X-Wx-Appid")); jwt != "" {
+				h[a.Header()] = []string{jwt}
+			}
+		}
+	}
+	p.ob = outbox.New(store, cfg)
+	if err := p.ob.Start(); err != nil {
+		p.releaseClient()
+		return nil, err
+	}
+	return p, nil
+}
+
+// borrowSessionClient finds the session store this process keeps in the
+// Redis of conn and holds it, returning its client and its key in stores;
+// nil when there is none.
+func borrowSessionClient(conn *redisstore.Conn) (redis.UniversalClient, string) {
+	prefix := "redis\x00" + conn.ID + "\x00"
+	var key string
+	stores.Range(func(k, v any) bool {
+		if _, ok := v.(*pooledStore).Store.(*redisstore.Store); ok && strings.HasPrefix(k.(string), prefix) {
+			key = k.(string)
+			return false
+		}
+		return true
+	})
+	if key == "" {
+		return nil, ""
+	}
+	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return nil, errors.New("the session store went away")
+	})
+	if err != nil || !loaded {
+		return nil, ""
+	}
+	return v.(*pooledStore).Store.(*redisstore.Store).Client(), key
+}
+
+func (p *pooledOutbox) releaseClient() {
+	if p.own && p.client != nil {
+		p.client.Close()
+	}
+	if p.borrowed != "" {
+		stores.Delete(p.borrowed)
+		p.borrowed = ""
+	}
+}
+
+// Destruct stops the outbox once no config holds it: deliveries in
+// flight get a few seconds, and what is undelivered stays in the store.
+func (p *pooledOutbox) Destruct() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.ob.Stop(ctx)
+	p.releaseClient()
+	return err
+}
+
+func (p *pooledOutbox) firstSight(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if p.client != nil {
+		ctx, cancel := context.WithTimeout(ctx, redisstore.IOTimeout)
+		defer cancel()
+		return p.client.SetNX(ctx, "wechat_auth:seen:"+key, 1, ttl).Result()
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until, ok := p.seen[key]; ok && until.After(now) {
+		return false, nil
+	}
+	if len(p.seen) > 1024 {
+		for k, until := range p.seen {
+			if !until.After(now) {
+				delete(p.seen, k)
+			}
+		}
+	}
+	p.seen[key] = now.Add(ttl)
+	return true, nil
+}
+
+// deliveryMetrics turns the outbox's counts into deliveries_total and
+// outbox_pending.
+type deliveryMetrics struct{}
+
+func (deliveryMetrics) Delivery(kind, result string) {
+	metrics.Deliveries.WithLabelValues(kind, result).Inc()
+}
+
+func (deliveryMetrics) Pending(kind string, n int) {
+	metrics.OutboxPending.WithLabelValues(kind).Set(float64(n))
+}
