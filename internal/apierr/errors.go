@@ -97,6 +97,14 @@ var (
 	PayloadTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than 64 KiB."}
 
+	// Answers of web login (cookie sessions).
+	CSRFRefused = &Error{status: http.StatusForbidden, code: "csrf_refused",
+		message: "This request changes data with the session cookie but comes from another site (its Origin or Referer is not this site's): send it from this site's own pages."}
+	AccessDenied = &Error{status: http.StatusForbidden, code: "access_denied",
+		message: "The WeChat authorization was declined: nobody is logged in."}
+	SnapshotUser = &Error{status: http.StatusForbidden, code: "snapshot_user",
+		message: "This page is a WeChat snapshot (preview) view: open it in WeChat to log in."}
+
 	// Answers of the wechat_api gateway.
 	APINotAllowed = &Error{status: http.StatusForbidden, code: "api_not_allowed",
 		message: "This WeChat API is not in the gateway's allow list (and the token endpoints never are)."}
