@@ -278,6 +278,7 @@ var terminalHandlers = map[string]bool{
 	"wechat_api":        true,
 	"wechat_pay":        true,
 	"wechat_pay_notify": true, // on its matcher's paths
+	"wechat_push":       true, // on its matcher's paths
 }
 
 // handlerInfo is what the check needs of one handler, provisioned or still

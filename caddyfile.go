@@ -51,6 +51,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    timeout         <duration>
 //	    assertion       [<header>]
 //	    assertion_key   <pem>                 # {file./path/key.pem}
+//	    web {                                 # WeChat login for web pages, cookie sessions
+//	        oa_app    <appid>                 # Official Account: pages inside WeChat
+//	        qr_app    <appid>                 # website app: QR login outside WeChat
+//	        scope     snsapi_base | snsapi_userinfo
+//	        return_to <url-prefix>...         # repeatable
+//	        cookie    <name>
+//	        open_base <url>
+//	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -152,6 +160,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.AssertionKey); err != nil {
 				return err
 			}
+		case "web":
+			if h.Web != nil {
+				return d.Errf("web is given twice")
+			}
+			web, err := parseWeb(d)
+			if err != nil {
+				return err
+			}
+			h.Web = web
 		default:
 			return d.Errf("unknown subdirective %q", sub)
 		}
@@ -347,4 +364,45 @@ func oneArg(d *caddyfile.Dispenser, into *string) error {
 		return d.Errf("%s takes one value", sub)
 	}
 	return nil
+}
+
+// parseWeb reads a web block.
+func parseWeb(d *caddyfile.Dispenser) (*WebConfig, error) {
+	if d.NextArg() {
+		return nil, d.Errf("web takes a block, no argument")
+	}
+	w := new(WebConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "oa_app":
+			if err := oneArg(d, &w.OAApp); err != nil {
+				return nil, err
+			}
+		case "qr_app":
+			if err := oneArg(d, &w.QRApp); err != nil {
+				return nil, err
+			}
+		case "scope":
+			if err := oneArg(d, &w.Scope); err != nil {
+				return nil, err
+			}
+		case "return_to":
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return nil, d.Errf("return_to needs at least one URL prefix, such as https://www.example.com/")
+			}
+			w.ReturnTo = append(w.ReturnTo, urls...)
+		case "cookie":
+			if err := oneArg(d, &w.Cookie); err != nil {
+				return nil, err
+			}
+		case "open_base":
+			if err := oneArg(d, &w.OpenBase); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("web: unknown subdirective %q", sub)
+		}
+	}
+	return w, nil
 }

@@ -18,8 +18,9 @@ import (
 // (placeholders resolved) when given, else wechat_auth's, kept in Caddy's
 // storage, so that the one jwks.json of wechat_auth verifies both. header
 // "" is assertion.DefaultHeader; it may not be one of taken or the
-// headers every delivery carries.
-func deliverySigner(ctx caddy.Context, module string, on bool, header, keyPEM string, taken ...string) (*assertion.Signer, error) {
+// headers every delivery carries. In sandbox the stored key is the
+// sandbox's, as wechat_auth's is.
+func deliverySigner(ctx caddy.Context, module string, sandbox, on bool, header, keyPEM string, taken ...string) (*assertion.Signer, error) {
 	if !on {
 		if header != "" || keyPEM != "" {
 			return nil, fmt.Errorf("%s: assertion_header or assertion_key is set but assertion is not: add `assertion` to sign deliveries", module)
@@ -43,7 +44,11 @@ func deliverySigner(ctx caddy.Context, module string, on bool, header, keyPEM st
 	if keyPEM != "" {
 		key, err = assertion.ParseKey([]byte(caddy.NewReplacer().ReplaceKnown(keyPEM, "")))
 	} else {
-		key, err = assertion.StoredKey(ctx, ctx.Storage(), assertion.KeyName)
+		name := assertion.KeyName
+		if sandbox {
+			name = assertion.KeyNameSandbox
+		}
+		key, err = assertion.StoredKey(ctx, ctx.Storage(), name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: assertion key: %w", module, err)

@@ -22,6 +22,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if route, ok := h.routes.find(r.URL.Path); ok {
 		return route(w, r, next)
 	}
+	// Bearer first: the session cookie is read only when no
+	// Authorization header came, so a token's request never looks at
+	// cookies.
+	if v, ok := h.webCookie(r); ok {
+		return h.serveCookie(w, r, next, v)
+	}
 
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
@@ -35,7 +41,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		credential.DropBearer(r.Header)
 		return next.ServeHTTP(w, r)
 	}
-	h.setIdentity(r, id)
+	h.setIdentity(r, id, idheader.SourceClient)
 	return next.ServeHTTP(w, r)
 }
 
@@ -132,9 +138,10 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Identity, *apierr.Err
 }
 
 // setIdentity hands the verified identity to the next handler: identity
-// headers, the {http.auth.user.*} placeholders, and no Authorization header
-// (the token is for this module, not for the upstream).
-func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
+// headers (X-WX-SOURCE says which credential: idheader.SourceClient or
+// SourceWeb), the {http.auth.user.*} placeholders, and no Authorization
+// header (the token is for this module, not for the upstream).
+func (h *Handler) setIdentity(r *http.Request, id *identity.Identity, source string) {
 	delete(r.Header, "Authorization")
 	// One allocation for the header values, no larger than they need. They
 	// are not shared between requests: a later handler may rewrite a value
@@ -142,11 +149,11 @@ func (h *Handler) setIdentity(r *http.Request, id *identity.Identity) {
 	var vals []string
 	switch {
 	case h.assertion != nil:
-		vals = (&[5]string{id.OpenID, id.AppID, idheader.SourceClient, id.UnionID, h.assertion.Of(id)})[:]
+		vals = (&[5]string{id.OpenID, id.AppID, source, id.UnionID, h.assertion.Of(id)})[:]
 	case id.UnionID != "":
-		vals = (&[4]string{id.OpenID, id.AppID, idheader.SourceClient, id.UnionID})[:]
+		vals = (&[4]string{id.OpenID, id.AppID, source, id.UnionID})[:]
 	default:
-		vals = (&[3]string{id.OpenID, id.AppID, idheader.SourceClient})[:]
+		vals = (&[3]string{id.OpenID, id.AppID, source})[:]
 	}
 	r.Header[h.HeaderOpenID] = vals[0:1:1]
 	r.Header[h.HeaderAppID] = vals[1:2:2]

@@ -191,6 +191,13 @@ type Handler struct {
 	// instances that share storage publish the same key.
 	AssertionKey string `json:"assertion_key,omitempty"`
 
+	// WeChat login for web pages: Official Account pages opened inside
+	// WeChat, a PC site's QR login, and the mini program's <web-view>.
+	// Logins end in a cookie session that every request may carry instead
+	// of a Bearer token; the upstream gets the same identity headers, with
+	// X-WX-SOURCE: wx_web. Off unless set.
+	Web *WebConfig `json:"web,omitempty"`
+
 	shared // the settings and holds wechat_auth shares with wechat_api
 
 	platform platform.Platform  // logins and, when it is a platform.Phoner, phone numbers
@@ -203,8 +210,48 @@ type Handler struct {
 	uses     []storeUse        // what this handler holds its store for (see pooledStore)
 	strip    idheader.Stripper // strips the identity headers a client sent
 
+	web          *webLogin             // nil unless Web
 	assertion    *assertion.Signer     // nil unless Assertion
 	verifyRemove idheader.RemovalLists // what a verify answer names for Envoy to remove
+}
+
+// WebConfig is the web login of wechat_auth. Its apps are WeChat apps
+// other than the mini program, each with its secret given like any app's
+// (an `app <appid> <secret>` line, or the wechat app's); mini program
+// logins never use them.
+type WebConfig struct {
+	// The Official Account (a service account) whose authorization page
+	// logs in browsers inside WeChat (a User-Agent with MicroMessenger).
+	// Its console's 网页授权域名 must be this site's host.
+	OAApp string `json:"oa_app,omitempty"`
+
+	// The website app (Open Platform) whose QR page logs in browsers
+	// outside WeChat. Its authorization callback domain must be this
+	// site's host.
+	QRApp string `json:"qr_app,omitempty"`
+
+	// The scope asked inside WeChat: snsapi_base (silent, the default) or
+	// snsapi_userinfo (WeChat asks the user). The QR login's scope is
+	// always snsapi_login.
+	Scope string `json:"scope,omitempty"`
+
+	// Where a login may send the browser afterwards: absolute URL
+	// prefixes such as https://www.example.com/ (scheme and host compared
+	// exactly, the path at a segment boundary). Their origins may also send
+	// cookie-authenticated writes (see csrf_refused). At least one.
+	ReturnTo []string `json:"return_to,omitempty"`
+
+	// The session cookie's name. Default: __Host-wx_session on HTTPS,
+	// wx_session on plain HTTP. A __Host- or __Secure- name works only on
+	// HTTPS.
+	Cookie string `json:"cookie,omitempty"`
+
+	// Where WeChat's authorization pages are (connect/oauth2/authorize and
+	// connect/qrconnect). Default: https://open.weixin.qq.com, or in
+	// sandbox this site's {route_prefix}/sandbox. The code exchange uses
+	// api_base. On any base but WeChat's own, a login's user, decline and
+	// snapshot parameters are passed on to the page (the fake's knobs).
+	OpenBase string `json:"open_base,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

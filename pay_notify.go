@@ -115,7 +115,7 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 	if store == "" && redis == nil {
 		store, redis = app.Store, app.Redis
 	}
-	signer, err := deliverySigner(ctx, "wechat_pay_notify", n.Assertion, n.AssertionHeader, n.AssertionKey, "X-Wx-Mchid")
+	signer, err := deliverySigner(ctx, "wechat_pay_notify", app.Sandbox, n.Assertion, n.AssertionHeader, n.AssertionKey, "X-Wx-Mchid")
 	if err != nil {
 		return err
 	}

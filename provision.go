@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/internal/token"
+	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -158,6 +160,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Sandbox {
 		h.logger.Warn("wechat_auth sandbox is on: logins use a fake WeChat and any code is accepted; never use this in production")
 	}
+	if err := h.provisionWeb(); err != nil {
+		return err
+	}
 	h.verifyRemove = idheader.NewRemovalLists(h.verifyHeaders())
 	h.routes = h.newRoutes()
 	ttl := max(time.Duration(h.TokenTTL), time.Duration(h.SessionTTL))
@@ -197,6 +202,14 @@ func (h *Handler) setDefaults() {
 	}
 	if h.Sandbox && len(h.Apps) == 0 {
 		h.Apps = []App{{AppID: sandboxAppID}}
+	}
+	if h.Sandbox && h.Web != nil {
+		// The web apps need no secret in sandbox either.
+		for _, appid := range []string{h.Web.OAApp, h.Web.QRApp} {
+			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return a.AppID == appid }) {
+				h.Apps = append(h.Apps, App{AppID: appid})
+			}
+		}
 	}
 	// Canonical names: later handlers (header_up, placeholders) look
 	// headers up by their canonical form.
@@ -514,6 +527,8 @@ type pooledStore struct {
 	session.Store
 	mu   sync.Mutex
 	uses map[storeUse]int // how many handlers use the store so
+
+	once *weblogin.MemoryStore // web states and handoffs, when the store keeps none (onceStore)
 }
 
 // storeUse is a handler's use of a store: an app it serves, and how long
@@ -578,3 +593,91 @@ func (p *pooledStore) inUse() bool {
 	defer p.mu.Unlock()
 	return len(p.uses) > 0
 }
+
+// provisionWeb judges the web block and readies the web login; its apps
+// must be among the configured apps (their secrets), except in sandbox,
+// where they are added.
+func (h *Handler) provisionWeb() error {
+	c := h.Web
+	if c == nil {
+		return nil
+	}
+	if c.OAApp == "" && c.QRApp == "" {
+		return fmt.Errorf("wechat_auth: web: name an oa_app (logins inside WeChat), a qr_app (QR logins outside), or both")
+	}
+	for _, a := range []struct{ what, appid string }{{"oa_app", c.OAApp}, {"qr_app", c.QRApp}} {
+		if a.appid == "" {
+			continue
+		}
+		if _, ok := h.secrets[a.appid]; !ok {
+			return fmt.Errorf("wechat_auth: web: %s %s has no secret: add `app %s <secret>` (in wechat_auth or the wechat app)", a.what, a.appid, a.appid)
+		}
+	}
+	if c.OAApp != "" && c.OAApp == c.QRApp {
+		return fmt.Errorf("wechat_auth: web: oa_app and qr_app are one app; an Official Account and a website app are two")
+	}
+	scope := c.Scope
+	switch scope {
+	case "":
+		scope = "snsapi_base"
+	case "snsapi_base", "snsapi_userinfo":
+	default:
+		return fmt.Errorf("wechat_auth: web: scope must be snsapi_base or snsapi_userinfo, not %q", c.Scope)
+	}
+	if len(c.ReturnTo) == 0 {
+		return fmt.Errorf("wechat_auth: web: return_to needs at least one URL prefix, such as https://www.example.com/")
+	}
+	rt, err := weblogin.NewReturnTo(c.ReturnTo)
+	if err != nil {
+		return fmt.Errorf("wechat_auth: web: %w", err)
+	}
+	if c.Cookie != "" {
+		if err := weblogin.CheckCookieName(c.Cookie, true); err != nil {
+			return fmt.Errorf("wechat_auth: web: cookie %q: %w", c.Cookie, err)
+		}
+	}
+	openBase := strings.TrimSuffix(c.OpenBase, "/")
+	if openBase != "" {
+		u, err := url.Parse(openBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("wechat_auth: web: open_base %q is not an http(s) URL", c.OpenBase)
+		}
+	} else if !h.Sandbox {
+		openBase = defaultOpenBase
+	}
+	auth, ok := h.platform.(platform.WebAuthorizer)
+	if !ok {
+		return fmt.Errorf("wechat_auth: web: the platform has no web login")
+	}
+	once, ok := h.store.(weblogin.OnceStore)
+	if !ok {
+		once = h.pooled.onceStore()
+	}
+	h.web = &webLogin{
+		oaApp: c.OAApp, qrApp: c.QRApp, scope: scope,
+		returnTo: rt, firstReturnTo: c.ReturnTo[0], origins: rt.Origins(),
+		cookie: c.Cookie, openBase: openBase,
+		knobs: openBase != defaultOpenBase,
+		once:  once, auth: auth,
+	}
+	return nil
+}
+
+// defaultOpenBase is where WeChat's authorization pages are.
+const defaultOpenBase = "https://open.weixin.qq.com"
+
+// onceStore returns the store of one-time values (web states, handoff
+// tickets) beside a store that keeps none itself (memory): one per
+// pooled store, so every config of the process shares it across reloads.
+func (p *pooledStore) onceStore() weblogin.OnceStore {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.once == nil {
+		p.once = weblogin.NewMemoryStore(maxOnceValues, nil)
+	}
+	return p.once
+}
+
+// maxOnceValues bounds the one-time values kept in memory: logins begun
+// and not finished within their 10 minutes.
+const maxOnceValues = 100_000

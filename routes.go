@@ -78,6 +78,19 @@ func (h *Handler) newRoutes() routeTable {
 		routes[p+"/sandbox/encrypt"] = route{methods: post, serve: h.sandboxEncrypt}
 		routes[p+"/sandbox/pay"] = route{methods: post, serve: h.sandboxPay}
 	}
+	if h.web != nil {
+		get := []string{http.MethodGet, http.MethodHead}
+		routes[p+"/web/login"] = route{methods: get, noBody: true, serve: h.webLoginStart}
+		routes[p+"/web/callback"] = route{methods: get, noBody: true, serve: h.webCallback}
+		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, serve: h.webHandoff}
+		if h.Sandbox && h.web.openBase == "" {
+			// The fake's authorization pages, on this site, so a browser
+			// runs the whole login with no WeChat account.
+			for _, page := range []string{"/connect/oauth2/authorize", "/connect/qrconnect"} {
+				routes[p+"/sandbox"+page] = route{methods: get, noBody: true, serve: h.sandboxWebPage(page)}
+			}
+		}
+	}
 	if h.assertion != nil {
 		routes[p+"/jwks.json"] = route{methods: []string{http.MethodGet, http.MethodHead}, serve: h.jwks}
 	}
@@ -159,6 +172,9 @@ var routeEvents = map[string]string{
 	"/userinfo": "decrypt",
 	"/decrypt":  "decrypt",
 	"/phone":    "phone",
+
+	"/web/callback": "web_login",
+	"/web/handoff":  "web_handoff",
 }
 
 // audited wraps the route at path (under the prefix) so that each call
@@ -178,6 +194,10 @@ func (h *Handler) audited(path string, fn routeFunc) routeFunc {
 		note := new(audit.Note)
 		if raw, n := credential.Bearer(r.Header["Authorization"]); n == 1 {
 			if id, verr := h.tokens.VerifyCached(raw, time.Now()); verr == nil {
+				*note = audit.Note{AppID: id.AppID, OpenID: id.OpenID, SID: id.SID}
+			}
+		} else if v, ok := h.webCookie(r); ok {
+			if id, verr := h.tokens.OpenCookieCached(v, time.Now()); verr == nil {
 				*note = audit.Note{AppID: id.AppID, OpenID: id.OpenID, SID: id.SID}
 			}
 		}

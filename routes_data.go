@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/opendata"
 	"github.com/caddy-wechat/wechatauth/internal/platform"
@@ -216,6 +217,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	r.Header.Del("Content-Encoding")
-	h.setIdentity(r, id)
+	h.setIdentity(r, id, idheader.SourceClient)
 	return next.ServeHTTP(w, r)
 }

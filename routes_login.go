@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddy-wechat/wechatauth/internal/token"
+	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -79,8 +80,19 @@ func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 // pickApp chooses the app of a login: the one configured, or the one named.
+// The web login's apps are not mini programs: with web login on, they are
+// left out.
 func (h *Handler) pickApp(appid string) (string, *apierr.Error) {
-	return h.shared.pickApp(appid, errAppMissing, errAppUnknown)
+	if h.web == nil {
+		return h.shared.pickApp(appid, errAppMissing, errAppUnknown)
+	}
+	mini := shared{secrets: make(map[string]string, len(h.secrets))}
+	for id, secret := range h.secrets {
+		if id != h.web.oaApp && id != h.web.qrApp {
+			mini.secrets[id] = secret
+		}
+	}
+	return mini.pickApp(appid, errAppMissing, errAppUnknown)
 }
 
 // The answers of a login that names no app, or one not served.
@@ -149,8 +161,18 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 const logoutTimeout = 1500 * time.Millisecond
 
 // logout revokes every token of the caller's session and forgets it.
+// With the session cookie as its credential (and from this site's own
+// pages: csrf_refused otherwise), it also clears the cookie.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	id, aerr := h.authenticate(r)
+	id, byCookie, aerr := h.authenticateAny(r)
+	if byCookie {
+		if aerr == nil {
+			aerr = h.checkCSRF(r)
+		}
+		if aerr == nil || aerr == apierr.InvalidToken {
+			http.SetCookie(w, weblogin.ClearSessionCookie(h.web.cookieName(r), r.TLS != nil))
+		}
+	}
 	if aerr != nil {
 		return aerr
 	}

@@ -37,9 +37,13 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	if r.ContentLength != 0 {
 		closeUnread(w, r)
 	}
-	id, aerr := h.authenticate(r)
+	id, byCookie, aerr := h.authenticateAny(r)
 	if aerr != nil && !h.Optional {
 		return aerr
+	}
+	source := idheader.SourceClient
+	if byCookie {
+		source = idheader.SourceWeb
 	}
 	hdr := w.Header()
 	set := 0 // the identity headers the answer sets, by index
@@ -48,7 +52,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// exactly what an upstream behind wechat_auth gets. ServeHTTP
 		// stripped the client's identity headers first, so those on r
 		// were set here.
-		h.setIdentity(r, id)
+		h.setIdentity(r, id, source)
 		for i, name := range h.verifyRemove.Names {
 			if v, ok := r.Header[name]; ok {
 				hdr[name] = v

@@ -15,7 +15,7 @@ package caddytest
 //	Harnesses, one per handler
 //	  wechat_auth: startStack(t, stackConfig{...}) *stack, a fake WeChat + echoing upstream + Caddy
 //	    on siteBase; fields WeChat (*wechattest.Server), WeChatURL, Upstream, Base, Caddyfile.
-//	    stackConfig: Apps, Sandbox, Directive, ProxyBlock, Upstream (another upstream's address),
+//	    stackConfig: Apps, Sandbox, Directive, DirectiveOf, ProxyBlock, Upstream (another upstream's address),
 //	    Sites (more site blocks), Global, Fake. Built on it: startTwoApps (multiapp),
 //	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream).
 //	    st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
@@ -260,6 +260,9 @@ type stackConfig struct {
 	Sandbox bool
 	// Directive holds extra lines for the wechat_auth block.
 	Directive string
+	// DirectiveOf, when set, returns more lines for the wechat_auth block
+	// given the running fake WeChat (for lines naming its URL).
+	DirectiveOf func(st *stack) string
 	// ProxyBlock holds lines for the reverse_proxy block.
 	ProxyBlock string
 	// Upstream, when set, is the host:port the site proxies to instead of
@@ -298,6 +301,9 @@ func startStack(t *testing.T, cfg stackConfig) *stack {
 	}
 	if len(cfg.Apps) == 0 {
 		cfg.Apps = []testApp{{testAppID, testSecret}}
+	}
+	if cfg.DirectiveOf != nil {
+		cfg.Directive += cfg.DirectiveOf(st)
 	}
 	var d strings.Builder
 	for _, a := range cfg.Apps {

@@ -385,3 +385,16 @@ func (s *Server) snsUserInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, out)
 }
+
+// WebAccessTokens returns the web OAuth access tokens the fake has issued
+// and still holds, so a test can check that none reached a browser, an
+// upstream or a log.
+func (s *Server) WebAccessTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.web.tokens))
+	for tok := range s.web.tokens {
+		out = append(out, tok)
+	}
+	return out
+}

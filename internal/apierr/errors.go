@@ -97,6 +97,14 @@ var (
 	PayloadTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than 64 KiB."}
 
+	// Answers of web login (cookie sessions).
+	CSRFRefused = &Error{status: http.StatusForbidden, code: "csrf_refused",
+		message: "This request changes data with the session cookie but comes from another site (its Origin or Referer is not this site's): send it from this site's own pages."}
+	AccessDenied = &Error{status: http.StatusForbidden, code: "access_denied",
+		message: "The WeChat authorization was declined: nobody is logged in."}
+	SnapshotUser = &Error{status: http.StatusForbidden, code: "snapshot_user",
+		message: "This page is a WeChat snapshot (preview) view: open it in WeChat to log in."}
+
 	// Answers of the wechat_api gateway.
 	APINotAllowed = &Error{status: http.StatusForbidden, code: "api_not_allowed",
 		message: "This WeChat API is not in the gateway's allow list (and the token endpoints never are)."}
@@ -112,6 +120,17 @@ var (
 		message: "WeChat Pay's answer did not carry a valid signature, so it was not passed on: nothing in it can be trusted."}
 	PayUnavailable = &Error{status: http.StatusServiceUnavailable, code: "wechat_unavailable",
 		message: "WeChat Pay is not answering right now: try again shortly.", retryAfter: 5}
+	// Answers of the event receivers (wechat_push). One refusal for every
+	// failed check, so that no answer tells a forger which one failed.
+	PushRefused = &Error{status: http.StatusForbidden, code: "push_refused",
+		message: "The push failed its checks (signature, app, freshness or replay); nothing was delivered."}
+	PushTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
+		message: "The request body is larger than 1 MiB."}
+	// DeliveryUnavailable: the event was neither delivered nor queued (the
+	// store does not answer), or another instance is delivering it now;
+	// the sender retries.
+	DeliveryUnavailable = &Error{status: http.StatusServiceUnavailable, code: "delivery_unavailable",
+		message: "The event could not be delivered or queued right now; nothing was lost: send it again shortly.", retryAfter: 2}
 )
 
 // FromWeChat maps an error of the wechat package to an answer, by the kind

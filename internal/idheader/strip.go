@@ -12,10 +12,12 @@ import (
 
 // Source is set on every verified request, as WeChat Cloud Hosting
 // does: apps written for it treat a request as coming through WeChat when it
-// is present.
+// is present. Its value says where the credential came from: a token the
+// mini program sent (wx_client), or a web session's cookie (wx_web).
 const (
 	Source       = "X-Wx-Source"
 	SourceClient = "wx_client"
+	SourceWeb    = "wx_web"
 )
 
 // Strip removes every way a client could claim an identity: all

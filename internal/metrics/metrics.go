@@ -23,6 +23,9 @@ var (
 	WeChatLatency *prometheus.HistogramVec
 	Store         *prometheus.CounterVec
 	APIRequests   *prometheus.CounterVec
+	WebLogins     *prometheus.CounterVec
+	WebCSRF       prometheus.Counter
+	WebUnbound    prometheus.Counter
 	Deliveries    *prometheus.CounterVec
 	OutboxPending *prometheus.GaugeVec
 	PayRequests   *prometheus.CounterVec
@@ -70,6 +73,18 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "api_requests_total",
 			Help: "Calls through the wechat_api gateway by path (an allow entry, or other) and result: ok, WeChat's errcode, unavailable, or the gateway's own error code.",
 		}, []string{"path", "result"})
+		WebLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_logins_total",
+			Help: "Web logins by flow (oa: inside WeChat, qr: website QR, handoff: mini program web-view) and result: ok, or the error code answered.",
+		}, []string{"flow", "result"})
+		WebCSRF = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_csrf_refused_total",
+			Help: "Cookie-authenticated writes refused because their Origin or Referer is not this site or a return_to origin.",
+		})
+		WebUnbound = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "web_state_unbound_total",
+			Help: "Web login callbacks inside WeChat accepted without the state cookie (WeChat's browser dropped it).",
+		})
 		Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "deliveries_total",
 			Help: "Verified WeChat events (kind push, pay_notify) handed to the upstream, by result: delivered, queued, retried, dropped, duplicate, busy, failed.",
@@ -89,6 +104,7 @@ func Init(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		Logins, Verifications, Decryptions,
 		WeChatCalls, WeChatLatency, Store, APIRequests,
+		WebLogins, WebCSRF, WebUnbound,
 		Deliveries, OutboxPending,
 		WeChatCalls, WeChatLatency, Store, APIRequests, PayRequests,
 	} {

@@ -35,3 +35,20 @@ type Phone struct {
 	PurePhoneNumber string `json:"purePhoneNumber"`
 	CountryCode     string `json:"countryCode"`
 }
+
+// WebAuthorizer is a Platform whose users can also log in on the web: the
+// code of a browser authorization (WeChat's Official Account page or
+// website QR login) exchanged for who the user is.
+type WebAuthorizer interface {
+	WebLogin(ctx context.Context, appid, code string) (WebLogin, error)
+}
+
+// WebLogin is the outcome of a web authorization code. The platform's
+// access token for the user is not part of it: nothing here keeps it.
+type WebLogin struct {
+	OpenID  string
+	UnionID string // "" when the app is bound to no Open Platform account
+	// Snapshot: a preview of the page whose openid is a virtual one; no
+	// session may be made for it.
+	Snapshot bool
+}

@@ -162,8 +162,20 @@ func (p WeChat) PhoneNumber(ctx context.Context, appid, code, openid string) (Ph
 	return Phone(*info), nil
 }
 
+// WebLogin exchanges the code of a web authorization
+// (sns/oauth2/access_token). The user's OAuth access and refresh tokens
+// are dropped here: no caller needs them without snsapi_userinfo.
+func (p WeChat) WebLogin(ctx context.Context, appid, code string) (WebLogin, error) {
+	t, err := p.Client.OAuthAccessToken(ctx, appid, code)
+	if err != nil {
+		return WebLogin{}, err
+	}
+	return WebLogin{OpenID: t.OpenID, UnionID: t.UnionID, Snapshot: t.Snapshot}, nil
+}
+
 // Interface guards
 var (
-	_ Platform = WeChat{}
-	_ Phoner   = WeChat{}
+	_ Platform      = WeChat{}
+	_ Phoner        = WeChat{}
+	_ WebAuthorizer = WeChat{}
 )

@@ -61,6 +61,7 @@ type Store struct {
 	channel       string // pub/sub: tagged JSON (redismessages.go), or "<sid> <until Unix ms>" from earlier versions
 	usersKey      string // hash: user → cut-off and ban (usersredis.go)
 	horizonKey    string // Unix ms no token issued by any instance outlives
+	oncePrefix    string // + key: a one-time value (once.go)
 	horizon       *session.Horizon
 
 	mu      sync.Mutex
@@ -133,6 +134,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		channel:       prefix + "revoked",
 		usersKey:      prefix + "users",
 		horizonKey:    prefix + "token_horizon",
+		oncePrefix:    prefix + "once:",
 		pending:       make(map[string]time.Time),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),

@@ -50,6 +50,9 @@ type Codec struct {
 	// (Provision makes a new codec for every config), so an audience check
 	// done once holds for the entry's life.
 	verified *verifyCache
+	// cookies caches the session cookies opened and verified, apart from
+	// the tokens (see OpenCookieCached).
+	cookies *verifyCache
 }
 
 // New makes a codec that accepts the appids that are apps' keys
@@ -72,6 +75,7 @@ func New(key []byte, issuer string, ttl time.Duration, apps map[string]string) *
 			jwt.WithStrictDecoding(),
 		),
 		verified: newVerifyCache(verifyCacheGeneration),
+		cookies:  newVerifyCache(verifyCacheGeneration),
 	}
 	tc.ring.Store(keyring.New(key))
 	return tc

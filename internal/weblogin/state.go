@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -96,4 +97,44 @@ func BindingCookie(state string, https bool) *http.Cookie {
 // ClearBindingCookie removes the binding cookie once the callback is done.
 func ClearBindingCookie(https bool) *http.Cookie {
 	return clearing(BindingCookieName(https), https)
+}
+
+// bindingTagLen is how much of a state's binding names its cookie.
+const bindingTagLen = 8
+
+// StateCookieName is the name of the cookie binding one state to the
+// browser: the binding cookie's name and the first characters of the
+// state's binding, so that a second login begun in another tab of the same
+// browser sets a cookie of its own instead of replacing the first one's.
+func StateCookieName(state string, https bool) string {
+	return BindingCookieName(https) + "_" + StateBinding(state)[:bindingTagLen]
+}
+
+// StateCookie is the short-lived cookie set with the redirect to WeChat
+// under StateCookieName; it expires with the state.
+func StateCookie(state string, https bool) *http.Cookie {
+	c := BindingCookie(state, https)
+	c.Name = StateCookieName(state, https)
+	return c
+}
+
+// ClearStateCookie removes state's cookie once its callback is done.
+func ClearStateCookie(state string, https bool) *http.Cookie {
+	return clearing(StateCookieName(state, https), https)
+}
+
+// HasStateCookie reports whether the request carries any state cookie
+// (of this login or another): a browser that keeps cookies.
+func HasStateCookie(h http.Header, https bool) bool {
+	prefix := BindingCookieName(https) + "_"
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			if strings.HasPrefix(strings.TrimLeft(pair, " \t"), prefix) {
+				return true
+			}
+		}
+	}
+	return false
 }

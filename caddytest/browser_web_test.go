@@ -1,0 +1,390 @@
+package caddytest
+
+// wechat_auth's web login in a real headless Chromium, against Caddy and
+// the fake WeChat (its authorize and qrconnect pages at open_base, the
+// code exchange at api_base). Proved here:
+//   - inside WeChat (MicroMessenger) the browser goes through the Official
+//     Account's authorize page with snsapi_base, outside through the website
+//     app's qrconnect with snsapi_login; the fake sees the app, scope,
+//     the site's callback and a state of <= 128 [A-Za-z0-9]; the browser ends
+//     on return_to and the upstream sees the user's openid, the web app, the
+//     unionid and X-WX-SOURCE: wx_web, and never the session cookie;
+//   - the cookie is HttpOnly, SameSite=Lax, Path=/, unreadable by script,
+//     holds no openid; the state cookie is gone after the callback;
+//   - forged identity headers never reach the upstream on a cookie session;
+//   - unknown, reused and foreign states, bad return_to, a declined
+//     authorization and a snapshot user make no session;
+//   - cookie writes from another origin get 403 csrf_refused, the site's own
+//     pass, Bearer writes are unaffected; logout clears the cookie and the
+//     old value gets 401;
+//   - the web-view handoff link holds no token or openid and works once;
+//   - WeChat's OAuth access token is in no answer, cookie or log line.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddy-wechat/wechatauth/internal/weblogin"
+	"github.com/caddy-wechat/wechatauth/wechattest"
+	"github.com/chromedp/cdproto/network"
+)
+
+// miniProgramWebViewUA is the User-Agent of a mini program's <web-view>:
+// WeChat's browser, with "miniProgram" added.
+const miniProgramWebViewUA = weChatUA + " miniProgram/wx4f4bc4dec97d474b"
+
+// webStack is a stack whose wechat_auth logs in the mini program
+// testAppID and, on the web through the fake's pages, oaAppID inside
+// WeChat and websiteAppID outside; return_to is the site. extra goes into
+// the web block.
+func webStack(t *testing.T, global, extra string) *stack {
+	t.Helper()
+	return startStack(t, stackConfig{
+		Apps:   []testApp{{testAppID, testSecret}, {oaAppID, webSecret}, {websiteAppID, webSecret}},
+		Global: global,
+		DirectiveOf: func(st *stack) string {
+			return "\t\tweb {\n\t\t\toa_app " + oaAppID + "\n\t\t\tqr_app " + websiteAppID +
+				"\n\t\t\treturn_to " + siteBase + "/\n\t\t\topen_base " + st.WeChatURL + "\n" + extra + "\t\t}\n"
+		},
+	})
+}
+
+// noRedirects is a client that shows redirects instead of following them.
+var noRedirects = &http.Client{
+	Transport:     httpClient.Transport,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func sendNoFollow(t *testing.T, method, u string, header http.Header, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// browserLogin logs a fresh tab (userAgent) in as user through a link on
+// another site to /wx/web/login, and waits until it is on returnTo.
+func browserLogin(t *testing.T, br *browser, userAgent, user, returnTo string) *tab {
+	t.Helper()
+	tb := br.tab(t, userAgent)
+	clickThrough(t, tb, siteBase+"/wx/web/login?user="+user+"&return_to="+url.QueryEscape(returnTo))
+	tb.waitURL(t, siteBase+returnTo)
+	return tb
+}
+
+// sessionCookie returns the tab's session cookie, which must be there.
+func sessionCookie(t *testing.T, tb *tab) *network.Cookie {
+	t.Helper()
+	c := tb.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP)
+	if c == nil {
+		t.Fatalf("no %s cookie; cookies: %+v", weblogin.SessionCookieHTTP, tb.cookies(t, siteBase+"/"))
+	}
+	return c
+}
+
+// withCookie is a header carrying the session cookie value v.
+func withCookie(v string, more ...string) http.Header {
+	h := http.Header{"Cookie": {"theme=dark; " + weblogin.SessionCookieHTTP + "=" + v}}
+	for i := 0; i+1 < len(more); i += 2 {
+		h.Set(more[i], more[i+1])
+	}
+	return h
+}
+
+// wantWebIdentity checks what the upstream saw: the user of appid, from
+// the web, without the session cookie.
+func wantWebIdentity(t *testing.T, seen seenRequest, appid, openid, unionid string) {
+	t.Helper()
+	h := seen.Header
+	if h.Get("X-Wx-Openid") != openid || h.Get("X-Wx-Appid") != appid || h.Get("X-Wx-Unionid") != unionid || h.Get("X-Wx-Source") != "wx_web" {
+		t.Fatalf("the upstream saw openid %q appid %q unionid %q source %q; want %q %q %q wx_web",
+			h.Get("X-Wx-Openid"), h.Get("X-Wx-Appid"), h.Get("X-Wx-Unionid"), h.Get("X-Wx-Source"), openid, appid, unionid)
+	}
+	if c := strings.Join(h.Values("Cookie"), "; "); strings.Contains(c, weblogin.SessionCookieHTTP) || strings.Contains(c, "wx_state") {
+		t.Fatalf("the upstream got Caddy's cookies: %q", c)
+	}
+	if h.Get("Authorization") != "" {
+		t.Fatalf("the upstream got Authorization %q", h.Get("Authorization"))
+	}
+}
+
+// wantNoSessionCookie fails when an answer sets a session cookie.
+func wantNoSessionCookie(t *testing.T, resp *http.Response) {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == weblogin.SessionCookieHTTP && c.Value != "" {
+			t.Fatalf("a session cookie was set: %v", c)
+		}
+	}
+}
+
+func TestWebLoginInsideWeChat(t *testing.T) {
+	st := webStack(t, "", "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, weChatUA, "alice", "/app/orders")
+
+	openid := wechattest.WebOpenID(oaAppID, "alice")
+	checkAuthorize(t, st.WeChat, wechattest.PathOAuthAuthorize, oaAppID, "snsapi_base", siteBase+"/wx/web/callback", "alice")
+	wantWebIdentity(t, st.Upstream.Last(t), oaAppID, openid, wechattest.WebUnionID("alice"))
+	if text := tb.text(t); !strings.Contains(text, openid) {
+		t.Fatalf("the page (the upstream's echo) shows %q", text)
+	}
+
+	c := sessionCookie(t, tb)
+	if !c.HTTPOnly || c.SameSite != "Lax" || c.Path != "/" || c.Secure || c.Session {
+		t.Fatalf("cookie attributes: HttpOnly %v SameSite %q Path %q Secure %v Session %v", c.HTTPOnly, c.SameSite, c.Path, c.Secure, c.Session)
+	}
+	if strings.Contains(c.Value, openid) || strings.Contains(c.Value, "alice") {
+		t.Fatalf("the cookie value %q reveals the user", c.Value)
+	}
+	if js := tb.eval(t, `document.cookie`); strings.Contains(js, weblogin.SessionCookieHTTP) {
+		t.Fatalf("script reads the session cookie: %q", js)
+	}
+	for _, k := range tb.cookies(t, siteBase+"/") {
+		if strings.HasPrefix(k.Name, "wx_state") {
+			t.Fatalf("the state cookie outlived the callback: %+v", k)
+		}
+	}
+
+	// A client's own identity headers never reach the upstream.
+	r := send(t, "GET", siteBase+"/api/me", withCookie(c.Value, "X-WX-OPENID", "forged", "X-Wx-Source", "wx_client"), "")
+	wantStatus(t, r, http.StatusOK)
+	wantWebIdentity(t, r.Seen(t), oaAppID, openid, wechattest.WebUnionID("alice"))
+	if got := r.Seen(t).Header.Values("Cookie"); len(got) != 1 || got[0] != "theme=dark" {
+		t.Fatalf("the upstream's Cookie header is %q, want the site's own cookie only", got)
+	}
+
+	// WeChat's browser loading the callback again makes no session.
+	state := st.WeChat.AuthorizeRequests()[0].State
+	resp := sendNoFollow(t, "GET", siteBase+"/wx/web/callback?code=0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P&state="+state, http.Header{"User-Agent": {weChatUA}}, "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a replayed callback: status %d", resp.StatusCode)
+	}
+	wantNoSessionCookie(t, resp)
+}
+
+func TestWebLoginQRConnect(t *testing.T) {
+	st := webStack(t, "", "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, "", "bob", "/dashboard")
+
+	checkAuthorize(t, st.WeChat, wechattest.PathQRConnect, websiteAppID, "snsapi_login", siteBase+"/wx/web/callback", "bob")
+	openid := wechattest.WebOpenID(websiteAppID, "bob")
+	wantWebIdentity(t, st.Upstream.Last(t), websiteAppID, openid, wechattest.WebUnionID("bob"))
+	c := sessionCookie(t, tb)
+	if !c.HTTPOnly || c.SameSite != "Lax" || c.Path != "/" || strings.Contains(c.Value, openid) {
+		t.Fatalf("cookie %+v", c)
+	}
+	// The same person inside WeChat: another openid, the same unionid.
+	browserLogin(t, br, weChatUA, "bob", "/dashboard")
+	wantWebIdentity(t, st.Upstream.Last(t), oaAppID, wechattest.WebOpenID(oaAppID, "bob"), wechattest.WebUnionID("bob"))
+}
+
+func TestWebLoginRefusals(t *testing.T) {
+	st := webStack(t, "", "")
+	br := startBrowser(t)
+
+	// In the browser: the page shows the JSON error and no session is set.
+	for _, tt := range []struct {
+		name, query, status, code string
+		snapshot                  bool
+	}{
+		{"declined", "decline=1", "403", "access_denied", false},
+		{"snapshot user", "user=carol", "403", "snapshot_user", true},
+		{"return_to scheme-relative", "return_to=//evil.example/", "400", "invalid_request", false},
+		{"return_to user info", "return_to=" + url.QueryEscape("http://localhost:9080@evil.example/"), "400", "invalid_request", false},
+		{"return_to at", "return_to=@evil.example", "400", "invalid_request", false},
+		{"return_to javascript", "return_to=javascript:alert(1)", "400", "invalid_request", false},
+		{"return_to other host", "return_to=" + url.QueryEscape("http://evil.example/"), "400", "invalid_request", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st.WeChat.SetSnapshotUsers(tt.snapshot)
+			defer st.WeChat.SetSnapshotUsers(false)
+			tb := br.tab(t, weChatUA)
+			tb.navigate(t, siteBase+"/wx/web/login?"+tt.query)
+			if text := tb.text(t); !strings.Contains(text, `"error":"`+tt.code+`"`) {
+				t.Fatalf("the page shows %q, want %s", text, tt.code)
+			}
+			if u := tb.url(t); !strings.HasPrefix(u, siteBase+"/wx/web/") {
+				t.Fatalf("the browser left for %q", u)
+			}
+			if c := tb.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP); c != nil {
+				t.Fatalf("a session cookie was set: %+v", c)
+			}
+		})
+	}
+
+	// Unknown state, malformed state, and a state begun in another
+	// browser (this one holds a state cookie of its own).
+	resp := sendNoFollow(t, "GET", siteBase+"/wx/web/callback?code=abc&state=Unknown0State0000000000000000000", nil, "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown state: %d", resp.StatusCode)
+	}
+	resp = sendNoFollow(t, "GET", siteBase+"/wx/web/callback?code=abc&state=bad-state!", nil, "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed state: %d", resp.StatusCode)
+	}
+	// The attacker's own login, stopped at the callback.
+	start := sendNoFollow(t, "GET", siteBase+"/wx/web/login?user=mallory", nil, "")
+	page := sendNoFollow(t, "GET", start.Header.Get("Location"), nil, "")
+	callback := page.Header.Get("Location")
+	if !strings.HasPrefix(callback, siteBase+"/wx/web/callback?") {
+		t.Fatalf("the attacker's login went to %q", callback)
+	}
+	victim := br.tab(t, "")
+	victim.navigate(t, callback)
+	if text := victim.text(t); !strings.Contains(text, "another browser") {
+		t.Fatalf("a foreign state shows %q", text)
+	}
+	if c := victim.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP); c != nil {
+		t.Fatalf("a foreign state made a session: %+v", c)
+	}
+}
+
+func TestWebCookieCSRFAndLogout(t *testing.T) {
+	st := webStack(t, "", "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, "", "dave", "/")
+	v := sessionCookie(t, tb).Value
+	openid := wechattest.WebOpenID(websiteAppID, "dave")
+
+	n := st.Upstream.Count()
+	r := send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", "http://evil.example", "Content-Type", "application/json"), "{}")
+	wantError(t, r, http.StatusForbidden, "csrf_refused")
+	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Content-Type", "application/json"), "{}")
+	wantError(t, r, http.StatusForbidden, "csrf_refused") // neither Origin nor Referer
+	if st.Upstream.Count() != n {
+		t.Fatal("a refused write reached the upstream")
+	}
+	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", siteBase, "Content-Type", "application/json"), "{}")
+	wantStatus(t, r, http.StatusOK)
+	wantWebIdentity(t, r.Seen(t), websiteAppID, openid, wechattest.WebUnionID("dave"))
+	r = send(t, "DELETE", siteBase+"/api/orders/1", withCookie(v, "Referer", siteBase+"/orders"), "")
+	wantStatus(t, r, http.StatusOK)
+
+	// The same write from the page in the browser: fetch sends its Origin.
+	status := tb.eval(t, `(() => { const x = new XMLHttpRequest(); x.open("POST", "/api/orders", false); x.send("{}"); return String(x.status); })()`)
+	if status != "200" {
+		t.Fatalf("the site's own page posting: %s", status)
+	}
+
+	// Bearer requests know nothing of CSRF.
+	st.addUser("csrf-mini")
+	tok := st.login(t, "csrf-mini").Token
+	h := bearer(tok)
+	h.Set("Origin", "http://evil.example")
+	r = send(t, "POST", siteBase+"/api/orders", h, "{}")
+	wantStatus(t, r, http.StatusOK)
+	if r.Seen(t).Header.Get("X-Wx-Source") != "wx_client" {
+		t.Fatalf("a Bearer request's source: %q", r.Seen(t).Header.Get("X-Wx-Source"))
+	}
+
+	// Logout from another site is refused; from the site it clears the
+	// cookie, and the old value is dead everywhere.
+	r = send(t, "POST", siteBase+"/wx/logout", withCookie(v, "Origin", "http://evil.example"), "")
+	wantError(t, r, http.StatusForbidden, "csrf_refused")
+	r = send(t, "POST", siteBase+"/wx/logout", withCookie(v, "Origin", siteBase), "")
+	wantStatus(t, r, http.StatusNoContent)
+	cleared := false
+	for _, line := range r.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(line, weblogin.SessionCookieHTTP+"=;") && strings.Contains(line, "Max-Age=0") {
+			cleared = true
+		}
+	}
+	if !cleared {
+		t.Fatalf("logout did not clear the cookie: %q", r.Header.Values("Set-Cookie"))
+	}
+	r = send(t, "GET", siteBase+"/api/me", withCookie(v), "")
+	wantError(t, r, http.StatusUnauthorized, "invalid_token")
+
+	// In the browser: logout from the page, then the page is refused.
+	tb2 := browserLogin(t, br, "", "erin", "/")
+	status = tb2.eval(t, `(() => { const x = new XMLHttpRequest(); x.open("POST", "/wx/logout", false); x.send(); return String(x.status); })()`)
+	if status != "204" {
+		t.Fatalf("logout from the page: %s", status)
+	}
+	if c := tb2.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP); c != nil {
+		t.Fatalf("the cookie outlived logout: %+v", c)
+	}
+	tb2.navigate(t, siteBase+"/api/me")
+	if text := tb2.text(t); !strings.Contains(text, `"unauthorized"`) {
+		t.Fatalf("after logout the page shows %q", text)
+	}
+}
+
+func TestWebViewHandoff(t *testing.T) {
+	st := webStack(t, "", "")
+	user := st.addUser("handoff-mini")
+	lr := st.login(t, "handoff-mini")
+
+	r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/shop/cart"})
+	wantStatus(t, r, http.StatusOK)
+	link, _ := r.Object(t)["url"].(string)
+	if !strings.HasPrefix(link, siteBase+"/wx/web/handoff?") {
+		t.Fatalf("handoff url %q", link)
+	}
+	for _, secret := range []string{lr.Token, user.OpenID, strings.Split(lr.Token, ".")[1]} {
+		if strings.Contains(link, secret) {
+			t.Fatalf("the handoff url %q holds the token or the openid", link)
+		}
+	}
+	// Without a token, or with a return_to elsewhere: refused.
+	wantStatus(t, postJSON(t, siteBase+"/wx/web/handoff", "", map[string]string{"return_to": "/"}), http.StatusUnauthorized)
+	wantError(t, postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "https://evil.example/"}), http.StatusBadRequest, "invalid_request")
+
+	br := startBrowser(t)
+	tb := br.tab(t, miniProgramWebViewUA)
+	tb.navigate(t, link)
+	tb.waitURL(t, siteBase+"/shop/cart")
+	seen := st.Upstream.Last(t)
+	wantWebIdentity(t, seen, testAppID, user.OpenID, seen.Header.Get("X-Wx-Unionid"))
+	sessionCookie(t, tb)
+
+	// A second use, in another web-view: refused, no session.
+	tb2 := br.tab(t, miniProgramWebViewUA)
+	tb2.navigate(t, link)
+	if text := tb2.text(t); !strings.Contains(text, "already used") {
+		t.Fatalf("a second use shows %q", text)
+	}
+	if c := tb2.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP); c != nil {
+		t.Fatalf("a second use made a session: %+v", c)
+	}
+}
+
+func TestWebOAuthTokenGoesNowhere(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	st := webStack(t, logOption, "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, weChatUA, "frank", "/")
+	toks := st.WeChat.WebAccessTokens()
+	if len(toks) != 1 {
+		t.Fatalf("the fake issued %d web access tokens", len(toks))
+	}
+	var everything strings.Builder
+	everything.WriteString(readFile(t, logPath))
+	for _, c := range tb.cookies(t, siteBase+"/") {
+		everything.WriteString(c.Value)
+	}
+	everything.WriteString(tb.text(t))
+	seen, _ := json.Marshal(st.Upstream.Last(t))
+	everything.Write(seen)
+	if strings.Contains(everything.String(), toks[0]) {
+		t.Fatal("WeChat's OAuth access token reached a log, a cookie, a page or the upstream")
+	}
+	if !strings.Contains(readFile(t, logPath), `"event":"web_login"`) {
+		t.Fatal("no web_login audit entry")
+	}
+}

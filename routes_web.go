@@ -1,0 +1,333 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
+	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/session"
+	"github.com/caddy-wechat/wechatauth/internal/weblogin"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// webLogin is the provisioned web login (WebConfig).
+type webLogin struct {
+	oaApp, qrApp, scope string
+	returnTo            *weblogin.ReturnTo
+	firstReturnTo       string   // where a login without return_to goes
+	origins             []string // the return_to origins: they may send cookie writes
+	cookie              string   // configured name, or "" for the scheme's default
+	openBase            string   // "" in sandbox: this site's {route_prefix}/sandbox
+	knobs               bool     // pass the fake's user, decline and snapshot on
+	once                weblogin.OnceStore
+	auth                platform.WebAuthorizer
+}
+
+// cookieName is the session cookie's name on r's site.
+func (wl *webLogin) cookieName(r *http.Request) string {
+	return weblogin.SessionCookieName(wl.cookie, r.TLS != nil)
+}
+
+// Keys of the one-time values in the store.
+const (
+	stateKeyPrefix   = "web_state:"
+	handoffKeyPrefix = "web_handoff:"
+)
+
+// The web flows, as the metrics and the state name them.
+const (
+	flowOA      = "oa"
+	flowQR      = "qr"
+	flowHandoff = "handoff"
+)
+
+// pendingLogin is what a state stands for until its callback.
+type pendingLogin struct {
+	ReturnTo string `json:"return_to"`
+	AppID    string `json:"appid"`
+	Flow     string `json:"flow"`
+}
+
+// pendingHandoff is what a handoff ticket stands for until it is opened:
+// the mini program's session, which must still be live then.
+type pendingHandoff struct {
+	ReturnTo string `json:"return_to"`
+	AppID    string `json:"appid"`
+	OpenID   string `json:"openid"`
+	UnionID  string `json:"unionid,omitempty"`
+	SID      string `json:"sid"`
+}
+
+// inWeChat reports whether the browser is WeChat's own.
+func inWeChat(r *http.Request) bool { return strings.Contains(r.UserAgent(), "MicroMessenger") }
+
+// Refusals of the web routes.
+var (
+	errNoOAApp      = apierr.InvalidRequest.WithMessage("This site has no login inside WeChat (no Official Account is configured): open it in a browser outside WeChat.")
+	errNoQRApp      = apierr.InvalidRequest.WithMessage("This site has no QR login outside WeChat (no website app is configured): open it inside WeChat.")
+	errReturnTo     = apierr.InvalidRequest.WithMessage("return_to is not one of the addresses this site may return to.")
+	errBadState     = apierr.InvalidRequest.WithMessage("The login's state is missing or malformed: start the login again.")
+	errUnknownState = apierr.InvalidRequest.WithMessage("This login is unknown, already finished or expired: start the login again.")
+	errForeignState = apierr.InvalidRequest.WithMessage("This login was started in another browser: start the login again here.")
+	errBadWebCode   = apierr.InvalidRequest.WithMessage("The authorization code is malformed: start the login again.")
+	errBadTicket    = apierr.InvalidRequest.WithMessage("The handoff link is malformed.")
+	errUsedTicket   = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
+)
+
+// webLoginStart sends the browser to WeChat's authorization page: the
+// Official Account's inside WeChat, the website app's QR page outside.
+func (h *Handler) webLoginStart(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	wl := h.web
+	site, https := siteOf(r)
+	q := r.URL.Query()
+	returnTo := q.Get("return_to")
+	if returnTo == "" {
+		returnTo = wl.firstReturnTo
+	}
+	back, err := wl.returnTo.Check(returnTo, site)
+	if err != nil {
+		return errReturnTo
+	}
+	rec := pendingLogin{ReturnTo: back, AppID: wl.qrApp, Flow: flowQR}
+	page, scope := "/connect/qrconnect", "snsapi_login"
+	if inWeChat(r) {
+		rec.AppID, rec.Flow = wl.oaApp, flowOA
+		page, scope = "/connect/oauth2/authorize", wl.scope
+	}
+	if rec.AppID == "" {
+		if rec.Flow == flowOA {
+			return errNoOAApp
+		}
+		return errNoQRApp
+	}
+	state := weblogin.NewState()
+	b, _ := json.Marshal(rec)
+	if err := wl.once.PutOnce(r.Context(), stateKeyPrefix+state, b, weblogin.StateTTL); err != nil {
+		h.logger.Warn("web login state not stored", zap.Error(err))
+		return apierr.StoreUnavailable
+	}
+	http.SetCookie(w, weblogin.StateCookie(state, https))
+	base := wl.openBase
+	if base == "" {
+		base = site + strings.TrimSuffix(h.RoutePrefix, "/") + "/sandbox"
+	}
+	// WeChat reads the parameters in this order.
+	var u strings.Builder
+	u.WriteString(base + page)
+	u.WriteString("?appid=" + url.QueryEscape(rec.AppID))
+	u.WriteString("&redirect_uri=" + url.QueryEscape(site+strings.TrimSuffix(h.RoutePrefix, "/")+"/web/callback"))
+	u.WriteString("&response_type=code&scope=" + scope + "&state=" + state)
+	if wl.knobs {
+		for _, k := range []string{"user", "decline", "snapshot"} {
+			if v := q.Get(k); v != "" {
+				u.WriteString("&" + k + "=" + url.QueryEscape(v))
+			}
+		}
+	}
+	u.WriteString("#wechat_redirect")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+	return nil
+}
+
+// webCallback finishes a login where WeChat sends the browser back: the
+// state is taken (so a second load of the page makes no second session),
+// checked against the browser's state cookie, and the code exchanged.
+func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	flow, err := h.doWebCallback(w, r)
+	if flow != "" {
+		metrics.WebLogins.WithLabelValues(flow, apierr.Result(err)).Inc()
+	}
+	return err
+}
+
+func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow string, err error) {
+	wl := h.web
+	_, https := siteOf(r)
+	q := r.URL.Query()
+	state := q.Get("state")
+	if !weblogin.ValidState(state) {
+		return "", errBadState
+	}
+	raw, ok, serr := wl.once.Take(r.Context(), stateKeyPrefix+state)
+	switch {
+	case serr != nil:
+		h.logger.Warn("web login state not readable", zap.Error(serr))
+		return "", apierr.StoreUnavailable
+	case !ok:
+		return "", errUnknownState
+	}
+	var rec pendingLogin
+	if json.Unmarshal(raw, &rec) != nil || rec.AppID == "" {
+		return "", errUnknownState
+	}
+	audit.Noted(r, rec.AppID, "", "")
+	// Login CSRF: the state must be this browser's. WeChat's browser may
+	// drop the cookie between here and WeChat, so there, and only when
+	// the browser holds no state cookie at all, it is accepted without.
+	if v, ok := weblogin.CookieValue(r.Header, weblogin.StateCookieName(state, https)); ok {
+		if !weblogin.CheckStateBinding(v, state) {
+			return rec.Flow, errForeignState
+		}
+	} else if weblogin.HasStateCookie(r.Header, https) || !inWeChat(r) {
+		return rec.Flow, errForeignState
+	} else {
+		metrics.WebUnbound.Inc()
+	}
+	http.SetCookie(w, weblogin.ClearStateCookie(state, https))
+	code := q.Get("code")
+	if code == "" {
+		return rec.Flow, apierr.AccessDenied
+	}
+	if !apierr.ValidCode(code) {
+		return rec.Flow, errBadWebCode
+	}
+	who, werr := wl.auth.WebLogin(r.Context(), rec.AppID, code)
+	if werr != nil {
+		return rec.Flow, h.wechatFailure(r.Context(), "web/callback", rec.AppID, werr)
+	}
+	audit.Noted(r, rec.AppID, who.OpenID, "")
+	if who.Snapshot {
+		return rec.Flow, apierr.SnapshotUser
+	}
+	if err := h.startWebSession(w, r, rec.AppID, who.OpenID, who.UnionID); err != nil {
+		return rec.Flow, err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
+	return rec.Flow, nil
+}
+
+// startWebSession makes a session for a user of appid and sets its cookie.
+// It has no session_key: nothing from WeChat's web login decrypts open
+// data.
+func (h *Handler) startWebSession(w http.ResponseWriter, r *http.Request, appid, openid, unionid string) error {
+	if aerr := h.checkBanned(appid, openid); aerr != nil {
+		return aerr
+	}
+	s := &session.Session{SID: session.NewID(), AppID: appid, OpenID: openid, UnionID: unionid}
+	s.Created = h.issueTime(s)
+	audit.Noted(r, appid, openid, s.SID)
+	if err := h.store.Put(r.Context(), s, time.Duration(h.SessionTTL)); err != nil {
+		h.logger.Warn("session store refused a new web session", zap.Error(err))
+		return apierr.StoreUnavailable
+	}
+	return h.setSessionCookie(r.Context(), w, r, s)
+}
+
+// webHandoff is both halves of the web-view handoff: POST (Bearer, from
+// the mini program) makes a one-time link; GET, opened in the mini
+// program's <web-view>, turns it into a cookie session.
+func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method == http.MethodPost {
+		return h.handoffLink(w, r)
+	}
+	err := h.handoffOpen(w, r)
+	metrics.WebLogins.WithLabelValues(flowHandoff, apierr.Result(err)).Inc()
+	return err
+}
+
+// handoffLink answers {"url"}: a link on this site, valid once for 60 s,
+// that holds a random ticket and nothing else.
+func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
+	id, aerr := h.authenticate(r)
+	if aerr != nil {
+		return aerr
+	}
+	body, aerr := apierr.ReadBody(w, r)
+	if aerr != nil {
+		return aerr
+	}
+	returnTo, aerr := returnToField(r.Header.Get("Content-Type"), body)
+	if aerr != nil {
+		return aerr
+	}
+	site, _ := siteOf(r)
+	back, err := h.web.returnTo.Check(returnTo, site)
+	if err != nil {
+		return errReturnTo
+	}
+	ticket := weblogin.NewTicket()
+	b, _ := json.Marshal(pendingHandoff{ReturnTo: back, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID, SID: id.SID})
+	if err := h.web.once.PutOnce(r.Context(), handoffKeyPrefix+ticket, b, weblogin.TicketTTL); err != nil {
+		h.logger.Warn("web-view handoff not stored", zap.Error(err))
+		return apierr.StoreUnavailable
+	}
+	apierr.WriteJSON(w, http.StatusOK, struct {
+		URL string `json:"url"`
+	}{site + strings.TrimSuffix(h.RoutePrefix, "/") + "/web/handoff?ticket=" + ticket})
+	return nil
+}
+
+// handoffOpen takes a handoff ticket and, while the mini program's session
+// is still live, opens a cookie session for the same user and app.
+func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
+	ticket := r.URL.Query().Get("ticket")
+	if !weblogin.ValidTicket(ticket) {
+		return errBadTicket
+	}
+	raw, ok, err := h.web.once.Take(r.Context(), handoffKeyPrefix+ticket)
+	switch {
+	case err != nil:
+		h.logger.Warn("web-view handoff not readable", zap.Error(err))
+		return apierr.StoreUnavailable
+	case !ok:
+		return errUsedTicket
+	}
+	var rec pendingHandoff
+	if json.Unmarshal(raw, &rec) != nil || rec.AppID == "" {
+		return errUsedTicket
+	}
+	audit.Noted(r, rec.AppID, rec.OpenID, "")
+	if h.store.Revoked(rec.SID, time.Now()) {
+		return apierr.InvalidToken
+	}
+	if err := h.startWebSession(w, r, rec.AppID, rec.OpenID, rec.UnionID); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
+	return nil
+}
+
+// returnToField reads the return_to of a JSON or form body.
+func returnToField(contentType string, body []byte) (string, *apierr.Error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/x-www-form-urlencoded" {
+		v, err := url.ParseQuery(string(body))
+		if err != nil || len(v["return_to"]) > 1 {
+			return "", apierr.InvalidRequest.WithMessage("The form body is malformed.")
+		}
+		return v.Get("return_to"), nil
+	}
+	var f struct {
+		ReturnTo string `json:"return_to"`
+	}
+	if len(strings.TrimSpace(string(body))) > 0 && json.Unmarshal(body, &f) != nil {
+		return "", apierr.InvalidRequest.WithMessage("The body is not a JSON object with a string return_to.")
+	}
+	if f.ReturnTo == "" {
+		return "", apierr.InvalidRequest.WithMessage("The field return_to is required: the page the web-view should open.")
+	}
+	return f.ReturnTo, nil
+}
+
+// sandboxWebPage serves one of the fake WeChat's authorization pages at
+// {route_prefix}/sandbox<page>: it redirects straight back to the callback
+// with a code (?user= picks the user; ?decline=1 declines).
+func (h *Handler) sandboxWebPage(page string) routeFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = page, ""
+		h.fake.ServeHTTP(w, r2)
+		return nil
+	}
+}
