@@ -200,6 +200,8 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 			}
 		}
 	}
+	// The gauge shows 0 from the start, not only once something waited.
+	metrics.OutboxPending.WithLabelValues(d.s.Kind)
 	p.ob = outbox.New(store, cfg)
 	if err := p.ob.Start(); err != nil {
 		p.releaseClient()
