@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -70,7 +71,18 @@ type WeChatApp struct {
 	// Earlier signing keys that still verify tokens.
 	PreviousSigningKeys []string `json:"previous_signing_keys,omitempty"`
 
+	// The WeChat Pay merchants whose keys wechat_pay and
+	// wechat_pay_notify use, named there by mch_id.
+	Merchants []Merchant `json:"merchants,omitempty"`
+
+	// WeChat Pay's API root. Default: https://api.mch.weixin.qq.com
+	PayAPIBase string `json:"pay_api_base,omitempty"`
+
 	ctx caddy.Context
+
+	merchants    map[string]*payMerchant // by mch_id, keys loaded
+	payTransport *http.Transport
+	sandboxHolds []string // mch_ids held in the sandbox pool
 
 	// checked is set once the routes were walked for this config.
 	checked bool
@@ -120,6 +132,9 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 		if _, err := sh.storeConn(); err != nil {
 			return err
 		}
+	}
+	if err := a.provisionMerchants(); err != nil {
+		return err
 	}
 	httpApp, err := ctx.AppIfConfigured("http")
 	if errors.Is(err, caddy.ErrNotConfigured) {
@@ -176,6 +191,8 @@ func (a *WeChatApp) sharedConfig() sharedConfig {
 //	    timeout     <duration>
 //	    store       memory | redis <url> | redis { … }
 //	    signing_key <current> [<previous>...]
+//	    merchant    <mch_id> { private_key …; serial_no …; api_v3_key …; public_key_id …; public_key … }
+//	    pay_api_base <url>
 //	}
 //
 // (app_id and app_secret are read too, as in wechat_auth.)
@@ -185,7 +202,23 @@ func parseWeChatOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	var sc sharedConfig
+	var merchants []Merchant
+	var payAPIBase string
 	for d.NextBlock(0) {
+		switch d.Val() {
+		case "merchant":
+			m, err := parseMerchantBlock(d)
+			if err != nil {
+				return nil, err
+			}
+			merchants = append(merchants, m)
+			continue
+		case "pay_api_base":
+			if err := oneArg(d, &payAPIBase); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		shared, err := sc.line(d)
 		if err != nil {
 			return nil, err
@@ -201,6 +234,7 @@ func parseWeChatOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := &WeChatApp{
 		Apps: apps, APIBase: sc.APIBase, Sandbox: sc.Sandbox, Timeout: sc.Timeout, Store: sc.Store, Redis: sc.Redis,
 		SigningKey: sc.SigningKey, PreviousSigningKeys: sc.PreviousSigningKeys,
+		Merchants: merchants, PayAPIBase: payAPIBase,
 	}
 	return httpcaddyfile.App{Name: "wechat", Value: caddyconfig.JSON(app, nil)}, nil
 }
@@ -217,8 +251,9 @@ func loadApp(ctx caddy.Context) (*WeChatApp, error) {
 
 // Interface guards
 var (
-	_ caddy.App         = (*WeChatApp)(nil)
-	_ caddy.Provisioner = (*WeChatApp)(nil)
+	_ caddy.App          = (*WeChatApp)(nil)
+	_ caddy.Provisioner  = (*WeChatApp)(nil)
+	_ caddy.CleanerUpper = (*WeChatApp)(nil)
 )
 
 // A route list runs its routes in order; a route whose matchers match
@@ -234,14 +269,16 @@ var (
 // (a rate limiter before wechat_auth is a normal layout), so the check
 // only ever names a certain mistake.
 var terminalHandlers = map[string]bool{
-	"static_response": true, // respond, redir, abort
-	"reverse_proxy":   true, // unless it has handle_response routes (forward_auth)
-	"file_server":     true, // unless pass_thru
-	"error":           true,
-	"metrics":         true,
-	"copy_response":   true,
-	"wechat_api":      true,
-	"wechat_push":     true,
+	"static_response":   true, // respond, redir, abort
+	"reverse_proxy":     true, // unless it has handle_response routes (forward_auth)
+	"file_server":       true, // unless pass_thru
+	"error":             true,
+	"metrics":           true,
+	"copy_response":     true,
+	"wechat_api":        true,
+	"wechat_pay":        true,
+	"wechat_pay_notify": true, // on its matcher's paths
+	"wechat_push":       true, // on its matcher's paths
 }
 
 // handlerInfo is what the check needs of one handler, provisioned or still

@@ -202,6 +202,7 @@ type Handler struct {
 
 	platform platform.Platform  // logins and, when it is a platform.Phoner, phone numbers
 	fake     *wechattest.Server // sandbox only
+	app      *WeChatApp         // its sandbox merchants serve /sandbox/pay
 	wxConn   *platform.Conn     // released in Cleanup
 	users    *session.Users
 	audit    *zap.Logger

@@ -104,6 +104,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	h.app = app
 	if app.hasSettings() && !h.hasSharedLines() {
 		sc := app.sharedConfig()
 		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout

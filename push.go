@@ -1,10 +1,8 @@
 package wechatauth
 
 import (
-	"crypto/ecdsa"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -14,10 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-wechat/wechatauth/internal/assertion"
-	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/msgcrypt"
 )
 
@@ -141,7 +137,7 @@ func (p *Push) Provision(ctx caddy.Context) error {
 	if err := p.check(); err != nil {
 		return err
 	}
-	if err := p.provisionAssertion(ctx, app.Sandbox); err != nil {
+	if p.assertor, err = deliverySigner(ctx, "wechat_push", app.Sandbox, p.Assertion, p.AssertionHeader, p.AssertionKey); err != nil {
 		return err
 	}
 	p.delivery, err = openDelivery(ctx, deliverySettings{
@@ -203,48 +199,6 @@ func (p *Push) check() error {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
-
-// provisionAssertion sets up the signer of deliveries when assertion is
-// on: the key from assertion_key, or wechat_auth's, kept in Caddy's
-// storage, so one jwks.json verifies both.
-func (p *Push) provisionAssertion(ctx caddy.Context, sandbox bool) error {
-	if !p.Assertion {
-		if p.AssertionHeader != "" || p.AssertionKey != "" {
-			return errors.New("wechat_push: assertion_header or assertion_key is set but assertion is not: add `assertion` to sign deliveries")
-		}
-		return nil
-	}
-	header := http.CanonicalHeaderKey(p.AssertionHeader)
-	if p.AssertionHeader == "" {
-		header = assertion.DefaultHeader
-	}
-	if !httpguts.ValidHeaderFieldName(header) {
-		return fmt.Errorf("wechat_push: assertion header %q is not a valid header name", p.AssertionHeader)
-	}
-	for _, taken := range []string{"X-Wx-Openid", "X-Wx-Appid", "X-Wx-Event-Id", idheader.Source, "Content-Type"} {
-		if strings.EqualFold(header, taken) {
-			return fmt.Errorf("wechat_push: assertion header %q is already used for something else", p.AssertionHeader)
-		}
-	}
-	var key *ecdsa.PrivateKey
-	var err error
-	if p.AssertionKey != "" {
-		key, err = assertion.ParseKey([]byte(caddy.NewReplacer().ReplaceKnown(p.AssertionKey, "")))
-	} else {
-		name := assertion.KeyName
-		if sandbox {
-			name = assertion.KeyNameSandbox
-		}
-		key, err = assertion.StoredKey(ctx, ctx.Storage(), name)
-	}
-	if err != nil {
-		return fmt.Errorf("wechat_push: assertion key: %w", err)
-	}
-	if p.assertor, err = assertion.NewSigner(key, header); err != nil {
-		return fmt.Errorf("wechat_push: assertion key: %w", err)
-	}
-	return nil
 }
 
 // Cleanup gives back this config's hold on the outbox.

@@ -76,6 +76,7 @@ func (h *Handler) newRoutes() routeTable {
 	}
 	if h.Sandbox {
 		routes[p+"/sandbox/encrypt"] = route{methods: post, serve: h.sandboxEncrypt}
+		routes[p+"/sandbox/pay"] = route{methods: post, serve: h.sandboxPay}
 	}
 	if h.web != nil {
 		get := []string{http.MethodGet, http.MethodHead}

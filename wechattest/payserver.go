@@ -190,6 +190,17 @@ func (p *Pay) Order(outTradeNo string) (PayOrder, bool) {
 	return *o, true
 }
 
+// OrderByPrepayID returns the order of a prepay_id.
+func (p *Pay) OrderByPrepayID(prepayID string) (PayOrder, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	no, ok := p.byPrepay[prepayID]
+	if !ok {
+		return PayOrder{}, false
+	}
+	return *p.orders[no], true
+}
+
 // Client returns an HTTP client served by p in-process, with no socket.
 func (p *Pay) Client() *http.Client {
 	return &http.Client{Transport: inProcess{p}}

@@ -113,6 +113,13 @@ var (
 	GatewayTooLarge = &Error{status: http.StatusRequestEntityTooLarge, code: "payload_too_large",
 		message: "The request body is larger than the gateway's max_body."}
 
+	// Answers of the wechat_pay gateway.
+	PayNotAllowed = &Error{status: http.StatusForbidden, code: "api_not_allowed",
+		message: "This WeChat Pay API path is not in the gateway's allow list (and paths with '..', ';', encoded slashes or control characters never are)."}
+	PaySignatureInvalid = &Error{status: http.StatusBadGateway, code: "pay_signature_invalid",
+		message: "WeChat Pay's answer did not carry a valid signature, so it was not passed on: nothing in it can be trusted."}
+	PayUnavailable = &Error{status: http.StatusServiceUnavailable, code: "wechat_unavailable",
+		message: "WeChat Pay is not answering right now: try again shortly.", retryAfter: 5}
 	// Answers of the event receivers (wechat_push). One refusal for every
 	// failed check, so that no answer tells a forger which one failed.
 	PushRefused = &Error{status: http.StatusForbidden, code: "push_refused",

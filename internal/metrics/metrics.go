@@ -28,6 +28,7 @@ var (
 	WebUnbound    prometheus.Counter
 	Deliveries    *prometheus.CounterVec
 	OutboxPending *prometheus.GaugeVec
+	PayRequests   *prometheus.CounterVec
 
 	// The token verification counters, resolved once: looking a label up
 	// costs a hash and a map lookup, too much for every proxied request.
@@ -92,6 +93,10 @@ func Init(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "outbox_pending",
 			Help: "Events of kind waiting in the durable outbox for the upstream to take them.",
 		}, []string{"kind"})
+		PayRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "pay_requests_total",
+			Help: "Calls through the wechat_pay gateway by path (an allow entry, or other) and result: ok, WeChat Pay's error code, unavailable, or the gateway's own error code.",
+		}, []string{"path", "result"})
 	})
 	if registry == nil {
 		return nil
@@ -101,6 +106,7 @@ func Init(registry *prometheus.Registry) error {
 		WeChatCalls, WeChatLatency, Store, APIRequests,
 		WebLogins, WebCSRF, WebUnbound,
 		Deliveries, OutboxPending,
+		WeChatCalls, WeChatLatency, Store, APIRequests, PayRequests,
 	} {
 		// Several wechat_auth handlers in one config register the same
 		// collectors; that is expected.

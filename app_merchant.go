@@ -1,0 +1,274 @@
+package wechatauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/wxpay"
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// Merchant is a WeChat Pay merchant (商户) of the wechat app, with the
+// values of its merchant console. Each value may be a placeholder, such as
+// {env.WECHATPAY_APIV3_KEY} or {file./etc/caddy/apiclient_key.pem}, which
+// keeps the key out of the config; keys are read once, when the config
+// loads. With sandbox, give only mch_id: the keys are generated and a fake
+// WeChat Pay knows them.
+type Merchant struct {
+	// The merchant number (商户号).
+	MchID string `json:"mch_id"`
+
+	// The merchant API private key, apiclient_key.pem (PKCS#8, RSA 2048).
+	PrivateKey string `json:"private_key,omitempty"`
+
+	// The serial number of the merchant API certificate (商户API证书序列号).
+	SerialNo string `json:"serial_no,omitempty"`
+
+	// The APIv3 key (APIv3密钥), 32 characters.
+	APIv3Key string `json:"api_v3_key,omitempty"`
+
+	// The WeChat Pay public key id (PUB_KEY_ID_…). With public_key,
+	// answers and callbacks are verified with this key; without both,
+	// with the platform certificates fetched from /v3/certificates. Give
+	// it during a migration too: both are then accepted.
+	PublicKeyID string `json:"public_key_id,omitempty"`
+
+	// The WeChat Pay public key (pub_key.pem, a PUBLIC KEY block).
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+// payMerchant is a merchant as loaded: its keys and the way to WeChat Pay.
+type payMerchant struct {
+	*wxpay.Merchant
+	base   string
+	client *http.Client
+	fake   *wechattest.Pay // sandbox only
+
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+}
+
+// certRefreshEvery bounds how often an unknown Wechatpay-Serial makes the
+// platform certificates be fetched again.
+const certRefreshEvery = time.Minute
+
+// verifyAnswer checks a signed answer or callback. A serial the merchant
+// does not know yet (certificates not fetched, or rotated) makes the
+// platform certificates be fetched first, at most once a minute.
+func (m *payMerchant) verifyAnswer(ctx context.Context, header http.Header, body []byte, now time.Time) error {
+	if serial := strings.TrimSpace(header.Get("Wechatpay-Serial")); serial != "" && !m.knows(serial) {
+		m.refresh(ctx)
+	}
+	return m.VerifyNotification(header, body, now)
+}
+
+func (m *payMerchant) knows(serial string) bool {
+	return serial == m.PublicKeyID() || slices.Contains(m.CertificateSerials(), serial)
+}
+
+func (m *payMerchant) refresh(ctx context.Context) {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if time.Since(m.lastRefresh) < certRefreshEvery {
+		return
+	}
+	m.lastRefresh = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// A failure leaves the known certificates; the answer then fails
+	// verification, which is what the caller sees.
+	_ = m.RefreshCertificates(ctx, m.client, m.base)
+}
+
+// hasKeyLines reports whether any key line is given (a sandbox merchant
+// takes none).
+func (c Merchant) hasKeyLines() bool {
+	return c.PrivateKey != "" || c.SerialNo != "" || c.APIv3Key != "" || c.PublicKeyID != "" || c.PublicKey != ""
+}
+
+// provisionMerchants loads the merchants' keys, once per config. Every
+// error names the merchant and the field, never the key.
+func (a *WeChatApp) provisionMerchants() error {
+	if a.PayAPIBase != "" {
+		u, err := url.Parse(a.PayAPIBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("wechat: pay_api_base %q is not an http(s) URL", a.PayAPIBase)
+		}
+	}
+	a.payTransport = &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second,
+	}
+	a.merchants = make(map[string]*payMerchant, len(a.Merchants))
+	repl := caddy.NewReplacer()
+	for _, c := range a.Merchants {
+		mchID := strings.TrimSpace(repl.ReplaceKnown(c.MchID, ""))
+		if _, dup := a.merchants[mchID]; dup {
+			return fmt.Errorf("wechat: merchant %s is configured twice", mchID)
+		}
+		m, err := a.loadMerchant(mchID, c, repl)
+		if err != nil {
+			return err
+		}
+		a.merchants[mchID] = m
+	}
+	return nil
+}
+
+func (a *WeChatApp) loadMerchant(mchID string, c Merchant, repl *caddy.Replacer) (*payMerchant, error) {
+	pm := &payMerchant{base: a.PayAPIBase, client: &http.Client{Transport: a.payTransport}}
+	if pm.base == "" {
+		pm.base = wxpay.DefaultAPIBase
+	}
+	var cfg wxpay.Config
+	if a.Sandbox {
+		if c.hasKeyLines() {
+			return nil, fmt.Errorf("wechat: merchant %s: sandbox generates the merchant's keys and takes none; remove the key lines or sandbox", mchID)
+		}
+		if mchID == "" || strings.Trim(mchID, "0123456789") != "" {
+			return nil, errors.New("wechat: mch_id must be the digits of a merchant number")
+		}
+		sb, err := platform.OpenPaySandbox(mchID)
+		if err != nil {
+			return nil, fmt.Errorf("wechat: merchant %s: sandbox: %w", mchID, err)
+		}
+		a.sandboxHolds = append(a.sandboxHolds, mchID)
+		pm.fake, pm.client, pm.base = sb.Pay, sb.Pay.Client(), "http://wechatpay.sandbox"
+		cfg = wxpay.Config{
+			MchID: mchID, PrivateKey: sb.PrivateKeyPEM, SerialNo: sb.SerialNo, APIv3Key: sb.APIv3Key,
+			PublicKeyID: sb.Pay.Keys().PublicKeyID, PublicKey: sb.Pay.Keys().PublicKeyPEM,
+		}
+	} else {
+		cfg = wxpay.Config{
+			MchID:       mchID,
+			PrivateKey:  repl.ReplaceKnown(c.PrivateKey, ""),
+			SerialNo:    strings.TrimSpace(repl.ReplaceKnown(c.SerialNo, "")),
+			APIv3Key:    repl.ReplaceKnown(c.APIv3Key, ""),
+			PublicKeyID: strings.TrimSpace(repl.ReplaceKnown(c.PublicKeyID, "")),
+			PublicKey:   repl.ReplaceKnown(c.PublicKey, ""),
+		}
+		if c.PrivateKey != "" && cfg.PrivateKey == "" {
+			return nil, fmt.Errorf("wechat: merchant %s: private_key resolves to nothing; fix its placeholder", mchID)
+		}
+		if c.APIv3Key != "" && cfg.APIv3Key == "" {
+			return nil, fmt.Errorf("wechat: merchant %s: api_v3_key resolves to nothing; fix its placeholder", mchID)
+		}
+	}
+	m, err := wxpay.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("wechat: %s", strings.TrimPrefix(err.Error(), "wxpay: "))
+	}
+	pm.Merchant = m
+	return pm, nil
+}
+
+// merchant returns the loaded merchant of mchID, for a handler's
+// Provision; module names the handler in the error.
+func (a *WeChatApp) merchant(module, mchID string) (*payMerchant, error) {
+	if mchID == "" {
+		if len(a.merchants) == 1 {
+			for _, m := range a.merchants {
+				return m, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: mch_id is missing: name the merchant of the wechat app whose keys to use", module)
+	}
+	m, ok := a.merchants[mchID]
+	if !ok {
+		return nil, fmt.Errorf("%s: mch_id %s is not a merchant of the wechat app: add `merchant %s { … }` to the wechat global option", module, mchID, mchID)
+	}
+	return m, nil
+}
+
+// payAppIDs are the appids orders may name: the apps of the wechat app
+// (the sandbox app in sandbox mode).
+func (a *WeChatApp) payAppIDs() map[string]bool {
+	ids := make(map[string]bool, len(a.Apps))
+	repl := caddy.NewReplacer()
+	for _, app := range a.Apps {
+		ids[strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))] = true
+	}
+	if a.Sandbox && len(a.Apps) == 0 {
+		ids[sandboxAppID] = true
+	}
+	return ids
+}
+
+// sandboxPay returns the fake WeChat Pay that holds the order of
+// prepayID, or nil.
+func (a *WeChatApp) sandboxPay(prepayID string) (*wechattest.Pay, wechattest.PayOrder) {
+	for _, m := range a.merchants {
+		if m.fake == nil {
+			continue
+		}
+		if o, ok := m.fake.OrderByPrepayID(prepayID); ok {
+			return m.fake, o
+		}
+	}
+	return nil, wechattest.PayOrder{}
+}
+
+// Cleanup gives back the sandbox merchants and closes idle connections
+// to WeChat Pay.
+func (a *WeChatApp) Cleanup() error {
+	for _, id := range a.sandboxHolds {
+		platform.ReleasePaySandbox(id)
+	}
+	a.sandboxHolds = nil
+	if a.payTransport != nil {
+		a.payTransport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// parseMerchantBlock reads `merchant <mch_id> { … }` of the wechat option.
+func parseMerchantBlock(d *caddyfile.Dispenser) (Merchant, error) {
+	var m Merchant
+	if !d.NextArg() {
+		return m, d.Errf("merchant needs its mch_id: merchant <mch_id> { private_key …; serial_no …; api_v3_key …; public_key_id …; public_key … }")
+	}
+	m.MchID = d.Val()
+	if d.NextArg() {
+		return m, d.Errf("merchant takes one mch_id and a block")
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return m, d.Errf("merchant %s: %s is given twice", m.MchID, sub)
+		}
+		seen[sub] = true
+		var into *string
+		switch sub {
+		case "private_key":
+			into = &m.PrivateKey
+		case "serial_no":
+			into = &m.SerialNo
+		case "api_v3_key":
+			into = &m.APIv3Key
+		case "public_key_id":
+			into = &m.PublicKeyID
+		case "public_key":
+			into = &m.PublicKey
+		default:
+			return m, d.Errf("merchant %s: unknown subdirective %q", m.MchID, sub)
+		}
+		if err := oneArg(d, into); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
