@@ -70,7 +70,7 @@ func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddy
 		apierr.Write(w, r, aerr)
 		return nil
 	}
-	if id.Expires.Sub(time.Now()) < h.tokens.TTL()/2 {
+	if time.Until(id.Expires) < h.tokens.TTL()/2 {
 		h.renewCookie(r.Context(), w, r, id)
 	}
 	h.setIdentity(r, id, idheader.SourceWeb)

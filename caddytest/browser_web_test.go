@@ -388,3 +388,18 @@ func TestWebOAuthTokenGoesNowhere(t *testing.T) {
 		t.Fatal("no web_login audit entry")
 	}
 }
+
+func TestWebLoginSandbox(t *testing.T) {
+	st := startStack(t, stackConfig{
+		Sandbox: true,
+		Directive: "\t\tweb {\n\t\t\toa_app " + oaAppID + "\n\t\t\tqr_app " + websiteAppID +
+			"\n\t\t\treturn_to " + siteBase + "/\n\t\t}\n",
+	})
+	br := startBrowser(t)
+	// The sandbox serves WeChat's pages itself: no WeChat, no fake to set.
+	for _, c := range []struct{ ua, appid string }{{weChatUA, oaAppID}, {"", websiteAppID}} {
+		tb := browserLogin(t, br, c.ua, "zoe", "/sandboxed")
+		wantWebIdentity(t, st.Upstream.Last(t), c.appid, wechattest.WebOpenID(c.appid, "zoe"), wechattest.WebUnionID("zoe"))
+		sessionCookie(t, tb)
+	}
+}

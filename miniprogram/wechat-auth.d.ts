@@ -129,6 +129,14 @@ export interface Auth {
   logout(): Promise<void>;
   /** The stored token if it has not expired, else null. */
   getToken(): string | null;
+  /**
+   * POST {routePrefix}/web/handoff with `return_to`: resolves to a one-time
+   * link (60 s, no token or openid in it) for a `<web-view>` that opens
+   * returnTo logged in with a cookie session. returnTo is a path on the
+   * server or a URL under its `web { return_to }` prefixes. Rejects with
+   * the server's error (`code`, `statusCode`) otherwise.
+   */
+  webviewURL(returnTo: string): Promise<string>;
 }
 
 /** The part of the `wx` API this helper uses. */

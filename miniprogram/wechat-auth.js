@@ -336,9 +336,27 @@ function createAuth(options) {
     });
   }
 
+  // Asks the server for a one-time link (60 s, no token in it) that opens
+  // returnTo in a <web-view> already logged in as this user, with a cookie
+  // session. Resolves to the link; pass it to <web-view src="{{url}}">.
+  function webviewURL(returnTo) {
+    return request({
+      url: route('web/handoff'),
+      method: 'POST',
+      header: { 'content-type': 'application/json' },
+      data: { return_to: returnTo }
+    }).then(function (res) {
+      if (!ok(res.statusCode)) throw httpError(res, 'web/handoff');
+      var d = parseData(res.data);
+      if (!d || typeof d.url !== 'string') throw httpError(res, 'web/handoff');
+      return d.url;
+    });
+  }
+
   return {
     login: login,
     request: request,
+    webviewURL: webviewURL,
     getUserInfo: getUserInfo,
     getPhoneNumber: getPhoneNumber,
     logout: logout,

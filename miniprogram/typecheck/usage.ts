@@ -67,3 +67,6 @@ void auth.request({ url: '/api/items/1', method: 'PATCH' });
 
 const token: string | null = auth.getToken();
 console.log(token);
+
+// A <web-view> page opens the web site logged in.
+void auth.webviewURL('/shop/').then((url: string) => console.log(url));
