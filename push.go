@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -105,6 +106,8 @@ type Push struct {
 	delivery *delivery
 	logger   *zap.Logger
 	audit    *zap.Logger
+
+	warnEncrypted *sync.Once // an encrypted push in plain mode was logged (made in Provision)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -120,6 +123,7 @@ func (Push) CaddyModule() caddy.ModuleInfo {
 func (p *Push) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
 	p.audit = newAuditLogger(ctx)
+	p.warnEncrypted = new(sync.Once)
 	app, err := loadApp(ctx)
 	if err != nil {
 		return err

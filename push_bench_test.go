@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -182,4 +183,39 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 			t.Fatalf("the id is remembered for %v, want 24 h", ttl)
 		}
 	})
+}
+
+// TestDeliveryBorrowsTheSessionStoresRedisClient: with a wechat_auth
+// keeping its sessions in the same Redis, the outbox uses that store's
+// client (no second connection pool) and holds the store while it does.
+func TestDeliveryBorrowsTheSessionStoresRedisClient(t *testing.T) {
+	srv := redistest.Start(t)
+	h := &Handler{Sandbox: true, Store: srv.URL, SigningKey: testSigningKey}
+	if err := provision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDelivery(benchContext(t), deliverySettings{Module: "wechat_push", Kind: "push_borrow", Store: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.own || p.borrowed != h.storeKey || p.client != h.store.(*redisstore.Store).Client() {
+		t.Fatalf("the outbox made its own Redis client (own %v, borrowed %q) beside the session store's", p.own, p.borrowed)
+	}
+	// The handler goes; the outbox still holds the store and its client.
+	key := p.borrowed
+	h.Cleanup()
+	if _, ok := stores.References(key); !ok {
+		t.Fatal("the session store was destroyed while the outbox uses its client")
+	}
+	if err := p.client.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the borrowed client no longer works: %v", err)
+	}
+	d.close()
+	if _, ok := stores.References(key); ok {
+		t.Fatal("the outbox did not give the session store back")
+	}
 }

@@ -106,6 +106,16 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) ([]byte
 	if err != nil {
 		return nil, 0, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
 	}
+	if env, err := msgcrypt.ParseEnvelope(body); err == nil && env.Encrypt != "" {
+		if ev, _, err := msgcrypt.ParseEvent(body); err == nil && ev.ID() == "" {
+			// Safe mode in the console, plain mode here: the envelope
+			// alone would reach the upstream.
+			p.warnEncrypted.Do(func() {
+				p.logger.Warn("wechat_push: a push came encrypted (safe mode) but aes_key is not set: set aes_key to the console's EncodingAESKey; such pushes are refused")
+			})
+			return nil, 0, apierr.PushRefused
+		}
+	}
 	if aerr := p.fresh(r, ts, nonce); aerr != nil {
 		return nil, 0, aerr
 	}

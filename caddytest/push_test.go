@@ -656,3 +656,45 @@ func TestPushRedisSharedAcrossInstances(t *testing.T) {
 		t.Logf("delivered %v after the kill", got[before].At.Sub(killed).Round(time.Second))
 	})
 }
+
+// TestPushOrdersItselfBeforeWeChatAuth: written after wechat_auth in a
+// site block, wechat_push still runs first (WeChat sends no token), and
+// one without a matcher shadowing wechat_auth is refused.
+func TestPushOrdersItselfBeforeWeChatAuth(t *testing.T) {
+	up := startPushUpstream(t)
+	auth := fmt.Sprintf("\twechat_auth {\n\t\tapp_id %s\n\t\tapp_secret %s\n\t\tsigning_key %s\n\t}\n", testAppID, testSecret, testSigningKey)
+	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n"+auth+pushHandler(pushPath, pushLines(up.URL, ""))+"\treverse_proxy 127.0.0.1:9\n}\n")
+	p := safePush(false)
+	wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000o", "before auth")))
+	if got := up.WaitFor(1, 5*time.Second); len(got) != 1 {
+		t.Fatalf("upstream got %d pushes, want 1", len(got))
+	}
+	wantStatus(t, get(t, siteBase+"/api/x", ""), http.StatusUnauthorized)
+
+	msg := loadError(t, globalOptions("")+"\nhttp://localhost:9080 {\n"+auth+pushHandler("", pushLines(up.URL, ""))+"}\n")
+	for _, w := range []string{"wechat_push", "can never run"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("load error lacks %q: %s", w, msg)
+		}
+	}
+}
+
+// TestPushQueuedPushSurvivesAReload: the outbox and the ids it remembers
+// outlive `caddy reload`; a push queued before it is delivered after it,
+// once, and WeChat's retry of it is still recognised.
+func TestPushQueuedPushSurvivesAReload(t *testing.T) {
+	up := startPushUpstream(t)
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
+	p := safePush(false)
+	msg := p.Text("oUSER0000000000000000000000p", "across a reload")
+	up.Down()
+	wantSuccess(t, sendPush(t, p, siteBase+pushPath, msg))
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")), "\trespond /reloaded 200\n")
+	wantSuccess(t, sendPush(t, p, siteBase+pushPath, msg))
+	up.Up()
+	got := up.WaitFor(1, 30*time.Second)
+	time.Sleep(time.Second)
+	if got = up.Got(); len(got) != 1 || !strings.Contains(got[0].Body, "across a reload") {
+		t.Fatalf("after the reload the upstream got %d deliveries, want the queued push once", len(got))
+	}
+}
