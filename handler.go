@@ -25,7 +25,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Bearer first: the session cookie is read only when no
 	// Authorization header came, so a token's request never looks at
 	// cookies.
-	if v, ok := h.webCookie(r); ok {
+	if v, ok := h.takeWebCookie(r); ok {
 		return h.serveCookie(w, r, next, v)
 	}
 

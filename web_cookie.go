@@ -31,9 +31,22 @@ func (h *Handler) webCookie(r *http.Request) (string, bool) {
 	return weblogin.CookieValue(r.Header, h.web.cookieName(r))
 }
 
+// takeWebCookie is webCookie for a request that goes on: it also removes
+// the cookie from the Cookie header, which is for this module and never
+// for the upstream (as Authorization is).
+func (h *Handler) takeWebCookie(r *http.Request) (string, bool) {
+	if h.web == nil || len(r.Header["Authorization"]) != 0 {
+		return "", false
+	}
+	return weblogin.TakeCookie(r.Header, h.web.cookieName(r))
+}
+
 // authenticateCookie verifies a session cookie's value.
 func (h *Handler) authenticateCookie(v string) (*identity.Identity, *apierr.Error) {
-	now := time.Now()
+	return h.authenticateCookieAt(v, time.Now())
+}
+
+func (h *Handler) authenticateCookieAt(v string, now time.Time) (*identity.Identity, *apierr.Error) {
 	id, err := h.tokens.OpenCookieCached(v, now)
 	if err != nil {
 		metrics.VerifiedInvalid.Inc()
@@ -48,16 +61,15 @@ func (h *Handler) authenticateCookie(v string) (*identity.Identity, *apierr.Erro
 }
 
 // serveCookie passes on a request whose credential is the session cookie
-// v: the cookie is for this module and never reaches the upstream; a write
-// from another site's page is refused (csrf_refused); a session in the
-// second half of its token's life gets a fresh cookie.
+// v (already taken out of its Cookie header): a write from another site's
+// page is refused (csrf_refused); a session in the second half of its
+// token's life gets a fresh cookie.
 func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, v string) error {
-	name := h.web.cookieName(r)
-	weblogin.StripCookie(r.Header, name)
-	id, aerr := h.authenticateCookie(v)
+	now := time.Now()
+	id, aerr := h.authenticateCookieAt(v, now)
 	if aerr != nil {
 		// A dead cookie is of no use to the browser: drop it.
-		http.SetCookie(w, weblogin.ClearSessionCookie(name, r.TLS != nil))
+		http.SetCookie(w, weblogin.ClearSessionCookie(h.web.cookieName(r), r.TLS != nil))
 		if !h.Optional && !h.isPublic(r) {
 			apierr.DiscardBody(w, r)
 			apierr.Write(w, r, aerr)
@@ -70,7 +82,7 @@ func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddy
 		apierr.Write(w, r, aerr)
 		return nil
 	}
-	if time.Until(id.Expires) < h.tokens.TTL()/2 {
+	if id.Expires.Sub(now) < h.tokens.TTL()/2 {
 		h.renewCookie(r.Context(), w, r, id)
 	}
 	h.setIdentity(r, id, idheader.SourceWeb)

@@ -18,14 +18,21 @@ package caddytest
 //     pass, Bearer writes are unaffected; logout clears the cookie and the
 //     old value gets 401;
 //   - the web-view handoff link holds no token or openid and works once;
-//   - WeChat's OAuth access token is in no answer, cookie or log line.
+//   - WeChat's OAuth access token is in no answer, cookie or log line;
+//   - over HTTPS the cookie is Secure and named __Host-wx_session; two
+//     logins begun in one browser each keep their state cookie; the
+//     sandbox serves WeChat's pages itself.
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -402,4 +409,150 @@ func TestWebLoginSandbox(t *testing.T) {
 		wantWebIdentity(t, st.Upstream.Last(t), c.appid, wechattest.WebOpenID(c.appid, "zoe"), wechattest.WebUnionID("zoe"))
 		sessionCookie(t, tb)
 	}
+}
+
+// Over HTTPS the session cookie is Secure and named __Host-wx_session, so
+// no plain-HTTP page or sibling subdomain can set or read it.
+func TestWebLoginCookieOverHTTPS(t *testing.T) {
+	const base = "https://localhost:9443"
+	fake, fakeURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	fake.AddApp(websiteAppID, webSecret)
+	up := startUpstream(t)
+	loadCaddy(t, globalOptions("")+`
+`+base+` {
+	tls internal
+	wechat_auth {
+		app `+testAppID+` `+testSecret+`
+		app `+websiteAppID+` `+webSecret+`
+		api_base `+fakeURL+`
+		signing_key `+testSigningKey+`
+		web {
+			qr_app `+websiteAppID+`
+			return_to `+base+`/
+			open_base `+fakeURL+`
+		}
+	}
+	reverse_proxy `+up.Addr+`
+}
+`)
+	br := startBrowser(t)
+	tb := br.tab(t, "")
+	tb.ignoreCertErrors(t)
+	tb.navigate(t, base+"/wx/web/login?user=gina&return_to=/secure")
+	tb.waitURL(t, base+"/secure")
+	c := tb.cookie(t, base+"/", "__Host-wx_session")
+	if c == nil {
+		t.Fatalf("no __Host-wx_session; cookies: %+v", tb.cookies(t, base+"/"))
+	}
+	if !c.Secure || !c.HTTPOnly || c.SameSite != "Lax" || c.Path != "/" {
+		t.Fatalf("cookie attributes: %+v", c)
+	}
+	checkAuthorize(t, fake, wechattest.PathQRConnect, websiteAppID, "snsapi_login", base+"/wx/web/callback", "gina")
+	wantWebIdentityNamed(t, up.Last(t), websiteAppID, wechattest.WebOpenID(websiteAppID, "gina"), "__Host-wx_session")
+}
+
+// wantWebIdentityNamed checks the upstream saw the web user and not the
+// cookie called name.
+func wantWebIdentityNamed(t *testing.T, seen seenRequest, appid, openid, name string) {
+	t.Helper()
+	h := seen.Header
+	if h.Get("X-Wx-Openid") != openid || h.Get("X-Wx-Appid") != appid || h.Get("X-Wx-Source") != "wx_web" {
+		t.Fatalf("the upstream saw %v", h)
+	}
+	if strings.Contains(strings.Join(h.Values("Cookie"), ";"), name) {
+		t.Fatalf("the upstream got the session cookie")
+	}
+}
+
+// Two logins begun in one browser (two tabs) each keep their state
+// cookie: finishing the first does not need the second's, and the second
+// still finishes after.
+func TestWebLoginTwoTabsOfOneBrowser(t *testing.T) {
+	webStack(t, "", "")
+	jar, step := jarClient(t)
+	first, second := beginLogin(step, "tab1"), beginLogin(step, "tab2")
+	for _, cb := range []string{first, second} {
+		resp := step(cb)
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != siteBase+"/" {
+			t.Fatalf("callback %s: %d to %q", cb, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	u, _ := url.Parse(siteBase + "/")
+	for _, c := range jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "wx_state") {
+			t.Fatalf("a state cookie is left: %v", c)
+		}
+	}
+}
+
+// jarClient is a plain HTTP client with a cookie jar that shows redirects;
+// step GETs a URL with it.
+func jarClient(t *testing.T) (*cookiejar.Jar, func(u string) *http.Response) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: httpClient.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return jar, func(u string) *http.Response {
+		t.Helper()
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Header.Set("X-Body", string(b)) // for messages
+		return resp
+	}
+}
+
+// beginLogin starts a QR login as user and goes through the fake's page;
+// it returns the callback URL, not yet loaded.
+func beginLogin(step func(string) *http.Response, user string) string {
+	page := step(siteBase + "/wx/web/login?user=" + user)
+	back := step(page.Header.Get("Location"))
+	return back.Header.Get("Location")
+}
+
+// Cookie sessions are the tokens' sessions: the admin API's revocation
+// and ban of a user end them, and a banned user cannot log in on the web.
+func TestWebSessionsAnswerTheAdminAPI(t *testing.T) {
+	webStack(t, "", "")
+	jar, step := jarClient(t)
+	// A user of its own: bans are kept in Caddy's storage across runs.
+	user := "hank" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	login := func() string {
+		t.Helper()
+		if resp := step(beginLogin(step, user)); resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("X-Body"))
+		}
+		u, _ := url.Parse(siteBase + "/")
+		for _, c := range jar.Cookies(u) {
+			if c.Name == weblogin.SessionCookieHTTP {
+				return c.Value
+			}
+		}
+		t.Fatal("no session cookie")
+		return ""
+	}
+	admin := func(path string) {
+		t.Helper()
+		body := `{"appid":"` + websiteAppID + `","openid":"` + wechattest.WebOpenID(websiteAppID, user) + `"}`
+		r := send(t, "POST", adminURL+path, http.Header{"Content-Type": {"application/json"}}, body)
+		wantStatus(t, r, http.StatusOK)
+	}
+	v := login()
+	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusOK)
+	admin("/wechat_auth/users/revoke")
+	wantError(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusUnauthorized, "invalid_token")
+
+	time.Sleep(1100 * time.Millisecond) // a revocation cuts off what was issued up to its second
+	v = login()
+	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusOK)
+	admin("/wechat_auth/users/ban")
+	wantError(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusUnauthorized, "invalid_token")
+	resp := step(beginLogin(step, user))
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a banned user's web login: %d", resp.StatusCode)
+	}
+	wantNoSessionCookie(t, resp)
 }

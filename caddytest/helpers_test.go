@@ -17,7 +17,8 @@ package caddytest
 //	    on siteBase; fields WeChat (*wechattest.Server), WeChatURL, Upstream, Base, Caddyfile.
 //	    stackConfig: Apps, Sandbox, Directive, DirectiveOf, ProxyBlock, Upstream (another upstream's address),
 //	    Sites (more site blocks), Global, Fake. Built on it: startTwoApps (multiapp),
-//	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream).
+//	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream),
+//	    webStack (browser_web: web login with the fake's pages at open_base).
 //	    st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
 //	    st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
 //	  wechat_api: startGateway(t, gwConfig{...}) *gwStack (gateway_test.go), startStack with a

@@ -349,3 +349,42 @@ func TestPayVerifiesWithFetchedPlatformCertificates(t *testing.T) {
 		t.Fatalf("answer %s", r.Body)
 	}
 }
+
+func TestPayMerchantErrorsNameTheFieldNotTheKey(t *testing.T) {
+	der, _ := x509.MarshalPKCS8PrivateKey(payMerchantKey())
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	keyFile := filepath.Join(t.TempDir(), "apiclient_key.pem")
+	if err := os.WriteFile(keyFile, []byte(keyPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shortKey := "thirty-one-bytes-of-apiv3-key!!"
+	config := func(merchant, site string) string {
+		return globalOptions(fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tmerchant %s {\n%s\n\t\t}\n\t}", testAppID, testSecret, payMchID, merchant)) +
+			"\nhttp://localhost:9081 {\n" + site + "\n}\n"
+	}
+	gw := "\twechat_pay {\n\t\tallow /v3/pay/transactions/*\n\t}"
+	good := fmt.Sprintf("\t\t\tprivate_key {file.%s}\n\t\t\tserial_no %s\n", keyFile, paySerial)
+	for _, tc := range []struct {
+		name, merchant, site, want string
+	}{
+		{"short APIv3 key", good + "\t\t\tapi_v3_key " + shortKey, gw, "api_v3_key"},
+		{"private key not PEM", "\t\t\tprivate_key not-a-pem\n\t\t\tserial_no " + paySerial + "\n\t\t\tapi_v3_key " + payAPIKey, gw, "private_key"},
+		{"serial not hex", fmt.Sprintf("\t\t\tprivate_key {file.%s}\n\t\t\tserial_no not-hex\n\t\t\tapi_v3_key %s", keyFile, payAPIKey), gw, "serial_no"},
+		{"public key id alone", good + "\t\t\tapi_v3_key " + payAPIKey + "\n\t\t\tpublic_key_id PUB_KEY_ID_0119000000012024070100000000000001", gw, "public_key"},
+		{"unknown merchant", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay {\n\t\tmch_id 1900009999\n\t\tallow /v3/pay/transactions/*\n\t}", "1900009999"},
+		{"allow outside /v3", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay {\n\t\tallow /cgi-bin/*\n\t}", "allow"},
+		{"notify without to", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay_notify /pay/notify {\n\t\tmch_id " + payMchID + "\n\t}", "to \\\"\\\" is not an http(s) URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := loadError(t, config(tc.merchant, tc.site))
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error does not name %s: %s", tc.want, msg)
+			}
+			for _, secret := range []string{shortKey, payAPIKey, strings.Split(keyPEM, "\n")[3]} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error shows key material: %s", msg)
+				}
+			}
+		})
+	}
+}

@@ -204,3 +204,69 @@ func stripAll(line, name string) string {
 	}
 	return b.String()
 }
+
+// TakeCookie returns the value of the first cookie called name, as
+// CookieValue does, and removes every cookie called name, as StripCookie
+// does, in one pass over the header when the cookie is there once (a
+// session cookie's value is long: reading it twice costs).
+func TakeCookie(h http.Header, name string) (string, bool) {
+	lines := h["Cookie"]
+	for i, line := range lines {
+		for pos := 0; pos <= len(line); {
+			stop := strings.IndexByte(line[pos:], ';')
+			if stop < 0 {
+				stop = len(line)
+			} else {
+				stop += pos
+			}
+			k, v, ok := strings.Cut(line[pos:stop], "=")
+			if ok && strings.Trim(k, " \t") == name {
+				v = strings.TrimSpace(v)
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				takeAt(h, i, pos, stop, name)
+				return v, true
+			}
+			if stop == len(line) {
+				break
+			}
+			pos = stop + 1
+		}
+	}
+	return "", false
+}
+
+// takeAt removes the pair at line[start:end] of Cookie line i, and any
+// other cookie called name (rare: StripCookie does it).
+func takeAt(h http.Header, i, start, end int, name string) {
+	lines := h["Cookie"]
+	line := lines[i]
+	var out string
+	switch {
+	case start == 0 && end == len(line):
+		out = ""
+	case start == 0:
+		out = strings.TrimLeft(line[end+1:], " \t")
+	case end == len(line):
+		out = line[:start-1]
+	default:
+		out = line[:start-1] + line[end:]
+	}
+	lines[i] = out
+	again := strings.Contains(out, name)
+	for j := i + 1; j < len(lines) && !again; j++ {
+		again = strings.Contains(lines[j], name)
+	}
+	if again {
+		StripCookie(h, name)
+		return
+	}
+	if strings.TrimSpace(out) == "" {
+		if len(lines) == 1 {
+			delete(h, "Cookie")
+			return
+		}
+		h["Cookie"] = append(lines[:i:i], lines[i+1:]...)
+	}
+}

@@ -3,6 +3,7 @@ package weblogin
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,5 +160,42 @@ func TestStripCookieAllocations(t *testing.T) {
 		if n > tt.max {
 			t.Errorf("%q: %v allocations, want at most %v", tt.line, n, tt.max)
 		}
+	}
+}
+
+// TakeCookie finds what CookieValue finds and leaves what StripCookie
+// leaves.
+func TestTakeCookieIsCookieValueThenStripCookie(t *testing.T) {
+	const s = "__Host-wx_session"
+	for _, in := range [][]string{
+		{s + "=tok"},
+		{s + "=tok; a=1;b=2"},
+		{"a=1;  " + s + "=tok;b=\"2\""},
+		{"a=1 ; b=2; " + s + "=tok"},
+		{s + "=x; a=1; " + s + "=y"},
+		{"a=1", s + "=tok", "b=2"},
+		{"a=1", s + "=tok"},
+		{"a=1; b=2"},
+		{"x" + s + "=1; " + s + "x=2; " + s + "=3"},
+		{"a=" + s + "; " + s + "=t"},
+		{"a=1;;  b = 2 ;" + s + "=t; c=%7F;d"},
+		{s + `="quoted"; a=1`},
+		{"a=1; " + s + "=x", s + "=y"},
+		{"a=1;"},
+		{""},
+	} {
+		want := http.Header{"Cookie": append([]string(nil), in...)}
+		wantV, wantOK := CookieValue(want, s)
+		StripCookie(want, s)
+		got := http.Header{"Cookie": append([]string(nil), in...)}
+		v, ok := TakeCookie(got, s)
+		if v != wantV || ok != wantOK || !reflect.DeepEqual(got["Cookie"], want["Cookie"]) {
+			t.Errorf("%q: got %q %v %q, want %q %v %q", in, v, ok, got["Cookie"], wantV, wantOK, want["Cookie"])
+		}
+	}
+	line := "_ga=GA1.2.3; " + s + "=" + strings.Repeat("v", 500)
+	h := http.Header{"Cookie": {line}}
+	if n := testing.AllocsPerRun(100, func() { h["Cookie"][0] = line; TakeCookie(h, s) }); n != 0 {
+		t.Errorf("%v allocations for the cookie last in the line", n)
 	}
 }

@@ -1,0 +1,149 @@
+package wechatauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/weblogin"
+	"github.com/caddyserver/caddy/v2"
+)
+
+func TestCaddyfileWebBlockFillsItsJSONFields(t *testing.T) {
+	m, err := parseBlock(t, `wechat_auth {
+		web {
+			oa_app wxOA
+			qr_app wxQR
+			scope snsapi_userinfo
+			return_to https://www.example.com/ https://m.example.com/shop/
+			return_to https://a.example.com/
+			cookie sid
+			open_base http://127.0.0.1:9000
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mustJSONString(t, m["web"])
+	want := `{"cookie":"sid","oa_app":"wxOA","open_base":"http://127.0.0.1:9000","qr_app":"wxQR","return_to":["https://www.example.com/","https://m.example.com/shop/","https://a.example.com/"],"scope":"snsapi_userinfo"}`
+	if got != want {
+		t.Fatalf("web JSON\n got %s\nwant %s", got, want)
+	}
+	for _, bad := range []string{
+		"wechat_auth {\n web {\n oa_app\n }\n}",
+		"wechat_auth {\n web {\n return_to\n }\n}",
+		"wechat_auth {\n web {\n colour blue\n }\n}",
+		"wechat_auth {\n web x {\n }\n}",
+		"wechat_auth {\n web {\n }\n web {\n }\n}",
+	} {
+		if _, err := parseBlock(t, bad); err == nil {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+}
+
+func TestWebConfigErrorsNameTheProblem(t *testing.T) {
+	ok := func() *WebConfig {
+		return &WebConfig{OAApp: "wxa0a0a0a0a0a0a0a0", QRApp: "wxb1b1b1b1b1b1b1b1", ReturnTo: []string{"https://www.example.com/"}}
+	}
+	tests := []struct {
+		name   string
+		change func(w *WebConfig, h *Handler)
+		want   string
+	}{
+		{"no app", func(w *WebConfig, _ *Handler) { w.OAApp, w.QRApp = "", "" }, "name an oa_app"},
+		{"app without secret", func(w *WebConfig, h *Handler) { h.Sandbox = false; h.Apps = []App{{AppID: "wxmini", AppSecret: "s"}} }, "oa_app wxa0a0a0a0a0a0a0a0 has no secret"},
+		{"one app twice", func(w *WebConfig, _ *Handler) { w.QRApp = w.OAApp }, "are one app"},
+		{"bad scope", func(w *WebConfig, _ *Handler) { w.Scope = "snsapi_login" }, "scope must be"},
+		{"no return_to", func(w *WebConfig, _ *Handler) { w.ReturnTo = nil }, "return_to needs"},
+		{"return_to not absolute", func(w *WebConfig, _ *Handler) { w.ReturnTo = []string{"/shop/"} }, "return_to prefix"},
+		{"bad cookie", func(w *WebConfig, _ *Handler) { w.Cookie = "a b" }, "cookie"},
+		{"bad open_base", func(w *WebConfig, _ *Handler) { w.OpenBase = "ftp://x" }, "open_base"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Handler{Sandbox: true, SigningKey: benchSigningKey, Web: ok()}
+			tt.change(h.Web, h)
+			err := h.Provision(benchContext(t))
+			if err == nil {
+				h.Cleanup()
+				t.Fatal("provisioned")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The web apps are not mini programs: a login naming no app still finds
+// the one mini program, and one naming a web app is refused.
+func TestMiniProgramLoginLeavesWebAppsOut(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	benchLogin(t, h, "mini-user")
+	w := newDiscardWriter()
+	r := newFormRequest(h.RoutePrefix+"/login", "code=x&appid=wxa0a0a0a0a0a0a0a0")
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusBadRequest {
+		t.Fatalf("a login naming the Official Account: %d %v %s", w.status, err, w.body)
+	}
+}
+
+// Bearer first: a request with an Authorization header is judged by it,
+// whatever cookie it carries.
+func TestBearerIsJudgedBeforeTheCookie(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	tok := benchLogin(t, h, "user")
+	v := webCookieFor(t, h, tok)
+	r := miniProgramRequest("not-a-token")
+	r.Header["Cookie"] = []string{weblogin.SessionCookieHTTP + "=" + v}
+	w := newDiscardWriter()
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+		t.Fatalf("a bad Bearer token with a good cookie: %d %v", w.status, err)
+	}
+	r = miniProgramRequest("")
+	r.Header["Cookie"] = []string{weblogin.SessionCookieHTTP + "=" + v}
+	w = newDiscardWriter()
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusOK || r.Header.Get("X-Wx-Source") != "wx_web" {
+		t.Fatalf("the cookie alone: %d %v source %q", w.status, err, r.Header.Get("X-Wx-Source"))
+	}
+}
+
+// A cookie in the second half of its token's life is replaced by a fresh
+// one on the next request, so a browser in use stays logged in.
+func TestCookieRenewedInTheSecondHalfOfItsLife(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.TokenTTL = caddyDuration(2 * time.Second)
+	})
+	v := webCookieFor(t, h, benchLogin(t, h, "user"))
+	get := func() *discardWriter {
+		r := miniProgramRequest("")
+		r.Header["Cookie"] = []string{weblogin.SessionCookieHTTP + "=" + v}
+		w := newDiscardWriter()
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusOK {
+			t.Fatalf("status %d, err %v", w.status, err)
+		}
+		return w
+	}
+	if w := get(); len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("a fresh cookie was renewed: %q", w.hdr["Set-Cookie"])
+	}
+	time.Sleep(1100 * time.Millisecond)
+	w := get()
+	if len(w.hdr["Set-Cookie"]) != 1 || !strings.HasPrefix(w.hdr["Set-Cookie"][0], weblogin.SessionCookieHTTP+"=") || strings.Contains(w.hdr["Set-Cookie"][0], v) {
+		t.Fatalf("no new cookie in the second half: %q", w.hdr["Set-Cookie"])
+	}
+}
+
+func mustJSONString(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func caddyDuration(d time.Duration) caddy.Duration { return caddy.Duration(d) }
