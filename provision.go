@@ -204,7 +204,9 @@ func (h *Handler) setDefaults() {
 		h.Apps = []App{{AppID: sandboxAppID}}
 	}
 	if h.Sandbox && h.Web != nil {
-		// The web apps need no secret in sandbox either.
+		// The web apps need no secret in sandbox either. The list may be
+		// the wechat app's, shared with other handlers: append to a copy.
+		h.Apps = slices.Clip(h.Apps)
 		for _, appid := range []string{h.Web.OAApp, h.Web.QRApp} {
 			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return a.AppID == appid }) {
 				h.Apps = append(h.Apps, App{AppID: appid})

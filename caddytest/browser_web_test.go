@@ -394,6 +394,20 @@ func TestWebOAuthTokenGoesNowhere(t *testing.T) {
 	if !strings.Contains(readFile(t, logPath), `"event":"web_login"`) {
 		t.Fatal("no web_login audit entry")
 	}
+
+	// A logout by cookie is audited with its user.
+	v := sessionCookie(t, tb).Value
+	wantStatus(t, send(t, "POST", siteBase+"/wx/logout", withCookie(v, "Origin", siteBase), ""), http.StatusNoContent)
+	openid := wechattest.WebOpenID(oaAppID, "frank")
+	found := false
+	for _, line := range strings.Split(readFile(t, logPath), "\n") {
+		if strings.Contains(line, `"event":"logout"`) && strings.Contains(line, openid) && strings.Contains(line, `"result":"ok"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no logout audit entry naming the cookie's user")
+	}
 }
 
 func TestWebLoginSandbox(t *testing.T) {
