@@ -270,7 +270,7 @@ func (h *shared) resolve() error {
 
 // checkConfig reports configuration errors that name the problem.
 func (h *shared) check() error {
-	if len(h.apps) == 0 {
+	if len(h.apps) == 0 && !h.appsOptional {
 		return h.errorf("no app configured: set app_id and app_secret (or use sandbox)")
 	}
 	if h.signingKey != "" && len(h.signingKey) < keyring.MinSigningKey {
@@ -456,6 +456,11 @@ func newAuditLogger(ctx caddy.Context) *zap.Logger {
 type shared struct {
 	module string // names the module in errors
 	logger *zap.Logger
+
+	// appsOptional: settings without an app are fine (the wechat app
+	// holding only a store for wechat_push, or merchants); a handler that
+	// needs an app refuses on its own.
+	appsOptional bool
 
 	apps         []App
 	apiBase      string

@@ -623,7 +623,9 @@ func TestPushRedisSharedAcrossInstances(t *testing.T) {
 	up := startPushUpstream(t)
 	store := "\t\tstore redis redis://" + rds.Addr + "\n"
 	c1 := multiNew(t, "one", "", multiPushSite(up.URL, store))
-	c2 := multiNew(t, "two", "", multiPushSite(up.URL, store))
+	// The second takes the store from the wechat app, which names no app:
+	// pushes need no app secret.
+	c2 := multiNew(t, "two", "\twechat {\n\t\tstore redis redis://"+rds.Addr+"\n\t}", multiPushSite(up.URL, ""))
 	multiStartAll(t, c1, c2)
 	p := safePush(false)
 
