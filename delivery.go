@@ -176,7 +176,10 @@ type pooledOutbox struct {
 }
 
 // Redis keys of deliveries: the outbox of kind under wechat_auth:<kind>:,
-// so that each kind's workers drain only their own events.
+// so that each kind's workers drain only their own events. (Two handlers
+// of one kind with other timings on one store get two pooled outboxes
+// that drain the same queue: a retry then takes the timings of whichever
+// claims it.)
 func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 
 // newOutbox makes and starts the outbox of d's settings. With Redis it

@@ -165,11 +165,13 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 	}
 	fields := []zap.Field{zap.String("event_id", id), zap.String("event_type", kind)}
 	if err != nil || res.Status == outbox.Busy {
+		result := res.Status.String() // busy: another instance delivers it now
 		if err != nil {
+			result = "failed"
 			p.logger.Error("wechat_push: push neither delivered nor queued; WeChat will retry",
 				zap.String("event_id", id), zap.Error(err))
 		}
-		audit.Event(p.audit, r, "push", "failed", p.AppID, openid, "", fields...)
+		audit.Event(p.audit, r, "push", result, p.AppID, openid, "", fields...)
 		apierr.Write(w, r, apierr.DeliveryUnavailable)
 		return false
 	}
