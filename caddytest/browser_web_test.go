@@ -268,12 +268,12 @@ func TestWebCookieCSRFAndLogout(t *testing.T) {
 	v := sessionCookie(t, tb).Value
 	openid := wechattest.WebOpenID(websiteAppID, "dave")
 
-	n := st.Upstream.Count()
+	n := st.Upstream.CountOf("POST", "/api/orders")
 	r := send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", "http://evil.example", "Content-Type", "application/json"), "{}")
 	wantError(t, r, http.StatusForbidden, "csrf_refused")
 	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Content-Type", "application/json"), "{}")
 	wantError(t, r, http.StatusForbidden, "csrf_refused") // neither Origin nor Referer
-	if st.Upstream.Count() != n {
+	if st.Upstream.CountOf("POST", "/api/orders") != n {
 		t.Fatal("a refused write reached the upstream")
 	}
 	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", siteBase, "Content-Type", "application/json"), "{}")

@@ -237,6 +237,21 @@ func (u *upstream) Count() int {
 	return len(u.seen)
 }
 
+// CountOf returns how many method requests for path the upstream has
+// received: unlike Count, blind to what a browser fetches by itself
+// (a favicon, a page it reloads).
+func (u *upstream) CountOf(method, path string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, s := range u.seen {
+		if s.Method == method && s.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 // Last returns the last request the upstream received.
 func (u *upstream) Last(t *testing.T) seenRequest {
 	t.Helper()
