@@ -117,7 +117,7 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 	// them provisions the handlers, which take these values.
 	if a.hasSettings() {
 		sh := shared{
-			module: "wechat", apps: a.Apps, apiBase: a.APIBase, sandbox: a.Sandbox, timeout: a.Timeout,
+			module: "wechat", appsOptional: true, apps: a.Apps, apiBase: a.APIBase, sandbox: a.Sandbox, timeout: a.Timeout,
 			storeURL: a.Store, redis: a.Redis, signingKey: a.SigningKey, previousKeys: slices.Clone(a.PreviousSigningKeys),
 		}
 		if sh.sandbox && len(sh.apps) == 0 {

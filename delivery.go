@@ -137,6 +137,15 @@ func (d *delivery) firstSight(ctx context.Context, key string, ttl time.Duration
 	return p.firstSight(ctx, d.s.Kind+":"+key, ttl)
 }
 
+// forget drops key from the seen set (firstSight).
+func (d *delivery) forget(ctx context.Context, key string) error {
+	p, err := d.open()
+	if err != nil {
+		return err
+	}
+	return p.forget(ctx, d.s.Kind+":"+key)
+}
+
 // close gives back this handler's hold on the outbox; the last one stops
 // it, leaving what is undelivered in the store.
 func (d *delivery) close() error {
@@ -167,7 +176,10 @@ type pooledOutbox struct {
 }
 
 // Redis keys of deliveries: the outbox of kind under wechat_auth:<kind>:,
-// so that each kind's workers drain only their own events.
+// so that each kind's workers drain only their own events. (Two handlers
+// of one kind with other timings on one store get two pooled outboxes
+// that drain the same queue: a retry then takes the timings of whichever
+// claims it.)
 func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 
 // newOutbox makes and starts the outbox of d's settings. With Redis it
@@ -276,6 +288,18 @@ func (p *pooledOutbox) firstSight(ctx context.Context, key string, ttl time.Dura
 	}
 	p.seen[key] = now.Add(ttl)
 	return true, nil
+}
+
+func (p *pooledOutbox) forget(ctx context.Context, key string) error {
+	if p.client != nil {
+		ctx, cancel := context.WithTimeout(ctx, redisstore.IOTimeout)
+		defer cancel()
+		return p.client.Del(ctx, "wechat_auth:seen:"+key).Err()
+	}
+	p.mu.Lock()
+	delete(p.seen, key)
+	p.mu.Unlock()
+	return nil
 }
 
 // deliveryMetrics turns the outbox's counts into deliveries_total and

@@ -204,7 +204,9 @@ func (h *Handler) setDefaults() {
 		h.Apps = []App{{AppID: sandboxAppID}}
 	}
 	if h.Sandbox && h.Web != nil {
-		// The web apps need no secret in sandbox either.
+		// The web apps need no secret in sandbox either. The list may be
+		// the wechat app's, shared with other handlers: append to a copy.
+		h.Apps = slices.Clip(h.Apps)
 		for _, appid := range []string{h.Web.OAApp, h.Web.QRApp} {
 			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return a.AppID == appid }) {
 				h.Apps = append(h.Apps, App{AppID: appid})
@@ -268,7 +270,7 @@ func (h *shared) resolve() error {
 
 // checkConfig reports configuration errors that name the problem.
 func (h *shared) check() error {
-	if len(h.apps) == 0 {
+	if len(h.apps) == 0 && !h.appsOptional {
 		return h.errorf("no app configured: set app_id and app_secret (or use sandbox)")
 	}
 	if h.signingKey != "" && len(h.signingKey) < keyring.MinSigningKey {
@@ -454,6 +456,11 @@ func newAuditLogger(ctx caddy.Context) *zap.Logger {
 type shared struct {
 	module string // names the module in errors
 	logger *zap.Logger
+
+	// appsOptional: settings without an app are fine (the wechat app
+	// holding only a store for wechat_push, or merchants); a handler that
+	// needs an app refuses on its own.
+	appsOptional bool
 
 	apps         []App
 	apiBase      string

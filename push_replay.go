@@ -29,7 +29,7 @@ func (p *Push) fresh(r *http.Request, ts, nonce string) *apierr.Error {
 	if len(ts) > 32 || len(nonce) > 128 {
 		return apierr.PushRefused
 	}
-	first, err := p.delivery.firstSight(r.Context(), "plain:"+p.AppID+":"+ts+":"+nonce, remember)
+	first, err := p.delivery.firstSight(r.Context(), p.replayKey(ts, nonce), remember)
 	if err != nil {
 		p.logger.Warn("wechat_push: the replay check cannot reach the store; WeChat will retry", zap.Error(err))
 		return apierr.DeliveryUnavailable
@@ -38,4 +38,27 @@ func (p *Push) fresh(r *http.Request, ts, nonce string) *apierr.Error {
 		return apierr.PushRefused
 	}
 	return nil
+}
+
+// replayKey names a plain-mode push's (timestamp, nonce) in the seen set.
+func (p *Push) replayKey(ts, nonce string) string {
+	return "plain:" + p.AppID + ":" + ts + ":" + nonce
+}
+
+// unsee forgets a plain-mode push's (timestamp, nonce) when the push was
+// neither delivered nor queued: WeChat's retry of it, which may carry the
+// same pair, must not be refused as a replay.
+func (p *Push) unsee(r *http.Request, q map[string][]string) {
+	if p.crypter != nil {
+		return
+	}
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if err := p.delivery.forget(r.Context(), p.replayKey(get("timestamp"), get("nonce"))); err != nil {
+		p.logger.Warn("wechat_push: cannot forget a failed plain-mode push's (timestamp, nonce); WeChat's retry of it may be refused", zap.Error(err))
+	}
 }

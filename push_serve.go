@@ -46,7 +46,9 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		p.refuse(w, r, aerr)
 		return nil
 	}
-	p.deliver(w, r, q.Get("nonce"), msg, format)
+	if !p.deliver(w, r, q.Get("nonce"), msg, format) {
+		p.unsee(r, q)
+	}
 	return nil
 }
 
@@ -125,12 +127,13 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) ([]byte
 // deliver hands a verified push to the outbox and answers WeChat: the
 // upstream's passive reply when the first delivery gave one, else
 // success; an error answer, which WeChat retries, when the push could be
-// neither delivered nor queued.
-func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg []byte, format msgcrypt.Format) {
+// neither delivered nor queued. It reports whether the push was taken
+// (delivered, queued, or one taken before).
+func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg []byte, format msgcrypt.Format) bool {
 	ev, _, err := msgcrypt.ParseEvent(msg)
 	if err != nil {
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON."))
-		return
+		return false
 	}
 	id := ev.ID()
 	if id == "" {
@@ -162,19 +165,21 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 	}
 	fields := []zap.Field{zap.String("event_id", id), zap.String("event_type", kind)}
 	if err != nil || res.Status == outbox.Busy {
+		result := res.Status.String() // busy: another instance delivers it now
 		if err != nil {
+			result = "failed"
 			p.logger.Error("wechat_push: push neither delivered nor queued; WeChat will retry",
 				zap.String("event_id", id), zap.Error(err))
 		}
-		audit.Event(p.audit, r, "push", "failed", p.AppID, openid, "", fields...)
+		audit.Event(p.audit, r, "push", result, p.AppID, openid, "", fields...)
 		apierr.Write(w, r, apierr.DeliveryUnavailable)
-		return
+		return false
 	}
 	audit.Event(p.audit, r, "push", res.Status.String(), p.AppID, openid, "", fields...)
 	reply := bytes.TrimSpace(res.Body)
 	if res.Status != outbox.Delivered || len(reply) == 0 || string(reply) == "success" {
 		writeSuccess(w)
-		return
+		return true
 	}
 	if p.crypter != nil {
 		sealed, err := p.crypter.Seal(reply, strconv.FormatInt(time.Now().Unix(), 10), nonce, format)
@@ -182,7 +187,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 			// Only an unusable nonce gets here; WeChat gets no reply.
 			p.logger.Warn("wechat_push: cannot seal the passive reply; answering success", zap.String("event_id", id), zap.Error(err))
 			writeSuccess(w)
-			return
+			return true
 		}
 		reply = sealed
 	}
@@ -193,6 +198,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(reply)
+	return true
 }
 
 func writeSuccess(w http.ResponseWriter) {

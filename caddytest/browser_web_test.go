@@ -25,11 +25,14 @@ package caddytest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -265,12 +268,12 @@ func TestWebCookieCSRFAndLogout(t *testing.T) {
 	v := sessionCookie(t, tb).Value
 	openid := wechattest.WebOpenID(websiteAppID, "dave")
 
-	n := st.Upstream.Count()
+	n := st.Upstream.CountOf("POST", "/api/orders")
 	r := send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", "http://evil.example", "Content-Type", "application/json"), "{}")
 	wantError(t, r, http.StatusForbidden, "csrf_refused")
 	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Content-Type", "application/json"), "{}")
 	wantError(t, r, http.StatusForbidden, "csrf_refused") // neither Origin nor Referer
-	if st.Upstream.Count() != n {
+	if st.Upstream.CountOf("POST", "/api/orders") != n {
 		t.Fatal("a refused write reached the upstream")
 	}
 	r = send(t, "POST", siteBase+"/api/orders", withCookie(v, "Origin", siteBase, "Content-Type", "application/json"), "{}")
@@ -391,6 +394,20 @@ func TestWebOAuthTokenGoesNowhere(t *testing.T) {
 	if !strings.Contains(readFile(t, logPath), `"event":"web_login"`) {
 		t.Fatal("no web_login audit entry")
 	}
+
+	// A logout by cookie is audited with its user.
+	v := sessionCookie(t, tb).Value
+	wantStatus(t, send(t, "POST", siteBase+"/wx/logout", withCookie(v, "Origin", siteBase), ""), http.StatusNoContent)
+	openid := wechattest.WebOpenID(oaAppID, "frank")
+	found := false
+	for _, line := range strings.Split(readFile(t, logPath), "\n") {
+		if strings.Contains(line, `"event":"logout"`) && strings.Contains(line, openid) && strings.Contains(line, `"result":"ok"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no logout audit entry naming the cookie's user")
+	}
 }
 
 func TestWebLoginSandbox(t *testing.T) {
@@ -467,24 +484,8 @@ func wantWebIdentityNamed(t *testing.T, seen seenRequest, appid, openid, name st
 // still finishes after.
 func TestWebLoginTwoTabsOfOneBrowser(t *testing.T) {
 	webStack(t, "", "")
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Transport: httpClient.Transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	step := func(u string) *http.Response {
-		t.Helper()
-		resp, err := client.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	begin := func(user string) string {
-		page := step(siteBase + "/wx/web/login?user=" + user)
-		back := step(page.Header.Get("Location"))
-		return back.Header.Get("Location")
-	}
-	first, second := begin("tab1"), begin("tab2")
+	jar, step := jarClient(t)
+	first, second := beginLogin(step, "tab1"), beginLogin(step, "tab2")
 	for _, cb := range []string{first, second} {
 		resp := step(cb)
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != siteBase+"/" {
@@ -497,4 +498,75 @@ func TestWebLoginTwoTabsOfOneBrowser(t *testing.T) {
 			t.Fatalf("a state cookie is left: %v", c)
 		}
 	}
+}
+
+// jarClient is a plain HTTP client with a cookie jar that shows redirects;
+// step GETs a URL with it.
+func jarClient(t *testing.T) (*cookiejar.Jar, func(u string) *http.Response) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: httpClient.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return jar, func(u string) *http.Response {
+		t.Helper()
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Header.Set("X-Body", string(b)) // for messages
+		return resp
+	}
+}
+
+// beginLogin starts a QR login as user and goes through the fake's page;
+// it returns the callback URL, not yet loaded.
+func beginLogin(step func(string) *http.Response, user string) string {
+	page := step(siteBase + "/wx/web/login?user=" + user)
+	back := step(page.Header.Get("Location"))
+	return back.Header.Get("Location")
+}
+
+// Cookie sessions are the tokens' sessions: the admin API's revocation
+// and ban of a user end them, and a banned user cannot log in on the web.
+func TestWebSessionsAnswerTheAdminAPI(t *testing.T) {
+	webStack(t, "", "")
+	jar, step := jarClient(t)
+	// A user of its own: bans are kept in Caddy's storage across runs.
+	user := "hank" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	login := func() string {
+		t.Helper()
+		if resp := step(beginLogin(step, user)); resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("X-Body"))
+		}
+		u, _ := url.Parse(siteBase + "/")
+		for _, c := range jar.Cookies(u) {
+			if c.Name == weblogin.SessionCookieHTTP {
+				return c.Value
+			}
+		}
+		t.Fatal("no session cookie")
+		return ""
+	}
+	admin := func(path string) {
+		t.Helper()
+		body := `{"appid":"` + websiteAppID + `","openid":"` + wechattest.WebOpenID(websiteAppID, user) + `"}`
+		r := send(t, "POST", adminURL+path, http.Header{"Content-Type": {"application/json"}}, body)
+		wantStatus(t, r, http.StatusOK)
+	}
+	v := login()
+	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusOK)
+	admin("/wechat_auth/users/revoke")
+	wantError(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusUnauthorized, "invalid_token")
+
+	time.Sleep(1100 * time.Millisecond) // a revocation cuts off what was issued up to its second
+	v = login()
+	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusOK)
+	admin("/wechat_auth/users/ban")
+	wantError(t, send(t, "GET", siteBase+"/api/me", withCookie(v), ""), http.StatusUnauthorized, "invalid_token")
+	resp := step(beginLogin(step, user))
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a banned user's web login: %d", resp.StatusCode)
+	}
+	wantNoSessionCookie(t, resp)
 }

@@ -17,7 +17,8 @@ package caddytest
 //	    on siteBase; fields WeChat (*wechattest.Server), WeChatURL, Upstream, Base, Caddyfile.
 //	    stackConfig: Apps, Sandbox, Directive, DirectiveOf, ProxyBlock, Upstream (another upstream's address),
 //	    Sites (more site blocks), Global, Fake. Built on it: startTwoApps (multiapp),
-//	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream).
+//	    startSandboxAndProduction (sandbox), startRawStack (spoofing: a raw upstream),
+//	    webStack (browser_web: web login with the fake's pages at open_base).
 //	    st.addUser(code) / st.addUserWithKey(code, key)   register a login code for a fresh user
 //	    st.login(t, code) loginResult   (asserts 200)   st.loginApp(t, appid, code)
 //	  wechat_api: startGateway(t, gwConfig{...}) *gwStack (gateway_test.go), startStack with a
@@ -234,6 +235,21 @@ func (u *upstream) Count() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.seen)
+}
+
+// CountOf returns how many method requests for path the upstream has
+// received: unlike Count, blind to what a browser fetches by itself
+// (a favicon, a page it reloads).
+func (u *upstream) CountOf(method, path string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, s := range u.seen {
+		if s.Method == method && s.Path == path {
+			n++
+		}
+	}
+	return n
 }
 
 // Last returns the last request the upstream received.

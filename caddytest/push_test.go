@@ -623,7 +623,9 @@ func TestPushRedisSharedAcrossInstances(t *testing.T) {
 	up := startPushUpstream(t)
 	store := "\t\tstore redis redis://" + rds.Addr + "\n"
 	c1 := multiNew(t, "one", "", multiPushSite(up.URL, store))
-	c2 := multiNew(t, "two", "", multiPushSite(up.URL, store))
+	// The second takes the store from the wechat app, which names no app:
+	// pushes need no app secret.
+	c2 := multiNew(t, "two", "\twechat {\n\t\tstore redis redis://"+rds.Addr+"\n\t}", multiPushSite(up.URL, ""))
 	multiStartAll(t, c1, c2)
 	p := safePush(false)
 
@@ -692,9 +694,9 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")), "\trespond /reloaded 200\n")
 	wantSuccess(t, sendPush(t, p, siteBase+pushPath, msg))
 	up.Up()
-	got := up.WaitFor(1, 30*time.Second)
-	time.Sleep(time.Second)
-	if got = up.Got(); len(got) != 1 || !strings.Contains(got[0].Body, "across a reload") {
+	up.WaitFor(1, 30*time.Second)
+	time.Sleep(time.Second) // a second delivery would come now
+	if got := up.Got(); len(got) != 1 || !strings.Contains(got[0].Body, "across a reload") {
 		t.Fatalf("after the reload the upstream got %d deliveries, want the queued push once", len(got))
 	}
 }
