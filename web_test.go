@@ -115,7 +115,10 @@ func TestBearerIsJudgedBeforeTheCookie(t *testing.T) {
 func TestCookieRenewedInTheSecondHalfOfItsLife(t *testing.T) {
 	h := newBenchHandler(t, func(h *Handler) {
 		benchWeb(h)
-		h.TokenTTL = caddyDuration(2 * time.Second)
+		// iat and exp are whole seconds: 6 s and a 3.5 s wait put the
+		// second request in the second half of the life, wherever in its
+		// second the cookie was made, with time to spare under -race.
+		h.TokenTTL = caddyDuration(6 * time.Second)
 	})
 	v := webCookieFor(t, h, benchLogin(t, h, "user"))
 	get := func() *discardWriter {
@@ -130,7 +133,7 @@ func TestCookieRenewedInTheSecondHalfOfItsLife(t *testing.T) {
 	if w := get(); len(w.hdr["Set-Cookie"]) != 0 {
 		t.Fatalf("a fresh cookie was renewed: %q", w.hdr["Set-Cookie"])
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	w := get()
 	if len(w.hdr["Set-Cookie"]) != 1 || !strings.HasPrefix(w.hdr["Set-Cookie"][0], weblogin.SessionCookieHTTP+"=") || strings.Contains(w.hdr["Set-Cookie"][0], v) {
 		t.Fatalf("no new cookie in the second half: %q", w.hdr["Set-Cookie"])
