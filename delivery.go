@@ -23,13 +23,12 @@ import (
 // deliverySettings are what a receiver of WeChat's events (wechat_push,
 // wechat_pay_notify) needs to hand them to its upstream at least once.
 type deliverySettings struct {
-	Module   string                  // names the module in errors
-	Kind     string                  // "push", "pay_notify": the metrics' kind, and whose outbox
-	Store    string                  // "", "memory" or a redis:// URL, as wechat_auth's store
-	Redis    *RedisConfig            // or the Redis by its parts
-	Timeout  time.Duration           // one delivery attempt; 0 for 4 s
-	RetryFor time.Duration           // how long an undelivered event is retried; 0 for 24 h
-	Backoff  func(int) time.Duration // nil for outbox.DefaultBackoff (tests shorten it)
+	Module   string        // names the module in errors
+	Kind     string        // "push", "pay_notify": the metrics' kind, and whose outbox
+	Store    string        // "", "memory" or a redis:// URL, as wechat_auth's store
+	Redis    *RedisConfig  // or the Redis by its parts
+	Timeout  time.Duration // one delivery attempt; 0 for 4 s
+	RetryFor time.Duration // how long an undelivered event is retried; 0 for 24 h
 
 	// Assertion, when set, signs every delivery attempt with the openid
 	// and appid of its X-WX-OPENID and X-WX-APPID headers, so the
@@ -203,7 +202,6 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 		Observer: deliveryMetrics{},
 		Timeout:  d.s.Timeout,
 		RetryFor: d.s.RetryFor,
-		Backoff:  d.s.Backoff,
 	}
 	if a := d.s.Assertion; a != nil {
 		cfg.Prepare = func(h http.Header) {

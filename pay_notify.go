@@ -2,8 +2,6 @@ package wechatauth
 
 import (
 	"fmt"
-	"net/url"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -36,48 +34,11 @@ type PayNotify struct {
 	// be left out when the wechat app has one merchant.
 	MchID string `json:"mch_id,omitempty"`
 
-	// Where notifications are delivered: an http:// or https:// URL of
-	// the upstream, which should accept only Caddy's requests (a private
-	// listener, or assertion).
-	To string `json:"to"`
-
-	// How long one delivery may take; a slower upstream is tried again
-	// from the outbox. Default: 4s
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-
-	// How long an undelivered notification is retried before it is
-	// dropped with an ERROR log. Default: 24h
-	RetryFor caddy.Duration `json:"retry_for,omitempty"`
-
-	// The outbox's store, as wechat_auth's: empty for the wechat app's
-	// (Caddy's storage with the memory store), or a redis:// URL.
-	Store string `json:"store,omitempty"`
-
-	// The outbox's Redis given by its parts, as in wechat_auth's
-	// store redis { … }.
-	Redis *RedisConfig `json:"redis,omitempty"`
-
-	// Sign every delivery with an identity assertion (a short-lived
-	// ES256 JWT, sub the payer's openid and aud the appid when the
-	// notification names them), with wechat_auth's key unless
-	// assertion_key gives one, so the upstream can refuse requests that
-	// are not Caddy's.
-	Assertion bool `json:"assertion,omitempty"`
-
-	// The header that carries the assertion. Default: X-WX-ASSERTION
-	AssertionHeader string `json:"assertion_header,omitempty"`
-
-	// The assertion's private key, a PEM ECDSA P-256 key; use
-	// {file./path} to keep it out of the config.
-	AssertionKey string `json:"assertion_key,omitempty"`
-
-	// backoff, when set, replaces the outbox's retry schedule (tests).
-	backoff func(int) time.Duration
+	DeliveryConfig
 
 	logger   *zap.Logger
 	audit    *zap.Logger
 	merchant *payMerchant
-	delivery *delivery
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,17 +54,6 @@ func (PayNotify) CaddyModule() caddy.ModuleInfo {
 func (n *PayNotify) Provision(ctx caddy.Context) error {
 	n.logger = ctx.Logger()
 	n.audit = newAuditLogger(ctx)
-	if u, err := url.Parse(n.To); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("wechat_pay_notify: to %q is not an http(s) URL: give the upstream's address, such as http://127.0.0.1:3000/pay/notify", n.To)
-	}
-	for _, d := range []struct {
-		name string
-		v    caddy.Duration
-	}{{"timeout", n.Timeout}, {"retry_for", n.RetryFor}} {
-		if d.v < 0 {
-			return fmt.Errorf("wechat_pay_notify: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
-		}
-	}
 	app, err := loadApp(ctx)
 	if err != nil {
 		return err
@@ -111,31 +61,10 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 	if n.merchant, err = app.merchant("wechat_pay_notify", n.MchID); err != nil {
 		return err
 	}
-	store, redis := n.Store, n.Redis
-	if store == "" && redis == nil {
-		store, redis = app.Store, app.Redis
-	}
-	signer, err := deliverySigner(ctx, "wechat_pay_notify", app.Sandbox, n.Assertion, n.AssertionHeader, n.AssertionKey, "X-Wx-Mchid")
-	if err != nil {
-		return err
-	}
 	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_pay_notify: metrics: %w", err)
 	}
-	n.delivery, err = openDelivery(ctx, deliverySettings{
-		Module: "wechat_pay_notify", Kind: "pay_notify", Store: store, Redis: redis,
-		Timeout: time.Duration(n.Timeout), RetryFor: time.Duration(n.RetryFor), Backoff: n.backoff,
-		Assertion: signer,
-	})
-	return err
-}
-
-// Cleanup gives back this config's hold on the outbox.
-func (n *PayNotify) Cleanup() error {
-	if n.delivery == nil {
-		return nil
-	}
-	return n.delivery.close()
+	return n.DeliveryConfig.open(ctx, app, "wechat_pay_notify", "pay_notify", "X-Wx-Mchid")
 }
 
 func parsePayNotifyCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -165,32 +94,11 @@ func (n *PayNotify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub := d.Val(); sub {
 		case "mch_id":
 			err = oneArg(d, &n.MchID)
-		case "to":
-			err = oneArg(d, &n.To)
-		case "timeout":
-			n.Timeout, err = durationLine(d)
-		case "retry_for":
-			n.RetryFor, err = durationLine(d)
-		case "store":
-			var sc sharedConfig
-			if _, err = sc.line(d); err == nil {
-				n.Store, n.Redis = sc.Store, sc.Redis
-				if n.Store == "" && n.Redis == nil {
-					n.Store = "memory"
-				}
-			}
-		case "assertion":
-			n.Assertion = true
-			if d.NextArg() {
-				n.AssertionHeader = d.Val()
-			}
-			if d.NextArg() {
-				return d.Errf("assertion takes at most a header name")
-			}
-		case "assertion_key":
-			err = oneArg(d, &n.AssertionKey)
 		default:
-			return d.Errf("unknown subdirective %q", sub)
+			var handled bool
+			if handled, err = n.DeliveryConfig.line(d, sub); !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
 		}
 		if err != nil {
 			return err

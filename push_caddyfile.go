@@ -32,7 +32,6 @@ func (p *Push) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	var sc sharedConfig
 	for d.NextBlock(0) {
 		var err error
 		switch sub := d.Val(); sub {
@@ -42,8 +41,6 @@ func (p *Push) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &p.Token)
 		case "aes_key":
 			err = oneArg(d, &p.AESKey)
-		case "to":
-			err = oneArg(d, &p.To)
 		case "max_age":
 			var v string
 			if err = oneArg(d, &v); err == nil {
@@ -54,30 +51,11 @@ func (p *Push) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				md := caddy.Duration(dur)
 				p.MaxAge = &md
 			}
-		case "timeout":
-			p.Timeout, err = durationLine(d)
-		case "retry_for":
-			p.RetryFor, err = durationLine(d)
-		case "store":
-			if _, err = sc.line(d); err == nil {
-				p.Store, p.Redis = sc.Store, sc.Redis
-				if p.Store == "" && p.Redis == nil {
-					p.Store = "memory" // said outright: not the wechat app's
-				}
-			}
-		case "assertion":
-			args := d.RemainingArgs()
-			if len(args) > 1 {
-				return d.Errf("assertion takes at most a header name: assertion [<header>]")
-			}
-			p.Assertion = true
-			if len(args) == 1 {
-				p.AssertionHeader = args[0]
-			}
-		case "assertion_key":
-			err = oneArg(d, &p.AssertionKey)
 		default:
-			return d.Errf("unknown subdirective %q", sub)
+			var handled bool
+			if handled, err = p.DeliveryConfig.line(d, sub); !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
 		}
 		if err != nil {
 			return err

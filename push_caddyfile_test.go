@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +27,14 @@ func TestPushCaddyfileReadsEveryLine(t *testing.T) {
 	if err := p.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	want := Push{AppID: "wx1234567890abcdef", Token: "{env.T}", AESKey: "{env.K}", To: "http://127.0.0.1:3000/push",
-		Timeout: caddy.Duration(3 * time.Second), RetryFor: caddy.Duration(time.Hour), Store: "redis://127.0.0.1:6379",
-		Assertion: true, AssertionHeader: "X-Caddy-Assertion", AssertionKey: "{file./k.pem}"}
+	want := Push{AppID: "wx1234567890abcdef", Token: "{env.T}", AESKey: "{env.K}", DeliveryConfig: DeliveryConfig{
+		To: "http://127.0.0.1:3000/push", Timeout: caddy.Duration(3 * time.Second), RetryFor: caddy.Duration(time.Hour),
+		Store: "redis://127.0.0.1:6379", Assertion: true, AssertionHeader: "X-Caddy-Assertion", AssertionKey: "{file./k.pem}"}}
 	if p.MaxAge == nil || *p.MaxAge != 0 {
 		t.Errorf("max_age 0 must be kept as an explicit 0 (the check off), got %v", p.MaxAge)
 	}
 	p.MaxAge = nil
-	if p != want {
+	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got %+v\nwant %+v", p, want)
 	}
 }

@@ -26,7 +26,7 @@ func TestPlainPushNotTakenIsNotAReplay(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close() // connections refused
 	ctx := benchContext(t)
-	p := &Push{AppID: benchPushApp, Token: benchPushToken, To: down.URL + "/push"}
+	p := &Push{AppID: benchPushApp, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: down.URL + "/push"}}
 	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -373,7 +373,7 @@ func TestPayMerchantErrorsNameTheFieldNotTheKey(t *testing.T) {
 		{"public key id alone", good + "\t\t\tapi_v3_key " + payAPIKey + "\n\t\t\tpublic_key_id PUB_KEY_ID_0119000000012024070100000000000001", gw, "public_key"},
 		{"unknown merchant", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay {\n\t\tmch_id 1900009999\n\t\tallow /v3/pay/transactions/*\n\t}", "1900009999"},
 		{"allow outside /v3", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay {\n\t\tallow /cgi-bin/*\n\t}", "allow"},
-		{"notify without to", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay_notify /pay/notify {\n\t\tmch_id " + payMchID + "\n\t}", "to \\\"\\\" is not an http(s) URL"},
+		{"notify without to", good + "\t\t\tapi_v3_key " + payAPIKey, "\twechat_pay_notify /pay/notify {\n\t\tmch_id " + payMchID + "\n\t}", "to must be an http:// or https:// URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := loadError(t, config(tc.merchant, tc.site))
