@@ -2,7 +2,6 @@ package wechatauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -119,7 +118,7 @@ func (a *WeChatApp) provisionMerchants() error {
 		if _, dup := a.merchants[mchID]; dup {
 			return fmt.Errorf("wechat: merchant %s is configured twice", mchID)
 		}
-		m, err := a.loadMerchant(mchID, c, repl)
+		m, err := a.loadMerchant("wechat", mchID, c, repl)
 		if err != nil {
 			return err
 		}
@@ -128,7 +127,9 @@ func (a *WeChatApp) provisionMerchants() error {
 	return nil
 }
 
-func (a *WeChatApp) loadMerchant(mchID string, c Merchant, repl *caddy.Replacer) (*payMerchant, error) {
+// loadMerchant reads the keys of merchant mchID; module names whose
+// config it is in the errors.
+func (a *WeChatApp) loadMerchant(module, mchID string, c Merchant, repl *caddy.Replacer) (*payMerchant, error) {
 	pm := &payMerchant{base: a.PayAPIBase, client: &http.Client{Transport: a.payTransport}}
 	if pm.base == "" {
 		pm.base = wxpay.DefaultAPIBase
@@ -136,14 +137,14 @@ func (a *WeChatApp) loadMerchant(mchID string, c Merchant, repl *caddy.Replacer)
 	var cfg wxpay.Config
 	if a.Sandbox {
 		if c.hasKeyLines() {
-			return nil, fmt.Errorf("wechat: merchant %s: sandbox generates the merchant's keys and takes none; remove the key lines or sandbox", mchID)
+			return nil, fmt.Errorf("%s: merchant %s: sandbox generates the merchant's keys and takes none; remove the key lines or sandbox", module, mchID)
 		}
 		if mchID == "" || strings.Trim(mchID, "0123456789") != "" {
-			return nil, errors.New("wechat: mch_id must be the digits of a merchant number")
+			return nil, fmt.Errorf("%s: mch_id must be the digits of a merchant number", module)
 		}
 		sb, err := platform.OpenPaySandbox(mchID)
 		if err != nil {
-			return nil, fmt.Errorf("wechat: merchant %s: sandbox: %w", mchID, err)
+			return nil, fmt.Errorf("%s: merchant %s: sandbox: %w", module, mchID, err)
 		}
 		a.sandboxHolds = append(a.sandboxHolds, mchID)
 		pm.fake, pm.client, pm.base = sb.Pay, sb.Pay.Client(), "http://wechatpay.sandbox"
@@ -161,18 +162,33 @@ func (a *WeChatApp) loadMerchant(mchID string, c Merchant, repl *caddy.Replacer)
 			PublicKey:   repl.ReplaceKnown(c.PublicKey, ""),
 		}
 		if c.PrivateKey != "" && cfg.PrivateKey == "" {
-			return nil, fmt.Errorf("wechat: merchant %s: private_key resolves to nothing; fix its placeholder", mchID)
+			return nil, fmt.Errorf("%s: merchant %s: private_key resolves to nothing; fix its placeholder", module, mchID)
 		}
 		if c.APIv3Key != "" && cfg.APIv3Key == "" {
-			return nil, fmt.Errorf("wechat: merchant %s: api_v3_key resolves to nothing; fix its placeholder", mchID)
+			return nil, fmt.Errorf("%s: merchant %s: api_v3_key resolves to nothing; fix its placeholder", module, mchID)
 		}
 	}
 	m, err := wxpay.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("wechat: %s", strings.TrimPrefix(err.Error(), "wxpay: "))
+		return nil, fmt.Errorf("%s: %s", module, strings.TrimPrefix(err.Error(), "wxpay: "))
 	}
 	pm.Merchant = m
 	return pm, nil
+}
+
+// handlerMerchant returns the merchant a handler pays as: its own when
+// keys has key lines (mch_id then required), else the wechat app's
+// merchant of mchID. module names the handler in errors.
+func (a *WeChatApp) handlerMerchant(module, mchID string, keys *Merchant) (*payMerchant, error) {
+	if keys == nil || !keys.hasKeyLines() {
+		return a.merchant(module, mchID)
+	}
+	repl := caddy.NewReplacer()
+	mchID = strings.TrimSpace(repl.ReplaceKnown(mchID, ""))
+	if mchID == "" {
+		return nil, fmt.Errorf("%s: mch_id is missing: the merchant's key lines need its merchant number", module)
+	}
+	return a.loadMerchant(module, mchID, *keys, repl)
 }
 
 // merchant returns the loaded merchant of mchID, for a handler's
@@ -251,24 +267,34 @@ func parseMerchantBlock(d *caddyfile.Dispenser) (Merchant, error) {
 			return m, d.Errf("merchant %s: %s is given twice", m.MchID, sub)
 		}
 		seen[sub] = true
-		var into *string
-		switch sub {
-		case "private_key":
-			into = &m.PrivateKey
-		case "serial_no":
-			into = &m.SerialNo
-		case "api_v3_key":
-			into = &m.APIv3Key
-		case "public_key_id":
-			into = &m.PublicKeyID
-		case "public_key":
-			into = &m.PublicKey
-		default:
+		handled, err := merchantLine(d, sub, &m)
+		if !handled {
 			return m, d.Errf("merchant %s: unknown subdirective %q", m.MchID, sub)
 		}
-		if err := oneArg(d, into); err != nil {
+		if err != nil {
 			return m, err
 		}
 	}
 	return m, nil
+}
+
+// merchantLine reads the Caddyfile line sub into m when it is one of a
+// merchant's key lines; handled is false when it is not.
+func merchantLine(d *caddyfile.Dispenser, sub string, m *Merchant) (handled bool, err error) {
+	var into *string
+	switch sub {
+	case "private_key":
+		into = &m.PrivateKey
+	case "serial_no":
+		into = &m.SerialNo
+	case "api_v3_key":
+		into = &m.APIv3Key
+	case "public_key_id":
+		into = &m.PublicKeyID
+	case "public_key":
+		into = &m.PublicKey
+	default:
+		return false, nil
+	}
+	return true, oneArg(d, into)
 }

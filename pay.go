@@ -45,6 +45,12 @@ type PayGateway struct {
 	// left out when the wechat app has one merchant.
 	MchID string `json:"mch_id,omitempty"`
 
+	// The merchant's own key lines (private_key, serial_no, api_v3_key,
+	// public_key_id, public_key, as in the wechat app's merchant block),
+	// for a merchant the wechat app does not hold; mch_id is then
+	// required. Default: the wechat app's merchant of mch_id.
+	Keys *Merchant `json:"keys,omitempty"`
+
 	// The WeChat Pay API paths forwarded: exact (/v3/refund/domestic/refunds)
 	// or ending in /* for one or more segments below
 	// (/v3/pay/transactions/*). Other paths, and any path holding "..",
@@ -87,7 +93,7 @@ func (g *PayGateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if g.merchant, err = app.merchant("wechat_pay", g.MchID); err != nil {
+	if g.merchant, err = app.handlerMerchant("wechat_pay", g.MchID, g.Keys); err != nil {
 		return err
 	}
 	g.appids = app.payAppIDs()

@@ -16,7 +16,8 @@ func parsePayCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 // Syntax:
 //
 //	wechat_pay [<matcher>] {
-//	    mch_id  <mch_id>          # a merchant of the wechat app
+//	    mch_id  <mch_id>          # a merchant of the wechat app, or its key lines here:
+//	    private_key | serial_no | api_v3_key | public_key_id | public_key <value>
 //	    allow   <path>...         # repeatable: /v3/… exact, or ending in /*
 //	    timeout <duration>
 //	}
@@ -44,7 +45,16 @@ func (g *PayGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.Timeout = dur
 		default:
-			return d.Errf("unknown subdirective %q", sub)
+			if g.Keys == nil {
+				g.Keys = new(Merchant)
+			}
+			handled, err := merchantLine(d, sub, g.Keys)
+			if !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil

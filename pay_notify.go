@@ -34,6 +34,12 @@ type PayNotify struct {
 	// be left out when the wechat app has one merchant.
 	MchID string `json:"mch_id,omitempty"`
 
+	// The merchant's own key lines (private_key, serial_no, api_v3_key,
+	// public_key_id, public_key, as in the wechat app's merchant block),
+	// for a merchant the wechat app does not hold; mch_id is then
+	// required. Default: the wechat app's merchant of mch_id.
+	Keys *Merchant `json:"keys,omitempty"`
+
 	DeliveryConfig
 
 	logger   *zap.Logger
@@ -58,7 +64,7 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.merchant, err = app.merchant("wechat_pay_notify", n.MchID); err != nil {
+	if n.merchant, err = app.handlerMerchant("wechat_pay_notify", n.MchID, n.Keys); err != nil {
 		return err
 	}
 	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
@@ -76,7 +82,8 @@ func parsePayNotifyCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 // UnmarshalCaddyfile sets up the receiver from Caddyfile tokens. Syntax:
 //
 //	wechat_pay_notify [<matcher>] {
-//	    mch_id        <mch_id>         # a merchant of the wechat app
+//	    mch_id        <mch_id>         # a merchant of the wechat app, or its key lines here:
+//	    private_key | serial_no | api_v3_key | public_key_id | public_key <value>
 //	    to            <url>            # the upstream
 //	    timeout       <duration>
 //	    retry_for     <duration>
@@ -96,7 +103,13 @@ func (n *PayNotify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &n.MchID)
 		default:
 			var handled bool
-			if handled, err = n.DeliveryConfig.line(d, sub); !handled {
+			if handled, err = n.DeliveryConfig.line(d, sub); handled {
+				break
+			}
+			if n.Keys == nil {
+				n.Keys = new(Merchant)
+			}
+			if handled, err = merchantLine(d, sub, n.Keys); !handled {
 				return d.Errf("unknown subdirective %q", sub)
 			}
 		}

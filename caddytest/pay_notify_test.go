@@ -223,7 +223,8 @@ func upstreamAt(t *testing.T, addr string) *upstream {
 // payProcess runs a Caddy process with wechat_pay_notify delivering to to.
 func payProcess(t *testing.T, pay *wechattest.Pay, payURL, to string, cfg payConfig) *multiCaddy {
 	t.Helper()
-	m := multiNew(t, "pay", payWeChatOption(t, pay, payURL, cfg), payNotifyBlock(to, ""))
+	option, _ := payWeChatOption(t, pay, payURL, cfg)
+	m := multiNew(t, "pay", option, payNotifyBlock(to, ""))
 	m.Start()
 	return m
 }

@@ -64,6 +64,9 @@ type payConfig struct {
 	Global string
 	// Store is the wechat app's store line.
 	Store string
+	// Inline puts the merchant's key lines in wechat_pay and
+	// wechat_pay_notify, and none in the wechat app.
+	Inline bool
 }
 
 // payStack is a fake WeChat Pay, an echoing upstream, and Caddy with
@@ -87,12 +90,20 @@ func startPay(t *testing.T, cfg payConfig) *payStack {
 	if to == "" {
 		to = "http://" + ps.Upstream.Addr + payNotify
 	}
-	ps.Caddyfile = globalOptions(payWeChatOption(t, pay, srv.URL, cfg)+cfg.Global) +
+	option, keys := payWeChatOption(t, pay, srv.URL, cfg)
+	notify := cfg.Notify
+	if cfg.Inline {
+		notify += "\n" + keys
+	} else {
+		keys = ""
+	}
+	ps.Caddyfile = globalOptions(option+cfg.Global) +
 		fmt.Sprintf(`
 %s {
 	wechat_pay {
 		mch_id %s
 		allow %s
+%s
 	}
 }
 %s {
@@ -100,7 +111,7 @@ func startPay(t *testing.T, cfg payConfig) *payStack {
 	wechat_auth
 	reverse_proxy %s
 }
-`, siteBase2, payMchID, payAllow, siteBase, payNotifyBlock(to, cfg.Notify), ps.Upstream.Addr)
+`, siteBase2, payMchID, payAllow, keys, siteBase, payNotifyBlock(to, notify), ps.Upstream.Addr)
 	loadCaddy(t, ps.Caddyfile)
 	return ps
 }
@@ -123,8 +134,9 @@ func payNotifyBlock(to, more string) string {
 }
 
 // payWeChatOption returns the wechat global option with the test app and
-// merchant, its keys in files read through {file.*}.
-func payWeChatOption(t *testing.T, pay *wechattest.Pay, payURL string, cfg payConfig) string {
+// merchant (none with cfg.Inline), and the merchant's key lines, its keys
+// in files read through {file.*}.
+func payWeChatOption(t *testing.T, pay *wechattest.Pay, payURL string, cfg payConfig) (option, keyLines string) {
 	t.Helper()
 	_, wechatURL := startWeChat(t, wechattest.Options{})
 	dir := t.TempDir()
@@ -146,20 +158,21 @@ func payWeChatOption(t *testing.T, pay *wechattest.Pay, payURL string, cfg payCo
 		pubFile := write("pub_key.pem", pay.Keys().PublicKeyPEM)
 		pubLines = fmt.Sprintf("\t\t\tpublic_key_id %s\n\t\t\tpublic_key {file.%s}\n", pay.Keys().PublicKeyID, pubFile)
 	}
+	keyLines = fmt.Sprintf("\t\t\tprivate_key {file.%s}\n\t\t\tserial_no %s\n\t\t\tapi_v3_key {file.%s}\n%s", keyFile, paySerial, apiKeyFile, pubLines)
+	merchant := fmt.Sprintf("merchant %s {\n%s\t\t}", payMchID, keyLines)
+	if cfg.Inline {
+		merchant = ""
+	}
 	return fmt.Sprintf(`	wechat {
 		app %s %s
 		api_base %s
 		signing_key %s
 		timeout %s
 		%s
-		merchant %s {
-			private_key {file.%s}
-			serial_no %s
-			api_v3_key {file.%s}
-%s		}
+		%s
 		pay_api_base %s
 	}
-`, testAppID, testSecret, wechatURL, testSigningKey, testTimeout, cfg.Store, payMchID, keyFile, paySerial, apiKeyFile, pubLines, payURL)
+`, testAppID, testSecret, wechatURL, testSigningKey, testTimeout, cfg.Store, merchant, payURL), keyLines
 }
 
 // order returns a JSAPI order body of out_trade_no for appid.
@@ -242,6 +255,38 @@ func TestPayForwardsSignedPostAndGetWithQuery(t *testing.T) {
 	if n := metricTotal(scrapeMetrics(t), "caddy_wechat_auth_pay_requests_total", `path="/v3/pay/transactions/*"`, `result="ok"`); n < 2 {
 		t.Errorf("pay_requests_total ok = %v, want >= 2", n)
 	}
+}
+
+// TestPayMerchantKeysInTheHandlers: the merchant's key lines may sit in
+// wechat_pay and wechat_pay_notify instead of the wechat app; the calls
+// are signed and the answers and callbacks verified as with the app's.
+func TestPayMerchantKeysInTheHandlers(t *testing.T) {
+	ps := startPay(t, payConfig{Inline: true})
+	if strings.Contains(ps.Caddyfile, "merchant "+payMchID) {
+		t.Fatal("the wechat app still holds the merchant")
+	}
+	no := newTradeNo()
+	r := ps.call(t, "POST", "/v3/pay/transactions/jsapi", nil, ps.order(testAppID, no, "oPayer1"))
+	wantStatus(t, r, 200)
+	pm, _ := r.Object(t)["payment"].(map[string]any)
+	str := func(k string) string { s, _ := pm[k].(string); return s }
+	if !wechattest.VerifyPaySign(&payMerchantKey().PublicKey, str("appId"), str("timeStamp"), str("nonceStr"), str("package"), str("paySign")) {
+		t.Fatalf("payment %v does not verify with the merchant's public key", pm)
+	}
+	if reqs := ps.Pay.Requests(); len(reqs) != 1 || !reqs[0].Verified {
+		t.Fatalf("the fake saw %+v", reqs)
+	}
+	n := freshNotification(t, ps.Pay, no)
+	if r := postNotification(t, ps.Base, n); r.Status != 204 {
+		t.Fatalf("notification: %d %s, want 204", r.Status, r.Body)
+	}
+	var id struct{ ID string }
+	json.Unmarshal(n.Body, &id)
+	got := ps.Upstream.notifications()
+	if len(got) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(got))
+	}
+	wantDecrypted(t, got[0], id.ID, no)
 }
 
 // rawStatus sends a request line as written, with no client cleaning it,
