@@ -282,6 +282,36 @@ func TestUnreadBodyIsAnsweredNotReset(t *testing.T) {
 	}
 }
 
+// A callback from WeChat larger than its handler takes is answered 413,
+// not reset, even when the sender closes the connection after it: a lost
+// answer would look to WeChat like a receiver that is down.
+func TestOversizedCallbackIsAnsweredNotReset(t *testing.T) {
+	up := startPushUpstream(t)
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
+	q := signedQuery(strings.Repeat("A", 16))
+	body := "<xml><Encrypt>" + strings.Repeat("A", 1<<20) + "</Encrypt></xml>"
+	for i := range 30 {
+		r, err := trySend(http.MethodPost, siteBase+pushPath+"?"+q.Encode(), nil, body)
+		if err != nil {
+			t.Fatalf("push of %d bytes, request %d: %v", len(body), i, err)
+		}
+		wantError(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+	}
+
+	ps := startPay(t, payConfig{})
+	h := http.Header{"Content-Type": {"application/json"}}
+	big := `{"id":"` + strings.Repeat("a", 1<<20) + `"}`
+	for i := range 30 {
+		r, err := trySend(http.MethodPost, ps.Base+payNotify, h, big)
+		if err != nil {
+			t.Fatalf("pay notification of %d bytes, request %d: %v", len(big), i, err)
+		}
+		if r.Status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("pay notification of %d bytes: %d %s, want 413", len(big), r.Status, r.Body)
+		}
+	}
+}
+
 func sortedCounts(m map[int]int) string {
 	keys := make([]int, 0, len(m))
 	for k := range m {

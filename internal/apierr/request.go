@@ -39,9 +39,12 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 }
 
 // ReadBodyUpTo reads at most limit bytes of the body; a larger one is
-// answered tooLarge.
+// answered tooLarge. A body refused by its declared length is discarded
+// as DiscardBody does, so that the sender reads the answer instead of a
+// connection reset.
 func ReadBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64, tooLarge *Error) ([]byte, *Error) {
 	if r.ContentLength > limit {
+		DiscardBody(w, r)
 		return nil, tooLarge
 	}
 	defer BodyDeadline(w)()
