@@ -22,11 +22,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if route, ok := h.routes.find(r.URL.Path); ok {
 		return route(w, r, next)
 	}
-	// Bearer first: the session cookie is read only when no
-	// Authorization header came, so a token's request never looks at
-	// cookies.
-	if v, ok := h.takeWebCookie(r); ok {
-		return h.serveCookie(w, r, next, v)
+	// The session cookie leaves the Cookie header whatever the request's
+	// credential; it is the credential only when no Authorization header
+	// came (Bearer first). A request without cookies pays one lookup.
+	if h.web != nil {
+		if _, ok := r.Header["Cookie"]; ok {
+			if v, ok := h.takeWebCookie(r); ok {
+				return h.serveCookie(w, r, next, v)
+			}
+		}
 	}
 
 	id, aerr := h.authenticate(r)

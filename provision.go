@@ -660,8 +660,12 @@ func (h *Handler) provisionWeb() error {
 	if !ok {
 		once = h.pooled.onceStore()
 	}
+	cookieNames := []string{weblogin.SessionCookieHTTPS, weblogin.SessionCookieHTTP}
+	if c.Cookie != "" {
+		cookieNames = []string{c.Cookie}
+	}
 	h.web = &webLogin{
-		oaApp: c.OAApp, qrApp: c.QRApp, scope: scope,
+		oaApp: c.OAApp, qrApp: c.QRApp, scope: scope, cookieNames: cookieNames,
 		returnTo: rt, firstReturnTo: c.ReturnTo[0], origins: rt.Origins(),
 		cookie: c.Cookie, openBase: openBase,
 		knobs: openBase != defaultOpenBase,

@@ -217,6 +217,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	r.Header.Del("Content-Encoding")
+	if h.web != nil {
+		h.web.stripCookies(r.Header)
+	}
 	h.setIdentity(r, id, idheader.SourceClient)
 	return next.ServeHTTP(w, r)
 }

@@ -25,6 +25,7 @@ type webLogin struct {
 	firstReturnTo       string   // where a login without return_to goes
 	origins             []string // the return_to origins: they may send cookie writes
 	cookie              string   // configured name, or "" for the scheme's default
+	cookieNames         []string // every name the session cookie has here: removed before the upstream
 	openBase            string   // "" in sandbox: this site's {route_prefix}/sandbox
 	knobs               bool     // pass the fake's user, decline and snapshot on
 	once                weblogin.OnceStore
@@ -34,6 +35,15 @@ type webLogin struct {
 // cookieName is the session cookie's name on r's site.
 func (wl *webLogin) cookieName(r *http.Request) string {
 	return weblogin.SessionCookieName(wl.cookie, r.TLS != nil)
+}
+
+// stripCookies removes the session cookie, under each of its names, from
+// the request's Cookie headers: it is for this module, never for the
+// upstream, whichever credential the request carries.
+func (wl *webLogin) stripCookies(h http.Header) {
+	for _, n := range wl.cookieNames {
+		weblogin.StripCookie(h, n)
+	}
 }
 
 // Keys of the one-time values in the store.

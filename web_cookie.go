@@ -17,8 +17,8 @@ import (
 )
 
 // The session cookie is the second credential source, after the Bearer
-// token: it is read only when web login is on and the request carries no
-// Authorization header at all. Its value is a token of the codec sealed
+// token: it is the credential only when web login is on and the request
+// carries no Authorization header at all; with one, it is removed unread. Its value is a token of the codec sealed
 // (token.SealCookie), so it names no user, and it is checked like a token:
 // cached, revocation and bans every time.
 
@@ -31,14 +31,24 @@ func (h *Handler) webCookie(r *http.Request) (string, bool) {
 	return weblogin.CookieValue(r.Header, h.web.cookieName(r))
 }
 
-// takeWebCookie is webCookie for a request that goes on: it also removes
-// the cookie from the Cookie header, which is for this module and never
-// for the upstream (as Authorization is).
+// takeWebCookie removes the session cookie (under each of its names) from
+// the request's Cookie headers, which are for the upstream, whatever the
+// credential: a live session cookie must not reach it beside a Bearer
+// token any more than alone. It returns the cookie's value when it is the
+// request's credential (no Authorization header).
 func (h *Handler) takeWebCookie(r *http.Request) (string, bool) {
-	if h.web == nil || len(r.Header["Authorization"]) != 0 {
+	if len(r.Header["Authorization"]) != 0 {
+		h.web.stripCookies(r.Header)
 		return "", false
 	}
-	return weblogin.TakeCookie(r.Header, h.web.cookieName(r))
+	name := h.web.cookieName(r)
+	v, ok := weblogin.TakeCookie(r.Header, name)
+	for _, n := range h.web.cookieNames {
+		if n != name {
+			weblogin.StripCookie(r.Header, n)
+		}
+	}
+	return v, ok
 }
 
 // authenticateCookie verifies a session cookie's value.

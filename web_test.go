@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestCaddyfileWebBlockFillsItsJSONFields(t *testing.T) {
@@ -150,3 +151,63 @@ func mustJSONString(t *testing.T, v any) string {
 }
 
 func caddyDuration(d time.Duration) caddy.Duration { return caddy.Duration(d) }
+
+// The session cookie never reaches the upstream, whichever credential the
+// request carries and whatever the answer: beside a good or a bad Bearer
+// token, on a public path, in optional mode, under either name, in any of
+// several Cookie headers. The other cookies pass byte for byte.
+func TestSessionCookieNeverReachesTheUpstream(t *testing.T) {
+	for _, optional := range []bool{false, true} {
+		h := newBenchHandler(t, func(h *Handler) {
+			benchWeb(h)
+			h.Optional = optional
+			h.PublicPaths = caddyhttp.MatchPath{"/public/*"}
+		})
+		tok := benchLogin(t, h, "user")
+		v := webCookieFor(t, h, tok)
+		for _, tt := range []struct {
+			name, path, token string
+			cookie, want      []string
+		}{
+			{"good bearer", "/api/me", tok,
+				[]string{"wx_session=" + v + "; k=v"}, []string{"k=v"}},
+			{"good bearer, both names, several lines", "/api/me", tok,
+				[]string{"a=1", "__Host-wx_session=" + v + ";b=2 ", "c=3; wx_session=" + v + ";  d=4"},
+				[]string{"a=1", "b=2 ", "c=3;  d=4"}},
+			{"good bearer, cookie only", "/api/me", tok,
+				[]string{"wx_session=" + v}, nil},
+			{"bad bearer on a public path", "/public/x", "not-a-token",
+				[]string{"k=v; wx_session=" + v}, []string{"k=v"}},
+			{"cookie on a public path", "/public/x", "",
+				[]string{"wx_session=" + v + "; __Host-wx_session=" + v + "; k=v"}, []string{"k=v"}},
+			{"cookie", "/api/me", "",
+				[]string{"x=\"y z\"; wx_session=" + v, "__Host-wx_session=" + v}, []string{"x=\"y z\""}},
+			{"dead cookie on a public path", "/public/x", "",
+				[]string{"wx_session=dead; k=v"}, []string{"k=v"}},
+			{"no session cookie", "/api/me", tok,
+				[]string{"wx_sessionx=1;  k=v"}, []string{"wx_sessionx=1;  k=v"}},
+		} {
+			r := miniProgramRequest(tt.token)
+			r.URL.Path = tt.path
+			r.Header["Cookie"] = append([]string(nil), tt.cookie...)
+			var got []string
+			seen := false
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				seen, got = true, r.Header["Cookie"]
+				return nil
+			})
+			if err := h.ServeHTTP(newDiscardWriter(), r, next); err != nil {
+				t.Fatal(err)
+			}
+			if !seen {
+				if tt.path == "/public/x" || optional || tt.token == tok {
+					t.Errorf("optional %v, %s: the request did not go on", optional, tt.name)
+				}
+				continue
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") || len(got) != len(tt.want) {
+				t.Errorf("optional %v, %s: the upstream got Cookie %q, want %q", optional, tt.name, got, tt.want)
+			}
+		}
+	}
+}

@@ -570,3 +570,58 @@ func TestWebSessionsAnswerTheAdminAPI(t *testing.T) {
 	}
 	wantNoSessionCookie(t, resp)
 }
+
+// The session cookie is for Caddy: it never reaches the upstream, beside
+// a good Bearer token (which authenticates), a bad one on a public path,
+// or alone; under either of its names, in any of several Cookie headers.
+// The other cookies arrive as sent.
+func TestWebSessionCookieNeverReachesTheUpstream(t *testing.T) {
+	st := startStack(t, stackConfig{
+		Apps:      []testApp{{testAppID, testSecret}, {oaAppID, webSecret}, {websiteAppID, webSecret}},
+		Directive: "\t\tpublic /public/*\n",
+		DirectiveOf: func(st *stack) string {
+			return "\t\tweb {\n\t\t\tqr_app " + websiteAppID + "\n\t\t\treturn_to " + siteBase + "/\n\t\t\topen_base " + st.WeChatURL + "\n\t\t}\n"
+		},
+	})
+	jar, step := jarClient(t)
+	if resp := step(beginLogin(step, "ivy")); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("X-Body"))
+	}
+	u, _ := url.Parse(siteBase + "/")
+	var v string
+	for _, c := range jar.Cookies(u) {
+		if c.Name == weblogin.SessionCookieHTTP {
+			v = c.Value
+		}
+	}
+	if v == "" {
+		t.Fatal("no session cookie")
+	}
+	st.addUser("cookie-mini")
+	tok := st.loginApp(t, testAppID, "cookie-mini").Token
+	for _, c := range []struct {
+		name, path, token, source string
+		cookie, want              []string
+	}{
+		{"good bearer", "/api/me", tok, "wx_client",
+			[]string{"wx_session=" + v + "; k=v"}, []string{"k=v"}},
+		{"good bearer, both names, two lines", "/api/me", tok, "wx_client",
+			[]string{"a=1; __Host-wx_session=" + v, "wx_session=" + v + "; b=2"}, []string{"a=1", "b=2"}},
+		{"bad bearer, public path", "/public/x", "not-a-token", "",
+			[]string{"wx_session=" + v + "; k=v"}, []string{"k=v"}},
+		{"cookie alone", "/api/me", "", "wx_web",
+			[]string{"k=v; wx_session=" + v, "__Host-wx_session=" + v}, []string{"k=v"}},
+	} {
+		h := bearer(c.token)
+		h["Cookie"] = c.cookie
+		r := send(t, "GET", siteBase+c.path, h, "")
+		wantStatus(t, r, http.StatusOK)
+		seen := r.Seen(t)
+		if got := seen.Header.Get("X-Wx-Source"); got != c.source {
+			t.Errorf("%s: X-WX-SOURCE %q, want %q", c.name, got, c.source)
+		}
+		if got := seen.Header.Values("Cookie"); strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s: the upstream got Cookie %q, want %q", c.name, got, c.want)
+		}
+	}
+}
