@@ -135,12 +135,21 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON."))
 		return false
 	}
+	// WeChat's retries of one event are byte for byte the same plaintext,
+	// so its hash tells a retry from another event.
+	sum := sha256.Sum256(msg)
+	hash := hex.EncodeToString(sum[:16])
 	id := ev.ID()
 	if id == "" {
-		// Nothing names the event: its bytes do, which WeChat's retries
-		// repeat.
-		sum := sha256.Sum256(msg)
-		id = "sha256:" + hex.EncodeToString(sum[:16])
+		// Nothing names the event: its bytes do.
+		id = "sha256:" + hash
+	}
+	// The key WeChat's retries are recognised by: MsgIds are unique only
+	// within an app, and an event without one (FromUserName:CreateTime:
+	// Event) need not be unique at all, two in one second being two events.
+	key := p.AppID + ":msg:" + ev.MsgID
+	if ev.MsgID == "" {
+		key = p.AppID + ":sha256:" + hash
 	}
 	openid := ev.FromUserName
 	if strings.HasPrefix(openid, "gh_") {
@@ -158,7 +167,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		h["X-Wx-Openid"] = []string{openid}
 	}
 	h["X-Wx-Event-Id"] = []string{id}
-	res, err := p.delivery.accept(r.Context(), id, p.To, h, msg)
+	res, err := p.delivery.accept(r.Context(), id, key, p.To, h, msg)
 	kind := ev.Event
 	if kind == "" {
 		kind = "message"
