@@ -57,7 +57,7 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	var order payOrder
 	if len(bytes.TrimSpace(body)) > 0 {
 		var aerr *apierr.Error
-		order, aerr = g.readOrder(body, jsapiOrderPaths[p], r.Header.Get("X-WX-OPENID"))
+		order, aerr = g.readOrder(body, jsapiOrderPaths[p], r.Header.Get("X-WX-OPENID"), r.Header.Get("X-WX-APPID"))
 		if aerr != nil {
 			g.answerError(w, r, label, aerr)
 			return nil
@@ -158,7 +158,7 @@ type payOrder struct {
 // readOrder checks the appids a body names against the apps of the
 // config, and for a JSAPI order without a payer openid fills it with
 // openid (the verified caller the upstream passes on).
-func (g *PayGateway) readOrder(body []byte, jsapi bool, openid string) (payOrder, *apierr.Error) {
+func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string) (payOrder, *apierr.Error) {
 	type member struct {
 		name string
 		raw  json.RawMessage
@@ -214,16 +214,22 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid string) (payOrder
 	if !jsapi || openid == "" {
 		return o, nil
 	}
-	field := "openid"
+	field, fieldApp := "openid", appid
 	if partner {
-		field = "sp_openid"
+		field, fieldApp = "sp_openid", spAppID
 		if subAppID != "" {
-			field = "sub_openid"
+			field, fieldApp = "sub_openid", subAppID
 		}
 	}
 	filled, changed, aerr := fillPayer(payer, field, openid)
 	if aerr != nil || !changed {
 		return o, aerr
+	}
+	// An openid belongs to one app: the caller's is filled in only for an
+	// order of that app (when X-WX-APPID says which), never sent as the
+	// payer of another app's order, which WeChat Pay refuses.
+	if openidApp != "" && openidApp != fieldApp {
+		return o, apierr.InvalidRequest.WithMessage("The order's payer " + field + " is missing, and the caller's openid (X-WX-OPENID) belongs to another app than the order's: give payer." + field + ".")
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
