@@ -26,6 +26,13 @@ var jsapiOrderPaths = map[string]bool{
 	"/v3/pay/partner/transactions/jsapi": true,
 }
 
+// payMethods are the methods of WeChat Pay's APIv3.
+var payMethods = map[string]bool{
+	http.MethodGet: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
+}
+
+var payMethodList = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
 // ServeHTTP forwards the call to WeChat Pay with the merchant's signature
 // and writes the answer once its signature verifies. It never calls next.
 func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -43,6 +50,13 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	if label == "other" {
 		apierr.DiscardBody(w, r)
 		g.answerError(w, r, label, apierr.PayNotAllowed)
+		return nil
+	}
+	if !payMethods[r.Method] {
+		// WeChat Pay's API has no HEAD or OPTIONS: such a call would come
+		// back without the body its signature covers.
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, apierr.Method.Allowing(payMethodList))
 		return nil
 	}
 	var body []byte

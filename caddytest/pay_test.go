@@ -381,6 +381,27 @@ func TestPayFillsPayerOpenIDFromTheCaller(t *testing.T) {
 	if o, _ := ps.Pay.Order(no); o.OpenID != "oOrderOwn" {
 		t.Fatalf("payer.openid %q, want the order's own", o.OpenID)
 	}
+	// The caller's openid of another app is never the payer.
+	before := len(ps.Pay.Requests())
+	h.Set("X-WX-APPID", "wx0000000000otherapp")
+	r = ps.call(t, "POST", "/v3/pay/transactions/jsapi", h, ps.order(testAppID, newTradeNo(), ""))
+	wantError(t, r, 400, "invalid_request")
+	if n := len(ps.Pay.Requests()) - before; n != 0 {
+		t.Fatalf("an order for another app's openid reached WeChat Pay")
+	}
+}
+
+func TestPayRefusesMethodsWeChatPayLacks(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	for _, m := range []string{"HEAD", "OPTIONS", "TRACE"} {
+		r := ps.call(t, m, "/v3/pay/transactions/out-trade-no/T1?mchid="+payMchID, nil, nil)
+		if r.Status != 405 || !strings.Contains(r.Header.Get("Allow"), "GET") {
+			t.Errorf("%s: %d, Allow %q, want 405 with Allow", m, r.Status, r.Header.Get("Allow"))
+		}
+	}
+	if n := len(ps.Pay.Requests()); n != 0 {
+		t.Fatalf("%d refused calls reached WeChat Pay", n)
+	}
 }
 
 func TestPayVerifiesWithFetchedPlatformCertificates(t *testing.T) {
