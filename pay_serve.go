@@ -320,16 +320,28 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 }
 
 // addPayment returns the answer, a JSON object holding prepay_id, with the
-// signed payment object of wx.requestPayment added as its last member.
+// signed payment object of wx.requestPayment added as its last member. An
+// answer that names a member twice, or has a payment member already, gets
+// none: which prepay_id it means is a reader's guess.
 func (g *PayGateway) addPayment(answer []byte, appid string) ([]byte, bool) {
-	var a struct {
-		PrepayID string `json:"prepay_id"`
-	}
+	var prepayID string
 	trimmed := bytes.TrimRight(answer, " \t\r\n")
-	if json.Unmarshal(trimmed, &a) != nil || a.PrepayID == "" || len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+	err := apierr.WalkObject(trimmed, func(name string, dec *json.Decoder) error {
+		switch name {
+		case "prepay_id":
+			return apierr.DecodeString(name, dec, &prepayID)
+		case "payment":
+			return errors.New("the answer has a payment member")
+		}
+		return apierr.SkipValue(dec)
+	})
+	if err != nil || prepayID == "" || len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+		if err != nil {
+			g.logger.Warn("no payment object for an answer that is not a plain object", zap.Error(err))
+		}
 		return nil, false
 	}
-	pay, err := g.merchant.PaySign(appid, a.PrepayID, time.Now(), "")
+	pay, err := g.merchant.PaySign(appid, prepayID, time.Now(), "")
 	if err != nil {
 		g.logger.Warn("no payment object for the order's answer", zap.Error(err))
 		return nil, false

@@ -16,6 +16,7 @@ package caddytest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -388,6 +389,18 @@ func TestPayFillsPayerOpenIDFromTheCaller(t *testing.T) {
 	wantError(t, r, 400, "invalid_request")
 	if n := len(ps.Pay.Requests()) - before; n != 0 {
 		t.Fatalf("an order for another app's openid reached WeChat Pay")
+	}
+}
+
+// A signed answer that names prepay_id twice gets no payment object: which
+// order wx.requestPayment would pay is a reader's guess.
+func TestPayAddsNoPaymentToAnAmbiguousAnswer(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	ps.Pay.SpoilNext(wechattest.PayAnswerDuplicate)
+	r := ps.call(t, "POST", "/v3/pay/transactions/jsapi", nil, ps.order(testAppID, newTradeNo(), "oPayer1"))
+	wantStatus(t, r, 200)
+	if bytes.Contains(r.Body, []byte(`"payment"`)) {
+		t.Fatalf("an answer with prepay_id twice got a payment object: %s", r.Body)
 	}
 }
 
