@@ -112,3 +112,35 @@ func TestPushWithoutMsgIdDedupsOnlyRetries(t *testing.T) {
 		}
 	}
 }
+
+// TestPushWithUnsendableHeaderIsRefused: a verified push whose sender or
+// event id holds a CR or LF could never be delivered (its headers would
+// be invalid); it is refused 400 and nothing is queued.
+func TestPushWithUnsendableHeaderIsRefused(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxheaderapp0000a", to)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	for i, c := range []struct{ from, msgid string }{
+		{"oUSER00000000000\r\nX-Evil: 1", "24000000000000000002"},
+		{"oUSER0000000000000000000000q", "2400000000\n0000000003"},
+		{"oUSER0000000000000000000000q", ""}, // the event below holds a LF
+	} {
+		body := "<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[" + c.from +
+			"]]></FromUserName><CreateTime>" + ts + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe"
+		if c.msgid == "" {
+			body += "\nX"
+		}
+		body += "]]></Event>"
+		if c.msgid != "" {
+			body += "<MsgId><![CDATA[" + c.msgid + "]]></MsgId>"
+		}
+		body += "</xml>"
+		w := servePlainPush(t, p, fmt.Sprint(3000+i), []byte(body))
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("push %d: %d %s, want 400", i, w.Code, w.Body)
+		}
+	}
+	if d := got(); len(d) != 0 {
+		t.Fatalf("%d deliveries, want none", len(d))
+	}
+}
