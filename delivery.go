@@ -115,14 +115,15 @@ func (d *delivery) open() (*pooledOutbox, error) {
 }
 
 // accept hands a verified event to the outbox: delivered at once, queued,
-// or recognised as one accepted before. An error means neither delivered
-// nor queued: the sender must be told to retry.
-func (d *delivery) accept(ctx context.Context, id, to string, header http.Header, body []byte) (outbox.Result, error) {
+// or recognised as one accepted before by key (id when key is empty). An
+// error means neither delivered nor queued: the sender must be told to
+// retry.
+func (d *delivery) accept(ctx context.Context, id, key, to string, header http.Header, body []byte) (outbox.Result, error) {
 	p, err := d.open()
 	if err != nil {
 		return outbox.Result{}, err
 	}
-	return p.ob.Accept(ctx, outbox.Event{Kind: d.s.Kind, ID: id, To: to, Header: header, Body: body})
+	return p.ob.Accept(ctx, outbox.Event{Kind: d.s.Kind, ID: id, Key: key, To: to, Header: header, Body: body})
 }
 
 // firstSight records key for ttl and reports whether it was new: on every

@@ -43,7 +43,13 @@ func (n *PayNotify) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		n.fail(w, r, http.StatusUnauthorized, "invalid_signature", "The notification failed verification.", nil)
 		return nil
 	}
-	res, err := n.delivery.accept(r.Context(), ev.id, n.To, ev.header, ev.body)
+	if !headerSafe(ev.id, ev.appid, ev.openid) {
+		// Taken, it could never be delivered: its headers would not be.
+		n.logger.Warn("WeChat Pay notification refused: its id, appid or openid holds characters a header cannot carry")
+		n.fail(w, r, http.StatusBadRequest, "invalid_request", "The notification's id, appid or openid holds characters a header cannot carry.", nil)
+		return nil
+	}
+	res, err := n.delivery.accept(r.Context(), ev.id, "", n.To, ev.header, ev.body)
 	fields := []zap.Field{zap.String("mch_id", n.merchant.MchID()), zap.String("id", ev.id), zap.String("event_type", ev.eventType)}
 	switch {
 	case err != nil:

@@ -26,6 +26,13 @@ var jsapiOrderPaths = map[string]bool{
 	"/v3/pay/partner/transactions/jsapi": true,
 }
 
+// payMethods are the methods of WeChat Pay's APIv3.
+var payMethods = map[string]bool{
+	http.MethodGet: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
+}
+
+var payMethodList = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
 // ServeHTTP forwards the call to WeChat Pay with the merchant's signature
 // and writes the answer once its signature verifies. It never calls next.
 func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -45,6 +52,13 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		g.answerError(w, r, label, apierr.PayNotAllowed)
 		return nil
 	}
+	if !payMethods[r.Method] {
+		// WeChat Pay's API has no HEAD or OPTIONS: such a call would come
+		// back without the body its signature covers.
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, apierr.Method.Allowing(payMethodList))
+		return nil
+	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		var aerr *apierr.Error
@@ -57,7 +71,7 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	var order payOrder
 	if len(bytes.TrimSpace(body)) > 0 {
 		var aerr *apierr.Error
-		order, aerr = g.readOrder(body, jsapiOrderPaths[p], r.Header.Get("X-WX-OPENID"))
+		order, aerr = g.readOrder(body, jsapiOrderPaths[p], r.Header.Get("X-WX-OPENID"), r.Header.Get("X-WX-APPID"))
 		if aerr != nil {
 			g.answerError(w, r, label, aerr)
 			return nil
@@ -158,7 +172,7 @@ type payOrder struct {
 // readOrder checks the appids a body names against the apps of the
 // config, and for a JSAPI order without a payer openid fills it with
 // openid (the verified caller the upstream passes on).
-func (g *PayGateway) readOrder(body []byte, jsapi bool, openid string) (payOrder, *apierr.Error) {
+func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string) (payOrder, *apierr.Error) {
 	type member struct {
 		name string
 		raw  json.RawMessage
@@ -214,16 +228,22 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid string) (payOrder
 	if !jsapi || openid == "" {
 		return o, nil
 	}
-	field := "openid"
+	field, fieldApp := "openid", appid
 	if partner {
-		field = "sp_openid"
+		field, fieldApp = "sp_openid", spAppID
 		if subAppID != "" {
-			field = "sub_openid"
+			field, fieldApp = "sub_openid", subAppID
 		}
 	}
 	filled, changed, aerr := fillPayer(payer, field, openid)
 	if aerr != nil || !changed {
 		return o, aerr
+	}
+	// An openid belongs to one app: the caller's is filled in only for an
+	// order of that app (when X-WX-APPID says which), never sent as the
+	// payer of another app's order, which WeChat Pay refuses.
+	if openidApp != "" && openidApp != fieldApp {
+		return o, apierr.InvalidRequest.WithMessage("The order's payer " + field + " is missing, and the caller's openid (X-WX-OPENID) belongs to another app than the order's: give payer." + field + ".")
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -300,16 +320,28 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 }
 
 // addPayment returns the answer, a JSON object holding prepay_id, with the
-// signed payment object of wx.requestPayment added as its last member.
+// signed payment object of wx.requestPayment added as its last member. An
+// answer that names a member twice, or has a payment member already, gets
+// none: which prepay_id it means is a reader's guess.
 func (g *PayGateway) addPayment(answer []byte, appid string) ([]byte, bool) {
-	var a struct {
-		PrepayID string `json:"prepay_id"`
-	}
+	var prepayID string
 	trimmed := bytes.TrimRight(answer, " \t\r\n")
-	if json.Unmarshal(trimmed, &a) != nil || a.PrepayID == "" || len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+	err := apierr.WalkObject(trimmed, func(name string, dec *json.Decoder) error {
+		switch name {
+		case "prepay_id":
+			return apierr.DecodeString(name, dec, &prepayID)
+		case "payment":
+			return errors.New("the answer has a payment member")
+		}
+		return apierr.SkipValue(dec)
+	})
+	if err != nil || prepayID == "" || len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+		if err != nil {
+			g.logger.Warn("no payment object for an answer that is not a plain object", zap.Error(err))
+		}
 		return nil, false
 	}
-	pay, err := g.merchant.PaySign(appid, a.PrepayID, time.Now(), "")
+	pay, err := g.merchant.PaySign(appid, prepayID, time.Now(), "")
 	if err != nil {
 		g.logger.Warn("no payment object for the order's answer", zap.Error(err))
 		return nil, false

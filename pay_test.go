@@ -119,6 +119,7 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 	g := &PayGateway{appids: map[string]bool{"wxA": true, "wxB": true}}
 	for _, tc := range []struct {
 		body, openid    string
+		app             string // X-WX-APPID, the caller's app
 		jsapi           bool
 		wantErr         bool
 		wantPay, wantIn string
@@ -135,8 +136,15 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 		{body: `{"appid":1}`, wantErr: true},
 		{body: `[1]`, wantErr: true},
 		{body: `{"appid":"wxA","payer":[]}`, openid: "o", jsapi: true, wantErr: true},
+		// The caller's openid is filled in only for an order of the
+		// caller's app.
+		{body: `{"appid":"wxA"}`, openid: "oHdr", app: "wxA", jsapi: true, wantPay: "wxA", wantIn: `"payer":{"openid":"oHdr"}`},
+		{body: `{"appid":"wxB"}`, openid: "oHdr", app: "wxA", jsapi: true, wantErr: true},
+		{body: `{"sp_appid":"wxA","sub_appid":"wxB"}`, openid: "oHdr", app: "wxA", jsapi: true, wantErr: true},
+		{body: `{"sp_appid":"wxA","sub_appid":"wxB"}`, openid: "oHdr", app: "wxB", jsapi: true, wantPay: "wxB", wantIn: `"sub_openid":"oHdr"`},
+		{body: `{"appid":"wxB","payer":{"openid":"oOwn"}}`, openid: "oHdr", app: "wxA", jsapi: true, wantPay: "wxB", wantIn: `"openid":"oOwn"`},
 	} {
-		o, aerr := g.readOrder([]byte(tc.body), tc.jsapi, tc.openid)
+		o, aerr := g.readOrder([]byte(tc.body), tc.jsapi, tc.openid, tc.app)
 		if (aerr != nil) != tc.wantErr {
 			t.Errorf("%s: error %v, want error %v", tc.body, aerr, tc.wantErr)
 			continue

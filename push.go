@@ -53,8 +53,8 @@ type Push struct {
 
 	// Plain mode only, where the signature does not cover the body: a push
 	// whose timestamp is further than this from now is refused, and so is
-	// a (timestamp, nonce) seen before. Default: 5m; 0 turns the age check
-	// off (pairs are then remembered for 24 h).
+	// a signature seen before. Default: 5m; 0 turns the age check off
+	// (signatures are then remembered for 24 h).
 	MaxAge *caddy.Duration `json:"max_age,omitempty"`
 
 	DeliveryConfig

@@ -147,7 +147,7 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 		cs := &countingStorage{Storage: ctx.Storage()}
 		d.storage = cs
 		defer d.close()
-		res, err := d.accept(context.Background(), "evt-1", to, http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
+		res, err := d.accept(context.Background(), "evt-1", "", to, http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" {
 			t.Fatalf("accept: %v %v", res.Status, err)
 		}
@@ -164,7 +164,7 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 		}
 		defer d.close()
 		before := got.Load()
-		res, err := d.accept(context.Background(), "evt-2", to, http.Header{"X-Wx-Event-Id": {"evt-2"}}, []byte("<xml/>"))
+		res, err := d.accept(context.Background(), "evt-2", "", to, http.Header{"X-Wx-Event-Id": {"evt-2"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" || got.Load() != before+1 {
 			t.Fatalf("accept: %v %v", res.Status, err)
 		}

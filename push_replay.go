@@ -8,16 +8,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/msgcrypt"
 )
 
 // fresh refuses a plain-mode push whose timestamp is older (or further
-// ahead) than max_age, or whose (timestamp, nonce) was seen before on any
-// instance sharing the store.
+// ahead) than max_age, or not written canonically, or whose signature was
+// seen before on any instance sharing the store.
 func (p *Push) fresh(r *http.Request, ts, nonce string) *apierr.Error {
 	remember := 24 * time.Hour
 	if p.maxAge > 0 {
 		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
+		if err != nil || strconv.FormatInt(sec, 10) != ts {
+			// Only the canonical spelling: "0"+ts or "+"+ts would be a
+			// new (timestamp, nonce) under the same signature.
 			return apierr.PushRefused
 		}
 		if age := time.Since(time.Unix(sec, 0)); age > p.maxAge || age < -p.maxAge {
@@ -40,9 +43,12 @@ func (p *Push) fresh(r *http.Request, ts, nonce string) *apierr.Error {
 	return nil
 }
 
-// replayKey names a plain-mode push's (timestamp, nonce) in the seen set.
+// replayKey names a plain-mode push in the seen set by its signature, not
+// by (timestamp, nonce): the signature hashes their sorted concatenation
+// without separators, so digits moved between the two make a new pair
+// with the same signature, which must count as seen.
 func (p *Push) replayKey(ts, nonce string) string {
-	return "plain:" + p.AppID + ":" + ts + ":" + nonce
+	return "plain:" + p.AppID + ":sig:" + msgcrypt.Signature(p.token, ts, nonce)
 }
 
 // unsee forgets a plain-mode push's (timestamp, nonce) when the push was

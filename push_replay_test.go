@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
@@ -49,5 +52,52 @@ func TestPlainPushNotTakenIsNotAReplay(t *testing.T) {
 	}
 	if code := serve(); code != http.StatusServiceUnavailable {
 		t.Fatalf("WeChat's retry: %d, want 503 again, not refused as a replay", code)
+	}
+}
+
+// TestPlainPushReplayBySplittingDigitsIsRefused: the plain-mode signature
+// hashes token, timestamp and nonce sorted and joined without separators,
+// so moving digits between timestamp and nonce keeps the signature; such
+// a replay, with any body, is refused, with max_age and without.
+func TestPlainPushReplayBySplittingDigitsIsRefused(t *testing.T) {
+	to, got := pushRecorder(t)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	msg := func(content string) []byte {
+		return []byte("<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000q]]></FromUserName><CreateTime>" +
+			ts + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" + content + "]]></Content></xml>")
+	}
+	serve := func(p *Push, ts, nonce string, body []byte) int {
+		push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Timestamp: ts, Nonce: nonce}
+		req, err := push.Request("http://caddy/wechat/push", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req, nil)
+		return w.Code
+	}
+	// max_age 5m: a leading zero moved from the nonce to the timestamp.
+	p := newTestPush(t, "wxreplayapp0000a", to)
+	if code := serve(p, ts, "0123450", msg("first")); code != http.StatusOK {
+		t.Fatalf("first push: %d", code)
+	}
+	if code := serve(p, "0"+ts, "012345", msg("forged")); code != http.StatusForbidden {
+		t.Fatalf("replay as (0+ts, nonce minus a 0): %d, want 403", code)
+	}
+	// max_age 0: the timestamp is not read, any split works.
+	zero := caddy.Duration(0)
+	q := &Push{AppID: "wxreplayapp0000b", Token: benchPushToken, MaxAge: &zero, DeliveryConfig: DeliveryConfig{To: to}}
+	if err := q.Provision(benchContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Cleanup()
+	if code := serve(q, "2"+ts, "1", msg("second")); code != http.StatusOK {
+		t.Fatalf("first push (max_age 0): %d", code)
+	}
+	if code := serve(q, "12"+ts[:1], ts[1:], msg("forged")); code != http.StatusForbidden {
+		t.Fatalf("replay re-split (max_age 0): %d, want 403", code)
+	}
+	if d := got(); len(d) != 2 {
+		t.Fatalf("%d deliveries, want 2: %q", len(d), d)
 	}
 }

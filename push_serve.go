@@ -135,12 +135,26 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON."))
 		return false
 	}
+	if !headerSafe(ev.FromUserName, ev.MsgID, ev.CreateTime, ev.Event, ev.TraceID) {
+		// Taken, it could never be delivered: its headers would not be.
+		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push's sender or event id holds characters a header cannot carry."))
+		return false
+	}
+	// WeChat's retries of one event are byte for byte the same plaintext,
+	// so its hash tells a retry from another event.
+	sum := sha256.Sum256(msg)
+	hash := hex.EncodeToString(sum[:16])
 	id := ev.ID()
 	if id == "" {
-		// Nothing names the event: its bytes do, which WeChat's retries
-		// repeat.
-		sum := sha256.Sum256(msg)
-		id = "sha256:" + hex.EncodeToString(sum[:16])
+		// Nothing names the event: its bytes do.
+		id = "sha256:" + hash
+	}
+	// The key WeChat's retries are recognised by: MsgIds are unique only
+	// within an app, and an event without one (FromUserName:CreateTime:
+	// Event) need not be unique at all, two in one second being two events.
+	key := p.AppID + ":msg:" + ev.MsgID
+	if ev.MsgID == "" {
+		key = p.AppID + ":sha256:" + hash
 	}
 	openid := ev.FromUserName
 	if strings.HasPrefix(openid, "gh_") {
@@ -158,7 +172,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		h["X-Wx-Openid"] = []string{openid}
 	}
 	h["X-Wx-Event-Id"] = []string{id}
-	res, err := p.delivery.accept(r.Context(), id, p.To, h, msg)
+	res, err := p.delivery.accept(r.Context(), id, key, p.To, h, msg)
 	kind := ev.Event
 	if kind == "" {
 		kind = "message"
@@ -211,4 +225,22 @@ func writeSuccess(w http.ResponseWriter) {
 func (p *Push) refuse(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 	audit.Event(p.audit, r, "push", e.Code(), p.AppID, "", "")
 	apierr.Write(w, r, e)
+}
+
+// headerSafe reports whether every value may go into a delivery's headers
+// (X-WX-OPENID, X-WX-EVENT-ID and the like): visible ASCII only, as
+// openids, MsgIds, event names and notification ids are. Anything else,
+// a CR or LF above all, would make every delivery attempt fail.
+func headerSafe(values ...string) bool {
+	for _, v := range values {
+		if len(v) > 256 {
+			return false
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x21 || v[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	return true
 }

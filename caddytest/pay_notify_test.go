@@ -393,3 +393,34 @@ func TestPaySecretsNeverInDebugLog(t *testing.T) {
 		}
 	}
 }
+
+// TestPayNotifyRefusesUnsendableHeaders: a verified notification whose id
+// (or decrypted openid) holds a CR or LF could never be delivered, its
+// headers being invalid; it is refused 400 in the FAIL shape, not 204.
+func TestPayNotifyRefusesUnsendableHeaders(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	n := freshNotification(t, ps.Pay, newTradeNo())
+	var m map[string]any
+	if err := json.Unmarshal(n.Body, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["id"] = "3119dfba-e649-5eec\nab1e-3412bc4d2e17"
+	body, _ := json.Marshal(m)
+	badID := wechattest.PayNotification{Header: signAt(t, ps.Pay, body, time.Now()), Body: body}
+	badOpenID, err := ps.Pay.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", transactionPlaintext(newTradeNo(), "oPayer\r\nX-Evil: 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]wechattest.PayNotification{"id": badID, "openid": badOpenID} {
+		r := postNotification(t, ps.Base, n)
+		var fail struct{ Code, Message string }
+		json.Unmarshal(r.Body, &fail)
+		if r.Status != http.StatusBadRequest || fail.Code != "FAIL" {
+			t.Errorf("%s with a line break: %d %s, want 400 FAIL", name, r.Status, r.Body)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := ps.Upstream.notifications(); len(got) != 0 {
+		t.Errorf("%d delivered, want none", len(got))
+	}
+}

@@ -16,6 +16,7 @@ package caddytest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -380,6 +381,39 @@ func TestPayFillsPayerOpenIDFromTheCaller(t *testing.T) {
 	wantStatus(t, r, 200)
 	if o, _ := ps.Pay.Order(no); o.OpenID != "oOrderOwn" {
 		t.Fatalf("payer.openid %q, want the order's own", o.OpenID)
+	}
+	// The caller's openid of another app is never the payer.
+	before := len(ps.Pay.Requests())
+	h.Set("X-WX-APPID", "wx0000000000otherapp")
+	r = ps.call(t, "POST", "/v3/pay/transactions/jsapi", h, ps.order(testAppID, newTradeNo(), ""))
+	wantError(t, r, 400, "invalid_request")
+	if n := len(ps.Pay.Requests()) - before; n != 0 {
+		t.Fatalf("an order for another app's openid reached WeChat Pay")
+	}
+}
+
+// A signed answer that names prepay_id twice gets no payment object: which
+// order wx.requestPayment would pay is a reader's guess.
+func TestPayAddsNoPaymentToAnAmbiguousAnswer(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	ps.Pay.SpoilNext(wechattest.PayAnswerDuplicate)
+	r := ps.call(t, "POST", "/v3/pay/transactions/jsapi", nil, ps.order(testAppID, newTradeNo(), "oPayer1"))
+	wantStatus(t, r, 200)
+	if bytes.Contains(r.Body, []byte(`"payment"`)) {
+		t.Fatalf("an answer with prepay_id twice got a payment object: %s", r.Body)
+	}
+}
+
+func TestPayRefusesMethodsWeChatPayLacks(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	for _, m := range []string{"HEAD", "OPTIONS", "TRACE"} {
+		r := ps.call(t, m, "/v3/pay/transactions/out-trade-no/T1?mchid="+payMchID, nil, nil)
+		if r.Status != 405 || !strings.Contains(r.Header.Get("Allow"), "GET") {
+			t.Errorf("%s: %d, Allow %q, want 405 with Allow", m, r.Status, r.Header.Get("Allow"))
+		}
+	}
+	if n := len(ps.Pay.Requests()); n != 0 {
+		t.Fatalf("%d refused calls reached WeChat Pay", n)
 	}
 }
 

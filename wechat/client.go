@@ -39,7 +39,7 @@ const (
 type Error struct {
 	API     string
 	Code    int
-	Message string // WeChat's errmsg; holds no secret
+	Message string // WeChat's errmsg, withheld when it quotes the request
 }
 
 func (e *Error) Error() string {
@@ -231,12 +231,14 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 	defer cancel()
 
 	var rd io.Reader
+	var sent []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("wechat %s: encode request: %w", api, err)
 		}
 		rd = strings.NewReader(string(b))
+		sent = b
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+pathAndQuery, rd)
 	if err != nil {
@@ -271,9 +273,69 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 		return &UnavailableError{API: api, Err: errors.New("answer is not JSON")}
 	}
 	if code := out.errcode(); code != 0 {
-		return &Error{API: api, Code: code, Message: out.message()}
+		return &Error{API: api, Code: code, Message: safeMessage(out.message(), pathAndQuery, sent)}
 	}
 	return nil
+}
+
+// maxMessage bounds how much of WeChat's errmsg an error carries.
+const maxMessage = 200
+
+// withheld stands for an errmsg that quoted the request.
+const withheld = "(errmsg withheld: it quotes the request)"
+
+// safeMessage is WeChat's errmsg as an error may carry it into a log.
+// Some of WeChat's answers, and an egress proxy's, quote the request URL,
+// which holds the app secret, the login code or the access token (and a
+// POST body holds the secret): an errmsg that contains a value of the
+// request's query or JSON body, in any common escaping, or a parameter
+// name followed by '=', is withheld whole. Control characters become
+// spaces and the message is cut to maxMessage bytes.
+func safeMessage(msg, pathAndQuery string, body []byte) string {
+	var values, names []string
+	if _, q, ok := strings.Cut(pathAndQuery, "?"); ok {
+		if vs, err := url.ParseQuery(q); err == nil {
+			for k, v := range vs {
+				names = append(names, k)
+				values = append(values, v...)
+			}
+		}
+	}
+	var fields map[string]any
+	if json.Unmarshal(body, &fields) == nil {
+		for k, v := range fields {
+			names = append(names, k)
+			if s, ok := v.(string); ok {
+				values = append(values, s)
+			}
+		}
+	}
+	lower := strings.ToLower(msg)
+	for _, v := range values {
+		if len(v) < 4 {
+			continue
+		}
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+			if strings.Contains(msg, form) {
+				return withheld
+			}
+		}
+	}
+	for _, k := range names {
+		if strings.Contains(lower, strings.ToLower(k)+"=") {
+			return withheld
+		}
+	}
+	b := []byte(msg)
+	if len(b) > maxMessage {
+		b = b[:maxMessage]
+	}
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return strings.ToValidUTF8(string(b), "")
 }
 
 // noResend is the empty body of a request net/http must not send twice.

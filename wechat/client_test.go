@@ -2,8 +2,10 @@ package wechat_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -312,6 +314,11 @@ func TestErrorsNeverContainSecretOrCode(t *testing.T) {
 			e.fake.AddErrorCode(appID, code, 40029)
 			return e.client
 		}},
+		{"errmsg quotes the request URL", func(t *testing.T) *wechat.Client {
+			e := newEnv(t, wechattest.Options{}, wechat.Config{})
+			e.fake.HostileNext(wechattest.PathCode2Session, wechattest.EchoJSON)
+			return e.client
+		}},
 		{"wrong secret", func(t *testing.T) *wechat.Client {
 			return newEnv(t, wechattest.Options{}, wechat.Config{Apps: map[string]string{appID: secret + "x"}}).client
 		}},
@@ -359,6 +366,31 @@ func TestErrorsNeverContainSecretOrCode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAccessTokenErrorQuotingTheBodyHoldsNoSecret(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		json.NewEncoder(w).Encode(map[string]any{"errcode": 47001, "errmsg": "data format error hint: [" + string(b) + "]"})
+	}))
+	t.Cleanup(srv.Close)
+	c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+	_, err := c.AccessToken(context.Background(), appID)
+	if wechat.ErrcodeOf(err) != 47001 || strings.Contains(err.Error(), secret) {
+		t.Fatalf("err = %v, want errcode 47001 without the secret", err)
+	}
+}
+
+func TestPlainErrmsgIsKept(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"errcode":40029,"errmsg":"invalid code, rid: 6571c2a0-1\n2"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+	_, err := c.Code2Session(context.Background(), appID, "some-code")
+	if err == nil || !strings.HasSuffix(err.Error(), "invalid code, rid: 6571c2a0-1 2") {
+		t.Fatalf("err = %v, want WeChat's errmsg with its newline made a space", err)
 	}
 }
 

@@ -96,6 +96,8 @@ const (
 	PayAnswerBadSignature = "bad"      // a signature over other bytes
 	PayAnswerSignTest     = "signtest" // a WECHATPAY/SIGNTEST/ probe
 	PayAnswerUnsigned     = "unsigned" // no Wechatpay-* headers
+	// PayAnswerDuplicate: a second prepay_id member, signed like the rest.
+	PayAnswerDuplicate = "duplicate"
 )
 
 // Pay is a fake WeChat Pay APIv3 with real crypto: its own keys, every
@@ -157,8 +159,9 @@ func (p *Pay) SetSignWithCertificate(on bool) {
 	p.signWithCert = on
 }
 
-// SpoilNext makes the next answer carry a bad signature, a SIGNTEST probe
-// or none (PayAnswerBadSignature, PayAnswerSignTest, PayAnswerUnsigned).
+// SpoilNext makes the next answer carry a bad signature, a SIGNTEST probe,
+// none, or a duplicate member (PayAnswerBadSignature, PayAnswerSignTest,
+// PayAnswerUnsigned, PayAnswerDuplicate).
 func (p *Pay) SpoilNext(how string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -357,6 +360,9 @@ func (p *Pay) answer(w http.ResponseWriter, status int, v any) {
 	}
 	p.mu.Unlock()
 	w.Header().Set("Request-ID", strings.ToUpper(randomAlnum(24)))
+	if spoil == PayAnswerDuplicate && len(body) > 1 && body[len(body)-1] == '}' {
+		body = append(body[:len(body)-1:len(body)-1], `,"prepay_id":"wx0000000000duplicate"}`...)
+	}
 	if spoil != PayAnswerUnsigned {
 		if err := p.signInto(w.Header(), body, p.opts.Now()); err != nil {
 			http.Error(w, "signing failed", http.StatusInternalServerError)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"go.uber.org/zap"
 )
 
 // maxReply bounds the upstream's answer kept for a passive reply.
@@ -32,12 +34,18 @@ func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, nil, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		// Taken, but the reply was cut short: deliver no partial reply.
+		return resp.StatusCode, nil, nil
+	case len(body) > maxReply:
+		// Taken, but a reply cut to the limit would be broken XML or JSON.
+		o.log.Warn("outbox: the upstream's reply is over 1 MiB; it is not passed on",
+			zap.String("kind", r.Kind), zap.String("event_id", r.ID))
 		return resp.StatusCode, nil, nil
 	}
 	return resp.StatusCode, body, nil

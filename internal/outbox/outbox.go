@@ -19,6 +19,11 @@ type Event struct {
 	// ID is the event's stable id (the upstream's idempotency key): WeChat's
 	// retries of one event carry the same id.
 	ID string
+	// Key, when set, is what WeChat's retries are recognised by instead of
+	// ID: an id that is not unique across the handlers sharing the outbox
+	// (two apps' MsgIds) or across events (one without a MsgId) needs more
+	// in its key than the id the upstream sees.
+	Key string
 	// To is the upstream's http:// or https:// URL, delivered to by POST.
 	To string
 	// Header is sent with the body (X-WX-* and Content-Type).
@@ -197,7 +202,7 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	}
 	// WeChat hanging up must not leave a claim half done.
 	ctx = context.WithoutCancel(ctx)
-	key := eventKey(ev.Kind, ev.ID)
+	key := ev.dedupKey()
 	state, token, err := o.store.claim(ctx, key, o.cfg.Lease, o.cfg.DedupFor)
 	claimed := err == nil
 	if err != nil {
@@ -214,7 +219,7 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		o.obs.Delivery(ev.Kind, ResultBusy)
 		return Result{Status: Busy}, nil
 	}
-	rec := &record{Kind: ev.Kind, ID: ev.ID, To: ev.To, Header: ev.Header, Body: ev.Body, First: time.Now().UnixMilli()}
+	rec := &record{Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body, First: time.Now().UnixMilli()}
 	code, body, derr := o.deliver(ctx, rec)
 	if derr == nil {
 		if claimed {
@@ -292,6 +297,7 @@ func (o *Outbox) Stop(ctx context.Context) error {
 type record struct {
 	Kind     string      `json:"kind"`
 	ID       string      `json:"id"`
+	Key      string      `json:"key,omitempty"` // Event.Key; absent in records written before it existed
 	To       string      `json:"to"`
 	Header   http.Header `json:"header,omitempty"`
 	Body     []byte      `json:"body"`
@@ -301,3 +307,17 @@ type record struct {
 
 // eventKey keeps the ids of two kinds apart.
 func eventKey(kind, id string) string { return kind + ":" + id }
+
+// dedupKey is the store's key of an event: its Key, else its ID.
+func (ev Event) dedupKey() string { return recordKey(ev.Kind, ev.ID, ev.Key) }
+
+// key is the store's key of a kept record; a record written before Key
+// existed keeps the key it was stored under, kind:id.
+func (r *record) key() string { return recordKey(r.Kind, r.ID, r.Key) }
+
+func recordKey(kind, id, key string) string {
+	if key != "" {
+		return eventKey(kind, key)
+	}
+	return eventKey(kind, id)
+}

@@ -271,7 +271,7 @@ func (s *storageStore) open(ctx context.Context) error {
 			s.log.Error("outbox: unreadable event file skipped", zap.String("file", name))
 			continue
 		}
-		key := eventKey(r.Kind, r.ID)
+		key := r.key()
 		s.mu.Lock()
 		if _, ok := s.events[key]; !ok {
 			s.events[key] = &scheduled{kind: r.Kind, name: name, due: now}

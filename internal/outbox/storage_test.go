@@ -56,3 +56,25 @@ func TestStorageLockKeepsASecondInstanceOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An event queued under its Key is still known by that Key after a
+// restart; a record without Key (written before Key existed) by kind:id.
+func TestStorageOutboxRestartKeepsTheDedupKey(t *testing.T) {
+	b := storageBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	before := start(t, New(b.store(t), testConfig(nil, nil)))
+	keyed := up.event("k1")
+	keyed.Key = "wxapp:msg:k1"
+	accept(t, before, keyed, Queued)
+	accept(t, before, up.event("old1"), Queued) // no Key: stored as before
+	if err := before.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	up.down.Store(false)
+	after := start(t, New(b.store(t), testConfig(nil, nil)))
+	up.waitCount(t, "k1", 1, 2*time.Second)
+	up.waitCount(t, "old1", 1, 2*time.Second)
+	accept(t, after, keyed, Duplicate)
+	accept(t, after, up.event("old1"), Duplicate)
+}

@@ -1,0 +1,146 @@
+package wechatauth
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
+)
+
+// pushRecorder is an upstream keeping every delivery's body.
+func pushRecorder(t *testing.T) (string, func() []string) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/push", func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+}
+
+func newTestPush(t *testing.T, appid, to string) *Push {
+	t.Helper()
+	p := &Push{AppID: appid, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to}}
+	if err := p.Provision(benchContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Cleanup() })
+	return p
+}
+
+func servePlainPush(t *testing.T, p *Push, nonce string, msg []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: nonce}
+	req, err := push.Request("http://caddy/wechat/push", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req, nil)
+	return w
+}
+
+// TestPushDedupKeepsAppsApart: two apps' handlers share one outbox; a push
+// of app B whose MsgId equals one app A pushed before is a new event, and
+// delivered.
+func TestPushDedupKeepsAppsApart(t *testing.T) {
+	to, got := pushRecorder(t)
+	a := newTestPush(t, "wxdedupapp00000a", to)
+	b := newTestPush(t, "wxdedupapp00000b", to)
+	msg := func(to, content string) []byte {
+		return []byte("<xml><ToUserName><![CDATA[" + to + "]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000q]]></FromUserName><CreateTime>" +
+			strconv.FormatInt(time.Now().Unix(), 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" + content +
+			"]]></Content><MsgId>24000000000000000001</MsgId></xml>")
+	}
+	for i, c := range []struct {
+		p    *Push
+		body []byte
+	}{{a, msg("gh_aaaaaaaaaaaa", "to A")}, {b, msg("gh_bbbbbbbbbbbb", "to B")}} {
+		if w := servePlainPush(t, c.p, fmt.Sprint(1000+i), c.body); w.Code != http.StatusOK {
+			t.Fatalf("push %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if d := got(); len(d) != 2 {
+		t.Fatalf("%d deliveries, want 2 (one per app): %q", len(d), d)
+	}
+	// WeChat's retry of B's push is still recognised.
+	if w := servePlainPush(t, b, "1002", msg("gh_bbbbbbbbbbbb", "to B")); w.Code != http.StatusOK || len(got()) != 2 {
+		t.Fatalf("B's retry: %d, %d deliveries, want 200 and still 2", w.Code, len(got()))
+	}
+}
+
+// TestPushWithoutMsgIdDedupsOnlyRetries: two events without a MsgId in the
+// same second (third-party platform notices; one user's two events of a
+// type) are two events; WeChat's byte-identical retry is not delivered
+// again.
+func TestPushWithoutMsgIdDedupsOnlyRetries(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxdedupapp00000c", to)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	notice := func(appid string) []byte {
+		return []byte("<xml><AppId>wxcomponent00001</AppId><CreateTime>" + ts + "</CreateTime><InfoType>authorized</InfoType><AuthorizerAppid>" +
+			appid + "</AuthorizerAppid></xml>")
+	}
+	steps := []struct {
+		nonce string
+		body  []byte
+		want  int
+	}{
+		{"2001", notice("wxAUTHORIZER00001"), 1},
+		{"2002", notice("wxAUTHORIZER00002"), 2},
+		{"2003", notice("wxAUTHORIZER00002"), 2}, // WeChat's retry
+	}
+	for i, s := range steps {
+		if w := servePlainPush(t, p, s.nonce, s.body); w.Code != http.StatusOK {
+			t.Fatalf("push %d: %d %s", i, w.Code, w.Body)
+		}
+		if d := got(); len(d) != s.want {
+			t.Fatalf("after push %d: %d deliveries, want %d", i, len(d), s.want)
+		}
+	}
+}
+
+// TestPushWithUnsendableHeaderIsRefused: a verified push whose sender or
+// event id holds a CR or LF could never be delivered (its headers would
+// be invalid); it is refused 400 and nothing is queued.
+func TestPushWithUnsendableHeaderIsRefused(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxheaderapp0000a", to)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	for i, c := range []struct{ from, msgid string }{
+		{"oUSER00000000000\r\nX-Evil: 1", "24000000000000000002"},
+		{"oUSER0000000000000000000000q", "2400000000\n0000000003"},
+		{"oUSER0000000000000000000000q", ""}, // the event below holds a LF
+	} {
+		body := "<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[" + c.from +
+			"]]></FromUserName><CreateTime>" + ts + "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe"
+		if c.msgid == "" {
+			body += "\nX"
+		}
+		body += "]]></Event>"
+		if c.msgid != "" {
+			body += "<MsgId><![CDATA[" + c.msgid + "]]></MsgId>"
+		}
+		body += "</xml>"
+		w := servePlainPush(t, p, fmt.Sprint(3000+i), []byte(body))
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("push %d: %d %s, want 400", i, w.Code, w.Body)
+		}
+	}
+	if d := got(); len(d) != 0 {
+		t.Fatalf("%d deliveries, want none", len(d))
+	}
+}
