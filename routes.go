@@ -82,7 +82,8 @@ func (h *Handler) newRoutes() routeTable {
 		get := []string{http.MethodGet, http.MethodHead}
 		routes[p+"/web/login"] = route{methods: get, noBody: true, serve: h.webLoginStart}
 		routes[p+"/web/callback"] = route{methods: get, noBody: true, serve: h.webCallback}
-		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodHead, http.MethodPost}, serve: h.webHandoff}
+		// Not HEAD: a link prefetcher's HEAD must not spend the one-time link.
+		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, serve: h.webHandoff}
 		if h.Sandbox && h.web.openBase == "" {
 			// The fake's authorization pages, on this site, so a browser
 			// runs the whole login with no WeChat account.

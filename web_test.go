@@ -211,3 +211,37 @@ func TestSessionCookieNeverReachesTheUpstream(t *testing.T) {
 		}
 	}
 }
+
+// handoffLinkFor asks for a web-view handoff link for the user of token.
+func handoffLinkFor(tb testing.TB, h *Handler, token, returnTo string) string {
+	tb.Helper()
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodPost, "http://api.example.com"+h.RoutePrefix+"/web/handoff", strings.NewReader(`{"return_to":"`+returnTo+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+token)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusOK {
+		tb.Fatalf("handoff: status %d, err %v: %s", w.status, err, w.body)
+	}
+	link := string(w.body)
+	return link[strings.Index(link, "http"):strings.LastIndexByte(link, '"')]
+}
+
+// A HEAD on a handoff link (a link prefetcher) is refused and leaves the
+// link for the GET of the web-view.
+func TestHandoffLinkSurvivesHEAD(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	link := handoffLinkFor(t, h, benchLogin(t, h, "user"), "/")
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodHead, link, nil)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusMethodNotAllowed || len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("HEAD: status %d, err %v, Set-Cookie %q", w.status, err, w.hdr["Set-Cookie"])
+	}
+	if got := w.hdr.Get("Allow"); got != "GET, POST" {
+		t.Fatalf("HEAD: Allow %q", got)
+	}
+	w = newDiscardWriter()
+	r, _ = http.NewRequest(http.MethodGet, link, nil)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+		t.Fatalf("GET after HEAD: status %d, err %v: %s", w.status, err, w.body)
+	}
+}
