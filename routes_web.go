@@ -181,13 +181,16 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 	}
 	audit.Noted(r, rec.AppID, "", "")
 	// Login CSRF: the state must be this browser's. WeChat's browser may
-	// drop the cookie between here and WeChat, so there, and only when
-	// the browser holds no state cookie at all, it is accepted without.
+	// drop the cookie between here and WeChat, so there, only for a login
+	// begun inside WeChat (the Official Account's) and only when the
+	// browser holds no state cookie at all, it is accepted without. A QR
+	// login's state never is: one begun by another browser and opened in
+	// WeChat would log the victim in as someone else.
 	if v, ok := weblogin.CookieValue(r.Header, weblogin.StateCookieName(state, https)); ok {
 		if !weblogin.CheckStateBinding(v, state) {
 			return rec.Flow, errForeignState
 		}
-	} else if weblogin.HasStateCookie(r.Header, https) || !inWeChat(r) {
+	} else if rec.Flow != flowOA || weblogin.HasStateCookie(r.Header, https) || !inWeChat(r) {
 		return rec.Flow, errForeignState
 	} else {
 		metrics.WebUnbound.Inc()

@@ -245,3 +245,44 @@ func TestHandoffLinkSurvivesHEAD(t *testing.T) {
 		t.Fatalf("GET after HEAD: status %d, err %v: %s", w.status, err, w.body)
 	}
 }
+
+// sandboxCallback begins a web login with userAgent, goes through the
+// sandbox's WeChat page and returns the callback URL, not yet loaded.
+func sandboxCallback(t *testing.T, h *Handler, userAgent string) string {
+	t.Helper()
+	u := "http://api.example.com" + h.RoutePrefix + "/web/login?user=mallory"
+	for range 2 {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, u, nil)
+		r.Header.Set("User-Agent", userAgent)
+		r = r.WithContext(miniProgramRequest("").Context())
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound {
+			t.Fatalf("GET %s: status %d, err %v: %s", u, w.status, err, w.body)
+		}
+		u = w.hdr.Get("Location")
+	}
+	return u
+}
+
+// A state cookie may be missing only from a login begun inside WeChat: a
+// QR login's callback (begun in another browser, say an attacker's)
+// opened in WeChat without its cookie is refused.
+func TestQRLoginCallbackNeedsItsStateCookieEvenInWeChat(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.QRApp = "wxb1b1b1b1b1b1b1b1"
+	})
+	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
+	for _, tt := range []struct {
+		startUA string
+		want    int
+	}{{"Mozilla/5.0", http.StatusBadRequest}, {weChatUA, http.StatusFound}} {
+		cb := sandboxCallback(t, h, tt.startUA)
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, cb, nil)
+		r.Header.Set("User-Agent", weChatUA)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != tt.want {
+			t.Fatalf("login begun with %q, callback in WeChat without a cookie: status %d, want %d, err %v: %s", tt.startUA, w.status, tt.want, err, w.body)
+		}
+	}
+}
