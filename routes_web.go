@@ -74,6 +74,10 @@ type pendingHandoff struct {
 	OpenID   string `json:"openid"`
 	UnionID  string `json:"unionid,omitempty"`
 	SID      string `json:"sid"`
+	// KID names the signing key of the handler that made the link: only
+	// a handler whose keys include it (whose sessions are the same) opens
+	// the link.
+	KID string `json:"kid"`
 }
 
 // inWeChat reports whether the browser is WeChat's own.
@@ -81,15 +85,16 @@ func inWeChat(r *http.Request) bool { return strings.Contains(r.UserAgent(), "Mi
 
 // Refusals of the web routes.
 var (
-	errNoOAApp      = apierr.InvalidRequest.WithMessage("This site has no login inside WeChat (no Official Account is configured): open it in a browser outside WeChat.")
-	errNoQRApp      = apierr.InvalidRequest.WithMessage("This site has no QR login outside WeChat (no website app is configured): open it inside WeChat.")
-	errReturnTo     = apierr.InvalidRequest.WithMessage("return_to is not one of the addresses this site may return to.")
-	errBadState     = apierr.InvalidRequest.WithMessage("The login's state is missing or malformed: start the login again.")
-	errUnknownState = apierr.InvalidRequest.WithMessage("This login is unknown, already finished or expired: start the login again.")
-	errForeignState = apierr.InvalidRequest.WithMessage("This login was started in another browser: start the login again here.")
-	errBadWebCode   = apierr.InvalidRequest.WithMessage("The authorization code is malformed: start the login again.")
-	errBadTicket    = apierr.InvalidRequest.WithMessage("The handoff link is malformed.")
-	errUsedTicket   = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
+	errNoOAApp       = apierr.InvalidRequest.WithMessage("This site has no login inside WeChat (no Official Account is configured): open it in a browser outside WeChat.")
+	errNoQRApp       = apierr.InvalidRequest.WithMessage("This site has no QR login outside WeChat (no website app is configured): open it inside WeChat.")
+	errReturnTo      = apierr.InvalidRequest.WithMessage("return_to is not one of the addresses this site may return to.")
+	errBadState      = apierr.InvalidRequest.WithMessage("The login's state is missing or malformed: start the login again.")
+	errUnknownState  = apierr.InvalidRequest.WithMessage("This login is unknown, already finished or expired: start the login again.")
+	errForeignState  = apierr.InvalidRequest.WithMessage("This login was started in another browser: start the login again here.")
+	errBadWebCode    = apierr.InvalidRequest.WithMessage("The authorization code is malformed: start the login again.")
+	errBadTicket     = apierr.InvalidRequest.WithMessage("The handoff link is malformed.")
+	errUsedTicket    = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
+	errForeignTicket = apierr.InvalidRequest.WithMessage("This handoff link was made by another site: ask the mini program for a link to this one.")
 )
 
 // webLoginStart sends the browser to WeChat's authorization page: the
@@ -269,7 +274,8 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 		return errReturnTo
 	}
 	ticket := weblogin.NewTicket()
-	b, _ := json.Marshal(pendingHandoff{ReturnTo: back, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID, SID: id.SID})
+	b, _ := json.Marshal(pendingHandoff{ReturnTo: back, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID, SID: id.SID,
+		KID: h.tokens.Ring().Signer().Kid})
 	if err := h.web.once.PutOnce(r.Context(), handoffKeyPrefix+ticket, b, weblogin.TicketTTL); err != nil {
 		h.logger.Warn("web-view handoff not stored", zap.Error(err))
 		return apierr.StoreUnavailable
@@ -299,6 +305,21 @@ func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 	if json.Unmarshal(raw, &rec) != nil || rec.AppID == "" {
 		return errUsedTicket
 	}
+	// The store of one-time values may be shared with other sites (their
+	// own keys, apps and return_to): a link opens only on a site whose
+	// sessions are the maker's, and goes only where this site may return
+	// to. A refused link is spent.
+	if _, ok := h.tokens.Ring().ByKID[rec.KID]; !ok {
+		return errForeignTicket
+	}
+	if _, ok := h.secrets[rec.AppID]; !ok {
+		return errForeignTicket
+	}
+	site, _ := siteOf(r)
+	back, err := h.web.returnTo.Check(rec.ReturnTo, site)
+	if err != nil {
+		return errReturnTo
+	}
 	audit.Noted(r, rec.AppID, rec.OpenID, "")
 	if h.store.Revoked(rec.SID, time.Now()) {
 		return apierr.InvalidToken
@@ -307,7 +328,7 @@ func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
+	http.Redirect(w, r, back, http.StatusFound)
 	return nil
 }
 

@@ -286,3 +286,48 @@ func TestQRLoginCallbackNeedsItsStateCookieEvenInWeChat(t *testing.T) {
 		}
 	}
 }
+
+// A handoff link opens only on a site whose sessions are its maker's (the
+// store of one-time values may be shared with sites of other keys), and
+// goes only where the opening site may return to. A refused link is spent.
+func TestHandoffLinkIsBoundToItsSite(t *testing.T) {
+	a := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.ReturnTo = []string{"http://api.example.com/", "https://elsewhere.example/"}
+	})
+	otherKey := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.SigningKey = "another-site-signing-key-0123456789abcdef"
+	})
+	narrower := newBenchHandler(t, benchWeb) // a's keys, return_to the site only
+	tok := benchLogin(t, a, "user")
+	open := func(h *Handler, link string) *discardWriter {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, link, nil)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	for _, tt := range []struct {
+		name     string
+		opener   *Handler
+		returnTo string
+		want     string
+	}{
+		{"another site's keys", otherKey, "/", "another site"},
+		{"a return_to the opener refuses", narrower, "https://elsewhere.example/x", "return_to"},
+	} {
+		link := handoffLinkFor(t, a, tok, tt.returnTo)
+		w := open(tt.opener, link)
+		if w.status != http.StatusBadRequest || len(w.hdr["Set-Cookie"]) != 0 || !strings.Contains(string(w.body), tt.want) {
+			t.Errorf("%s: status %d, Set-Cookie %q: %s", tt.name, w.status, w.hdr["Set-Cookie"], w.body)
+		}
+		if w := open(a, link); w.status != http.StatusBadRequest || !strings.Contains(string(w.body), "already used") {
+			t.Errorf("%s: the refused link then opened at its maker: %d %s", tt.name, w.status, w.body)
+		}
+	}
+	if w := open(a, handoffLinkFor(t, a, tok, "https://elsewhere.example/x")); w.status != http.StatusFound || w.hdr.Get("Location") != "https://elsewhere.example/x" {
+		t.Fatalf("at its maker: %d to %q: %s", w.status, w.hdr.Get("Location"), w.body)
+	}
+}
