@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -359,9 +360,31 @@ func returnToField(contentType string, body []byte) (string, *apierr.Error) {
 // with a code (?user= picks the user; ?decline=1 declines).
 func (h *Handler) sandboxWebPage(page string) routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+		// WeChat redirects only to the app's registered domain; the
+		// sandbox's pages, to this site's own callback. Anything else gets
+		// WeChat's error page (10003), never a redirect with a code.
+		if !h.ownCallback(r, r.URL.Query().Get("redirect_uri")) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "<!doctype html><title>WeChat authorization error</title><h1>redirect_uri domain differs from the configured one (10003)</h1>\n")
+			return nil
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = page, ""
 		h.fake.ServeHTTP(w, r2)
 		return nil
 	}
+}
+
+// ownCallback reports whether redirectURI is this site's web callback, as
+// the request reached the site.
+func (h *Handler) ownCallback(r *http.Request, redirectURI string) bool {
+	back, err := url.Parse(redirectURI)
+	if err != nil || back.User != nil || back.Fragment != "" || back.Opaque != "" {
+		return false
+	}
+	site, _ := siteOf(r)
+	return strings.EqualFold(back.Scheme+"://"+back.Host, site) &&
+		back.EscapedPath() == strings.TrimSuffix(h.RoutePrefix, "/")+"/web/callback"
 }

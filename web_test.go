@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +330,43 @@ func TestHandoffLinkIsBoundToItsSite(t *testing.T) {
 	}
 	if w := open(a, handoffLinkFor(t, a, tok, "https://elsewhere.example/x")); w.status != http.StatusFound || w.hdr.Get("Location") != "https://elsewhere.example/x" {
 		t.Fatalf("at its maker: %d to %q: %s", w.status, w.hdr.Get("Location"), w.body)
+	}
+}
+
+// The sandbox's WeChat pages redirect only to this site's callback, as
+// WeChat only to the app's registered domain: any other redirect_uri gets
+// the error page (10003) and no code.
+func TestSandboxWebPagesRedirectOnlyToTheSiteCallback(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.QRApp = "wxb1b1b1b1b1b1b1b1"
+	})
+	p := "http://api.example.com" + h.RoutePrefix
+	for _, page := range []struct{ path, appid, scope string }{
+		{"/sandbox/connect/qrconnect", "wxb1b1b1b1b1b1b1b1", "snsapi_login"},
+		{"/sandbox/connect/oauth2/authorize", "wxa0a0a0a0a0a0a0a0", "snsapi_base"},
+	} {
+		for _, tt := range []struct {
+			redirect string
+			want     int
+		}{
+			{p + "/web/callback", http.StatusFound},
+			{"http://evil.example/steal", http.StatusBadRequest},
+			{"http://evil.example" + h.RoutePrefix + "/web/callback", http.StatusBadRequest},
+			{"https://api.example.com" + h.RoutePrefix + "/web/callback", http.StatusBadRequest},
+			{p + "/other", http.StatusBadRequest},
+			{"http://api.example.com@evil.example" + h.RoutePrefix + "/web/callback", http.StatusBadRequest},
+		} {
+			u := p + page.path + "?appid=" + page.appid + "&redirect_uri=" + url.QueryEscape(tt.redirect) +
+				"&response_type=code&scope=" + page.scope + "&state=abc"
+			w := newDiscardWriter()
+			r, _ := http.NewRequest(http.MethodGet, u, nil)
+			if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != tt.want {
+				t.Errorf("%s to %s: status %d, want %d, err %v: %s", page.path, tt.redirect, w.status, tt.want, err, w.body)
+			}
+			if loc := w.hdr.Get("Location"); tt.want != http.StatusFound && loc != "" {
+				t.Errorf("%s to %s: redirected to %q", page.path, tt.redirect, loc)
+			}
+		}
 	}
 }
