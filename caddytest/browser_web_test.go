@@ -625,3 +625,90 @@ func TestWebSessionCookieNeverReachesTheUpstream(t *testing.T) {
 		}
 	}
 }
+
+// A handoff link made on one site does not open on another with its own
+// signing key (the one-time values' store is shared by the process): 400,
+// no cookie, no redirect; and it is spent. A HEAD (a link prefetcher) is
+// 405 and leaves the link to the web-view's GET.
+func TestWebViewHandoffStaysOnItsSite(t *testing.T) {
+	st := startStack(t, stackConfig{
+		DirectiveOf: func(st *stack) string {
+			return "\t\tweb {\n\t\t\tqr_app " + websiteAppID + "\n\t\t\treturn_to " + siteBase + "/ https://elsewhere.example/\n\t\t\topen_base " + st.WeChatURL + "\n\t\t}\n"
+		},
+		Apps: []testApp{{testAppID, testSecret}, {websiteAppID, webSecret}},
+		Sites: func(st *stack) string {
+			d := "\t\tapp " + testAppID + " " + testSecret + "\n\t\tapp " + websiteAppID + " " + webSecret +
+				"\n\t\tapi_base " + st.WeChatURL + "\n\t\tsigning_key other-site-signing-key-0123456789abcdef\n" +
+				"\t\tweb {\n\t\t\tqr_app " + websiteAppID + "\n\t\t\treturn_to " + siteBase2 + "/\n\t\t\topen_base " + st.WeChatURL + "\n\t\t}\n"
+			return wechatSite(siteBase2, d, st.Upstream.Addr, "")
+		},
+	})
+	st.addUser("site-mini")
+	tok := st.loginApp(t, testAppID, "site-mini").Token
+	linkTo := func(returnTo string) string {
+		r := postJSON(t, siteBase+"/wx/web/handoff", tok, map[string]string{"return_to": returnTo})
+		wantStatus(t, r, http.StatusOK)
+		link, _ := r.Object(t)["url"].(string)
+		return link
+	}
+	link := linkTo("https://elsewhere.example/steal")
+	other := strings.Replace(link, siteBase, siteBase2, 1)
+	resp := sendNoFollow(t, "GET", other, nil, "")
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("the link on another site: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	wantNoSessionCookie(t, resp)
+	if resp := sendNoFollow(t, "GET", link, nil, ""); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a link refused elsewhere then opened at its site: %d", resp.StatusCode)
+	}
+
+	link = linkTo("/shop/")
+	resp = sendNoFollow(t, "HEAD", link, nil, "")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+		t.Fatalf("HEAD on the link: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	wantNoSessionCookie(t, resp)
+	resp = sendNoFollow(t, "GET", link, nil, "")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/shop/" && resp.Header.Get("Location") != siteBase+"/shop/" {
+		t.Fatalf("GET after HEAD: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// The sandbox's WeChat pages redirect only to the site's callback (10003
+// page otherwise); and a QR login's callback opened in WeChat without its
+// state cookie (login CSRF: begun by another browser) makes no session,
+// while an Official Account login's still may.
+func TestWebSandboxPagesAndQRStateInWeChat(t *testing.T) {
+	startStack(t, stackConfig{
+		Sandbox: true,
+		Directive: "\t\tweb {\n\t\t\toa_app " + oaAppID + "\n\t\t\tqr_app " + websiteAppID +
+			"\n\t\t\treturn_to " + siteBase + "/\n\t\t}\n",
+	})
+	for _, page := range []string{"/wx/sandbox/connect/qrconnect?appid=" + websiteAppID + "&scope=snsapi_login",
+		"/wx/sandbox/connect/oauth2/authorize?appid=" + oaAppID + "&scope=snsapi_base"} {
+		resp := sendNoFollow(t, "GET", siteBase+page+"&response_type=code&state=abc&redirect_uri="+url.QueryEscape("http://evil.example/steal"), nil, "")
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Fatalf("%s to evil.example: %d to %q", page, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	for _, c := range []struct {
+		startUA string
+		want    int
+	}{{"", http.StatusBadRequest}, {weChatUA, http.StatusFound}} {
+		u := siteBase + "/wx/web/login?user=mallory"
+		for range 2 {
+			resp := sendNoFollow(t, "GET", u, http.Header{"User-Agent": {c.startUA}}, "")
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("GET %s: %d", u, resp.StatusCode)
+			}
+			u = resp.Header.Get("Location")
+		}
+		resp := sendNoFollow(t, "GET", u, http.Header{"User-Agent": {weChatUA}}, "")
+		if resp.StatusCode != c.want {
+			t.Fatalf("login begun with UA %q, callback in WeChat without its cookie: %d, want %d", c.startUA, resp.StatusCode, c.want)
+		}
+		if c.want != http.StatusFound {
+			wantNoSessionCookie(t, resp)
+		}
+	}
+}
