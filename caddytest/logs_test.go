@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -231,4 +232,82 @@ func TestSandboxLogsWarningAtStart(t *testing.T) {
 		}
 	}
 	t.Errorf("no warning that sandbox is on in the log")
+}
+
+// securityLogFilter returns the access-log filter that SECURITY.md tells
+// operators to add with web login on: the caddyfile block that mentions
+// "request>uri query", unindented.
+func securityLogFilter(t *testing.T) string {
+	t.Helper()
+	doc := readFile(t, filepath.Join("..", "SECURITY.md"))
+	for _, block := range strings.Split(doc, "```caddyfile\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.Contains(block, "request>uri query") {
+			continue
+		}
+		var out strings.Builder
+		for _, line := range strings.Split(strings.TrimRight(block, " \n"), "\n") {
+			out.WriteString(strings.TrimPrefix(line, "  ") + "\n")
+		}
+		return out.String()
+	}
+	t.Fatal("SECURITY.md has no caddyfile block filtering request>uri")
+	return ""
+}
+
+// A site's access log writes each request's URI. With the filter
+// SECURITY.md gives, it holds neither the web login's OAuth code nor a
+// handoff link's ticket; without it, it holds both (so the check below
+// can see them).
+func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
+	filter := securityLogFilter(t)
+	for _, filtered := range []bool{false, true} {
+		logPath := filepath.Join(t.TempDir(), "access.log")
+		block := "\tlog {\n\t\toutput file " + logPath + "\n\t}\n"
+		if filtered {
+			block = strings.Replace(filter, "log {\n", "log {\n\toutput file "+logPath+"\n", 1)
+			block = "\t" + strings.ReplaceAll(strings.TrimSuffix(block, "\n"), "\n", "\n\t") + "\n"
+		}
+		st := webStack(t, "", "")
+		loadCaddy(t, strings.Replace(st.Caddyfile, siteBase+" {\n", siteBase+" {\n"+block, 1))
+
+		// A QR login: its callback carries WeChat's code.
+		_, step := jarClient(t)
+		callback := beginLogin(step, "logged-user")
+		cb, err := url.Parse(callback)
+		if err != nil || cb.Query().Get("code") == "" {
+			t.Fatalf("callback %q has no code", callback)
+		}
+		code := cb.Query().Get("code")
+		if resp := step(callback); resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
+		}
+		// A web-view handoff: its link carries a ticket.
+		st.addUser("logged-mini")
+		lr := st.login(t, "logged-mini")
+		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/"})
+		wantStatus(t, r, http.StatusOK)
+		link, _ := r.Object(t)["url"].(string)
+		lu, err := url.Parse(link)
+		if err != nil || lu.Query().Get("ticket") == "" {
+			t.Fatalf("handoff link %q has no ticket", link)
+		}
+		ticket := lu.Query().Get("ticket")
+		if resp := step(link); resp.StatusCode != http.StatusFound {
+			t.Fatalf("handoff link answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
+		}
+		stopFileLog(t) // flushes and closes the access log
+
+		text := readFile(t, logPath)
+		for _, path := range []string{"/wx/web/callback", "/wx/web/handoff"} {
+			if !strings.Contains(text, path) {
+				t.Fatalf("filtered=%v: the access log has no %s line:\n%s", filtered, path, text)
+			}
+		}
+		for what, secret := range map[string]string{"OAuth code": code, "handoff ticket": ticket} {
+			if got := strings.Contains(text, secret); got == filtered {
+				t.Errorf("filtered=%v: the access log holds the %s: %v", filtered, what, got)
+			}
+		}
+	}
 }
