@@ -519,6 +519,20 @@ func jarClient(t *testing.T) (*cookiejar.Jar, func(u string) *http.Response) {
 	}
 }
 
+// jarSessionCookie returns the value of the session cookie the jar holds
+// for base, which must be there.
+func jarSessionCookie(t *testing.T, jar *cookiejar.Jar, base string) string {
+	t.Helper()
+	u, _ := url.Parse(base + "/")
+	for _, c := range jar.Cookies(u) {
+		if c.Name == weblogin.SessionCookieHTTP && c.Value != "" {
+			return c.Value
+		}
+	}
+	t.Fatalf("no session cookie for %s", base)
+	return ""
+}
+
 // beginLogin starts a QR login as user and goes through the fake's page;
 // it returns the callback URL, not yet loaded.
 func beginLogin(step func(string) *http.Response, user string) string {
@@ -587,16 +601,7 @@ func TestWebSessionCookieNeverReachesTheUpstream(t *testing.T) {
 	if resp := step(beginLogin(step, "ivy")); resp.StatusCode != http.StatusFound {
 		t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("X-Body"))
 	}
-	u, _ := url.Parse(siteBase + "/")
-	var v string
-	for _, c := range jar.Cookies(u) {
-		if c.Name == weblogin.SessionCookieHTTP {
-			v = c.Value
-		}
-	}
-	if v == "" {
-		t.Fatal("no session cookie")
-	}
+	v := jarSessionCookie(t, jar, siteBase)
 	st.addUser("cookie-mini")
 	tok := st.loginApp(t, testAppID, "cookie-mini").Token
 	for _, c := range []struct {

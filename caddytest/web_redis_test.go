@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -59,16 +57,7 @@ func TestWebLoginAcrossInstancesWithRedis(t *testing.T) {
 	if done.StatusCode != http.StatusFound {
 		t.Fatalf("the callback on B: %d %s", done.StatusCode, done.Header.Get("X-Body"))
 	}
-	u, _ := url.Parse(b.Base + "/")
-	var v string
-	for _, c := range jar.Cookies(u) {
-		if c.Name == weblogin.SessionCookieHTTP {
-			v = c.Value
-		}
-	}
-	if v == "" {
-		t.Fatal("no session cookie from B")
-	}
+	v := jarSessionCookie(t, jar, b.Base)
 	openid := wechattest.WebOpenID(websiteAppID, "ivy")
 	for _, base := range []string{a.Base, b.Base} {
 		r := send(t, "GET", base+"/api/me", withCookie(v), "")
