@@ -130,6 +130,12 @@ func (h *Handler) webLoginStart(w http.ResponseWriter, r *http.Request, _ caddyh
 		h.logger.Warn("web login state not stored", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
+	// The browser keeps at most MaxStateCookies state cookies: the oldest
+	// beyond that are cleared. The new one is set after the clearings, so
+	// it stands whatever its name.
+	for _, name := range weblogin.StaleStateCookies(r.Header, https) {
+		http.SetCookie(w, weblogin.ClearStateCookieNamed(name, https))
+	}
 	http.SetCookie(w, weblogin.StateCookie(state, https))
 	base := wl.openBase
 	if base == "" {

@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -368,5 +369,67 @@ func TestSandboxWebPagesRedirectOnlyToTheSiteCallback(t *testing.T) {
 				t.Errorf("%s to %s: redirected to %q", page.path, tt.redirect, loc)
 			}
 		}
+	}
+}
+
+// A browser that begins login after login (a page sending it to login in
+// a loop) holds at most 4 state cookies, not one per login for 10
+// minutes, which would outgrow a proxy's header buffer; the logins begun
+// last still finish, as one begun in another tab must.
+func TestWebLoginStartsKeepAtMostFourStateCookies(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.QRApp = "wxb1b1b1b1b1b1b1b1" // a QR login's callback always needs its cookie
+	})
+	jar, _ := cookiejar.New(nil)
+	site, _ := url.Parse("http://api.example.com/")
+	get := func(u string) *discardWriter {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodGet, u, nil)
+		r.Header.Set("User-Agent", "Mozilla/5.0")
+		for _, c := range jar.Cookies(site) {
+			r.AddCookie(c)
+		}
+		r = r.WithContext(miniProgramRequest("").Context())
+		w := newDiscardWriter()
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		jar.SetCookies(site, (&http.Response{Header: w.hdr}).Cookies())
+		return w
+	}
+	stateCookies := func() (n int) {
+		for _, c := range jar.Cookies(site) {
+			if strings.HasPrefix(c.Name, "wx_state_") {
+				n++
+			}
+		}
+		return n
+	}
+	var callbacks []string
+	for i := range 10 {
+		w := get("http://api.example.com" + h.RoutePrefix + "/web/login?user=u" + string(rune('0'+i)))
+		if w.status != http.StatusFound {
+			t.Fatalf("login %d: status %d: %s", i, w.status, w.body)
+		}
+		if n := stateCookies(); n > 4 || n != min(i+1, 4) {
+			t.Fatalf("after login %d the browser holds %d state cookies", i, n)
+		}
+		w = get(w.hdr.Get("Location"))
+		if w.status != http.StatusFound {
+			t.Fatalf("login %d at the sandbox page: status %d: %s", i, w.status, w.body)
+		}
+		callbacks = append(callbacks, w.hdr.Get("Location"))
+	}
+	if w := get(callbacks[5]); w.status != http.StatusBadRequest {
+		t.Fatalf("the newest login whose cookie was cleared: status %d, want 400", w.status)
+	}
+	for i := 6; i < 10; i++ {
+		if w := get(callbacks[i]); w.status != http.StatusFound || w.hdr.Get("Location") != "http://api.example.com/" {
+			t.Fatalf("login %d, among the kept: status %d to %q: %s", i, w.status, w.hdr.Get("Location"), w.body)
+		}
+	}
+	if n := stateCookies(); n != 0 {
+		t.Fatalf("%d state cookies left after the kept logins finished", n)
 	}
 }

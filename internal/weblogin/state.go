@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -137,4 +138,73 @@ func HasStateCookie(h http.Header, https bool) bool {
 		}
 	}
 	return false
+}
+
+// MaxStateCookies is how many state cookies a browser holds at most. Each
+// login begun sets one that lives StateTTL, so a page sending the browser
+// to login over and over would pile them up past the request header size
+// a proxy in front (nginx: 8 KB) or the browser accepts. The newest are
+// kept, so a login begun in another tab a moment ago still finishes.
+const MaxStateCookies = 4
+
+// StaleStateCookies returns the names of the state cookies the request
+// carries beyond the newest MaxStateCookies-1, oldest first: a login
+// begins by clearing them and setting its own. A browser sends cookies of
+// one path oldest first, so the newest are the last in the Cookie headers.
+// Only names of StateCookieName's form for the scheme (its prefix and
+// exactly the tag's length of binding characters) count; a name sent twice
+// counts once, where it is newest.
+func StaleStateCookies(h http.Header, https bool) []string {
+	prefix := BindingCookieName(https) + "_"
+	var names []string
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, _, ok := strings.Cut(pair, "=")
+			if k = strings.Trim(k, " \t"); ok && isStateCookieName(k, prefix) {
+				names = append(names, k)
+			}
+		}
+	}
+	if len(names) < MaxStateCookies {
+		return nil
+	}
+	seen := make(map[string]bool, len(names))
+	var stale []string
+	kept := 0
+	for i := len(names) - 1; i >= 0; i-- {
+		n := names[i]
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		if kept < MaxStateCookies-1 {
+			kept++
+			continue
+		}
+		stale = append(stale, n)
+	}
+	slices.Reverse(stale)
+	return stale
+}
+
+// isStateCookieName reports whether name is prefix and a binding tag.
+func isStateCookieName(name, prefix string) bool {
+	if len(name) != len(prefix)+bindingTagLen || !strings.HasPrefix(name, prefix) {
+		return false
+	}
+	for i := len(prefix); i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ClearStateCookieNamed removes the state cookie called name, one that
+// StaleStateCookies returned.
+func ClearStateCookieNamed(name string, https bool) *http.Cookie {
+	return clearing(name, https)
 }
