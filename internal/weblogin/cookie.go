@@ -152,7 +152,7 @@ func stripLine(line, name string) (string, bool) {
 			stop = pos + next
 		}
 		k, _, _ := strings.Cut(line[pos:stop], "=")
-		if strings.Trim(k, " \t") == name {
+		if trimOWS(k) == name {
 			start, end = pos, stop
 			n++
 		}
@@ -185,7 +185,7 @@ func stripAll(line, name string) string {
 	for rest := line; ; {
 		pair, next, more := strings.Cut(rest, ";")
 		k, _, _ := strings.Cut(pair, "=")
-		if strings.Trim(k, " \t") == name {
+		if trimOWS(k) == name {
 			removed = true
 		} else {
 			if !first {
@@ -220,7 +220,7 @@ func TakeCookie(h http.Header, name string) (string, bool) {
 				stop += pos
 			}
 			k, v, ok := strings.Cut(line[pos:stop], "=")
-			if ok && strings.Trim(k, " \t") == name {
+			if ok && trimOWS(k) == name {
 				v = strings.TrimSpace(v)
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
@@ -269,4 +269,17 @@ func takeAt(h http.Header, i, start, end int, name string) {
 		}
 		h["Cookie"] = append(lines[:i:i], lines[i+1:]...)
 	}
+}
+
+// trimOWS removes the spaces and tabs around a cookie pair's name, as
+// strings.Trim(s, " \t") does without building its set on every call:
+// the session cookie is looked for in every request's cookies.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }

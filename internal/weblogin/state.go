@@ -162,7 +162,7 @@ func StaleStateCookies(h http.Header, https bool) []string {
 			var pair string
 			pair, line, _ = strings.Cut(line, ";")
 			k, _, ok := strings.Cut(pair, "=")
-			if k = strings.Trim(k, " \t"); ok && isStateCookieName(k, prefix) {
+			if k = trimOWS(k); ok && isStateCookieName(k, prefix) {
 				names = append(names, k)
 			}
 		}
