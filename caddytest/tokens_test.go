@@ -83,6 +83,11 @@ func TestRefusedTokens(t *testing.T) {
 		{"cut signature", lr.Token[:len(lr.Token)-4]},
 		{"no signature", lr.Token[:len(lr.Token)-len(lr.Token[lastDot(lr.Token)+1:])]},
 		{"not a JWT", "not-a-token"},
+		// Signed with the real key, but holding what no header can carry:
+		// 401, not the 502 of a header the proxy cannot write.
+		{"openid with CR LF", forgeKID(t, key, kid, with(jwt.MapClaims{"sub": "o1\r\nX-WX-OPENID: evil"}))},
+		{"openid with NUL", forgeKID(t, key, kid, with(jwt.MapClaims{"sub": "o1\x00\x7f"}))},
+		{"unionid with LF", forgeKID(t, key, kid, with(jwt.MapClaims{"unionid": "u1\nX: y"}))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
+	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -207,6 +208,13 @@ func (tc *Codec) Verify(raw string) (*identity.Identity, error) {
 		return nil, ErrBadToken
 	}
 	if len(c.Audience) != 1 || c.Subject == "" || c.SID == "" || c.IssuedAt == nil {
+		return nil, ErrBadToken
+	}
+	// The openid and unionid become request headers: a token whose claims
+	// could not be one (a CR, a space, a byte past ASCII) is refused here,
+	// as a 401, rather than failing later in the proxy as a 502. Logins
+	// only ever issue ids that pass.
+	if !wechat.ValidID(c.Subject) || c.UnionID != "" && !wechat.ValidID(c.UnionID) {
 		return nil, ErrBadToken
 	}
 	now := time.Now()

@@ -200,6 +200,13 @@ func TestTokenVerifyRefusesForgedExpiredAndForeignTokens(t *testing.T) {
 		{"empty sid", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sid"] = "" }))},
 		{"missing sub", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { delete(c, "sub") }))},
 		{"empty sub", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = "" }))},
+		// Claims that become headers: only what an openid or unionid can be.
+		{"sub with CR LF", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = "o1\r\nX-WX-OPENID: evil" }))},
+		{"sub with NUL and DEL", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = "o1\x00\x7f" }))},
+		{"sub with a space", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = "o1 o2" }))},
+		{"sub of 65 bytes", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["sub"] = strings.Repeat("o", 65) }))},
+		{"unionid with LF", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["unionid"] = "u1\nX: y" }))},
+		{"unionid not ASCII", signClaims(t, jwt.SigningMethodHS256, key, with(func(c jwt.MapClaims) { c["unionid"] = "u\u00e9" }))},
 		{"cut signature", good[:len(good)-4]},
 		{"no signature", parts[0] + "." + parts[1] + "."},
 		{"no signature segment", parts[0] + "." + parts[1]},
