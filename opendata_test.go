@@ -23,6 +23,16 @@ func TestDecryptCheckedMapsFailures(t *testing.T) {
 	tampered := base64.StdEncoding.EncodeToString(ct)
 
 	sig := wechattest.Sign(`{"nickName":"Band"}`, v.SessionKey)
+	// Well-formed JSON objects of this user and app, but not UTF-8 text:
+	// no JSON answer can hold them.
+	notUTF8, notUTF8IV, err := wechattest.Encrypt(v.SessionKey, []byte("{\"nickName\":\"\xff\xfe\",\"watermark\":{\"appid\":\""+v.AppID+"\"}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutRune, cutRuneIV, err := wechattest.Encrypt(v.SessionKey, []byte("{\"nickName\":\"\xe9\x80\"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		f    apierr.Fields
@@ -41,6 +51,8 @@ func TestDecryptCheckedMapsFailures(t *testing.T) {
 		{"partial block", apierr.Fields{EncryptedData: v.EncryptedData[:len(v.EncryptedData)-8], IV: v.IV}, sess, apierr.DecryptFailed},
 		{"another user's session", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, other, apierr.DecryptFailed},
 		{"another app's session with the same key", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV}, otherApp, apierr.WatermarkMismatch},
+		{"plaintext not UTF-8", apierr.Fields{EncryptedData: notUTF8, IV: notUTF8IV}, sess, apierr.DecryptFailed},
+		{"plaintext with a cut UTF-8 sequence", apierr.Fields{EncryptedData: cutRune, IV: cutRuneIV}, sess, apierr.DecryptFailed},
 		{"signature mismatch", apierr.Fields{EncryptedData: v.EncryptedData, IV: v.IV, RawData: `{"nickName":"Eve"}`, Signature: sig}, sess, apierr.SignatureMismatch},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
@@ -45,6 +46,11 @@ func decryptChecked(f *apierr.Fields, s *session.Session) ([]byte, error) {
 	case errors.Is(err, opendata.ErrBadBase64):
 		return nil, apierr.InvalidRequest.WithMessage("encryptedData and iv must be standard base64.")
 	case err != nil:
+		return nil, apierr.DecryptFailed
+	}
+	// The plaintext is answered as JSON, which is UTF-8 text: bytes that
+	// are not are no open data WeChat makes.
+	if !utf8.Valid(plain) {
 		return nil, apierr.DecryptFailed
 	}
 	switch err := opendata.CheckOwner(plain, s.AppID, s.OpenID); {
