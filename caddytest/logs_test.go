@@ -234,15 +234,14 @@ func TestSandboxLogsWarningAtStart(t *testing.T) {
 	t.Errorf("no warning that sandbox is on in the log")
 }
 
-// securityLogFilter returns the access-log filter that SECURITY.md tells
-// operators to add with web login on: the caddyfile block that mentions
-// "request>uri query", unindented.
-func securityLogFilter(t *testing.T) string {
+// securityLogFilter returns a log filter that SECURITY.md tells operators
+// to add: its caddyfile block that mentions field, unindented.
+func securityLogFilter(t *testing.T, field string) string {
 	t.Helper()
 	doc := readFile(t, filepath.Join("..", "SECURITY.md"))
 	for _, block := range strings.Split(doc, "```caddyfile\n")[1:] {
 		block, _, _ = strings.Cut(block, "```")
-		if !strings.Contains(block, "request>uri query") {
+		if !strings.Contains(block, field) {
 			continue
 		}
 		var out strings.Builder
@@ -251,7 +250,7 @@ func securityLogFilter(t *testing.T) string {
 		}
 		return out.String()
 	}
-	t.Fatal("SECURITY.md has no caddyfile block filtering request>uri")
+	t.Fatalf("SECURITY.md has no caddyfile block filtering %s", field)
 	return ""
 }
 
@@ -260,7 +259,7 @@ func securityLogFilter(t *testing.T) string {
 // handoff link's ticket; without it, it holds both (so the check below
 // can see them).
 func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
-	filter := securityLogFilter(t)
+	filter := securityLogFilter(t, "request>uri query")
 	for _, filtered := range []bool{false, true} {
 		logPath := filepath.Join(t.TempDir(), "access.log")
 		block := "\tlog {\n\t\toutput file " + logPath + "\n\t}\n"
@@ -308,6 +307,36 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 			if got := strings.Contains(text, secret); got == filtered {
 				t.Errorf("filtered=%v: the access log holds the %s: %v", filtered, what, got)
 			}
+		}
+	}
+}
+
+// At DEBUG, reverse_proxy logs the headers it sends upstream, the
+// assertion among them. With the filter SECURITY.md gives for the global
+// log, the DEBUG log holds no assertion; without it, it does.
+func TestDebugLogFilterKeepsTheAssertionOut(t *testing.T) {
+	filter := securityLogFilter(t, "X-Wx-Assertion delete")
+	for _, filtered := range []bool{false, true} {
+		logPath, option := debugLog(t)
+		if filtered {
+			option = strings.Replace(filter, "log {\n", "log {\n\toutput file "+logPath+"\n", 1)
+			option = "\t" + strings.ReplaceAll(strings.TrimSuffix(option, "\n"), "\n", "\n\t")
+		}
+		st := startStack(t, stackConfig{Global: option, Directive: "\t\tassertion\n"})
+		st.addUser("assert-filter")
+		lr := st.login(t, "assert-filter")
+		wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
+		sent := st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
+		if sent == "" {
+			t.Fatal("the upstream got no assertion")
+		}
+		stopFileLog(t)
+		text := readFile(t, logPath)
+		if !strings.Contains(text, "upstream roundtrip") {
+			t.Fatalf("filtered=%v: the log holds no reverse_proxy DEBUG line:\n%s", filtered, text)
+		}
+		if got := strings.Contains(text, sent); got == filtered {
+			t.Errorf("filtered=%v: the DEBUG log holds the assertion: %v", filtered, got)
 		}
 	}
 }
