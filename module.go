@@ -43,7 +43,7 @@ type App struct {
 	// The mini program's AppID (wx…), from the admin console.
 	AppID string `json:"app_id,omitempty"`
 	// The mini program's AppSecret. Write a placeholder such as
-	// {env.WECHAT_SECRET} or {file./run/secrets/wechat} rather than the
+	// {env.WECHAT_APP_SECRET} or {file./run/secrets/wechat} rather than the
 	// secret itself; it is resolved when the config loads.
 	AppSecret string `json:"app_secret,omitempty"`
 }
@@ -74,7 +74,7 @@ type Handler struct {
 	RoutePrefix string `json:"route_prefix,omitempty"`
 
 	// The HS256 key tokens are signed with, at least 32 bytes. Use a
-	// placeholder such as {env.WECHAT_AUTH_KEY}. When empty, a random key
+	// placeholder such as {env.WECHAT_AUTH_SIGNING_KEY}. When empty, a random key
 	// is generated once and kept in Caddy's storage, so it survives
 	// restarts and is shared by instances that share storage. Every token
 	// names its key in a `kid` header (an HMAC of the key, revealing

@@ -248,7 +248,7 @@ func (h *shared) resolve() error {
 		default:
 			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
 			if secret == "" {
-				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_SECRET}, or use sandbox)", appid)
+				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_APP_SECRET}, or use sandbox)", appid)
 			}
 			h.secrets[appid] = secret
 		}

@@ -37,7 +37,7 @@ func docBlock(t *testing.T, name string) string {
 	if i < 0 {
 		t.Fatalf("docs/forward-auth.md has no %q", marker)
 	}
-	rest := doc[i+len(marker):]
+	rest := strings.TrimPrefix(doc[i+len(marker):], "<!-- ci: caddy validate -->\n")
 	start := strings.Index(rest, "\n") + 1 // past the opening fence
 	end := strings.Index(rest[start:], "```")
 	if !strings.HasPrefix(rest, "```") || end < 0 {
@@ -59,7 +59,7 @@ func replaceAll(t *testing.T, s string, oldNew ...string) string {
 	return s
 }
 
-// frontStack is the doc's auth service (wechat_auth on 127.0.0.1:9080) in
+// frontStack is the doc's auth service (wechat_auth, moved to 127.0.0.1:9080) in
 // front of a fake WeChat, with extra site blocks, and a raw upstream.
 type frontStack struct {
 	WeChat   *wechattest.Server
@@ -72,6 +72,8 @@ const authBase = "http://127.0.0.1:9080"
 // secret and signing key, and directive lines added.
 func authCaddy(t *testing.T, wechatURL, directive string) string {
 	return replaceAll(t, docBlock(t, "auth-caddy"),
+		"{\n\tadmin localhost:2190\n}\n\n", "", // the tests' global options set the admin address
+		"http://:8190", "http://:9080",
 		"wx1234567890abcdef", testAppID,
 		"app_secret {env.WECHAT_APP_SECRET}", fmt.Sprintf("app_secret %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t\ttimeout %s\n%s",
 			testSecret, wechatURL, testSigningKey, testTimeout, directive))
@@ -298,7 +300,8 @@ func want401(t *testing.T, r *reply, code string) {
 func TestNginxAuthRequestFrontsWechatAuth(t *testing.T) {
 	fs := startFrontStack(t, "", nil)
 	front := startNginx(t, replaceAll(t, docBlock(t, "nginx"),
-		"listen 127.0.0.1:8080;", "listen 127.0.0.1:{{PORT}};",
+		"listen 127.0.0.1:8180;", "listen 127.0.0.1:{{PORT}};",
+		"127.0.0.1:8190", "127.0.0.1:9080",
 		"127.0.0.1:8000", fs.Upstream.Addr))
 	// The 401 carries wechat_auth's JSON body and its challenge once, as
 	// behind Caddy: what the mini program helper reads to log in again.
@@ -349,7 +352,7 @@ func wantNoCloudHostingHeaders(t *testing.T, seen seenRequest) {
 
 func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
 	fs := startFrontStack(t, "", func(up string) string {
-		return replaceAll(t, docBlock(t, "caddy-front"), "http://:8081", siteBase2, "127.0.0.1:8000", up)
+		return replaceAll(t, docBlock(t, "caddy-front"), "http://:8181", siteBase2, "127.0.0.1:8190", "127.0.0.1:9080", "127.0.0.1:8000", up)
 	})
 	checkFront(t, fs, siteBase2)
 

@@ -4,7 +4,7 @@
 // (picked by kid), issuer wechat_auth, audience your appid and an
 // unexpired token, and prints the verified claims as JSON.
 //
-//	go run ./examples/assertion/go -jwks http://127.0.0.1:9080/wx/jwks.json -aud wx1234567890abcdef "$ASSERTION"
+//	go run ./examples/assertion/go -jwks http://127.0.0.1:8190/wx/jwks.json -aud wx1234567890abcdef "$ASSERTION"
 //
 // In an HTTP server, fetch the keys once at start (and again on an unknown
 // kid), read the assertion from the X-WX-ASSERTION header, and use the
