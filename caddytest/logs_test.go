@@ -149,26 +149,37 @@ func TestDebugLogHoldsNoSecrets(t *testing.T) {
 // reverse_proxy's "upstream roundtrip" line prints the request headers,
 // the assertion among them. Such a line must hold nothing a reader of the
 // log could replay for long: the assertion it holds is the one the
-// upstream got, and its exp is at most 60 s after its iat.
-func TestLoggedAssertionIsShortLived(t *testing.T) {
-	logPath, logOption := debugLog(t)
+// logAssertedRequest runs a site with assertion on and Caddy's log set by
+// the global option logOption (writing to logPath), sends one proxied
+// request as the user of loginCode, and returns the user's openid, the
+// assertion the upstream got and the log. The log must hold
+// reverse_proxy's DEBUG line, or a test reading it would prove nothing.
+func logAssertedRequest(t *testing.T, logOption, logPath, loginCode string) (openid, sent, logText string) {
+	t.Helper()
 	st := startStack(t, stackConfig{Global: logOption, Directive: "\t\tassertion\n"})
-	u := st.addUser("LOGINCODE-assert-Pq2Wd8Ks4N")
-	lr := st.login(t, "LOGINCODE-assert-Pq2Wd8Ks4N")
+	u := st.addUser(loginCode)
+	lr := st.login(t, loginCode)
 	wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
-	sent := st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
+	sent = st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
 	if sent == "" {
 		t.Fatal("the upstream got no assertion")
 	}
 	stopFileLog(t)
-	logText := readFile(t, logPath)
+	logText = readFile(t, logPath)
 	if !strings.Contains(logText, "upstream roundtrip") {
 		t.Fatalf("the log holds no reverse_proxy DEBUG line; the test would prove nothing:\n%s", logText)
 	}
+	return u.OpenID, sent, logText
+}
+
+// upstream got, and its exp is at most 60 s after its iat.
+func TestLoggedAssertionIsShortLived(t *testing.T) {
+	logPath, logOption := debugLog(t)
+	openid, sent, logText := logAssertedRequest(t, logOption, logPath, "LOGINCODE-assert-Pq2Wd8Ks4N")
 	found := 0
 	for _, m := range regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`).FindAllString(logText, -1) {
 		c := jwt.MapClaims{}
-		if _, _, err := jwt.NewParser().ParseUnverified(m, c); err != nil || c["iss"] != "wechat_auth" || c["sub"] != u.OpenID {
+		if _, _, err := jwt.NewParser().ParseUnverified(m, c); err != nil || c["iss"] != "wechat_auth" || c["sub"] != openid {
 			continue
 		}
 		found++
@@ -322,19 +333,7 @@ func TestDebugLogFilterKeepsTheAssertionOut(t *testing.T) {
 			option = strings.Replace(filter, "log {\n", "log {\n\toutput file "+logPath+"\n", 1)
 			option = "\t" + strings.ReplaceAll(strings.TrimSuffix(option, "\n"), "\n", "\n\t")
 		}
-		st := startStack(t, stackConfig{Global: option, Directive: "\t\tassertion\n"})
-		st.addUser("assert-filter")
-		lr := st.login(t, "assert-filter")
-		wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
-		sent := st.Upstream.Last(t).Header.Get("X-Wx-Assertion")
-		if sent == "" {
-			t.Fatal("the upstream got no assertion")
-		}
-		stopFileLog(t)
-		text := readFile(t, logPath)
-		if !strings.Contains(text, "upstream roundtrip") {
-			t.Fatalf("filtered=%v: the log holds no reverse_proxy DEBUG line:\n%s", filtered, text)
-		}
+		_, sent, text := logAssertedRequest(t, option, logPath, "assert-filter")
 		if got := strings.Contains(text, sent); got == filtered {
 			t.Errorf("filtered=%v: the DEBUG log holds the assertion: %v", filtered, got)
 		}
