@@ -245,9 +245,10 @@ func TestSandboxLogsWarningAtStart(t *testing.T) {
 	t.Errorf("no warning that sandbox is on in the log")
 }
 
-// securityLogFilter returns a log filter that SECURITY.md tells operators
-// to add: its caddyfile block that mentions field, unindented.
-func securityLogFilter(t *testing.T, field string) string {
+// securityLogFilter returns a log block that SECURITY.md tells operators
+// to add (its caddyfile block that mentions field), writing to logPath,
+// indented one tab for a site or the global options.
+func securityLogFilter(t *testing.T, field, logPath string) string {
 	t.Helper()
 	doc := readFile(t, filepath.Join("..", "SECURITY.md"))
 	for _, block := range strings.Split(doc, "```caddyfile\n")[1:] {
@@ -256,8 +257,11 @@ func securityLogFilter(t *testing.T, field string) string {
 			continue
 		}
 		var out strings.Builder
-		for _, line := range strings.Split(strings.TrimRight(block, " \n"), "\n") {
-			out.WriteString(strings.TrimPrefix(line, "  ") + "\n")
+		for i, line := range strings.Split(strings.TrimRight(block, " \n"), "\n") {
+			out.WriteString("\t" + strings.TrimPrefix(line, "  ") + "\n")
+			if i == 0 {
+				out.WriteString("\t\toutput file " + logPath + "\n")
+			}
 		}
 		return out.String()
 	}
@@ -265,18 +269,26 @@ func securityLogFilter(t *testing.T, field string) string {
 	return ""
 }
 
+// queryParam returns the parameter name of the URL u, which must have it.
+func queryParam(t *testing.T, u, name string) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil || pu.Query().Get(name) == "" {
+		t.Fatalf("%q has no %s", u, name)
+	}
+	return pu.Query().Get(name)
+}
+
 // A site's access log writes each request's URI. With the filter
 // SECURITY.md gives, it holds neither the web login's OAuth code nor a
 // handoff link's ticket; without it, it holds both (so the check below
 // can see them).
 func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
-	filter := securityLogFilter(t, "request>uri query")
 	for _, filtered := range []bool{false, true} {
 		logPath := filepath.Join(t.TempDir(), "access.log")
 		block := "\tlog {\n\t\toutput file " + logPath + "\n\t}\n"
 		if filtered {
-			block = strings.Replace(filter, "log {\n", "log {\n\toutput file "+logPath+"\n", 1)
-			block = "\t" + strings.ReplaceAll(strings.TrimSuffix(block, "\n"), "\n", "\n\t") + "\n"
+			block = securityLogFilter(t, "request>uri query", logPath)
 		}
 		st := webStack(t, "", "")
 		loadCaddy(t, strings.Replace(st.Caddyfile, siteBase+" {\n", siteBase+" {\n"+block, 1))
@@ -284,11 +296,7 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 		// A QR login: its callback carries WeChat's code.
 		_, step := jarClient(t)
 		callback := beginLogin(step, "logged-user")
-		cb, err := url.Parse(callback)
-		if err != nil || cb.Query().Get("code") == "" {
-			t.Fatalf("callback %q has no code", callback)
-		}
-		code := cb.Query().Get("code")
+		code := queryParam(t, callback, "code")
 		if resp := step(callback); resp.StatusCode != http.StatusFound {
 			t.Fatalf("callback answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
 		}
@@ -298,11 +306,7 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/"})
 		wantStatus(t, r, http.StatusOK)
 		link, _ := r.Object(t)["url"].(string)
-		lu, err := url.Parse(link)
-		if err != nil || lu.Query().Get("ticket") == "" {
-			t.Fatalf("handoff link %q has no ticket", link)
-		}
-		ticket := lu.Query().Get("ticket")
+		ticket := queryParam(t, link, "ticket")
 		if resp := step(link); resp.StatusCode != http.StatusFound {
 			t.Fatalf("handoff link answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
 		}
@@ -326,12 +330,10 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 // assertion among them. With the filter SECURITY.md gives for the global
 // log, the DEBUG log holds no assertion; without it, it does.
 func TestDebugLogFilterKeepsTheAssertionOut(t *testing.T) {
-	filter := securityLogFilter(t, "X-Wx-Assertion delete")
 	for _, filtered := range []bool{false, true} {
 		logPath, option := debugLog(t)
 		if filtered {
-			option = strings.Replace(filter, "log {\n", "log {\n\toutput file "+logPath+"\n", 1)
-			option = "\t" + strings.ReplaceAll(strings.TrimSuffix(option, "\n"), "\n", "\n\t")
+			option = securityLogFilter(t, "X-Wx-Assertion delete", logPath)
 		}
 		_, sent, text := logAssertedRequest(t, option, logPath, "assert-filter")
 		if got := strings.Contains(text, sent); got == filtered {
