@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"iter"
 	"net/http"
 	"slices"
 	"strings"
@@ -128,16 +129,30 @@ func ClearStateCookie(state string, https bool) *http.Cookie {
 // (of this login or another): a browser that keeps cookies.
 func HasStateCookie(h http.Header, https bool) bool {
 	prefix := BindingCookieName(https) + "_"
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var pair string
-			pair, line, _ = strings.Cut(line, ";")
-			if strings.HasPrefix(strings.TrimLeft(pair, " \t"), prefix) {
-				return true
-			}
+	for name := range cookieNames(h) {
+		if strings.HasPrefix(name, prefix) {
+			return true
 		}
 	}
 	return false
+}
+
+// cookieNames yields the name of each pair in the request's Cookie
+// headers, in the order sent, with the spaces and tabs around it trimmed,
+// and whether the pair has a '=' (a value).
+func cookieNames(h http.Header) iter.Seq2[string, bool] {
+	return func(yield func(string, bool) bool) {
+		for _, line := range h["Cookie"] {
+			for line != "" {
+				var pair string
+				pair, line, _ = strings.Cut(line, ";")
+				k, _, ok := strings.Cut(pair, "=")
+				if !yield(trimOWS(k), ok) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // MaxStateCookies is how many state cookies a browser holds at most. Each
@@ -157,14 +172,9 @@ const MaxStateCookies = 4
 func StaleStateCookies(h http.Header, https bool) []string {
 	prefix := BindingCookieName(https) + "_"
 	var names []string
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var pair string
-			pair, line, _ = strings.Cut(line, ";")
-			k, _, ok := strings.Cut(pair, "=")
-			if k = trimOWS(k); ok && isStateCookieName(k, prefix) {
-				names = append(names, k)
-			}
+	for k, ok := range cookieNames(h) {
+		if ok && isStateCookieName(k, prefix) {
+			names = append(names, k)
 		}
 	}
 	if len(names) < MaxStateCookies {
@@ -191,16 +201,7 @@ func StaleStateCookies(h http.Header, https bool) []string {
 
 // isStateCookieName reports whether name is prefix and a binding tag.
 func isStateCookieName(name, prefix string) bool {
-	if len(name) != len(prefix)+bindingTagLen || !strings.HasPrefix(name, prefix) {
-		return false
-	}
-	for i := len(prefix); i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return len(name) == len(prefix)+bindingTagLen && strings.HasPrefix(name, prefix) && base64URLOnly(name[len(prefix):])
 }
 
 // ClearStateCookieNamed removes the state cookie called name, one that

@@ -24,9 +24,12 @@ func NewTicket() string {
 // ValidTicket reports whether s is shaped as NewTicket makes them, so that
 // garbage is refused before the store is asked.
 func ValidTicket(s string) bool {
-	if len(s) != base64.RawURLEncoding.EncodedLen(ticketBytes) {
-		return false
-	}
+	return len(s) == base64.RawURLEncoding.EncodedLen(ticketBytes) && base64URLOnly(s)
+}
+
+// base64URLOnly reports whether s holds only characters of the URL-safe
+// base64 alphabet (no padding), the alphabet of tickets and state tags.
+func base64URLOnly(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
