@@ -21,6 +21,10 @@ const (
 // tokenMargin is how long before WeChat's expiry a cached token is dropped.
 const tokenMargin = 5 * time.Minute
 
+// maxTokenLife is the longest life, in seconds, WeChat gives an access
+// token.
+const maxTokenLife = 7200
+
 type accessToken struct {
 	value   string
 	expires time.Time // already less tokenMargin
@@ -126,9 +130,12 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 		if out.AccessToken == "" {
 			return nil, &UnavailableError{API: APIStableToken, Err: errors.New("answer without access_token")}
 		}
+		// WeChat's tokens live at most two hours: a longer (or
+		// overflowing) expires_in is read as two hours.
+		life := min(max(out.ExpiresIn, 0), maxTokenLife)
 		nt := &accessToken{
 			value:   out.AccessToken,
-			expires: c.now().Add(time.Duration(out.ExpiresIn)*time.Second - tokenMargin),
+			expires: c.now().Add(time.Duration(life)*time.Second - tokenMargin),
 		}
 		tc.set(nt)
 		return nt.value, nil
