@@ -36,21 +36,29 @@ func pid(t *testing.T, s *Server) string {
 
 // A port can be taken between FreePort and redis-server's bind; the
 // server then exits at once, and Start must move to another port rather
-// than wait for an answer that never comes.
+// than wait for an answer that never comes. StartTLS builds its server
+// its own way, and moves too.
 func TestStartMovesOffAPortTakenBeforeItBinds(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	port := taken.Addr().(*net.TCPAddr).Port
-	offerFirst(t, port)
-	s := Start(t)
-	if s.port == port {
-		t.Fatalf("Start kept port %d, which a listener holds", port)
-	}
-	if err := s.Client().Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("PING on %s: %v", s.Addr, err)
+	for name, start := range map[string]func(testing.TB) *Server{
+		"plain": func(t testing.TB) *Server { return Start(t) },
+		"TLS":   func(t testing.TB) *Server { return StartTLS(t).Server },
+	} {
+		t.Run(name, func(t *testing.T) {
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			port := taken.Addr().(*net.TCPAddr).Port
+			offerFirst(t, port)
+			s := start(t)
+			if s.port == port {
+				t.Fatalf("kept port %d, which a listener holds", port)
+			}
+			if err := s.Client().Ping(context.Background()).Err(); err != nil {
+				t.Fatalf("PING on %s: %v", s.Addr, err)
+			}
+		})
 	}
 }
 
@@ -62,23 +70,5 @@ func TestStartDoesNotTakeAnotherServerForItsOwn(t *testing.T) {
 	s := Start(t)
 	if s.Addr == other.Addr || pid(t, s) == pid(t, other) {
 		t.Fatalf("Start returned the server already on %s", other.Addr)
-	}
-}
-
-// A TLS server, built by its own function, moves too.
-func TestStartTLSMovesOffATakenPort(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	port := taken.Addr().(*net.TCPAddr).Port
-	offerFirst(t, port)
-	s := StartTLS(t)
-	if s.port == port {
-		t.Fatalf("StartTLS kept port %d, which a listener holds", port)
-	}
-	if err := s.Client().Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("PING on %s: %v", s.Addr, err)
 	}
 }
