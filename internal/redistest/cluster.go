@@ -44,18 +44,23 @@ func StartCluster(t testing.TB) *Cluster {
 	})
 	for range 6 {
 		dir := t.TempDir()
-		port := FreePort(t)
-		s := start(t, port, []string{bin,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--logfile", filepath.Join(dir, "redis.log"),
-			"--repl-diskless-sync-delay", "0",
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
+		s := start(t, func(port int) *Server {
 			// Its own free port: the default, port+10000, may be past 65535
 			// or taken.
-			"--cluster-port", strconv.Itoa(FreePort(t)),
+			bus := FreePort(t)
+			for bus == port {
+				bus = FreePort(t)
+			}
+			return plain(port, filepath.Join(dir, "redis.log"), []string{bin,
+				"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+				"--save", "", "--appendonly", "no", "--dir", dir,
+				"--logfile", filepath.Join(dir, "redis.log"),
+				"--repl-diskless-sync-delay", "0",
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
+				"--cluster-port", strconv.Itoa(bus),
+			})
 		})
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)

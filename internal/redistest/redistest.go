@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -32,6 +33,9 @@ type Server struct {
 	cmd  *exec.Cmd
 	tls  *tls.Config // set for a server that speaks only TLS
 
+	logfile string        // redis-server's log, for errors
+	exited  chan struct{} // closed when cmd has ended
+
 	// URL is the server's redis:// URL, Addr its host:port.
 	URL, Addr string
 }
@@ -43,24 +47,49 @@ func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin := binary(t, "redis-server")
 	dir := t.TempDir()
-	port := FreePort(t)
-	return start(t, port, append([]string{bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"),
-		"--repl-diskless-sync-delay", "0", // a replica syncs at once
-	}, extra...))
+	return start(t, func(port int) *Server {
+		return plain(port, filepath.Join(dir, "redis.log"), append([]string{bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--logfile", filepath.Join(dir, "redis.log"),
+			"--repl-diskless-sync-delay", "0", // a replica syncs at once
+		}, extra...))
+	})
 }
 
-// start runs args (a redis-server listening on port) until the test ends.
-func start(t testing.TB, port int, args []string) *Server {
+// plain is a Server speaking plain RESP on port, run with args, logging to
+// logfile.
+func plain(port int, logfile string, args []string) *Server {
+	return &Server{port: port, args: args, logfile: logfile,
+		URL:  fmt.Sprintf("redis://127.0.0.1:%d", port),
+		Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+}
+
+// startAttempts is how many free ports start tries. A port FreePort found
+// free can be taken before redis-server binds it (by another test's
+// connection, say); redis-server then exits, and start moves on.
+const startAttempts = 3
+
+// freePort is FreePort; tests of this package replace it.
+var freePort = FreePort
+
+// start runs the Server build makes for a free port until the test ends,
+// on another port when redis-server exits at start.
+func start(t testing.TB, build func(port int) *Server) *Server {
 	t.Helper()
-	s := &Server{t: t, port: port, args: args}
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d", s.port)
-	s.Addr = fmt.Sprintf("127.0.0.1:%d", s.port)
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
+	for attempt := 1; ; attempt++ {
+		s := build(freePort(t))
+		s.t = t
+		err := s.launch()
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		if !errors.Is(err, errExited) || attempt == startAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v\ntrying another port", err)
+	}
 }
 
 // binary returns the path of redis-server, or skips the test (fails it
@@ -92,22 +121,77 @@ func FreePort(t testing.TB) int {
 // was given persistence) and waits until it answers.
 func (s *Server) Start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errExited is launch's error when redis-server ends before it answers.
+var errExited = errors.New("redis-server exited at start")
+
+// launch starts redis-server, unless it runs, and waits until it answers
+// PING. A redis-server that exits first (its port taken, say) is an error
+// wrapping errExited, with the end of its log.
+func (s *Server) launch() error {
 	if s.cmd != nil {
-		return
+		return nil
 	}
-	s.cmd = exec.Command(s.args[0], s.args[1:]...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+	cmd := exec.Command(s.args[0], s.args[1:]...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %v", err)
 	}
-	c := s.Client()
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	// Short timeouts, one dial a try: whatever holds a taken port may
+	// accept and never answer, and the exit is seen only between tries.
+	o := s.options()
+	o.DialTimeout, o.ReadTimeout, o.DialerRetries = 250*time.Millisecond, 250*time.Millisecond, 1
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	// The port answers for this process, not for another server that took
+	// it: INFO names the process.
+	own := fmt.Sprintf("process_id:%d\r\n", cmd.Process.Pid)
+	for {
+		info, err := "", errors.New("the port does not accept yet")
+		// A plain dial first: go-redis logs every dial it fails.
+		if conn, derr := net.DialTimeout("tcp", s.Addr, 250*time.Millisecond); derr == nil {
+			conn.Close()
+			info, err = c.Info(context.Background(), "server").Result()
+		}
+		if err == nil && strings.Contains(info, own) {
+			return nil
+		}
+		if err == nil { // another server answers on the port
+			s.Stop()
+			return fmt.Errorf("%w: port %d is another server's", errExited, s.port)
+		}
+		select {
+		case <-exited:
+			s.cmd = nil
+			return fmt.Errorf("%w on port %d: %s", errExited, s.port, s.logTail())
+		default:
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d does not answer", s.port)
+			s.Stop()
+			return fmt.Errorf("redis-server on port %d does not answer: %s", s.port, s.logTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// logTail is the last lines of redis-server's log, for an error.
+func (s *Server) logTail() string {
+	log, err := os.ReadFile(s.logfile)
+	if err != nil {
+		return "no log: " + err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }
 
 // Stop kills redis-server (a frozen one too) and waits for it.
@@ -117,7 +201,7 @@ func (s *Server) Stop() {
 	}
 	s.cmd.Process.Signal(syscall.SIGCONT)
 	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -129,10 +213,12 @@ func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
 // Client is a plain client (over TLS for a TLS server), for looking at
 // what is in Redis.
 func (s *Server) Client() *redis.Client {
-	if s.tls != nil {
-		return s.tlsClient()
-	}
-	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
+	return redis.NewClient(s.options())
+}
+
+// options are Client's: no retries, over TLS for a TLS server.
+func (s *Server) options() *redis.Options {
+	return &redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second, TLSConfig: s.tls}
 }
 
 // CommandCount is the number of commands Redis has run (INFO

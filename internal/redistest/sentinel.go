@@ -40,18 +40,20 @@ func StartSentinel(t testing.TB) *Sentinel {
 	s.Replica = Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Primary.port))
 	for range 3 {
 		dir := t.TempDir()
-		port := FreePort(t)
 		conf := filepath.Join(dir, "sentinel.conf")
-		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
-			"sentinel monitor %s 127.0.0.1 %d 2\n"+
-			"sentinel down-after-milliseconds %s %d\n"+
-			"sentinel failover-timeout %s 10000\n",
-			port, dir, filepath.Join(dir, "sentinel.log"),
-			MasterName, s.Primary.port, MasterName, SentinelDownAfter/time.Millisecond, MasterName)
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		sn := start(t, port, []string{bin, conf, "--sentinel"})
+		logfile := filepath.Join(dir, "sentinel.log")
+		sn := start(t, func(port int) *Server {
+			text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+				"sentinel monitor %s 127.0.0.1 %d 2\n"+
+				"sentinel down-after-milliseconds %s %d\n"+
+				"sentinel failover-timeout %s 10000\n",
+				port, dir, logfile,
+				MasterName, s.Primary.port, MasterName, SentinelDownAfter/time.Millisecond, MasterName)
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return plain(port, logfile, []string{bin, conf, "--sentinel"})
+		})
 		s.Sentinels = append(s.Sentinels, sn)
 		s.Addrs = append(s.Addrs, sn.Addr)
 	}

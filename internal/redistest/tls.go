@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // TLSServer is a redis-server that speaks only TLS, with a certificate
@@ -35,28 +33,24 @@ func StartTLS(t testing.TB) *TLSServer {
 	bin := binary(t, "redis-server")
 	dir := t.TempDir()
 	caFile, certFile, keyFile := writeCerts(t, dir)
-	port := FreePort(t)
-	s := &Server{t: t, port: port, args: []string{bin,
-		"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
-		"--tls-auth-clients", "no",
-		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}}
-	s.Addr = "127.0.0.1:" + strconv.Itoa(port)
-	s.URL = "rediss://" + s.Addr
 	pool := x509.NewCertPool()
 	pem, _ := os.ReadFile(caFile)
 	pool.AppendCertsFromPEM(pem)
-	s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	s.Start()
-	t.Cleanup(s.Stop)
+	logfile := filepath.Join(dir, "redis.log")
+	s := start(t, func(port int) *Server {
+		s := &Server{port: port, logfile: logfile, args: []string{bin,
+			"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
+			"--tls-auth-clients", "no",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--logfile", logfile,
+		}}
+		s.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		s.URL = "rediss://" + s.Addr
+		s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		return s
+	})
 	return &TLSServer{Server: s, CAFile: caFile}
-}
-
-// tlsClient is Client for a TLS server.
-func (s *Server) tlsClient() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second, TLSConfig: s.tls})
 }
 
 // writeCerts writes a CA and a certificate it signed for 127.0.0.1, and
