@@ -130,7 +130,7 @@ func (a *WeChatApp) provisionMerchants() error {
 // loadMerchant reads the keys of merchant mchID; module names whose
 // config it is in the errors.
 func (a *WeChatApp) loadMerchant(module, mchID string, c Merchant, repl *caddy.Replacer) (*payMerchant, error) {
-	pm := &payMerchant{base: a.PayAPIBase, client: &http.Client{Transport: a.payTransport}}
+	pm := &payMerchant{base: a.PayAPIBase, client: newPayClient(a.payTransport)}
 	if pm.base == "" {
 		pm.base = wxpay.DefaultAPIBase
 	}
@@ -297,4 +297,15 @@ func merchantLine(d *caddyfile.Dispenser, sub string, m *Merchant) (handled bool
 		return false, nil
 	}
 	return true, oneArg(d, into)
+}
+
+// newPayClient is the client of WeChat Pay's API. WeChat Pay does not
+// redirect: a redirect is answered as it is, never followed, so that a
+// request (an order, with its amounts and payer) goes to no host but the
+// configured one.
+func newPayClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport:     rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

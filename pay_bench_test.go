@@ -43,7 +43,7 @@ type payBench struct {
 	header http.Header     // the answer's signed headers
 }
 
-func newPayBench(b *testing.B) *payBench {
+func newPayBench(b testing.TB) *payBench {
 	b.Helper()
 	if err := metrics.Init(nil); err != nil {
 		b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -150,6 +151,9 @@ func (g *PayGateway) call(ctx context.Context, method, p, query string, body []b
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, nil, fmt.Errorf("HTTP status %d: WeChat Pay does not redirect", resp.StatusCode)
+	}
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, payMaxAnswer+1))
 	if err != nil {
 		return nil, nil, err
