@@ -71,8 +71,42 @@ func (c *Client) PhoneNumber(ctx context.Context, appid, code, openid string) (*
 		if out.PhoneInfo == nil || out.PhoneInfo.PhoneNumber == "" {
 			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer without phone_info")}
 		}
+		if !validPhone(out.PhoneInfo) {
+			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer with a malformed phone_info")}
+		}
 		info = out.PhoneInfo
 		return nil
 	})
 	return info, err
+}
+
+// maxPhoneLen bounds a phone number of WeChat's answer; the longest
+// international number with its prefix is well under it.
+const maxPhoneLen = 32
+
+// validPhone reports whether p is shaped as WeChat gives a phone: numbers
+// of at most maxPhoneLen printable ASCII characters, and a country code of
+// at most four digits. The numbers reach the app as they are, so nothing
+// else (line breaks, NUL, a flood) may pass.
+func validPhone(p *PhoneInfo) bool {
+	printable := func(s string) bool {
+		if len(s) > maxPhoneLen {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				return false
+			}
+		}
+		return true
+	}
+	if !printable(p.PhoneNumber) || !printable(p.PurePhoneNumber) || len(p.CountryCode) > 4 {
+		return false
+	}
+	for i := 0; i < len(p.CountryCode); i++ {
+		if p.CountryCode[i] < '0' || p.CountryCode[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
