@@ -470,7 +470,7 @@ func TestPushPassiveReplyIsSealedForWeChat(t *testing.T) {
 	for _, json := range []bool{false, true} {
 		t.Run(map[bool]string{false: "XML", true: "JSON"}[json], func(t *testing.T) {
 			up := startPushUpstream(t)
-			const answer = "<xml><ToUserName><![CDATA[oUSER]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content></xml>"
+			const answer = "<xml><ToUserName><![CDATA[oUSER]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content></xml>\n" // the newline most frameworks end a body with
 			up.Answer(200, answer)
 			loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
 			p := safePush(json)
