@@ -25,9 +25,9 @@ type DeliveryConfig struct {
 	// WeChat's 5 s. Default: 4s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// How long an undelivered event is retried (the first retry within
-	// 10 s, then backing off to every 10 minutes) before it is dropped
-	// with an ERROR log. Default: 24h
+	// How long an undelivered event is retried (after 5 s, 10 s, then
+	// every 20 s for its first 10 minutes, then backing off to every 10
+	// minutes) before it is dropped with an ERROR log. Default: 24h
 	RetryFor caddy.Duration `json:"retry_for,omitempty"`
 
 	// Where the outbox and the deduplication records live: "memory" for

@@ -43,12 +43,14 @@ type Push struct {
 	AppID string `json:"app_id,omitempty"`
 
 	// The console's Token (令牌). Required. Write a placeholder such as
-	// {env.WECHAT_PUSH_TOKEN}; it never appears in a log or an answer.
+	// {env.WECHAT_PUSH_TOKEN}: this module never logs it, but a value
+	// written in the config itself is in Caddy's DEBUG log of the config.
 	Token string `json:"token,omitempty"`
 
 	// The console's EncodingAESKey (消息加密密钥), 43 characters, for
 	// compatibility and safe mode; then every push must carry Encrypt, and
-	// only its decrypted copy is trusted. Omit it in plain mode.
+	// only its decrypted copy is trusted. Omit it in plain mode. Write a
+	// placeholder, as for the token.
 	AESKey string `json:"aes_key,omitempty"`
 
 	// Plain mode only, where the signature does not cover the body: a push

@@ -190,8 +190,10 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		return false
 	}
 	audit.Event(p.audit, r, "push", res.Status.String(), p.AppID, openid, "", fields...)
-	reply := bytes.TrimSpace(res.Body)
-	if res.Status != outbox.Delivered || len(reply) == 0 || string(reply) == "success" {
+	// White space alone, or "success", is no reply; any other body is
+	// passed on byte for byte, white space included.
+	reply := res.Body
+	if trimmed := bytes.TrimSpace(reply); res.Status != outbox.Delivered || len(trimmed) == 0 || string(trimmed) == "success" {
 		writeSuccess(w)
 		return true
 	}

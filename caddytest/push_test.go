@@ -357,15 +357,28 @@ func TestPushRefusesWhatFailsItsChecks(t *testing.T) {
 		}{name, q, body, status, code})
 	}
 	n := len(padFor(msg, testAppID, 0))
+	if n < 2 {
+		t.Fatalf("test bug: a pad of %d byte cannot be inconsistent", n)
+	}
+	// Each bad pad but "0" is one a lenient decoder (the last byte alone
+	// read, or any value up to 255) would strip to exactly the message
+	// and the right appid: only the padding rule refuses it.
+	msg33 := msg
+	for i := 0; (20+len(msg33)+len(testAppID)+33)%aes.BlockSize != 0; i++ {
+		msg33 = p.Text("oUSER0000000000000000000000a", "hello"+strings.Repeat("!", i))
+	}
+	inconsistent := bytes.Repeat([]byte{byte(n)}, n)
+	inconsistent[0] ^= 1
 	for _, bad := range []struct {
 		name string
+		msg  []byte
 		pad  []byte
 	}{
-		{"pad byte 0", padFor(msg, testAppID, 0)},
-		{"pad byte 33", append(bytes.Repeat([]byte{33}, 32), padFor(msg, testAppID, 33)...)},
-		{"inconsistent pad bytes", append(bytes.Repeat([]byte{byte(n)}, n-1), byte(n-1))},
+		{"pad byte 0", msg, padFor(msg, testAppID, 0)},
+		{"pad byte 33", msg33, bytes.Repeat([]byte{33}, 33)},
+		{"inconsistent pad bytes", msg, inconsistent},
 	} {
-		q, body := sealRaw(t, msg, testAppID, bad.pad)
+		q, body := sealRaw(t, bad.msg, testAppID, bad.pad)
 		add(bad.name, q, body, http.StatusForbidden, "push_refused")
 	}
 	q, _ = sealRaw(t, msg, testAppID, padFor(msg, testAppID, byte(n)))
@@ -457,7 +470,7 @@ func TestPushPassiveReplyIsSealedForWeChat(t *testing.T) {
 	for _, json := range []bool{false, true} {
 		t.Run(map[bool]string{false: "XML", true: "JSON"}[json], func(t *testing.T) {
 			up := startPushUpstream(t)
-			const answer = "<xml><ToUserName><![CDATA[oUSER]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content></xml>"
+			const answer = "<xml><ToUserName><![CDATA[oUSER]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content></xml>\n" // the newline most frameworks end a body with
 			up.Answer(200, answer)
 			loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
 			p := safePush(json)

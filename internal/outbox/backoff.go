@@ -2,22 +2,32 @@ package outbox
 
 import "time"
 
-// defaultSchedule is the wait before each retry: the first within 10 s,
-// then growing, never longer than 10 minutes.
-var defaultSchedule = []time.Duration{
-	5 * time.Second, 15 * time.Second, 30 * time.Second,
-	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
-}
+// Retries come at most every bridgeEvery during an event's first
+// bridgeFor, the length of a deploy, so that an upstream back from one
+// gets its events within 30 s; then they back off along lateSchedule.
+const (
+	bridgeEvery = 20 * time.Second
+	bridgeFor   = 10 * time.Minute
+)
+
+// bridgeRetries is how many retries the first bridgeFor holds: 5 s,
+// 10 s, then every bridgeEvery.
+var bridgeRetries = 2 + int((bridgeFor-15*time.Second+bridgeEvery-1)/bridgeEvery)
+
+var lateSchedule = []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute}
 
 // DefaultBackoff is the wait before retry number attempt (0 for the first
-// retry after the synchronous attempt failed): 5 s, 15 s, 30 s, 1 min,
-// 2 min, 5 min, then every 10 min.
+// retry after the synchronous attempt failed): 5 s, 10 s, then every 20 s
+// for the event's first 10 minutes; then 1 min, 2 min, 5 min, and every
+// 10 min.
 func DefaultBackoff(attempt int) time.Duration {
-	if attempt < 0 {
-		attempt = 0
+	switch {
+	case attempt <= 0:
+		return 5 * time.Second
+	case attempt == 1:
+		return 10 * time.Second
+	case attempt < bridgeRetries:
+		return bridgeEvery
 	}
-	if attempt >= len(defaultSchedule) {
-		return defaultSchedule[len(defaultSchedule)-1]
-	}
-	return defaultSchedule[attempt]
+	return lateSchedule[min(attempt-bridgeRetries, len(lateSchedule)-1)]
 }
