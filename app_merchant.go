@@ -188,6 +188,9 @@ func (a *WeChatApp) handlerMerchant(module, mchID string, keys *Merchant) (*payM
 	if mchID == "" {
 		return nil, fmt.Errorf("%s: mch_id is missing: the merchant's key lines need its merchant number", module)
 	}
+	if name := keys.literalSecret(); name != "" && !a.Sandbox {
+		return nil, fmt.Errorf("%s: merchant %s: %s", module, mchID, literalSecretMessage(name))
+	}
 	return a.loadMerchant(module, mchID, *keys, repl)
 }
 
@@ -276,6 +279,44 @@ func parseMerchantBlock(d *caddyfile.Dispenser) (Merchant, error) {
 		}
 	}
 	return m, nil
+}
+
+// literalSecret names the first of a handler's private_key and
+// api_v3_key written as it is rather than as a placeholder, or is "". A
+// handler's lines are part of the http app's config, which Caddy writes
+// whole into its DEBUG log ("adjusted config") before any handler loads:
+// there these two keys are taken only as placeholders ({env.*}, {file.*}).
+func (c Merchant) literalSecret() string {
+	for _, f := range []struct{ name, value string }{{"private_key", c.PrivateKey}, {"api_v3_key", c.APIv3Key}} {
+		if f.value != "" && !hasPlaceholder(f.value) {
+			return f.name
+		}
+	}
+	return ""
+}
+
+func literalSecretMessage(name string) string {
+	return name + " is written as it is, and a handler's config is copied into Caddy's DEBUG log: give it as a placeholder, such as {env.WECHATPAY_APIV3_KEY} or {file./etc/caddy/apiclient_key.pem}, or move the merchant into the wechat global option"
+}
+
+// hasPlaceholder reports whether v holds a {…} placeholder.
+func hasPlaceholder(v string) bool {
+	i := strings.IndexByte(v, '{')
+	return i >= 0 && strings.IndexByte(v[i:], '}') > 1
+}
+
+// handlerKeyLine reads a merchant key line of wechat_pay's or
+// wechat_pay_notify's block as merchantLine does, refusing a private_key
+// or api_v3_key written as it is (see literalSecret) while the Caddyfile
+// is adapted, before Caddy can log it.
+func handlerKeyLine(d *caddyfile.Dispenser, sub string, m *Merchant) (handled bool, err error) {
+	handled, err = merchantLine(d, sub, m)
+	if handled && err == nil {
+		if name := m.literalSecret(); name == sub {
+			err = d.Errf("%s", literalSecretMessage(name))
+		}
+	}
+	return handled, err
 }
 
 // merchantLine reads the Caddyfile line sub into m when it is one of a

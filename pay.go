@@ -48,7 +48,9 @@ type PayGateway struct {
 	// The merchant's own key lines (private_key, serial_no, api_v3_key,
 	// public_key_id, public_key, as in the wechat app's merchant block),
 	// for a merchant the wechat app does not hold; mch_id is then
-	// required. Default: the wechat app's merchant of mch_id.
+	// required. private_key and api_v3_key only as placeholders
+	// ({env.*}, {file.*}): a handler's config is copied into Caddy's
+	// DEBUG log. Default: the wechat app's merchant of mch_id.
 	Keys *Merchant `json:"keys,omitempty"`
 
 	// The WeChat Pay API paths forwarded: exact (/v3/refund/domestic/refunds)

@@ -48,7 +48,7 @@ func (g *PayGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if g.Keys == nil {
 				g.Keys = new(Merchant)
 			}
-			handled, err := merchantLine(d, sub, g.Keys)
+			handled, err := handlerKeyLine(d, sub, g.Keys)
 			if !handled {
 				return d.Errf("unknown subdirective %q", sub)
 			}

@@ -37,7 +37,9 @@ type PayNotify struct {
 	// The merchant's own key lines (private_key, serial_no, api_v3_key,
 	// public_key_id, public_key, as in the wechat app's merchant block),
 	// for a merchant the wechat app does not hold; mch_id is then
-	// required. Default: the wechat app's merchant of mch_id.
+	// required. private_key and api_v3_key only as placeholders
+	// ({env.*}, {file.*}): a handler's config is copied into Caddy's
+	// DEBUG log. Default: the wechat app's merchant of mch_id.
 	Keys *Merchant `json:"keys,omitempty"`
 
 	DeliveryConfig
@@ -109,7 +111,7 @@ func (n *PayNotify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if n.Keys == nil {
 				n.Keys = new(Merchant)
 			}
-			if handled, err = merchantLine(d, sub, n.Keys); !handled {
+			if handled, err = handlerKeyLine(d, sub, n.Keys); !handled {
 				return d.Errf("unknown subdirective %q", sub)
 			}
 		}

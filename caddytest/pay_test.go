@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -466,4 +467,79 @@ func TestPayMerchantErrorsNameTheFieldNotTheKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPayHandlerKeysAreNeverLiteral: a private key or APIv3 key written
+// as it is in wechat_pay's or wechat_pay_notify's own lines would be part
+// of the http app's config, which Caddy writes whole into its DEBUG log
+// ("adjusted config") before any handler loads. Such a Caddyfile is
+// refused as it is adapted, naming the field, never the key, and the DEBUG
+// log of the Caddy it was sent to never holds the key; the same JSON is
+// refused when it loads. Placeholders ({file.*}, {env.*}) load
+// (TestPayMerchantKeysInTheHandlers).
+func TestPayHandlerKeysAreNeverLiteral(t *testing.T) {
+	der, _ := x509.MarshalPKCS8PrivateKey(payMerchantKey())
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "apiclient_key.pem")
+	apiKeyFile := filepath.Join(dir, "apiv3_key.txt")
+	for p, v := range map[string]string{keyFile: keyPEM, apiKeyFile: payAPIKey} {
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secrets := []string{payAPIKey, strings.Split(keyPEM, "\n")[3]}
+	noSecret := func(t *testing.T, what, text string) {
+		t.Helper()
+		for _, secret := range secrets {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s shows key material", what)
+			}
+		}
+	}
+	logPath, logOption := debugLog(t)
+	global := globalOptions(fmt.Sprintf("%s\n\twechat {\n\t\tapp %s %s\n\t}", logOption, testAppID, testSecret))
+	loadCaddy(t, global+"\nhttp://localhost:9080 {\n\trespond ok\n}\n")
+	t.Cleanup(func() { stopFileLog(t) })
+	load := func(t *testing.T, contentType, config string) string {
+		t.Helper()
+		resp, err := httpClient.Post(adminURL+"/load", contentType, strings.NewReader(config))
+		if err != nil {
+			t.Fatalf("POST /load: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK {
+			httpClient.CloseIdleConnections()
+			t.Fatalf("Caddy loaded a config it must refuse:\n%s", config)
+		}
+		return string(body)
+	}
+	const otherMchID = "1900000002"
+	literalKey := fmt.Sprintf("\t\tprivate_key `%s`\n\t\tserial_no %s\n\t\tapi_v3_key {file.%s}", keyPEM, paySerial, apiKeyFile)
+	literalAPIKey := fmt.Sprintf("\t\tprivate_key {file.%s}\n\t\tserial_no %s\n\t\tapi_v3_key %s", keyFile, paySerial, payAPIKey)
+	for _, tc := range []struct{ name, site, want string }{
+		{"wechat_pay api_v3_key", "\twechat_pay {\n\t\tmch_id " + otherMchID + "\n" + literalAPIKey + "\n\t\tallow /v3/pay/transactions/*\n\t}", "api_v3_key"},
+		{"wechat_pay private_key", "\twechat_pay {\n\t\tmch_id " + otherMchID + "\n" + literalKey + "\n\t\tallow /v3/pay/transactions/*\n\t}", "private_key"},
+		{"wechat_pay_notify api_v3_key", "\twechat_pay_notify /pay/notify {\n\t\tmch_id " + otherMchID + "\n" + literalAPIKey + "\n\t\tto http://127.0.0.1:9/pay/notify\n\t}", "api_v3_key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := load(t, "text/caddyfile", global+"\nhttp://localhost:9081 {\n"+tc.site+"\n}\n")
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "placeholder") {
+				t.Errorf("error does not ask for %s as a placeholder: %s", tc.want, msg)
+			}
+			noSecret(t, "error", msg)
+		})
+	}
+	noSecret(t, "DEBUG log", readFile(t, logPath))
+
+	// The same handler in JSON, which no adapter reads first.
+	keys, _ := json.Marshal(map[string]string{"private_key": "{file." + keyFile + "}", "serial_no": paySerial, "api_v3_key": payAPIKey})
+	jsonConfig := fmt.Sprintf(`{"admin":{"listen":"localhost:2999"},"apps":{"wechat":{"apps":[{"app_id":%q,"app_secret":%q}]},"http":{"servers":{"s":{"listen":["localhost:9081"],"routes":[{"handle":[{"handler":"wechat_pay","mch_id":%q,"keys":%s,"allow":["/v3/pay/transactions/*"]}]}]}}}}}`,
+		testAppID, testSecret, otherMchID, keys)
+	msg := load(t, "application/json", jsonConfig)
+	if !strings.Contains(msg, "api_v3_key") || !strings.Contains(msg, "placeholder") {
+		t.Errorf("JSON: error does not ask for api_v3_key as a placeholder: %s", msg)
+	}
+	noSecret(t, "JSON error", msg)
 }
