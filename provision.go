@@ -690,5 +690,6 @@ func (p *pooledStore) onceStore() weblogin.OnceStore {
 }
 
 // maxOnceValues bounds the one-time values kept in memory: logins begun
-// and not finished within their 10 minutes.
+// and not finished within their 10 minutes. Beyond it the oldest is
+// dropped (its login must begin again), never the new one refused.
 const maxOnceValues = 100_000

@@ -81,8 +81,9 @@ func (h *Handler) newRoutes() routeTable {
 	if h.web != nil {
 		get := []string{http.MethodGet, http.MethodHead}
 		routes[p+"/web/login"] = route{methods: get, noBody: true, serve: h.webLoginStart}
-		routes[p+"/web/callback"] = route{methods: get, noBody: true, serve: h.webCallback}
-		// Not HEAD: a link prefetcher's HEAD must not spend the one-time link.
+		// Not HEAD: a prefetcher's or scanner's HEAD must not spend the
+		// one-time state and code, or link.
+		routes[p+"/web/callback"] = route{methods: []string{http.MethodGet}, noBody: true, serve: h.webCallback}
 		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, serve: h.webHandoff}
 		if h.Sandbox && h.web.openBase == "" {
 			// The fake's authorization pages, on this site, so a browser

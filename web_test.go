@@ -248,6 +248,27 @@ func TestHandoffLinkSurvivesHEAD(t *testing.T) {
 	}
 }
 
+// A HEAD on the callback (a link prefetcher or scanner) is refused and
+// leaves the login's state and code for the browser's GET: as for a
+// handoff link, only a GET makes a session.
+func TestWebCallbackSurvivesHEAD(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
+	cb := sandboxCallback(t, h, weChatUA)
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodHead, cb, nil)
+	r.Header.Set("User-Agent", weChatUA)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusMethodNotAllowed || len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("HEAD: status %d, err %v, Set-Cookie %q", w.status, err, w.hdr["Set-Cookie"])
+	}
+	w = newDiscardWriter()
+	r, _ = http.NewRequest(http.MethodGet, cb, nil)
+	r.Header.Set("User-Agent", weChatUA)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+		t.Fatalf("GET after HEAD: status %d, err %v: %s", w.status, err, w.body)
+	}
+}
+
 // sandboxCallback begins a web login with userAgent, goes through the
 // sandbox's WeChat page and returns the callback URL, not yet loaded.
 func sandboxCallback(t *testing.T, h *Handler, userAgent string) string {

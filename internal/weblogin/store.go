@@ -10,9 +10,6 @@ import (
 // ErrExists is returned by PutOnce for a key that is already stored.
 var ErrExists = errors.New("weblogin: key already stored")
 
-// ErrFull is returned by a MemoryStore holding its maximum of live keys.
-var ErrFull = errors.New("weblogin: store full")
-
 // OnceStore keeps the values of states and handoff tickets: each is put
 // once and taken at most once, so a replayed callback or link finds
 // nothing. A store shared by every instance (Redis) lets any instance
@@ -33,15 +30,34 @@ type MemoryStore struct {
 
 	mu      sync.Mutex
 	entries map[string]memEntry
+	// order holds the keys in the order they were put, oldest first, to
+	// find the value a full store drops. A key taken or put again stays
+	// until it reaches the front or the list is compacted; its seq tells
+	// a stale place from the live one.
+	order []keySeq
+	seq   uint64
+	// pruned is when a full store last looked for expired values: at
+	// most once a second, so that a flood does not walk them all for
+	// every put.
+	pruned time.Time
 }
 
 type memEntry struct {
 	value   []byte
 	expires time.Time
+	seq     uint64
 }
 
-// NewMemoryStore returns an empty store holding at most max live keys
-// (no bound when max <= 0); now is time.Now when nil.
+type keySeq struct {
+	key string
+	seq uint64
+}
+
+// NewMemoryStore returns an empty store holding at most max keys (no
+// bound when max <= 0); now is time.Now when nil. A full store drops its
+// expired values, else its oldest, for a new one: beginning logins needs
+// no credential, and a flood of them must not refuse the next real one
+// until theirs expire.
 func NewMemoryStore(max int, now func() time.Time) *MemoryStore {
 	if now == nil {
 		now = time.Now
@@ -63,13 +79,27 @@ func (m *MemoryStore) PutOnce(ctx context.Context, key string, value []byte, ttl
 	if e, ok := m.entries[key]; ok && now.Before(e.expires) {
 		return ErrExists
 	}
-	if m.max > 0 && len(m.entries) >= m.max {
-		m.pruneLocked(now)
-		if len(m.entries) >= m.max {
-			return ErrFull
+	if m.max > 0 {
+		if len(m.entries) >= m.max && now.Sub(m.pruned) >= time.Second {
+			m.pruneLocked(now)
+			m.pruned = now
+		}
+		for len(m.entries) >= m.max && len(m.order) > 0 {
+			first := m.order[0]
+			m.order = m.order[1:]
+			if e, ok := m.entries[first.key]; ok && e.seq == first.seq {
+				delete(m.entries, first.key)
+			}
+		}
+		if len(m.order) > 2*m.max {
+			m.compactLocked()
 		}
 	}
-	m.entries[key] = memEntry{value: append([]byte(nil), value...), expires: now.Add(ttl)}
+	m.seq++
+	m.entries[key] = memEntry{value: append([]byte(nil), value...), expires: now.Add(ttl), seq: m.seq}
+	if m.max > 0 {
+		m.order = append(m.order, keySeq{key, m.seq})
+	}
 	return nil
 }
 
@@ -105,6 +135,17 @@ func (m *MemoryStore) pruneLocked(now time.Time) {
 			delete(m.entries, k)
 		}
 	}
+}
+
+// compactLocked drops the places of keys no longer held from order.
+func (m *MemoryStore) compactLocked() {
+	kept := make([]keySeq, 0, len(m.entries))
+	for _, o := range m.order {
+		if e, ok := m.entries[o.key]; ok && e.seq == o.seq {
+			kept = append(kept, o)
+		}
+	}
+	m.order = kept
 }
 
 var _ OnceStore = (*MemoryStore)(nil)

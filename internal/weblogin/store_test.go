@@ -3,6 +3,7 @@ package weblogin
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,21 +62,68 @@ func TestMemoryStoreExpires(t *testing.T) {
 	}
 }
 
-func TestMemoryStoreIsBounded(t *testing.T) {
+// A full store drops its oldest value for a new one, rather than refusing
+// every login until its values expire: a flood of logins begun (no
+// credential needed) must not lock out the next real one.
+func TestMemoryStoreFullDropsTheOldest(t *testing.T) {
 	ctx := context.Background()
 	c := &testClock{t: time.Unix(1e9, 0)}
 	m := NewMemoryStore(2, c.now)
-	m.PutOnce(ctx, "a", nil, time.Minute)
-	m.PutOnce(ctx, "b", nil, time.Hour)
-	if err := m.PutOnce(ctx, "c", nil, time.Minute); !errors.Is(err, ErrFull) {
-		t.Fatalf("third put: %v", err)
-	}
-	c.add(2 * time.Minute)
-	if err := m.PutOnce(ctx, "c", nil, time.Minute); err != nil {
-		t.Fatalf("put after expiry: %v", err)
+	for _, k := range []string{"a", "b", "c"} {
+		if err := m.PutOnce(ctx, k, []byte(k), time.Hour); err != nil {
+			t.Fatalf("put %s: %v", k, err)
+		}
 	}
 	if m.Len() != 2 {
 		t.Fatalf("len %d", m.Len())
+	}
+	if _, ok, _ := m.Take(ctx, "a"); ok {
+		t.Fatal("the oldest value outlived a put into a full store")
+	}
+	for _, k := range []string{"b", "c"} {
+		if v, ok, _ := m.Take(ctx, k); !ok || string(v) != k {
+			t.Fatalf("take %s: %q %v", k, v, ok)
+		}
+	}
+
+	// Expired values go first; values taken leave room without dropping any.
+	m.PutOnce(ctx, "old", nil, time.Minute)
+	m.PutOnce(ctx, "live", nil, time.Hour)
+	c.add(2 * time.Minute)
+	m.PutOnce(ctx, "new", nil, time.Hour)
+	if _, ok, _ := m.Take(ctx, "live"); !ok {
+		t.Fatal("a live value was dropped while an expired one was held")
+	}
+	m.PutOnce(ctx, "x", nil, time.Hour)
+	if _, ok, _ := m.Take(ctx, "new"); !ok {
+		t.Fatal("a value was dropped though a taken one had left room")
+	}
+}
+
+// Under a flood the newest values stand, and the store's bookkeeping
+// stays bounded however many values come and go.
+func TestMemoryStoreFloodKeepsTheNewest(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemoryStore(100, nil)
+	for i := range 10_000 {
+		k := "k" + strconv.Itoa(i)
+		if err := m.PutOnce(ctx, k, nil, time.Hour); err != nil {
+			t.Fatalf("put %s: %v", k, err)
+		}
+		if i%3 == 0 {
+			m.Take(ctx, k)
+		}
+	}
+	if m.Len() > 100 {
+		t.Fatalf("len %d", m.Len())
+	}
+	for i := 9_990; i < 10_000; i++ {
+		if _, ok, _ := m.Take(ctx, "k"+strconv.Itoa(i)); !ok && i%3 != 0 {
+			t.Fatalf("k%d, among the newest, was dropped", i)
+		}
+	}
+	if n := m.orderLen(); n > 2*100+1 {
+		t.Fatalf("the store remembers the order of %d keys, holding at most 100", n)
 	}
 }
 
@@ -121,4 +169,11 @@ func TestMemoryStoreHonoursACancelledContext(t *testing.T) {
 	if _, _, err := m.Take(ctx, "k"); err == nil {
 		t.Fatal("take with a cancelled context")
 	}
+}
+
+// orderLen is how many places the store's order list holds.
+func (m *MemoryStore) orderLen() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.order)
 }
