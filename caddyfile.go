@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -405,4 +406,227 @@ func parseWeb(d *caddyfile.Dispenser) (*WebConfig, error) {
 		}
 	}
 	return w, nil
+}
+
+func parseGatewayCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var g APIGateway
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return &g, err
+}
+
+// UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
+//
+//	wechat_api [<matcher>] {
+//	    app_id      <appid>
+//	    app_secret  <secret>
+//	    app         <appid> <secret>     # repeatable: several mini programs
+//	    api_base    <url>
+//	    sandbox
+//	    timeout     <duration>
+//	    store       memory | redis <url> | redis { … }
+//	    signing_key <current> [<previous>...]
+//	    allow       <path>... | *        # repeatable
+//	    max_body    <size>               # such as 10MiB
+//	}
+func (g *APIGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	// The lines shared with wechat_auth are read by its parser of them.
+	sc := sharedConfig{APIBase: g.APIBase, Sandbox: g.Sandbox, Timeout: g.Timeout, Store: g.Store, Redis: g.Redis,
+		SigningKey: g.SigningKey, PreviousSigningKeys: g.PreviousSigningKeys}
+	for d.NextBlock(0) {
+		if shared, err := sc.line(d); shared || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		switch sub := d.Val(); {
+		case sub == "allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("allow needs at least one path (or *)")
+			}
+			g.Allow = append(g.Allow, args...)
+		case sub == "max_body":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<40 {
+				return d.Errf("max_body: %q is not a size such as 10MiB", v)
+			}
+			g.MaxBody = int64(n)
+		default:
+			return d.Errf("unknown subdirective %q", sub)
+		}
+	}
+	apps, err := sc.finish(d)
+	if err != nil {
+		return err
+	}
+	g.Apps, g.APIBase, g.Sandbox, g.Timeout = apps, sc.APIBase, sc.Sandbox, sc.Timeout
+	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
+	return nil
+}
+
+func parsePushCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var p Push
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return &p, err
+}
+
+// UnmarshalCaddyfile sets up the receiver from Caddyfile tokens. Syntax:
+//
+//	wechat_push [<matcher>] {
+//	    app_id        <appid>
+//	    token         <token>             # {env.WECHAT_PUSH_TOKEN}
+//	    aes_key       <EncodingAESKey>    # omit in plain mode
+//	    to            <url>
+//	    max_age       <duration>          # 0: off
+//	    timeout       <duration>
+//	    retry_for     <duration>
+//	    store         memory | redis <url> | redis { … }
+//	    assertion     [<header>]
+//	    assertion_key <pem>               # {file./path/key.pem}
+//	}
+func (p *Push) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch sub := d.Val(); sub {
+		case "app_id":
+			err = oneArg(d, &p.AppID)
+		case "token":
+			err = oneArg(d, &p.Token)
+		case "aes_key":
+			err = oneArg(d, &p.AESKey)
+		case "max_age":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil {
+					return d.Errf("max_age: %q is not a duration", v)
+				}
+				md := caddy.Duration(dur)
+				p.MaxAge = &md
+			}
+		default:
+			var handled bool
+			if handled, err = p.DeliveryConfig.line(d, sub); !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parsePayCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var g PayGateway
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return &g, err
+}
+
+// UnmarshalCaddyfile sets up the pay gateway from Caddyfile tokens.
+// Syntax:
+//
+//	wechat_pay [<matcher>] {
+//	    mch_id  <mch_id>          # a merchant of the wechat app, or its key lines here:
+//	    private_key | serial_no | api_v3_key | public_key_id | public_key <value>
+//	    allow   <path>...         # repeatable: /v3/… exact, or ending in /*
+//	    timeout <duration>
+//	}
+func (g *PayGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch sub := d.Val(); sub {
+		case "mch_id":
+			if err := oneArg(d, &g.MchID); err != nil {
+				return err
+			}
+		case "allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("allow needs one or more paths")
+			}
+			g.Allow = append(g.Allow, args...)
+		case "timeout":
+			dur, err := durationLine(d)
+			if err != nil {
+				return err
+			}
+			g.Timeout = dur
+		default:
+			if g.Keys == nil {
+				g.Keys = new(Merchant)
+			}
+			handled, err := handlerKeyLine(d, sub, g.Keys)
+			if !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func parsePayNotifyCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var n PayNotify
+	err := n.UnmarshalCaddyfile(h.Dispenser)
+	return &n, err
+}
+
+// UnmarshalCaddyfile sets up the receiver from Caddyfile tokens. Syntax:
+//
+//	wechat_pay_notify [<matcher>] {
+//	    mch_id        <mch_id>         # a merchant of the wechat app, or its key lines here:
+//	    private_key | serial_no | api_v3_key | public_key_id | public_key <value>
+//	    to            <url>            # the upstream
+//	    timeout       <duration>
+//	    retry_for     <duration>
+//	    store         memory | redis <url> | redis { … }
+//	    assertion     [<header>]
+//	    assertion_key <pem>
+//	}
+func (n *PayNotify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch sub := d.Val(); sub {
+		case "mch_id":
+			err = oneArg(d, &n.MchID)
+		default:
+			var handled bool
+			if handled, err = n.DeliveryConfig.line(d, sub); handled {
+				break
+			}
+			if n.Keys == nil {
+				n.Keys = new(Merchant)
+			}
+			if handled, err = handlerKeyLine(d, sub, n.Keys); !handled {
+				return d.Errf("unknown subdirective %q", sub)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

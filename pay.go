@@ -1,17 +1,25 @@
 package wechatauth
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/apierr"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/caddy-wechat/wechatauth/internal/metrics"
 )
 
 func init() {
@@ -190,6 +198,380 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - 'a' + 10
+}
+
+// jsapiOrderPaths are the orders whose answer gains the payment object of
+// wx.requestPayment, and whose payer openid the gateway may fill.
+var jsapiOrderPaths = map[string]bool{
+	"/v3/pay/transactions/jsapi":         true,
+	"/v3/pay/partner/transactions/jsapi": true,
+}
+
+// payMethods are the methods of WeChat Pay's APIv3.
+var payMethods = map[string]bool{
+	http.MethodGet: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
+}
+
+var payMethodList = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// ServeHTTP forwards the call to WeChat Pay with the merchant's signature
+// and writes the answer once its signature verifies. It never calls next.
+func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	p, query, _ := strings.Cut(target, "?")
+	label := "other"
+	if payPathOK(p) && printableQuery(query) {
+		if l := g.allowed(p); l != "" {
+			label = l
+		}
+	}
+	if label == "other" {
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, apierr.PayNotAllowed)
+		return nil
+	}
+	if !payMethods[r.Method] {
+		// WeChat Pay's API has no HEAD or OPTIONS: such a call would come
+		// back without the body its signature covers.
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, apierr.Method.Allowing(payMethodList))
+		return nil
+	}
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		var aerr *apierr.Error
+		body, aerr = apierr.ReadBodyUpTo(w, r, payMaxBody, apierr.PayloadTooLarge.WithMessage("The request body is larger than 1 MiB."))
+		if aerr != nil {
+			g.answerError(w, r, label, aerr)
+			return nil
+		}
+	}
+	var order payOrder
+	if len(bytes.TrimSpace(body)) > 0 {
+		var aerr *apierr.Error
+		order, aerr = g.readOrder(body, jsapiOrderPaths[p], r.Header.Get("X-WX-OPENID"), r.Header.Get("X-WX-APPID"))
+		if aerr != nil {
+			g.answerError(w, r, label, aerr)
+			return nil
+		}
+		body = order.body
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(g.Timeout))
+	defer cancel()
+	resp, answer, err := g.call(ctx, r.Method, p, query, body)
+	if err != nil {
+		if !errors.Is(err, errPayAnswer) {
+			g.logger.Warn("WeChat Pay did not answer", zap.String("path", p), zap.Error(err))
+			g.answerError(w, r, label, apierr.PayUnavailable)
+			return nil
+		}
+		g.logger.Warn("WeChat Pay's answer is refused", zap.String("path", p), zap.Error(err))
+		g.answerError(w, r, label, apierr.PaySignatureInvalid)
+		return nil
+	}
+	if jsapiOrderPaths[p] && resp.StatusCode == http.StatusOK && order.payAppID != "" {
+		if withPayment, ok := g.addPayment(answer, order.payAppID); ok {
+			answer = withPayment
+		}
+	}
+	h := w.Header()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(answer)))
+	w.WriteHeader(resp.StatusCode)
+	w.Write(answer)
+	metrics.PayRequests.WithLabelValues(label, payResult(resp.StatusCode, answer)).Inc()
+	return nil
+}
+
+// errPayAnswer marks an answer that came but is not passed on.
+var errPayAnswer = errors.New("answer refused")
+
+// call sends one signed call to WeChat Pay and returns its answer once the
+// signature over it verifies.
+func (g *PayGateway) call(ctx context.Context, method, p, query string, body []byte) (*http.Response, []byte, error) {
+	m := g.merchant
+	u, err := url.Parse(strings.TrimSuffix(m.base, "/") + p)
+	if err != nil {
+		return nil, nil, err
+	}
+	u.RawQuery = query
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The signature covers the request target exactly as it is sent.
+	authz, err := m.SignRequest(method, req.URL.RequestURI(), body, time.Now(), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", authz)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "caddy-wechatauth")
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if m.NeedsCertificates() && m.WechatpaySerial() == "" {
+		m.refresh(ctx)
+	}
+	if serial := m.WechatpaySerial(); serial != "" {
+		req.Header.Set("Wechatpay-Serial", serial)
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, nil, fmt.Errorf("HTTP status %d: WeChat Pay does not redirect", resp.StatusCode)
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, payMaxAnswer+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(answer) > payMaxAnswer {
+		return nil, nil, errors.Join(errPayAnswer, errors.New("answer larger than 4 MiB"))
+	}
+	if err := m.verifyAnswer(ctx, resp.Header, answer, time.Now()); err != nil {
+		return nil, nil, errors.Join(errPayAnswer, err)
+	}
+	return resp, answer, nil
+}
+
+// payOrder is what the gateway reads of a request body.
+type payOrder struct {
+	body     []byte // as forwarded: as sent, or with the payer filled
+	payAppID string // whose payment object a JSAPI order's answer gets
+}
+
+// readOrder checks the appids a body names against the apps of the
+// config, and for a JSAPI order without a payer openid fills it with
+// openid (the verified caller the upstream passes on).
+func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string) (payOrder, *apierr.Error) {
+	type member struct {
+		name string
+		raw  json.RawMessage
+	}
+	var members []member
+	var appid, spAppID, subAppID string
+	var payer json.RawMessage
+	err := apierr.WalkObject(body, func(name string, dec *json.Decoder) error {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return apierr.ErrNotObject
+		}
+		switch name {
+		case "appid", "sp_appid", "sub_appid":
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return &apierr.FieldError{Name: name}
+			}
+			switch name {
+			case "appid":
+				appid = s
+			case "sp_appid":
+				spAppID = s
+			default:
+				subAppID = s
+			}
+		case "payer":
+			payer = raw
+		}
+		members = append(members, member{name, raw})
+		return nil
+	})
+	var fe *apierr.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return payOrder{}, apierr.InvalidRequest.WithMessage(fe.Error())
+	case err != nil:
+		return payOrder{}, apierr.InvalidRequest.WithMessage("The body must be one JSON object.")
+	}
+	for _, id := range []string{appid, spAppID, subAppID} {
+		if id != "" && !g.appids[id] {
+			return payOrder{}, apierr.InvalidRequest.WithMessage("The order names an appid that is not an app of this server's wechat configuration.")
+		}
+	}
+	o := payOrder{body: body, payAppID: appid}
+	partner := spAppID != "" || subAppID != ""
+	if partner {
+		o.payAppID = spAppID
+		if subAppID != "" {
+			o.payAppID = subAppID
+		}
+	}
+	if !jsapi || openid == "" {
+		return o, nil
+	}
+	field, fieldApp := "openid", appid
+	if partner {
+		field, fieldApp = "sp_openid", spAppID
+		if subAppID != "" {
+			field, fieldApp = "sub_openid", subAppID
+		}
+	}
+	filled, changed, aerr := fillPayer(payer, field, openid)
+	if aerr != nil || !changed {
+		return o, aerr
+	}
+	// An openid belongs to one app: the caller's is filled in only for an
+	// order of that app (when X-WX-APPID says which), never sent as the
+	// payer of another app's order, which WeChat Pay refuses.
+	if openidApp != "" && openidApp != fieldApp {
+		return o, apierr.InvalidRequest.WithMessage("The order's payer " + field + " is missing, and the caller's openid (X-WX-OPENID) belongs to another app than the order's: give payer." + field + ".")
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	wrote := false
+	for _, m := range members {
+		if wrote {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(m.name)
+		b.Write(name)
+		b.WriteByte(':')
+		if m.name == "payer" {
+			b.Write(filled)
+		} else {
+			b.Write(m.raw)
+		}
+		wrote = true
+	}
+	if payer == nil {
+		if wrote {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"payer":`)
+		b.Write(filled)
+	}
+	b.WriteByte('}')
+	o.body = b.Bytes()
+	return o, nil
+}
+
+// fillPayer returns the payer object with field set to openid when the
+// order gives no openid of its own (none of openid, sp_openid,
+// sub_openid), and whether it changed.
+func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bool, *apierr.Error) {
+	members := map[string]json.RawMessage{}
+	var order []string
+	if payer != nil {
+		err := apierr.WalkObject(payer, func(name string, dec *json.Decoder) error {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return apierr.ErrNotObject
+			}
+			members[name] = raw
+			order = append(order, name)
+			return nil
+		})
+		var fe *apierr.FieldError
+		switch {
+		case errors.As(err, &fe):
+			return nil, false, apierr.InvalidRequest.WithMessage("payer: " + fe.Error())
+		case err != nil:
+			return nil, false, apierr.InvalidRequest.WithMessage("The order's payer must be a JSON object.")
+		}
+	}
+	for _, f := range []string{"openid", "sp_openid", "sub_openid"} {
+		if _, ok := members[f]; ok {
+			return payer, false, nil
+		}
+	}
+	v, _ := json.Marshal(openid)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, name := range order {
+		n, _ := json.Marshal(name)
+		b.Write(n)
+		b.WriteByte(':')
+		b.Write(members[name])
+		b.WriteByte(',')
+	}
+	b.WriteString(`"` + field + `":`)
+	b.Write(v)
+	b.WriteByte('}')
+	return b.Bytes(), true, nil
+}
+
+// addPayment returns the answer, a JSON object holding prepay_id, with the
+// signed payment object of wx.requestPayment added as its last member. An
+// answer that names a member twice, or has a payment member already, gets
+// none: which prepay_id it means is a reader's guess.
+func (g *PayGateway) addPayment(answer []byte, appid string) ([]byte, bool) {
+	var prepayID string
+	trimmed := bytes.TrimRight(answer, " \t\r\n")
+	err := apierr.WalkObject(trimmed, func(name string, dec *json.Decoder) error {
+		switch name {
+		case "prepay_id":
+			return apierr.DecodeString(name, dec, &prepayID)
+		case "payment":
+			return errors.New("the answer has a payment member")
+		}
+		return apierr.SkipValue(dec)
+	})
+	if err != nil || prepayID == "" || len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+		if err != nil {
+			g.logger.Warn("no payment object for an answer that is not a plain object", zap.Error(err))
+		}
+		return nil, false
+	}
+	pay, err := g.merchant.PaySign(appid, prepayID, time.Now(), "")
+	if err != nil {
+		g.logger.Warn("no payment object for the order's answer", zap.Error(err))
+		return nil, false
+	}
+	pj, _ := json.Marshal(pay)
+	out := make([]byte, 0, len(trimmed)+len(pj)+12)
+	out = append(out, trimmed[:len(trimmed)-1]...)
+	out = append(out, `,"payment":`...)
+	out = append(out, pj...)
+	return append(out, '}'), true
+}
+
+// answerError writes one of the gateway's own error answers.
+func (g *PayGateway) answerError(w http.ResponseWriter, r *http.Request, label string, ae *apierr.Error) {
+	apierr.Write(w, r, ae)
+	metrics.PayRequests.WithLabelValues(label, ae.Code()).Inc()
+}
+
+// payResult is the metric's result of a verified answer: ok, WeChat
+// Pay's error code, or unavailable for a 5xx without one. Labels stay a
+// bounded set whatever WeChat Pay sends.
+func payResult(status int, answer []byte) string {
+	if status < 300 {
+		return "ok"
+	}
+	var e struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(answer, &e) == nil && e.Code != "" && len(e.Code) <= 40 && strings.Trim(e.Code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == "" {
+		return e.Code
+	}
+	if status >= 500 {
+		return "unavailable"
+	}
+	return "other"
+}
+
+// printableQuery reports whether a query is visible ASCII without
+// spaces or a '#'.
+func printableQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if q[i] <= ' ' || q[i] >= 0x7f || q[i] == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // Interface guards
