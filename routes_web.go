@@ -227,20 +227,8 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 		return rec.Flow, err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, withFragment(rec.ReturnTo), http.StatusFound)
+	http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
 	return rec.Flow, nil
-}
-
-// withFragment gives a return_to without a fragment an empty one. A
-// browser carries the fragment of the URL it was sent from over a
-// redirect that has none, and WeChat's authorization pages end in
-// #wechat_redirect: without its own, the page at return_to would open
-// with that fragment (which a hash router reads as a route).
-func withFragment(returnTo string) string {
-	if strings.Contains(returnTo, "#") {
-		return returnTo
-	}
-	return returnTo + "#"
 }
 
 // startWebSession makes a session for a user of appid and sets its cookie.

@@ -446,7 +446,7 @@ func TestWebLoginStartsKeepAtMostFourStateCookies(t *testing.T) {
 		t.Fatalf("the newest login whose cookie was cleared: status %d, want 400", w.status)
 	}
 	for i := 6; i < 10; i++ {
-		if w := get(callbacks[i]); w.status != http.StatusFound || w.hdr.Get("Location") != "http://api.example.com/#" {
+		if w := get(callbacks[i]); w.status != http.StatusFound || w.hdr.Get("Location") != "http://api.example.com/" {
 			t.Fatalf("login %d, among the kept: status %d to %q: %s", i, w.status, w.hdr.Get("Location"), w.body)
 		}
 	}
