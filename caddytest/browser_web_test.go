@@ -183,6 +183,18 @@ func TestWebLoginInsideWeChat(t *testing.T) {
 	wantNoSessionCookie(t, resp)
 }
 
+// A hash-routed page gives return_to with its own fragment: the browser
+// ends on that route, not on the #wechat_redirect of WeChat's page, which
+// it carries over a redirect without a fragment of its own.
+func TestWebLoginReturnToKeepsItsOwnFragment(t *testing.T) {
+	webStack(t, "", "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, weChatUA, "amy", "/app/#/orders")
+	if hash := tb.eval(t, `location.hash`); hash != "#/orders" {
+		t.Fatalf("the login ended on %q, hash %q, want the page's route #/orders", tb.url(t), hash)
+	}
+}
+
 func TestWebLoginQRConnect(t *testing.T) {
 	st := webStack(t, "", "")
 	br := startBrowser(t)
