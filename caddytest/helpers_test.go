@@ -150,12 +150,15 @@ func loadError(t *testing.T, caddyfile string) string {
 	t.Helper()
 	// Make sure the test Caddy runs, with a harmless config.
 	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\trespond ok\n}\n")
-	req, err := http.NewRequest(http.MethodPost, adminURL+"/load", strings.NewReader(caddyfile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := httpClient.Do(req)
+	return refusedLoad(t, "text/caddyfile", caddyfile)
+}
+
+// refusedLoad posts config (of contentType: text/caddyfile or
+// application/json) to the running test Caddy, which must refuse it, and
+// returns Caddy's error text.
+func refusedLoad(t *testing.T, contentType, config string) string {
+	t.Helper()
+	resp, err := httpClient.Post(adminURL+"/load", contentType, strings.NewReader(config))
 	if err != nil {
 		t.Fatalf("POST /load: %v", err)
 	}
@@ -163,7 +166,7 @@ func loadError(t *testing.T, caddyfile string) string {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode == http.StatusOK {
 		httpClient.CloseIdleConnections()
-		t.Fatalf("Caddy loaded a config it must refuse:\n%s", caddyfile)
+		t.Fatalf("Caddy loaded a config it must refuse:\n%s", config)
 	}
 	return string(body)
 }

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -501,20 +500,6 @@ func TestPayHandlerKeysAreNeverLiteral(t *testing.T) {
 	global := globalOptions(fmt.Sprintf("%s\n\twechat {\n\t\tapp %s %s\n\t}", logOption, testAppID, testSecret))
 	loadCaddy(t, global+"\nhttp://localhost:9080 {\n\trespond ok\n}\n")
 	t.Cleanup(func() { stopFileLog(t) })
-	load := func(t *testing.T, contentType, config string) string {
-		t.Helper()
-		resp, err := httpClient.Post(adminURL+"/load", contentType, strings.NewReader(config))
-		if err != nil {
-			t.Fatalf("POST /load: %v", err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == http.StatusOK {
-			httpClient.CloseIdleConnections()
-			t.Fatalf("Caddy loaded a config it must refuse:\n%s", config)
-		}
-		return string(body)
-	}
 	const otherMchID = "1900000002"
 	literalKey := fmt.Sprintf("\t\tprivate_key `%s`\n\t\tserial_no %s\n\t\tapi_v3_key {file.%s}", keyPEM, paySerial, apiKeyFile)
 	literalAPIKey := fmt.Sprintf("\t\tprivate_key {file.%s}\n\t\tserial_no %s\n\t\tapi_v3_key %s", keyFile, paySerial, payAPIKey)
@@ -524,7 +509,7 @@ func TestPayHandlerKeysAreNeverLiteral(t *testing.T) {
 		{"wechat_pay_notify api_v3_key", "\twechat_pay_notify /pay/notify {\n\t\tmch_id " + otherMchID + "\n" + literalAPIKey + "\n\t\tto http://127.0.0.1:9/pay/notify\n\t}", "api_v3_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := load(t, "text/caddyfile", global+"\nhttp://localhost:9081 {\n"+tc.site+"\n}\n")
+			msg := refusedLoad(t, "text/caddyfile", global+"\nhttp://localhost:9081 {\n"+tc.site+"\n}\n")
 			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "placeholder") {
 				t.Errorf("error does not ask for %s as a placeholder: %s", tc.want, msg)
 			}
@@ -537,7 +522,7 @@ func TestPayHandlerKeysAreNeverLiteral(t *testing.T) {
 	keys, _ := json.Marshal(map[string]string{"private_key": "{file." + keyFile + "}", "serial_no": paySerial, "api_v3_key": payAPIKey})
 	jsonConfig := fmt.Sprintf(`{"admin":{"listen":"localhost:2999"},"apps":{"wechat":{"apps":[{"app_id":%q,"app_secret":%q}]},"http":{"servers":{"s":{"listen":["localhost:9081"],"routes":[{"handle":[{"handler":"wechat_pay","mch_id":%q,"keys":%s,"allow":["/v3/pay/transactions/*"]}]}]}}}}}`,
 		testAppID, testSecret, otherMchID, keys)
-	msg := load(t, "application/json", jsonConfig)
+	msg := refusedLoad(t, "application/json", jsonConfig)
 	if !strings.Contains(msg, "api_v3_key") || !strings.Contains(msg, "placeholder") {
 		t.Errorf("JSON: error does not ask for api_v3_key as a placeholder: %s", msg)
 	}
