@@ -98,6 +98,10 @@ var (
 	errForeignTicket = apierr.InvalidRequest.WithMessage("This handoff link was made by another site: ask the mini program for a link to this one.")
 )
 
+// webCodeRefused is invalid_code's message on the web, where there is no
+// wx.login to call.
+const webCodeRefused = "WeChat refused the authorization code (expired or already used): start the login again."
+
 // webLoginStart sends the browser to WeChat's authorization page: the
 // Official Account's inside WeChat, the website app's QR page outside.
 func (h *Handler) webLoginStart(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -217,7 +221,11 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 	}
 	who, werr := wl.auth.WebLogin(r.Context(), rec.AppID, code)
 	if werr != nil {
-		return rec.Flow, h.wechatFailure(r.Context(), "web/callback", rec.AppID, werr)
+		ae := h.wechatFailure(r.Context(), "web/callback", rec.AppID, werr)
+		if ae.Code() == apierr.InvalidCode.Code() {
+			ae = ae.WithMessage(webCodeRefused)
+		}
+		return rec.Flow, ae
 	}
 	audit.Noted(r, rec.AppID, who.OpenID, "")
 	if who.Snapshot {

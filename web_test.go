@@ -269,6 +269,30 @@ func TestWebCallbackSurvivesHEAD(t *testing.T) {
 	}
 }
 
+// A code WeChat refuses on the web is answered invalid_code with the
+// browser's way out, not the mini program's wx.login.
+func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
+	cb, err := url.Parse(sandboxCallback(t, h, weChatUA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cb.Query()
+	q.Set("code", "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P") // well formed, never issued: 40029
+	cb.RawQuery = q.Encode()
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodGet, cb.String(), nil)
+	r.Header.Set("User-Agent", weChatUA)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+		t.Fatalf("status %d, err %v: %s", w.status, err, w.body)
+	}
+	body := string(w.body)
+	if !strings.Contains(body, `"invalid_code"`) || !strings.Contains(body, "start the login again") || strings.Contains(body, "wx.login") {
+		t.Fatalf("answer %s: want invalid_code telling the browser to start the login again", body)
+	}
+}
+
 // sandboxCallback begins a web login with userAgent, goes through the
 // sandbox's WeChat page and returns the callback URL, not yet loaded.
 func sandboxCallback(t *testing.T, h *Handler, userAgent string) string {
