@@ -253,18 +253,11 @@ func TestHandoffLinkSurvivesHEAD(t *testing.T) {
 // handoff link, only a GET makes a session.
 func TestWebCallbackSurvivesHEAD(t *testing.T) {
 	h := newBenchHandler(t, benchWeb)
-	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
 	cb := sandboxCallback(t, h, weChatUA)
-	w := newDiscardWriter()
-	r, _ := http.NewRequest(http.MethodHead, cb, nil)
-	r.Header.Set("User-Agent", weChatUA)
-	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusMethodNotAllowed || len(w.hdr["Set-Cookie"]) != 0 {
+	if w, err := openInWeChat(h, http.MethodHead, cb); err != nil || w.status != http.StatusMethodNotAllowed || len(w.hdr["Set-Cookie"]) != 0 {
 		t.Fatalf("HEAD: status %d, err %v, Set-Cookie %q", w.status, err, w.hdr["Set-Cookie"])
 	}
-	w = newDiscardWriter()
-	r, _ = http.NewRequest(http.MethodGet, cb, nil)
-	r.Header.Set("User-Agent", weChatUA)
-	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+	if w, err := openInWeChat(h, http.MethodGet, cb); err != nil || w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
 		t.Fatalf("GET after HEAD: status %d, err %v: %s", w.status, err, w.body)
 	}
 }
@@ -273,7 +266,6 @@ func TestWebCallbackSurvivesHEAD(t *testing.T) {
 // browser's way out, not the mini program's wx.login.
 func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {
 	h := newBenchHandler(t, benchWeb)
-	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
 	cb, err := url.Parse(sandboxCallback(t, h, weChatUA))
 	if err != nil {
 		t.Fatal(err)
@@ -281,16 +273,25 @@ func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {
 	q := cb.Query()
 	q.Set("code", "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P") // well formed, never issued: 40029
 	cb.RawQuery = q.Encode()
-	w := newDiscardWriter()
-	r, _ := http.NewRequest(http.MethodGet, cb.String(), nil)
-	r.Header.Set("User-Agent", weChatUA)
-	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+	w, err := openInWeChat(h, http.MethodGet, cb.String())
+	if err != nil || w.status != http.StatusUnauthorized {
 		t.Fatalf("status %d, err %v: %s", w.status, err, w.body)
 	}
 	body := string(w.body)
 	if !strings.Contains(body, `"invalid_code"`) || !strings.Contains(body, "start the login again") || strings.Contains(body, "wx.login") {
 		t.Fatalf("answer %s: want invalid_code telling the browser to start the login again", body)
 	}
+}
+
+// weChatUA is the User-Agent of WeChat's own browser.
+const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
+
+// openInWeChat serves method u, as WeChat's browser sends it, through h.
+func openInWeChat(h *Handler, method, u string) (*discardWriter, error) {
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(method, u, nil)
+	r.Header.Set("User-Agent", weChatUA)
+	return w, h.ServeHTTP(w, r, okHandler{})
 }
 
 // sandboxCallback begins a web login with userAgent, goes through the
@@ -319,16 +320,12 @@ func TestQRLoginCallbackNeedsItsStateCookieEvenInWeChat(t *testing.T) {
 		benchWeb(h)
 		h.Web.QRApp = "wxb1b1b1b1b1b1b1b1"
 	})
-	const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
 	for _, tt := range []struct {
 		startUA string
 		want    int
 	}{{"Mozilla/5.0", http.StatusBadRequest}, {weChatUA, http.StatusFound}} {
 		cb := sandboxCallback(t, h, tt.startUA)
-		w := newDiscardWriter()
-		r, _ := http.NewRequest(http.MethodGet, cb, nil)
-		r.Header.Set("User-Agent", weChatUA)
-		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != tt.want {
+		if w, err := openInWeChat(h, http.MethodGet, cb); err != nil || w.status != tt.want {
 			t.Fatalf("login begun with %q, callback in WeChat without a cookie: status %d, want %d, err %v: %s", tt.startUA, w.status, tt.want, err, w.body)
 		}
 	}
