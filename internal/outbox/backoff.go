@@ -2,17 +2,19 @@ package outbox
 
 import "time"
 
-// Retries come at most every bridgeEvery during an event's first
-// bridgeFor, the length of a deploy, so that an upstream back from one
-// gets its events within 30 s; then they back off along lateSchedule.
+// Retries come after firstRetry, secondRetry, then at most every
+// bridgeEvery during an event's first bridgeFor, the length of a deploy,
+// so that an upstream back from one gets its events within 30 s; then
+// they back off along lateSchedule.
 const (
+	firstRetry  = 5 * time.Second
+	secondRetry = 10 * time.Second
 	bridgeEvery = 20 * time.Second
 	bridgeFor   = 10 * time.Minute
-)
 
-// bridgeRetries is how many retries the first bridgeFor holds: 5 s,
-// 10 s, then every bridgeEvery.
-var bridgeRetries = 2 + int((bridgeFor-15*time.Second+bridgeEvery-1)/bridgeEvery)
+	// bridgeRetries is how many retries the first bridgeFor holds.
+	bridgeRetries = 2 + int((bridgeFor-firstRetry-secondRetry+bridgeEvery-1)/bridgeEvery)
+)
 
 var lateSchedule = []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute}
 
@@ -23,9 +25,9 @@ var lateSchedule = []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute
 func DefaultBackoff(attempt int) time.Duration {
 	switch {
 	case attempt <= 0:
-		return 5 * time.Second
+		return firstRetry
 	case attempt == 1:
-		return 10 * time.Second
+		return secondRetry
 	case attempt < bridgeRetries:
 		return bridgeEvery
 	}
