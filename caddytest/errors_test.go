@@ -1,6 +1,6 @@
 package caddytest
 
-// Acceptance points covered here (issue 2, DESIGN.md §3):
+// Acceptance points covered here (issue 2, error answers):
 //   - WeChat 40163 and 40029: 401 invalid_code with wechat_errcode; 40226:
 //     403 user_blocked; 45011: 429 rate_limited with Retry-After; -1, an HTML
 //     502 and a non-JSON 200: 503 wechat_unavailable with Retry-After;
@@ -130,7 +130,7 @@ func TestMalformedLoginRequests(t *testing.T) {
 	st.login(t, "after")
 }
 
-// DESIGN §3's 64 KiB limit holds on refresh and logout too, though they
+// The 64 KiB body limit holds on refresh and logout too, though they
 // read no fields: a larger body is refused with 413, sent with a length or
 // chunked, and the route does nothing (the session stays logged in).
 func TestRefreshAndLogoutRefuseBodiesOver64KiB(t *testing.T) {

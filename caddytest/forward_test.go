@@ -1,6 +1,6 @@
 package caddytest
 
-// Acceptance points covered here (issue 3, DESIGN.md §3 forward_profile):
+// Acceptance points covered here (issue 3, forward_profile):
 //   - With forward_profile, decrypted user info goes to the next handler as
 //     a POST with the decrypted JSON as its body (Content-Type
 //     application/json) and the identity headers, without the token, and the

@@ -563,7 +563,7 @@ func wantStatus(t *testing.T, r *reply, status int) {
 	}
 }
 
-// wantError checks an error answer of DESIGN.md §3: status, JSON body with
+// wantError checks an error answer: status, a JSON body with
 // the error code and a message, and on 401 the WWW-Authenticate challenge
 // (with error="invalid_token" unless no token was sent).
 func wantError(t *testing.T, r *reply, status int, code string) map[string]any {
@@ -586,7 +586,7 @@ func wantError(t *testing.T, r *reply, status int, code string) map[string]any {
 		if !strings.HasPrefix(auth, `Bearer realm="wechat_auth"`) {
 			t.Errorf("WWW-Authenticate %q, want Bearer realm=\"wechat_auth\"…", auth)
 		}
-		// error="invalid_token" exactly where a token was sent (DESIGN §3),
+		// error="invalid_token" exactly where a token was sent,
 		// even when what failed is a phone code; a missing token and a
 		// login's refused code name no error.
 		hasErr := strings.Contains(auth, `error="invalid_token"`)

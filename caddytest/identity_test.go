@@ -1,6 +1,6 @@
 package caddytest
 
-// Acceptance points covered here (issue 2, DESIGN.md §4):
+// Acceptance points covered here (issue 2, identity headers):
 //   - The upstream receives the right X-WX-OPENID, X-WX-APPID, X-WX-UNIONID
 //     and no Authorization header.
 //   - Client-sent X-WX-OPENID, x-wx-unionid, X_WX_OPENID and X-Wx-Source

@@ -51,7 +51,7 @@ func TestLoginReturnsTokenForJSONAndFormBodies(t *testing.T) {
 			if tok == "" {
 				t.Fatalf("no token: %s", r.Body)
 			}
-			// DESIGN §5: the token names the user, the app and the issuer,
+			// The token names the user, the app and the issuer,
 			// and never holds the session_key.
 			c := claimsOf(t, tok)
 			if c["sub"] != tt.user.OpenID || c["iss"] != "wechat_auth" || !audienceIs(c, testAppID) {

@@ -111,7 +111,7 @@ func TestPhoneRefusesUsedOrUnknownCode(t *testing.T) {
 			if body["wechat_errcode"] != float64(tt.errcode) {
 				t.Errorf("wechat_errcode %v, want %d", body["wechat_errcode"], tt.errcode)
 			}
-			// DESIGN §3: a 401 to a request that carried a token says
+			// A 401 to a request that carried a token says
 			// error="invalid_token", whatever failed.
 			if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="wechat_auth", error="invalid_token"` {
 				t.Errorf("WWW-Authenticate %q", got)

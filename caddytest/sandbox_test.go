@@ -1,6 +1,6 @@
 package caddytest
 
-// Acceptance points covered here (issue 2, DESIGN.md §8):
+// Acceptance points covered here (issue 2, sandbox mode):
 //   - In sandbox mode, two logins with the same code give the same openid
 //     (and another code another openid), and the token works upstream.
 //   - A sandbox token is refused by a non-sandbox site with the same
