@@ -2,7 +2,7 @@
 # Open-data decryption, wechat_auth against silenceper/wechat's
 # miniprogram/encryptor, on WeChat's published 400-byte user-info vector.
 # wechat_auth's BenchmarkDecryptUserInfo (root package: decryptOpenData +
-# checkOwner, every check of DESIGN.md §3) and silenceper's (bench/compare,
+# checkOwner, every check the module makes) and silenceper's (bench/compare,
 # its own module) run in alternating rounds; prints ns/op and allocs/op of
 # each and the median of the per-round time ratios wechat_auth/silenceper.
 #

@@ -1,5 +1,5 @@
 // A stand-in for Caddy's wechat_auth routes, answering the stub wx.request in
-// unit tests. It follows the wire contract (DESIGN.md §3): tokens from
+// unit tests. It follows the module's wire contract: tokens from
 // /wx/login, Bearer checks with 401 {error: unauthorized | invalid_token}.
 'use strict';
 
