@@ -489,7 +489,10 @@ func (m *payMerchant) refresh(ctx context.Context) {
 		return
 	}
 	m.lastRefresh = time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// The fetch is the merchant's, not the caller's: anyone may post a
+	// notification naming an unknown serial and hang up, and a fetch cut
+	// short with it would leave the certificates unfetched for a minute.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	// A failure leaves the known certificates; the answer then fails
 	// verification, which is what the caller sees.
