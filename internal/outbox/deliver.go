@@ -3,10 +3,12 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -31,7 +33,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, withoutQuery(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
@@ -49,6 +51,19 @@ func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
 		return resp.StatusCode, nil, nil
 	}
 	return resp.StatusCode, body, nil
+}
+
+// withoutQuery drops the query from the URL a transport error quotes: the
+// upstream's URL may carry a key there (?key=…), and the error is logged
+// and returned to the receiver. net/http already hides a password.
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if i := strings.IndexByte(ue.URL, '?'); i >= 0 {
+			ue.URL = ue.URL[:i]
+		}
+	}
+	return err
 }
 
 func httpURL(s string) bool {

@@ -1,10 +1,14 @@
 package outbox
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/certmagic"
 )
 
 // An upstream reply over the limit is not passed on cut short (broken XML
@@ -36,6 +40,36 @@ func TestOversizedReplyIsDeliveredWithoutReply(t *testing.T) {
 		for _, f := range warned[0].Context {
 			if strings.Contains(f.String, "AAAA") {
 				t.Error("the warning holds the reply's content")
+			}
+		}
+	}
+}
+
+// The upstream URL may carry a key in its query (?key=…, a common way to
+// let a webhook know its caller). A failed delivery's error quotes the
+// URL it was posting to; neither the error Accept returns nor any log
+// line may carry that query.
+func TestDeliveryErrorsLeaveOutTheUpstreamQuery(t *testing.T) {
+	const key = "s3cr3t-hook-key"
+	up := httptest.NewServer(http.NotFoundHandler())
+	down := up.URL
+	up.Close() // nothing listens there now: the post fails to connect
+	log, logs := observedLogger()
+	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, log))
+	_, err := o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: down + "/push?key=" + key, Body: []byte("<xml/>")})
+	if err == nil {
+		t.Fatal("Accept succeeded with the upstream down and the outbox refusing")
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("Accept's error holds the upstream's query: %v", err)
+	}
+	if !strings.Contains(err.Error(), down+"/push") {
+		t.Errorf("Accept's error no longer says where the delivery went: %v", err)
+	}
+	for _, e := range logs.All() {
+		for _, f := range e.Context {
+			if strings.Contains(f.String, key) || (f.Interface != nil && strings.Contains(fmt.Sprint(f.Interface), key)) {
+				t.Errorf("log %q field %s holds the upstream's query", e.Message, f.Key)
 			}
 		}
 	}
