@@ -89,8 +89,9 @@ func Dial(r Options) (*Conn, error) {
 	return conn, nil
 }
 
-// check refuses combinations go-redis would quietly misread.
-// Check is the check of Dial.
+// Check refuses what Dial cannot use: no address, an address that is not
+// host:port, and combinations go-redis would quietly misread. Errors name
+// the field at fault, never a password.
 func (r Options) Check() error {
 	if len(r.Addrs) == 0 {
 		return errors.New("addrs is empty: list the Redis server, the Sentinels (with master_name), or the Cluster's nodes, as host:port")
@@ -177,6 +178,9 @@ func RedactURL(raw string) string {
 	return strconv.Quote(u.Redacted())
 }
 
+// HashID is a Conn's ID: a hash of kind and every option, passwords
+// included, so that two configs share a pooled client only when nothing
+// of it differs. It is a key in the usage pools, never shown.
 func HashID(kind string, v any) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(append([]byte(kind+"\x00"), b...))
