@@ -146,7 +146,7 @@ func (r *Store) sync(ctx context.Context) error {
 		return err
 	}
 	if len(missing) > 0 {
-		r.log.Info("wrote back session.Revocations Redis did not have", zap.Int("count", len(missing)))
+		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (r *Store) retryPending(ctx context.Context) {
 			delete(r.pending, sid)
 		}
 		r.mu.Unlock()
-		r.log.Info("session.Revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
+		r.log.Info("revocations made while Redis was unavailable are now shared", zap.Int("count", len(revs)))
 	}
 }
 
@@ -276,7 +276,7 @@ func (r *Store) subscribe(ctx context.Context) (established bool) {
 			r.cut = false
 			r.mu.Unlock()
 			if wasCut {
-				r.log.Info("Redis subscription is back; session.Revocations made meanwhile are merged")
+				r.log.Info("Redis subscription is back; revocations made meanwhile are merged")
 			}
 		case *redis.Message:
 			r.apply(m.Payload)
@@ -297,7 +297,7 @@ func (r *Store) lost(err error) {
 	}
 }
 
-// apply merges one published message: a tagged one (redismessages.go), or
+// apply merges one published message: a tagged one (messages.go), or
 // a revocation "<sid> <until Unix ms>" as earlier versions publish it.
 func (r *Store) apply(payload string) {
 	if strings.HasPrefix(payload, "{") {

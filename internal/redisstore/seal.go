@@ -15,7 +15,7 @@ import (
 
 // HKDF info strings of the layout before key rotation, which derived the
 // session_key encryption key and the key namespace from the signing key.
-// They are kept to read that layout (redislegacy.go).
+// They are kept to read that layout (legacy.go).
 const (
 	hkdfSessionKey = "wechat_auth session_key v1"
 	hkdfNamespace  = "wechat_auth redis namespace v1"

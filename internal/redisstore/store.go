@@ -40,7 +40,7 @@ const (
 // touches the network.
 //
 // Keys are under wechat_auth:<ns>:, where ns is random and kept with the
-// data key (redisdatakey.go), so deployments with different keys sharing
+// data key (datakey.go), so deployments with different keys sharing
 // one Redis never see each other's data. A session is a JSON value whose
 // session_key is sealed with AES-256-GCM under the data key; a Redis dump
 // alone reveals no session_key.
@@ -58,8 +58,8 @@ type Store struct {
 
 	sessionPrefix string // + sid: a session
 	revokedKey    string // sorted set: sid scored by the Unix ms its revocation ends
-	channel       string // pub/sub: tagged JSON (redismessages.go), or "<sid> <until Unix ms>" from earlier versions
-	usersKey      string // hash: user → cut-off and ban (usersredis.go)
+	channel       string // pub/sub: tagged JSON (messages.go), or "<sid> <until Unix ms>" from earlier versions
+	usersKey      string // hash: user → cut-off and ban (users.go)
 	horizonKey    string // Unix ms no token issued by any instance outlives
 	oncePrefix    string // + key: a one-time value (once.go)
 	horizon       *session.Horizon

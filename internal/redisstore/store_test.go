@@ -372,7 +372,7 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 			if tc.restartsEmpty {
 				fresh := rdsStore(t, srv, rdsKeyA)
 				if !fresh.Revoked(before, time.Now()) || !fresh.Revoked(during, time.Now()) {
-					t.Error("an instance started after the Redis restart does not know the session.Revocations")
+					t.Error("an instance started after the Redis restart does not know the revocations")
 				}
 			}
 		})

@@ -71,9 +71,9 @@ const DefaultMaxSessions = 100_000
 type Memory struct {
 	cache   *ristretto.Cache[string, *Session]
 	revoked *Revocations
-	users   *Users // cut-offs and bans (usersmemory.go)
+	users   *Users // cut-offs and bans (memoryusers.go)
 	horizon *Horizon
-	latest  *UserIndex // each user's latest sessions (usersessions.go)
+	latest  *UserIndex // each user's latest sessions (userindex.go)
 }
 
 func NewMemory(maxSessions int, storage certmagic.Storage) (*Memory, error) {
