@@ -188,6 +188,12 @@ func (s *storageStore) take(ctx context.Context, key string, lease time.Duration
 		s.mu.Unlock()
 		return nil, err
 	}
+	// Claimed until the lease ends, as in Redis: an event whose attempt
+	// can neither remove nor reschedule it is due again then, not at the
+	// next poll.
+	s.mu.Lock()
+	e.due = time.Now().Add(lease)
+	s.mu.Unlock()
 	return &claimed{key: key, rec: r, hold: e.name}, nil
 }
 

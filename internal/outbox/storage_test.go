@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -77,4 +78,26 @@ func TestStorageOutboxRestartKeepsTheDedupKey(t *testing.T) {
 	up.waitCount(t, "old1", 1, 2*time.Second)
 	accept(t, after, keyed, Duplicate)
 	accept(t, after, up.event("old1"), Duplicate)
+}
+
+// undeletableStorage cannot delete (a read-only or failing disk).
+type undeletableStorage struct{ certmagic.Storage }
+
+func (undeletableStorage) Delete(context.Context, string) error { return errors.New("read-only file system") }
+
+// An event delivered whose file cannot be removed is due again once its
+// claim lapses, as in Redis: not on every poll, which would post it to the
+// upstream many times a second for as long as the disk refuses.
+func TestStorageEventNotRemovedIsRetriedAfterItsLeaseNotEveryPoll(t *testing.T) {
+	up := newUpstream(t)
+	up.down.Store(true)
+	cfg := testConfig(nil, nil) // polls every 20 ms; lease 1.5 s
+	o := start(t, New(StorageStore(undeletableStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), cfg))
+	accept(t, o, up.event("m1"), Queued)
+	up.down.Store(false)
+	up.waitCount(t, "m1", 1, 2*time.Second)
+	time.Sleep(time.Second) // within the lease of the first delivery
+	if n := up.count("m1"); n != 1 {
+		t.Fatalf("delivered %d times within a second of the first delivery, want once until the lease ends", n)
+	}
 }
