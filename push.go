@@ -182,8 +182,11 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 		p.refuse(w, r, apierr.PushRefused)
 		return
 	}
+	// A signature triple seen once (access logs hold them) echoes any
+	// echostr, so the echo is text that no browser may sniff into a page.
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(echostr))

@@ -209,6 +209,11 @@ func TestPushURLCheckAnswersEchostr(t *testing.T) {
 	if r.Status != 200 || string(r.Body) != "1616140317555161061" {
 		t.Fatalf("URL check: %d %q, want 200 and the echostr", r.Status, r.Body)
 	}
+	// A signature triple seen once (an access log holds them) echoes any
+	// echostr: a browser must take it as text, never sniff it into HTML.
+	if ct, nosniff := r.Header.Get("Content-Type"), r.Header.Get("X-Content-Type-Options"); !strings.HasPrefix(ct, "text/plain") || nosniff != "nosniff" {
+		t.Errorf("URL check answered Content-Type %q, X-Content-Type-Options %q; want text/plain and nosniff", ct, nosniff)
+	}
 	// Another token's signature: refused, echostr not echoed.
 	p.Token = "someone-else"
 	req, _ = p.URLCheck(siteBase+pushPath, "1616140317555161061")
