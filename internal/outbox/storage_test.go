@@ -83,7 +83,9 @@ func TestStorageOutboxRestartKeepsTheDedupKey(t *testing.T) {
 // undeletableStorage cannot delete (a read-only or failing disk).
 type undeletableStorage struct{ certmagic.Storage }
 
-func (undeletableStorage) Delete(context.Context, string) error { return errors.New("read-only file system") }
+func (undeletableStorage) Delete(context.Context, string) error {
+	return errors.New("read-only file system")
+}
 
 // An event delivered whose file cannot be removed is due again once its
 // claim lapses, as in Redis: not on every poll, which would post it to the
