@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -280,3 +281,45 @@ func assertionTestKeys() (rsaDER, p384DER []byte, app []App) {
 
 // certificatePEM is a PEM block that is not a private key.
 var certificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))
+
+// The assertion's header may not be a header the upstream reads for
+// something else, in wechat_auth and in the receivers' deliveries alike;
+// the error names the handler and the header.
+func TestAssertionHeaderMustBeFree(t *testing.T) {
+	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": t.TempDir()})
+	ctx, err := caddy.ProvisionContext(&caddy.Config{StorageRaw: storage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		header, want string
+	}{
+		{"x-wx-openid", `wechat_auth: assertion header "x-wx-openid" is already used for something else`},
+		{"Authorization", `wechat_auth: assertion header "Authorization" is already used for something else`},
+		{"X Identity", `wechat_auth: assertion header "X Identity" is not a valid header name`},
+	} {
+		h := &Handler{Sandbox: true, SigningKey: testSigningKey, Assertion: true, AssertionHeader: tc.header}
+		if err := h.Provision(ctx); err == nil || err.Error() != tc.want {
+			t.Errorf("assertion header %q: error %v, want %q", tc.header, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		header, want string
+	}{
+		{"X-WX-EVENT-ID", `wechat_push: assertion header "X-WX-EVENT-ID" is already used for something else`},
+		{"X-Push-Extra", `wechat_push: assertion header "X-Push-Extra" is already used for something else`},
+	} {
+		if _, err := deliverySigner(ctx, "wechat_push", true, true, tc.header, "", "X-Push-Extra"); err == nil || err.Error() != tc.want {
+			t.Errorf("delivery assertion header %q: error %v, want %q", tc.header, err, tc.want)
+		}
+	}
+	s, err := deliverySigner(ctx, "wechat_push", true, true, "", "")
+	if err != nil || http.CanonicalHeaderKey(s.Header()) != "X-Wx-Assertion" {
+		t.Fatalf("default delivery assertion: %v, %v", s, err)
+	}
+	h := &Handler{Sandbox: true, SigningKey: testSigningKey, Assertion: true}
+	provisionOn(t, h, t.TempDir())
+	if h.assertion.Header() != "X-Wx-Assertion" || h.AssertionHeader != assertion.DefaultHeader {
+		t.Fatalf("default assertion header %q (config %q)", h.assertion.Header(), h.AssertionHeader)
+	}
+}

@@ -2,7 +2,6 @@ package wechatauth
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
 )
 
 // deliverySettings are what a receiver of WeChat's events (wechat_push,
@@ -442,12 +440,9 @@ func isHTTPURL(s string) bool {
 }
 
 // deliverySigner returns the signer that puts an assertion on each of a
-// receiver's deliveries (nil when on is false): with the key of keyPEM
-// (placeholders resolved) when given, else wechat_auth's, kept in Caddy's
-// storage, so that the one jwks.json of wechat_auth verifies both. header
-// "" is assertion.DefaultHeader; it may not be one of taken or the
-// headers every delivery carries. In sandbox the stored key is the
-// sandbox's, as wechat_auth's is.
+// receiver's deliveries (nil when on is false), with wechat_auth's key
+// unless keyPEM gives one; header may not be one of taken or the headers
+// every delivery carries.
 func deliverySigner(ctx caddy.Context, module string, sandbox, on bool, header, keyPEM string, taken ...string) (*assertion.Signer, error) {
 	if !on {
 		if header != "" || keyPEM != "" {
@@ -455,35 +450,6 @@ func deliverySigner(ctx caddy.Context, module string, sandbox, on bool, header, 
 		}
 		return nil, nil
 	}
-	name := http.CanonicalHeaderKey(header)
-	if header == "" {
-		name = assertion.DefaultHeader
-	}
-	if !httpguts.ValidHeaderFieldName(name) {
-		return nil, fmt.Errorf("%s: assertion header %q is not a valid header name", module, header)
-	}
-	for _, t := range append([]string{"X-Wx-Openid", "X-Wx-Appid", "X-Wx-Event-Id", idheader.Source, "Content-Type", "Authorization"}, taken...) {
-		if strings.EqualFold(name, t) {
-			return nil, fmt.Errorf("%s: assertion header %q is already used for something else", module, header)
-		}
-	}
-	var key *ecdsa.PrivateKey
-	var err error
-	if keyPEM != "" {
-		key, err = assertion.ParseKey([]byte(caddy.NewReplacer().ReplaceKnown(keyPEM, "")))
-	} else {
-		name := assertion.KeyName
-		if sandbox {
-			name = assertion.KeyNameSandbox
-		}
-		key, err = assertion.StoredKey(ctx, ctx.Storage(), name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: assertion key: %w", module, err)
-	}
-	s, err := assertion.NewSigner(key, name)
-	if err != nil {
-		return nil, fmt.Errorf("%s: assertion key: %w", module, err)
-	}
-	return s, nil
+	taken = append([]string{"X-Wx-Openid", "X-Wx-Appid", "X-Wx-Event-Id", idheader.Source, "Content-Type", "Authorization"}, taken...)
+	return assertionSigner(ctx, module, sandbox, header, keyPEM, taken...)
 }

@@ -110,10 +110,9 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handl
 	return nil
 }
 
-// provisionAssertion sets up the signer when assertion is on: the key from
-// assertion_key, or the one kept in Caddy's storage (generated once, the
-// sandbox's apart). The assertion header becomes an identity header, so a
-// client's copy is always stripped.
+// provisionAssertion sets up the signer when assertion is on. The
+// assertion header becomes an identity header, so a client's copy is
+// always stripped.
 func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if !h.Assertion {
 		if h.AssertionHeader != "" || h.AssertionKey != "" {
@@ -124,33 +123,51 @@ func (h *Handler) provisionAssertion(ctx caddy.Context) error {
 	if h.AssertionHeader == "" {
 		h.AssertionHeader = assertion.DefaultHeader
 	}
-	header := http.CanonicalHeaderKey(h.AssertionHeader)
-	if !httpguts.ValidHeaderFieldName(header) {
-		return fmt.Errorf("wechat_auth: assertion header %q is not a valid header name", h.AssertionHeader)
+	var err error
+	h.assertion, err = assertionSigner(ctx, "wechat_auth", h.Sandbox, h.AssertionHeader, h.AssertionKey,
+		h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, idheader.Source, "Authorization")
+	if err != nil {
+		return err
 	}
-	for _, taken := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID, idheader.Source, "Authorization"} {
-		if strings.EqualFold(header, taken) {
-			return fmt.Errorf("wechat_auth: assertion header %q is already used for something else", h.AssertionHeader)
+	h.strip.Add(h.assertion.Header())
+	return nil
+}
+
+// assertionSigner returns a signer that puts its assertion in header ("" is
+// assertion.DefaultHeader), which may not be one of taken: with the key of
+// keyPEM (placeholders resolved) when given, else the one kept in Caddy's
+// storage (generated once, the sandbox's apart), so that wechat_auth's one
+// jwks.json verifies the assertions of every handler that signs them.
+func assertionSigner(ctx caddy.Context, module string, sandbox bool, header, keyPEM string, taken ...string) (*assertion.Signer, error) {
+	name := http.CanonicalHeaderKey(header)
+	if header == "" {
+		name = assertion.DefaultHeader
+	}
+	if !httpguts.ValidHeaderFieldName(name) {
+		return nil, fmt.Errorf("%s: assertion header %q is not a valid header name", module, header)
+	}
+	for _, t := range taken {
+		if strings.EqualFold(name, t) {
+			return nil, fmt.Errorf("%s: assertion header %q is already used for something else", module, header)
 		}
 	}
 	var key *ecdsa.PrivateKey
 	var err error
-	if h.AssertionKey != "" {
-		pemText := caddy.NewReplacer().ReplaceKnown(h.AssertionKey, "")
-		key, err = assertion.ParseKey([]byte(pemText))
+	if keyPEM != "" {
+		key, err = assertion.ParseKey([]byte(caddy.NewReplacer().ReplaceKnown(keyPEM, "")))
 	} else {
-		name := assertion.KeyName
-		if h.Sandbox {
-			name = assertion.KeyNameSandbox
+		stored := assertion.KeyName
+		if sandbox {
+			stored = assertion.KeyNameSandbox
 		}
-		key, err = assertion.StoredKey(ctx, ctx.Storage(), name)
+		key, err = assertion.StoredKey(ctx, ctx.Storage(), stored)
 	}
 	if err != nil {
-		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+		return nil, fmt.Errorf("%s: assertion key: %w", module, err)
 	}
-	if h.assertion, err = assertion.NewSigner(key, header); err != nil {
-		return fmt.Errorf("wechat_auth: assertion key: %w", err)
+	s, err := assertion.NewSigner(key, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: assertion key: %w", module, err)
 	}
-	h.strip.Add(header)
-	return nil
+	return s, nil
 }
