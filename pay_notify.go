@@ -148,20 +148,12 @@ func (n *PayNotify) open(r *http.Request, body []byte, now time.Time) (*payEvent
 	if err := m.verifyAnswer(r.Context(), r.Header, body, now); err != nil {
 		return nil, err
 	}
-	note, err := wxpay.ParseNotification(body)
+	note, out, err := m.ReadNotification(body)
 	if err != nil {
 		return nil, err
 	}
 	if note.ID == "" || len(note.ID) > 128 {
 		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification has no usable id"))
-	}
-	plain, err := m.DecryptResource(note.Resource)
-	if err != nil {
-		return nil, err
-	}
-	out, err := note.WithResource(plain)
-	if err != nil {
-		return nil, err
 	}
 	ev := &payEvent{id: note.ID, eventType: note.EventType, body: out}
 	var who struct {
@@ -174,7 +166,7 @@ func (n *PayNotify) open(r *http.Request, body []byte, now time.Time) (*payEvent
 			SubOpenID string `json:"sub_openid"`
 		} `json:"payer"`
 	}
-	if json.Unmarshal(plain, &who) == nil {
+	if json.Unmarshal(note.Decrypted, &who) == nil {
 		ev.appid, ev.openid = who.AppID, who.Payer.OpenID
 		switch {
 		case who.SubAppID != "" && who.Payer.SubOpenID != "":

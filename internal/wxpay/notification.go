@@ -50,6 +50,7 @@ type Notification struct {
 	ResourceType string
 	Summary      string
 	Resource     Resource
+	Decrypted    []byte // the resource decrypted: set by ReadNotification
 
 	body             []byte
 	resStart, resEnd int
@@ -150,14 +151,19 @@ func (n *Notification) WithResource(plaintext []byte) ([]byte, error) {
 	return append(out, n.body[n.resEnd:]...), nil
 }
 
-// OpenNotification verifies a callback (VerifyNotification), reads it,
-// decrypts its resource, and returns it with the body to deliver: the
-// notification with resource replaced by the decrypted object. Every
-// failure is an ErrVerification.
+// OpenNotification verifies a callback (VerifyNotification) and reads it
+// (ReadNotification). Every failure is an ErrVerification.
 func (m *Merchant) OpenNotification(header http.Header, body []byte, now time.Time) (*Notification, []byte, error) {
 	if err := m.VerifyNotification(header, body, now); err != nil {
 		return nil, nil, err
 	}
+	return m.ReadNotification(body)
+}
+
+// ReadNotification reads a verified callback, decrypts its resource, and
+// returns it with the body to deliver: the notification with resource
+// replaced by the decrypted object. Every failure is an ErrVerification.
+func (m *Merchant) ReadNotification(body []byte) (*Notification, []byte, error) {
 	n, err := ParseNotification(body)
 	if err != nil {
 		return nil, nil, err
@@ -170,5 +176,6 @@ func (m *Merchant) OpenNotification(header http.Header, body []byte, now time.Ti
 	if err != nil {
 		return nil, nil, err
 	}
+	n.Decrypted = plaintext
 	return n, out, nil
 }
