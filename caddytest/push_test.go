@@ -718,3 +718,91 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 		t.Fatalf("after the reload the upstream got %d deliveries, want the queued push once", len(got))
 	}
 }
+
+// TestPushTakenDuringAReloadIsDelivered: a reload that changes the
+// receiver's settings (here its timeout) replaces its outbox. A push
+// whose first delivery was still under way on the old config is queued by
+// the old outbox once that delivery fails, and answered success; the new
+// outbox, started before, must still deliver it, without waiting for the
+// next restart of Caddy.
+func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
+	gate := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var got []string
+	first := true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hold := first
+		first = false
+		mu.Unlock()
+		if hold {
+			// The first attempt waits for the reload, then fails.
+			arrived <- struct{}{}
+			<-gate
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+	})}
+	go upSrv.Serve(ln)
+	t.Cleanup(func() { upSrv.Close() })
+	to := "http://" + ln.Addr().String() + "/push"
+
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(to, "\t\ttimeout 4s")))
+	p := safePush(false)
+	msg := p.Text("oUSER0000000000000000000000r", "taken during a reload")
+	answered := make(chan *reply, 1)
+	go func() {
+		req, err := p.Request(siteBase+pushPath, msg)
+		if err != nil {
+			answered <- nil
+			return
+		}
+		r, err := do(req)
+		if err != nil {
+			t.Logf("push: %v", err)
+		}
+		answered <- r
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push's first delivery never reached the upstream")
+	}
+	// Once the new config serves, its outbox has started: the old
+	// config's delivery may now fail and be queued.
+	go func() {
+		within(10*time.Second, func() bool {
+			r, err := trySend(http.MethodGet, siteBase+"/reloaded", nil, "")
+			return err == nil && r.Status == http.StatusOK
+		})
+		time.Sleep(300 * time.Millisecond)
+		close(gate)
+	}()
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(to, "\t\ttimeout 3s")), "\trespond /reloaded 200\n")
+	if r := <-answered; r == nil {
+		t.Fatal("the push taken during the reload got no answer")
+	} else {
+		wantSuccess(t, r)
+	}
+	if !within(30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	}) {
+		t.Fatal("a push answered success during a reload was not delivered within 30 s")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(got[0], "taken during a reload") {
+		t.Fatalf("the upstream got %q", got[0])
+	}
+}

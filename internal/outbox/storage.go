@@ -29,7 +29,18 @@ type storageStore struct {
 	ids       map[string]memClaim
 	events    map[string]*scheduled
 	lastPurge time.Time
+
+	// Owned by due (the polling loop) and open.
+	lastScan time.Time
+	unusable map[string]bool // files that cannot be read as events (logged once)
 }
+
+// rescanEvery is how often the outbox looks in the storage for event files
+// it does not know. An outbox that a config reload replaced may still
+// queue the event whose first delivery was under way, after its successor
+// read the storage; so may another instance sharing the storage. Such an
+// event was acknowledged to WeChat: it must not wait for the next start.
+const rescanEvery = 10 * time.Second
 
 type memClaim struct {
 	token  string // "" once done
@@ -47,9 +58,9 @@ type scheduled struct {
 // StorageStore keeps the outbox in storage (Caddy's, as
 // caddy.Context.Storage gives it) under prefix, one file per event, and
 // remembers accepted ids in this process only. At start it delivers what
-// the files hold. A storage lock keeps two instances sharing the storage
-// off one event, but an instance sees another's events only when it
-// starts.
+// the files hold, and it looks again every rescanEvery for files written
+// by others. A storage lock keeps two instances sharing the storage off
+// one event.
 func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Store {
 	if log == nil {
 		log = zap.NewNop()
@@ -57,6 +68,7 @@ func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Sto
 	return &storageStore{
 		storage: storage, prefix: strings.TrimSuffix(prefix, "/"), log: log,
 		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
+		unusable: make(map[string]bool),
 	}
 }
 
@@ -126,6 +138,11 @@ func (s *storageStore) enqueue(ctx context.Context, key string, r *record, delay
 
 func (s *storageStore) due(ctx context.Context, n int, lease time.Duration) ([]*claimed, error) {
 	now := time.Now()
+	if now.Sub(s.lastScan) >= rescanEvery {
+		if err := s.scan(ctx); err != nil {
+			s.log.Warn("outbox: cannot look for events in the storage", zap.Error(err))
+		}
+	}
 	var picked []string
 	s.mu.Lock()
 	for k, e := range s.events {
@@ -255,7 +272,12 @@ func (s *storageStore) pending(context.Context) (map[string]int, error) {
 }
 
 // open schedules every event file in the storage, due at once.
-func (s *storageStore) open(ctx context.Context) error {
+func (s *storageStore) open(ctx context.Context) error { return s.scan(ctx) }
+
+// scan schedules, due at once, every event file in the storage that the
+// outbox does not hold yet.
+func (s *storageStore) scan(ctx context.Context) error {
+	s.lastScan = time.Now()
 	names, err := s.storage.List(ctx, s.prefix, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -263,17 +285,26 @@ func (s *storageStore) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	known := make(map[string]bool, len(s.events))
+	for _, e := range s.events {
+		known[e.name] = true
+	}
+	s.mu.Unlock()
 	now := time.Now()
 	for _, name := range names {
-		if !strings.HasSuffix(name, ".json") {
+		if !strings.HasSuffix(name, ".json") || known[name] || s.unusable[name] {
 			continue
 		}
+		// A file removed since it was listed is gone: it was delivered
+		// (an outbox removes a file before forgetting it).
 		data, err := s.storage.Load(ctx, name)
 		if err != nil {
 			continue // a directory, or delivered meanwhile
 		}
 		r := new(record)
 		if err := json.Unmarshal(data, r); err != nil || r.ID == "" {
+			s.unusable[name] = true
 			s.log.Error("outbox: unreadable event file skipped", zap.String("file", name))
 			continue
 		}
@@ -282,7 +313,11 @@ func (s *storageStore) open(ctx context.Context) error {
 		if _, ok := s.events[key]; !ok {
 			s.events[key] = &scheduled{kind: r.Kind, name: name, due: now}
 		}
-		s.ids[key] = memClaim{expiry: time.UnixMilli(r.First).Add(24 * time.Hour)}
+		// WeChat's retries of a queued event are duplicates; a claim
+		// under way here stays as it is.
+		if c, ok := s.ids[key]; !ok || !now.Before(c.expiry) {
+			s.ids[key] = memClaim{expiry: time.UnixMilli(r.First).Add(24 * time.Hour)}
+		}
 		s.mu.Unlock()
 	}
 	return nil

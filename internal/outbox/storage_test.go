@@ -103,3 +103,26 @@ func TestStorageEventNotRemovedIsRetriedAfterItsLeaseNotEveryPoll(t *testing.T) 
 		t.Fatalf("delivered %d times within a second of the first delivery, want once until the lease ends", n)
 	}
 }
+
+// An outbox that a config reload replaced queues the event whose first
+// delivery was under way, after its successor on the same storage read
+// it: the successor delivers it without waiting for a restart.
+func TestStorageOutboxFindsEventsQueuedAfterItStarted(t *testing.T) {
+	b := storageBackend(t)
+	up := newUpstream(t)
+	up.down.Store(true)
+	old := New(b.store(t), testConfig(nil, nil)) // not started: stopped by the reload
+	successor := start(t, New(b.store(t), testConfig(nil, nil)))
+	accept(t, old, up.event("m1"), Queued)
+	up.down.Store(false)
+	up.waitCount(t, "m1", 1, 15*time.Second) // rescanEvery and then some
+	deadline := time.Now().Add(2 * time.Second)
+	for b.keys(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the delivered event's file is still there")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The successor knows the event now: WeChat's retry is a duplicate.
+	accept(t, successor, up.event("m1"), Duplicate)
+}
