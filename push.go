@@ -151,10 +151,15 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet:
+		// A body the answer does not need is read first: closing the
+		// connection under a sender still sending would reset it and
+		// lose the answer.
+		apierr.DiscardBody(w, r)
 		p.urlCheck(w, r, q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
 		return nil
 	case http.MethodPost:
 	default:
+		apierr.DiscardBody(w, r)
 		apierr.Write(w, r, apierr.Method.Allowing([]string{http.MethodGet, http.MethodPost}))
 		return nil
 	}

@@ -312,6 +312,35 @@ func TestOversizedCallbackIsAnsweredNotReset(t *testing.T) {
 	}
 }
 
+// A request to wechat_push with another method than WeChat's, or a URL
+// check that carries a body, is answered, not reset, even when the sender
+// closes the connection after it: the push receiver reads what is left of
+// the body before it answers, as every other route does.
+func TestPushUnreadBodyIsAnsweredNotReset(t *testing.T) {
+	up := startPushUpstream(t)
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
+	body := strings.Repeat("A", 150_000)
+	cases := []struct {
+		method string
+		want   int
+	}{
+		{http.MethodPut, http.StatusMethodNotAllowed},
+		{http.MethodDelete, http.StatusMethodNotAllowed},
+		{http.MethodGet, http.StatusForbidden}, // a URL check without a signature
+	}
+	for _, c := range cases {
+		for i := range 40 {
+			r, err := trySend(c.method, siteBase+pushPath, nil, body)
+			if err != nil {
+				t.Fatalf("%s with %d bytes, request %d: %v", c.method, len(body), i, err)
+			}
+			if r.Status != c.want {
+				t.Fatalf("%s: status %d, want %d", c.method, r.Status, c.want)
+			}
+		}
+	}
+}
+
 func sortedCounts(m map[int]int) string {
 	keys := make([]int, 0, len(m))
 	for k := range m {
