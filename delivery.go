@@ -128,18 +128,19 @@ func (d *delivery) accept(ctx context.Context, id, key, to string, header http.H
 	return p.ob.Accept(ctx, outbox.Event{Kind: d.s.Kind, ID: id, Key: key, To: to, Header: header, Body: body})
 }
 
-// firstSight records key for ttl and reports whether it was new: on every
+// sight records key, holding value, for ttl and reports whether it was
+// new, and if not whether it was recorded with the same value: on every
 // instance sharing a Redis store, or in this process with the memory
 // store. A replay check: an error means it could not be told.
-func (d *delivery) firstSight(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (d *delivery) sight(ctx context.Context, key, value string, ttl time.Duration) (first, same bool, err error) {
 	p, err := d.open()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return p.firstSight(ctx, d.s.Kind+":"+key, ttl)
+	return p.sight(ctx, d.s.Kind+":"+key, value, ttl)
 }
 
-// forget drops key from the seen set (firstSight).
+// forget drops key from the seen set (sight).
 func (d *delivery) forget(ctx context.Context, key string) error {
 	p, err := d.open()
 	if err != nil {
@@ -174,7 +175,13 @@ type pooledOutbox struct {
 	borrowed string                // the session store held in stores, whose client this is
 
 	mu   sync.Mutex
-	seen map[string]time.Time // memory store: firstSight's keys and their expiry
+	seen map[string]sighting // memory store: sight's keys
+}
+
+// sighting is a key of the seen set of the memory store.
+type sighting struct {
+	value string
+	until time.Time
 }
 
 // Redis keys of deliveries: the outbox of kind under wechat_auth:<kind>:,
@@ -191,7 +198,7 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 	p := &pooledOutbox{}
 	var store outbox.Store
 	if d.conn == nil {
-		p.seen = make(map[string]time.Time)
+		p.seen = make(map[string]sighting)
 		store = outbox.StorageStore(d.storage, "wechat_auth/outbox/"+d.s.Kind, d.log)
 	} else {
 		p.client, p.borrowed = borrowSessionClient(d.conn)
@@ -268,27 +275,39 @@ func (p *pooledOutbox) Destruct() error {
 	return err
 }
 
-func (p *pooledOutbox) firstSight(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+// sightScript: KEYS[1] the seen key; ARGV value, ttl ms. "n" when the
+// key was new (and is now set), else "s:" and the value it holds.
+var sightScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return 's:' .. v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'n'`)
+
+func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Duration) (first, same bool, err error) {
 	if p.client != nil {
 		ctx, cancel := context.WithTimeout(ctx, redisstore.IOTimeout)
 		defer cancel()
-		return p.client.SetNX(ctx, "wechat_auth:seen:"+key, 1, ttl).Result()
+		res, err := sightScript.Run(ctx, p.client, []string{"wechat_auth:seen:" + key}, value, ttl.Milliseconds()).Text()
+		if err != nil {
+			return false, false, err
+		}
+		return res == "n", res == "s:"+value, nil
 	}
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if until, ok := p.seen[key]; ok && until.After(now) {
-		return false, nil
+	if s, ok := p.seen[key]; ok && s.until.After(now) {
+		return false, s.value == value, nil
 	}
 	if len(p.seen) > 1024 {
-		for k, until := range p.seen {
-			if !until.After(now) {
+		for k, s := range p.seen {
+			if !s.until.After(now) {
 				delete(p.seen, k)
 			}
 		}
 	}
-	p.seen[key] = now.Add(ttl)
-	return true, nil
+	p.seen[key] = sighting{value: value, until: now.Add(ttl)}
+	return true, false, nil
 }
 
 func (p *pooledOutbox) forget(ctx context.Context, key string) error {

@@ -64,8 +64,8 @@ type Push struct {
 
 	// Plain mode only, where the signature does not cover the body: a push
 	// whose timestamp is further than this from now is refused, and so is
-	// a signature seen before. Default: 5m; 0 turns the age check off
-	// (signatures are then remembered for 24 h).
+	// a signature seen before with another body. Default: 5m; 0 turns the
+	// age check off (signatures are then remembered for 24 h).
 	MaxAge *caddy.Duration `json:"max_age,omitempty"`
 
 	DeliveryConfig
@@ -168,12 +168,12 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		p.refuse(w, r, aerr)
 		return nil
 	}
-	msg, format, aerr := p.open(r, q, body)
+	msg, format, recorded, aerr := p.open(r, q, body)
 	if aerr != nil {
 		p.refuse(w, r, aerr)
 		return nil
 	}
-	if !p.deliver(w, r, q.Get("nonce"), msg, format) {
+	if !p.deliver(w, r, q.Get("nonce"), msg, format) && recorded {
 		p.unsee(r, q)
 	}
 	return nil
@@ -201,9 +201,10 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 // open verifies a push and returns its plaintext and format. Safe and
 // compatibility mode (aes_key set) trust only the decrypted Encrypt,
 // checked by msg_signature; plain mode checks signature, the timestamp's
-// age and that (timestamp, nonce) is new, since its signature does not
-// cover the body.
-func (p *Push) open(r *http.Request, q map[string][]string, body []byte) ([]byte, msgcrypt.Format, *apierr.Error) {
+// age and that (timestamp, nonce) is new or came with this very body,
+// since its signature does not cover the body. recorded: this request
+// put its signature in the seen set.
+func (p *Push) open(r *http.Request, q map[string][]string, body []byte) (_ []byte, _ msgcrypt.Format, recorded bool, _ *apierr.Error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
@@ -214,29 +215,29 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) ([]byte
 	if p.crypter != nil {
 		env, err := msgcrypt.ParseEnvelope(body)
 		if err != nil {
-			return nil, 0, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
+			return nil, 0, false, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
 		}
 		if env.Encrypt == "" {
-			return nil, 0, apierr.PushRefused
+			return nil, 0, false, apierr.PushRefused
 		}
 		msg, err := p.crypter.Open(get("msg_signature"), ts, nonce, env.Encrypt)
 		switch {
 		case errors.Is(err, msgcrypt.ErrMalformed):
-			return nil, 0, apierr.InvalidRequest.WithMessage("Encrypt is not base64.")
+			return nil, 0, false, apierr.InvalidRequest.WithMessage("Encrypt is not base64.")
 		case err != nil:
-			return nil, 0, apierr.PushRefused
+			return nil, 0, false, apierr.PushRefused
 		}
 		if _, err := msgcrypt.Sniff(msg); err != nil {
-			return nil, 0, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
+			return nil, 0, false, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
 		}
-		return msg, env.Format, nil
+		return msg, env.Format, false, nil
 	}
 	if !msgcrypt.VerifySignature(get("signature"), p.token, ts, nonce) {
-		return nil, 0, apierr.PushRefused
+		return nil, 0, false, apierr.PushRefused
 	}
 	format, err := msgcrypt.Sniff(body)
 	if err != nil {
-		return nil, 0, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
+		return nil, 0, false, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
 	}
 	if env, err := msgcrypt.ParseEnvelope(body); err == nil && env.Encrypt != "" {
 		if ev, _, err := msgcrypt.ParseEvent(body); err == nil && ev.ID() == "" {
@@ -245,13 +246,14 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) ([]byte
 			p.warnEncrypted.Do(func() {
 				p.logger.Warn("wechat_push: a push came encrypted (safe mode) but aes_key is not set: set aes_key to the console's EncodingAESKey; such pushes are refused")
 			})
-			return nil, 0, apierr.PushRefused
+			return nil, 0, false, apierr.PushRefused
 		}
 	}
-	if aerr := p.fresh(r, ts, nonce); aerr != nil {
-		return nil, 0, aerr
+	recorded, aerr := p.fresh(r, ts, nonce, body)
+	if aerr != nil {
+		return nil, 0, false, aerr
 	}
-	return body, format, nil
+	return body, format, recorded, nil
 }
 
 // deliver hands a verified push to the outbox and answers WeChat: the
@@ -379,34 +381,39 @@ func headerSafe(values ...string) bool {
 
 // fresh refuses a plain-mode push whose timestamp is older (or further
 // ahead) than max_age, or not written canonically, or whose signature was
-// seen before on any instance sharing the store.
-func (p *Push) fresh(r *http.Request, ts, nonce string) *apierr.Error {
+// seen before, on any instance sharing the store, with another body. The
+// same signature with the same body is WeChat's retry of a push whose
+// first try got no answer (its instance died while delivering it): it
+// goes on, and the outbox's deduplication tells whether it was taken.
+// recorded: this request put the signature in the seen set.
+func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (recorded bool, _ *apierr.Error) {
 	remember := 24 * time.Hour
 	if p.maxAge > 0 {
 		sec, err := strconv.ParseInt(ts, 10, 64)
 		if err != nil || strconv.FormatInt(sec, 10) != ts {
 			// Only the canonical spelling: "0"+ts or "+"+ts would be a
 			// new (timestamp, nonce) under the same signature.
-			return apierr.PushRefused
+			return false, apierr.PushRefused
 		}
 		if age := time.Since(time.Unix(sec, 0)); age > p.maxAge || age < -p.maxAge {
-			return apierr.PushRefused
+			return false, apierr.PushRefused
 		}
 		// A pair older than max_age is refused by its age already.
 		remember = 2 * p.maxAge
 	}
 	if len(ts) > 32 || len(nonce) > 128 {
-		return apierr.PushRefused
+		return false, apierr.PushRefused
 	}
-	first, err := p.delivery.firstSight(r.Context(), p.replayKey(ts, nonce), remember)
+	sum := sha256.Sum256(body)
+	first, same, err := p.delivery.sight(r.Context(), p.replayKey(ts, nonce), hex.EncodeToString(sum[:16]), remember)
 	if err != nil {
 		p.logger.Warn("wechat_push: the replay check cannot reach the store; WeChat will retry", zap.Error(err))
-		return apierr.DeliveryUnavailable
+		return false, apierr.DeliveryUnavailable
 	}
-	if !first {
-		return apierr.PushRefused
+	if !first && !same {
+		return false, apierr.PushRefused
 	}
-	return nil
+	return first, nil
 }
 
 // replayKey names a plain-mode push in the seen set by its signature, not
@@ -417,9 +424,9 @@ func (p *Push) replayKey(ts, nonce string) string {
 	return "plain:" + p.AppID + ":sig:" + msgcrypt.Signature(p.token, ts, nonce)
 }
 
-// unsee forgets a plain-mode push's (timestamp, nonce) when the push was
-// neither delivered nor queued: WeChat's retry of it, which may carry the
-// same pair, must not be refused as a replay.
+// unsee forgets a plain-mode push's (timestamp, nonce) when the push that
+// recorded it was neither delivered nor queued: WeChat's retry of it,
+// which may carry the same pair, must not be refused as a replay.
 func (p *Push) unsee(r *http.Request, q map[string][]string) {
 	if p.crypter != nil {
 		return

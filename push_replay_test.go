@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,42 @@ func TestPlainPushReplayBySplittingDigitsIsRefused(t *testing.T) {
 	}
 	if d := got(); len(d) != 2 {
 		t.Fatalf("%d deliveries, want 2: %q", len(d), d)
+	}
+}
+
+// TestPlainPushSameBodyRetryNeverClearsTheReplayCheck: WeChat's retry of a
+// plain-mode push (same signature, same body) goes on to the outbox; one
+// answered 503 because the first is still being delivered must not clear
+// the signature from the seen set, or a forged body under the same
+// signature would then pass as new.
+func TestPlainPushSameBodyRetryNeverClearsTheReplayCheck(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) })
+	p := newTestPush(t, "wxreplayapp0000c", up.URL+"/push")
+	msg := []byte("<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000u]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[genuine]]></Content><MsgId>4000000000000000001</MsgId></xml>")
+	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "555", Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
+	serve := func(body []byte) int {
+		req, err := push.Request("http://caddy/wechat/push", body)
+		if err != nil {
+			panic(err)
+		}
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req, nil)
+		return w.Code
+	}
+	go serve(msg) // its delivery waits on release
+	<-arrived
+	if code := serve(msg); code != http.StatusServiceUnavailable {
+		t.Fatalf("the same push while the first is delivered: %d, want 503", code)
+	}
+	forged := []byte(strings.Replace(string(msg), "genuine", "forged", 1))
+	if code := serve(forged); code != http.StatusForbidden {
+		t.Fatalf("another body under the same signature: %d, want 403", code)
 	}
 }

@@ -806,3 +806,84 @@ func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 		t.Fatalf("the upstream got %q", got[0])
 	}
 }
+
+// TestPlainPushRetryAfterACrashIsTaken: in plain mode the replay check
+// remembers a push's signature in Redis before the push is delivered.
+// When the instance that took it dies during its first delivery, WeChat
+// got no answer and retries the same request on another instance: those
+// retries are the same push, not a replay, and it must be delivered. A body
+// other than the one first seen under that signature is still refused.
+func TestPlainPushRetryAfterACrashIsTaken(t *testing.T) {
+	rds := rdsStart(t)
+	arrived := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var got []string
+	first := true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hold := first
+		first = false
+		mu.Unlock()
+		if hold {
+			// The first delivery hangs until its instance is killed.
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+	})}
+	go upSrv.Serve(ln)
+	t.Cleanup(func() { upSrv.Close() })
+	to := "http://" + ln.Addr().String() + "/push"
+	store := "\t\tstore redis redis://" + rds.Addr + "\n"
+	c1 := multiNew(t, "one", "", multiPushSite(to, store))
+	c2 := multiNew(t, "two", "", multiPushSite(to, store))
+	multiStartAll(t, c1, c2)
+
+	plain := wechattest.Push{Token: pushToken, AppID: testAppID,
+		Timestamp: strconv.FormatInt(time.Now().Unix(), 10), Nonce: "888"}
+	msg := plain.Text("oUSER0000000000000000000000s", "taken by an instance that died")
+	go func() {
+		req, err := plain.Request(c1.Base+"/plain", msg)
+		if err == nil {
+			do(req) // no answer: the instance dies
+		}
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery never reached the upstream")
+	}
+	c1.kill()
+	// WeChat retries 3 times in about 15 s; while the dead instance's
+	// claim on the event lasts (a few seconds), a retry is answered 503.
+	var r *reply
+	for range 3 {
+		time.Sleep(5 * time.Second)
+		if r = sendPush(t, plain, c2.Base+"/plain", msg); r.Status != http.StatusServiceUnavailable {
+			break
+		}
+	}
+	wantSuccess(t, r)
+	if !within(10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	}) {
+		t.Fatal("WeChat's retry of a push whose instance died was not delivered")
+	}
+	wantError(t, sendPush(t, plain, c2.Base+"/plain", plain.Text("oUSER0000000000000000000000s", "forged")), http.StatusForbidden, "push_refused")
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !strings.Contains(got[0], "taken by an instance that died") {
+		t.Fatalf("the upstream got %q, want the one push once", got)
+	}
+}
