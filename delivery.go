@@ -149,6 +149,16 @@ func (d *delivery) forget(ctx context.Context, key string) error {
 	return p.forget(ctx, d.s.Kind+":"+key)
 }
 
+// settle marks key of the seen set (sight) as answered for the rest of its
+// time: from then on no value is the same as the one it holds.
+func (d *delivery) settle(ctx context.Context, key string) error {
+	p, err := d.open()
+	if err != nil {
+		return err
+	}
+	return p.settle(ctx, d.s.Kind+":"+key)
+}
+
 // close gives back this handler's hold on the outbox; the last one stops
 // it, leaving what is undelivered in the store.
 func (d *delivery) close() error {
@@ -318,6 +328,29 @@ func (p *pooledOutbox) forget(ctx context.Context, key string) error {
 	}
 	p.mu.Lock()
 	delete(p.seen, key)
+	p.mu.Unlock()
+	return nil
+}
+
+// settledSighting is the value a settled key of the seen set holds; sight's
+// values are hex digests, so it is never the same as one.
+const settledSighting = "settled"
+
+func (p *pooledOutbox) settle(ctx context.Context, key string) error {
+	if p.client != nil {
+		ctx, cancel := context.WithTimeout(ctx, redisstore.IOTimeout)
+		defer cancel()
+		err := p.client.SetArgs(ctx, "wechat_auth:seen:"+key, settledSighting, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+		if errors.Is(err, redis.Nil) {
+			return nil // expired meanwhile
+		}
+		return err
+	}
+	p.mu.Lock()
+	if s, ok := p.seen[key]; ok {
+		s.value = settledSighting
+		p.seen[key] = s
+	}
 	p.mu.Unlock()
 	return nil
 }

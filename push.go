@@ -64,8 +64,9 @@ type Push struct {
 
 	// Plain mode only, where the signature does not cover the body: a push
 	// whose timestamp is further than this from now is refused, and so is
-	// a signature seen before with another body. Default: 5m; 0 turns the
-	// age check off (signatures are then remembered for 24 h).
+	// a signature seen before with another body or already answered.
+	// Default: 5m; 0 turns the age check off (signatures are then
+	// remembered for 24 h).
 	MaxAge *caddy.Duration `json:"max_age,omitempty"`
 
 	DeliveryConfig
@@ -173,7 +174,10 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		p.refuse(w, r, aerr)
 		return nil
 	}
-	if !p.deliver(w, r, q.Get("nonce"), msg, format) && recorded {
+	switch taken := p.deliver(w, r, q.Get("nonce"), msg, format); {
+	case taken && p.crypter == nil:
+		p.settle(r, q)
+	case !taken && recorded:
 		p.unsee(r, q)
 	}
 	return nil
@@ -381,11 +385,12 @@ func headerSafe(values ...string) bool {
 
 // fresh refuses a plain-mode push whose timestamp is older (or further
 // ahead) than max_age, or not written canonically, or whose signature was
-// seen before, on any instance sharing the store, with another body. The
-// same signature with the same body is WeChat's retry of a push whose
-// first try got no answer (its instance died while delivering it): it
-// goes on, and the outbox's deduplication tells whether it was taken.
-// recorded: this request put the signature in the seen set.
+// seen before, on any instance sharing the store, with another body or by
+// a request that was answered (settle). The same signature with the same
+// body, not yet answered, is WeChat's retry of a push whose first try got
+// no answer (its instance died while delivering it): it goes on, and the
+// outbox's deduplication tells whether it was taken. recorded: this
+// request put the signature in the seen set.
 func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (recorded bool, _ *apierr.Error) {
 	remember := 24 * time.Hour
 	if p.maxAge > 0 {
@@ -439,6 +444,22 @@ func (p *Push) unsee(r *http.Request, q map[string][]string) {
 	}
 	if err := p.delivery.forget(r.Context(), p.replayKey(get("timestamp"), get("nonce"))); err != nil {
 		p.logger.Warn("wechat_push: cannot forget a failed plain-mode push's (timestamp, nonce); WeChat's retry of it may be refused", zap.Error(err))
+	}
+}
+
+// settle closes a plain-mode push's (timestamp, nonce) once the push was
+// delivered or queued: a same-body retry passes the replay check only
+// while no request with that pair has been answered (its instance died
+// while delivering it); after that, the pair is refused with any body.
+func (p *Push) settle(r *http.Request, q map[string][]string) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if err := p.delivery.settle(r.Context(), p.replayKey(get("timestamp"), get("nonce"))); err != nil {
+		p.logger.Warn("wechat_push: cannot mark a plain-mode push's (timestamp, nonce) as answered; a replay of it is answered as a duplicate", zap.Error(err))
 	}
 }
 

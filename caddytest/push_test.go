@@ -406,6 +406,8 @@ func TestPushRefusesWhatFailsItsChecks(t *testing.T) {
 		fresh.Timestamp, fresh.Nonce = strconv.FormatInt(time.Now().Unix(), 10), "424242"
 		m := fresh.Text("oUSER0000000000000000000000d", "once")
 		wantSuccess(t, sendPush(t, fresh, siteBase+"/plain", m))
+		// The very same push again, once answered: a replay.
+		wantError(t, sendPush(t, fresh, siteBase+"/plain", m), http.StatusForbidden, "push_refused")
 		// The same (timestamp, nonce) again, even with another body.
 		wantError(t, sendPush(t, fresh, siteBase+"/plain", fresh.Text("oUSER0000000000000000000000d", "twice")), http.StatusForbidden, "push_refused")
 		bad := plain
@@ -659,8 +661,11 @@ func TestPushRedisSharedAcrossInstances(t *testing.T) {
 	t.Run("plain-mode replay check is shared", func(t *testing.T) {
 		plain := wechattest.Push{Token: pushToken, AppID: testAppID,
 			Timestamp: strconv.FormatInt(time.Now().Unix(), 10), Nonce: "777"}
-		wantSuccess(t, sendPush(t, plain, c1.Base+"/plain", plain.Text("oUSER0000000000000000000000n", "first")))
+		first := plain.Text("oUSER0000000000000000000000n", "first")
+		wantSuccess(t, sendPush(t, plain, c1.Base+"/plain", first))
 		wantError(t, sendPush(t, plain, c2.Base+"/plain", plain.Text("oUSER0000000000000000000000n", "replayed")), http.StatusForbidden, "push_refused")
+		// The very same push, answered on the first instance: a replay.
+		wantError(t, sendPush(t, plain, c2.Base+"/plain", first), http.StatusForbidden, "push_refused")
 	})
 	t.Run("another instance delivers what a killed one queued", func(t *testing.T) {
 		before := len(up.Got())
