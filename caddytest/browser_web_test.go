@@ -558,7 +558,7 @@ func beginLogin(step func(string) *http.Response, user string) string {
 func TestWebSessionsAnswerTheAdminAPI(t *testing.T) {
 	webStack(t, "", "")
 	jar, step := jarClient(t)
-	// A user of its own: bans are kept in Caddy's storage across runs.
+	// A user of its own: bans are kept in Caddy's storage for the whole run.
 	user := "hank" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	login := func() string {
 		t.Helper()

@@ -5,7 +5,8 @@ package caddytest
 //
 //	Caddy
 //	  globalOptions(extra)            the global block: admin localhost:2999, skip_install_trust,
-//	                                  http_port 9080, https_port 9443, grace_period; extra lines appended
+//	                                  http_port 9080, https_port 9443, grace_period, the run's storage;
+//	                                  extra lines appended
 //	  wechatSite(addr, directive, upstreamAddr, proxyBlock)
 //	                                  a site block: wechat_auth { directive } then reverse_proxy
 //	  loadCaddy(t, caddyfile)         InitServer; stops the test when the config does not load
@@ -99,6 +100,11 @@ var httpClient = &http.Client{
 	},
 }
 
+// storageDir is the in-process Caddy's storage for this test run, made
+// and removed by TestMain: the tests never write into the user's own Caddy
+// storage, where a demo or a real Caddy would take up what they left.
+var storageDir string
+
 // globalOptions returns Caddy's global options block for the tests, with
 // extra lines (such as a log block) appended.
 func globalOptions(extra string) string {
@@ -108,6 +114,7 @@ func globalOptions(extra string) string {
 	http_port 9080
 	https_port 9443
 	grace_period 1s
+	storage file_system ` + storageDir + `
 ` + extra + `
 }
 `

@@ -31,7 +31,14 @@ import (
 var multiBinDir string
 
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wechatauth-caddytest-storage-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	storageDir = dir
 	code := m.Run()
+	os.RemoveAll(storageDir)
 	if multiBinDir != "" {
 		os.RemoveAll(multiBinDir)
 	}
