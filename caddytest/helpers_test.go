@@ -5,8 +5,8 @@ package caddytest
 //
 //	Caddy
 //	  globalOptions(extra)            the global block: admin localhost:2999, skip_install_trust,
-//	                                  http_port 9080, https_port 9443, grace_period, the run's storage;
-//	                                  extra lines appended
+//	                                  http_port 9080, https_port 9443, grace_period, the run's storage,
+//	                                  persist_config off; extra lines appended
 //	  wechatSite(addr, directive, upstreamAddr, proxyBlock)
 //	                                  a site block: wechat_auth { directive } then reverse_proxy
 //	  loadCaddy(t, caddyfile)         InitServer; stops the test when the config does not load
@@ -102,7 +102,8 @@ var httpClient = &http.Client{
 
 // storageDir is the in-process Caddy's storage for this test run, made
 // and removed by TestMain: the tests never write into the user's own Caddy
-// storage, where a demo or a real Caddy would take up what they left.
+// storage, where a demo or a real Caddy would take up what they left, nor
+// (persist_config off) over the user's autosaved config.
 var storageDir string
 
 // globalOptions returns Caddy's global options block for the tests, with
@@ -115,6 +116,7 @@ func globalOptions(extra string) string {
 	https_port 9443
 	grace_period 1s
 	storage file_system ` + storageDir + `
+	persist_config off
 ` + extra + `
 }
 `

@@ -33,6 +33,17 @@ func TestPushQueuedInTestsStaysOutOfTheUsersStorage(t *testing.T) {
 	}
 }
 
+// TestConfigOfTheTestsIsNotAutosaved: a config the tests load is not
+// written over the user's autosave.json, which `caddy run --resume` would
+// otherwise start instead of the user's own.
+func TestConfigOfTheTestsIsNotAutosaved(t *testing.T) {
+	marker := "loaded by a test " + strconv.FormatInt(time.Now().UnixNano(), 10)
+	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\trespond \""+marker+"\"\n}\n")
+	if saved, err := os.ReadFile(caddy.ConfigAutosavePath); err == nil && strings.Contains(string(saved), marker) {
+		t.Fatalf("the tests' config was autosaved to %s", caddy.ConfigAutosavePath)
+	}
+}
+
 // queuedIn returns the outbox file under dir whose event body holds
 // marker, or "" when there is none.
 func queuedIn(t *testing.T, dir, marker string) string {
