@@ -43,7 +43,7 @@ go_build() {
 # stale reports whether ./caddy is missing or older than the sources.
 stale() {
 	[ ! -x ./caddy ] && return 0
-	[ -n "$(find . -name '*.go' -newer ./caddy -not -path './bench/*' -print -quit)" ] && return 0
+	[ -n "$(find . -name '*.go' -not -name '*_test.go' -newer ./caddy -not -path './bench/*' -print -quit)" ] && return 0
 	[ go.mod -nt ./caddy ] && return 0
 	return 1
 }
@@ -88,6 +88,12 @@ case "${1:-}" in
 build) build ;;
 go-build) go_build ;;
 run)
+	# Caddy shares its ports with another Caddy (SO_REUSEPORT): a second
+	# demo would start beside an old one and split the requests with it.
+	if up; then
+		echo "xcaddy.sh: something already answers on $DEMO_URL (an earlier demo?); stop it first" >&2
+		exit 1
+	fi
 	if stale; then build; fi
 	# Caddy replaces this shell (so Ctrl-C and kill reach it directly); a
 	# background poller prints what to do next once the demo answers.
