@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,14 +209,8 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 // age and that (timestamp, nonce) is new or came with this very body,
 // since its signature does not cover the body. recorded: this request
 // put its signature in the seen set.
-func (p *Push) open(r *http.Request, q map[string][]string, body []byte) (_ []byte, _ msgcrypt.Format, recorded bool, _ *apierr.Error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	ts, nonce := get("timestamp"), get("nonce")
+func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msgcrypt.Format, recorded bool, _ *apierr.Error) {
+	ts, nonce := q.Get("timestamp"), q.Get("nonce")
 	if p.crypter != nil {
 		env, err := msgcrypt.ParseEnvelope(body)
 		if err != nil {
@@ -224,7 +219,7 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) (_ []by
 		if env.Encrypt == "" {
 			return nil, 0, false, apierr.PushRefused
 		}
-		msg, err := p.crypter.Open(get("msg_signature"), ts, nonce, env.Encrypt)
+		msg, err := p.crypter.Open(q.Get("msg_signature"), ts, nonce, env.Encrypt)
 		switch {
 		case errors.Is(err, msgcrypt.ErrMalformed):
 			return nil, 0, false, apierr.InvalidRequest.WithMessage("Encrypt is not base64.")
@@ -236,7 +231,7 @@ func (p *Push) open(r *http.Request, q map[string][]string, body []byte) (_ []by
 		}
 		return msg, env.Format, false, nil
 	}
-	if !msgcrypt.VerifySignature(get("signature"), p.token, ts, nonce) {
+	if !msgcrypt.VerifySignature(q.Get("signature"), p.token, ts, nonce) {
 		return nil, 0, false, apierr.PushRefused
 	}
 	format, err := msgcrypt.Sniff(body)
@@ -432,17 +427,11 @@ func (p *Push) replayKey(ts, nonce string) string {
 // unsee forgets a plain-mode push's (timestamp, nonce) when the push that
 // recorded it was neither delivered nor queued: WeChat's retry of it,
 // which may carry the same pair, must not be refused as a replay.
-func (p *Push) unsee(r *http.Request, q map[string][]string) {
+func (p *Push) unsee(r *http.Request, q url.Values) {
 	if p.crypter != nil {
 		return
 	}
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	if err := p.delivery.forget(r.Context(), p.replayKey(get("timestamp"), get("nonce"))); err != nil {
+	if err := p.delivery.forget(r.Context(), p.replayKey(q.Get("timestamp"), q.Get("nonce"))); err != nil {
 		p.logger.Warn("wechat_push: cannot forget a failed plain-mode push's (timestamp, nonce); WeChat's retry of it may be refused", zap.Error(err))
 	}
 }
@@ -451,14 +440,8 @@ func (p *Push) unsee(r *http.Request, q map[string][]string) {
 // delivered or queued: a same-body retry passes the replay check only
 // while no request with that pair has been answered (its instance died
 // while delivering it); after that, the pair is refused with any body.
-func (p *Push) settle(r *http.Request, q map[string][]string) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	if err := p.delivery.settle(r.Context(), p.replayKey(get("timestamp"), get("nonce"))); err != nil {
+func (p *Push) settle(r *http.Request, q url.Values) {
+	if err := p.delivery.settle(r.Context(), p.replayKey(q.Get("timestamp"), q.Get("nonce"))); err != nil {
 		p.logger.Warn("wechat_push: cannot mark a plain-mode push's (timestamp, nonce) as answered; a replay of it is answered as a duplicate", zap.Error(err))
 	}
 }
