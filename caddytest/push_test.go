@@ -732,34 +732,11 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 // next restart of Caddy.
 func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 	gate := make(chan struct{})
-	arrived := make(chan struct{}, 1)
-	var mu sync.Mutex
-	var got []string
-	first := true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		hold := first
-		first = false
-		mu.Unlock()
-		if hold {
-			// The first attempt waits for the reload, then fails.
-			arrived <- struct{}{}
-			<-gate
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		mu.Lock()
-		got = append(got, string(body))
-		mu.Unlock()
-	})}
-	go upSrv.Serve(ln)
-	t.Cleanup(func() { upSrv.Close() })
-	to := "http://" + ln.Addr().String() + "/push"
+	up := startHoldingUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		<-gate // the first attempt waits for the reload, then fails
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	to := up.url
 
 	loadPushSite(t, "", pushHandler(pushPath, pushLines(to, "\t\ttimeout 4s")))
 	p := safePush(false)
@@ -777,11 +754,7 @@ func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 		}
 		answered <- r
 	}()
-	select {
-	case <-arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the push's first delivery never reached the upstream")
-	}
+	up.waitHeld(t)
 	// Once the new config serves, its outbox has started: the old
 	// config's delivery may now fail and be queued.
 	go func() {
@@ -798,16 +771,10 @@ func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 	} else {
 		wantSuccess(t, r)
 	}
-	if !within(30*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0
-	}) {
+	if !within(30*time.Second, func() bool { return len(up.got()) > 0 }) {
 		t.Fatal("a push answered success during a reload was not delivered within 30 s")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(got[0], "taken during a reload") {
+	if got := up.got(); !strings.Contains(got[0], "taken during a reload") {
 		t.Fatalf("the upstream got %q", got[0])
 	}
 }
@@ -820,33 +787,10 @@ func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 // other than the one first seen under that signature is still refused.
 func TestPlainPushRetryAfterACrashIsTaken(t *testing.T) {
 	rds := rdsStart(t)
-	arrived := make(chan struct{}, 1)
-	var mu sync.Mutex
-	var got []string
-	first := true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		hold := first
-		first = false
-		mu.Unlock()
-		if hold {
-			// The first delivery hangs until its instance is killed.
-			arrived <- struct{}{}
-			<-r.Context().Done()
-			return
-		}
-		mu.Lock()
-		got = append(got, string(body))
-		mu.Unlock()
-	})}
-	go upSrv.Serve(ln)
-	t.Cleanup(func() { upSrv.Close() })
-	to := "http://" + ln.Addr().String() + "/push"
+	up := startHoldingUpstream(t, func(_ http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the first delivery hangs until its instance is killed
+	})
+	to := up.url
 	store := "\t\tstore redis redis://" + rds.Addr + "\n"
 	c1 := multiNew(t, "one", "", multiPushSite(to, store))
 	c2 := multiNew(t, "two", "", multiPushSite(to, store))
@@ -861,11 +805,7 @@ func TestPlainPushRetryAfterACrashIsTaken(t *testing.T) {
 			do(req) // no answer: the instance dies
 		}
 	}()
-	select {
-	case <-arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first delivery never reached the upstream")
-	}
+	up.waitHeld(t)
 	c1.kill()
 	// WeChat retries 3 times in about 15 s; while the dead instance's
 	// claim on the event lasts (a few seconds), a retry is answered 503.
@@ -877,18 +817,65 @@ func TestPlainPushRetryAfterACrashIsTaken(t *testing.T) {
 		}
 	}
 	wantSuccess(t, r)
-	if !within(10*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0
-	}) {
+	if !within(10*time.Second, func() bool { return len(up.got()) > 0 }) {
 		t.Fatal("WeChat's retry of a push whose instance died was not delivered")
 	}
 	wantError(t, sendPush(t, plain, c2.Base+"/plain", plain.Text("oUSER0000000000000000000000s", "forged")), http.StatusForbidden, "push_refused")
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 1 || !strings.Contains(got[0], "taken by an instance that died") {
+	if got := up.got(); len(got) != 1 || !strings.Contains(got[0], "taken by an instance that died") {
 		t.Fatalf("the upstream got %q, want the one push once", got)
 	}
+}
+
+// holdingUpstream is a push upstream whose first delivery is handed to
+// hold (which answers it, or not); it records the bodies of the others.
+type holdingUpstream struct {
+	url    string
+	held   chan struct{}
+	mu     sync.Mutex
+	first  bool
+	bodies []string
+}
+
+func startHoldingUpstream(t *testing.T, hold func(http.ResponseWriter, *http.Request)) *holdingUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &holdingUpstream{url: "http://" + ln.Addr().String() + "/push", held: make(chan struct{}, 1), first: true}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		first := u.first
+		u.first = false
+		if !first {
+			u.bodies = append(u.bodies, string(body))
+		}
+		u.mu.Unlock()
+		if first {
+			u.held <- struct{}{}
+			hold(w, r)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return u
+}
+
+// waitHeld waits for the first delivery to reach the upstream.
+func (u *holdingUpstream) waitHeld(t *testing.T) {
+	t.Helper()
+	select {
+	case <-u.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery never reached the upstream")
+	}
+}
+
+// got returns the bodies delivered after the first.
+func (u *holdingUpstream) got() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.bodies...)
 }
