@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/credential"
@@ -78,8 +79,13 @@ func (h *Handler) isPublic(r *http.Request) bool {
 // decodes again reads as another path); and a segment made only of dots
 // ("." and "..", in any spelling once decoded). Because the path ends at its
 // last segment's last byte, a suffix pattern such as *.png then matches only
-// the end of the last segment.
+// the end of the last segment. It also refuses bytes that are not UTF-8:
+// an overlong form such as C0 AE is '.' to a lenient decoder, so
+// "%c0%ae%c0%ae" is a ".." segment to some servers.
 func plainPath(p string) bool {
+	if !utf8.ValidString(p) {
+		return false
+	}
 	dots := 0 // the dots the current segment holds so far, -1 once it holds anything else
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {

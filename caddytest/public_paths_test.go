@@ -64,12 +64,13 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 	lr := st.login(t, "plain")
 
 	// Real public paths keep working, without a token.
-	for _, path := range []string{"/health", "/static/app.js", "/img/a.png"} {
+	for _, path := range []string{"/health", "/static/app.js", "/img/a.png", "/static/%E5%9B%BE.png"} {
 		t.Run(path+" is public", func(t *testing.T) {
 			before := st.Upstream.Count()
 			r := sendRaw(t, path)
 			wantStatus(t, r, http.StatusOK)
-			if st.Upstream.Count() != before+1 || st.Upstream.Last(t).Path != path {
+			want, _ := url.PathUnescape(path)
+			if st.Upstream.Count() != before+1 || st.Upstream.Last(t).Path != want {
 				t.Errorf("the upstream did not get %s", path)
 			}
 		})
@@ -104,6 +105,13 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 		"/api/orders%5c.png",
 		"/health;jsessionid=x",
 		"/health%00",
+		// Overlong UTF-8 spellings of '.', '/' and ';', which a lenient
+		// decoder reads as those characters.
+		"/static/%c0%ae%c0%ae/api/orders",
+		"/static/%e0%80%ae%e0%80%ae/api/orders",
+		"/static/..%c0%afapi/orders",
+		"/api/orders%c0%bb.png",
+		"/static/%ff/api/orders",
 	} {
 		t.Run(path+" is protected", func(t *testing.T) {
 			before := st.Upstream.Count()
