@@ -210,12 +210,23 @@ func isTokenPath(p string) bool {
 	return tokenPaths[strings.ToLower(path.Clean("/"+p))]
 }
 
-// isTokenPathWithSuffix reports whether p is a token endpoint with a
-// suffix such as ".json" on its last segment, which some servers ignore.
+// isTokenPathWithSuffix reports whether p is a token endpoint with more
+// after it that some servers ignore: a suffix such as ".json" on its
+// segment, or further segments, which a CGI server passes to the script
+// as PATH_INFO (/cgi-bin/token/x runs /cgi-bin/token).
 func isTokenPathWithSuffix(p string) bool {
-	i := strings.LastIndexByte(p, '/')
-	if j := strings.IndexByte(p[i+1:], '.'); j > 0 {
-		return isTokenPath(p[:i+1+j])
+	for end := 1; end <= len(p); end++ {
+		if end < len(p) && p[end] != '/' {
+			continue
+		}
+		head := p[:end]
+		if end < len(p) && isTokenPath(head) {
+			return true
+		}
+		i := strings.LastIndexByte(head, '/')
+		if j := strings.IndexByte(head[i+1:], '.'); j > 0 && isTokenPath(head[:i+1+j]) {
+			return true
+		}
 	}
 	return false
 }

@@ -42,8 +42,10 @@ func TestGatewayAllowAllRefusesTokenEndpointLookAlikes(t *testing.T) {
 			wantError(t, r, http.StatusBadRequest, "invalid_request")
 		}
 	}
-	// A suffix that some servers ignore names the token endpoint too.
-	for _, p := range []string{"/cgi-bin/token.json", "/cgi-bin/Stable_Token.php"} {
+	// A suffix that some servers ignore names the token endpoint too, and
+	// so do further segments, a CGI script's PATH_INFO.
+	for _, p := range []string{"/cgi-bin/token.json", "/cgi-bin/Stable_Token.php",
+		"/cgi-bin/token/x", "/cgi-bin/stable_token/json", "/cgi-bin/token%2fx", "/cgi-bin/token.json/x"} {
 		wantError(t, g.call(t, "GET", p, nil, ""), http.StatusForbidden, "api_not_allowed")
 	}
 	for _, p := range []string{wechattest.PathToken, wechattest.PathStableToken} {
