@@ -9,7 +9,8 @@ package caddytest
 //	                                  persist_config off; extra lines appended
 //	  wechatSite(addr, directive, upstreamAddr, proxyBlock)
 //	                                  a site block: wechat_auth { directive } then reverse_proxy
-//	  loadCaddy(t, caddyfile)         InitServer; stops the test when the config does not load
+//	  loadCaddy(t, caddyfile)         InitServer; stops the test when the config does not load;
+//	                                  returns once the old config's listeners are closed
 //	  loadError(t, caddyfile)         loads a config that must fail and returns Caddy's error text
 //	  debugLog(t)                     a temp log file and the global `log` block writing DEBUG to it
 //	  readFile(t, path)
@@ -150,7 +151,55 @@ func loadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
 	// while shutting down; a POST sent on one of those at that instant
 	// reads EOF and is not retried. Start afresh on the new servers.
 	httpClient.CloseIdleConnections()
+	waitOldListenersClosed()
 	return tester
+}
+
+// testPorts are the in-process Caddy's ports, as /proc/net/tcp writes
+// them: 9080, 9443 and the admin's 2999.
+var testPorts = []string{":2378", ":24E3", ":0BB7"}
+
+// waitOldListenersClosed waits, up to 2 s, until no two listening sockets
+// share one of the test ports' addresses. Caddy opens each config's
+// listeners with SO_REUSEPORT and closes the previous config's as it
+// shuts that down, which may be after the load has returned; a new
+// connection the kernel hands to the closing socket is reset, and the
+// request on it reads EOF. Linux only (/proc/net/tcp); elsewhere it
+// returns at once.
+func waitOldListenersClosed() {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		if !sharedTestListener() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sharedTestListener reports whether two listening sockets share an
+// address on a test port (false when /proc/net/tcp cannot be read).
+func sharedTestListener() bool {
+	seen := make(map[string]bool)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line) // sl local_address rem_address st ...
+			if len(f) < 4 || f[3] != "0A" {
+				continue // not listening
+			}
+			for _, port := range testPorts {
+				if strings.HasSuffix(f[1], port) {
+					if seen[f[1]] {
+						return true
+					}
+					seen[f[1]] = true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // loadError loads a Caddyfile that must be refused and returns Caddy's
