@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,16 +107,35 @@ func binary(t testing.TB, name string) string {
 	return bin
 }
 
-// FreePort returns a loopback TCP port nobody listens on now.
+// FreePort returns a loopback TCP port nobody listens on now and that it
+// never returned before in this process. The kernel may offer a port again
+// once it is closed, and two servers given the same one would both bind it
+// when they use SO_REUSEPORT (Caddy does) and split its requests.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port that was not handed out before")
+	return 0
 }
+
+// handedOut holds the ports FreePort returned.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: make(map[int]bool)}
 
 // Start starts a stopped redis-server again on its port (empty, unless it
 // was given persistence) and waits until it answers.

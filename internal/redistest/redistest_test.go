@@ -72,3 +72,18 @@ func TestStartDoesNotTakeAnotherServerForItsOwn(t *testing.T) {
 		t.Fatalf("Start returned the server already on %s", other.Addr)
 	}
 }
+
+// Two servers of one test given the same port would both bind it (Caddy
+// opens its ports with SO_REUSEPORT) and split its requests between them:
+// FreePort never returns a port twice in a process, though the kernel may
+// offer one again once it is closed.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := make(map[int]bool)
+	for range 2000 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("FreePort returned %d twice", p)
+		}
+		seen[p] = true
+	}
+}
