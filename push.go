@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -170,16 +171,16 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		p.refuse(w, r, aerr)
 		return nil
 	}
-	msg, format, recorded, aerr := p.open(r, q, body)
+	msg, format, seen, aerr := p.open(r, q, body)
 	if aerr != nil {
 		p.refuse(w, r, aerr)
 		return nil
 	}
 	switch taken := p.deliver(w, r, q.Get("nonce"), msg, format); {
-	case taken && p.crypter == nil:
-		p.settle(r, q)
-	case !taken && recorded:
-		p.unsee(r, q)
+	case taken && seen.key != "":
+		p.settle(r.Context(), seen.key)
+	case !taken && seen.recorded:
+		p.unsee(r.Context(), seen.key)
 	}
 	return nil
 }
@@ -207,36 +208,36 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 // compatibility mode (aes_key set) trust only the decrypted Encrypt,
 // checked by msg_signature; plain mode checks signature, the timestamp's
 // age and that (timestamp, nonce) is new or came with this very body,
-// since its signature does not cover the body. recorded: this request
-// put its signature in the seen set.
-func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msgcrypt.Format, recorded bool, _ *apierr.Error) {
+// since its signature does not cover the body; seen is then its place in
+// the seen set (none in safe and compatibility mode).
+func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msgcrypt.Format, seen seenPlace, _ *apierr.Error) {
 	ts, nonce := q.Get("timestamp"), q.Get("nonce")
 	if p.crypter != nil {
 		env, err := msgcrypt.ParseEnvelope(body)
 		if err != nil {
-			return nil, 0, false, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
+			return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
 		}
 		if env.Encrypt == "" {
-			return nil, 0, false, apierr.PushRefused
+			return nil, 0, seenPlace{}, apierr.PushRefused
 		}
 		msg, err := p.crypter.Open(q.Get("msg_signature"), ts, nonce, env.Encrypt)
 		switch {
 		case errors.Is(err, msgcrypt.ErrMalformed):
-			return nil, 0, false, apierr.InvalidRequest.WithMessage("Encrypt is not base64.")
+			return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("Encrypt is not base64.")
 		case err != nil:
-			return nil, 0, false, apierr.PushRefused
+			return nil, 0, seenPlace{}, apierr.PushRefused
 		}
 		if _, err := msgcrypt.Sniff(msg); err != nil {
-			return nil, 0, false, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
+			return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
 		}
-		return msg, env.Format, false, nil
+		return msg, env.Format, seenPlace{}, nil
 	}
 	if !msgcrypt.VerifySignature(q.Get("signature"), p.token, ts, nonce) {
-		return nil, 0, false, apierr.PushRefused
+		return nil, 0, seenPlace{}, apierr.PushRefused
 	}
 	format, err := msgcrypt.Sniff(body)
 	if err != nil {
-		return nil, 0, false, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
+		return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("The body is not a WeChat push in XML or JSON.")
 	}
 	if env, err := msgcrypt.ParseEnvelope(body); err == nil && env.Encrypt != "" {
 		if ev, _, err := msgcrypt.ParseEvent(body); err == nil && ev.ID() == "" {
@@ -245,14 +246,14 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 			p.warnEncrypted.Do(func() {
 				p.logger.Warn("wechat_push: a push came encrypted (safe mode) but aes_key is not set: set aes_key to the console's EncodingAESKey; such pushes are refused")
 			})
-			return nil, 0, false, apierr.PushRefused
+			return nil, 0, seenPlace{}, apierr.PushRefused
 		}
 	}
-	recorded, aerr := p.fresh(r, ts, nonce, body)
+	seen, aerr := p.fresh(r, ts, nonce, body)
 	if aerr != nil {
-		return nil, 0, false, aerr
+		return nil, 0, seenPlace{}, aerr
 	}
-	return body, format, recorded, nil
+	return body, format, seen, nil
 }
 
 // deliver hands a verified push to the outbox and answers WeChat: the
@@ -384,36 +385,36 @@ func headerSafe(values ...string) bool {
 // a request that was answered (settle). The same signature with the same
 // body, not yet answered, is WeChat's retry of a push whose first try got
 // no answer (its instance died while delivering it): it goes on, and the
-// outbox's deduplication tells whether it was taken. recorded: this
-// request put the signature in the seen set.
-func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (recorded bool, _ *apierr.Error) {
+// outbox's deduplication tells whether it was taken.
+func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (seenPlace, *apierr.Error) {
 	remember := 24 * time.Hour
 	if p.maxAge > 0 {
 		sec, err := strconv.ParseInt(ts, 10, 64)
 		if err != nil || strconv.FormatInt(sec, 10) != ts {
 			// Only the canonical spelling: "0"+ts or "+"+ts would be a
 			// new (timestamp, nonce) under the same signature.
-			return false, apierr.PushRefused
+			return seenPlace{}, apierr.PushRefused
 		}
 		if age := time.Since(time.Unix(sec, 0)); age > p.maxAge || age < -p.maxAge {
-			return false, apierr.PushRefused
+			return seenPlace{}, apierr.PushRefused
 		}
 		// A pair older than max_age is refused by its age already.
 		remember = 2 * p.maxAge
 	}
 	if len(ts) > 32 || len(nonce) > 128 {
-		return false, apierr.PushRefused
+		return seenPlace{}, apierr.PushRefused
 	}
+	key := p.replayKey(ts, nonce)
 	sum := sha256.Sum256(body)
-	first, same, err := p.delivery.sight(r.Context(), p.replayKey(ts, nonce), hex.EncodeToString(sum[:16]), remember)
+	first, same, err := p.delivery.sight(r.Context(), key, hex.EncodeToString(sum[:16]), remember)
 	if err != nil {
 		p.logger.Warn("wechat_push: the replay check cannot reach the store; WeChat will retry", zap.Error(err))
-		return false, apierr.DeliveryUnavailable
+		return seenPlace{}, apierr.DeliveryUnavailable
 	}
 	if !first && !same {
-		return false, apierr.PushRefused
+		return seenPlace{}, apierr.PushRefused
 	}
-	return first, nil
+	return seenPlace{key: key, recorded: first}, nil
 }
 
 // replayKey names a plain-mode push in the seen set by its signature, not
@@ -424,14 +425,18 @@ func (p *Push) replayKey(ts, nonce string) string {
 	return "plain:" + p.AppID + ":sig:" + msgcrypt.Signature(p.token, ts, nonce)
 }
 
+// seenPlace is a plain-mode push's place in the seen set: key (replayKey),
+// and whether this request recorded it there.
+type seenPlace struct {
+	key      string
+	recorded bool
+}
+
 // unsee forgets a plain-mode push's (timestamp, nonce) when the push that
 // recorded it was neither delivered nor queued: WeChat's retry of it,
 // which may carry the same pair, must not be refused as a replay.
-func (p *Push) unsee(r *http.Request, q url.Values) {
-	if p.crypter != nil {
-		return
-	}
-	if err := p.delivery.forget(r.Context(), p.replayKey(q.Get("timestamp"), q.Get("nonce"))); err != nil {
+func (p *Push) unsee(ctx context.Context, key string) {
+	if err := p.delivery.forget(ctx, key); err != nil {
 		p.logger.Warn("wechat_push: cannot forget a failed plain-mode push's (timestamp, nonce); WeChat's retry of it may be refused", zap.Error(err))
 	}
 }
@@ -440,8 +445,8 @@ func (p *Push) unsee(r *http.Request, q url.Values) {
 // delivered or queued: a same-body retry passes the replay check only
 // while no request with that pair has been answered (its instance died
 // while delivering it); after that, the pair is refused with any body.
-func (p *Push) settle(r *http.Request, q url.Values) {
-	if err := p.delivery.settle(r.Context(), p.replayKey(q.Get("timestamp"), q.Get("nonce"))); err != nil {
+func (p *Push) settle(ctx context.Context, key string) {
+	if err := p.delivery.settle(ctx, key); err != nil {
 		p.logger.Warn("wechat_push: cannot mark a plain-mode push's (timestamp, nonce) as answered; a replay of it is answered as a duplicate", zap.Error(err))
 	}
 }
