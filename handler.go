@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ServeHTTP strips identity headers the client sent, serves the routes
@@ -81,11 +82,21 @@ func (h *Handler) isPublic(r *http.Request) bool {
 // last segment's last byte, a suffix pattern such as *.png then matches only
 // the end of the last segment. It also refuses bytes that are not UTF-8:
 // an overlong form such as C0 AE is '.' to a lenient decoder, so
-// "%c0%ae%c0%ae" is a ".." segment to some servers.
+// "%c0%ae%c0%ae" is a ".." segment to some servers. A path beyond ASCII
+// must pass in its NFKC form too: servers that normalize it (Java's
+// Normalizer, Python's unicodedata, Windows' best-fit conversion) read
+// fullwidth '．．' as ".." and '；' as ';'.
 func plainPath(p string) bool {
-	if !utf8.ValidString(p) {
-		return false
+	for i := 0; i < len(p); i++ {
+		if p[i] >= utf8.RuneSelf {
+			return utf8.ValidString(p) && plainASCII(p) && plainASCII(norm.NFKC.String(p))
+		}
 	}
+	return plainASCII(p)
+}
+
+// plainASCII is plainPath's test of the ASCII bytes of p.
+func plainASCII(p string) bool {
 	dots := 0 // the dots the current segment holds so far, -1 once it holds anything else
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {

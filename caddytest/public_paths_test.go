@@ -64,7 +64,9 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 	lr := st.login(t, "plain")
 
 	// Real public paths keep working, without a token.
-	for _, path := range []string{"/health", "/static/app.js", "/img/a.png", "/static/%E5%9B%BE.png"} {
+	for _, path := range []string{"/health", "/static/app.js", "/img/a.png", "/static/%E5%9B%BE.png",
+		// 报告（1）.png: fullwidth brackets, common in Chinese file names.
+		"/static/%E6%8A%A5%E5%91%8A%EF%BC%881%EF%BC%89.png"} {
 		t.Run(path+" is public", func(t *testing.T) {
 			before := st.Upstream.Count()
 			r := sendRaw(t, path)
@@ -112,6 +114,18 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 		"/static/..%c0%afapi/orders",
 		"/api/orders%c0%bb.png",
 		"/static/%ff/api/orders",
+		// Fullwidth and other compatibility forms of '.', '/', '\', ';',
+		// '#' and '?', which NFKC (Java's Normalizer, Python's unicodedata,
+		// Windows' best-fit conversion) turns into those characters.
+		"/static/%ef%bc%8e%ef%bc%8e/api/orders",
+		"/static/..%ef%bc%8fapi/orders",
+		"/static/..%ef%bc%bcapi/orders",
+		"/static/%e2%80%a5/api/orders",
+		"/static/%ef%b9%92%ef%b9%92/api/orders",
+		"/api/orders%ef%bc%9b.png",
+		"/api/orders%cd%be.png",
+		"/api/orders%ef%bc%83.png",
+		"/api/orders%ef%bc%9f.png",
 	} {
 		t.Run(path+" is protected", func(t *testing.T) {
 			before := st.Upstream.Count()
