@@ -139,22 +139,30 @@ type backend struct {
 	name  string
 	store func(t *testing.T) Store
 	keys  func(t *testing.T) int // how many outbox entries the backend holds
+	admin *redis.Client          // Redis as its own administrator (redis only)
 }
 
+// testPrefix is where wechat_push keeps its outbox (redisPrefix("push")).
+const testPrefix = "wechat_auth:push:"
+
+// redisBackend's stores connect as the user docs/redis.md makes, with
+// its ACL, so every outbox test shows that ACL is enough.
 func redisBackend(t *testing.T) backend {
 	srv := redistest.Start(t)
+	srv.SetUser(t, redistest.ACL)
 	c := srv.Client()
 	t.Cleanup(func() { c.Close() })
 	return backend{
 		name: "redis",
 		store: func(t *testing.T) Store {
-			client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			client := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: redistest.ACLUser, Password: redistest.ACLPassword})
 			t.Cleanup(func() { client.Close() })
-			return RedisStore(client, "wxtest:", nil)
+			return RedisStore(client, testPrefix, nil)
 		},
 		keys: func(t *testing.T) int {
-			return int(c.HLen(context.Background(), "wxtest:{outbox}:events").Val())
+			return int(c.HLen(context.Background(), testPrefix+"{outbox}:events").Val())
 		},
+		admin: c,
 	}
 }
 

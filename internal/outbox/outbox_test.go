@@ -40,11 +40,11 @@ func TestDeliveredAtOnceWritesOnlyTheIDRecord(t *testing.T) {
 	up := newUpstream(t)
 	s := b.store(t).(*redisStore)
 	accept(t, New(s, testConfig(nil, nil)), up.event("m1"), Delivered)
-	keys, err := s.client.Keys(context.Background(), "*").Result()
+	keys, err := b.admin.Keys(context.Background(), "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys[0] != "wxtest:{outbox}:id:push:m1" {
+	if len(keys) != 1 || keys[0] != testPrefix+"{outbox}:id:push:m1" {
 		t.Errorf("Redis holds %v, want only the id record", keys)
 	}
 }

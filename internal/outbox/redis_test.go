@@ -109,7 +109,7 @@ func TestQueuedEventSurvivesASentinelFailover(t *testing.T) {
 	}
 	up := newUpstream(t)
 	up.down.Store(true)
-	accept(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)), up.event("m1"), Queued)
+	accept(t, New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil)), up.event("m1"), Queued)
 	pc := sn.Primary.Client()
 	if n := redistest.CommandStats(t, pc)["wait"]; n != 1 {
 		t.Errorf("the queued event waited for a replica %d times, want once (WAIT 1)", n)
@@ -118,7 +118,7 @@ func TestQueuedEventSurvivesASentinelFailover(t *testing.T) {
 	sn.Primary.Stop()
 	sn.WaitPromoted(30 * time.Second)
 	up.down.Store(false)
-	start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
+	start(t, New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil)))
 	up.waitCount(t, "m1", 1, 15*time.Second)
 }
 
@@ -129,13 +129,16 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 		t.Skip("a cluster takes seconds to start")
 	}
 	cl := redistest.StartCluster(t)
+	for _, n := range cl.Nodes {
+		n.SetUser(t, redistest.ACL)
+	}
 	client := func() redis.UniversalClient {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, Username: redistest.ACLUser, Password: redistest.ACLPassword})
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
 	// A fresh cluster's replicas may still be syncing.
-	pc := cl.PrimaryFor("wxtest:{outbox}:due").Client()
+	pc := cl.PrimaryFor(testPrefix + "{outbox}:due").Client()
 	defer pc.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
@@ -146,14 +149,14 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 	}
 	up := newUpstream(t)
 	up.down.Store(true)
-	one := New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil))
+	one := New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil))
 	accept(t, one, up.event("m1"), Queued)
 	if n := cl.CommandStats()["wait"]; n != 1 {
 		t.Errorf("WAIT ran %d times, want once", n)
 	}
 	accept(t, one, up.event("m1"), Duplicate)
 	up.down.Store(false)
-	two := start(t, New(RedisStore(client(), "wxtest:", nil), testConfig(nil, nil)))
+	two := start(t, New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil)))
 	up.waitCount(t, "m1", 1, 3*time.Second)
 	accept(t, two, up.event("m2"), Delivered)
 }

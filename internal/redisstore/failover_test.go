@@ -76,33 +76,19 @@ func rdsWantDecrypts(t *testing.T, st *Store, s *session.Session) {
 	}
 }
 
-// rdsACL is the ACL docs/redis.md gives for the store's Redis user (with
-// the password rdsACLPassword): the tests that use it show it is enough.
+// The ACLs docs/redis.md gives: the tests that use them show they are
+// enough.
 const (
-	rdsACL         = "on >" + rdsACLPassword + " resetkeys ~wechat_auth:* resetchannels &wechat_auth:* -@all +get +set +setnx +del +pexpire +pexpireat +pttl +hgetall +hmget +hset +hdel +zadd +zrangebyscore +zrevrange +zremrangebyscore +zremrangebyrank +evalsha +eval +publish +subscribe +ping +info +wait +select +cluster|slots"
-	rdsACLPassword = "acl-password-for-tests"
+	rdsACL         = redistest.ACL
+	rdsACLPassword = redistest.ACLPassword
+	rdsSentinelACL = redistest.SentinelACL
 )
-
-// rdsSentinelACL is the ACL docs/redis.md gives the store's user on the
-// Sentinels.
-const rdsSentinelACL = "on >" + rdsACLPassword + " resetchannels &+switch-master &+replica-reconf-done -@all +sentinel|get-master-addr-by-name +sentinel|sentinels +subscribe +ping"
 
 // rdsSetACL creates the user wechat_auth with rdsACL on the server.
 func rdsSetACL(t *testing.T, s *rdsServer) { rdsSetUser(t, s, rdsACL) }
 
 // rdsSetUser creates the user wechat_auth with the ACL rule on the server.
-func rdsSetUser(t *testing.T, s *rdsServer, rule string) {
-	t.Helper()
-	c := s.Client()
-	defer c.Close()
-	args := []any{"ACL", "SETUSER", "wechat_auth"}
-	for _, f := range strings.Fields(rule) {
-		args = append(args, f)
-	}
-	if err := c.Do(context.Background(), args...).Err(); err != nil {
-		t.Fatal(err)
-	}
-}
+func rdsSetUser(t *testing.T, s *rdsServer, rule string) { s.SetUser(t, rule) }
 
 func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 	cluster := redistest.StartCluster(t)
