@@ -110,6 +110,18 @@ func TestRedisClusterStoreSharesSessionsAndLogoutsOverNodes(t *testing.T) {
 	for _, s := range sessions {
 		rdsWantDecrypts(t, b, s)
 	}
+	t.Run("one-time values are taken on another instance and bounded", func(t *testing.T) {
+		if err := a.PutOnce(ctx, "web_state:C1", []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, err := b.Take(ctx, "web_state:C1"); !ok || err != nil || string(v) != "v" {
+			t.Fatalf("take on the other instance: %q %v %v", v, ok, err)
+		}
+		rdsWantOnceBounded(t, a, b, cluster.Primaries())
+		if holding := cluster.PrimariesHolding(a.oncePrefix + "*"); holding < 2 {
+			t.Errorf("the one-time values are on %d primary", holding)
+		}
+	})
 	t.Run("sessions spread over the primaries", func(t *testing.T) {
 		holding := cluster.PrimariesHolding(a.sessionPrefix + "*")
 		if holding < 2 {

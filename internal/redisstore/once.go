@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"hash/fnv"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -11,9 +13,55 @@ import (
 // ErrOnceExists is PutOnce's answer for a key already stored.
 var ErrOnceExists = errors.New("redisstore: key already stored")
 
-// onceKey is the Redis key of a one-time value (a web login's state, a
-// web-view handoff ticket).
-func (r *Store) onceKey(key string) string { return r.oncePrefix + key }
+// One-time values (a web login's state, a web-view handoff ticket) are
+// put by requests that need no credential, so Redis keeps at most
+// maxOnceValues of them, as the memory store does: beyond that the
+// oldest is deleted for the new one, never the new one refused. They are
+// spread over onceBuckets buckets, each a hash tag with an index of its
+// keys, so the bound is kept in one script on one Cluster slot per put
+// and the values of a Cluster still spread over its primaries.
+const (
+	maxOnceValues = 100_000
+	onceBuckets   = 16
+	// onceIndexLife is how long a bucket's index outlives its last put,
+	// longer than any one-time value lives.
+	onceIndexLife = time.Hour
+)
+
+// onceBucket is the hash tag of key's bucket.
+func onceBucket(key string) string {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return "{o" + strconv.Itoa(int(h.Sum32()%onceBuckets)) + "}"
+}
+
+// onceKey is the Redis key of a one-time value; onceIndex that of its
+// bucket's index.
+func (r *Store) onceKey(key string) string   { return r.oncePrefix + onceBucket(key) + ":" + key }
+func (r *Store) onceIndex(key string) string { return r.oncePrefix + onceBucket(key) + ":index" }
+
+// putOnce stores a value unless its key is live, adds the key to its
+// bucket's index (scored by the Unix ms of the put) and deletes the oldest
+// keys past the bucket's bound. Only commands the documented ACL allows.
+// KEYS: the value's key, the index. ARGV: the value, its ttl in ms, now in
+// Unix ms, the bucket's bound, the index's life in ms.
+var putOnce = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+	return 0
+end
+local now, life = tonumber(ARGV[3]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - life)
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+local old = redis.call('ZREVRANGE', KEYS[2], ARGV[4], -1)
+for _, k in ipairs(old) do
+	redis.call('DEL', k)
+end
+if #old > 0 then
+	redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #old - 1)
+end
+redis.call('PEXPIRE', KEYS[2], life)
+return 1
+`)
 
 // PutOnce stores a one-time value for ttl, unless key is live: every
 // instance sharing the Redis can then Take it, so a login begun on one
@@ -21,40 +69,51 @@ func (r *Store) onceKey(key string) string { return r.oncePrefix + key }
 func (r *Store) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	ok, err := r.client.SetNX(ctx, r.onceKey(key), value, ttl).Result()
+	bound := (r.onceMax + onceBuckets - 1) / onceBuckets
+	put, err := putOnce.Run(ctx, r.client, []string{r.onceKey(key), r.onceIndex(key)},
+		value, ttl.Milliseconds(), time.Now().UnixMilli(), bound, onceIndexLife.Milliseconds()).Int()
 	switch {
 	case err != nil:
 		return r.storeDown("SET NX", err)
-	case !ok:
+	case put == 0:
 		return ErrOnceExists
 	}
 	return nil
 }
 
-// Take returns a one-time value and deletes it in one transaction: of two
-// instances taking the same key at once, one gets it.
+// Take returns a one-time value and deletes it in one script: of two
+// instances taking the same key at once, one gets it. Its entry in the
+// index stays until it is the oldest or an hour old; deleting a key
+// already gone costs nothing.
 func (r *Store) Take(ctx context.Context, key string) ([]byte, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	k := r.onceKey(key)
-	var get *redis.StringCmd
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, k)
-		p.Del(ctx, k)
-		return nil
-	})
+	b, ok, err := r.take(ctx, r.onceKey(key))
+	if ok || err != nil {
+		return b, ok, err
+	}
+	// A value put by an instance of an earlier version, during a rolling
+	// upgrade, is under the key without a bucket.
+	return r.take(ctx, r.oncePrefix+key)
+}
+
+// takeOnce returns the value under KEYS[1] and deletes it: a script, as
+// GET and DEL are in the documented ACL and MULTI and GETDEL are not.
+var takeOnce = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+	redis.call('DEL', KEYS[1])
+end
+return v
+`)
+
+func (r *Store) take(ctx context.Context, k string) ([]byte, bool, error) {
+	b, err := takeOnce.Run(ctx, r.client, []string{k}).Text()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, false, nil
 	case err != nil:
 		return nil, false, r.storeDown("GET+DEL", err)
 	}
-	b, err := get.Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, r.storeDown("GET", err)
-	}
-	return b, true, nil
+	return []byte(b), true, nil
 }

@@ -3,11 +3,14 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 )
 
@@ -62,5 +65,78 @@ func TestRedisOnceValueTakenOnceAcrossInstances(t *testing.T) {
 	time.Sleep(120 * time.Millisecond)
 	if _, ok, _ := b.Take(ctx, "web_state:S2"); ok {
 		t.Fatal("an expired value was taken")
+	}
+}
+
+// rdsOnceKeys counts the one-time values st's deployment holds on the
+// servers (the buckets' indexes aside), read with their own clients (the
+// store's user may not SCAN).
+func rdsOnceKeys(t *testing.T, st *Store, servers []*redistest.Server) int {
+	t.Helper()
+	n := 0
+	for _, srv := range servers {
+		c := srv.Client()
+		keys, err := c.Keys(context.Background(), st.oncePrefix+"*").Result()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if !strings.HasSuffix(k, ":index") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// rdsWantOnceBounded puts 20 times the bound's worth of one-time values,
+// as a flood of web logins begun would: Redis then holds no more than
+// the bound, and no put is refused; the newest values are all there.
+func rdsWantOnceBounded(t *testing.T, a, b *Store, servers []*redistest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	a.onceMax, b.onceMax = 64, 64
+	keys := make([]string, 64*20)
+	for i := range keys {
+		keys[i] = "web_state:flood" + strconv.Itoa(i)
+		if err := []*Store{a, b}[i%2].PutOnce(ctx, keys[i], []byte(`{"return_to":"https://example.com/"}`), time.Minute); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if n := rdsOnceKeys(t, a, servers); n > 64 {
+		t.Errorf("Redis holds %d one-time values, want at most 64", n)
+	}
+	if _, ok, err := b.Take(ctx, keys[0]); ok || err != nil {
+		t.Errorf("the oldest value is still there (%v, %v)", ok, err)
+	}
+	for _, k := range keys[len(keys)-4:] {
+		if _, ok, err := b.Take(ctx, k); !ok || err != nil {
+			t.Errorf("a value just put is gone (%v, %v)", ok, err)
+		}
+	}
+}
+
+// One-time values are put by requests without any credential (a web
+// login begun), so a flood of them keeps Redis at a bound.
+func TestRedisOnceValuesAreBounded(t *testing.T) {
+	srv := rdsStart(t)
+	rdsWantOnceBounded(t, rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA), []*redistest.Server{srv})
+}
+
+// A value an earlier version put, under the key without a bucket, is
+// still taken once during a rolling upgrade.
+func TestRedisOnceValueOfAnEarlierVersionIsTaken(t *testing.T) {
+	srv := rdsStart(t)
+	st := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	if err := st.client.Set(ctx, st.oncePrefix+"web_state:OLD", "v1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := st.Take(ctx, "web_state:OLD"); !ok || err != nil || string(v) != "v1" {
+		t.Fatalf("take: %q %v %v", v, ok, err)
+	}
+	if _, ok, _ := st.Take(ctx, "web_state:OLD"); ok {
+		t.Fatal("taken twice")
 	}
 }

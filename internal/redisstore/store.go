@@ -61,7 +61,8 @@ type Store struct {
 	channel       string // pub/sub: tagged JSON (messages.go), or "<sid> <until Unix ms>" from earlier versions
 	usersKey      string // hash: user → cut-off and ban (users.go)
 	horizonKey    string // Unix ms no token issued by any instance outlives
-	oncePrefix    string // + key: a one-time value (once.go)
+	oncePrefix    string // + bucket + key: a one-time value (once.go)
+	onceMax       int    // how many one-time values Redis keeps at most
 	horizon       *session.Horizon
 
 	mu      sync.Mutex
@@ -135,6 +136,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		usersKey:      prefix + "users",
 		horizonKey:    prefix + "token_horizon",
 		oncePrefix:    prefix + "once:",
+		onceMax:       maxOnceValues,
 		pending:       make(map[string]time.Time),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
