@@ -23,6 +23,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -706,6 +707,25 @@ func (c Merchant) literalSecret() string {
 
 func literalSecretMessage(name string) string {
 	return name + " is written as it is, and a handler's config is copied into Caddy's DEBUG log: give it as a placeholder, such as {env.WECHATPAY_APIV3_KEY} or {file./etc/caddy/apiclient_key.pem}, or move the merchant into the wechat global option"
+}
+
+// warnLiteralSecrets logs one WARN naming the fields, of a handler's own
+// lines, that hold a secret written as it is rather than as a
+// placeholder: those lines are part of the http app's config, which Caddy
+// writes whole into its DEBUG log ("adjusted config"). fields alternate
+// name and value; only names are logged. Secrets written that way keep
+// working, as they did before pay refused them in its own lines.
+func warnLiteralSecrets(log *zap.Logger, module string, fields ...string) {
+	var names []string
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] != "" && !hasPlaceholder(fields[i+1]) {
+			names = append(names, fields[i])
+		}
+	}
+	if len(names) > 0 {
+		log.Warn(module+": a secret is written as it is in this handler's lines, and at level DEBUG Caddy logs a handler's config: give it as a placeholder, such as {env.WECHAT_APP_SECRET} or {file./run/secrets/wechat}",
+			zap.Strings("fields", names))
+	}
 }
 
 // hasPlaceholder reports whether v holds a {…} placeholder.

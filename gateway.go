@@ -140,7 +140,11 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if app.hasSettings() && !g.hasSharedLines() {
+	own := g.hasSharedLines()
+	if own && !g.Sandbox {
+		warnLiteralSecrets(g.logger, "wechat_api", sharedSecretFields(g.Apps, g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys)...)
+	}
+	if app.hasSettings() && !own {
 		sc := app.sharedConfig()
 		g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
 		g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys

@@ -105,7 +105,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
-	if app.hasSettings() && !h.hasSharedLines() {
+	own := h.hasSharedLines()
+	if own && !h.Sandbox {
+		warnLiteralSecrets(ctx.Logger(), "wechat_auth", sharedSecretFields(h.Apps, h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys)...)
+	}
+	if app.hasSettings() && !own {
 		sc := app.sharedConfig()
 		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
 		h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
@@ -501,6 +505,26 @@ func (h *shared) release() error {
 		return err
 	}
 	return nil
+}
+
+// sharedSecretFields lists, name then value, the secrets a handler's own
+// shared lines may hold, for warnLiteralSecrets.
+func sharedSecretFields(apps []App, store string, rc *RedisConfig, signingKey string, previous []string) []string {
+	fields := []string{"signing_key", signingKey}
+	for _, a := range apps {
+		fields = append(fields, "app_secret", a.AppSecret)
+	}
+	for _, k := range previous {
+		fields = append(fields, "previous_signing_keys", k)
+	}
+	if u, err := url.Parse(store); err == nil && u.User != nil {
+		pw, _ := u.User.Password()
+		fields = append(fields, "store (the URL's password)", pw)
+	}
+	if rc != nil {
+		fields = append(fields, "password", rc.Password, "sentinel_password", rc.SentinelPassword)
+	}
+	return fields
 }
 
 // hasSharedLines reports whether the handler names any shared setting of

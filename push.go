@@ -106,6 +106,7 @@ func (p *Push) Provision(ctx caddy.Context) error {
 	if err := p.check(); err != nil {
 		return err
 	}
+	warnLiteralSecrets(p.logger, "wechat_push", "token", p.Token, "aes_key", p.AESKey)
 	return p.DeliveryConfig.open(ctx, app, "wechat_push", "push")
 }
 

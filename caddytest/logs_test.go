@@ -16,6 +16,7 @@ package caddytest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -339,5 +340,68 @@ func TestDebugLogFilterKeepsTheAssertionOut(t *testing.T) {
 		if got := strings.Contains(text, sent); got == filtered {
 			t.Errorf("filtered=%v: the DEBUG log holds the assertion: %v", filtered, got)
 		}
+	}
+}
+
+// TestLiteralSecretInAHandlersLinesIsWarnedOf: a handler's lines are part
+// of the http app's config, which Caddy prints whole at level DEBUG, so a
+// secret written there as it is gets one WARN naming its field, never its
+// value; the same secrets given as placeholders get none.
+func TestLiteralSecretInAHandlersLinesIsWarnedOf(t *testing.T) {
+	up := startUpstream(t)
+	t.Setenv("WECHAT_TEST_APP_SECRET", testSecret)
+	t.Setenv("WECHAT_TEST_SIGNING_KEY", testSigningKey)
+	warnings := func(t *testing.T, secret, key string) []string {
+		logPath, logOption := debugLog(t)
+		lines := fmt.Sprintf("\t\tapp_id %s\n\t\tapp_secret %s\n\t\tsigning_key %s\n", testAppID, secret, key)
+		loadCaddy(t, globalOptions(logOption)+wechatSite(siteBase, lines, up.Addr, ""))
+		stopFileLog(t)
+		text := readFile(t, logPath)
+		var found []string
+		for _, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, "written as it is") {
+				found = append(found, l)
+				if strings.Contains(l, testSecret) || strings.Contains(l, testSigningKey) {
+					t.Errorf("the warning holds the secret: %s", l)
+				}
+			}
+		}
+		return found
+	}
+	// Subtests: loadCaddy takes a test already failed for a failed load.
+	t.Run("wechat_auth literal", func(t *testing.T) {
+		got := warnings(t, testSecret, testSigningKey)
+		if len(got) != 1 || !strings.Contains(got[0], `"fields":["signing_key","app_secret"]`) {
+			t.Errorf("literal app_secret and signing_key: want one WARN naming both, got %q", got)
+		}
+	})
+	t.Run("wechat_auth placeholders", func(t *testing.T) {
+		if got := warnings(t, "{env.WECHAT_TEST_APP_SECRET}", "{env.WECHAT_TEST_SIGNING_KEY}"); len(got) != 0 {
+			t.Errorf("placeholders: want no WARN, got %q", got)
+		}
+	})
+	t.Run("wechat_push and wechat_api literal", func(t *testing.T) { wantPushAndGatewayWarned(t, up.Addr) })
+}
+
+// wantPushAndGatewayWarned: wechat_push's literal token and aes_key, and
+// wechat_api's literal app_secret, are each named in one WARN.
+func wantPushAndGatewayWarned(t *testing.T, upAddr string) {
+	logPath, logOption := debugLog(t)
+	loadPushSite(t, logOption, pushHandler(pushPath, pushLines("http://"+upAddr+"/push", "")),
+		fmt.Sprintf("\twechat_api /cgi-bin/* {\n\t\tapp_id %s\n\t\tapp_secret %s\n\t\tallow /wxa/msg_sec_check\n\t}\n", testAppID, testSecret))
+	stopFileLog(t)
+	want := map[string]string{"wechat_push": `"fields":["token","aes_key"]`, "wechat_api": `"fields":["app_secret"]`}
+	for _, l := range strings.Split(readFile(t, logPath), "\n") {
+		for module, fields := range want {
+			if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, module+": a secret is written as it is") {
+				if !strings.Contains(l, fields) || strings.Contains(l, pushKey) || strings.Contains(l, testSecret) {
+					t.Errorf("the warning does not name %s alone: %s", fields, l)
+				}
+				delete(want, module)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no WARN from %v", want)
 	}
 }
