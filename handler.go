@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -82,17 +83,41 @@ func (h *Handler) isPublic(r *http.Request) bool {
 // last segment's last byte, a suffix pattern such as *.png then matches only
 // the end of the last segment. It also refuses bytes that are not UTF-8:
 // an overlong form such as C0 AE is '.' to a lenient decoder, so
-// "%c0%ae%c0%ae" is a ".." segment to some servers. A path beyond ASCII
-// must pass in its NFKC form too: servers that normalize it (Java's
-// Normalizer, Python's unicodedata, Windows' best-fit conversion) read
-// fullwidth '．．' as ".." and '；' as ';'.
+// "%c0%ae%c0%ae" is a ".." segment to some servers. Beyond ASCII it
+// refuses what normalizing servers read as the characters above or as
+// another segment: a path whose NFKC form (Java's Normalizer, Python's
+// unicodedata) holds any of them or more '/' (fullwidth '．．' is "..",
+// '；' is ';', '／' is '/'), the yen and won signs (Windows' best-fit
+// conversion to Japanese and Korean code pages makes them '\'), C1
+// controls and the line and paragraph separators; and one of more than
+// maxPlainUnicode bytes, whose normal form could cost a request without a
+// token far more to compute.
 func plainPath(p string) bool {
 	for i := 0; i < len(p); i++ {
 		if p[i] >= utf8.RuneSelf {
-			return utf8.ValidString(p) && plainASCII(p) && plainASCII(norm.NFKC.String(p))
+			return plainUnicode(p)
 		}
 	}
 	return plainASCII(p)
+}
+
+// maxPlainUnicode bounds a public path beyond ASCII: NFKC may make a
+// 3-byte rune 33 bytes, and public file names are short.
+const maxPlainUnicode = 1024
+
+// plainUnicode is plainPath for a path holding bytes beyond ASCII.
+func plainUnicode(p string) bool {
+	if len(p) > maxPlainUnicode || !utf8.ValidString(p) || !plainASCII(p) {
+		return false
+	}
+	for _, r := range p {
+		switch {
+		case r >= 0x80 && r <= 0x9f, r == 0x2028, r == 0x2029, r == 0xa5, r == 0x20a9:
+			return false
+		}
+	}
+	n := norm.NFKC.String(p)
+	return strings.Count(n, "/") == strings.Count(p, "/") && plainASCII(n)
 }
 
 // plainASCII is plainPath's test of the ASCII bytes of p.

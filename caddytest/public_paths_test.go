@@ -126,6 +126,9 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 		"/api/orders%cd%be.png",
 		"/api/orders%ef%bc%83.png",
 		"/api/orders%ef%bc%9f.png",
+		"/static/a%ef%bc%8fb.png",    // '／' is '/' under NFKC: another segment
+		"/static/..%c2%a5api/orders", // '¥' is '\' in Japanese code pages
+		"/api/orders%c2%85.png",      // a C1 control
 	} {
 		t.Run(path+" is protected", func(t *testing.T) {
 			before := st.Upstream.Count()
