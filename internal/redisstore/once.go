@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // ErrOnceExists is PutOnce's answer for a key already stored.
@@ -41,26 +42,31 @@ func (r *Store) onceKey(key string) string   { return r.oncePrefix + onceBucket(
 func (r *Store) onceIndex(key string) string { return r.oncePrefix + onceBucket(key) + ":index" }
 
 // putOnce stores a value unless its key is live, adds the key to its
-// bucket's index (scored by the Unix ms of the put) and deletes the oldest
-// keys past the bucket's bound. Only commands the documented ACL allows.
-// KEYS: the value's key, the index. ARGV: the value, its ttl in ms, now in
-// Unix ms, the bucket's bound, the index's life in ms.
+// bucket's index, scored by Redis's clock in Unix ms, and drops from the
+// index the oldest keys past the bucket's bound, never the one just put.
+// It returns 0 when the key was live, else 1 followed by the dropped keys,
+// whose values the caller deletes: a script may touch only the keys it is
+// given, or proxied Clusters refuse it. Only commands the documented ACL
+// allows. KEYS: the value's key, the index. ARGV: the value, its ttl in
+// ms, the bucket's bound, the index's life in ms.
 var putOnce = redis.NewScript(`
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-	return 0
+	return {'0'}
 end
-local now, life = tonumber(ARGV[3]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local life = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - life)
 redis.call('ZADD', KEYS[2], now, KEYS[1])
-local old = redis.call('ZREVRANGE', KEYS[2], ARGV[4], -1)
-for _, k in ipairs(old) do
-	redis.call('DEL', k)
-end
-if #old > 0 then
-	redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #old - 1)
+local out = {'1'}
+for _, k in ipairs(redis.call('ZREVRANGE', KEYS[2], ARGV[3], -1)) do
+	if k ~= KEYS[1] then
+		redis.call('ZREM', KEYS[2], k)
+		table.insert(out, k)
+	end
 end
 redis.call('PEXPIRE', KEYS[2], life)
-return 1
+return out
 `)
 
 // PutOnce stores a one-time value for ttl, unless key is live: every
@@ -70,13 +76,20 @@ func (r *Store) PutOnce(ctx context.Context, key string, value []byte, ttl time.
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	bound := (r.onceMax + onceBuckets - 1) / onceBuckets
-	put, err := putOnce.Run(ctx, r.client, []string{r.onceKey(key), r.onceIndex(key)},
-		value, ttl.Milliseconds(), time.Now().UnixMilli(), bound, onceIndexLife.Milliseconds()).Int()
+	res, err := putOnce.Run(ctx, r.client, []string{r.onceKey(key), r.onceIndex(key)},
+		value, ttl.Milliseconds(), bound, onceIndexLife.Milliseconds()).StringSlice()
 	switch {
 	case err != nil:
 		return r.storeDown("SET NX", err)
-	case put == 0:
+	case len(res) == 0 || res[0] != "1":
 		return ErrOnceExists
+	}
+	if dropped := res[1:]; len(dropped) > 0 {
+		// One slot (the bucket's): one DEL in a Cluster too. A value not
+		// deleted still expires with its ttl.
+		if err := r.client.Del(ctx, dropped...).Err(); err != nil {
+			r.log.Debug("one-time values past the bound not deleted; they expire with their ttl", zap.Error(err))
+		}
 	}
 	return nil
 }

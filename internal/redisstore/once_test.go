@@ -140,3 +140,30 @@ func TestRedisOnceValueOfAnEarlierVersionIsTaken(t *testing.T) {
 		t.Fatal("taken twice")
 	}
 }
+
+// A put never drops the value it just stored, even when older values of
+// its bucket were put in the same millisecond and sort after it.
+func TestRedisOncePutKeepsItsOwnValue(t *testing.T) {
+	srv := rdsStart(t)
+	st := rdsStore(t, srv, rdsKeyA)
+	st.onceMax = onceBuckets // one value per bucket
+	admin := srv.Client()
+	defer admin.Close()
+	ctx := context.Background()
+	lost := 0
+	for i := 999; i >= 200; i-- { // names that sort before the ones put earlier
+		k := "web_state:k" + strconv.Itoa(i)
+		if err := st.PutOnce(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if admin.Exists(ctx, st.onceKey(k)).Val() != 1 {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of 800 puts dropped the value they had just stored", lost)
+	}
+	if n := rdsOnceKeys(t, st, []*redistest.Server{srv}); n > onceBuckets {
+		t.Errorf("Redis holds %d one-time values, want at most %d", n, onceBuckets)
+	}
+}
