@@ -367,6 +367,12 @@ func (deliveryMetrics) Pending(kind string, n int) {
 	metrics.OutboxPending.WithLabelValues(kind).Set(float64(n))
 }
 
+// secretFields lists, name then value, the secrets c's lines may hold,
+// for warnLiteralSecrets.
+func (c DeliveryConfig) secretFields() []string {
+	return append(storeSecretFields(c.Store, c.Redis), "assertion_key", c.AssertionKey)
+}
+
 // DeliveryConfig is what every receiver of WeChat's events (wechat_push,
 // wechat_pay_notify) delivers with: the upstream, the timings, the
 // outbox's store and the assertion on each delivery.

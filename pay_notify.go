@@ -80,6 +80,7 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wechat_pay_notify: metrics: %w", err)
 	}
+	warnLiteralSecrets(ctx.Logger(), "wechat_pay_notify", n.DeliveryConfig.secretFields()...)
 	return n.DeliveryConfig.open(ctx, app, "wechat_pay_notify", "pay_notify", "X-Wx-Mchid")
 }
 

@@ -106,9 +106,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = app
 	own := h.hasSharedLines()
+	secrets := []string{"assertion_key", h.AssertionKey}
 	if own && !h.Sandbox {
-		warnLiteralSecrets(ctx.Logger(), "wechat_auth", sharedSecretFields(h.Apps, h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys)...)
+		secrets = append(sharedSecretFields(h.Apps, h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys), secrets...)
 	}
+	warnLiteralSecrets(ctx.Logger(), "wechat_auth", secrets...)
 	if app.hasSettings() && !own {
 		sc := app.sharedConfig()
 		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
@@ -517,6 +519,13 @@ func sharedSecretFields(apps []App, store string, rc *RedisConfig, signingKey st
 	for _, k := range previous {
 		fields = append(fields, "previous_signing_keys", k)
 	}
+	return append(fields, storeSecretFields(store, rc)...)
+}
+
+// storeSecretFields lists, name then value, the passwords of a store given
+// in a handler's lines, for warnLiteralSecrets.
+func storeSecretFields(store string, rc *RedisConfig) []string {
+	var fields []string
 	if u, err := url.Parse(store); err == nil && u.User != nil {
 		pw, _ := u.User.Password()
 		fields = append(fields, "store (the URL's password)", pw)

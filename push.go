@@ -106,7 +106,7 @@ func (p *Push) Provision(ctx caddy.Context) error {
 	if err := p.check(); err != nil {
 		return err
 	}
-	warnLiteralSecrets(p.logger, "wechat_push", "token", p.Token, "aes_key", p.AESKey)
+	warnLiteralSecrets(p.logger, "wechat_push", append([]string{"token", p.Token, "aes_key", p.AESKey}, p.DeliveryConfig.secretFields()...)...)
 	return p.DeliveryConfig.open(ctx, app, "wechat_push", "push")
 }
 
