@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Modes of a Redis connection.
@@ -138,6 +139,17 @@ func LimitOptions(o *redis.Options) {
 	o.MaxRetries = 1
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	o.MaintNotificationsConfig = noMaintNotifications()
+}
+
+// noMaintNotifications turns off go-redis's CLIENT MAINT_NOTIFICATIONS
+// on every new connection: Redis before 8 answers it with an error, and
+// the documented ACL, which must also work there, refuses it, each
+// failure counted in Redis's error stats and ACL log. Those notifications
+// announce a managed service's planned maintenance; the store copes with
+// a server going away as it does with any failover.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 // LimitUniversal is LimitOptions for the universal client; Sentinel
@@ -148,6 +160,7 @@ func LimitUniversal(o *redis.UniversalOptions) {
 	o.MaxRetries = 1
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	o.MaintNotificationsConfig = noMaintNotifications()
 }
 
 // ConnFromURL parses a store URL. Errors never show the URL's

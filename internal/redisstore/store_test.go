@@ -541,3 +541,40 @@ func testNewestSession(t *testing.T, st, other session.Store) {
 		t.Fatalf("with every session ended: %+v %v, want session.ErrNoUserSession", s, err)
 	}
 }
+
+// Opening a store and using it as the documented ACL's user makes Redis
+// count no error and refuse no command: go-redis's probes that an older
+// Redis or that ACL refuses are off.
+func TestRedisStoreOpensWithoutErrors(t *testing.T) {
+	srv := rdsStart(t)
+	srv.SetUser(t, redistest.ACL)
+	admin := srv.Client()
+	defer admin.Close()
+	ctx := context.Background()
+	errorsSeen := func() string {
+		var out []string
+		for _, l := range strings.Split(admin.Info(ctx, "errorstats").Val(), "\n") {
+			// NOSCRIPT is EVALSHA's answer for a script not cached yet,
+			// which go-redis follows with EVAL, as designed.
+			if strings.HasPrefix(l, "errorstat_") && !strings.HasPrefix(l, "errorstat_NOSCRIPT") {
+				out = append(out, strings.TrimSpace(l))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	before := errorsSeen()
+	conn, err := ConnFromURL("redis://" + redistest.ACLUser + ":" + redistest.ACLPassword + "@" + srv.Addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := rdsOpen(t, conn, rdsKeyA)
+	if err := st.PutOnce(ctx, "web_state:E", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if after := errorsSeen(); after != before {
+		t.Errorf("Redis counted errors: before %q, after %q", before, after)
+	}
+	if log := admin.Do(ctx, "ACL", "LOG").Val(); log != nil && len(log.([]any)) > 0 {
+		t.Errorf("the ACL log holds %d refusals", len(log.([]any)))
+	}
+}
