@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
@@ -89,7 +90,9 @@ func (h *Handler) isPublic(r *http.Request) bool {
 // unicodedata) holds any of them or more '/' (fullwidth '．．' is "..",
 // '；' is ';', '／' is '/'), the yen and won signs (Windows' best-fit
 // conversion to Japanese and Korean code pages makes them '\'), C1
-// controls and the line and paragraph separators; and one of more than
+// controls and the line and paragraph separators; a path whose skeleton
+// (what a server that drops invisible characters or transliterates makes
+// of it) holds any of them or more '/'; and one of more than
 // maxPlainUnicode bytes, whose normal form could cost a request without a
 // token far more to compute.
 func plainPath(p string) bool {
@@ -117,7 +120,36 @@ func plainUnicode(p string) bool {
 		}
 	}
 	n := norm.NFKC.String(p)
-	return strings.Count(n, "/") == strings.Count(p, "/") && plainASCII(n)
+	if strings.Count(n, "/") != strings.Count(p, "/") || !plainASCII(n) {
+		return false
+	}
+	s := skeleton(n)
+	return strings.Count(s, "/") == strings.Count(p, "/") && plainASCII(s)
+}
+
+// skeleton is what a server that drops invisible characters or
+// transliterates to ASCII (iconv's //TRANSLIT, slug libraries) may make
+// of a normalized path: combining marks, format characters and other
+// default-ignorables dropped ('.' U+200B '.' is ".."), and the look-alikes
+// of '.', '/', '\' and '#' that NFKC keeps made those characters.
+func skeleton(n string) string {
+	var b strings.Builder
+	for _, r := range n {
+		switch {
+		case unicode.In(r, unicode.Mn, unicode.Me, unicode.Mc, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector):
+		case r == 0xb7:
+			b.WriteByte('.')
+		case r == 0xf7, r == 0x2044, r == 0x2215, r == 0x2571, r == 0x27cb, r == 0x29f8:
+			b.WriteByte('/')
+		case r == 0x2216, r == 0x2572, r == 0x27cd, r == 0x29f5, r == 0x29f9:
+			b.WriteByte('\\')
+		case r == 0x29e3, r == 0x29e5:
+			b.WriteByte('#')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // plainASCII is plainPath's test of the ASCII bytes of p.

@@ -126,9 +126,11 @@ func TestPublicPathsAdmitNoOtherPathInAnySpelling(t *testing.T) {
 		"/api/orders%cd%be.png",
 		"/api/orders%ef%bc%83.png",
 		"/api/orders%ef%bc%9f.png",
-		"/static/a%ef%bc%8fb.png",    // '／' is '/' under NFKC: another segment
-		"/static/..%c2%a5api/orders", // '¥' is '\' in Japanese code pages
-		"/api/orders%c2%85.png",      // a C1 control
+		"/static/a%ef%bc%8fb.png",        // '／' is '/' under NFKC: another segment
+		"/static/..%c2%a5api/orders",     // '¥' is '\' in Japanese code pages
+		"/api/orders%c2%85.png",          // a C1 control
+		"/static/.%e2%80%8b./api/orders", // ".." once the zero width space is dropped
+		"/static/..%e2%88%95api/orders",  // DIVISION SLASH, '/' to iconv
 	} {
 		t.Run(path+" is protected", func(t *testing.T) {
 			before := st.Upstream.Count()
