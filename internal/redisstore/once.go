@@ -85,10 +85,13 @@ func (r *Store) PutOnce(ctx context.Context, key string, value []byte, ttl time.
 		return ErrOnceExists
 	}
 	if dropped := res[1:]; len(dropped) > 0 {
-		// One slot (the bucket's): one DEL in a Cluster too. A value not
+		// One slot (the bucket's): one DEL in a Cluster too. They have left
+		// the index, so the DEL outlives a caller hanging up; a value not
 		// deleted still expires with its ttl.
-		if err := r.client.Del(ctx, dropped...).Err(); err != nil {
-			r.log.Debug("one-time values past the bound not deleted; they expire with their ttl", zap.Error(err))
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), OpTimeout)
+		defer dcancel()
+		if err := r.client.Del(dctx, dropped...).Err(); err != nil {
+			r.log.Warn("one-time values past the bound not deleted; they expire with their ttl", zap.Int("values", len(dropped)), zap.Error(err))
 		}
 	}
 	return nil
