@@ -286,10 +286,29 @@ func (o *Outbox) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		o.warnLeftQueued(ctx)
 		o.store.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("outbox: deliveries still in flight: %w", ctx.Err())
+	}
+}
+
+// warnLeftQueued says how many events a stopped outbox leaves queued, by
+// kind: nothing delivers them until an outbox on the same store runs
+// again (another instance sharing it, the next start, or a config that
+// brings their receiver back), and they are dropped once retry_for has
+// passed.
+func (o *Outbox) warnLeftQueued(ctx context.Context) {
+	counts, err := o.store.pending(ctx)
+	if err != nil {
+		return
+	}
+	for kind, n := range counts {
+		if n > 0 {
+			o.log.Warn("outbox: stopped with events still queued; an outbox on the same store (another instance, the next start, or a receiver configured again) delivers them within retry_for",
+				zap.String("kind", kind), zap.Int("queued", n))
+		}
 	}
 }
 

@@ -229,3 +229,49 @@ func TestStopWaitsForDeliveriesInFlight(t *testing.T) {
 		t.Errorf("delivered %d times, %d left", up.count("m1"), b.keys(t))
 	}
 }
+
+// An outbox stopped with events still queued (its last receiver removed
+// by a reload, or Caddy stopping) says how many, by kind; one stopped
+// with none says nothing.
+func TestStopWithQueuedEventsWarnsHowMany(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.down.Store(true)
+			log, logs := observedLogger()
+			o := New(b.store(t), testConfig(nil, log))
+			if err := o.Start(); err != nil {
+				t.Fatal(err)
+			}
+			accept(t, o, up.event("m1"), Queued)
+			accept(t, o, up.event("m2"), Queued)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := o.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			warned := logs.FilterMessageSnippet("stopped with events still queued").All()
+			if len(warned) != 1 || warned[0].ContextMap()["queued"] != int64(2) || warned[0].ContextMap()["kind"] != "push" {
+				t.Errorf("want one WARN of 2 queued push events, got %v", warned)
+			}
+
+			log, logs = observedLogger()
+			idle := New(b.store(t), testConfig(nil, log))
+			up.down.Store(false)
+			if err := idle.Start(); err != nil {
+				t.Fatal(err)
+			}
+			up.waitCount(t, "m2", 1, 5*time.Second)
+			deadline := time.Now().Add(3 * time.Second)
+			for b.keys(t) != 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := idle.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(logs.FilterMessageSnippet("stopped with events still queued").All()); n != 0 {
+				t.Errorf("an outbox stopped with nothing queued warned %d times", n)
+			}
+		})
+	}
+}
