@@ -59,8 +59,15 @@ local life = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - life)
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 local out = {'1'}
-for _, k in ipairs(redis.call('ZREVRANGE', KEYS[2], ARGV[3], -1)) do
-	if k ~= KEYS[1] then
+-- From the bound-th newest on: keep the first of them, unless the new
+-- key is among them (a tie in the same ms), then keep it instead.
+local tail = redis.call('ZREVRANGE', KEYS[2], tonumber(ARGV[3]) - 1, -1)
+local keepFirst = true
+for _, k in ipairs(tail) do
+	if k == KEYS[1] then keepFirst = false end
+end
+for i, k in ipairs(tail) do
+	if k ~= KEYS[1] and not (keepFirst and i == 1) then
 		redis.call('ZREM', KEYS[2], k)
 		table.insert(out, k)
 	end
