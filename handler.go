@@ -119,11 +119,9 @@ func plainUnicode(p string) bool {
 			return false
 		}
 	}
-	n := norm.NFKC.String(p)
-	if strings.Count(n, "/") != strings.Count(p, "/") || !plainASCII(n) {
-		return false
-	}
-	s := skeleton(n)
+	// The skeleton keeps every ASCII byte and '/' of the NFKC form, so a
+	// form that fails the check fails it in the skeleton too.
+	s := skeleton(norm.NFKC.String(p))
 	return strings.Count(s, "/") == strings.Count(p, "/") && plainASCII(s)
 }
 
