@@ -697,10 +697,8 @@ func parseMerchantBlock(d *caddyfile.Dispenser) (Merchant, error) {
 // whole into its DEBUG log ("adjusted config") before any handler loads:
 // there these two keys are taken only as placeholders ({env.*}, {file.*}).
 func (c Merchant) literalSecret() string {
-	for _, f := range []struct{ name, value string }{{"private_key", c.PrivateKey}, {"api_v3_key", c.APIv3Key}} {
-		if f.value != "" && !hasPlaceholder(f.value) {
-			return f.name
-		}
+	if names := literalFields("private_key", c.PrivateKey, "api_v3_key", c.APIv3Key); len(names) > 0 {
+		return names[0]
 	}
 	return ""
 }
@@ -716,16 +714,23 @@ func literalSecretMessage(name string) string {
 // name and value; only names are logged. Secrets written that way keep
 // working, as they did before pay refused them in its own lines.
 func warnLiteralSecrets(log *zap.Logger, module string, fields ...string) {
+	if names := literalFields(fields...); len(names) > 0 {
+		log.Warn(module+": a secret is written as it is in this handler's lines, and at level DEBUG Caddy logs a handler's config: give it as a placeholder, such as {env.WECHAT_APP_SECRET} or {file./run/secrets/wechat}",
+			zap.Strings("fields", names))
+	}
+}
+
+// literalFields returns the names of the fields, given as name then
+// value, whose value is set and written as it is rather than as a
+// placeholder.
+func literalFields(fields ...string) []string {
 	var names []string
 	for i := 0; i+1 < len(fields); i += 2 {
 		if fields[i+1] != "" && !hasPlaceholder(fields[i+1]) {
 			names = append(names, fields[i])
 		}
 	}
-	if len(names) > 0 {
-		log.Warn(module+": a secret is written as it is in this handler's lines, and at level DEBUG Caddy logs a handler's config: give it as a placeholder, such as {env.WECHAT_APP_SECRET} or {file./run/secrets/wechat}",
-			zap.Strings("fields", names))
-	}
+	return names
 }
 
 // hasPlaceholder reports whether v holds a {…} placeholder.
