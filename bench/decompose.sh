@@ -64,9 +64,7 @@ start_proxies
 wait_port "$UP_PORT"
 for s in bare strip strip3 wechat; do wait_port "${PORT[$s]}"; done
 
-TOKEN=$(curl -sf -X POST -d code=bench-user "http://127.0.0.1:${PORT[wechat]}/wx/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-[ -n "$TOKEN" ] || { echo "login failed" >&2; exit 1; }
-HDR="Authorization: Bearer $TOKEN"
+login_token "${PORT[wechat]}"
 
 # measure SITE: one wrk run against SITE; prints its requests/s.
 measure() {

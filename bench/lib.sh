@@ -159,3 +159,40 @@ wrk_run() {
 	fi
 	field rps "$line"
 }
+
+# client_headers sets CLIENT_HDRS, the curl and wrk -H arguments of what
+# every request carries besides its token.
+client_headers() {
+	# CLIENT=miniprogram (the default): the headers WeChat's runtime sends with a mini program's
+	# wx.request (as BenchmarkProxiedRequest's request has them). CLIENT=wrk:
+	# only what wrk sends, Host. With so few headers the four identity headers
+	# tip the upstream request's header map past Go's 8-entry small map (Caddy
+	# adds Via and three X-Forwarded-*), a growth the bare proxy is spared;
+	# with a real client's headers both sides pay it.
+	CLIENT=${CLIENT:-miniprogram}
+	case $CLIENT in
+	miniprogram)
+		CLIENT_HDRS=(-H 'Accept: */*' -H 'Accept-Encoding: gzip, deflate, br' -H 'Accept-Language: zh-CN,zh;q=0.9'
+			-H 'Content-Type: application/json' -H 'Referer: https://servicewechat.com/wx4f4bc4dec97d474b/12/page-frame.html'
+			-H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.44(0x18002c2f) NetType/WIFI Language/zh_CN') ;;
+	wrk) CLIENT_HDRS=() ;;
+	*) echo "CLIENT is miniprogram or wrk, not $CLIENT" >&2; exit 1 ;;
+	esac
+}
+
+# login_token PORT logs in once at the wechat_auth site on PORT and sets
+# TOKEN, HDR (its Authorization header) and IDS, the -H arguments of the
+# identity headers wechat_auth forwards for that token, from its claims:
+# sent to the bare site beside the token, the bare proxy forwards what
+# wechat_auth forwards.
+login_token() {
+	TOKEN=$(curl -sf -X POST -d code=bench-user "http://127.0.0.1:$1/wx/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+	[ -n "$TOKEN" ] || { echo "login failed" >&2; exit 1; }
+	HDR="Authorization: Bearer $TOKEN"
+	local claims
+	claims=$(cut -d. -f2 <<<"$TOKEN" | tr '_-' '/+')
+	while [ $((${#claims} % 4)) -ne 0 ]; do claims="$claims="; done
+	claims=$(base64 -d <<<"$claims")
+	claim() { sed -n 's/.*"'"$1"'":"\([^"]*\)".*/\1/p' <<<"$claims"; }
+	IDS=(-H "X-Wx-Openid: $(claim sub)" -H "X-Wx-Appid: $(claim aud)" -H "X-Wx-Source: wx_client" -H "X-Wx-Unionid: $(claim unionid)")
+}

@@ -50,22 +50,7 @@ fi
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 MIN_RATIO=${MIN_RATIO:-0.95}
-# What every request carries besides its token. CLIENT=miniprogram (the
-# default): the headers WeChat's runtime sends with a mini program's
-# wx.request (as BenchmarkProxiedRequest's request has them). CLIENT=wrk:
-# only what wrk sends, Host. With so few headers the four identity headers
-# tip the upstream request's header map past Go's 8-entry small map (Caddy
-# adds Via and three X-Forwarded-*), a growth the bare proxy is spared;
-# with a real client's headers both sides pay it.
-CLIENT=${CLIENT:-miniprogram}
-case $CLIENT in
-miniprogram)
-	CLIENT_HDRS=(-H 'Accept: */*' -H 'Accept-Encoding: gzip, deflate, br' -H 'Accept-Language: zh-CN,zh;q=0.9'
-		-H 'Content-Type: application/json' -H 'Referer: https://servicewechat.com/wx4f4bc4dec97d474b/12/page-frame.html'
-		-H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.44(0x18002c2f) NetType/WIFI Language/zh_CN') ;;
-wrk) CLIENT_HDRS=() ;;
-*) echo "CLIENT is miniprogram or wrk, not $CLIENT" >&2; exit 1 ;;
-esac
+client_headers
 
 need_wrk
 build_caddy
@@ -91,8 +76,7 @@ wait_port "$UP_PORT"
 wait_port "$BARE_PORT"
 wait_port "$AUTH_PORT"
 
-TOKEN=$(curl -sf -X POST -d code=bench-user "http://127.0.0.1:$AUTH_PORT/wx/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-[ -n "$TOKEN" ] || { echo "login failed" >&2; exit 1; }
+login_token "$AUTH_PORT"
 check() { # WANT_STATUS URL [HEADER]
 	local got
 	got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} "$2")
@@ -104,15 +88,6 @@ check 401 "http://127.0.0.1:$AUTH_PORT/api/orders"
 
 BARE="http://127.0.0.1:$BARE_PORT/api/orders"
 AUTH="http://127.0.0.1:$AUTH_PORT/api/orders"
-HDR="Authorization: Bearer $TOKEN"
-# The identity headers wechat_auth forwards for this token, from its
-# claims: the "ids" runs send them to the bare site beside the token, so
-# the bare proxy forwards what the wechat_auth site forwards.
-CLAIMS=$(cut -d. -f2 <<<"$TOKEN" | tr '_-' '/+')
-while [ $((${#CLAIMS} % 4)) -ne 0 ]; do CLAIMS="$CLAIMS="; done
-CLAIMS=$(base64 -d <<<"$CLAIMS")
-claim() { sed -n 's/.*"'"$1"'":"\([^"]*\)".*/\1/p' <<<"$CLAIMS"; }
-IDS=(-H "X-Wx-Openid: $(claim sub)" -H "X-Wx-Appid: $(claim aud)" -H "X-Wx-Source: wx_client" -H "X-Wx-Unionid: $(claim unionid)")
 
 # Warm up: connections, pools, the token cache.
 DURATION=2s wrk_run warmup-bare 2xx "${CLIENT_HDRS[@]}" "$BARE" >/dev/null
