@@ -219,7 +219,8 @@ type answer interface {
 }
 
 // call performs one request and decodes a JSON answer into out, which must
-// embed status. It retries nothing, and keeps net/http from retrying.
+// embed status. An answer that is not JSON, or gives a member twice, is an
+// UnavailableError. It retries nothing, and keeps net/http from retrying.
 func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, body any, out answer) (err error) {
 	start := time.Now()
 	defer func() {
@@ -271,6 +272,9 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &UnavailableError{API: api, Err: errors.New("answer is not JSON")}
+	}
+	if repeatsMember(raw) {
+		return &UnavailableError{API: api, Err: errors.New("answer gives a member twice")}
 	}
 	if code := out.errcode(); code != 0 {
 		return &Error{API: api, Code: code, Message: safeMessage(out.message(), pathAndQuery, sent)}

@@ -222,6 +222,9 @@ func TestCode2SessionTreatsUnusableAnswersAsUnavailable(t *testing.T) {
 		{"session_key not base64", http.StatusOK, `{"openid":"o1","session_key":"k1"}`},
 		{"session_key of 15 bytes", http.StatusOK, `{"openid":"o1","session_key":"AAAAAAAAAAAAAAAAAAAA"}`},
 		{"session_key of 32 bytes", http.StatusOK, `{"openid":"o1","session_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`},
+		{"openid twice", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","openid":"o2"}`},
+		{"session_key twice in another case", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","Session_Key":"` + testKey + `"}`},
+		{"a nested member twice", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","extra":{"a":1,"a":2}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

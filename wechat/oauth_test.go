@@ -135,6 +135,12 @@ func TestOAuthAccessTokenTreatsUnusableAnswersAsUnavailable(t *testing.T) {
 		{"access_token with a space", http.StatusOK, good("access_token", `"a b"`)},
 		{"access_token too long", http.StatusOK, good("access_token", `"`+strings.Repeat("a", 513)+`"`)},
 		{"negative expires_in", http.StatusOK, good("expires_in", `-1`)},
+		// WeChat never gives a member twice: which copy counts would be a
+		// guess (encoding/json keeps the last, names folded).
+		{"openid twice", http.StatusOK, strings.TrimSuffix(good("openid", `"oWeb1"`), "}") + `,"openid":"oOther"}`},
+		{"openid twice in another case", http.StatusOK, strings.TrimSuffix(good("openid", `"oWeb1"`), "}") + `,"OpenID":"oOther"}`},
+		{"is_snapshotuser twice", http.StatusOK, strings.TrimSuffix(good("is_snapshotuser", `1`), "}") + `,"is_snapshotuser":0}`},
+		{"unionid twice", http.StatusOK, strings.TrimSuffix(good("unionid", `"uWeb1"`), "}") + `,"unionid":"uOther"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
