@@ -324,15 +324,15 @@ func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddy
 			apierr.Write(w, r, aerr)
 			return nil
 		}
-		return next.ServeHTTP(w, r)
+		return next.ServeHTTP(newPrivateAnswer(w), r)
 	}
 	if aerr := h.checkCSRF(r); aerr != nil {
 		apierr.DiscardBody(w, r)
 		apierr.Write(w, r, aerr)
 		return nil
 	}
-	if id.Expires.Sub(now) < h.tokens.TTL()/2 {
-		h.renewCookie(r.Context(), w, r, id)
+	if id.Expires.Sub(now) < h.tokens.TTL()/2 && h.renewCookie(r.Context(), w, r, id) {
+		w = newPrivateAnswer(w)
 	}
 	h.setIdentity(r, id, idheader.SourceWeb)
 	return next.ServeHTTP(w, r)
@@ -357,15 +357,17 @@ func (h *Handler) checkCSRF(r *http.Request) *apierr.Error {
 // renewCookie replaces the cookie of a session still kept (and of a user
 // not banned) by one with a fresh token, so a browser in use stays logged
 // in until session_ttl. Failing that, the cookie lives on until its
-// token expires.
-func (h *Handler) renewCookie(ctx context.Context, w http.ResponseWriter, r *http.Request, id *identity.Identity) {
+// token expires. It reports whether it set a new cookie.
+func (h *Handler) renewCookie(ctx context.Context, w http.ResponseWriter, r *http.Request, id *identity.Identity) bool {
 	s, err := h.store.Get(ctx, id.SID)
 	if err != nil || s.AppID != id.AppID || s.OpenID != id.OpenID || h.checkBanned(s.AppID, s.OpenID) != nil {
-		return
+		return false
 	}
 	if err := h.setSessionCookie(ctx, w, r, s); err != nil {
 		h.logger.Debug("session cookie not renewed", zap.Error(err))
+		return false
 	}
+	return true
 }
 
 // setSessionCookie issues a token for s and sets it, sealed, as the

@@ -124,23 +124,68 @@ func TestCookieRenewedInTheSecondHalfOfItsLife(t *testing.T) {
 		h.TokenTTL = caddyDuration(6 * time.Second)
 	})
 	v := webCookieFor(t, h, benchLogin(t, h, "user"))
+	// The upstream lets shared caches keep its answer.
 	get := func() *discardWriter {
 		r := miniProgramRequest("")
 		r.Header["Cookie"] = []string{weblogin.SessionCookieHTTP + "=" + v}
 		w := newDiscardWriter()
-		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusOK {
+		if err := h.ServeHTTP(w, r, cacheableHandler{}); err != nil || w.status != http.StatusOK {
 			t.Fatalf("status %d, err %v", w.status, err)
 		}
 		return w
 	}
-	if w := get(); len(w.hdr["Set-Cookie"]) != 0 {
+	w := get()
+	if len(w.hdr["Set-Cookie"]) != 0 {
 		t.Fatalf("a fresh cookie was renewed: %q", w.hdr["Set-Cookie"])
 	}
+	if got := w.hdr.Get("Cache-Control"); got != cacheablePolicy {
+		t.Fatalf("without a new cookie the upstream's Cache-Control became %q", got)
+	}
 	time.Sleep(3500 * time.Millisecond)
-	w := get()
+	w = get()
 	if len(w.hdr["Set-Cookie"]) != 1 || !strings.HasPrefix(w.hdr["Set-Cookie"][0], weblogin.SessionCookieHTTP+"=") || strings.Contains(w.hdr["Set-Cookie"][0], v) {
 		t.Fatalf("no new cookie in the second half: %q", w.hdr["Set-Cookie"])
 	}
+	// A shared cache must not keep the answer that carries the new
+	// cookie, or it would hand this session to the next visitor.
+	if got := w.hdr.Values("Cache-Control"); len(got) != 1 || got[0] != "private, max-age=600" {
+		t.Fatalf("the answer with the renewed cookie has Cache-Control %q, want %q", got, "private, max-age=600")
+	}
+}
+
+// A dead cookie is cleared on a request that passes on without identity
+// (optional): the answer with that Set-Cookie is not for a shared cache
+// either, or it would log out whoever it is served to.
+func TestClearedCookieAnswerIsPrivate(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Optional = true
+	})
+	r := miniProgramRequest("")
+	r.Header["Cookie"] = []string{weblogin.SessionCookieHTTP + "=not-a-cookie"}
+	w := newDiscardWriter()
+	if err := h.ServeHTTP(w, r, cacheableHandler{}); err != nil || w.status != http.StatusOK {
+		t.Fatalf("status %d, err %v", w.status, err)
+	}
+	if len(w.hdr["Set-Cookie"]) != 1 || !strings.Contains(w.hdr["Set-Cookie"][0], "Max-Age=0") {
+		t.Fatalf("the dead cookie was not cleared: %q", w.hdr["Set-Cookie"])
+	}
+	if got := w.hdr.Values("Cache-Control"); len(got) != 1 || got[0] != "private, max-age=600" {
+		t.Fatalf("the answer clearing the cookie has Cache-Control %q", got)
+	}
+}
+
+// cacheablePolicy is what cacheableHandler's answers say to caches.
+const cacheablePolicy = "public, s-maxage=600, max-age=600"
+
+// cacheableHandler is an upstream whose answers any cache may keep.
+type cacheableHandler struct{}
+
+func (cacheableHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Cache-Control", cacheablePolicy)
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write([]byte("page"))
+	return err
 }
 
 func mustJSONString(t *testing.T, v any) string {
