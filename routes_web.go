@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -171,9 +172,19 @@ func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	flow, err := h.doWebCallback(w, r)
 	if flow != "" {
 		metrics.WebLogins.WithLabelValues(flow, apierr.Result(err)).Inc()
+		// The state is spent once the login is known (flow set): loading
+		// this callback again cannot work, whatever failed after.
+		var ae *apierr.Error
+		if errors.As(err, &ae) && ae.Status() == http.StatusServiceUnavailable {
+			err = ae.WithMessage(webUnavailable)
+		}
 	}
 	return err
 }
+
+// webUnavailable is the message of a callback's 503 (WeChat or the store
+// failed after the state was spent).
+const webUnavailable = "The login could not be finished (WeChat or the session store is not answering): start the login again."
 
 func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow string, err error) {
 	wl := h.web

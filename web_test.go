@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
+	"github.com/caddy-wechat/wechatauth/wechattest"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -518,5 +519,38 @@ func TestWebLoginStartsKeepAtMostFourStateCookies(t *testing.T) {
 	}
 	if n := stateCookies(); n != 0 {
 		t.Fatalf("%d state cookies left after the kept logins finished", n)
+	}
+}
+
+// A callback whose code exchange fails on WeChat's side has spent its
+// state: loading it again cannot work, so its 503 tells the browser to
+// start the login again rather than to retry.
+func TestWebCallbackUnavailableSaysStartAgain(t *testing.T) {
+	h := &Handler{Apps: []App{{AppID: siteAppID, AppSecret: siteSecret}, {AppID: "wxa0a0a0a0a0a0a0a0", AppSecret: "oa-secret-not-for-logs"}}}
+	benchWeb(h)
+	s := newSite(t, h, wechattest.Options{})
+	ua := http.Header{"User-Agent": {weChatUA}}
+	begin := s.serve(http.MethodGet, "http://api.example.com"+h.RoutePrefix+"/web/login", "", "", ua)
+	loc, err := url.Parse(begin.Header().Get("Location"))
+	if begin.Code != http.StatusFound || err != nil {
+		t.Fatalf("login: %d %v", begin.Code, err)
+	}
+	state := loc.Query().Get("state")
+	hdr := http.Header{"User-Agent": {weChatUA}}
+	for _, c := range begin.Result().Cookies() {
+		hdr.Add("Cookie", c.Name+"="+c.Value)
+	}
+	s.fake.HostileNext(wechattest.PathOAuthAccessToken, wechattest.EchoHTML)
+	cb := "http://api.example.com" + h.RoutePrefix + "/web/callback?code=0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P&state=" + state
+	w := s.serve(http.MethodGet, cb, "", "", hdr)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"wechat_unavailable"`) {
+		t.Fatalf("callback with WeChat down: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(w.Body.String(), "start the login again") {
+		t.Fatalf("the 503 does not say to start the login again: %s", w.Body)
+	}
+	// It is so: the same callback again is an unknown login.
+	if again := s.serve(http.MethodGet, cb, "", "", hdr); again.Code != http.StatusBadRequest {
+		t.Fatalf("the callback loaded again: %d %s", again.Code, again.Body)
 	}
 }
