@@ -39,8 +39,9 @@ type deliverySettings struct {
 }
 
 // delivery is one handler's way to its outbox. The outbox is shared by
-// every handler of the process with the same kind, store and timings, and
-// kept across config reloads. It is opened when the wechat app starts (or
+// every handler of the process with the same kind and store, and kept
+// across config reloads; each event keeps the timings and signer of the
+// handler that took it. It is opened when the wechat app starts (or
 // by the first event, whichever comes first), never in Provision, so
 // `caddy validate` neither connects to Redis nor drains anything.
 type delivery struct {
@@ -78,7 +79,7 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 	if conn != nil {
 		storeID = conn.ID
 	}
-	d.key = strings.Join([]string{s.Kind, storeID, s.Timeout.String(), s.RetryFor.String(), signerID(s.Assertion)}, "\x00")
+	d.key = s.Kind + "\x00" + storeID
 	app, err := loadApp(ctx)
 	if err != nil {
 		return nil, err
@@ -113,6 +114,8 @@ func (d *delivery) open() (*pooledOutbox, error) {
 		return nil, fmt.Errorf("%s: delivery outbox: %w", d.s.Module, err)
 	}
 	d.held, d.pooled = true, v.(*pooledOutbox)
+	d.pooled.ob.Cover(d.s.Timeout)
+	d.pooled.addSigner(d.s.Assertion)
 	return d.pooled, nil
 }
 
@@ -125,7 +128,10 @@ func (d *delivery) accept(ctx context.Context, id, key, to string, header http.H
 	if err != nil {
 		return outbox.Result{}, err
 	}
-	return p.ob.Accept(ctx, outbox.Event{Kind: d.s.Kind, ID: id, Key: key, To: to, Header: header, Body: body})
+	return p.ob.Accept(ctx, outbox.Event{
+		Kind: d.s.Kind, ID: id, Key: key, To: to, Header: header, Body: body,
+		Timeout: d.s.Timeout, RetryFor: d.s.RetryFor, Signer: signerID(d.s.Assertion),
+	})
 }
 
 // sight records key, holding value, for ttl and reports whether it was
@@ -168,6 +174,7 @@ func (d *delivery) close() error {
 	if !d.held {
 		return nil
 	}
+	d.pooled.dropSigner(d.s.Assertion)
 	d.held, d.pooled = false, nil
 	_, err := outboxes.Delete(d.key)
 	return err
@@ -177,6 +184,9 @@ func (d *delivery) close() error {
 // session stores.
 var outboxes = caddy.NewUsagePool()
 
+// deliveryBackoff is the outboxes' wait before each retry; tests shorten it.
+var deliveryBackoff = outbox.DefaultBackoff
+
 // pooledOutbox is an outbox with the store it drains.
 type pooledOutbox struct {
 	ob       *outbox.Outbox
@@ -184,8 +194,79 @@ type pooledOutbox struct {
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
 
-	mu   sync.Mutex
-	seen map[string]sighting // memory store: sight's keys
+	mu      sync.Mutex
+	seen    map[string]sighting // memory store: sight's keys
+	signers map[string]*heldSigner
+	seq     uint64 // the last heldSigner.seq
+}
+
+// heldSigner is an assertion signer of the handlers using the outbox, by
+// signerID, with how many of them hold it and when it was first held.
+type heldSigner struct {
+	signer *assertion.Signer
+	holds  int
+	seq    uint64
+}
+
+// addSigner makes s sign the deliveries of the events that name it, the
+// queued ones of earlier configs and other instances included, for as
+// long as a handler holds it.
+func (p *pooledOutbox) addSigner(s *assertion.Signer) {
+	if s == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := signerID(s)
+	if h, ok := p.signers[id]; ok {
+		h.holds++
+		return
+	}
+	p.seq++
+	p.signers[id] = &heldSigner{signer: s, holds: 1, seq: p.seq}
+}
+
+// dropSigner gives back a hold on s.
+func (p *pooledOutbox) dropSigner(s *assertion.Signer) {
+	if s == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := signerID(s)
+	if h, ok := p.signers[id]; ok {
+		if h.holds--; h.holds <= 0 {
+			delete(p.signers, id)
+		}
+	}
+}
+
+// prepare signs a delivery attempt with the event's signer. An event
+// whose signer no handler holds any more (a reload rotated the assertion
+// key) is signed by the newest signer held, as the upstream now expects;
+// with none held it goes unsigned, and an upstream that requires the
+// assertion refuses it and it is retried as any refused delivery.
+func (p *pooledOutbox) prepare(signer string, h http.Header) {
+	if signer == "" {
+		return
+	}
+	p.mu.Lock()
+	held := p.signers[signer]
+	if held == nil {
+		for _, c := range p.signers {
+			if held == nil || c.seq > held.seq {
+				held = c
+			}
+		}
+	}
+	p.mu.Unlock()
+	if held == nil {
+		return
+	}
+	a := held.signer
+	if jwt := a.Assert(h.Get("X-Wx-Openid"), h.Get("X-Wx-Appid")); jwt != "" {
+		h[a.Header()] = []string{jwt}
+	}
 }
 
 // sighting is a key of the seen set of the memory store.
@@ -195,17 +276,14 @@ type sighting struct {
 }
 
 // Redis keys of deliveries: the outbox of kind under wechat_auth:<kind>:,
-// so that each kind's workers drain only their own events. (Two handlers
-// of one kind with other timings on one store get two pooled outboxes
-// that drain the same queue: a retry then takes the timings of whichever
-// claims it.)
+// so that each kind's workers drain only their own events.
 func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 
 // newOutbox makes and starts the outbox of d's settings. With Redis it
 // uses the session store's client when a wechat_auth of this process
 // already keeps its sessions in the same Redis, else a client of its own.
 func (d *delivery) newOutbox() (caddy.Destructor, error) {
-	p := &pooledOutbox{}
+	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
 	var store outbox.Store
 	if d.conn == nil {
 		p.seen = make(map[string]sighting)
@@ -217,18 +295,16 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 		}
 		store = outbox.RedisStore(p.client, redisPrefix(d.s.Kind), d.log)
 	}
+	// The first handler's settings stand in for those of events queued
+	// before events carried their own.
 	cfg := outbox.Config{
-		Logger:   d.log,
-		Observer: deliveryMetrics{},
-		Timeout:  d.s.Timeout,
-		RetryFor: d.s.RetryFor,
-	}
-	if a := d.s.Assertion; a != nil {
-		cfg.Prepare = func(h http.Header) {
-			if jwt := a.Assert(h.Get("X-Wx-Openid"), h.Get("X-Wx-Appid")); jwt != "" {
-				h[a.Header()] = []string{jwt}
-			}
-		}
+		Logger:        d.log,
+		Observer:      deliveryMetrics{},
+		Timeout:       d.s.Timeout,
+		RetryFor:      d.s.RetryFor,
+		Prepare:       p.prepare,
+		DefaultSigner: signerID(d.s.Assertion),
+		Backoff:       deliveryBackoff,
 	}
 	// The gauge shows 0 from the start, not only once something waited.
 	metrics.OutboxPending.WithLabelValues(d.s.Kind)

@@ -1,16 +1,24 @@
 package wechatauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/assertion"
 	"github.com/caddy-wechat/wechatauth/wechattest"
+	"github.com/caddyserver/caddy/v2"
 )
 
 // pushRecorder is an upstream keeping every delivery's body.
@@ -143,4 +151,128 @@ func TestPushWithUnsendableHeaderIsRefused(t *testing.T) {
 	if d := got(); len(d) != 0 {
 		t.Fatalf("%d deliveries, want none", len(d))
 	}
+}
+
+// Two receivers on one store with other settings share its outbox. A push
+// the first one queued keeps that receiver's retry_for and assertion,
+// whoever retries it: the second one's shorter retry_for does not drop
+// it, and no retry goes unsigned.
+func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
+	saved := deliveryBackoff
+	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
+	t.Cleanup(func() { deliveryBackoff = saved })
+	var (
+		mu       sync.Mutex
+		down     = true
+		unsigned int
+		signed   int
+		taken    int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("X-Wx-Assertion") == "" {
+			unsigned++
+		} else {
+			signed++
+		}
+		if down {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		taken++
+	}))
+	t.Cleanup(srv.Close)
+	a := &Push{AppID: "wxa000000000000001", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: srv.URL + "/a", Assertion: true}}
+	b := &Push{AppID: "wxb000000000000002", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: srv.URL + "/b", RetryFor: caddy.Duration(300 * time.Millisecond)}}
+	for _, p := range []*Push{a, b} {
+		if err := p.Provision(benchContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Cleanup() })
+	}
+	// b's outbox is open too, as it is once its wechat app starts.
+	if _, err := b.delivery.open(); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(`<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser1]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>4242</MsgId></xml>`)
+	if w := servePlainPush(t, a, "n1", msg); w.Code != http.StatusOK {
+		t.Fatalf("push: %d %s", w.Code, w.Body)
+	}
+	time.Sleep(3500 * time.Millisecond) // the outboxes poll every second
+	mu.Lock()
+	down = false
+	s, u := signed, unsigned
+	mu.Unlock()
+	if s+u < 2 {
+		t.Fatalf("only %d attempts in 3.5 s: the test proves nothing", s+u)
+	}
+	if u != 0 {
+		t.Errorf("%d of %d attempts went without the assertion", u, s+u)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		mu.Lock()
+		n := taken
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queued push was not delivered once the upstream was back (taken %d times): it was dropped", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An event queued under a signer that a reload rotated away is signed by
+// the newest signer held, not sent unsigned; with none held it goes out
+// unsigned.
+func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
+	newSigner := func() *assertion.Signer {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := assertion.NewSigner(k, "X-WX-ASSERTION")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old, cur := newSigner(), newSigner()
+	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
+	p.addSigner(old)
+	p.addSigner(cur)
+	p.dropSigner(old)
+	h := http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
+	p.prepare(signerID(old), h)
+	if got := strings.Join(h[cur.Header()], ""); got == "" {
+		t.Fatal("the event of the rotated signer went out unsigned")
+	} else if kid := jwtKid(t, got); kid != cur.Kid() {
+		t.Fatalf("signed with kid %q, want the current signer's %q", kid, cur.Kid())
+	}
+	p.dropSigner(cur)
+	h = http.Header{"X-Wx-Openid": {"oUser1"}}
+	p.prepare(signerID(old), h)
+	if got := h[cur.Header()]; got != nil {
+		t.Fatal("signed with a signer no handler holds")
+	}
+}
+
+// jwtKid is the kid of a JWT's header.
+func jwtKid(t *testing.T, jwt string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(jwt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
 }

@@ -716,8 +716,9 @@ func TestPushOrdersItselfBeforeWeChatAuth(t *testing.T) {
 }
 
 // TestPushQueuedPushSurvivesAReload: the outbox and the ids it remembers
-// outlive `caddy reload`; a push queued before it is delivered after it,
-// once, and WeChat's retry of it is still recognised.
+// outlive `caddy reload`, one that changes the receiver's timings too; a
+// push queued before it is delivered after it, once, and WeChat's retry
+// of it is still recognised.
 func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 	up := startPushUpstream(t)
 	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
@@ -725,7 +726,7 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 	msg := p.Text("oUSER0000000000000000000000p", "across a reload")
 	up.Down()
 	wantSuccess(t, sendPush(t, p, siteBase+pushPath, msg))
-	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")), "\trespond /reloaded 200\n")
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "\t\ttimeout 3s\n\t\tretry_for 12h")), "\trespond /reloaded 200\n")
 	wantSuccess(t, sendPush(t, p, siteBase+pushPath, msg))
 	up.Up()
 	up.WaitFor(1, 30*time.Second)
@@ -735,12 +736,11 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 	}
 }
 
-// TestPushTakenDuringAReloadIsDelivered: a reload that changes the
-// receiver's settings (here its timeout) replaces its outbox. A push
-// whose first delivery was still under way on the old config is queued by
-// the old outbox once that delivery fails, and answered success; the new
-// outbox, started before, must still deliver it, without waiting for the
-// next restart of Caddy.
+// TestPushTakenDuringAReloadIsDelivered: a reload changes the receiver's
+// settings (here its timeout) while a push's first delivery is still under
+// way on the old config. Once that delivery fails the push is queued and
+// answered success; the outbox serving the new config must still deliver
+// it, without waiting for the next restart of Caddy.
 func TestPushTakenDuringAReloadIsDelivered(t *testing.T) {
 	gate := make(chan struct{})
 	up := startHoldingUpstream(t, func(w http.ResponseWriter, _ *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -16,10 +17,10 @@ import (
 // maxReply bounds the upstream's answer kept for a passive reply.
 const maxReply = 1 << 20
 
-// deliver posts r to its upstream once: 2xx within the timeout is a
+// deliver posts r to its upstream once: 2xx within timeout is a
 // delivery, whose status and body are returned.
-func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.To, bytes.NewReader(r.Body))
 	if err != nil {
@@ -29,7 +30,8 @@ func (o *Outbox) deliver(ctx context.Context, r *record) (int, []byte, error) {
 		req.Header[k] = v
 	}
 	if o.cfg.Prepare != nil {
-		o.cfg.Prepare(req.Header)
+		_, _, signer := o.settings(r)
+		o.cfg.Prepare(signer, req.Header)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {

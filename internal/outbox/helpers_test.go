@@ -26,9 +26,10 @@ type upstream struct {
 	block chan struct{} // when set, requests wait for it to close
 	got   chan string   // each request's event id, as it arrives
 
-	mu     sync.Mutex
-	counts map[string]int // 2xx answers by event id
-	bodies map[string]string
+	mu        sync.Mutex
+	counts    map[string]int // 2xx answers by event id
+	bodies    map[string]string
+	onRequest func(*http.Request) // when set, sees each request first
 }
 
 func newUpstream(t testing.TB) *upstream {
@@ -41,8 +42,11 @@ func newUpstream(t testing.TB) *upstream {
 		default:
 		}
 		u.mu.Lock()
-		block := u.block
+		block, onRequest := u.block, u.onRequest
 		u.mu.Unlock()
+		if onRequest != nil {
+			onRequest(r)
+		}
 		if block != nil {
 			select {
 			case <-block:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,6 +31,14 @@ type Event struct {
 	Header http.Header
 	// Body is the event as the upstream receives it.
 	Body []byte
+	// Timeout bounds each delivery attempt and RetryFor how long the event
+	// is retried (Config's when zero). The event keeps them in the outbox,
+	// so whichever outbox on the store delivers it keeps to the settings
+	// of the receiver that took it.
+	Timeout, RetryFor time.Duration
+	// Signer names what signs each attempt (Config.Prepare's first
+	// argument); empty for none. Kept with the event too.
+	Signer string
 }
 
 // Status is what Accept did with an event.
@@ -103,15 +112,18 @@ type Config struct {
 	Observer Observer
 	// Client posts the deliveries; redirects are never followed.
 	Client *http.Client
-	// Timeout bounds one delivery (default 4 s).
+	// Timeout bounds one delivery (default 4 s) of an event that gives
+	// none.
 	Timeout time.Duration
-	// RetryFor is how long an undelivered event is retried before it is
-	// dropped (default 24 h).
+	// RetryFor is how long an undelivered event that gives none is retried
+	// before it is dropped (default 24 h).
 	RetryFor time.Duration
 	// DedupFor is how long an accepted id is remembered (default 24 h).
 	DedupFor time.Duration
-	// Lease is how long a claim on an event keeps other instances off it
-	// (default Timeout + 2 s); it must exceed Timeout.
+	// Lease is how long a worker's claim on a queued event keeps other
+	// instances off it (default Timeout + 2 s); it must exceed Timeout.
+	// An attempt is cut where the claim would lapse less that margin,
+	// whatever the event's own timeout; Cover raises it.
 	Lease time.Duration
 	// PollInterval is how often workers look for due events (default 1 s).
 	PollInterval time.Duration
@@ -123,8 +135,12 @@ type Config struct {
 	// Prepare, when set, adds to the headers of each delivery attempt,
 	// the first and every retry, just before it is sent: what must be
 	// fresh (a signed assertion that lives a minute) is made here and
-	// never kept in the outbox.
-	Prepare func(h http.Header)
+	// never kept in the outbox. signer is the event's Signer; for an
+	// event queued before events named theirs, DefaultSigner.
+	Prepare func(signer string, h http.Header)
+	// DefaultSigner stands for the Signer of events kept before they
+	// carried their settings.
+	DefaultSigner string
 }
 
 // Outbox accepts events and drains the store's outbox. One Outbox serves
@@ -142,6 +158,7 @@ type Outbox struct {
 	loop     sync.WaitGroup // the polling loop
 	inflight sync.WaitGroup // outbox deliveries
 	slots    chan struct{}
+	lease    atomic.Int64 // a worker's claim, ns (Config.Lease, or more: Cover)
 	// Owned by the polling loop.
 	kinds     map[string]bool // kinds whose pending count was reported
 	storeDown bool            // the last poll failed (logged once)
@@ -186,10 +203,29 @@ func New(store Store, cfg Config) *Outbox {
 	// A redirect is not a delivery; the body would not follow it anyway.
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Outbox{
+	o := &Outbox{
 		store: store, cfg: cfg, log: cfg.Logger, obs: cfg.Observer, client: &c,
 		slots: make(chan struct{}, cfg.Workers),
 		kinds: make(map[string]bool),
+	}
+	o.lease.Store(int64(cfg.Lease))
+	return o
+}
+
+// margin is how much longer a claim lasts than the attempt it covers:
+// Config's Lease less its Timeout.
+func (o *Outbox) margin() time.Duration { return o.cfg.Lease - o.cfg.Timeout }
+
+// Cover makes the workers' claims long enough for attempts of timeout:
+// a receiver with a longer timeout than Config's calls it when it starts
+// using the outbox.
+func (o *Outbox) Cover(timeout time.Duration) {
+	want := int64(timeout + o.margin())
+	for {
+		cur := o.lease.Load()
+		if cur >= want || o.lease.CompareAndSwap(cur, want) {
+			return
+		}
 	}
 }
 
@@ -203,7 +239,15 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	// WeChat hanging up must not leave a claim half done.
 	ctx = context.WithoutCancel(ctx)
 	key := ev.dedupKey()
-	state, token, err := o.store.claim(ctx, key, o.cfg.Lease, o.cfg.DedupFor)
+	timeout := ev.Timeout
+	if timeout <= 0 {
+		timeout = o.cfg.Timeout
+	}
+	retryFor := ev.RetryFor
+	if retryFor <= 0 {
+		retryFor = o.cfg.RetryFor
+	}
+	state, token, err := o.store.claim(ctx, key, timeout+o.margin(), o.cfg.DedupFor)
 	claimed := err == nil
 	if err != nil {
 		// Without the store the event can still reach the upstream; its
@@ -219,8 +263,13 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		o.obs.Delivery(ev.Kind, ResultBusy)
 		return Result{Status: Busy}, nil
 	}
-	rec := &record{Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body, First: time.Now().UnixMilli()}
-	code, body, derr := o.deliver(ctx, rec)
+	first := time.Now()
+	rec := &record{
+		Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body,
+		First: first.UnixMilli(), Own: true, TimeoutMS: timeout.Milliseconds(),
+		Until: first.Add(retryFor).UnixMilli(), Signer: ev.Signer,
+	}
+	code, body, derr := o.deliver(ctx, rec, timeout)
 	if derr == nil {
 		if claimed {
 			if err := o.store.done(ctx, key, o.cfg.DedupFor); err != nil {
@@ -322,6 +371,26 @@ type record struct {
 	Body     []byte      `json:"body"`
 	First    int64       `json:"first"` // accepted, Unix ms
 	Attempts int         `json:"attempts"`
+	// The settings of the receiver that took the event. A record written
+	// before records carried them has Own false, and the delivering
+	// outbox's Config stands in.
+	Own       bool   `json:"own,omitempty"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty"` // each attempt's bound
+	Until     int64  `json:"until,omitempty"`      // dropped when undelivered after, Unix ms
+	Signer    string `json:"signer,omitempty"`     // Event.Signer
+}
+
+// settings returns r's attempt timeout, the time after which it is
+// dropped, and its signer.
+func (o *Outbox) settings(r *record) (timeout time.Duration, until time.Time, signer string) {
+	if !r.Own {
+		return o.cfg.Timeout, time.UnixMilli(r.First).Add(o.cfg.RetryFor), o.cfg.DefaultSigner
+	}
+	timeout = time.Duration(r.TimeoutMS) * time.Millisecond
+	if timeout <= 0 {
+		timeout = o.cfg.Timeout
+	}
+	return timeout, time.UnixMilli(r.Until), r.Signer
 }
 
 // eventKey keeps the ids of two kinds apart.

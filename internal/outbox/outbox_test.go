@@ -275,3 +275,49 @@ func TestStopWithQueuedEventsWarnsHowMany(t *testing.T) {
 		})
 	}
 }
+
+// Two outboxes on one store (two receivers with other settings, or two
+// instances configured apart) drain one queue. An event keeps the
+// settings of the receiver that took it: the other outbox neither drops
+// it at its own, shorter retry_for nor sends it unsigned.
+func TestEventKeepsItsReceiversSettingsInAnyOutbox(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.down.Store(true)
+			signed := newCounter() // attempts by whether they carried X-Sig
+			up.mu.Lock()
+			up.onRequest = func(r *http.Request) { signed.Delivery("sig", r.Header.Get("X-Sig")) }
+			up.mu.Unlock()
+			prepare := func(signer string, h http.Header) {
+				if signer != "" {
+					h.Set("X-Sig", signer)
+				}
+			}
+			long, short := newCounter(), newCounter()
+			cfgLong := testConfig(long, nil)
+			cfgLong.Prepare = prepare
+			cfgShort := testConfig(short, nil)
+			cfgShort.RetryFor = 300 * time.Millisecond
+			cfgShort.Prepare = prepare
+			ol := start(t, New(b.store(t), cfgLong))
+			ev := up.event("m1")
+			ev.Signer = "s1"
+			accept(t, ol, ev, Queued)
+			// Started now, it finds the event in the storage at once too.
+			start(t, New(b.store(t), cfgShort))
+			time.Sleep(1500 * time.Millisecond) // both poll every 20 ms, retry every 100 ms
+			if n := long.get("push/dropped") + short.get("push/dropped"); n != 0 {
+				t.Fatalf("an event with the default retry_for was dropped after 1.5 s (by the outbox with retry_for 300ms: %d)", short.get("push/dropped"))
+			}
+			if short.get("push/retried") == 0 {
+				t.Fatal("the second outbox never tried the event: the test proves nothing")
+			}
+			if n := signed.get("sig/"); n != 0 {
+				t.Fatalf("%d of %d attempts went unsigned", n, n+signed.get("sig/s1"))
+			}
+			up.down.Store(false)
+			up.waitCount(t, "m1", 1, 3*time.Second)
+		})
+	}
+}

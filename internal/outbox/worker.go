@@ -38,11 +38,12 @@ func (o *Outbox) poll(stop chan struct{}) {
 			o.obs.Pending(k, counts[k])
 		}
 	}
+	lease := time.Duration(o.lease.Load())
 	free := o.cfg.Workers - len(o.slots)
 	if free <= 0 {
 		return
 	}
-	batch, err := o.store.due(ctx, free, o.cfg.Lease)
+	batch, err := o.store.due(ctx, free, lease)
 	switch {
 	case err != nil && !o.storeDown:
 		// Once per outage, not once per poll.
@@ -66,17 +67,20 @@ func (o *Outbox) poll(stop chan struct{}) {
 		o.inflight.Add(1)
 		go func() {
 			defer func() { <-o.slots; o.inflight.Done() }()
-			o.attempt(c)
+			o.attempt(c, lease)
 		}()
 	}
 }
 
 // attempt delivers a claimed event once, then removes it, schedules its
-// next attempt, or drops it once RetryFor has run out.
-func (o *Outbox) attempt(c *claimed) {
+// next attempt, or drops it once its retry_for has run out. The event's
+// own settings apply, whichever receiver's outbox claimed it; an attempt
+// is cut where the claim would lapse.
+func (o *Outbox) attempt(c *claimed, lease time.Duration) {
 	r := c.rec
 	log := o.log.With(zap.String("kind", r.Kind), zap.String("event_id", r.ID))
-	_, _, err := o.deliver(context.Background(), r)
+	timeout, until, _ := o.settings(r)
+	_, _, err := o.deliver(context.Background(), r, min(timeout, lease-o.margin()))
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err == nil {
@@ -88,7 +92,7 @@ func (o *Outbox) attempt(c *claimed) {
 		return
 	}
 	r.Attempts++
-	left := time.Until(time.UnixMilli(r.First).Add(o.cfg.RetryFor))
+	left := time.Until(until)
 	if left <= 0 {
 		if rerr := o.store.remove(ctx, c); rerr != nil {
 			log.Warn("outbox: cannot remove an expired event", zap.Error(rerr))
@@ -96,7 +100,7 @@ func (o *Outbox) attempt(c *claimed) {
 		}
 		o.obs.Delivery(r.Kind, ResultDropped)
 		log.Error("outbox: event dropped: the upstream did not take it within retry_for",
-			zap.Int("attempts", r.Attempts), zap.Duration("retry_for", o.cfg.RetryFor), zap.Error(err))
+			zap.Int("attempts", r.Attempts), zap.Duration("retry_for", until.Sub(time.UnixMilli(r.First))), zap.Error(err))
 		return
 	}
 	delay := min(o.cfg.Backoff(r.Attempts), left)
