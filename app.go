@@ -290,6 +290,13 @@ type handlerInfo struct {
 	routes   caddyhttp.RouteList // a subroute's routes
 }
 
+// receiverPaths are the receivers that answer every request they get,
+// with an example path: without one of their own they take all requests.
+var receiverPaths = map[string]string{
+	"wechat_push":       "/wechat/push",
+	"wechat_pay_notify": "/pay/notify",
+}
+
 // unreachableAuth returns a sentence for each wechat_auth of app's servers
 // that can never run, naming its place and what precedes it.
 func unreachableAuth(app *caddyhttp.App) []string {
@@ -338,6 +345,9 @@ func walkRoutes(routes caddyhttp.RouteList, where, dead string, out *[]string) s
 				}
 			case h.terminal && local == "":
 				local = fmt.Sprintf("%s (%s)", h.name, hat)
+				if receiverPaths[h.name] != "" {
+					local += fmt.Sprintf(" has no path: give it the one WeChat posts to (`%s %s { … }`); it", h.name, receiverPaths[h.name])
+				}
 			}
 		}
 		if dead != "" || skipped || !unconditional {
@@ -422,7 +432,13 @@ func provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
 // joinProblems makes one error text of the check's sentences, with the
 // fix.
 func joinProblems(problems []string) string {
-	return strings.Join(problems, "; ") + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
+	msg := strings.Join(problems, "; ")
+	for _, p := range problems {
+		if !strings.Contains(p, " has no path: ") {
+			return msg + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
+		}
+	}
+	return msg
 }
 
 // Merchant is a WeChat Pay merchant (商户) of the wechat app, with the

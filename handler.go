@@ -186,6 +186,10 @@ func plainRawPath(raw string) bool {
 	return true
 }
 
+// errNoCredentialWeb is the 401 without credentials on a site with web
+// login, where a browser's credential is the session cookie.
+var errNoCredentialWeb = apierr.Unauthorized.WithMessage("This request needs a Bearer token, or in a browser the session cookie of a web login: log in first.")
+
 // authenticate verifies the Bearer token of r. The token is only ever read
 // from the Authorization header, never from the query string. A token
 // verified before is answered from the codec's cache until its exp; its
@@ -197,6 +201,9 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Identity, *apierr.Err
 		metrics.VerifiedMissing.Inc()
 		if credential.Misplaced(r) {
 			return nil, apierr.TokenMisplaced
+		}
+		if h.web != nil {
+			return nil, errNoCredentialWeb
 		}
 		return nil, apierr.Unauthorized
 	case n > 1:

@@ -37,6 +37,8 @@ func TestUnreachableAuthRules(t *testing.T) {
 		{"group after a matched member", `[{"group":"g","match":` + match + `,"handle":[` + header + `]},{"group":"g","handle":[` + auth + `]}]`, nil},
 		{"nested subroute answers", `[{"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, []string{"static_response"}},
 		{"nested subroute answers some", `[{"handle":[{"handler":"subroute","routes":[{"match":` + match + `,"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, nil},
+		{"path-less push receiver first", `[{"handle":[{"handler":"wechat_push"},` + auth + `]}]`, []string{"wechat_push (server s, route 0, handler 0) has no path: give it the one WeChat posts to (`wechat_push /wechat/push { … }`)"}},
+		{"push receiver on its path first", `[{"match":` + match + `,"handle":[{"handler":"wechat_push"}]},{"handle":[` + auth + `]}]`, nil},
 		{"auth inside a dead subroute", `[{"handle":[` + proxy + `]},{"handle":[{"handler":"subroute","routes":[{"handle":[` + auth + `]}]}]}]`, []string{"route 1, handler 0 (subroute), route 0, handler 0"}},
 	}
 	for _, tc := range tests {
@@ -61,5 +63,22 @@ func TestUnreachableAuthRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A receiver without a path is fixed by giving it one, not by moving
+// wechat_auth before it (which would ask WeChat's posts for a token).
+func TestUnreachableAuthBehindAPathlessReceiverSaysGiveItAPath(t *testing.T) {
+	var routes caddyhttp.RouteList
+	if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"wechat_pay_notify"},{"handler":"wechat_auth"}]}]`), &routes); err != nil {
+		t.Fatal(err)
+	}
+	msg := joinProblems(unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes}}}))
+	if !strings.Contains(msg, "`wechat_pay_notify /pay/notify { … }`") || strings.Contains(msg, "Put wechat_auth before") {
+		t.Fatalf("message %q: want the fix for a path-less receiver only", msg)
+	}
+	msg = joinProblems([]string{"wechat_auth (x) can never run: reverse_proxy (y) precedes it"})
+	if !strings.Contains(msg, "Put wechat_auth before") {
+		t.Fatalf("message %q lost the fix for a handler that answers", msg)
 	}
 }

@@ -182,6 +182,21 @@ func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	return err
 }
 
+// loggedInBack returns where a login without return_to goes, when r
+// carries a live session cookie of this site.
+func (h *Handler) loggedInBack(r *http.Request) (string, bool) {
+	v, ok := h.webCookie(r)
+	if !ok {
+		return "", false
+	}
+	if _, aerr := h.authenticateCookieAt(v, time.Now()); aerr != nil {
+		return "", false
+	}
+	site, _ := siteOf(r)
+	back, err := h.web.returnTo.Check(h.web.firstReturnTo, site)
+	return back, err == nil
+}
+
 // webUnavailable is the message of a callback's 503 (WeChat or the store
 // failed after the state was spent).
 const webUnavailable = "The login could not be finished (WeChat or the session store is not answering): start the login again."
@@ -200,6 +215,14 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 		h.logger.Warn("web login state not readable", zap.Error(serr))
 		return "", apierr.StoreUnavailable
 	case !ok:
+		// Loading the callback again (reload, back button) after the login
+		// finished: a browser already logged in goes where a login without
+		// return_to goes, not to an error page.
+		if back, ok := h.loggedInBack(r); ok {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, back, http.StatusFound)
+			return "", nil
+		}
 		return "", errUnknownState
 	}
 	var rec pendingLogin

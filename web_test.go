@@ -308,6 +308,71 @@ func TestWebCallbackSurvivesHEAD(t *testing.T) {
 	}
 }
 
+// On a site with web login, a request without credentials is told that a
+// browser logs in for a session cookie, not only that it lacks a Bearer
+// token; the mini program's 401 keeps its words.
+func TestNoCredentialOnAWebSiteNamesTheSessionCookie(t *testing.T) {
+	for _, web := range []bool{false, true} {
+		h := newBenchHandler(t, func(h *Handler) {
+			if web {
+				benchWeb(h)
+			}
+		})
+		w := newDiscardWriter()
+		if err := h.ServeHTTP(w, miniProgramRequest(""), okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+			t.Fatalf("web %v: status %d, err %v", web, w.status, err)
+		}
+		if got := strings.Contains(string(w.body), "session cookie"); got != web {
+			t.Fatalf("web %v: %s", web, w.body)
+		}
+		if !strings.Contains(string(w.body), `"unauthorized"`) {
+			t.Fatalf("web %v: the code changed: %s", web, w.body)
+		}
+	}
+}
+
+// Loading the callback again once the login finished (the reload button,
+// the back button) takes a browser that is logged in where a login
+// without return_to goes; without a live session cookie it is still the
+// unknown login it is.
+func TestWebCallbackLoadedAgainWhenLoggedInRedirects(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	cb := sandboxCallback(t, h, weChatUA)
+	w, err := openInWeChat(h, http.MethodGet, cb)
+	if err != nil || w.status != http.StatusFound {
+		t.Fatalf("callback: status %d, err %v: %s", w.status, err, w.body)
+	}
+	var session string
+	for _, line := range w.hdr["Set-Cookie"] {
+		if v, ok := strings.CutPrefix(line, weblogin.SessionCookieHTTP+"="); ok {
+			session = v[:strings.IndexByte(v, ';')]
+		}
+	}
+	if session == "" {
+		t.Fatalf("the callback set no session cookie: %q", w.hdr["Set-Cookie"])
+	}
+	again := func(cookie string) *discardWriter {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, cb, nil)
+		r.Header.Set("User-Agent", weChatUA)
+		if cookie != "" {
+			r.Header.Set("Cookie", weblogin.SessionCookieHTTP+"="+cookie)
+		}
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if w := again(session); w.status != http.StatusFound || w.hdr.Get("Location") != "http://api.example.com/" || len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("logged in, the callback again: status %d, Location %q, Set-Cookie %q: %s", w.status, w.hdr.Get("Location"), w.hdr["Set-Cookie"], w.body)
+	}
+	for _, cookie := range []string{"", "dead"} {
+		if w := again(cookie); w.status != http.StatusBadRequest || !strings.Contains(string(w.body), "start the login again") {
+			t.Fatalf("cookie %q, the callback again: status %d: %s", cookie, w.status, w.body)
+		}
+	}
+}
+
 // A code WeChat refuses on the web is answered invalid_code with the
 // browser's way out, not the mini program's wx.login.
 func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {
