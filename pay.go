@@ -460,7 +460,8 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 
 // fillPayer returns the payer object with field set to openid when the
 // order gives no openid of its own (none of openid, sp_openid,
-// sub_openid), and whether it changed.
+// sub_openid, or only as "" or null, which are dropped), and whether it
+// changed.
 func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bool, *apierr.Error) {
 	members := map[string]json.RawMessage{}
 	var order []string
@@ -483,7 +484,7 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 		}
 	}
 	for _, f := range []string{"openid", "sp_openid", "sub_openid"} {
-		if _, ok := members[f]; ok {
+		if raw, ok := members[f]; ok && !emptyJSON(raw) {
 			return payer, false, nil
 		}
 	}
@@ -491,6 +492,10 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for _, name := range order {
+		switch name {
+		case "openid", "sp_openid", "sub_openid":
+			continue // empty, else returned above
+		}
 		n, _ := json.Marshal(name)
 		b.Write(n)
 		b.WriteByte(':')
@@ -501,6 +506,12 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 	b.Write(v)
 	b.WriteByte('}')
 	return b.Bytes(), true, nil
+}
+
+// emptyJSON reports whether raw is "" or null.
+func emptyJSON(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return string(raw) == `""` || string(raw) == "null"
 }
 
 // addPayment returns the answer, a JSON object holding prepay_id, with the

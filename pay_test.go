@@ -127,6 +127,11 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 		{body: `{"appid":"wxA","payer":{"openid":"oOwn"}}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"openid":"oOwn"`},
 		{body: `{"appid":"wxA"}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"payer":{"openid":"oHdr"}`},
 		{body: `{"appid":"wxA","payer":{}}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"payer":{"openid":"oHdr"}`},
+		// An empty or null openid is no openid: a template's "" must not
+		// reach WeChat Pay as the payer.
+		{body: `{"appid":"wxA","payer":{"openid":""}}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"payer":{"openid":"oHdr"}`},
+		{body: `{"appid":"wxA","payer":{"openid":null,"x":1}}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"payer":{"x":1,"openid":"oHdr"}`},
+		{body: `{"sp_appid":"wxA","sub_appid":"wxB","payer":{"sub_openid":"","sp_openid":""}}`, openid: "oHdr", jsapi: true, wantPay: "wxB", wantIn: `"payer":{"sub_openid":"oHdr"}`},
 		{body: `{"sp_appid":"wxA","sub_appid":"wxB"}`, openid: "oHdr", jsapi: true, wantPay: "wxB", wantIn: `"sub_openid":"oHdr"`},
 		{body: `{"sp_appid":"wxA"}`, openid: "oHdr", jsapi: true, wantPay: "wxA", wantIn: `"sp_openid":"oHdr"`},
 		{body: `{"appid":"wxA"}`, openid: "oHdr", jsapi: false, wantPay: "wxA", wantIn: `{"appid":"wxA"}`},

@@ -346,6 +346,14 @@ func TestPaySandboxOrderFlowEndToEnd(t *testing.T) {
 		t.Errorf("X-WX-OPENID %q, want the payer's", got.Header.Get("X-Wx-Openid"))
 	}
 
+	// Paying it again is WeChat Pay's retry of the same notification:
+	// answered, and not delivered a second time.
+	wantStatus(t, postJSON(t, siteBase+"/wx/sandbox/pay", login.Token, map[string]string{"prepay_id": answer.PrepayID}), 200)
+	time.Sleep(time.Second)
+	if n := len(up.notifications()); n != 1 {
+		t.Fatalf("paying the order again delivered it %d times, want once", n)
+	}
+
 	// Another user cannot pay it; no token, no pay.
 	other := loginAt(t, siteBase, map[string]string{"code": "another-user-code"})
 	if other.OpenID != login.OpenID {

@@ -203,6 +203,12 @@ type PayNotification struct {
 // resource decrypts to plaintext, as the fake's signer of the moment signs
 // it, at the fake's current time.
 func (p *Pay) Notification(eventType, summary, originalType string, plaintext []byte) (PayNotification, error) {
+	return p.notification(newUUID(), eventType, summary, originalType, plaintext)
+}
+
+// notification is Notification with the id given: WeChat Pay's retries of
+// a notification keep its id.
+func (p *Pay) notification(id, eventType, summary, originalType string, plaintext []byte) (PayNotification, error) {
 	res, err := SealPayResource(p.opts.APIv3Key, plaintext, originalType, originalType)
 	if err != nil {
 		return PayNotification{}, err
@@ -216,7 +222,7 @@ func (p *Pay) Notification(eventType, summary, originalType string, plaintext []
 		Summary      string      `json:"summary"`
 		Resource     PayResource `json:"resource"`
 	}{
-		ID:           newUUID(),
+		ID:           id,
 		CreateTime:   now.In(chinaTime).Format(time.RFC3339),
 		ResourceType: "encrypt-resource",
 		EventType:    eventType,

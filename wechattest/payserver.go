@@ -61,6 +61,9 @@ type PayOrder struct {
 	State         string // NOTPAY, SUCCESS, CLOSED, REFUND
 	SuccessTime   time.Time
 	Refunded      int64
+	// NotificationID is the id of its TRANSACTION.SUCCESS notification,
+	// the same on every resend.
+	NotificationID string
 }
 
 // PayRefund is a refund the fake holds.
@@ -212,7 +215,8 @@ func (p *Pay) Client() *http.Client {
 // MarkPaid marks the order of prepayID paid, as a payer confirming in
 // WeChat does, and POSTs the signed, encrypted TRANSACTION.SUCCESS callback
 // to the order's notify_url, returning what the notify URL answered.
-// Paying a paid order sends the callback again (WeChat's retry).
+// Paying a paid order sends the callback again as WeChat's retry does,
+// with the same notification id, so a receiver delivers it once.
 func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 	p.mu.Lock()
 	no, ok := p.byPrepay[prepayID]
@@ -230,13 +234,17 @@ func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 		o.TransactionID = fmt.Sprintf("42000%s%s%010d", p.opts.Now().In(chinaTime).Format("20060102"), randomDigits(5), p.seq)
 		o.State = "SUCCESS"
 		o.SuccessTime = p.opts.Now()
+		o.NotificationID = newUUID()
 		p.byTxn[o.TransactionID] = no
 	}
 	plaintext := compactJSON(p.transactionLocked(o))
-	url := o.NotifyURL
+	url, id := o.NotifyURL, o.NotificationID
+	if id == "" { // refunded before it was paid here: not a retry
+		id = newUUID()
+	}
 	p.mu.Unlock()
 
-	n, err := p.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
+	n, err := p.notification(id, "TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
 	if err != nil {
 		return PayCallback{}, err
 	}
