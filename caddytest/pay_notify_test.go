@@ -16,6 +16,7 @@ package caddytest
 //   - no merchant key, APIv3 key or paySign in any DEBUG log line.
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -174,9 +175,18 @@ func TestPayNotifyRefusesWhatDoesNotVerify(t *testing.T) {
 	tampered.Body = mustJSON(t, doc)
 	tampered.Header = signAt(t, ps.Pay, tampered.Body, time.Now())
 
+	// Signed and sealed with this merchant's keys, yet about another
+	// merchant's money: X-WX-MCHID would contradict the body.
+	otherPlain := bytes.Replace(transactionPlaintext(newTradeNo(), "oPayer1"), []byte(`"mchid":"`+payMchID+`"`), []byte(`"mchid":"1900009999"`), 1)
+	otherMerchant, err := ps.Pay.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", otherPlain)
+	if err != nil || !bytes.Contains(otherPlain, []byte("1900009999")) {
+		t.Fatalf("another merchant's notification: %v", err)
+	}
+
 	for name, n := range map[string]wechattest.PayNotification{
 		"bad signature": bad, "SIGNTEST probe": probe, "10 minutes old": old,
 		"WeChat's 2021 sample replayed": sample, "tampered ciphertext": tampered,
+		"another merchant's": otherMerchant,
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, postNotification(t, ps.Base, n)) })
 	}
