@@ -41,19 +41,7 @@ command -v callgrind_control >/dev/null 2>&1 || { echo "valgrind is needed: apt-
 build_caddy
 build_cmd upstream
 
-UP_PORT=$(free_port)
-BARE_PORT=$(free_port)
-AUTH_PORT=$(free_port)
-RUN="$RESULTS/instructions"
-rm -rf "$RUN" && mkdir -p "$RUN"
-
-cat >"$RUN/Caddyfile" <<CADDYFILE
-$(caddy_globals)
-
-$(bare_site "$BARE_PORT")
-
-$(wechat_site "$AUTH_PORT")
-CADDYFILE
+two_sites instructions
 
 ON_CADDY=(env GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --instr-atstart=no
 	--dump-instr=yes "--callgrind-out-file=$RUN/callgrind.out.%p")

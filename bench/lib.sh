@@ -51,6 +51,25 @@ wechat_site() {
 	printf ':%s {\n\tbind 127.0.0.1\n\twechat_auth {\n\t\tsandbox\n\t\tsigning_key bench-signing-key-0123456789abcdef\n\t}\n\treverse_proxy 127.0.0.1:%s\n}\n' "$1" "$UP_PORT"
 }
 
+# two_sites NAME picks free ports for the upstream (UP_PORT), the bare
+# site (BARE_PORT) and the wechat_auth site (AUTH_PORT), empties
+# RUN=$RESULTS/NAME and writes there the Caddyfile serving both sites
+# from one Caddy.
+two_sites() {
+	UP_PORT=$(free_port)
+	BARE_PORT=$(free_port)
+	AUTH_PORT=$(free_port)
+	RUN="$RESULTS/$1"
+	rm -rf "$RUN" && mkdir -p "$RUN"
+	cat >"$RUN/Caddyfile" <<CADDYFILE
+$(caddy_globals)
+
+$(bare_site "$BARE_PORT")
+
+$(wechat_site "$AUTH_PORT")
+CADDYFILE
+}
+
 # start_proxies starts bench/upstream on $UP_PORT (under ON_LOAD, if set)
 # and Caddy with $RUN/Caddyfile (under ON_CADDY, if set).
 # The pid of Caddy is then the last of PIDS (taskset execs, so it is

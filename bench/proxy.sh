@@ -56,19 +56,7 @@ need_wrk
 build_caddy
 build_cmd upstream
 
-UP_PORT=$(free_port)
-BARE_PORT=$(free_port)
-AUTH_PORT=$(free_port)
-RUN="$RESULTS/proxy"
-rm -rf "$RUN" && mkdir -p "$RUN"
-
-cat >"$RUN/Caddyfile" <<CADDYFILE
-$(caddy_globals)
-
-$(bare_site "$BARE_PORT")
-
-$(wechat_site "$AUTH_PORT")
-CADDYFILE
+two_sites proxy
 
 start_proxies
 CADDY_PID=${PIDS[-1]}
