@@ -118,6 +118,13 @@ type Config struct {
 	// RetryFor is how long an undelivered event that gives none is retried
 	// before it is dropped (default 24 h).
 	RetryFor time.Duration
+	// AnswerWithin is when Accept should have answered (default 4.5 s:
+	// WeChat and WeChat Pay wait 5 s, then count the try failed). A slow
+	// store shortens the first delivery attempt to fit, leaving as much
+	// time to queue the event as claiming it took; with none left, the
+	// event is queued without a first attempt. The store's own
+	// operations are never cut: a store slower than that answers late.
+	AnswerWithin time.Duration
 	// DedupFor is how long an accepted id is remembered (default 24 h).
 	DedupFor time.Duration
 	// Lease is how long a worker's claim on a queued event keeps other
@@ -184,6 +191,9 @@ func New(store Store, cfg Config) *Outbox {
 	if cfg.DedupFor <= 0 {
 		cfg.DedupFor = 24 * time.Hour
 	}
+	if cfg.AnswerWithin <= 0 {
+		cfg.AnswerWithin = 4500 * time.Millisecond
+	}
 	if cfg.Lease <= cfg.Timeout {
 		cfg.Lease = cfg.Timeout + 2*time.Second
 	}
@@ -236,7 +246,11 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	if ev.Kind == "" || ev.ID == "" || !httpURL(ev.To) {
 		return Result{}, ErrInvalidEvent
 	}
-	// WeChat hanging up must not leave a claim half done.
+	// WeChat hanging up must not leave a claim half done. The store's
+	// operations are not cut at AnswerWithin: an event queued late is
+	// answered late, and WeChat's retry of it is recognised; one not
+	// queued in time would be lost once WeChat stops retrying.
+	start := time.Now()
 	ctx = context.WithoutCancel(ctx)
 	key := ev.dedupKey()
 	timeout := ev.Timeout
@@ -264,12 +278,22 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		return Result{Status: Busy}, nil
 	}
 	first := time.Now()
+	// The attempt leaves time to queue the event should it fail: as much
+	// as claiming took, the store's pace of the moment.
+	attempt := min(timeout, time.Until(start.Add(o.cfg.AnswerWithin))-first.Sub(start))
 	rec := &record{
 		Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body,
 		First: first.UnixMilli(), Own: true, TimeoutMS: timeout.Milliseconds(),
 		Until: first.Add(retryFor).UnixMilli(), Signer: ev.Signer,
 	}
-	code, body, derr := o.deliver(ctx, rec, timeout)
+	var (
+		code int
+		body []byte
+		derr = errNoTimeLeft
+	)
+	if attempt > 0 {
+		code, body, derr = o.deliver(ctx, rec, attempt)
+	}
 	if derr == nil {
 		if claimed {
 			if err := o.store.done(ctx, key, o.cfg.DedupFor); err != nil {
@@ -295,6 +319,9 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	o.obs.Delivery(ev.Kind, ResultQueued)
 	return Result{Status: Queued}, nil
 }
+
+// errNoTimeLeft: claiming the event took the time of its first attempt.
+var errNoTimeLeft = errors.New("no time left for a first attempt")
 
 // Start loads the store's outbox and starts the workers that drain it.
 func (o *Outbox) Start() error {

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -319,5 +320,68 @@ func TestEventKeepsItsReceiversSettingsInAnyOutbox(t *testing.T) {
 			up.down.Store(false)
 			up.waitCount(t, "m1", 1, 3*time.Second)
 		})
+	}
+}
+
+// slowStore is a store that takes delay to claim and to queue, as a
+// stalled Redis does up to its I/O timeout, or until ctx is done.
+type slowStore struct {
+	Store
+	delay time.Duration
+}
+
+func (s slowStore) wait(ctx context.Context) error {
+	select {
+	case <-time.After(s.delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s slowStore) claim(ctx context.Context, key string, lease, keep time.Duration) (claimState, string, error) {
+	if err := s.wait(ctx); err != nil {
+		return 0, "", err
+	}
+	return s.Store.claim(ctx, key, lease, keep)
+}
+
+func (s slowStore) enqueue(ctx context.Context, key string, r *record, delay, keep time.Duration) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.Store.enqueue(ctx, key, r, delay, keep)
+}
+
+// WeChat waits 5 s for its answer. With a slow store and an upstream that
+// does not answer, Accept still answers within AnswerWithin: the first
+// attempt is cut to leave time to queue the event, which is queued, not
+// lost. With the store slower still the event is queued without a first
+// attempt, and answered as soon as the store allows: late, but queued
+// (WeChat's retry is then recognised), never dropped to be in time.
+func TestAcceptAnswersWithinItsBound(t *testing.T) {
+	up := newUpstream(t)
+	up.mu.Lock()
+	up.block = make(chan struct{}) // never answers
+	up.mu.Unlock()
+	t.Cleanup(func() { close(up.block) })
+	for _, tc := range []struct {
+		delay, within time.Duration
+	}{{300 * time.Millisecond, 1300 * time.Millisecond}, {700 * time.Millisecond, 1700 * time.Millisecond}} {
+		cfg := testConfig(nil, nil)
+		cfg.Timeout, cfg.AnswerWithin = time.Second, time.Second
+		b := storageBackend(t)
+		o := New(slowStore{b.store(t), tc.delay}, cfg)
+		began := time.Now()
+		res, err := o.Accept(context.Background(), up.event(fmt.Sprintf("m%d", tc.delay.Milliseconds())))
+		took := time.Since(began)
+		// Claim, attempt and queueing one after the other took 1.6 s
+		// (and 2.4 s) before the bound: about 1 s (and 1.4 s) now.
+		if took > tc.within {
+			t.Errorf("store delay %v: Accept answered after %v, want within %v", tc.delay, took, tc.within)
+		}
+		if err != nil || res.Status != Queued || b.keys(t) != 1 {
+			t.Errorf("store delay %v: %v %v, %d queued: want the event queued", tc.delay, res.Status, err, b.keys(t))
+		}
 	}
 }
