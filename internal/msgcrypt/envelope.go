@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"io"
 	"strings"
 )
 
@@ -56,18 +57,24 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	env := Envelope{Format: f}
 	if f == XML {
 		var x struct {
-			ToUserName string `xml:"ToUserName"`
-			Encrypt    string `xml:"Encrypt"`
+			XMLName    xml.Name
+			ToUserName []string `xml:"ToUserName"`
+			Encrypt    []string `xml:"Encrypt"`
 		}
-		if err := xml.Unmarshal(body, &x); err != nil {
+		dec := xml.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&x); err != nil || x.XMLName.Local != "xml" || len(x.ToUserName) > 1 || len(x.Encrypt) > 1 || !xmlEnds(dec) {
 			return Envelope{}, ErrMalformed
 		}
-		env.ToUserName = strings.TrimSpace(x.ToUserName)
-		env.Encrypt = strings.TrimSpace(x.Encrypt)
+		if len(x.ToUserName) == 1 {
+			env.ToUserName = strings.TrimSpace(x.ToUserName[0])
+		}
+		if len(x.Encrypt) == 1 {
+			env.Encrypt = strings.TrimSpace(x.Encrypt[0])
+		}
 		return env, nil
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := json.Unmarshal(body, &m); err != nil || repeatsKey(body) {
 		return Envelope{}, ErrMalformed
 	}
 	if env.ToUserName, err = jsonString(m["ToUserName"]); err != nil {
@@ -77,6 +84,53 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return Envelope{}, err
 	}
 	return env, nil
+}
+
+// xmlEnds reports whether nothing but white space and comments follows
+// the root element dec has read: an envelope is one <xml> element, and
+// which of two a reader takes is its guess.
+func xmlEnds(dec *xml.Decoder) bool {
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) != 0 {
+				return false
+			}
+		case xml.Comment:
+		default:
+			return false
+		}
+	}
+}
+
+// repeatsKey reports whether the JSON object body (valid JSON) names a
+// member twice: json.Unmarshal keeps the last, another reader the first.
+func repeatsKey(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok || seen[key] {
+			return true
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonString reads an optional JSON string; absent or null is "".

@@ -171,6 +171,16 @@ func TestParseEnvelope(t *testing.T) {
 		{"broken JSON", `{"Encrypt":`, Envelope{}, ErrMalformed},
 		{"JSON Encrypt not a string", `{"Encrypt":42}`, Envelope{}, ErrMalformed},
 		{"JSON array", `[1]`, Envelope{}, ErrMalformed},
+		// One envelope, read one way: which of two Encrypt (or two
+		// documents) a reader takes is its guess.
+		{"XML declaration, trailing space and comment", "<?xml version=\"1.0\"?>\n<xml><Encrypt>abc=</Encrypt></xml>\n<!-- end -->\n", Envelope{XML, "", "abc="}, nil},
+		{"XML root not xml", `<root><Encrypt>abc=</Encrypt></root>`, Envelope{}, ErrMalformed},
+		{"XML two Encrypt", `<xml><Encrypt>abc=</Encrypt><Encrypt>def=</Encrypt></xml>`, Envelope{}, ErrMalformed},
+		{"XML two ToUserName", `<xml><ToUserName>a</ToUserName><ToUserName>b</ToUserName><Encrypt>abc=</Encrypt></xml>`, Envelope{}, ErrMalformed},
+		{"XML two documents", `<xml><Encrypt>abc=</Encrypt></xml><xml><Encrypt>def=</Encrypt></xml>`, Envelope{}, ErrMalformed},
+		{"XML trailing text", `<xml><Encrypt>abc=</Encrypt></xml>junk`, Envelope{}, ErrMalformed},
+		{"JSON two Encrypt", `{"Encrypt":"abc=","Encrypt":"def="}`, Envelope{}, ErrMalformed},
+		{"JSON trailing text", `{"Encrypt":"abc="} junk`, Envelope{}, ErrMalformed},
 	} {
 		got, err := ParseEnvelope([]byte(tc.body))
 		if !errors.Is(err, tc.err) || got != tc.want {
