@@ -31,6 +31,7 @@ type deliverySettings struct {
 	Redis    *RedisConfig  // or the Redis by its parts
 	Timeout  time.Duration // one delivery attempt; 0 for 4 s
 	RetryFor time.Duration // how long an undelivered event is retried; 0 for 24 h
+	To       string        // the upstream the events go to
 
 	// Assertion, when set, signs every delivery attempt with the openid
 	// and appid of its X-WX-OPENID and X-WX-APPID headers, so the
@@ -109,13 +110,15 @@ func (d *delivery) open() (*pooledOutbox, error) {
 	if d.pooled != nil {
 		return d.pooled, nil
 	}
-	v, _, err := outboxes.LoadOrNew(d.key, d.newOutbox)
+	v, loaded, err := outboxes.LoadOrNew(d.key, d.newOutbox)
 	if err != nil {
 		return nil, fmt.Errorf("%s: delivery outbox: %w", d.s.Module, err)
 	}
 	d.held, d.pooled = true, v.(*pooledOutbox)
-	d.pooled.ob.Cover(d.s.Timeout)
-	d.pooled.addSigner(d.s.Assertion)
+	if loaded { // else newOutbox did, before its workers started
+		d.pooled.ob.Cover(d.s.Timeout)
+		d.pooled.addSigner(d.s.Assertion, d.s.To)
+	}
 	return d.pooled, nil
 }
 
@@ -174,7 +177,7 @@ func (d *delivery) close() error {
 	if !d.held {
 		return nil
 	}
-	d.pooled.dropSigner(d.s.Assertion)
+	d.pooled.dropSigner(d.s.Assertion, d.s.To)
 	d.held, d.pooled = false, nil
 	_, err := outboxes.Delete(d.key)
 	return err
@@ -200,64 +203,74 @@ type pooledOutbox struct {
 	seq     uint64 // the last heldSigner.seq
 }
 
-// heldSigner is an assertion signer of the handlers using the outbox, by
-// signerID, with how many of them hold it and when it was first held.
+// heldSigner is an assertion signer a handler of the outbox signs its
+// deliveries to the upstream to with, with how many such handlers hold it
+// and when it was first held. They are kept by signerID and to.
 type heldSigner struct {
 	signer *assertion.Signer
+	id     string // signerID
+	to     string
 	holds  int
 	seq    uint64
 }
 
 // addSigner makes s sign the deliveries of the events that name it, the
 // queued ones of earlier configs and other instances included, for as
-// long as a handler holds it.
-func (p *pooledOutbox) addSigner(s *assertion.Signer) {
+// long as a handler delivering to to holds it.
+func (p *pooledOutbox) addSigner(s *assertion.Signer, to string) {
 	if s == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := signerID(s)
-	if h, ok := p.signers[id]; ok {
+	key := id + "\x00" + to
+	if h, ok := p.signers[key]; ok {
 		h.holds++
 		return
 	}
 	p.seq++
-	p.signers[id] = &heldSigner{signer: s, holds: 1, seq: p.seq}
+	p.signers[key] = &heldSigner{signer: s, id: id, to: to, holds: 1, seq: p.seq}
 }
 
-// dropSigner gives back a hold on s.
-func (p *pooledOutbox) dropSigner(s *assertion.Signer) {
+// dropSigner gives back a hold on s for to.
+func (p *pooledOutbox) dropSigner(s *assertion.Signer, to string) {
 	if s == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	id := signerID(s)
-	if h, ok := p.signers[id]; ok {
+	key := signerID(s) + "\x00" + to
+	if h, ok := p.signers[key]; ok {
 		if h.holds--; h.holds <= 0 {
-			delete(p.signers, id)
+			delete(p.signers, key)
 		}
 	}
 }
 
-// prepare signs a delivery attempt with the event's signer. An event
-// whose signer no handler holds any more (a reload rotated the assertion
-// key) is signed by the newest signer held, as the upstream now expects;
-// with none held it goes unsigned, and an upstream that requires the
-// assertion refuses it and it is retried as any refused delivery.
-func (p *pooledOutbox) prepare(signer string, h http.Header) {
+// prepare signs a delivery attempt to the upstream to with the event's
+// signer. An event whose signer no handler holds any more (a reload
+// rotated the assertion key) is signed by the newest signer held for the
+// same upstream, as that upstream now expects, never by another
+// upstream's; with none it goes unsigned, and an upstream that requires
+// the assertion refuses it and it is retried as any refused delivery.
+func (p *pooledOutbox) prepare(signer, to string, h http.Header) {
 	if signer == "" {
 		return
 	}
 	p.mu.Lock()
-	held := p.signers[signer]
-	if held == nil {
-		for _, c := range p.signers {
-			if held == nil || c.seq > held.seq {
-				held = c
-			}
+	var held, newest *heldSigner
+	for _, c := range p.signers {
+		if c.id == signer {
+			held = c
+			break
 		}
+		if c.to == to && (newest == nil || c.seq > newest.seq) {
+			newest = c
+		}
+	}
+	if held == nil {
+		held = newest
 	}
 	p.mu.Unlock()
 	if held == nil {
@@ -309,6 +322,9 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 	// The gauge shows 0 from the start, not only once something waited.
 	metrics.OutboxPending.WithLabelValues(d.s.Kind)
 	p.ob = outbox.New(store, cfg)
+	// The first handler's signer is held before the workers start, or
+	// their first poll could find it missing.
+	p.addSigner(d.s.Assertion, d.s.To)
 	if err := p.ob.Start(); err != nil {
 		p.releaseClient()
 		return nil, err
@@ -554,7 +570,7 @@ func (c *DeliveryConfig) open(ctx caddy.Context, app *WeChatApp, module, kind st
 	c.delivery, err = openDelivery(ctx, deliverySettings{
 		Module: module, Kind: kind, Store: store, Redis: redis,
 		Timeout: time.Duration(c.Timeout), RetryFor: time.Duration(c.RetryFor),
-		Assertion: signer,
+		To: c.To, Assertion: signer,
 	})
 	return err
 }

@@ -226,8 +226,9 @@ func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
 }
 
 // An event queued under a signer that a reload rotated away is signed by
-// the newest signer held, not sent unsigned; with none held it goes out
-// unsigned.
+// the newest signer held for the same upstream, not sent unsigned, and
+// never by the signer of another upstream; with none held for its
+// upstream it goes out unsigned.
 func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	newSigner := func() *assertion.Signer {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -240,23 +241,36 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 		}
 		return s
 	}
-	old, cur := newSigner(), newSigner()
+	const a, b = "http://10.0.0.1/push", "http://10.0.0.2/push"
+	old, cur, other := newSigner(), newSigner(), newSigner()
 	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
-	p.addSigner(old)
-	p.addSigner(cur)
-	p.dropSigner(old)
-	h := http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
-	p.prepare(signerID(old), h)
-	if got := strings.Join(h[cur.Header()], ""); got == "" {
-		t.Fatal("the event of the rotated signer went out unsigned")
-	} else if kid := jwtKid(t, got); kid != cur.Kid() {
-		t.Fatalf("signed with kid %q, want the current signer's %q", kid, cur.Kid())
+	p.addSigner(old, a)
+	p.addSigner(cur, a)
+	p.addSigner(other, b) // newer, of another upstream
+	p.dropSigner(old, a)
+	kidOf := func(h http.Header) string {
+		got := strings.Join(h[cur.Header()], "")
+		if got == "" {
+			return ""
+		}
+		return jwtKid(t, got)
 	}
-	p.dropSigner(cur)
+	h := http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
+	p.prepare(signerID(old), a, h)
+	if kid := kidOf(h); kid != cur.Kid() {
+		t.Fatalf("the event of the rotated signer: signed with kid %q, want the current signer's %q", kid, cur.Kid())
+	}
+	// The event's own signer, still held, signs it whatever else is.
 	h = http.Header{"X-Wx-Openid": {"oUser1"}}
-	p.prepare(signerID(old), h)
-	if got := h[cur.Header()]; got != nil {
-		t.Fatal("signed with a signer no handler holds")
+	p.prepare(signerID(other), b, h)
+	if kid := kidOf(h); kid != other.Kid() {
+		t.Fatalf("an event of a held signer: signed with kid %q, want %q", kid, other.Kid())
+	}
+	p.dropSigner(cur, a)
+	h = http.Header{"X-Wx-Openid": {"oUser1"}}
+	p.prepare(signerID(old), a, h)
+	if kid := kidOf(h); kid != "" {
+		t.Fatalf("signed with kid %q, a signer of another upstream", kid)
 	}
 }
 

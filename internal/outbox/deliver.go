@@ -31,7 +31,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration) 
 	}
 	if o.cfg.Prepare != nil {
 		_, _, signer := o.settings(r)
-		o.cfg.Prepare(signer, req.Header)
+		o.cfg.Prepare(signer, r.To, req.Header)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {

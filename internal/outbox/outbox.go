@@ -144,7 +144,7 @@ type Config struct {
 	// fresh (a signed assertion that lives a minute) is made here and
 	// never kept in the outbox. signer is the event's Signer; for an
 	// event queued before events named theirs, DefaultSigner.
-	Prepare func(signer string, h http.Header)
+	Prepare func(signer, to string, h http.Header)
 	// DefaultSigner stands for the Signer of events kept before they
 	// carried their settings.
 	DefaultSigner string
@@ -279,8 +279,14 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	}
 	first := time.Now()
 	// The attempt leaves time to queue the event should it fail: as much
-	// as claiming took, the store's pace of the moment.
-	attempt := min(timeout, time.Until(start.Add(o.cfg.AnswerWithin))-first.Sub(start))
+	// as claiming took, the store's pace of the moment. When the claim
+	// failed, the store is down and queueing would fail too: the attempt
+	// is the event's only chance and takes all the time left.
+	left := time.Until(start.Add(o.cfg.AnswerWithin))
+	if claimed {
+		left -= first.Sub(start)
+	}
+	attempt := min(timeout, left)
 	rec := &record{
 		Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body,
 		First: first.UnixMilli(), Own: true, TimeoutMS: timeout.Milliseconds(),
@@ -417,7 +423,11 @@ func (o *Outbox) settings(r *record) (timeout time.Duration, until time.Time, si
 	if timeout <= 0 {
 		timeout = o.cfg.Timeout
 	}
-	return timeout, time.UnixMilli(r.Until), r.Signer
+	until = time.UnixMilli(r.Until)
+	if r.Until <= 0 { // damaged: the Config's retry_for, not at once
+		until = time.UnixMilli(r.First).Add(o.cfg.RetryFor)
+	}
+	return timeout, until, r.Signer
 }
 
 // eventKey keeps the ids of two kinds apart.

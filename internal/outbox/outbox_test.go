@@ -290,7 +290,7 @@ func TestEventKeepsItsReceiversSettingsInAnyOutbox(t *testing.T) {
 			up.mu.Lock()
 			up.onRequest = func(r *http.Request) { signed.Delivery("sig", r.Header.Get("X-Sig")) }
 			up.mu.Unlock()
-			prepare := func(signer string, h http.Header) {
+			prepare := func(signer, _ string, h http.Header) {
 				if signer != "" {
 					h.Set("X-Sig", signer)
 				}
@@ -327,7 +327,8 @@ func TestEventKeepsItsReceiversSettingsInAnyOutbox(t *testing.T) {
 // stalled Redis does up to its I/O timeout, or until ctx is done.
 type slowStore struct {
 	Store
-	delay time.Duration
+	delay     time.Duration
+	failClaim bool // the claim fails after delay, as with Redis down
 }
 
 func (s slowStore) wait(ctx context.Context) error {
@@ -342,6 +343,9 @@ func (s slowStore) wait(ctx context.Context) error {
 func (s slowStore) claim(ctx context.Context, key string, lease, keep time.Duration) (claimState, string, error) {
 	if err := s.wait(ctx); err != nil {
 		return 0, "", err
+	}
+	if s.failClaim {
+		return 0, "", errors.New("store down")
 	}
 	return s.Store.claim(ctx, key, lease, keep)
 }
@@ -371,7 +375,7 @@ func TestAcceptAnswersWithinItsBound(t *testing.T) {
 		cfg := testConfig(nil, nil)
 		cfg.Timeout, cfg.AnswerWithin = time.Second, time.Second
 		b := storageBackend(t)
-		o := New(slowStore{b.store(t), tc.delay}, cfg)
+		o := New(slowStore{Store: b.store(t), delay: tc.delay}, cfg)
 		began := time.Now()
 		res, err := o.Accept(context.Background(), up.event(fmt.Sprintf("m%d", tc.delay.Milliseconds())))
 		took := time.Since(began)
@@ -383,5 +387,33 @@ func TestAcceptAnswersWithinItsBound(t *testing.T) {
 		if err != nil || res.Status != Queued || b.keys(t) != 1 {
 			t.Errorf("store delay %v: %v %v, %d queued: want the event queued", tc.delay, res.Status, err, b.keys(t))
 		}
+	}
+}
+
+// With the store down, queueing cannot save an event, so the first
+// attempt is not cut to leave time for it: a healthy upstream still gets
+// the event, however long the failed claim took.
+func TestAcceptWithTheStoreDownStillDelivers(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(nil, nil)
+	cfg.Timeout, cfg.AnswerWithin = time.Second, time.Second
+	o := New(slowStore{storageBackend(t).store(t), 550 * time.Millisecond, true}, cfg)
+	res, err := o.Accept(context.Background(), up.event("m1"))
+	if err != nil || res.Status != Delivered || up.count("m1") != 1 {
+		t.Fatalf("%v %v, delivered %d times: want it delivered", res.Status, err, up.count("m1"))
+	}
+}
+
+// A record that names its own settings but lost its deadline (damaged,
+// or rewritten by a mixed-version fleet) is retried for the Config's
+// retry_for, not dropped at its first failure.
+func TestRecordWithoutItsDeadlineKeepsTheConfigs(t *testing.T) {
+	cfg := testConfig(nil, nil)
+	cfg.RetryFor = time.Hour
+	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), cfg)
+	first := time.Now()
+	_, until, _ := o.settings(&record{Own: true, First: first.UnixMilli(), TimeoutMS: 1000})
+	if d := until.Sub(first); d < 59*time.Minute || d > 61*time.Minute {
+		t.Fatalf("retried until %v after it was taken, want the Config's hour", d)
 	}
 }
