@@ -225,6 +225,8 @@ func TestCode2SessionTreatsUnusableAnswersAsUnavailable(t *testing.T) {
 		{"openid twice", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","openid":"o2"}`},
 		{"session_key twice in another case", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","Session_Key":"` + testKey + `"}`},
 		{"a nested member twice", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","extra":{"a":1,"a":2}}`},
+		// encoding/json matches "\u212a" (the Kelvin sign K) to k.
+		{"session_key twice, once with the Kelvin sign", http.StatusOK, `{"openid":"o1","session_key":"` + testKey + `","session_\u212aey":"` + testKey + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,7 +53,8 @@ func repeatsMember(raw []byte) bool {
 }
 
 // foldName folds a member name as encoding/json does when it matches
-// names to fields: ASCII letters and other runes to upper case.
+// names to fields: ASCII letters to upper case, other runes to the
+// smallest rune of their case-folding orbit (the Kelvin sign K to K).
 func foldName(s string) string {
 	var b []byte
 	for i := 0; i < len(s); {
@@ -67,8 +68,19 @@ func foldName(s string) string {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
-		b = utf8.AppendRune(b, unicode.ToUpper(r))
+		b = utf8.AppendRune(b, foldRune(r))
 		i += n
 	}
 	return string(b)
+}
+
+// foldRune is the smallest rune of r's case-folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }
