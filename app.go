@@ -311,15 +311,16 @@ func unreachableAuth(app *caddyhttp.App) []string {
 		if srv == nil {
 			continue
 		}
-		walkRoutes(srv.Routes, fmt.Sprintf("server %s", name), "", &out)
+		walkRoutes(srv.Routes, fmt.Sprintf("server %s", name), "", false, &out)
 	}
 	return out
 }
 
 // walkRoutes checks routes, of which dead, when set, says why none of
-// them can run. It returns why the routes after this list cannot run, if
-// the list always answers.
-func walkRoutes(routes caddyhttp.RouteList, where, dead string, out *[]string) string {
+// them can run, and matched whether a route enclosing them has a matcher.
+// It returns why the routes after this list cannot run, if the list
+// always answers.
+func walkRoutes(routes caddyhttp.RouteList, where, dead string, matched bool, out *[]string) string {
 	groupTaken := map[string]string{}
 	for i := range routes {
 		r := &routes[i]
@@ -340,12 +341,12 @@ func walkRoutes(routes caddyhttp.RouteList, where, dead string, out *[]string) s
 					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
 				}
 			case h.routes != nil:
-				if t := walkRoutes(h.routes, hat+" ("+h.name+")", local, out); local == "" && t != "" {
+				if t := walkRoutes(h.routes, hat+" ("+h.name+")", local, matched || !unconditional, out); local == "" && t != "" {
 					local = t
 				}
 			case h.terminal && local == "":
 				local = fmt.Sprintf("%s (%s)", h.name, hat)
-				if receiverPaths[h.name] != "" {
+				if receiverPaths[h.name] != "" && unconditional && !matched {
 					local += fmt.Sprintf(" has no path: give it the one WeChat posts to (`%s %s { … }`); it", h.name, receiverPaths[h.name])
 				}
 			}

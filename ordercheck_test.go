@@ -39,6 +39,9 @@ func TestUnreachableAuthRules(t *testing.T) {
 		{"nested subroute answers some", `[{"handle":[{"handler":"subroute","routes":[{"match":` + match + `,"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, nil},
 		{"path-less push receiver first", `[{"handle":[{"handler":"wechat_push"},` + auth + `]}]`, []string{"wechat_push (server s, route 0, handler 0) has no path: give it the one WeChat posts to (`wechat_push /wechat/push { … }`)"}},
 		{"push receiver on its path first", `[{"match":` + match + `,"handle":[{"handler":"wechat_push"}]},{"handle":[` + auth + `]}]`, nil},
+		// On its path, it has one: the fix is to move wechat_auth.
+		{"push receiver on its path, wechat_auth after it there", `[{"match":` + match + `,"handle":[{"handler":"wechat_push"},` + auth + `]}]`, []string{"wechat_push (server s, route 0, handler 0) precedes it"}},
+		{"push receiver in a matched subroute, wechat_auth after it there", `[{"match":` + match + `,"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"wechat_push"},` + auth + `]}]}]}]`, []string{"wechat_push (server s, route 0, handler 0 (subroute), route 0, handler 0) precedes it"}},
 		{"auth inside a dead subroute", `[{"handle":[` + proxy + `]},{"handle":[{"handler":"subroute","routes":[{"handle":[` + auth + `]}]}]}]`, []string{"route 1, handler 0 (subroute), route 0, handler 0"}},
 	}
 	for _, tc := range tests {
