@@ -157,9 +157,24 @@ func (n *PayNotify) open(r *http.Request, body []byte, now time.Time) (*payEvent
 		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification has no usable id"))
 	}
 	ev := &payEvent{id: note.ID, eventType: note.EventType, body: out}
+	// X-WX-MCHID says whose money this is: a body naming another merchant
+	// (a service provider's is sp_mchid), or one whose merchant cannot be
+	// read, would contradict it.
+	var mch struct {
+		MchID   *string `json:"mchid"`
+		SpMchID *string `json:"sp_mchid"`
+	}
+	if err := json.Unmarshal(note.Decrypted, &mch); err != nil {
+		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification's merchant cannot be read"))
+	}
+	named := mch.MchID
+	if mch.SpMchID != nil {
+		named = mch.SpMchID
+	}
+	if named != nil && *named != m.MchID() {
+		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification names another merchant"))
+	}
 	var who struct {
-		MchID    string `json:"mchid"`
-		SpMchID  string `json:"sp_mchid"`
 		AppID    string `json:"appid"`
 		SpAppID  string `json:"sp_appid"`
 		SubAppID string `json:"sub_appid"`
@@ -170,15 +185,6 @@ func (n *PayNotify) open(r *http.Request, body []byte, now time.Time) (*payEvent
 		} `json:"payer"`
 	}
 	if json.Unmarshal(note.Decrypted, &who) == nil {
-		// X-WX-MCHID says whose money this is: a body naming another
-		// merchant (a service provider's is sp_mchid) would contradict it.
-		mch := who.MchID
-		if who.SpMchID != "" {
-			mch = who.SpMchID
-		}
-		if mch != "" && mch != m.MchID() {
-			return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification names another merchant"))
-		}
 		ev.appid, ev.openid = who.AppID, who.Payer.OpenID
 		switch {
 		case who.SubAppID != "" && who.Payer.SubOpenID != "":

@@ -182,11 +182,17 @@ func TestPayNotifyRefusesWhatDoesNotVerify(t *testing.T) {
 	if err != nil || !bytes.Contains(otherPlain, []byte("1900009999")) {
 		t.Fatalf("another merchant's notification: %v", err)
 	}
+	// A merchant that cannot be read is no more this merchant's.
+	numPlain := bytes.Replace(transactionPlaintext(newTradeNo(), "oPayer1"), []byte(`"mchid":"`+payMchID+`"`), []byte(`"mchid":1900009999`), 1)
+	numMerchant, err := ps.Pay.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", numPlain)
+	if err != nil || !bytes.Contains(numPlain, []byte(`"mchid":1900009999`)) {
+		t.Fatalf("a notification with a numeric mchid: %v", err)
+	}
 
 	for name, n := range map[string]wechattest.PayNotification{
 		"bad signature": bad, "SIGNTEST probe": probe, "10 minutes old": old,
 		"WeChat's 2021 sample replayed": sample, "tampered ciphertext": tampered,
-		"another merchant's": otherMerchant,
+		"another merchant's": otherMerchant, "merchant as a number": numMerchant,
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, postNotification(t, ps.Base, n)) })
 	}
