@@ -45,12 +45,7 @@ two_sites instructions
 
 ON_CADDY=(env GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --instr-atstart=no
 	--dump-instr=yes "--callgrind-out-file=$RUN/callgrind.out.%p")
-start_proxies
-CADDY_PID=${PIDS[-1]}
-wait_port "$UP_PORT"
-wait_port "$BARE_PORT"
-wait_port "$AUTH_PORT"
-login_token "$AUTH_PORT"
+start_two_sites
 
 BARE="http://127.0.0.1:$BARE_PORT/api/orders?n=[1-$N]"
 AUTH="http://127.0.0.1:$AUTH_PORT/api/orders?n=[1-$N]"

@@ -70,6 +70,17 @@ $(wechat_site "$AUTH_PORT")
 CADDYFILE
 }
 
+# start_two_sites starts what two_sites wrote (start_proxies), sets
+# CADDY_PID, waits for the three ports and logs in (login_token).
+start_two_sites() {
+	start_proxies
+	CADDY_PID=${PIDS[-1]}
+	wait_port "$UP_PORT"
+	wait_port "$BARE_PORT"
+	wait_port "$AUTH_PORT"
+	login_token "$AUTH_PORT"
+}
+
 # start_proxies starts bench/upstream on $UP_PORT (under ON_LOAD, if set)
 # and Caddy with $RUN/Caddyfile (under ON_CADDY, if set).
 # The pid of Caddy is then the last of PIDS (taskset execs, so it is

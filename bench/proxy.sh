@@ -58,13 +58,7 @@ build_cmd upstream
 
 two_sites proxy
 
-start_proxies
-CADDY_PID=${PIDS[-1]}
-wait_port "$UP_PORT"
-wait_port "$BARE_PORT"
-wait_port "$AUTH_PORT"
-
-login_token "$AUTH_PORT"
+start_two_sites
 check() { # WANT_STATUS URL [HEADER]
 	local got
 	got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} "$2")
