@@ -73,15 +73,40 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		}
 		return env, nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil || repeatsKey(body) {
+	// One pass over the object: a member given twice is refused
+	// (json.Unmarshal keeps the last, another reader the first), as is
+	// anything after the object.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return Envelope{}, ErrMalformed
 	}
-	if env.ToUserName, err = jsonString(m["ToUserName"]); err != nil {
-		return Envelope{}, err
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok || seen[name] {
+			return Envelope{}, ErrMalformed
+		}
+		seen[name] = true
+		var raw json.RawMessage
+		if dec.Decode(&raw) != nil {
+			return Envelope{}, ErrMalformed
+		}
+		switch name {
+		case "ToUserName":
+			env.ToUserName, err = jsonString(raw)
+		case "Encrypt":
+			env.Encrypt, err = jsonString(raw)
+		}
+		if err != nil {
+			return Envelope{}, err
+		}
 	}
-	if env.Encrypt, err = jsonString(m["Encrypt"]); err != nil {
-		return Envelope{}, err
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return Envelope{}, ErrMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Envelope{}, ErrMalformed
 	}
 	return env, nil
 }
@@ -108,29 +133,6 @@ func xmlEnds(dec *xml.Decoder) bool {
 			return false
 		}
 	}
-}
-
-// repeatsKey reports whether the JSON object body (valid JSON) names a
-// member twice: json.Unmarshal keeps the last, another reader the first.
-func repeatsKey(body []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil {
-		return true
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok || seen[key] {
-			return true
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonString reads an optional JSON string; absent or null is "".
