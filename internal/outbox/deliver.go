@@ -17,9 +17,10 @@ import (
 // maxReply bounds the upstream's answer kept for a passive reply.
 const maxReply = 1 << 20
 
-// deliver posts r to its upstream once: 2xx within timeout is a
-// delivery, whose status and body are returned.
-func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration) (int, []byte, error) {
+// deliver posts r to its upstream once, signed by signer (the record's,
+// from settings): 2xx within timeout is a delivery, whose status and body
+// are returned.
+func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, signer string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.To, bytes.NewReader(r.Body))
@@ -30,7 +31,6 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration) 
 		req.Header[k] = v
 	}
 	if o.cfg.Prepare != nil {
-		_, _, signer := o.settings(r)
 		o.cfg.Prepare(signer, r.To, req.Header)
 	}
 	resp, err := o.client.Do(req)

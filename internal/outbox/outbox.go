@@ -298,7 +298,7 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		derr = errNoTimeLeft
 	)
 	if attempt > 0 {
-		code, body, derr = o.deliver(ctx, rec, attempt)
+		code, body, derr = o.deliver(ctx, rec, attempt, ev.Signer)
 	}
 	if derr == nil {
 		if claimed {

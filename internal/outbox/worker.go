@@ -79,8 +79,8 @@ func (o *Outbox) poll(stop chan struct{}) {
 func (o *Outbox) attempt(c *claimed, lease time.Duration) {
 	r := c.rec
 	log := o.log.With(zap.String("kind", r.Kind), zap.String("event_id", r.ID))
-	timeout, until, _ := o.settings(r)
-	_, _, err := o.deliver(context.Background(), r, min(timeout, lease-o.margin()))
+	timeout, until, signer := o.settings(r)
+	_, _, err := o.deliver(context.Background(), r, min(timeout, lease-o.margin()), signer)
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err == nil {
