@@ -290,6 +290,10 @@ type handlerInfo struct {
 	routes   caddyhttp.RouteList // a subroute's routes
 }
 
+// noPath marks the problem of a receiver without a path, whose fix is a
+// path, not moving wechat_auth: walkRoutes writes it, joinProblems reads it.
+const noPath = " has no path: "
+
 // receiverPaths are the receivers that answer every request they get,
 // with an example path: without one of their own they take all requests.
 var receiverPaths = map[string]string{
@@ -347,7 +351,7 @@ func walkRoutes(routes caddyhttp.RouteList, where, dead string, matched bool, ou
 			case h.terminal && local == "":
 				local = fmt.Sprintf("%s (%s)", h.name, hat)
 				if receiverPaths[h.name] != "" && unconditional && !matched {
-					local += fmt.Sprintf(" has no path: give it the one WeChat posts to (`%s %s { … }`); it", h.name, receiverPaths[h.name])
+					local += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
 				}
 			}
 		}
@@ -435,7 +439,7 @@ func provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
 func joinProblems(problems []string) string {
 	msg := strings.Join(problems, "; ")
 	for _, p := range problems {
-		if !strings.Contains(p, " has no path: ") {
+		if !strings.Contains(p, noPath) {
 			return msg + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
 		}
 	}
