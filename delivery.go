@@ -32,6 +32,7 @@ type deliverySettings struct {
 	Timeout  time.Duration // one delivery attempt; 0 for 4 s
 	RetryFor time.Duration // how long an undelivered event is retried; 0 for 24 h
 	To       string        // the upstream the events go to
+	Receiver string        // whose events: the app id or merchant id, the same across reloads
 
 	// Assertion, when set, signs every delivery attempt with the openid
 	// and appid of its X-WX-OPENID and X-WX-APPID headers, so the
@@ -117,7 +118,7 @@ func (d *delivery) open() (*pooledOutbox, error) {
 	d.held, d.pooled = true, v.(*pooledOutbox)
 	if loaded { // else newOutbox did, before its workers started
 		d.pooled.ob.Cover(d.s.Timeout)
-		d.pooled.addSigner(d.s.Assertion, d.s.To)
+		d.pooled.hold(d.s)
 	}
 	return d.pooled, nil
 }
@@ -132,7 +133,7 @@ func (d *delivery) accept(ctx context.Context, id, key, to string, header http.H
 		return outbox.Result{}, err
 	}
 	return p.ob.Accept(ctx, outbox.Event{
-		Kind: d.s.Kind, ID: id, Key: key, To: to, Header: header, Body: body,
+		Kind: d.s.Kind, ID: id, Key: key, To: to, Receiver: d.s.Receiver, Header: header, Body: body,
 		Timeout: d.s.Timeout, RetryFor: d.s.RetryFor, Signer: signerID(d.s.Assertion),
 	})
 }
@@ -177,7 +178,7 @@ func (d *delivery) close() error {
 	if !d.held {
 		return nil
 	}
-	d.pooled.dropSigner(d.s.Assertion, d.s.To)
+	d.pooled.drop(d.s)
 	d.held, d.pooled = false, nil
 	_, err := outboxes.Delete(d.key)
 	return err
@@ -197,10 +198,64 @@ type pooledOutbox struct {
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
 
-	mu      sync.Mutex
-	seen    map[string]sighting // memory store: sight's keys
-	signers map[string]*heldSigner
-	seq     uint64 // the last heldSigner.seq
+	mu        sync.Mutex
+	seen      map[string]sighting // memory store: sight's keys
+	signers   map[string]*heldSigner
+	seq       uint64               // the last heldSigner.seq
+	receivers map[heldReceiver]int // how many handlers hold each
+}
+
+// heldReceiver is a receiver of the outbox's handlers with the upstream
+// it delivers to.
+type heldReceiver struct{ receiver, to string }
+
+// hold records that a handler of settings s uses the outbox: its signer
+// and its receiver's upstream.
+func (p *pooledOutbox) hold(s deliverySettings) {
+	p.addSigner(s.Assertion, s.To)
+	p.mu.Lock()
+	p.receivers[heldReceiver{s.Receiver, s.To}]++
+	p.mu.Unlock()
+}
+
+// drop gives back what hold took.
+func (p *pooledOutbox) drop(s deliverySettings) {
+	p.dropSigner(s.Assertion, s.To)
+	p.mu.Lock()
+	k := heldReceiver{s.Receiver, s.To}
+	if p.receivers[k]--; p.receivers[k] <= 0 {
+		delete(p.receivers, k)
+	}
+	p.mu.Unlock()
+}
+
+// route picks the upstream of an event of receiver queued for to: to
+// while a handler of that receiver still delivers there; else the one
+// upstream the receiver's handlers deliver to now (a reload or restart
+// moved it), so what WeChat was told is taken reaches the upstream
+// configured for it. A receiver no handler serves, or one whose handlers
+// deliver to several other upstreams, keeps to.
+func (p *pooledOutbox) route(receiver, to string) string {
+	if receiver == "" {
+		return to
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var only string
+	n := 0
+	for k := range p.receivers {
+		if k.receiver != receiver {
+			continue
+		}
+		if k.to == to {
+			return to
+		}
+		only, n = k.to, n+1
+	}
+	if n == 1 {
+		return only
+	}
+	return to
 }
 
 // heldSigner is an assertion signer a handler of the outbox signs its
@@ -296,7 +351,7 @@ func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 // uses the session store's client when a wechat_auth of this process
 // already keeps its sessions in the same Redis, else a client of its own.
 func (d *delivery) newOutbox() (caddy.Destructor, error) {
-	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
+	p := &pooledOutbox{signers: make(map[string]*heldSigner), receivers: make(map[heldReceiver]int)}
 	var store outbox.Store
 	if d.conn == nil {
 		p.seen = make(map[string]sighting)
@@ -315,6 +370,7 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 		Observer:      deliveryMetrics{},
 		Timeout:       d.s.Timeout,
 		RetryFor:      d.s.RetryFor,
+		Route:         p.route,
 		Prepare:       p.prepare,
 		DefaultSigner: signerID(d.s.Assertion),
 		Backoff:       deliveryBackoff,
@@ -322,9 +378,9 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 	// The gauge shows 0 from the start, not only once something waited.
 	metrics.OutboxPending.WithLabelValues(d.s.Kind)
 	p.ob = outbox.New(store, cfg)
-	// The first handler's signer is held before the workers start, or
-	// their first poll could find it missing.
-	p.addSigner(d.s.Assertion, d.s.To)
+	// The first handler's signer and upstream are held before the workers
+	// start, or their first poll could find them missing.
+	p.hold(d.s)
 	if err := p.ob.Start(); err != nil {
 		p.releaseClient()
 		return nil, err
@@ -548,9 +604,11 @@ func (c *DeliveryConfig) line(d *caddyfile.Dispenser, sub string) (handled bool,
 }
 
 // open judges the settings, naming module in its errors, and registers
-// the outbox of kind, which opens when the wechat app starts. taken are
-// the receiver's own headers, which the assertion may not use.
-func (c *DeliveryConfig) open(ctx caddy.Context, app *WeChatApp, module, kind string, taken ...string) error {
+// the outbox of kind, which opens when the wechat app starts. receiver
+// names whose events these are (an app id, a merchant id), the same
+// across reloads; taken are the receiver's own headers, which the
+// assertion may not use.
+func (c *DeliveryConfig) open(ctx caddy.Context, app *WeChatApp, module, kind, receiver string, taken ...string) error {
 	to := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(c.To, ""))
 	if !isHTTPURL(to) {
 		return fmt.Errorf("%s: to must be an http:// or https:// URL of the upstream, such as http://127.0.0.1:3000/wechat/%s", module, kind)
@@ -570,7 +628,7 @@ func (c *DeliveryConfig) open(ctx caddy.Context, app *WeChatApp, module, kind st
 	c.delivery, err = openDelivery(ctx, deliverySettings{
 		Module: module, Kind: kind, Store: store, Redis: redis,
 		Timeout: time.Duration(c.Timeout), RetryFor: time.Duration(c.RetryFor),
-		To: c.To, Assertion: signer,
+		To: c.To, Receiver: receiver, Assertion: signer,
 	})
 	return err
 }

@@ -81,7 +81,7 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wechat_pay_notify: metrics: %w", err)
 	}
 	warnLiteralSecrets(ctx.Logger(), "wechat_pay_notify", n.DeliveryConfig.secretFields()...)
-	return n.DeliveryConfig.open(ctx, app, "wechat_pay_notify", "pay_notify", "X-Wx-Mchid")
+	return n.DeliveryConfig.open(ctx, app, "wechat_pay_notify", "pay_notify", n.merchant.MchID(), "X-Wx-Mchid")
 }
 
 // payNotifyMaxBody bounds a callback body; WeChat Pay's are a few KiB.

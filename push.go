@@ -107,7 +107,7 @@ func (p *Push) Provision(ctx caddy.Context) error {
 		return err
 	}
 	warnLiteralSecrets(p.logger, "wechat_push", append([]string{"token", p.Token, "aes_key", p.AESKey}, p.DeliveryConfig.secretFields()...)...)
-	return p.DeliveryConfig.open(ctx, app, "wechat_push", "push")
+	return p.DeliveryConfig.open(ctx, app, "wechat_push", "push", p.AppID)
 }
 
 // check resolves the placeholders and refuses what cannot work, naming

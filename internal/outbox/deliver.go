@@ -17,13 +17,17 @@ import (
 // maxReply bounds the upstream's answer kept for a passive reply.
 const maxReply = 1 << 20
 
-// deliver posts r to its upstream once, signed by signer (the record's,
-// from settings): 2xx within timeout is a delivery, whose status and body
-// are returned.
+// deliver posts r to its upstream (Config.Route's pick) once, signed by
+// signer (the record's, from settings): 2xx within timeout is a
+// delivery, whose status and body are returned.
 func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, signer string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.To, bytes.NewReader(r.Body))
+	to := r.To
+	if o.cfg.Route != nil {
+		to = o.cfg.Route(r.Receiver, r.To)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, to, bytes.NewReader(r.Body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -31,7 +35,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 		req.Header[k] = v
 	}
 	if o.cfg.Prepare != nil {
-		o.cfg.Prepare(signer, r.To, req.Header)
+		o.cfg.Prepare(signer, to, req.Header)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {

@@ -27,6 +27,10 @@ type Event struct {
 	Key string
 	// To is the upstream's http:// or https:// URL, delivered to by POST.
 	To string
+	// Receiver names the receiver that took the event, the same across
+	// reloads and restarts (an app id, a merchant id): Config.Route may
+	// send a retry to the upstream that receiver has been given since.
+	Receiver string
 	// Header is sent with the body (X-WX-* and Content-Type).
 	Header http.Header
 	// Body is the event as the upstream receives it.
@@ -139,6 +143,10 @@ type Config struct {
 	Backoff func(attempt int) time.Duration
 	// Workers bounds concurrent outbox deliveries (default 4).
 	Workers int
+	// Route, when set, gives the URL each attempt of an event goes to,
+	// from its Receiver and To (To when unset): a reload or a restart may
+	// have given its receiver another upstream since it was queued.
+	Route func(receiver, to string) string
 	// Prepare, when set, adds to the headers of each delivery attempt,
 	// the first and every retry, just before it is sent: what must be
 	// fresh (a signed assertion that lives a minute) is made here and
@@ -288,7 +296,7 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	}
 	attempt := min(timeout, left)
 	rec := &record{
-		Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Header: ev.Header, Body: ev.Body,
+		Kind: ev.Kind, ID: ev.ID, Key: ev.Key, To: ev.To, Receiver: ev.Receiver, Header: ev.Header, Body: ev.Body,
 		First: first.UnixMilli(), Own: true, TimeoutMS: timeout.Milliseconds(),
 		Until: first.Add(retryFor).UnixMilli(), Signer: ev.Signer,
 	}
@@ -400,6 +408,7 @@ type record struct {
 	ID       string      `json:"id"`
 	Key      string      `json:"key,omitempty"` // Event.Key; absent in records written before it existed
 	To       string      `json:"to"`
+	Receiver string      `json:"receiver,omitempty"` // Event.Receiver
 	Header   http.Header `json:"header,omitempty"`
 	Body     []byte      `json:"body"`
 	First    int64       `json:"first"` // accepted, Unix ms

@@ -1,0 +1,95 @@
+package wechatauth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// An event goes to the upstream its receiver delivers to now: where it
+// was queued while a handler of that receiver still delivers there, else
+// the receiver's one upstream of today. A receiver no handler serves, or
+// one with several other upstreams, keeps the event's.
+func TestRouteFollowsTheReceiver(t *testing.T) {
+	p := &pooledOutbox{signers: make(map[string]*heldSigner), receivers: make(map[heldReceiver]int)}
+	s := func(receiver, to string) deliverySettings { return deliverySettings{Receiver: receiver, To: to} }
+	check := func(receiver, to, want string) {
+		t.Helper()
+		if got := p.route(receiver, to); got != want {
+			t.Errorf("route(%q, %q) = %q, want %q", receiver, to, got, want)
+		}
+	}
+	p.hold(s("1900000001", "http://a/notify"))
+	check("1900000001", "http://a/notify", "http://a/notify")
+	check("1900000001", "http://old/notify", "http://a/notify") // moved by a reload
+	check("1900000002", "http://old/notify", "http://old/notify")
+	check("", "http://old/notify", "http://old/notify") // queued before events named their receiver
+
+	p.hold(s("1900000001", "http://b/notify"))
+	check("1900000001", "http://b/notify", "http://b/notify")
+	check("1900000001", "http://old/notify", "http://old/notify") // which of two: nobody's guess
+
+	p.drop(s("1900000001", "http://a/notify"))
+	check("1900000001", "http://a/notify", "http://b/notify")
+	p.drop(s("1900000001", "http://b/notify"))
+	check("1900000001", "http://a/notify", "http://a/notify")
+}
+
+// A reload that gives a push receiver another upstream sends what it had
+// queued to the new one: WeChat was told those pushes were taken, and the
+// old upstream may be gone for good.
+func TestQueuedPushFollowsItsReceiverToANewUpstream(t *testing.T) {
+	saved := deliveryBackoff
+	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
+	t.Cleanup(func() { deliveryBackoff = saved })
+	var (
+		mu  sync.Mutex
+		got = map[string]int{}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.URL.Path]++
+		mu.Unlock()
+		if r.URL.Path == "/old" {
+			w.WriteHeader(http.StatusBadGateway) // gone
+		}
+	}))
+	t.Cleanup(srv.Close)
+	const app = "wxa000000000000001"
+	old := &Push{AppID: app, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: srv.URL + "/old"}}
+	if err := old.Provision(benchContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(`<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser1]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>4343</MsgId></xml>`)
+	if w := servePlainPush(t, old, "n1", msg); w.Code != http.StatusOK {
+		t.Fatalf("push: %d %s", w.Code, w.Body)
+	}
+	// The reload: the new config's receiver of the same app starts, then
+	// the old config's is cleaned up.
+	cur := &Push{AppID: app, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: srv.URL + "/new"}}
+	if err := cur.Provision(benchContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cur.Cleanup() })
+	if _, err := cur.delivery.open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second) // the outbox polls every second
+	for {
+		mu.Lock()
+		n, tried := got["/new"], got["/old"]
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queued push reached the new upstream %d times in 4 s (the old one %d times)", n, tried)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
