@@ -1,6 +1,8 @@
 package wechatauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -52,6 +54,7 @@ func (wl *webLogin) stripCookies(h http.Header) {
 const (
 	stateKeyPrefix   = "web_state:"
 	handoffKeyPrefix = "web_handoff:"
+	codeKeyPrefix    = "web_code:" // an exchanged code's digest
 )
 
 // The web flows, as the metrics and the state name them.
@@ -82,6 +85,17 @@ type pendingHandoff struct {
 	KID string `json:"kid"`
 }
 
+// appOf is the app this site's logins of flow are made with.
+func (wl *webLogin) appOf(flow string) string {
+	switch flow {
+	case flowOA:
+		return wl.oaApp
+	case flowQR:
+		return wl.qrApp
+	}
+	return ""
+}
+
 // inWeChat reports whether the browser is WeChat's own.
 func inWeChat(r *http.Request) bool { return strings.Contains(r.UserAgent(), "MicroMessenger") }
 
@@ -97,6 +111,7 @@ var (
 	errBadTicket     = apierr.InvalidRequest.WithMessage("The handoff link is malformed.")
 	errUsedTicket    = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
 	errForeignTicket = apierr.InvalidRequest.WithMessage("This handoff link was made by another site: ask the mini program for a link to this one.")
+	errOtherSite     = apierr.InvalidRequest.WithMessage("This login was started on another site: start the login again here.")
 )
 
 // webCodeRefused is invalid_code's message on the web, where there is no
@@ -203,7 +218,7 @@ const webUnavailable = "The login could not be finished (WeChat or the session s
 
 func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow string, err error) {
 	wl := h.web
-	_, https := siteOf(r)
+	site, https := siteOf(r)
 	q := r.URL.Query()
 	state := q.Get("state")
 	if !weblogin.ValidState(state) {
@@ -230,6 +245,15 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 		return "", errUnknownState
 	}
 	audit.Noted(r, rec.AppID, "", "")
+	// The store of one-time values may be shared with other sites: a login
+	// finishes only on a site with the app it began with and that may
+	// return where it was to go.
+	if rec.AppID != wl.appOf(rec.Flow) {
+		return rec.Flow, errOtherSite
+	}
+	if _, err := wl.returnTo.Check(rec.ReturnTo, site); err != nil {
+		return rec.Flow, errOtherSite
+	}
 	// Login CSRF: the state must be this browser's. WeChat's browser may
 	// drop the cookie between here and WeChat, so there, only for a login
 	// begun inside WeChat (the Official Account's) and only when the
@@ -252,6 +276,17 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 	}
 	if !apierr.ValidCode(code) {
 		return rec.Flow, errBadWebCode
+	}
+	// A code makes one session, whatever state it comes back with: one
+	// seen before is refused as WeChat refuses a used one, and a fake
+	// WeChat (the sandbox) or a slow one cannot make it two.
+	digest := sha256.Sum256([]byte(rec.AppID + "\x00" + code))
+	switch err := wl.once.PutOnce(r.Context(), codeKeyPrefix+hex.EncodeToString(digest[:]), nil, weblogin.StateTTL); {
+	case errors.Is(err, weblogin.ErrExists):
+		return rec.Flow, apierr.InvalidCode.WithMessage(webCodeRefused)
+	case err != nil:
+		h.logger.Warn("web login code not recorded", zap.Error(err))
+		return rec.Flow, apierr.StoreUnavailable
 	}
 	who, werr := wl.auth.WebLogin(r.Context(), rec.AppID, code)
 	if werr != nil {

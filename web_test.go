@@ -409,7 +409,13 @@ func openInWeChat(h *Handler, method, u string) (*discardWriter, error) {
 // sandbox's WeChat page and returns the callback URL, not yet loaded.
 func sandboxCallback(t *testing.T, h *Handler, userAgent string) string {
 	t.Helper()
-	u := "http://api.example.com" + h.RoutePrefix + "/web/login?user=mallory"
+	return sandboxCallbackWith(t, h, userAgent, "user=mallory")
+}
+
+// sandboxCallbackWith is sandboxCallback with the login's query.
+func sandboxCallbackWith(t *testing.T, h *Handler, userAgent, query string) string {
+	t.Helper()
+	u := "http://api.example.com" + h.RoutePrefix + "/web/login?" + query
 	for range 2 {
 		w := newDiscardWriter()
 		r, _ := http.NewRequest(http.MethodGet, u, nil)
@@ -606,7 +612,7 @@ func TestWebCallbackUnavailableSaysStartAgain(t *testing.T) {
 		hdr.Add("Cookie", c.Name+"="+c.Value)
 	}
 	s.fake.HostileNext(wechattest.PathOAuthAccessToken, wechattest.EchoHTML)
-	cb := "http://api.example.com" + h.RoutePrefix + "/web/callback?code=0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P&state=" + state
+	cb := "http://api.example.com" + h.RoutePrefix + "/web/callback?code=0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5Q&state=" + state
 	w := s.serve(http.MethodGet, cb, "", "", hdr)
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"wechat_unavailable"`) {
 		t.Fatalf("callback with WeChat down: %d %s", w.Code, w.Body)
@@ -617,5 +623,73 @@ func TestWebCallbackUnavailableSaysStartAgain(t *testing.T) {
 	// It is so: the same callback again is an unknown login.
 	if again := s.serve(http.MethodGet, cb, "", "", hdr); again.Code != http.StatusBadRequest {
 		t.Fatalf("the callback loaded again: %d %s", again.Code, again.Body)
+	}
+}
+
+// A login finishes only on a site of the app it began with that may
+// return where it was to go: the store of one-time values may be shared
+// with other sites, and another site's callback must not make a session
+// of an app it does not serve, nor send the browser where it may not. A
+// refused state is spent.
+func TestWebCallbackOfAnotherSiteIsRefused(t *testing.T) {
+	a := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.ReturnTo = []string{"http://api.example.com/", "https://elsewhere.example/"}
+	})
+	otherApp := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.OAApp = "wxd3d3d3d3d3d3d3d3"
+	})
+	narrower := newBenchHandler(t, benchWeb) // a's app, return_to the site only
+	for _, tt := range []struct {
+		name   string
+		finish *Handler
+		query  string
+	}{
+		{"another app", otherApp, "user=mallory"},
+		{"a return_to the finishing site refuses", narrower, "user=mallory&return_to=https://elsewhere.example/x"},
+	} {
+		cb := sandboxCallbackWith(t, a, weChatUA, tt.query)
+		w, err := openInWeChat(tt.finish, http.MethodGet, cb)
+		if err != nil || w.status != http.StatusBadRequest || len(w.hdr["Set-Cookie"]) != 0 || !strings.Contains(string(w.body), "another site") {
+			t.Errorf("%s: status %d, err %v, Set-Cookie %q: %s", tt.name, w.status, err, w.hdr["Set-Cookie"], w.body)
+		}
+		if w, _ := openInWeChat(a, http.MethodGet, cb); w.status != http.StatusBadRequest {
+			t.Errorf("%s: the refused state then finished at its site: %d %s", tt.name, w.status, w.body)
+		}
+	}
+	cb := sandboxCallbackWith(t, a, weChatUA, "user=mallory&return_to=https://elsewhere.example/x")
+	if w, err := openInWeChat(a, http.MethodGet, cb); err != nil || w.status != http.StatusFound || w.hdr.Get("Location") != "https://elsewhere.example/x" {
+		t.Fatalf("at its site: %d to %q, err %v: %s", w.status, w.hdr.Get("Location"), err, w.body)
+	}
+}
+
+// A code makes one session, whatever state it comes back with: a second
+// login finished with the first one's code is refused as WeChat refuses a
+// used code, even where the code would be taken again (the sandbox).
+func TestWebCodeMakesOneSession(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	first, err := url.Parse(sandboxCallback(t, h, weChatUA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := url.Parse(sandboxCallback(t, h, weChatUA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := second.Query()
+	q.Set("code", first.Query().Get("code"))
+	second.RawQuery = q.Encode()
+	if w, err := openInWeChat(h, http.MethodGet, first.String()); err != nil || w.status != http.StatusFound {
+		t.Fatalf("the first login: status %d, err %v: %s", w.status, err, w.body)
+	}
+	w, err := openInWeChat(h, http.MethodGet, second.String())
+	if err != nil || w.status != http.StatusUnauthorized || len(w.hdr["Set-Cookie"]) > 1 || !strings.Contains(string(w.body), `"invalid_code"`) {
+		t.Fatalf("another login with the same code: status %d, err %v, Set-Cookie %q: %s", w.status, err, w.hdr["Set-Cookie"], w.body)
+	}
+	for _, line := range w.hdr["Set-Cookie"] {
+		if strings.HasPrefix(line, weblogin.SessionCookieHTTP+"=") {
+			t.Fatalf("another login with the same code set a session: %q", line)
+		}
 	}
 }
