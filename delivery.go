@@ -305,14 +305,12 @@ func (p *pooledOutbox) dropSigner(s *assertion.Signer, to string) {
 
 // prepare signs a delivery attempt to the upstream to with the event's
 // signer. An event whose signer no handler holds any more (a reload
-// rotated the assertion key) is signed by the newest signer held for the
-// same upstream, as that upstream now expects, never by another
-// upstream's; with none it goes unsigned, and an upstream that requires
-// the assertion refuses it and it is retried as any refused delivery.
+// rotated the assertion key), or that had none (a reload turned the
+// assertion on, or moved its receiver to an upstream that expects it), is
+// signed by the newest signer held for the same upstream, as that
+// upstream now expects, never by another upstream's; with none it goes
+// unsigned.
 func (p *pooledOutbox) prepare(signer, to string, h http.Header) {
-	if signer == "" {
-		return
-	}
 	p.mu.Lock()
 	var held, newest *heldSigner
 	for _, c := range p.signers {

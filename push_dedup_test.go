@@ -225,10 +225,10 @@ func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
 	}
 }
 
-// An event queued under a signer that a reload rotated away is signed by
-// the newest signer held for the same upstream, not sent unsigned, and
-// never by the signer of another upstream; with none held for its
-// upstream it goes out unsigned.
+// An event queued under a signer that a reload rotated away, or under
+// none, is signed by the newest signer held for the same upstream, not
+// sent unsigned, and never by the signer of another upstream; with none
+// held for its upstream it goes out unsigned.
 func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	newSigner := func() *assertion.Signer {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -259,6 +259,14 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	p.prepare(signerID(old), a, h)
 	if kid := kidOf(h); kid != cur.Kid() {
 		t.Fatalf("the event of the rotated signer: signed with kid %q, want the current signer's %q", kid, cur.Kid())
+	}
+	// An event queued with no signer (the assertion turned on since, or
+	// its receiver moved to this upstream) is signed as the upstream
+	// expects now.
+	h = http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
+	p.prepare("", a, h)
+	if kid := kidOf(h); kid != cur.Kid() {
+		t.Fatalf("an event without a signer: signed with kid %q, want the current signer's %q", kid, cur.Kid())
 	}
 	// The event's own signer, still held, signs it whatever else is.
 	h = http.Header{"X-Wx-Openid": {"oUser1"}}
