@@ -136,12 +136,13 @@ type Config struct {
 	// An attempt is cut where the claim would lapse less that margin,
 	// whatever the event's own timeout; Cover raises it.
 	Lease time.Duration
-	// PollInterval is how often workers look for due events (default 1 s).
+	// PollInterval is how often workers look for due events (default 1 s);
+	// a worker that finishes an attempt looks at once.
 	PollInterval time.Duration
 	// Backoff is the wait before retry number attempt (default
 	// DefaultBackoff).
 	Backoff func(attempt int) time.Duration
-	// Workers bounds concurrent outbox deliveries (default 4).
+	// Workers bounds concurrent outbox deliveries (default 16).
 	Workers int
 	// Route, when set, gives the URL each attempt of an event goes to,
 	// from its Receiver and To (To when unset): a reload or a restart may
@@ -173,7 +174,8 @@ type Outbox struct {
 	loop     sync.WaitGroup // the polling loop
 	inflight sync.WaitGroup // outbox deliveries
 	slots    chan struct{}
-	lease    atomic.Int64 // a worker's claim, ns (Config.Lease, or more: Cover)
+	wake     chan struct{} // a worker is free: claim more before the tick
+	lease    atomic.Int64  // a worker's claim, ns (Config.Lease, or more: Cover)
 	// Owned by the polling loop.
 	kinds     map[string]bool // kinds whose pending count was reported
 	storeDown bool            // the last poll failed (logged once)
@@ -212,7 +214,7 @@ func New(store Store, cfg Config) *Outbox {
 		cfg.Backoff = DefaultBackoff
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 16
 	}
 	client := cfg.Client
 	if client == nil {
@@ -223,7 +225,7 @@ func New(store Store, cfg Config) *Outbox {
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	o := &Outbox{
 		store: store, cfg: cfg, log: cfg.Logger, obs: cfg.Observer, client: &c,
-		slots: make(chan struct{}, cfg.Workers),
+		slots: make(chan struct{}, cfg.Workers), wake: make(chan struct{}, 1),
 		kinds: make(map[string]bool),
 	}
 	o.lease.Store(int64(cfg.Lease))

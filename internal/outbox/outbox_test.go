@@ -417,3 +417,30 @@ func TestRecordWithoutItsDeadlineKeepsTheConfigs(t *testing.T) {
 		t.Fatalf("retried until %v after it was taken, want the Config's hour", d)
 	}
 }
+
+// A backlog drains as fast as the upstream takes it: a worker that
+// finishes claims the next due event at once, not at the next poll, so an
+// upstream back from a deploy gets its queued events within seconds, not
+// Workers per PollInterval.
+func TestBacklogDrainsWithoutWaitingForThePoll(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.down.Store(true)
+			cfg := testConfig(newCounter(), nil)
+			cfg.PollInterval, cfg.Workers = time.Second, 4
+			o := start(t, New(b.store(t), cfg))
+			const n = 40
+			for i := range n {
+				accept(t, o, up.event(fmt.Sprintf("b%d", i)), Queued)
+			}
+			up.down.Store(false)
+			back := time.Now()
+			for i := range n {
+				// 4 per poll would take 10 s.
+				up.waitCount(t, fmt.Sprintf("b%d", i), 1, 4*time.Second-time.Since(back))
+			}
+			t.Logf("%d queued events delivered %v after the upstream's return", n, time.Since(back))
+		})
+	}
+}

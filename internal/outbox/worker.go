@@ -10,33 +10,34 @@ import (
 // storeTimeout bounds one store call of a worker.
 const storeTimeout = 5 * time.Second
 
-// run polls for due events until stop closes.
+// run polls for due events until stop closes: every PollInterval, and
+// whenever a worker finishes an attempt, so a backlog drains as fast as
+// the upstream takes it, not a batch of Workers per interval.
 func (o *Outbox) run(stop chan struct{}) {
 	defer o.loop.Done()
 	t := time.NewTicker(o.cfg.PollInterval)
 	defer t.Stop()
+	report := true
 	for {
-		o.poll(stop)
+		o.poll(stop, report)
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+			report = true
+		case <-o.wake:
+			report = false
 		}
 	}
 }
 
-// poll reports the pending counts and claims as many due events as there
-// are free workers.
-func (o *Outbox) poll(stop chan struct{}) {
+// poll reports the pending counts (when report) and claims as many due
+// events as there are free workers.
+func (o *Outbox) poll(stop chan struct{}, report bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if counts, err := o.store.pending(ctx); err == nil {
-		for k := range counts {
-			o.kinds[k] = true
-		}
-		for k := range o.kinds {
-			o.obs.Pending(k, counts[k])
-		}
+	if report { // on the tick only: a count may read the whole outbox
+		o.report(ctx)
 	}
 	lease := time.Duration(o.lease.Load())
 	free := o.cfg.Workers - len(o.slots)
@@ -66,9 +67,30 @@ func (o *Outbox) poll(stop chan struct{}) {
 		o.slots <- struct{}{}
 		o.inflight.Add(1)
 		go func() {
-			defer func() { <-o.slots; o.inflight.Done() }()
+			defer func() {
+				<-o.slots
+				o.inflight.Done()
+				select {
+				case o.wake <- struct{}{}:
+				default: // a wake is pending already
+				}
+			}()
 			o.attempt(c, lease)
 		}()
+	}
+}
+
+// report gives the observer the pending count of each kind seen.
+func (o *Outbox) report(ctx context.Context) {
+	counts, err := o.store.pending(ctx)
+	if err != nil {
+		return
+	}
+	for k := range counts {
+		o.kinds[k] = true
+	}
+	for k := range o.kinds {
+		o.obs.Pending(k, counts[k])
 	}
 }
 
