@@ -288,13 +288,14 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		return Result{Status: Busy}, nil
 	}
 	first := time.Now()
-	// The attempt leaves time to queue the event should it fail: as much
-	// as claiming took, the store's pace of the moment. When the claim
+	// The attempt leaves time to queue the event should it fail: two of
+	// the claim's round trips at the store's pace of the moment (Redis
+	// queues with a script and then a replica check). When the claim
 	// failed, the store is down and queueing would fail too: the attempt
 	// is the event's only chance and takes all the time left.
 	left := time.Until(start.Add(o.cfg.AnswerWithin))
 	if claimed {
-		left -= first.Sub(start)
+		left -= 2 * first.Sub(start)
 	}
 	attempt := min(timeout, left)
 	rec := &record{
