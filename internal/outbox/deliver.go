@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,7 +40,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return 0, nil, withoutQuery(err)
+		return 0, nil, shownError(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
@@ -59,17 +60,29 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	return resp.StatusCode, body, nil
 }
 
-// withoutQuery drops the query from the URL a transport error quotes: the
-// upstream's URL may carry a key there (?key=…), and the error is logged
-// and returned to the receiver. net/http already hides a password.
-func withoutQuery(err error) error {
+// errUnreadable stands for a transport error that quotes the upstream's
+// answer.
+var errUnreadable = errors.New("the upstream's answer is not HTTP that can be read")
+
+// shownError is a transport error as it may be logged and returned to the
+// receiver: the URL without its query (the upstream's URL may carry a key
+// there, ?key=…; net/http already hides a password), and none of the
+// upstream's own bytes, which net/http quotes when an answer is malformed
+// (they may be message content). Network errors, timeouts and a closed
+// connection say what they are.
+func shownError(err error) error {
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		if i := strings.IndexByte(ue.URL, '?'); i >= 0 {
-			ue.URL = ue.URL[:i]
-		}
+	if !errors.As(err, &ue) {
+		return errUnreadable
 	}
-	return err
+	u, _, _ := strings.Cut(ue.URL, "?")
+	cause := ue.Err
+	var ne net.Error
+	if !errors.As(cause, &ne) && !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, context.Canceled) &&
+		!errors.Is(cause, io.EOF) && !errors.Is(cause, io.ErrUnexpectedEOF) {
+		cause = errUnreadable
+	}
+	return &url.Error{Op: ue.Op, URL: u, Err: cause}
 }
 
 func httpURL(s string) bool {

@@ -3,6 +3,8 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,5 +74,53 @@ func TestDeliveryErrorsLeaveOutTheUpstreamQuery(t *testing.T) {
 				t.Errorf("log %q field %s holds the upstream's query", e.Message, f.Key)
 			}
 		}
+	}
+}
+
+// An upstream whose answer is not HTTP gets its bytes quoted by net/http
+// ("malformed HTTP status code …"); they may be message content, so
+// neither Accept's error nor any log line carries them, while a refused
+// connection still says what it is.
+func TestDeliveryErrorsLeaveOutTheUpstreamsBytes(t *testing.T) {
+	const secret = "reply-content-42"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				io.WriteString(c, "HTTP/1.1 "+secret+" OK\r\n\r\n")
+			}()
+		}
+	}()
+	log, logs := observedLogger()
+	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, log))
+	_, err = o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: "http://" + ln.Addr().String() + "/push", Body: []byte("<xml/>")})
+	if err == nil {
+		t.Fatal("Accept succeeded with a garbled upstream and the outbox refusing")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("Accept's error holds the upstream's bytes: %v", err)
+	}
+	for _, e := range logs.All() {
+		for _, f := range e.Context {
+			if strings.Contains(f.String, secret) || (f.Interface != nil && strings.Contains(fmt.Sprint(f.Interface), secret)) {
+				t.Errorf("log %q field %s holds the upstream's bytes", e.Message, f.Key)
+			}
+		}
+	}
+	ln.Close()
+	_, err = o.Accept(context.Background(), Event{Kind: "push", ID: "m2", To: "http://" + ln.Addr().String() + "/push", Body: []byte("<xml/>")})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("a refused connection: %v, want it named", err)
 	}
 }
