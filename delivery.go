@@ -77,7 +77,12 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 		return nil, fmt.Errorf("%s: metrics: %w", s.Module, err)
 	}
 	d := &delivery{s: s, conn: conn, storage: ctx.Storage(), log: ctx.Logger()}
+	// The memory store's outbox is Caddy's storage: a config with other
+	// storage (told by its description) has another outbox.
 	storeID := "memory"
+	if st, ok := d.storage.(fmt.Stringer); ok {
+		storeID += " " + st.String()
+	}
 	if conn != nil {
 		storeID = conn.ID
 	}

@@ -5,7 +5,7 @@ package caddytest
 //
 //	Caddy
 //	  globalOptions(extra)            the global block: admin localhost:2999, skip_install_trust,
-//	                                  http_port 9080, https_port 9443, grace_period, the run's storage,
+//	                                  http_port 9080, https_port 9443, grace_period, the storage (one per test),
 //	                                  persist_config off; extra lines appended
 //	  wechatSite(addr, directive, upstreamAddr, proxyBlock)
 //	                                  a site block: wechat_auth { directive } then reverse_proxy
@@ -107,6 +107,19 @@ var httpClient = &http.Client{
 // (persist_config off) over the user's autosaved config.
 var storageDir string
 
+// testStorage is the storage of t's top-level test, inside storageDir:
+// each test starts with an empty storage, so what one leaves behind
+// (events still queued for an upstream it has closed, generated keys)
+// never reaches another. Its subtests share it.
+func testStorage(t *testing.T) string {
+	root, _, _ := strings.Cut(t.Name(), "/")
+	dir := filepath.Join(storageDir, root)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // globalOptions returns Caddy's global options block for the tests, with
 // extra lines (such as a log block) appended.
 func globalOptions(extra string) string {
@@ -142,6 +155,7 @@ func wechatSite(addr, directive, upstreamAddr, proxyBlock string) string {
 // and stops the test if it does not load.
 func loadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
 	t.Helper()
+	caddyfile = strings.Replace(caddyfile, "storage file_system "+storageDir+"\n", "storage file_system "+testStorage(t)+"\n", 1)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
 	if t.Failed() {

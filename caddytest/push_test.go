@@ -736,6 +736,22 @@ func TestPushQueuedPushSurvivesAReload(t *testing.T) {
 	}
 }
 
+// TestPushQueuedPushFollowsANewTo: a reload that gives the app's receiver
+// another `to` (the old upstream moved, or was a typo) sends the pushes
+// queued for the old one to the new one; WeChat was told they were taken.
+func TestPushQueuedPushFollowsANewTo(t *testing.T) {
+	old, cur := startPushUpstream(t), startPushUpstream(t)
+	old.Down()
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(old.URL, "")))
+	p := safePush(false)
+	wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000p", "to the new upstream")))
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(cur.URL, "")))
+	cur.WaitFor(1, 15*time.Second)
+	if got := cur.Got(); len(got) != 1 || !strings.Contains(got[0].Body, "to the new upstream") {
+		t.Fatalf("the new upstream got %d deliveries, want the queued push once", len(got))
+	}
+}
+
 // TestPushTakenDuringAReloadIsDelivered: a reload changes the receiver's
 // settings (here its timeout) while a push's first delivery is still under
 // way on the old config. Once that delivery fails the push is queued and
