@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -36,10 +37,12 @@ func newBenchHandler(tb testing.TB, configure func(*Handler)) *Handler {
 }
 
 // benchContext is a Caddy context with storage in a temporary directory
-// and only errors logged.
+// and only errors logged. The contexts of one test share that directory,
+// as the configs of one Caddy share its storage (and so, with the memory
+// store, the delivery outbox).
 func benchContext(tb testing.TB) caddy.Context {
 	tb.Helper()
-	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": tb.TempDir()})
+	storage, _ := json.Marshal(map[string]string{"module": "file_system", "root": testStorageDir(tb)})
 	ctx, err := caddy.ProvisionContext(&caddy.Config{
 		StorageRaw: storage,
 		Logging:    &caddy.Logging{Logs: map[string]*caddy.CustomLog{"default": {BaseLog: caddy.BaseLog{Level: "ERROR"}}}},
@@ -48,6 +51,20 @@ func benchContext(tb testing.TB) caddy.Context {
 		tb.Fatal(err)
 	}
 	return ctx
+}
+
+// storageDirs are the tests' storage directories (testStorageDir).
+var storageDirs sync.Map // testing.TB → string
+
+// testStorageDir is tb's storage directory, made by its first call.
+func testStorageDir(tb testing.TB) string {
+	if dir, ok := storageDirs.Load(tb); ok {
+		return dir.(string)
+	}
+	dir := tb.TempDir()
+	storageDirs.Store(tb, dir)
+	tb.Cleanup(func() { storageDirs.Delete(tb) })
+	return dir
 }
 
 // benchLogin logs in through ServeHTTP and returns the token.
