@@ -77,12 +77,7 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 		return nil, fmt.Errorf("%s: metrics: %w", s.Module, err)
 	}
 	d := &delivery{s: s, conn: conn, storage: ctx.Storage(), log: ctx.Logger()}
-	// The memory store's outbox is Caddy's storage: a config with other
-	// storage (told by its description) has another outbox.
 	storeID := "memory"
-	if st, ok := d.storage.(fmt.Stringer); ok {
-		storeID += " " + st.String()
-	}
 	if conn != nil {
 		storeID = conn.ID
 	}
@@ -217,7 +212,7 @@ type heldReceiver struct{ receiver, to string }
 // hold records that a handler of settings s uses the outbox: its signer
 // and its receiver's upstream.
 func (p *pooledOutbox) hold(s deliverySettings) {
-	p.addSigner(s.Assertion, s.To)
+	p.addSigner(s.Assertion, s.Receiver, s.To)
 	p.mu.Lock()
 	p.receivers[heldReceiver{s.Receiver, s.To}]++
 	p.mu.Unlock()
@@ -225,7 +220,7 @@ func (p *pooledOutbox) hold(s deliverySettings) {
 
 // drop gives back what hold took.
 func (p *pooledOutbox) drop(s deliverySettings) {
-	p.dropSigner(s.Assertion, s.To)
+	p.dropSigner(s.Assertion, s.Receiver, s.To)
 	p.mu.Lock()
 	k := heldReceiver{s.Receiver, s.To}
 	if p.receivers[k]--; p.receivers[k] <= 0 {
@@ -264,43 +259,48 @@ func (p *pooledOutbox) route(receiver, to string) string {
 }
 
 // heldSigner is an assertion signer a handler of the outbox signs its
-// deliveries to the upstream to with, with how many such handlers hold it
-// and when it was first held. They are kept by signerID and to.
+// receiver's deliveries to the upstream to with, with how many such
+// handlers hold it and when it was first held. They are kept by signerID,
+// receiver and to.
 type heldSigner struct {
-	signer *assertion.Signer
-	id     string // signerID
-	to     string
-	holds  int
-	seq    uint64
+	signer   *assertion.Signer
+	id       string // signerID
+	receiver string
+	to       string
+	holds    int
+	seq      uint64
+}
+
+func heldKey(s *assertion.Signer, receiver, to string) string {
+	return signerID(s) + "\x00" + receiver + "\x00" + to
 }
 
 // addSigner makes s sign the deliveries of the events that name it, the
 // queued ones of earlier configs and other instances included, for as
-// long as a handler delivering to to holds it.
-func (p *pooledOutbox) addSigner(s *assertion.Signer, to string) {
+// long as a handler of receiver delivering to to holds it.
+func (p *pooledOutbox) addSigner(s *assertion.Signer, receiver, to string) {
 	if s == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	id := signerID(s)
-	key := id + "\x00" + to
+	key := heldKey(s, receiver, to)
 	if h, ok := p.signers[key]; ok {
 		h.holds++
 		return
 	}
 	p.seq++
-	p.signers[key] = &heldSigner{signer: s, id: id, to: to, holds: 1, seq: p.seq}
+	p.signers[key] = &heldSigner{signer: s, id: signerID(s), receiver: receiver, to: to, holds: 1, seq: p.seq}
 }
 
-// dropSigner gives back a hold on s for to.
-func (p *pooledOutbox) dropSigner(s *assertion.Signer, to string) {
+// dropSigner gives back a hold on s for receiver and to.
+func (p *pooledOutbox) dropSigner(s *assertion.Signer, receiver, to string) {
 	if s == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := signerID(s) + "\x00" + to
+	key := heldKey(s, receiver, to)
 	if h, ok := p.signers[key]; ok {
 		if h.holds--; h.holds <= 0 {
 			delete(p.signers, key)
@@ -308,22 +308,27 @@ func (p *pooledOutbox) dropSigner(s *assertion.Signer, to string) {
 	}
 }
 
-// prepare signs a delivery attempt to the upstream to with the event's
-// signer. An event whose signer no handler holds any more (a reload
-// rotated the assertion key), or that had none (a reload turned the
-// assertion on, or moved its receiver to an upstream that expects it), is
-// signed by the newest signer held for the same upstream, as that
-// upstream now expects, never by another upstream's; with none it goes
-// unsigned.
-func (p *pooledOutbox) prepare(signer, to string, h http.Header) {
+// prepare signs a delivery attempt of an event of receiver to the
+// upstream to. The event's own signer signs it while a handler holds it
+// for that upstream. Otherwise (a reload rotated the key away, turned the
+// assertion on, or moved the receiver to this upstream) the newest signer
+// a handler of the same receiver holds for this upstream signs it, as the
+// upstream now expects: never a signer held only for another upstream,
+// nor another receiver's. With none it goes unsigned, as the deliveries
+// of a receiver without assertion do. An event queued before events named
+// their receiver takes the newest signer held for its upstream.
+func (p *pooledOutbox) prepare(signer, receiver, to string, h http.Header) {
 	p.mu.Lock()
 	var held, newest *heldSigner
 	for _, c := range p.signers {
-		if c.id == signer {
+		if c.to != to {
+			continue
+		}
+		if signer != "" && c.id == signer {
 			held = c
 			break
 		}
-		if c.to == to && (newest == nil || c.seq > newest.seq) {
+		if (c.receiver == receiver || receiver == "") && (newest == nil || c.seq > newest.seq) {
 			newest = c
 		}
 	}

@@ -226,9 +226,10 @@ func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
 }
 
 // An event queued under a signer that a reload rotated away, or under
-// none, is signed by the newest signer held for the same upstream, not
-// sent unsigned, and never by the signer of another upstream; with none
-// held for its upstream it goes out unsigned.
+// none, is signed by the newest signer its receiver's handlers hold for
+// its upstream, not sent unsigned; never by a signer held only for
+// another upstream or by another receiver, and a receiver without
+// assertion sends its events unsigned even beside one with it.
 func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	newSigner := func() *assertion.Signer {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -242,12 +243,13 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 		return s
 	}
 	const a, b = "http://10.0.0.1/push", "http://10.0.0.2/push"
+	const app, otherApp = "wxa000000000000001", "wxb000000000000002"
 	old, cur, other := newSigner(), newSigner(), newSigner()
 	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
-	p.addSigner(old, a)
-	p.addSigner(cur, a)
-	p.addSigner(other, b) // newer, of another upstream
-	p.dropSigner(old, a)
+	p.addSigner(old, app, a)
+	p.addSigner(cur, app, a)
+	p.addSigner(other, app, b) // newer, of another upstream
+	p.dropSigner(old, app, a)
 	kidOf := func(h http.Header) string {
 		got := strings.Join(h[cur.Header()], "")
 		if got == "" {
@@ -255,29 +257,33 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 		}
 		return jwtKid(t, got)
 	}
-	h := http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
-	p.prepare(signerID(old), a, h)
-	if kid := kidOf(h); kid != cur.Kid() {
+	sign := func(signer, receiver, to string) string {
+		h := http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {app}}
+		p.prepare(signer, receiver, to, h)
+		return kidOf(h)
+	}
+	if kid := sign(signerID(old), app, a); kid != cur.Kid() {
 		t.Fatalf("the event of the rotated signer: signed with kid %q, want the current signer's %q", kid, cur.Kid())
 	}
 	// An event queued with no signer (the assertion turned on since, or
 	// its receiver moved to this upstream) is signed as the upstream
-	// expects now.
-	h = http.Header{"X-Wx-Openid": {"oUser1"}, "X-Wx-Appid": {"wxa000000000000001"}}
-	p.prepare("", a, h)
-	if kid := kidOf(h); kid != cur.Kid() {
+	// expects now; another receiver's, without assertion, is not.
+	if kid := sign("", app, a); kid != cur.Kid() {
 		t.Fatalf("an event without a signer: signed with kid %q, want the current signer's %q", kid, cur.Kid())
 	}
-	// The event's own signer, still held, signs it whatever else is.
-	h = http.Header{"X-Wx-Openid": {"oUser1"}}
-	p.prepare(signerID(other), b, h)
-	if kid := kidOf(h); kid != other.Kid() {
+	if kid := sign("", otherApp, a); kid != "" {
+		t.Fatalf("a receiver without assertion: its event signed with kid %q, another receiver's", kid)
+	}
+	// The event's own signer, held for its upstream, signs it whatever
+	// else is; held only for another upstream, it does not.
+	if kid := sign(signerID(other), app, b); kid != other.Kid() {
 		t.Fatalf("an event of a held signer: signed with kid %q, want %q", kid, other.Kid())
 	}
-	p.dropSigner(cur, a)
-	h = http.Header{"X-Wx-Openid": {"oUser1"}}
-	p.prepare(signerID(old), a, h)
-	if kid := kidOf(h); kid != "" {
+	if kid := sign(signerID(other), app, a); kid != cur.Kid() {
+		t.Fatalf("an event moved to %s: signed with kid %q, want that upstream's %q", a, kid, cur.Kid())
+	}
+	p.dropSigner(cur, app, a)
+	if kid := sign(signerID(old), app, a); kid != "" {
 		t.Fatalf("signed with kid %q, a signer of another upstream", kid)
 	}
 }

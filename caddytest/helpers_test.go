@@ -107,17 +107,32 @@ var httpClient = &http.Client{
 // (persist_config off) over the user's autosaved config.
 var storageDir string
 
-// testStorage is the storage of t's top-level test, inside storageDir:
-// each test starts with an empty storage, so what one leaves behind
-// (events still queued for an upstream it has closed, generated keys)
-// never reaches another. Its subtests share it.
-func testStorage(t *testing.T) string {
+// isolatedTest is the top-level test whose storage the in-process Caddy
+// last loaded.
+var isolatedTest string
+
+// isolate gives caddyfile the storage of t's top-level test, inside
+// storageDir, so that what one test leaves behind (events still queued
+// for an upstream it has closed, generated keys) never reaches another;
+// its subtests share it. A test's first load is preceded by a config with
+// no sites: the previous test's handlers are cleaned up and its delivery
+// outboxes, which outlive reloads, stop.
+func isolate(t *testing.T, caddyfile string) string {
+	t.Helper()
+	shared := "storage file_system " + storageDir + "\n"
+	if !strings.Contains(caddyfile, shared) {
+		return caddyfile // loadError's configs, or a storage of its own
+	}
 	root, _, _ := strings.Cut(t.Name(), "/")
 	dir := filepath.Join(storageDir, root)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+	if root != isolatedTest {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		caddytest.NewTester(t).InitServer(globalOptions(""), "caddyfile")
+		isolatedTest = root
 	}
-	return dir
+	return strings.Replace(caddyfile, shared, "storage file_system "+dir+"\n", 1)
 }
 
 // globalOptions returns Caddy's global options block for the tests, with
@@ -155,7 +170,7 @@ func wechatSite(addr, directive, upstreamAddr, proxyBlock string) string {
 // and stops the test if it does not load.
 func loadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
 	t.Helper()
-	caddyfile = strings.Replace(caddyfile, "storage file_system "+storageDir+"\n", "storage file_system "+testStorage(t)+"\n", 1)
+	caddyfile = isolate(t, caddyfile)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
 	if t.Failed() {

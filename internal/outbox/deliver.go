@@ -3,6 +3,8 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +38,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 		req.Header[k] = v
 	}
 	if o.cfg.Prepare != nil {
-		o.cfg.Prepare(signer, to, req.Header)
+		o.cfg.Prepare(signer, r.Receiver, to, req.Header)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
@@ -60,16 +62,16 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	return resp.StatusCode, body, nil
 }
 
-// errUnreadable stands for a transport error that quotes the upstream's
-// answer.
-var errUnreadable = errors.New("the upstream's answer is not HTTP that can be read")
+// errUnreadable stands for a transport error that may quote the
+// upstream's answer.
+var errUnreadable = errors.New("the upstream's answer could not be read (net/http's words withheld: they may quote it)")
 
 // shownError is a transport error as it may be logged and returned to the
 // receiver: the URL without its query (the upstream's URL may carry a key
 // there, ?key=…; net/http already hides a password), and none of the
 // upstream's own bytes, which net/http quotes when an answer is malformed
-// (they may be message content). Network errors, timeouts and a closed
-// connection say what they are.
+// (they may be message content). Network, TLS and certificate errors,
+// timeouts and a closed connection say what they are.
 func shownError(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
@@ -77,12 +79,34 @@ func shownError(err error) error {
 	}
 	u, _, _ := strings.Cut(ue.URL, "?")
 	cause := ue.Err
-	var ne net.Error
-	if !errors.As(cause, &ne) && !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, context.Canceled) &&
-		!errors.Is(cause, io.EOF) && !errors.Is(cause, io.ErrUnexpectedEOF) {
+	if !sayable(cause) {
 		cause = errUnreadable
 	}
 	return &url.Error{Op: ue.Op, URL: u, Err: cause}
+}
+
+// sayable reports whether a transport error's text holds none of the
+// upstream's bytes.
+func sayable(err error) bool {
+	var (
+		ne  net.Error
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		he  x509.HostnameError
+		cie x509.CertificateInvalidError
+		rhe tls.RecordHeaderError
+		ae  tls.AlertError
+	)
+	switch {
+	case errors.As(err, &ne), errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &he),
+		errors.As(err, &cie), errors.As(err, &rhe), errors.As(err, &ae):
+		return true
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	// net/http's own sentence, with nothing of the answer in it.
+	return err.Error() == "http: server gave HTTP response to HTTPS client"
 }
 
 func httpURL(s string) bool {

@@ -124,3 +124,15 @@ func TestDeliveryErrorsLeaveOutTheUpstreamsBytes(t *testing.T) {
 		t.Errorf("a refused connection: %v, want it named", err)
 	}
 }
+
+// Withholding net/http's words keeps what an operator needs: an upstream
+// whose certificate is not trusted is named as such.
+func TestDeliveryErrorsStillNameTLSFailures(t *testing.T) {
+	up := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate of its own CA
+	t.Cleanup(up.Close)
+	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, nil))
+	_, err := o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: up.URL + "/push", Body: []byte("<xml/>")})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("an untrusted certificate: %v, want it named", err)
+	}
+}

@@ -124,9 +124,10 @@ type Config struct {
 	RetryFor time.Duration
 	// AnswerWithin is when Accept should have answered (default 4.5 s:
 	// WeChat and WeChat Pay wait 5 s, then count the try failed). A slow
-	// store shortens the first delivery attempt to fit, leaving as much
-	// time to queue the event as claiming it took; with none left, the
-	// event is queued without a first attempt. The store's own
+	// store shortens the first delivery attempt to fit, leaving time to
+	// queue the event: two of the claim's round trips, plus Redis's wait
+	// for a replica; with none left, the event is queued without a first
+	// attempt. The store's own
 	// operations are never cut: a store slower than that answers late.
 	AnswerWithin time.Duration
 	// DedupFor is how long an accepted id is remembered (default 24 h).
@@ -151,9 +152,10 @@ type Config struct {
 	// Prepare, when set, adds to the headers of each delivery attempt,
 	// the first and every retry, just before it is sent: what must be
 	// fresh (a signed assertion that lives a minute) is made here and
-	// never kept in the outbox. signer is the event's Signer; for an
-	// event queued before events named theirs, DefaultSigner.
-	Prepare func(signer, to string, h http.Header)
+	// never kept in the outbox. signer is the event's Signer (for an
+	// event queued before events named theirs, DefaultSigner), receiver
+	// its Receiver and to where the attempt goes (Route's pick).
+	Prepare func(signer, receiver, to string, h http.Header)
 	// DefaultSigner stands for the Signer of events kept before they
 	// carried their settings.
 	DefaultSigner string
@@ -290,12 +292,16 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	first := time.Now()
 	// The attempt leaves time to queue the event should it fail: two of
 	// the claim's round trips at the store's pace of the moment (Redis
-	// queues with a script and then a replica check). When the claim
-	// failed, the store is down and queueing would fail too: the attempt
-	// is the event's only chance and takes all the time left.
+	// queues with a script and then a replica check), and the longest
+	// wait for a replica. When the claim failed, the store is down and
+	// queueing would fail too: the attempt is the event's only chance and
+	// takes all the time left.
 	left := time.Until(start.Add(o.cfg.AnswerWithin))
 	if claimed {
 		left -= 2 * first.Sub(start)
+		if w, ok := o.store.(interface{ replicaWait() time.Duration }); ok {
+			left -= w.replicaWait()
+		}
 	}
 	attempt := min(timeout, left)
 	rec := &record{

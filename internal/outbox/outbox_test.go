@@ -290,7 +290,7 @@ func TestEventKeepsItsReceiversSettingsInAnyOutbox(t *testing.T) {
 			up.mu.Lock()
 			up.onRequest = func(r *http.Request) { signed.Delivery("sig", r.Header.Get("X-Sig")) }
 			up.mu.Unlock()
-			prepare := func(signer, _ string, h http.Header) {
+			prepare := func(signer, _, _ string, h http.Header) {
 				if signer != "" {
 					h.Set("X-Sig", signer)
 				}
@@ -452,5 +452,66 @@ func TestBacklogDrainsWithoutWaitingForThePoll(t *testing.T) {
 			}
 			t.Logf("%d queued events delivered %v after the upstream's return", n, time.Since(back))
 		})
+	}
+}
+
+// An outbox told to stop claims nothing more (its loop may pick a
+// worker's wake over the closed stop): an event claimed then and never
+// attempted would stay locked in the storage until the process exits,
+// and no other outbox could deliver it.
+func TestStoppedOutboxClaimsNothing(t *testing.T) {
+	up := newUpstream(t)
+	up.down.Store(true)
+	b := storageBackend(t)
+	cfg := testConfig(nil, nil)
+	cfg.PollInterval = time.Hour // no poll but the test's
+	o := start(t, New(b.store(t), cfg))
+	accept(t, o, up.event("m1"), Queued)
+	time.Sleep(2 * cfg.Backoff(0)) // due now
+	stop := make(chan struct{})
+	close(stop)
+	o.poll(stop, false)
+	up.down.Store(false)
+	start(t, New(b.store(t), testConfig(nil, nil)))
+	up.waitCount(t, "m1", 1, 3*time.Second)
+}
+
+// replicaStore queues as Redis with a replica in sync does: the write,
+// then up to its replicaWait for a replica to confirm it.
+type replicaStore struct {
+	slowStore
+	wait time.Duration
+}
+
+func (s replicaStore) replicaWait() time.Duration { return s.wait }
+
+func (s replicaStore) enqueue(ctx context.Context, key string, r *record, delay, keep time.Duration) error {
+	if err := s.slowStore.enqueue(ctx, key, r, delay, keep); err != nil {
+		return err
+	}
+	time.Sleep(s.wait) // no replica confirmed in time
+	return nil
+}
+
+// The first attempt also leaves Redis's wait for a replica, so a queued
+// event is answered in time when no replica confirms it.
+func TestAcceptLeavesTimeForTheReplicaWait(t *testing.T) {
+	up := newUpstream(t)
+	up.mu.Lock()
+	up.block = make(chan struct{}) // never answers
+	up.mu.Unlock()
+	t.Cleanup(func() { close(up.block) })
+	cfg := testConfig(nil, nil)
+	cfg.Timeout, cfg.AnswerWithin = time.Second, time.Second
+	b := storageBackend(t)
+	o := New(replicaStore{slowStore{Store: b.store(t), delay: 100 * time.Millisecond}, 400 * time.Millisecond}, cfg)
+	began := time.Now()
+	res, err := o.Accept(context.Background(), up.event("m1"))
+	// 1.3 s when only the claim's round trips were left for.
+	if took := time.Since(began); took > 1100*time.Millisecond {
+		t.Errorf("Accept answered after %v, want within 1.1 s", took)
+	}
+	if err != nil || res.Status != Queued {
+		t.Errorf("%v %v: want the event queued", res.Status, err)
 	}
 }

@@ -184,6 +184,9 @@ func (s *redisStore) primary(ctx context.Context) *redis.Client {
 	return nil
 }
 
+// replicaWait is the longest enqueue waits for a replica after writing.
+func (s *redisStore) replicaWait() time.Duration { return redisWaitTimeout }
+
 // waitReplica waits for one replica (WAIT 1) to have the writes made on
 // conn, when the primary has a replica in sync.
 func (s *redisStore) waitReplica(ctx context.Context, conn *redis.Conn) {

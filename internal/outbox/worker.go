@@ -32,11 +32,15 @@ func (o *Outbox) run(stop chan struct{}) {
 }
 
 // poll reports the pending counts (when report) and claims as many due
-// events as there are free workers.
+// events as there are free workers. Once stop is closed it claims none
+// (run may pick a pending wake over it).
 func (o *Outbox) poll(stop chan struct{}, report bool) {
+	if stopped(stop) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if report { // on the tick only: a count may read the whole outbox
+	if report { // on the tick only: the workers' wakes need no count
 		o.report(ctx)
 	}
 	lease := time.Duration(o.lease.Load())
@@ -57,12 +61,17 @@ func (o *Outbox) poll(stop chan struct{}, report bool) {
 		o.storeDown = false
 		o.log.Info("outbox: reading due events again")
 	}
-	for _, c := range batch {
-		select {
-		case <-stop:
-			// Not attempted: the claim lapses and the event is due again.
+	for i, c := range batch {
+		if stopped(stop) {
+			// Not attempted: given back, due at once for whichever outbox
+			// runs next (a storage lock would otherwise be held until the
+			// process exits).
+			for _, c := range batch[i:] {
+				if err := o.store.retry(ctx, c, 0); err != nil {
+					o.log.Warn("outbox: cannot give back an event not attempted; it is due again when its claim lapses", zap.Error(err))
+				}
+			}
 			return
-		default:
 		}
 		o.slots <- struct{}{}
 		o.inflight.Add(1)
@@ -77,6 +86,15 @@ func (o *Outbox) poll(stop chan struct{}, report bool) {
 			}()
 			o.attempt(c, lease)
 		}()
+	}
+}
+
+func stopped(stop chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }
 
