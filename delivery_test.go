@@ -41,9 +41,7 @@ func TestRouteFollowsTheReceiver(t *testing.T) {
 // queued to the new one: WeChat was told those pushes were taken, and the
 // old upstream may be gone for good.
 func TestQueuedPushFollowsItsReceiverToANewUpstream(t *testing.T) {
-	saved := deliveryBackoff
-	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
-	t.Cleanup(func() { deliveryBackoff = saved })
+	retryEvery100ms(t)
 	var (
 		mu  sync.Mutex
 		got = map[string]int{}
@@ -92,4 +90,11 @@ func TestQueuedPushFollowsItsReceiverToANewUpstream(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// retryEvery100ms makes the outboxes of t retry every 100 ms.
+func retryEvery100ms(t *testing.T) {
+	saved := deliveryBackoff
+	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
+	t.Cleanup(func() { deliveryBackoff = saved })
 }

@@ -158,9 +158,7 @@ func TestPushWithUnsendableHeaderIsRefused(t *testing.T) {
 // whoever retries it: the second one's shorter retry_for does not drop
 // it, and no retry goes unsigned.
 func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
-	saved := deliveryBackoff
-	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
-	t.Cleanup(func() { deliveryBackoff = saved })
+	retryEvery100ms(t)
 	var (
 		mu       sync.Mutex
 		down     = true
