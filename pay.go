@@ -71,6 +71,7 @@ type PayGateway struct {
 	// How long to wait for WeChat Pay. Default: 10s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	ctx      context.Context // done once the config is unloaded
 	logger   *zap.Logger
 	merchant *payMerchant
 	appids   map[string]bool // the apps an order may name
@@ -89,7 +90,7 @@ func (PayGateway) CaddyModule() caddy.ModuleInfo {
 // Provision takes the merchant from the wechat app and checks the allow
 // list.
 func (g *PayGateway) Provision(ctx caddy.Context) error {
-	g.logger = ctx.Logger()
+	g.ctx, g.logger = ctx, ctx.Logger()
 	if err := g.checkAllow(); err != nil {
 		return err
 	}
@@ -286,6 +287,7 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	w.WriteHeader(resp.StatusCode)
 	w.Write(answer)
 	metrics.PayRequests.WithLabelValues(label, payResult(resp.StatusCode, answer)).Inc()
+	g.sandboxRefunded(r.Method, p, resp.StatusCode, answer)
 	return nil
 }
 

@@ -317,7 +317,7 @@ func TestPaySandboxOrderFlowEndToEnd(t *testing.T) {
 %s`, testSigningKey, payMchID, logOption))+fmt.Sprintf(`
 %s {
 	wechat_pay {
-		allow /v3/pay/transactions/*
+		allow /v3/pay/transactions/* /v3/refund/domestic/refunds
 	}
 }
 %s {
@@ -376,6 +376,22 @@ func TestPaySandboxOrderFlowEndToEnd(t *testing.T) {
 		wantError(t, postJSON(t, siteBase+"/wx/sandbox/pay", other.Token, map[string]string{"prepay_id": answer.PrepayID}), 400, "invalid_request")
 	}
 	wantError(t, postJSON(t, siteBase+"/wx/sandbox/pay", "", map[string]string{"prepay_id": answer.PrepayID}), 401, "unauthorized")
+
+	// A refund through the gateway is followed, as at WeChat Pay, by its
+	// REFUND.SUCCESS callback to the refund's notify_url.
+	refund := map[string]any{
+		"out_trade_no": no, "out_refund_no": "R" + no, "notify_url": siteBase + payNotify,
+		"amount": map[string]any{"refund": 1, "total": 1, "currency": "CNY"},
+	}
+	r = send(t, "POST", siteBase2+"/v3/refund/domestic/refunds", h, string(mustJSON(t, refund)))
+	wantStatus(t, r, 200)
+	if !within(10*time.Second, func() bool { return len(up.notifications()) > 1 }) {
+		t.Fatal("no REFUND.SUCCESS reached the upstream within 10 s of the refund")
+	}
+	if body := up.notifications()[1].Body; !strings.Contains(body, `"event_type":"REFUND.SUCCESS"`) ||
+		!strings.Contains(body, `"refund_status":"SUCCESS"`) || !strings.Contains(body, `"out_refund_no":"R`+no+`"`) {
+		t.Fatalf("the refund's callback reached the upstream as %s", body)
+	}
 
 	if log := readFile(t, logPath); strings.Contains(log, answer.Payment["paySign"]) {
 		t.Fatal("the paySign is in the DEBUG log")
