@@ -68,6 +68,16 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
+// silentUpstream is an upstream that never answers (until the test ends).
+func silentUpstream(t testing.TB) *upstream {
+	up := newUpstream(t)
+	up.mu.Lock()
+	up.block = make(chan struct{})
+	up.mu.Unlock()
+	t.Cleanup(func() { close(up.block) })
+	return up
+}
+
 func (u *upstream) count(id string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -367,11 +367,7 @@ func (s slowStore) enqueue(ctx context.Context, key string, r *record, delay, ke
 // attempt, and answered as soon as the store allows: late, but queued
 // (WeChat's retry is then recognised), never dropped to be in time.
 func TestAcceptAnswersWithinItsBound(t *testing.T) {
-	up := newUpstream(t)
-	up.mu.Lock()
-	up.block = make(chan struct{}) // never answers
-	up.mu.Unlock()
-	t.Cleanup(func() { close(up.block) })
+	up := silentUpstream(t)
 	for _, tc := range []struct {
 		delay, within time.Duration
 		rounds        int
@@ -496,11 +492,7 @@ func (s replicaStore) enqueue(ctx context.Context, key string, r *record, delay,
 // The first attempt also leaves Redis's wait for a replica, so a queued
 // event is answered in time when no replica confirms it.
 func TestAcceptLeavesTimeForTheReplicaWait(t *testing.T) {
-	up := newUpstream(t)
-	up.mu.Lock()
-	up.block = make(chan struct{}) // never answers
-	up.mu.Unlock()
-	t.Cleanup(func() { close(up.block) })
+	up := silentUpstream(t)
 	cfg := testConfig(nil, nil)
 	cfg.Timeout, cfg.AnswerWithin = time.Second, time.Second
 	b := storageBackend(t)
