@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -690,7 +691,9 @@ func (h *Handler) provisionWeb() error {
 		return fmt.Errorf("wechat_auth: web: the platform has no web login")
 	}
 	once, ok := h.store.(weblogin.OnceStore)
-	if !ok {
+	if ok {
+		once = redisOnce{once}
+	} else {
 		once = h.pooled.onceStore()
 	}
 	cookieNames := []string{weblogin.SessionCookieHTTPS, weblogin.SessionCookieHTTP}
@@ -705,6 +708,18 @@ func (h *Handler) provisionWeb() error {
 		once:  once, auth: auth,
 	}
 	return nil
+}
+
+// redisOnce is a session store's one-time values, its "already stored"
+// answered as the weblogin.ErrExists the routes test for.
+type redisOnce struct{ weblogin.OnceStore }
+
+func (o redisOnce) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	err := o.OnceStore.PutOnce(ctx, key, value, ttl)
+	if errors.Is(err, redisstore.ErrOnceExists) {
+		return weblogin.ErrExists
+	}
+	return err
 }
 
 // defaultOpenBase is where WeChat's authorization pages are.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/internal/weblogin"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 	"github.com/caddyserver/caddy/v2"
@@ -666,9 +667,20 @@ func TestWebCallbackOfAnotherSiteIsRefused(t *testing.T) {
 
 // A code makes one session, whatever state it comes back with: a second
 // login finished with the first one's code is refused as WeChat refuses a
-// used code, even where the code would be taken again (the sandbox).
+// used code, even where the code would be taken again (the sandbox), with
+// the memory store and with Redis.
 func TestWebCodeMakesOneSession(t *testing.T) {
-	h := newBenchHandler(t, benchWeb)
+	for _, store := range []string{"", redistest.Start(t).URL} {
+		h := newBenchHandler(t, func(h *Handler) {
+			benchWeb(h)
+			h.Store = store
+		})
+		webCodeMakesOneSession(t, h)
+	}
+}
+
+func webCodeMakesOneSession(t *testing.T, h *Handler) {
+	t.Helper()
 	first, err := url.Parse(sandboxCallback(t, h, weChatUA))
 	if err != nil {
 		t.Fatal(err)
