@@ -578,3 +578,45 @@ func TestRedisStoreOpensWithoutErrors(t *testing.T) {
 		t.Errorf("the ACL log holds %d refusals", len(log.([]any)))
 	}
 }
+
+// Two instances replacing one session's key at once end up reading the
+// key Redis holds, whichever write came last: an instance does not put its
+// own new key in its L1 after writing it, where it could land after the
+// other instance's later key had dropped that copy.
+func TestRedisConcurrentKeyResetsLeaveNoStaleCopy(t *testing.T) {
+	srv := rdsStart(t)
+	a, b, c := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	s := rdsVectorSession()
+	if err := a.Put(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	read := func(st *Store) string {
+		got, err := st.Get(ctx, s.SID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.SessionKey
+	}
+	for round := range 60 {
+		read(a) // both hold the session in L1
+		read(b)
+		var wg sync.WaitGroup
+		for _, st := range []*Store{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := st.SetSessionKey(ctx, s, wechattest.NewSessionKey()); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // the rekeyed messages arrive
+		c.cache.Del(s.SID) // no L1 copy: what Redis holds
+		want := read(c)
+		if ka, kb := read(a), read(b); ka != want || kb != want {
+			t.Fatalf("round %d: the instances read %t and %t for Redis's key (true: the same)", round, ka == want, kb == want)
+		}
+	}
+}

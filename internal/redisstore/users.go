@@ -48,7 +48,8 @@ func (r *Store) NewestSession(ctx context.Context, appid, openid string) (*sessi
 
 // SetSessionKey replaces the session_key of a stored session, keeping its
 // expiry; a session deleted meanwhile (a logout) stays deleted. Every
-// instance drops its L1 copy of the session, so all read the new key.
+// instance, this one included, drops its L1 copy of the session, so all
+// read the newest key.
 func (r *Store) SetSessionKey(ctx context.Context, s *session.Session, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
@@ -83,7 +84,10 @@ func (r *Store) SetSessionKey(ctx context.Context, s *session.Session, key strin
 		metrics.CountStore("set", "error")
 		return r.storeDown("SET", err)
 	}
-	session.CachePut(r.cache, &ns, ttl)
+	// This instance's copy is dropped, not replaced: put back after the
+	// write, it could land after another instance's later key had dropped
+	// it, and stay stale. The next read takes what Redis holds.
+	r.cache.Del(s.SID)
 	return nil
 }
 
