@@ -203,18 +203,40 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	return &req, stores, ttl, nil
 }
 
-// nextCutOff is the cut-off of a revocation made at now: the next whole
+// nextCutOff is the cut-off of a revocation made now: the next whole
 // second, and always later than the user's cut-off so far, since tokens
-// issued since that one carry its time.
-func nextCutOff(stores []session.UserStore, req *userRequest, now time.Time) time.Time {
-	cut := session.CutOff(now)
-	for _, us := range stores {
-		if prev := us.Users().Record(req.AppID, req.OpenID).RevokedBefore; !prev.Before(cut) {
-			cut = prev.Add(time.Second)
+// issued since that one carry its time. While that one is still ahead (a
+// revocation of this user moments ago) it waits for it to pass, at most
+// maxCutOffWait, rather than go a second past it: revocations in a row
+// would otherwise push the cut-off ever further ahead, and the user's new
+// tokens, issued at it, would be refused as issued in the future.
+func nextCutOff(ctx context.Context, stores []session.UserStore, req *userRequest) time.Time {
+	for {
+		now := time.Now()
+		cut := session.CutOff(now)
+		var prev time.Time
+		for _, us := range stores {
+			if p := us.Users().Record(req.AppID, req.OpenID).RevokedBefore; p.After(prev) {
+				prev = p
+			}
+		}
+		if prev.Before(cut) {
+			return cut
+		}
+		wait := prev.Sub(now)
+		if wait > maxCutOffWait { // far ahead (another instance's clock): past it
+			return prev.Add(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return prev.Add(time.Second)
+		case <-time.After(wait + time.Millisecond):
 		}
 	}
-	return cut
 }
+
+// maxCutOffWait bounds a revocation's wait for the one before it to pass.
+const maxCutOffWait = 2 * time.Second
 
 // save applies rec to every store and reports what to answer.
 func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) *adminError {
@@ -240,9 +262,9 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 	if aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
+	cut := nextCutOff(r.Context(), stores, req)
 	now := time.Now()
 	cur := stores[0].Users().Record(req.AppID, req.OpenID)
-	cut := nextCutOff(stores, req, now)
 	rec := &session.UserRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
 	// A revocation leaves a ban as it is.
 	rec.Ban = cur.Ban
@@ -282,7 +304,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 			return a.answer(w, r, "ban", req, badRequest("until is in the past."))
 		}
 	}
-	cut := nextCutOff(stores, req, now)
+	cut := nextCutOff(r.Context(), stores, req)
 	rec := &session.UserRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
 		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason},
@@ -368,7 +390,12 @@ func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string
 	return nil
 }
 
+// writeAdminError answers e; a 503 (the store did not take it) says when
+// to try again, as the routes' store_unavailable does.
 func writeAdminError(w http.ResponseWriter, e *adminError) {
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
+	}
 	apierr.WriteJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 

@@ -1,6 +1,8 @@
 package wechatauth
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -27,5 +29,20 @@ func TestUserRequestTakesExactNamesOnce(t *testing.T) {
 		if aerr == nil || aerr.status != 400 || !strings.Contains(aerr.message, want) {
 			t.Errorf("%s: %+v, want 400 saying %q", body, aerr, want)
 		}
+	}
+}
+
+// The admin API's store_unavailable says when to try again, as the
+// routes' does.
+func TestAdminStoreUnavailableSaysWhenToRetry(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeAdminError(w, &adminError{http.StatusServiceUnavailable, "store_unavailable", "Applied on this instance only."})
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "2" || !strings.Contains(w.Body.String(), `"store_unavailable"`) {
+		t.Fatalf("%d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	w = httptest.NewRecorder()
+	writeAdminError(w, &adminError{http.StatusBadRequest, "invalid_request", "bad"})
+	if w.Header().Get("Retry-After") != "" {
+		t.Fatal("a 400 says to retry")
 	}
 }

@@ -24,7 +24,7 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	defer m.Destruct()
 	req := &userRequest{AppID: testAppID, OpenID: "oUser"}
 	now := time.Now()
-	first := nextCutOff([]session.UserStore{m}, req, now)
+	first := nextCutOff(t.Context(), []session.UserStore{m}, req)
 	m.SaveUser(t.Context(), &session.UserRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: first, Keep: first.Add(time.Hour), Changed: now})
 	h := &Handler{users: m.Users()}
 	s := &session.Session{AppID: testAppID, OpenID: "oUser"}
@@ -32,7 +32,7 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	if m.Users().Refused(between) {
 		t.Fatal("a login right after a revocation is refused")
 	}
-	second := nextCutOff([]session.UserStore{m}, req, now.Add(100*time.Millisecond))
+	second := nextCutOff(t.Context(), []session.UserStore{m}, req)
 	m.SaveUser(t.Context(), &session.UserRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: second, Keep: second.Add(time.Hour), Changed: now.Add(100 * time.Millisecond)})
 	if !m.Users().Refused(between) {
 		t.Error("a token issued between two session.Revocations in one second survives the second")
@@ -40,6 +40,28 @@ func TestSecondRevocationWithinASecondRefusesTokensBetween(t *testing.T) {
 	other := &identity.Identity{AppID: testAppID, OpenID: "oOther", Issued: now.Add(-time.Hour), Key: identity.UserKey(testAppID, "oOther")}
 	if m.Users().Refused(other) {
 		t.Error("another user's token is refused")
+	}
+}
+
+// Revocations of one user in a row leave the user able to log in again at
+// once: each waits for the cut-off before it to pass rather than go a
+// second past it. Pushed ever further ahead, the cut-off would date the
+// user's next token in the future, where it is refused.
+func TestRevocationsInARowLetTheUserLogInAtOnce(t *testing.T) {
+	m, err := session.NewMemory(100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	req := &userRequest{AppID: testAppID, OpenID: "oUser"}
+	var cut time.Time
+	for range 7 {
+		cut = nextCutOff(t.Context(), []session.UserStore{m}, req)
+		m.SaveUser(t.Context(), &session.UserRecord{AppID: testAppID, OpenID: "oUser", RevokedBefore: cut, Keep: cut.Add(time.Hour), Changed: time.Now()})
+	}
+	// A login now is dated at the cut-off: no later than the next second.
+	if ahead := time.Until(cut); ahead > time.Second {
+		t.Fatalf("after 7 revocations in a row the cut-off is %v ahead: a login now would be dated then", ahead.Round(time.Millisecond))
 	}
 }
 
@@ -71,7 +93,7 @@ func (u *userRules) Record(cut time.Time, ban *session.Ban) {
 // gateway's session-key services find it.
 func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 	u := newUserRules(t)
-	u.Record(nextCutOff([]session.UserStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}, time.Now()), nil)
+	u.Record(nextCutOff(t.Context(), []session.UserStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}), nil)
 	again := u.login("same-user")
 	if w := u.serve(http.MethodGet, "/api", "", "", bearer(again.Token)); w.Code != http.StatusTeapot {
 		t.Fatalf("the new login's token: %d %s", w.Code, w.Body)
