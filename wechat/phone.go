@@ -63,18 +63,29 @@ func (c *Client) PhoneNumber(ctx context.Context, appid, code, openid string) (*
 	err := c.withAccessToken(ctx, appid, func(tok string) error {
 		var out struct {
 			status
-			PhoneInfo *PhoneInfo `json:"phone_info"`
+			PhoneInfo json.RawMessage `json:"phone_info"`
 		}
 		if err := c.call(ctx, APIPhoneNumber, http.MethodPost, "/wxa/business/getuserphonenumber"+tokenQuery(tok), body, &out); err != nil {
 			return err
 		}
-		if out.PhoneInfo == nil || out.PhoneInfo.PhoneNumber == "" {
+		var p PhoneInfo
+		var marked struct {
+			Watermark *struct {
+				AppID *string `json:"appid"`
+			} `json:"watermark"`
+		}
+		switch {
+		case len(out.PhoneInfo) == 0 || string(out.PhoneInfo) == "null":
 			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer without phone_info")}
-		}
-		if !validPhone(out.PhoneInfo) {
+		case json.Unmarshal(out.PhoneInfo, &p) != nil || json.Unmarshal(out.PhoneInfo, &marked) != nil || !validPhone(&p):
 			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer with a malformed phone_info")}
+		case p.PhoneNumber == "":
+			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer without phone_info")}
+		case marked.Watermark != nil && marked.Watermark.AppID != nil && *marked.Watermark.AppID != appid:
+			// Another app's user (the answer of another app's token).
+			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer whose watermark names another app")}
 		}
-		info = out.PhoneInfo
+		info = &p
 		return nil
 	})
 	return info, err

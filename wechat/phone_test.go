@@ -192,7 +192,7 @@ func TestPhoneNumberAcceptsCountryCodeAsNumberOrString(t *testing.T) {
 		t.Run(cc, func(t *testing.T) {
 			c := serveJSONPaths(t, map[string]string{
 				"/cgi-bin/stable_token":            `{"access_token":"T","expires_in":7200}`,
-				"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":` + cc + `,"watermark":{"timestamp":1,"appid":"wx"}}}`,
+				"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":` + cc + `,"watermark":{"timestamp":1,"appid":"` + appID + `"}}}`,
 			})
 			info, err := c.PhoneNumber(context.Background(), appID, "c", "")
 			if err != nil {

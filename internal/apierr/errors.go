@@ -87,7 +87,7 @@ var (
 	UserBlocked = &Error{status: http.StatusForbidden, code: "user_blocked",
 		message: "WeChat has blocked this user's login."}
 	RateLimited = &Error{status: http.StatusTooManyRequests, code: "rate_limited",
-		message: "Too many logins for this user: try again in a minute.", retryAfter: 60}
+		message: "WeChat's limit for this user is reached: try again in a minute.", retryAfter: 60}
 	WeChatUnavailable = &Error{status: http.StatusServiceUnavailable, code: "wechat_unavailable",
 		message: "WeChat is not answering right now: try again shortly.", retryAfter: 5}
 	StoreUnavailable = &Error{status: http.StatusServiceUnavailable, code: "store_unavailable",
