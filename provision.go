@@ -334,12 +334,30 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("wechat_auth: public: an empty path matches nothing; write /path, /prefix/* or *suffix")
 		}
 	}
+	seen := map[string]bool{http.CanonicalHeaderKey(idheader.Source): true}
 	for _, name := range []string{h.HeaderOpenID, h.HeaderUnionID, h.HeaderAppID} {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("wechat_auth: %q is not a valid header name", name)
 		}
+		c := http.CanonicalHeaderKey(name)
+		if reservedHeaders[c] {
+			return fmt.Errorf("wechat_auth: %s cannot carry an identity: the request needs it for itself (name another header, such as X-User-Id)", name)
+		}
+		if seen[c] {
+			return fmt.Errorf("wechat_auth: %s is named for two identity headers (header_openid, header_unionid, header_appid and X-WX-SOURCE are each their own)", name)
+		}
+		seen[c] = true
 	}
 	return nil
+}
+
+// reservedHeaders are request headers that cannot carry an identity: the
+// credential wechat_auth removes, and what net/http and the upstream need
+// to read the request itself.
+var reservedHeaders = map[string]bool{
+	"Authorization": true, "Cookie": true, "Host": true, "Content-Length": true,
+	"Content-Type": true, "Content-Encoding": true, "Transfer-Encoding": true,
+	"Connection": true, "Upgrade": true, "Te": true, "Trailer": true, "Expect": true,
 }
 
 // provisionStore takes the session store from the usage pool, so sessions

@@ -78,3 +78,31 @@ func TestCachedTokenRefusedAfterLogout(t *testing.T) {
 		t.Fatalf("request with a logged-out token: status %d, want 401", got)
 	}
 }
+
+// An identity header may not be one the request needs for itself
+// (Authorization is removed before the upstream; Host, Cookie and the
+// body's headers are the request's), nor share its name with another
+// identity header or X-WX-SOURCE: the upstream would read one identity
+// for another.
+func TestIdentityHeaderNamesAreTheirOwn(t *testing.T) {
+	for _, tc := range []struct {
+		h    Handler
+		want string
+	}{
+		{Handler{HeaderOpenID: "Authorization"}, "cannot carry an identity"},
+		{Handler{HeaderAppID: "host"}, "cannot carry an identity"},
+		{Handler{HeaderUnionID: "Cookie"}, "cannot carry an identity"},
+		{Handler{HeaderOpenID: "X-User", HeaderUnionID: "x-user"}, "named for two identity headers"},
+		{Handler{HeaderAppID: "X-WX-SOURCE"}, "named for two identity headers"},
+	} {
+		h := tc.h
+		h.Sandbox, h.SigningKey = true, benchSigningKey
+		if err := provision(t, &h); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", [3]string{tc.h.HeaderOpenID, tc.h.HeaderUnionID, tc.h.HeaderAppID}, err, tc.want)
+		}
+	}
+	ok := Handler{Sandbox: true, SigningKey: benchSigningKey, HeaderOpenID: "X-User-Id", HeaderAppID: "X-App-Id"}
+	if err := provision(t, &ok); err != nil {
+		t.Fatalf("names of their own: %v", err)
+	}
+}
