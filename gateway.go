@@ -328,7 +328,7 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	q, aerr := splitQuery(r.URL.RawQuery, sessionKeyPaths[p])
 	if aerr == nil {
-		q.appid, aerr = g.pickApp(q.fromAppID, r.Header.Get("X-WX-APPID"))
+		q.appid, aerr = g.pickApp(q.fromAppID, r.Header.Values("X-WX-APPID"))
 	}
 	if aerr != nil {
 		g.answerError(w, r, label, q.appid, "", aerr)
@@ -423,14 +423,21 @@ func (g *APIGateway) done(r *http.Request, label, result, appid, openid string) 
 }
 
 // pickApp chooses the app: the only one, else the one from_appid names,
-// else the one X-WX-APPID names.
-func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
+// else the one X-WX-APPID names. X-WX-APPID given twice names none, as
+// from_appid given twice does.
+func (g *APIGateway) pickApp(fromAppID string, header []string) (string, *apierr.Error) {
 	if len(g.sh.secrets) == 1 {
 		return g.sh.pickApp("", nil, nil)
 	}
 	named := fromAppID
 	if named == "" {
-		named = header
+		switch len(header) {
+		case 0:
+		case 1:
+			named = header[0]
+		default:
+			return "", errGatewayAppTwice
+		}
 	}
 	return g.sh.pickApp(named, errGatewayAppMissing, errGatewayAppUnknown)
 }
@@ -439,6 +446,7 @@ func (g *APIGateway) pickApp(fromAppID, header string) (string, *apierr.Error) {
 var (
 	errGatewayAppMissing = apierr.InvalidRequest.WithMessage("This gateway serves several mini programs: name one with the from_appid query parameter or the X-WX-APPID header.")
 	errGatewayAppUnknown = apierr.InvalidRequest.WithMessage("The appid is not one this gateway serves.")
+	errGatewayAppTwice   = apierr.InvalidRequest.WithMessage("X-WX-APPID is given twice.")
 )
 
 // gatewayQuery is a caller's query string taken apart.

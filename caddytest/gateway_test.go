@@ -244,6 +244,10 @@ func TestGatewayPicksTheAppAmongSeveral(t *testing.T) {
 	wantError(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage), http.StatusBadRequest, "invalid_request")
 	wantError(t, g.call(t, "POST", wechattest.PathSubscribeSend+"?from_appid=wxunknown", nil, gwMessage), http.StatusBadRequest, "invalid_request")
 	wantError(t, g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"X-Wx-Appid": {"wxunknown"}}, gwMessage), http.StatusBadRequest, "invalid_request")
+	// Two apps named: neither is picked, as with from_appid twice.
+	if r := g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"X-Wx-Appid": {gwAppB, testAppID}}, gwMessage); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "given twice") {
+		t.Errorf("X-WX-APPID given twice: %d %s", r.Status, r.Body)
+	}
 	if n := len(g.WeChat.Messages()); n != 3 {
 		t.Errorf("%d messages sent, want 3", n)
 	}

@@ -613,7 +613,7 @@ func TestRedisConcurrentKeyResetsLeaveNoStaleCopy(t *testing.T) {
 		}
 		wg.Wait()
 		time.Sleep(50 * time.Millisecond) // the rekeyed messages arrive
-		c.cache.Del(s.SID) // no L1 copy: what Redis holds
+		c.cache.Del(s.SID)                // no L1 copy: what Redis holds
 		want := read(c)
 		if ka, kb := read(a), read(b); ka != want || kb != want {
 			t.Fatalf("round %d: the instances read %t and %t for Redis's key (true: the same)", round, ka == want, kb == want)
