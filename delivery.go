@@ -198,35 +198,52 @@ type pooledOutbox struct {
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
 
-	mu        sync.Mutex
-	seen      map[string]sighting // memory store: sight's keys
-	signers   map[string]*heldSigner
-	seq       uint64               // the last heldSigner.seq
-	receivers map[heldReceiver]int // how many handlers hold each
+	mu   sync.Mutex
+	seen map[string]sighting // memory store: sight's keys
+	held map[heldKey]*held   // what the outbox's handlers deliver with
+	seq  uint64              // the last held.seq
 }
 
-// heldReceiver is a receiver of the outbox's handlers with the upstream
-// it delivers to.
-type heldReceiver struct{ receiver, to string }
+// held is what handlers of the outbox deliver a receiver's events with:
+// the upstream to and the assertion signer (nil for none), with how many
+// such handlers hold it and when it was first held.
+type held struct {
+	signer   *assertion.Signer
+	receiver string
+	to       string
+	holds    int
+	seq      uint64
+}
 
-// hold records that a handler of settings s uses the outbox: its signer
-// and its receiver's upstream.
+// heldKey names a held: signerID (empty for none), receiver and to.
+type heldKey struct{ id, receiver, to string }
+
+// hold records that a handler of settings s uses the outbox: its
+// receiver's upstream, and its signer, which then signs the deliveries of
+// the events that name it, the queued ones of earlier configs and other
+// instances included, for as long as a handler holds it.
 func (p *pooledOutbox) hold(s deliverySettings) {
-	p.addSigner(s.Assertion, s.Receiver, s.To)
 	p.mu.Lock()
-	p.receivers[heldReceiver{s.Receiver, s.To}]++
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	k := heldKey{signerID(s.Assertion), s.Receiver, s.To}
+	if h, ok := p.held[k]; ok {
+		h.holds++
+		return
+	}
+	p.seq++
+	p.held[k] = &held{signer: s.Assertion, receiver: s.Receiver, to: s.To, holds: 1, seq: p.seq}
 }
 
 // drop gives back what hold took.
 func (p *pooledOutbox) drop(s deliverySettings) {
-	p.dropSigner(s.Assertion, s.Receiver, s.To)
 	p.mu.Lock()
-	k := heldReceiver{s.Receiver, s.To}
-	if p.receivers[k]--; p.receivers[k] <= 0 {
-		delete(p.receivers, k)
+	defer p.mu.Unlock()
+	k := heldKey{signerID(s.Assertion), s.Receiver, s.To}
+	if h, ok := p.held[k]; ok {
+		if h.holds--; h.holds <= 0 {
+			delete(p.held, k)
+		}
 	}
-	p.mu.Unlock()
 }
 
 // route picks the upstream of an event of receiver queued for to: to
@@ -241,71 +258,22 @@ func (p *pooledOutbox) route(receiver, to string) string {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var only string
-	n := 0
-	for k := range p.receivers {
-		if k.receiver != receiver {
-			continue
-		}
-		if k.to == to {
+	only := ""
+	for k := range p.held {
+		switch {
+		case k.receiver != receiver:
+		case k.to == to:
 			return to
+		case only == "":
+			only = k.to
+		case only != k.to:
+			return to // several: nobody's guess
 		}
-		only, n = k.to, n+1
 	}
-	if n == 1 {
+	if only != "" {
 		return only
 	}
 	return to
-}
-
-// heldSigner is an assertion signer a handler of the outbox signs its
-// receiver's deliveries to the upstream to with, with how many such
-// handlers hold it and when it was first held. They are kept by signerID,
-// receiver and to.
-type heldSigner struct {
-	signer   *assertion.Signer
-	id       string // signerID
-	receiver string
-	to       string
-	holds    int
-	seq      uint64
-}
-
-func heldKey(s *assertion.Signer, receiver, to string) string {
-	return signerID(s) + "\x00" + receiver + "\x00" + to
-}
-
-// addSigner makes s sign the deliveries of the events that name it, the
-// queued ones of earlier configs and other instances included, for as
-// long as a handler of receiver delivering to to holds it.
-func (p *pooledOutbox) addSigner(s *assertion.Signer, receiver, to string) {
-	if s == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := heldKey(s, receiver, to)
-	if h, ok := p.signers[key]; ok {
-		h.holds++
-		return
-	}
-	p.seq++
-	p.signers[key] = &heldSigner{signer: s, id: signerID(s), receiver: receiver, to: to, holds: 1, seq: p.seq}
-}
-
-// dropSigner gives back a hold on s for receiver and to.
-func (p *pooledOutbox) dropSigner(s *assertion.Signer, receiver, to string) {
-	if s == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := heldKey(s, receiver, to)
-	if h, ok := p.signers[key]; ok {
-		if h.holds--; h.holds <= 0 {
-			delete(p.signers, key)
-		}
-	}
 }
 
 // prepare signs a delivery attempt of an event of receiver to the
@@ -319,27 +287,27 @@ func (p *pooledOutbox) dropSigner(s *assertion.Signer, receiver, to string) {
 // their receiver takes the newest signer held for its upstream.
 func (p *pooledOutbox) prepare(signer, receiver, to string, h http.Header) {
 	p.mu.Lock()
-	var held, newest *heldSigner
-	for _, c := range p.signers {
-		if c.to != to {
+	var own, newest *held
+	for k, c := range p.held {
+		if c.signer == nil || c.to != to {
 			continue
 		}
-		if signer != "" && c.id == signer {
-			held = c
+		if signer != "" && k.id == signer {
+			own = c
 			break
 		}
 		if (c.receiver == receiver || receiver == "") && (newest == nil || c.seq > newest.seq) {
 			newest = c
 		}
 	}
-	if held == nil {
-		held = newest
+	if own == nil {
+		own = newest
 	}
 	p.mu.Unlock()
-	if held == nil {
+	if own == nil {
 		return
 	}
-	a := held.signer
+	a := own.signer
 	if jwt := a.Assert(h.Get("X-Wx-Openid"), h.Get("X-Wx-Appid")); jwt != "" {
 		h[a.Header()] = []string{jwt}
 	}
@@ -359,7 +327,7 @@ func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 // uses the session store's client when a wechat_auth of this process
 // already keeps its sessions in the same Redis, else a client of its own.
 func (d *delivery) newOutbox() (caddy.Destructor, error) {
-	p := &pooledOutbox{signers: make(map[string]*heldSigner), receivers: make(map[heldReceiver]int)}
+	p := &pooledOutbox{held: make(map[heldKey]*held)}
 	var store outbox.Store
 	if d.conn == nil {
 		p.seen = make(map[string]sighting)

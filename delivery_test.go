@@ -13,7 +13,7 @@ import (
 // the receiver's one upstream of today. A receiver no handler serves, or
 // one with several other upstreams, keeps the event's.
 func TestRouteFollowsTheReceiver(t *testing.T) {
-	p := &pooledOutbox{signers: make(map[string]*heldSigner), receivers: make(map[heldReceiver]int)}
+	p := &pooledOutbox{held: make(map[heldKey]*held)}
 	s := func(receiver, to string) deliverySettings { return deliverySettings{Receiver: receiver, To: to} }
 	check := func(receiver, to, want string) {
 		t.Helper()

@@ -243,11 +243,14 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	const a, b = "http://10.0.0.1/push", "http://10.0.0.2/push"
 	const app, otherApp = "wxa000000000000001", "wxb000000000000002"
 	old, cur, other := newSigner(), newSigner(), newSigner()
-	p := &pooledOutbox{signers: make(map[string]*heldSigner)}
-	p.addSigner(old, app, a)
-	p.addSigner(cur, app, a)
-	p.addSigner(other, app, b) // newer, of another upstream
-	p.dropSigner(old, app, a)
+	p := &pooledOutbox{held: make(map[heldKey]*held)}
+	by := func(s *assertion.Signer, to string) deliverySettings {
+		return deliverySettings{Assertion: s, Receiver: app, To: to}
+	}
+	p.hold(by(old, a))
+	p.hold(by(cur, a))
+	p.hold(by(other, b)) // newer, of another upstream
+	p.drop(by(old, a))
 	kidOf := func(h http.Header) string {
 		got := strings.Join(h[cur.Header()], "")
 		if got == "" {
@@ -280,7 +283,7 @@ func TestQueuedEventOfARotatedSignerIsSignedByTheNewOne(t *testing.T) {
 	if kid := sign(signerID(other), app, a); kid != cur.Kid() {
 		t.Fatalf("an event moved to %s: signed with kid %q, want that upstream's %q", a, kid, cur.Kid())
 	}
-	p.dropSigner(cur, app, a)
+	p.drop(by(cur, a))
 	if kid := sign(signerID(old), app, a); kid != "" {
 		t.Fatalf("signed with kid %q, a signer of another upstream", kid)
 	}
