@@ -127,8 +127,8 @@ type Config struct {
 	// store shortens the first delivery attempt to fit, leaving time to
 	// queue the event: two of the claim's round trips, plus Redis's wait
 	// for a replica; with none left, the event is queued without a first
-	// attempt. The store's own
-	// operations are never cut: a store slower than that answers late.
+	// attempt. The store's own operations are never cut: a store slower
+	// than that answers late.
 	AnswerWithin time.Duration
 	// DedupFor is how long an accepted id is remembered (default 24 h).
 	DedupFor time.Duration
