@@ -87,6 +87,9 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium puts its singleton socket in a directory of TMPDIR and
+		// leaves it behind when it is killed: keep it in the test's own.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() {
