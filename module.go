@@ -232,9 +232,10 @@ type WebConfig struct {
 	// site's host.
 	QRApp string `json:"qr_app,omitempty"`
 
-	// The scope asked inside WeChat: snsapi_base (silent, the default) or
-	// snsapi_userinfo (WeChat asks the user). The QR login's scope is
-	// always snsapi_login.
+	// The scope asked inside WeChat: snsapi_base (silent, the default;
+	// WeChat may give no unionid) or snsapi_userinfo (WeChat asks the
+	// user; the login also asks sns/userinfo for a unionid the code
+	// exchange left out). The QR login's scope is always snsapi_login.
 	Scope string `json:"scope,omitempty"`
 
 	// Where a login may send the browser afterwards: absolute URL

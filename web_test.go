@@ -374,6 +374,82 @@ func TestWebCallbackLoadedAgainWhenLoggedInRedirects(t *testing.T) {
 	}
 }
 
+// WeChat's code exchange leaves out the unionid of a user who does not
+// follow the Official Account. With snsapi_userinfo the login asks
+// sns/userinfo for it, so the upstream gets the X-WX-UNIONID that links
+// the user's apps; if that call fails the login fails, with no session.
+func TestWebLoginOfANonFollowerKeepsItsUnionID(t *testing.T) {
+	for _, tt := range []struct {
+		scope     string
+		calls     int
+		wantUnion bool
+	}{
+		{"snsapi_userinfo", 1, true},
+		{"snsapi_base", 0, false},
+	} {
+		h := newBenchHandler(t, func(h *Handler) {
+			benchWeb(h)
+			h.Web.Scope = tt.scope
+		})
+		strangers(t, h)
+		calls := h.fake.Calls(wechattest.PathSNSUserInfo)
+		w, err := openInWeChat(h, http.MethodGet, sandboxCallback(t, h, weChatUA))
+		if err != nil || w.status != http.StatusFound {
+			t.Fatalf("%s: callback: status %d, err %v: %s", tt.scope, w.status, err, w.body)
+		}
+		if n := h.fake.Calls(wechattest.PathSNSUserInfo) - calls; n != tt.calls {
+			t.Errorf("%s: %d calls of sns/userinfo, want %d", tt.scope, n, tt.calls)
+		}
+		var cookie string
+		for _, line := range w.hdr["Set-Cookie"] {
+			if v, ok := strings.CutPrefix(line, weblogin.SessionCookieHTTP+"="); ok {
+				cookie = v[:strings.IndexByte(v, ';')]
+			}
+		}
+		r := miniProgramRequest("")
+		r.Header.Set("Cookie", weblogin.SessionCookieHTTP+"="+cookie)
+		var got http.Header
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			got = r.Header.Clone()
+			return nil
+		})
+		if err := h.ServeHTTP(newDiscardWriter(), r, next); err != nil || got == nil {
+			t.Fatalf("%s: the session's request did not go on: %v", tt.scope, err)
+		}
+		want := ""
+		if tt.wantUnion {
+			want = wechattest.WebUnionID("mallory")
+		}
+		if u := got.Get("X-WX-UNIONID"); u != want || got.Get("X-WX-OPENID") == "" {
+			t.Errorf("%s: the upstream got X-WX-UNIONID %q (openid %q), want %q", tt.scope, u, got.Get("X-WX-OPENID"), want)
+		}
+	}
+
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.Scope = "snsapi_userinfo"
+	})
+	strangers(t, h)
+	cb := sandboxCallback(t, h, weChatUA)
+	h.fake.FailNext(wechattest.PathSNSUserInfo, -1)
+	w, err := openInWeChat(h, http.MethodGet, cb)
+	if err != nil || w.status != http.StatusServiceUnavailable || !strings.Contains(string(w.body), `"wechat_unavailable"`) {
+		t.Fatalf("sns/userinfo failing: status %d, err %v: %s", w.status, err, w.body)
+	}
+	for _, line := range w.hdr["Set-Cookie"] {
+		if strings.HasPrefix(line, weblogin.SessionCookieHTTP+"=") {
+			t.Fatalf("sns/userinfo failing: a session was set: %q", line)
+		}
+	}
+}
+
+// strangers makes the users of h's Official Account non-followers in the
+// process's sandbox WeChat for the rest of the test.
+func strangers(t *testing.T, h *Handler) {
+	h.fake.SetWebFollowers(h.Web.OAApp, false)
+	t.Cleanup(func() { h.fake.SetWebFollowers(h.Web.OAApp, true) })
+}
+
 // A code WeChat refuses on the web is answered invalid_code with the
 // browser's way out, not the mini program's wx.login.
 func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {

@@ -72,6 +72,7 @@ type webState struct {
 	snapshot   bool
 	domains    map[string]string // appid → the one host its redirect_uri may name
 	noUnion    map[string]bool   // appids not bound to an Open Platform account
+	strangers  map[string]bool   // Official Accounts whose users do not follow them
 }
 
 type webCode struct {
@@ -131,6 +132,20 @@ func (s *Server) SetWebUnionID(appid string, bound bool) {
 		s.web.noUnion = make(map[string]bool)
 	}
 	s.web.noUnion[appid] = !bound
+}
+
+// SetWebFollowers says whether the users of appid, an Official Account,
+// follow it (the default). As WeChat's, the fake's code exchange leaves
+// out the unionid of a user who does not follow the account: it comes
+// only from sns/userinfo, which a snsapi_userinfo token may call. A
+// website app's QR login (snsapi_login) answers it either way.
+func (s *Server) SetWebFollowers(appid string, follow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.web.strangers == nil {
+		s.web.strangers = make(map[string]bool)
+	}
+	s.web.strangers[appid] = !follow
 }
 
 // AddWebCode registers a web authorization code of appid for user name
@@ -343,7 +358,7 @@ func (s *Server) oauthAccessToken(w http.ResponseWriter, r *http.Request) {
 	if c.snapshot {
 		out["is_snapshotuser"] = 1
 	}
-	if !s.web.noUnion[appid] {
+	if !s.web.noUnion[appid] && (c.scope == "snsapi_login" || !s.web.strangers[appid]) {
 		out["unionid"] = WebUnionID(c.user)
 	}
 	writeJSON(w, out)

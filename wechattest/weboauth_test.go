@@ -148,6 +148,36 @@ func TestWebOpenIDsDifferPerAppUnionIDDoesNot(t *testing.T) {
 	}
 }
 
+// A user who does not follow the Official Account gets no unionid from
+// the code exchange; sns/userinfo, with snsapi_userinfo, answers it. The
+// QR login's exchange answers it either way.
+func TestNonFollowersUnionIDComesFromUserInfo(t *testing.T) {
+	s, base := webFake(t, wechattest.Options{})
+	s.SetWebFollowers(webApp, false)
+	want := wechattest.WebUnionID("dora")
+	for _, scope := range []string{"snsapi_base", "snsapi_userinfo"} {
+		loc, _ := authorize(t, base, wechattest.PathOAuthAuthorize, authQuery(webApp, scope, "s", "dora"))
+		if a := exchange(t, base, webApp, loc.Query().Get("code")); a.UnionID != "" || a.OpenID == "" {
+			t.Fatalf("%s: a stranger's exchange answered %+v", scope, a)
+		}
+	}
+	loc, _ := authorize(t, base, wechattest.PathOAuthAuthorize, authQuery(webApp, "snsapi_userinfo", "s", "dora"))
+	a := exchange(t, base, webApp, loc.Query().Get("code"))
+	u := getJSON(t, base+wechattest.PathSNSUserInfo+"?"+url.Values{"access_token": {a.AccessToken}, "openid": {a.OpenID}}.Encode())
+	if u.UnionID != want {
+		t.Fatalf("userinfo answered %+v", u)
+	}
+	loc, _ = authorize(t, base, wechattest.PathQRConnect, authQuery(webApp, "snsapi_login", "s", "dora"))
+	if a := exchange(t, base, webApp, loc.Query().Get("code")); a.UnionID != want {
+		t.Fatalf("QR login answered %+v", a)
+	}
+	s.SetWebFollowers(webApp, true)
+	loc, _ = authorize(t, base, wechattest.PathOAuthAuthorize, authQuery(webApp, "snsapi_base", "s", "dora"))
+	if a := exchange(t, base, webApp, loc.Query().Get("code")); a.UnionID != want {
+		t.Fatalf("a follower's exchange answered %+v", a)
+	}
+}
+
 func TestAuthorizePageWithoutUserPicksTheDefault(t *testing.T) {
 	_, base := webFake(t, wechattest.Options{})
 	loc, _ := authorize(t, base, wechattest.PathOAuthAuthorize, authQuery(webApp, "snsapi_base", "", ""))

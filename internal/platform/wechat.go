@@ -163,14 +163,26 @@ func (p WeChat) PhoneNumber(ctx context.Context, appid, code, openid string) (Ph
 }
 
 // WebLogin exchanges the code of a web authorization
-// (sns/oauth2/access_token). The user's OAuth access and refresh tokens
-// are dropped here: no caller needs them without snsapi_userinfo.
+// (sns/oauth2/access_token). That answer may leave the unionid out (a
+// user who does not follow the Official Account); when the grant allows
+// sns/userinfo (snsapi_userinfo or snsapi_login), the unionid is asked
+// there, and a failure of that call fails the login rather than give a
+// session without the id that links the user's apps. The user's OAuth
+// access and refresh tokens are dropped here.
 func (p WeChat) WebLogin(ctx context.Context, appid, code string) (WebLogin, error) {
 	t, err := p.Client.OAuthAccessToken(ctx, appid, code)
 	if err != nil {
 		return WebLogin{}, err
 	}
-	return WebLogin{OpenID: t.OpenID, UnionID: t.UnionID, Snapshot: t.Snapshot}, nil
+	who := WebLogin{OpenID: t.OpenID, UnionID: t.UnionID, Snapshot: t.Snapshot}
+	if who.UnionID == "" && !who.Snapshot && (t.HasScope("snsapi_userinfo") || t.HasScope("snsapi_login")) {
+		u, err := p.Client.OAuthUserInfo(ctx, t)
+		if err != nil {
+			return WebLogin{}, err
+		}
+		who.UnionID = u.UnionID
+	}
+	return who, nil
 }
 
 // Interface guards
