@@ -318,6 +318,14 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
+	if compressedBody(r.Header) {
+		// WeChat takes only plain bodies, and a session-key service
+		// signs the bytes it is given: a compressed one would reach
+		// WeChat as garbage or be signed as such.
+		apierr.DiscardBody(w, r)
+		g.answerError(w, r, label, "", "", errCompressedBody)
+		return nil
+	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		var aerr *apierr.Error
@@ -340,6 +348,21 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	g.forward(w, r, label, q, r.Method, "", body)
 	return nil
+}
+
+var errCompressedBody = apierr.InvalidRequest.WithMessage("The body has a Content-Encoding: send it uncompressed, as WeChat takes it.")
+
+// compressedBody reports whether the request names a Content-Encoding
+// other than identity.
+func compressedBody(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forward sends the call on as method and writes WeChat's answer as it

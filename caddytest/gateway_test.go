@@ -17,6 +17,7 @@ package caddytest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -376,6 +377,27 @@ func TestGatewayRefusesBodiesOverMaxBody(t *testing.T) {
 		t.Errorf("an oversized body reached WeChat %d times", n)
 	}
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, nil, gwMessage))
+}
+
+// A compressed body is refused, not sent on: WeChat takes plain bodies,
+// and the gateway forwards no Content-Encoding.
+func TestGatewayRefusesCompressedBodies(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: wechattest.PathSubscribeSend})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(gwMessage))
+	zw.Close()
+	for _, enc := range []string{"gzip", "br", "identity, gzip"} {
+		r := g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"Content-Encoding": {enc}}, gz.String())
+		wantError(t, r, http.StatusBadRequest, "invalid_request")
+		if !strings.Contains(string(r.Body), "uncompressed") {
+			t.Errorf("Content-Encoding %s: the answer does not say what to do: %s", enc, r.Body)
+		}
+	}
+	if n := g.WeChat.Calls(wechattest.PathSubscribeSend); n != 0 {
+		t.Errorf("a compressed body reached WeChat %d times", n)
+	}
+	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"Content-Encoding": {"identity"}}, gwMessage))
 }
 
 // The access token appears in no answer and no log line, at DEBUG, also
