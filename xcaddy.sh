@@ -30,7 +30,7 @@ xcaddy_bin() {
 }
 
 build() {
-	echo "building ./caddy with xcaddy (a cold build takes 3 to 15 minutes on 2 cores, printing nothing meanwhile)" >&2
+	echo "building ./caddy with xcaddy (a cold build takes 3 to 15 minutes on 2 cores; its last step prints nothing for minutes)" >&2
 	# xcaddy looks a plugin up in the module registry unless it has a
 	# version, so the local checkout is named with a placeholder one.
 	"$(xcaddy_bin)" build "$CADDY_VERSION" --output ./caddy --with "$MODULE@v0.0.0=."
