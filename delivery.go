@@ -57,6 +57,11 @@ type delivery struct {
 	pooled *pooledOutbox // once opened
 	held   bool          // this delivery holds a reference in the pool
 	closed bool
+	// serving counts the requests the handler began before it was
+	// closed and has not finished: Caddy cleans up a config replaced by
+	// a reload while its requests still run, and these keep the outbox
+	// until the last one is answered.
+	serving int
 }
 
 // openDelivery judges s and registers the delivery with the wechat app,
@@ -105,7 +110,7 @@ var errNotOpen = errors.New("the delivery outbox is not open")
 func (d *delivery) open() (*pooledOutbox, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed && d.serving == 0 {
 		return nil, errNotOpen
 	}
 	if d.pooled != nil {
@@ -169,19 +174,66 @@ func (d *delivery) settle(ctx context.Context, key string) error {
 	return p.settle(ctx, d.s.Kind+":"+key)
 }
 
-// close gives back this handler's hold on the outbox; the last one stops
-// it, leaving what is undelivered in the store.
+// serve counts a request the handler begins: until the function it
+// returns is called, closing the handler keeps its hold on the outbox, so
+// an event WeChat sent just before a reload is still delivered or queued
+// rather than refused. A request begun after close is not counted.
+func (d *delivery) serve() (done func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return func() {}
+	}
+	d.serving++
+	return d.served
+}
+
+// served ends what serve began; the last request of a closed handler
+// gives back its hold, in the background: stopping the outbox may take
+// seconds, and the request's answer must not wait for it.
+func (d *delivery) served() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.serving--
+	if d.closed && d.serving == 0 {
+		if release := d.releaseLocked(); release != nil {
+			go func() {
+				if err := release(); err != nil {
+					d.log.Warn("closing the delivery outbox", zap.Error(err))
+				}
+			}()
+		}
+	}
+}
+
+// close gives back this handler's hold on the outbox, at once or when its
+// last request is answered; the last hold stops it, leaving what is
+// undelivered in the store.
 func (d *delivery) close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	if d.serving > 0 {
+		return nil
+	}
+	if release := d.releaseLocked(); release != nil {
+		return release()
+	}
+	return nil
+}
+
+// releaseLocked takes this handler's hold off the outbox and returns the
+// function that gives it back to the pool, or nil when it holds none.
+func (d *delivery) releaseLocked() func() error {
 	if !d.held {
 		return nil
 	}
 	d.pooled.drop(d.s)
 	d.held, d.pooled = false, nil
-	_, err := outboxes.Delete(d.key)
-	return err
+	return func() error {
+		_, err := outboxes.Delete(d.key)
+		return err
+	}
 }
 
 // outboxes holds the outboxes across config reloads, as stores holds the

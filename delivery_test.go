@@ -1,11 +1,15 @@
 package wechatauth
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
 // An event goes to the upstream its receiver delivers to now: where it
@@ -97,4 +101,58 @@ func retryEvery100ms(t *testing.T) {
 	saved := deliveryBackoff
 	deliveryBackoff = func(int) time.Duration { return 100 * time.Millisecond }
 	t.Cleanup(func() { deliveryBackoff = saved })
+}
+
+// Caddy cleans up a config replaced by a reload while its requests still
+// run. A push whose handler is cleaned up while it reads the push is still
+// delivered and answered 200, not refused with 503; one begun after the
+// clean-up is refused, and then the outbox is let go.
+func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxcleanup00000001", to)
+	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "7001"}
+	msg := []byte("<xml><ToUserName><![CDATA[gh_cccccccccccc]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000c]]></FromUserName><CreateTime>" +
+		strconv.FormatInt(time.Now().Unix(), 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>24000000000000000701</MsgId></xml>")
+	req, err := push.Request("http://caddy/wechat/push", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(req.Body)
+	pr, pw := io.Pipe()
+	req.Body = pr
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.ServeHTTP(w, req, nil)
+	}()
+	if _, err := pw.Write(body[:1]); err != nil { // the handler is reading the push
+		t.Fatal(err)
+	}
+	if err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Write(body[1:])
+	pw.Close()
+	<-done
+	if w.Code != http.StatusOK || len(got()) != 1 {
+		t.Fatalf("a push read during its handler's clean-up: %d %s, %d deliveries, want 200 and 1", w.Code, w.Body, len(got()))
+	}
+	push.Nonce = "7002"
+	late, err := push.Request("http://caddy/wechat/push", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = httptest.NewRecorder()
+	p.ServeHTTP(w, late, nil)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("a push begun after the clean-up: %d %s, want 503", w.Code, w.Body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := outboxes.References(p.delivery.key); n != 0; n, _ = outboxes.References(p.delivery.key) {
+		if time.Now().After(deadline) {
+			t.Fatal("the handler still holds the outbox after its last push")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
