@@ -28,7 +28,13 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	defer cancel()
 	to := r.To
 	if o.cfg.Route != nil {
-		to = o.cfg.Route(r.Receiver, r.To)
+		if to = o.cfg.Route(r.Receiver, r.To); to != r.To {
+			// Expected after a reload that moved the receiver; otherwise
+			// instances sharing the store deliver to different upstreams.
+			o.log.Info("outbox: the event goes to its receiver's upstream of now, not the one it was queued for",
+				zap.String("kind", r.Kind), zap.String("event_id", r.ID),
+				zap.String("queued_for", hostOf(r.To)), zap.String("sent_to", hostOf(to)))
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, to, bytes.NewReader(r.Body))
 	if err != nil {
@@ -60,6 +66,16 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 		return resp.StatusCode, nil, nil
 	}
 	return resp.StatusCode, body, nil
+}
+
+// hostOf is the scheme and host of an upstream URL, as it may be logged:
+// no user, path or query, which may carry a key.
+func hostOf(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unreadable URL)"
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // errUnreadable stands for a transport error that may quote the

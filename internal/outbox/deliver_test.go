@@ -136,3 +136,38 @@ func TestDeliveryErrorsStillNameTLSFailures(t *testing.T) {
 		t.Fatalf("an untrusted certificate: %v, want it named", err)
 	}
 }
+
+// An attempt that Route sends elsewhere than the event's own upstream says
+// so, by host only: the operator of instances that share a store but
+// deliver to different upstreams can see it.
+func TestRoutedAttemptIsLogged(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(up.Close)
+	log, logs := observedLogger()
+	cfg := testConfig(nil, log)
+	cfg.Route = func(receiver, to string) string {
+		if receiver == "wxmoved" {
+			return up.URL + "/new?key=s3cret"
+		}
+		return to
+	}
+	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "outbox", nil), cfg)
+	for _, rcv := range []string{"wxstays", "wxmoved"} {
+		if _, err := o.Accept(context.Background(), Event{Kind: "push", ID: rcv, Receiver: rcv, To: "http://u:pw@127.0.0.1:1/old?key=s3cret", Body: []byte("<xml/>")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := logs.FilterMessageSnippet("not the one it was queued for").All()
+	if len(moved) != 1 {
+		t.Fatalf("%d lines on routed attempts, want 1 (the moved receiver's)", len(moved))
+	}
+	f := moved[0].ContextMap()
+	if f["event_id"] != "wxmoved" || f["queued_for"] != "http://127.0.0.1:1" || f["sent_to"] != strings.Split(up.URL, "?")[0] {
+		t.Errorf("logged %v", f)
+	}
+	for _, v := range f {
+		if s, ok := v.(string); ok && (strings.Contains(s, "s3cret") || strings.Contains(s, "pw")) {
+			t.Errorf("logged a key or password: %v", f)
+		}
+	}
+}
