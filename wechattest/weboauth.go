@@ -128,10 +128,7 @@ func (s *Server) SetOAuthDomain(appid, host string) {
 func (s *Server) SetWebUnionID(appid string, bound bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.web.noUnion == nil {
-		s.web.noUnion = make(map[string]bool)
-	}
-	s.web.noUnion[appid] = !bound
+	setAppFlag(&s.web.noUnion, appid, !bound)
 }
 
 // SetWebFollowers says whether the users of appid, an Official Account,
@@ -142,10 +139,15 @@ func (s *Server) SetWebUnionID(appid string, bound bool) {
 func (s *Server) SetWebFollowers(appid string, follow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.web.strangers == nil {
-		s.web.strangers = make(map[string]bool)
+	setAppFlag(&s.web.strangers, appid, !follow)
+}
+
+// setAppFlag sets appid's flag in *m, making the map when needed.
+func setAppFlag(m *map[string]bool, appid string, on bool) {
+	if *m == nil {
+		*m = make(map[string]bool)
 	}
-	s.web.strangers[appid] = !follow
+	(*m)[appid] = on
 }
 
 // AddWebCode registers a web authorization code of appid for user name
