@@ -164,7 +164,7 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 // `caddy validate`, which never starts apps, touches no outbox.
 func (a *WeChatApp) Start() error {
 	for _, d := range a.deliveries {
-		if _, err := d.open(); err != nil {
+		if _, err := d.open(context.Background()); err != nil {
 			return err
 		}
 	}

@@ -106,11 +106,12 @@ func signerID(s *assertion.Signer) string {
 var errNotOpen = errors.New("the delivery outbox is not open")
 
 // open takes the outbox from the pool, making and starting it if no
-// handler has yet.
-func (d *delivery) open() (*pooledOutbox, error) {
+// handler has yet. Once the delivery is closed, only the requests serve
+// counted before may still use it.
+func (d *delivery) open(ctx context.Context) (*pooledOutbox, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed && d.serving == 0 {
+	if d.closed && (d.serving == 0 || ctx.Value(servingKey{d}) == nil) {
 		return nil, errNotOpen
 	}
 	if d.pooled != nil {
@@ -133,7 +134,7 @@ func (d *delivery) open() (*pooledOutbox, error) {
 // error means neither delivered nor queued: the sender must be told to
 // retry.
 func (d *delivery) accept(ctx context.Context, id, key, to string, header http.Header, body []byte) (outbox.Result, error) {
-	p, err := d.open()
+	p, err := d.open(ctx)
 	if err != nil {
 		return outbox.Result{}, err
 	}
@@ -148,7 +149,7 @@ func (d *delivery) accept(ctx context.Context, id, key, to string, header http.H
 // instance sharing a Redis store, or in this process with the memory
 // store. A replay check: an error means it could not be told.
 func (d *delivery) sight(ctx context.Context, key, value string, ttl time.Duration) (first, same bool, err error) {
-	p, err := d.open()
+	p, err := d.open(ctx)
 	if err != nil {
 		return false, false, err
 	}
@@ -157,7 +158,7 @@ func (d *delivery) sight(ctx context.Context, key, value string, ttl time.Durati
 
 // forget drops key from the seen set (sight).
 func (d *delivery) forget(ctx context.Context, key string) error {
-	p, err := d.open()
+	p, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -167,30 +168,37 @@ func (d *delivery) forget(ctx context.Context, key string) error {
 // settle marks key of the seen set (sight) as answered for the rest of its
 // time: from then on no value is the same as the one it holds.
 func (d *delivery) settle(ctx context.Context, key string) error {
-	p, err := d.open()
+	p, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
 	return p.settle(ctx, d.s.Kind+":"+key)
 }
 
-// serve counts a request the handler begins: until the function it
-// returns is called, closing the handler keeps its hold on the outbox, so
-// an event WeChat sent just before a reload is still delivered or queued
-// rather than refused. A request begun after close is not counted.
-func (d *delivery) serve() (done func()) {
+// servingKey marks the context of a request serve counted for a delivery.
+type servingKey struct{ d *delivery }
+
+// serve counts a request the handler begins and returns it with a
+// context that says so: until done is called, closing the handler keeps
+// its hold on the outbox for that request, so an event WeChat sent just
+// before a reload is still delivered or queued rather than refused. A
+// request begun after close is not counted, and is refused.
+func (d *delivery) serve(r *http.Request) (_ *http.Request, done func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return func() {}
+		return r, func() {}
 	}
 	d.serving++
-	return d.served
+	return r.WithContext(context.WithValue(r.Context(), servingKey{d}, true)), d.served
 }
 
 // served ends what serve began; the last request of a closed handler
 // gives back its hold, in the background: stopping the outbox may take
-// seconds, and the request's answer must not wait for it.
+// seconds, and the request's answer must not wait for it. A reload that
+// brings the same outbox back meanwhile may start a second one beside it,
+// as another instance on the store would be: storage locks keep the two
+// off the same event.
 func (d *delivery) served() {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +76,7 @@ func TestQueuedPushFollowsItsReceiverToANewUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cur.Cleanup() })
-	if _, err := cur.delivery.open(); err != nil {
+	if _, err := cur.delivery.open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.Cleanup(); err != nil {
@@ -104,16 +105,23 @@ func retryEvery100ms(t *testing.T) {
 }
 
 // Caddy cleans up a config replaced by a reload while its requests still
-// run. A push whose handler is cleaned up while it reads the push is still
-// delivered and answered 200, not refused with 503; one begun after the
-// clean-up is refused, and then the outbox is let go.
+// run. A push whose handler is cleaned up while it reads the push keeps
+// the outbox open and is delivered and answered 200, not refused with 503;
+// a push begun after the clean-up is refused, even while the first is
+// still served; once the first is answered the outbox is let go.
 func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
 	to, got := pushRecorder(t)
 	p := newTestPush(t, "wxcleanup00000001", to)
+	if _, err := p.delivery.open(context.Background()); err != nil { // as the wechat app's Start does
+		t.Fatal(err)
+	}
+	refs := func() int { n, _ := outboxes.References(p.delivery.key); return n }
+	msg := func(id string) []byte {
+		return []byte("<xml><ToUserName><![CDATA[gh_cccccccccccc]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000c]]></FromUserName><CreateTime>" +
+			strconv.FormatInt(time.Now().Unix(), 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>" + id + "</MsgId></xml>")
+	}
 	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "7001"}
-	msg := []byte("<xml><ToUserName><![CDATA[gh_cccccccccccc]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000c]]></FromUserName><CreateTime>" +
-		strconv.FormatInt(time.Now().Unix(), 10) + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>24000000000000000701</MsgId></xml>")
-	req, err := push.Request("http://caddy/wechat/push", msg)
+	req, err := push.Request("http://caddy/wechat/push", msg("24000000000000000701"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +132,7 @@ func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer pr.CloseWithError(io.ErrUnexpectedEOF) // a handler that stops reading early fails the write below
 		p.ServeHTTP(w, req, nil)
 	}()
 	if _, err := pw.Write(body[:1]); err != nil { // the handler is reading the push
@@ -132,24 +141,29 @@ func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
 	if err := p.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	pw.Write(body[1:])
-	pw.Close()
+	if n := refs(); n < 1 {
+		t.Fatalf("after the clean-up, with a push still read, the outbox has %d holds, want it kept", n)
+	}
+	push.Nonce = "7002"
+	late, err := push.Request("http://caddy/wechat/push", msg("24000000000000000702"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := httptest.NewRecorder()
+	p.ServeHTTP(lw, late, nil)
+	if lw.Code != http.StatusServiceUnavailable {
+		t.Fatalf("a push begun after the clean-up: %d %s, want 503", lw.Code, lw.Body)
+	}
+	go func() {
+		pw.Write(body[1:])
+		pw.Close()
+	}()
 	<-done
 	if w.Code != http.StatusOK || len(got()) != 1 {
 		t.Fatalf("a push read during its handler's clean-up: %d %s, %d deliveries, want 200 and 1", w.Code, w.Body, len(got()))
 	}
-	push.Nonce = "7002"
-	late, err := push.Request("http://caddy/wechat/push", msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w = httptest.NewRecorder()
-	p.ServeHTTP(w, late, nil)
-	if w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("a push begun after the clean-up: %d %s, want 503", w.Code, w.Body)
-	}
 	deadline := time.Now().Add(5 * time.Second)
-	for n, _ := outboxes.References(p.delivery.key); n != 0; n, _ = outboxes.References(p.delivery.key) {
+	for refs() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the handler still holds the outbox after its last push")
 		}

@@ -97,7 +97,8 @@ func (n *PayNotify) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		n.fail(w, r, http.StatusMethodNotAllowed, "invalid_request", "WeChat Pay notifications are POSTed.", nil)
 		return nil
 	}
-	defer n.delivery.serve()()
+	r, done := n.delivery.serve(r)
+	defer done()
 	body, aerr := apierr.ReadBodyUpTo(w, r, payNotifyMaxBody, apierr.PayloadTooLarge)
 	if aerr != nil {
 		n.fail(w, r, aerr.Status(), aerr.Code(), "The notification could not be read.", nil)

@@ -167,7 +167,8 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		apierr.Write(w, r, apierr.Method.Allowing([]string{http.MethodGet, http.MethodPost}))
 		return nil
 	}
-	defer p.delivery.serve()()
+	r, done := p.delivery.serve(r)
+	defer done()
 	body, aerr := apierr.ReadBodyUpTo(w, r, maxPushBody, apierr.PushTooLarge)
 	if aerr != nil {
 		p.refuse(w, r, aerr)

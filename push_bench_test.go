@@ -198,7 +198,7 @@ func TestDeliveryBorrowsTheSessionStoresRedisClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := d.open()
+	p, err := d.open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -190,7 +191,7 @@ func TestQueuedPushKeepsItsReceiversSettings(t *testing.T) {
 		t.Cleanup(func() { p.Cleanup() })
 	}
 	// b's outbox is open too, as it is once its wechat app starts.
-	if _, err := b.delivery.open(); err != nil {
+	if _, err := b.delivery.open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	msg := []byte(`<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser1]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>4242</MsgId></xml>`)

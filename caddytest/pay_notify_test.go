@@ -16,6 +16,7 @@ package caddytest
 //   - no merchant key, APIv3 key or paySign in any DEBUG log line.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
@@ -462,5 +463,50 @@ func TestPayNotifyRefusesUnsendableHeaders(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := ps.Upstream.notifications(); len(got) != 0 {
 		t.Errorf("%d delivered, want none", len(got))
+	}
+}
+
+// A notification Caddy is reading when a reload removes its receiver is
+// still taken (204, delivered), not refused with 503: the replaced
+// config keeps the outbox for the requests it began.
+func TestPayNotifyReadDuringAReloadIsTaken(t *testing.T) {
+	ps := startPay(t, payConfig{})
+	n := freshNotification(t, ps.Pay, newTradeNo())
+	c, err := net.Dial("tcp", strings.TrimPrefix(ps.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", payNotify, strings.TrimPrefix(ps.Base, "http://"), len(n.Body))
+	for k, vs := range n.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
+		}
+	}
+	head.WriteString("Connection: close\r\n\r\n")
+	if _, err := io.WriteString(c, head.String()+string(n.Body[:1])); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the handler is reading the body
+	without := strings.Replace(ps.Caddyfile, payNotifyBlock("http://"+ps.Upstream.Addr+payNotify, ""), "", 1)
+	if without == ps.Caddyfile {
+		t.Fatal("the test could not remove the receiver from the config")
+	}
+	loadCaddy(t, without)
+	if _, err := c.Write(n.Body[1:]); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to the notification read across the reload: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("the notification read across the reload: %d %s, want 204", res.StatusCode, body)
+	}
+	if got := ps.Upstream.notifications(); len(got) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(got))
 	}
 }
