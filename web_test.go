@@ -443,6 +443,40 @@ func TestWebLoginOfANonFollowerKeepsItsUnionID(t *testing.T) {
 	}
 }
 
+// A QR login's exchange answers the unionid whenever the website app is
+// bound: one without it is not asked of sns/userinfo again.
+func TestQRLoginWithoutUnionIDMakesNoUserInfoCall(t *testing.T) {
+	h := newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.QRApp = "wxb1b1b1b1b1b1b1b1"
+		h.Web.Scope = "snsapi_userinfo"
+	})
+	h.fake.SetWebUnionID(h.Web.QRApp, false)
+	t.Cleanup(func() { h.fake.SetWebUnionID(h.Web.QRApp, true) })
+	calls := h.fake.Calls(wechattest.PathSNSUserInfo)
+	u := "http://api.example.com" + h.RoutePrefix + "/web/login?user=mallory"
+	var cookies []string
+	for range 3 {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, u, nil)
+		r.Header.Set("User-Agent", "Mozilla/5.0")
+		for _, c := range cookies {
+			r.Header.Add("Cookie", c[:strings.IndexByte(c, ';')])
+		}
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound {
+			t.Fatalf("GET %s: status %d, err %v: %s", u, w.status, err, w.body)
+		}
+		cookies = append(cookies, w.hdr["Set-Cookie"]...)
+		u = w.hdr.Get("Location")
+	}
+	if u != "http://api.example.com/" {
+		t.Fatalf("the QR login ended at %q", u)
+	}
+	if n := h.fake.Calls(wechattest.PathSNSUserInfo) - calls; n != 0 {
+		t.Errorf("%d calls of sns/userinfo for a QR login, want none", n)
+	}
+}
+
 // strangers makes the users of h's Official Account non-followers in the
 // process's sandbox WeChat for the rest of the test.
 func strangers(t *testing.T, h *Handler) {

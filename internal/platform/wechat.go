@@ -163,19 +163,20 @@ func (p WeChat) PhoneNumber(ctx context.Context, appid, code, openid string) (Ph
 }
 
 // WebLogin exchanges the code of a web authorization
-// (sns/oauth2/access_token). That answer may leave the unionid out (a
-// user who does not follow the Official Account); when the grant allows
-// sns/userinfo (snsapi_userinfo or snsapi_login), the unionid is asked
-// there, and a failure of that call fails the login rather than give a
-// session without the id that links the user's apps. The user's OAuth
-// access and refresh tokens are dropped here.
+// (sns/oauth2/access_token). An Official Account's answer may leave the
+// unionid out (a user who does not follow the account); when the grant
+// is snsapi_userinfo, the unionid is asked of sns/userinfo, and a failure
+// of that call fails the login rather than give a session without the id
+// that links the user's apps. A website app's QR login (snsapi_login)
+// answers the unionid whenever the app is bound, so it is not asked
+// again. The user's OAuth access and refresh tokens are dropped here.
 func (p WeChat) WebLogin(ctx context.Context, appid, code string) (WebLogin, error) {
 	t, err := p.Client.OAuthAccessToken(ctx, appid, code)
 	if err != nil {
 		return WebLogin{}, err
 	}
 	who := WebLogin{OpenID: t.OpenID, UnionID: t.UnionID, Snapshot: t.Snapshot}
-	if who.UnionID == "" && !who.Snapshot && (t.HasScope("snsapi_userinfo") || t.HasScope("snsapi_login")) {
+	if who.UnionID == "" && !who.Snapshot && t.HasScope("snsapi_userinfo") {
 		u, err := p.Client.OAuthUserInfo(ctx, t)
 		if err != nil {
 			return WebLogin{}, err
