@@ -29,11 +29,7 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	to := r.To
 	if o.cfg.Route != nil {
 		if to = o.cfg.Route(r.Receiver, r.To); to != r.To {
-			// Expected after a reload that moved the receiver; otherwise
-			// instances sharing the store deliver to different upstreams.
-			o.log.Info("outbox: the event goes to its receiver's upstream of now, not the one it was queued for",
-				zap.String("kind", r.Kind), zap.String("event_id", r.ID),
-				zap.String("queued_for", hostOf(r.To)), zap.String("sent_to", hostOf(to)))
+			o.logRouted(r, to)
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, to, bytes.NewReader(r.Body))
@@ -68,14 +64,34 @@ func (o *Outbox) deliver(ctx context.Context, r *record, timeout time.Duration, 
 	return resp.StatusCode, body, nil
 }
 
-// hostOf is the scheme and host of an upstream URL, as it may be logged:
-// no user, path or query, which may carry a key.
-func hostOf(s string) string {
+// routedLogEvery is how often one move of a receiver's events to another
+// upstream is logged: a backlog moved by a reload is one line, not one an
+// attempt.
+const routedLogEvery = 10 * time.Minute
+
+// logRouted says that an attempt of r goes to to, not the upstream r was
+// queued for. Expected after a reload that moved the receiver; otherwise
+// instances sharing the store deliver to different upstreams.
+func (o *Outbox) logRouted(r *record, to string) {
+	key := r.Kind + "\x00" + r.Receiver + "\x00" + r.To + "\x00" + to
+	now := time.Now()
+	if last, ok := o.routed.Load(key); ok && now.Sub(last.(time.Time)) < routedLogEvery {
+		return
+	}
+	o.routed.Store(key, now)
+	o.log.Info("outbox: the receiver's events go to its upstream of now, not the one they were queued for",
+		zap.String("kind", r.Kind), zap.String("receiver", r.Receiver), zap.String("event_id", r.ID),
+		zap.String("queued_for", loggableURL(r.To)), zap.String("sent_to", loggableURL(to)))
+}
+
+// loggableURL is an upstream URL as it may be logged: scheme, host and
+// path, without the user or query, which may carry a key.
+func loggableURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unreadable URL)"
 	}
-	return u.Scheme + "://" + u.Host
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
 // errUnreadable stands for a transport error that may quote the

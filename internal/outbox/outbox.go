@@ -178,6 +178,10 @@ type Outbox struct {
 	slots    chan struct{}
 	wake     chan struct{} // a worker is free: claim more before the tick
 	lease    atomic.Int64  // a worker's claim, ns (Config.Lease, or more: Cover)
+	// routed holds when each move of a receiver's events to another
+	// upstream (Config.Route) was last logged, by kind, receiver and
+	// both URLs: once per routedLogEvery.
+	routed sync.Map
 	// Owned by the polling loop.
 	kinds     map[string]bool // kinds whose pending count was reported
 	storeDown bool            // the last poll failed (logged once)
