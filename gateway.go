@@ -318,7 +318,7 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
-	if compressedBody(r.Header) {
+	if r.ContentLength != 0 && compressedBody(r.Header) {
 		// WeChat takes only plain bodies, and a session-key service
 		// signs the bytes it is given: a compressed one would reach
 		// WeChat as garbage or be signed as such.

@@ -398,6 +398,11 @@ func TestGatewayRefusesCompressedBodies(t *testing.T) {
 		t.Errorf("a compressed body reached WeChat %d times", n)
 	}
 	wantWeChatOK(t, g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"Content-Encoding": {"identity"}}, gwMessage))
+	// Without a body there is nothing compressed: the call goes on.
+	r := g.call(t, "POST", wechattest.PathSubscribeSend, http.Header{"Content-Encoding": {"gzip"}}, "")
+	if r.Status != http.StatusOK || strings.Contains(string(r.Body), "uncompressed") {
+		t.Errorf("an empty body with a Content-Encoding: %d %s, want WeChat's own answer", r.Status, r.Body)
+	}
 }
 
 // The access token appears in no answer and no log line, at DEBUG, also
