@@ -125,13 +125,28 @@ func (s *Sentinel) MasterAddr() string {
 	return ""
 }
 
-// WaitPromoted waits until the Sentinels name the replica as the primary
-// and it answers as one, and returns when it saw that.
+// allName reports whether every Sentinel names addr as the primary.
+func (s *Sentinel) allName(addr string) bool {
+	for _, sn := range s.Sentinels {
+		c := sn.Client()
+		got, err := c.Do(context.Background(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName).StringSlice()
+		c.Close()
+		if err != nil || len(got) != 2 || got[0]+":"+got[1] != addr {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitPromoted waits until every Sentinel names the replica as the
+// primary and it answers as one, and returns when it saw that. Until all
+// agree, a client made meanwhile may be told the old primary by one that
+// has not heard yet.
 func (s *Sentinel) WaitPromoted(within time.Duration) time.Time {
 	s.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		if s.MasterAddr() == s.Replica.Addr {
+		if s.allName(s.Replica.Addr) {
 			rc := s.Replica.Client()
 			info, err := rc.Info(context.Background(), "replication").Result()
 			rc.Close()
