@@ -129,17 +129,17 @@ func (d *delivery) open(ctx context.Context) (*pooledOutbox, error) {
 	return d.pooled, nil
 }
 
-// accept hands a verified event to the outbox: delivered at once, queued,
-// or recognised as one accepted before by key (id when key is empty). An
-// error means neither delivered nor queued: the sender must be told to
-// retry.
-func (d *delivery) accept(ctx context.Context, id, key, to string, header http.Header, body []byte) (outbox.Result, error) {
+// accept hands a verified event, for the handler's upstream, to the
+// outbox: delivered at once, queued, or recognised as one accepted before
+// by key (id when key is empty). An error means neither delivered nor
+// queued: the sender must be told to retry.
+func (d *delivery) accept(ctx context.Context, id, key string, header http.Header, body []byte) (outbox.Result, error) {
 	p, err := d.open(ctx)
 	if err != nil {
 		return outbox.Result{}, err
 	}
 	return p.ob.Accept(ctx, outbox.Event{
-		Kind: d.s.Kind, ID: id, Key: key, To: to, Receiver: d.s.Receiver, Header: header, Body: body,
+		Kind: d.s.Kind, ID: id, Key: key, To: d.s.To, Receiver: d.s.Receiver, Header: header, Body: body,
 		Timeout: d.s.Timeout, RetryFor: d.s.RetryFor, Signer: signerID(d.s.Assertion),
 	})
 }
@@ -264,18 +264,16 @@ type pooledOutbox struct {
 	seq  uint64              // the last held.seq
 }
 
-// held is what handlers of the outbox deliver a receiver's events with:
-// the upstream to and the assertion signer (nil for none), with how many
-// such handlers hold it and when it was first held.
+// held is the assertion signer (nil for none) that handlers of the outbox
+// deliver a receiver's events to an upstream with (its heldKey), with how
+// many such handlers hold it and when it was first held.
 type held struct {
-	signer   *assertion.Signer
-	receiver string
-	to       string
-	holds    int
-	seq      uint64
+	signer *assertion.Signer
+	holds  int
+	seq    uint64
 }
 
-// heldKey names a held: signerID (empty for none), receiver and to.
+// heldKey names a held: signerID (empty for none), receiver and upstream.
 type heldKey struct{ id, receiver, to string }
 
 // hold records that a handler of settings s uses the outbox: its
@@ -291,7 +289,7 @@ func (p *pooledOutbox) hold(s deliverySettings) {
 		return
 	}
 	p.seq++
-	p.held[k] = &held{signer: s.Assertion, receiver: s.Receiver, to: s.To, holds: 1, seq: p.seq}
+	p.held[k] = &held{signer: s.Assertion, holds: 1, seq: p.seq}
 }
 
 // drop gives back what hold took.
@@ -349,14 +347,14 @@ func (p *pooledOutbox) prepare(signer, receiver, to string, h http.Header) {
 	p.mu.Lock()
 	var own, newest *held
 	for k, c := range p.held {
-		if c.signer == nil || c.to != to {
+		if c.signer == nil || k.to != to {
 			continue
 		}
 		if signer != "" && k.id == signer {
 			own = c
 			break
 		}
-		if (c.receiver == receiver || receiver == "") && (newest == nil || c.seq > newest.seq) {
+		if (k.receiver == receiver || receiver == "") && (newest == nil || c.seq > newest.seq) {
 			newest = c
 		}
 	}

@@ -119,7 +119,7 @@ func (n *PayNotify) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		n.fail(w, r, http.StatusBadRequest, "invalid_request", "The notification's id, appid or openid holds characters a header cannot carry.", nil)
 		return nil
 	}
-	res, err := n.delivery.accept(r.Context(), ev.id, "", n.To, ev.header, ev.body)
+	res, err := n.delivery.accept(r.Context(), ev.id, "", ev.header, ev.body)
 	fields := []zap.Field{zap.String("mch_id", n.merchant.MchID()), zap.String("id", ev.id), zap.String("event_type", ev.eventType)}
 	switch {
 	case err != nil:

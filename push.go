@@ -307,7 +307,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		h["X-Wx-Openid"] = []string{openid}
 	}
 	h["X-Wx-Event-Id"] = []string{id}
-	res, err := p.delivery.accept(r.Context(), id, key, p.To, h, msg)
+	res, err := p.delivery.accept(r.Context(), id, key, h, msg)
 	kind := ev.Event
 	if kind == "" {
 		kind = "message"

@@ -140,14 +140,14 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 	ctx := benchContext(t)
 
 	t.Run("memory store", func(t *testing.T) {
-		d, err := openDelivery(ctx, deliverySettings{Module: "wechat_push", Kind: "push_test_mem"})
+		d, err := openDelivery(ctx, deliverySettings{Module: "wechat_push", Kind: "push_test_mem", To: to})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cs := &countingStorage{Storage: ctx.Storage()}
 		d.storage = cs
 		defer d.close()
-		res, err := d.accept(context.Background(), "evt-1", "", to, http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
+		res, err := d.accept(context.Background(), "evt-1", "", http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" {
 			t.Fatalf("accept: %v %v", res.Status, err)
 		}
@@ -158,13 +158,13 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 
 	t.Run("redis store", func(t *testing.T) {
 		rds := redistest.Start(t)
-		d, err := openDelivery(ctx, deliverySettings{Module: "wechat_push", Kind: "push", Store: rds.URL})
+		d, err := openDelivery(ctx, deliverySettings{Module: "wechat_push", Kind: "push", Store: rds.URL, To: to})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer d.close()
 		before := got.Load()
-		res, err := d.accept(context.Background(), "evt-2", "", to, http.Header{"X-Wx-Event-Id": {"evt-2"}}, []byte("<xml/>"))
+		res, err := d.accept(context.Background(), "evt-2", "", http.Header{"X-Wx-Event-Id": {"evt-2"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" || got.Load() != before+1 {
 			t.Fatalf("accept: %v %v", res.Status, err)
 		}
