@@ -31,12 +31,19 @@ func webCookieFor(tb testing.TB, h *Handler, token string) string {
 	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusFound {
 		tb.Fatalf("handoff link: status %d, err %v: %s", w.status, err, w.body)
 	}
-	for _, line := range w.hdr["Set-Cookie"] {
+	return sessionCookieSet(tb, w.hdr)
+}
+
+// sessionCookieSet returns the value of the session cookie an answer set
+// (plain HTTP's name), and stops the test when it set none.
+func sessionCookieSet(tb testing.TB, hdr http.Header) string {
+	tb.Helper()
+	for _, line := range hdr["Set-Cookie"] {
 		if v, ok := strings.CutPrefix(line, weblogin.SessionCookieHTTP+"="); ok {
 			return v[:strings.IndexByte(v, ';')]
 		}
 	}
-	tb.Fatalf("no session cookie set: %v", w.hdr["Set-Cookie"])
+	tb.Fatalf("no session cookie set: %q", hdr["Set-Cookie"])
 	return ""
 }
 

@@ -343,15 +343,7 @@ func TestWebCallbackLoadedAgainWhenLoggedInRedirects(t *testing.T) {
 	if err != nil || w.status != http.StatusFound {
 		t.Fatalf("callback: status %d, err %v: %s", w.status, err, w.body)
 	}
-	var session string
-	for _, line := range w.hdr["Set-Cookie"] {
-		if v, ok := strings.CutPrefix(line, weblogin.SessionCookieHTTP+"="); ok {
-			session = v[:strings.IndexByte(v, ';')]
-		}
-	}
-	if session == "" {
-		t.Fatalf("the callback set no session cookie: %q", w.hdr["Set-Cookie"])
-	}
+	session := sessionCookieSet(t, w.hdr)
 	again := func(cookie string) *discardWriter {
 		w := newDiscardWriter()
 		r, _ := http.NewRequest(http.MethodGet, cb, nil)
@@ -400,12 +392,7 @@ func TestWebLoginOfANonFollowerKeepsItsUnionID(t *testing.T) {
 		if n := h.fake.Calls(wechattest.PathSNSUserInfo) - calls; n != tt.calls {
 			t.Errorf("%s: %d calls of sns/userinfo, want %d", tt.scope, n, tt.calls)
 		}
-		var cookie string
-		for _, line := range w.hdr["Set-Cookie"] {
-			if v, ok := strings.CutPrefix(line, weblogin.SessionCookieHTTP+"="); ok {
-				cookie = v[:strings.IndexByte(v, ';')]
-			}
-		}
+		cookie := sessionCookieSet(t, w.hdr)
 		r := miniProgramRequest("")
 		r.Header.Set("Cookie", weblogin.SessionCookieHTTP+"="+cookie)
 		var got http.Header
