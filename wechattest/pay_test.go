@@ -371,6 +371,51 @@ func TestPayRefusesAnOpenIDOfAnotherApp(t *testing.T) {
 	}
 }
 
+// TestPayRefusesOtherCurrenciesAndNonPositiveRefunds: a domestic merchant
+// is paid and refunds in CNY only, and a refund of nothing or less is a
+// malformed request (PARAM_ERROR), not an amount over what is left.
+func TestPayRefusesOtherCurrenciesAndNonPositiveRefunds(t *testing.T) {
+	notify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer notify.Close()
+	p, m := newPayFake(t, wechattest.PayOptions{})
+	usd := bytes.Replace(order("T7", notify.URL), []byte(`"CNY"`), []byte(`"USD"`), 1)
+	resp, b := m.do("POST", "/v3/pay/transactions/jsapi", usd, "")
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "PARAM_ERROR") {
+		t.Fatalf("an order in USD: %d %s", resp.StatusCode, b)
+	}
+	if _, ok := p.Order("T7"); ok {
+		t.Fatal("the USD order was taken")
+	}
+	resp, b = m.do("POST", "/v3/pay/transactions/jsapi", order("T8", notify.URL), "")
+	var prepay struct {
+		PrepayID string `json:"prepay_id"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &prepay) != nil {
+		t.Fatalf("an order in CNY: %d %s", resp.StatusCode, b)
+	}
+	if _, err := p.MarkPaid(prepay.PrepayID); err != nil {
+		t.Fatal(err)
+	}
+	for _, amount := range []string{
+		`{"refund":40,"total":100,"currency":"EUR"}`,
+		`{"refund":40,"total":100}`,
+		`{"refund":0,"total":100,"currency":"CNY"}`,
+		`{"refund":-3,"total":100,"currency":"CNY"}`,
+	} {
+		refund := []byte(`{"out_trade_no":"T8","out_refund_no":"R8","amount":` + amount + `}`)
+		resp, b = m.do("POST", "/v3/refund/domestic/refunds", refund, "")
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "PARAM_ERROR") {
+			t.Errorf("a refund of %s: %d %s", amount, resp.StatusCode, b)
+		}
+	}
+	refund := []byte(`{"out_trade_no":"T8","out_refund_no":"R8","amount":{"refund":100,"total":100,"currency":"CNY"}}`)
+	if resp, b = m.do("POST", "/v3/refund/domestic/refunds", refund, ""); resp.StatusCode != 200 {
+		t.Fatalf("the whole order refunded in CNY after the refused tries: %d %s", resp.StatusCode, b)
+	}
+}
+
 func TestPayRefusesAStaleMerchantSignature(t *testing.T) {
 	clock := wechattest.NewClock(time.Now())
 	_, m := newPayFake(t, wechattest.PayOptions{Now: clock.Now})

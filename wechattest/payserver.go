@@ -485,6 +485,9 @@ func (p *Pay) jsapiLocked(body []byte, partner bool) (int, any) {
 		return http.StatusBadRequest, payError("PARAM_ERROR", "缺少必填参数")
 	case in.Amount.Total == nil || *in.Amount.Total <= 0:
 		return http.StatusBadRequest, payError("PARAM_ERROR", "amount.total 必须大于 0")
+	case in.Amount.Currency != "" && in.Amount.Currency != "CNY":
+		// A domestic merchant is paid in CNY only.
+		return http.StatusBadRequest, payError("PARAM_ERROR", "amount.currency 仅支持 CNY")
 	case openid == "" && in.Payer.SubOpenID == "":
 		return http.StatusBadRequest, payError("PARAM_ERROR", "缺少参数 payer")
 	case !strings.HasPrefix(in.NotifyURL, "http://") && !strings.HasPrefix(in.NotifyURL, "https://"):
@@ -607,6 +610,11 @@ func (p *Pay) refundLocked(body []byte) (int, any) {
 	}
 	o := p.orders[no]
 	switch {
+	case in.Amount.Currency != "CNY":
+		// A refund names its currency, and a domestic one is CNY.
+		return http.StatusBadRequest, payError("PARAM_ERROR", "amount.currency 仅支持 CNY")
+	case in.Amount.Refund <= 0:
+		return http.StatusBadRequest, payError("PARAM_ERROR", "amount.refund 必须大于 0")
 	case o == nil:
 		return http.StatusNotFound, payError("RESOURCE_NOT_EXISTS", "订单不存在")
 	case o.State != "SUCCESS" && o.State != "REFUND":
@@ -617,7 +625,7 @@ func (p *Pay) refundLocked(body []byte) (int, any) {
 	if r := p.refunds[in.OutRefundNo]; r != nil {
 		return http.StatusOK, p.refundJSON(r, "PROCESSING")
 	}
-	if in.Amount.Refund <= 0 || in.Amount.Refund > o.Total-o.Refunded {
+	if in.Amount.Refund > o.Total-o.Refunded {
 		return http.StatusForbidden, payError("NOT_ENOUGH", "可退金额不足")
 	}
 	o.Refunded += in.Amount.Refund
