@@ -377,6 +377,11 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 			if json.Unmarshal(raw, &s) != nil {
 				return &apierr.FieldError{Name: name}
 			}
+			// A member given names an app: "" or null names none, and
+			// would let the order through unchecked.
+			if s == "" {
+				return emptyAppIDError(name)
+			}
 			switch name {
 			case "appid":
 				appid = s
@@ -392,9 +397,12 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 		return nil
 	})
 	var fe *apierr.FieldError
+	var empty emptyAppIDError
 	switch {
 	case errors.As(err, &fe):
 		return payOrder{}, apierr.InvalidRequest.WithMessage(fe.Error())
+	case errors.As(err, &empty):
+		return payOrder{}, apierr.InvalidRequest.WithMessage(empty.Error())
 	case err != nil:
 		return payOrder{}, apierr.InvalidRequest.WithMessage("The body must be one JSON object.")
 	}
@@ -458,6 +466,14 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 	b.WriteByte('}')
 	o.body = b.Bytes()
 	return o, nil
+}
+
+// emptyAppIDError is an order's appid, sp_appid or sub_appid given as ""
+// or null.
+type emptyAppIDError string
+
+func (e emptyAppIDError) Error() string {
+	return "The field " + string(e) + " must name an app of this server's wechat configuration; leave it out rather than give it empty or null."
 }
 
 // fillPayer returns the payer object with field set to openid when the

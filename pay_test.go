@@ -139,6 +139,12 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 		{body: `{"sp_appid":"wxA","sub_appid":"wxC"}`, wantErr: true},
 		{body: `{"appid":"wxA","appid":"wxC"}`, wantErr: true},
 		{body: `{"appid":1}`, wantErr: true},
+		// "" or null names no app: it is refused, not taken as absent,
+		// so no order goes through with its appid unchecked.
+		{body: `{"appid":""}`, openid: "oHdr", jsapi: true, wantErr: true},
+		{body: `{"appid":null}`, openid: "oHdr", jsapi: true, wantErr: true},
+		{body: `{"sp_appid":"","sub_appid":null}`, openid: "oHdr", jsapi: true, wantErr: true},
+		{body: `{"sp_appid":"wxA","sub_appid":null}`, openid: "oHdr", jsapi: true, wantErr: true},
 		{body: `[1]`, wantErr: true},
 		{body: `{"appid":"wxA","payer":[]}`, openid: "o", jsapi: true, wantErr: true},
 		// The caller's openid is filled in only for an order of the
