@@ -159,6 +159,8 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// connection under a sender still sending would reset it and
 		// lose the answer.
 		apierr.DiscardBody(w, r)
+		r, done := p.delivery.serve(r)
+		defer done()
 		p.urlCheck(w, r, q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
 		return nil
 	case http.MethodPost:
@@ -195,6 +197,9 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 	if sig == "" || echostr == "" || !msgcrypt.VerifySignature(sig, p.token, ts, nonce) {
 		p.refuse(w, r, apierr.PushRefused)
 		return
+	}
+	if p.crypter == nil {
+		p.closePair(r, ts, nonce)
 	}
 	// A signature triple seen once (access logs hold them) echoes any
 	// echostr, so the echo is text that no browser may sniff into a page.
@@ -390,21 +395,8 @@ func headerSafe(values ...string) bool {
 // no answer (its instance died while delivering it): it goes on, and the
 // outbox's deduplication tells whether it was taken.
 func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (seenPlace, *apierr.Error) {
-	remember := 24 * time.Hour
-	if p.maxAge > 0 {
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil || strconv.FormatInt(sec, 10) != ts {
-			// Only the canonical spelling: "0"+ts or "+"+ts would be a
-			// new (timestamp, nonce) under the same signature.
-			return seenPlace{}, apierr.PushRefused
-		}
-		if age := time.Since(time.Unix(sec, 0)); age > p.maxAge || age < -p.maxAge {
-			return seenPlace{}, apierr.PushRefused
-		}
-		// A pair older than max_age is refused by its age already.
-		remember = 2 * p.maxAge
-	}
-	if len(ts) > 32 || len(nonce) > 128 {
+	remember, ok := p.replayWindow(ts, nonce)
+	if !ok {
 		return seenPlace{}, apierr.PushRefused
 	}
 	key := p.replayKey(ts, nonce)
@@ -418,6 +410,47 @@ func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (seenPlace,
 		return seenPlace{}, apierr.PushRefused
 	}
 	return seenPlace{key: key, recorded: first}, nil
+}
+
+// replayWindow returns how long a plain-mode (timestamp, nonce) is kept
+// in the seen set, or false when a POST with it is refused outright: a
+// timestamp not spelled canonically or more than max_age off, or a pair
+// too long to keep.
+func (p *Push) replayWindow(ts, nonce string) (time.Duration, bool) {
+	remember := 24 * time.Hour
+	if p.maxAge > 0 {
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil || strconv.FormatInt(sec, 10) != ts {
+			// Only the canonical spelling: "0"+ts or "+"+ts would be a
+			// new (timestamp, nonce) under the same signature.
+			return 0, false
+		}
+		if age := time.Since(time.Unix(sec, 0)); age > p.maxAge || age < -p.maxAge {
+			return 0, false
+		}
+		// A pair older than max_age is refused by its age already.
+		remember = 2 * p.maxAge
+	}
+	if len(ts) > 32 || len(nonce) > 128 {
+		return 0, false
+	}
+	return remember, true
+}
+
+// closePair records a plain-mode URL check's (timestamp, nonce) in the
+// seen set as answered. Its signature is the one a plain-mode POST with
+// that pair carries, and the check's URL can be read wherever it was
+// logged: no POST may come with the pair after it. The check itself is
+// judged by its signature alone, so it is answered even when the store
+// cannot take the pair.
+func (p *Push) closePair(r *http.Request, ts, nonce string) {
+	remember, ok := p.replayWindow(ts, nonce)
+	if !ok {
+		return // a POST with this pair is refused anyway
+	}
+	if _, _, err := p.delivery.sight(r.Context(), p.replayKey(ts, nonce), settledSighting, remember); err != nil {
+		p.logger.Warn("wechat_push: the seen set cannot take a URL check's (timestamp, nonce); a plain-mode POST reusing them within max_age would pass the replay check", zap.Error(err))
+	}
 }
 
 // replayKey names a plain-mode push in the seen set by its signature, not

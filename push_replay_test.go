@@ -103,6 +103,49 @@ func TestPlainPushReplayBySplittingDigitsIsRefused(t *testing.T) {
 	}
 }
 
+// TestPlainPushURLCheckPairIsNotReusable: a plain-mode URL check is
+// signed as a plain-mode POST with the same (timestamp, nonce) is, and its
+// URL may be read wherever it was logged; a POST reusing that pair, with
+// any body, is refused and delivers nothing. The check itself is judged
+// by its signature alone: repeated, it is answered again.
+func TestPlainPushURLCheckPairIsNotReusable(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxurlcheckapp00a", to)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Timestamp: ts, Nonce: "5550001"}
+	post := func(push wechattest.Push, msg []byte) int {
+		req, err := push.Request("http://caddy/wechat/push", msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req, nil)
+		return w.Code
+	}
+	for i := range 2 {
+		req, err := push.URLCheck("http://caddy/wechat/push", "42")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req, nil)
+		if w.Code != http.StatusOK || w.Body.String() != "42" {
+			t.Fatalf("URL check %d: %d %q", i+1, w.Code, w.Body)
+		}
+	}
+	if code := post(push, push.Text("oVICTIM000000000000000000000", "forged")); code != http.StatusForbidden {
+		t.Fatalf("a POST with the URL check's (timestamp, nonce): %d, want 403", code)
+	}
+	own := push
+	own.Nonce = "5550002"
+	if code := post(own, push.Text("oUSER0000000000000000000000q", "real")); code != http.StatusOK {
+		t.Fatalf("a POST with a pair of its own: %d", code)
+	}
+	if d := got(); len(d) != 1 || !strings.Contains(d[0], "real") {
+		t.Fatalf("deliveries %q, want the real push alone", d)
+	}
+}
+
 // TestPlainPushSameBodyRetryNeverClearsTheReplayCheck: WeChat's retry of a
 // plain-mode push (same signature, same body) goes on to the outbox; one
 // answered 503 because the first is still being delivered must not clear
