@@ -212,7 +212,8 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 	audit.Event(p.audit, r, "push", "url_check", p.AppID, "", "")
 }
 
-// open verifies a push and returns its plaintext and format. Safe and
+// open verifies a push and returns its plaintext and the format it came
+// in (the envelope's, which the passive reply follows). Safe and
 // compatibility mode (aes_key set) trust only the decrypted Encrypt,
 // checked by msg_signature; plain mode checks signature, the timestamp's
 // age and that (timestamp, nonce) is new or came with this very body,
@@ -301,7 +302,9 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		openid = "" // an account's original id, not a user
 	}
 	h := make(http.Header, 6)
-	if format == msgcrypt.JSON {
+	// The upstream gets the plaintext's own type: inside an envelope it
+	// need not be the envelope's, which the passive reply follows.
+	if plain, _ := msgcrypt.Sniff(msg); plain == msgcrypt.JSON {
 		h["Content-Type"] = []string{"application/json"}
 	} else {
 		h["Content-Type"] = []string{"text/xml"}
