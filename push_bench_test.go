@@ -132,7 +132,8 @@ func (s *countingStorage) Store(ctx context.Context, key string, value []byte) e
 
 // TestFirstDeliveryWritesOnlyTheDedupRecord: a push the upstream takes at
 // once costs the store only its deduplication record: nothing is written
-// to the outbox (no storage file with the memory store; in Redis one key,
+// to the outbox (with the memory store, one file of id records in Caddy's
+// storage, written after WeChat's answer, in a batch; in Redis one key,
 // the id's).
 func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 	upstream, got := pushBenchUpstream(t)
@@ -146,13 +147,21 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 		}
 		cs := &countingStorage{Storage: ctx.Storage()}
 		d.storage = cs
-		defer d.close()
 		res, err := d.accept(context.Background(), "evt-1", "", http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" {
 			t.Fatalf("accept: %v %v", res.Status, err)
 		}
 		if n := cs.writes.Load(); n != 0 {
-			t.Fatalf("a first delivery that succeeded wrote %d files to Caddy's storage, want none", n)
+			t.Fatalf("WeChat's answer waited for %d files written to Caddy's storage, want none", n)
+		}
+		if err := d.close(); err != nil { // writes the id records still queued
+			t.Fatal(err)
+		}
+		if n := cs.writes.Load(); n != 1 {
+			t.Fatalf("a first delivery that succeeded wrote %d files to Caddy's storage, want one, the id's record", n)
+		}
+		if names, _ := ctx.Storage().List(context.Background(), "wechat_auth/outbox/push_test_mem", true); len(names) != 0 {
+			t.Fatalf("the outbox holds %q after a delivered push", names)
 		}
 	})
 

@@ -639,6 +639,25 @@ func TestPushMemoryOutboxSurvivesARestart(t *testing.T) {
 	}
 }
 
+// TestPushMemoryRetryAfterARestartIsNotDeliveredAgain: with the memory
+// store, WeChat's retry of a push delivered before Caddy restarted is
+// answered success and not delivered again.
+func TestPushMemoryRetryAfterARestartIsNotDeliveredAgain(t *testing.T) {
+	up := startPushUpstream(t)
+	c := multiNew(t, "memory", "", multiPushSite(up.URL, ""))
+	c.Start()
+	p := safePush(false)
+	msg := p.Text("oUSER0000000000000000000000k", "delivered once")
+	wantSuccess(t, sendPush(t, p, c.Base+pushPath, msg))
+	c.Stop()
+	c.Start()
+	wantSuccess(t, sendPush(t, p, c.Base+pushPath, msg))
+	time.Sleep(300 * time.Millisecond)
+	if got := up.Got(); len(got) != 1 {
+		t.Fatalf("the upstream got %d deliveries of one push across a restart, want 1", len(got))
+	}
+}
+
 // kill ends a Caddy process at once (SIGKILL): no shutdown work runs.
 func (m *multiCaddy) kill() {
 	if m.cmd == nil {

@@ -57,7 +57,7 @@ func TestDeliveryErrorsLeaveOutTheUpstreamQuery(t *testing.T) {
 	down := up.URL
 	up.Close() // nothing listens there now: the post fails to connect
 	log, logs := observedLogger()
-	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, log))
+	o := New(testStorageStore(t, failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox"), testConfig(nil, log))
 	_, err := o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: down + "/push?key=" + key, Body: []byte("<xml/>")})
 	if err == nil {
 		t.Fatal("Accept succeeded with the upstream down and the outbox refusing")
@@ -103,7 +103,7 @@ func TestDeliveryErrorsLeaveOutTheUpstreamsBytes(t *testing.T) {
 		}
 	}()
 	log, logs := observedLogger()
-	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, log))
+	o := New(testStorageStore(t, failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox"), testConfig(nil, log))
 	_, err = o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: "http://" + ln.Addr().String() + "/push", Body: []byte("<xml/>")})
 	if err == nil {
 		t.Fatal("Accept succeeded with a garbled upstream and the outbox refusing")
@@ -130,7 +130,7 @@ func TestDeliveryErrorsLeaveOutTheUpstreamsBytes(t *testing.T) {
 func TestDeliveryErrorsStillNameTLSFailures(t *testing.T) {
 	up := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate of its own CA
 	t.Cleanup(up.Close)
-	o := New(StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), testConfig(nil, nil))
+	o := New(testStorageStore(t, failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox"), testConfig(nil, nil))
 	_, err := o.Accept(context.Background(), Event{Kind: "push", ID: "m1", To: up.URL + "/push", Body: []byte("<xml/>")})
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("an untrusted certificate: %v, want it named", err)
@@ -152,7 +152,7 @@ func TestRoutedAttemptIsLogged(t *testing.T) {
 		}
 		return to
 	}
-	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "outbox", nil), cfg)
+	o := New(testStorageStore(t, &certmagic.FileStorage{Path: t.TempDir()}, "outbox"), cfg)
 	for i, rcv := range []string{"wxstays", "wxmoved", "wxmoved"} {
 		if _, err := o.Accept(context.Background(), Event{Kind: "push", ID: fmt.Sprint(rcv, i), Receiver: rcv, To: "http://u:pw@127.0.0.1:1/old?key=s3cret", Body: []byte("<xml/>")}); err != nil {
 			t.Fatal(err)

@@ -185,7 +185,7 @@ func storageBackend(t *testing.T) backend {
 	fs := &certmagic.FileStorage{Path: dir}
 	return backend{
 		name:  "storage",
-		store: func(t *testing.T) Store { return StorageStore(fs, "outbox", nil) },
+		store: func(t *testing.T) Store { return testStorageStore(t, fs, "outbox") },
 		keys: func(t *testing.T) int {
 			names, _ := fs.List(context.Background(), "outbox", true)
 			n := 0
@@ -232,4 +232,12 @@ func accept(t *testing.T, o *Outbox, ev Event, want Status) Result {
 		t.Fatalf("Accept %s = %v, want %v", ev.ID, res.Status, want)
 	}
 	return res
+}
+
+// testStorageStore is StorageStore for a test: the id records it writes
+// in the background are written before the test's directories go.
+func testStorageStore(t testing.TB, s certmagic.Storage, prefix string) Store {
+	st := StorageStore(s, prefix, nil)
+	t.Cleanup(st.close)
+	return st
 }

@@ -110,6 +110,41 @@ func TestSameIDThreeTimesIsDeliveredOnce(t *testing.T) {
 	}
 }
 
+// TestRetryAfterARestartIsADuplicate: WeChat's retry of an event that a
+// stopped outbox took (delivered at once, or queued and delivered later)
+// is a duplicate to the next outbox on the same store, as to one on
+// another instance sharing it: with Redis, and with Caddy's storage.
+func TestRetryAfterARestartIsADuplicate(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			up := newUpstream(t)
+			first := New(b.store(t), testConfig(nil, nil))
+			if err := first.Start(); err != nil {
+				t.Fatal(err)
+			}
+			accept(t, first, up.event("m1"), Delivered)
+			up.down.Store(true)
+			accept(t, first, up.event("m2"), Queued)
+			up.down.Store(false)
+			up.waitCount(t, "m2", 1, 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := first.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			obs := newCounter()
+			next := start(t, New(b.store(t), testConfig(obs, nil)))
+			accept(t, next, up.event("m1"), Duplicate)
+			accept(t, next, up.event("m2"), Duplicate)
+			accept(t, next, up.event("m3"), Delivered)
+			if up.count("m1") != 1 || up.count("m2") != 1 {
+				t.Errorf("delivered m1 %d times, m2 %d times; want once each", up.count("m1"), up.count("m2"))
+			}
+		})
+	}
+}
+
 func TestRetryForExhaustedDropsWithAnErrorLogWithoutTheBody(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
@@ -160,7 +195,7 @@ func TestNeitherDeliveredNorQueuedIsAnErrorAndForgotten(t *testing.T) {
 	up := newUpstream(t)
 	up.down.Store(true)
 	obs := newCounter()
-	s := StorageStore(failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil)
+	s := testStorageStore(t, failingStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox")
 	o := New(s, testConfig(obs, nil))
 	if _, err := o.Accept(context.Background(), up.event("m1")); err == nil {
 		t.Fatal("Accept succeeded with the upstream down and the outbox refusing")
@@ -174,7 +209,7 @@ func TestNeitherDeliveredNorQueuedIsAnErrorAndForgotten(t *testing.T) {
 }
 
 func TestInvalidEventsAreRefused(t *testing.T) {
-	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), Config{})
+	o := New(testStorageStore(t, &certmagic.FileStorage{Path: t.TempDir()}, "o"), Config{})
 	for _, ev := range []Event{
 		{Kind: "push", To: "http://x/"},
 		{ID: "1", To: "http://x/"},
@@ -193,7 +228,7 @@ func TestRedirectIsNotADelivery(t *testing.T) {
 	redir.Handle("/", http.RedirectHandler(up.URL, http.StatusFound))
 	srv := newUpstream(t)
 	srv.Config.Handler = redir
-	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), testConfig(nil, nil))
+	o := New(testStorageStore(t, &certmagic.FileStorage{Path: t.TempDir()}, "o"), testConfig(nil, nil))
 	ev := up.event("m1")
 	ev.To = srv.URL
 	accept(t, o, ev, Queued)
@@ -416,7 +451,7 @@ func TestAcceptWithTheStoreDownStillDelivers(t *testing.T) {
 func TestRecordWithoutItsDeadlineKeepsTheConfigs(t *testing.T) {
 	cfg := testConfig(nil, nil)
 	cfg.RetryFor = time.Hour
-	o := New(StorageStore(&certmagic.FileStorage{Path: t.TempDir()}, "o", nil), cfg)
+	o := New(testStorageStore(t, &certmagic.FileStorage{Path: t.TempDir()}, "o"), cfg)
 	first := time.Now()
 	_, until, _ := o.settings(&record{Own: true, First: first.UnixMilli(), TimeoutMS: 1000})
 	if d := until.Sub(first); d < 59*time.Minute || d > 61*time.Minute {

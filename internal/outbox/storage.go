@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,9 +18,11 @@ import (
 )
 
 // storageStore keeps the outbox in Caddy's storage, one file per event,
-// and the deduplication records in memory: an instance that restarts
-// still delivers what it queued, but may deliver WeChat's retry of an
-// event it accepted before the restart again (at least once).
+// and the deduplication records in memory, written to the storage too in
+// batches (doneFlushEvery) beside the outbox: an instance that restarts
+// still delivers what it queued and still answers WeChat's retries of
+// what it accepted as duplicates, but for those accepted in the last
+// moments before a crash (at least once).
 type storageStore struct {
 	storage certmagic.Storage
 	prefix  string
@@ -29,6 +32,16 @@ type storageStore struct {
 	ids       map[string]memClaim
 	events    map[string]*scheduled
 	lastPurge time.Time
+
+	// The id records not yet in the storage, and their writer.
+	unwritten map[string]time.Time
+	writer    bool          // a writeDone is running
+	closing   bool          // close was called: write at once
+	wake      chan struct{} // cuts the writer's wait short
+	writing   sync.WaitGroup
+
+	// Owned by due (the polling loop).
+	lastSweep time.Time
 
 	// Owned by due (the polling loop) and open.
 	lastScan time.Time
@@ -68,7 +81,151 @@ func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Sto
 	return &storageStore{
 		storage: storage, prefix: strings.TrimSuffix(prefix, "/"), log: log,
 		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
-		unusable: make(map[string]bool),
+		unusable: make(map[string]bool), wake: make(chan struct{}, 1),
+	}
+}
+
+// doneDir holds the id records, outside the outbox's own directory, which
+// scan reads whole every rescanEvery. Each file is a batch: a JSON object
+// of keys and their expiry (Unix milliseconds), named "<latest expiry>-<random>"
+// so that sweep removes it unread once all its records have expired.
+func (s *storageStore) doneDir() string { return s.prefix + "_done" }
+
+// doneFlushEvery is the most often id records are written: one file for
+// every id accepted since the last (FileStorage syncs each file to disk,
+// a millisecond or more, which WeChat's answer does not wait for).
+const doneFlushEvery = 2 * time.Second
+
+// sweepEvery is how often expired id records are removed.
+const sweepEvery = time.Hour
+
+// recordDone queues key's record for the storage; the writer starts when
+// there is one and stops when all are written.
+func (s *storageStore) recordDone(key string, expiry time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unwritten == nil {
+		s.unwritten = make(map[string]time.Time)
+	}
+	s.unwritten[key] = expiry
+	if !s.writer {
+		s.writer = true
+		s.writing.Add(1)
+		go s.writeDone()
+	}
+}
+
+// writeDone writes the queued id records, a batch every doneFlushEvery
+// (at once after close), until none are left.
+func (s *storageStore) writeDone() {
+	defer s.writing.Done()
+	for {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if !closing {
+			t := time.NewTimer(doneFlushEvery)
+			select {
+			case <-t.C:
+			case <-s.wake:
+				t.Stop()
+			}
+		}
+		s.mu.Lock()
+		batch := s.unwritten
+		s.unwritten = nil
+		if len(batch) == 0 {
+			s.writer = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if err := s.storeBatch(batch); err != nil {
+			s.log.Warn("outbox: cannot write the event ids' records; retries after a restart may be delivered again",
+				zap.Int("ids", len(batch)), zap.Error(err))
+		}
+	}
+}
+
+// storeBatch writes one file of id records.
+func (s *storageStore) storeBatch(batch map[string]time.Time) error {
+	out := make(map[string]int64, len(batch))
+	var latest int64
+	for k, exp := range batch {
+		ms := exp.UnixMilli()
+		out[k] = ms
+		latest = max(latest, ms)
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.storage.Store(ctx, path.Join(s.doneDir(), strconv.FormatInt(latest, 10)+"-"+newToken()), data)
+}
+
+// batchExpiry is the latest expiry a record file's name gives, or false.
+func batchExpiry(name string) (time.Time, bool) {
+	base, _, ok := strings.Cut(path.Base(name), "-")
+	ms, err := strconv.ParseInt(base, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// loadDone reads the storage's unexpired id records into memory: those
+// written before a restart, by this instance or another sharing the
+// storage.
+func (s *storageStore) loadDone(ctx context.Context) error {
+	names, err := s.storage.List(ctx, s.doneDir(), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, name := range names {
+		if latest, ok := batchExpiry(name); !ok || !latest.After(now) {
+			continue
+		}
+		data, err := s.storage.Load(ctx, name)
+		if err != nil {
+			continue // swept meanwhile
+		}
+		var batch map[string]int64
+		if json.Unmarshal(data, &batch) != nil {
+			s.log.Warn("outbox: unreadable event id records skipped", zap.String("file", name))
+			continue
+		}
+		s.mu.Lock()
+		for k, ms := range batch {
+			exp := time.UnixMilli(ms)
+			if c, ok := s.ids[k]; exp.After(now) && (!ok || !now.Before(c.expiry)) {
+				s.ids[k] = memClaim{expiry: exp}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// sweep removes the id record files whose records have all expired.
+func (s *storageStore) sweep(ctx context.Context, now time.Time) {
+	s.lastSweep = now
+	names, err := s.storage.List(ctx, s.doneDir(), false)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("outbox: cannot list the event id records to remove expired ones", zap.Error(err))
+		}
+		return
+	}
+	for _, name := range names {
+		if latest, ok := batchExpiry(name); ok && !latest.After(now) && ctx.Err() == nil {
+			s.storage.Delete(ctx, name)
+		}
 	}
 }
 
@@ -105,9 +262,11 @@ func (s *storageStore) claim(_ context.Context, key string, lease, keep time.Dur
 }
 
 func (s *storageStore) done(_ context.Context, key string, keep time.Duration) error {
+	expiry := time.Now().Add(keep)
 	s.mu.Lock()
-	s.ids[key] = memClaim{expiry: time.Now().Add(keep)}
+	s.ids[key] = memClaim{expiry: expiry}
 	s.mu.Unlock()
+	s.recordDone(key, expiry)
 	return nil
 }
 
@@ -129,10 +288,14 @@ func (s *storageStore) enqueue(ctx context.Context, key string, r *record, delay
 	if err := s.storage.Store(ctx, name, data); err != nil {
 		return err
 	}
+	expiry := time.Now().Add(keep)
 	s.mu.Lock()
 	s.events[key] = &scheduled{kind: r.Kind, name: name, due: time.Now().Add(delay)}
-	s.ids[key] = memClaim{expiry: time.Now().Add(keep)}
+	s.ids[key] = memClaim{expiry: expiry}
 	s.mu.Unlock()
+	// The queued file is the event's record until it is delivered; this
+	// one outlives it.
+	s.recordDone(key, expiry)
 	return nil
 }
 
@@ -142,6 +305,9 @@ func (s *storageStore) due(ctx context.Context, n int, lease time.Duration) ([]*
 		if err := s.scan(ctx); err != nil {
 			s.log.Warn("outbox: cannot look for events in the storage", zap.Error(err))
 		}
+	}
+	if now.Sub(s.lastSweep) >= sweepEvery {
+		s.sweep(ctx, now)
 	}
 	var picked []string
 	s.mu.Lock()
@@ -271,8 +437,17 @@ func (s *storageStore) pending(context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-// open schedules every event file in the storage, due at once.
-func (s *storageStore) open(ctx context.Context) error { return s.scan(ctx) }
+// open reads the id records and schedules every event file in the
+// storage, due at once.
+func (s *storageStore) open(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = false
+	s.mu.Unlock()
+	if err := s.loadDone(ctx); err != nil {
+		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before the restart may be delivered again", zap.Error(err))
+	}
+	return s.scan(ctx)
+}
 
 // scan schedules, due at once, every event file in the storage that the
 // outbox does not hold yet.
@@ -323,4 +498,14 @@ func (s *storageStore) scan(ctx context.Context) error {
 	return nil
 }
 
-func (s *storageStore) close() {}
+// close writes the id records still queued, at once.
+func (s *storageStore) close() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.writing.Wait()
+}

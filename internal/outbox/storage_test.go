@@ -23,8 +23,8 @@ func TestStorageOutboxSurvivesARestart(t *testing.T) {
 	up.down.Store(false)
 	after := start(t, New(b.store(t), testConfig(nil, nil)))
 	up.waitCount(t, "m1", 1, 2*time.Second)
-	// Ids are remembered in memory only, but the outbox's own files say
-	// which were queued.
+	// The outbox's own files, and the id records beside them, say which
+	// were queued.
 	accept(t, after, up.event("m1"), Duplicate)
 	if b.keys(t) != 0 {
 		t.Error("the delivered event's file is still there")
@@ -40,13 +40,13 @@ func TestStorageLockKeepsASecondInstanceOff(t *testing.T) {
 	up.down.Store(true)
 	cfg := testConfig(nil, nil)
 	cfg.Backoff = func(int) time.Duration { return 0 }
-	one := StorageStore(fs, "outbox", nil)
+	one := testStorageStore(t, fs, "outbox")
 	accept(t, New(one, cfg), up.event("m1"), Queued)
 	held, err := one.due(context.Background(), 10, cfg.Lease)
 	if err != nil || len(held) != 1 {
 		t.Fatalf("claimed %d (%v)", len(held), err)
 	}
-	two := StorageStore(fs, "outbox", nil)
+	two := testStorageStore(t, fs, "outbox")
 	if err := two.open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestStorageEventNotRemovedIsRetriedAfterItsLeaseNotEveryPoll(t *testing.T) 
 	up := newUpstream(t)
 	up.down.Store(true)
 	cfg := testConfig(nil, nil) // polls every 20 ms; lease 1.5 s
-	o := start(t, New(StorageStore(undeletableStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox", nil), cfg))
+	o := start(t, New(testStorageStore(t, undeletableStorage{&certmagic.FileStorage{Path: t.TempDir()}}, "outbox"), cfg))
 	accept(t, o, up.event("m1"), Queued)
 	up.down.Store(false)
 	up.waitCount(t, "m1", 1, 2*time.Second)
@@ -125,4 +125,34 @@ func TestStorageOutboxFindsEventsQueuedAfterItStarted(t *testing.T) {
 	}
 	// The successor knows the event now: WeChat's retry is a duplicate.
 	accept(t, successor, up.event("m1"), Duplicate)
+}
+
+// TestSweepRemovesOnlyExpiredIDRecords: a file of id records is removed
+// once all its records have expired, and read until then.
+func TestSweepRemovesOnlyExpiredIDRecords(t *testing.T) {
+	ctx := context.Background()
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	s := StorageStore(fs, "outbox", nil).(*storageStore)
+	now := time.Now()
+	if err := s.storeBatch(map[string]time.Time{"push:old": now.Add(-time.Second), "push:older": now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.storeBatch(map[string]time.Time{"push:new": now.Add(time.Hour), "push:gone": now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	s.sweep(ctx, now)
+	names, err := fs.List(ctx, s.doneDir(), false)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("%d record files left (%v), want the one with an unexpired record", len(names), err)
+	}
+	next := StorageStore(fs, "outbox", nil).(*storageStore)
+	if err := next.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := next.ids["push:new"]; !ok {
+		t.Error("the unexpired record was not read")
+	}
+	if _, ok := next.ids["push:gone"]; ok {
+		t.Error("an expired record was read")
+	}
 }
