@@ -28,7 +28,10 @@ type route struct {
 	// noBody: the route never reads the body, so neither limits nor
 	// drains it (see verify).
 	noBody bool
-	serve  routeFunc
+	// page: a browser opens it, so an error answering a browser's GET
+	// (apierr.WantsPage) is a page, the JSON answer shown in it.
+	page  bool
+	serve routeFunc
 }
 
 // routeTable maps paths to the routes under route_prefix. A route under
@@ -80,11 +83,13 @@ func (h *Handler) newRoutes() routeTable {
 	}
 	if h.web != nil {
 		get := []string{http.MethodGet, http.MethodHead}
-		routes[p+"/web/login"] = route{methods: get, noBody: true, serve: h.webLoginStart}
+		routes[p+"/web/login"] = route{methods: get, noBody: true, page: true, serve: h.webLoginStart}
 		// Not HEAD: a prefetcher's or scanner's HEAD must not spend the
 		// one-time state and code, or link.
-		routes[p+"/web/callback"] = route{methods: []string{http.MethodGet}, noBody: true, serve: h.webCallback}
-		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, serve: h.webHandoff}
+		routes[p+"/web/callback"] = route{methods: []string{http.MethodGet}, noBody: true, page: true, serve: h.webCallback}
+		// The link a web-view opens (GET); the mini program asks for it
+		// with a POST, which is answered in JSON.
+		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, page: true, serve: h.webHandoff}
 		if h.Sandbox && h.web.openBase == "" {
 			// The fake's authorization pages, on this site, so a browser
 			// runs the whole login with no WeChat account.
@@ -147,7 +152,11 @@ func (rt route) dispatch() routeFunc {
 		}
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
-			apierr.Write(w, r, ae)
+			if rt.page && apierr.WantsPage(r) {
+				apierr.WritePage(w, r, ae)
+			} else {
+				apierr.Write(w, r, ae)
+			}
 			return nil
 		}
 		return err

@@ -492,6 +492,48 @@ func TestWebCallbackRefusedCodeSaysStartAgain(t *testing.T) {
 	}
 }
 
+// TestWebErrorIsAPageInABrowser: a snapshot view of a page, opened in
+// WeChat's browser, gets its 403 as a page telling the person what to do,
+// with the JSON answer in it; a client that asks for no HTML (an API
+// client, curl) gets the JSON answer alone, as on every route.
+func TestWebErrorIsAPageInABrowser(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	h.fake.SetSnapshotUsers(true)
+	t.Cleanup(func() { h.fake.SetSnapshotUsers(false) })
+	for _, tc := range []struct {
+		accept, wantType string
+	}{
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html; charset=utf-8"},
+		{"", "application/json; charset=utf-8"},
+		{"application/json", "application/json; charset=utf-8"},
+	} {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, sandboxCallback(t, h, weChatUA), nil)
+		r.Header.Set("User-Agent", weChatUA)
+		r.Header.Set("Accept", tc.accept)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusForbidden {
+			t.Fatalf("Accept %q: status %d, err %v: %s", tc.accept, w.status, err, w.body)
+		}
+		if got := w.hdr.Get("Content-Type"); got != tc.wantType {
+			t.Errorf("Accept %q: Content-Type %q, want %q", tc.accept, got, tc.wantType)
+		}
+		body := string(w.body)
+		if strings.HasPrefix(tc.wantType, "text/html") {
+			if !strings.Contains(body, "使用完整服务") || !strings.Contains(body, `{&#34;error&#34;:&#34;snapshot_user&#34;`) ||
+				w.hdr.Get("Content-Security-Policy") != "default-src 'none'" {
+				t.Errorf("the page reads %s (CSP %q)", body, w.hdr.Get("Content-Security-Policy"))
+			}
+		} else if !strings.HasPrefix(body, `{"error":"snapshot_user"`) {
+			t.Errorf("Accept %q: answer %s", tc.accept, body)
+		}
+		for _, c := range w.hdr.Values("Set-Cookie") {
+			if strings.HasPrefix(c, weblogin.SessionCookieHTTP+"=") {
+				t.Errorf("Accept %q: a session cookie was set: %q", tc.accept, c)
+			}
+		}
+	}
+}
+
 // weChatUA is the User-Agent of WeChat's own browser.
 const weChatUA = "Mozilla/5.0 MicroMessenger/8.0.44"
 

@@ -216,7 +216,7 @@ func TestWebLoginRefusals(t *testing.T) {
 	st := webStack(t, "", "")
 	br := startBrowser(t)
 
-	// In the browser: the page shows the JSON error and no session is set.
+	// In the browser: an error page, the JSON error in it, and no session.
 	for _, tt := range []struct {
 		name, query, status, code string
 		snapshot                  bool
@@ -234,8 +234,8 @@ func TestWebLoginRefusals(t *testing.T) {
 			defer st.WeChat.SetSnapshotUsers(false)
 			tb := br.tab(t, weChatUA)
 			tb.navigate(t, siteBase+"/wx/web/login?"+tt.query)
-			if text := tb.text(t); !strings.Contains(text, `"error":"`+tt.code+`"`) {
-				t.Fatalf("the page shows %q, want %s", text, tt.code)
+			if text := tb.text(t); !strings.Contains(text, `"error":"`+tt.code+`"`) || !strings.Contains(text, "Login not completed") {
+				t.Fatalf("the page shows %q, want an error page for %s", text, tt.code)
 			}
 			if u := tb.url(t); !strings.HasPrefix(u, siteBase+"/wx/web/") {
 				t.Fatalf("the browser left for %q", u)

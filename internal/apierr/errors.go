@@ -1,6 +1,7 @@
 // Package apierr is the catalogue of client errors the routes answer (a
 // fixed code, a status, a sentence for a person, never Go error text), the
-// writer of JSON answers, and the bounded reading of request bodies.
+// writer of JSON answers (and of the same as a page, for a browser), and
+// the bounded reading of request bodies.
 package apierr
 
 import (
@@ -103,7 +104,7 @@ var (
 	AccessDenied = &Error{status: http.StatusForbidden, code: "access_denied",
 		message: "The WeChat authorization was declined: nobody is logged in."}
 	SnapshotUser = &Error{status: http.StatusForbidden, code: "snapshot_user",
-		message: "This page is a WeChat snapshot (preview) view: open it in WeChat to log in."}
+		message: "This page was opened as a WeChat snapshot (preview), which cannot log in: tap 使用完整服务 (use the full service) at the bottom of the screen, then log in."}
 
 	// Answers of the wechat_api gateway.
 	APINotAllowed = &Error{status: http.StatusForbidden, code: "api_not_allowed",
@@ -163,6 +164,12 @@ func FromWeChat(err error) *Error {
 // token (the JSON error code tells which); a 401 to a request without one
 // (a missing token, a login's refused code) names no error.
 func Write(w http.ResponseWriter, r *http.Request, e *Error) {
+	e.setHeaders(w, r)
+	WriteRawJSON(w, e.status, e.body())
+}
+
+// setHeaders sets the headers an answer of e carries beside its body.
+func (e *Error) setHeaders(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if e.status == http.StatusUnauthorized {
 		_, tokenSent := credential.Token(r.Header.Get("Authorization"))
@@ -178,12 +185,16 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 	if e.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
-	body := struct {
+}
+
+// body is e's JSON answer.
+func (e *Error) body() []byte {
+	b, _ := json.Marshal(struct {
 		Error         string `json:"error"`
 		Message       string `json:"message"`
 		WeChatErrcode int    `json:"wechat_errcode,omitempty"`
-	}{e.code, e.message, e.wechatErrcode}
-	WriteJSON(w, e.status, body)
+	}{e.code, e.message, e.wechatErrcode})
+	return b
 }
 
 // WriteJSON answers with v as JSON. Answers of this module are never cached:

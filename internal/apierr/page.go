@@ -1,0 +1,41 @@
+package apierr
+
+import (
+	"html"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// WantsPage reports whether r is a browser opening a page: a GET whose
+// Accept names text/html. The web login's pages answer such a request's
+// error as a page rather than as bare JSON.
+func WantsPage(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// pageTitle heads every error page: they are all on the way to a login.
+const pageTitle = "登录未完成 · Login not completed"
+
+// WritePage answers e as a small HTML page for a person in a browser: its
+// sentence, and the JSON answer Write gives, for whoever reads the page's
+// text. Status and headers are Write's. The page loads and runs nothing.
+func WritePage(w http.ResponseWriter, r *http.Request, e *Error) {
+	e.setHeaders(w, r)
+	var b strings.Builder
+	b.WriteString(`<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">` +
+		`<meta name="viewport" content="width=device-width, initial-scale=1"><title>` + pageTitle + `</title></head>` +
+		`<body><h1>` + pageTitle + `</h1><p>`)
+	b.WriteString(html.EscapeString(e.message))
+	b.WriteString(`</p><pre>`)
+	b.WriteString(html.EscapeString(string(e.body())))
+	b.WriteString("</pre></body></html>\n")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(e.status)
+	w.Write([]byte(b.String()))
+}
