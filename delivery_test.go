@@ -169,4 +169,16 @@ func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Let go in the background, the outbox writes the delivered push's id
+	// record as it stops (and the test's storage can then be removed).
+	for {
+		names, _ := p.delivery.storage.List(context.Background(), "wechat_auth/outbox_ids/push", false)
+		if len(names) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d id record files once the outbox was let go, want 1", len(names))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

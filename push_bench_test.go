@@ -147,6 +147,7 @@ func TestFirstDeliveryWritesOnlyTheDedupRecord(t *testing.T) {
 		}
 		cs := &countingStorage{Storage: ctx.Storage()}
 		d.storage = cs
+		defer d.close() // after a failure; a second close does nothing
 		res, err := d.accept(context.Background(), "evt-1", "", http.Header{"X-Wx-Event-Id": {"evt-1"}}, []byte("<xml/>"))
 		if err != nil || res.Status.String() != "delivered" {
 			t.Fatalf("accept: %v %v", res.Status, err)

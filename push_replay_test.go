@@ -159,7 +159,6 @@ func TestPlainPushSameBodyRetryNeverClearsTheReplayCheck(t *testing.T) {
 		<-release
 	}))
 	t.Cleanup(up.Close)
-	t.Cleanup(func() { close(release) })
 	p := newTestPush(t, "wxreplayapp0000c", up.URL+"/push")
 	msg := []byte("<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000u]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[genuine]]></Content><MsgId>4000000000000000001</MsgId></xml>")
 	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "555", Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
@@ -172,8 +171,12 @@ func TestPlainPushSameBodyRetryNeverClearsTheReplayCheck(t *testing.T) {
 		p.ServeHTTP(w, req, nil)
 		return w.Code
 	}
-	go serve(msg) // its delivery waits on release
+	first := make(chan int, 1)
+	go func() { first <- serve(msg) }() // its delivery waits on release
 	<-arrived
+	// The first push is answered before the test ends, so that the
+	// handler's clean-up finds no request in flight.
+	defer func() { close(release); <-first }()
 	if code := serve(msg); code != http.StatusServiceUnavailable {
 		t.Fatalf("the same push while the first is delivered: %d, want 503", code)
 	}

@@ -393,6 +393,9 @@ func (o *Outbox) Stop(ctx context.Context) error {
 		o.store.close()
 		return nil
 	case <-ctx.Done():
+		// The store still writes down what it holds of the events taken
+		// so far; those in flight write their own as they end.
+		o.store.close()
 		return fmt.Errorf("outbox: deliveries still in flight: %w", ctx.Err())
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io/fs"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,11 +17,11 @@ import (
 )
 
 // storageStore keeps the outbox in Caddy's storage, one file per event,
-// and the deduplication records in memory, written to the storage too in
-// batches (doneFlushEvery) beside the outbox: an instance that restarts
-// still delivers what it queued and still answers WeChat's retries of
-// what it accepted as duplicates, but for those accepted in the last
-// moments before a crash (at least once).
+// and the deduplication records in memory and, written after the answer,
+// in the storage too (idRecords): an instance that restarts still
+// delivers what it queued and still answers WeChat's retries of what it
+// accepted as duplicates, but for those accepted in the last moments
+// before a crash (at least once).
 type storageStore struct {
 	storage certmagic.Storage
 	prefix  string
@@ -33,12 +32,7 @@ type storageStore struct {
 	events    map[string]*scheduled
 	lastPurge time.Time
 
-	// The id records not yet in the storage, and their writer.
-	unwritten map[string]time.Time
-	writer    bool          // a writeDone is running
-	closing   bool          // close was called: write at once
-	wake      chan struct{} // cuts the writer's wait short
-	writing   sync.WaitGroup
+	records *idRecords
 
 	// Owned by due (the polling loop).
 	lastSweep time.Time
@@ -70,161 +64,32 @@ type scheduled struct {
 
 // StorageStore keeps the outbox in storage (Caddy's, as
 // caddy.Context.Storage gives it) under prefix, one file per event, and
-// remembers accepted ids in this process only. At start it delivers what
-// the files hold, and it looks again every rescanEvery for files written
-// by others. A storage lock keeps two instances sharing the storage off
-// one event.
+// the accepted ids in memory and in record files beside it (idRecords).
+// At start it delivers what the event files hold and reads the records,
+// and it looks again every rescanEvery for files written by others. A
+// storage lock keeps two instances sharing the storage off one event.
 func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Store {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &storageStore{
+	s := &storageStore{
 		storage: storage, prefix: strings.TrimSuffix(prefix, "/"), log: log,
 		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
-		unusable: make(map[string]bool), wake: make(chan struct{}, 1),
+		unusable: make(map[string]bool),
 	}
+	s.records = newIDRecords(storage, s.prefix, log, s.learn)
+	return s
 }
 
-// doneDir holds the id records, outside the outbox's own directory, which
-// scan reads whole every rescanEvery. Each file is a batch: a JSON object
-// of keys and their expiry (Unix milliseconds), named "<latest expiry>-<random>"
-// so that sweep removes it unread once all its records have expired.
-func (s *storageStore) doneDir() string { return s.prefix + "_done" }
-
-// doneFlushEvery is the most often id records are written: one file for
-// every id accepted since the last (FileStorage syncs each file to disk,
-// a millisecond or more, which WeChat's answer does not wait for).
-const doneFlushEvery = 2 * time.Second
-
-// sweepEvery is how often expired id records are removed.
-const sweepEvery = time.Hour
-
-// recordDone queues key's record for the storage; the writer starts when
-// there is one and stops when all are written.
-func (s *storageStore) recordDone(key string, expiry time.Time) {
+// learn takes id records read from the storage: an id not known here, or
+// known as expired, is a duplicate until its record expires.
+func (s *storageStore) learn(records map[string]time.Time) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unwritten == nil {
-		s.unwritten = make(map[string]time.Time)
-	}
-	s.unwritten[key] = expiry
-	if !s.writer {
-		s.writer = true
-		s.writing.Add(1)
-		go s.writeDone()
-	}
-}
-
-// writeDone writes the queued id records, a batch every doneFlushEvery
-// (at once after close), until none are left.
-func (s *storageStore) writeDone() {
-	defer s.writing.Done()
-	for {
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if !closing {
-			t := time.NewTimer(doneFlushEvery)
-			select {
-			case <-t.C:
-			case <-s.wake:
-				t.Stop()
-			}
-		}
-		s.mu.Lock()
-		batch := s.unwritten
-		s.unwritten = nil
-		if len(batch) == 0 {
-			s.writer = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		if err := s.storeBatch(batch); err != nil {
-			s.log.Warn("outbox: cannot write the event ids' records; retries after a restart may be delivered again",
-				zap.Int("ids", len(batch)), zap.Error(err))
-		}
-	}
-}
-
-// storeBatch writes one file of id records.
-func (s *storageStore) storeBatch(batch map[string]time.Time) error {
-	out := make(map[string]int64, len(batch))
-	var latest int64
-	for k, exp := range batch {
-		ms := exp.UnixMilli()
-		out[k] = ms
-		latest = max(latest, ms)
-	}
-	data, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return s.storage.Store(ctx, path.Join(s.doneDir(), strconv.FormatInt(latest, 10)+"-"+newToken()), data)
-}
-
-// batchExpiry is the latest expiry a record file's name gives, or false.
-func batchExpiry(name string) (time.Time, bool) {
-	base, _, ok := strings.Cut(path.Base(name), "-")
-	ms, err := strconv.ParseInt(base, 10, 64)
-	if !ok || err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms), true
-}
-
-// loadDone reads the storage's unexpired id records into memory: those
-// written before a restart, by this instance or another sharing the
-// storage.
-func (s *storageStore) loadDone(ctx context.Context) error {
-	names, err := s.storage.List(ctx, s.doneDir(), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, name := range names {
-		if latest, ok := batchExpiry(name); !ok || !latest.After(now) {
-			continue
-		}
-		data, err := s.storage.Load(ctx, name)
-		if err != nil {
-			continue // swept meanwhile
-		}
-		var batch map[string]int64
-		if json.Unmarshal(data, &batch) != nil {
-			s.log.Warn("outbox: unreadable event id records skipped", zap.String("file", name))
-			continue
-		}
-		s.mu.Lock()
-		for k, ms := range batch {
-			exp := time.UnixMilli(ms)
-			if c, ok := s.ids[k]; exp.After(now) && (!ok || !now.Before(c.expiry)) {
-				s.ids[k] = memClaim{expiry: exp}
-			}
-		}
-		s.mu.Unlock()
-	}
-	return nil
-}
-
-// sweep removes the id record files whose records have all expired.
-func (s *storageStore) sweep(ctx context.Context, now time.Time) {
-	s.lastSweep = now
-	names, err := s.storage.List(ctx, s.doneDir(), false)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("outbox: cannot list the event id records to remove expired ones", zap.Error(err))
-		}
-		return
-	}
-	for _, name := range names {
-		if latest, ok := batchExpiry(name); ok && !latest.After(now) && ctx.Err() == nil {
-			s.storage.Delete(ctx, name)
+	for k, exp := range records {
+		if c, ok := s.ids[k]; !ok || !now.Before(c.expiry) {
+			s.ids[k] = memClaim{expiry: exp}
 		}
 	}
 }
@@ -266,7 +131,7 @@ func (s *storageStore) done(_ context.Context, key string, keep time.Duration) e
 	s.mu.Lock()
 	s.ids[key] = memClaim{expiry: expiry}
 	s.mu.Unlock()
-	s.recordDone(key, expiry)
+	s.records.add(key, expiry)
 	return nil
 }
 
@@ -295,7 +160,7 @@ func (s *storageStore) enqueue(ctx context.Context, key string, r *record, delay
 	s.mu.Unlock()
 	// The queued file is the event's record until it is delivered; this
 	// one outlives it.
-	s.recordDone(key, expiry)
+	s.records.add(key, expiry)
 	return nil
 }
 
@@ -307,7 +172,8 @@ func (s *storageStore) due(ctx context.Context, n int, lease time.Duration) ([]*
 		}
 	}
 	if now.Sub(s.lastSweep) >= sweepEvery {
-		s.sweep(ctx, now)
+		s.lastSweep = now
+		s.records.startSweep(now)
 	}
 	var picked []string
 	s.mu.Lock()
@@ -440,19 +306,17 @@ func (s *storageStore) pending(context.Context) (map[string]int, error) {
 // open reads the id records and schedules every event file in the
 // storage, due at once.
 func (s *storageStore) open(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = false
-	s.mu.Unlock()
-	if err := s.loadDone(ctx); err != nil {
-		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before the restart may be delivered again", zap.Error(err))
-	}
+	s.records.reopen()
 	return s.scan(ctx)
 }
 
-// scan schedules, due at once, every event file in the storage that the
-// outbox does not hold yet.
+// scan reads the id records not read yet, and schedules, due at once,
+// every event file in the storage that the outbox does not hold yet.
 func (s *storageStore) scan(ctx context.Context) error {
 	s.lastScan = time.Now()
+	if err := s.records.read(); err != nil {
+		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before may be delivered again", zap.Error(err))
+	}
 	names, err := s.storage.List(ctx, s.prefix, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -499,13 +363,4 @@ func (s *storageStore) scan(ctx context.Context) error {
 }
 
 // close writes the id records still queued, at once.
-func (s *storageStore) close() {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	s.writing.Wait()
-}
+func (s *storageStore) close() { s.records.flush() }

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -127,32 +128,81 @@ func TestStorageOutboxFindsEventsQueuedAfterItStarted(t *testing.T) {
 	accept(t, successor, up.event("m1"), Duplicate)
 }
 
-// TestSweepRemovesOnlyExpiredIDRecords: a file of id records is removed
-// once all its records have expired, and read until then.
-func TestSweepRemovesOnlyExpiredIDRecords(t *testing.T) {
+// TestSweepRemovesExpiredIDRecordsAndMergesTheRest: a record file is
+// removed once all its records have expired; past mergeAbove files, the
+// others become one file holding their unexpired records, which a
+// restart reads.
+func TestSweepRemovesExpiredIDRecordsAndMergesTheRest(t *testing.T) {
 	ctx := context.Background()
 	fs := &certmagic.FileStorage{Path: t.TempDir()}
-	s := StorageStore(fs, "outbox", nil).(*storageStore)
+	ir := StorageStore(fs, "outbox", nil).(*storageStore).records
 	now := time.Now()
-	if err := s.storeBatch(map[string]time.Time{"push:old": now.Add(-time.Second), "push:older": now.Add(-time.Hour)}); err != nil {
+	if _, err := ir.store(map[string]time.Time{"push:old": now.Add(-time.Second), "push:older": now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.storeBatch(map[string]time.Time{"push:new": now.Add(time.Hour), "push:gone": now.Add(-time.Hour)}); err != nil {
-		t.Fatal(err)
+	for i := range mergeAbove + 1 {
+		batch := map[string]time.Time{"push:new" + strconv.Itoa(i): now.Add(time.Hour), "push:gone" + strconv.Itoa(i): now.Add(-time.Hour)}
+		if _, err := ir.store(batch); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.sweep(ctx, now)
-	names, err := fs.List(ctx, s.doneDir(), false)
+	ir.sweep(ctx, now)
+	names, err := fs.List(ctx, ir.dir, false)
 	if err != nil || len(names) != 1 {
-		t.Fatalf("%d record files left (%v), want the one with an unexpired record", len(names), err)
+		t.Fatalf("%d record files left (%v), want one, the merged", len(names), err)
 	}
 	next := StorageStore(fs, "outbox", nil).(*storageStore)
 	if err := next.open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := next.ids["push:new"]; !ok {
-		t.Error("the unexpired record was not read")
+	for i := range mergeAbove + 1 {
+		if _, ok := next.ids["push:new"+strconv.Itoa(i)]; !ok {
+			t.Errorf("the unexpired record push:new%d was not read", i)
+		}
+		if _, ok := next.ids["push:gone"+strconv.Itoa(i)]; ok {
+			t.Errorf("the expired record push:gone%d was read", i)
+		}
 	}
-	if _, ok := next.ids["push:gone"]; ok {
-		t.Error("an expired record was read")
+}
+
+// TestIDRecordsOfAnotherOutboxAreReadOnTheNextScan: an outbox reads the
+// records another outbox on the storage wrote after it opened (one a
+// reload replaced, still stopping, or another instance) on its next scan.
+func TestIDRecordsOfAnotherOutboxAreReadOnTheNextScan(t *testing.T) {
+	ctx := context.Background()
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	one := testStorageStore(t, fs, "outbox").(*storageStore)
+	two := testStorageStore(t, fs, "outbox").(*storageStore)
+	if err := one.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.done(ctx, "push:m1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	two.close()
+	if err := one.scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if state, _, _ := one.claim(ctx, "push:m1", time.Second, time.Hour); state != claimDuplicate {
+		t.Fatalf("claim of an id the other outbox took: %v, want a duplicate", state)
+	}
+}
+
+// TestRecordAddedAfterCloseIsWrittenAtOnce: an event accepted after the
+// outbox stopped (a request of the replaced config) has its record
+// written before done returns, not by a writer nobody waits for.
+func TestRecordAddedAfterCloseIsWrittenAtOnce(t *testing.T) {
+	ctx := context.Background()
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	s := testStorageStore(t, fs, "outbox").(*storageStore)
+	s.close()
+	if err := s.done(ctx, "push:late", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := fs.List(ctx, s.records.dir, false); len(names) != 1 {
+		t.Fatalf("%d record files right after done, want 1", len(names))
 	}
 }

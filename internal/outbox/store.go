@@ -30,7 +30,8 @@ type Store interface {
 	// pending counts the events in the outbox by kind.
 	pending(ctx context.Context) (map[string]int, error)
 	// open prepares the store when the workers start; close when they
-	// stopped.
+	// stopped, or when the wait for them timed out (the store is still
+	// used by the deliveries in flight then).
 	open(ctx context.Context) error
 	close()
 }
