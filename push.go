@@ -271,7 +271,7 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 // neither delivered nor queued. It reports whether the push was taken
 // (delivered, queued, or one taken before).
 func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg []byte, format msgcrypt.Format) bool {
-	ev, _, err := msgcrypt.ParseEvent(msg)
+	ev, plain, err := msgcrypt.ParseEvent(msg)
 	if err != nil {
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON."))
 		return false
@@ -304,7 +304,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 	h := make(http.Header, 6)
 	// The upstream gets the plaintext's own type: inside an envelope it
 	// need not be the envelope's, which the passive reply follows.
-	if plain, _ := msgcrypt.Sniff(msg); plain == msgcrypt.JSON {
+	if plain == msgcrypt.JSON {
 		h["Content-Type"] = []string{"application/json"}
 	} else {
 		h["Content-Type"] = []string{"text/xml"}

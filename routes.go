@@ -152,6 +152,9 @@ func (rt route) dispatch() routeFunc {
 		}
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
+			if rt.page {
+				w.Header().Add("Vary", "Accept")
+			}
 			if rt.page && apierr.WantsPage(r) {
 				apierr.WritePage(w, r, ae)
 			} else {
