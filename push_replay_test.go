@@ -39,21 +39,25 @@ func TestPlainPushNotTakenIsNotAReplay(t *testing.T) {
 
 	push := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Nonce: "12345"}
 	msg := push.Text("oUSER0000000000000000000000q", "retry me")
-	serve := func() int {
-		req, err := push.Request("http://caddy/wechat/push", msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := httptest.NewRecorder()
-		p.ServeHTTP(w, req, nil)
-		return w.Code
-	}
+	serve := func() int { return pushStatus(t, p, push, msg) }
 	if code := serve(); code != http.StatusServiceUnavailable {
 		t.Fatalf("first push: %d, want 503 (the outbox cannot write)", code)
 	}
 	if code := serve(); code != http.StatusServiceUnavailable {
 		t.Fatalf("WeChat's retry: %d, want 503 again, not refused as a replay", code)
 	}
+}
+
+// pushStatus serves push's POST of msg through p and returns the status.
+func pushStatus(t *testing.T, p *Push, push wechattest.Push, msg []byte) int {
+	t.Helper()
+	req, err := push.Request("http://caddy/wechat/push", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req, nil)
+	return w.Code
 }
 
 // TestPlainPushReplayBySplittingDigitsIsRefused: the plain-mode signature
@@ -113,15 +117,6 @@ func TestPlainPushURLCheckPairIsNotReusable(t *testing.T) {
 	p := newTestPush(t, "wxurlcheckapp00a", to)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Timestamp: ts, Nonce: "5550001"}
-	post := func(push wechattest.Push, msg []byte) int {
-		req, err := push.Request("http://caddy/wechat/push", msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := httptest.NewRecorder()
-		p.ServeHTTP(w, req, nil)
-		return w.Code
-	}
 	for i := range 2 {
 		req, err := push.URLCheck("http://caddy/wechat/push", "42")
 		if err != nil {
@@ -133,12 +128,12 @@ func TestPlainPushURLCheckPairIsNotReusable(t *testing.T) {
 			t.Fatalf("URL check %d: %d %q", i+1, w.Code, w.Body)
 		}
 	}
-	if code := post(push, push.Text("oVICTIM000000000000000000000", "forged")); code != http.StatusForbidden {
+	if code := pushStatus(t, p, push, push.Text("oVICTIM000000000000000000000", "forged")); code != http.StatusForbidden {
 		t.Fatalf("a POST with the URL check's (timestamp, nonce): %d, want 403", code)
 	}
 	own := push
 	own.Nonce = "5550002"
-	if code := post(own, push.Text("oUSER0000000000000000000000q", "real")); code != http.StatusOK {
+	if code := pushStatus(t, p, own, push.Text("oUSER0000000000000000000000q", "real")); code != http.StatusOK {
 		t.Fatalf("a POST with a pair of its own: %d", code)
 	}
 	if d := got(); len(d) != 1 || !strings.Contains(d[0], "real") {
