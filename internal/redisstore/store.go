@@ -113,7 +113,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		client.Close()
 		return nil, err
 	}
-	cache, err := session.NewCache(maxSessions)
+	cache, err := session.NewCache(maxSessions, nil)
 	if err != nil {
 		client.Close()
 		return nil, err

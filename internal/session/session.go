@@ -24,6 +24,8 @@ type Session struct {
 	UnionID    string    `json:"unionid,omitempty"`
 	SessionKey string    `json:"session_key"`
 	Created    time.Time `json:"created"`
+
+	expires time.Time // in the memory store: when its time there ends
 }
 
 var (
@@ -70,6 +72,7 @@ const DefaultMaxSessions = 100_000
 // a caddy.UsagePool, so a config reload keeps every session.
 type Memory struct {
 	cache   *ristretto.Cache[string, *Session]
+	refused *Refused // the newest sessions the cache refused (refused.go)
 	revoked *Revocations
 	users   *Users // cut-offs and bans (memoryusers.go)
 	horizon *Horizon
@@ -77,7 +80,12 @@ type Memory struct {
 }
 
 func NewMemory(maxSessions int, storage certmagic.Storage) (*Memory, error) {
-	cache, err := NewCache(maxSessions)
+	if maxSessions <= 0 {
+		maxSessions = DefaultMaxSessions
+	}
+	aside := asideOf(maxSessions)
+	refused := NewRefused(aside)
+	cache, err := NewCache(maxSessions-aside, refused.setAside)
 	if err != nil {
 		return nil, err
 	}
@@ -96,30 +104,38 @@ func NewMemory(maxSessions int, storage certmagic.Storage) (*Memory, error) {
 		cache.Close()
 		return nil, err
 	}
-	return &Memory{cache: cache, revoked: rev, users: users, latest: NewUserIndex(), horizon: horizon}, nil
+	return &Memory{cache: cache, refused: refused, revoked: rev, users: users, latest: NewUserIndex(), horizon: horizon}, nil
 }
 
 // NewCache makes the ristretto cache that holds sessions, each at
 // cost 1, so maxSessions is a number of sessions. IgnoreInternalCost keeps
-// ristretto's own per-item overhead out of that count.
-func NewCache(maxSessions int) (*ristretto.Cache[string, *Session], error) {
+// ristretto's own per-item overhead out of that count. onEvict, when set,
+// gets each session ristretto evicts to make room.
+func NewCache(maxSessions int, onEvict func(*Session)) (*ristretto.Cache[string, *Session], error) {
 	if maxSessions <= 0 {
 		maxSessions = DefaultMaxSessions
 	}
-	return ristretto.NewCache(&ristretto.Config[string, *Session]{
+	cfg := &ristretto.Config[string, *Session]{
 		NumCounters:        int64(maxSessions) * 10,
 		MaxCost:            int64(maxSessions),
 		BufferItems:        64,
 		IgnoreInternalCost: true,
-	})
+	}
+	if onEvict != nil {
+		cfg.OnEvict = func(item *ristretto.Item[*Session]) {
+			if item.Value != nil {
+				onEvict(item.Value)
+			}
+		}
+	}
+	return ristretto.NewCache(cfg)
 }
 
 func (m *Memory) Get(_ context.Context, sid string) (*Session, error) {
-	return CacheGet(m.cache, sid)
-}
-
-func CacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error) {
-	s, ok := c.Get(sid)
+	s, ok := m.cache.Get(sid)
+	if !ok {
+		s, _, ok = m.refused.Get(sid, time.Now())
+	}
 	if !ok {
 		metrics.CountStore("get", "miss")
 		return nil, ErrNoSession
@@ -129,15 +145,29 @@ func CacheGet(c *ristretto.Cache[string, *Session], sid string) (*Session, error
 }
 
 func (m *Memory) Put(_ context.Context, s *Session, ttl time.Duration) error {
-	CachePut(m.cache, s, ttl)
+	m.put(s, ttl)
 	m.latest.Add(s, ttl)
 	return nil
 }
 
+// put stores s in the cache, or, when the cache refuses it, among the
+// newest sessions set aside (counted as set "aside").
+func (m *Memory) put(s *Session, ttl time.Duration) {
+	cp := *s
+	cp.expires = time.Now().Add(ttl)
+	if CachePut(m.cache, &cp, ttl) {
+		m.refused.Delete(s.SID)
+		return
+	}
+	m.refused.Put(&cp, ttl)
+	metrics.CountStore("set", "aside")
+}
+
 // CachePut stores a session and waits until ristretto has applied the Set,
-// so the next request finds it. ristretto may drop a Set under contention
-// or refuse it at capacity; both are counted as drops.
-func CachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duration) {
+// so the next request finds it, and reports whether it did. ristretto may
+// drop a Set under contention or refuse it at capacity; both are counted
+// as drops.
+func CachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duration) bool {
 	ok := c.SetWithTTL(s.SID, s, 1, ttl)
 	if !ok {
 		c.Wait()
@@ -156,10 +186,15 @@ func CachePut(c *ristretto.Cache[string, *Session], s *Session, ttl time.Duratio
 	} else {
 		metrics.CountStore("set", "dropped")
 	}
+	return ok
 }
 
 func (m *Memory) Delete(_ context.Context, sid string) error {
 	m.cache.Del(sid)
+	// Once ristretto has applied what came before, an eviction of sid
+	// included, nothing can set it aside again.
+	m.cache.Wait()
+	m.refused.Delete(sid)
 	metrics.CountStore("delete", "ok")
 	return nil
 }
@@ -183,7 +218,11 @@ func (m *Memory) ExtendHorizon(ctx context.Context, exp time.Time) error {
 func (m *Memory) Horizon(context.Context) (time.Time, error) { return m.horizon.Latest(), nil }
 
 func (m *Memory) Reuse(maxSessions int, storage certmagic.Storage) {
-	Resize(m.cache, maxSessions)
+	if maxSessions > 0 {
+		aside := asideOf(maxSessions)
+		Resize(m.cache, maxSessions-aside)
+		m.refused.Resize(aside)
+	}
 	m.revoked.SetStorage(storage)
 }
 

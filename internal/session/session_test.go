@@ -50,12 +50,17 @@ func TestMemoryStoreReuseResizesOnlyWhenAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Destruct()
+	capacity := func() int64 { // the cache's and the sessions set aside
+		m.refused.mu.Lock()
+		defer m.refused.mu.Unlock()
+		return m.cache.MaxCost() + int64(m.refused.max)
+	}
 	m.Reuse(0, nil)
-	if got := m.cache.MaxCost(); got != 1000 {
+	if got := capacity(); got != 1000 {
 		t.Fatalf("a config without max_sessions changed the shared capacity to %d", got)
 	}
 	m.Reuse(50, nil)
-	if got := m.cache.MaxCost(); got != 50 {
+	if got := capacity(); got != 50 {
 		t.Fatalf("max_sessions 50 on reload left the capacity at %d", got)
 	}
 }
@@ -87,6 +92,61 @@ func TestMemoryStoreAtCapacityAdmitsNewSessions(t *testing.T) {
 	}
 	if admitted < tried*95/100 {
 		t.Fatalf("a full store kept %d of %d new sessions right after their login", admitted, tried)
+	}
+}
+
+// At capacity with every stored session read at least once (each user has
+// decrypted something), ristretto refuses nearly every new session; the
+// store keeps those aside, so each new login still decrypts right after
+// it, and a logout still ends it.
+func TestMemoryStoreFullOfReadSessionsKeepsNewLogins(t *testing.T) {
+	metrics.Init(nil)
+	m, err := NewMemory(500, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destruct()
+	ctx := context.Background()
+	newSession := func() *Session {
+		return &Session{SID: NewID(), AppID: "wxapp", OpenID: "o", SessionKey: "k", Created: time.Now()}
+	}
+	for range 500 {
+		s := newSession()
+		if err := m.Put(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			m.Get(ctx, s.SID)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // ristretto counts uses in the background
+	var sessions []*Session
+	found := 0
+	for range 200 {
+		s := newSession()
+		if err := m.Put(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+		if got, err := m.Get(ctx, s.SID); err == nil && got.SID == s.SID {
+			found++
+		}
+	}
+	if found != len(sessions) {
+		t.Fatalf("a store full of read sessions kept %d of %d new logins", found, len(sessions))
+	}
+	newest, before := sessions[len(sessions)-1], sessions[len(sessions)-2]
+	if err := m.SetSessionKey(ctx, newest, "k2"); err != nil {
+		t.Fatalf("a new key for the newest session: %v", err)
+	}
+	if got, err := m.Get(ctx, newest.SID); err != nil || got.SessionKey != "k2" {
+		t.Fatalf("after the new key: %+v, %v", got, err)
+	}
+	if err := m.Delete(ctx, before.SID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get(ctx, before.SID); err == nil {
+		t.Fatal("a deleted session is still found")
 	}
 }
 

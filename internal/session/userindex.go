@@ -129,11 +129,14 @@ func (m *Memory) NewestSession(ctx context.Context, appid, openid string) (*Sess
 // expiry: later decryption and signing use the new key.
 func (m *Memory) SetSessionKey(_ context.Context, s *Session, key string) error {
 	ttl, ok := m.cache.GetTTL(s.SID)
+	if !ok {
+		_, ttl, ok = m.refused.Get(s.SID, time.Now())
+	}
 	if !ok || ttl <= 0 {
 		return ErrNoSession
 	}
 	ns := *s
 	ns.SessionKey = key
-	CachePut(m.cache, &ns, ttl)
+	m.put(&ns, ttl)
 	return nil
 }
