@@ -46,6 +46,10 @@ func (p *PhoneInfo) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ErrForeignWatermark is a phone number whose watermark names another app
+// than the one asked for.
+var ErrForeignWatermark = errors.New("wechat: the phone number's watermark names another app")
+
 // PhoneNumber exchanges a phone button code (e.detail.code) for the user's
 // number with POST /wxa/business/getuserphonenumber. openid, when given,
 // lets WeChat check that the code belongs to that user. The code is
@@ -82,8 +86,9 @@ func (c *Client) PhoneNumber(ctx context.Context, appid, code, openid string) (*
 		case p.PhoneNumber == "":
 			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer without phone_info")}
 		case marked.Watermark != nil && marked.Watermark.AppID != nil && *marked.Watermark.AppID != appid:
-			// Another app's user (the answer of another app's token).
-			return &UnavailableError{API: APIPhoneNumber, Err: errors.New("answer whose watermark names another app")}
+			// Another app's user (the answer of another app's token): the
+			// data is not this app's, and asking again will not change it.
+			return ErrForeignWatermark
 		}
 		info = &p
 		return nil

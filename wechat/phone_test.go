@@ -187,6 +187,21 @@ func TestPhoneNumberAnswerWithoutPhoneIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestPhoneNumberOfAnotherAppIsForeign: a number whose watermark names
+// another app is refused as not this app's data, not as WeChat being
+// unavailable (which a client would retry).
+func TestPhoneNumberOfAnotherAppIsForeign(t *testing.T) {
+	c := serveJSONPaths(t, map[string]string{
+		"/cgi-bin/stable_token":            `{"access_token":"T","expires_in":7200}`,
+		"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1,"appid":"wxOTHER"}}}`,
+	})
+	_, err := c.PhoneNumber(context.Background(), appID, "c", "")
+	var ue *wechat.UnavailableError
+	if !errors.Is(err, wechat.ErrForeignWatermark) || errors.As(err, &ue) {
+		t.Fatalf("err = %v, want wechat.ErrForeignWatermark", err)
+	}
+}
+
 func TestPhoneNumberAcceptsCountryCodeAsNumberOrString(t *testing.T) {
 	for _, cc := range []string{`86`, `"86"`} {
 		t.Run(cc, func(t *testing.T) {

@@ -12,16 +12,15 @@ import (
 )
 
 // A getuserphonenumber answer whose numbers hold line breaks, NUL or a
-// flood of digits, or whose watermark names another app, is refused as
-// WeChat being unavailable: the numbers reach the app as they are.
+// flood of digits is refused as WeChat being unavailable: the numbers
+// reach the app as they are. (One whose watermark names another app:
+// TestPhoneNumberOfAnotherAppIsForeign.)
 func TestPhoneNumberRefusesMalformedPhoneInfo(t *testing.T) {
 	for name, info := range map[string]string{
 		"crlf":    `{"phoneNumber":"138\r\nX: y","purePhoneNumber":"138","countryCode":"86"}`,
 		"nul":     `{"phoneNumber":"138\u0000","purePhoneNumber":"138","countryCode":"86"}`,
 		"flood":   `{"phoneNumber":"` + strings.Repeat("1", 100000) + `","purePhoneNumber":"1","countryCode":"86"}`,
 		"country": `{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"8\n6"}`,
-		// The answer of another app's token: its watermark names that app.
-		"watermark": `{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"appid":"wxother","timestamp":1700000000}}`,
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.Path, "stable_token") {

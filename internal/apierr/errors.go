@@ -138,6 +138,9 @@ var (
 // of failure the wechat package says it is. WeChat's own text never reaches
 // the client.
 func FromWeChat(err error) *Error {
+	if errors.Is(err, wechat.ErrForeignWatermark) {
+		return WatermarkMismatch
+	}
 	var we *wechat.Error
 	if !errors.As(err, &we) {
 		return WeChatUnavailable

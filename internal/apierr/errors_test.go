@@ -37,6 +37,7 @@ func TestFromWeChatMapsEveryErrcode(t *testing.T) {
 		{"timeout", &wechat.UnavailableError{API: wechat.APICode2Session, Err: context.DeadlineExceeded}, 503, "wechat_unavailable", 0, true},
 		{"bare deadline", context.DeadlineExceeded, 503, "wechat_unavailable", 0, true},
 		{"unknown error", errors.New("something"), 503, "wechat_unavailable", 0, true},
+		{"another app's phone number", wechat.ErrForeignWatermark, 403, "watermark_mismatch", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
