@@ -73,6 +73,7 @@ func Dial(r Options) (*Conn, error) {
 	case r.MasterName != "":
 		conn.Mode, conn.Where = Sentinel, fmt.Sprintf("redis primary %q of the Sentinels at %s", r.MasterName, list)
 		conn.NewClient = func() redis.UniversalClient { return redis.NewFailoverClient(o.Failover()) }
+		conn.newPrimaryAsker = func() *primaryAsker { return newPrimaryAsker(o) }
 	case len(r.Addrs) > 1 || r.Cluster:
 		conn.Mode, conn.Where = Cluster, "Redis Cluster at "+list
 		conn.NewClient = func() redis.UniversalClient {
@@ -127,6 +128,8 @@ type Conn struct {
 	Where     string // "redis at 10.0.0.1:6379", never a password
 	ID        string // a hash of every option, passwords included
 	NewClient func() redis.UniversalClient
+
+	newPrimaryAsker func() *primaryAsker // over Sentinels only
 }
 
 // LimitOptions sets go-redis's time limits: its defaults (5 s dial with 5

@@ -443,3 +443,46 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 		t.Error("a logout after the failover does not reach the other store")
 	}
 }
+
+// TestRedisSentinelGracefulFailoverMovesTheSubscription: after a
+// SENTINEL FAILOVER the old primary lives on as a replica and keeps the
+// subscribers it had; a logout on one store still reaches the other
+// within a second of the promotion, not when the old primary drops them.
+func TestRedisSentinelGracefulFailoverMovesTheSubscription(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	// As the documented ACL users, on Redis and on the Sentinels.
+	rdsSetACL(t, sen.Primary)
+	rdsSetACL(t, sen.Replica)
+	for _, s := range sen.Sentinels {
+		rdsSetUser(t, s, rdsSentinelACL)
+	}
+	cfg := Options{
+		Addrs: sen.Addrs, MasterName: redistest.MasterName,
+		Username: "wechat_auth", Password: rdsACLPassword,
+		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,
+	}
+	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
+	before := session.NewID()
+	rdsRevokeConfirmed(t, a, before)
+	if !rdsEventually(time.Second, func() bool { return b.Revoked(before, time.Now()) }) {
+		t.Fatal("a logout before the failover does not reach the other store")
+	}
+	c := sen.Sentinels[0].Client()
+	defer c.Close()
+	if err := c.Do(context.Background(), "SENTINEL", "FAILOVER", redistest.MasterName).Err(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := sen.WaitPromoted(30 * time.Second)
+	// Logins and logouts work again on a; then, from then on, a logout
+	// reaches b within a second.
+	if !rdsEventually(10*time.Second, func() bool { return a.Put(context.Background(), rdsVectorSession(), time.Hour) == nil }) {
+		t.Fatal("logins do not work within 10 s of the promotion")
+	}
+	time.Sleep(time.Second) // the subscription's own second to follow
+	after := session.NewID()
+	sent := time.Now()
+	rdsRevokeConfirmed(t, a, after)
+	if !rdsEventually(time.Second, func() bool { return b.Revoked(after, time.Now()) }) {
+		t.Fatalf("a logout %v after the promotion did not reach the other store within a second", sent.Sub(promoted).Round(time.Millisecond))
+	}
+}

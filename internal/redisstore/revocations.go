@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -216,6 +217,15 @@ func (r *Store) listen(ctx context.Context) {
 // block forever: here a PING unanswered within redisIdlePing ends the
 // subscription, and the next one starts on a fresh connection.
 func (r *Store) subscribe(ctx context.Context) (established bool) {
+	// Over Sentinels: the primary before the subscription's connection is
+	// made, which it is made to, or to a newer one (then it moves once
+	// more, needlessly).
+	var primary string
+	if r.primary != nil {
+		askCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+		primary, _ = r.primary.primary(askCtx)
+		cancel()
+	}
 	ps := r.client.Subscribe(ctx)
 	r.mu.Lock()
 	r.pubsub = ps
@@ -225,10 +235,16 @@ func (r *Store) subscribe(ctx context.Context) (established bool) {
 		r.lost(err)
 		return false
 	}
+	var moved atomic.Bool
+	if primary != "" {
+		watchCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go r.watchPrimary(watchCtx, primary, func() { moved.Store(true); ps.Close() })
+	}
 	pinged := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, redisIdlePing)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || moved.Load() {
 			return established
 		}
 		var ne interface{ Timeout() bool }
@@ -280,6 +296,30 @@ func (r *Store) subscribe(ctx context.Context) (established bool) {
 			}
 		case *redis.Message:
 			r.apply(m.Payload)
+		}
+	}
+}
+
+// watchPrimary asks the Sentinels every primaryPoll where the primary is,
+// and calls move once it is no longer at primary: the subscription ends,
+// and the next is made on the new primary.
+func (r *Store) watchPrimary(ctx context.Context, primary string, move func()) {
+	t := time.NewTicker(primaryPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		askCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+		now, err := r.primary.primary(askCtx)
+		cancel()
+		if err == nil && now != primary {
+			r.log.Info("the Redis primary moved; the revocation subscription follows it",
+				zap.String("from", primary), zap.String("to", now))
+			move()
+			return
 		}
 	}
 }

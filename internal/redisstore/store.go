@@ -46,8 +46,9 @@ const (
 // alone reveals no session_key.
 type Store struct {
 	client  redis.UniversalClient
-	mode    string      // Single, Sentinel or Cluster
-	log     *zap.Logger // the logger of the config that made the store
+	mode    string        // Single, Sentinel or Cluster
+	primary *primaryAsker // over Sentinels: where the primary is (primary.go)
+	log     *zap.Logger   // the logger of the config that made the store
 	cache   *ristretto.Cache[string, *session.Session]
 	revoked *session.Revocations
 	aead    cipher.AEAD
@@ -140,6 +141,9 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		pending:       make(map[string]time.Time),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
+	}
+	if conn.newPrimaryAsker != nil {
+		r.primary = conn.newPrimaryAsker()
 	}
 	r.horizon = session.NewHorizon(r.saveHorizon)
 	if err := r.sync(ctx); err != nil {
@@ -375,6 +379,9 @@ func (r *Store) Destruct() error {
 	}
 	r.mu.Unlock()
 	r.done.Wait()
+	if r.primary != nil {
+		r.primary.close()
+	}
 	err := r.client.Close()
 	r.cache.Close()
 	return err
