@@ -164,6 +164,18 @@ func TestGatewayNeverHandsOutTheAccessTokenAnEchoHolds(t *testing.T) {
 	}
 }
 
+// TestGatewaySaysWhenWeChatsAnswerIsTooLarge: an answer past 16 MiB is
+// not passed on, and the caller is told why, not that WeChat is down.
+func TestGatewaySaysWhenWeChatsAnswerIsTooLarge(t *testing.T) {
+	g := startGateway(t, gwConfig{Allow: wechattest.PathMsgSecCheck})
+	g.WeChat.HostileNext(wechattest.PathMsgSecCheck, wechattest.Huge)
+	r := g.call(t, "POST", wechattest.PathMsgSecCheck, nil, `{"content":"hi","version":2,"scene":2,"openid":"oUser00000000000000000000001"}`)
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if msg, _ := r.Object(t)["message"].(string); !strings.Contains(msg, "larger than 16 MiB") {
+		t.Errorf("the answer says %q, want that WeChat's answer was too large", msg)
+	}
+}
+
 func TestGatewaySessionKeyServicesNeverAnswerASessionKey(t *testing.T) {
 	g := startGateway(t, gwConfig{Allow: gwSessionAllow})
 	u := g.addUser("gw-hostile-key")

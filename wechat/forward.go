@@ -20,6 +20,10 @@ const APIForward = "forward"
 // WeChat's largest answers (QR code images) are far smaller.
 const MaxForwardAnswer = 16 << 20
 
+// ErrAnswerTooLarge is a forwarded call's answer larger than
+// MaxForwardAnswer, which is not passed on.
+var ErrAnswerTooLarge = errors.New("answer larger than 16 MiB")
+
 // Answer is WeChat's answer to a forwarded call, as it came.
 type Answer struct {
 	Status      int
@@ -142,7 +146,7 @@ func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, c
 		return nil, &UnavailableError{API: APIForward, Err: stripURL(err)}
 	}
 	if len(raw) > MaxForwardAnswer {
-		return nil, &UnavailableError{API: APIForward, Err: errors.New("answer too large")}
+		return nil, &UnavailableError{API: APIForward, Err: ErrAnswerTooLarge}
 	}
 	return &Answer{
 		Status:      resp.StatusCode,

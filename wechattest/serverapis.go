@@ -288,6 +288,8 @@ const (
 	// ResetWithoutOpenID: a reset answer with a new session_key and no
 	// openid.
 	ResetWithoutOpenID
+	// Huge: 200 JSON of 17 MiB, more than a gateway passes on.
+	Huge
 )
 
 // OtherOpenID is the openid of the hostile reset answers' other user.
@@ -325,6 +327,8 @@ func (s *Server) answerHostile(w http.ResponseWriter, r *http.Request, h Hostile
 		body = []byte(`{"errcode":0,"errmsg":"ok","openid":"` + OtherOpenID + `","session_key":"` + NewSessionKey() + `","openid":` + jsonString(r.URL.Query().Get("openid")) + `}`)
 	case ResetWithoutOpenID:
 		body, _ = json.Marshal(map[string]any{"errcode": 0, "errmsg": "ok", "session_key": NewSessionKey()})
+	case Huge:
+		body = []byte(`{"errcode":0,"errmsg":"ok","pad":"` + strings.Repeat("x", 17<<20) + `"}`)
 	}
 	w.Header().Set("Location", u)
 	w.Header().Set("X-Request-URL", u)
