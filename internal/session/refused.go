@@ -19,6 +19,7 @@ type Refused struct {
 	seq   uint64
 	queue []refusedSlot // oldest first; stale slots are skipped
 	byID  map[string]refusedEntry
+	shut  bool // the cache is being closed: its evictions are not kept
 }
 
 type refusedSlot struct {
@@ -78,9 +79,21 @@ func (r *Refused) trim() {
 
 // setAside keeps a session the cache evicted, for the time it had left.
 func (r *Refused) setAside(s *Session) {
-	if left := time.Until(s.expires); left > 0 {
+	r.mu.Lock()
+	shut := r.shut
+	r.mu.Unlock()
+	if left := time.Until(s.expires); left > 0 && !shut {
 		r.Put(s, left)
 	}
+}
+
+// shutDown stops setAside: a cache being closed evicts everything.
+func (r *Refused) shutDown() {
+	r.mu.Lock()
+	r.shut = true
+	r.byID = make(map[string]refusedEntry)
+	r.queue = nil
+	r.mu.Unlock()
 }
 
 // Get returns the kept session and the time it has left.
@@ -102,6 +115,16 @@ func (r *Refused) Get(sid string, now time.Time) (*Session, time.Duration, bool)
 func (r *Refused) Delete(sid string) {
 	r.mu.Lock()
 	delete(r.byID, sid)
+	r.mu.Unlock()
+}
+
+// deleteOlder drops sid's session unless it is s: put stores s in the
+// cache, and the cache may already have evicted s into here.
+func (r *Refused) deleteOlder(sid string, s *Session) {
+	r.mu.Lock()
+	if e, ok := r.byID[sid]; ok && e.s != s {
+		delete(r.byID, sid)
+	}
 	r.mu.Unlock()
 }
 

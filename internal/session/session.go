@@ -156,7 +156,7 @@ func (m *Memory) put(s *Session, ttl time.Duration) {
 	cp := *s
 	cp.expires = time.Now().Add(ttl)
 	if CachePut(m.cache, &cp, ttl) {
-		m.refused.Delete(s.SID)
+		m.refused.deleteOlder(s.SID, &cp)
 		return
 	}
 	m.refused.Put(&cp, ttl)
@@ -237,6 +237,7 @@ func Resize(c *ristretto.Cache[string, *Session], maxSessions int) {
 
 // Destruct frees the cache when the last config using it is unloaded.
 func (m *Memory) Destruct() error {
+	m.refused.shutDown()
 	m.cache.Close()
 	return nil
 }

@@ -150,6 +150,23 @@ func TestMemoryStoreFullOfReadSessionsKeepsNewLogins(t *testing.T) {
 	}
 }
 
+// TestPutKeepsItsOwnSessionTheCacheSetAside: the cache may evict a
+// session into the ones set aside before put, which stored it, returns;
+// put then drops an older copy there, never that one.
+func TestPutKeepsItsOwnSessionTheCacheSetAside(t *testing.T) {
+	r := NewRefused(10)
+	s := &Session{SID: "sid-1", expires: time.Now().Add(time.Hour)}
+	r.setAside(s) // evicted while put was under way
+	r.deleteOlder(s.SID, s)
+	if _, _, ok := r.Get(s.SID, time.Now()); !ok {
+		t.Fatal("put dropped the copy the cache had just set aside")
+	}
+	r.deleteOlder(s.SID, &Session{SID: s.SID})
+	if _, _, ok := r.Get(s.SID, time.Now()); ok {
+		t.Fatal("an older copy set aside outlived a newer put")
+	}
+}
+
 // The memory store's token horizon survives a restart, so a logout after a
 // restart that cut token_ttl still outlasts the tokens issued before it.
 func TestMemoryStoreTokenHorizonSurvivesRestart(t *testing.T) {

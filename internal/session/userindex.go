@@ -138,5 +138,10 @@ func (m *Memory) SetSessionKey(_ context.Context, s *Session, key string) error 
 	ns := *s
 	ns.SessionKey = key
 	m.put(&ns, ttl)
+	// A logout between the read above and the put must not bring the
+	// session back: it revokes before it deletes.
+	if m.revoked.Has(s.SID, time.Now()) {
+		m.Delete(context.Background(), s.SID)
+	}
 	return nil
 }
