@@ -456,8 +456,13 @@ func TestRedisSentinelGracefulFailoverMovesTheSubscription(t *testing.T) {
 	for _, s := range sen.Sentinels {
 		rdsSetUser(t, s, rdsSentinelACL)
 	}
+	// Listed first, a Sentinel that takes connections and never answers
+	// (a stopped process): the others still tell where the primary is.
+	hung := redistest.Start(t)
+	hung.Pause()
+	defer hung.Resume()
 	cfg := Options{
-		Addrs: sen.Addrs, MasterName: redistest.MasterName,
+		Addrs: append([]string{hung.Addr}, sen.Addrs...), MasterName: redistest.MasterName,
 		Username: "wechat_auth", Password: rdsACLPassword,
 		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,
 	}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -9,20 +10,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// primaryPoll is how often a subscription over Sentinels asks them which
-// server is the primary.
-const primaryPoll = 500 * time.Millisecond
+const (
+	// primaryPoll is how often a subscription over Sentinels asks them
+	// which server is the primary.
+	primaryPoll = 500 * time.Millisecond
+	// primaryAsk bounds one Sentinel's answer; they are asked at once.
+	primaryAsk = 300 * time.Millisecond
+	// primaryMoveGap is the least time between two moves of a
+	// subscription, each of which reads the whole revocation list again.
+	primaryMoveGap = 2 * time.Second
+)
 
-// primaryAsker asks the Sentinels, one after the other, for the address of
-// the primary. go-redis moves its pool to a new primary by itself, but not
-// a subscription: after a failover that keeps the old primary running
-// (SENTINEL FAILOVER, a maintenance switch), the old one, now a replica,
-// keeps its subscribers and, until it drops them seconds later, hears
-// nothing published on the new one. Asking lets the subscription move at
-// once (watchPrimary).
+// errNoMajority: the Sentinels that answered do not agree on a primary.
+var errNoMajority = errors.New("no majority of the Sentinels names one primary")
+
+// primaryAsker asks the Sentinels where the primary is, and connects a
+// subscription to it. go-redis moves its pool to a new primary by itself,
+// but not a subscription: after a failover that keeps the old primary
+// running (SENTINEL FAILOVER, a maintenance switch), the old one, now a
+// replica, keeps its subscribers and, until it drops them seconds later,
+// hears nothing published on the new one. A subscription made to the
+// address the Sentinels give, and moved when their answer changes
+// (watchPrimary), follows at once.
 type primaryAsker struct {
 	name string
-	opts []*redis.Options // one per Sentinel
+	node redis.UniversalOptions // Redis's own options, for the subscription
+	opts []*redis.Options       // one per Sentinel
 
 	mu      sync.Mutex
 	clients []*redis.SentinelClient // made on first use
@@ -30,11 +43,12 @@ type primaryAsker struct {
 }
 
 func newPrimaryAsker(o *redis.UniversalOptions) *primaryAsker {
-	p := &primaryAsker{name: o.MasterName}
+	p := &primaryAsker{name: o.MasterName, node: *o}
+	p.node.MasterName = ""
 	for _, addr := range o.Addrs {
 		so := &redis.Options{
 			Addr: addr, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
-			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			DialTimeout: primaryAsk, DialerRetries: 1, ReadTimeout: primaryAsk, WriteTimeout: primaryAsk,
 			PoolSize: 1, MaxRetries: -1, DisableIdentity: true,
 		}
 		so.MaintNotificationsConfig = noMaintNotifications()
@@ -43,8 +57,9 @@ func newPrimaryAsker(o *redis.UniversalOptions) *primaryAsker {
 	return p
 }
 
-// primary returns the primary's address as the first Sentinel that
-// answers gives it.
+// primary asks every Sentinel at once, each within primaryAsk, and
+// returns the address a majority of them give the primary: one Sentinel
+// that has not heard of a failover yet, or has lost touch, is outvoted.
 func (p *primaryAsker) primary(ctx context.Context) (string, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -58,15 +73,50 @@ func (p *primaryAsker) primary(ctx context.Context) (string, error) {
 	}
 	clients := p.clients
 	p.mu.Unlock()
-	var err error
+	type answer struct {
+		addr string
+		err  error
+	}
+	answers := make(chan answer, len(clients))
 	for _, c := range clients {
-		var addr []string
-		addr, err = c.GetMasterAddrByName(ctx, p.name).Result()
-		if err == nil && len(addr) == 2 {
-			return net.JoinHostPort(addr[0], addr[1]), nil
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, primaryAsk)
+			defer cancel()
+			addr, err := c.GetMasterAddrByName(ctx, p.name).Result()
+			if err == nil && len(addr) != 2 {
+				err = errNoMajority
+			}
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			answers <- answer{addr: net.JoinHostPort(addr[0], addr[1])}
+		}()
+	}
+	votes := make(map[string]int)
+	err := errNoMajority
+	for range clients {
+		a := <-answers
+		if a.err != nil {
+			err = a.err
+			continue
+		}
+		votes[a.addr]++
+	}
+	for addr, n := range votes {
+		if 2*n > len(clients) {
+			return addr, nil
 		}
 	}
 	return "", err
+}
+
+// subscriber is a client of the one server at addr, with Redis's own
+// options, for a subscription made there.
+func (p *primaryAsker) subscriber(addr string) *redis.Client {
+	o := p.node
+	o.Addrs = []string{addr}
+	return redis.NewClient(o.Simple())
 }
 
 func (p *primaryAsker) close() {

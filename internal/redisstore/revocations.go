@@ -217,16 +217,29 @@ func (r *Store) listen(ctx context.Context) {
 // block forever: here a PING unanswered within redisIdlePing ends the
 // subscription, and the next one starts on a fresh connection.
 func (r *Store) subscribe(ctx context.Context) (established bool) {
-	// Over Sentinels: the primary before the subscription's connection is
-	// made, which it is made to, or to a newer one (then it moves once
-	// more, needlessly).
+	// Over Sentinels, the subscription is made to the primary a majority
+	// of them name, and moved when they name another (watchPrimary). When
+	// those that answer do not make a majority, go-redis's choice is
+	// taken, and moved to theirs once they do; when none answers, go-redis
+	// could not find the primary either.
 	var primary string
+	var ps *redis.PubSub
 	if r.primary != nil {
-		askCtx, cancel := context.WithTimeout(ctx, OpTimeout)
-		primary, _ = r.primary.primary(askCtx)
-		cancel()
+		var err error
+		primary, err = r.primary.primary(ctx)
+		switch {
+		case primary != "":
+			sub := r.primary.subscriber(primary)
+			defer sub.Close()
+			ps = sub.Subscribe(ctx)
+		case !errors.Is(err, errNoMajority):
+			r.lost(err)
+			return false
+		}
 	}
-	ps := r.client.Subscribe(ctx)
+	if ps == nil {
+		ps = r.client.Subscribe(ctx)
+	}
 	r.mu.Lock()
 	r.pubsub = ps
 	r.mu.Unlock()
@@ -236,10 +249,14 @@ func (r *Store) subscribe(ctx context.Context) (established bool) {
 		return false
 	}
 	var moved atomic.Bool
-	if primary != "" {
+	if r.primary != nil {
 		watchCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		go r.watchPrimary(watchCtx, primary, func() { moved.Store(true); ps.Close() })
+		r.done.Add(1)
+		go func() {
+			defer r.done.Done()
+			r.watchPrimary(watchCtx, primary, func() { moved.Store(true); ps.Close() })
+		}()
 	}
 	pinged := false
 	for {
@@ -301,9 +318,18 @@ func (r *Store) subscribe(ctx context.Context) (established bool) {
 }
 
 // watchPrimary asks the Sentinels every primaryPoll where the primary is,
-// and calls move once it is no longer at primary: the subscription ends,
-// and the next is made on the new primary.
+// and calls move once they name another than primary (the server the
+// subscription is on; "" when they did not answer as it was made): the
+// subscription ends, and the next is made on the primary they name. Moves
+// are at least primaryMoveGap apart.
 func (r *Store) watchPrimary(ctx context.Context, primary string, move func()) {
+	if wait := time.Until(time.Unix(0, r.lastMove.Load()).Add(primaryMoveGap)); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 	t := time.NewTicker(primaryPoll)
 	defer t.Stop()
 	for {
@@ -312,15 +338,17 @@ func (r *Store) watchPrimary(ctx context.Context, primary string, move func()) {
 			return
 		case <-t.C:
 		}
-		askCtx, cancel := context.WithTimeout(ctx, OpTimeout)
-		now, err := r.primary.primary(askCtx)
-		cancel()
-		if err == nil && now != primary {
+		now, err := r.primary.primary(ctx)
+		if err != nil || now == primary {
+			continue
+		}
+		if primary != "" {
 			r.log.Info("the Redis primary moved; the revocation subscription follows it",
 				zap.String("from", primary), zap.String("to", now))
-			move()
-			return
 		}
+		r.lastMove.Store(time.Now().UnixNano())
+		move()
+		return
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/keyring"
@@ -48,14 +49,17 @@ type Store struct {
 	client  redis.UniversalClient
 	mode    string        // Single, Sentinel or Cluster
 	primary *primaryAsker // over Sentinels: where the primary is (primary.go)
-	log     *zap.Logger   // the logger of the config that made the store
-	cache   *ristretto.Cache[string, *session.Session]
-	revoked *session.Revocations
-	aead    cipher.AEAD
-	dataKey *dataKey
-	ring    *keyring.Ring  // the signing keys the data key is wrapped under (mu)
-	legacy  []legacyLayout // the layout before key rotation, read too
-	users   *session.Users
+	// lastMove is when the subscription last moved to another primary
+	// (Unix nanoseconds).
+	lastMove atomic.Int64
+	log      *zap.Logger // the logger of the config that made the store
+	cache    *ristretto.Cache[string, *session.Session]
+	revoked  *session.Revocations
+	aead     cipher.AEAD
+	dataKey  *dataKey
+	ring     *keyring.Ring  // the signing keys the data key is wrapped under (mu)
+	legacy   []legacyLayout // the layout before key rotation, read too
+	users    *session.Users
 
 	sessionPrefix string // + sid: a session
 	revokedKey    string // sorted set: sid scored by the Unix ms its revocation ends
