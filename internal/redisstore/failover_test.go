@@ -375,18 +375,27 @@ func TestRedisClusterNodeGivenAsOneServerIsRefusedAtStart(t *testing.T) {
 	}
 }
 
-func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *testing.T) {
+// rdsSentinelAsACLUsers starts a primary, its replica and three
+// Sentinels that know the documented ACL users, and returns the options
+// that reach them as those users; first lists addresses before the
+// Sentinels'.
+func rdsSentinelAsACLUsers(t *testing.T, first ...string) (*redistest.Sentinel, Options) {
+	t.Helper()
 	sen := redistest.StartSentinel(t)
 	rdsSetACL(t, sen.Primary)
 	rdsSetACL(t, sen.Replica)
 	for _, s := range sen.Sentinels {
 		rdsSetUser(t, s, rdsSentinelACL)
 	}
-	cfg := Options{
-		Addrs: sen.Addrs, MasterName: redistest.MasterName,
+	return sen, Options{
+		Addrs: append(first, sen.Addrs...), MasterName: redistest.MasterName,
 		Username: "wechat_auth", Password: rdsACLPassword,
 		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,
 	}
+}
+
+func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *testing.T) {
+	sen, cfg := rdsSentinelAsACLUsers(t)
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	ctx := context.Background()
 	before := rdsVectorSession()
@@ -449,23 +458,12 @@ func TestRedisSentinelStoreFailsFastWithHungSentinelsAndFollowsThePromotion(t *t
 // subscribers it had; a logout on one store still reaches the other
 // within a second of the promotion, not when the old primary drops them.
 func TestRedisSentinelGracefulFailoverMovesTheSubscription(t *testing.T) {
-	sen := redistest.StartSentinel(t)
-	// As the documented ACL users, on Redis and on the Sentinels.
-	rdsSetACL(t, sen.Primary)
-	rdsSetACL(t, sen.Replica)
-	for _, s := range sen.Sentinels {
-		rdsSetUser(t, s, rdsSentinelACL)
-	}
 	// Listed first, a Sentinel that takes connections and never answers
 	// (a stopped process): the others still tell where the primary is.
 	hung := redistest.Start(t)
 	hung.Pause()
 	defer hung.Resume()
-	cfg := Options{
-		Addrs: append([]string{hung.Addr}, sen.Addrs...), MasterName: redistest.MasterName,
-		Username: "wechat_auth", Password: rdsACLPassword,
-		SentinelUsername: "wechat_auth", SentinelPassword: rdsACLPassword,
-	}
+	sen, cfg := rdsSentinelAsACLUsers(t, hung.Addr)
 	a, b := rdsStoreOn(t, cfg), rdsStoreOn(t, cfg)
 	before := session.NewID()
 	rdsRevokeConfirmed(t, a, before)
