@@ -70,14 +70,17 @@ func TestRevocationsInARowLetTheUserLogInAtOnce(t *testing.T) {
 type userRules struct {
 	*site
 	us     session.UserStore
+	code   string // the user's login code: a user of this test alone
 	openid string
 }
 
 func newUserRules(t *testing.T) *userRules {
 	t.Helper()
 	s := newSite(t, &Handler{}, wechattest.Options{AutoCodes: true, ReusableCodes: true})
-	a := s.login("same-user")
-	return &userRules{site: s, us: s.h.store.(session.UserStore), openid: a.OpenID}
+	// The memory store, and the bans in it, outlive the test (-count=2).
+	code := "same-user-" + session.NewID()[:8]
+	a := s.login(code)
+	return &userRules{site: s, us: s.h.store.(session.UserStore), code: code, openid: a.OpenID}
 }
 
 func (u *userRules) Record(cut time.Time, ban *session.Ban) {
@@ -94,7 +97,7 @@ func (u *userRules) Record(cut time.Time, ban *session.Ban) {
 func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 	u := newUserRules(t)
 	u.Record(nextCutOff(t.Context(), []session.UserStore{u.us}, &userRequest{AppID: siteAppID, OpenID: u.openid}), nil)
-	again := u.login("same-user")
+	again := u.login(u.code)
 	if w := u.serve(http.MethodGet, "/api", "", "", bearer(again.Token)); w.Code != http.StatusTeapot {
 		t.Fatalf("the new login's token: %d %s", w.Code, w.Body)
 	}
@@ -112,7 +115,7 @@ func TestLoginRightAfterARevocationIsTheUsersLiveSession(t *testing.T) {
 // banned user has no live session for the session-key services.
 func TestBannedUserCannotRefreshASlippedToken(t *testing.T) {
 	u := newUserRules(t)
-	slipped := u.login("same-user")
+	slipped := u.login(u.code)
 	u.Record(time.Now().Add(-time.Hour), &session.Ban{Since: time.Now()})
 	if w := u.serve(http.MethodGet, "/api", "", "", bearer(slipped.Token)); w.Code != http.StatusTeapot {
 		t.Fatalf("the slipped token should still pass a proxied request for this test to mean anything: %d", w.Code)

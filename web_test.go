@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -752,7 +753,10 @@ func TestWebCallbackUnavailableSaysStartAgain(t *testing.T) {
 		hdr.Add("Cookie", c.Name+"="+c.Value)
 	}
 	s.fake.HostileNext(wechattest.PathOAuthAccessToken, wechattest.EchoHTML)
-	cb := "http://api.example.com" + h.RoutePrefix + "/web/callback?code=0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5Q&state=" + state
+	// A code of this run alone: a code once used is refused on every run
+	// that shares the store (-count=2).
+	code := fmt.Sprintf("0a1B2c3D4e5F6g7H8i9J%012d", time.Now().UnixNano()%1e12)
+	cb := "http://api.example.com" + h.RoutePrefix + "/web/callback?code=" + code + "&state=" + state
 	w := s.serve(http.MethodGet, cb, "", "", hdr)
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"wechat_unavailable"`) {
 		t.Fatalf("callback with WeChat down: %d %s", w.Code, w.Body)
