@@ -425,7 +425,7 @@ func errcodeLabel(code int) string {
 func (g *APIGateway) answerWeChatError(w http.ResponseWriter, r *http.Request, label string, q gatewayQuery, err error) {
 	ae := g.sh.wechatFailure(r.Context(), "api "+label, q.appid, err)
 	if errors.Is(err, wechat.ErrAnswerTooLarge) {
-		ae = ae.WithMessage("WeChat's answer is larger than 16 MiB, more than the gateway passes on.")
+		ae = ae.WithMessage("WeChat's answer is larger than " + strconv.Itoa(wechat.MaxForwardAnswer>>20) + " MiB, more than the gateway passes on.")
 	}
 	result := "unavailable"
 	var we *wechat.Error
