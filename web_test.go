@@ -533,6 +533,15 @@ func TestWebErrorIsAPageInABrowser(t *testing.T) {
 			}
 		}
 	}
+	// A HEAD gets the headers its GET would.
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(method, "http://api.example.com"+h.RoutePrefix+"/web/login?return_to=//evil.example/", nil)
+		r.Header.Set("Accept", "text/html")
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusBadRequest || w.hdr.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Errorf("%s of a login with a foreign return_to: %d %q, err %v", method, w.status, w.hdr.Get("Content-Type"), err)
+		}
+	}
 }
 
 // weChatUA is the User-Agent of WeChat's own browser.

@@ -7,11 +7,12 @@ import (
 	"strings"
 )
 
-// WantsPage reports whether r is a browser opening a page: a GET whose
-// Accept names text/html. The web login's pages answer such a request's
-// error as a page rather than as bare JSON.
+// WantsPage reports whether r is a browser opening a page: a GET (or its
+// HEAD, answered with the same headers) whose Accept names text/html. The
+// web login's pages answer such a request's error as a page rather than
+// as bare JSON.
 func WantsPage(r *http.Request) bool {
-	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // pageTitle heads every error page: they are all on the way to a login.
