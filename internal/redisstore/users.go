@@ -114,6 +114,12 @@ func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
 	return nil
 }
 
+// userTombstone is how long a record that no longer matters (a lifted
+// ban whose cut-off is past) stays in the users hash: an instance that
+// missed its message (its subscription was down) and still holds the
+// ban learns of the lift from it when it syncs.
+const userTombstone = 7 * 24 * time.Hour
+
 // syncUsers merges the users hash into this instance's records and drops
 // the records that no longer matter. It runs with sync, at start and after
 // every (re)subscription.
@@ -128,11 +134,12 @@ func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 		if json.Unmarshal([]byte(v), &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
 			continue
 		}
-		if rec.Expired(now) {
-			expired = append(expired, field)
-			continue
-		}
+		// Merged even when it no longer matters: it may supersede a ban
+		// held here (Forget then drops both).
 		r.users.Merge(&rec)
+		if rec.Expired(now) && now.Sub(rec.Changed) > userTombstone {
+			expired = append(expired, field)
+		}
 	}
 	r.users.Forget(now)
 	if len(expired) > 0 {
