@@ -28,31 +28,29 @@ type refusedSlot struct {
 }
 
 type refusedEntry struct {
-	s       *Session
-	expires time.Time
-	seq     uint64
+	s   *Session // its expires says until when it is kept
+	seq uint64
 }
 
-// asideOf is how many of a memory store's maxSessions are kept aside
-// (Refused), the rest being ristretto's: a tenth, as the small recency
-// window in front of an LFU cache that W-TinyLFU (Caffeine) has.
-func asideOf(maxSessions int) int {
-	if maxSessions <= 0 {
-		maxSessions = DefaultMaxSessions
-	}
-	return maxSessions / 10
-}
+// asideOf is how many of a memory store's maxSessions (> 0) are kept
+// aside (Refused), the rest being ristretto's: a tenth, as the small
+// recency window in front of an LFU cache that W-TinyLFU (Caffeine) has.
+func asideOf(maxSessions int) int { return maxSessions / 10 }
 
 func NewRefused(max int) *Refused {
 	return &Refused{max: max, byID: make(map[string]refusedEntry)}
 }
 
-// Put keeps s for ttl, pushing out the oldest kept when full.
-func (r *Refused) Put(s *Session, ttl time.Duration) {
+// Put keeps s until s.expires, pushing out the oldest kept when full;
+// nothing once shut down.
+func (r *Refused) Put(s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.shut {
+		return
+	}
 	r.seq++
-	r.byID[s.SID] = refusedEntry{s: s, expires: time.Now().Add(ttl), seq: r.seq}
+	r.byID[s.SID] = refusedEntry{s: s, seq: r.seq}
 	r.queue = append(r.queue, refusedSlot{s.SID, r.seq})
 	r.trim()
 }
@@ -79,15 +77,12 @@ func (r *Refused) trim() {
 
 // setAside keeps a session the cache evicted, for the time it had left.
 func (r *Refused) setAside(s *Session) {
-	r.mu.Lock()
-	shut := r.shut
-	r.mu.Unlock()
-	if left := time.Until(s.expires); left > 0 && !shut {
-		r.Put(s, left)
+	if time.Until(s.expires) > 0 {
+		r.Put(s)
 	}
 }
 
-// shutDown stops setAside: a cache being closed evicts everything.
+// shutDown stops Put: a cache being closed evicts everything.
 func (r *Refused) shutDown() {
 	r.mu.Lock()
 	r.shut = true
@@ -104,7 +99,7 @@ func (r *Refused) Get(sid string, now time.Time) (*Session, time.Duration, bool)
 	if !ok {
 		return nil, 0, false
 	}
-	left := e.expires.Sub(now)
+	left := e.s.expires.Sub(now)
 	if left <= 0 {
 		delete(r.byID, sid)
 		return nil, 0, false

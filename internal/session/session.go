@@ -159,7 +159,7 @@ func (m *Memory) put(s *Session, ttl time.Duration) {
 		m.refused.deleteOlder(s.SID, &cp)
 		return
 	}
-	m.refused.Put(&cp, ttl)
+	m.refused.Put(&cp)
 	metrics.CountStore("set", "aside")
 }
 
