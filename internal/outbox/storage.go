@@ -81,16 +81,22 @@ func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Sto
 	return s
 }
 
-// learn takes id records read from the storage: an id not known here, or
-// known as expired, is a duplicate until its record expires.
+// learn takes id records read from the storage.
 func (s *storageStore) learn(records map[string]time.Time) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, exp := range records {
-		if c, ok := s.ids[k]; !ok || !now.Before(c.expiry) {
-			s.ids[k] = memClaim{expiry: exp}
-		}
+		s.knownLocked(k, exp, now)
+	}
+}
+
+// knownLocked makes key, accepted elsewhere or before a restart, a
+// duplicate until expiry, unless this outbox holds it already (a claim
+// under way, or a record not expired). s.mu is held.
+func (s *storageStore) knownLocked(key string, expiry, now time.Time) {
+	if c, ok := s.ids[key]; !ok || !now.Before(c.expiry) {
+		s.ids[key] = memClaim{expiry: expiry}
 	}
 }
 
@@ -352,11 +358,8 @@ func (s *storageStore) scan(ctx context.Context) error {
 		if _, ok := s.events[key]; !ok {
 			s.events[key] = &scheduled{kind: r.Kind, name: name, due: now}
 		}
-		// WeChat's retries of a queued event are duplicates; a claim
-		// under way here stays as it is.
-		if c, ok := s.ids[key]; !ok || !now.Before(c.expiry) {
-			s.ids[key] = memClaim{expiry: time.UnixMilli(r.First).Add(24 * time.Hour)}
-		}
+		// WeChat's retries of a queued event are duplicates.
+		s.knownLocked(key, time.UnixMilli(r.First).Add(24*time.Hour), now)
 		s.mu.Unlock()
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"path"
 	"strconv"
 	"strings"
@@ -122,16 +123,12 @@ func (ir *idRecords) writer(done chan struct{}) {
 			continue
 		}
 		// Kept for the next try, unless flushing (the process may be
-		// about to end) or too many are waiting already.
+		// about to end) or too many are waiting already. A record added
+		// meanwhile is the newer one.
 		ir.mu.Lock()
 		if !ir.closing && len(ir.unwritten)+len(batch) <= maxUnwritten {
-			if ir.unwritten == nil {
-				ir.unwritten = batch
-			} else {
-				for k, exp := range batch {
-					ir.unwritten[k] = exp
-				}
-			}
+			maps.Copy(batch, ir.unwritten)
+			ir.unwritten = batch
 		}
 		ir.mu.Unlock()
 	}
