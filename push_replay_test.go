@@ -72,14 +72,7 @@ func TestPlainPushReplayBySplittingDigitsIsRefused(t *testing.T) {
 			ts + "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[" + content + "]]></Content></xml>")
 	}
 	serve := func(p *Push, ts, nonce string, body []byte) int {
-		push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Timestamp: ts, Nonce: nonce}
-		req, err := push.Request("http://caddy/wechat/push", body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := httptest.NewRecorder()
-		p.ServeHTTP(w, req, nil)
-		return w.Code
+		return pushStatus(t, p, wechattest.Push{Token: benchPushToken, AppID: p.AppID, Timestamp: ts, Nonce: nonce}, body)
 	}
 	// max_age 5m: a leading zero moved from the nonce to the timestamp.
 	p := newTestPush(t, "wxreplayapp0000a", to)
