@@ -147,7 +147,9 @@ func (d *delivery) accept(ctx context.Context, id, key string, header http.Heade
 // sight records key, holding value, for ttl and reports whether it was
 // new, and if not whether it was recorded with the same value: on every
 // instance sharing a Redis store, or in this process with the memory
-// store. A replay check: an error means it could not be told.
+// store, where a settled key is also kept in Caddy's storage and counts
+// as seen after a restart. A replay check: an error means it could not be
+// told.
 func (d *delivery) sight(ctx context.Context, key, value string, ttl time.Duration) (first, same bool, err error) {
 	p, err := d.open(ctx)
 	if err != nil {
@@ -259,7 +261,7 @@ type pooledOutbox struct {
 	borrowed string                // the session store held in stores, whose client this is
 
 	mu   sync.Mutex
-	seen map[string]sighting // memory store: sight's keys
+	seen map[string]sighting // memory store: sight's keys (the settled ones also in ob.Remember)
 	held map[heldKey]*held   // what the outbox's handlers deliver with
 	seq  uint64              // the last held.seq
 }
@@ -491,6 +493,9 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 	if s, ok := p.seen[key]; ok && s.until.After(now) {
 		return false, s.value == value, nil
 	}
+	if p.ob.Remembered(key) { // settled before a restart, or by another instance
+		return false, false, nil
+	}
 	if len(p.seen) > 1024 {
 		for k, s := range p.seen {
 			if !s.until.After(now) {
@@ -499,6 +504,9 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 		}
 	}
 	p.seen[key] = sighting{value: value, until: now.Add(ttl)}
+	if value == settledSighting {
+		p.ob.Remember(key, now.Add(ttl))
+	}
 	return true, false, nil
 }
 
@@ -529,11 +537,18 @@ func (p *pooledOutbox) settle(ctx context.Context, key string) error {
 		return err
 	}
 	p.mu.Lock()
-	if s, ok := p.seen[key]; ok {
+	s, ok := p.seen[key]
+	if ok {
 		s.value = settledSighting
 		p.seen[key] = s
 	}
 	p.mu.Unlock()
+	if ok {
+		// Kept in the storage too: the process's seen set does not
+		// outlive a restart, and within max_age after it the signature
+		// would sign any body.
+		p.ob.Remember(key, s.until)
+	}
 	return nil
 }
 

@@ -658,6 +658,36 @@ func TestPushMemoryRetryAfterARestartIsNotDeliveredAgain(t *testing.T) {
 	}
 }
 
+// TestPushMemoryPlainPairIsSeenAfterARestart: with the memory store, a
+// plain-mode (timestamp, nonce) answered before Caddy restarted, by a push
+// or by the console's URL check, signs no other body after it: the
+// signature covers the pair alone, and the pair is still within max_age.
+func TestPushMemoryPlainPairIsSeenAfterARestart(t *testing.T) {
+	up := startPushUpstream(t)
+	c := multiNew(t, "memory", "", multiPushSite(up.URL, ""))
+	c.Start()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	pushed := wechattest.Push{Token: pushToken, AppID: testAppID, Timestamp: ts, Nonce: "8810001"}
+	wantSuccess(t, sendPush(t, pushed, c.Base+"/plain", pushed.Text("oUSER0000000000000000000000r", "real")))
+	checked := wechattest.Push{Token: pushToken, AppID: testAppID, Timestamp: ts, Nonce: "8810002"}
+	req, err := checked.URLCheck(c.Base+"/plain", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := do(req); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("URL check: %v", err)
+	}
+	c.Stop()
+	c.Start()
+	for _, p := range []wechattest.Push{pushed, checked} {
+		wantError(t, sendPush(t, p, c.Base+"/plain", p.Text("oVICTIM000000000000000000000", "forged after the restart")), http.StatusForbidden, "push_refused")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := up.Got(); len(got) != 1 || !strings.Contains(got[0].Body, "real") {
+		t.Fatalf("the upstream got %d pushes, want the real one alone", len(got))
+	}
+}
+
 // kill ends a Caddy process at once (SIGKILL): no shutdown work runs.
 func (m *multiCaddy) kill() {
 	if m.cmd == nil {
