@@ -487,14 +487,18 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 		}
 		return res == "n", res == "s:"+value, nil
 	}
+	// Settled before a restart, or by an outbox on the same storage; asked
+	// outside p.mu, which no store lock is taken under.
+	remembered, err := p.ob.Remembered(key)
 	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if s, ok := p.seen[key]; ok && s.until.After(now) {
+		p.mu.Unlock()
 		return false, s.value == value, nil
 	}
-	if p.ob.Remembered(key) { // settled before a restart, or by another instance
-		return false, false, nil
+	if remembered || err != nil {
+		p.mu.Unlock()
+		return false, false, err
 	}
 	if len(p.seen) > 1024 {
 		for k, s := range p.seen {
@@ -504,6 +508,7 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 		}
 	}
 	p.seen[key] = sighting{value: value, until: now.Add(ttl)}
+	p.mu.Unlock()
 	if value == settledSighting {
 		p.ob.Remember(key, now.Add(ttl))
 	}

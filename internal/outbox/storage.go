@@ -33,6 +33,7 @@ type storageStore struct {
 	lastPurge time.Time
 
 	records *idRecords
+	unread  bool // the last read of the records failed, or none ran yet
 
 	// Owned by due (the polling loop).
 	lastSweep time.Time
@@ -75,7 +76,7 @@ func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Sto
 	s := &storageStore{
 		storage: storage, prefix: strings.TrimSuffix(prefix, "/"), log: log,
 		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
-		unusable: make(map[string]bool),
+		unusable: make(map[string]bool), unread: true,
 	}
 	s.records = newIDRecords(storage, s.prefix, log, s.learn)
 	return s
@@ -320,9 +321,13 @@ func (s *storageStore) open(ctx context.Context) error {
 // every event file in the storage that the outbox does not hold yet.
 func (s *storageStore) scan(ctx context.Context) error {
 	s.lastScan = time.Now()
-	if err := s.records.read(); err != nil {
+	err := s.records.read()
+	if err != nil {
 		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before may be delivered again", zap.Error(err))
 	}
+	s.mu.Lock()
+	s.unread = err != nil
+	s.mu.Unlock()
 	names, err := s.storage.List(ctx, s.prefix, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
