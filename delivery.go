@@ -487,16 +487,19 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 		}
 		return res == "n", res == "s:"+value, nil
 	}
-	// Settled before a restart, or by an outbox on the same storage; asked
-	// outside p.mu, which no store lock is taken under.
+	// Settled before a restart, or by another outbox on the same storage
+	// (read every 10 s); asked outside p.mu, which no store lock is taken
+	// under. A settled value is recorded whatever the answer: a URL
+	// check's pair is closed even while the records cannot be read.
 	remembered, err := p.ob.Remembered(key)
+	settled := value == settledSighting
 	now := time.Now()
 	p.mu.Lock()
 	if s, ok := p.seen[key]; ok && s.until.After(now) {
 		p.mu.Unlock()
 		return false, s.value == value, nil
 	}
-	if remembered || err != nil {
+	if remembered || err != nil && !settled {
 		p.mu.Unlock()
 		return false, false, err
 	}
@@ -509,7 +512,7 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 	}
 	p.seen[key] = sighting{value: value, until: now.Add(ttl)}
 	p.mu.Unlock()
-	if value == settledSighting {
+	if settled {
 		p.ob.Remember(key, now.Add(ttl))
 	}
 	return true, false, nil

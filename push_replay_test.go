@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
+	"github.com/caddy-wechat/wechatauth/internal/outbox"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -171,5 +172,40 @@ func TestPlainPushSameBodyRetryNeverClearsTheReplayCheck(t *testing.T) {
 	forged := []byte(strings.Replace(string(msg), "genuine", "forged", 1))
 	if code := serve(forged); code != http.StatusForbidden {
 		t.Fatalf("another body under the same signature: %d, want 403", code)
+	}
+}
+
+// TestURLCheckPairIsClosedWhileTheRecordsAreUnread: a URL check answered
+// before the memory store's records could be read (a failing disk at
+// start) still closes its pair, here and in the storage: a POST with it
+// after the records are read is refused, not taken as new.
+func TestURLCheckPairIsClosedWhileTheRecordsAreUnread(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	ob := outbox.New(outbox.StorageStore(storage, "wechat_auth/outbox/push", nil), outbox.Config{})
+	p := &pooledOutbox{ob: ob, seen: make(map[string]sighting)}
+	// Not started yet: no record has been read.
+	if _, err := ob.Remembered("k"); !errors.Is(err, outbox.ErrUnread) {
+		t.Fatalf("Remembered before the first read: %v, want ErrUnread", err)
+	}
+	if _, _, err := p.sight(ctx, "k", settledSighting, time.Minute); err != nil {
+		t.Fatalf("a URL check's pair while unread: %v", err)
+	}
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if first, same, err := p.sight(ctx, "k", "0123abcd", time.Minute); first || same || err != nil {
+		t.Fatalf("a POST with the check's pair: first %v, same %v, %v; want seen with another value", first, same, err)
+	}
+	if err := ob.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := outbox.New(outbox.StorageStore(storage, "wechat_auth/outbox/push", nil), outbox.Config{})
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer next.Stop(ctx)
+	if ok, err := next.Remembered("k"); !ok || err != nil {
+		t.Fatalf("after a restart the check's pair is remembered: %v, %v; want true", ok, err)
 	}
 }
