@@ -130,6 +130,9 @@ func isolate(t *testing.T, caddyfile string) string {
 			t.Fatal(err)
 		}
 		caddytest.NewTester(t).InitServer(globalOptions(""), "caddyfile")
+		// The load that follows at once must not meet the admin
+		// listener this one is closing.
+		waitOldListenersClosed()
 		isolatedTest = root
 	}
 	return strings.Replace(caddyfile, shared, "storage file_system "+dir+"\n", 1)
