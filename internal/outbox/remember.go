@@ -6,24 +6,27 @@ import (
 )
 
 // rememberer is a Store that keeps a caller's own records beside its
-// event ids: the storage store, whose memory a restart empties. The Redis
-// store keeps none; its caller keeps such records in Redis itself.
+// event ids, in files of their own: the storage store, whose memory a
+// restart empties. The Redis store keeps none; its caller keeps such
+// records in Redis itself.
 type rememberer interface {
 	remember(key string, expiry time.Time)
 	remembered(key string, now time.Time) (bool, error)
 }
 
-// ErrUnread: the records kept in the storage could not all be read since
-// the outbox started (or at its last try, every rescanEvery); whether a
-// key was remembered cannot be told until they are.
-var ErrUnread = errors.New("outbox: the records in the storage could not be read")
+// ErrUnread: the remembered keys written to the storage before the store
+// was made have not all been read yet (tried at start and every
+// rescanEvery; a file that cannot be read stops counting at the expiry in
+// its name, the latest of its keys'): whether a key was remembered cannot
+// be told until then.
+var ErrUnread = errors.New("outbox: the remembered keys in the storage are not read yet")
 
 // Remember keeps key until expiry where the store would otherwise lose it
 // on a restart (Caddy's storage): Remembered reports it after a restart
-// and on another instance sharing the storage. The record is written with
-// the next batch of event id records, so a crash in the writeEvery before
-// loses it; stopping the outbox writes it at once. It does nothing on the
-// Redis store.
+// and on another instance sharing the storage (from its next scan). The
+// records are written in batches, at most every writeEvery, so a crash
+// in the writeEvery after loses it; stopping the outbox writes it at once.
+// It does nothing on the Redis store.
 func (o *Outbox) Remember(key string, expiry time.Time) {
 	if r, ok := o.store.(rememberer); ok {
 		r.remember(key, expiry)
@@ -41,7 +44,7 @@ func (o *Outbox) Remembered(key string) (bool, error) {
 }
 
 // rememberedKey keeps a caller's keys apart from the event ids
-// (eventKey's "kind:id") in the store's records.
+// (eventKey's "kind:id") in the store's memory.
 func rememberedKey(key string) string { return "remembered/" + key }
 
 func (s *storageStore) remember(key string, expiry time.Time) {
@@ -51,7 +54,7 @@ func (s *storageStore) remember(key string, expiry time.Time) {
 		s.ids[key] = memClaim{expiry: expiry}
 	}
 	s.mu.Unlock()
-	s.records.add(key, expiry)
+	s.keyRecords.add(key, expiry)
 }
 
 func (s *storageStore) remembered(key string, now time.Time) (bool, error) {

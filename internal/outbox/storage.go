@@ -32,8 +32,12 @@ type storageStore struct {
 	events    map[string]*scheduled
 	lastPurge time.Time
 
-	records *idRecords
-	unread  bool // the last read of the records failed, or none ran yet
+	records    *idRecords // the event ids accepted
+	keyRecords *idRecords // the keys given to Remember
+	// unread: the remembered keys' records have not all been read since
+	// the store was made (a file that cannot be read counts until the
+	// expiry in its name).
+	unread bool
 
 	// Owned by due (the polling loop).
 	lastSweep time.Time
@@ -78,7 +82,8 @@ func StorageStore(storage certmagic.Storage, prefix string, log *zap.Logger) Sto
 		ids: make(map[string]memClaim), events: make(map[string]*scheduled),
 		unusable: make(map[string]bool), unread: true,
 	}
-	s.records = newIDRecords(storage, s.prefix, log, s.learn)
+	s.records = newIDRecords(storage, recordDir(s.prefix, "_ids"), "event ids", log, s.learn)
+	s.keyRecords = newIDRecords(storage, recordDir(s.prefix, "_remembered"), "remembered keys", log, s.learn)
 	return s
 }
 
@@ -181,6 +186,7 @@ func (s *storageStore) due(ctx context.Context, n int, lease time.Duration) ([]*
 	if now.Sub(s.lastSweep) >= sweepEvery {
 		s.lastSweep = now
 		s.records.startSweep(now)
+		s.keyRecords.startSweep(now)
 	}
 	var picked []string
 	s.mu.Lock()
@@ -314,6 +320,7 @@ func (s *storageStore) pending(context.Context) (map[string]int, error) {
 // storage, due at once.
 func (s *storageStore) open(ctx context.Context) error {
 	s.records.reopen()
+	s.keyRecords.reopen()
 	return s.scan(ctx)
 }
 
@@ -321,13 +328,18 @@ func (s *storageStore) open(ctx context.Context) error {
 // every event file in the storage that the outbox does not hold yet.
 func (s *storageStore) scan(ctx context.Context) error {
 	s.lastScan = time.Now()
-	err := s.records.read()
-	if err != nil {
+	if err := s.records.read(); err != nil {
 		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before may be delivered again", zap.Error(err))
 	}
-	s.mu.Lock()
-	s.unread = err != nil
-	s.mu.Unlock()
+	if err := s.keyRecords.read(); err != nil {
+		s.log.Warn("outbox: cannot read the remembered keys' records; until they are read or expire, whether a key was remembered cannot be told", zap.Error(err))
+	} else {
+		// Once read, what another outbox on the storage writes later is
+		// learnt at the next scan however that goes.
+		s.mu.Lock()
+		s.unread = false
+		s.mu.Unlock()
+	}
 	names, err := s.storage.List(ctx, s.prefix, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -371,4 +383,7 @@ func (s *storageStore) scan(ctx context.Context) error {
 }
 
 // close writes the id records still queued, at once.
-func (s *storageStore) close() { s.records.flush() }
+func (s *storageStore) close() {
+	s.records.flush()
+	s.keyRecords.flush()
+}

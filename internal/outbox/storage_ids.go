@@ -30,6 +30,7 @@ import (
 type idRecords struct {
 	storage certmagic.Storage
 	dir     string
+	what    string // what the records are, for log lines
 	log     *zap.Logger
 	learn   func(map[string]time.Time) // takes the records read from the storage
 
@@ -58,17 +59,18 @@ const (
 	recordIO = 10 * time.Second
 )
 
-// idDir is where the records of the outbox under prefix are kept: apart
-// from the outbox's own files, which scan reads every rescanEvery (some
-// storages list by string prefix, so not beside them either).
-func idDir(prefix string) string {
+// recordDir is where records of the outbox under prefix are kept, by the
+// suffix of their kind ("_ids" for the event ids): apart from the outbox's
+// own files, which scan reads every rescanEvery (some storages list by
+// string prefix, so not beside them either).
+func recordDir(prefix, suffix string) string {
 	dir, base := path.Split(prefix)
-	return path.Join(strings.TrimSuffix(dir, "/")+"_ids", base)
+	return path.Join(strings.TrimSuffix(dir, "/")+suffix, base)
 }
 
-func newIDRecords(storage certmagic.Storage, prefix string, log *zap.Logger, learn func(map[string]time.Time)) *idRecords {
+func newIDRecords(storage certmagic.Storage, dir, what string, log *zap.Logger, learn func(map[string]time.Time)) *idRecords {
 	return &idRecords{
-		storage: storage, dir: idDir(prefix), log: log, learn: learn,
+		storage: storage, dir: dir, what: what, log: log, learn: learn,
 		wake: make(chan struct{}, 1), known: make(map[string]bool),
 	}
 }
@@ -138,8 +140,8 @@ func (ir *idRecords) writer(done chan struct{}) {
 func (ir *idRecords) write(batch map[string]time.Time) bool {
 	name, err := ir.store(batch)
 	if err != nil {
-		ir.log.Warn("outbox: cannot write the event ids' records; retries after a restart may be delivered again",
-			zap.Int("ids", len(batch)), zap.Error(err))
+		ir.log.Warn("outbox: cannot write records to the storage; a restart may not know them",
+			zap.String("records", ir.what), zap.Int("count", len(batch)), zap.Error(err))
 		return false
 	}
 	ir.mu.Lock()
@@ -254,7 +256,7 @@ func (ir *idRecords) load(ctx context.Context, name string) (map[string]int64, e
 	}
 	var batch map[string]int64
 	if json.Unmarshal(data, &batch) != nil {
-		ir.log.Warn("outbox: unreadable event id records skipped", zap.String("file", name))
+		ir.log.Warn("outbox: unreadable records skipped", zap.String("records", ir.what), zap.String("file", name))
 	}
 	return batch, nil
 }
@@ -290,7 +292,7 @@ func (ir *idRecords) sweep(ctx context.Context, now time.Time) {
 	names, err := ir.storage.List(ctx, ir.dir, false)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			ir.log.Warn("outbox: cannot list the event id records to remove expired ones", zap.Error(err))
+			ir.log.Warn("outbox: cannot list records to remove expired ones", zap.String("records", ir.what), zap.Error(err))
 		}
 		return
 	}
