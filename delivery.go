@@ -168,13 +168,16 @@ func (d *delivery) forget(ctx context.Context, key string) error {
 }
 
 // settle marks key of the seen set (sight) as answered for the rest of its
-// time: from then on no value is the same as the one it holds.
-func (d *delivery) settle(ctx context.Context, key string) error {
+// time: from then on no value is the same as the one it holds. A key no
+// longer there is recorded again as answered, for ttl: the push that
+// recorded it may have failed and forgotten it (unsee) while WeChat's
+// retry of it, let through as the same, was taken.
+func (d *delivery) settle(ctx context.Context, key string, ttl time.Duration) error {
 	p, err := d.open(ctx)
 	if err != nil {
 		return err
 	}
-	return p.settle(ctx, d.s.Kind+":"+key)
+	return p.settle(ctx, d.s.Kind+":"+key, ttl)
 }
 
 // servingKey marks the context of a request serve counted for a delivery.
@@ -534,29 +537,32 @@ func (p *pooledOutbox) forget(ctx context.Context, key string) error {
 // values are hex digests, so it is never the same as one.
 const settledSighting = "settled"
 
-func (p *pooledOutbox) settle(ctx context.Context, key string) error {
+// settleScript: KEYS[1] the seen key; ARGV[1] the ttl in ms for a key no
+// longer there. The value becomes settledSighting, keeping its ttl.
+var settleScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], '` + settledSighting + `', 'XX', 'KEEPTTL') then return 1 end
+redis.call('SET', KEYS[1], '` + settledSighting + `', 'PX', ARGV[1])
+return 0`)
+
+func (p *pooledOutbox) settle(ctx context.Context, key string, ttl time.Duration) error {
 	if p.client != nil {
 		ctx, cancel := context.WithTimeout(ctx, redisstore.IOTimeout)
 		defer cancel()
-		err := p.client.SetArgs(ctx, "wechat_auth:seen:"+key, settledSighting, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
-		if errors.Is(err, redis.Nil) {
-			return nil // expired meanwhile
-		}
-		return err
+		return settleScript.Run(ctx, p.client, []string{"wechat_auth:seen:" + key}, ttl.Milliseconds()).Err()
 	}
+	now := time.Now()
 	p.mu.Lock()
 	s, ok := p.seen[key]
-	if ok {
-		s.value = settledSighting
-		p.seen[key] = s
+	if !ok || !s.until.After(now) {
+		s.until = now.Add(ttl)
 	}
+	s.value = settledSighting
+	p.seen[key] = s
 	p.mu.Unlock()
-	if ok {
-		// Kept in the storage too: the process's seen set does not
-		// outlive a restart, and within max_age after it the signature
-		// would sign any body.
-		p.ob.Remember(key, s.until)
-	}
+	// Kept in the storage too: the process's seen set does not outlive a
+	// restart, and within max_age after it the signature would sign any
+	// body.
+	p.ob.Remember(key, s.until)
 	return nil
 }
 

@@ -183,7 +183,7 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	}
 	switch taken := p.deliver(w, r, q.Get("nonce"), msg, format); {
 	case taken && seen.key != "":
-		p.settle(r.Context(), seen.key)
+		p.settle(r.Context(), seen)
 	case !taken && seen.recorded:
 		p.unsee(r.Context(), seen.key)
 	}
@@ -412,7 +412,7 @@ func (p *Push) fresh(r *http.Request, ts, nonce string, body []byte) (seenPlace,
 	if !first && !same {
 		return seenPlace{}, apierr.PushRefused
 	}
-	return seenPlace{key: key, recorded: first}, nil
+	return seenPlace{key: key, recorded: first, ttl: remember}, nil
 }
 
 // replayWindow returns how long a plain-mode (timestamp, nonce) is kept
@@ -465,10 +465,11 @@ func (p *Push) replayKey(ts, nonce string) string {
 }
 
 // seenPlace is a plain-mode push's place in the seen set: key (replayKey),
-// and whether this request recorded it there.
+// whether this request recorded it there, and for how long (replayWindow).
 type seenPlace struct {
 	key      string
 	recorded bool
+	ttl      time.Duration
 }
 
 // unsee forgets a plain-mode push's (timestamp, nonce) when the push that
@@ -484,8 +485,8 @@ func (p *Push) unsee(ctx context.Context, key string) {
 // delivered or queued: a same-body retry passes the replay check only
 // while no request with that pair has been answered (its instance died
 // while delivering it); after that, the pair is refused with any body.
-func (p *Push) settle(ctx context.Context, key string) {
-	if err := p.delivery.settle(ctx, key); err != nil {
+func (p *Push) settle(ctx context.Context, seen seenPlace) {
+	if err := p.delivery.settle(ctx, seen.key, seen.ttl); err != nil {
 		p.logger.Warn("wechat_push: cannot mark a plain-mode push's (timestamp, nonce) as answered; a replay of it is answered as a duplicate", zap.Error(err))
 	}
 }

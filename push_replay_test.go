@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/caddy-wechat/wechatauth/internal/outbox"
+	"github.com/caddy-wechat/wechatauth/internal/redistest"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
@@ -207,5 +208,43 @@ func TestURLCheckPairIsClosedWhileTheRecordsAreUnread(t *testing.T) {
 	defer next.Stop(ctx)
 	if ok, err := next.Remembered("k"); !ok || err != nil {
 		t.Fatalf("after a restart the check's pair is remembered: %v, %v; want true", ok, err)
+	}
+}
+
+// TestSettleRecordsAPairTheFailedFirstTryForgot: a plain-mode push whose
+// first try fails forgets its pair (unsee) while WeChat's retry of it,
+// let through as the same body, is taken; the retry's settle must record
+// the pair as answered, or a forged body could use it next.
+func TestSettleRecordsAPairTheFailedFirstTryForgot(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	ob := outbox.New(outbox.StorageStore(storage, "wechat_auth/outbox/push", nil), outbox.Config{})
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Stop(ctx)
+	rds := redistest.Start(t)
+	for name, p := range map[string]*pooledOutbox{
+		"memory": {ob: ob, seen: make(map[string]sighting)},
+		"redis":  {client: rds.Client()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			const key, body = "push:plain:wx1:sig:settle", "0123abcd"
+			if first, _, err := p.sight(ctx, key, body, time.Minute); !first || err != nil {
+				t.Fatalf("first try: first %v, %v", first, err)
+			}
+			if first, same, _ := p.sight(ctx, key, body, time.Minute); first || !same {
+				t.Fatal("WeChat's retry with the same body is not let through")
+			}
+			if err := p.forget(ctx, key); err != nil { // the first try failed
+				t.Fatal(err)
+			}
+			if err := p.settle(ctx, key, time.Minute); err != nil { // the retry was taken
+				t.Fatal(err)
+			}
+			if first, same, err := p.sight(ctx, key, "ffff0000", time.Minute); first || same || err != nil {
+				t.Fatalf("a forged body with the pair: first %v, same %v, %v; want refused", first, same, err)
+			}
+		})
 	}
 }

@@ -674,8 +674,8 @@ func TestPushMemoryPlainPairIsSeenAfterARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := do(req); err != nil || r.Status != http.StatusOK {
-		t.Fatalf("URL check: %v", err)
+	if r, err := do(req); err != nil || r.Status != http.StatusOK || string(r.Body) != "echo" {
+		t.Fatalf("URL check: %v %+v, want 200 echo", err, r)
 	}
 	c.Stop()
 	c.Start()
