@@ -241,17 +241,25 @@ const maxCutOffWait = 2 * time.Second
 // save applies rec to every store and reports what to answer.
 func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) *adminError {
 	var down error
+	queued := true
 	for _, us := range stores {
 		if err := us.SaveUser(r.Context(), rec); err != nil {
 			down = err
+			queued = queued && errors.Is(err, session.ErrQueued)
 		}
 	}
-	if down != nil {
+	switch {
+	case down == nil:
+		return nil
+	case queued:
+		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance, and queued for the session store", zap.Error(down))
+		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
+			"Applied on this instance, and written to the session store by itself as soon as the store answers; until then other instances, and this one after a restart, may not know it."}
+	default:
 		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance only", zap.Error(down))
 		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
 			"Applied on this instance only: the session store did not take it, so other instances and a restart may not know it. Try again."}
 	}
-	return nil
 }
 
 func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error {

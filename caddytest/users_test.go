@@ -12,6 +12,8 @@ package caddytest
 //     at once; a ban made on B makes logins answer 403 user_blocked on A
 //     within 1 s, is listed, survives a restart, and lifting it on A lets
 //     the user log in; bad input is 400, an unknown appid 404;
+//     a ban made on A while Redis is down answers 503 and reaches B by
+//     itself once Redis is back;
 //   - memory store: a ban survives a restart (Caddy's storage).
 
 import (
@@ -232,6 +234,21 @@ func TestAdminRevokeAndBanOnTwoInstances(t *testing.T) {
 				t.Errorf("%s for an unknown appid: %d %s, want 404", path, r.Status, r.Body)
 			}
 		}
+	})
+
+	t.Run("a ban made while Redis is down reaches B once it is back", func(t *testing.T) {
+		other := randomOpenID()
+		srv.Stop() // restarts empty: nothing sent meanwhile reaches it
+		r := usrAdmin(t, a, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": other})
+		wantError(t, r, http.StatusServiceUnavailable, "store_unavailable")
+		if msg, _ := r.Object(t)["message"].(string); !strings.Contains(msg, "by itself") {
+			t.Errorf("the 503's message %q does not say the ban is written by itself", msg)
+		}
+		srv.Start()
+		if !within(10*time.Second, func() bool { return login(b, other).Status == http.StatusForbidden }) {
+			t.Error("B does not refuse the login 10 s after Redis came back")
+		}
+		wantError(t, login(a, other), http.StatusForbidden, "user_blocked")
 	})
 }
 

@@ -152,8 +152,8 @@ func (r *Store) sync(ctx context.Context) error {
 	return nil
 }
 
-// retryPending writes the revocations Redis could not take, once a second
-// until it takes them.
+// retryPending writes the revocations and user records Redis could not
+// take, once a second until it takes them.
 func (r *Store) retryPending(ctx context.Context) {
 	defer r.done.Done()
 	t := time.NewTicker(redisRetryEvery)
@@ -164,6 +164,7 @@ func (r *Store) retryPending(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.retryUsers(ctx)
 		r.mu.Lock()
 		revs := make(map[string]time.Time, len(r.pending))
 		for sid, until := range r.pending {

@@ -31,7 +31,7 @@ const (
 	IOTimeout         = 500 * time.Millisecond // dial, read, write, wait for a pooled connection
 	redisStartTimeout = 3 * time.Second        // loading the revocation list at start
 	redisIdlePing     = 2 * time.Second        // subscriber silent this long: ping; no answer in as long again: reconnect
-	redisRetryEvery   = time.Second            // retry revocations Redis could not take
+	redisRetryEvery   = time.Second            // retry revocations and user records Redis could not take
 )
 
 // Store keeps sessions and revocations in Redis, shared by every
@@ -70,13 +70,15 @@ type Store struct {
 	onceMax       int    // how many one-time values Redis keeps at most
 	horizon       *session.Horizon
 
-	mu      sync.Mutex
-	pending map[string]time.Time // revocations Redis has not taken yet
-	writes  chan *sessionWrite   // new sessions for the sessionWriters
-	pubsub  *redis.PubSub        // the current subscription, closed by Destruct
-	cut     bool                 // the subscription was lost and not yet back (logged once)
-	noInfo  bool                 // INFO was refused (logged once)
-	noWait  bool                 // WAIT was refused (logged once)
+	mu          sync.Mutex
+	pending     map[string]time.Time   // revocations Redis has not taken yet
+	userPending map[string]pendingUser // user records Redis has not taken yet, by user key
+	userGen     uint64                 // the last pendingUser.gen
+	writes      chan *sessionWrite     // new sessions for the sessionWriters
+	pubsub      *redis.PubSub          // the current subscription, closed by Destruct
+	cut         bool                   // the subscription was lost and not yet back (logged once)
+	noInfo      bool                   // INFO was refused (logged once)
+	noWait      bool                   // WAIT was refused (logged once)
 
 	listening     chan struct{} // closed once the first subscription is up
 	listeningOnce sync.Once
@@ -143,6 +145,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		oncePrefix:    prefix + "once:",
 		onceMax:       maxOnceValues,
 		pending:       make(map[string]time.Time),
+		userPending:   make(map[string]pendingUser),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // In Redis each user has a sorted set of their latest session ids, scored
@@ -94,7 +97,8 @@ func (r *Store) SetSessionKey(ctx context.Context, s *session.Session, key strin
 func (r *Store) Users() *session.Users { return r.users }
 
 // SaveUser merges rec here, writes it to the users hash and publishes it
-// to the other instances, in one round trip.
+// to the other instances, in one round trip. When Redis does not take it,
+// it holds here and is written as soon as Redis answers (retryUsers).
 func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
 	rec = r.users.Merge(rec)
 	b, err := json.Marshal(rec)
@@ -109,9 +113,108 @@ func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
 		return nil
 	})
 	if err != nil {
-		return r.storeDown("user record", err)
+		r.queueUser(rec)
+		return fmt.Errorf("%w: %w", session.ErrQueued, r.storeDown("user record", err))
 	}
 	return nil
+}
+
+// pendingUser is a user record Redis did not take, kept whole: a lifted
+// ban may no longer matter here (Forget drops it) and must still reach
+// Redis, or a sync would bring the ban back. gen tells it from a record
+// of the same user queued after it.
+type pendingUser struct {
+	rec *session.UserRecord
+	gen uint64
+}
+
+// queueUser keeps rec for retryUsers, merged with the user's record
+// queued before.
+func (r *Store) queueUser(rec *session.UserRecord) {
+	key := identity.UserKey(rec.AppID, rec.OpenID)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.userPending[key]; ok {
+		rec = session.MergeRecords(p.rec, rec)
+	}
+	r.userGen++
+	r.userPending[key] = pendingUser{rec: rec, gen: r.userGen}
+}
+
+// retryUsers writes the queued user records; one Redis does not take
+// stays queued for the next tick. It runs in retryPending.
+func (r *Store) retryUsers(ctx context.Context) {
+	r.mu.Lock()
+	queued := maps.Clone(r.userPending)
+	r.mu.Unlock()
+	written := 0
+	for key, p := range queued {
+		opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+		err := r.writeBackUser(opCtx, p.rec)
+		cancel()
+		if errors.Is(err, errUserRaced) {
+			continue
+		}
+		if err != nil {
+			r.failed()
+			break
+		}
+		r.mu.Lock()
+		if cur, ok := r.userPending[key]; ok && cur.gen == p.gen {
+			delete(r.userPending, key)
+		}
+		r.mu.Unlock()
+		written++
+	}
+	if written > 0 {
+		r.log.Info("user records made while Redis was unavailable are now shared", zap.Int("count", written))
+	}
+}
+
+// errUserRaced: another instance kept changing the user's record while
+// writeBackUser tried to write it.
+var errUserRaced = errors.New("the user's record changed in Redis meanwhile")
+
+// setUserIf: KEYS[1] the users hash; ARGV field, the value it is expected
+// to hold ("" for none), the new value. 1 when it was set.
+var setUserIf = redis.NewScript(`
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`)
+
+// writeBackUser merges rec with the user's record in Redis, writes the
+// result only if Redis's is still the one it read (a newer record another
+// instance wrote meanwhile is never overwritten, but merged on the next
+// try), and publishes it.
+func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) error {
+	field := identity.UserKey(rec.AppID, rec.OpenID)
+	for range 3 {
+		raw, err := r.client.HGet(ctx, r.usersKey, field).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		merged := rec
+		var theirs session.UserRecord
+		if raw != "" && json.Unmarshal([]byte(raw), &theirs) == nil && theirs.AppID == rec.AppID && theirs.OpenID == rec.OpenID {
+			merged = session.MergeRecords(&theirs, rec)
+			r.users.Merge(&theirs)
+		}
+		b, err := json.Marshal(merged)
+		if err != nil {
+			return err
+		}
+		if string(b) != raw {
+			set, err := setUserIf.Run(ctx, r.client, []string{r.usersKey}, field, raw, b).Int()
+			if err != nil {
+				return err
+			}
+			if set == 0 {
+				continue
+			}
+		}
+		return r.client.Publish(ctx, r.channel, userMessage(merged)).Err()
+	}
+	return errUserRaced
 }
 
 // userTombstone is how long a record that no longer matters (a lifted
@@ -141,6 +244,13 @@ func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 			expired = append(expired, field)
 		}
 	}
+	// The records Redis did not take yet are newer than what it holds:
+	// a lift queued here must not give way to the ban it lifts.
+	r.mu.Lock()
+	for _, p := range r.userPending {
+		r.users.Merge(p.rec)
+	}
+	r.mu.Unlock()
 	r.users.Forget(now)
 	if len(expired) > 0 {
 		return r.client.HDel(ctx, r.usersKey, expired...).Err()

@@ -3,11 +3,13 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/session"
+	"go.uber.org/zap"
 )
 
 // TestLiftMissedByAnInstanceReachesItWhenItSyncs: an instance that missed
@@ -37,5 +39,127 @@ func TestLiftMissedByAnInstanceReachesItWhenItSyncs(t *testing.T) {
 	}
 	if b.Users().Banned(ban.AppID, ban.OpenID, time.Now()) != nil {
 		t.Fatal("the instance that missed the lift still bans the user after it synced")
+	}
+}
+
+// TestUserRecordsMadeDuringAnOutageReachRedis: a ban, and the lift of an
+// old ban, made while Redis does not answer hold on this instance at once
+// and reach Redis and the other instances by themselves once it answers;
+// the lift is not undone by a sync, though by itself it no longer matters.
+func TestUserRecordsMadeDuringAnOutageReachRedis(t *testing.T) {
+	srv := rdsStart(t)
+	a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	lifted := &session.UserRecord{AppID: "wxapp", OpenID: "oLiftedInOutage", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+	if err := a.SaveUser(ctx, lifted); err != nil {
+		t.Fatal(err)
+	}
+	waitUser(t, b, lifted.OpenID, true)
+
+	srv.Stop() // nothing sent reaches Redis: it restarts empty
+	now := time.Now()
+	banned := &session.UserRecord{AppID: "wxapp", OpenID: "oBannedInOutage", Keep: now.Add(time.Hour), Changed: now, Ban: &session.Ban{Since: now}}
+	lift := *lifted
+	lift.Ban, lift.Changed = nil, now
+	for _, rec := range []*session.UserRecord{banned, &lift} {
+		err := a.SaveUser(ctx, rec)
+		if !errors.Is(err, session.ErrStoreDown) || !errors.Is(err, session.ErrQueued) {
+			t.Fatalf("SaveUser with Redis down: %v, want ErrStoreDown and ErrQueued", err)
+		}
+	}
+	if a.Users().Banned("wxapp", banned.OpenID, time.Now()) == nil || a.Users().Banned("wxapp", lifted.OpenID, time.Now()) != nil {
+		t.Fatal("the records made during the outage do not hold on their instance")
+	}
+	srv.Start()
+
+	waitUser(t, b, banned.OpenID, true)
+	waitUser(t, b, lifted.OpenID, false)
+	for _, s := range []*Store{a, b, rdsStore(t, srv, rdsKeyA)} {
+		if err := s.syncUsers(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Users().Banned("wxapp", banned.OpenID, time.Now()) == nil || s.Users().Banned("wxapp", lifted.OpenID, time.Now()) != nil {
+			t.Fatal("after a sync an instance does not hold the records made during the outage")
+		}
+	}
+}
+
+// TestQueuedUserRecordNeverOverwritesANewerOne: a record queued during an
+// outage is merged with what Redis holds when it is written: a newer
+// record another instance wrote meanwhile wins.
+func TestQueuedUserRecordNeverOverwritesANewerOne(t *testing.T) {
+	srv := rdsStart(t)
+	a := rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	t1 := time.Now().Add(-time.Minute)
+	queued := &session.UserRecord{AppID: "wxapp", OpenID: "oRaced", Keep: t1.Add(time.Hour), Changed: t1, Ban: &session.Ban{Since: t1}}
+	a.users.Merge(queued)
+	a.queueUser(queued)
+	newer := *queued
+	newer.Ban, newer.Changed, newer.RevokedBefore = nil, time.Now(), t1
+	v, _ := json.Marshal(&newer)
+	field := identity.UserKey(newer.AppID, newer.OpenID)
+	if err := a.client.HSet(ctx, a.usersKey, field, v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.retryUsers(ctx)
+	raw, err := a.client.HGet(ctx, a.usersKey, field).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got session.UserRecord
+	if err := json.Unmarshal([]byte(raw), &got); err != nil || got.Ban != nil || !got.RevokedBefore.Equal(t1) {
+		t.Fatalf("Redis holds %s, want the newer record (no ban, its cut-off)", raw)
+	}
+	if a.Users().Banned("wxapp", "oRaced", time.Now()) != nil {
+		t.Fatal("the instance that queued the older record still bans the user")
+	}
+	a.mu.Lock()
+	left := len(a.userPending)
+	a.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d records still queued", left)
+	}
+}
+
+// waitUser waits up to 5 s for s to ban openid of wxapp, or not.
+func waitUser(t *testing.T, s *Store, openid string, banned bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for (s.Users().Banned("wxapp", openid, time.Now()) != nil) != banned {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s, %s banned: %v, want %v", openid, !banned, banned)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSyncKeepsAQueuedLift: while a lift Redis did not take is queued,
+// syncs (the lift, no longer mattering, is forgotten by the first) do not
+// bring back the ban Redis still holds.
+func TestSyncKeepsAQueuedLift(t *testing.T) {
+	srv := rdsStart(t)
+	client := srv.Client()
+	defer client.Close()
+	// No background loops: the lift stays queued.
+	s := &Store{client: client, usersKey: "wechat_auth:test:users", users: session.NewUsers(), userPending: make(map[string]pendingUser), log: zap.NewNop()}
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oQueuedLift", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+	v, _ := json.Marshal(ban)
+	if err := client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lift := *ban
+	lift.Ban, lift.Changed = nil, time.Now()
+	s.queueUser(s.users.Merge(&lift))
+	for i := range 2 {
+		if err := s.syncUsers(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
+			t.Fatalf("sync %d brought back the ban a queued lift ended", i+1)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -94,30 +95,36 @@ func (u *Users) SessionCut(s *Session) bool {
 	return ok && s.Created.Before(v.(time.Time))
 }
 
+// MergeRecords returns what two records of one user make together: the
+// later changed one, with the later cut-off and keep of the two (a
+// cut-off never moves back).
+func MergeRecords(cur, rec *UserRecord) *UserRecord {
+	c := *rec
+	if cur.Changed.After(rec.Changed) {
+		c = *cur
+	}
+	if cur.RevokedBefore.After(c.RevokedBefore) {
+		c.RevokedBefore = cur.RevokedBefore
+	}
+	if rec.RevokedBefore.After(c.RevokedBefore) {
+		c.RevokedBefore = rec.RevokedBefore
+	}
+	if cur.Keep.After(c.Keep) {
+		c.Keep = cur.Keep
+	}
+	if rec.Keep.After(c.Keep) {
+		c.Keep = rec.Keep
+	}
+	return &c
+}
+
 // Merge takes a record in and returns the one in force for that user.
 func (u *Users) Merge(rec *UserRecord) *UserRecord {
 	key := identity.UserKey(rec.AppID, rec.OpenID)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	cur := u.records[key]
-	if cur != nil {
-		c := *rec
-		if cur.Changed.After(rec.Changed) {
-			c = *cur
-		}
-		if cur.RevokedBefore.After(c.RevokedBefore) {
-			c.RevokedBefore = cur.RevokedBefore
-		}
-		if rec.RevokedBefore.After(c.RevokedBefore) {
-			c.RevokedBefore = rec.RevokedBefore
-		}
-		if cur.Keep.After(c.Keep) {
-			c.Keep = cur.Keep
-		}
-		if rec.Keep.After(c.Keep) {
-			c.Keep = rec.Keep
-		}
-		rec = &c
+	if cur := u.records[key]; cur != nil {
+		rec = MergeRecords(cur, rec)
 	}
 	u.records[key] = rec
 	if !rec.RevokedBefore.IsZero() {
@@ -179,6 +186,10 @@ func (u *Users) Bans(now time.Time) []UserRecord {
 	return out
 }
 
+// ErrQueued: a user record the store did not take is kept, and written by
+// the store as soon as it answers again.
+var ErrQueued = errors.New("kept here, and written once the store answers")
+
 // CutOff returns when a user revocation made at now takes effect: the
 // next whole second. Token times (iat) are whole seconds, so every token
 // issued up to now is before it, and a token issued after now is given
@@ -189,7 +200,8 @@ func CutOff(now time.Time) time.Time {
 
 // UserStore is a session store that keeps user records: save merges rec
 // here at once, then keeps it durably and tells the other instances. When
-// that fails rec still holds here, and the error wraps ErrStoreDown.
+// that fails rec still holds here, and the error wraps ErrStoreDown, and
+// ErrQueued too when the store writes rec by itself once it can.
 type UserStore interface {
 	Users() *Users
 	SaveUser(ctx context.Context, rec *UserRecord) error
