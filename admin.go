@@ -254,7 +254,7 @@ func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) 
 	case queued:
 		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance, and queued for the session store", zap.Error(down))
 		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
-			"Applied on this instance, and written to the session store by itself as soon as the store answers; until then other instances, and this one after a restart, may not know it."}
+			"Applied on this instance, and written to the session store by itself as soon as the store answers, unless this instance stops first; until then other instances may not know it."}
 	default:
 		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance only", zap.Error(down))
 		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
@@ -275,7 +275,7 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 	cur := stores[0].Users().Record(req.AppID, req.OpenID)
 	rec := &session.UserRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
 	// A revocation leaves a ban as it is.
-	rec.Ban = cur.Ban
+	rec.KeepBan(&cur)
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
@@ -315,7 +315,7 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 	cut := nextCutOff(r.Context(), stores, req)
 	rec := &session.UserRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
-		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason},
+		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason}, BanChanged: now,
 	}
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
@@ -342,6 +342,7 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	rec := cur
 	rec.Ban = nil
 	rec.Changed = time.Now()
+	rec.BanChanged = rec.Changed
 	if aerr := save(r, stores, &rec); aerr != nil {
 		return a.answer(w, r, "unban", req, aerr)
 	}

@@ -384,6 +384,9 @@ func (r *Store) Destruct() error {
 	if r.pubsub != nil {
 		r.pubsub.Close() // unblocks a pending receive
 	}
+	if n := len(r.userPending); n > 0 {
+		r.log.Warn("user records Redis has not taken are dropped; make those revocations and bans again", zap.Int("count", n))
+	}
 	r.mu.Unlock()
 	r.done.Wait()
 	if r.primary != nil {

@@ -159,15 +159,21 @@ func (r *Store) retryUsers(ctx context.Context) {
 			r.failed()
 			break
 		}
-		r.mu.Lock()
-		if cur, ok := r.userPending[key]; ok && cur.gen == p.gen {
-			delete(r.userPending, key)
-		}
-		r.mu.Unlock()
+		r.unqueueUser(key, p.gen)
 		written++
 	}
 	if written > 0 {
 		r.log.Info("user records made while Redis was unavailable are now shared", zap.Int("count", written))
+	}
+}
+
+// unqueueUser forgets the user's queued record if it is still the one of
+// generation gen: one queued since is written on the next tick.
+func (r *Store) unqueueUser(key string, gen uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.userPending[key]; ok && cur.gen == gen {
+		delete(r.userPending, key)
 	}
 }
 
@@ -197,7 +203,6 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 		var theirs session.UserRecord
 		if raw != "" && json.Unmarshal([]byte(raw), &theirs) == nil && theirs.AppID == rec.AppID && theirs.OpenID == rec.OpenID {
 			merged = session.MergeRecords(&theirs, rec)
-			r.users.Merge(&theirs)
 		}
 		b, err := json.Marshal(merged)
 		if err != nil {
@@ -212,6 +217,10 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 				continue
 			}
 		}
+		// Merged here too, not only Redis's: a sync may have forgotten
+		// rec (a lift that no longer matters), and Redis's alone would
+		// bring back what rec ended.
+		r.users.Merge(merged)
 		return r.client.Publish(ctx, r.channel, userMessage(merged)).Err()
 	}
 	return errUserRaced

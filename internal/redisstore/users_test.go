@@ -139,11 +139,8 @@ func waitUser(t *testing.T, s *Store, openid string, banned bool) {
 // syncs (the lift, no longer mattering, is forgotten by the first) do not
 // bring back the ban Redis still holds.
 func TestSyncKeepsAQueuedLift(t *testing.T) {
-	srv := rdsStart(t)
-	client := srv.Client()
-	defer client.Close()
-	// No background loops: the lift stays queued.
-	s := &Store{client: client, usersKey: "wechat_auth:test:users", users: session.NewUsers(), userPending: make(map[string]pendingUser), log: zap.NewNop()}
+	s := loopless(t, rdsStart(t))
+	client := s.client
 	ctx := context.Background()
 	old := time.Now().Add(-48 * time.Hour)
 	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oQueuedLift", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
@@ -161,5 +158,102 @@ func TestSyncKeepsAQueuedLift(t *testing.T) {
 		if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
 			t.Fatalf("sync %d brought back the ban a queued lift ended", i+1)
 		}
+	}
+}
+
+// loopless is a Store on srv with none of its background loops: what it
+// queues stays queued until the test calls retryUsers.
+func loopless(t *testing.T, srv *rdsServer) *Store {
+	client := srv.Client()
+	t.Cleanup(func() { client.Close() })
+	return &Store{client: client, usersKey: "wechat_auth:test:users", channel: "wechat_auth:test:revoked",
+		users: session.NewUsers(), userPending: make(map[string]pendingUser), log: zap.NewNop()}
+}
+
+// TestQueuedRevokeKeepsABanItNeverSaw: a revocation queued on an
+// instance that did not hear of a ban decided before it (its subscription
+// was down) does not lift that ban when it is written.
+func TestQueuedRevokeKeepsABanItNeverSaw(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Minute)
+	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oBannedElsewhere", RevokedBefore: t0, Keep: t0.Add(time.Hour), Changed: t0, BanChanged: t0, Ban: &session.Ban{Since: t0}}
+	v, _ := json.Marshal(ban)
+	if err := s.client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	revoke := &session.UserRecord{AppID: "wxapp", OpenID: ban.OpenID, RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now}
+	cur := s.users.Record(revoke.AppID, revoke.OpenID)
+	revoke.KeepBan(&cur)
+	s.queueUser(s.users.Merge(revoke))
+	s.retryUsers(ctx)
+	raw, _ := s.client.HGet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID)).Result()
+	var got session.UserRecord
+	if json.Unmarshal([]byte(raw), &got) != nil || got.Ban == nil || !got.RevokedBefore.Equal(revoke.RevokedBefore) {
+		t.Fatalf("Redis holds %s; want the ban kept, with the revocation's cut-off", raw)
+	}
+	if s.Users().Banned("wxapp", ban.OpenID, time.Now()) == nil {
+		t.Fatal("the instance that queued the revocation does not hold the ban once it is written")
+	}
+}
+
+// TestWrittenLiftHoldsHereAfterASyncForgotIt: once Redis answers, the
+// resubscription's sync forgets a queued lift (it no longer matters);
+// writing it must not leave this instance with the ban Redis held.
+func TestWrittenLiftHoldsHereAfterASyncForgotIt(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oLiftWritten", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+	v, _ := json.Marshal(ban)
+	if err := s.client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lift := *ban
+	lift.Ban, lift.Changed, lift.BanChanged = nil, time.Now(), time.Now()
+	s.queueUser(s.users.Merge(&lift))
+	if err := s.syncUsers(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.retryUsers(ctx)
+	if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
+		t.Fatal("after its lift was written, the instance bans the user again")
+	}
+}
+
+// TestSetUserIfWritesOnlyOverWhatWasRead: the write of a queued record
+// never replaces a record another instance wrote after it was read.
+func TestSetUserIfWritesOnlyOverWhatWasRead(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	if err := s.client.HSet(ctx, s.usersKey, "f", "newer").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []string{"", "older"} {
+		if set, err := setUserIf.Run(ctx, s.client, []string{s.usersKey}, "f", read, "ours").Int(); err != nil || set != 0 {
+			t.Fatalf("read %q: set %d (%v), want 0", read, set, err)
+		}
+	}
+	if v, _ := s.client.HGet(ctx, s.usersKey, "f").Result(); v != "newer" {
+		t.Fatalf("Redis holds %q, want the newer record", v)
+	}
+	if set, _ := setUserIf.Run(ctx, s.client, []string{s.usersKey}, "f", "newer", "ours").Int(); set != 1 {
+		t.Fatal("not written over the record that was read")
+	}
+}
+
+// TestUnqueueKeepsARecordQueuedSince: a write that succeeds unqueues
+// only what it wrote, not a record of the same user queued meanwhile.
+func TestUnqueueKeepsARecordQueuedSince(t *testing.T) {
+	s := &Store{userPending: make(map[string]pendingUser)}
+	rec := &session.UserRecord{AppID: "wxapp", OpenID: "oTwice", Changed: time.Now()}
+	key := identity.UserKey(rec.AppID, rec.OpenID)
+	s.queueUser(rec)
+	written := s.userPending[key].gen
+	s.queueUser(rec)
+	s.unqueueUser(key, written)
+	if _, ok := s.userPending[key]; !ok {
+		t.Fatal("the record queued after the one written was unqueued")
 	}
 }

@@ -29,6 +29,34 @@ type UserRecord struct {
 	Keep    time.Time `json:"keep"`
 	Changed time.Time `json:"changed"` // orders the records of one user
 	Ban     *Ban      `json:"ban,omitempty"`
+	// BanChanged is when Ban (a ban, or none: its lift) was decided,
+	// which orders the bans of one user apart from the records: a
+	// revocation decides nothing about the ban and carries the one its
+	// instance knew, from when it was decided. Zero in records written
+	// before it existed: Changed stands for it.
+	BanChanged time.Time `json:"ban_changed,omitzero"`
+}
+
+// noBanDecision is the BanChanged of a record that carries no ban and
+// knows of no decision about one: any decision is later.
+var noBanDecision = time.Unix(0, 0).UTC()
+
+// BanDecided is when rec's ban (or its lift) was decided.
+func (rec *UserRecord) BanDecided() time.Time {
+	if rec.BanChanged.IsZero() {
+		return rec.Changed
+	}
+	return rec.BanChanged
+}
+
+// KeepBan gives rec, a revocation, the ban of cur, the user's record in
+// force here, and when that was decided: merged with a ban decided after
+// it (on an instance this one did not hear), rec leaves that ban as it is.
+func (rec *UserRecord) KeepBan(cur *UserRecord) {
+	rec.Ban, rec.BanChanged = cur.Ban, cur.BanDecided()
+	if rec.BanChanged.IsZero() {
+		rec.BanChanged = noBanDecision
+	}
 }
 
 // Ban refuses a user's logins from Since until Until (zero: until
@@ -96,13 +124,18 @@ func (u *Users) SessionCut(s *Session) bool {
 }
 
 // MergeRecords returns what two records of one user make together: the
-// later changed one, with the later cut-off and keep of the two (a
-// cut-off never moves back).
+// later changed one, with the ban decided later and the later cut-off
+// and keep of the two (a cut-off never moves back).
 func MergeRecords(cur, rec *UserRecord) *UserRecord {
 	c := *rec
 	if cur.Changed.After(rec.Changed) {
 		c = *cur
 	}
+	ban := rec
+	if cur.BanDecided().After(rec.BanDecided()) {
+		ban = cur
+	}
+	c.Ban, c.BanChanged = ban.Ban, ban.BanDecided()
 	if cur.RevokedBefore.After(c.RevokedBefore) {
 		c.RevokedBefore = cur.RevokedBefore
 	}

@@ -1,0 +1,36 @@
+package session
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// A revocation made on an instance that did not hear of a ban decided
+// before it leaves that ban as it is, whichever instance merges the two,
+// while its own cut-off holds; a lift decided after a ban ends it, also
+// from a record written before BanChanged existed.
+func TestMergeTakesTheBanDecidedLast(t *testing.T) {
+	t0 := time.Now().Add(-time.Hour)
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	ban := &UserRecord{AppID: "wx", OpenID: "o", Changed: t0, BanChanged: t0, Ban: &Ban{Since: t0}, RevokedBefore: t0, Keep: t0.Add(time.Hour)}
+	revoke := &UserRecord{AppID: "wx", OpenID: "o", Changed: t1, RevokedBefore: t1, Keep: t1.Add(time.Hour)}
+	revoke.KeepBan(&UserRecord{}) // its instance knew of no ban
+	for name, got := range map[string]*UserRecord{
+		"revoke into ban": MergeRecords(ban, revoke),
+		"ban into revoke": MergeRecords(revoke, ban),
+	} {
+		if got.Ban == nil || !got.RevokedBefore.Equal(t1) || !got.Changed.Equal(t1) {
+			t.Errorf("%s: ban %v, cut-off %v, changed %v; want the ban kept, the revocation's cut-off and time", name, got.Ban, got.RevokedBefore, got.Changed)
+		}
+	}
+
+	// A lift from an earlier version: no ban_changed, Changed stands for it.
+	var lift UserRecord
+	if err := json.Unmarshal([]byte(`{"appid":"wx","openid":"o","keep":"`+t0.Format(time.RFC3339Nano)+`","changed":"`+t2.Format(time.RFC3339Nano)+`"}`), &lift); err != nil {
+		t.Fatal(err)
+	}
+	if got := MergeRecords(MergeRecords(ban, revoke), &lift); got.Ban != nil {
+		t.Errorf("a lift decided after the ban left it: %+v", got.Ban)
+	}
+}
