@@ -254,7 +254,7 @@ func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) 
 	case queued:
 		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance, and queued for the session store", zap.Error(down))
 		return &adminError{http.StatusServiceUnavailable, "store_unavailable",
-			"Applied on this instance, and written to the session store by itself as soon as the store answers, unless this instance stops first; until then other instances may not know it."}
+			"Applied on this instance, and written to the session store by itself as soon as the store answers, unless this instance stops (or a reload changes its store) first; until then other instances may not know it."}
 	default:
 		caddy.Log().Named("admin.api.wechat_auth").Warn("user record applied on this instance only", zap.Error(down))
 		return &adminError{http.StatusServiceUnavailable, "store_unavailable",

@@ -96,23 +96,16 @@ func (r *Store) SetSessionKey(ctx context.Context, s *session.Session, key strin
 
 func (r *Store) Users() *session.Users { return r.users }
 
-// SaveUser merges rec here, writes it to the users hash and publishes it
-// to the other instances, in one round trip. When Redis does not take it,
-// it holds here and is written as soon as Redis answers (retryUsers).
+// SaveUser merges rec here, then with the users hash's record of the user
+// (writeBackUser: this instance may not have heard of a change another
+// made), writes the result and publishes it to the other instances. When
+// Redis does not take it, it holds here and is written as soon as Redis
+// answers (retryUsers).
 func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
 	rec = r.users.Merge(rec)
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.usersKey, identity.UserKey(rec.AppID, rec.OpenID), b)
-		p.Publish(ctx, r.channel, userMessage(rec))
-		return nil
-	})
-	if err != nil {
+	if err := r.writeBackUser(ctx, rec); err != nil {
 		r.queueUser(rec)
 		return fmt.Errorf("%w: %w", session.ErrQueued, r.storeDown("user record", err))
 	}
@@ -189,7 +182,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1`)
 
 // writeBackUser merges rec with the user's record in Redis, writes the
-// result only if Redis's is still the one it read (a newer record another
+// result only if Redis's is still the one it read (a record another
 // instance wrote meanwhile is never overwritten, but merged on the next
 // try), and publishes it.
 func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) error {

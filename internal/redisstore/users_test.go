@@ -257,3 +257,47 @@ func TestUnqueueKeepsARecordQueuedSince(t *testing.T) {
 		t.Fatal("the record queued after the one written was unqueued")
 	}
 }
+
+// TestSaveUserMergesWithWhatRedisHolds: with Redis up too, an operator's
+// change made on an instance that had not heard of the user's record in
+// Redis is merged with it, not written over it: a revocation keeps the
+// ban, a lift keeps the ban's cut-off.
+func TestSaveUserMergesWithWhatRedisHolds(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Minute)
+	field := identity.UserKey("wxapp", "oMissed")
+	stored := func() session.UserRecord {
+		t.Helper()
+		raw, err := s.client.HGet(ctx, s.usersKey, field).Result()
+		var rec session.UserRecord
+		if err != nil || json.Unmarshal([]byte(raw), &rec) != nil {
+			t.Fatalf("the users hash holds %q (%v)", raw, err)
+		}
+		return rec
+	}
+	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oMissed", RevokedBefore: t0, Keep: t0.Add(time.Hour), Changed: t0, BanChanged: t0, Ban: &session.Ban{Since: t0}}
+	v, _ := json.Marshal(ban)
+	if err := s.client.HSet(ctx, s.usersKey, field, v).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now()
+	revoke := &session.UserRecord{AppID: "wxapp", OpenID: "oMissed", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now}
+	revoke.KeepBan(&session.UserRecord{})
+	if err := s.SaveUser(ctx, revoke); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got.Ban == nil || !got.RevokedBefore.Equal(revoke.RevokedBefore) {
+		t.Fatalf("after a revocation on an instance that missed the ban, Redis holds ban %v, cut-off %v", got.Ban, got.RevokedBefore)
+	}
+
+	s.users = session.NewUsers() // another instance, which heard of nothing
+	lift := &session.UserRecord{AppID: "wxapp", OpenID: "oMissed", Changed: time.Now(), BanChanged: time.Now()}
+	if err := s.SaveUser(ctx, lift); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got.Ban != nil || !got.RevokedBefore.Equal(revoke.RevokedBefore) {
+		t.Fatalf("after a lift on an instance that knew no record, Redis holds ban %v, cut-off %v; want no ban, the cut-off kept", got.Ban, got.RevokedBefore)
+	}
+}
