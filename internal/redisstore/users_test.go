@@ -21,16 +21,12 @@ func TestLiftMissedByAnInstanceReachesItWhenItSyncs(t *testing.T) {
 	srv := rdsStart(t)
 	a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
 	ctx := context.Background()
-	old := time.Now().Add(-48 * time.Hour)
-	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oLifted", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+	ban := oldBan("oLifted")
 	b.Users().Merge(ban)
 	// The lift, written while b did not hear its message.
 	lift := *ban
 	lift.Ban, lift.Changed = nil, time.Now()
-	v, _ := json.Marshal(&lift)
-	if err := a.client.HSet(ctx, a.usersKey, identity.UserKey(lift.AppID, lift.OpenID), v).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putUser(t, a, &lift)
 	if err := a.syncUsers(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +46,7 @@ func TestUserRecordsMadeDuringAnOutageReachRedis(t *testing.T) {
 	srv := rdsStart(t)
 	a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
 	ctx := context.Background()
-	old := time.Now().Add(-48 * time.Hour)
-	lifted := &session.UserRecord{AppID: "wxapp", OpenID: "oLiftedInOutage", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+	lifted := oldBan("oLiftedInOutage")
 	if err := a.SaveUser(ctx, lifted); err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +93,8 @@ func TestQueuedUserRecordNeverOverwritesANewerOne(t *testing.T) {
 	a.queueUser(queued)
 	newer := *queued
 	newer.Ban, newer.Changed, newer.RevokedBefore = nil, time.Now(), t1
-	v, _ := json.Marshal(&newer)
+	putUser(t, a, &newer)
 	field := identity.UserKey(newer.AppID, newer.OpenID)
-	if err := a.client.HSet(ctx, a.usersKey, field, v).Err(); err != nil {
-		t.Fatal(err)
-	}
 	a.retryUsers(ctx)
 	raw, err := a.client.HGet(ctx, a.usersKey, field).Result()
 	if err != nil {
@@ -140,14 +132,9 @@ func waitUser(t *testing.T, s *Store, openid string, banned bool) {
 // bring back the ban Redis still holds.
 func TestSyncKeepsAQueuedLift(t *testing.T) {
 	s := loopless(t, rdsStart(t))
-	client := s.client
 	ctx := context.Background()
-	old := time.Now().Add(-48 * time.Hour)
-	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oQueuedLift", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
-	v, _ := json.Marshal(ban)
-	if err := client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
-		t.Fatal(err)
-	}
+	ban := oldBan("oQueuedLift")
+	putUser(t, s, ban)
 	lift := *ban
 	lift.Ban, lift.Changed = nil, time.Now()
 	s.queueUser(s.users.Merge(&lift))
@@ -178,10 +165,7 @@ func TestQueuedRevokeKeepsABanItNeverSaw(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now().Add(-time.Minute)
 	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oBannedElsewhere", RevokedBefore: t0, Keep: t0.Add(time.Hour), Changed: t0, BanChanged: t0, Ban: &session.Ban{Since: t0}}
-	v, _ := json.Marshal(ban)
-	if err := s.client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putUser(t, s, ban)
 	now := time.Now()
 	revoke := &session.UserRecord{AppID: "wxapp", OpenID: ban.OpenID, RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now}
 	cur := s.users.Record(revoke.AppID, revoke.OpenID)
@@ -204,12 +188,8 @@ func TestQueuedRevokeKeepsABanItNeverSaw(t *testing.T) {
 func TestWrittenLiftHoldsHereAfterASyncForgotIt(t *testing.T) {
 	s := loopless(t, rdsStart(t))
 	ctx := context.Background()
-	old := time.Now().Add(-48 * time.Hour)
-	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oLiftWritten", RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
-	v, _ := json.Marshal(ban)
-	if err := s.client.HSet(ctx, s.usersKey, identity.UserKey(ban.AppID, ban.OpenID), v).Err(); err != nil {
-		t.Fatal(err)
-	}
+	ban := oldBan("oLiftWritten")
+	putUser(t, s, ban)
 	lift := *ban
 	lift.Ban, lift.Changed, lift.BanChanged = nil, time.Now(), time.Now()
 	s.queueUser(s.users.Merge(&lift))
@@ -277,10 +257,7 @@ func TestSaveUserMergesWithWhatRedisHolds(t *testing.T) {
 		return rec
 	}
 	ban := &session.UserRecord{AppID: "wxapp", OpenID: "oMissed", RevokedBefore: t0, Keep: t0.Add(time.Hour), Changed: t0, BanChanged: t0, Ban: &session.Ban{Since: t0}}
-	v, _ := json.Marshal(ban)
-	if err := s.client.HSet(ctx, s.usersKey, field, v).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putUser(t, s, ban)
 
 	now := time.Now()
 	revoke := &session.UserRecord{AppID: "wxapp", OpenID: "oMissed", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now}
@@ -299,5 +276,22 @@ func TestSaveUserMergesWithWhatRedisHolds(t *testing.T) {
 	}
 	if got := stored(); got.Ban != nil || !got.RevokedBefore.Equal(revoke.RevokedBefore) {
 		t.Fatalf("after a lift on an instance that knew no record, Redis holds ban %v, cut-off %v; want no ban, the cut-off kept", got.Ban, got.RevokedBefore)
+	}
+}
+
+// oldBan is a ban of wxapp's openid decided two days ago, whose cut-off no
+// longer matters.
+func oldBan(openid string) *session.UserRecord {
+	old := time.Now().Add(-48 * time.Hour)
+	return &session.UserRecord{AppID: "wxapp", OpenID: openid, RevokedBefore: old, Keep: old.Add(time.Hour), Changed: old, Ban: &session.Ban{Since: old}}
+}
+
+// putUser writes rec into s's users hash directly, as another instance
+// would have.
+func putUser(t *testing.T, s *Store, rec *session.UserRecord) {
+	t.Helper()
+	v, _ := json.Marshal(rec)
+	if err := s.client.HSet(context.Background(), s.usersKey, identity.UserKey(rec.AppID, rec.OpenID), v).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
