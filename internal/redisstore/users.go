@@ -156,7 +156,7 @@ func (r *Store) retryUsers(ctx context.Context) {
 		written++
 	}
 	if written > 0 {
-		r.log.Info("user records made while Redis was unavailable are now shared", zap.Int("count", written))
+		r.log.Info("wrote user records Redis did not have (made while it was unavailable, or lost when it restarted empty)", zap.Int("count", written))
 	}
 }
 
@@ -225,23 +225,27 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 // ban learns of the lift from it when it syncs.
 const userTombstone = 7 * 24 * time.Hour
 
-// syncUsers merges the users hash into this instance's records and drops
-// the records that no longer matter. It runs with sync, at start and after
-// every (re)subscription.
+// syncUsers merges the users hash into this instance's records, drops
+// the records that no longer matter, and queues for retryUsers those held
+// here that Redis lacks or holds otherwise (Redis restarted empty, or
+// lost a write). It runs with sync, at start and after every
+// (re)subscription.
 func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 	all, err := r.client.HGetAll(ctx, r.usersKey).Result()
 	if err != nil {
 		return err
 	}
 	var expired []string
+	remote := make(map[string]*session.UserRecord, len(all))
 	for field, v := range all {
-		var rec session.UserRecord
-		if json.Unmarshal([]byte(v), &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
+		rec := new(session.UserRecord)
+		if json.Unmarshal([]byte(v), rec) != nil || rec.AppID == "" || rec.OpenID == "" {
 			continue
 		}
+		remote[identity.UserKey(rec.AppID, rec.OpenID)] = rec
 		// Merged even when it no longer matters: it may supersede a ban
 		// held here (Forget then drops both).
-		r.users.Merge(&rec)
+		r.users.Merge(rec)
 		if rec.Expired(now) && now.Sub(rec.Changed) > userTombstone {
 			expired = append(expired, field)
 		}
@@ -254,6 +258,9 @@ func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 	}
 	r.mu.Unlock()
 	r.users.Forget(now)
+	for _, rec := range r.users.Differing(remote) {
+		r.queueUser(&rec)
+	}
 	if len(expired) > 0 {
 		return r.client.HDel(ctx, r.usersKey, expired...).Err()
 	}

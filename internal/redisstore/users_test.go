@@ -295,3 +295,39 @@ func putUser(t *testing.T, s *Store, rec *session.UserRecord) {
 		t.Fatal(err)
 	}
 }
+
+// TestUserRecordsReturnToARedisRestartedEmpty: a ban and a revocation
+// Redis took, then lost when it restarted without persistence, are written
+// back by the instances that hold them, so an instance started afterwards
+// enforces them too, as it does the logouts.
+func TestUserRecordsReturnToARedisRestartedEmpty(t *testing.T) {
+	srv := rdsStart(t)
+	a, b := rdsStore(t, srv, rdsKeyA), rdsStore(t, srv, rdsKeyA)
+	ctx := context.Background()
+	now := time.Now()
+	banned := &session.UserRecord{AppID: "wxapp", OpenID: "oBannedBefore", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now, BanChanged: now, Ban: &session.Ban{Since: now}}
+	revoked := &session.UserRecord{AppID: "wxapp", OpenID: "oRevokedBefore", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now}
+	for _, rec := range []*session.UserRecord{banned, revoked} {
+		if err := a.SaveUser(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUser(t, b, banned.OpenID, true)
+
+	srv.Stop()
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := a.client.HLen(ctx, a.usersKey).Result(); n < 2; n, _ = a.client.HLen(ctx, a.usersKey).Result() {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after Redis restarted empty, it holds %d of the 2 user records", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := rdsStore(t, srv, rdsKeyA)
+	if c.Users().Banned("wxapp", banned.OpenID, time.Now()) == nil {
+		t.Error("an instance started after the restart does not enforce the ban")
+	}
+	if got := c.Users().Record("wxapp", revoked.OpenID); !got.RevokedBefore.Equal(revoked.RevokedBefore) {
+		t.Errorf("an instance started after the restart has cut-off %v, want %v", got.RevokedBefore, revoked.RevokedBefore)
+	}
+}

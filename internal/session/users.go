@@ -219,6 +219,29 @@ func (u *Users) Bans(now time.Time) []UserRecord {
 	return out
 }
 
+// Differing returns the records held here that others does not hold as
+// they are here: missing there, or different in any field.
+func (u *Users) Differing(others map[string]*UserRecord) []UserRecord {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []UserRecord
+	for key, rec := range u.records {
+		if o := others[key]; o == nil || !o.same(rec) {
+			out = append(out, *rec)
+		}
+	}
+	return out
+}
+
+// same reports whether rec and o say the same, time zones aside.
+func (rec *UserRecord) same(o *UserRecord) bool {
+	return rec.AppID == o.AppID && rec.OpenID == o.OpenID &&
+		rec.RevokedBefore.Equal(o.RevokedBefore) && rec.Keep.Equal(o.Keep) &&
+		rec.Changed.Equal(o.Changed) && rec.BanChanged.Equal(o.BanChanged) &&
+		(rec.Ban == nil) == (o.Ban == nil) &&
+		(rec.Ban == nil || rec.Ban.Since.Equal(o.Ban.Since) && rec.Ban.Until.Equal(o.Ban.Until) && rec.Ban.Reason == o.Ban.Reason)
+}
+
 // ErrQueued: a user record the store did not take is kept, and written by
 // the store as soon as it answers again.
 var ErrQueued = errors.New("kept here, and written once the store answers")

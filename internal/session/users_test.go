@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 )
 
 // A revocation made on an instance that did not hear of a ban decided
@@ -32,5 +34,27 @@ func TestMergeTakesTheBanDecidedLast(t *testing.T) {
 	}
 	if got := MergeRecords(MergeRecords(ban, revoke), &lift); got.Ban != nil {
 		t.Errorf("a lift decided after the ban left it: %+v", got.Ban)
+	}
+}
+
+// Differing names the records Redis lacks or holds otherwise, and not one
+// it holds as it is here, read back in another time zone.
+func TestDifferingIgnoresTimeZones(t *testing.T) {
+	u := NewUsers()
+	now := time.Now().In(time.FixedZone("CST", 8*3600))
+	held := &UserRecord{AppID: "wx", OpenID: "held", Changed: now, BanChanged: now, Keep: now.Add(time.Hour), Ban: &Ban{Since: now, Reason: "r"}}
+	u.Merge(held)
+	u.Merge(&UserRecord{AppID: "wx", OpenID: "missing", Changed: now, Keep: now.Add(time.Hour)})
+	u.Merge(&UserRecord{AppID: "wx", OpenID: "older", Changed: now, Keep: now.Add(time.Hour)})
+	b, _ := json.Marshal(held)
+	var read UserRecord
+	if err := json.Unmarshal(b, &read); err != nil {
+		t.Fatal(err)
+	}
+	read.Changed, read.BanChanged, read.Keep, read.Ban.Since = read.Changed.UTC(), read.BanChanged.UTC(), read.Keep.UTC(), read.Ban.Since.UTC()
+	older := &UserRecord{AppID: "wx", OpenID: "older", Changed: now.Add(-time.Minute), Keep: now.Add(time.Hour)}
+	got := u.Differing(map[string]*UserRecord{identity.UserKey("wx", "held"): &read, identity.UserKey("wx", "older"): older})
+	if len(got) != 2 || got[0].OpenID == "held" || got[1].OpenID == "held" {
+		t.Fatalf("Differing gave %d records (%+v), want missing and older", len(got), got)
 	}
 }
