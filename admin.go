@@ -235,6 +235,26 @@ func nextCutOff(ctx context.Context, stores []session.UserStore, req *userReques
 	}
 }
 
+// revocation is the record of a revocation made at now on top of cur,
+// the user's record here: a new cut-off, and the ban as cur has it, from
+// when it was decided (a revocation decides nothing about the ban).
+func revocation(cur session.UserRecord, cut, keep, now time.Time) *session.UserRecord {
+	rec := &session.UserRecord{AppID: cur.AppID, OpenID: cur.OpenID, RevokedBefore: cut, Keep: keep, Changed: now}
+	rec.KeepBan(&cur)
+	return rec
+}
+
+// banDecision is when a ban or lift made at now on top of cur is decided:
+// now, or just after cur's decision when this instance's clock is behind
+// the one that made it. The operator's latest decision must win wherever
+// the records meet, and they are ordered by these times.
+func banDecision(cur session.UserRecord, now time.Time) time.Time {
+	if d := cur.BanDecided(); !now.After(d) {
+		return d.Add(time.Millisecond)
+	}
+	return now
+}
+
 // maxCutOffWait bounds a revocation's wait for the one before it to pass.
 const maxCutOffWait = 2 * time.Second
 
@@ -271,11 +291,7 @@ func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error 
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
 	cut := nextCutOff(r.Context(), stores, req)
-	now := time.Now()
-	cur := stores[0].Users().Record(req.AppID, req.OpenID)
-	rec := &session.UserRecord{AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now}
-	// A revocation leaves a ban as it is.
-	rec.KeepBan(&cur)
+	rec := revocation(stores[0].Users().Record(req.AppID, req.OpenID), cut, keepUntil(r.Context(), stores, cut, ttl), time.Now())
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "user_revoke", req, aerr)
 	}
@@ -313,9 +329,10 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	cut := nextCutOff(r.Context(), stores, req)
+	cur := stores[0].Users().Record(req.AppID, req.OpenID)
 	rec := &session.UserRecord{
 		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
-		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason}, BanChanged: now,
+		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason}, BanChanged: banDecision(cur, now),
 	}
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
@@ -342,7 +359,7 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	rec := cur
 	rec.Ban = nil
 	rec.Changed = time.Now()
-	rec.BanChanged = rec.Changed
+	rec.BanChanged = banDecision(cur, rec.Changed)
 	if aerr := save(r, stores, &rec); aerr != nil {
 		return a.answer(w, r, "unban", req, aerr)
 	}

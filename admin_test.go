@@ -5,6 +5,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 func TestUserRequestTakesExactNamesOnce(t *testing.T) {
@@ -44,5 +47,34 @@ func TestAdminStoreUnavailableSaysWhenToRetry(t *testing.T) {
 	writeAdminError(w, &adminError{http.StatusBadRequest, "invalid_request", "bad"})
 	if w.Header().Get("Retry-After") != "" {
 		t.Fatal("a 400 says to retry")
+	}
+}
+
+// A revocation made on an instance that had not heard of a ban leaves the
+// ban as it is once the two records meet; a ban or lift made on an
+// instance whose clock is behind the one that decided the ban before it
+// still wins where they meet, as the operator's latest decision.
+func TestOperatorsLatestBanDecisionWins(t *testing.T) {
+	now := time.Now()
+	bannedElsewhere := &session.UserRecord{AppID: testAppID, OpenID: "oSkew", Changed: now.Add(-time.Minute), BanChanged: now.Add(-time.Minute), Ban: &session.Ban{Since: now.Add(-time.Minute)}}
+	unknown := session.UserRecord{AppID: testAppID, OpenID: "oSkew"}
+	rev := revocation(unknown, session.CutOff(now), now.Add(time.Hour), now)
+	if got := session.MergeRecords(bannedElsewhere, rev); got.Ban == nil || !got.RevokedBefore.Equal(rev.RevokedBefore) {
+		t.Errorf("a revocation that did not know of the ban: ban %v, cut-off %v; want the ban kept and the new cut-off", got.Ban, got.RevokedBefore)
+	}
+
+	// The ban was decided on an instance whose clock is 5 s ahead; this
+	// one lifts it 2 s later (by the real time), knowing it.
+	ahead := *bannedElsewhere
+	ahead.Changed, ahead.BanChanged = now.Add(5*time.Second), now.Add(5*time.Second)
+	lift := ahead
+	lift.Ban, lift.Changed = nil, now.Add(2*time.Second)
+	lift.BanChanged = banDecision(ahead, lift.Changed)
+	if got := session.MergeRecords(&ahead, &lift); got.Ban != nil {
+		t.Error("a lift made after a ban, on an instance whose clock is behind, left the ban in force")
+	}
+	ban := session.UserRecord{AppID: testAppID, OpenID: "oSkew", Changed: now, Ban: &session.Ban{Since: now}, BanChanged: banDecision(lift, now)}
+	if got := session.MergeRecords(&lift, &ban); got.Ban == nil {
+		t.Error("a ban made after a lift, on an instance whose clock is behind, did not take")
 	}
 }
