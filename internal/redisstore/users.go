@@ -210,23 +210,17 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 				continue
 			}
 		}
-		// Merged here too, not only Redis's: a sync may have forgotten
-		// rec (a lift that no longer matters), and Redis's alone would
-		// bring back what rec ended.
+		// What was written holds here too: Redis's record may hold a
+		// change this instance had not heard of.
 		r.users.Merge(merged)
 		return r.client.Publish(ctx, r.channel, userMessage(merged)).Err()
 	}
 	return errUserRaced
 }
 
-// userTombstone is how long a record that no longer matters (a lifted
-// ban whose cut-off is past) stays in the users hash: an instance that
-// missed its message (its subscription was down) and still holds the
-// ban learns of the lift from it when it syncs.
-const userTombstone = 7 * 24 * time.Hour
-
-// syncUsers merges the users hash into this instance's records, drops
-// the records that no longer matter, and queues for retryUsers those held
+// syncUsers merges the users hash into this instance's records, forgets
+// those that are gone (session.Users.Forget), deletes them from Redis, and
+// queues for retryUsers those held
 // here that Redis lacks or holds otherwise (Redis restarted empty, or
 // lost a write). It runs with sync, at start and after every
 // (re)subscription.
@@ -244,19 +238,12 @@ func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 		}
 		remote[identity.UserKey(rec.AppID, rec.OpenID)] = rec
 		// Merged even when it no longer matters: it may supersede a ban
-		// held here (Forget then drops both).
+		// held here.
 		r.users.Merge(rec)
-		if rec.Expired(now) && now.Sub(rec.Changed) > userTombstone {
+		if rec.Gone(now) {
 			expired = append(expired, field)
 		}
 	}
-	// The records Redis did not take yet are newer than what it holds:
-	// a lift queued here must not give way to the ban it lifts.
-	r.mu.Lock()
-	for _, p := range r.userPending {
-		r.users.Merge(p.rec)
-	}
-	r.mu.Unlock()
 	r.users.Forget(now)
 	for _, rec := range r.users.Differing(remote) {
 		r.queueUser(&rec)

@@ -127,27 +127,6 @@ func waitUser(t *testing.T, s *Store, openid string, banned bool) {
 	}
 }
 
-// TestSyncKeepsAQueuedLift: while a lift Redis did not take is queued,
-// syncs (the lift, no longer mattering, is forgotten by the first) do not
-// bring back the ban Redis still holds.
-func TestSyncKeepsAQueuedLift(t *testing.T) {
-	s := loopless(t, rdsStart(t))
-	ctx := context.Background()
-	ban := oldBan("oQueuedLift")
-	putUser(t, s, ban)
-	lift := *ban
-	lift.Ban, lift.Changed = nil, time.Now()
-	s.queueUser(s.users.Merge(&lift))
-	for i := range 2 {
-		if err := s.syncUsers(ctx, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
-			t.Fatalf("sync %d brought back the ban a queued lift ended", i+1)
-		}
-	}
-}
-
 // loopless is a Store on srv with none of its background loops: what it
 // queues stays queued until the test calls retryUsers.
 func loopless(t *testing.T, srv *rdsServer) *Store {
@@ -179,26 +158,6 @@ func TestQueuedRevokeKeepsABanItNeverSaw(t *testing.T) {
 	}
 	if s.Users().Banned("wxapp", ban.OpenID, time.Now()) == nil {
 		t.Fatal("the instance that queued the revocation does not hold the ban once it is written")
-	}
-}
-
-// TestWrittenLiftHoldsHereAfterASyncForgotIt: once Redis answers, the
-// resubscription's sync forgets a queued lift (it no longer matters);
-// writing it must not leave this instance with the ban Redis held.
-func TestWrittenLiftHoldsHereAfterASyncForgotIt(t *testing.T) {
-	s := loopless(t, rdsStart(t))
-	ctx := context.Background()
-	ban := oldBan("oLiftWritten")
-	putUser(t, s, ban)
-	lift := *ban
-	lift.Ban, lift.Changed, lift.BanChanged = nil, time.Now(), time.Now()
-	s.queueUser(s.users.Merge(&lift))
-	if err := s.syncUsers(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	s.retryUsers(ctx)
-	if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
-		t.Fatal("after its lift was written, the instance bans the user again")
 	}
 }
 
@@ -329,5 +288,31 @@ func TestUserRecordsReturnToARedisRestartedEmpty(t *testing.T) {
 	}
 	if got := c.Users().Record("wxapp", revoked.OpenID); !got.RevokedBefore.Equal(revoked.RevokedBefore) {
 		t.Errorf("an instance started after the restart has cut-off %v, want %v", got.RevokedBefore, revoked.RevokedBefore)
+	}
+}
+
+// TestSyncKeepsALiftThatNoLongerMatters: a lift of an old ban no longer
+// matters by itself, but syncs keep it while its tombstone lasts, so the
+// ban a late message or a stale copy in Redis brings is not in force
+// again; the cut-off it carries is no longer checked.
+func TestSyncKeepsALiftThatNoLongerMatters(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	ban := oldBan("oLiftKept")
+	putUser(t, s, ban)
+	lift := *ban
+	lift.Ban, lift.Changed, lift.BanChanged = nil, time.Now(), time.Now()
+	s.users.Merge(&lift)
+	for i := range 2 {
+		if err := s.syncUsers(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		s.users.Merge(oldBan("oLiftKept")) // the ban's message, delivered late
+		if s.Users().Banned("wxapp", ban.OpenID, time.Now()) != nil {
+			t.Fatalf("after sync %d the lifted ban is in force again", i+1)
+		}
+	}
+	if s.Users().Refused(&identity.Identity{Issued: time.Now().Add(-72 * time.Hour), Key: identity.UserKey("wxapp", "oLiftKept")}) {
+		t.Error("the cut-off of a record that no longer matters is still checked")
 	}
 }

@@ -160,29 +160,49 @@ func (u *Users) Merge(rec *UserRecord) *UserRecord {
 		rec = MergeRecords(cur, rec)
 	}
 	u.records[key] = rec
-	if !rec.RevokedBefore.IsZero() {
+	if !rec.RevokedBefore.IsZero() && !rec.Expired(time.Now()) {
 		if _, had := u.cuts.Swap(key, rec.RevokedBefore); !had {
 			u.n.Add(1)
 		}
+	} else if _, had := u.cuts.LoadAndDelete(key); had {
+		u.n.Add(-1)
 	}
 	return rec
 }
 
-// Forget drops the records that no longer matter and returns their keys.
-func (u *Users) Forget(now time.Time) []string {
+// Tombstone is how long a record that no longer matters (a lifted ban
+// whose cut-off is past) is kept after its last change: the lift still
+// outranks the ban it ended when the ban comes again (an instance that
+// missed the lift, a message delivered late, a write back to a Redis that
+// restarted empty).
+const Tombstone = 7 * 24 * time.Hour
+
+// Gone reports whether rec can be dropped at now: it no longer matters,
+// and its tombstone time has passed.
+func (rec *UserRecord) Gone(now time.Time) bool {
+	last := rec.Changed
+	if d := rec.BanDecided(); d.After(last) {
+		last = d
+	}
+	return rec.Expired(now) && now.Sub(last) > Tombstone
+}
+
+// Forget stops checking the cut-offs of the records that no longer matter
+// (every token they refuse has expired), and drops those that are Gone.
+func (u *Users) Forget(now time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	var gone []string
 	for key, rec := range u.records {
-		if rec.Expired(now) {
+		if !rec.Expired(now) {
+			continue
+		}
+		if _, had := u.cuts.LoadAndDelete(key); had {
+			u.n.Add(-1)
+		}
+		if rec.Gone(now) {
 			delete(u.records, key)
-			if _, had := u.cuts.LoadAndDelete(key); had {
-				u.n.Add(-1)
-			}
-			gone = append(gone, key)
 		}
 	}
-	return gone
 }
 
 // Record returns a copy of the user's record (an empty one when none).
