@@ -170,6 +170,10 @@ func (r *Store) unqueueUser(key string, gen uint64) {
 	}
 }
 
+// betweenUserReadAndWrite, set by tests only, runs in writeBackUser
+// between its read of the user's record and its write.
+var betweenUserReadAndWrite func()
+
 // errUserRaced: another instance kept changing the user's record while
 // writeBackUser tried to write it.
 var errUserRaced = errors.New("the user's record changed in Redis meanwhile")
@@ -200,6 +204,9 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 		b, err := json.Marshal(merged)
 		if err != nil {
 			return err
+		}
+		if betweenUserReadAndWrite != nil {
+			betweenUserReadAndWrite()
 		}
 		if string(b) != raw {
 			set, err := setUserIf.Run(ctx, r.client, []string{r.usersKey}, field, raw, b).Int()

@@ -316,3 +316,31 @@ func TestSyncKeepsALiftThatNoLongerMatters(t *testing.T) {
 		t.Error("the cut-off of a record that no longer matters is still checked")
 	}
 }
+
+// TestUserWriteRacedByAnotherInstanceKeepsBoth: another instance writes
+// the user's record between this one's read and write; the write does not
+// go over it, but is merged with it and made on the next try.
+func TestUserWriteRacedByAnotherInstanceKeepsBoth(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	now := time.Now()
+	theirs := &session.UserRecord{AppID: "wxapp", OpenID: "oRacedWrite", Changed: now, BanChanged: now, Ban: &session.Ban{Since: now}, Keep: now.Add(time.Hour)}
+	raced := false
+	betweenUserReadAndWrite = func() {
+		if !raced {
+			raced = true
+			putUser(t, s, theirs)
+		}
+	}
+	t.Cleanup(func() { betweenUserReadAndWrite = nil })
+	ours := &session.UserRecord{AppID: "wxapp", OpenID: "oRacedWrite", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now.Add(-time.Second)}
+	ours.KeepBan(&session.UserRecord{}) // this instance knew of no ban
+	if err := s.writeBackUser(ctx, ours); err != nil || !raced {
+		t.Fatalf("write: %v (raced %v)", err, raced)
+	}
+	raw, _ := s.client.HGet(ctx, s.usersKey, identity.UserKey("wxapp", "oRacedWrite")).Result()
+	var got session.UserRecord
+	if json.Unmarshal([]byte(raw), &got) != nil || got.Ban == nil || !got.RevokedBefore.Equal(ours.RevokedBefore) {
+		t.Fatalf("Redis holds %s; want the other instance's ban and this one's cut-off", raw)
+	}
+}
