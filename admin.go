@@ -244,6 +244,15 @@ func revocation(cur session.UserRecord, cut, keep, now time.Time) *session.UserR
 	return rec
 }
 
+// decide is the record of an operator's ban (nil: its lift) made at now on
+// top of cur, the user's record here: decided after cur's decision
+// (banDecision), and marked Decided for the store.
+func decide(cur session.UserRecord, ban *session.Ban, now time.Time) *session.UserRecord {
+	rec := cur
+	rec.Ban, rec.Changed, rec.BanChanged, rec.Decided = ban, now, banDecision(cur, now), true
+	return &rec
+}
+
 // banDecision is when a ban or lift made at now on top of cur is decided:
 // now, or just after cur's decision when this instance's clock is behind
 // the one that made it. The operator's latest decision must win wherever
@@ -329,11 +338,8 @@ func (a *adminUsers) ban(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	cut := nextCutOff(r.Context(), stores, req)
-	cur := stores[0].Users().Record(req.AppID, req.OpenID)
-	rec := &session.UserRecord{
-		AppID: req.AppID, OpenID: req.OpenID, RevokedBefore: cut, Keep: keepUntil(r.Context(), stores, cut, ttl), Changed: now,
-		Ban: &session.Ban{Since: now, Until: until, Reason: req.Reason}, BanChanged: banDecision(cur, now),
-	}
+	rec := decide(stores[0].Users().Record(req.AppID, req.OpenID), &session.Ban{Since: now, Until: until, Reason: req.Reason}, now)
+	rec.RevokedBefore, rec.Keep = cut, keepUntil(r.Context(), stores, cut, ttl)
 	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "ban", req, aerr)
 	}
@@ -356,11 +362,8 @@ func (a *adminUsers) unban(w http.ResponseWriter, r *http.Request) error {
 	}
 	cur := stores[0].Users().Record(req.AppID, req.OpenID)
 	was := cur.Ban.InForce(time.Now())
-	rec := cur
-	rec.Ban = nil
-	rec.Changed = time.Now()
-	rec.BanChanged = banDecision(cur, rec.Changed)
-	if aerr := save(r, stores, &rec); aerr != nil {
+	rec := decide(cur, nil, time.Now())
+	if aerr := save(r, stores, rec); aerr != nil {
 		return a.answer(w, r, "unban", req, aerr)
 	}
 	banned := false

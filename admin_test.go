@@ -67,14 +67,17 @@ func TestOperatorsLatestBanDecisionWins(t *testing.T) {
 	// one lifts it 2 s later (by the real time), knowing it.
 	ahead := *bannedElsewhere
 	ahead.Changed, ahead.BanChanged = now.Add(5*time.Second), now.Add(5*time.Second)
-	lift := ahead
-	lift.Ban, lift.Changed = nil, now.Add(2*time.Second)
-	lift.BanChanged = banDecision(ahead, lift.Changed)
-	if got := session.MergeRecords(&ahead, &lift); got.Ban != nil {
+	lift := decide(ahead, nil, now.Add(2*time.Second))
+	if got := session.MergeRecords(&ahead, lift); got.Ban != nil {
 		t.Error("a lift made after a ban, on an instance whose clock is behind, left the ban in force")
 	}
-	ban := session.UserRecord{AppID: testAppID, OpenID: "oSkew", Changed: now, Ban: &session.Ban{Since: now}, BanChanged: banDecision(lift, now)}
-	if got := session.MergeRecords(&lift, &ban); got.Ban == nil {
+	ban := decide(*lift, &session.Ban{Since: now}, now)
+	if got := session.MergeRecords(lift, ban); got.Ban == nil {
 		t.Error("a ban made after a lift, on an instance whose clock is behind, did not take")
+	}
+	// A store shared with instances that may have decided meanwhile
+	// dates them after what it holds (TestDecisionOnAnInstanceThatMissedTheLastOneWins).
+	if !lift.Decided || !ban.Decided || rev.Decided {
+		t.Errorf("marked Decided: lift %v, ban %v, revocation %v; want a ban and a lift only", lift.Decided, ban.Decided, rev.Decided)
 	}
 }

@@ -153,16 +153,30 @@ func (r *Store) sync(ctx context.Context) error {
 }
 
 // retryPending writes the revocations and user records Redis could not
-// take, once a second until it takes them.
+// take, once a second until it takes them. It also keeps the user
+// records tidy: here every minute (session.Users.Tidy), and in Redis,
+// with a sync of them, every usersSyncEvery, for an instance whose
+// subscription never drops.
 func (r *Store) retryPending(ctx context.Context) {
 	defer r.done.Done()
 	t := time.NewTicker(redisRetryEvery)
 	defer t.Stop()
+	lastUsersSync := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		now := time.Now()
+		r.users.Tidy(now)
+		if now.Sub(lastUsersSync) >= usersSyncEvery {
+			lastUsersSync = now
+			opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+			if err := r.syncUsers(opCtx, now); err != nil {
+				r.log.Warn("cannot tidy the user records in Redis; trying again later", zap.Error(err))
+			}
+			cancel()
 		}
 		r.retryUsers(ctx)
 		r.mu.Lock()

@@ -32,6 +32,7 @@ const (
 	redisStartTimeout = 3 * time.Second        // loading the revocation list at start
 	redisIdlePing     = 2 * time.Second        // subscriber silent this long: ping; no answer in as long again: reconnect
 	redisRetryEvery   = time.Second            // retry revocations and user records Redis could not take
+	usersSyncEvery    = time.Hour              // merge, write back and tidy the user records with Redis's
 )
 
 // Store keeps sessions and revocations in Redis, shared by every

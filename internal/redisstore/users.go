@@ -102,10 +102,11 @@ func (r *Store) Users() *session.Users { return r.users }
 // Redis does not take it, it holds here and is written as soon as Redis
 // answers (retryUsers).
 func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
+	decided := rec.Decided
 	rec = r.users.Merge(rec)
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	if err := r.writeBackUser(ctx, rec); err != nil {
+	if err := r.writeBackUser(ctx, rec, decided); err != nil {
 		r.queueUser(rec)
 		return fmt.Errorf("%w: %w", session.ErrQueued, r.storeDown("user record", err))
 	}
@@ -143,7 +144,7 @@ func (r *Store) retryUsers(ctx context.Context) {
 	written := 0
 	for key, p := range queued {
 		opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
-		err := r.writeBackUser(opCtx, p.rec)
+		err := r.writeBackUser(opCtx, p.rec, false)
 		cancel()
 		if errors.Is(err, errUserRaced) {
 			continue
@@ -188,8 +189,12 @@ return 1`)
 // writeBackUser merges rec with the user's record in Redis, writes the
 // result only if Redis's is still the one it read (a record another
 // instance wrote meanwhile is never overwritten, but merged on the next
-// try), and publishes it.
-func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) error {
+// try), and publishes it. decided: rec's ban is an operator's decision
+// made just now, so any decision Redis holds was made before it: rec's
+// is dated after that one when this instance's clock says otherwise. A
+// queued record is not: by the time it is written, Redis may hold a
+// decision made after it.
+func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord, decided bool) error {
 	field := identity.UserKey(rec.AppID, rec.OpenID)
 	for range 3 {
 		raw, err := r.client.HGet(ctx, r.usersKey, field).Result()
@@ -199,7 +204,13 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord) erro
 		merged := rec
 		var theirs session.UserRecord
 		if raw != "" && json.Unmarshal([]byte(raw), &theirs) == nil && theirs.AppID == rec.AppID && theirs.OpenID == rec.OpenID {
-			merged = session.MergeRecords(&theirs, rec)
+			ours := rec
+			if d := theirs.BanDecided(); decided && !rec.BanDecided().After(d) {
+				c := *rec
+				c.BanChanged = d.Add(time.Millisecond)
+				ours = &c
+			}
+			merged = session.MergeRecords(&theirs, ours)
 		}
 		b, err := json.Marshal(merged)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -335,12 +336,47 @@ func TestUserWriteRacedByAnotherInstanceKeepsBoth(t *testing.T) {
 	t.Cleanup(func() { betweenUserReadAndWrite = nil })
 	ours := &session.UserRecord{AppID: "wxapp", OpenID: "oRacedWrite", RevokedBefore: session.CutOff(now), Keep: now.Add(time.Hour), Changed: now.Add(-time.Second)}
 	ours.KeepBan(&session.UserRecord{}) // this instance knew of no ban
-	if err := s.writeBackUser(ctx, ours); err != nil || !raced {
+	if err := s.writeBackUser(ctx, ours, false); err != nil || !raced {
 		t.Fatalf("write: %v (raced %v)", err, raced)
 	}
 	raw, _ := s.client.HGet(ctx, s.usersKey, identity.UserKey("wxapp", "oRacedWrite")).Result()
 	var got session.UserRecord
 	if json.Unmarshal([]byte(raw), &got) != nil || got.Ban == nil || !got.RevokedBefore.Equal(ours.RevokedBefore) {
 		t.Fatalf("Redis holds %s; want the other instance's ban and this one's cut-off", raw)
+	}
+}
+
+// TestDecisionOnAnInstanceThatMissedTheLastOneWins: an operator's ban or
+// lift made on an instance that had not heard of the decision before it,
+// made on an instance whose clock is 5 s ahead, still wins in Redis and
+// here: Redis's decision was made before it, whatever the clocks say.
+func TestDecisionOnAnInstanceThatMissedTheLastOneWins(t *testing.T) {
+	s := loopless(t, rdsStart(t))
+	ctx := context.Background()
+	ahead := time.Now().Add(5 * time.Second)
+	for i, c := range []struct {
+		name   string
+		before *session.Ban
+		after  *session.Ban
+	}{
+		{"a lift after a ban", &session.Ban{Since: ahead}, nil},
+		{"a ban after a lift", nil, &session.Ban{Since: time.Now()}},
+	} {
+		openid := "oSkewed" + strconv.Itoa(i)
+		putUser(t, s, &session.UserRecord{AppID: "wxapp", OpenID: openid, Changed: ahead, BanChanged: ahead, Ban: c.before, Keep: ahead.Add(time.Hour)})
+		now := time.Now()
+		// This instance heard of nothing: its own decision is dated now.
+		rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, Changed: now, BanChanged: now, Ban: c.after, Decided: true}
+		if err := s.SaveUser(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := s.client.HGet(ctx, s.usersKey, identity.UserKey("wxapp", openid)).Result()
+		var got session.UserRecord
+		if json.Unmarshal([]byte(raw), &got) != nil || (got.Ban == nil) != (c.after == nil) {
+			t.Errorf("%s: Redis holds %s", c.name, raw)
+		}
+		if (s.Users().Banned("wxapp", openid, time.Now()) == nil) != (c.after == nil) {
+			t.Errorf("%s: this instance does not hold the decision it made", c.name)
+		}
 	}
 }

@@ -35,6 +35,11 @@ type UserRecord struct {
 	// instance knew, from when it was decided. Zero in records written
 	// before it existed: Changed stands for it.
 	BanChanged time.Time `json:"ban_changed,omitzero"`
+	// Decided marks the record of an operator's ban or lift made just
+	// now, on its way to a store: a store shared with other instances
+	// decides it after any decision it holds, which was made before in
+	// real time whatever the clocks say. Never kept or sent.
+	Decided bool `json:"-"`
 }
 
 // noBanDecision is the BanChanged of a record that carries no ban and
@@ -83,8 +88,25 @@ type Users struct {
 	cuts sync.Map     // userKey → time.Time: tokens issued before are refused
 	n    atomic.Int64 // entries in cuts
 
+	forgot atomic.Int64 // Unix ns of the last Forget (Tidy)
+
 	mu      sync.Mutex
 	records map[string]*UserRecord
+}
+
+// tidyEvery is how often Tidy forgets.
+const tidyEvery = time.Minute
+
+// Tidy runs Forget when it has not run for tidyEvery: the cut-offs that
+// no longer matter stop costing the proxied path a lookup, and the
+// records Gone stop taking memory, without a loop of their own. A login
+// (Banned) calls it, and a store's background loop may.
+func (u *Users) Tidy(now time.Time) {
+	last := u.forgot.Load()
+	if now.UnixNano()-last < int64(tidyEvery) || !u.forgot.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	u.Forget(now)
 }
 
 // IssueTime is the time a new token of the user is issued at: now, or the
@@ -123,6 +145,29 @@ func (u *Users) SessionCut(s *Session) bool {
 	return ok && s.Created.Before(v.(time.Time))
 }
 
+// laterBan reports whether a's ban was decided after b's. Two decided at
+// the same time (two instances behind a third's clock each decide just
+// after its decision) are ordered by what they say, the same way on every
+// instance whatever order they meet in: a ban before none, then the later
+// start, the later end, the greater reason.
+func laterBan(a, b *UserRecord) bool {
+	da, db := a.BanDecided(), b.BanDecided()
+	if !da.Equal(db) {
+		return da.After(db)
+	}
+	switch {
+	case (a.Ban == nil) != (b.Ban == nil):
+		return a.Ban != nil
+	case a.Ban == nil:
+		return false
+	case !a.Ban.Since.Equal(b.Ban.Since):
+		return a.Ban.Since.After(b.Ban.Since)
+	case !a.Ban.Until.Equal(b.Ban.Until):
+		return a.Ban.Until.After(b.Ban.Until)
+	}
+	return a.Ban.Reason > b.Ban.Reason
+}
+
 // MergeRecords returns what two records of one user make together: the
 // later changed one, with the ban decided later and the later cut-off
 // and keep of the two (a cut-off never moves back).
@@ -132,7 +177,7 @@ func MergeRecords(cur, rec *UserRecord) *UserRecord {
 		c = *cur
 	}
 	ban := rec
-	if cur.BanDecided().After(rec.BanDecided()) {
+	if laterBan(cur, rec) {
 		ban = cur
 	}
 	c.Ban, c.BanChanged = ban.Ban, ban.BanDecided()
@@ -217,6 +262,7 @@ func (u *Users) Record(appid, openid string) UserRecord {
 
 // Banned returns the ban in force on the user at now, or nil.
 func (u *Users) Banned(appid, openid string, now time.Time) *Ban {
+	u.Tidy(now)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if rec := u.records[identity.UserKey(appid, openid)]; rec != nil && rec.Ban.InForce(now) {

@@ -58,3 +58,36 @@ func TestDifferingIgnoresTimeZones(t *testing.T) {
 		t.Fatalf("Differing gave %d records (%+v), want missing and older", len(got), got)
 	}
 }
+
+// Two bans decided at the same time (two instances behind a third's
+// clock each decide just after its decision) merge to the same one in
+// either order.
+func TestMergeOrdersBansDecidedAtOnceTheSameWayEverywhere(t *testing.T) {
+	at := time.Now()
+	ban := &UserRecord{AppID: "wx", OpenID: "o", Changed: at, BanChanged: at, Ban: &Ban{Since: at}}
+	lift := &UserRecord{AppID: "wx", OpenID: "o", Changed: at.Add(time.Second), BanChanged: at}
+	other := &UserRecord{AppID: "wx", OpenID: "o", Changed: at, BanChanged: at, Ban: &Ban{Since: at, Reason: "z"}}
+	for _, pair := range [][2]*UserRecord{{ban, lift}, {ban, other}, {lift, other}} {
+		a, b := MergeRecords(pair[0], pair[1]), MergeRecords(pair[1], pair[0])
+		if (a.Ban == nil) != (b.Ban == nil) || a.Ban != nil && a.Ban.Reason != b.Ban.Reason {
+			t.Errorf("merged one way: %+v, the other: %+v", a.Ban, b.Ban)
+		}
+	}
+}
+
+// A cut-off that stops mattering while its record is held stops costing
+// the proxied path a lookup once a login tidies the records, with no
+// sync.
+func TestCutOffThatStopsMatteringLeavesTheFastPath(t *testing.T) {
+	u := NewUsers()
+	now := time.Now()
+	u.Merge(&UserRecord{AppID: "wx", OpenID: "o", RevokedBefore: now, Keep: now.Add(50 * time.Millisecond), Changed: now})
+	if u.n.Load() != 1 {
+		t.Fatal("a cut-off that matters is not checked")
+	}
+	time.Sleep(60 * time.Millisecond)
+	u.Banned("wx", "someone", time.Now()) // a login
+	if n := u.n.Load(); n != 0 {
+		t.Fatalf("%d cut-offs still checked after the only one stopped mattering", n)
+	}
+}
