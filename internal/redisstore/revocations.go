@@ -172,7 +172,7 @@ func (r *Store) retryPending(ctx context.Context) {
 		r.users.Tidy(now)
 		if now.Sub(lastUsersSync) >= usersSyncEvery {
 			lastUsersSync = now
-			opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+			opCtx, cancel := context.WithTimeout(ctx, usersSyncTimeout)
 			if err := r.syncUsers(opCtx, now); err != nil {
 				r.log.Warn("cannot tidy the user records in Redis; trying again later", zap.Error(err))
 			}

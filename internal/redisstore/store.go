@@ -33,6 +33,7 @@ const (
 	redisIdlePing     = 2 * time.Second        // subscriber silent this long: ping; no answer in as long again: reconnect
 	redisRetryEvery   = time.Second            // retry revocations and user records Redis could not take
 	usersSyncEvery    = time.Hour              // merge, write back and tidy the user records with Redis's
+	usersSyncTimeout  = 30 * time.Second       // one such sync: a whole users hash, read and tidied
 )
 
 // Store keeps sessions and revocations in Redis, shared by every

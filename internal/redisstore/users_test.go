@@ -361,12 +361,20 @@ func TestDecisionOnAnInstanceThatMissedTheLastOneWins(t *testing.T) {
 	}{
 		{"a lift after a ban", &session.Ban{Since: ahead}, nil},
 		{"a ban after a lift", nil, &session.Ban{Since: time.Now()}},
+		// Dated just after the same decision as Redis's (both instances
+		// behind a third): a tie, which the order of bans would give to
+		// the ban.
+		{"a lift tied with a ban", &session.Ban{Since: ahead}, nil},
 	} {
 		openid := "oSkewed" + strconv.Itoa(i)
 		putUser(t, s, &session.UserRecord{AppID: "wxapp", OpenID: openid, Changed: ahead, BanChanged: ahead, Ban: c.before, Keep: ahead.Add(time.Hour)})
 		now := time.Now()
 		// This instance heard of nothing: its own decision is dated now.
-		rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, Changed: now, BanChanged: now, Ban: c.after, Decided: true}
+		decided := now
+		if i == 2 {
+			decided = ahead
+		}
+		rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, Changed: now, BanChanged: decided, Ban: c.after, Decided: true}
 		if err := s.SaveUser(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
@@ -378,5 +386,25 @@ func TestDecisionOnAnInstanceThatMissedTheLastOneWins(t *testing.T) {
 		if (s.Users().Banned("wxapp", openid, time.Now()) == nil) != (c.after == nil) {
 			t.Errorf("%s: this instance does not hold the decision it made", c.name)
 		}
+	}
+}
+
+// TestRedisStoreTidiesWithoutALoginOrASync: on a store whose subscription
+// never drops and that sees no login, a cut-off that stops mattering
+// stops costing the proxied path a lookup within a couple of seconds.
+func TestRedisStoreTidiesWithoutALoginOrASync(t *testing.T) {
+	s := rdsStore(t, rdsStart(t), rdsKeyA)
+	now := time.Now()
+	s.Users().Merge(&session.UserRecord{AppID: "wxapp", OpenID: "oTidy", RevokedBefore: now, Keep: now.Add(100 * time.Millisecond), Changed: now})
+	old := &identity.Identity{Issued: now.Add(-time.Hour), Key: identity.UserKey("wxapp", "oTidy")}
+	if !s.Users().Refused(old) {
+		t.Fatal("the cut-off is not in force")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for s.Users().Checked() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("3 s after the cut-off stopped mattering, it is still checked on every request")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

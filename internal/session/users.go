@@ -126,6 +126,10 @@ func NewUsers() *Users {
 	return &Users{records: make(map[string]*UserRecord)}
 }
 
+// Checked is how many cut-offs the proxied path checks (Refused); none
+// lets it answer with one atomic load.
+func (u *Users) Checked() int64 { return u.n.Load() }
+
 // Refused reports whether id's token was issued before its user's cut-off.
 func (u *Users) Refused(id *identity.Identity) bool {
 	if u.n.Load() == 0 {
@@ -149,7 +153,7 @@ func (u *Users) SessionCut(s *Session) bool {
 // the same time (two instances behind a third's clock each decide just
 // after its decision) are ordered by what they say, the same way on every
 // instance whatever order they meet in: a ban before none, then the later
-// start, the later end, the greater reason.
+// start, the later end (none: the latest), the greater reason.
 func laterBan(a, b *UserRecord) bool {
 	da, db := a.BanDecided(), b.BanDecided()
 	if !da.Equal(db) {
@@ -163,7 +167,7 @@ func laterBan(a, b *UserRecord) bool {
 	case !a.Ban.Since.Equal(b.Ban.Since):
 		return a.Ban.Since.After(b.Ban.Since)
 	case !a.Ban.Until.Equal(b.Ban.Until):
-		return a.Ban.Until.After(b.Ban.Until)
+		return a.Ban.Until.IsZero() || !b.Ban.Until.IsZero() && a.Ban.Until.After(b.Ban.Until)
 	}
 	return a.Ban.Reason > b.Ban.Reason
 }
@@ -203,7 +207,11 @@ func (u *Users) Merge(rec *UserRecord) *UserRecord {
 	defer u.mu.Unlock()
 	if cur := u.records[key]; cur != nil {
 		rec = MergeRecords(cur, rec)
+	} else if rec.Decided {
+		c := *rec
+		rec = &c
 	}
+	rec.Decided = false // the store has read it; it is not kept
 	u.records[key] = rec
 	if !rec.RevokedBefore.IsZero() && !rec.Expired(time.Now()) {
 		if _, had := u.cuts.Swap(key, rec.RevokedBefore); !had {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,37 @@ func TestCutOffThatStopsMatteringLeavesTheFastPath(t *testing.T) {
 	u.Banned("wx", "someone", time.Now()) // a login
 	if n := u.n.Load(); n != 0 {
 		t.Fatalf("%d cut-offs still checked after the only one stopped mattering", n)
+	}
+}
+
+// Bans decided at the same time are ordered by their start, then their
+// end (none is the latest), on every instance alike; the Decided mark of
+// an operator's record is neither sent nor kept.
+func TestTiedBansAndTheDecidedMark(t *testing.T) {
+	at := time.Now()
+	rec := func(since, until time.Time) *UserRecord {
+		return &UserRecord{AppID: "wx", OpenID: "o", Changed: at, BanChanged: at, Ban: &Ban{Since: since, Until: until}}
+	}
+	for name, c := range map[string]struct{ win, lose *UserRecord }{
+		"later start":     {rec(at, time.Time{}), rec(at.Add(-time.Second), time.Time{})},
+		"later end":       {rec(at, at.Add(2*time.Hour)), rec(at, at.Add(time.Hour))},
+		"no end over end": {rec(at, time.Time{}), rec(at, at.Add(time.Hour))},
+	} {
+		for _, got := range []*UserRecord{MergeRecords(c.win, c.lose), MergeRecords(c.lose, c.win)} {
+			if !got.Ban.Since.Equal(c.win.Ban.Since) || !got.Ban.Until.Equal(c.win.Ban.Until) {
+				t.Errorf("%s: merged to %+v, want %+v", name, got.Ban, c.win.Ban)
+			}
+		}
+	}
+
+	decided := rec(at, time.Time{})
+	decided.Decided = true
+	if b, _ := json.Marshal(decided); strings.Contains(strings.ToLower(string(b)), "decided") {
+		t.Errorf("the Decided mark is sent: %s", b)
+	}
+	u := NewUsers()
+	u.Merge(decided)
+	if got := u.Record("wx", "o"); got.Decided {
+		t.Error("the Decided mark is kept in the records")
 	}
 }
