@@ -63,7 +63,7 @@ func (s *storageStore) remembered(key string, now time.Time) (bool, error) {
 	if c, ok := s.ids[rememberedKey(key)]; ok && now.Before(c.expiry) {
 		return true, nil
 	}
-	if s.unread {
+	if s.unread && (s.unreadUntil.IsZero() || now.Before(s.unreadUntil)) {
 		return false, ErrUnread
 	}
 	return false, nil

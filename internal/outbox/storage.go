@@ -35,9 +35,11 @@ type storageStore struct {
 	records    *idRecords // the event ids accepted
 	keyRecords *idRecords // the keys given to Remember
 	// unread: the remembered keys' records have not all been read since
-	// the store was made (a file that cannot be read counts until the
-	// expiry in its name).
-	unread bool
+	// the store was made; unreadUntil, when set, is when every file that
+	// could not be read has expired (the expiry in its name), and with it
+	// what it holds.
+	unread      bool
+	unreadUntil time.Time
 
 	// Owned by due (the polling loop).
 	lastSweep time.Time
@@ -328,17 +330,22 @@ func (s *storageStore) open(ctx context.Context) error {
 // every event file in the storage that the outbox does not hold yet.
 func (s *storageStore) scan(ctx context.Context) error {
 	s.lastScan = time.Now()
-	if err := s.records.read(); err != nil {
+	if _, err := s.records.read(); err != nil {
 		s.log.Warn("outbox: cannot read the event id records; retries of events accepted before may be delivered again", zap.Error(err))
 	}
-	if err := s.keyRecords.read(); err != nil {
-		s.log.Warn("outbox: cannot read the remembered keys' records; until they are read or expire, whether a key was remembered cannot be told", zap.Error(err))
-	} else {
+	until, err := s.keyRecords.read()
+	s.mu.Lock()
+	switch {
+	case err == nil:
 		// Once read, what another outbox on the storage writes later is
 		// learnt at the next scan however that goes.
-		s.mu.Lock()
 		s.unread = false
-		s.mu.Unlock()
+	case s.unread:
+		s.unreadUntil = until
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Warn("outbox: cannot read the remembered keys' records; until they are read or expire, whether a key was remembered cannot be told", zap.Error(err))
 	}
 	names, err := s.storage.List(ctx, s.prefix, true)
 	if errors.Is(err, fs.ErrNotExist) {

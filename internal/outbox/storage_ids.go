@@ -214,15 +214,19 @@ func expiryOf(name string) (time.Time, bool) {
 // their unexpired records to learn: at open, those written before a
 // restart; later, those another outbox on the storage wrote since (one
 // that a reload replaced, or another instance).
-func (ir *idRecords) read() error {
+//
+// On an error, failedUntil is the latest expiry of the files that could
+// not be read, after which nothing they hold matters; zero when that is
+// not known (the listing failed).
+func (ir *idRecords) read() (failedUntil time.Time, _ error) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordIO)
 	defer cancel()
 	names, err := ir.storage.List(ctx, ir.dir, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return time.Time{}, nil
 	}
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	now := time.Now()
 	var failed error
@@ -230,13 +234,15 @@ func (ir *idRecords) read() error {
 		ir.mu.Lock()
 		known := ir.known[name]
 		ir.mu.Unlock()
-		if latest, ok := expiryOf(name); known || !ok || !latest.After(now) {
+		latest, ok := expiryOf(name)
+		if known || !ok || !latest.After(now) {
 			continue
 		}
 		batch, err := ir.load(ctx, name)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) { // swept meanwhile
 				failed = err // and read again next time
+				failedUntil = later(failedUntil, latest)
 			}
 			continue
 		}
@@ -245,7 +251,14 @@ func (ir *idRecords) read() error {
 		ir.known[name] = true
 		ir.mu.Unlock()
 	}
-	return failed
+	return failedUntil, failed
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // load reads one record file. One that cannot be parsed reads as empty.
