@@ -168,10 +168,12 @@ func (d *delivery) forget(ctx context.Context, key string) error {
 }
 
 // settle marks key of the seen set (sight) as answered for the rest of its
-// time: from then on no value is the same as the one it holds. A key no
-// longer there is recorded again as answered, for ttl: the push that
-// recorded it may have failed and forgotten it (unsee) while WeChat's
-// retry of it, let through as the same, was taken.
+// time: from then on no value is the same as the one it holds. A key not
+// there is recorded as answered, for ttl: a URL check's pair (closePair),
+// or one whose push failed and forgot it (unsee) while WeChat's retry of
+// it, let through as the same, was taken. With the memory store it is
+// kept in Caddy's storage too, whether or not what is kept there could be
+// read yet.
 func (d *delivery) settle(ctx context.Context, key string, ttl time.Duration) error {
 	p, err := d.open(ctx)
 	if err != nil {
@@ -492,17 +494,15 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 	}
 	// Settled before a restart, or by another outbox on the same storage
 	// (read every 10 s); asked outside p.mu, which no store lock is taken
-	// under. A settled value is recorded whatever the answer: a URL
-	// check's pair is closed even while the records cannot be read.
+	// under.
 	remembered, err := p.ob.Remembered(key)
-	settled := value == settledSighting
 	now := time.Now()
 	p.mu.Lock()
 	if s, ok := p.seen[key]; ok && s.until.After(now) {
 		p.mu.Unlock()
 		return false, s.value == value, nil
 	}
-	if remembered || err != nil && !settled {
+	if remembered || err != nil {
 		p.mu.Unlock()
 		return false, false, err
 	}
@@ -515,9 +515,6 @@ func (p *pooledOutbox) sight(ctx context.Context, key, value string, ttl time.Du
 	}
 	p.seen[key] = sighting{value: value, until: now.Add(ttl)}
 	p.mu.Unlock()
-	if settled {
-		p.ob.Remember(key, now.Add(ttl))
-	}
 	return true, false, nil
 }
 

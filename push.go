@@ -451,7 +451,7 @@ func (p *Push) closePair(r *http.Request, ts, nonce string) {
 	if !ok {
 		return // a POST with this pair is refused anyway
 	}
-	if _, _, err := p.delivery.sight(r.Context(), p.replayKey(ts, nonce), settledSighting, remember); err != nil {
+	if err := p.delivery.settle(r.Context(), p.replayKey(ts, nonce), remember); err != nil {
 		p.logger.Warn("wechat_push: the seen set cannot take a URL check's (timestamp, nonce); a plain-mode POST reusing them within max_age would pass the replay check", zap.Error(err))
 	}
 }

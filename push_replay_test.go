@@ -189,7 +189,7 @@ func TestURLCheckPairIsClosedWhileTheRecordsAreUnread(t *testing.T) {
 	if _, err := ob.Remembered("k"); !errors.Is(err, outbox.ErrUnread) {
 		t.Fatalf("Remembered before the first read: %v, want ErrUnread", err)
 	}
-	if _, _, err := p.sight(ctx, "k", settledSighting, time.Minute); err != nil {
+	if err := p.settle(ctx, "k", time.Minute); err != nil {
 		t.Fatalf("a URL check's pair while unread: %v", err)
 	}
 	if err := ob.Start(); err != nil {
