@@ -113,10 +113,10 @@ func (r *Store) SaveUser(ctx context.Context, rec *session.UserRecord) error {
 	return nil
 }
 
-// pendingUser is a user record Redis did not take, kept whole: a lifted
-// ban may no longer matter here (Forget drops it) and must still reach
-// Redis, or a sync would bring the ban back. gen tells it from a record
-// of the same user queued after it.
+// pendingUser is a user record Redis did not take, kept whole, as it was
+// when it was queued: a lifted ban that no longer matters must still
+// reach Redis, or a sync would bring the ban back. gen tells it from a
+// record of the same user queued after it.
 type pendingUser struct {
 	rec *session.UserRecord
 	gen uint64
@@ -237,11 +237,10 @@ func (r *Store) writeBackUser(ctx context.Context, rec *session.UserRecord, deci
 }
 
 // syncUsers merges the users hash into this instance's records, forgets
-// those that are gone (session.Users.Forget), deletes them from Redis, and
-// queues for retryUsers those held
-// here that Redis lacks or holds otherwise (Redis restarted empty, or
-// lost a write). It runs with sync, at start and after every
-// (re)subscription.
+// those that are gone (session.Users.Forget), deletes them from Redis,
+// and queues for retryUsers those held here that Redis lacks or holds
+// otherwise (Redis restarted empty, or lost a write). It runs with sync,
+// at start and after every (re)subscription, and every usersSyncEvery.
 func (r *Store) syncUsers(ctx context.Context, now time.Time) error {
 	all, err := r.client.HGetAll(ctx, r.usersKey).Result()
 	if err != nil {

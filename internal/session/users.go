@@ -16,16 +16,16 @@ import (
 // UserRecord is what an operator decided about one user of one app: a
 // cut-off (every token issued before RevokedBefore is refused) and a ban
 // (logins refused). It is kept by the session store (Caddy's storage for
-// the memory store, Redis otherwise) and is the whole state of the user:
-// a newer record replaces an older one, except that a cut-off never moves
-// back.
+// the memory store, Redis otherwise) and is the whole state of the user;
+// two records of one user merge (MergeRecords): the later changed one,
+// the ban decided last, and a cut-off that never moves back.
 type UserRecord struct {
 	AppID         string    `json:"appid"`
 	OpenID        string    `json:"openid"`
 	RevokedBefore time.Time `json:"revoked_before,omitzero"`
 	// Keep is when the cut-off stops mattering: every token issued
-	// before it has expired by then. A record without a ban in force is
-	// forgotten after Keep.
+	// before it has expired by then. A record without a ban in force
+	// no longer matters after Keep (Expired).
 	Keep    time.Time `json:"keep"`
 	Changed time.Time `json:"changed"` // orders the records of one user
 	Ban     *Ban      `json:"ban,omitempty"`
@@ -76,7 +76,8 @@ func (b *Ban) InForce(now time.Time) bool {
 	return b != nil && (b.Until.IsZero() || now.Before(b.Until))
 }
 
-// Expired reports whether rec can be forgotten at now.
+// Expired reports whether rec no longer matters at now: its cut-off is
+// past Keep and no ban is in force. It is kept a while longer (Gone).
 func (rec *UserRecord) Expired(now time.Time) bool {
 	return !now.Before(rec.Keep) && !rec.Ban.InForce(now)
 }
