@@ -12,6 +12,11 @@ export interface AuthOptions {
   storageKey?: string;
   /** The `wx` object to use instead of the global one (for tests). */
   wx?: WxLike;
+  /**
+   * Milliseconds for the helper's own calls (login, logout), and the
+   * default timeout of request(). Default: wx.request's.
+   */
+  timeout?: number;
 }
 
 /** What POST {routePrefix}/login answers. */
@@ -54,7 +59,10 @@ export interface Response<T = any> {
   header: Record<string, string>;
 }
 
-/** Rejection of login(), getUserInfo() and getPhoneNumber(). */
+/**
+ * Rejection of login(), getUserInfo(), getPhoneNumber() and webviewURL(), and
+ * of request() when a login it needs fails.
+ */
 export interface AuthError extends Error {
   /** HTTP status, when the server answered. */
   statusCode?: number;
@@ -66,6 +74,10 @@ export interface AuthError extends Error {
   code?: string;
   /** The server's JSON answer. */
   data?: any;
+  /** The server's answer headers. */
+  header?: Record<string, string>;
+  /** Seconds to wait before trying again, from the answer's Retry-After. */
+  retryAfter?: number;
   /** wx's errMsg, for wx.login / wx.request failures and declined buttons. */
   errMsg?: string;
 }
@@ -114,11 +126,13 @@ export interface Auth {
   login(): Promise<LoginResponse>;
   /**
    * wx.request with the token attached, as a Promise. Logs in first when there
-   * is no unexpired token; on a 401 unauthorized / invalid_token /
-   * session_expired (or, without such a JSON body, with
-   * `WWW-Authenticate: Bearer realm="wechat_auth"`, as behind nginx's
-   * auth_request), logs in once more and retries once. Every HTTP status
-   * resolves; only network failures reject.
+   * is no unexpired token; on a 401 of wechat_auth's about the token
+   * (`WWW-Authenticate: Bearer realm="wechat_auth"`, and an error
+   * unauthorized / invalid_token / session_expired or a body that is not
+   * JSON, as behind nginx's auth_request), logs in once more and retries
+   * once. Every status the request gets resolves; it rejects on a network
+   * failure, or with an AuthError when a login it needs fails or `timeout`
+   * passes while it waits for one.
    */
   request<T = any>(options: RequestOptions): Promise<Response<T>>;
   /** Posts the detail to {routePrefix}/userinfo; resolves the decrypted object. */

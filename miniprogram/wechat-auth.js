@@ -14,8 +14,8 @@
 
 var DEFAULT_STORAGE_KEY = 'wechat_auth_token';
 
-// 401 error codes that mean "your token is no good, log in again". Other
-// 401s (e.g. invalid_code, or the upstream app's own 401) are not retried.
+// wechat_auth's 401 error codes that mean "your token is no good, log in
+// again". Its other 401s (invalid_code) are not retried.
 var RELOGIN_ERRORS = { unauthorized: true, invalid_token: true, session_expired: true };
 
 // wechat_auth's challenge on every 401: a Bearer challenge whose realm is
@@ -69,15 +69,17 @@ function headerValue(header, name) {
   return '';
 }
 
-// Whether a 401 says "log in again". wechat_auth's JSON error code decides
-// when there is one; a body that is not wechat_auth's JSON (nginx's
-// auth_request puts its own HTML page there) is judged by the challenge,
-// which nginx passes on: WWW-Authenticate: Bearer realm="wechat_auth".
+// Whether a 401 says "log in again". Only wechat_auth's own 401s do: each
+// carries its challenge, WWW-Authenticate: Bearer realm="wechat_auth"
+// (nginx's auth_request, Traefik and Envoy pass it on), and the upstream's
+// own 401s do not, whatever their error code. Among wechat_auth's, the JSON
+// error code tells a refused token from a refused phone code; nginx's
+// auth_request may put its own HTML page there instead, which is a token's.
 function needsLogin(res) {
   if (res.statusCode !== 401) return false;
+  if (!CHALLENGE.test(headerValue(res.header, 'www-authenticate'))) return false;
   var code = errorCode(res.data);
-  if (code !== undefined) return Object.prototype.hasOwnProperty.call(RELOGIN_ERRORS, code);
-  return CHALLENGE.test(headerValue(res.header, 'www-authenticate'));
+  return code === undefined || Object.prototype.hasOwnProperty.call(RELOGIN_ERRORS, code);
 }
 
 function httpError(res, what) {
@@ -89,6 +91,10 @@ function httpError(res, what) {
   err.statusCode = res.statusCode;
   err.code = code;
   err.data = data;
+  err.header = res.header;
+  // Seconds to wait before trying again, as a 429 or 503 says.
+  var wait = Number(headerValue(res.header, 'retry-after'));
+  if (headerValue(res.header, 'retry-after') !== '' && isFinite(wait) && wait >= 0) err.retryAfter = wait;
   return err;
 }
 
@@ -136,8 +142,12 @@ function createAuth(options) {
   var routePrefix = (options.routePrefix || '/wx').replace(/\/+$/, '');
   var storageKey = options.storageKey || DEFAULT_STORAGE_KEY;
   var explicitWx = options.wx;
+  var timeout = options.timeout;
 
   var loginInFlight = null;
+  // The login's record when wx.setStorageSync refused it (storage full):
+  // kept for this run of the mini program, so the login is not redone.
+  var unstored = null;
 
   function api() { return findWx(explicitWx); }
 
@@ -169,13 +179,23 @@ function createAuth(options) {
     if (token) header.Authorization = 'Bearer ' + token;
     var req = { url: url, method: 'POST', header: header };
     if (body !== undefined) req.data = body;
+    if (timeout) req.timeout = timeout;
     return send(req);
   }
 
   function storedRecord() {
     var raw;
-    try { raw = api().getStorageSync(storageKey); } catch (e) { return null; }
-    return readRecord(raw);
+    try { raw = api().getStorageSync(storageKey); } catch (e) { raw = null; }
+    return readRecord(raw) || unstored;
+  }
+
+  function store(rec) {
+    try {
+      api().setStorageSync(storageKey, rec);
+      unstored = null;
+    } catch (e) {
+      unstored = rec;
+    }
   }
 
   function usable(rec) {
@@ -207,7 +227,10 @@ function createAuth(options) {
     return wxLogin().then(function (code) {
       var body = { code: code };
       if (appid) body.appid = appid;
-      return postJSON(route('login'), body);
+      return postJSON(route('login'), body).catch(function (err) {
+        err.message = 'login: ' + err.message;
+        throw err;
+      });
     }).then(function (res) {
       var data = parseData(res.data);
       if (!ok(res.statusCode)) throw httpError(res, 'login');
@@ -221,7 +244,7 @@ function createAuth(options) {
       if (data.unionid) rec.unionid = data.unionid;
       var ttl = Number(data.expires_in);
       if (data.expires_in !== undefined && data.expires_in !== null && isFinite(ttl)) rec.expiresAt = Date.now() + ttl * 1000;
-      api().setStorageSync(storageKey, rec);
+      store(rec);
       return data;
     });
   }
@@ -254,8 +277,24 @@ function createAuth(options) {
     return login().then(function (d) { return d.token; });
   }
 
+  // p, or a rejection once ms have passed without it (no limit when ms is
+  // not a positive number).
+  function within(p, ms, what) {
+    if (!(ms > 0)) return p;
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () {
+        var err = new Error(what + ' timed out after ' + ms + ' ms');
+        err.errMsg = 'request:fail timeout';
+        reject(err);
+      }, ms);
+      p.then(function (v) { clearTimeout(timer); resolve(v); },
+        function (e) { clearTimeout(timer); reject(e); });
+    });
+  }
+
   function request(opts) {
     opts = opts || {};
+    var limit = opts.timeout || timeout;
     var base = {};
     Object.keys(opts).forEach(function (k) {
       if (k !== 'success' && k !== 'fail' && k !== 'complete') base[k] = opts[k];
@@ -266,17 +305,19 @@ function createAuth(options) {
       var req = Object.assign({}, base);
       req.header = headersWithout(opts.header, 'authorization');
       req.header.Authorization = 'Bearer ' + token;
+      if (limit && !req.timeout) req.timeout = limit;
       if (req.data !== undefined && typeof req.data === 'object' && !hasHeader(req.header, 'content-type')) {
         req.header['content-type'] = 'application/json';
       }
       return send(req);
     }
 
-    return ensureToken().then(function (token) {
+    // The wait for a login counts against the request's timeout too.
+    return within(ensureToken(), limit, 'login').then(function (token) {
       return attempt(token).then(function (res) {
         if (!needsLogin(res)) return res;
         // One silent re-login and one retry; a second 401 is returned as is.
-        return freshTokenAfter(token).then(attempt);
+        return within(freshTokenAfter(token), limit, 'login').then(attempt);
       });
     });
   }
@@ -331,6 +372,7 @@ function createAuth(options) {
       var rec = storedRecord();
       var call = rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
       return call.then(function () {
+        unstored = null;
         try { api().removeStorageSync(storageKey); } catch (e) { /* nothing to forget */ }
       });
     });
@@ -348,7 +390,14 @@ function createAuth(options) {
     }).then(function (res) {
       if (!ok(res.statusCode)) throw httpError(res, 'web/handoff');
       var d = parseData(res.data);
-      if (!d || typeof d.url !== 'string') throw httpError(res, 'web/handoff');
+      if (!d || typeof d.url !== 'string' || !d.url) {
+        var err = new Error('web/handoff answered HTTP ' + res.statusCode + ' without a link: the request ' +
+          'reached something other than wechat_auth\'s handoff (is web { … } set in the site\'s wechat_auth, ' +
+          'and routePrefix its route_prefix?)');
+        err.statusCode = res.statusCode;
+        err.data = d;
+        throw err;
+      }
       return d.url;
     });
   }

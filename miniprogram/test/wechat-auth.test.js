@@ -348,7 +348,11 @@ test('getUserInfo recovers from session_expired with one silent re-login', async
   server.routes['/wx/userinfo'] = () => {
     calls++;
     return calls === 1
-      ? { statusCode: 401, data: { error: 'session_expired', message: 'log in again' } }
+      ? {
+        statusCode: 401,
+        header: { 'WWW-Authenticate': 'Bearer realm="wechat_auth", error="invalid_token"' },
+        data: { error: 'session_expired', message: 'log in again' },
+      }
       : { statusCode: 200, data: { nickName: 'Mia' } };
   };
   await auth.login();
@@ -379,4 +383,85 @@ test('a refused login rejects with the server error and the next login tries aga
   const res = await auth.login();
   assert.equal(res.token, 'tok-1');
   assert.equal(wx.loginCalls, 2);
+});
+
+test('an upstream\'s own 401 is returned as it is, whatever its error code, and the request is sent once', async () => {
+  const { server, wx, auth } = setup();
+  server.routes['/api/orders'] = () => ({ statusCode: 401, data: { error: 'unauthorized', message: 'not a member' } });
+  server.routes['/api/shop'] = () => ({
+    statusCode: 401,
+    header: { 'WWW-Authenticate': 'Bearer realm="shop", error="invalid_token"' },
+    data: { error: 'invalid_token' },
+  });
+  await auth.login();
+  for (const url of ['/api/orders', '/api/shop']) {
+    const res = await auth.request({ url, method: 'POST', data: { order: 1 } });
+    assert.equal(res.statusCode, 401, url);
+  }
+  assert.equal(wx.loginCalls, 1);
+  assert.deepEqual(paths(wx), ['/wx/login', '/api/orders', '/api/shop']);
+  assert.equal(auth.getToken(), 'tok-1');
+});
+
+test('a login a request needs that is refused rejects the request, with Retry-After when the server gave one', async () => {
+  const server = createStubServer();
+  const wx = createStubWx((req) => (req.path === '/wx/login'
+    ? { statusCode: 503, header: { 'Retry-After': '7' }, data: { error: 'wechat_unavailable', message: 'try later' } }
+    : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => {
+    assert.equal(err.statusCode, 503);
+    assert.equal(err.code, 'wechat_unavailable');
+    assert.equal(err.retryAfter, 7);
+    return true;
+  });
+  assert.deepEqual(paths(wx), ['/wx/login']);
+});
+
+test('a request\'s timeout bounds its wait for the login, and the helper\'s timeout goes to the login', async () => {
+  const server = createStubServer();
+  const wx = createStubWx((req) => (req.path === '/wx/login' ? new Promise(() => {}) : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE, timeout: 5000 });
+  const started = Date.now();
+  await assert.rejects(auth.request({ url: '/api/me', timeout: 100 }), (err) => {
+    assert.match(err.message, /^login timed out after 100 ms/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 3000, 'rejected after the request\'s timeout, not the login\'s');
+  assert.equal(wx.requests[0].timeout, 5000);
+});
+
+test('a login that cannot reach the server says it was the login', async () => {
+  const wx = createStubWx(() => ({ fail: 'ECONNRESET' }));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => {
+    assert.match(err.message, /^login: wx\.request failed: request:fail ECONNRESET/);
+    return true;
+  });
+});
+
+test('when storage refuses the token, it is kept for this run and the next request does not log in again', async () => {
+  const { wx, auth } = setup();
+  wx.setStorageSync = () => { throw new Error('setStorageSync:fail exceed storage max size 10Mb'); };
+  const a = await auth.request({ url: '/api/a' });
+  const b = await auth.request({ url: '/api/b' });
+  assert.equal(a.statusCode, 200);
+  assert.equal(b.statusCode, 200);
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(auth.getToken(), 'tok-1');
+  await auth.logout();
+  assert.equal(auth.getToken(), null);
+});
+
+test('a handoff answered by something other than wechat_auth says what to check', async () => {
+  const { wx, auth } = setup();
+  await assert.rejects(auth.webviewURL('/shop/'), (err) => {
+    assert.match(err.message, /without a link.*web \{ … \}/);
+    assert.equal(err.statusCode, 200);
+    return true;
+  });
+  assert.deepEqual(paths(wx), ['/wx/login', '/wx/web/handoff']);
 });

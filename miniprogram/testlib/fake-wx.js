@@ -84,6 +84,7 @@ function createStubWx(handler) {
       path: new URL(url).pathname,
       header: Object.assign({}, opts.header),
       body: body === undefined ? undefined : decode(String(body)),
+      timeout: opts.timeout,
     };
     rec.authorization = headerValue(rec.header, 'authorization');
     wx.requests.push(rec);
