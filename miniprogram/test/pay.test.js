@@ -85,3 +85,23 @@ test('with a real merchant the pay button spreads payment into wx.requestPayment
     config.sandboxPay = true;
   }
 });
+
+test('a user who closes the payment sheet sees it cancelled, not failed', async () => {
+  const config = require(path.join(EXAMPLE, 'config.js'));
+  config.sandboxPay = false;
+  try {
+    const server = payServer();
+    const wx = createStubWx(server.handle);
+    wx.requestPayment = (opts) => opts.fail({ errMsg: 'requestPayment:fail cancel' });
+    for (const f of ['app.js', 'pages/index/index.js']) delete require.cache[path.join(EXAMPLE, f)];
+    const { page, shown } = loadExamplePage(wx);
+    page.onLoad();
+    await shown();
+    await tapPay(page);
+    await shown();
+    assert.equal(page.data.title, 'Payment cancelled');
+    assert.equal(page.data.result, 'requestPayment:fail cancel');
+  } finally {
+    config.sandboxPay = true;
+  }
+});

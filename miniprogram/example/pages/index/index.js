@@ -54,7 +54,9 @@ Page({
         return new Promise((resolve, reject) => wx.requestPayment(Object.assign({}, payment, { success: resolve, fail: reject })))
           .then(() => this.show('Paid', 'Your upstream learns it from the TRANSACTION.SUCCESS callback.'));
       })
-      .catch((err) => this.show('Payment failed', err.errMsg || err.message));
+      // wx.requestPayment fails with "requestPayment:fail cancel" when the
+      // user closes the payment sheet: nothing went wrong.
+      .catch((err) => this.show(/cancel/.test(err.errMsg || '') ? 'Payment cancelled' : 'Payment failed', err.errMsg || err.message));
   },
 
   logout() {
