@@ -141,6 +141,12 @@ func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, c
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, &UnavailableError{API: APIForward, Err: fmt.Errorf("HTTP status %d: WeChat does not redirect", resp.StatusCode)}
 	}
+	// net/http has decoded the gzip it asked for and dropped the header.
+	// A body still encoded (deflate, br, gzip twice) cannot be searched
+	// for the token, nor passed on without the header it needs.
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, &UnavailableError{API: APIForward, Err: errors.New("answer in a Content-Encoding the gateway did not ask for")}
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxForwardAnswer+1))
 	if err != nil {
 		return nil, &UnavailableError{API: APIForward, Err: stripURL(err)}

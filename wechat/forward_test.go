@@ -1,6 +1,9 @@
 package wechat_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"errors"
 	"net/http"
@@ -78,5 +81,60 @@ func TestForwardReplacesAnEchoedToken(t *testing.T) {
 	}
 	if !strings.Contains(string(a.Body), "access_token="+wechat.TokenPlaceholder) {
 		t.Fatalf("the token was not replaced: %s", a.Body)
+	}
+}
+
+// An answer still encoded after net/http's own gzip decoding cannot be
+// searched for an echoed token: it is never passed on. One the transport
+// decoded is, with the token replaced.
+func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
+	const tok = "TOKEN-do-not-leak"
+	echo := func(r *http.Request) []byte {
+		return []byte(`{"errcode":40029,"errmsg":"echo ` + r.URL.RequestURI() + `"}`)
+	}
+	for _, tc := range []struct {
+		encoding string
+		encode   func([]byte) []byte
+		passed   bool
+	}{
+		{"deflate", func(b []byte) []byte {
+			var buf bytes.Buffer
+			zw := zlib.NewWriter(&buf)
+			zw.Write(b)
+			zw.Close()
+			return buf.Bytes()
+		}, false},
+		{"br", func(b []byte) []byte { return b }, false},
+		{"gzip", func(b []byte) []byte {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write(b)
+			zw.Close()
+			return buf.Bytes()
+		}, true},
+		{"identity", func(b []byte) []byte { return b }, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == wechattest.PathStableToken {
+				w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", tc.encoding)
+			w.Write(tc.encode(echo(r)))
+		}))
+		c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+		a, err := c.Forward(context.Background(), appID, "POST", "/cgi-bin/message/subscribe/send", "", "application/json", []byte(`{}`))
+		srv.Close()
+		if !tc.passed {
+			var ue *wechat.UnavailableError
+			if !errors.As(err, &ue) || a != nil {
+				t.Errorf("%s: %+v %v, want unavailable and no answer", tc.encoding, a, err)
+			}
+			continue
+		}
+		if err != nil || a.Errcode != 40029 || bytes.Contains(a.Body, []byte(tok)) || !bytes.Contains(a.Body, []byte("access_token="+wechat.TokenPlaceholder)) {
+			t.Errorf("%s: %+v %v, want the answer with the token replaced", tc.encoding, a, err)
+		}
 	}
 }
