@@ -411,13 +411,18 @@ func answerResult(a *wechat.Answer) string {
 	return "ok"
 }
 
-// errcodeLabel keeps metric labels a bounded set whatever WeChat sends:
-// WeChat's errcodes are -1 and five or six digits.
+// errcodeLabels bounds the errcodes the gateway's metric counts under a
+// label of their own: a faulty or hostile api_base could answer a new one
+// every call.
+var errcodeLabels = metrics.Labels{Max: 100}
+
+// errcodeLabel is the metric's result for an errcode. WeChat's errcodes
+// are -1 and five or six digits.
 func errcodeLabel(code int) string {
 	if code < -1 || code > 999999 {
-		return "other"
+		return metrics.Other
 	}
-	return strconv.Itoa(code)
+	return errcodeLabels.Of(strconv.Itoa(code))
 }
 
 // answerWeChatError answers a call WeChat gave no usable answer to, or

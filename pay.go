@@ -573,6 +573,10 @@ func (g *PayGateway) answerError(w http.ResponseWriter, r *http.Request, label s
 	metrics.PayRequests.WithLabelValues(label, ae.Code()).Inc()
 }
 
+// payCodeLabels bounds the error codes the pay gateway's metric counts
+// under a label of their own.
+var payCodeLabels = metrics.Labels{Max: 100}
+
 // payResult is the metric's result of a verified answer: ok, WeChat
 // Pay's error code, or unavailable for a 5xx without one. Labels stay a
 // bounded set whatever WeChat Pay sends.
@@ -584,7 +588,7 @@ func payResult(status int, answer []byte) string {
 		Code string `json:"code"`
 	}
 	if json.Unmarshal(answer, &e) == nil && e.Code != "" && len(e.Code) <= 40 && strings.Trim(e.Code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == "" {
-		return e.Code
+		return payCodeLabels.Of(e.Code)
 	}
 	if status >= 500 {
 		return "unavailable"
