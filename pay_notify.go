@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/outbox"
 	"github.com/caddy-wechat/wechatauth/internal/wxpay"
+	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -157,6 +158,9 @@ func (n *PayNotify) open(r *http.Request, body []byte, now time.Time) (*payEvent
 	}
 	if note.ID == "" || len(note.ID) > 128 {
 		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification has no usable id"))
+	}
+	if wechat.RepeatsMember(note.Decrypted) {
+		return nil, errors.Join(wxpay.ErrVerification, errors.New("the notification gives a member twice"))
 	}
 	ev := &payEvent{id: note.ID, eventType: note.EventType, body: out}
 	// X-WX-MCHID says whose money this is: a body naming another merchant

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
 	"github.com/caddy-wechat/wechatauth/internal/msgcrypt"
 	"github.com/caddy-wechat/wechatauth/internal/outbox"
+	"github.com/caddy-wechat/wechatauth/wechat"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -272,8 +273,11 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 // (delivered, queued, or one taken before).
 func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg []byte, format msgcrypt.Format) bool {
 	ev, plain, err := msgcrypt.ParseEvent(msg)
+	if err == nil && plain == msgcrypt.JSON && wechat.RepeatsMember(msg) {
+		err = msgcrypt.ErrMalformed
+	}
 	if err != nil {
-		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON."))
+		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON, or gives a field twice."))
 		return false
 	}
 	if !headerSafe(ev.FromUserName, ev.MsgID, ev.CreateTime, ev.Event, ev.TraceID) {

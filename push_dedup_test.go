@@ -154,6 +154,43 @@ func TestPushWithUnsendableHeaderIsRefused(t *testing.T) {
 	}
 }
 
+// TestPushGivingAFieldTwiceIsRefused: a verified push that names its
+// sender (or another field the delivery reads) twice would reach the
+// upstream with X-WX-OPENID naming one copy and a body whose reader may
+// take the other; it is refused 400 and nothing is queued. One copy each
+// is delivered.
+func TestPushGivingAFieldTwiceIsRefused(t *testing.T) {
+	to, got := pushRecorder(t)
+	p := newTestPush(t, "wxrepeatapp0000a", to)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	const a, b = "oUSERAAAAAAAAAAAAAAAAAAAAAAAA", "oUSERBBBBBBBBBBBBBBBBBBBBBBBB"
+	for i, body := range []string{
+		`<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[` + a + `]]></FromUserName><FromUserName><![CDATA[` + b + `]]></FromUserName><CreateTime>` + ts + `</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>24000000000000000011</MsgId></xml>`,
+		`<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[` + a + `]]></FromUserName><CreateTime>` + ts + `</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>24000000000000000012</MsgId><MsgId>24000000000000000013</MsgId></xml>`,
+		`{"ToUserName":"gh_aaaaaaaaaaaa","FromUserName":"` + a + `","FromUserName":"` + b + `","CreateTime":` + ts + `,"MsgType":"text","Content":"hi","MsgId":24000000000000000014}`,
+		`{"ToUserName":"gh_aaaaaaaaaaaa","FromUserName":"` + a + `","fromusername":"` + b + `","CreateTime":` + ts + `,"MsgType":"text","Content":"hi","MsgId":24000000000000000015}`,
+	} {
+		w := servePlainPush(t, p, fmt.Sprint(3100+i), []byte(body))
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("push %d: %d %s, want 400", i, w.Code, w.Body)
+		}
+	}
+	if d := got(); len(d) != 0 {
+		t.Fatalf("%d deliveries, want none", len(d))
+	}
+	for i, body := range []string{
+		`<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[` + a + `]]></FromUserName><CreateTime>` + ts + `</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>24000000000000000016</MsgId></xml>`,
+		`{"ToUserName":"gh_aaaaaaaaaaaa","FromUserName":"` + a + `","CreateTime":` + ts + `,"MsgType":"text","Content":"hi","MsgId":24000000000000000017}`,
+	} {
+		if w := servePlainPush(t, p, fmt.Sprint(3200+i), []byte(body)); w.Code != http.StatusOK {
+			t.Errorf("push with one copy of each field %d: %d %s, want 200", i, w.Code, w.Body)
+		}
+	}
+	if d := got(); len(d) != 2 {
+		t.Fatalf("%d deliveries of the well-formed pushes, want 2", len(d))
+	}
+}
+
 // Two receivers on one store with other settings share its outbox. A push
 // the first one queued keeps that receiver's retry_for and assertion,
 // whoever retries it: the second one's shorter retry_for does not drop

@@ -190,10 +190,19 @@ func TestPayNotifyRefusesWhatDoesNotVerify(t *testing.T) {
 		t.Fatalf("a notification with a numeric mchid: %v", err)
 	}
 
+	// A payer given twice: X-WX-OPENID would name one, and an upstream
+	// reading the body's first copy the other.
+	twicePlain := bytes.Replace(transactionPlaintext(newTradeNo(), "oPayer1"), []byte(`"payer":{`), []byte(`"payer":{"openid":"oPayer2"},"payer":{`), 1)
+	twice, err := ps.Pay.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", twicePlain)
+	if err != nil || !bytes.Contains(twicePlain, []byte("oPayer2")) {
+		t.Fatalf("a notification giving its payer twice: %v", err)
+	}
+
 	for name, n := range map[string]wechattest.PayNotification{
 		"bad signature": bad, "SIGNTEST probe": probe, "10 minutes old": old,
 		"WeChat's 2021 sample replayed": sample, "tampered ciphertext": tampered,
 		"another merchant's": otherMerchant, "merchant as a number": numMerchant,
+		"payer given twice": twice,
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, postNotification(t, ps.Base, n)) })
 	}

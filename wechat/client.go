@@ -273,7 +273,7 @@ func (c *Client) call(ctx context.Context, api, method, pathAndQuery string, bod
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &UnavailableError{API: api, Err: errors.New("answer is not JSON")}
 	}
-	if repeatsMember(raw) {
+	if RepeatsMember(raw) {
 		return &UnavailableError{API: api, Err: errors.New("answer gives a member twice")}
 	}
 	if code := out.errcode(); code != 0 {

@@ -7,14 +7,15 @@ import (
 	"unicode/utf8"
 )
 
-// repeatsMember reports whether an object anywhere in the JSON text raw
+// RepeatsMember reports whether an object anywhere in the JSON text raw
 // gives a member twice, names compared as encoding/json matches them to
 // struct fields (case-insensitively), which keeps the last one. WeChat
-// never repeats a member; an answer that does was made or altered by
-// someone else (an egress proxy, a hostile api_base), and which copy
-// counts would be the reader's guess. Malformed JSON is left to the
-// decoder: it reports false.
-func repeatsMember(raw []byte) bool {
+// never repeats a member, in an API answer, a push or a pay notification;
+// a text that does was made or altered by someone else (an egress proxy,
+// a hostile api_base, whoever holds a push's or merchant's key), and
+// which copy counts would be each reader's guess. Malformed JSON is left
+// to the decoder: it reports false.
+func RepeatsMember(raw []byte) bool {
 	type container struct {
 		names    map[string]bool // nil for an array
 		wantName bool            // an object's next token is a member name

@@ -19,7 +19,8 @@ type Event struct {
 }
 
 // ParseEvent reads those fields from a plaintext push, XML or JSON. Any
-// field may be absent; a body that is neither format is ErrMalformed.
+// field may be absent; a body that is neither format, or XML that gives
+// one of the fields twice, is ErrMalformed.
 func ParseEvent(plaintext []byte) (Event, Format, error) {
 	f, err := Sniff(plaintext)
 	if err != nil {
@@ -33,7 +34,7 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 			Event        string `xml:"Event"`
 			TraceID      string `xml:"trace_id"`
 		}
-		if err := xml.Unmarshal(plaintext, &x); err != nil {
+		if err := xml.Unmarshal(plaintext, &x); err != nil || repeatsField(plaintext) {
 			return Event{}, 0, ErrMalformed
 		}
 		return Event{
@@ -64,6 +65,38 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 		}
 	}
 	return e, JSON, nil
+}
+
+// repeatsField reports whether the root element of the XML text x holds
+// one of the event's fields twice. WeChat never does; encoding/xml keeps
+// the last, and an upstream reading the first would see another sender
+// than X-WX-OPENID names.
+func repeatsField(x []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(x))
+	seen := map[string]bool{}
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth != 2 {
+				continue
+			}
+			switch n := t.Name.Local; n {
+			case "FromUserName", "MsgId", "CreateTime", "Event", "trace_id":
+				if seen[n] {
+					return true
+				}
+				seen[n] = true
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
 
 // jsonScalar reads a JSON string or number as the text it is written with,
