@@ -22,6 +22,11 @@ var RELOGIN_ERRORS = { unauthorized: true, invalid_token: true, session_expired:
 // wechat_auth, among any other challenges and parameters.
 var CHALLENGE = /(?:^|,)\s*bearer\s+(?:[a-z0-9_.-]+\s*=\s*(?:"[^"]*"|[^\s,"]*)\s*,\s*)*realm\s*=\s*"wechat_auth"\s*(?:,|$)/i;
 
+// After a fresh token was refused too (a proxy dropping Authorization, a
+// server refusing every token), this long without a new login: each
+// login costs a wx.login and a code exchange against WeChat's quota.
+var REFUSED_FRESH_MS = 30 * 1000;
+
 // A token this close to its expiry is treated as expired, so a request does
 // not leave with a token that runs out on the way.
 var EXPIRY_MARGIN_MS = 30 * 1000;
@@ -148,6 +153,9 @@ function createAuth(options) {
   // The login's record when wx.setStorageSync refused it (storage full):
   // kept for this run of the mini program, so the login is not redone.
   var unstored = null;
+  // When a token from a re-login was refused right away; 0 once a request
+  // gets through.
+  var refusedFresh = 0;
 
   function api() { return findWx(explicitWx); }
 
@@ -315,9 +323,16 @@ function createAuth(options) {
     // The wait for a login counts against the request's timeout too.
     return within(ensureToken(), limit, 'login').then(function (token) {
       return attempt(token).then(function (res) {
-        if (!needsLogin(res)) return res;
+        if (!needsLogin(res)) {
+          refusedFresh = 0;
+          return res;
+        }
+        if (refusedFresh && Date.now() - refusedFresh < REFUSED_FRESH_MS) return res;
         // One silent re-login and one retry; a second 401 is returned as is.
-        return within(freshTokenAfter(token), limit, 'login').then(attempt);
+        return within(freshTokenAfter(token), limit, 'login').then(attempt).then(function (again) {
+          if (needsLogin(again)) refusedFresh = Date.now();
+          return again;
+        });
       });
     });
   }

@@ -465,3 +465,17 @@ test('a handoff answered by something other than wechat_auth says what to check'
   });
   assert.deepEqual(paths(wx), ['/wx/login', '/wx/web/handoff']);
 });
+
+test('when even a fresh token is refused, later requests do not log in again for a while', async () => {
+  const { server, wx, auth } = setup();
+  server.refuseAll = true; // as behind a proxy that drops Authorization
+  for (let i = 0; i < 10; i++) {
+    const res = await auth.request({ url: '/api/me' });
+    assert.equal(res.statusCode, 401);
+  }
+  assert.equal(wx.loginCalls, 2, 'the first request\'s login and re-login only');
+  server.refuseAll = false;
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 200, 'a token the server takes again works at once');
+  assert.equal(wx.loginCalls, 2);
+});
