@@ -318,8 +318,14 @@ func (h *Handler) checkConfig() error {
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("wechat_auth: max_sessions must be positive")
 	}
+	if h.MaxSessions > session.MaxSessionsLimit {
+		return fmt.Errorf("wechat_auth: max_sessions is at most %d (its cache would take more memory than a process should); with more users, use store redis, which keeps every session whatever its cache holds", session.MaxSessionsLimit)
+	}
 	if !strings.HasPrefix(h.RoutePrefix, "/") {
 		return fmt.Errorf("wechat_auth: route_prefix must start with '/': %q", h.RoutePrefix)
+	}
+	if !plainPrefix(h.RoutePrefix) {
+		return fmt.Errorf("wechat_auth: route_prefix %q: write a plain path such as /wx or /api/auth, its segments of letters, digits, '-', '_', '.' and '~', none of them . or ..", h.RoutePrefix)
 	}
 	for _, d := range []struct {
 		name string
@@ -329,9 +335,16 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
 		}
 	}
+	repl := caddy.NewReplacer()
 	for _, p := range h.PublicPaths {
-		if p == "" {
-			return fmt.Errorf("wechat_auth: public: an empty path matches nothing; write /path, /prefix/* or *suffix")
+		// Placeholders other than env, file and system ones are left
+		// for the request, as Caddy's path matcher does.
+		resolved := repl.ReplaceKnown(p, "")
+		if resolved == "" {
+			return fmt.Errorf("wechat_auth: public: %q matches nothing (empty, or a placeholder that resolves to nothing); write /path, /prefix/* or *suffix", p)
+		}
+		if resolved[0] != '/' && resolved[0] != '*' && resolved[0] != '{' {
+			return fmt.Errorf("wechat_auth: public: %q matches no request path, which starts with '/'; write /path, /prefix/* or *suffix", p)
 		}
 	}
 	seen := map[string]bool{http.CanonicalHeaderKey(idheader.Source): true}
@@ -349,6 +362,27 @@ func (h *Handler) checkConfig() error {
 		seen[c] = true
 	}
 	return nil
+}
+
+// plainPrefix reports whether a route prefix ("/" or "/a/b", as
+// setDefaults leaves it) is made of segments of RFC 3986's unreserved
+// characters, none of them "." or "..": a request path matches it as
+// written, with nothing a client, Caddy or a proxy reads another way.
+func plainPrefix(p string) bool {
+	if p == "/" {
+		return true
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for _, c := range seg {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-_.~", c)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // reservedHeaders are request headers that cannot carry an identity: the
@@ -412,6 +446,10 @@ func (h *shared) storeConn() (*redisstore.Conn, error) {
 	var conn *redisstore.Conn
 	var err error
 	switch {
+	case raw == "" && strings.TrimSpace(h.storeURL) != "":
+		// Quietly the memory store, instances would stop sharing
+		// sessions and logouts.
+		return nil, h.errorf("store %s resolves to nothing: set it, or write store memory", h.storeURL)
 	case h.redis != nil && raw != "" && raw != "redis":
 		return nil, h.errorf("store: Redis is given both as a URL (or memory) and as a redis block; keep one")
 	case h.redis != nil:

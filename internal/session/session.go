@@ -68,6 +68,11 @@ type Store interface {
 // Default capacity of the in-memory session store.
 const DefaultMaxSessions = 100_000
 
+// MaxSessionsLimit bounds max_sessions: the cache's admission counters
+// take about 40 bytes per session of capacity before any is stored, and
+// ten times the limit would be gigabytes.
+const MaxSessionsLimit = 10_000_000
+
 // Memory keeps sessions in an in-process ristretto cache. It lives in
 // a caddy.UsagePool, so a config reload keeps every session.
 type Memory struct {
