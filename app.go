@@ -204,10 +204,15 @@ func (a *WeChatApp) sharedConfig() sharedConfig {
 //	}
 //
 // (app_id and app_secret are read too, as in wechat_auth.)
-func parseWeChatOption(d *caddyfile.Dispenser, _ any) (any, error) {
+func parseWeChatOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
+	}
+	if existing != nil {
+		// The second block would replace the first whole, and its apps,
+		// keys and merchants with it.
+		return nil, d.Err("the wechat global option is given twice: write one wechat { … } block")
 	}
 	var sc sharedConfig
 	var merchants []Merchant

@@ -352,4 +352,8 @@ func TestCaddyfileWeChatGlobalOption(t *testing.T) {
 	if _, err := adapt(t, "{\n\twechat {\n\t\troute_prefix /x\n\t}\n}\n:8080 {\n\trespond ok\n}"); err == nil || !strings.Contains(err.Error(), `unknown subdirective "route_prefix"`) {
 		t.Fatalf("a handler-only line in the wechat option: %v", err)
 	}
+	// A second block would replace the first, its apps and keys with it.
+	if _, err := adapt(t, "{\n\twechat {\n\t\tapp wx1234567890abcdef {env.S}\n\t}\n\twechat {\n\t\tsandbox\n\t}\n}\n:8080 {\n\trespond ok\n}"); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Fatalf("two wechat blocks: %v", err)
+	}
 }

@@ -294,6 +294,11 @@ func (h *shared) check() error {
 	if h.keyRotation < 0 {
 		return h.errorf("key_rotation must be a positive duration, not %s", time.Duration(h.keyRotation))
 	}
+	if h.keyRotation > 0 && time.Duration(h.keyRotation) < time.Second {
+		// The ring keeps every key whose tokens may still be valid:
+		// token_ttl / key_rotation of them, each rewritten in storage.
+		return h.errorf("key_rotation %s is shorter than a second; rotate every few days (720h is a month)", time.Duration(h.keyRotation))
+	}
 	if h.keyRotation > 0 && h.signingKey != "" {
 		return h.errorf("key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
 	}

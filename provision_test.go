@@ -32,6 +32,7 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 		"short previous key":             {Handler{SigningKey: ringKeyNew, PreviousSigningKeys: []string{"short"}}, "previous signing key 1 is 5 bytes"},
 		"previous without current":       {Handler{PreviousSigningKeys: []string{ringKeyOld}}, "without signing_key"},
 		"negative rotation":              {Handler{KeyRotation: caddy.Duration(-time.Hour)}, "key_rotation must be a positive duration"},
+		"rotation every nanosecond":      {Handler{KeyRotation: caddy.Duration(time.Nanosecond)}, "shorter than a second"},
 	} {
 		h := tc.h
 		h.Sandbox = true
