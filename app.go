@@ -190,6 +190,43 @@ func (a *WeChatApp) sharedConfig() sharedConfig {
 	}
 }
 
+// forHandler returns the shared settings a handler uses, given its own
+// lines: those when it has any, else the app's; the two never mix. A
+// handler whose only lines name apps by app_id with no secret (app_id
+// wx…, a reference) uses the app's settings with just those apps, as the
+// app holds them (in sandbox, any app id).
+func (a *WeChatApp) forHandler(own sharedConfig) sharedConfig {
+	if !a.hasSettings() {
+		return own
+	}
+	if !own.hasLines() {
+		return a.sharedConfig()
+	}
+	refs := own
+	refs.apps = nil
+	if len(own.apps) == 0 || refs.hasLines() {
+		return own
+	}
+	picked := make([]App, 0, len(own.apps))
+	for _, ref := range own.apps {
+		if ref.AppSecret != "" {
+			return own
+		}
+		i := slices.IndexFunc(a.Apps, func(x App) bool { return x.AppID == ref.AppID })
+		switch {
+		case i >= 0:
+			picked = append(picked, a.Apps[i])
+		case a.Sandbox:
+			picked = append(picked, App{AppID: ref.AppID})
+		default:
+			return own
+		}
+	}
+	sc := a.sharedConfig()
+	sc.apps = picked
+	return sc
+}
+
 // parseWeChatOption reads the `wechat` global option:
 //
 //	wechat {

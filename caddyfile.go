@@ -199,6 +199,12 @@ type sharedConfig struct {
 	PreviousSigningKeys []string
 }
 
+// hasLines reports whether c names any shared setting.
+func (c *sharedConfig) hasLines() bool {
+	return len(c.apps) > 0 || c.APIBase != "" || c.Sandbox || c.Timeout != 0 || c.Store != "" ||
+		c.Redis != nil || c.SigningKey != "" || len(c.PreviousSigningKeys) > 0
+}
+
 // line reads the current subdirective when it is a shared one, and
 // reports whether it was.
 func (c *sharedConfig) line(d *caddyfile.Dispenser) (bool, error) {

@@ -140,15 +140,13 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	own := g.hasSharedLines()
-	if own && !g.Sandbox {
+	own := g.ownShared()
+	if own.hasLines() && !g.Sandbox {
 		warnLiteralSecrets(g.logger, "wechat_api", sharedSecretFields(g.Apps, g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys)...)
 	}
-	if app.hasSettings() && !own {
-		sc := app.sharedConfig()
-		g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
-		g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
-	}
+	sc := app.forHandler(own)
+	g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	// The settings wechat_auth shares with the gateway are judged and
 	// provisioned by the same code as there, errors naming wechat_api.
 	sh := &g.sh
@@ -198,11 +196,12 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// hasSharedLines reports whether the gateway names any shared setting of
-// its own; if not, it uses the wechat app's.
-func (g *APIGateway) hasSharedLines() bool {
-	return len(g.Apps) > 0 || g.APIBase != "" || g.Sandbox || g.Timeout != 0 || g.Store != "" ||
-		g.Redis != nil || g.SigningKey != "" || len(g.PreviousSigningKeys) > 0
+// ownShared returns the shared settings the gateway names itself.
+func (g *APIGateway) ownShared() sharedConfig {
+	return sharedConfig{
+		apps: g.Apps, APIBase: g.APIBase, Sandbox: g.Sandbox, Timeout: g.Timeout, Store: g.Store,
+		Redis: g.Redis, SigningKey: g.SigningKey, PreviousSigningKeys: g.PreviousSigningKeys,
+	}
 }
 
 // tokenPaths are never forwarded, in any spelling.

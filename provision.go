@@ -106,17 +106,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
-	own := h.hasSharedLines()
+	own := h.ownShared()
 	secrets := []string{"assertion_key", h.AssertionKey}
-	if own && !h.Sandbox {
+	if own.hasLines() && !h.Sandbox {
 		secrets = append(sharedSecretFields(h.Apps, h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys), secrets...)
 	}
 	warnLiteralSecrets(ctx.Logger(), "wechat_auth", secrets...)
-	if app.hasSettings() && !own {
-		sc := app.sharedConfig()
-		h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
-		h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
-	}
+	sc := app.forHandler(own)
+	h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
+	h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	h.logger = ctx.Logger()
 	h.audit = newAuditLogger(ctx)
 	h.configErrorsLogged = new(sync.Map)
@@ -598,11 +596,12 @@ func storeSecretFields(store string, rc *RedisConfig) []string {
 	return fields
 }
 
-// hasSharedLines reports whether the handler names any shared setting of
-// its own; if not, it uses the wechat app's. The two never mix.
-func (h *Handler) hasSharedLines() bool {
-	return len(h.Apps) > 0 || h.APIBase != "" || h.Sandbox || h.Timeout != 0 || h.Store != "" ||
-		h.Redis != nil || h.SigningKey != "" || len(h.PreviousSigningKeys) > 0
+// ownShared returns the shared settings the handler names itself.
+func (h *Handler) ownShared() sharedConfig {
+	return sharedConfig{
+		apps: h.Apps, APIBase: h.APIBase, Sandbox: h.Sandbox, Timeout: h.Timeout, Store: h.Store,
+		Redis: h.Redis, SigningKey: h.SigningKey, PreviousSigningKeys: h.PreviousSigningKeys,
+	}
 }
 
 // takeShared copies the Handler's shared settings into h.shared.

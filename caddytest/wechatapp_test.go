@@ -105,3 +105,30 @@ func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
 	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "global-app-user", "appid": globalApp}),
 		http.StatusBadRequest, "invalid_request")
 }
+
+// A handler whose only line is `app_id <appid>` (no secret) names one of
+// the wechat app's apps: it uses the app's settings, that app's secret,
+// and serves that app alone.
+func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
+	const otherApp, otherSecret = "wxglobalapp000002", "secret-of-the-other-app-81c2"
+	st := &stack{Base: siteBase}
+	st.WeChat, st.WeChatURL = startWeChat(t, optsSingleUse)
+	st.Upstream = startUpstream(t)
+	st.WeChat.AddApp(testAppID, testSecret)
+	st.WeChat.AddApp(otherApp, otherSecret)
+	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tsigning_key %s\n\t}\n",
+		otherApp, otherSecret, testAppID, testSecret, st.WeChatURL, testTimeout, testSigningKey)
+	st.Caddyfile = globalOptions(app) + wechatSite(siteBase, "\t\tapp_id "+testAppID, st.Upstream.Addr, "")
+	loadCaddy(t, st.Caddyfile)
+
+	u := st.addUser("named-app-user")
+	lr := st.login(t, "named-app-user") // no appid field: the one app it serves
+	r := get(t, st.Base+"/api/profile", lr.Token)
+	wantStatus(t, r, http.StatusOK)
+	if got := r.Seen(t).Header.Get("X-Wx-Appid"); got != testAppID || lr.OpenID != u.OpenID {
+		t.Fatalf("the upstream got appid %q (openid %q), want %s (%s)", got, lr.OpenID, testAppID, u.OpenID)
+	}
+	st.WeChat.AddCode(otherApp, "other-app-user", wechattest.User{OpenID: randomOpenID()})
+	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "other-app-user", "appid": otherApp}),
+		http.StatusBadRequest, "invalid_request")
+}
