@@ -419,7 +419,14 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 		ring := h.tokens.Ring()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
-			return redisstore.New(conn, ring, h.maxSessions, h.logger)
+			st, err := redisstore.New(conn, ring, h.maxSessions, h.logger)
+			if err != nil {
+				return nil, err
+			}
+			if err := st.CarryMemoryStore(context.Background(), ctx.Storage()); err != nil {
+				h.logger.Warn("could not carry all the memory store's logouts and user records (kept in Caddy's storage) into Redis; tried again at the next start", zap.Error(err))
+			}
+			return st, nil
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
