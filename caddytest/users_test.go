@@ -278,3 +278,42 @@ func TestAdminBanWithMemoryStoreSurvivesRestart(t *testing.T) {
 	m.Restart()
 	wantStatus(t, login(), http.StatusOK)
 }
+
+// A deployment that moves from the memory store to Redis by a reload
+// keeps its logouts and bans: the logged-out token stays refused, the
+// banned user cannot log in, on the instance that moved and on another
+// that shares only Redis.
+func TestMovingToRedisByAReloadKeepsLogoutsAndBans(t *testing.T) {
+	srv := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	global := "\tstorage file_system " + t.TempDir()
+	keyLine := "\t\tsigning_key " + testSigningKey
+	m := multiNew(t, "M", global, usrSite(wechatURL, up.Addr, keyLine))
+	m.Start()
+	n := 0
+	login := func(base, openid string) *reply {
+		n++
+		code := fmt.Sprintf("move-code-%d", n)
+		fake.AddCode(testAppID, code, wechattest.User{OpenID: openid})
+		return postJSON(t, base+"/wx/login", "", map[string]string{"code": code})
+	}
+	leaver, banned := randomOpenID(), randomOpenID()
+	r := login(m.Base, leaver)
+	wantStatus(t, r, http.StatusOK)
+	out := r.Object(t)["token"].(string)
+	wantStatus(t, postJSON(t, m.Base+"/wx/logout", out, nil), http.StatusNoContent)
+	wantStatus(t, login(m.Base, banned), http.StatusOK)
+	wantStatus(t, usrAdmin(t, m, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": testAppID, "openid": banned}), http.StatusOK)
+
+	redisSite := usrSite(wechatURL, up.Addr, keyLine+"\n\t\tstore redis "+srv.URL)
+	m.Load(t, m.Caddyfile(global, redisSite))
+	other := multiNew(t, "O", "", redisSite)
+	other.Start()
+	for _, base := range []string{m.Base, other.Base} {
+		wantError(t, get(t, base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
+		wantError(t, login(base, banned), http.StatusForbidden, "user_blocked")
+		wantStatus(t, login(base, leaver), http.StatusOK)
+	}
+}
