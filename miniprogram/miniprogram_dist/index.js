@@ -27,6 +27,12 @@ var CHALLENGE = /(?:^|,)\s*bearer\s+(?:[a-z0-9_.-]+\s*=\s*(?:"[^"]*"|[^\s,"]*)\s
 // login costs a wx.login and a code exchange against WeChat's quota.
 var REFUSED_FRESH_MS = 30 * 1000;
 
+// A login refused for a reason another login at once would meet again
+// (a ban, WeChat's rate limit, the server or WeChat down) is not tried
+// again for the answer's Retry-After, or this long without one.
+var LOGIN_HOLD_MS = 30 * 1000;
+var HELD_STATUSES = { 403: true, 429: true, 500: true, 502: true, 503: true, 504: true };
+
 // A token this close to its expiry is treated as expired, so a request does
 // not leave with a token that runs out on the way.
 var EXPIRY_MARGIN_MS = 30 * 1000;
@@ -150,6 +156,9 @@ function createAuth(options) {
   var timeout = options.timeout;
 
   var loginInFlight = null;
+  // The last refused login and until when it holds (see LOGIN_HOLD_MS).
+  var heldError = null;
+  var heldUntil = 0;
   // The login's record when wx.setStorageSync refused it (storage full):
   // kept for this run of the mini program, so the login is not redone.
   var unstored = null;
@@ -192,9 +201,10 @@ function createAuth(options) {
   }
 
   function storedRecord() {
+    if (unstored) return unstored;
     var raw;
-    try { raw = api().getStorageSync(storageKey); } catch (e) { raw = null; }
-    return readRecord(raw) || unstored;
+    try { raw = api().getStorageSync(storageKey); } catch (e) { return null; }
+    return readRecord(raw);
   }
 
   function store(rec) {
@@ -203,6 +213,8 @@ function createAuth(options) {
       unstored = null;
     } catch (e) {
       unstored = rec;
+      // What storage still holds is an older token.
+      try { api().removeStorageSync(storageKey); } catch (e2) { /* kept in memory all the same */ }
     }
   }
 
@@ -260,10 +272,20 @@ function createAuth(options) {
   // Every caller while a login is under way gets that same login: one
   // wx.login, one POST /login.
   function login() {
+    if (!loginInFlight && heldError && Date.now() < heldUntil) return Promise.reject(heldError);
     if (!loginInFlight) {
       loginInFlight = doLogin();
       var clear = function () { loginInFlight = null; };
-      loginInFlight.then(clear, clear);
+      loginInFlight.then(function () {
+        heldError = null;
+        clear();
+      }, function (err) {
+        if (err && HELD_STATUSES[err.statusCode]) {
+          heldError = err;
+          heldUntil = Date.now() + (typeof err.retryAfter === 'number' ? err.retryAfter * 1000 : LOGIN_HOLD_MS);
+        }
+        clear();
+      });
     }
     return loginInFlight;
   }

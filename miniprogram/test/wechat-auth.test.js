@@ -479,3 +479,63 @@ test('when even a fresh token is refused, later requests do not log in again for
   assert.equal(res.statusCode, 200, 'a token the server takes again works at once');
   assert.equal(wx.loginCalls, 2);
 });
+
+// Runs f with Date.now ms ahead.
+async function later(ms, f) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + ms;
+  try {
+    return await f();
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+test('the 30 s without a new login ends: then a refused token gets one re-login again', async () => {
+  const { server, wx, auth } = setup();
+  server.refuseAll = true;
+  await auth.request({ url: '/api/me' });
+  await auth.request({ url: '/api/me' });
+  assert.equal(wx.loginCalls, 2);
+  server.refuseAll = false;
+  server.tokens.clear(); // every token revoked, say by a restart without Redis
+  const res = await later(31 * 1000, () => auth.request({ url: '/api/me' }));
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.loginCalls, 3);
+});
+
+test('when storage is full and holds an older token, the new one is used and logged out', async () => {
+  const { server, wx, auth } = setup();
+  wx.setStorageSync(KEY, { token: 'tok-revoked', expiresAt: future() });
+  wx.setStorageSync = () => { throw new Error('setStorageSync:fail exceed storage max size 10Mb'); };
+  for (const url of ['/api/a', '/api/b', '/api/c']) {
+    const res = await auth.request({ url });
+    assert.equal(res.statusCode, 200, url);
+  }
+  assert.equal(wx.loginCalls, 1);
+  assert.equal(auth.getToken(), 'tok-1');
+  await auth.logout();
+  assert.equal(server.tokens.has('tok-1'), false, 'logout revoked the live token');
+});
+
+test('a login refused for a ban is not tried again for 30 s; one refused with Retry-After waits that long', async () => {
+  const server = createStubServer();
+  let answer = { statusCode: 403, data: { error: 'user_blocked', message: 'banned' } };
+  const wx = createStubWx((req) => (req.path === '/wx/login' && answer ? answer : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'user_blocked');
+  }
+  assert.equal(wx.loginCalls, 1, 'one wx.login for three requests');
+  answer = { statusCode: 429, header: { 'Retry-After': '60' }, data: { error: 'rate_limited', message: 'slow down' } };
+  await later(31 * 1000, async () => {
+    await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'rate_limited' && err.retryAfter === 60);
+    await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'rate_limited');
+  });
+  assert.equal(wx.loginCalls, 2);
+  answer = null;
+  const res = await later((31 + 61) * 1000, () => auth.request({ url: '/api/me' }));
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.loginCalls, 3);
+});
