@@ -328,7 +328,7 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("wechat_auth: route_prefix must start with '/': %q", h.RoutePrefix)
 	}
 	if !plainPrefix(h.RoutePrefix) {
-		return fmt.Errorf("wechat_auth: route_prefix %q: write a plain path such as /wx or /api/auth, its segments of letters, digits, '-', '_', '.' and '~', none of them . or ..", h.RoutePrefix)
+		return fmt.Errorf("wechat_auth: route_prefix %q: write a plain path such as /wx or /api/auth, its segments of letters, digits, '-', '_', '.' and '~', none of them \".\" or \"..\"", h.RoutePrefix)
 	}
 	for _, d := range []struct {
 		name string
