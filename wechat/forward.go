@@ -133,6 +133,9 @@ func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, c
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// The answer must come as it is, to be searched for the token: net/http
+	// would otherwise ask for gzip and decode only one layer of it.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, &UnavailableError{API: APIForward, Err: stripURL(err)}
@@ -141,10 +144,9 @@ func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, c
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, &UnavailableError{API: APIForward, Err: fmt.Errorf("HTTP status %d: WeChat does not redirect", resp.StatusCode)}
 	}
-	// net/http has decoded the gzip it asked for and dropped the header.
-	// A body still encoded (deflate, br, gzip twice) cannot be searched
-	// for the token, nor passed on without the header it needs.
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	// An encoded body (gzip, deflate, br, in any header line) cannot be
+	// searched for the token, nor passed on without the header it needs.
+	if !identityEncoded(resp.Header) {
 		return nil, &UnavailableError{API: APIForward, Err: errors.New("answer in a Content-Encoding the gateway did not ask for")}
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxForwardAnswer+1))
@@ -160,6 +162,19 @@ func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, c
 		Body:        raw,
 		Errcode:     errcodeOf(raw),
 	}, nil
+}
+
+// identityEncoded reports whether every Content-Encoding the header gives,
+// in every line and list, is identity.
+func identityEncoded(h http.Header) bool {
+	for _, line := range h.Values("Content-Encoding") {
+		for _, ce := range strings.Split(line, ",") {
+			if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // errcodeOf reads the errcode of a JSON object answer; an image, or JSON

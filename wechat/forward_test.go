@@ -84,19 +84,31 @@ func TestForwardReplacesAnEchoedToken(t *testing.T) {
 	}
 }
 
-// An answer still encoded after net/http's own gzip decoding cannot be
-// searched for an echoed token: it is never passed on. One the transport
-// decoded is, with the token replaced.
+// An encoded answer cannot be searched for an echoed token: the gateway
+// asks for none, and one that comes encoded anyway (in any header line or
+// list) is never passed on. One that says identity is, with the token
+// replaced.
 func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 	const tok = "TOKEN-do-not-leak"
 	echo := func(r *http.Request) []byte {
 		return []byte(`{"errcode":40029,"errmsg":"echo ` + r.URL.RequestURI() + `"}`)
+	}
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
 	}
 	for _, tc := range []struct {
 		encoding string
 		encode   func([]byte) []byte
 		passed   bool
 	}{
+		{"gzip\ngzip", func(b []byte) []byte { return gz(gz(b)) }, false},
+		{"identity\ndeflate", func(b []byte) []byte { return b }, false},
+		{"identity, gzip", gz, false},
+		{"IDENTITY", func(b []byte) []byte { return b }, true},
 		{"deflate", func(b []byte) []byte {
 			var buf bytes.Buffer
 			zw := zlib.NewWriter(&buf)
@@ -105,13 +117,7 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 			return buf.Bytes()
 		}, false},
 		{"br", func(b []byte) []byte { return b }, false},
-		{"gzip", func(b []byte) []byte {
-			var buf bytes.Buffer
-			zw := gzip.NewWriter(&buf)
-			zw.Write(b)
-			zw.Close()
-			return buf.Bytes()
-		}, true},
+		{"gzip", gz, false},
 		{"identity", func(b []byte) []byte { return b }, true},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,8 +125,13 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 				w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
 				return
 			}
+			if r.Header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("%s: the gateway asked for Accept-Encoding %q", tc.encoding, r.Header.Get("Accept-Encoding"))
+			}
 			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Encoding", tc.encoding)
+			for _, ce := range strings.Split(tc.encoding, "\n") {
+				w.Header().Add("Content-Encoding", ce)
+			}
 			w.Write(tc.encode(echo(r)))
 		}))
 		c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
