@@ -77,8 +77,8 @@ func (c *Client) Forward(ctx context.Context, appid, method, path, rawQuery, con
 		// The token was refused twice: the caller gets WeChat's answer.
 		err = nil
 	}
-	if ans != nil {
-		c.scrubTokens(appid, used, ans)
+	if ans != nil && !c.scrubTokens(appid, used, ans) {
+		return nil, &UnavailableError{API: APIForward, Err: errors.New("the answer holds the access token in a form that cannot be replaced")}
 	}
 	return ans, err
 }
@@ -91,8 +91,10 @@ const TokenPlaceholder = "ACCESS_TOKEN"
 // the current one and the recent ones), as sent and as escaped in a URL:
 // an error page of WeChat's, or of an egress proxy configured as the API
 // base, may echo the request URL, and the token must never reach the
-// caller. Other headers of the answer are never passed on.
-func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) {
+// caller. Other headers of the answer are never passed on. It reports
+// false when a token is still there in another form a reader could undo
+// (other percent-encoding, JSON escapes): such an answer is not passed on.
+func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) bool {
 	var buf [2 + 1 + recentTokens]string
 	known := append(buf[:0], used[0], used[1])
 	if tc := c.tokens[appid]; tc != nil {
@@ -114,6 +116,69 @@ func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) {
 			}
 		}
 	}
+	return !holdsToken(a.Body, known) && !holdsToken([]byte(a.ContentType), known)
+}
+
+// holdsToken reports whether text holds one of tokens in a form a reader
+// can turn back into it: percent-encoded in any case or extent, or inside
+// a JSON string with any of JSON's escapes.
+func holdsToken(text []byte, tokens []string) bool {
+	has := func(b []byte) bool {
+		for _, t := range tokens {
+			if t != "" && bytes.Contains(b, []byte(t)) {
+				return true
+			}
+		}
+		return false
+	}
+	if has(percentDecoded(text)) {
+		return true
+	}
+	if !bytes.ContainsRune(text, '\\') {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(text))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if str, ok := tok.(string); ok && has(percentDecoded([]byte(str))) {
+			return true
+		}
+	}
+}
+
+// percentDecoded is b with every %XX (either case) decoded; anything else,
+// a malformed escape included, is kept as it is.
+func percentDecoded(b []byte) []byte {
+	if bytes.IndexByte(b, '%') < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]) {
+			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, contentType string, body []byte) (*Answer, error) {

@@ -6,8 +6,10 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -146,6 +148,60 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 		}
 		if err != nil || a.Errcode != 40029 || bytes.Contains(a.Body, []byte(tok)) || !bytes.Contains(a.Body, []byte("access_token="+wechat.TokenPlaceholder)) {
 			t.Errorf("%s: %+v %v, want the answer with the token replaced", tc.encoding, a, err)
+		}
+	}
+}
+
+// An answer that holds the access token in a spelling the gateway cannot
+// replace (percent-encoded otherwise than Go does, JSON-escaped) is never
+// passed on; the plain and Go-escaped spellings are replaced.
+func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
+	const tok = "AbC+/tok=EN-123_xyz"
+	allPercent := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&b, "%%%02X", s[i])
+		}
+		return b.String()
+	}
+	jsonU := func(s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, body string
+		passed     bool
+	}{
+		{"as sent", `{"errmsg":"` + tok + `"}`, true},
+		{"query-escaped", `{"errmsg":"` + url.QueryEscape(tok) + `"}`, true},
+		{"lower-case percent", `{"errmsg":"` + strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d").Replace(url.QueryEscape(tok)) + `"}`, false},
+		{"every byte percent-encoded", `<p>` + allPercent(tok) + `</p>`, false},
+		{"JSON \\u escapes", `{"errmsg":"` + jsonU(tok) + `"}`, false},
+		{"JSON escaped slash", `{"errmsg":"` + strings.ReplaceAll(tok, "/", `\/`) + `"}`, false},
+		{"no token", `{"errcode":0,"errmsg":"ok \u0041"}`, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == wechattest.PathStableToken {
+				w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
+				return
+			}
+			w.Write([]byte(tc.body))
+		}))
+		c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+		a, err := c.Forward(context.Background(), appID, "POST", "/cgi-bin/message/subscribe/send", "", "application/json", []byte(`{}`))
+		srv.Close()
+		if !tc.passed {
+			var ue *wechat.UnavailableError
+			if !errors.As(err, &ue) || a != nil {
+				t.Errorf("%s: %+v %v, want unavailable and no answer", tc.name, a, err)
+			}
+			continue
+		}
+		if err != nil || bytes.Contains(a.Body, []byte(tok)) || bytes.Contains(a.Body, []byte(url.QueryEscape(tok))) {
+			t.Errorf("%s: %+v %v, want the answer, the token replaced", tc.name, a, err)
 		}
 	}
 }
