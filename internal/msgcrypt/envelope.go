@@ -73,9 +73,9 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		}
 		return env, nil
 	}
-	// One pass over the object: a member given twice is refused
-	// (json.Unmarshal keeps the last, another reader the first), as is
-	// anything after the object.
+	// One pass over the object: a member given twice, in any spelling,
+	// is refused (json.Unmarshal keeps the last, another reader the
+	// first), as is anything after the object.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return Envelope{}, ErrMalformed
@@ -86,6 +86,13 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		name, ok := tok.(string)
 		if err != nil || !ok || seen[name] {
 			return Envelope{}, ErrMalformed
+		}
+		// encoding/json matches names case-insensitively: another
+		// spelling of a member read here is that member given twice.
+		for _, m := range [...]string{"ToUserName", "Encrypt"} {
+			if name != m && strings.EqualFold(name, m) {
+				return Envelope{}, ErrMalformed
+			}
 		}
 		seen[name] = true
 		var raw json.RawMessage

@@ -180,6 +180,10 @@ func TestParseEnvelope(t *testing.T) {
 		{"XML two documents", `<xml><Encrypt>abc=</Encrypt></xml><xml><Encrypt>def=</Encrypt></xml>`, Envelope{}, ErrMalformed},
 		{"XML trailing text", `<xml><Encrypt>abc=</Encrypt></xml>junk`, Envelope{}, ErrMalformed},
 		{"JSON two Encrypt", `{"Encrypt":"abc=","Encrypt":"def="}`, Envelope{}, ErrMalformed},
+		// encoding/json would read these as the same member.
+		{"JSON Encrypt and encrypt", `{"Encrypt":"abc=","encrypt":"def="}`, Envelope{}, ErrMalformed},
+		{"JSON ENCRYPT alone", `{"ENCRYPT":"abc="}`, Envelope{}, ErrMalformed},
+		{"JSON ToUserName and tousername", `{"ToUserName":"gh_1","tousername":"gh_2","Encrypt":"abc="}`, Envelope{}, ErrMalformed},
 		{"JSON trailing text", `{"Encrypt":"abc="} junk`, Envelope{}, ErrMalformed},
 	} {
 		got, err := ParseEnvelope([]byte(tc.body))
