@@ -292,10 +292,10 @@ func (h *shared) check() error {
 	if h.keyRotation < 0 {
 		return h.errorf("key_rotation must be a positive duration, not %s", time.Duration(h.keyRotation))
 	}
-	if h.keyRotation > 0 && time.Duration(h.keyRotation) < time.Second {
-		// The ring keeps every key whose tokens may still be valid:
-		// token_ttl / key_rotation of them, each rewritten in storage.
-		return h.errorf("key_rotation %s is shorter than a second; rotate every few days (720h is a month)", time.Duration(h.keyRotation))
+	// The ring keeps every key whose tokens may still be valid: about
+	// token_ttl / key_rotation of them, each rewritten in storage.
+	if rot := time.Duration(h.keyRotation); rot > 0 && (rot < time.Second || rot*maxRingKeys < time.Duration(h.tokenTTL)) {
+		return h.errorf("key_rotation %s: rotate at most every second, and at most %d times per token_ttl (%s), which the key ring would have to hold; every few days is usual (720h is a month)", rot, maxRingKeys, time.Duration(h.tokenTTL))
 	}
 	if h.keyRotation > 0 && h.signingKey != "" {
 		return h.errorf("key_rotation rotates generated keys only; with signing_key, rotate by moving the old key to the previous keys (signing_key <new> <old>)")
@@ -366,6 +366,10 @@ func (h *Handler) checkConfig() error {
 	}
 	return nil
 }
+
+// maxRingKeys bounds how many generated keys key_rotation may keep in the
+// ring at once.
+const maxRingKeys = 100
 
 // plainPrefix reports whether a route prefix ("/" or "/a/b", as
 // setDefaults leaves it) is made of segments of RFC 3986's unreserved

@@ -32,7 +32,8 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 		"short previous key":             {Handler{SigningKey: ringKeyNew, PreviousSigningKeys: []string{"short"}}, "previous signing key 1 is 5 bytes"},
 		"previous without current":       {Handler{PreviousSigningKeys: []string{ringKeyOld}}, "without signing_key"},
 		"negative rotation":              {Handler{KeyRotation: caddy.Duration(-time.Hour)}, "key_rotation must be a positive duration"},
-		"rotation every nanosecond":      {Handler{KeyRotation: caddy.Duration(time.Nanosecond)}, "shorter than a second"},
+		"rotation every nanosecond":      {Handler{KeyRotation: caddy.Duration(time.Nanosecond)}, "at most every second"},
+		"101 rotations per token_ttl":    {Handler{KeyRotation: caddy.Duration(time.Minute), TokenTTL: caddy.Duration(101 * time.Minute)}, "at most 100 times per token_ttl"},
 	} {
 		h := tc.h
 		h.Sandbox = true

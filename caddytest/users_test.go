@@ -69,7 +69,7 @@ func TestKeyRotationOfGeneratedKeysOnTwoInstances(t *testing.T) {
 	ca := multiNew(t, "CA", global, "\trespond ok")
 	ca.Start()
 	ca.Stop()
-	site := usrSite(wechatURL, up.Addr, "\t\tstore redis "+srv.URL+"\n\t\tkey_rotation 2s")
+	site := usrSite(wechatURL, up.Addr, "\t\tstore redis "+srv.URL+"\n\t\tkey_rotation 2s\n\t\ttoken_ttl 1m")
 	a, b := multiNew(t, "A", global, site), multiNew(t, "B", global, site)
 	multiStartAll(t, a, b)
 
