@@ -194,8 +194,9 @@ func (a *WeChatApp) sharedConfig() sharedConfig {
 // lines: those when it has any, else the app's; the two never mix. A
 // handler whose only lines name apps by app_id with no secret (app_id
 // wx…, a reference) uses the app's settings with just those apps, as the
-// app holds them (in sandbox, any app id).
-func (a *WeChatApp) forHandler(own sharedConfig) sharedConfig {
+// app holds them (in sandbox, any app id), and the apps also names that
+// the app holds (wechat_auth's web apps, whose secrets it needs).
+func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 	if !a.hasSettings() {
 		return own
 	}
@@ -220,6 +221,12 @@ func (a *WeChatApp) forHandler(own sharedConfig) sharedConfig {
 			picked = append(picked, App{AppID: ref.AppID})
 		default:
 			return own
+		}
+	}
+	for _, id := range also {
+		i := slices.IndexFunc(a.Apps, func(x App) bool { return x.AppID == id })
+		if id != "" && i >= 0 && !slices.ContainsFunc(picked, func(x App) bool { return x.AppID == id }) {
+			picked = append(picked, a.Apps[i])
 		}
 	}
 	sc := a.sharedConfig()

@@ -112,7 +112,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		secrets = append(sharedSecretFields(h.Apps, h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys), secrets...)
 	}
 	warnLiteralSecrets(ctx.Logger(), "wechat_auth", secrets...)
-	sc := app.forHandler(own)
+	var webApps []string
+	if h.Web != nil {
+		webApps = []string{h.Web.OAApp, h.Web.QRApp}
+	}
+	sc := app.forHandler(own, webApps...)
 	h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
 	h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	h.logger = ctx.Logger()

@@ -131,4 +131,19 @@ func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
 	st.WeChat.AddCode(otherApp, "other-app-user", wechattest.User{OpenID: randomOpenID()})
 	wantError(t, postJSON(t, siteBase+"/wx/login", "", map[string]string{"code": "other-app-user", "appid": otherApp}),
 		http.StatusBadRequest, "invalid_request")
+
+	// Its web block's apps are the wechat app's too: their secrets come
+	// from there, and a login inside WeChat goes to the Official Account.
+	st.WeChat.AddApp(oaAppID, webSecret)
+	withWeb := fmt.Sprintf("	wechat {\n\t\tapp %s %s\n\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tsigning_key %s\n\t}\n",
+		testAppID, testSecret, oaAppID, webSecret, st.WeChatURL, testTimeout, testSigningKey)
+	web := "\t\tapp_id " + testAppID + "\n\t\tweb {\n\t\t\toa_app " + oaAppID + "\n\t\t\treturn_to " + siteBase + "/\n\t\t}"
+	loadCaddy(t, globalOptions(withWeb)+wechatSite(siteBase, web, st.Upstream.Addr, ""))
+	h := http.Header{}
+	h.Set("User-Agent", weChatUA)
+	resp := sendNoFollow(t, http.MethodGet, siteBase+"/wx/web/login?return_to=/", h, "")
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, "appid="+oaAppID) {
+		t.Fatalf("web login inside WeChat: %d to %q, want a redirect to the Official Account's authorize page", resp.StatusCode, loc)
+	}
 }
