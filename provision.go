@@ -431,9 +431,7 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 			if err != nil {
 				return nil, err
 			}
-			if err := st.CarryMemoryStore(context.Background(), ctx.Storage()); err != nil {
-				h.logger.Warn("could not carry all the memory store's logouts and user records (kept in Caddy's storage) into Redis; tried again at the next start", zap.Error(err))
-			}
+			st.CarryMemoryStore(ctx.Storage())
 			return st, nil
 		}
 	}

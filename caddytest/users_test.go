@@ -311,8 +311,15 @@ func TestMovingToRedisByAReloadKeepsLogoutsAndBans(t *testing.T) {
 	m.Load(t, m.Caddyfile(global, redisSite))
 	other := multiNew(t, "O", "", redisSite)
 	other.Start()
+	// The carry runs beside the reload: within a second.
 	for _, base := range []string{m.Base, other.Base} {
+		if !within(5*time.Second, func() bool { return get(t, base+"/api/orders", out).Status == http.StatusUnauthorized }) {
+			t.Fatalf("%s: the token logged out before the move still verifies after 5 s", base)
+		}
 		wantError(t, get(t, base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
+		if !within(5*time.Second, func() bool { return login(base, banned).Status == http.StatusForbidden }) {
+			t.Fatalf("%s: the user banned before the move can still log in after 5 s", base)
+		}
 		wantError(t, login(base, banned), http.StatusForbidden, "user_blocked")
 		wantStatus(t, login(base, leaver), http.StatusOK)
 	}

@@ -2,6 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"path"
 	"time"
 
@@ -11,51 +14,107 @@ import (
 )
 
 // carriedPrefix keeps in Caddy's storage, per Redis deployment (its data
-// key's namespace), when CarryMemoryStore last carried this storage's
-// user records into it. A record changed since is carried again; an
-// older one is not: Redis may have superseded it (a ban lifted there),
-// and forgotten that lift after its tombstone.
+// key's namespace), when CarryMemoryStore last carried all of this
+// storage's user records into it. A record changed since is carried
+// again; an older one is not: Redis may have superseded it (a ban lifted
+// there), and forgotten that lift after its tombstone.
 const carriedPrefix = "wechat_auth/carried_to_redis"
 
-// CarryMemoryStore writes to Redis what the memory store kept in storage
-// and still matters: the logouts no token has outlived, the token
-// horizon, and the users' cut-offs and bans. A deployment that moves from
-// the memory store to Redis thus keeps them: without this, a token logged
-// out before the move would verify again, and a banned user log in. Each
-// is merged with what Redis holds, as any other write.
-func (r *Store) CarryMemoryStore(ctx context.Context, storage certmagic.Storage) error {
+// carryTimeout bounds one carry; what it could not write is queued, or
+// carried at the next start.
+const carryTimeout = 10 * time.Minute
+
+// CarryMemoryStore carries into Redis, in the background, what the memory
+// store kept in storage and still matters: the users' cut-offs and bans
+// (lifts included), then the logouts no token has outlived and the token
+// horizon. A deployment that moves from the memory store to Redis thus
+// keeps them: without this, a token logged out before the move would
+// verify again, and a banned user log in. Each user record is merged with
+// what Redis holds, as any other write, and holds on this instance as soon
+// as it is read. The channel gets the carry's outcome (also logged).
+func (r *Store) CarryMemoryStore(storage certmagic.Storage) <-chan error {
+	out := make(chan error, 1)
 	if storage == nil {
-		return nil
+		out <- nil
+		return out
 	}
-	ctx, cancel := context.WithTimeout(ctx, redisStartTimeout)
-	defer cancel()
-	start := time.Now()
+	r.done.Add(1)
+	go func() {
+		defer r.done.Done()
+		ctx, cancel := context.WithTimeout(r.bg, carryTimeout)
+		defer cancel()
+		start := time.Now()
+		err := errors.Join(r.carryUsers(ctx, storage, start), r.carryLogouts(ctx, storage, start))
+		if err != nil {
+			r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; the rest is carried at the next start", zap.Error(err))
+		}
+		out <- err
+	}()
+	return out
+}
+
+// carryUsers carries the user records changed since the last complete
+// carry, and records this one when every record reached Redis.
+func (r *Store) carryUsers(ctx context.Context, storage certmagic.Storage, start time.Time) error {
 	marker := path.Join(carriedPrefix, r.dataKey.NS)
 	var since time.Time
-	if b, err := storage.Load(ctx, marker); err == nil {
-		_ = since.UnmarshalText(b)
+	switch b, err := storage.Load(ctx, marker); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		// Carrying everything again could bring back a ban Redis has
+		// lifted and since forgotten.
+		return fmt.Errorf("read %s: %w", marker, err)
+	default:
+		if err := since.UnmarshalText(b); err != nil {
+			return fmt.Errorf("read %s: %w", marker, err)
+		}
 	}
+	recs, err := session.ReadUserRecords(ctx, storage)
+	if err != nil {
+		return err
+	}
+	var carry []*session.UserRecord
+	for i := range recs {
+		if rec := &recs[i]; rec.Changed.After(since) || rec.BanChanged.After(since) {
+			carry = append(carry, r.users.Merge(rec))
+		}
+	}
+	var failed error
+	for _, rec := range carry {
+		opCtx, cancel := context.WithTimeout(ctx, OpTimeout)
+		err := r.writeBackUser(opCtx, rec, false)
+		cancel()
+		if err != nil {
+			// Written by retryUsers once Redis answers.
+			r.queueUser(rec)
+			failed = err
+		}
+	}
+	if len(carry) > 0 {
+		r.log.Info("carried the memory store's user records into Redis", zap.Int("count", len(carry)))
+	}
+	if failed != nil {
+		return fmt.Errorf("user records: %w", failed)
+	}
+	b, _ := start.MarshalText()
+	return storage.Store(ctx, marker, b)
+}
 
+// carryLogouts carries the logouts still in force, each time: a logout
+// only ever refuses more, so carrying it again changes nothing.
+func (r *Store) carryLogouts(ctx context.Context, storage certmagic.Storage, start time.Time) error {
 	rev := session.NewRevocations(storage)
 	if err := rev.Load(ctx); err != nil {
 		return err
 	}
-	logouts := make(map[string]time.Time)
+	added := 0
 	rev.Each(func(sid string, until time.Time) {
 		if start.Before(until) && !r.revoked.Has(sid, start) {
-			logouts[sid] = until
+			r.revoked.Add(sid, until)
+			r.cache.Del(sid)
+			added++
 		}
 	})
-	for sid, until := range logouts {
-		r.revoked.Add(sid, until)
-		r.cache.Del(sid)
-	}
-	if len(logouts) > 0 {
-		// sync writes the revocations held here that Redis lacks.
-		if err := r.sync(ctx); err != nil {
-			return err
-		}
-	}
 	horizon, err := rev.LoadHorizon(ctx)
 	if err != nil {
 		return err
@@ -65,32 +124,10 @@ func (r *Store) CarryMemoryStore(ctx context.Context, storage certmagic.Storage)
 			return err
 		}
 	}
-
-	users, err := session.LoadUsers(ctx, storage)
-	if err != nil {
-		return err
+	if added == 0 {
+		return nil
 	}
-	carried := 0
-	var failed error
-	for _, rec := range users.Differing(nil) {
-		if !rec.Changed.After(since) && !rec.BanChanged.After(since) {
-			continue
-		}
-		if err := r.SaveUser(ctx, &rec); err != nil {
-			// Queued: written once Redis answers, and carried again at
-			// the next start, as the marker stays behind.
-			failed = err
-			continue
-		}
-		carried++
-	}
-	if len(logouts) > 0 || carried > 0 {
-		r.log.Info("carried the memory store's logouts and user records into Redis",
-			zap.Int("logouts", len(logouts)), zap.Int("users", carried))
-	}
-	if failed != nil {
-		return failed
-	}
-	b, _ := start.MarshalText()
-	return storage.Store(ctx, marker, b)
+	r.log.Info("carrying the memory store's logouts into Redis", zap.Int("count", added))
+	// sync writes the revocations held here that Redis lacks.
+	return r.sync(ctx)
 }

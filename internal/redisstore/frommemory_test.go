@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	mem.Destruct()
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := a.CarryMemoryStore(ctx, storage); err != nil {
+	if err := <-a.CarryMemoryStore(storage); err != nil {
 		t.Fatal(err)
 	}
 	b := rdsStore(t, srv, rdsKeyA) // another instance, without that storage
@@ -78,7 +80,7 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	mem2.Destruct()
 
 	c := rdsStore(t, srv, rdsKeyA)
-	if err := c.CarryMemoryStore(ctx, storage); err != nil {
+	if err := <-c.CarryMemoryStore(storage); err != nil {
 		t.Fatal(err)
 	}
 	d := rdsStore(t, srv, rdsKeyA)
@@ -87,5 +89,115 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	}
 	if d.Users().Banned("wxapp", "oBannedLater", later) == nil {
 		t.Error("a ban made with the memory store after the first move was not carried")
+	}
+}
+
+// flakyStorage fails Load for keys under prefix while failing is set.
+type flakyStorage struct {
+	*certmagic.FileStorage
+	prefix  string
+	failing bool
+}
+
+func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.failing && strings.HasPrefix(key, f.prefix) {
+		return nil, errors.New("storage unavailable")
+	}
+	return f.FileStorage.Load(ctx, key)
+}
+
+// memoryBan keeps a ban of openid made at at in storage, as the memory
+// store does, and returns it.
+func memoryBan(t *testing.T, storage certmagic.Storage, openid string, at time.Time) *session.UserRecord {
+	t.Helper()
+	mem, err := session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Destruct()
+	rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, RevokedBefore: session.CutOff(at), Keep: at.Add(time.Hour), Changed: at, Ban: &session.Ban{Since: at}}
+	if err := mem.SaveUser(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// A lift made with the memory store after the ban's cut-off stopped
+// mattering (say after a roll back from Redis) is kept in storage, and
+// carried: it ends the ban Redis holds.
+func TestALiftMadeWithTheMemoryStoreIsCarried(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	ban := oldBan("oLiftedInMemory")
+	a := rdsStore(t, srv, rdsKeyA)
+	putUser(t, a, ban) // carried by an earlier move
+	mem, err := session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lift := *ban
+	now := time.Now()
+	lift.Ban, lift.Changed, lift.BanChanged = nil, now, now
+	if err := mem.SaveUser(ctx, &lift); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+	// A restart of the memory store keeps it.
+	mem, err = session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+
+	b := rdsStore(t, srv, rdsKeyA)
+	if err := <-b.CarryMemoryStore(storage); err != nil {
+		t.Fatal(err)
+	}
+	if rdsStore(t, srv, rdsKeyA).Users().Banned(ban.AppID, ban.OpenID, time.Now()) != nil {
+		t.Fatal("a ban lifted with the memory store is still in force on Redis")
+	}
+}
+
+// A user record the carry cannot read, or a marker it cannot read, leaves
+// the marker where it was: the next start carries the record, and a ban
+// Redis lifted and forgot does not come back.
+func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/users", failing: true}
+	banned := memoryBan(t, storage.FileStorage, "oUnreadable", time.Now())
+
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-a.CarryMemoryStore(storage); err == nil {
+		t.Fatal("a carry that could not read a user record reported no error")
+	}
+	storage.failing = false
+	b := rdsStore(t, srv, rdsKeyA)
+	if err := <-b.CarryMemoryStore(storage); err != nil {
+		t.Fatal(err)
+	}
+	c := rdsStore(t, srv, rdsKeyA)
+	if c.Users().Banned(banned.AppID, banned.OpenID, time.Now()) == nil {
+		t.Fatal("a ban the first carry could not read was not carried by the next")
+	}
+
+	// Lifted in Redis, and forgotten there; then the marker cannot be read.
+	lift := c.Users().Record(banned.AppID, banned.OpenID)
+	lift.Ban, lift.Changed, lift.BanChanged, lift.Decided = nil, time.Now(), time.Now(), true
+	if err := c.SaveUser(context.Background(), &lift); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.client.HDel(context.Background(), c.usersKey, identity.UserKey(banned.AppID, banned.OpenID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	storage.prefix, storage.failing = carriedPrefix, true
+	d := rdsStore(t, srv, rdsKeyA)
+	if err := <-d.CarryMemoryStore(storage); err == nil {
+		t.Fatal("a carry that could not read its marker reported no error")
+	}
+	if rdsStore(t, srv, rdsKeyA).Users().Banned(banned.AppID, banned.OpenID, time.Now()) != nil {
+		t.Fatal("a ban lifted in Redis came back when the marker could not be read")
 	}
 }

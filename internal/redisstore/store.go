@@ -85,6 +85,7 @@ type Store struct {
 	listening     chan struct{} // closed once the first subscription is up
 	listeningOnce sync.Once
 
+	bg   context.Context // the background goroutines' context, done at Destruct
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
@@ -161,7 +162,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		return nil, fmt.Errorf("%s: loading the revocation list: %w", conn.Where, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
-	r.stop = stop
+	r.bg, r.stop = bg, stop
 	r.done.Add(2 + redisWriters)
 	go r.listen(bg)
 	go r.retryPending(bg)
@@ -386,11 +387,13 @@ func (r *Store) Destruct() error {
 	if r.pubsub != nil {
 		r.pubsub.Close() // unblocks a pending receive
 	}
+	r.mu.Unlock()
+	r.done.Wait()
+	r.mu.Lock()
 	if n := len(r.userPending); n > 0 {
 		r.log.Warn("user records Redis has not taken are dropped; make those revocations and bans again", zap.Int("count", n))
 	}
 	r.mu.Unlock()
-	r.done.Wait()
 	if r.primary != nil {
 		r.primary.close()
 	}

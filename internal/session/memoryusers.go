@@ -40,35 +40,65 @@ func (m *Memory) SaveUser(ctx context.Context, rec *UserRecord) error {
 	return nil
 }
 
-// LoadUsers reads the user records kept in storage, deleting those that no
-// longer matter.
+// LoadUsers reads the user records kept in storage, deleting those that
+// are Gone. One that no longer matters but is not Gone (a lifted ban) is
+// kept: moved to Redis (redisstore's CarryMemoryStore), it must still
+// outrank the ban it lifted. A key that cannot be read is passed over.
 func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 	u := NewUsers()
 	if storage == nil {
 		return u, nil
 	}
-	keys, err := storage.List(ctx, usersPrefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return u, nil
-	}
+	recs, gone, err := readUsers(ctx, storage, false)
 	if err != nil {
 		return nil, err
+	}
+	for _, key := range gone {
+		_ = storage.Delete(ctx, key)
+	}
+	for i := range recs {
+		u.Merge(&recs[i])
+	}
+	return u, nil
+}
+
+// ReadUserRecords returns the user records kept in storage that are not
+// Gone, deleting nothing. Unlike LoadUsers, a key it cannot read is an
+// error: its caller must not go on as if the record were not there.
+func ReadUserRecords(ctx context.Context, storage certmagic.Storage) ([]UserRecord, error) {
+	recs, _, err := readUsers(ctx, storage, true)
+	return recs, err
+}
+
+// readUsers reads the user records in storage, apart from the keys of
+// those that are Gone. strict: a key that cannot be read (other than one
+// deleted meanwhile) is an error, not passed over.
+func readUsers(ctx context.Context, storage certmagic.Storage, strict bool) (recs []UserRecord, gone []string, err error) {
+	keys, err := storage.List(ctx, usersPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	now := time.Now()
 	for _, key := range keys {
 		b, err := storage.Load(ctx, key)
 		if err != nil {
+			if strict && !errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("read user record %s: %w", key, err)
+			}
 			continue
 		}
 		var rec UserRecord
 		if json.Unmarshal(b, &rec) != nil || rec.AppID == "" || rec.OpenID == "" {
 			continue
 		}
-		if rec.Expired(now) {
-			_ = storage.Delete(ctx, key)
+		if rec.Gone(now) {
+			gone = append(gone, key)
 			continue
 		}
-		u.Merge(&rec)
+		recs = append(recs, rec)
 	}
-	return u, nil
+	return recs, gone, nil
 }
