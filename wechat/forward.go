@@ -3,6 +3,7 @@ package wechat
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,29 +157,18 @@ func percentDecoded(b []byte) []byte {
 		return b
 	}
 	out := make([]byte, 0, len(b))
+	var x [1]byte
 	for i := 0; i < len(b); i++ {
-		if b[i] == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]) {
-			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
-			i += 2
-			continue
+		if b[i] == '%' && i+2 < len(b) {
+			if _, err := hex.Decode(x[:], b[i+1:i+3]); err == nil {
+				out = append(out, x[0])
+				i += 2
+				continue
+			}
 		}
 		out = append(out, b[i])
 	}
 	return out
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, contentType string, body []byte) (*Answer, error) {
