@@ -86,6 +86,31 @@ func TestForwardReplacesAnEchoedToken(t *testing.T) {
 	}
 }
 
+// forwardTo forwards one call to a WeChat at which answers every call
+// but the token's, which hands out tok.
+func forwardTo(t *testing.T, tok string, answer http.HandlerFunc) (*wechat.Answer, error) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wechattest.PathStableToken {
+			w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
+			return
+		}
+		answer(w, r)
+	}))
+	defer srv.Close()
+	c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+	return c.Forward(context.Background(), appID, "POST", "/cgi-bin/message/subscribe/send", "", "application/json", []byte(`{}`))
+}
+
+// wantRefused fails unless the forward was refused as unavailable.
+func wantRefused(t *testing.T, name string, a *wechat.Answer, err error) {
+	t.Helper()
+	var ue *wechat.UnavailableError
+	if !errors.As(err, &ue) || a != nil {
+		t.Errorf("%s: %+v %v, want unavailable and no answer", name, a, err)
+	}
+}
+
 // An encoded answer cannot be searched for an echoed token: the gateway
 // asks for none, and one that comes encoded anyway (in any header line or
 // list) is never passed on. One that says identity is, with the token
@@ -122,11 +147,7 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 		{"gzip", gz, false},
 		{"identity", func(b []byte) []byte { return b }, true},
 	} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == wechattest.PathStableToken {
-				w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
-				return
-			}
+		a, err := forwardTo(t, tok, func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Accept-Encoding") != "identity" {
 				t.Errorf("%s: the gateway asked for Accept-Encoding %q", tc.encoding, r.Header.Get("Accept-Encoding"))
 			}
@@ -135,15 +156,9 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 				w.Header().Add("Content-Encoding", ce)
 			}
 			w.Write(tc.encode(echo(r)))
-		}))
-		c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
-		a, err := c.Forward(context.Background(), appID, "POST", "/cgi-bin/message/subscribe/send", "", "application/json", []byte(`{}`))
-		srv.Close()
+		})
 		if !tc.passed {
-			var ue *wechat.UnavailableError
-			if !errors.As(err, &ue) || a != nil {
-				t.Errorf("%s: %+v %v, want unavailable and no answer", tc.encoding, a, err)
-			}
+			wantRefused(t, tc.encoding, a, err)
 			continue
 		}
 		if err != nil || a.Errcode != 40029 || bytes.Contains(a.Body, []byte(tok)) || !bytes.Contains(a.Body, []byte("access_token="+wechat.TokenPlaceholder)) {
@@ -183,21 +198,9 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 		{"JSON escaped slash", `{"errmsg":"` + strings.ReplaceAll(tok, "/", `\/`) + `"}`, false},
 		{"no token", `{"errcode":0,"errmsg":"ok \u0041"}`, true},
 	} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == wechattest.PathStableToken {
-				w.Write([]byte(`{"access_token":"` + tok + `","expires_in":7200}`))
-				return
-			}
-			w.Write([]byte(tc.body))
-		}))
-		c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
-		a, err := c.Forward(context.Background(), appID, "POST", "/cgi-bin/message/subscribe/send", "", "application/json", []byte(`{}`))
-		srv.Close()
+		a, err := forwardTo(t, tok, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(tc.body)) })
 		if !tc.passed {
-			var ue *wechat.UnavailableError
-			if !errors.As(err, &ue) || a != nil {
-				t.Errorf("%s: %+v %v, want unavailable and no answer", tc.name, a, err)
-			}
+			wantRefused(t, tc.name, a, err)
 			continue
 		}
 		if err != nil || bytes.Contains(a.Body, []byte(tok)) || bytes.Contains(a.Body, []byte(url.QueryEscape(tok))) {
