@@ -62,46 +62,40 @@ test('in sandbox the pay button pays the order through /wx/sandbox/pay', async (
   assert.deepEqual(server.paid, [{ prepay_id: 'wx05155522hXHHdIojDpHmQJwz0001', openid: 'o-code-1' }]);
 });
 
-test('with a real merchant the pay button spreads payment into wx.requestPayment', async () => {
+// payWithMerchant loads the example with sandboxPay off, its
+// wx.requestPayment being requestPayment, and taps the pay button; it
+// returns the page and the stub server.
+async function payWithMerchant(requestPayment) {
   const config = require(path.join(EXAMPLE, 'config.js'));
   config.sandboxPay = false;
   try {
     const server = payServer();
     const wx = createStubWx(server.handle);
-    const calls = [];
-    wx.requestPayment = (opts) => { calls.push(opts); opts.success({ errMsg: 'requestPayment:ok' }); };
-    // A second load of the example: the first one's modules are cached.
+    wx.requestPayment = requestPayment;
+    // Another load of the example: the first one's modules are cached.
     for (const f of ['app.js', 'pages/index/index.js']) delete require.cache[path.join(EXAMPLE, f)];
     const { page, shown } = loadExamplePage(wx);
     page.onLoad();
     await shown();
     await tapPay(page);
     await shown();
-    assert.equal(page.data.title, 'Paid');
-    assert.equal(calls.length, 1);
-    for (const k of Object.keys(PAYMENT)) assert.equal(calls[0][k], PAYMENT[k], k);
-    assert.equal(server.paid.length, 0);
+    return { page, server };
   } finally {
     config.sandboxPay = true;
   }
+}
+
+test('with a real merchant the pay button spreads payment into wx.requestPayment', async () => {
+  const calls = [];
+  const { page, server } = await payWithMerchant((opts) => { calls.push(opts); opts.success({ errMsg: 'requestPayment:ok' }); });
+  assert.equal(page.data.title, 'Paid');
+  assert.equal(calls.length, 1);
+  for (const k of Object.keys(PAYMENT)) assert.equal(calls[0][k], PAYMENT[k], k);
+  assert.equal(server.paid.length, 0);
 });
 
 test('a user who closes the payment sheet sees it cancelled, not failed', async () => {
-  const config = require(path.join(EXAMPLE, 'config.js'));
-  config.sandboxPay = false;
-  try {
-    const server = payServer();
-    const wx = createStubWx(server.handle);
-    wx.requestPayment = (opts) => opts.fail({ errMsg: 'requestPayment:fail cancel' });
-    for (const f of ['app.js', 'pages/index/index.js']) delete require.cache[path.join(EXAMPLE, f)];
-    const { page, shown } = loadExamplePage(wx);
-    page.onLoad();
-    await shown();
-    await tapPay(page);
-    await shown();
-    assert.equal(page.data.title, 'Payment cancelled');
-    assert.equal(page.data.result, 'requestPayment:fail cancel');
-  } finally {
-    config.sandboxPay = true;
-  }
+  const { page } = await payWithMerchant((opts) => opts.fail({ errMsg: 'requestPayment:fail cancel' }));
+  assert.equal(page.data.title, 'Payment cancelled');
+  assert.equal(page.data.result, 'requestPayment:fail cancel');
 });
