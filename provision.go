@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -431,7 +432,7 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 			if err != nil {
 				return nil, err
 			}
-			st.CarryMemoryStore(ctx.Storage())
+			st.CarryMemoryStore(ctx.Storage(), h.appIDs())
 			return st, nil
 		}
 	}
@@ -450,6 +451,12 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 	h.store = h.pooled.Store
 	if loaded {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
+		// A site moving onto a Redis store the process already runs, from
+		// the memory store (the old config's, still in the pool during a
+		// reload), carries what that store kept since the Redis one began.
+		if rs, ok := h.store.(*redisstore.Store); ok && memoryStoreRuns() {
+			rs.CarryMemoryStore(ctx.Storage(), h.appIDs())
+		}
 	}
 	return h.watchKeys()
 }
@@ -479,6 +486,17 @@ func (h *shared) storeConn() (*redisstore.Conn, error) {
 		return nil, h.errorf("store redis: %w", err)
 	}
 	return conn, nil
+}
+
+// memoryStoreRuns reports whether the process holds the memory store.
+func memoryStoreRuns() bool {
+	_, ok := stores.References("memory")
+	return ok
+}
+
+// appIDs are the apps the handler serves.
+func (h *shared) appIDs() []string {
+	return slices.Sorted(maps.Keys(h.secrets))
 }
 
 // redisStoreKey names the store of a Redis and a set of signing keys in

@@ -309,18 +309,46 @@ func TestMovingToRedisByAReloadKeepsLogoutsAndBans(t *testing.T) {
 
 	redisSite := usrSite(wechatURL, up.Addr, keyLine+"\n\t\tstore redis "+srv.URL)
 	m.Load(t, m.Caddyfile(global, redisSite))
+	// On the instance that moved, from the moment the reload answers.
+	wantError(t, get(t, m.Base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
+	wantError(t, login(m.Base, banned), http.StatusForbidden, "user_blocked")
+	wantStatus(t, login(m.Base, leaver), http.StatusOK)
+	// On another, once the carry has written them to Redis.
 	other := multiNew(t, "O", "", redisSite)
 	other.Start()
-	// The carry runs beside the reload: within a second.
-	for _, base := range []string{m.Base, other.Base} {
-		if !within(5*time.Second, func() bool { return get(t, base+"/api/orders", out).Status == http.StatusUnauthorized }) {
-			t.Fatalf("%s: the token logged out before the move still verifies after 5 s", base)
-		}
-		wantError(t, get(t, base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
-		if !within(5*time.Second, func() bool { return login(base, banned).Status == http.StatusForbidden }) {
-			t.Fatalf("%s: the user banned before the move can still log in after 5 s", base)
-		}
-		wantError(t, login(base, banned), http.StatusForbidden, "user_blocked")
-		wantStatus(t, login(base, leaver), http.StatusOK)
+	if !within(5*time.Second, func() bool { return get(t, other.Base+"/api/orders", out).Status == http.StatusUnauthorized }) {
+		t.Fatal("another instance still verifies the token logged out before the move after 5 s")
 	}
+	if !within(5*time.Second, func() bool { return login(other.Base, banned).Status == http.StatusForbidden }) {
+		t.Fatal("the user banned before the move can still log in on another instance after 5 s")
+	}
+	wantError(t, login(other.Base, banned), http.StatusForbidden, "user_blocked")
+	wantStatus(t, login(other.Base, leaver), http.StatusOK)
+}
+
+// A site moving from the memory store onto a Redis store another site of
+// the process already uses (same Redis and signing key) by a reload
+// carries what the memory store kept meanwhile.
+func TestMovingOntoARedisStoreAlreadyInUseKeepsLogouts(t *testing.T) {
+	srv := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	global := "\tstorage file_system " + t.TempDir()
+	keyLine := "\t\tsigning_key " + testSigningKey
+	two := func(secondStore string) string {
+		return fmt.Sprintf("\thandle /r/* {\n%s\n\t}\n\thandle {\n%s\n\t}",
+			usrSite(wechatURL, up.Addr, keyLine+"\n\t\troute_prefix /r/wx\n\t\tstore redis "+srv.URL),
+			usrSite(wechatURL, up.Addr, keyLine+secondStore))
+	}
+	m := multiNew(t, "M", global, two(""))
+	m.Start()
+	fake.AddCode(testAppID, "pooled-move", wechattest.User{OpenID: randomOpenID()})
+	r := postJSON(t, m.Base+"/wx/login", "", map[string]string{"code": "pooled-move"})
+	wantStatus(t, r, http.StatusOK)
+	out := r.Object(t)["token"].(string)
+	wantStatus(t, postJSON(t, m.Base+"/wx/logout", out, nil), http.StatusNoContent)
+
+	m.Load(t, m.Caddyfile(global, two("\n\t\tstore redis "+srv.URL)))
+	wantError(t, get(t, m.Base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
 }

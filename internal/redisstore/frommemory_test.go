@@ -20,6 +20,9 @@ import (
 // Redis after the move is not brought back by a later start, even once
 // Redis has forgotten the lift; a ban made with the memory store after
 // the first move is carried by the next.
+// wxapp is the app of the user records these tests carry.
+var wxapp = []string{"wxapp"}
+
 func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
@@ -39,13 +42,13 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	ban := func(openid string, at time.Time) *session.UserRecord {
 		return &session.UserRecord{AppID: "wxapp", OpenID: openid, RevokedBefore: session.CutOff(at), Keep: at.Add(time.Hour), Changed: at, Ban: &session.Ban{Since: at}}
 	}
-	if err := mem.SaveUser(ctx, ban("oBannedInMemory", now)); err != nil {
+	if err := mem.SaveUser(ctx, ban("oBannedInMemory", now.Add(-time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	mem.Destruct()
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := <-a.CarryMemoryStore(storage); err != nil {
+	if err := <-a.CarryMemoryStore(storage, wxapp); err != nil {
 		t.Fatal(err)
 	}
 	b := rdsStore(t, srv, rdsKeyA) // another instance, without that storage
@@ -80,7 +83,7 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	mem2.Destruct()
 
 	c := rdsStore(t, srv, rdsKeyA)
-	if err := <-c.CarryMemoryStore(storage); err != nil {
+	if err := <-c.CarryMemoryStore(storage, wxapp); err != nil {
 		t.Fatal(err)
 	}
 	d := rdsStore(t, srv, rdsKeyA)
@@ -152,7 +155,7 @@ func TestALiftMadeWithTheMemoryStoreIsCarried(t *testing.T) {
 	mem.Destruct()
 
 	b := rdsStore(t, srv, rdsKeyA)
-	if err := <-b.CarryMemoryStore(storage); err != nil {
+	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
 		t.Fatal(err)
 	}
 	if rdsStore(t, srv, rdsKeyA).Users().Banned(ban.AppID, ban.OpenID, time.Now()) != nil {
@@ -170,12 +173,12 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	banned := memoryBan(t, storage.FileStorage, "oUnreadable", time.Now())
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := <-a.CarryMemoryStore(storage); err == nil {
+	if err := <-a.CarryMemoryStore(storage, wxapp); err == nil {
 		t.Fatal("a carry that could not read a user record reported no error")
 	}
 	storage.failing = false
 	b := rdsStore(t, srv, rdsKeyA)
-	if err := <-b.CarryMemoryStore(storage); err != nil {
+	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
 		t.Fatal(err)
 	}
 	c := rdsStore(t, srv, rdsKeyA)
@@ -194,10 +197,91 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	}
 	storage.prefix, storage.failing = carriedPrefix, true
 	d := rdsStore(t, srv, rdsKeyA)
-	if err := <-d.CarryMemoryStore(storage); err == nil {
+	if err := <-d.CarryMemoryStore(storage, wxapp); err == nil {
 		t.Fatal("a carry that could not read its marker reported no error")
 	}
 	if rdsStore(t, srv, rdsKeyA).Users().Banned(banned.AppID, banned.OpenID, time.Now()) != nil {
 		t.Fatal("a ban lifted in Redis came back when the marker could not be read")
+	}
+}
+
+// What the carry reads holds on this instance when CarryMemoryStore
+// returns, before Redis has answered; once it does, the records reach it.
+func TestACarryHoldsHereBeforeRedisAnswers(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	banned := memoryBan(t, storage, "oHeldAtOnce", time.Now())
+	mem, err := session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Revoke(context.Background(), "sid-held-at-once", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+
+	a := rdsStore(t, srv, rdsKeyA)
+	srv.Pause()
+	done := a.CarryMemoryStore(storage, wxapp)
+	now := time.Now()
+	held := a.Revoked("sid-held-at-once", now) && a.Users().Banned(banned.AppID, banned.OpenID, now) != nil
+	srv.Resume()
+	if !held {
+		t.Fatal("the logout and the ban read from storage did not hold here before Redis answered")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b := rdsStore(t, srv, rdsKeyA)
+	if !b.Revoked("sid-held-at-once", time.Now()) || b.Users().Banned(banned.AppID, banned.OpenID, time.Now()) == nil {
+		t.Fatal("the carried logout and ban did not reach Redis")
+	}
+}
+
+// The marker is kept per app, whatever the Redis deployment: a deployment
+// made later (another signing key, another Redis) does not bring back a
+// ban an earlier one lifted. Only the apps asked for are carried; a record
+// written just before the marker (a clock behind) still is.
+func TestTheCarryMarkerIsPerAppAndNotPerDeployment(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	lifted := memoryBan(t, storage, "oLiftedOnTheFirst", time.Now().Add(-time.Hour))
+	other := &session.UserRecord{AppID: "wxother", OpenID: "oOtherApp", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
+	mem, err := session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.SaveUser(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-a.CarryMemoryStore(storage, wxapp); err != nil {
+		t.Fatal(err)
+	}
+	if a.Users().Banned("wxother", "oOtherApp", time.Now()) != nil {
+		t.Error("a record of an app not asked for was carried")
+	}
+	lift := a.Users().Record(lifted.AppID, lifted.OpenID)
+	lift.Ban, lift.Changed, lift.BanChanged, lift.Decided = nil, time.Now(), time.Now(), true
+	if err := a.SaveUser(ctx, &lift); err != nil {
+		t.Fatal(err)
+	}
+	// A ban written by an instance whose clock is 2 s behind, after the carry.
+	skewed := memoryBan(t, storage, "oSkewed", time.Now().Add(-2*time.Second))
+
+	b := rdsStore(t, srv, rdsKeyB) // another deployment
+	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
+		t.Fatal(err)
+	}
+	if b.Users().Banned(lifted.AppID, lifted.OpenID, time.Now()) != nil {
+		t.Error("a new deployment brought back a ban the first one lifted")
+	}
+	if b.Users().Banned(skewed.AppID, skewed.OpenID, time.Now()) == nil {
+		t.Error("a ban dated 2 s before the last carry was not carried")
 	}
 }

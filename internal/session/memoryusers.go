@@ -49,7 +49,7 @@ func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 	if storage == nil {
 		return u, nil
 	}
-	recs, gone, err := readUsers(ctx, storage, false)
+	recs, gone, _, err := readUsers(ctx, storage)
 	if err != nil {
 		return nil, err
 	}
@@ -63,30 +63,30 @@ func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 }
 
 // ReadUserRecords returns the user records kept in storage that are not
-// Gone, deleting nothing. Unlike LoadUsers, a key it cannot read is an
-// error: its caller must not go on as if the record were not there.
-func ReadUserRecords(ctx context.Context, storage certmagic.Storage) ([]UserRecord, error) {
-	recs, _, err := readUsers(ctx, storage, true)
-	return recs, err
+// Gone, deleting nothing, and how many keys could not be read: a caller
+// that must not go on as if those records were not there reads again.
+func ReadUserRecords(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, unreadable int, err error) {
+	recs, _, unreadable, err = readUsers(ctx, storage)
+	return recs, unreadable, err
 }
 
 // readUsers reads the user records in storage, apart from the keys of
-// those that are Gone. strict: a key that cannot be read (other than one
-// deleted meanwhile) is an error, not passed over.
-func readUsers(ctx context.Context, storage certmagic.Storage, strict bool) (recs []UserRecord, gone []string, err error) {
+// those that are Gone, and counts the keys it could not read (other than
+// those deleted meanwhile).
+func readUsers(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, gone []string, unreadable int, err error) {
 	keys, err := storage.List(ctx, usersPrefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	now := time.Now()
 	for _, key := range keys {
 		b, err := storage.Load(ctx, key)
 		if err != nil {
-			if strict && !errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("read user record %s: %w", key, err)
+			if !errors.Is(err, fs.ErrNotExist) {
+				unreadable++
 			}
 			continue
 		}
@@ -100,5 +100,5 @@ func readUsers(ctx context.Context, storage certmagic.Storage, strict bool) (rec
 		}
 		recs = append(recs, rec)
 	}
-	return recs, gone, nil
+	return recs, gone, unreadable, nil
 }
