@@ -299,7 +299,7 @@ func (h *shared) check() error {
 	}
 	// The ring keeps every key whose tokens may still be valid: about
 	// token_ttl / key_rotation of them, each rewritten in storage.
-	if rot := time.Duration(h.keyRotation); rot > 0 && (rot < time.Second || rot*maxRingKeys < time.Duration(h.tokenTTL)) {
+	if rot := time.Duration(h.keyRotation); rot > 0 && (rot < time.Second || rot < time.Duration(h.tokenTTL)/maxRingKeys) {
 		return h.errorf("key_rotation %s: rotate at most every second, and at most %d times per token_ttl (%s), which the key ring would have to hold; every few days is usual (720h is a month)", rot, maxRingKeys, time.Duration(h.tokenTTL))
 	}
 	if h.keyRotation > 0 && h.signingKey != "" {

@@ -34,6 +34,7 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 		"negative rotation":              {Handler{KeyRotation: caddy.Duration(-time.Hour)}, "key_rotation must be a positive duration"},
 		"rotation every nanosecond":      {Handler{KeyRotation: caddy.Duration(time.Nanosecond)}, "at most every second"},
 		"101 rotations per token_ttl":    {Handler{KeyRotation: caddy.Duration(time.Minute), TokenTTL: caddy.Duration(101 * time.Minute)}, "at most 100 times per token_ttl"},
+		"a rotation every 30000h, taken": {Handler{KeyRotation: caddy.Duration(30000 * time.Hour)}, ""},
 	} {
 		h := tc.h
 		h.Sandbox = true
@@ -42,7 +43,10 @@ func TestSigningKeyListAndKeyRotationConfig(t *testing.T) {
 		if err == nil {
 			err = h.checkConfig()
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		if tc.want == "" && err != nil {
+			t.Errorf("%s: %v, want it taken", name, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
 		}
 		if err != nil && (strings.Contains(err.Error(), ringKeyNew) || strings.Contains(err.Error(), ringKeyOld)) {
