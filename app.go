@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/platform"
+	"github.com/caddy-wechat/wechatauth/internal/redisstore"
 	"github.com/caddy-wechat/wechatauth/internal/wxpay"
 	"github.com/caddy-wechat/wechatauth/wechattest"
 	"github.com/caddyserver/caddy/v2"
@@ -98,6 +99,11 @@ type WeChatApp struct {
 	// deliveries are the outboxes of this config's event receivers,
 	// opened when the app starts.
 	deliveries []*delivery
+
+	// carries write to Redis what the memory store kept, for the sites
+	// that moved to Redis (redisstore.Carry): at Start, so that
+	// `caddy validate` writes nothing.
+	carries []*redisstore.Carry
 }
 
 // CaddyModule returns the Caddy module information.
@@ -167,6 +173,9 @@ func (a *WeChatApp) Start() error {
 		if _, err := d.open(context.Background()); err != nil {
 			return err
 		}
+	}
+	for _, c := range a.carries {
+		c.Start()
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		sh.tokens = token.New(nil, token.IssuerProduction, time.Duration(sh.tokenTTL), sh.secrets)
 		sh.tokens.SetRing(ring)
 	}
-	if err := sh.provisionStore(ctx); err != nil {
+	if err := sh.provisionStore(ctx, app); err != nil {
 		return err
 	}
 	conn, err := platform.Open(platform.Settings{Base: g.APIBase, Secrets: sh.secrets, Timeout: time.Duration(sh.timeout), Sandbox: g.Sandbox})

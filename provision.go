@@ -151,7 +151,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	if err := h.provisionStore(ctx); err != nil {
+	if err := h.provisionStore(ctx, h.app); err != nil {
 		return err
 	}
 	h.provisionUsers()
@@ -413,7 +413,7 @@ var reservedHeaders = map[string]bool{
 // session_keys kept in Redis through its own signing keys, while a key
 // rotation keeps its store (redisStoreKey). A Redis is named by a hash of
 // its URL or block, passwords included.
-func (h *shared) provisionStore(ctx caddy.Context) error {
+func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 	conn, err := h.storeConn()
 	if err != nil {
 		return err
@@ -432,7 +432,6 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 			if err != nil {
 				return nil, err
 			}
-			st.CarryMemoryStore(ctx.Storage(), h.appIDs())
 			return st, nil
 		}
 	}
@@ -451,11 +450,12 @@ func (h *shared) provisionStore(ctx caddy.Context) error {
 	h.store = h.pooled.Store
 	if loaded {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
-		// A site moving onto a Redis store the process already runs, from
-		// the memory store (the old config's, still in the pool during a
-		// reload), carries what that store kept since the Redis one began.
-		if rs, ok := h.store.(*redisstore.Store); ok && memoryStoreRuns() {
-			rs.CarryMemoryStore(ctx.Storage(), h.appIDs())
+	}
+	// What the memory store kept for these apps holds here before the
+	// config serves, and is written to Redis once it runs.
+	if rs, ok := h.store.(*redisstore.Store); ok {
+		if c := rs.HoldMemoryStore(ctx.Storage(), h.appIDs()); c != nil {
+			app.carries = append(app.carries, c)
 		}
 	}
 	return h.watchKeys()
@@ -486,12 +486,6 @@ func (h *shared) storeConn() (*redisstore.Conn, error) {
 		return nil, h.errorf("store redis: %w", err)
 	}
 	return conn, nil
-}
-
-// memoryStoreRuns reports whether the process holds the memory store.
-func memoryStoreRuns() bool {
-	_, ok := stores.References("memory")
-	return ok
 }
 
 // appIDs are the apps the handler serves.

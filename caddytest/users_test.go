@@ -20,6 +20,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +353,53 @@ func TestMovingOntoARedisStoreAlreadyInUseKeepsLogouts(t *testing.T) {
 
 	m.Load(t, m.Caddyfile(global, two("\n\t\tstore redis "+srv.URL)))
 	wantError(t, get(t, m.Base+"/api/orders", out), http.StatusUnauthorized, "invalid_token")
+}
+
+// Two sites of one process, each with its own app, move to one Redis by
+// a restart: each site carries its own app's bans, the one whose store
+// was already made by the other too.
+func TestEverySiteCarriesItsBansWhenAProcessMovesToRedis(t *testing.T) {
+	const appB, secretB = "wxsecondsite00001", "secret-of-the-second-site-7d1e"
+	srv := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{})
+	fake.AddApp(testAppID, testSecret)
+	fake.AddApp(appB, secretB)
+	up := startUpstream(t)
+	global := "\tstorage file_system " + t.TempDir()
+	sites := func(store string) string {
+		b := fmt.Sprintf("\twechat_auth {\n\t\tapp_id %s\n\t\tapp_secret %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tsigning_key %s\n\t\troute_prefix /b/wx%s\n\t}\n\treverse_proxy %s",
+			appB, secretB, wechatURL, testTimeout, testSigningKey, store, up.Addr)
+		return fmt.Sprintf("\thandle /b/* {\n%s\n\t}\n\thandle {\n%s\n\t}", b, usrSite(wechatURL, up.Addr, "\t\tsigning_key "+testSigningKey+store))
+	}
+	m := multiNew(t, "M", global, sites(""))
+	m.Start()
+	users := map[string]string{testAppID: randomOpenID(), appB: randomOpenID()}
+	for app, openid := range users {
+		wantStatus(t, usrAdmin(t, m, http.MethodPost, "/wechat_auth/users/ban", map[string]string{"appid": app, "openid": openid}), http.StatusOK)
+	}
+	store := "\n\t\tstore redis " + srv.URL
+	if err := os.WriteFile(filepath.Join(m.dir, "Caddyfile"), []byte(m.Caddyfile(global, sites(store))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart()
+	other := multiNew(t, "O", "", sites(store))
+	other.Start()
+	n := 0
+	for _, base := range []string{m.Base, other.Base} {
+		for app, openid := range users {
+			prefix := "/wx"
+			if app == appB {
+				prefix = "/b/wx"
+			}
+			login := func() int {
+				n++
+				code := fmt.Sprintf("two-sites-%d", n)
+				fake.AddCode(app, code, wechattest.User{OpenID: openid})
+				return postJSON(t, base+prefix+"/login", "", map[string]string{"code": code}).Status
+			}
+			if !within(5*time.Second, func() bool { return login() == http.StatusForbidden }) {
+				t.Errorf("%s: the user banned on %s's site before the move can log in", base, app)
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"time"
@@ -14,12 +15,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// carriedPrefix keeps in Caddy's storage, per app, when CarryMemoryStore
-// last carried all of the app's user records to Redis, whichever Redis
-// deployment. A record changed since (less carryMargin) is carried again;
-// an older one is not: Redis may have superseded it (a ban lifted there)
-// and forgotten that lift after its tombstone, and a Redis deployment
-// made later must not bring back what an earlier one lifted.
+// A deployment that moves from the memory store to Redis keeps what the
+// memory store kept in Caddy's storage and still matters: the logouts no
+// token has outlived, the token horizon, and the users' cut-offs, bans and
+// lifts. Without them a token logged out before the move would verify
+// again, and a banned user log in.
+
+// carriedPrefix keeps in Caddy's storage, per app, when a carry last got
+// all of the app's user records into Redis, whichever Redis deployment. A
+// record changed since (less carryMargin) is carried again; an older one
+// is not: Redis may have superseded it (a ban lifted there) and forgotten
+// that lift after its tombstone, and a Redis deployment made later must
+// not bring back what an earlier one lifted.
 const carriedPrefix = "wechat_auth/carried_to_redis"
 
 // carryMargin is how far before the marker a record is still carried, so
@@ -28,88 +35,142 @@ const carriedPrefix = "wechat_auth/carried_to_redis"
 // that a Redis deployment made since no longer knows was lifted.
 const carryMargin = 30 * time.Second
 
-// carryReadTimeout bounds reading storage. A carry that did not get
-// everything into Redis tries again after carryRetry, then after twice as
-// long each time, up to carryRetryMax.
-const (
-	carryReadTimeout = 30 * time.Second
-	carryRetry       = time.Minute
-	carryRetryMax    = time.Hour
-)
+// carryReadTimeout bounds one pass's reading and writing. A carry that
+// did not get everything into Redis makes another pass after carryRetry,
+// then after twice as long each time, up to carryRetryMax.
+const carryReadTimeout = 30 * time.Second
 
-// CarryMemoryStore carries what the memory store kept in storage and still
-// matters into this store, for the user records of apps: the logouts no
-// token has outlived, the token horizon, and the users' cut-offs, bans
-// and lifts. A deployment that moves from the memory store to Redis thus
-// keeps them: without this, a token logged out before the move would
-// verify again, and a banned user log in. They hold on this instance when
-// CarryMemoryStore returns; they are written to Redis (each user record
-// merged with Redis's, as any other write) in the background, read and
-// written again, less and less often, until all of them got there. The channel
-// gets the first attempt's outcome (also logged).
-func (r *Store) CarryMemoryStore(storage certmagic.Storage, apps []string) <-chan error {
-	out := make(chan error, 1)
+var carryRetry, carryRetryMax = time.Minute, time.Hour // tests shorten them
+
+// Carry writes into Redis what HoldMemoryStore found, once the config
+// runs (Start).
+type Carry struct {
+	r       *Store
+	storage certmagic.Storage
+	apps    []string
+}
+
+// HoldMemoryStore reads what the memory store kept in storage (logouts,
+// the token horizon, and the user records of apps changed since the
+// app's marker) and holds it on this instance at once. It returns the
+// carry that writes it to Redis, to start once the config runs: `caddy
+// validate` provisions and must write nothing. A store with nothing in
+// storage reads two empty folders.
+func (r *Store) HoldMemoryStore(storage certmagic.Storage, apps []string) *Carry {
 	if storage == nil {
+		return nil
+	}
+	r.readMemoryStore(storage, apps, nil, nil)
+	return &Carry{r: r, storage: storage, apps: apps}
+}
+
+// Start writes the carry into Redis in the background, reading storage
+// again first (what the config before took meanwhile), and makes further
+// passes until everything got there or the store is destroyed. A store
+// runs one carry at a time: a carry started while another runs adds its
+// apps to it. The channel gets the first pass's outcome (also logged),
+// or nil at once when another carry took the apps.
+func (c *Carry) Start() <-chan error {
+	r := c.r
+	out := make(chan error, 1)
+	r.carryMu.Lock()
+	for _, a := range c.apps {
+		r.carryApps[a] = true
+	}
+	if r.carrying {
+		r.carryMu.Unlock()
 		out <- nil
 		return out
 	}
-	c := r.readMemoryStore(storage, apps)
+	r.carrying = true
+	r.carryMu.Unlock()
 	r.done.Add(1)
 	go func() {
 		defer r.done.Done()
+		since := map[string]time.Time{} // per app; else its marker
+		var retry []string              // user record keys not read yet
 		wait := carryRetry
 		for first := true; ; first = false {
-			err := r.writeCarried(c)
+			r.carryMu.Lock()
+			apps := slices.Collect(maps.Keys(r.carryApps))
+			r.carryMu.Unlock()
+			p := r.readMemoryStore(c.storage, apps, since, retry)
+			err := r.writeCarried(p)
 			if err != nil {
-				r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; they hold on this instance, and the carry is tried again", zap.Error(err))
+				r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; they hold on this instance, and the carry tries again", zap.Error(err))
 			}
 			if first {
 				out <- err
 			}
-			if err == nil {
-				return
+			if err == nil && len(p.unread) == 0 {
+				r.carryMu.Lock()
+				if len(r.carryApps) == len(apps) {
+					// Done; apps added meanwhile make another pass.
+					clear(r.carryApps)
+					r.carrying = false
+					r.carryMu.Unlock()
+					return
+				}
+				r.carryMu.Unlock()
+			} else {
+				select {
+				case <-r.bg.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(2*wait, carryRetryMax)
 			}
-			select {
-			case <-r.bg.Done():
-				return
-			case <-time.After(wait):
+			// The next pass: what changed since this one read, and the
+			// keys it could not read; an app whose marker it could not
+			// read, or that was added since, reads its marker.
+			since = make(map[string]time.Time, len(p.apps))
+			for _, a := range p.apps {
+				since[a] = p.read.Add(-carryMargin)
 			}
-			wait = min(2*wait, carryRetryMax)
-			c = r.readMemoryStore(storage, apps)
+			retry = p.unread
 		}
 	}()
 	return out
 }
 
-// carried is what readMemoryStore found.
+// carried is what one pass read.
 type carried struct {
 	storage certmagic.Storage
 	read    time.Time // when storage was read: the apps' next marker
-	apps    []string  // whose marker is advanced once all is written
+	apps    []string  // whose marker is advanced once the pass is written
 	users   []*session.UserRecord
-	logouts map[string]time.Time
+	logouts int
 	horizon time.Time
-	err     error // what could not be read
+	unread  []string // user record keys that could not be read
+	err     error    // what else could not be read
 }
 
 // readMemoryStore reads what the memory store kept and holds it on this
-// instance at once.
-func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string) *carried {
+// instance at once: the logouts and the horizon, and the user records of
+// apps changed since the app's time in since (else its marker, less
+// carryMargin), and those at keys whatever their time.
+func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string) *carried {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
-	c := &carried{storage: storage, read: time.Now(), logouts: make(map[string]time.Time)}
+	c := &carried{storage: storage, read: time.Now()}
 	var errs []error
 
 	rev := session.NewRevocations(storage)
-	if err := rev.Load(ctx); err != nil {
+	switch n, err := rev.LoadCounting(ctx); {
+	case err != nil:
 		errs = append(errs, fmt.Errorf("logouts: %w", err))
+	case n > 0:
+		errs = append(errs, fmt.Errorf("%d logouts could not be read", n))
 	}
 	rev.Each(func(sid string, until time.Time) {
-		if c.read.Before(until) && !r.revoked.Has(sid, c.read) {
+		if !c.read.Before(until) {
+			return
+		}
+		if !r.revoked.Has(sid, c.read) {
 			r.revoked.Add(sid, until)
 			r.cache.Del(sid)
-			c.logouts[sid] = until
 		}
+		c.logouts++ // held here maybe, not yet in Redis
 	})
 	if h, err := rev.LoadHorizon(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("token horizon: %w", err))
@@ -118,8 +179,12 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string) *carri
 		c.horizon = l
 	}
 
-	since := make(map[string]time.Time, len(apps))
+	from := make(map[string]time.Time, len(apps))
 	for _, app := range apps {
+		if t, ok := since[app]; ok {
+			from[app] = t
+			continue
+		}
 		marker := path.Join(carriedPrefix, app)
 		b, err := storage.Load(ctx, marker)
 		var t time.Time
@@ -127,52 +192,56 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string) *carri
 			err = t.UnmarshalText(b)
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// Carrying all of the app's records again could bring back a
-			// ban Redis has lifted and since forgotten.
+			// Carrying all of the app's records again could bring
+			// back a ban Redis has lifted and since forgotten.
 			errs = append(errs, fmt.Errorf("read %s: %w", marker, err))
 			continue
 		}
-		since[app] = t.Add(-carryMargin)
+		from[app] = t.Add(-carryMargin)
+	}
+	for app := range from {
 		c.apps = append(c.apps, app)
 	}
-	recs, unreadable, err := session.ReadUserRecords(ctx, storage)
-	switch {
-	case err != nil:
+	recs, unread, err := session.ReadUserRecords(ctx, storage)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("user records: %w", err))
 		c.apps = nil
-	case unreadable > 0:
-		errs = append(errs, fmt.Errorf("%d user records could not be read", unreadable))
-		c.apps = nil
 	}
+	c.unread = unread
 	for i := range recs {
 		rec := &recs[i]
-		s, ok := since[rec.AppID]
-		if ok && (rec.Changed.After(s) || rec.BanChanged.After(s)) {
+		if s, ok := from[rec.AppID]; ok && (rec.Changed.After(s) || rec.BanChanged.After(s)) {
 			c.users = append(c.users, r.users.Merge(rec))
 		}
+	}
+	if len(keys) > 0 {
+		again, still := session.ReadUserRecordsAt(ctx, storage, keys)
+		c.unread = append(c.unread, still...)
+		for i := range again {
+			if rec := &again[i]; slices.Contains(apps, rec.AppID) {
+				c.users = append(c.users, r.users.Merge(rec))
+			}
+		}
+	}
+	if len(c.unread) > 0 {
+		errs = append(errs, fmt.Errorf("%d user records could not be read", len(c.unread)))
 	}
 	c.err = errors.Join(errs...)
 	return c
 }
 
-// writeCarried writes what readMemoryStore found to Redis, logouts first,
-// and advances the apps' markers once every user record got there.
+// writeCarried writes what a pass read to Redis, logouts first, and
+// advances the apps' markers once every user record got there.
 func (r *Store) writeCarried(c *carried) error {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
 	errs := []error{c.err}
-	if len(c.logouts) > 0 {
-		// sync writes the revocations held here that Redis lacks; those
-		// it does not take are retried every second (retryPending).
+	if c.logouts > 0 {
+		// sync writes the revocations held here that Redis lacks.
 		if err := r.sync(ctx); err != nil {
-			r.mu.Lock()
-			for sid, until := range c.logouts {
-				r.pending[sid] = until
-			}
-			r.mu.Unlock()
 			errs = append(errs, fmt.Errorf("logouts: %w", err))
 		} else {
-			r.log.Info("carried the memory store's logouts into Redis", zap.Int("count", len(c.logouts)))
+			r.log.Info("carried the memory store's logouts into Redis", zap.Int("count", c.logouts))
 		}
 	}
 	if !c.horizon.IsZero() {
@@ -196,17 +265,19 @@ func (r *Store) writeCarried(c *carried) error {
 	if written > 0 {
 		r.log.Info("carried the memory store's user records into Redis", zap.Int("count", written))
 	}
-	if failed != nil {
+	switch {
+	case failed != nil:
 		errs = append(errs, fmt.Errorf("user records: %w", failed))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	b, _ := c.read.MarshalText()
-	for _, app := range slices.Compact(slices.Sorted(slices.Values(c.apps))) {
-		if err := c.storage.Store(ctx, path.Join(carriedPrefix, app), b); err != nil {
-			return err
+	case len(c.unread) > 0:
+		// Not past a record it has not carried: a restart before the
+		// next pass must still carry it.
+	default:
+		b, _ := c.read.MarshalText()
+		for _, app := range c.apps {
+			if err := c.storage.Store(ctx, path.Join(carriedPrefix, app), b); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -23,6 +23,16 @@ import (
 // wxapp is the app of the user records these tests carry.
 var wxapp = []string{"wxapp"}
 
+// carry holds what storage keeps on s and starts writing it to Redis.
+func carry(t *testing.T, s *Store, storage certmagic.Storage) <-chan error {
+	t.Helper()
+	c := s.HoldMemoryStore(storage, wxapp)
+	if c == nil {
+		t.Fatal("nothing to carry")
+	}
+	return c.Start()
+}
+
 func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
@@ -48,7 +58,7 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	mem.Destruct()
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := <-a.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, a, storage); err != nil {
 		t.Fatal(err)
 	}
 	b := rdsStore(t, srv, rdsKeyA) // another instance, without that storage
@@ -83,7 +93,7 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 	mem2.Destruct()
 
 	c := rdsStore(t, srv, rdsKeyA)
-	if err := <-c.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, c, storage); err != nil {
 		t.Fatal(err)
 	}
 	d := rdsStore(t, srv, rdsKeyA)
@@ -155,7 +165,7 @@ func TestALiftMadeWithTheMemoryStoreIsCarried(t *testing.T) {
 	mem.Destruct()
 
 	b := rdsStore(t, srv, rdsKeyA)
-	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, b, storage); err != nil {
 		t.Fatal(err)
 	}
 	if rdsStore(t, srv, rdsKeyA).Users().Banned(ban.AppID, ban.OpenID, time.Now()) != nil {
@@ -173,12 +183,12 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	banned := memoryBan(t, storage.FileStorage, "oUnreadable", time.Now())
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := <-a.CarryMemoryStore(storage, wxapp); err == nil {
+	if err := <-carry(t, a, storage); err == nil {
 		t.Fatal("a carry that could not read a user record reported no error")
 	}
 	storage.failing = false
 	b := rdsStore(t, srv, rdsKeyA)
-	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, b, storage); err != nil {
 		t.Fatal(err)
 	}
 	c := rdsStore(t, srv, rdsKeyA)
@@ -197,7 +207,7 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	}
 	storage.prefix, storage.failing = carriedPrefix, true
 	d := rdsStore(t, srv, rdsKeyA)
-	if err := <-d.CarryMemoryStore(storage, wxapp); err == nil {
+	if err := <-carry(t, d, storage); err == nil {
 		t.Fatal("a carry that could not read its marker reported no error")
 	}
 	if rdsStore(t, srv, rdsKeyA).Users().Banned(banned.AppID, banned.OpenID, time.Now()) != nil {
@@ -205,8 +215,9 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	}
 }
 
-// What the carry reads holds on this instance when CarryMemoryStore
-// returns, before Redis has answered; once it does, the records reach it.
+// What the carry reads holds on this instance when HoldMemoryStore
+// returns, before Redis has answered; once the carry starts, it reaches
+// Redis.
 func TestACarryHoldsHereBeforeRedisAnswers(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
@@ -223,14 +234,14 @@ func TestACarryHoldsHereBeforeRedisAnswers(t *testing.T) {
 
 	a := rdsStore(t, srv, rdsKeyA)
 	srv.Pause()
-	done := a.CarryMemoryStore(storage, wxapp)
+	c := a.HoldMemoryStore(storage, wxapp)
 	now := time.Now()
 	held := a.Revoked("sid-held-at-once", now) && a.Users().Banned(banned.AppID, banned.OpenID, now) != nil
 	srv.Resume()
 	if !held {
 		t.Fatal("the logout and the ban read from storage did not hold here before Redis answered")
 	}
-	if err := <-done; err != nil {
+	if err := <-c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	b := rdsStore(t, srv, rdsKeyA)
@@ -260,7 +271,7 @@ func TestTheCarryMarkerIsPerAppAndNotPerDeployment(t *testing.T) {
 	mem.Destruct()
 
 	a := rdsStore(t, srv, rdsKeyA)
-	if err := <-a.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, a, storage); err != nil {
 		t.Fatal(err)
 	}
 	if a.Users().Banned("wxother", "oOtherApp", time.Now()) != nil {
@@ -275,7 +286,7 @@ func TestTheCarryMarkerIsPerAppAndNotPerDeployment(t *testing.T) {
 	skewed := memoryBan(t, storage, "oSkewed", time.Now().Add(-2*time.Second))
 
 	b := rdsStore(t, srv, rdsKeyB) // another deployment
-	if err := <-b.CarryMemoryStore(storage, wxapp); err != nil {
+	if err := <-carry(t, b, storage); err != nil {
 		t.Fatal(err)
 	}
 	if b.Users().Banned(lifted.AppID, lifted.OpenID, time.Now()) != nil {
@@ -283,5 +294,73 @@ func TestTheCarryMarkerIsPerAppAndNotPerDeployment(t *testing.T) {
 	}
 	if b.Users().Banned(skewed.AppID, skewed.OpenID, time.Now()) == nil {
 		t.Error("a ban dated 2 s before the last carry was not carried")
+	}
+}
+
+// Holding what storage keeps writes nothing to Redis nor to storage: that
+// waits for Start, which `caddy validate` never reaches.
+func TestHoldingTheMemoryStoreWritesNothing(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	banned := memoryBan(t, storage, "oHeldOnly", time.Now())
+	a := rdsStore(t, srv, rdsKeyA)
+	if a.HoldMemoryStore(storage, wxapp) == nil {
+		t.Fatal("nothing to carry")
+	}
+	if a.Users().Banned(banned.AppID, banned.OpenID, time.Now()) == nil {
+		t.Fatal("the ban does not hold here")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n, err := a.client.HLen(context.Background(), a.usersKey).Result(); err != nil || n != 0 {
+		t.Errorf("Redis holds %d user records (%v) before the carry started", n, err)
+	}
+	if storage.Exists(context.Background(), carriedPrefix+"/wxapp") {
+		t.Error("the marker was written before the carry started")
+	}
+}
+
+// Sites of one process on one Redis store carry each its own apps, the
+// second site's too; a logout storage could not read is carried by a
+// later pass.
+func TestEverySiteCarriesItsAppsAndUnreadLogoutsAreRetried(t *testing.T) {
+	metrics.Init(nil)
+	carryRetry = 50 * time.Millisecond
+	t.Cleanup(func() { carryRetry = time.Minute })
+	srv := rdsStart(t)
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/revoked", failing: true}
+	first := memoryBan(t, storage.FileStorage, "oFirstSite", time.Now())
+	second := &session.UserRecord{AppID: "wxsecond", OpenID: "oSecondSite", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
+	mem, err := session.NewMemory(100, storage.FileStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.SaveUser(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Revoke(context.Background(), "sid-unread-at-first", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+
+	a := rdsStore(t, srv, rdsKeyA)
+	c1 := a.HoldMemoryStore(storage, wxapp)
+	c2 := a.HoldMemoryStore(storage, []string{"wxapp", "wxsecond"})
+	if c1 == nil || c2 == nil {
+		t.Fatal("a site had nothing to carry")
+	}
+	if err := <-c1.Start(); err == nil {
+		t.Error("a pass that could not read a logout reported no error")
+	}
+	<-c2.Start()
+	storage.failing = false
+	b := rdsStore(t, srv, rdsKeyA)
+	if !rdsEventually(5*time.Second, func() bool { return b.Revoked("sid-unread-at-first", time.Now()) }) {
+		t.Error("a logout the first pass could not read never reached Redis")
+	}
+	for _, rec := range []*session.UserRecord{first, second} {
+		if b.Users().Banned(rec.AppID, rec.OpenID, time.Now()) == nil {
+			t.Errorf("the ban of %s's site was not carried", rec.AppID)
+		}
 	}
 }

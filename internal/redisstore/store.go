@@ -85,6 +85,10 @@ type Store struct {
 	listening     chan struct{} // closed once the first subscription is up
 	listeningOnce sync.Once
 
+	carryMu   sync.Mutex
+	carrying  bool            // a carry of the memory store runs (frommemory.go)
+	carryApps map[string]bool // the apps it carries
+
 	bg   context.Context // the background goroutines' context, done at Destruct
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -149,6 +153,7 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		onceMax:       maxOnceValues,
 		pending:       make(map[string]time.Time),
 		userPending:   make(map[string]pendingUser),
+		carryApps:     make(map[string]bool),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
 	}

@@ -49,7 +49,7 @@ func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 	if storage == nil {
 		return u, nil
 	}
-	recs, gone, _, err := readUsers(ctx, storage)
+	recs, gone, err := readUsers(ctx, storage)
 	if err != nil {
 		return nil, err
 	}
@@ -63,30 +63,51 @@ func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 }
 
 // ReadUserRecords returns the user records kept in storage that are not
-// Gone, deleting nothing, and how many keys could not be read: a caller
-// that must not go on as if those records were not there reads again.
-func ReadUserRecords(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, unreadable int, err error) {
-	recs, _, unreadable, err = readUsers(ctx, storage)
-	return recs, unreadable, err
+// Gone, deleting nothing, and the keys it could not read: a caller that
+// must not go on as if those records were not there reads them again
+// (ReadUserRecordsAt).
+func ReadUserRecords(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, unreadable []string, err error) {
+	keys, err := storage.List(ctx, usersPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, _, unreadable = readUserKeys(ctx, storage, keys)
+	return recs, unreadable, nil
+}
+
+// ReadUserRecordsAt is ReadUserRecords for the given keys only.
+func ReadUserRecordsAt(ctx context.Context, storage certmagic.Storage, keys []string) (recs []UserRecord, unreadable []string) {
+	recs, _, unreadable = readUserKeys(ctx, storage, keys)
+	return recs, unreadable
 }
 
 // readUsers reads the user records in storage, apart from the keys of
-// those that are Gone, and counts the keys it could not read (other than
-// those deleted meanwhile).
-func readUsers(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, gone []string, unreadable int, err error) {
+// those that are Gone, and passes over the keys it could not read.
+func readUsers(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, gone []string, err error) {
 	keys, err := storage.List(ctx, usersPrefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, 0, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, err
 	}
+	recs, gone, _ = readUserKeys(ctx, storage, keys)
+	return recs, gone, nil
+}
+
+// readUserKeys reads the user records at keys: those that are not Gone,
+// the keys of those that are, and the keys it could not read (apart from
+// those deleted meanwhile).
+func readUserKeys(ctx context.Context, storage certmagic.Storage, keys []string) (recs []UserRecord, gone, unreadable []string) {
 	now := time.Now()
 	for _, key := range keys {
 		b, err := storage.Load(ctx, key)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				unreadable++
+				unreadable = append(unreadable, key)
 			}
 			continue
 		}
@@ -100,5 +121,5 @@ func readUsers(ctx context.Context, storage certmagic.Storage) (recs []UserRecor
 		}
 		recs = append(recs, rec)
 	}
-	return recs, gone, unreadable, nil
+	return recs, gone, unreadable
 }

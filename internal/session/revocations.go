@@ -115,23 +115,34 @@ func (r *Revocations) Persist(ctx context.Context, sid string, until time.Time) 
 }
 
 // Load reads the revocations kept in storage, deleting the expired ones.
+// A key it cannot read is passed over.
 func (r *Revocations) Load(ctx context.Context) error {
+	_, err := r.LoadCounting(ctx)
+	return err
+}
+
+// LoadCounting is Load, and counts the keys it could not read (apart from
+// those deleted meanwhile by another instance).
+func (r *Revocations) LoadCounting(ctx context.Context) (unreadable int, err error) {
 	storage := r.CurrentStorage()
 	if storage == nil {
-		return nil
+		return 0, nil
 	}
 	keys, err := storage.List(ctx, revocationPrefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	now := time.Now()
 	for _, key := range keys {
 		b, err := storage.Load(ctx, key)
 		if err != nil {
-			continue // deleted meanwhile by another instance
+			if !errors.Is(err, fs.ErrNotExist) {
+				unreadable++
+			}
+			continue
 		}
 		sec, err := strconv.ParseInt(string(b), 10, 64)
 		if err != nil {
@@ -144,7 +155,7 @@ func (r *Revocations) Load(ctx context.Context) error {
 		}
 		r.Add(path.Base(key), until)
 	}
-	return nil
+	return unreadable, nil
 }
 
 // LoadHorizon returns the token horizon kept in storage (none: now), saving
