@@ -13,8 +13,9 @@ export interface AuthOptions {
   /** The `wx` object to use instead of the global one (for tests). */
   wx?: WxLike;
   /**
-   * Milliseconds for the helper's own calls (login, logout), and the
-   * default timeout of request(). Default: wx.request's.
+   * Milliseconds for the helper's own calls (wx.login and the login
+   * together, logout), and the default timeout of request(). Default: 60 s
+   * for a login, wx.request's otherwise.
    */
   timeout?: number;
 }
@@ -68,8 +69,9 @@ export interface AuthError extends Error {
   statusCode?: number;
   /**
    * The server's `error` code (e.g. "invalid_code", "decrypt_failed",
-   * "session_expired"), or "no_data" when the button event carried nothing
-   * to send (the user declined).
+   * "session_expired"), "no_data" when the button event carried nothing
+   * to send (the user declined), or "logged_out" for a login that logout()
+   * overtook.
    */
   code?: string;
   /** The server's JSON answer. */
@@ -121,7 +123,9 @@ export interface PhoneNumber {
 export interface Auth {
   /**
    * wx.login, then POST {routePrefix}/login; stores the token. Callers that
-   * arrive while a login is under way share it (one wx.login).
+   * arrive while a login is under way share it (one wx.login). After a
+   * refusal with 403, 429 or 5xx, rejects at once with that error for its
+   * Retry-After (at most 5 min) or 30 s, until logout().
    */
   login(): Promise<LoginResponse>;
   /**

@@ -514,6 +514,7 @@ test('when storage is full and holds an older token, the new one is used and log
   }
   assert.equal(wx.loginCalls, 1);
   assert.equal(auth.getToken(), 'tok-1');
+  assert.equal(wx.getStorageSync(KEY), '', 'the older token is no longer in storage');
   await auth.logout();
   assert.equal(server.tokens.has('tok-1'), false, 'logout revoked the live token');
 });
@@ -533,9 +534,97 @@ test('a login refused for a ban is not tried again for 30 s; one refused with Re
     await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'rate_limited' && err.retryAfter === 60);
     await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'rate_limited');
   });
-  assert.equal(wx.loginCalls, 2);
+  await later(70 * 1000, () => assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'rate_limited'));
+  assert.equal(wx.loginCalls, 2, 'still held 39 s into a Retry-After of 60 s');
   answer = null;
   const res = await later((31 + 61) * 1000, () => auth.request({ url: '/api/me' }));
   assert.equal(res.statusCode, 200);
   assert.equal(wx.loginCalls, 3);
+});
+
+test('a request sent before logout() does not log in again when its token is refused after', async () => {
+  const server = createStubServer();
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const wx = createStubWx(async (req) => {
+    if (req.path === '/api/slow') await gate; // answered after the logout
+    return server.handle(req);
+  });
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await auth.login();
+  const pending = auth.request({ url: '/api/slow' });
+  await new Promise((r) => setImmediate(r));
+  await auth.logout();
+  release();
+  const res = await pending;
+  assert.equal(res.statusCode, 401);
+  assert.equal(wx.loginCalls, 1, 'no login after the logout');
+  assert.equal(auth.getToken(), null);
+});
+
+test('a login that ends after logout() stores no token', async () => {
+  const server = createStubServer();
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const wx = createStubWx(async (req) => {
+    if (req.path === '/wx/login') await gate;
+    return server.handle(req);
+  });
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  const pending = auth.login();
+  await new Promise((r) => setImmediate(r));
+  const out = auth.logout();
+  release();
+  await assert.rejects(pending, (err) => err.code === 'logged_out');
+  await out;
+  assert.equal(auth.getToken(), null);
+});
+
+test('the 30 s without a re-login holds while other paths answer', async () => {
+  const server = createStubServer();
+  server.routes['/public'] = () => ({ statusCode: 200, data: {} });
+  // A proxy drops Authorization on /api only: every token is refused there.
+  const wx = createStubWx((req) => server.handle(req.path.startsWith('/api/') ? Object.assign({}, req, { authorization: undefined }) : req));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  for (let i = 0; i < 5; i++) {
+    await auth.request({ url: '/api/me' });
+    await auth.request({ url: '/public' });
+  }
+  assert.equal(wx.loginCalls, 2, 'the first request\'s login and re-login only');
+});
+
+test('a wx.login that never answers does not hold later logins', async () => {
+  const server = createStubServer();
+  const wx = createStubWx(server.handle);
+  const login = wx.login;
+  let hang = true;
+  wx.login = (opts) => (hang ? undefined : login(opts));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE, timeout: 100 });
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => /timed out/.test(err.message));
+  hang = false;
+  const res = await auth.request({ url: '/api/me' });
+  assert.equal(res.statusCode, 200);
+});
+
+test('a Retry-After of a day holds logins 5 minutes at most, and logout() ends the hold', async () => {
+  const server = createStubServer();
+  let answer = { statusCode: 503, header: { 'Retry-After': '86400' }, data: { error: 'wechat_unavailable', message: 'down' } };
+  const wx = createStubWx((req) => (req.path === '/wx/login' && answer ? answer : server.handle(req)));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'wechat_unavailable');
+  answer = null;
+  const res = await later(5 * 60 * 1000 + 1000, () => auth.request({ url: '/api/me' }));
+  assert.equal(res.statusCode, 200);
+  answer = { statusCode: 503, header: { 'Retry-After': '60' }, data: { error: 'wechat_unavailable', message: 'down' } };
+  server.tokens.clear();
+  await assert.rejects(auth.request({ url: '/api/me' }), (err) => err.code === 'wechat_unavailable');
+  await auth.logout();
+  answer = null;
+  const again = await auth.request({ url: '/api/me' });
+  assert.equal(again.statusCode, 200, 'a login right after logout() is not held');
 });

@@ -31,6 +31,13 @@ var REFUSED_FRESH_MS = 30 * 1000;
 // (a ban, WeChat's rate limit, the server or WeChat down) is not tried
 // again for the answer's Retry-After, or this long without one.
 var LOGIN_HOLD_MS = 30 * 1000;
+// A Retry-After longer than this (a CDN's or firewall's day) holds logins
+// this long only.
+var LOGIN_HOLD_MAX_MS = 5 * 60 * 1000;
+
+// How long a login may take, wx.login included, when createAuth is given
+// no timeout: one that never ends must not hold every later request.
+var DEFAULT_LOGIN_TIMEOUT_MS = 60 * 1000;
 var HELD_STATUSES = { 403: true, 429: true, 500: true, 502: true, 503: true, 504: true };
 
 // A token this close to its expiry is treated as expired, so a request does
@@ -162,9 +169,12 @@ function createAuth(options) {
   // The login's record when wx.setStorageSync refused it (storage full):
   // kept for this run of the mini program, so the login is not redone.
   var unstored = null;
-  // When a token from a re-login was refused right away; 0 once a request
-  // gets through.
-  var refusedFresh = 0;
+  // The token a re-login gave that was refused right away, and when.
+  var refusedToken = null;
+  var refusedAt = 0;
+  // Bumped by logout(): what a request or login began before it does not
+  // log in again, nor store a token.
+  var generation = 0;
 
   function api() { return findWx(explicitWx); }
 
@@ -230,6 +240,7 @@ function createAuth(options) {
   function wxLogin() {
     return new Promise(function (resolve, reject) {
       api().login({
+        timeout: timeout || DEFAULT_LOGIN_TIMEOUT_MS,
         success: function (res) {
           if (res && res.code) resolve(res.code);
           else reject(new Error('wx.login returned no code' + (res && res.errMsg ? ': ' + res.errMsg : '')));
@@ -244,6 +255,7 @@ function createAuth(options) {
   }
 
   function doLogin() {
+    var gen = generation;
     return wxLogin().then(function (code) {
       var body = { code: code };
       if (appid) body.appid = appid;
@@ -264,6 +276,12 @@ function createAuth(options) {
       if (data.unionid) rec.unionid = data.unionid;
       var ttl = Number(data.expires_in);
       if (data.expires_in !== undefined && data.expires_in !== null && isFinite(ttl)) rec.expiresAt = Date.now() + ttl * 1000;
+      if (gen !== generation) {
+        // logout() was called meanwhile: the user is logged out.
+        var out = new Error('login: logged out while logging in');
+        out.code = 'logged_out';
+        throw out;
+      }
       store(rec);
       return data;
     });
@@ -274,7 +292,7 @@ function createAuth(options) {
   function login() {
     if (!loginInFlight && heldError && Date.now() < heldUntil) return Promise.reject(heldError);
     if (!loginInFlight) {
-      loginInFlight = doLogin();
+      loginInFlight = within(doLogin(), timeout || DEFAULT_LOGIN_TIMEOUT_MS, 'login');
       var clear = function () { loginInFlight = null; };
       loginInFlight.then(function () {
         heldError = null;
@@ -282,7 +300,7 @@ function createAuth(options) {
       }, function (err) {
         if (err && HELD_STATUSES[err.statusCode]) {
           heldError = err;
-          heldUntil = Date.now() + (typeof err.retryAfter === 'number' ? err.retryAfter * 1000 : LOGIN_HOLD_MS);
+          heldUntil = Date.now() + Math.min(typeof err.retryAfter === 'number' ? err.retryAfter * 1000 : LOGIN_HOLD_MS, LOGIN_HOLD_MAX_MS);
         }
         clear();
       });
@@ -342,17 +360,22 @@ function createAuth(options) {
       return send(req);
     }
 
+    var gen = generation;
     // The wait for a login counts against the request's timeout too.
     return within(ensureToken(), limit, 'login').then(function (token) {
       return attempt(token).then(function (res) {
-        if (!needsLogin(res)) {
-          refusedFresh = 0;
-          return res;
-        }
-        if (refusedFresh && Date.now() - refusedFresh < REFUSED_FRESH_MS) return res;
+        if (!needsLogin(res) || gen !== generation) return res;
+        if (token === refusedToken && Date.now() - refusedAt < REFUSED_FRESH_MS) return res;
         // One silent re-login and one retry; a second 401 is returned as is.
-        return within(freshTokenAfter(token), limit, 'login').then(attempt).then(function (again) {
-          if (needsLogin(again)) refusedFresh = Date.now();
+        var fresh;
+        return within(freshTokenAfter(token), limit, 'login').then(function (t) {
+          fresh = t;
+          return attempt(t);
+        }).then(function (again) {
+          if (needsLogin(again)) {
+            refusedToken = fresh;
+            refusedAt = Date.now();
+          }
           return again;
         });
       });
@@ -404,6 +427,9 @@ function createAuth(options) {
   // Revokes the token on the server and forgets it here. The local token is
   // forgotten even when the server cannot be reached; never rejects.
   function logout() {
+    generation++;
+    heldError = null;
+    refusedToken = null;
     var waitLogin = loginInFlight ? loginInFlight.then(noop, noop) : Promise.resolve();
     return waitLogin.then(function () {
       var rec = storedRecord();
