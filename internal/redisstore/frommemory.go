@@ -60,16 +60,22 @@ func (r *Store) HoldMemoryStore(storage certmagic.Storage, apps []string) *Carry
 	if storage == nil {
 		return nil
 	}
-	r.readMemoryStore(storage, apps, nil, nil)
+	r.readMemoryStore(storage, apps, nil, nil, nil)
 	return &Carry{r: r, storage: storage, apps: apps}
 }
 
+// carrySettle is how long after its first complete pass a carry makes
+// one more: the config before may have taken a logout or a ban until it
+// stopped.
+var carrySettle = carryMargin
+
 // Start writes the carry into Redis in the background, reading storage
 // again first (what the config before took meanwhile), and makes further
-// passes until everything got there or the store is destroyed. A store
-// runs one carry at a time: a carry started while another runs adds its
-// apps to it. The channel gets the first pass's outcome (also logged),
-// or nil at once when another carry took the apps.
+// passes until everything got there or the store is destroyed, and one
+// more a little later. A store runs one carry at a time: a carry started
+// while another runs adds its apps and storage to it, and has it make
+// another pass. The channel gets the first pass's outcome (also logged),
+// or nil at once when another carry took it over.
 func (c *Carry) Start() <-chan error {
 	r := c.r
 	out := make(chan error, 1)
@@ -77,8 +83,14 @@ func (c *Carry) Start() <-chan error {
 	for _, a := range c.apps {
 		r.carryApps[a] = true
 	}
+	r.carryStorage = c.storage
+	r.carryGen++
 	if r.carrying {
 		r.carryMu.Unlock()
+		select {
+		case r.carryWake <- struct{}{}:
+		default:
+		}
 		out <- nil
 		return out
 	}
@@ -87,69 +99,94 @@ func (c *Carry) Start() <-chan error {
 	r.done.Add(1)
 	go func() {
 		defer r.done.Done()
-		since := map[string]time.Time{} // per app; else its marker
-		var retry []string              // user record keys not read yet
-		wait := carryRetry
-		for first := true; ; first = false {
-			r.carryMu.Lock()
-			apps := slices.Collect(maps.Keys(r.carryApps))
-			r.carryMu.Unlock()
-			p := r.readMemoryStore(c.storage, apps, since, retry)
-			err := r.writeCarried(p)
-			if err != nil {
-				r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; they hold on this instance, and the carry tries again", zap.Error(err))
-			}
-			if first {
-				out <- err
-			}
-			if err == nil && len(p.unread) == 0 {
-				r.carryMu.Lock()
-				if len(r.carryApps) == len(apps) {
-					// Done; apps added meanwhile make another pass.
-					clear(r.carryApps)
-					r.carrying = false
-					r.carryMu.Unlock()
-					return
-				}
-				r.carryMu.Unlock()
-			} else {
-				select {
-				case <-r.bg.Done():
-					return
-				case <-time.After(wait):
-				}
-				wait = min(2*wait, carryRetryMax)
-			}
-			// The next pass: what changed since this one read, and the
-			// keys it could not read; an app whose marker it could not
-			// read, or that was added since, reads its marker.
-			since = make(map[string]time.Time, len(p.apps))
-			for _, a := range p.apps {
-				since[a] = p.read.Add(-carryMargin)
-			}
-			retry = p.unread
-		}
+		r.carryLoop(out)
 	}()
 	return out
 }
 
+// carryLoop makes the carry's passes.
+func (r *Store) carryLoop(out chan<- error) {
+	since := map[string]time.Time{}     // per app; else its marker
+	var retry []string                  // user record keys not read yet
+	retryFrom := map[string]time.Time{} // per app, what its first pass carried
+	wait := carryRetry
+	settled := false
+	for first := true; ; first = false {
+		r.carryMu.Lock()
+		apps := slices.Collect(maps.Keys(r.carryApps))
+		storage, gen := r.carryStorage, r.carryGen
+		r.carryMu.Unlock()
+		p := r.readMemoryStore(storage, apps, since, retry, retryFrom)
+		err := r.writeCarried(p)
+		if err != nil {
+			r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; they hold on this instance, and the carry tries again", zap.Error(err))
+		}
+		if first {
+			out <- err
+		}
+		// The next pass: what changed since this one read, and the keys
+		// it could not read; an app whose marker it could not read, or
+		// added since, reads its marker.
+		since = make(map[string]time.Time, len(p.apps))
+		for _, a := range p.apps {
+			since[a] = p.read.Add(-carryMargin)
+		}
+		// A key read again is carried by the first pass's measure (the
+		// app's marker): older records stay where Redis put them.
+		for a, t := range p.from {
+			if _, ok := retryFrom[a]; !ok {
+				retryFrom[a] = t
+			}
+		}
+		retry = p.unread
+		complete := err == nil && len(p.unread) == 0
+		delay := time.Duration(0)
+		r.carryMu.Lock()
+		switch {
+		case complete && gen != r.carryGen:
+			// Started again meanwhile: another pass at once.
+		case complete && settled:
+			clear(r.carryApps)
+			r.carrying = false
+			r.carryMu.Unlock()
+			return
+		case complete:
+			settled, delay = true, carrySettle
+		default:
+			delay, wait = wait, min(2*wait, carryRetryMax)
+		}
+		r.carryMu.Unlock()
+		if delay > 0 {
+			select {
+			case <-r.bg.Done():
+				return
+			case <-r.carryWake:
+			case <-time.After(delay):
+			}
+		}
+	}
+}
+
 // carried is what one pass read.
 type carried struct {
-	storage certmagic.Storage
-	read    time.Time // when storage was read: the apps' next marker
-	apps    []string  // whose marker is advanced once the pass is written
-	users   []*session.UserRecord
-	logouts int
-	horizon time.Time
-	unread  []string // user record keys that could not be read
-	err     error    // what else could not be read
+	storage   certmagic.Storage
+	storageID string               // storage as it prints: which storage, across configs
+	from      map[string]time.Time // per app, what changed since was carried
+	read      time.Time            // when storage was read: the apps' next marker
+	apps      []string             // whose marker is advanced once the pass is written
+	users     []*session.UserRecord
+	logouts   int
+	horizon   time.Time
+	unread    []string // user record keys that could not be read
+	err       error    // what else could not be read
 }
 
 // readMemoryStore reads what the memory store kept and holds it on this
-// instance at once: the logouts and the horizon, and the user records of
-// apps changed since the app's time in since (else its marker, less
-// carryMargin), and those at keys whatever their time.
-func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string) *carried {
+// instance at once: the logouts and the horizon, the user records of apps
+// changed since the app's time in since (else its marker, less
+// carryMargin), and those at keys changed since the app's time in
+// keysFrom (the pass that could not read them).
+func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string, keysFrom map[string]time.Time) *carried {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
 	c := &carried{storage: storage, read: time.Now()}
@@ -202,15 +239,30 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 	for app := range from {
 		c.apps = append(c.apps, app)
 	}
-	recs, unread, err := session.ReadUserRecords(ctx, storage)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("user records: %w", err))
-		c.apps = nil
+	c.from = from
+	// Once all of an app's records were read and written, they are read
+	// again only after a memory store of this process wrote one.
+	id := fmt.Sprint(storage)
+	c.storageID = id
+	read := false
+	r.carryMu.Lock()
+	for app := range from {
+		if t, ok := r.usersRead[id+"\x00"+app]; !ok || session.UserWrittenSince(t) {
+			read = true
+		}
 	}
-	c.unread = unread
+	r.carryMu.Unlock()
+	var recs []session.UserRecord
+	if read {
+		var err error
+		recs, c.unread, err = session.ReadUserRecords(ctx, storage)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("user records: %w", err))
+			c.apps = nil
+		}
+	}
 	for i := range recs {
-		rec := &recs[i]
-		if s, ok := from[rec.AppID]; ok && (rec.Changed.After(s) || rec.BanChanged.After(s)) {
+		if rec := &recs[i]; carriedSince(rec, from) {
 			c.users = append(c.users, r.users.Merge(rec))
 		}
 	}
@@ -218,7 +270,7 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 		again, still := session.ReadUserRecordsAt(ctx, storage, keys)
 		c.unread = append(c.unread, still...)
 		for i := range again {
-			if rec := &again[i]; slices.Contains(apps, rec.AppID) {
+			if rec := &again[i]; carriedSince(rec, keysFrom) {
 				c.users = append(c.users, r.users.Merge(rec))
 			}
 		}
@@ -228,6 +280,13 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 	}
 	c.err = errors.Join(errs...)
 	return c
+}
+
+// carriedSince reports whether rec is of an app of from and changed since
+// the app's time there.
+func carriedSince(rec *session.UserRecord, from map[string]time.Time) bool {
+	s, ok := from[rec.AppID]
+	return ok && (rec.Changed.After(s) || rec.BanChanged.After(s))
 }
 
 // writeCarried writes what a pass read to Redis, logouts first, and
@@ -276,7 +335,11 @@ func (r *Store) writeCarried(c *carried) error {
 		for _, app := range c.apps {
 			if err := c.storage.Store(ctx, path.Join(carriedPrefix, app), b); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			r.carryMu.Lock()
+			r.usersRead[c.storageID+"\x00"+app] = c.read
+			r.carryMu.Unlock()
 		}
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,11 +110,11 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 type flakyStorage struct {
 	*certmagic.FileStorage
 	prefix  string
-	failing bool
+	failing atomic.Bool
 }
 
 func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	if f.failing && strings.HasPrefix(key, f.prefix) {
+	if f.failing.Load() && strings.HasPrefix(key, f.prefix) {
 		return nil, errors.New("storage unavailable")
 	}
 	return f.FileStorage.Load(ctx, key)
@@ -179,14 +180,15 @@ func TestALiftMadeWithTheMemoryStoreIsCarried(t *testing.T) {
 func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
-	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/users", failing: true}
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/users"}
+	storage.failing.Store(true)
 	banned := memoryBan(t, storage.FileStorage, "oUnreadable", time.Now())
 
 	a := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, a, storage); err == nil {
 		t.Fatal("a carry that could not read a user record reported no error")
 	}
-	storage.failing = false
+	storage.failing.Store(false)
 	b := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, b, storage); err != nil {
 		t.Fatal(err)
@@ -205,7 +207,8 @@ func TestACarryThatCannotReadStorageTriesAgain(t *testing.T) {
 	if err := c.client.HDel(context.Background(), c.usersKey, identity.UserKey(banned.AppID, banned.OpenID)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	storage.prefix, storage.failing = carriedPrefix, true
+	storage.prefix = carriedPrefix
+	storage.failing.Store(true)
 	d := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, d, storage); err == nil {
 		t.Fatal("a carry that could not read its marker reported no error")
@@ -328,7 +331,8 @@ func TestEverySiteCarriesItsAppsAndUnreadLogoutsAreRetried(t *testing.T) {
 	carryRetry = 50 * time.Millisecond
 	t.Cleanup(func() { carryRetry = time.Minute })
 	srv := rdsStart(t)
-	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/revoked", failing: true}
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/revoked"}
+	storage.failing.Store(true)
 	first := memoryBan(t, storage.FileStorage, "oFirstSite", time.Now())
 	second := &session.UserRecord{AppID: "wxsecond", OpenID: "oSecondSite", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
 	mem, err := session.NewMemory(100, storage.FileStorage)
@@ -353,14 +357,141 @@ func TestEverySiteCarriesItsAppsAndUnreadLogoutsAreRetried(t *testing.T) {
 		t.Error("a pass that could not read a logout reported no error")
 	}
 	<-c2.Start()
-	storage.failing = false
+	storage.failing.Store(false)
 	b := rdsStore(t, srv, rdsKeyA)
 	if !rdsEventually(5*time.Second, func() bool { return b.Revoked("sid-unread-at-first", time.Now()) }) {
 		t.Error("a logout the first pass could not read never reached Redis")
 	}
 	for _, rec := range []*session.UserRecord{first, second} {
-		if b.Users().Banned(rec.AppID, rec.OpenID, time.Now()) == nil {
+		if !rdsEventually(5*time.Second, func() bool { return b.Users().Banned(rec.AppID, rec.OpenID, time.Now()) != nil }) {
 			t.Errorf("the ban of %s's site was not carried", rec.AppID)
 		}
+	}
+}
+
+// countingStorage counts the loads of user records, and fails the first
+// failFirst of them.
+type countingStorage struct {
+	*certmagic.FileStorage
+	loads     atomic.Int32
+	failFirst atomic.Int32
+}
+
+func (c *countingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if strings.HasPrefix(key, "wechat_auth/users") {
+		c.loads.Add(1)
+		if c.failFirst.Add(-1) >= 0 {
+			return nil, errors.New("storage unavailable")
+		}
+	}
+	return c.FileStorage.Load(ctx, key)
+}
+
+// shortRetries makes the carry try again within milliseconds.
+func shortRetries(t *testing.T) {
+	carryRetry, carrySettle = 50*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
+}
+
+// A record a pass could not read, read by a later pass, is carried by the
+// app's marker like the others: an old ban lifted in Redis, and forgotten
+// there, does not come back.
+func TestARecordReadOnALaterPassKeepsToTheMarker(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	storage := &countingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	banned := memoryBan(t, storage.FileStorage, "oLiftedAndForgotten", time.Now().Add(-time.Hour))
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	lift := a.Users().Record(banned.AppID, banned.OpenID)
+	lift.Ban, lift.Changed, lift.BanChanged, lift.Decided = nil, time.Now(), time.Now(), true
+	if err := a.SaveUser(context.Background(), &lift); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.client.HDel(context.Background(), a.usersKey, identity.UserKey(banned.AppID, banned.OpenID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	storage.failFirst.Store(2) // the hold's read and the first pass's
+	b := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, b, storage); err == nil {
+		t.Fatal("a pass that could not read a record reported no error")
+	}
+	if !rdsEventually(2*time.Second, func() bool { return storage.loads.Load() >= 3 }) {
+		t.Fatal("no later pass read the record")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if rdsStore(t, srv, rdsKeyA).Users().Banned(banned.AppID, banned.OpenID, time.Now()) != nil {
+		t.Fatal("a ban lifted in Redis came back when a later pass read it")
+	}
+}
+
+// Once all of an app's records were carried, a reload reads none of them
+// again, until a memory store of the process writes one.
+func TestAReloadReadsTheRecordsAgainOnlyAfterAWrite(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	storage := &countingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	memoryBan(t, storage.FileStorage, "oReadOnce", time.Now())
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	storage.loads.Store(0)
+	a.HoldMemoryStore(storage, wxapp)
+	if n := storage.loads.Load(); n != 0 {
+		t.Errorf("a reload read %d user records that were all carried", n)
+	}
+	later := memoryBan(t, storage.FileStorage, "oWrittenSince", time.Now())
+	a.HoldMemoryStore(storage, wxapp)
+	if storage.loads.Load() == 0 || a.Users().Banned(later.AppID, later.OpenID, time.Now()) == nil {
+		t.Error("a reload after a memory store wrote a record did not read it")
+	}
+}
+
+// A carry started while another runs hands it its storage and apps, and
+// has it make a pass at once, even from a wait to try again; a pass a
+// little after the first complete one carries what the config before
+// wrote meanwhile.
+func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	carryRetry, carrySettle = time.Hour, 300*time.Millisecond
+	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
+	old := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/users"}
+	memoryBan(t, old.FileStorage, "oInTheOldStorage", time.Now())
+	old.failing.Store(true) // the running carry waits an hour to try again
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-a.HoldMemoryStore(old, wxapp).Start(); err == nil {
+		t.Fatal("a pass that could not read reported no error")
+	}
+	newer := &certmagic.FileStorage{Path: t.TempDir()}
+	second := &session.UserRecord{AppID: "wxsecond", OpenID: "oInTheNewStorage", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
+	mem, err := session.NewMemory(100, newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.SaveUser(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	<-a.HoldMemoryStore(newer, []string{"wxsecond"}).Start()
+	b := rdsStore(t, srv, rdsKeyA)
+	if !rdsEventually(3*time.Second, func() bool { return b.Users().Banned(second.AppID, second.OpenID, time.Now()) != nil }) {
+		t.Fatal("the running carry did not take up the new storage's app at once")
+	}
+	if !newer.Exists(context.Background(), carriedPrefix+"/wxsecond") {
+		t.Error("the marker was not written in the new storage")
+	}
+	// Written by the config before, after the first complete pass.
+	late := &session.UserRecord{AppID: "wxsecond", OpenID: "oWrittenLate", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
+	if err := mem.SaveUser(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+	if !rdsEventually(3*time.Second, func() bool { return b.Users().Banned(late.AppID, late.OpenID, time.Now()) != nil }) {
+		t.Error("a ban the config before wrote after the first pass was not carried")
 	}
 }

@@ -85,9 +85,13 @@ type Store struct {
 	listening     chan struct{} // closed once the first subscription is up
 	listeningOnce sync.Once
 
-	carryMu   sync.Mutex
-	carrying  bool            // a carry of the memory store runs (frommemory.go)
-	carryApps map[string]bool // the apps it carries
+	carryMu      sync.Mutex
+	carrying     bool                 // a carry of the memory store runs (frommemory.go)
+	carryApps    map[string]bool      // the apps it carries
+	carryStorage certmagic.Storage    // where it reads: the newest config's storage
+	carryGen     uint64               // bumped by every start: the carry makes one more pass
+	carryWake    chan struct{}        // wakes a carry waiting to try again
+	usersRead    map[string]time.Time // storage and app → when all its records were last read
 
 	bg   context.Context // the background goroutines' context, done at Destruct
 	stop context.CancelFunc
@@ -154,6 +158,8 @@ func New(conn *Conn, ring *keyring.Ring, maxSessions int, log *zap.Logger) (*Sto
 		pending:       make(map[string]time.Time),
 		userPending:   make(map[string]pendingUser),
 		carryApps:     make(map[string]bool),
+		carryWake:     make(chan struct{}, 1),
+		usersRead:     make(map[string]time.Time),
 		writes:        make(chan *sessionWrite, redisWriteBatch),
 		listening:     make(chan struct{}),
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
@@ -24,12 +25,24 @@ func userStorageKey(appid, openid string) string {
 
 func (m *Memory) Users() *Users { return m.users }
 
+// lastUserWrite is when a memory store of this process last kept a user
+// record in storage (Unix ns), for UserWrittenSince.
+var lastUserWrite atomic.Int64
+
+// UserWrittenSince reports whether a memory store of this process may
+// have kept a user record in storage since t: what was read from storage
+// before still holds when it has not.
+func UserWrittenSince(t time.Time) bool {
+	return lastUserWrite.Load() >= t.UnixNano()
+}
+
 func (m *Memory) SaveUser(ctx context.Context, rec *UserRecord) error {
 	rec = m.users.Merge(rec)
 	storage := m.revoked.CurrentStorage()
 	if storage == nil {
 		return nil
 	}
+	lastUserWrite.Store(time.Now().UnixNano())
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
