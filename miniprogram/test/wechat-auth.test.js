@@ -580,6 +580,60 @@ test('a login that ends after logout() stores no token', async () => {
   await assert.rejects(pending, (err) => err.code === 'logged_out');
   await out;
   assert.equal(auth.getToken(), null);
+  assert.equal(server.tokens.has('tok-1'), false, 'the overtaken login\'s token is revoked on the server');
+});
+
+test('login() right after logout() is a new login, whose token logout() leaves alone', async () => {
+  const server = createStubServer();
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  let refuseNext = true;
+  const wx = createStubWx(async (req) => {
+    if (req.path === '/wx/login' && refuseNext) {
+      refuseNext = false;
+      await gate;
+      return { statusCode: 503, header: { 'Retry-After': '60' }, data: { error: 'wechat_unavailable', message: 'down' } };
+    }
+    return server.handle(req);
+  });
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  const before = auth.login();
+  await new Promise((r) => setImmediate(r));
+  const out = auth.logout();
+  const after = auth.login(); // "switch account", not awaiting logout()
+  release();
+  await assert.rejects(before, (err) => err.code === 'wechat_unavailable');
+  const res = await after;
+  assert.equal(typeof res.token, 'string');
+  await out;
+  assert.equal(auth.getToken(), res.token, 'logout() did not take the new login\'s token');
+  assert.equal(server.tokens.has(res.token), true, 'nor revoke it');
+});
+
+test('a login refused after logout() overtook it holds no later login', async () => {
+  const server = createStubServer();
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  let refuseNext = true;
+  const wx = createStubWx(async (req) => {
+    if (req.path === '/wx/login' && refuseNext) {
+      refuseNext = false;
+      await gate;
+      return { statusCode: 503, header: { 'Retry-After': '60' }, data: { error: 'wechat_unavailable', message: 'down' } };
+    }
+    return server.handle(req);
+  });
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE });
+  const before = auth.login();
+  await new Promise((r) => setImmediate(r));
+  const out = auth.logout();
+  release();
+  await assert.rejects(before, (err) => err.code === 'wechat_unavailable');
+  await out;
+  const again = await auth.request({ url: '/api/me' });
+  assert.equal(again.statusCode, 200, 'the refusal of the login before logout() holds no later login');
 });
 
 test('the 30 s without a re-login holds while other paths answer', async () => {

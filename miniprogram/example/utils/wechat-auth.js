@@ -277,10 +277,11 @@ function createAuth(options) {
       var ttl = Number(data.expires_in);
       if (data.expires_in !== undefined && data.expires_in !== null && isFinite(ttl)) rec.expiresAt = Date.now() + ttl * 1000;
       if (gen !== generation) {
-        // logout() was called meanwhile: the user is logged out.
+        // logout() was called meanwhile: the user is logged out, and the
+        // server forgets this login's token too.
         var out = new Error('login: logged out while logging in');
         out.code = 'logged_out';
-        throw out;
+        return postJSON(route('logout'), undefined, data.token).then(noop, noop).then(function () { throw out; });
       }
       store(rec);
       return data;
@@ -292,13 +293,17 @@ function createAuth(options) {
   function login() {
     if (!loginInFlight && heldError && Date.now() < heldUntil) return Promise.reject(heldError);
     if (!loginInFlight) {
-      loginInFlight = within(doLogin(), timeout || DEFAULT_LOGIN_TIMEOUT_MS, 'login');
-      var clear = function () { loginInFlight = null; };
-      loginInFlight.then(function () {
+      var gen = generation;
+      var mine = within(doLogin(), timeout || DEFAULT_LOGIN_TIMEOUT_MS, 'login');
+      loginInFlight = mine;
+      // Only this login's own ending clears it: logout() may have let
+      // another one start meanwhile.
+      var clear = function () { if (loginInFlight === mine) loginInFlight = null; };
+      mine.then(function () {
         heldError = null;
         clear();
       }, function (err) {
-        if (err && HELD_STATUSES[err.statusCode]) {
+        if (err && HELD_STATUSES[err.statusCode] && gen === generation) {
           heldError = err;
           heldUntil = Date.now() + Math.min(typeof err.retryAfter === 'number' ? err.retryAfter * 1000 : LOGIN_HOLD_MS, LOGIN_HOLD_MAX_MS);
         }
@@ -424,21 +429,21 @@ function createAuth(options) {
     return postOpenData('phone', { encryptedData: d.encryptedData, iv: d.iv });
   }
 
-  // Revokes the token on the server and forgets it here. The local token is
+  // Revokes the token on the server and forgets it here, at once: a login
+  // asked for after this call stores its own token. A login under way
+  // stores none and revokes its own (doLogin). The local token is
   // forgotten even when the server cannot be reached; never rejects.
   function logout() {
     generation++;
     heldError = null;
     refusedToken = null;
-    var waitLogin = loginInFlight ? loginInFlight.then(noop, noop) : Promise.resolve();
-    return waitLogin.then(function () {
-      var rec = storedRecord();
-      var call = rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
-      return call.then(function () {
-        unstored = null;
-        try { api().removeStorageSync(storageKey); } catch (e) { /* nothing to forget */ }
-      });
-    });
+    var overtaken = loginInFlight ? loginInFlight.then(noop, noop) : Promise.resolve();
+    loginInFlight = null;
+    var rec = storedRecord();
+    unstored = null;
+    try { api().removeStorageSync(storageKey); } catch (e) { /* nothing to forget */ }
+    var call = rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
+    return Promise.all([call, overtaken]).then(noop);
   }
 
   // Asks the server for a one-time link (60 s, no token in it) that opens
