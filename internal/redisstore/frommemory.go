@@ -60,7 +60,7 @@ func (r *Store) HoldMemoryStore(storage certmagic.Storage, apps []string) *Carry
 	if storage == nil {
 		return nil
 	}
-	r.readMemoryStore(storage, apps, nil, nil, nil)
+	r.readMemoryStore(storage, apps, nil, nil, nil, true)
 	return &Carry{r: r, storage: storage, apps: apps}
 }
 
@@ -106,17 +106,28 @@ func (c *Carry) Start() <-chan error {
 
 // carryLoop makes the carry's passes.
 func (r *Store) carryLoop(out chan<- error) {
-	since := map[string]time.Time{}     // per app; else its marker
-	var retry []string                  // user record keys not read yet
-	retryFrom := map[string]time.Time{} // per app, what its first pass carried
+	var (
+		since     map[string]time.Time // per app; else its marker
+		retry     []string             // user record keys not read yet
+		retryFrom map[string]time.Time // per app, what its first pass carried
+		storage   certmagic.Storage
+	)
 	wait := carryRetry
 	settled := false
 	for first := true; ; first = false {
 		r.carryMu.Lock()
 		apps := slices.Collect(maps.Keys(r.carryApps))
-		storage, gen := r.carryStorage, r.carryGen
+		gen := r.carryGen
+		if r.carryStorage != storage {
+			// Another config's storage: its own markers and keys.
+			storage, since, retry, retryFrom = r.carryStorage, map[string]time.Time{}, nil, map[string]time.Time{}
+		}
+		select { // a wake for a start this pass takes in
+		case <-r.carryWake:
+		default:
+		}
 		r.carryMu.Unlock()
-		p := r.readMemoryStore(storage, apps, since, retry, retryFrom)
+		p := r.readMemoryStore(storage, apps, since, retry, retryFrom, false)
 		err := r.writeCarried(p)
 		if err != nil {
 			r.log.Warn("could not carry all the memory store's user records and logouts (kept in Caddy's storage) into Redis; they hold on this instance, and the carry tries again", zap.Error(err))
@@ -144,7 +155,9 @@ func (r *Store) carryLoop(out chan<- error) {
 		r.carryMu.Lock()
 		switch {
 		case complete && gen != r.carryGen:
-			// Started again meanwhile: another pass at once.
+			// Started again meanwhile: another pass at once, and one more
+			// a little after that.
+			settled = false
 		case complete && settled:
 			clear(r.carryApps)
 			r.carrying = false
@@ -161,6 +174,7 @@ func (r *Store) carryLoop(out chan<- error) {
 			case <-r.bg.Done():
 				return
 			case <-r.carryWake:
+				settled = false // a start: pass again, and settle after
 			case <-time.After(delay):
 			}
 		}
@@ -186,7 +200,7 @@ type carried struct {
 // changed since the app's time in since (else its marker, less
 // carryMargin), and those at keys changed since the app's time in
 // keysFrom (the pass that could not read them).
-func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string, keysFrom map[string]time.Time) *carried {
+func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string, keysFrom map[string]time.Time, hold bool) *carried {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
 	c := &carried{storage: storage, read: time.Now()}
@@ -240,18 +254,25 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 		c.apps = append(c.apps, app)
 	}
 	c.from = from
-	// Once all of an app's records were read and written, they are read
-	// again only after a memory store of this process wrote one.
-	id := fmt.Sprint(storage)
-	c.storageID = id
-	read := false
-	r.carryMu.Lock()
-	for app := range from {
-		if t, ok := r.usersRead[id+"\x00"+app]; !ok || session.UserWrittenSince(t) {
-			read = true
+	// Once all of an app's records were carried, a hold (provisioning,
+	// every reload) reads them again only after a memory store of this
+	// process wrote one; the carry's passes, in the background, always
+	// read (another process sharing storage may have written). Storage is
+	// told apart by its String, when it has one.
+	read := true
+	if st, ok := storage.(fmt.Stringer); ok {
+		c.storageID = st.String()
+		if hold {
+			read = false
+			r.carryMu.Lock()
+			for app := range from {
+				if t, ok := r.usersRead[c.storageID+"\x00"+app]; !ok || session.UserWrittenSince(t) {
+					read = true
+				}
+			}
+			r.carryMu.Unlock()
 		}
 	}
-	r.carryMu.Unlock()
 	var recs []session.UserRecord
 	if read {
 		var err error
@@ -337,9 +358,11 @@ func (r *Store) writeCarried(c *carried) error {
 				errs = append(errs, err)
 				continue
 			}
-			r.carryMu.Lock()
-			r.usersRead[c.storageID+"\x00"+app] = c.read
-			r.carryMu.Unlock()
+			if c.storageID != "" {
+				r.carryMu.Lock()
+				r.usersRead[c.storageID+"\x00"+app] = c.read
+				r.carryMu.Unlock()
+			}
 		}
 	}
 	return errors.Join(errs...)

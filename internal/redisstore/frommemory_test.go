@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -482,7 +484,7 @@ func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
 	if !rdsEventually(3*time.Second, func() bool { return b.Users().Banned(second.AppID, second.OpenID, time.Now()) != nil }) {
 		t.Fatal("the running carry did not take up the new storage's app at once")
 	}
-	if !newer.Exists(context.Background(), carriedPrefix+"/wxsecond") {
+	if !rdsEventually(2*time.Second, func() bool { return newer.Exists(context.Background(), carriedPrefix+"/wxsecond") }) {
 		t.Error("the marker was not written in the new storage")
 	}
 	// Written by the config before, after the first complete pass.
@@ -493,5 +495,137 @@ func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
 	mem.Destruct()
 	if !rdsEventually(3*time.Second, func() bool { return b.Users().Banned(late.AppID, late.OpenID, time.Now()) != nil }) {
 		t.Error("a ban the config before wrote after the first pass was not carried")
+	}
+}
+
+// Two sites starting the carry back to back still have it make the pass a
+// little after the first complete one.
+func TestTwoStartsKeepTheSettlePass(t *testing.T) {
+	metrics.Init(nil)
+	srv := rdsStart(t)
+	carryRetry, carrySettle = time.Hour, 300*time.Millisecond
+	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	a := rdsStore(t, srv, rdsKeyA)
+	c1, c2 := a.HoldMemoryStore(storage, wxapp), a.HoldMemoryStore(storage, wxapp)
+	if err := <-c1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-c2.Start()
+	time.Sleep(50 * time.Millisecond)
+	late := memoryBan(t, storage, "oLateAfterTwoStarts", time.Now())
+	b := rdsStore(t, srv, rdsKeyA)
+	if !rdsEventually(3*time.Second, func() bool { return b.Users().Banned(late.AppID, late.OpenID, time.Now()) != nil }) {
+		t.Error("a ban written just after the first pass was not carried when two sites started the carry")
+	}
+}
+
+// A record another process wrote into shared storage (no write of this
+// process to tell of it) is carried by the next carry, though a reload's
+// hold may skip reading it.
+func TestARecordAnotherProcessWroteIsCarried(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec := session.UserRecord{AppID: "wxapp", OpenID: "oOtherProcess", Keep: now.Add(time.Hour), Changed: now, Ban: &session.Ban{Since: now}}
+	b, _ := json.Marshal(rec)
+	key := "wechat_auth/users/" + base64.RawURLEncoding.EncodeToString([]byte(identity.UserKey(rec.AppID, rec.OpenID)))
+	if err := storage.Store(context.Background(), key, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-a.HoldMemoryStore(storage, wxapp).Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !rdsEventually(2*time.Second, func() bool { return rdsStore(t, srv, rdsKeyA).Users().Banned(rec.AppID, rec.OpenID, time.Now()) != nil }) {
+		t.Fatal("a ban another process wrote into shared storage was not carried")
+	}
+}
+
+// slowStorage takes a while to store.
+type slowStorage struct {
+	*certmagic.FileStorage
+}
+
+func (s slowStorage) Store(ctx context.Context, key string, value []byte) error {
+	time.Sleep(300 * time.Millisecond)
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+// A read of storage while a memory store's write is under way misses the
+// record; the next hold reads it.
+func TestAHoldReadsARecordWrittenDuringTheLastRead(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := session.NewMemory(100, slowStorage{storage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Destruct()
+	now := time.Now()
+	rec := &session.UserRecord{AppID: "wxapp", OpenID: "oWrittenSlowly", Keep: now.Add(time.Hour), Changed: now, Ban: &session.Ban{Since: now}}
+	done := make(chan error, 1)
+	go func() { done <- mem.SaveUser(context.Background(), rec) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := <-a.HoldMemoryStore(storage, wxapp).Start(); err != nil { // reads while the write is under way
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.HoldMemoryStore(storage, wxapp)
+	if a.Users().Banned(rec.AppID, rec.OpenID, time.Now()) == nil {
+		t.Fatal("a hold after a write that ended after the last read did not read it")
+	}
+}
+
+// plainStorage is storage without a String method.
+type plainStorage struct{ s certmagic.Storage }
+
+func (p plainStorage) Lock(ctx context.Context, name string) error   { return p.s.Lock(ctx, name) }
+func (p plainStorage) Unlock(ctx context.Context, name string) error { return p.s.Unlock(ctx, name) }
+func (p plainStorage) Store(ctx context.Context, key string, value []byte) error {
+	return p.s.Store(ctx, key, value)
+}
+func (p plainStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	return p.s.Load(ctx, key)
+}
+func (p plainStorage) Delete(ctx context.Context, key string) error { return p.s.Delete(ctx, key) }
+func (p plainStorage) Exists(ctx context.Context, key string) bool  { return p.s.Exists(ctx, key) }
+func (p plainStorage) List(ctx context.Context, path string, recursive bool) ([]string, error) {
+	return p.s.List(ctx, path, recursive)
+}
+func (p plainStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	return p.s.Stat(ctx, key)
+}
+
+// Storage that cannot be told apart across configs (no String) is read
+// at every hold.
+func TestStorageWithoutANameIsAlwaysRead(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	counted := &countingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	memoryBan(t, counted.FileStorage, "oUnnamedStorage", time.Now())
+	storage := plainStorage{counted}
+	a := rdsStore(t, srv, rdsKeyA)
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	counted.loads.Store(0)
+	a.HoldMemoryStore(storage, wxapp)
+	if counted.loads.Load() == 0 {
+		t.Error("a hold on storage without a name skipped reading the user records")
 	}
 }

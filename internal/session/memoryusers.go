@@ -42,12 +42,15 @@ func (m *Memory) SaveUser(ctx context.Context, rec *UserRecord) error {
 	if storage == nil {
 		return nil
 	}
-	lastUserWrite.Store(time.Now().UnixNano())
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if err := storage.Store(ctx, userStorageKey(rec.AppID, rec.OpenID), b); err != nil {
+	err = storage.Store(ctx, userStorageKey(rec.AppID, rec.OpenID), b)
+	// After the write: a read of storage begun while it was under way
+	// may have missed it.
+	lastUserWrite.Store(time.Now().UnixNano())
+	if err != nil {
 		return fmt.Errorf("keep user record in storage: %w: %w", ErrStoreDown, err)
 	}
 	return nil
