@@ -431,19 +431,18 @@ function createAuth(options) {
 
   // Revokes the token on the server and forgets it here, at once: a login
   // asked for after this call stores its own token. A login under way
-  // stores none and revokes its own (doLogin). The local token is
-  // forgotten even when the server cannot be reached; never rejects.
+  // stores none and revokes its own (doLogin), without logout() waiting
+  // for it. The local token is forgotten even when the server cannot be
+  // reached; never rejects.
   function logout() {
     generation++;
     heldError = null;
     refusedToken = null;
-    var overtaken = loginInFlight ? loginInFlight.then(noop, noop) : Promise.resolve();
     loginInFlight = null;
     var rec = storedRecord();
     unstored = null;
     try { api().removeStorageSync(storageKey); } catch (e) { /* nothing to forget */ }
-    var call = rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
-    return Promise.all([call, overtaken]).then(noop);
+    return rec ? postJSON(route('logout'), undefined, rec.token).then(noop, noop) : Promise.resolve();
   }
 
   // Asks the server for a one-time link (60 s, no token in it) that opens

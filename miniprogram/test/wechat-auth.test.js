@@ -682,3 +682,21 @@ test('a Retry-After of a day holds logins 5 minutes at most, and logout() ends t
   const again = await auth.request({ url: '/api/me' });
   assert.equal(again.statusCode, 200, 'a login right after logout() is not held');
 });
+
+test('logout() does not wait for a login it overtook that never ends', async () => {
+  const server = createStubServer();
+  const wx = createStubWx(server.handle);
+  const login = wx.login;
+  let hang = true;
+  wx.login = (opts) => (hang ? undefined : login(opts));
+  global.wx = wx;
+  const auth = createAuth({ baseURL: BASE, timeout: 3000 });
+  auth.login().catch(() => {}); // hangs until its 3 s bound
+  await new Promise((r) => setImmediate(r));
+  const started = Date.now();
+  await auth.logout();
+  hang = false;
+  const res = await auth.login();
+  assert.equal(typeof res.token, 'string');
+  assert.ok(Date.now() - started < 1500, 'logout() then login() did not wait for the hung login');
+});
