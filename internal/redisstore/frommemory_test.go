@@ -330,8 +330,7 @@ func TestHoldingTheMemoryStoreWritesNothing(t *testing.T) {
 // later pass.
 func TestEverySiteCarriesItsAppsAndUnreadLogoutsAreRetried(t *testing.T) {
 	metrics.Init(nil)
-	carryRetry = 50 * time.Millisecond
-	t.Cleanup(func() { carryRetry = time.Minute })
+	carryTimes(t, 50*time.Millisecond, carryMargin)
 	srv := rdsStart(t)
 	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/revoked"}
 	storage.failing.Store(true)
@@ -389,11 +388,14 @@ func (c *countingStorage) Load(ctx context.Context, key string) ([]byte, error) 
 	return c.FileStorage.Load(ctx, key)
 }
 
-// shortRetries makes the carry try again within milliseconds.
-func shortRetries(t *testing.T) {
-	carryRetry, carrySettle = 50*time.Millisecond, 50*time.Millisecond
+// carryTimes sets the carry's waits (to try again, to settle) for a test.
+func carryTimes(t *testing.T, retry, settle time.Duration) {
+	carryRetry, carrySettle = retry, settle
 	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
 }
+
+// shortRetries makes the carry try again within milliseconds.
+func shortRetries(t *testing.T) { carryTimes(t, 50*time.Millisecond, 50*time.Millisecond) }
 
 // A record a pass could not read, read by a later pass, is carried by the
 // app's marker like the others: an old ban lifted in Redis, and forgotten
@@ -461,8 +463,7 @@ func TestAReloadReadsTheRecordsAgainOnlyAfterAWrite(t *testing.T) {
 func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
-	carryRetry, carrySettle = time.Hour, 300*time.Millisecond
-	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
+	carryTimes(t, time.Hour, 300*time.Millisecond)
 	old := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, prefix: "wechat_auth/users"}
 	memoryBan(t, old.FileStorage, "oInTheOldStorage", time.Now())
 	old.failing.Store(true) // the running carry waits an hour to try again
@@ -503,8 +504,7 @@ func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
 func TestTwoStartsKeepTheSettlePass(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
-	carryRetry, carrySettle = time.Hour, 300*time.Millisecond
-	t.Cleanup(func() { carryRetry, carrySettle = time.Minute, carryMargin })
+	carryTimes(t, time.Hour, 300*time.Millisecond)
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	a := rdsStore(t, srv, rdsKeyA)
 	c1, c2 := a.HoldMemoryStore(storage, wxapp), a.HoldMemoryStore(storage, wxapp)

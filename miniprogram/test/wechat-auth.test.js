@@ -583,7 +583,9 @@ test('a login that ends after logout() stores no token', async () => {
   assert.equal(server.tokens.has('tok-1'), false, 'the overtaken login\'s token is revoked on the server');
 });
 
-test('login() right after logout() is a new login, whose token logout() leaves alone', async () => {
+// withRefusedLogin sets up a helper whose first login waits for release()
+// and is then refused with a 503 and Retry-After: 60; before is that login.
+function withRefusedLogin() {
   const server = createStubServer();
   let release;
   const gate = new Promise((r) => { release = r; });
@@ -598,7 +600,11 @@ test('login() right after logout() is a new login, whose token logout() leaves a
   });
   global.wx = wx;
   const auth = createAuth({ baseURL: BASE });
-  const before = auth.login();
+  return { server, auth, release, before: auth.login() };
+}
+
+test('login() right after logout() is a new login, whose token logout() leaves alone', async () => {
+  const { server, auth, release, before } = withRefusedLogin();
   await new Promise((r) => setImmediate(r));
   const out = auth.logout();
   const after = auth.login(); // "switch account", not awaiting logout()
@@ -612,21 +618,7 @@ test('login() right after logout() is a new login, whose token logout() leaves a
 });
 
 test('a login refused after logout() overtook it holds no later login', async () => {
-  const server = createStubServer();
-  let release;
-  const gate = new Promise((r) => { release = r; });
-  let refuseNext = true;
-  const wx = createStubWx(async (req) => {
-    if (req.path === '/wx/login' && refuseNext) {
-      refuseNext = false;
-      await gate;
-      return { statusCode: 503, header: { 'Retry-After': '60' }, data: { error: 'wechat_unavailable', message: 'down' } };
-    }
-    return server.handle(req);
-  });
-  global.wx = wx;
-  const auth = createAuth({ baseURL: BASE });
-  const before = auth.login();
+  const { server, auth, release, before } = withRefusedLogin();
   await new Promise((r) => setImmediate(r));
   const out = auth.logout();
   release();
