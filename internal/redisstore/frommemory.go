@@ -189,7 +189,7 @@ type carried struct {
 	read      time.Time            // when storage was read: the apps' next marker
 	apps      []string             // whose marker is advanced once the pass is written
 	users     []*session.UserRecord
-	logouts   int
+	logouts   map[string]time.Time // sid → until: held here, maybe not yet in Redis
 	horizon   time.Time
 	unread    []string // user record keys that could not be read
 	err       error    // what else could not be read
@@ -203,7 +203,7 @@ type carried struct {
 func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string, keysFrom map[string]time.Time, hold bool) *carried {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
-	c := &carried{storage: storage, read: time.Now()}
+	c := &carried{storage: storage, read: time.Now(), logouts: make(map[string]time.Time)}
 	var errs []error
 
 	rev := session.NewRevocations(storage)
@@ -221,7 +221,7 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 			r.revoked.Add(sid, until)
 			r.cache.Del(sid)
 		}
-		c.logouts++ // held here maybe, not yet in Redis
+		c.logouts[sid] = until
 	})
 	if h, err := rev.LoadHorizon(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("token horizon: %w", err))
@@ -303,6 +303,38 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 	return c
 }
 
+// carryLogouts writes logouts to Redis, 500 at a time. Those Redis did
+// not take, or no replica confirmed, are tried again every second
+// (retryPending).
+func (r *Store) carryLogouts(ctx context.Context, logouts map[string]time.Time) error {
+	var failed error
+	batch := make(map[string]time.Time, 500)
+	flush := func() {
+		err := r.pushRevocations(ctx, batch)
+		if err != nil {
+			r.mu.Lock()
+			for sid, until := range batch {
+				r.pending[sid] = until
+			}
+			r.mu.Unlock()
+			if !errors.Is(err, errReplicaLag) {
+				failed = err
+			}
+		}
+		clear(batch)
+	}
+	for sid, until := range logouts {
+		batch[sid] = until
+		if len(batch) == 500 {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	return failed
+}
+
 // carriedSince reports whether rec is of an app of from and changed since
 // the app's time there.
 func carriedSince(rec *session.UserRecord, from map[string]time.Time) bool {
@@ -316,12 +348,11 @@ func (r *Store) writeCarried(c *carried) error {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
 	errs := []error{c.err}
-	if c.logouts > 0 {
-		// sync writes the revocations held here that Redis lacks.
-		if err := r.sync(ctx); err != nil {
+	if len(c.logouts) > 0 {
+		if err := r.carryLogouts(ctx, c.logouts); err != nil {
 			errs = append(errs, fmt.Errorf("logouts: %w", err))
 		} else {
-			r.log.Info("carried the memory store's logouts into Redis", zap.Int("count", c.logouts))
+			r.log.Info("carried the memory store's logouts into Redis", zap.Int("count", len(c.logouts)))
 		}
 	}
 	if !c.horizon.IsZero() {

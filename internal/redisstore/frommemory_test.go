@@ -11,9 +11,13 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/identity"
+	"github.com/caddy-wechat/wechatauth/internal/keyring"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/session"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestMovingFromTheMemoryStoreKeepsLogoutsAndBans: a deployment that ran
@@ -627,5 +631,40 @@ func TestStorageWithoutANameIsAlwaysRead(t *testing.T) {
 	a.HoldMemoryStore(storage, wxapp)
 	if counted.loads.Load() == 0 {
 		t.Error("a hold on storage without a name skipped reading the user records")
+	}
+}
+
+// A carry writes each record once: nothing is queued behind it and
+// written again by the retry loop as if Redis had lost it.
+func TestACarryWritesEachRecordOnce(t *testing.T) {
+	metrics.Init(nil)
+	shortRetries(t)
+	srv := rdsStart(t)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	memoryBan(t, storage, "oWrittenOnce", time.Now())
+	mem, err := session.NewMemory(100, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Revoke(context.Background(), "sid-written-once", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mem.Destruct()
+	conn, err := ConnFromURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	a, err := New(conn, keyring.New(rdsKeyA), 1000, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Destruct() })
+	if err := <-carry(t, a, storage); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the retry loop's tick
+	if n := len(logs.FilterMessageSnippet("wrote user records Redis did not have").All()); n != 0 {
+		t.Errorf("the retry loop wrote carried records again (%d log lines)", n)
 	}
 }
