@@ -184,7 +184,7 @@ func (r *Store) carryLoop(out chan<- error) {
 // carried is what one pass read.
 type carried struct {
 	storage   certmagic.Storage
-	storageID string               // storage as it prints: which storage, across configs
+	storageID string               // storage's String, if any: which storage, across configs
 	from      map[string]time.Time // per app, what changed since was carried
 	read      time.Time            // when storage was read: the apps' next marker
 	apps      []string             // whose marker is advanced once the pass is written
@@ -196,10 +196,10 @@ type carried struct {
 }
 
 // readMemoryStore reads what the memory store kept and holds it on this
-// instance at once: the logouts and the horizon, the user records of apps
-// changed since the app's time in since (else its marker, less
-// carryMargin), and those at keys changed since the app's time in
-// keysFrom (the pass that could not read them).
+// instance at once: the logouts and the horizon, and the user records of
+// apps changed since the app's time in since (else its marker, less
+// carryMargin); a record at one of keys (a pass before could not read
+// it) by the app's time in keysFrom instead.
 func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since map[string]time.Time, keys []string, keysFrom map[string]time.Time, hold bool) *carried {
 	ctx, cancel := context.WithTimeout(r.bg, carryReadTimeout)
 	defer cancel()
@@ -273,7 +273,7 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 			r.carryMu.Unlock()
 		}
 	}
-	var recs []session.UserRecord
+	var recs map[string]session.UserRecord
 	if read {
 		var err error
 		recs, c.unread, err = session.ReadUserRecords(ctx, storage)
@@ -282,18 +282,17 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 			c.apps = nil
 		}
 	}
-	for i := range recs {
-		if rec := &recs[i]; carriedSince(rec, from) {
-			c.users = append(c.users, r.users.Merge(rec))
-		}
+	retried := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		retried[k] = true
 	}
-	if len(keys) > 0 {
-		again, still := session.ReadUserRecordsAt(ctx, storage, keys)
-		c.unread = append(c.unread, still...)
-		for i := range again {
-			if rec := &again[i]; carriedSince(rec, keysFrom) {
-				c.users = append(c.users, r.users.Merge(rec))
-			}
+	for key, rec := range recs {
+		measure := from
+		if retried[key] {
+			measure = keysFrom // not read by the pass before
+		}
+		if carriedSince(&rec, measure) {
+			c.users = append(c.users, r.users.Merge(&rec))
 		}
 	}
 	if len(c.unread) > 0 {

@@ -65,59 +65,40 @@ func LoadUsers(ctx context.Context, storage certmagic.Storage) (*Users, error) {
 	if storage == nil {
 		return u, nil
 	}
-	recs, gone, err := readUsers(ctx, storage)
+	recs, gone, _, err := readUsers(ctx, storage)
 	if err != nil {
 		return nil, err
 	}
 	for _, key := range gone {
 		_ = storage.Delete(ctx, key)
 	}
-	for i := range recs {
-		u.Merge(&recs[i])
+	for _, rec := range recs {
+		u.Merge(&rec)
 	}
 	return u, nil
 }
 
 // ReadUserRecords returns the user records kept in storage that are not
-// Gone, deleting nothing, and the keys it could not read: a caller that
-// must not go on as if those records were not there reads them again
-// (ReadUserRecordsAt).
-func ReadUserRecords(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, unreadable []string, err error) {
+// Gone, by their key there, deleting nothing, and the keys it could not
+// read: a caller that must not go on as if those records were not there
+// reads again.
+func ReadUserRecords(ctx context.Context, storage certmagic.Storage) (recs map[string]UserRecord, unreadable []string, err error) {
+	recs, _, unreadable, err = readUsers(ctx, storage)
+	return recs, unreadable, err
+}
+
+// readUsers reads the user records in storage: those that are not Gone,
+// by key, the keys of those that are, and the keys it could not read
+// (apart from those deleted meanwhile).
+func readUsers(ctx context.Context, storage certmagic.Storage) (recs map[string]UserRecord, gone, unreadable []string, err error) {
 	keys, err := storage.List(ctx, usersPrefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	recs, _, unreadable = readUserKeys(ctx, storage, keys)
-	return recs, unreadable, nil
-}
-
-// ReadUserRecordsAt is ReadUserRecords for the given keys only.
-func ReadUserRecordsAt(ctx context.Context, storage certmagic.Storage, keys []string) (recs []UserRecord, unreadable []string) {
-	recs, _, unreadable = readUserKeys(ctx, storage, keys)
-	return recs, unreadable
-}
-
-// readUsers reads the user records in storage, apart from the keys of
-// those that are Gone, and passes over the keys it could not read.
-func readUsers(ctx context.Context, storage certmagic.Storage) (recs []UserRecord, gone []string, err error) {
-	keys, err := storage.List(ctx, usersPrefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	recs, gone, _ = readUserKeys(ctx, storage, keys)
-	return recs, gone, nil
-}
-
-// readUserKeys reads the user records at keys: those that are not Gone,
-// the keys of those that are, and the keys it could not read (apart from
-// those deleted meanwhile).
-func readUserKeys(ctx context.Context, storage certmagic.Storage, keys []string) (recs []UserRecord, gone, unreadable []string) {
+	recs = make(map[string]UserRecord, len(keys))
 	now := time.Now()
 	for _, key := range keys {
 		b, err := storage.Load(ctx, key)
@@ -135,7 +116,7 @@ func readUserKeys(ctx context.Context, storage certmagic.Storage, keys []string)
 			gone = append(gone, key)
 			continue
 		}
-		recs = append(recs, rec)
+		recs[key] = rec
 	}
-	return recs, gone, unreadable
+	return recs, gone, unreadable, nil
 }
