@@ -302,36 +302,17 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 	return c
 }
 
-// carryLogouts writes logouts to Redis, 500 at a time. Those Redis did
-// not take, or no replica confirmed, are tried again every second
-// (retryPending).
+// carryLogouts writes logouts to Redis. Those Redis did not take are
+// tried again every second (retryPending), as are those no replica
+// confirmed.
 func (r *Store) carryLogouts(ctx context.Context, logouts map[string]time.Time) error {
-	var failed error
-	batch := make(map[string]time.Time, 500)
-	flush := func() {
-		err := r.pushRevocations(ctx, batch)
-		if err != nil {
-			r.mu.Lock()
-			for sid, until := range batch {
-				r.pending[sid] = until
-			}
-			r.mu.Unlock()
-			if !errors.Is(err, errReplicaLag) {
-				failed = err
-			}
-		}
-		clear(batch)
+	unwritten, err := r.pushInBatches(ctx, logouts)
+	if err != nil {
+		r.mu.Lock()
+		maps.Copy(r.pending, unwritten)
+		r.mu.Unlock()
 	}
-	for sid, until := range logouts {
-		batch[sid] = until
-		if len(batch) == 500 {
-			flush()
-		}
-	}
-	if len(batch) > 0 {
-		flush()
-	}
-	return failed
+	return err
 }
 
 // carriedSince reports whether rec is of an app of from and changed since

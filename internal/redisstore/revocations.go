@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -111,7 +112,22 @@ func (r *Store) sync(ctx context.Context) error {
 			missing[sid] = until
 		}
 	})
+	if _, err := r.pushInBatches(ctx, missing); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
+	}
+	return nil
+}
+
+// pushInBatches writes revs to Redis, 500 at a time. A sid no replica
+// confirmed yet stays pending (retryPending writes it again until one
+// does); one written leaves pending. It stops at the first other error,
+// and returns it with the sids it did not write.
+func (r *Store) pushInBatches(ctx context.Context, revs map[string]time.Time) (unwritten map[string]time.Time, err error) {
 	const batch = 500
+	unwritten = maps.Clone(revs)
 	chunk := make(map[string]time.Time, batch)
 	flush := func() error {
 		if len(chunk) == 0 {
@@ -124,32 +140,26 @@ func (r *Store) sync(ctx context.Context) error {
 		r.mu.Lock()
 		for sid, until := range chunk {
 			if err != nil {
-				// On the primary, not yet on a replica: retryPending
-				// writes it again until one confirms.
+				// On the primary, not yet on a replica.
 				r.pending[sid] = until
 			} else {
 				delete(r.pending, sid)
 			}
+			delete(unwritten, sid)
 		}
 		r.mu.Unlock()
 		clear(chunk)
 		return nil
 	}
-	for sid, until := range missing {
+	for sid, until := range revs {
 		chunk[sid] = until
 		if len(chunk) == batch {
 			if err := flush(); err != nil {
-				return err
+				return unwritten, err
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		r.log.Info("wrote back revocations Redis did not have", zap.Int("count", len(missing)))
-	}
-	return nil
+	return unwritten, flush()
 }
 
 // retryPending writes the revocations and user records Redis could not
