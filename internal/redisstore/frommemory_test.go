@@ -89,15 +89,8 @@ func TestMovingFromTheMemoryStoreKeepsLogoutsAndBans(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A ban made with the memory store after the move.
-	mem2, err := session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	later := time.Now().Add(time.Second)
-	if err := mem2.SaveUser(ctx, ban("oBannedLater", later)); err != nil {
-		t.Fatal(err)
-	}
-	mem2.Destruct()
+	memoryKeep(t, storage, ban("oBannedLater", later))
 
 	c := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, c, storage); err != nil {
@@ -126,19 +119,46 @@ func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
 	return f.FileStorage.Load(ctx, key)
 }
 
-// memoryBan keeps a ban of openid made at at in storage, as the memory
-// store does, and returns it.
-func memoryBan(t *testing.T, storage certmagic.Storage, openid string, at time.Time) *session.UserRecord {
+// openMemory opens the memory store on storage, as a config before the
+// move ran it; the test closes it when it is done with it.
+func openMemory(t *testing.T, storage certmagic.Storage) *session.Memory {
 	t.Helper()
 	mem, err := session.NewMemory(100, storage)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mem
+}
+
+// memoryKeep keeps recs in storage, as the memory store does.
+func memoryKeep(t *testing.T, storage certmagic.Storage, recs ...*session.UserRecord) {
+	t.Helper()
+	mem := openMemory(t, storage)
 	defer mem.Destruct()
-	rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, RevokedBefore: session.CutOff(at), Keep: at.Add(time.Hour), Changed: at, Ban: &session.Ban{Since: at}}
-	if err := mem.SaveUser(context.Background(), rec); err != nil {
+	for _, rec := range recs {
+		if err := mem.SaveUser(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// memoryLogout keeps in storage, as the memory store does, the logout of
+// sid for an hour.
+func memoryLogout(t *testing.T, storage certmagic.Storage, sid string) {
+	t.Helper()
+	mem := openMemory(t, storage)
+	defer mem.Destruct()
+	if err := mem.Revoke(context.Background(), sid, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memoryBan keeps a ban of openid made at at in storage, as the memory
+// store does, and returns it.
+func memoryBan(t *testing.T, storage certmagic.Storage, openid string, at time.Time) *session.UserRecord {
+	t.Helper()
+	rec := &session.UserRecord{AppID: "wxapp", OpenID: openid, RevokedBefore: session.CutOff(at), Keep: at.Add(time.Hour), Changed: at, Ban: &session.Ban{Since: at}}
+	memoryKeep(t, storage, rec)
 	return rec
 }
 
@@ -148,28 +168,15 @@ func memoryBan(t *testing.T, storage certmagic.Storage, openid string, at time.T
 func TestALiftMadeWithTheMemoryStoreIsCarried(t *testing.T) {
 	metrics.Init(nil)
 	srv := rdsStart(t)
-	ctx := context.Background()
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	ban := oldBan("oLiftedInMemory")
 	a := rdsStore(t, srv, rdsKeyA)
 	putUser(t, a, ban) // carried by an earlier move
-	mem, err := session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	lift := *ban
 	now := time.Now()
 	lift.Ban, lift.Changed, lift.BanChanged = nil, now, now
-	if err := mem.SaveUser(ctx, &lift); err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
-	// A restart of the memory store keeps it.
-	mem, err = session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
+	memoryKeep(t, storage, &lift)
+	memoryKeep(t, storage) // a restart of the memory store keeps it
 
 	b := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, b, storage); err != nil {
@@ -232,14 +239,7 @@ func TestACarryHoldsHereBeforeRedisAnswers(t *testing.T) {
 	srv := rdsStart(t)
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	banned := memoryBan(t, storage, "oHeldAtOnce", time.Now())
-	mem, err := session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.Revoke(context.Background(), "sid-held-at-once", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
+	memoryLogout(t, storage, "sid-held-at-once")
 
 	a := rdsStore(t, srv, rdsKeyA)
 	srv.Pause()
@@ -270,14 +270,7 @@ func TestTheCarryMarkerIsPerAppAndNotPerDeployment(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	lifted := memoryBan(t, storage, "oLiftedOnTheFirst", time.Now().Add(-time.Hour))
 	other := &session.UserRecord{AppID: "wxother", OpenID: "oOtherApp", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
-	mem, err := session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.SaveUser(ctx, other); err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
+	memoryKeep(t, storage, other)
 
 	a := rdsStore(t, srv, rdsKeyA)
 	if err := <-carry(t, a, storage); err != nil {
@@ -340,17 +333,8 @@ func TestEverySiteCarriesItsAppsAndUnreadLogoutsAreRetried(t *testing.T) {
 	storage.failing.Store(true)
 	first := memoryBan(t, storage.FileStorage, "oFirstSite", time.Now())
 	second := &session.UserRecord{AppID: "wxsecond", OpenID: "oSecondSite", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
-	mem, err := session.NewMemory(100, storage.FileStorage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.SaveUser(context.Background(), second); err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.Revoke(context.Background(), "sid-unread-at-first", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
+	memoryKeep(t, storage.FileStorage, second)
+	memoryLogout(t, storage.FileStorage, "sid-unread-at-first")
 
 	a := rdsStore(t, srv, rdsKeyA)
 	c1 := a.HoldMemoryStore(storage, wxapp)
@@ -477,10 +461,7 @@ func TestACarryStartedWhileAnotherRunsIsTakenUp(t *testing.T) {
 	}
 	newer := &certmagic.FileStorage{Path: t.TempDir()}
 	second := &session.UserRecord{AppID: "wxsecond", OpenID: "oInTheNewStorage", Keep: time.Now().Add(time.Hour), Changed: time.Now(), Ban: &session.Ban{Since: time.Now()}}
-	mem, err := session.NewMemory(100, newer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem := openMemory(t, newer)
 	if err := mem.SaveUser(context.Background(), second); err != nil {
 		t.Fatal(err)
 	}
@@ -572,10 +553,7 @@ func TestAHoldReadsARecordWrittenDuringTheLastRead(t *testing.T) {
 	if err := <-carry(t, a, storage); err != nil {
 		t.Fatal(err)
 	}
-	mem, err := session.NewMemory(100, slowStorage{storage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem := openMemory(t, slowStorage{storage})
 	defer mem.Destruct()
 	now := time.Now()
 	rec := &session.UserRecord{AppID: "wxapp", OpenID: "oWrittenSlowly", Keep: now.Add(time.Hour), Changed: now, Ban: &session.Ban{Since: now}}
@@ -642,14 +620,7 @@ func TestACarryWritesEachRecordOnce(t *testing.T) {
 	srv := rdsStart(t)
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	memoryBan(t, storage, "oWrittenOnce", time.Now())
-	mem, err := session.NewMemory(100, storage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.Revoke(context.Background(), "sid-written-once", time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	mem.Destruct()
+	memoryLogout(t, storage, "sid-written-once")
 	conn, err := ConnFromURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
