@@ -642,16 +642,22 @@ test('the 30 s without a re-login holds while other paths answer', async () => {
   assert.equal(wx.loginCalls, 2, 'the first request\'s login and re-login only');
 });
 
-test('a wx.login that never answers does not hold later logins', async () => {
+// withHangingLogin sets up a helper with the given timeout whose
+// wx.login never calls back until answer() is called.
+function withHangingLogin(timeout) {
   const server = createStubServer();
   const wx = createStubWx(server.handle);
   const login = wx.login;
   let hang = true;
   wx.login = (opts) => (hang ? undefined : login(opts));
   global.wx = wx;
-  const auth = createAuth({ baseURL: BASE, timeout: 100 });
+  return { auth: createAuth({ baseURL: BASE, timeout }), answer: () => { hang = false; } };
+}
+
+test('a wx.login that never answers does not hold later logins', async () => {
+  const { auth, answer } = withHangingLogin(100);
   await assert.rejects(auth.request({ url: '/api/me' }), (err) => /timed out/.test(err.message));
-  hang = false;
+  answer();
   const res = await auth.request({ url: '/api/me' });
   assert.equal(res.statusCode, 200);
 });
@@ -676,18 +682,12 @@ test('a Retry-After of a day holds logins 5 minutes at most, and logout() ends t
 });
 
 test('logout() does not wait for a login it overtook that never ends', async () => {
-  const server = createStubServer();
-  const wx = createStubWx(server.handle);
-  const login = wx.login;
-  let hang = true;
-  wx.login = (opts) => (hang ? undefined : login(opts));
-  global.wx = wx;
-  const auth = createAuth({ baseURL: BASE, timeout: 3000 });
+  const { auth, answer } = withHangingLogin(3000);
   auth.login().catch(() => {}); // hangs until its 3 s bound
   await new Promise((r) => setImmediate(r));
   const started = Date.now();
   await auth.logout();
-  hang = false;
+  answer();
   const res = await auth.login();
   assert.equal(typeof res.token, 'string');
   assert.ok(Date.now() - started < 1500, 'logout() then login() did not wait for the hung login');
