@@ -217,13 +217,16 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 	if len(own.apps) == 0 || refs.hasLines() {
 		return own
 	}
+	// index is where apps holds the app with that id, or -1.
+	index := func(apps []App, id string) int {
+		return slices.IndexFunc(apps, func(x App) bool { return x.AppID == id })
+	}
 	picked := make([]App, 0, len(own.apps))
 	for _, ref := range own.apps {
 		if ref.AppSecret != "" {
 			return own
 		}
-		i := slices.IndexFunc(a.Apps, func(x App) bool { return x.AppID == ref.AppID })
-		switch {
+		switch i := index(a.Apps, ref.AppID); {
 		case i >= 0:
 			picked = append(picked, a.Apps[i])
 		case a.Sandbox:
@@ -233,8 +236,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 		}
 	}
 	for _, id := range also {
-		i := slices.IndexFunc(a.Apps, func(x App) bool { return x.AppID == id })
-		if id != "" && i >= 0 && !slices.ContainsFunc(picked, func(x App) bool { return x.AppID == id }) {
+		if i := index(a.Apps, id); id != "" && i >= 0 && index(picked, id) < 0 {
 			picked = append(picked, a.Apps[i])
 		}
 	}
