@@ -428,11 +428,7 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		ring := h.tokens.Ring()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
-			st, err := redisstore.New(conn, ring, h.maxSessions, h.logger)
-			if err != nil {
-				return nil, err
-			}
-			return st, nil
+			return redisstore.New(conn, ring, h.maxSessions, h.logger)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
