@@ -266,7 +266,7 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 			read = false
 			r.carryMu.Lock()
 			for app := range from {
-				if t, ok := r.usersRead[c.storageID+"\x00"+app]; !ok || session.UserWrittenSince(t) {
+				if t, ok := r.usersRead[usersReadKey(c.storageID, app)]; !ok || session.UserWrittenSince(t) {
 					read = true
 				}
 			}
@@ -301,6 +301,10 @@ func (r *Store) readMemoryStore(storage certmagic.Storage, apps []string, since 
 	c.err = errors.Join(errs...)
 	return c
 }
+
+// usersReadKey is the key of Store.usersRead for an app's records in the
+// storage whose String is storageID.
+func usersReadKey(storageID, app string) string { return storageID + "\x00" + app }
 
 // carryLogouts writes logouts to Redis. Those Redis did not take are
 // tried again every second (retryPending), as are those no replica
@@ -371,7 +375,7 @@ func (r *Store) writeCarried(c *carried) error {
 			}
 			if c.storageID != "" {
 				r.carryMu.Lock()
-				r.usersRead[c.storageID+"\x00"+app] = c.read
+				r.usersRead[usersReadKey(c.storageID, app)] = c.read
 				r.carryMu.Unlock()
 			}
 		}
