@@ -302,18 +302,18 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		label = p
 	}
 	if isTokenPath(p) || (label == "other" && !g.allowAll) {
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
 	if !plainAPIPath(p) {
 		// Only `allow *` gets here: a listed path is a plain one.
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, "", "", apierr.InvalidRequest.WithMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
 		return nil
 	}
 	if isTokenPathWithSuffix(p) {
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
 		return nil
 	}
@@ -321,7 +321,7 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		// WeChat takes only plain bodies, and a session-key service
 		// signs the bytes it is given: a compressed one would reach
 		// WeChat as garbage or be signed as such.
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, "", "", errCompressedBody)
 		return nil
 	}
@@ -329,6 +329,7 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	if r.Body != nil && r.Body != http.NoBody {
 		var aerr *apierr.Error
 		if body, aerr = apierr.ReadBodyUpTo(w, r, g.MaxBody, apierr.GatewayTooLarge); aerr != nil {
+			defer apierr.Unwanted(w, r)()
 			g.answerError(w, r, label, "", "", aerr)
 			return nil
 		}

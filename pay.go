@@ -230,14 +230,14 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		}
 	}
 	if label == "other" {
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, apierr.PayNotAllowed)
 		return nil
 	}
 	if !payMethods[r.Method] {
 		// WeChat Pay's API has no HEAD or OPTIONS: such a call would come
 		// back without the body its signature covers.
-		apierr.DiscardBody(w, r)
+		defer apierr.Unwanted(w, r)()
 		g.answerError(w, r, label, apierr.Method.Allowing(payMethodList))
 		return nil
 	}
@@ -246,6 +246,7 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		var aerr *apierr.Error
 		body, aerr = apierr.ReadBodyUpTo(w, r, payMaxBody, apierr.PayloadTooLarge.WithMessage("The request body is larger than 1 MiB."))
 		if aerr != nil {
+			defer apierr.Unwanted(w, r)()
 			g.answerError(w, r, label, aerr)
 			return nil
 		}

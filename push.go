@@ -158,22 +158,22 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	case http.MethodGet:
 		// A body the answer does not need is read first: closing the
 		// connection under a sender still sending would reset it and
-		// lose the answer.
-		apierr.DiscardBody(w, r)
+		// lose the answer (see apierr.Unwanted).
+		defer apierr.Unwanted(w, r)()
 		r, done := p.delivery.serve(r)
 		defer done()
 		p.urlCheck(w, r, q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
 		return nil
 	case http.MethodPost:
 	default:
-		apierr.DiscardBody(w, r)
-		apierr.Write(w, r, apierr.Method.Allowing([]string{http.MethodGet, http.MethodPost}))
+		apierr.Refuse(w, r, apierr.Method.Allowing([]string{http.MethodGet, http.MethodPost}))
 		return nil
 	}
 	r, done := p.delivery.serve(r)
 	defer done()
 	body, aerr := apierr.ReadBodyUpTo(w, r, maxPushBody, apierr.PushTooLarge)
 	if aerr != nil {
+		defer apierr.Unwanted(w, r)()
 		p.refuse(w, r, aerr)
 		return nil
 	}

@@ -140,7 +140,8 @@ func (rt route) checked() routeFunc {
 // dispatch returns the route as a routeFunc that writes an *apierr.Error the
 // route returns as the answer. Whatever the answer, what a body route left
 // unread of the body is read before the connection can close (see
-// apierr.DiscardBody).
+// apierr.DiscardBody), or, for a body the answer must not wait for, the
+// answer closes it (apierr.Unwanted).
 func (rt route) dispatch() routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if !rt.noBody {
@@ -152,6 +153,9 @@ func (rt route) dispatch() routeFunc {
 		}
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
+			if !rt.noBody {
+				defer apierr.Unwanted(w, r)()
+			}
 			if rt.page {
 				w.Header().Add("Vary", "Accept")
 			}

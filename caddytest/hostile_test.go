@@ -25,6 +25,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
 // hostileSeed fixes the generator so a failure reproduces.
@@ -339,6 +341,103 @@ func TestPushUnreadBodyIsAnsweredNotReset(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A body the answer will not use is not waited for. A client that declares
+// a body longer than the server would read (256 KiB) and waits for the
+// answer before it sends it gets the refusal at once, not when the read
+// times out 10 s later; a client that waits for "100 Continue" gets the
+// refusal instead of being asked for a body that will not be used. Both
+// answers close the connection.
+func TestARefusedBodyIsNotWaitedFor(t *testing.T) {
+	type call struct {
+		base, method, path string
+		want               int
+		// expectLen is the body declared with "Expect: 100-continue": one
+		// the route refuses whatever it holds, or one over its limit; 0 for
+		// a route whose limit is past 256 KiB.
+		expectLen int
+		// expectWant is the status that body gets, when not want.
+		expectWant int
+	}
+	check := func(t *testing.T, calls []call) {
+		t.Helper()
+		for _, c := range calls {
+			type try struct {
+				name, header string
+				length, want int
+			}
+			tries := []try{{"a 1 GB body to come", "", 1 << 30, c.want}}
+			if c.expectLen > 0 {
+				want := c.want
+				if c.expectWant != 0 {
+					want = c.expectWant
+				}
+				tries = append(tries, try{"a body after 100 Continue", "Expect: 100-continue\r\n", c.expectLen, want})
+			}
+			for _, tc := range tries {
+				status, closes, err := statusBeforeTheBody(c.base, c.method, c.path, tc.header, tc.length)
+				if err != nil {
+					t.Fatalf("%s %s%s, %s: %v (the answer waited for the body)", c.method, c.base, c.path, tc.name, err)
+				}
+				if status != tc.want || !closes {
+					t.Fatalf("%s %s%s, %s: status %d, closes the connection: %v; want %d, closing it", c.method, c.base, c.path, tc.name, status, closes, tc.want)
+				}
+			}
+		}
+	}
+
+	gw := startGateway(t, gwConfig{Allow: wechattest.PathSubscribeSend})
+	check(t, []call{
+		{gw.Base, "POST", "/wx/login", http.StatusRequestEntityTooLarge, 100_000, 0},
+		{gw.Base, "POST", "/wx/logout", http.StatusRequestEntityTooLarge, 1000, http.StatusUnauthorized},
+		{gw.Base, "POST", "/api/orders", http.StatusUnauthorized, 1000, 0},
+		{gw.GW, "POST", wechattest.PathSubscribeSend, http.StatusRequestEntityTooLarge, 0, 0},
+		{gw.GW, "POST", "/cgi-bin/token", http.StatusForbidden, 1000, 0},
+	})
+
+	up := startPushUpstream(t)
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
+	q := signedQuery(strings.Repeat("A", 16))
+	check(t, []call{
+		{siteBase, "POST", pushPath + "?" + q.Encode(), http.StatusRequestEntityTooLarge, 0, 0},
+		{siteBase, "PUT", pushPath, http.StatusMethodNotAllowed, 1000, 0},
+	})
+
+	ps := startPay(t, payConfig{})
+	check(t, []call{
+		{ps.Base, "POST", payNotify, http.StatusRequestEntityTooLarge, 0, 0},
+		{ps.Base, "PUT", payNotify, http.StatusMethodNotAllowed, 1000, 0},
+		{ps.GW, "POST", "/v3/pay/transactions/jsapi", http.StatusRequestEntityTooLarge, 0, 0},
+		{ps.GW, "OPTIONS", "/v3/pay/transactions/jsapi", http.StatusMethodNotAllowed, 1000, 0},
+	})
+}
+
+// statusBeforeTheBody sends a request's head declaring a body of length
+// bytes, and reads the answer without sending any of the body. It gives
+// the final status (a "100 Continue" counts as one: the server asked for
+// the body) and whether the answer closes the connection.
+func statusBeforeTheBody(base, method, path, header string, length int) (int, bool, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0, false, err
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		return 0, false, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n", method, path, u.Host, length, header)
+	if _, err := conn.Write([]byte(head)); err != nil {
+		return 0, false, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Close, nil
 }
 
 func sortedCounts(m map[int]int) string {
