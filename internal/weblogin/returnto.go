@@ -52,7 +52,7 @@ func NewReturnTo(prefixes []string) (*ReturnTo, error) {
 			path = "/"
 		}
 		if !cleanPath(path) {
-			return nil, fmt.Errorf("return_to prefix %q: path has dot segments or encoded separators", p)
+			return nil, fmt.Errorf("return_to prefix %q: path has dot segments, a ';' or encoded separators", p)
 		}
 		rt.prefixes = append(rt.prefixes, prefix{scheme: u.Scheme, host: hostKey(u.Scheme, u.Host), path: path})
 	}
@@ -158,10 +158,13 @@ func badChars(s string) string {
 
 // cleanPath reports whether an escaped path has no "." or ".." segment
 // (plain or percent-encoded, which browsers and servers resolve, escaping
-// the prefix) and no encoded "/" or "\" (which some upstreams decode).
+// the prefix), no encoded "/" or "\" (which some upstreams decode), and
+// no ';' (plain or encoded: Tomcat, Jetty and Spring drop a segment's
+// ";parameters" before they resolve dots, so "..;" is "..").
 func cleanPath(path string) bool {
 	lower := strings.ToLower(path)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") ||
+		strings.Contains(lower, ";") || strings.Contains(lower, "%3b") {
 		return false
 	}
 	for _, seg := range strings.Split(lower, "/") {
