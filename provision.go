@@ -650,7 +650,7 @@ type pooledStore struct {
 	mu   sync.Mutex
 	uses map[storeUse]int // how many handlers use the store so
 
-	once *weblogin.MemoryStore // web states and handoffs, when the store keeps none (onceStore)
+	once *weblogin.KindedStore // web states, handoffs and codes seen, when the store keeps none (onceStore)
 }
 
 // storeUse is a handler's use of a store: an app it serves, and how long
@@ -813,12 +813,21 @@ func (p *pooledStore) onceStore() weblogin.OnceStore {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.once == nil {
-		p.once = weblogin.NewMemoryStore(maxOnceValues, nil)
+		p.once = weblogin.NewKindedStore(maxOnceValues, nil, onceKinds...)
 	}
 	return p.once
 }
 
-// maxOnceValues bounds the one-time values kept in memory: logins begun
-// and not finished within their 10 minutes. Beyond it the oldest is
-// dropped (its login must begin again), never the new one refused.
+// maxOnceValues bounds the one-time values of each kind kept in memory:
+// logins begun and not finished within their 10 minutes, handoff links
+// not yet opened, codes seen. Beyond it the oldest of the kind is dropped
+// (its login must begin again), never the new one refused; a flood of one
+// kind (logins begun need no credential) leaves the others alone.
 const maxOnceValues = 100_000
+
+// onceKinds are the kinds of one-time values, each bounded on its own.
+var onceKinds = []string{
+	strings.TrimSuffix(stateKeyPrefix, ":"),
+	strings.TrimSuffix(handoffKeyPrefix, ":"),
+	strings.TrimSuffix(codeKeyPrefix, ":"),
+}

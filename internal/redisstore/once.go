@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,11 +17,13 @@ var ErrOnceExists = errors.New("redisstore: key already stored")
 
 // One-time values (a web login's state, a web-view handoff ticket) are
 // put by requests that need no credential, so Redis keeps at most
-// maxOnceValues of them, as the memory store does: beyond that the
-// oldest is deleted for the new one, never the new one refused. They are
+// maxOnceValues of each kind (the part of the key before its first ':'),
+// as the memory store does: beyond that the oldest of the kind is deleted
+// for the new one, never the new one refused, and a flood of one kind
+// (logins begun) leaves the others (handoff tickets) alone. They are
 // spread over onceBuckets buckets, each a hash tag with an index of its
-// keys, so the bound is kept in one script on one Cluster slot per put
-// and the values of a Cluster still spread over its primaries.
+// keys per kind, so the bound is kept in one script on one Cluster slot
+// per put and the values of a Cluster still spread over its primaries.
 const (
 	maxOnceValues = 100_000
 	onceBuckets   = 16
@@ -36,10 +39,16 @@ func onceBucket(key string) string {
 	return "{o" + strconv.Itoa(int(h.Sum32()%onceBuckets)) + "}"
 }
 
-// onceKey is the Redis key of a one-time value; onceIndex that of its
-// bucket's index.
-func (r *Store) onceKey(key string) string   { return r.oncePrefix + onceBucket(key) + ":" + key }
-func (r *Store) onceIndex(key string) string { return r.oncePrefix + onceBucket(key) + ":index" }
+// onceKey is the Redis key of a one-time value; onceIndex that of the
+// index of its kind in its bucket.
+func (r *Store) onceKey(key string) string { return r.oncePrefix + onceBucket(key) + ":" + key }
+func (r *Store) onceIndex(key string) string {
+	kind, _, ok := strings.Cut(key, ":")
+	if !ok {
+		kind = ""
+	}
+	return r.oncePrefix + onceBucket(key) + ":index:" + kind
+}
 
 // putOnce stores a value unless its key is live, adds the key to its
 // bucket's index, scored by Redis's clock in Unix ms, and drops from the

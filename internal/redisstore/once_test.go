@@ -82,7 +82,7 @@ func rdsOnceKeys(t *testing.T, st *Store, servers []*redistest.Server) int {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
-			if !strings.HasSuffix(k, ":index") {
+			if !strings.Contains(k, ":index:") {
 				n++
 			}
 		}
@@ -165,5 +165,33 @@ func TestRedisOncePutKeepsItsOwnValue(t *testing.T) {
 	}
 	if n := rdsOnceKeys(t, st, []*redistest.Server{srv}); n > onceBuckets {
 		t.Errorf("Redis holds %d one-time values, want at most %d", n, onceBuckets)
+	}
+}
+
+// Each kind of one-time value is bounded on its own: a flood of logins
+// begun (which need no credential) pushes out older logins begun, never a
+// handoff ticket or a code seen.
+func TestRedisOnceFloodOfOneKindKeepsTheOthers(t *testing.T) {
+	srv := rdsStart(t)
+	st := rdsStore(t, srv, rdsKeyA)
+	st.onceMax = 64
+	ctx := context.Background()
+	for _, k := range []string{"web_handoff:T", "web_code:C"} {
+		if err := st.PutOnce(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 64 * 20 {
+		if err := st.PutOnce(ctx, "web_state:flood"+strconv.Itoa(i), []byte("v"), time.Minute); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if n := rdsOnceKeys(t, st, []*redistest.Server{srv}); n > 64+2 {
+		t.Errorf("Redis holds %d one-time values, want at most 66", n)
+	}
+	for _, k := range []string{"web_handoff:T", "web_code:C"} {
+		if _, ok, err := st.Take(ctx, k); !ok || err != nil {
+			t.Errorf("%s after a flood of states: %v, %v", k, ok, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package weblogin
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
@@ -149,3 +150,45 @@ func (m *MemoryStore) compactLocked() {
 }
 
 var _ OnceStore = (*MemoryStore)(nil)
+
+// KindedStore is an OnceStore of one MemoryStore per kind of key, the part
+// before its first ':' ("web_state" of "web_state:…"). Each kind is
+// bounded on its own, so that a flood of one kind (logins begun, which
+// need no credential) cannot push out the values of another (handoff
+// tickets, which need a login). Keys of the kinds not named share one
+// more store.
+type KindedStore struct {
+	kinds map[string]*MemoryStore
+	other *MemoryStore
+}
+
+// NewKindedStore returns an empty store holding at most max keys of each
+// of kinds, and max more of all others (see NewMemoryStore).
+func NewKindedStore(max int, now func() time.Time, kinds ...string) *KindedStore {
+	k := &KindedStore{kinds: make(map[string]*MemoryStore, len(kinds)), other: NewMemoryStore(max, now)}
+	for _, kind := range kinds {
+		k.kinds[kind] = NewMemoryStore(max, now)
+	}
+	return k
+}
+
+func (k *KindedStore) store(key string) *MemoryStore {
+	if kind, _, ok := strings.Cut(key, ":"); ok {
+		if m := k.kinds[kind]; m != nil {
+			return m
+		}
+	}
+	return k.other
+}
+
+// PutOnce implements OnceStore.
+func (k *KindedStore) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return k.store(key).PutOnce(ctx, key, value, ttl)
+}
+
+// Take implements OnceStore.
+func (k *KindedStore) Take(ctx context.Context, key string) ([]byte, bool, error) {
+	return k.store(key).Take(ctx, key)
+}
+
+var _ OnceStore = (*KindedStore)(nil)

@@ -177,3 +177,34 @@ func (m *MemoryStore) orderLen() int {
 	defer m.mu.Unlock()
 	return len(m.order)
 }
+
+// Logins begun need no credential: a flood of them past the bound pushes
+// out only other logins begun, never a handoff ticket or a code seen.
+func TestKindedStoreKeepsEachKindFromTheOthersFlood(t *testing.T) {
+	ctx := context.Background()
+	k := NewKindedStore(8, nil, "web_state", "web_handoff", "web_code")
+	for _, key := range []string{"web_handoff:T", "web_code:C", "other:O"} {
+		if err := k.PutOnce(ctx, key, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		if err := k.PutOnce(ctx, "web_state:flood"+strconv.Itoa(i), []byte("v"), time.Minute); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	for _, key := range []string{"web_handoff:T", "web_code:C", "other:O", "web_state:flood99"} {
+		if _, ok, err := k.Take(ctx, key); !ok || err != nil {
+			t.Fatalf("%s after the flood: %v, %v", key, ok, err)
+		}
+	}
+	if _, ok, _ := k.Take(ctx, "web_state:flood0"); ok {
+		t.Fatal("the flood's oldest state is still there: the bound does not hold")
+	}
+	if err := k.PutOnce(ctx, "web_code:C2", nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.PutOnce(ctx, "web_code:C2", nil, time.Minute); !errors.Is(err, ErrExists) {
+		t.Fatalf("a code put twice: %v", err)
+	}
+}
