@@ -112,6 +112,8 @@ var (
 	errUsedTicket    = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
 	errForeignTicket = apierr.InvalidRequest.WithMessage("This handoff link was made by another site: ask the mini program for a link to this one.")
 	errOtherSite     = apierr.InvalidRequest.WithMessage("This login was started on another site: start the login again here.")
+	// errHandoffElsewhere refuses a handoff link opened from another site's page.
+	errHandoffElsewhere = apierr.CSRFRefused.WithMessage("This link logs in only in the mini program's web-view, not from another site's page.")
 )
 
 // webCodeRefused is invalid_code's message on the web, where there is no
@@ -372,10 +374,18 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 
 // handoffOpen takes a handoff ticket and, while the mini program's session
 // is still live, opens a cookie session for the same user and app.
+//
+// A link that another site's page led the browser to is refused, its
+// ticket left alone: anyone can make a link for himself in his own mini
+// program, and his page sending a visitor's browser there would log that
+// browser in as him (login CSRF), whatever it was logged in as before.
 func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 	ticket := r.URL.Query().Get("ticket")
 	if !weblogin.ValidTicket(ticket) {
 		return errBadTicket
+	}
+	if site, _ := siteOf(r); weblogin.NavigatedFromElsewhere(r, site) {
+		return errHandoffElsewhere
 	}
 	raw, ok, err := h.web.once.Take(r.Context(), handoffKeyPrefix+ticket)
 	switch {

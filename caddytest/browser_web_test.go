@@ -25,9 +25,12 @@ package caddytest
 
 import (
 	"encoding/json"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -380,6 +383,48 @@ func TestWebViewHandoff(t *testing.T) {
 	}
 	if c := tb2.cookie(t, siteBase+"/", weblogin.SessionCookieHTTP); c != nil {
 		t.Fatalf("a second use made a session: %+v", c)
+	}
+}
+
+// A handoff link is a login link: a page of another site that sends a
+// browser to one made for its author (login CSRF) logs nobody in, with or
+// without a Referer, and the browser keeps the session it had. The link
+// still works where it is meant to, in the mini program's web-view.
+func TestWebViewHandoffLoginCSRF(t *testing.T) {
+	st := webStack(t, "", "")
+	st.addUser("handoff-attacker")
+	attacker := st.login(t, "handoff-attacker")
+	link := func() string {
+		t.Helper()
+		r := postJSON(t, siteBase+"/wx/web/handoff", attacker.Token, map[string]string{"return_to": "/account"})
+		wantStatus(t, r, http.StatusOK)
+		u, _ := r.Object(t)["url"].(string)
+		return u
+	}
+	br := startBrowser(t)
+	victim := browserLogin(t, br, "", "victim", "/account")
+	victimOpenID := wechattest.WebOpenID(websiteAppID, "victim")
+
+	for _, rel := range []string{"", "noreferrer"} {
+		// The attacker's page is on 127.0.0.1, another site than localhost.
+		l := link()
+		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `<!doctype html><a id="go" rel="%s" href="%s">a prize</a>`, rel, html.EscapeString(l))
+		}))
+		t.Cleanup(evil.Close)
+		victim.navigate(t, evil.URL)
+		victim.eval(t, `document.getElementById("go").click(), ""`)
+		victim.waitURL(t, l)
+		if text := victim.text(t); !strings.Contains(text, "only in the mini program") {
+			t.Fatalf("link rel %q: the handoff page shows %q", rel, text)
+		}
+		victim.navigate(t, siteBase+"/account")
+		wantWebIdentity(t, st.Upstream.Last(t), websiteAppID, victimOpenID, wechattest.WebUnionID("victim"))
+		// The refusal left the ticket alone: the attacker's own web-view
+		// can still use it.
+		wv := br.tab(t, miniProgramWebViewUA)
+		wv.navigate(t, l)
+		wv.waitURL(t, siteBase+"/account")
 	}
 }
 

@@ -65,3 +65,43 @@ func origin(scheme, host string) string {
 	}
 	return scheme + "://" + host
 }
+
+// miniProgramReferrer is the origin WeChat names as the Referer of what a
+// mini program loads, its <web-view> included.
+const miniProgramReferrer = "https://servicewechat.com"
+
+// NavigatedFromElsewhere reports whether a page load (a GET) was begun by
+// another site's page, as a login link that an attacker's page sends a
+// browser to would be: its Fetch Metadata says "cross-site" or
+// "same-site" (a sibling host), or its Referer is of an origin other than
+// siteOrigin. What a mini program's <web-view> loads is never refused: its
+// User-Agent says "miniProgram" (a page elsewhere cannot change the
+// browser's), and WeChat names servicewechat.com as its Referer. A load
+// begun by the browser itself (an address typed, an app's web view) has
+// "Sec-Fetch-Site: none" and no Referer. A browser too old to send Fetch
+// Metadata, led there by a page that sends no Referer, is not told apart.
+func NavigatedFromElsewhere(r *http.Request, siteOrigin string) bool {
+	if strings.Contains(r.UserAgent(), "miniProgram") {
+		return false
+	}
+	ref := ""
+	if v := r.Header.Values("Referer"); len(v) > 0 {
+		if len(v) > 1 {
+			return true
+		}
+		// One that is no http(s) URL (android-app://…, from an app that
+		// opened a browser) names no page: Fetch Metadata decides.
+		ref = NormalizeOrigin(v[0])
+	}
+	if ref == miniProgramReferrer {
+		return false
+	}
+	if ref != "" && ref != NormalizeOrigin(siteOrigin) {
+		return true
+	}
+	switch strings.ToLower(r.Header.Get("Sec-Fetch-Site")) {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
+}

@@ -66,3 +66,47 @@ func TestCSRFRefusesTwoOrigins(t *testing.T) {
 		t.Fatal("two Origin headers accepted")
 	}
 }
+
+func TestNavigatedFromElsewhere(t *testing.T) {
+	const site = "https://www.example.com"
+	const desktop = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+	const webView = "Mozilla/5.0 (Linux; Android 14) MicroMessenger/8.0.50 miniProgram/wx4f4bc4dec97d474b"
+	tests := []struct {
+		name, ua, fetchSite string
+		referers            []string
+		want                bool
+	}{
+		{"typed in the address bar", desktop, "none", nil, false},
+		{"no fetch metadata, no referer (an old browser)", desktop, "", nil, false},
+		{"a link on the site", desktop, "same-origin", []string{"https://www.example.com/page"}, false},
+		{"the site, default port spelt", desktop, "same-origin", []string{"https://www.example.com:443/x"}, false},
+		{"a mini program web-view", webView, "none", nil, false},
+		{"a web-view that names WeChat", desktop, "cross-site", []string{"https://servicewechat.com/wx4f4bc4dec97d474b/3/page-frame.html"}, false},
+		{"a web-view sending cross-site", webView, "cross-site", nil, false},
+		{"an app opening a browser", desktop, "none", []string{"android-app://com.tencent.mm/"}, false},
+
+		{"another site's link", desktop, "cross-site", []string{"https://evil.example/"}, true},
+		{"another site, no referer", desktop, "cross-site", nil, true},
+		{"a sibling host, no referer", desktop, "same-site", nil, true},
+		{"another site, old browser", desktop, "", []string{"https://evil.example/"}, true},
+		{"the site over plain http", desktop, "", []string{"http://www.example.com/"}, true},
+		{"an app's referer, cross-site", desktop, "cross-site", []string{"android-app://evil/"}, true},
+		{"two referers", desktop, "", []string{"https://www.example.com/", "https://evil.example/"}, true},
+		{"fetch metadata in capitals", desktop, "CROSS-SITE", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, site+"/wx/web/handoff?ticket=x", nil)
+			r.Header.Set("User-Agent", tt.ua)
+			if tt.fetchSite != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.fetchSite)
+			}
+			for _, ref := range tt.referers {
+				r.Header.Add("Referer", ref)
+			}
+			if got := NavigatedFromElsewhere(r, site); got != tt.want {
+				t.Fatalf("NavigatedFromElsewhere = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
