@@ -221,7 +221,11 @@ func (h *Handler) audited(path string, fn routeFunc) routeFunc {
 		}
 		r = audit.WithNote(r, note)
 		err := fn(w, r, next)
-		audit.Event(h.audit, r, event, apierr.Result(err), note.AppID, note.OpenID, note.SID, extra...)
+		result := apierr.Result(err)
+		if err == nil && note.Result != "" {
+			result = note.Result
+		}
+		audit.Event(h.audit, r, event, result, note.AppID, note.OpenID, note.SID, extra...)
 		return err
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/platform"
 	"github.com/caddy-wechat/wechatauth/internal/session"
@@ -199,20 +200,38 @@ func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	return err
 }
 
-// loggedInBack returns where a login without return_to goes, when r
-// carries a live session cookie of this site.
-func (h *Handler) loggedInBack(r *http.Request) (string, bool) {
+// liveWebSession returns the identity of r's session cookie, when it is
+// the credential of r and live.
+func (h *Handler) liveWebSession(r *http.Request) (*identity.Identity, bool) {
 	v, ok := h.webCookie(r)
 	if !ok {
-		return "", false
+		return nil, false
 	}
-	if _, aerr := h.authenticateCookieAt(v, time.Now()); aerr != nil {
+	id, aerr := h.authenticateCookieAt(v, time.Now())
+	return id, aerr == nil
+}
+
+// loggedInBack returns where a login without return_to goes, when r
+// carries a live session cookie of this site; the route's audit entry
+// then says already_logged_in, for the cookie's user.
+func (h *Handler) loggedInBack(r *http.Request) (string, bool) {
+	id, ok := h.liveWebSession(r)
+	if !ok {
 		return "", false
 	}
 	site, _ := siteOf(r)
 	back, err := h.web.returnTo.Check(h.web.firstReturnTo, site)
-	return back, err == nil
+	if err != nil {
+		return "", false
+	}
+	audit.Noted(r, id.AppID, id.OpenID, id.SID)
+	audit.NotedResult(r, resultAlreadyLoggedIn)
+	return back, true
 }
+
+// resultAlreadyLoggedIn is the audit result of a callback that made no
+// session because the browser holds a live one.
+const resultAlreadyLoggedIn = "already_logged_in"
 
 // webUnavailable is the message of a callback's 503 (WeChat or the store
 // failed after the state was spent).
@@ -268,6 +287,15 @@ func (h *Handler) doWebCallback(w http.ResponseWriter, r *http.Request) (flow st
 		}
 	} else if rec.Flow != flowOA || weblogin.HasStateCookie(r.Header, https) || !inWeChat(r) {
 		return rec.Flow, errForeignState
+	} else if id, ok := h.liveWebSession(r); ok {
+		// Unbound, the state may be anyone's: a login someone began in
+		// his own WeChat and sent as a link. It never replaces the
+		// session the browser holds, which goes on where it was to go.
+		audit.Noted(r, id.AppID, id.OpenID, id.SID)
+		audit.NotedResult(r, resultAlreadyLoggedIn)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
+		return "", nil
 	} else {
 		metrics.WebUnbound.Inc()
 	}

@@ -598,6 +598,54 @@ func TestQRLoginCallbackNeedsItsStateCookieEvenInWeChat(t *testing.T) {
 	}
 }
 
+// A login begun inside WeChat may come back without its state cookie
+// (WeChat's browser drops it), so such a callback cannot tell the
+// browser's own login from a link someone else began in his WeChat and
+// sent. It never replaces the session the browser holds: that browser
+// stays logged in as itself and goes on to return_to, and only a browser
+// without a live session is logged in by it.
+func TestAnUnboundCallbackNeverReplacesALiveSession(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	victim := sessionCookieSet(t, mustFollow(t, h, sandboxCallbackWith(t, h, weChatUA, "user=victim")).hdr)
+	victimID, aerr := h.authenticateCookie(victim)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+
+	// The attacker's own login, begun in his WeChat, its callback not
+	// followed: the link he sends.
+	link := sandboxCallbackWith(t, h, weChatUA, "user=mallory&return_to=/orders")
+	w := newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodGet, link, nil)
+	r.Header.Set("User-Agent", weChatUA)
+	r.Header.Set("Cookie", weblogin.SessionCookieHTTP+"="+victim)
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	if w.status != http.StatusFound || w.hdr.Get("Location") != "http://api.example.com/orders" || len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("the link opened by a logged-in browser: status %d, Location %q, Set-Cookie %q: %s", w.status, w.hdr.Get("Location"), w.hdr["Set-Cookie"], w.body)
+	}
+	if id, aerr := h.authenticateCookie(victim); aerr != nil || id.OpenID != victimID.OpenID {
+		t.Fatalf("the browser's session: %v, %v", id, aerr)
+	}
+
+	// Without a live session the same kind of link still logs in: WeChat's
+	// browser dropping the cookie must not stop a login.
+	if w := mustFollow(t, h, sandboxCallbackWith(t, h, weChatUA, "user=mallory")); sessionCookieSet(t, w.hdr) == "" {
+		t.Fatal("no session")
+	}
+}
+
+// mustFollow loads a callback in WeChat without cookies; it must redirect.
+func mustFollow(t *testing.T, h *Handler, cb string) *discardWriter {
+	t.Helper()
+	w, err := openInWeChat(h, http.MethodGet, cb)
+	if err != nil || w.status != http.StatusFound {
+		t.Fatalf("callback: status %d, err %v: %s", w.status, err, w.body)
+	}
+	return w
+}
+
 // A handoff link opens only on a site whose sessions are its maker's (the
 // store of one-time values may be shared with sites of other keys), and
 // goes only where the opening site may return to. A refused link is spent.

@@ -51,15 +51,24 @@ func ClientIP(r *http.Request) string {
 }
 
 // Note carries who a route acted for, when the token does not say
-// (a login).
-type Note struct{ AppID, OpenID, SID string }
+// (a login), and the result of a route that answered without an error but
+// did not do what its event names (Result, empty otherwise).
+type Note struct{ AppID, OpenID, SID, Result string }
 
 type noteKey struct{}
 
 // Noted records, for the route's audit entry, who the request acts for.
 func Noted(r *http.Request, appid, openid, sid string) {
 	if n, ok := r.Context().Value(noteKey{}).(*Note); ok {
-		*n = Note{appid, openid, sid}
+		n.AppID, n.OpenID, n.SID = appid, openid, sid
+	}
+}
+
+// NotedResult records the result of a route that answers without an error
+// but does not do what its event names (a login that logs nobody in).
+func NotedResult(r *http.Request, result string) {
+	if n, ok := r.Context().Value(noteKey{}).(*Note); ok {
+		n.Result = result
 	}
 }
 
