@@ -189,6 +189,21 @@ func plainRawPath(raw string) bool {
 // login, where a browser's credential is the session cookie.
 var errNoCredentialWeb = apierr.Unauthorized.WithMessage("This request needs a Bearer token, or in a browser the session cookie of a web login: log in first.")
 
+// errBearerOnly is the 401 without a Bearer token of the routes that take
+// only the mini program's token, on a site with web login.
+var errBearerOnly = apierr.Unauthorized.WithMessage("This route takes the mini program's Bearer token, not a web session cookie: send Authorization: Bearer <token>.")
+
+// authenticateBearer is authenticate for the routes that take only the
+// mini program's Bearer token (a session cookie is no credential there):
+// its 401 without one does not suggest the cookie.
+func (h *Handler) authenticateBearer(r *http.Request) (*identity.Identity, *apierr.Error) {
+	id, aerr := h.authenticate(r)
+	if aerr == errNoCredentialWeb {
+		aerr = errBearerOnly
+	}
+	return id, aerr
+}
+
 // authenticate verifies the Bearer token of r. The token is only ever read
 // from the Authorization header, never from the query string. A token
 // verified before is answered from the codec's cache until its exp; its

@@ -153,7 +153,7 @@ func (h *Handler) serveOpenData(w http.ResponseWriter, r *http.Request, next cad
 // phone returns the caller's phone number, from a phone button code (the
 // current API) or from the old button's encrypted data.
 func (h *Handler) phone(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	id, aerr := h.authenticate(r)
+	id, aerr := h.authenticateBearer(r)
 	if aerr != nil {
 		return aerr
 	}

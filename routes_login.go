@@ -207,7 +207,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 
 // session authenticates r and loads its session.
 func (h *Handler) session(r *http.Request) (*identity.Identity, *session.Session, error) {
-	id, aerr := h.authenticate(r)
+	id, aerr := h.authenticateBearer(r)
 	if aerr != nil {
 		return nil, nil, aerr
 	}

@@ -370,7 +370,7 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 // handoffLink answers {"url"}: a link on this site, valid once for 60 s,
 // that holds a random ticket and nothing else.
 func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
-	id, aerr := h.authenticate(r)
+	id, aerr := h.authenticateBearer(r)
 	if aerr != nil {
 		return aerr
 	}
@@ -454,6 +454,9 @@ func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// errNoReturnTo refuses a handoff request without return_to.
+var errNoReturnTo = apierr.InvalidRequest.WithMessage("The field return_to is required: the page the web-view should open.")
+
 // returnToField reads the return_to of a JSON or form body.
 func returnToField(contentType string, body []byte) (string, *apierr.Error) {
 	mt, _, _ := mime.ParseMediaType(contentType)
@@ -461,6 +464,9 @@ func returnToField(contentType string, body []byte) (string, *apierr.Error) {
 		v, err := url.ParseQuery(string(body))
 		if err != nil || len(v["return_to"]) > 1 {
 			return "", apierr.InvalidRequest.WithMessage("The form body is malformed.")
+		}
+		if v.Get("return_to") == "" {
+			return "", errNoReturnTo
 		}
 		return v.Get("return_to"), nil
 	}
@@ -471,7 +477,7 @@ func returnToField(contentType string, body []byte) (string, *apierr.Error) {
 		return "", apierr.InvalidRequest.WithMessage("The body is not a JSON object with a string return_to.")
 	}
 	if f.ReturnTo == "" {
-		return "", apierr.InvalidRequest.WithMessage("The field return_to is required: the page the web-view should open.")
+		return "", errNoReturnTo
 	}
 	return f.ReturnTo, nil
 }

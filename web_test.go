@@ -333,6 +333,47 @@ func TestNoCredentialOnAWebSiteNamesTheSessionCookie(t *testing.T) {
 	}
 }
 
+// The routes that take only the mini program's Bearer token do not tell a
+// browser holding a live session cookie to send that cookie: their 401
+// asks for the Bearer token.
+func TestBearerOnlyRoutesDoNotSuggestTheCookie(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	cookie := sessionCookieSet(t, mustFollow(t, h, sandboxCallback(t, h, weChatUA)).hdr)
+	for _, path := range []string{"/refresh", "/userinfo", "/decrypt", "/phone", "/web/handoff"} {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodPost, "http://api.example.com"+h.RoutePrefix+path, strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Origin", "http://api.example.com")
+		r.Header.Set("Cookie", weblogin.SessionCookieHTTP+"="+cookie)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+			t.Fatalf("%s: status %d, err %v: %s", path, w.status, err, w.body)
+		}
+		if body := string(w.body); strings.Contains(body, "session cookie of a web login") || !strings.Contains(body, "Bearer") {
+			t.Fatalf("%s: %s", path, body)
+		}
+	}
+}
+
+// A handoff request without return_to says it is missing, in a form body
+// (curl -d's default type) as in JSON.
+func TestHandoffWithoutReturnToSaysItIsRequired(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	token := benchLogin(t, h, "user")
+	for _, tc := range []struct{ contentType, body string }{
+		{"application/x-www-form-urlencoded", "x=1"},
+		{"application/x-www-form-urlencoded", ""},
+		{"application/json", "{}"},
+	} {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodPost, "http://api.example.com"+h.RoutePrefix+"/web/handoff", strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", tc.contentType)
+		r.Header.Set("Authorization", "Bearer "+token)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusBadRequest || !strings.Contains(string(w.body), "return_to is required") {
+			t.Fatalf("%s %q: status %d, err %v: %s", tc.contentType, tc.body, w.status, err, w.body)
+		}
+	}
+}
+
 // Loading the callback again once the login finished (the reload button,
 // the back button) takes a browser that is logged in where a login
 // without return_to goes; without a live session cookie it is still the
