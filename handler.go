@@ -291,10 +291,10 @@ func (h *Handler) webCookie(r *http.Request) (string, bool) {
 	return weblogin.CookieValue(r.Header, h.web.cookieName(r))
 }
 
-// takeWebCookie removes the session cookie (under each of its names) from
-// the request's Cookie headers, which are for the upstream, whatever the
-// credential: a live session cookie must not reach it beside a Bearer
-// token any more than alone. It returns the cookie's value when it is the
+// takeWebCookie removes the session cookie (under each of its names) and
+// the state cookies from the request's Cookie headers, which are for the
+// upstream, whatever the credential: a live session cookie must not reach
+// it beside a Bearer token any more than alone. It returns the cookie's value when it is the
 // request's credential (no Authorization header).
 func (h *Handler) takeWebCookie(r *http.Request) (string, bool) {
 	if len(r.Header["Authorization"]) != 0 {
@@ -308,6 +308,7 @@ func (h *Handler) takeWebCookie(r *http.Request) (string, bool) {
 			weblogin.StripCookie(r.Header, n)
 		}
 	}
+	weblogin.StripStateCookies(r.Header)
 	return v, ok
 }
 

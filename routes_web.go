@@ -42,13 +42,15 @@ func (wl *webLogin) cookieName(r *http.Request) string {
 	return weblogin.SessionCookieName(wl.cookie, r.TLS != nil)
 }
 
-// stripCookies removes the session cookie, under each of its names, from
-// the request's Cookie headers: it is for this module, never for the
-// upstream, whichever credential the request carries.
+// stripCookies removes the session cookie, under each of its names, and
+// the state cookies of logins begun from the request's Cookie headers:
+// they are for this module, never for the upstream, whichever credential
+// the request carries.
 func (wl *webLogin) stripCookies(h http.Header) {
 	for _, n := range wl.cookieNames {
 		weblogin.StripCookie(h, n)
 	}
+	weblogin.StripStateCookies(h)
 }
 
 // Keys of the one-time values in the store.

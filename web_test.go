@@ -236,6 +236,12 @@ func TestSessionCookieNeverReachesTheUpstream(t *testing.T) {
 				[]string{"wx_session=dead; k=v"}, []string{"k=v"}},
 			{"no session cookie", "/api/me", tok,
 				[]string{"wx_sessionx=1;  k=v"}, []string{"wx_sessionx=1;  k=v"}},
+			{"state cookies of logins begun", "/api/me", "",
+				[]string{"wx_state_AbCdEfGh=x; k=v; wx_session=" + v, "__Host-wx_state_12345678=y; wx_state=z"}, []string{"k=v"}},
+			{"state cookies beside a bearer", "/api/me", tok,
+				[]string{"wx_state_AbCdEfGh=x; k=v"}, []string{"k=v"}},
+			{"names like a state cookie's", "/api/me", tok,
+				[]string{"wx_state_x=1; my_wx_state_AbCdEfGh=2"}, []string{"wx_state_x=1; my_wx_state_AbCdEfGh=2"}},
 		} {
 			r := miniProgramRequest(tt.token)
 			r.URL.Path = tt.path

@@ -137,6 +137,34 @@ func HasStateCookie(h http.Header, https bool) bool {
 	return false
 }
 
+// StripStateCookies removes every state cookie, under either scheme's
+// name, from the request's Cookie headers: they are for the login's
+// callback, never for the upstream. A request without one pays a
+// substring search of its Cookie lines.
+func StripStateCookies(h http.Header) {
+	found := false
+	for _, line := range h["Cookie"] {
+		if strings.Contains(line, BindingCookieName(false)) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var names []string
+	for k := range cookieNames(h) {
+		for _, https := range []bool{false, true} {
+			if b := BindingCookieName(https); k == b || isStateCookieName(k, b+"_") {
+				names = append(names, k)
+			}
+		}
+	}
+	for _, n := range names {
+		StripCookie(h, n)
+	}
+}
+
 // cookieNames yields the name of each pair in the request's Cookie
 // headers, in the order sent, with the spaces and tabs around it trimmed,
 // and whether the pair has a '=' (a value).
