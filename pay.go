@@ -372,6 +372,9 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 		if err := dec.Decode(&raw); err != nil {
 			return apierr.ErrNotObject
 		}
+		if c := caseVariant(name, "appid", "sp_appid", "sub_appid", "payer"); c != "" {
+			return caseVariantError(c)
+		}
 		switch name {
 		case "appid", "sp_appid", "sub_appid":
 			var s string
@@ -399,11 +402,14 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 	})
 	var fe *apierr.FieldError
 	var empty emptyAppIDError
+	var variant caseVariantError
 	switch {
 	case errors.As(err, &fe):
 		return payOrder{}, apierr.InvalidRequest.WithMessage(fe.Error())
 	case errors.As(err, &empty):
 		return payOrder{}, apierr.InvalidRequest.WithMessage(empty.Error())
+	case errors.As(err, &variant):
+		return payOrder{}, apierr.InvalidRequest.WithMessage(variant.Error())
 	case err != nil:
 		return payOrder{}, apierr.InvalidRequest.WithMessage("The body must be one JSON object.")
 	}
@@ -473,6 +479,27 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 // or null.
 type emptyAppIDError string
 
+// caseVariantError refuses a member named as one the gateway checks or
+// fills, in other letters' case ("APPID", "Payer"): a reader that matches
+// names without case (Go's encoding/json, the sandbox's) would take it
+// for the member the gateway never saw.
+type caseVariantError string
+
+func (e caseVariantError) Error() string {
+	return "The order gives " + string(e) + " in other letters' case: spell it " + string(e) + "."
+}
+
+// caseVariant returns the one of names that name spells in other letters'
+// case, or "".
+func caseVariant(name string, names ...string) string {
+	for _, n := range names {
+		if name != n && strings.EqualFold(name, n) {
+			return n
+		}
+	}
+	return ""
+}
+
 func (e emptyAppIDError) Error() string {
 	return "The field " + string(e) + " must name an app of this server's wechat configuration; leave it out rather than give it empty or null."
 }
@@ -490,14 +517,20 @@ func fillPayer(payer json.RawMessage, field, openid string) (json.RawMessage, bo
 			if err := dec.Decode(&raw); err != nil {
 				return apierr.ErrNotObject
 			}
+			if c := caseVariant(name, "openid", "sp_openid", "sub_openid"); c != "" {
+				return caseVariantError("payer." + c)
+			}
 			members[name] = raw
 			order = append(order, name)
 			return nil
 		})
 		var fe *apierr.FieldError
+		var variant caseVariantError
 		switch {
 		case errors.As(err, &fe):
 			return nil, false, apierr.InvalidRequest.WithMessage("payer: " + fe.Error())
+		case errors.As(err, &variant):
+			return nil, false, apierr.InvalidRequest.WithMessage(variant.Error())
 		case err != nil:
 			return nil, false, apierr.InvalidRequest.WithMessage("The order's payer must be a JSON object.")
 		}

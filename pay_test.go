@@ -138,6 +138,13 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 		{body: `{"appid":"wxC"}`, wantErr: true},
 		{body: `{"sp_appid":"wxA","sub_appid":"wxC"}`, wantErr: true},
 		{body: `{"appid":"wxA","appid":"wxC"}`, wantErr: true},
+		// A reader matching names without case (the sandbox's, Go's)
+		// would take these for the appid or payer the gateway never saw.
+		{body: `{"appid":"wxA","APPID":"wxC"}`, wantErr: true},
+		{body: `{"AppId":"wxC"}`, wantErr: true},
+		{body: `{"sp_appid":"wxA","Sub_AppID":"wxC"}`, wantErr: true},
+		{body: `{"appid":"wxA","Payer":{"openid":"oOther"}}`, openid: "oHdr", jsapi: true, wantErr: true},
+		{body: `{"appid":"wxA","payer":{"OpenID":"oOther"}}`, openid: "oHdr", jsapi: true, wantErr: true},
 		{body: `{"appid":1}`, wantErr: true},
 		// "" or null names no app: it is refused, not taken as absent,
 		// so no order goes through with its appid unchecked.
