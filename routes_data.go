@@ -261,10 +261,16 @@ func (h *Handler) sandboxPay(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	if order.OpenID != id.OpenID && order.SubOpenID != id.OpenID {
 		return apierr.InvalidRequest.WithMessage("This order's payer is another user.")
 	}
+	if aerr := unpayable(order.State); aerr != nil {
+		return aerr
+	}
 	cb, err := pay.MarkPaid(prepayID)
 	paid, _ := pay.OrderByPrepayID(prepayID)
 	if paid.State != "SUCCESS" {
-		return apierr.InvalidRequest.WithMessage("The order cannot be paid (it is closed).")
+		if aerr := unpayable(paid.State); aerr != nil {
+			return aerr
+		}
+		return apierr.InvalidRequest.WithMessage("The order could not be paid.")
 	}
 	answer := map[string]any{
 		"out_trade_no":   paid.OutTradeNo,
@@ -276,6 +282,19 @@ func (h *Handler) sandboxPay(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		answer["notify_error"] = "the order's notify_url did not answer"
 	}
 	apierr.WriteJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+// unpayable refuses to pay a sandbox order in state: closed, or refunded
+// (paying a paid one again sends its callback again, as WeChat Pay's
+// retry does).
+func unpayable(state string) *apierr.Error {
+	switch state {
+	case "CLOSED":
+		return apierr.InvalidRequest.WithMessage("The order cannot be paid (it is closed).")
+	case "REFUND":
+		return apierr.InvalidRequest.WithMessage("The order cannot be paid (it was paid and refunded).")
+	}
 	return nil
 }
 

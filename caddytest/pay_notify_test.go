@@ -402,6 +402,12 @@ func TestPaySandboxOrderFlowEndToEnd(t *testing.T) {
 		!strings.Contains(body, `"refund_status":"SUCCESS"`) || !strings.Contains(body, `"out_refund_no":"R`+no+`"`) {
 		t.Fatalf("the refund's callback reached the upstream as %s", body)
 	}
+	// A refunded order cannot be paid again, and says so.
+	r = postJSON(t, siteBase+"/wx/sandbox/pay", login.Token, map[string]string{"prepay_id": answer.PrepayID})
+	wantError(t, r, 400, "invalid_request")
+	if !strings.Contains(string(r.Body), "refunded") {
+		t.Fatalf("paying a refunded order: %s", r.Body)
+	}
 
 	if log := readFile(t, logPath); strings.Contains(log, answer.Payment["paySign"]) {
 		t.Fatal("the paySign is in the DEBUG log")

@@ -266,6 +266,32 @@ func TestPayOrderFlowSignedEndToEnd(t *testing.T) {
 	}
 }
 
+// An order placed again with the same number gets its prepay_id again;
+// another order under a number already used is refused, as WeChat Pay
+// refuses it, never answered with the first order's prepay_id.
+func TestPayRefusesAnotherOrderUnderAUsedNumber(t *testing.T) {
+	_, m := newPayFake(t, wechattest.PayOptions{})
+	first := order("T9", "https://example.com/n")
+	resp, b := m.do("POST", "/v3/pay/transactions/jsapi", first, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("jsapi: %d %s", resp.StatusCode, b)
+	}
+	if again, b2 := m.do("POST", "/v3/pay/transactions/jsapi", first, ""); again.StatusCode != 200 || string(b2) != string(b) {
+		t.Fatalf("the same order again: %d %s, want %s", again.StatusCode, b2, b)
+	}
+	for _, change := range [][2]string{
+		{`"total":100`, `"total":9999`},
+		{`"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"`, `"openid":"oSomeoneElse"`},
+		{`"a cup of tea"`, `"a pot of tea"`},
+	} {
+		other := strings.Replace(string(first), change[0], change[1], 1)
+		resp, b := m.do("POST", "/v3/pay/transactions/jsapi", []byte(other), "")
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "INVALID_REQUEST") || strings.Contains(string(b), "prepay_id") {
+			t.Fatalf("%s instead of %s: %d %s", change[1], change[0], resp.StatusCode, b)
+		}
+	}
+}
+
 func TestPayCloseAndMissingOrders(t *testing.T) {
 	_, m := newPayFake(t, wechattest.PayOptions{})
 	m.do("POST", "/v3/pay/transactions/jsapi", order("T3", "https://example.com/n"), "")

@@ -499,6 +499,10 @@ func (p *Pay) jsapiLocked(body []byte, partner bool) (int, any) {
 			return http.StatusBadRequest, payError("PARAM_ERROR", "appid和openid不匹配")
 		}
 	}
+	currency := in.Amount.Currency
+	if currency == "" {
+		currency = "CNY"
+	}
 	if o := p.orders[in.OutTradeNo]; o != nil {
 		if o.State == "SUCCESS" || o.State == "REFUND" {
 			return http.StatusBadRequest, payError("ORDERPAID", "该订单已支付")
@@ -506,11 +510,15 @@ func (p *Pay) jsapiLocked(body []byte, partner bool) (int, any) {
 		if o.State == "CLOSED" {
 			return http.StatusBadRequest, payError("ORDERCLOSED", "该订单已关闭")
 		}
+		// The same order placed again gets its prepay_id again; another
+		// order under a number already used is refused, as WeChat Pay
+		// refuses it.
+		if o.Partner != partner || o.AppID != appid || o.SubAppID != in.SubAppID || o.SubMchID != in.SubMchID ||
+			o.OpenID != openid || o.SubOpenID != in.Payer.SubOpenID || o.Description != in.Description ||
+			o.NotifyURL != in.NotifyURL || o.Total != *in.Amount.Total || o.Currency != currency {
+			return http.StatusBadRequest, payError("INVALID_REQUEST", "201 商户订单号重复")
+		}
 		return http.StatusOK, map[string]string{"prepay_id": o.PrepayID}
-	}
-	currency := in.Amount.Currency
-	if currency == "" {
-		currency = "CNY"
 	}
 	p.seq++
 	o := &PayOrder{
