@@ -161,6 +161,9 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 	if problems := unreachableAuth(httpApp.(*caddyhttp.App)); len(problems) > 0 {
 		return fmt.Errorf("%s", joinProblems(problems))
 	}
+	for _, w := range payBehindAuth(httpApp.(*caddyhttp.App)) {
+		ctx.Logger().Warn(w)
+	}
 	return nil
 }
 
