@@ -45,7 +45,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, aerr := h.authenticate(r)
 	if aerr != nil {
 		if !h.Optional && !h.isPublic(r) {
-			apierr.Refuse(w, r, aerr)
+			h.refuse(w, r, aerr)
 			return nil
 		}
 		// An unverifiable Bearer token is ours; it goes no further, on
@@ -342,7 +342,7 @@ func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddy
 		// A dead cookie is of no use to the browser: drop it.
 		http.SetCookie(w, weblogin.ClearSessionCookie(h.web.cookieName(r), r.TLS != nil))
 		if !h.Optional && !h.isPublic(r) {
-			apierr.Refuse(w, r, aerr)
+			h.refuse(w, r, aerr)
 			return nil
 		}
 		return next.ServeHTTP(newPrivateAnswer(w), r)

@@ -202,6 +202,30 @@ func (h *Handler) webCallback(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	return err
 }
 
+// refuse answers the 401 of a protected path. On a site with web login, a
+// browser opening a page gets it as a page with a link to log in and come
+// back, when this site may return to that page; other clients get the
+// JSON answer.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, aerr *apierr.Error) {
+	if h.web == nil {
+		apierr.Refuse(w, r, aerr)
+		return
+	}
+	w.Header().Add("Vary", "Accept")
+	if !apierr.WantsPage(r) {
+		apierr.Refuse(w, r, aerr)
+		return
+	}
+	defer apierr.Unwanted(w, r)()
+	site, _ := siteOf(r)
+	if _, err := h.web.returnTo.Check(r.URL.RequestURI(), site); err != nil {
+		apierr.WritePage(w, r, aerr)
+		return
+	}
+	login := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
+	apierr.WritePage(w, r, aerr, apierr.Link{Href: login, Text: "用微信登录 · Log in with WeChat"})
+}
+
 // liveWebSession returns the identity of r's session cookie, when it is
 // the credential of r and live.
 func (h *Handler) liveWebSession(r *http.Request) (*identity.Identity, bool) {

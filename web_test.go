@@ -339,6 +339,48 @@ func TestNoCredentialOnAWebSiteNamesTheSessionCookie(t *testing.T) {
 	}
 }
 
+// On a site with web login, a browser opening a protected page without a
+// session gets the 401 as a page with a link that logs in and comes back
+// to that page; other clients get the JSON answer as before.
+func TestA401PageLinksToTheLogin(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	get := func(accept string) *discardWriter {
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, "http://api.example.com/api/orders?page=1", nil)
+		r.Header.Set("Accept", accept)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized {
+			t.Fatalf("Accept %q: status %d, err %v", accept, w.status, err)
+		}
+		return w
+	}
+	w := get("text/html,application/xhtml+xml,*/*;q=0.8")
+	const link = `href="/wx/web/login?return_to=%2Fapi%2Forders%3Fpage%3D1"`
+	if !strings.HasPrefix(w.hdr.Get("Content-Type"), "text/html") || !strings.Contains(string(w.body), link) ||
+		!strings.Contains(string(w.body), "unauthorized") || w.hdr.Get("Vary") != "Accept" {
+		t.Fatalf("a browser got %q, Vary %q: %s", w.hdr.Get("Content-Type"), w.hdr.Get("Vary"), w.body)
+	}
+	// The link logs in and comes back to the page.
+	cb := sandboxCallbackWith(t, h, weChatUA, "return_to=%2Fapi%2Forders%3Fpage%3D1")
+	if w := mustFollow(t, h, cb); w.hdr.Get("Location") != "http://api.example.com/api/orders?page=1" {
+		t.Fatalf("the login went to %q", w.hdr.Get("Location"))
+	}
+	if w := get("*/*"); !strings.HasPrefix(w.hdr.Get("Content-Type"), "application/json") {
+		t.Fatalf("curl got %q: %s", w.hdr.Get("Content-Type"), w.body)
+	}
+
+	// A page this site may not return to gets the page without the link.
+	h = newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.ReturnTo = []string{"http://api.example.com/shop/"}
+	})
+	w = newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodGet, "http://api.example.com/api/orders", nil)
+	r.Header.Set("Accept", "text/html")
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized || strings.Contains(string(w.body), "/web/login") {
+		t.Fatalf("outside return_to: status %d, err %v: %s", w.status, err, w.body)
+	}
+}
+
 // The routes that take only the mini program's Bearer token do not tell a
 // browser holding a live session cookie to send that cookie: their 401
 // asks for the Bearer token.

@@ -18,17 +18,25 @@ func WantsPage(r *http.Request) bool {
 // pageTitle heads every error page: they are all on the way to a login.
 const pageTitle = "登录未完成 · Login not completed"
 
+// Link is a link an error page offers: where to go next.
+type Link struct{ Href, Text string }
+
 // WritePage answers e as a small HTML page for a person in a browser: its
-// sentence, and the JSON answer Write gives, for whoever reads the page's
-// text. Status and headers are Write's. The page loads and runs nothing.
-func WritePage(w http.ResponseWriter, r *http.Request, e *Error) {
+// sentence, the links given, and the JSON answer Write gives, for whoever
+// reads the page's text. Status and headers are Write's. The page loads
+// and runs nothing.
+func WritePage(w http.ResponseWriter, r *http.Request, e *Error, links ...Link) {
 	e.setHeaders(w, r)
 	var b strings.Builder
 	b.WriteString(`<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">` +
 		`<meta name="viewport" content="width=device-width, initial-scale=1"><title>` + pageTitle + `</title></head>` +
 		`<body><h1>` + pageTitle + `</h1><p>`)
 	b.WriteString(html.EscapeString(e.message))
-	b.WriteString(`</p><pre>`)
+	b.WriteString(`</p>`)
+	for _, l := range links {
+		b.WriteString(`<p><a href="` + html.EscapeString(l.Href) + `">` + html.EscapeString(l.Text) + `</a></p>`)
+	}
+	b.WriteString(`<pre>`)
 	b.WriteString(html.EscapeString(string(e.body())))
 	b.WriteString("</pre></body></html>\n")
 	h := w.Header()
