@@ -302,35 +302,40 @@ func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		label = p
 	}
 	if isTokenPath(p) || (label == "other" && !g.allowAll) {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
+		after()
 		return nil
 	}
 	if !plainAPIPath(p) {
 		// Only `allow *` gets here: a listed path is a plain one.
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, "", "", apierr.InvalidRequest.WithMessage("The path is not a WeChat API path: it may hold only letters, digits, '_', '-', '/' and '.' inside a segment."))
+		after()
 		return nil
 	}
 	if isTokenPathWithSuffix(p) {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, "", "", apierr.APINotAllowed)
+		after()
 		return nil
 	}
 	if r.ContentLength != 0 && compressedBody(r.Header) {
 		// WeChat takes only plain bodies, and a session-key service
 		// signs the bytes it is given: a compressed one would reach
 		// WeChat as garbage or be signed as such.
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, "", "", errCompressedBody)
+		after()
 		return nil
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		var aerr *apierr.Error
 		if body, aerr = apierr.ReadBodyUpTo(w, r, g.MaxBody, apierr.GatewayTooLarge); aerr != nil {
-			defer apierr.Unwanted(w, r)()
+			after := apierr.Unwanted(w, r)
 			g.answerError(w, r, label, "", "", aerr)
+			after()
 			return nil
 		}
 	}

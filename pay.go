@@ -230,15 +230,17 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		}
 	}
 	if label == "other" {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, apierr.PayNotAllowed)
+		after()
 		return nil
 	}
 	if !payMethods[r.Method] {
 		// WeChat Pay's API has no HEAD or OPTIONS: such a call would come
 		// back without the body its signature covers.
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		g.answerError(w, r, label, apierr.Method.Allowing(payMethodList))
+		after()
 		return nil
 	}
 	var body []byte
@@ -246,8 +248,9 @@ func (g *PayGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		var aerr *apierr.Error
 		body, aerr = apierr.ReadBodyUpTo(w, r, payMaxBody, apierr.PayloadTooLarge.WithMessage("The request body is larger than 1 MiB."))
 		if aerr != nil {
-			defer apierr.Unwanted(w, r)()
+			after := apierr.Unwanted(w, r)
 			g.answerError(w, r, label, aerr)
+			after()
 			return nil
 		}
 	}

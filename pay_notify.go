@@ -93,17 +93,19 @@ const payNotifyMaxBody = 1 << 20
 // {"code":"FAIL","message":…}, so WeChat Pay retries.
 func (n *PayNotify) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		w.Header().Set("Allow", http.MethodPost)
 		n.fail(w, r, http.StatusMethodNotAllowed, "invalid_request", "WeChat Pay notifications are POSTed.", nil)
+		after()
 		return nil
 	}
 	r, done := n.delivery.serve(r)
 	defer done()
 	body, aerr := apierr.ReadBodyUpTo(w, r, payNotifyMaxBody, apierr.PayloadTooLarge)
 	if aerr != nil {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		n.fail(w, r, aerr.Status(), aerr.Code(), "The notification could not be read.", nil)
+		after()
 		return nil
 	}
 	now := time.Now()

@@ -159,10 +159,11 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// A body the answer does not need is read first: closing the
 		// connection under a sender still sending would reset it and
 		// lose the answer (see apierr.Unwanted).
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		r, done := p.delivery.serve(r)
 		defer done()
 		p.urlCheck(w, r, q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
+		after()
 		return nil
 	case http.MethodPost:
 	default:
@@ -173,8 +174,9 @@ func (p *Push) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	defer done()
 	body, aerr := apierr.ReadBodyUpTo(w, r, maxPushBody, apierr.PushTooLarge)
 	if aerr != nil {
-		defer apierr.Unwanted(w, r)()
+		after := apierr.Unwanted(w, r)
 		p.refuse(w, r, aerr)
+		after()
 		return nil
 	}
 	msg, format, seen, aerr := p.open(r, q, body)

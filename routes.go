@@ -144,29 +144,28 @@ func (rt route) checked() routeFunc {
 // answer closes it (apierr.Unwanted).
 func (rt route) dispatch() routeFunc {
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-		if !rt.noBody {
-			defer apierr.DiscardBody(w, r)
-		}
 		err := rt.serve(w, r, next)
-		if err == nil {
-			return nil
-		}
 		var ae *apierr.Error
-		if errors.As(err, &ae) {
+		if !errors.As(err, &ae) {
 			if !rt.noBody {
-				defer apierr.Unwanted(w, r)()
+				apierr.DiscardBody(w, r)
 			}
-			if rt.page {
-				w.Header().Add("Vary", "Accept")
-			}
-			if rt.page && apierr.WantsPage(r) {
-				apierr.WritePage(w, r, ae)
-			} else {
-				apierr.Write(w, r, ae)
-			}
-			return nil
+			return err
 		}
-		return err
+		after := func() {}
+		if !rt.noBody {
+			after = apierr.Unwanted(w, r)
+		}
+		if rt.page {
+			w.Header().Add("Vary", "Accept")
+		}
+		if rt.page && apierr.WantsPage(r) {
+			apierr.WritePage(w, r, ae)
+		} else {
+			apierr.Write(w, r, ae)
+		}
+		after()
+		return nil
 	}
 }
 

@@ -216,14 +216,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, aerr *apierr.Er
 		apierr.Refuse(w, r, aerr)
 		return
 	}
-	defer apierr.Unwanted(w, r)()
-	site, _ := siteOf(r)
-	if _, err := h.web.returnTo.Check(r.URL.RequestURI(), site); err != nil {
-		apierr.WritePage(w, r, aerr)
-		return
+	after := apierr.Unwanted(w, r)
+	var links []apierr.Link
+	if site, _ := siteOf(r); h.web.returnTo.Allows(r.URL.RequestURI(), site) {
+		login := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
+		links = append(links, apierr.Link{Href: login, Text: "用微信登录 · Log in with WeChat"})
 	}
-	login := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
-	apierr.WritePage(w, r, aerr, apierr.Link{Href: login, Text: "用微信登录 · Log in with WeChat"})
+	apierr.WritePage(w, r, aerr, links...)
+	after()
 }
 
 // liveWebSession returns the identity of r's session cookie, when it is

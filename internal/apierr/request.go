@@ -72,10 +72,10 @@ func BodyDeadline(w http.ResponseWriter) (lift func()) {
 // but not for a client that sent "Connection: close": it closes the
 // connection with the body half sent, and the TCP reset loses the answer
 // too. Past net/http's own allowance (256 KiB) the limit is hit, and the
-// server then closes the connection gracefully after the answer. It does
-// not read the bodies Unwanted leaves unread.
+// server then closes the connection gracefully after the answer. A body
+// declared longer than that allowance is not read (see Unwanted).
 func DiscardBody(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength == 0 || leftUnread(r) {
+	if r.ContentLength == 0 || r.ContentLength > maxDiscard {
 		return
 	}
 	defer BodyDeadline(w)()
@@ -85,25 +85,23 @@ func DiscardBody(w http.ResponseWriter, r *http.Request) {
 // Unwanted prepares the answer to a request whose body the handler will
 // not use, and returns what to run once the answer is written:
 //
-//	defer apierr.Unwanted(w, r)()
+//	after := apierr.Unwanted(w, r)
+//	apierr.Write(w, r, e)
+//	after()
 //
-// Most bodies are read now, as DiscardBody does. Two are left unread, so
-// that the answer goes out at once: one declared longer than 256 KiB,
-// which reading could not finish, and one whose client waits for
-// "100 Continue" before it sends it, which reading would ask for. Over
-// HTTP/1 their answer closes the connection: otherwise net/http reads up
-// to 256 KiB of the body before it sends the answer (for any body Caddy
-// has wrapped, which is every body), and a client that waits for the
-// answer, or for "100 Continue", would get it only when the read timed
-// out. Once the answer is sent, what a client sends of the long body
+// Most bodies are read now, as DiscardBody does. One declared longer than
+// 256 KiB is not: reading could not finish it, and a client that waits
+// for the answer, or for "100 Continue", before sending it would get the
+// answer only when the read timed out (net/http itself reads up to 256
+// KiB of an unread body before it sends the answer, for any body Caddy
+// has wrapped, which is every body, unless the answer closes the
+// connection). Over HTTP/1 its answer closes the connection and goes out
+// at once, without asking for the body; then what the client sends of it
 // anyway is read up to 256 KiB, so that the connection closes gracefully:
 // closed under a sender still sending, it would be reset, and the reset
 // can lose the answer. HTTP/2 and 3 end a stream alone.
 func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
-	if r.ContentLength == 0 {
-		return func() {}
-	}
-	if !leftUnread(r) {
+	if r.ContentLength <= maxDiscard {
 		DiscardBody(w, r)
 		return func() {}
 	}
@@ -111,10 +109,9 @@ func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 		return func() {}
 	}
 	w.Header().Set("Connection", "close")
-	if expectsContinue(r) {
-		return func() {}
-	}
 	return func() {
+		// Once written, the answer stops net/http from sending
+		// "100 Continue" when the body is read.
 		if http.NewResponseController(w).Flush() == nil {
 			defer BodyDeadline(w)()
 			io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
@@ -125,24 +122,9 @@ func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 // Refuse writes e as the answer to a request whose body goes unused (see
 // Unwanted).
 func Refuse(w http.ResponseWriter, r *http.Request, e *Error) {
-	defer Unwanted(w, r)()
+	after := Unwanted(w, r)
 	Write(w, r, e)
-}
-
-// leftUnread reports whether the body is one that Unwanted leaves unread.
-func leftUnread(r *http.Request) bool {
-	return r.ContentLength > maxDiscard || expectsContinue(r)
-}
-
-// expectsContinue reports whether the client waits for "100 Continue"
-// before it sends the body.
-func expectsContinue(r *http.Request) bool {
-	for _, v := range r.Header["Expect"] {
-		if strings.EqualFold(strings.TrimSpace(v), "100-continue") {
-			return true
-		}
-	}
-	return false
+	after()
 }
 
 // LimitBody is http.MaxBytesReader on net/http's own ResponseWriter, under

@@ -125,6 +125,12 @@ func (rt *ReturnTo) Check(candidate, site string) (string, error) {
 	return "", ErrReturnTo
 }
 
+// Allows reports whether Check takes candidate.
+func (rt *ReturnTo) Allows(candidate, site string) bool {
+	_, err := rt.Check(candidate, site)
+	return err == nil
+}
+
 // hostKey is host in lower case without the scheme's default port.
 func hostKey(scheme, host string) string {
 	return strings.TrimPrefix(origin(scheme, host), scheme+"://")
