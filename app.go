@@ -367,6 +367,14 @@ var receiverPaths = map[string]string{
 // unreachableAuth returns a sentence for each wechat_auth of app's servers
 // that can never run, naming its place and what precedes it.
 func unreachableAuth(app *caddyhttp.App) []string {
+	return walkServers(app, func(routes caddyhttp.RouteList, where string, out *[]string) {
+		walkRoutes(routes, where, "", false, out)
+	})
+}
+
+// walkServers runs walk on the routes of each of app's servers, in the
+// order of their names, and returns the sentences it wrote.
+func walkServers(app *caddyhttp.App, walk func(routes caddyhttp.RouteList, where string, out *[]string)) []string {
 	names := make([]string, 0, len(app.Servers))
 	for name := range app.Servers {
 		names = append(names, name)
@@ -374,11 +382,9 @@ func unreachableAuth(app *caddyhttp.App) []string {
 	sort.Strings(names)
 	var out []string
 	for _, name := range names {
-		srv := app.Servers[name]
-		if srv == nil {
-			continue
+		if srv := app.Servers[name]; srv != nil {
+			walk(srv.Routes, fmt.Sprintf("server %s", name), &out)
 		}
-		walkRoutes(srv.Routes, fmt.Sprintf("server %s", name), "", false, &out)
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package wechatauth
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -15,18 +14,9 @@ import (
 // Members of one route group (a Caddyfile's handle blocks) exclude each
 // other, so a wechat_auth in another handle block does not count.
 func payBehindAuth(app *caddyhttp.App) []string {
-	names := make([]string, 0, len(app.Servers))
-	for name := range app.Servers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var out []string
-	for _, name := range names {
-		if srv := app.Servers[name]; srv != nil {
-			walkPay(srv.Routes, fmt.Sprintf("server %s", name), "", &out)
-		}
-	}
-	return out
+	return walkServers(app, func(routes caddyhttp.RouteList, where string, out *[]string) {
+		walkPay(routes, where, "", out)
+	})
 }
 
 // walkPay checks routes, before which authed, when set, names a
