@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"html"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,8 +117,6 @@ var (
 	errUsedTicket    = apierr.InvalidRequest.WithMessage("This handoff link was already used or has expired: ask the mini program for a new one.")
 	errForeignTicket = apierr.InvalidRequest.WithMessage("This handoff link was made by another site: ask the mini program for a link to this one.")
 	errOtherSite     = apierr.InvalidRequest.WithMessage("This login was started on another site: start the login again here.")
-	// errHandoffElsewhere refuses a handoff link opened from another site's page.
-	errHandoffElsewhere = apierr.CSRFRefused.WithMessage("This link logs in only in the mini program's web-view, not from another site's page.")
 )
 
 // webCodeRefused is invalid_code's message on the web, where there is no
@@ -381,16 +381,79 @@ func (h *Handler) startWebSession(w http.ResponseWriter, r *http.Request, appid,
 	return h.setSessionCookie(r.Context(), w, r, s)
 }
 
-// webHandoff is both halves of the web-view handoff: POST (Bearer, from
-// the mini program) makes a one-time link; GET, opened in the mini
-// program's <web-view>, turns it into a cookie session.
+// webHandoff is both halves of the web-view handoff: POST with a Bearer
+// token (from the mini program) makes a one-time link; GET, opened in the
+// mini program's <web-view>, turns it into a cookie session. A browser
+// elsewhere is asked first (handoffConfirm), and its POST of the link
+// (without a token) opens it.
 func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && (len(r.Header["Authorization"]) != 0 || !r.URL.Query().Has("ticket")) {
 		return h.handoffLink(w, r)
 	}
-	err := h.handoffOpen(w, r)
+	var err error
+	switch {
+	case r.Method == http.MethodPost:
+		if site, _ := siteOf(r); !weblogin.CSRFAllowed(r, site, h.web.origins) {
+			err = apierr.CSRFRefused
+			break
+		}
+		err = h.handoffOpen(w, r)
+	case inWebView(r) || !apierr.WantsPage(r):
+		err = h.handoffOpen(w, r)
+	default:
+		if err = h.handoffConfirm(w, r); err == nil {
+			audit.NotedResult(r, resultConfirm)
+			metrics.WebLogins.WithLabelValues(flowHandoff, resultConfirm).Inc()
+			return nil
+		}
+	}
 	metrics.WebLogins.WithLabelValues(flowHandoff, apierr.Result(err)).Inc()
 	return err
+}
+
+// resultConfirm is the metric's and the audit's result of a handoff link
+// answered with handoffConfirm's page.
+const resultConfirm = "confirm"
+
+// inWebView reports whether the browser is a mini program's <web-view>,
+// whose User-Agent says "miniProgram" ("MiniProgramEnv" on WeChat for PC):
+// a page elsewhere cannot change what the browser's says.
+func inWebView(r *http.Request) bool {
+	return strings.Contains(strings.ToLower(r.UserAgent()), "miniprogram")
+}
+
+// handoffConfirm answers a handoff link that a browser outside the mini
+// program's web-view opened with a page asking whether to log in, whose
+// button POSTs the link back: a login link anyone can make for himself
+// must not log in a browser that his page, or a link he sent, led there
+// (login CSRF). The ticket stays unused until the POST, which must come
+// from this site's page (Origin), and the page may not be framed.
+func (h *Handler) handoffConfirm(w http.ResponseWriter, r *http.Request) error {
+	ticket := r.URL.Query().Get("ticket")
+	if !weblogin.ValidTicket(ticket) {
+		return errBadTicket
+	}
+	action := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/handoff?ticket=" + ticket
+	note := ""
+	if _, ok := h.liveWebSession(r); ok {
+		note = "<p>此浏览器已登录；继续将改为小程序的用户。 This browser is logged in already: continuing logs it in as the mini program's user instead.</p>"
+	}
+	page := `<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">` +
+		`<meta name="viewport" content="width=device-width, initial-scale=1"><title>登录 · Log in</title></head><body>` +
+		`<h1>登录 · Log in</h1><p>此链接由微信小程序生成，应在小程序内打开。仅当您本人刚在此请求登录时才继续。 ` +
+		`This link was made by a WeChat mini program to open inside it. Continue only if you asked to log in here yourself; a link someone sent you would log you in as them.</p>` +
+		note + `<form method="post" action="` + html.EscapeString(action) + `"><button type="submit">继续登录 · Continue</button></form></body></html>` + "\n"
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Length", strconv.Itoa(len(page)))
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, page)
+	return nil
 }
 
 // handoffLink answers {"url"}: a link on this site, valid once for 60 s,
@@ -428,18 +491,10 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 
 // handoffOpen takes a handoff ticket and, while the mini program's session
 // is still live, opens a cookie session for the same user and app.
-//
-// A link that another site's page led the browser to is refused, its
-// ticket left alone: anyone can make a link for himself in his own mini
-// program, and his page sending a visitor's browser there would log that
-// browser in as him (login CSRF), whatever it was logged in as before.
 func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 	ticket := r.URL.Query().Get("ticket")
 	if !weblogin.ValidTicket(ticket) {
 		return errBadTicket
-	}
-	if site, _ := siteOf(r); weblogin.NavigatedFromElsewhere(r, site) {
-		return errHandoffElsewhere
 	}
 	raw, ok, err := h.web.once.Take(r.Context(), handoffKeyPrefix+ticket)
 	switch {

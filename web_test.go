@@ -282,6 +282,42 @@ func handoffLinkFor(tb testing.TB, h *Handler, token, returnTo string) string {
 	return link[strings.Index(link, "http"):strings.LastIndexByte(link, '"')]
 }
 
+// A browser outside the mini program's web-view that opens a handoff link
+// gets a page asking first, which may not be framed and leaves the link
+// unused; the web-view (any case of "miniProgram" in its User-Agent) and a
+// client that is no browser open it at once.
+func TestHandoffLinkAsksABrowserOutsideTheWebView(t *testing.T) {
+	h := newBenchHandler(t, benchWeb)
+	tok := benchLogin(t, h, "user")
+	open := func(link, ua, accept string) *discardWriter {
+		t.Helper()
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodGet, link, nil)
+		r.Header.Set("User-Agent", ua)
+		r.Header.Set("Accept", accept)
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	const page = "text/html,application/xhtml+xml,*/*;q=0.8"
+	link := handoffLinkFor(t, h, tok, "/")
+	w := open(link, "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", page)
+	if w.status != http.StatusOK || len(w.hdr["Set-Cookie"]) != 0 || !strings.Contains(string(w.body), `<form method="post" action="/wx/web/handoff?ticket=`) ||
+		w.hdr.Get("X-Frame-Options") != "DENY" || !strings.Contains(w.hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("a browser: status %d, headers %v: %s", w.status, w.hdr, w.body)
+	}
+	for _, ua := range []string{weChatUA + " miniProgram/wx4f4bc4dec97d474b", "Mozilla/5.0 (Windows NT 10.0) MicroMessenger/3.9 MiniProgramEnv/Windows"} {
+		if w := open(link, ua, page); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+			t.Fatalf("%s: status %d: %s", ua, w.status, w.body)
+		}
+		link = handoffLinkFor(t, h, tok, "/")
+	}
+	if w := open(link, "curl/8.5.0", "*/*"); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+		t.Fatalf("curl: status %d: %s", w.status, w.body)
+	}
+}
+
 // A HEAD on a handoff link (a link prefetcher) is refused and leaves the
 // link for the GET of the web-view.
 func TestHandoffLinkSurvivesHEAD(t *testing.T) {

@@ -386,14 +386,17 @@ func TestWebViewHandoff(t *testing.T) {
 	}
 }
 
-// A handoff link is a login link: a page of another site that sends a
-// browser to one made for its author (login CSRF) logs nobody in, with or
-// without a Referer, and the browser keeps the session it had. The link
-// still works where it is meant to, in the mini program's web-view.
+// A handoff link is a login link anyone can make for himself. A browser
+// outside the mini program's web-view that another site led to one (a
+// link clicked there, or a redirect from a link sent by chat) is asked
+// first, and keeps the session it had; a form another site posts to it is
+// refused. The person who asked continues with one click, and the
+// web-view opens the link at once.
 func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	st := webStack(t, "", "")
 	st.addUser("handoff-attacker")
 	attacker := st.login(t, "handoff-attacker")
+	attackerOpenID := attacker.OpenID
 	link := func() string {
 		t.Helper()
 		r := postJSON(t, siteBase+"/wx/web/handoff", attacker.Token, map[string]string{"return_to": "/account"})
@@ -404,27 +407,67 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	br := startBrowser(t)
 	victim := browserLogin(t, br, "", "victim", "/account")
 	victimOpenID := wechattest.WebOpenID(websiteAppID, "victim")
+	stillVictim := func(how string) {
+		t.Helper()
+		victim.navigate(t, siteBase+"/account")
+		if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != victimOpenID {
+			t.Fatalf("%s: the victim's browser is now %q, want %q", how, got, victimOpenID)
+		}
+	}
+	// The attacker's page is on 127.0.0.1, another site than localhost.
+	evil := func(page func(w http.ResponseWriter, r *http.Request)) string {
+		srv := httptest.NewServer(http.HandlerFunc(page))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
 
 	for _, rel := range []string{"", "noreferrer"} {
-		// The attacker's page is on 127.0.0.1, another site than localhost.
 		l := link()
-		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := evil(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `<!doctype html><a id="go" rel="%s" href="%s">a prize</a>`, rel, html.EscapeString(l))
-		}))
-		t.Cleanup(evil.Close)
-		victim.navigate(t, evil.URL)
+		})
+		victim.navigate(t, u)
 		victim.eval(t, `document.getElementById("go").click(), ""`)
 		victim.waitURL(t, l)
-		if text := victim.text(t); !strings.Contains(text, "only in the mini program") {
+		if text := victim.text(t); !strings.Contains(text, "Continue only if you asked") {
 			t.Fatalf("link rel %q: the handoff page shows %q", rel, text)
 		}
-		victim.navigate(t, siteBase+"/account")
-		wantWebIdentity(t, st.Upstream.Last(t), websiteAppID, victimOpenID, wechattest.WebUnionID("victim"))
-		// The refusal left the ticket alone: the attacker's own web-view
-		// can still use it.
+		stillVictim("a link clicked on another site")
+		// The ticket is unused: the attacker's web-view opens it.
 		wv := br.tab(t, miniProgramWebViewUA)
 		wv.navigate(t, l)
 		wv.waitURL(t, siteBase+"/account")
+	}
+
+	// A link sent by chat to the attacker's site, which redirects: the
+	// browser began that navigation itself (Sec-Fetch-Site: none).
+	u := evil(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, link(), http.StatusFound) })
+	victim.navigate(t, u)
+	victim.waitURL(t, siteBase+"/wx/web/handoff?")
+	if text := victim.text(t); !strings.Contains(text, "Continue only if you asked") || !strings.Contains(text, "logged in already") {
+		t.Fatalf("redirected, the handoff page shows %q", text)
+	}
+	stillVictim("a redirect from a link sent by chat")
+
+	// A form another site posts to the link is refused.
+	l := link()
+	u = evil(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s"></form><script>document.getElementById("f").submit()</script>`, html.EscapeString(l))
+	})
+	victim.navigate(t, u)
+	victim.waitURL(t, l)
+	if text := victim.text(t); !strings.Contains(text, "csrf_refused") {
+		t.Fatalf("a form posted from another site: %q", text)
+	}
+	stillVictim("a form posted from another site")
+
+	// Who asked continues with one click, and is the link's user.
+	me := br.tab(t, "")
+	me.navigate(t, link())
+	me.eval(t, `document.querySelector("form button").click(), ""`)
+	me.waitURL(t, siteBase+"/account")
+	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != attackerOpenID {
+		t.Fatalf("after Continue the upstream saw %q, want the link's user %q", got, attackerOpenID)
 	}
 }
 
