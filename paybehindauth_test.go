@@ -8,8 +8,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// The walk names each wechat_pay a request may reach after a wechat_auth,
-// by Caddy's rules for route lists and groups, in raw JSON form.
+// The check names each wechat_pay on a site that also has a wechat_auth,
+// whatever their order or handle blocks, and no gateway on a site of its
+// own, in raw JSON form.
 func TestPayBehindAuthRules(t *testing.T) {
 	const (
 		auth  = `{"handler":"wechat_auth"}`
@@ -18,19 +19,19 @@ func TestPayBehindAuthRules(t *testing.T) {
 		match = `[{"path":["/v3/*"]}]`
 	)
 	sub := func(routes string) string { return `{"handler":"subroute","routes":` + routes + `}` }
+	site := func(host, handlers string) string {
+		return `{"match":[{"host":["` + host + `"]}],"handle":[` + sub(`[{"handle":[`+handlers+`]}]`) + `],"terminal":true}`
+	}
 	tests := []struct {
 		name, routes string
 		want         string // a substring of the one warning; "" for none
 	}{
 		{"a site of its own", `[{"handle":[` + pay + `]}]`, ""},
-		{"pay before auth", `[{"handle":[` + pay + `]},{"handle":[` + auth + `,` + proxy + `]}]`, ""},
-		{"auth, then pay (Caddyfile order)", `[{"handle":[` + auth + `]},{"match":` + match + `,"handle":[` + pay + `]}]`, "wechat_pay (server s, route 1, handler 0) is reached after wechat_auth (server s, route 0, handler 0)"},
-		{"auth before pay in one route", `[{"handle":[` + auth + `,` + pay + `]}]`, "route 0, handler 1"},
-		{"auth on some paths only", `[{"match":[{"path":["/api/*"]}],"handle":[` + auth + `]},{"handle":[` + pay + `]}]`, "route 1, handler 0"},
-		{"auth in a subroute before", `[{"handle":[` + sub(`[{"handle":[`+auth+`]}]`) + `]},{"handle":[` + pay + `]}]`, "after wechat_auth (server s, route 0, handler 0 (subroute), route 0, handler 0)"},
-		{"pay in a subroute after auth", `[{"handle":[` + auth + `]},{"handle":[` + sub(`[{"handle":[`+pay+`]}]`) + `]}]`, "route 1, handler 0 (subroute), route 0, handler 0"},
-		{"separate handle blocks", `[{"group":"g","match":[{"path":["/api/*"]}],"handle":[` + sub(`[{"handle":[`+auth+`,`+proxy+`]}]`) + `]},{"group":"g","match":` + match + `,"handle":[` + sub(`[{"handle":[`+pay+`]}]`) + `]}]`, ""},
-		{"auth after pay in one route", `[{"handle":[` + pay + `,` + auth + `]}]`, ""},
+		{"two site blocks on one server", `[` + site("api.example.com", auth+`,`+proxy) + `,` + site("pay.example.com", pay) + `]`, ""},
+		{"auth, then pay (Caddyfile order)", `[{"handle":[` + auth + `]},{"match":` + match + `,"handle":[` + pay + `]}]`, "wechat_pay (server s, route 1, handler 0) is on a site with wechat_auth (server s, route 0, handler 0)"},
+		{"one site block", `[` + site("api.example.com", auth+`,`+pay) + `]`, "wechat_pay (server s, route 0, handler 0 (subroute), route 0, handler 1)"},
+		{"handle blocks side by side", `[{"group":"g","match":[{"path":["/api/*"]}],"handle":[` + sub(`[{"handle":[`+auth+`,`+proxy+`]}]`) + `]},{"group":"g","match":` + match + `,"handle":[` + sub(`[{"handle":[`+pay+`]}]`) + `]}]`, "route 1, handler 0 (subroute), route 0, handler 0"},
+		{"pay before auth", `[{"handle":[` + pay + `]},{"handle":[` + auth + `,` + proxy + `]}]`, "route 0, handler 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,7 +42,7 @@ func TestPayBehindAuthRules(t *testing.T) {
 			got := payBehindAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes}}})
 			if tc.want == "" {
 				if len(got) != 0 {
-					t.Fatalf("warned of a gateway no wechat_auth precedes: %v", got)
+					t.Fatalf("warned of a gateway on a site of its own: %v", got)
 				}
 				return
 			}
