@@ -483,20 +483,21 @@ func (g *PayGateway) readOrder(body []byte, jsapi bool, openid, openidApp string
 type emptyAppIDError string
 
 // caseVariantError refuses a member named as one the gateway checks or
-// fills, in other letters' case ("APPID", "Payer"): a reader that matches
-// names without case (Go's encoding/json, the sandbox's) would take it
-// for the member the gateway never saw.
+// fills, spelt otherwise ("APPID", "Payer", "subAppid", "sub-appid"): a
+// lenient reader, matching names without case (Go's encoding/json, the
+// sandbox's) or without '_' and '-' (fastjson's smart match), would take
+// it for the member the gateway never saw.
 type caseVariantError string
 
 func (e caseVariantError) Error() string {
-	return "The order gives " + string(e) + " in other letters' case: spell it " + string(e) + "."
+	return "The order gives " + string(e) + " spelt otherwise (letter case, '_' or '-'): spell it " + string(e) + "."
 }
 
-// caseVariant returns the one of names that name spells in other letters'
-// case, or "".
+// caseVariant returns the one of names that name spells otherwise, or "".
 func caseVariant(name string, names ...string) string {
+	loose := strings.NewReplacer("_", "", "-", "")
 	for _, n := range names {
-		if name != n && strings.EqualFold(name, n) {
+		if name != n && strings.EqualFold(loose.Replace(name), loose.Replace(n)) {
 			return n
 		}
 	}

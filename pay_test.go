@@ -145,6 +145,12 @@ func TestPayOrderAppIDsAndPayer(t *testing.T) {
 		{body: `{"sp_appid":"wxA","Sub_AppID":"wxC"}`, wantErr: true},
 		{body: `{"appid":"wxA","Payer":{"openid":"oOther"}}`, openid: "oHdr", jsapi: true, wantErr: true},
 		{body: `{"appid":"wxA","payer":{"OpenID":"oOther"}}`, openid: "oHdr", jsapi: true, wantErr: true},
+		// Or without '_' and '-' (fastjson's smart match), or by Unicode
+		// folding (Go's: ſ is s).
+		{body: `{"sp_appid":"wxA","subAppid":"wxC"}`, wantErr: true},
+		{body: `{"sp_appid":"wxA","sub-appid":"wxC"}`, wantErr: true},
+		{body: `{"sp_appid":"wxA","ſub_appid":"wxC"}`, wantErr: true},
+		{body: `{"appid":"wxA","payer":{"sub_openid":"","subOpenid":"oOther"}}`, openid: "oHdr", jsapi: true, wantErr: true},
 		{body: `{"appid":1}`, wantErr: true},
 		// "" or null names no app: it is refused, not taken as absent,
 		// so no order goes through with its appid unchecked.

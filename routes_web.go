@@ -212,14 +212,20 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, aerr *apierr.Er
 		return
 	}
 	w.Header().Add("Vary", "Accept")
-	if !apierr.WantsPage(r) {
+	// A page load, not a script's request naming text/html among others.
+	if mode := r.Header.Get("Sec-Fetch-Mode"); !apierr.WantsPage(r) || mode != "" && mode != "navigate" {
 		apierr.Refuse(w, r, aerr)
 		return
 	}
 	after := apierr.Unwanted(w, r)
+	// The page as the browser asked for it, before any rewrite.
+	page := r.URL.RequestURI()
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		page = orig.URL.RequestURI()
+	}
 	var links []apierr.Link
-	if site, _ := siteOf(r); h.web.returnTo.Allows(r.URL.RequestURI(), site) {
-		login := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
+	if site, _ := siteOf(r); h.web.returnTo.Allows(page, site) {
+		login := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/login?return_to=" + url.QueryEscape(page)
 		links = append(links, apierr.Link{Href: login, Text: "用微信登录 · Log in with WeChat"})
 	}
 	apierr.WritePage(w, r, aerr, links...)

@@ -1,6 +1,7 @@
 package wechatauth
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -403,6 +404,24 @@ func TestA401PageLinksToTheLogin(t *testing.T) {
 	if w := get("*/*"); !strings.HasPrefix(w.hdr.Get("Content-Type"), "application/json") {
 		t.Fatalf("curl got %q: %s", w.hdr.Get("Content-Type"), w.body)
 	}
+	// A script's request naming text/html (jQuery's dataType "html") gets
+	// the JSON answer.
+	w = newDiscardWriter()
+	r, _ := http.NewRequest(http.MethodGet, "http://api.example.com/api/orders?page=1", nil)
+	r.Header.Set("Accept", "text/html, */*; q=0.01")
+	r.Header.Set("Sec-Fetch-Mode", "cors")
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || !strings.HasPrefix(w.hdr.Get("Content-Type"), "application/json") {
+		t.Fatalf("a script got %q, err %v", w.hdr.Get("Content-Type"), err)
+	}
+	// After a rewrite, the link comes back to the page the browser asked for.
+	w = newDiscardWriter()
+	r, _ = http.NewRequest(http.MethodGet, "http://api.example.com/app/orders", nil)
+	r.Header.Set("Accept", "text/html")
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, *r.Clone(r.Context())))
+	r.URL.Path = "/orders"
+	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || !strings.Contains(string(w.body), `return_to=%2Fapp%2Forders"`) {
+		t.Fatalf("after a rewrite: err %v: %s", err, w.body)
+	}
 
 	// A page this site may not return to gets the page without the link.
 	h = newBenchHandler(t, func(h *Handler) {
@@ -410,7 +429,7 @@ func TestA401PageLinksToTheLogin(t *testing.T) {
 		h.Web.ReturnTo = []string{"http://api.example.com/shop/"}
 	})
 	w = newDiscardWriter()
-	r, _ := http.NewRequest(http.MethodGet, "http://api.example.com/api/orders", nil)
+	r, _ = http.NewRequest(http.MethodGet, "http://api.example.com/api/orders", nil)
 	r.Header.Set("Accept", "text/html")
 	if err := h.ServeHTTP(w, r, okHandler{}); err != nil || w.status != http.StatusUnauthorized || strings.Contains(string(w.body), "/web/login") {
 		t.Fatalf("outside return_to: status %d, err %v: %s", w.status, err, w.body)

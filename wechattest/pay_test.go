@@ -264,6 +264,11 @@ func TestPayOrderFlowSignedEndToEnd(t *testing.T) {
 	if resp, b = m.do("POST", "/v3/refund/domestic/refunds", too, ""); resp.StatusCode != 403 {
 		t.Fatalf("refunding more than is left: %d %s", resp.StatusCode, b)
 	}
+	// A refunded order is not paid again, and no callback goes out.
+	sent := len(p.Callbacks())
+	if _, err := p.MarkPaid(prepay.PrepayID); err == nil || len(p.Callbacks()) != sent {
+		t.Fatalf("paying a refunded order: %v, %d callbacks after %d", err, len(p.Callbacks()), sent)
+	}
 }
 
 // An order placed again with the same number gets its prepay_id again;

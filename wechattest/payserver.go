@@ -216,7 +216,8 @@ func (p *Pay) Client() *http.Client {
 // WeChat does, and POSTs the signed, encrypted TRANSACTION.SUCCESS callback
 // to the order's notify_url, returning what the notify URL answered.
 // Paying a paid order sends the callback again as WeChat's retry does,
-// with the same notification id, so a receiver delivers it once.
+// with the same notification id, so a receiver delivers it once; a closed
+// or refunded order is refused.
 func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 	p.mu.Lock()
 	no, ok := p.byPrepay[prepayID]
@@ -225,9 +226,9 @@ func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 		return PayCallback{}, fmt.Errorf("wechattest: no order of prepay_id %q", prepayID)
 	}
 	o := p.orders[no]
-	if o.State == "CLOSED" {
+	if o.State == "CLOSED" || o.State == "REFUND" {
 		p.mu.Unlock()
-		return PayCallback{}, fmt.Errorf("wechattest: order %q is closed", no)
+		return PayCallback{}, fmt.Errorf("wechattest: order %q is %s", no, strings.ToLower(o.State))
 	}
 	if o.State == "NOTPAY" {
 		p.seq++
@@ -239,9 +240,6 @@ func (p *Pay) MarkPaid(prepayID string) (PayCallback, error) {
 	}
 	plaintext := compactJSON(p.transactionLocked(o))
 	url, id := o.NotifyURL, o.NotificationID
-	if id == "" { // refunded before it was paid here: not a retry
-		id = newUUID()
-	}
 	p.mu.Unlock()
 
 	n, err := p.notification(id, "TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
