@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/audit"
+	"github.com/caddy-wechat/wechatauth/internal/credential"
 	"github.com/caddy-wechat/wechatauth/internal/identity"
 	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/platform"
@@ -390,22 +391,28 @@ func (h *Handler) startWebSession(w http.ResponseWriter, r *http.Request, appid,
 // webHandoff is both halves of the web-view handoff: POST with a Bearer
 // token (from the mini program) makes a one-time link; GET, opened in the
 // mini program's <web-view>, turns it into a cookie session. A browser
-// elsewhere is asked first (handoffConfirm), and its POST of the link
-// (without a token) opens it.
+// elsewhere is asked first (handoffConfirm), and its POST of the link from
+// the page (without a token) opens it.
 func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.Method == http.MethodPost && (len(r.Header["Authorization"]) != 0 || !r.URL.Query().Has("ticket")) {
+	if _, n := credential.Bearer(r.Header["Authorization"]); r.Method == http.MethodPost && (n != 0 || !r.URL.Query().Has("ticket")) {
 		return h.handoffLink(w, r)
 	}
 	var err error
 	switch {
 	case r.Method == http.MethodPost:
-		if site, _ := siteOf(r); !weblogin.CSRFAllowed(r, site, h.web.origins) {
-			err = apierr.CSRFRefused
+		if site, _ := siteOf(r); !weblogin.SameOriginPost(r, site) {
+			err = errHandoffPost
 			break
 		}
 		err = h.handoffOpen(w, r)
-	case inWebView(r) || !apierr.WantsPage(r):
+	case inWebView(r):
 		err = h.handoffOpen(w, r)
+	case !fetchedByBrowser(r) && !apierr.WantsPage(r):
+		// A client that is no browser: nothing a page can lead there.
+		err = h.handoffOpen(w, r)
+	case !pageLoad(r):
+		// A browser's image, script, frame or fetch: a page's doing.
+		err = errHandoffNotAPage
 	default:
 		if err = h.handoffConfirm(w, r); err == nil {
 			audit.NotedResult(r, resultConfirm)
@@ -417,23 +424,47 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 	return err
 }
 
+// Refusals of a handoff link outside the web-view.
+var (
+	errHandoffPost     = apierr.CSRFRefused.WithMessage("This link is confirmed only from its own page on this site.")
+	errHandoffNotAPage = apierr.CSRFRefused.WithMessage("This link logs in only when opened as a page, in the mini program's web-view or confirmed in a browser.")
+)
+
 // resultConfirm is the metric's and the audit's result of a handoff link
 // answered with handoffConfirm's page.
 const resultConfirm = "confirm"
 
-// inWebView reports whether the browser is a mini program's <web-view>,
-// whose User-Agent says "miniProgram" ("MiniProgramEnv" on WeChat for PC):
-// a page elsewhere cannot change what the browser's says.
+// inWebView reports whether the browser is WeChat's, in a mini program's
+// <web-view>: its User-Agent says MicroMessenger and "miniProgram"
+// ("MiniProgramEnv" on WeChat for PC). A page elsewhere cannot change
+// what the browser's says.
 func inWebView(r *http.Request) bool {
-	return strings.Contains(strings.ToLower(r.UserAgent()), "miniprogram")
+	ua := strings.ToLower(r.UserAgent())
+	return strings.Contains(ua, "micromessenger") && strings.Contains(ua, "miniprogram")
+}
+
+// fetchedByBrowser reports whether r carries a browser's Fetch Metadata.
+func fetchedByBrowser(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Dest") != ""
+}
+
+// pageLoad reports whether r loads a page in a browser's window: Fetch
+// Metadata says a navigation to a document, or, from a browser without
+// it, Accept names text/html.
+func pageLoad(r *http.Request) bool {
+	if !fetchedByBrowser(r) {
+		return apierr.WantsPage(r)
+	}
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
 }
 
 // handoffConfirm answers a handoff link that a browser outside the mini
-// program's web-view opened with a page asking whether to log in, whose
-// button POSTs the link back: a login link anyone can make for himself
-// must not log in a browser that his page, or a link he sent, led there
-// (login CSRF). The ticket stays unused until the POST, which must come
-// from this site's page (Origin), and the page may not be framed.
+// program's web-view opened as a page with a page asking whether to log
+// in, whose button POSTs the link back: a login link anyone can make for
+// himself must not log in a browser that his page, or a link he sent, led
+// there (login CSRF). The ticket stays unused until the POST, which must
+// come from this page's origin, and the page may not be framed.
 func (h *Handler) handoffConfirm(w http.ResponseWriter, r *http.Request) error {
 	ticket := r.URL.Query().Get("ticket")
 	if !weblogin.ValidTicket(ticket) {
@@ -442,16 +473,22 @@ func (h *Handler) handoffConfirm(w http.ResponseWriter, r *http.Request) error {
 	action := strings.TrimSuffix(h.RoutePrefix, "/") + "/web/handoff?ticket=" + ticket
 	note := ""
 	if _, ok := h.liveWebSession(r); ok {
-		note = "<p>此浏览器已登录；继续将改为小程序的用户。 This browser is logged in already: continuing logs it in as the mini program's user instead.</p>"
+		note = `<p>此浏览器已登录；继续将换成链接的用户。 <span lang="en">This browser is logged in already: continuing logs it in as the link's user instead.</span></p>`
+	}
+	cancel := "/"
+	if site, _ := siteOf(r); h.web.returnTo.Allows(h.web.firstReturnTo, site) {
+		cancel = h.web.firstReturnTo
 	}
 	page := `<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">` +
 		`<meta name="viewport" content="width=device-width, initial-scale=1"><title>登录 · Log in</title></head><body>` +
-		`<h1>登录 · Log in</h1><p>此链接由微信小程序生成，应在小程序内打开。仅当您本人刚在此请求登录时才继续。 ` +
-		`This link was made by a WeChat mini program to open inside it. Continue only if you asked to log in here yourself; a link someone sent you would log you in as them.</p>` +
-		note + `<form method="post" action="` + html.EscapeString(action) + `"><button type="submit">继续登录 · Continue</button></form></body></html>` + "\n"
+		`<h1>登录 · <span lang="en">Log in</span></h1>` +
+		`<p>此链接由微信小程序生成，应在小程序内打开。仅当您本人刚在此请求登录时才继续：别人发来的链接会让您登录成他的账号。 ` +
+		`<span lang="en">This link was made by a WeChat mini program to open inside it. Continue only if you asked to log in here yourself: a link someone sent you would log you in as them. It works for 60 seconds.</span></p>` +
+		note + `<form method="post" action="` + html.EscapeString(action) + `"><button type="submit">继续登录 · <span lang="en">Continue</span></button></form>` +
+		`<p><a href="` + html.EscapeString(cancel) + `">取消 · <span lang="en">Cancel</span></a></p></body></html>` + "\n"
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")

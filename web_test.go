@@ -317,6 +317,43 @@ func TestHandoffLinkAsksABrowserOutsideTheWebView(t *testing.T) {
 	if w := open(link, "curl/8.5.0", "*/*"); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
 		t.Fatalf("curl: status %d: %s", w.status, w.body)
 	}
+	if csp := w.hdr.Get("Content-Security-Policy"); strings.Contains(csp, "form-action") {
+		t.Fatalf("CSP %q: form-action would stop the redirect to another return_to origin", csp)
+	}
+
+	// The page's POST opens the link only from this site itself: not from
+	// a return_to origin, and a browser's Basic credentials do not turn it
+	// into a request for a new link. Its errors come as a page.
+	h = newBenchHandler(t, func(h *Handler) {
+		benchWeb(h)
+		h.Web.ReturnTo = append(h.Web.ReturnTo, "http://m.example.com/")
+	})
+	tok = benchLogin(t, h, "user")
+	post := func(link, origin string, more ...string) *discardWriter {
+		t.Helper()
+		w := newDiscardWriter()
+		r, _ := http.NewRequest(http.MethodPost, link, nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(more); i += 2 {
+			r.Header.Set(more[i], more[i+1])
+		}
+		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	link = handoffLinkFor(t, h, tok, "/")
+	if w := post(link, "http://m.example.com"); w.status != http.StatusForbidden || len(w.hdr["Set-Cookie"]) != 0 {
+		t.Fatalf("a POST from a return_to origin: status %d: %s", w.status, w.body)
+	}
+	if w := post(link, "http://api.example.com", "Authorization", "Basic dXNlcjpwYXNz"); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+		t.Fatalf("the page's POST with Basic credentials: status %d: %s", w.status, w.body)
+	}
+	if w := post(link, "http://api.example.com", "Sec-Fetch-Mode", "navigate", "Accept", "text/html"); w.status != http.StatusBadRequest ||
+		!strings.HasPrefix(w.hdr.Get("Content-Type"), "text/html") || !strings.Contains(string(w.body), "already used") {
+		t.Fatalf("the page's POST of a used link: status %d, %q: %s", w.status, w.hdr.Get("Content-Type"), w.body)
+	}
 }
 
 // A HEAD on a handoff link (a link prefetcher) is refused and leaves the

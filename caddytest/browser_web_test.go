@@ -449,6 +449,16 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	}
 	stillVictim("a redirect from a link sent by chat")
 
+	// An image, a frame or a script's fetch of the link, on a page of the
+	// same site (another port of localhost), logs nobody in.
+	l0 := link()
+	victim.navigate(t, startPage(t, fmt.Sprintf(`<img src="%s"><iframe src="%s"></iframe><script>fetch(%q, {mode: "no-cors", credentials: "include"})</script>`, html.EscapeString(l0), html.EscapeString(l0), l0)))
+	time.Sleep(500 * time.Millisecond)
+	stillVictim("an image, a frame and a fetch on a same-site page")
+	wv := br.tab(t, miniProgramWebViewUA)
+	wv.navigate(t, l0)
+	wv.waitURL(t, siteBase+"/account")
+
 	// A form another site posts to the link is refused.
 	l := link()
 	u = evil(func(w http.ResponseWriter, r *http.Request) {
@@ -469,6 +479,17 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != attackerOpenID {
 		t.Fatalf("after Continue the upstream saw %q, want the link's user %q", got, attackerOpenID)
 	}
+}
+
+// startPage serves body on another port of localhost: a page of the same
+// site as siteBase, another origin.
+func startPage(t *testing.T, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<!doctype html>"+body)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 }
 
 func TestWebOAuthTokenGoesNowhere(t *testing.T) {

@@ -8,11 +8,21 @@ import (
 )
 
 // WantsPage reports whether r is a browser opening a page: a GET (or its
-// HEAD, answered with the same headers) whose Accept names text/html. The
-// web login's pages answer such a request's error as a page rather than
-// as bare JSON.
+// HEAD, answered with the same headers), or a form's POST, whose Accept
+// names text/html. The web login's pages answer such a request's error as
+// a page rather than as bare JSON.
 func WantsPage(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		// A form's POST navigates; a script's says another mode.
+		if r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+			return false
+		}
+	default:
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // pageTitle heads every error page: they are all on the way to a login.

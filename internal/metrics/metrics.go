@@ -75,7 +75,7 @@ func Init(registry *prometheus.Registry) error {
 		}, []string{"path", "result"})
 		WebLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "web_logins_total",
-			Help: "Web logins by flow (oa: inside WeChat, qr: website QR, handoff: mini program web-view) and result: ok, or the error code answered.",
+			Help: "Web logins by flow (oa: inside WeChat, qr: website QR, handoff: mini program web-view) and result: ok, the error code answered, or confirm (a handoff link's page asking a browser outside the web-view first).",
 		}, []string{"flow", "result"})
 		WebCSRF = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "web_csrf_refused_total",

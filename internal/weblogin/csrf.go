@@ -65,3 +65,14 @@ func origin(scheme, host string) string {
 	}
 	return scheme + "://" + host
 }
+
+// SameOriginPost reports whether a POST comes from a page of siteOrigin
+// itself: its Origin (or, without one, its Referer's origin) is
+// siteOrigin, and its Fetch Metadata, when sent, says same-origin. Unlike
+// CSRFAllowed, the return_to origins do not pass.
+func SameOriginPost(r *http.Request, siteOrigin string) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+		return false
+	}
+	return r.Method == http.MethodPost && CSRFAllowed(r, siteOrigin, nil)
+}

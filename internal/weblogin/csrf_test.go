@@ -66,3 +66,38 @@ func TestCSRFRefusesTwoOrigins(t *testing.T) {
 		t.Fatal("two Origin headers accepted")
 	}
 }
+
+func TestSameOriginPost(t *testing.T) {
+	const site = "https://www.example.com"
+	tests := []struct {
+		name, origin, referer, fetchSite string
+		want                             bool
+	}{
+		{"the site's page", site, "", "same-origin", true},
+		{"the site's page, an old browser", site, "", "", true},
+		{"the site by its Referer", "", site + "/wx/web/handoff?ticket=x", "", true},
+		{"a return_to origin", "https://m.example.com", "", "same-site", false},
+		{"a sibling claiming same-origin", "https://m.example.com", "", "same-origin", false},
+		{"the site's Origin, Fetch Metadata says same-site", site, "", "same-site", false},
+		{"another site", "https://evil.example", "", "cross-site", false},
+		{"Origin null", "null", "", "", false},
+		{"neither Origin nor Referer", "", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, site+"/wx/web/handoff?ticket=x", nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if tt.referer != "" {
+				r.Header.Set("Referer", tt.referer)
+			}
+			if tt.fetchSite != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.fetchSite)
+			}
+			if got := SameOriginPost(r, site); got != tt.want {
+				t.Fatalf("SameOriginPost = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
