@@ -495,14 +495,16 @@ func (e caseVariantError) Error() string {
 
 // caseVariant returns the one of names that name spells otherwise, or "".
 func caseVariant(name string, names ...string) string {
-	loose := strings.NewReplacer("_", "", "-", "")
 	for _, n := range names {
-		if name != n && strings.EqualFold(loose.Replace(name), loose.Replace(n)) {
+		if name != n && strings.EqualFold(looseName.Replace(name), looseName.Replace(n)) {
 			return n
 		}
 	}
 	return ""
 }
+
+// looseName drops what a lenient reader ignores in a member's name.
+var looseName = strings.NewReplacer("_", "", "-", "")
 
 func (e emptyAppIDError) Error() string {
 	return "The field " + string(e) + " must name an app of this server's wechat configuration; leave it out rather than give it empty or null."

@@ -1,7 +1,11 @@
 package wechatauth
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -10,21 +14,48 @@ import (
 // has a wechat_auth: a site the mini program's users reach. Such a
 // gateway answers them (or anyone, on a path wechat_auth does not cover),
 // and they choose what it signs as the merchant (the amount, the payer, a
-// refund); it belongs on a site only the backend reaches. A site is one
-// of a server's terminal routes (a Caddyfile site block, matched by its
-// host), or all its other routes together.
+// refund); it belongs on a site only the backend reaches. A site is the
+// routes of a server that match one set of hosts (a Caddyfile site block
+// is a route matching its hosts; blocks for one host with different paths
+// are one site), those matching no host together.
 func payBehindAuth(app *caddyhttp.App) []string {
 	return walkServers(app, func(routes caddyhttp.RouteList, where string, out *[]string) {
-		var rest []int
+		var keys []string
+		sites := map[string][]int{}
 		for i := range routes {
-			if routes[i].Terminal {
-				payOnSite(routes, []int{i}, where, out)
-			} else {
-				rest = append(rest, i)
+			k := hostsOf(&routes[i])
+			if _, ok := sites[k]; !ok {
+				keys = append(keys, k)
+			}
+			sites[k] = append(sites[k], i)
+		}
+		for _, k := range keys {
+			payOnSite(routes, sites[k], where, out)
+		}
+	})
+}
+
+// hostsOf is the hosts r's matchers name, sorted and joined, or "" when
+// they name none.
+func hostsOf(r *caddyhttp.Route) string {
+	var hosts []string
+	for _, set := range r.MatcherSetsRaw {
+		if raw, ok := set["host"]; ok {
+			var hs []string
+			if json.Unmarshal(raw, &hs) == nil {
+				hosts = append(hosts, hs...)
 			}
 		}
-		payOnSite(routes, rest, where, out)
-	})
+	}
+	for _, set := range r.MatcherSets {
+		for _, m := range set {
+			if hm, ok := m.(*caddyhttp.MatchHost); ok {
+				hosts = append(hosts, *hm...)
+			}
+		}
+	}
+	sort.Strings(hosts)
+	return strings.Join(slices.Compact(hosts), " ")
 }
 
 // payOnSite writes the sentence for the site made of routes[i] for i in

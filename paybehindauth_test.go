@@ -32,6 +32,7 @@ func TestPayBehindAuthRules(t *testing.T) {
 		{"one site block", `[` + site("api.example.com", auth+`,`+pay) + `]`, "wechat_pay (server s, route 0, handler 0 (subroute), route 0, handler 1)"},
 		{"handle blocks side by side", `[{"group":"g","match":[{"path":["/api/*"]}],"handle":[` + sub(`[{"handle":[`+auth+`,`+proxy+`]}]`) + `]},{"group":"g","match":` + match + `,"handle":[` + sub(`[{"handle":[`+pay+`]}]`) + `]}]`, "route 1, handler 0 (subroute), route 0, handler 0"},
 		{"pay before auth", `[{"handle":[` + pay + `]},{"handle":[` + auth + `,` + proxy + `]}]`, "route 0, handler 0"},
+		{"two site blocks for one host", `[` + site("api.example.com", auth+`,`+proxy) + `,` + site("api.example.com", pay) + `]`, "wechat_pay (server s, route 1, handler 0 (subroute), route 0, handler 0)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
