@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -405,13 +406,14 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 			break
 		}
 		err = h.handoffOpen(w, r)
-	case inWebView(r):
+	case pageLoad(r) && inWebView(r):
 		err = h.handoffOpen(w, r)
-	case !fetchedByBrowser(r) && !apierr.WantsPage(r):
+	case !pageLoad(r) && !isBrowser(r):
 		// A client that is no browser: nothing a page can lead there.
 		err = h.handoffOpen(w, r)
 	case !pageLoad(r):
-		// A browser's image, script, frame or fetch: a page's doing.
+		// A browser's image, script, frame or fetch, in the web-view or
+		// elsewhere: a page's doing.
 		err = errHandoffNotAPage
 	default:
 		if err = h.handoffConfirm(w, r); err == nil {
@@ -430,6 +432,17 @@ var (
 	errHandoffNotAPage = apierr.CSRFRefused.WithMessage("This link logs in only when opened as a page, in the mini program's web-view or confirmed in a browser.")
 )
 
+// confirmScript enables the confirmation page's button a second after the
+// page loads: a click meant for another page, whose first click opened
+// this one (double-clickjacking), lands on a disabled button. It is the
+// page's only script, allowed by its hash.
+const confirmScript = `setTimeout(function(){document.getElementById("go").disabled=false},1000)`
+
+var confirmScriptHash = func() string {
+	sum := sha256.Sum256([]byte(confirmScript))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
+
 // resultConfirm is the metric's and the audit's result of a handoff link
 // answered with handoffConfirm's page.
 const resultConfirm = "confirm"
@@ -446,6 +459,14 @@ func inWebView(r *http.Request) bool {
 // fetchedByBrowser reports whether r carries a browser's Fetch Metadata.
 func fetchedByBrowser(r *http.Request) bool {
 	return r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Dest") != ""
+}
+
+// isBrowser reports whether r comes from a browser: Fetch Metadata (which
+// Chromium leaves out towards plain-HTTP sites), or a User-Agent in the
+// "Mozilla/5.0" form every browser sends and clients such as curl, Go's
+// and okhttp do not. A page cannot change the browser's User-Agent.
+func isBrowser(r *http.Request) bool {
+	return fetchedByBrowser(r) || strings.HasPrefix(r.UserAgent(), "Mozilla/")
 }
 
 // pageLoad reports whether r loads a page in a browser's window: Fetch
@@ -484,11 +505,12 @@ func (h *Handler) handoffConfirm(w http.ResponseWriter, r *http.Request) error {
 		`<h1>登录 · <span lang="en">Log in</span></h1>` +
 		`<p>此链接由微信小程序生成，应在小程序内打开。仅当您本人刚在此请求登录时才继续：别人发来的链接会让您登录成他的账号。 ` +
 		`<span lang="en">This link was made by a WeChat mini program to open inside it. Continue only if you asked to log in here yourself: a link someone sent you would log you in as them. It works for 60 seconds.</span></p>` +
-		note + `<form method="post" action="` + html.EscapeString(action) + `"><button type="submit">继续登录 · <span lang="en">Continue</span></button></form>` +
-		`<p><a href="` + html.EscapeString(cancel) + `">取消 · <span lang="en">Cancel</span></a></p></body></html>` + "\n"
+		note + `<form method="post" action="` + html.EscapeString(action) + `"><button id="go" type="submit" disabled>继续登录 · <span lang="en">Continue</span></button></form>` +
+		`<noscript><p>此页需要 JavaScript。 <span lang="en">This page needs JavaScript.</span></p></noscript>` +
+		`<p><a href="` + html.EscapeString(cancel) + `">取消 · <span lang="en">Cancel</span></a></p><script>` + confirmScript + `</script></body></html>` + "\n"
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src "+confirmScriptHash+"; frame-ancestors 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")

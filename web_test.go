@@ -314,6 +314,13 @@ func TestHandoffLinkAsksABrowserOutsideTheWebView(t *testing.T) {
 		}
 		link = handoffLinkFor(t, h, tok, "/")
 	}
+	// A browser's image of it, with no Fetch Metadata (Chromium sends none
+	// towards a plain-HTTP site), in the web-view or not: 403, unused.
+	for _, ua := range []string{"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", weChatUA + " miniProgram/wx4f4bc4dec97d474b"} {
+		if w := open(link, ua, "image/avif,image/webp,*/*"); w.status != http.StatusForbidden || len(w.hdr["Set-Cookie"]) != 0 {
+			t.Fatalf("%s, an image: status %d: %s", ua, w.status, w.body)
+		}
+	}
 	if w := open(link, "curl/8.5.0", "*/*"); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
 		t.Fatalf("curl: status %d: %s", w.status, w.body)
 	}

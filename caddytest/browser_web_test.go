@@ -471,10 +471,34 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	}
 	stillVictim("a form posted from another site")
 
-	// Who asked continues with one click, and is the link's user.
+	// In a web-view too, only a page load opens a link: an image on a
+	// same-site page the web-view shows logs its user in as nobody else.
+	st.addUser("handoff-victim")
+	own := st.login(t, "handoff-victim")
+	r := postJSON(t, siteBase+"/wx/web/handoff", own.Token, map[string]string{"return_to": "/account"})
+	wantStatus(t, r, http.StatusOK)
+	ownLink, _ := r.Object(t)["url"].(string)
+	wvVictim := br.tab(t, miniProgramWebViewUA)
+	wvVictim.navigate(t, ownLink)
+	wvVictim.waitURL(t, siteBase+"/account")
+	l1 := link()
+	wvVictim.navigate(t, startPage(t, fmt.Sprintf(`<img src="%s">`, html.EscapeString(l1))))
+	time.Sleep(500 * time.Millisecond)
+	wvVictim.navigate(t, siteBase+"/account")
+	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != own.OpenID {
+		t.Fatalf("an image in a web-view: its user is now %q, want %q", got, own.OpenID)
+	}
+
+	// Who asked continues with a click, the button enabled a second after
+	// the page shows (a double click's second half finds it disabled), and
+	// is the link's user.
 	me := br.tab(t, "")
 	me.navigate(t, link())
-	me.eval(t, `document.querySelector("form button").click(), ""`)
+	if got := me.eval(t, `String(document.getElementById("go").disabled)`); got != "true" {
+		t.Fatalf("the Continue button is enabled at once (disabled: %s)", got)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	me.eval(t, `document.getElementById("go").click(), ""`)
 	me.waitURL(t, siteBase+"/account")
 	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != attackerOpenID {
 		t.Fatalf("after Continue the upstream saw %q, want the link's user %q", got, attackerOpenID)

@@ -2,6 +2,7 @@ package apierr
 
 import (
 	"html"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,14 +16,21 @@ func WantsPage(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost:
-		// A form's POST navigates; a script's says another mode.
-		if r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+		// A form's POST navigates; a script's says another mode. Without
+		// Fetch Metadata (towards plain HTTP), a form's has its type.
+		if m := r.Header.Get("Sec-Fetch-Mode"); m != "navigate" && (m != "" || !formPost(r)) {
 			return false
 		}
 	default:
 		return false
 	}
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// formPost reports whether r's body is an HTML form's.
+func formPost(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data"
 }
 
 // pageTitle heads every error page: they are all on the way to a login.

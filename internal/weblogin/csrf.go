@@ -70,9 +70,17 @@ func origin(scheme, host string) string {
 // itself: its Origin (or, without one, its Referer's origin) is
 // siteOrigin, and its Fetch Metadata, when sent, says same-origin. Unlike
 // CSRFAllowed, the return_to origins do not pass.
+//
+// Behind a proxy that ends TLS and forwards plain HTTP, the site seen here
+// is http:// while the browser's page is https://: the https twin of an
+// http site passes too (the same host and port).
 func SameOriginPost(r *http.Request, siteOrigin string) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
 		return false
 	}
-	return r.Method == http.MethodPost && CSRFAllowed(r, siteOrigin, nil)
+	var twin []string
+	if host, ok := strings.CutPrefix(NormalizeOrigin(siteOrigin), "http://"); ok {
+		twin = []string{"https://" + host}
+	}
+	return r.Method == http.MethodPost && CSRFAllowed(r, siteOrigin, twin)
 }

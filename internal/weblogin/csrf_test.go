@@ -83,6 +83,12 @@ func TestSameOriginPost(t *testing.T) {
 		{"Origin null", "null", "", "", false},
 		{"neither Origin nor Referer", "", "", "", false},
 	}
+	if !SameOriginPost(withOrigin("http://www.example.com", "https://www.example.com"), "http://www.example.com") {
+		t.Error("behind a proxy ending TLS, the page's https origin is refused")
+	}
+	if SameOriginPost(withOrigin("https://www.example.com", "http://www.example.com"), "https://www.example.com") {
+		t.Error("an https site takes a post from its plain-HTTP twin")
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, site+"/wx/web/handoff?ticket=x", nil)
@@ -100,4 +106,11 @@ func TestSameOriginPost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withOrigin is a POST to site with Origin origin.
+func withOrigin(site, origin string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, site+"/wx/web/handoff?ticket=x", nil)
+	r.Header.Set("Origin", origin)
+	return r
 }
