@@ -406,7 +406,7 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 			break
 		}
 		err = h.handoffOpen(w, r)
-	case pageLoad(r) && inWebView(r):
+	case pageLoad(r) && inWebView(r) && openedByTheBrowser(r):
 		err = h.handoffOpen(w, r)
 	case !pageLoad(r) && !isBrowser(r):
 		// A client that is no browser: nothing a page can lead there.
@@ -433,10 +433,17 @@ var (
 )
 
 // confirmScript enables the confirmation page's button a second after the
-// page loads: a click meant for another page, whose first click opened
-// this one (double-clickjacking), lands on a disabled button. It is the
-// page's only script, allowed by its hash.
-const confirmScript = `setTimeout(function(){document.getElementById("go").disabled=false},1000)`
+// page shows and no input came: a click meant for another page, whose
+// first click opened this one (double-clickjacking), or one of a stream
+// of clicks, lands on a disabled button; a page shown again from the
+// back-forward cache, or made visible, waits again. It is the page's only
+// script, allowed by its hash.
+const confirmScript = `(function(){var b=document.getElementById("go"),t;` +
+	`function arm(){b.disabled=true;clearTimeout(t);t=setTimeout(function(){b.disabled=false},1000)}` +
+	`function again(){if(b.disabled)arm()}` +
+	`addEventListener("pointerdown",again,true);addEventListener("keydown",again,true);` +
+	`addEventListener("pageshow",function(e){if(e.persisted)arm()});` +
+	`document.addEventListener("visibilitychange",function(){if(document.visibilityState==="visible")arm()});arm()})()`
 
 var confirmScriptHash = func() string {
 	sum := sha256.Sum256([]byte(confirmScript))
@@ -471,8 +478,13 @@ func isBrowser(r *http.Request) bool {
 
 // pageLoad reports whether r loads a page in a browser's window: Fetch
 // Metadata says a navigation to a document, or, from a browser without
-// it, Accept names text/html.
+// it, Accept names text/html. A prefetch or prerender (Sec-Purpose, or
+// the older Purpose) is none: its page would run, hidden, before anyone
+// sees it.
 func pageLoad(r *http.Request) bool {
+	if r.Header.Get("Sec-Purpose") != "" || r.Header.Get("Purpose") != "" || r.Header.Get("X-Purpose") != "" || r.Header.Get("X-Moz") != "" {
+		return false
+	}
 	if !fetchedByBrowser(r) {
 		return apierr.WantsPage(r)
 	}
@@ -480,9 +492,18 @@ func pageLoad(r *http.Request) bool {
 	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
 }
 
-// handoffConfirm answers a handoff link that a browser outside the mini
-// program's web-view opened as a page with a page asking whether to log
-// in, whose button POSTs the link back: a login link anyone can make for
+// openedByTheBrowser reports whether a page load was begun by the browser
+// itself, as the mini program opening its <web-view> is: Fetch Metadata
+// says Sec-Fetch-Site none. A load a page began (a link or script on a
+// page the web-view shows), or one without Fetch Metadata (a plain-HTTP
+// page, an old WebView), which cannot tell, gets the page asking first.
+func openedByTheBrowser(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "none"
+}
+
+// handoffConfirm answers a handoff link that a browser opened as a page
+// (outside the mini program's web-view, or in it not as the mini program
+// opens it) with a page asking whether to log in, whose button POSTs the link back: a login link anyone can make for
 // himself must not log in a browser that his page, or a link he sent, led
 // there (login CSRF). The ticket stays unused until the POST, which must
 // come from this page's origin, and the page may not be framed.

@@ -290,12 +290,15 @@ func handoffLinkFor(tb testing.TB, h *Handler, token, returnTo string) string {
 func TestHandoffLinkAsksABrowserOutsideTheWebView(t *testing.T) {
 	h := newBenchHandler(t, benchWeb)
 	tok := benchLogin(t, h, "user")
-	open := func(link, ua, accept string) *discardWriter {
+	open := func(link, ua, accept string, more ...string) *discardWriter {
 		t.Helper()
 		w := newDiscardWriter()
 		r, _ := http.NewRequest(http.MethodGet, link, nil)
 		r.Header.Set("User-Agent", ua)
 		r.Header.Set("Accept", accept)
+		for i := 0; i+1 < len(more); i += 2 {
+			r.Header.Set(more[i], more[i+1])
+		}
 		if err := h.ServeHTTP(w, r, okHandler{}); err != nil {
 			t.Fatal(err)
 		}
@@ -308,11 +311,28 @@ func TestHandoffLinkAsksABrowserOutsideTheWebView(t *testing.T) {
 		w.hdr.Get("X-Frame-Options") != "DENY" || !strings.Contains(w.hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Fatalf("a browser: status %d, headers %v: %s", w.status, w.hdr, w.body)
 	}
-	for _, ua := range []string{weChatUA + " miniProgram/wx4f4bc4dec97d474b", "Mozilla/5.0 (Windows NT 10.0) MicroMessenger/3.9 MiniProgramEnv/Windows"} {
-		if w := open(link, ua, page); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
+	// The web-view opens it at once when the mini program opened it: a
+	// page load the browser began itself (Sec-Fetch-Site: none).
+	opened := []string{"Sec-Fetch-Site", "none", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}
+	webViews := []string{weChatUA + " miniProgram/wx4f4bc4dec97d474b", "Mozilla/5.0 (Windows NT 10.0) MicroMessenger/3.9 MiniProgramEnv/Windows"}
+	for _, ua := range webViews {
+		if w := open(link, ua, page, opened...); w.status != http.StatusFound || len(w.hdr["Set-Cookie"]) == 0 {
 			t.Fatalf("%s: status %d: %s", ua, w.status, w.body)
 		}
 		link = handoffLinkFor(t, h, tok, "/")
+	}
+	// A load a page began in the web-view, or one without Fetch Metadata,
+	// gets the page asking first; a prefetch gets 403.
+	for _, more := range [][]string{
+		{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"},
+		nil,
+	} {
+		if w := open(link, webViews[0], page, more...); w.status != http.StatusOK || len(w.hdr["Set-Cookie"]) != 0 || !strings.Contains(string(w.body), "<form") {
+			t.Fatalf("a web-view, %v: status %d: %s", more, w.status, w.body)
+		}
+	}
+	if w := open(link, webViews[0], page, append(opened, "Sec-Purpose", "prefetch")...); w.status != http.StatusForbidden {
+		t.Fatalf("a prefetch in a web-view: status %d: %s", w.status, w.body)
 	}
 	// A browser's image of it, with no Fetch Metadata (Chromium sends none
 	// towards a plain-HTTP site), in the web-view or not: 403, unused.

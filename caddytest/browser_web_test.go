@@ -482,11 +482,23 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	wvVictim.navigate(t, ownLink)
 	wvVictim.waitURL(t, siteBase+"/account")
 	l1 := link()
-	wvVictim.navigate(t, startPage(t, fmt.Sprintf(`<img src="%s">`, html.EscapeString(l1))))
+	wvVictim.navigate(t, startPage(t, fmt.Sprintf(`<img src="%s"><script type="speculationrules">{"prefetch":[{"source":"list","urls":[%q]}]}</script>`, html.EscapeString(l1), l1)))
 	time.Sleep(500 * time.Millisecond)
 	wvVictim.navigate(t, siteBase+"/account")
 	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != own.OpenID {
-		t.Fatalf("an image in a web-view: its user is now %q, want %q", got, own.OpenID)
+		t.Fatalf("an image and a prefetch in a web-view: its user is now %q, want %q", got, own.OpenID)
+	}
+	// A link on a same-site page the web-view shows, followed: the page
+	// asking first, not a login.
+	wvVictim.navigate(t, startPage(t, fmt.Sprintf(`<a id="go" href="%s">a prize</a>`, html.EscapeString(l1))))
+	wvVictim.eval(t, `document.getElementById("go").click(), ""`)
+	wvVictim.waitURL(t, l1)
+	if text := wvVictim.text(t); !strings.Contains(text, "Continue only if you asked") {
+		t.Fatalf("a link followed in a web-view shows %q", text)
+	}
+	wvVictim.navigate(t, siteBase+"/account")
+	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != own.OpenID {
+		t.Fatalf("a link followed in a web-view: its user is now %q, want %q", got, own.OpenID)
 	}
 
 	// Who asked continues with a click, the button enabled a second after
@@ -496,6 +508,12 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	me.navigate(t, link())
 	if got := me.eval(t, `String(document.getElementById("go").disabled)`); got != "true" {
 		t.Fatalf("the Continue button is enabled at once (disabled: %s)", got)
+	}
+	// A stream of clicks keeps it disabled.
+	me.eval(t, `window.clicks = setInterval(function(){ dispatchEvent(new PointerEvent("pointerdown")) }, 150), ""`)
+	time.Sleep(1500 * time.Millisecond)
+	if got := me.eval(t, `clearInterval(window.clicks), String(document.getElementById("go").disabled)`); got != "true" {
+		t.Fatalf("the Continue button was enabled during a stream of clicks (disabled: %s)", got)
 	}
 	time.Sleep(1200 * time.Millisecond)
 	me.eval(t, `document.getElementById("go").click(), ""`)
