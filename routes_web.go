@@ -135,8 +135,8 @@ func (h *Handler) webLoginStart(w http.ResponseWriter, r *http.Request, _ caddyh
 	if returnTo == "" {
 		returnTo = wl.firstReturnTo
 	}
-	back, err := wl.returnTo.Check(returnTo, site)
-	if err != nil {
+	back, ok := h.returnToOf(returnTo, site)
+	if !ok {
 		return errReturnTo
 	}
 	rec := pendingLogin{ReturnTo: back, AppID: wl.qrApp, Flow: flowQR}
@@ -232,6 +232,25 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, aerr *apierr.Er
 	}
 	apierr.WritePage(w, r, aerr, links...)
 	after()
+}
+
+// returnToOf returns the address a login asked to return to goes to: one
+// the return_to prefixes allow, and none of this module's own routes,
+// which would make a login's last redirect the first step of another (a
+// handoff link's, say, opened as if the browser had asked for it).
+func (h *Handler) returnToOf(candidate, site string) (string, bool) {
+	back, err := h.web.returnTo.Check(candidate, site)
+	if err != nil {
+		return "", false
+	}
+	u, err := url.Parse(back)
+	if err != nil {
+		return "", false
+	}
+	if _, ours := h.routes.find(u.Path); ours {
+		return "", false
+	}
+	return back, true
 }
 
 // liveWebSession returns the identity of r's session cookie, when it is
@@ -558,8 +577,8 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 		return aerr
 	}
 	site, _ := siteOf(r)
-	back, err := h.web.returnTo.Check(returnTo, site)
-	if err != nil {
+	back, ok := h.returnToOf(returnTo, site)
+	if !ok {
 		return errReturnTo
 	}
 	ticket := weblogin.NewTicket()

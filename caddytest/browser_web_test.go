@@ -231,6 +231,9 @@ func TestWebLoginRefusals(t *testing.T) {
 		{"return_to at", "return_to=@evil.example", "400", "invalid_request", false},
 		{"return_to javascript", "return_to=javascript:alert(1)", "400", "invalid_request", false},
 		{"return_to other host", "return_to=" + url.QueryEscape("http://evil.example/"), "400", "invalid_request", false},
+		// A login must not end by opening another one's link.
+		{"return_to a handoff link", "return_to=" + url.QueryEscape("/wx/web/handoff?ticket=Attacker0Ticket"), "400", "invalid_request", false},
+		{"return_to a handoff link encoded", "return_to=" + url.QueryEscape("/wx/%77eb/handoff?ticket=Attacker0Ticket"), "400", "invalid_request", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st.WeChat.SetSnapshotUsers(tt.snapshot)
@@ -366,6 +369,7 @@ func TestWebViewHandoff(t *testing.T) {
 	// Without a token, or with a return_to elsewhere: refused.
 	wantStatus(t, postJSON(t, siteBase+"/wx/web/handoff", "", map[string]string{"return_to": "/"}), http.StatusUnauthorized)
 	wantError(t, postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "https://evil.example/"}), http.StatusBadRequest, "invalid_request")
+	wantError(t, postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/wx/web/login?return_to=/"}), http.StatusBadRequest, "invalid_request")
 
 	br := startBrowser(t)
 	tb := br.tab(t, miniProgramWebViewUA)
