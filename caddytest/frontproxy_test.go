@@ -352,7 +352,7 @@ func wantNoCloudHostingHeaders(t *testing.T, seen seenRequest) {
 
 func TestCaddyForwardAuthFrontsWechatAuth(t *testing.T) {
 	fs := startFrontStack(t, "", func(up string) string {
-		return replaceAll(t, docBlock(t, "caddy-front"), "http://:8181", siteBase2, "127.0.0.1:8190", "127.0.0.1:9080", "127.0.0.1:8000", up)
+		return replaceAll(t, docBlock(t, "caddy-front"), "{\n\tadmin localhost:2191\n}\n\n", "", "http://:8181", siteBase2, "127.0.0.1:8190", "127.0.0.1:9080", "127.0.0.1:8000", up)
 	})
 	checkFront(t, fs, siteBase2)
 
