@@ -357,6 +357,9 @@ func TestARefusedBodyIsNotWaitedFor(t *testing.T) {
 		// expect: also with "Expect: 100-continue" and a 2 MiB body, which
 		// the route refuses (not a route that takes that much)
 		expect bool
+		// small: also with "Expect: 100-continue" and a 1,000-byte body
+		// (a refusal that does not use the body asks for none)
+		small bool
 	}
 	check := func(t *testing.T, calls []call) {
 		t.Helper()
@@ -368,6 +371,9 @@ func TestARefusedBodyIsNotWaitedFor(t *testing.T) {
 			tries := []try{{"a 1 GB body to come", "", 1 << 30}}
 			if c.expect {
 				tries = append(tries, try{"a 2 MiB body after 100 Continue", "Expect: 100-continue\r\n", 2 << 20})
+			}
+			if c.small {
+				tries = append(tries, try{"a 1,000-byte body after 100 Continue", "Expect: 100-continue\r\n", 1000})
 			}
 			for _, tc := range tries {
 				status, closes, err := statusBeforeTheBody(c.base, c.method, c.path, tc.header, tc.length)
@@ -383,27 +389,28 @@ func TestARefusedBodyIsNotWaitedFor(t *testing.T) {
 
 	gw := startGateway(t, gwConfig{Allow: wechattest.PathSubscribeSend})
 	check(t, []call{
-		{gw.Base, "POST", "/wx/login", http.StatusRequestEntityTooLarge, true},
-		{gw.Base, "POST", "/wx/logout", http.StatusRequestEntityTooLarge, true},
-		{gw.Base, "POST", "/api/orders", http.StatusUnauthorized, true},
-		{gw.GW, "POST", wechattest.PathSubscribeSend, http.StatusRequestEntityTooLarge, false},
-		{gw.GW, "POST", "/cgi-bin/token", http.StatusForbidden, true},
+		{gw.Base, "POST", "/wx/login", http.StatusRequestEntityTooLarge, true, false},
+		{gw.Base, "POST", "/wx/logout", http.StatusRequestEntityTooLarge, true, false},
+		{gw.Base, "PUT", "/wx/login", http.StatusMethodNotAllowed, true, true},
+		{gw.Base, "POST", "/api/orders", http.StatusUnauthorized, true, true},
+		{gw.GW, "POST", wechattest.PathSubscribeSend, http.StatusRequestEntityTooLarge, false, false},
+		{gw.GW, "POST", "/cgi-bin/token", http.StatusForbidden, true, true},
 	})
 
 	up := startPushUpstream(t)
 	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
 	q := signedQuery(strings.Repeat("A", 16))
 	check(t, []call{
-		{siteBase, "POST", pushPath + "?" + q.Encode(), http.StatusRequestEntityTooLarge, true},
-		{siteBase, "PUT", pushPath, http.StatusMethodNotAllowed, true},
+		{siteBase, "POST", pushPath + "?" + q.Encode(), http.StatusRequestEntityTooLarge, true, false},
+		{siteBase, "PUT", pushPath, http.StatusMethodNotAllowed, true, true},
 	})
 
 	ps := startPay(t, payConfig{})
 	check(t, []call{
-		{ps.Base, "POST", payNotify, http.StatusRequestEntityTooLarge, true},
-		{ps.Base, "PUT", payNotify, http.StatusMethodNotAllowed, true},
-		{ps.GW, "POST", "/v3/pay/transactions/jsapi", http.StatusRequestEntityTooLarge, true},
-		{ps.GW, "OPTIONS", "/v3/pay/transactions/jsapi", http.StatusMethodNotAllowed, true},
+		{ps.Base, "POST", payNotify, http.StatusRequestEntityTooLarge, true, false},
+		{ps.Base, "PUT", payNotify, http.StatusMethodNotAllowed, true, true},
+		{ps.GW, "POST", "/v3/pay/transactions/jsapi", http.StatusRequestEntityTooLarge, true, false},
+		{ps.GW, "OPTIONS", "/v3/pay/transactions/jsapi", http.StatusMethodNotAllowed, true, true},
 	})
 }
 

@@ -89,10 +89,12 @@ func DiscardBody(w http.ResponseWriter, r *http.Request) {
 //	apierr.Write(w, r, e)
 //	after()
 //
-// Most bodies are read now, as DiscardBody does. One declared longer than
-// 256 KiB is not: reading could not finish it, and a client that waits
-// for the answer, or for "100 Continue", before sending it would get the
-// answer only when the read timed out (net/http itself reads up to 256
+// Most bodies are read now, as DiscardBody does. Two are not. One whose
+// client awaits "100 Continue": reading would send the 100, asking for a
+// body the answer does not use. One declared longer than 256 KiB: reading
+// could not finish it, and a client that waits for the answer before
+// sending it would get the answer only when the read timed out (net/http
+// itself reads up to 256
 // KiB of an unread body before it sends the answer, for any body Caddy
 // has wrapped, which is every body, unless the answer closes the
 // connection). Over HTTP/1 its answer closes the connection and goes out
@@ -101,7 +103,7 @@ func DiscardBody(w http.ResponseWriter, r *http.Request) {
 // closed under a sender still sending, it would be reset, and the reset
 // can lose the answer. HTTP/2 and 3 end a stream alone.
 func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
-	if r.ContentLength <= maxDiscard {
+	if r.ContentLength <= maxDiscard && !waitsForContinue(r) {
 		DiscardBody(w, r)
 		return func() {}
 	}
@@ -117,6 +119,14 @@ func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 			io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
 		}
 	}
+}
+
+// waitsForContinue reports whether the client sends r's body only after
+// "100 Continue" (Expect: 100-continue): reading the body would send the
+// 100, asking for a body the answer does not use, however small.
+func waitsForContinue(r *http.Request) bool {
+	return r.ContentLength != 0 && r.ProtoAtLeast(1, 1) &&
+		strings.EqualFold(strings.TrimSpace(r.Header.Get("Expect")), "100-continue")
 }
 
 // Refuse writes e as the answer to a request whose body goes unused (see
