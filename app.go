@@ -2,13 +2,11 @@ package wechatauth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +20,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 )
 
@@ -318,201 +314,6 @@ func loadApp(ctx caddy.Context) (*WeChatApp, error) {
 		return nil, err
 	}
 	return v.(*WeChatApp), nil
-}
-
-// A route list runs its routes in order; a route whose matchers match
-// runs its handlers in order, each calling the next. A handler that
-// answers without calling the next one ends the chain, so a wechat_auth
-// placed after it, in the same route or in a later route of the same
-// list, never sees a request when nothing makes the answering handler
-// conditional. Such a config passes every request to the upstream
-// unauthenticated, with whatever X-WX-OPENID the client sent.
-
-// terminalHandlers are the standard handlers that never call the next
-// one. Any other handler, a third party's included, is assumed to call it
-// (a rate limiter before wechat_auth is a normal layout), so the check
-// only ever names a certain mistake.
-var terminalHandlers = map[string]bool{
-	"static_response":   true, // respond, redir, abort
-	"reverse_proxy":     true, // unless it has handle_response routes (forward_auth)
-	"file_server":       true, // unless pass_thru
-	"error":             true,
-	"metrics":           true,
-	"copy_response":     true,
-	"wechat_api":        true,
-	"wechat_pay":        true,
-	"wechat_pay_notify": true, // on its matcher's paths
-	"wechat_push":       true, // on its matcher's paths
-}
-
-// handlerInfo is what the check needs of one handler, provisioned or still
-// raw JSON.
-type handlerInfo struct {
-	name     string
-	terminal bool
-	routes   caddyhttp.RouteList // a subroute's routes
-}
-
-// noPath marks the problem of a receiver without a path, whose fix is a
-// path, not moving wechat_auth: walkRoutes writes it, joinProblems reads it.
-const noPath = " has no path: "
-
-// receiverPaths are the receivers that answer every request they get,
-// with an example path: without one of their own they take all requests.
-var receiverPaths = map[string]string{
-	"wechat_push":       "/wechat/push",
-	"wechat_pay_notify": "/pay/notify",
-}
-
-// unreachableAuth returns a sentence for each wechat_auth of app's servers
-// that can never run, naming its place and what precedes it.
-func unreachableAuth(app *caddyhttp.App) []string {
-	return walkServers(app, func(routes caddyhttp.RouteList, where string, out *[]string) {
-		walkRoutes(routes, where, "", false, out)
-	})
-}
-
-// walkServers runs walk on the routes of each of app's servers, in the
-// order of their names, and returns the sentences it wrote.
-func walkServers(app *caddyhttp.App, walk func(routes caddyhttp.RouteList, where string, out *[]string)) []string {
-	names := make([]string, 0, len(app.Servers))
-	for name := range app.Servers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var out []string
-	for _, name := range names {
-		if srv := app.Servers[name]; srv != nil {
-			walk(srv.Routes, fmt.Sprintf("server %s", name), &out)
-		}
-	}
-	return out
-}
-
-// walkRoutes checks routes, of which dead, when set, says why none of
-// them can run, and matched whether a route enclosing them has a matcher.
-// It returns why the routes after this list cannot run, if the list
-// always answers.
-func walkRoutes(routes caddyhttp.RouteList, where, dead string, matched bool, out *[]string) string {
-	groupTaken := map[string]string{}
-	for i := range routes {
-		r := &routes[i]
-		at := fmt.Sprintf("%s, route %d", where, i)
-		unconditional := len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 0
-		local := dead
-		skipped := false
-		if local == "" && r.Group != "" {
-			if why, ok := groupTaken[r.Group]; ok {
-				local, skipped = why, true
-			}
-		}
-		for j, h := range routeHandlers(r) {
-			hat := fmt.Sprintf("%s, handler %d", at, j)
-			switch {
-			case h.name == "wechat_auth":
-				if local != "" {
-					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
-				}
-			case h.routes != nil:
-				if t := walkRoutes(h.routes, hat+" ("+h.name+")", local, matched || !unconditional, out); local == "" && t != "" {
-					local = t
-				}
-			case h.terminal && local == "":
-				local = fmt.Sprintf("%s (%s)", h.name, hat)
-				if receiverPaths[h.name] != "" && unconditional && !matched {
-					local += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
-				}
-			}
-		}
-		if dead != "" || skipped || !unconditional {
-			continue
-		}
-		switch {
-		case local != "":
-			dead = local
-		case r.Terminal:
-			dead = fmt.Sprintf("a terminal route matching every request (%s)", at)
-		case r.Group != "":
-			if _, ok := groupTaken[r.Group]; !ok {
-				groupTaken[r.Group] = fmt.Sprintf("a route of group %q matching every request (%s; only the first matching route of a group runs)", r.Group, at)
-			}
-		}
-	}
-	return dead
-}
-
-// routeHandlers returns what the check needs of r's handlers: from the raw
-// JSON while the route is not provisioned yet, else from the handlers.
-func routeHandlers(r *caddyhttp.Route) []handlerInfo {
-	if len(r.HandlersRaw) > 0 {
-		hs := make([]handlerInfo, 0, len(r.HandlersRaw))
-		for _, raw := range r.HandlersRaw {
-			hs = append(hs, rawHandlerInfo(raw))
-		}
-		return hs
-	}
-	hs := make([]handlerInfo, 0, len(r.Handlers))
-	for _, h := range r.Handlers {
-		hs = append(hs, provisionedHandlerInfo(h))
-	}
-	return hs
-}
-
-func rawHandlerInfo(raw json.RawMessage) handlerInfo {
-	var h struct {
-		Handler        string              `json:"handler"`
-		Routes         caddyhttp.RouteList `json:"routes"`
-		HandleResponse []json.RawMessage   `json:"handle_response"`
-		PassThru       bool                `json:"pass_thru"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return handlerInfo{} // Caddy refuses it when it gets there
-	}
-	info := handlerInfo{name: h.Handler, terminal: terminalHandlers[h.Handler]}
-	switch h.Handler {
-	case "subroute":
-		info.routes = h.Routes
-		if info.routes == nil {
-			info.routes = caddyhttp.RouteList{}
-		}
-	case "reverse_proxy":
-		info.terminal = len(h.HandleResponse) == 0
-	case "file_server":
-		info.terminal = !h.PassThru
-	}
-	return info
-}
-
-func provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
-	name := ""
-	if m, ok := h.(caddy.Module); ok {
-		name = strings.TrimPrefix(string(m.CaddyModule().ID), "http.handlers.")
-	}
-	info := handlerInfo{name: name, terminal: terminalHandlers[name]}
-	switch h := h.(type) {
-	case *caddyhttp.Subroute:
-		info.routes = h.Routes
-		if info.routes == nil {
-			info.routes = caddyhttp.RouteList{}
-		}
-	case *reverseproxy.Handler:
-		info.terminal = len(h.HandleResponse) == 0
-	case *fileserver.FileServer:
-		info.terminal = !h.PassThru
-	}
-	return info
-}
-
-// joinProblems makes one error text of the check's sentences, with the
-// fix.
-func joinProblems(problems []string) string {
-	msg := strings.Join(problems, "; ")
-	for _, p := range problems {
-		if !strings.Contains(p, noPath) {
-			return msg + ". Put wechat_auth before the handler that answers: in a Caddyfile, keep the directive's default order (remove `order wechat_auth after …`) or move it up inside `route { … }`"
-		}
-	}
-	return msg
 }
 
 // Merchant is a WeChat Pay merchant (商户) of the wechat app, with the

@@ -19,7 +19,8 @@ import (
 // is a route matching its hosts; blocks for one host with different paths
 // are one site), those matching no host together.
 func payBehindAuth(app *caddyhttp.App) []string {
-	return walkServers(app, func(routes caddyhttp.RouteList, where string, out *[]string) {
+	return walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
+		routes := srv.Routes
 		var keys []string
 		sites := map[string][]int{}
 		for i := range routes {
@@ -84,7 +85,7 @@ func findHandler(routes caddyhttp.RouteList, name, where string, numbered bool) 
 		if numbered {
 			at = fmt.Sprintf("%s, route %d", where, i)
 		}
-		for j, h := range routeHandlers(&routes[i]) {
+		for j, h := range (&routeWalk{}).handlers(&routes[i]) {
 			hat := fmt.Sprintf("%s, handler %d", at, j)
 			if h.name == name {
 				return hat

@@ -6,7 +6,9 @@ package caddytest
 // nothing started) and by a load into a running Caddy (what `caddy run`
 // and `caddy reload` do), with a message naming the place and the handler;
 // correct layouts, conditional handlers before it and forward_auth-style
-// proxies stay silent.
+// proxies stay silent. A named route that invoke runs counts as written
+// where invoke is; a reverse_proxy whose handle_response blocks all answer
+// answers every request.
 
 import (
 	"fmt"
@@ -38,6 +40,12 @@ func TestMisorderedWeChatAuthIsRefused(t *testing.T) {
 		{"file_server in a handle before it", "",
 			"\troute {\n\t\thandle {\n\t\t\tfile_server\n\t\t}\n\t\tAUTH\n\t}",
 			[]string{"wechat_auth", "can never run", "file_server"}},
+		{"a named route that proxies, invoked before it", "",
+			"\troute {\n\t\tinvoke proxy\n\t\tAUTH\n\t}\n}\n\n&(proxy) {\n\treverse_proxy 127.0.0.1:9",
+			[]string{"wechat_auth", "can never run", "reverse_proxy", "(invoke proxy)"}},
+		{"reverse_proxy whose handle_response answers, before it", "",
+			"\troute {\n\t\treverse_proxy 127.0.0.1:9 {\n\t\t\t@ok status 2xx\n\t\t\thandle_response @ok {\n\t\t\t\trespond \"x\"\n\t\t\t}\n\t\t}\n\t\tAUTH\n\t}",
+			[]string{"wechat_auth", "can never run", "reverse_proxy"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +80,7 @@ func TestWellOrderedWeChatAuthLoads(t *testing.T) {
 		{"a conditional proxy before it", "", "\troute {\n\t\treverse_proxy /other/* 127.0.0.1:9\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}"},
 		{"a matched handle before it", "", "\troute {\n\t\thandle /static/* {\n\t\t\tfile_server\n\t\t}\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}"},
 		{"forward_auth before it", "", "\troute {\n\t\tforward_auth 127.0.0.1:9 {\n\t\t\turi /check\n\t\t}\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}"},
+		{"a named route that sets a header, invoked before it", "", "\troute {\n\t\tinvoke hdr\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n\n&(hdr) {\n\theader X-Test 1"},
 		{"middleware before it", "", "\troute {\n\t\theader X-Test 1\n\t\tencode gzip\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}"},
 		{"order wechat_auth before reverse_proxy", "\torder wechat_auth before reverse_proxy", "\tAUTH\n\treverse_proxy 127.0.0.1:9"},
 	}
