@@ -154,8 +154,12 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.checked = true
-	if problems := unreachableAuth(httpApp.(*caddyhttp.App)); len(problems) > 0 {
+	problems, warnings := unreachableAuth(httpApp.(*caddyhttp.App))
+	if len(problems) > 0 {
 		return fmt.Errorf("%s", joinProblems(problems))
+	}
+	for _, w := range warnings {
+		ctx.Logger().Warn(w)
 	}
 	for _, w := range payBehindAuth(httpApp.(*caddyhttp.App)) {
 		ctx.Logger().Warn(w)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy/fastcgi"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
 )
 
 // TestUnreachableAuthRules: the route walk names exactly the wechat_auth
@@ -65,7 +67,7 @@ func TestUnreachableAuthRules(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
+			got, _ := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
 			if len(tc.want) == 0 {
 				if len(got) != 0 {
 					t.Fatalf("refused a reachable wechat_auth: %v", got)
@@ -91,12 +93,119 @@ func TestUnreachableAuthBehindAPathlessReceiverSaysGiveItAPath(t *testing.T) {
 	if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"wechat_pay_notify"},{"handler":"wechat_auth"}]}]`), &routes); err != nil {
 		t.Fatal(err)
 	}
-	msg := joinProblems(unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes}}}))
+	problems, _ := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes}}})
+	msg := joinProblems(problems)
 	if !strings.Contains(msg, "`wechat_pay_notify /pay/notify { … }`") || strings.Contains(msg, "Put wechat_auth before") {
 		t.Fatalf("message %q: want the fix for a path-less receiver only", msg)
 	}
 	msg = joinProblems([]string{"wechat_auth (x) can never run: reverse_proxy (y) precedes it"})
 	if !strings.Contains(msg, "Put wechat_auth before") {
 		t.Fatalf("message %q lost the fix for a handler that answers", msg)
+	}
+}
+
+// A reverse_proxy behind a matcher before a wechat_auth takes the requests
+// it matches to its upstream unauthenticated: the check warns, naming
+// both, unless the proxy is another site's or its group's.
+func TestAuthPassedByAMatchedProxyIsWarned(t *testing.T) {
+	const (
+		auth  = `{"handler":"wechat_auth"}`
+		proxy = `{"handler":"reverse_proxy"}`
+		match = `[{"path":["/api/*"]}]`
+		hosts = `[{"host":["other.example.com"]}]`
+	)
+	tests := []struct {
+		name, routes, named string
+		want                []string // substrings of the one warning; none when empty
+	}{
+		{"matched proxy route first", `[{"match":` + match + `,"handle":[` + proxy + `]},{"handle":[` + auth + `]}]`, "",
+			[]string{"wechat_auth (server s, route 1, handler 0) does not see the requests reverse_proxy (server s, route 0, handler 0) takes", "`public`"}},
+		{"a handle that proxies first, in a route", `[{"handle":[{"handler":"subroute","routes":[{"match":` + match + `,"handle":[{"handler":"subroute","routes":[{"handle":[` + proxy + `]}]}]},{"handle":[` + auth + `]}]}]}]`, "",
+			[]string{"reverse_proxy (server s, route 0, handler 0 (subroute), route 0, handler 0 (subroute), route 0, handler 0)"}},
+		{"php_fastcgi-like subroute first", `[{"handle":[{"handler":"subroute","routes":[{"match":[{"file":{}}],"handle":[{"handler":"rewrite"}]},{"match":[{"path":["*.php"]}],"handle":[` + proxy + `]}]},` + auth + `]}]`, "",
+			[]string{"wechat_auth (server s, route 0, handler 1)", "reverse_proxy (server s, route 0, handler 0 (subroute), route 1, handler 0)"}},
+		{"invoked named route with a matched proxy", `[{"handle":[{"handler":"invoke","name":"p"},` + auth + `]}]`, `{"p":{"match":` + match + `,"handle":[` + proxy + `]}}`,
+			[]string{"(invoke p)"}},
+		{"the proxy's group holds the wechat_auth", `[{"group":"g","match":` + match + `,"handle":[` + proxy + `]},{"group":"g","handle":[` + auth + `]}]`, "", nil},
+		{"another site's proxy", `[{"match":` + hosts + `,"handle":[` + proxy + `],"terminal":true},{"handle":[` + auth + `]}]`, "", nil},
+		{"matched file_server first", `[{"match":` + match + `,"handle":[{"handler":"file_server"}]},{"handle":[` + auth + `]}]`, "", nil},
+		{"forward_auth first", `[{"match":` + match + `,"handle":[{"handler":"reverse_proxy","handle_response":[{}]}]},{"handle":[` + auth + `]}]`, "", nil},
+		{"matched proxy after it", `[{"handle":[` + auth + `]},{"match":` + match + `,"handle":[` + proxy + `]}]`, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var routes caddyhttp.RouteList
+			if err := json.Unmarshal([]byte(tc.routes), &routes); err != nil {
+				t.Fatal(err)
+			}
+			srv := &caddyhttp.Server{Routes: routes}
+			if tc.named != "" {
+				if err := json.Unmarshal([]byte(tc.named), &srv.NamedRoutes); err != nil {
+					t.Fatal(err)
+				}
+			}
+			problems, warnings := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
+			if len(problems) != 0 {
+				t.Fatalf("refused: %v", problems)
+			}
+			if len(tc.want) == 0 {
+				if len(warnings) != 0 {
+					t.Fatalf("warned: %v", warnings)
+				}
+				return
+			}
+			if len(warnings) != 1 {
+				t.Fatalf("got %d warnings %v, want 1", len(warnings), warnings)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(warnings[0], w) {
+					t.Errorf("%q lacks %q", warnings[0], w)
+				}
+			}
+		})
+	}
+}
+
+// The warning on Caddyfile layouts as users write them: a `handle` or a
+// matched `reverse_proxy` before wechat_auth inside `route`, and
+// php_fastcgi before it; the directives' default order stays silent.
+func TestCaddyfileLayoutsPassedByAProxyAreWarned(t *testing.T) {
+	const auth = "wechat_auth {\n\t\tsandbox\n\t}"
+	tests := []struct {
+		name, global, body string
+		warned             bool
+	}{
+		{"handle before it in a route", "", "route {\n\thandle /api/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:9\n}", true},
+		{"a matched reverse_proxy before it in a route", "", "route {\n\treverse_proxy /api/* 127.0.0.1:9\n\tAUTH\n\treverse_proxy 127.0.0.1:9\n}", true},
+		{"php_fastcgi before it in a route", "", "route {\n\tphp_fastcgi 127.0.0.1:9\n\tAUTH\n}", true},
+		{"order wechat_auth last, php_fastcgi", "order wechat_auth last", "root * /srv\nAUTH\nphp_fastcgi 127.0.0.1:9", true},
+		{"default order", "", "AUTH\nhandle /api/* {\n\treverse_proxy 127.0.0.1:9\n}\nphp_fastcgi 127.0.0.1:9\nreverse_proxy 127.0.0.1:9", false},
+		{"handle blocks, wechat_auth in one", "", "handle /api/* {\n\treverse_proxy 127.0.0.1:9\n}\nhandle {\n\tAUTH\n\treverse_proxy 127.0.0.1:9\n}", false},
+		{"another site proxies", "", "AUTH\nreverse_proxy 127.0.0.1:9\n}\n\nhttp://other.localhost {\nreverse_proxy /api/* 127.0.0.1:9", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cf := "{\n" + tc.global + "\n}\n\nhttp://localhost {\n" + strings.ReplaceAll(tc.body, "AUTH", auth) + "\n}\n"
+			out, err := adapt(t, cf)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, cf)
+			}
+			var cfg struct {
+				Apps struct {
+					HTTP caddyhttp.App `json:"http"`
+				} `json:"apps"`
+			}
+			if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			problems, warnings := unreachableAuth(&cfg.Apps.HTTP)
+			t.Logf("warnings: %q", warnings)
+			if len(problems) != 0 {
+				t.Fatalf("refused: %v", problems)
+			}
+			if tc.warned != (len(warnings) == 1) || len(warnings) > 1 {
+				t.Fatalf("warnings %q, want one: %v\n%s", warnings, tc.warned, out)
+			}
+		})
 	}
 }

@@ -58,12 +58,15 @@ var receiverPaths = map[string]string{
 }
 
 // unreachableAuth returns a sentence for each wechat_auth of app's servers
-// that can never run, naming its place and what precedes it.
-func unreachableAuth(app *caddyhttp.App) []string {
-	return walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
+// that can never run, naming its place and what precedes it, and a
+// warning for each that a reverse_proxy behind a matcher passes by.
+func unreachableAuth(app *caddyhttp.App) (problems, warnings []string) {
+	problems = walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
 		w := routeWalk{named: srv.NamedRoutes}
-		w.walkRoutes(srv.Routes, where, "", false, out)
+		w.walkRoutes(srv.Routes, where, "", "", false, out)
+		warnings = append(warnings, w.warnings...)
 	})
+	return problems, warnings
 }
 
 // walkServers runs walk on each of app's servers, in the order of their
@@ -88,14 +91,25 @@ func walkServers(app *caddyhttp.App, walk func(srv *caddyhttp.Server, where stri
 type routeWalk struct {
 	named    map[string]*caddyhttp.Route // the server's, which invoke runs
 	invoking map[string]bool             // named routes being walked, against a loop
+	warnings []string                    // wechat_auths a matched reverse_proxy passes by
 }
 
 // walkRoutes checks routes, of which dead, when set, says why none of
-// them can run, and matched whether a route enclosing them has a matcher.
-// It returns why the routes after this list cannot run, if the list
-// always answers.
-func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead string, matched bool, out *[]string) string {
+// them can run, bypass names a reverse_proxy that takes some requests
+// before they reach any of them, and matched says whether a route
+// enclosing them has a matcher. It returns why the routes after this list
+// cannot run, if the list always answers, and the first reverse_proxy of
+// the list that takes some requests before the routes after it.
+//
+// A reverse_proxy behind a matcher (`reverse_proxy /api/* …` or a `handle`
+// before wechat_auth in a `route`, php_fastcgi's) sends the requests it
+// matches to its upstream unauthenticated, with any X-WX-OPENID a client
+// forged, though a wechat_auth follows: the walk warns of that. A route
+// that matches a host is another site, and a route of the same group as
+// the one holding the proxy never runs with it: neither is warned of.
+func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead, bypass string, matched bool, out *[]string) (string, string) {
 	groupTaken := map[string]string{}
+	var produced, producedGroup string
 	for i := range routes {
 		r := &routes[i]
 		at := fmt.Sprintf("%s, route %d", where, i)
@@ -107,12 +121,19 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead string, m
 				local, skipped = why, true
 			}
 		}
+		passed := bypass // a reverse_proxy these handlers may be passed by
+		if passed == "" && produced != "" && (r.Group == "" || r.Group != producedGroup) {
+			passed = produced
+		}
+		own := "" // the first such reverse_proxy within this route
 		for j, h := range w.handlers(r) {
 			hat := fmt.Sprintf("%s, handler %d", at, j)
 			switch {
 			case h.name == "wechat_auth":
 				if local != "" {
 					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
+				} else if passed != "" {
+					w.warnings = append(w.warnings, fmt.Sprintf("wechat_auth (%s) does not see the requests %s takes before it: those reach that proxy's upstream unauthenticated, with any X-WX-OPENID a client sends. Put wechat_auth first, and name paths that need no token in its `public` list", hat, passed))
 				}
 			case h.routes != nil:
 				label := h.name
@@ -123,12 +144,18 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead string, m
 					}
 					w.invoking[h.invoked] = true
 				}
-				t := w.walkRoutes(h.routes, hat+" ("+label+")", local, matched || !unconditional, out)
+				t, tb := w.walkRoutes(h.routes, hat+" ("+label+")", local, passed, matched || !unconditional, out)
 				if h.invoked != "" {
 					delete(w.invoking, h.invoked)
 				}
 				if local == "" && t != "" {
 					local = t
+				}
+				if tb != "" && own == "" {
+					own = tb
+				}
+				if passed == "" {
+					passed = tb
 				}
 			case h.terminal && local == "":
 				local = fmt.Sprintf("%s (%s)", h.name, hat)
@@ -136,6 +163,14 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead string, m
 					local += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
 				}
 			}
+		}
+		// A route behind a matcher whose handlers end in a reverse_proxy
+		// takes the requests it matches from the routes after it.
+		if own == "" && !unconditional && dead == "" && !skipped && strings.HasPrefix(local, "reverse_proxy (") {
+			own = local
+		}
+		if own != "" && produced == "" && hostsOf(r) == "" {
+			produced, producedGroup = own, r.Group
 		}
 		if dead != "" || skipped || !unconditional {
 			continue
@@ -151,13 +186,15 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead string, m
 			}
 		}
 	}
-	return dead
+	return dead, produced
 }
 
 // answers reports whether routes answer every request that reaches them.
 func (w *routeWalk) answers(routes caddyhttp.RouteList) bool {
+	scratch := routeWalk{named: w.named, invoking: w.invoking}
 	var ignored []string
-	return w.walkRoutes(routes, "", "", false, &ignored) != ""
+	dead, _ := scratch.walkRoutes(routes, "", "", "", false, &ignored)
+	return dead != ""
 }
 
 // proxyAnswers reports whether a reverse_proxy with these handle_response
