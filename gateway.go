@@ -126,6 +126,10 @@ func (APIGateway) CaddyModule() caddy.ModuleInfo {
 // the process's shared token caches and session store, and checks the
 // allow list.
 func (g *APIGateway) Provision(ctx caddy.Context) error {
+	// First, so that a config refused below keeps the series on /metrics.
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_api: metrics: %w", err)
+	}
 	g.logger = ctx.Logger()
 	g.audit = newAuditLogger(ctx)
 	if g.MaxBody == 0 {
@@ -168,9 +172,6 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	}
 	if err := sh.check(); err != nil {
 		return err
-	}
-	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
 	if store := strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(sh.storeURL, "")); sh.redis != nil || (store != "" && store != "memory") {
 		// Sessions in Redis are found through the signing keys, which

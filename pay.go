@@ -90,6 +90,10 @@ func (PayGateway) CaddyModule() caddy.ModuleInfo {
 // Provision takes the merchant from the wechat app and checks the allow
 // list.
 func (g *PayGateway) Provision(ctx caddy.Context) error {
+	// First, so that a config refused below keeps the series on /metrics.
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_pay: metrics: %w", err)
+	}
 	g.ctx, g.logger = ctx, ctx.Logger()
 	if err := g.checkAllow(); err != nil {
 		return err
@@ -108,9 +112,6 @@ func (g *PayGateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.appids = app.payAppIDs()
-	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("wechat_pay: metrics: %w", err)
-	}
 	if g.merchant.fake != nil {
 		g.logger.Warn("wechat_pay sandbox is on: calls go to a fake WeChat Pay; never use this in production")
 	}

@@ -69,6 +69,10 @@ func (PayNotify) CaddyModule() caddy.ModuleInfo {
 // Provision takes the merchant from the wechat app and registers the
 // delivery outbox, which opens when the app starts.
 func (n *PayNotify) Provision(ctx caddy.Context) error {
+	// First, so that a config refused below keeps the series on /metrics.
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_pay_notify: metrics: %w", err)
+	}
 	n.logger = ctx.Logger()
 	n.audit = newAuditLogger(ctx)
 	app, err := loadApp(ctx)
@@ -77,9 +81,6 @@ func (n *PayNotify) Provision(ctx caddy.Context) error {
 	}
 	if n.merchant, err = app.handlerMerchant("wechat_pay_notify", n.MchID, n.Keys); err != nil {
 		return err
-	}
-	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("wechat_pay_notify: metrics: %w", err)
 	}
 	warnLiteralSecrets(ctx.Logger(), "wechat_pay_notify", n.DeliveryConfig.secretFields()...)
 	return n.DeliveryConfig.open(ctx, app, "wechat_pay_notify", "pay_notify", n.merchant.MchID(), "X-Wx-Mchid")

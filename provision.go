@@ -102,6 +102,11 @@ func (h *shared) watchKeys() error {
 // Provision sets defaults, resolves secrets, and connects the session store
 // and the WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	// First, so that a config refused below keeps the series on /metrics
+	// (Caddy's admin endpoint then reads the refused config's registry).
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_auth: metrics: %w", err)
+	}
 	app, err := loadApp(ctx)
 	if err != nil {
 		return err
@@ -133,10 +138,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.PublicPaths.Provision(ctx); err != nil {
 		return fmt.Errorf("wechat_auth: public: %w", err)
 	}
-	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("wechat_auth: metrics: %w", err)
-	}
-
 	ring, err := h.provisionKeys(ctx)
 	if err != nil {
 		return err

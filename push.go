@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-wechat/wechatauth/internal/apierr"
 	"github.com/caddy-wechat/wechatauth/internal/audit"
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
+	"github.com/caddy-wechat/wechatauth/internal/metrics"
 	"github.com/caddy-wechat/wechatauth/internal/msgcrypt"
 	"github.com/caddy-wechat/wechatauth/internal/outbox"
 	"github.com/caddy-wechat/wechatauth/wechat"
@@ -94,6 +95,10 @@ func (Push) CaddyModule() caddy.ModuleInfo {
 // Provision judges the settings and registers the delivery outbox, which
 // the wechat app opens when it starts.
 func (p *Push) Provision(ctx caddy.Context) error {
+	// First, so that a config refused below keeps the series on /metrics.
+	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wechat_push: metrics: %w", err)
+	}
 	p.logger = ctx.Logger()
 	p.audit = newAuditLogger(ctx)
 	p.warnEncrypted = new(sync.Once)

@@ -104,4 +104,13 @@ func TestMetricsKeepCountingAcrossReload(t *testing.T) {
 		t.Errorf("logins_total{result=\"ok\"} is %v after one more login, want %v", got, before+1)
 	}
 	wantStatus(t, get(t, st.Base+"/api", lr.Token), http.StatusOK)
+
+	// A reload wechat_auth's own check refuses (it can never run there):
+	// Caddy keeps serving the config before, and /metrics still counts.
+	refusedLoad(t, "text/caddyfile", reloaded+"\nhttp://localhost:9081 {\n\troute {\n\t\trespond \"x\"\n\t\twechat_auth {\n\t\t\tsandbox\n\t\t}\n\t}\n}\n")
+	st.addUser("after-refused-reload")
+	st.login(t, "after-refused-reload")
+	if got := metricTotal(scrapeMetrics(t), "caddy_wechat_auth_logins_total", `result="ok"`); got != before+2 {
+		t.Errorf("logins_total{result=\"ok\"} is %v after a refused reload and one more login, want %v", got, before+2)
+	}
 }
