@@ -39,11 +39,13 @@ func init() {
 // that names none of these itself uses the app's; one that has its own
 // lines uses only its own. The values are judged once, here.
 //
-// On each config load it also checks that no wechat_auth is placed where it can never run: after a
-// handler that always answers (reverse_proxy, respond, file_server, …)
-// in the same route list. Such a config would pass every request, forged
-// X-WX-OPENID headers included, to the upstream without authentication,
-// so it is refused with the place and the handler that shadows it.
+// On each config load it also checks that no wechat_auth is placed where
+// it can never run: after a handler that always answers (reverse_proxy,
+// respond, file_server, …), in its route, an enclosing one or an earlier
+// one. Such a config would pass every request, forged X-WX-OPENID headers
+// included, to the upstream without authentication, so it is refused with
+// the place and the handler that shadows it. A reverse_proxy behind a
+// matcher there gets a warning.
 type WeChatApp struct {
 	// The mini programs (and other apps) served, with their secrets,
 	// as in wechat_auth: a placeholder such as {env.WECHAT_APP_SECRET}

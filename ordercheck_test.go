@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -53,6 +54,10 @@ func TestUnreachableAuthRules(t *testing.T) {
 		{"proxy whose handle_response answers", `[{"handle":[{"handler":"reverse_proxy","handle_response":[{"match":{"status_code":[2]},"routes":[{"handle":[{"handler":"static_response"}]}]}]},` + auth + `]}]`, []string{"reverse_proxy (server s, route 0, handler 0)"}, ""},
 		{"proxy whose handle_response sets the status", `[{"handle":[{"handler":"reverse_proxy","handle_response":[{"status_code":"404"}]},` + auth + `]}]`, []string{"reverse_proxy"}, ""},
 		{"proxy with one handle_response going on", `[{"handle":[{"handler":"reverse_proxy","handle_response":[{"routes":[{"handle":[{"handler":"static_response"}]}]},{"match":{"status_code":[2]},"routes":[{"handle":[` + header + `]}]}]},` + auth + `]}]`, nil, ""},
+		{"proxy on every path first", `[{"match":[{"path":["/*"]}],"handle":[` + proxy + `]},{"handle":[` + auth + `]}]`, []string{"reverse_proxy (server s, route 0, handler 0)"}, ""},
+		// A named route runs where it is invoked and reached: one site's
+		// invoke behind a redirect adds nothing to another's.
+		{"named route shared, one invoke dead", `[{"match":[{"host":["a"]}],"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"invoke","name":"app"}]}]}],"terminal":true},{"match":[{"host":["b"]}],"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"static_response"},{"handler":"invoke","name":"app"}]}]}],"terminal":true}]`, nil, `{"app":{"handle":[` + auth + `,` + proxy + `]}}`},
 		{"auth inside a dead subroute", `[{"handle":[` + proxy + `]},{"handle":[{"handler":"subroute","routes":[{"handle":[` + auth + `]}]}]}]`, []string{"route 1, handler 0 (subroute), route 0, handler 0"}, ""},
 	}
 	for _, tc := range tests {
@@ -182,6 +187,11 @@ func TestCaddyfileLayoutsPassedByAProxyAreWarned(t *testing.T) {
 		{"default order", "", "AUTH\nhandle /api/* {\n\treverse_proxy 127.0.0.1:9\n}\nphp_fastcgi 127.0.0.1:9\nreverse_proxy 127.0.0.1:9", false},
 		{"handle blocks, wechat_auth in one", "", "handle /api/* {\n\treverse_proxy 127.0.0.1:9\n}\nhandle {\n\tAUTH\n\treverse_proxy 127.0.0.1:9\n}", false},
 		{"another site proxies", "", "AUTH\nreverse_proxy 127.0.0.1:9\n}\n\nhttp://other.localhost {\nreverse_proxy /api/* 127.0.0.1:9", false},
+		{"a site block for a path of this host proxies", "", "AUTH\nreverse_proxy 127.0.0.1:9\n}\n\nhttp://localhost/api/* {\nreverse_proxy 127.0.0.1:9", true},
+		{"the handle before it authenticates", "", "route {\n\thandle /admin/* {\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:10\n}", false},
+		{"the handle before it has basic_auth", "", "route {\n\thandle /admin/* {\n\t\tbasic_auth {\n\t\t\tadmin $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG\n\t\t}\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:10\n}", false},
+		{"wechat_auth at the site, then a handle in a route", "", "AUTH\nroute {\n\thandle /api/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\treverse_proxy 127.0.0.1:10\n}", false},
+		{"a matched proxy between handle blocks", "", "route {\n\thandle /a/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\treverse_proxy /x/* 127.0.0.1:9\n\thandle {\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:10\n\t}\n}", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,5 +217,25 @@ func TestCaddyfileLayoutsPassedByAProxyAreWarned(t *testing.T) {
 				t.Fatalf("warnings %q, want one: %v\n%s", warnings, tc.warned, out)
 			}
 		})
+	}
+}
+
+// Named routes that each invoke the next twice make a walk of 2^depth
+// routes: the walk follows a bounded number of invokes and ends.
+func TestUnreachableAuthEndsOnAnInvokeChain(t *testing.T) {
+	const depth = 40
+	named := map[string]*caddyhttp.Route{}
+	for i := range depth {
+		next := fmt.Sprintf(`{"handler":"invoke","name":"r%d"}`, i+1)
+		named[fmt.Sprintf("r%d", i)] = &caddyhttp.Route{HandlersRaw: []json.RawMessage{json.RawMessage(next), json.RawMessage(next)}}
+	}
+	named[fmt.Sprintf("r%d", depth)] = &caddyhttp.Route{HandlersRaw: []json.RawMessage{json.RawMessage(`{"handler":"headers"}`)}}
+	var routes caddyhttp.RouteList
+	if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"invoke","name":"r0"},{"handler":"wechat_auth"}]}]`), &routes); err != nil {
+		t.Fatal(err)
+	}
+	problems, warnings := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes, NamedRoutes: named}}})
+	if len(problems)+len(warnings) != 0 {
+		t.Fatalf("problems %v, warnings %v", problems, warnings)
 	}
 }

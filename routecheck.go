@@ -3,6 +3,7 @@ package wechatauth
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -63,7 +64,8 @@ var receiverPaths = map[string]string{
 func unreachableAuth(app *caddyhttp.App) (problems, warnings []string) {
 	problems = walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
 		w := routeWalk{named: srv.NamedRoutes}
-		w.walkRoutes(srv.Routes, where, "", "", false, out)
+		w.walkRoutes(srv.Routes, where, before{})
+		*out = append(*out, w.problems...)
 		warnings = append(warnings, w.warnings...)
 	})
 	return problems, warnings
@@ -91,51 +93,96 @@ func walkServers(app *caddyhttp.App, walk func(srv *caddyhttp.Server, where stri
 type routeWalk struct {
 	named    map[string]*caddyhttp.Route // the server's, which invoke runs
 	invoking map[string]bool             // named routes being walked, against a loop
+	invokes  int                         // invokes followed, against an exponential walk
+	problems []string                    // wechat_auths that can never run
 	warnings []string                    // wechat_auths a matched reverse_proxy passes by
 }
 
-// walkRoutes checks routes, of which dead, when set, says why none of
-// them can run, bypass names a reverse_proxy that takes some requests
-// before they reach any of them, and matched says whether a route
-// enclosing them has a matcher. It returns why the routes after this list
-// cannot run, if the list always answers, and the first reverse_proxy of
-// the list that takes some requests before the routes after it.
+// maxInvokes bounds the named routes one walk follows: chains of routes
+// that each invoke the next several times grow exponentially.
+const maxInvokes = 10_000
+
+// before is what runs ahead of a route list.
+type before struct {
+	dead         string // why nothing in the list can run: what answers every request first
+	bypass       string // a reverse_proxy behind a matcher that takes some requests first
+	authed       bool   // every request reaching the list went through an authentication
+	underMatcher bool   // an enclosing route has a matcher
+}
+
+// after is what a route list means for the handlers that follow it.
+type after struct {
+	dead      string   // why nothing after it runs, when it answers every request
+	deadProxy bool     // dead is a reverse_proxy's doing
+	bypasses  []bypass // its reverse_proxies behind a matcher, unauthenticated
+	authed    bool     // every request leaving it went through an authentication
+}
+
+// bypass is a reverse_proxy behind a matcher in a route of a list: it
+// takes the requests it matches from the routes after it, except the
+// other routes of its group (which never run with it) and those of
+// another site (another host).
+type bypass struct {
+	why, group, hosts string
+}
+
+// authenticators are the handlers that authenticate every request that
+// goes past them: a reverse_proxy after one does not pass requests on
+// unauthenticated.
+var authenticators = map[string]bool{
+	"wechat_auth":    true,
+	"authentication": true, // basic_auth
+}
+
+// walkRoutes checks routes, given what runs before them, and writes the
+// wechat_auths that can never run to w.problems and those a matched
+// reverse_proxy passes by to w.warnings.
 //
 // A reverse_proxy behind a matcher (`reverse_proxy /api/* …` or a `handle`
 // before wechat_auth in a `route`, php_fastcgi's) sends the requests it
 // matches to its upstream unauthenticated, with any X-WX-OPENID a client
-// forged, though a wechat_auth follows: the walk warns of that. A route
-// that matches a host is another site, and a route of the same group as
-// the one holding the proxy never runs with it: neither is warned of.
-func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead, bypass string, matched bool, out *[]string) (string, string) {
+// forged, though a wechat_auth follows: that is warned of, not refused,
+// since some such layouts are meant.
+func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in before) after {
+	var out after
+	dead := in.dead
 	groupTaken := map[string]string{}
-	var produced, producedGroup string
 	for i := range routes {
 		r := &routes[i]
 		at := fmt.Sprintf("%s, route %d", where, i)
-		unconditional := len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 0
-		local := dead
+		unconditional := matchesAll(r)
+		hosts := hostsOf(r)
+		shadow, shadowProxy := dead, false // what answers every request before the next handler
 		skipped := false
-		if local == "" && r.Group != "" {
+		if shadow == "" && r.Group != "" {
 			if why, ok := groupTaken[r.Group]; ok {
-				local, skipped = why, true
+				shadow, skipped = why, true
 			}
 		}
-		passed := bypass // a reverse_proxy these handlers may be passed by
-		if passed == "" && produced != "" && (r.Group == "" || r.Group != producedGroup) {
-			passed = produced
+		authed := in.authed || out.authed
+		passed := in.bypass // a reverse_proxy the next handler may be passed by
+		if passed == "" {
+			for _, b := range out.bypasses {
+				if (b.group == "" || b.group != r.Group) && (b.hosts == "" || b.hosts == hosts) {
+					passed = b.why
+					break
+				}
+			}
 		}
-		own := "" // the first such reverse_proxy within this route
+		own := "" // a reverse_proxy behind a matcher within this route
 		for j, h := range w.handlers(r) {
 			hat := fmt.Sprintf("%s, handler %d", at, j)
 			switch {
-			case h.name == "wechat_auth":
-				if local != "" {
-					*out = append(*out, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, local))
-				} else if passed != "" {
-					w.warnings = append(w.warnings, fmt.Sprintf("wechat_auth (%s) does not see the requests %s takes before it: those reach that proxy's upstream unauthenticated, with any X-WX-OPENID a client sends. Put wechat_auth first, and name paths that need no token in its `public` list", hat, passed))
-				}
+			case h.name == "wechat_auth" && shadow != "":
+				w.problems = append(w.problems, fmt.Sprintf("wechat_auth (%s) can never run: %s precedes it and answers every request, so requests reach what follows unauthenticated", hat, shadow))
+			case h.name == "wechat_auth" && passed != "" && !authed:
+				w.warnings = append(w.warnings, fmt.Sprintf("wechat_auth (%s) does not see the requests %s takes before it: those reach that proxy's upstream unauthenticated, with any X-WX-OPENID a client sends. Put wechat_auth first, and name paths that need no token in its `public` list", hat, passed))
 			case h.routes != nil:
+				if h.invoked != "" && shadow != "" {
+					// A named route runs where it is invoked and
+					// reached; this invoke is not, so it adds nothing.
+					continue
+				}
 				label := h.name
 				if h.invoked != "" {
 					label += " " + h.invoked
@@ -144,40 +191,53 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead, bypass s
 					}
 					w.invoking[h.invoked] = true
 				}
-				t, tb := w.walkRoutes(h.routes, hat+" ("+label+")", local, passed, matched || !unconditional, out)
+				sub := w.walkRoutes(h.routes, hat+" ("+label+")", before{dead: shadow, bypass: passed, authed: authed, underMatcher: in.underMatcher || !unconditional})
 				if h.invoked != "" {
 					delete(w.invoking, h.invoked)
 				}
-				if local == "" && t != "" {
-					local = t
+				if shadow == "" && sub.dead != "" {
+					shadow, shadowProxy = sub.dead, sub.deadProxy && !authed
 				}
-				if tb != "" && own == "" {
-					own = tb
+				if len(sub.bypasses) > 0 && !authed {
+					if passed == "" {
+						passed = sub.bypasses[0].why
+					}
+					if own == "" {
+						own = sub.bypasses[0].why
+					}
 				}
-				if passed == "" {
-					passed = tb
-				}
-			case h.terminal && local == "":
-				local = fmt.Sprintf("%s (%s)", h.name, hat)
-				if receiverPaths[h.name] != "" && unconditional && !matched {
-					local += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
+				authed = authed || sub.authed
+			case h.terminal && shadow == "":
+				shadow, shadowProxy = fmt.Sprintf("%s (%s)", h.name, hat), h.name == "reverse_proxy" && !authed
+				if receiverPaths[h.name] != "" && unconditional && !in.underMatcher {
+					shadow += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
 				}
 			}
+			if authenticators[h.name] && shadow == "" {
+				authed = true
+			}
 		}
-		// A route behind a matcher whose handlers end in a reverse_proxy
-		// takes the requests it matches from the routes after it.
-		if own == "" && !unconditional && dead == "" && !skipped && strings.HasPrefix(local, "reverse_proxy (") {
-			own = local
-		}
-		if own != "" && produced == "" && hostsOf(r) == "" {
-			produced, producedGroup = own, r.Group
-		}
-		if dead != "" || skipped || !unconditional {
+		if dead != "" || skipped {
 			continue
 		}
+		// A route behind a matcher that ends in an unauthenticated
+		// reverse_proxy takes the requests it matches from the routes
+		// after it.
+		if own == "" && !unconditional && shadowProxy {
+			own = shadow
+		}
+		if own != "" {
+			out.bypasses = append(out.bypasses, bypass{why: own, group: r.Group, hosts: hosts})
+		}
+		if !unconditional {
+			continue
+		}
+		if authed && shadow == "" {
+			out.authed = true
+		}
 		switch {
-		case local != "":
-			dead = local
+		case shadow != "":
+			dead, out.deadProxy = shadow, shadowProxy
 		case r.Terminal:
 			dead = fmt.Sprintf("a terminal route matching every request (%s)", at)
 		case r.Group != "":
@@ -186,15 +246,35 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where, dead, bypass s
 			}
 		}
 	}
-	return dead, produced
+	out.dead = dead
+	return out
+}
+
+// matchesAll reports whether r matches every request: it has no matcher,
+// or only a path matcher with "*" or "/*", which match every path.
+func matchesAll(r *caddyhttp.Route) bool {
+	switch {
+	case len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 0:
+		return true
+	case len(r.MatcherSetsRaw) == 1 && len(r.MatcherSetsRaw[0]) == 1:
+		var paths []string
+		return json.Unmarshal(r.MatcherSetsRaw[0]["path"], &paths) == nil && allPaths(paths)
+	case len(r.MatcherSetsRaw) == 0 && len(r.MatcherSets) == 1 && len(r.MatcherSets[0]) == 1:
+		m, ok := r.MatcherSets[0][0].(*caddyhttp.MatchPath)
+		return ok && allPaths(*m)
+	}
+	return false
+}
+
+// allPaths reports whether a path matcher's list matches every path.
+func allPaths(paths []string) bool {
+	return slices.Contains(paths, "*") || slices.Contains(paths, "/*")
 }
 
 // answers reports whether routes answer every request that reaches them.
 func (w *routeWalk) answers(routes caddyhttp.RouteList) bool {
-	scratch := routeWalk{named: w.named, invoking: w.invoking}
-	var ignored []string
-	dead, _ := scratch.walkRoutes(routes, "", "", "", false, &ignored)
-	return dead != ""
+	scratch := routeWalk{named: w.named, invoking: w.invoking, invokes: w.invokes}
+	return scratch.walkRoutes(routes, "", before{}).dead != ""
 }
 
 // proxyAnswers reports whether a reverse_proxy with these handle_response
@@ -283,7 +363,8 @@ func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handle
 // not have, or one already being walked (a loop), is left as a handler
 // that calls the next one.
 func (w *routeWalk) invoke(info *handlerInfo, name string) {
-	if r, ok := w.named[name]; ok && r != nil && !w.invoking[name] {
+	if r, ok := w.named[name]; ok && r != nil && !w.invoking[name] && w.invokes < maxInvokes {
+		w.invokes++
 		info.routes, info.invoked = caddyhttp.RouteList{*r}, name
 	}
 }
