@@ -64,7 +64,7 @@ var receiverPaths = map[string]string{
 func unreachableAuth(app *caddyhttp.App) (problems, warnings []string) {
 	problems = walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
 		w := routeWalk{named: srv.NamedRoutes}
-		w.walkRoutes(srv.Routes, where, before{})
+		w.walkRoutes(srv.Routes, where, walkIn{})
 		*out = append(*out, w.problems...)
 		warnings = append(warnings, w.warnings...)
 	})
@@ -102,16 +102,16 @@ type routeWalk struct {
 // that each invoke the next several times grow exponentially.
 const maxInvokes = 10_000
 
-// before is what runs ahead of a route list.
-type before struct {
+// walkIn is what runs ahead of a route list.
+type walkIn struct {
 	dead         string // why nothing in the list can run: what answers every request first
 	bypass       string // a reverse_proxy behind a matcher that takes some requests first
 	authed       bool   // every request reaching the list went through an authentication
 	underMatcher bool   // an enclosing route has a matcher
 }
 
-// after is what a route list means for the handlers that follow it.
-type after struct {
+// walkOut is what a route list means for the handlers that follow it.
+type walkOut struct {
 	dead      string   // why nothing after it runs, when it answers every request
 	deadProxy bool     // dead is a reverse_proxy's doing
 	bypasses  []bypass // its reverse_proxies behind a matcher, unauthenticated
@@ -143,8 +143,8 @@ var authenticators = map[string]bool{
 // matches to its upstream unauthenticated, with any X-WX-OPENID a client
 // forged, though a wechat_auth follows: that is warned of, not refused,
 // since some such layouts are meant.
-func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in before) after {
-	var out after
+func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walkIn) walkOut {
+	var out walkOut
 	dead := in.dead
 	groupTaken := map[string]string{}
 	for i := range routes {
@@ -191,7 +191,7 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in befo
 					}
 					w.invoking[h.invoked] = true
 				}
-				sub := w.walkRoutes(h.routes, hat+" ("+label+")", before{dead: shadow, bypass: passed, authed: authed, underMatcher: in.underMatcher || !unconditional})
+				sub := w.walkRoutes(h.routes, hat+" ("+label+")", walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: in.underMatcher || !unconditional})
 				if h.invoked != "" {
 					delete(w.invoking, h.invoked)
 				}
@@ -274,7 +274,7 @@ func allPaths(paths []string) bool {
 // answers reports whether routes answer every request that reaches them.
 func (w *routeWalk) answers(routes caddyhttp.RouteList) bool {
 	scratch := routeWalk{named: w.named, invoking: w.invoking, invokes: w.invokes}
-	return scratch.walkRoutes(routes, "", before{}).dead != ""
+	return scratch.walkRoutes(routes, "", walkIn{}).dead != ""
 }
 
 // proxyAnswers reports whether a reverse_proxy with these handle_response
