@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy/fastcgi"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy/forwardauth"
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
 )
 
@@ -42,6 +43,7 @@ func TestUnreachableAuthRules(t *testing.T) {
 		{"nested subroute answers", `[{"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, []string{"static_response"}, ""},
 		{"nested subroute answers some", `[{"handle":[{"handler":"subroute","routes":[{"match":` + match + `,"handle":[{"handler":"static_response"}]}]}]},{"handle":[` + auth + `]}]`, nil, ""},
 		{"path-less push receiver first", `[{"handle":[{"handler":"wechat_push"},` + auth + `]}]`, []string{"wechat_push (server s, route 0, handler 0) has no path: give it the one WeChat posts to (`wechat_push /wechat/push { … }`)"}, ""},
+		{"path-less push receiver first in a site block", `[{"match":[{"host":["api.example.com"]}],"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"wechat_push"},` + auth + `]}]}],"terminal":true}]`, []string{"wechat_push (server s, route 0, handler 0 (subroute), route 0, handler 0) has no path: give it the one WeChat posts to"}, ""},
 		{"push receiver on its path first", `[{"match":` + match + `,"handle":[{"handler":"wechat_push"}]},{"handle":[` + auth + `]}]`, nil, ""},
 		// On its path, it has one: the fix is to move wechat_auth.
 		{"push receiver on its path, wechat_auth after it there", `[{"match":` + match + `,"handle":[{"handler":"wechat_push"},` + auth + `]}]`, []string{"wechat_push (server s, route 0, handler 0) precedes it"}, ""},
@@ -191,6 +193,7 @@ func TestCaddyfileLayoutsPassedByAProxyAreWarned(t *testing.T) {
 		{"the handle before it authenticates", "", "route {\n\thandle /admin/* {\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:10\n}", false},
 		{"the handle before it has basic_auth", "", "route {\n\thandle /admin/* {\n\t\tbasic_auth {\n\t\t\tadmin $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG\n\t\t}\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:10\n}", false},
 		{"wechat_auth at the site, then a handle in a route", "", "AUTH\nroute {\n\thandle /api/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\treverse_proxy 127.0.0.1:10\n}", false},
+		{"the handle before it has forward_auth", "", "route {\n\thandle /admin/* {\n\t\tforward_auth 127.0.0.1:9091 {\n\t\t\turi /api/verify\n\t\t}\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\tAUTH\n\treverse_proxy 127.0.0.1:10\n}", false},
 		{"a matched proxy between handle blocks", "", "route {\n\thandle /a/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\treverse_proxy /x/* 127.0.0.1:9\n\thandle {\n\t\tAUTH\n\t\treverse_proxy 127.0.0.1:10\n\t}\n}", true},
 	}
 	for _, tc := range tests {
@@ -224,18 +227,31 @@ func TestCaddyfileLayoutsPassedByAProxyAreWarned(t *testing.T) {
 // routes: the walk follows a bounded number of invokes and ends.
 func TestUnreachableAuthEndsOnAnInvokeChain(t *testing.T) {
 	const depth = 40
-	named := map[string]*caddyhttp.Route{}
-	for i := range depth {
-		next := fmt.Sprintf(`{"handler":"invoke","name":"r%d"}`, i+1)
-		named[fmt.Sprintf("r%d", i)] = &caddyhttp.Route{HandlersRaw: []json.RawMessage{json.RawMessage(next), json.RawMessage(next)}}
-	}
-	named[fmt.Sprintf("r%d", depth)] = &caddyhttp.Route{HandlersRaw: []json.RawMessage{json.RawMessage(`{"handler":"headers"}`)}}
-	var routes caddyhttp.RouteList
-	if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"invoke","name":"r0"},{"handler":"wechat_auth"}]}]`), &routes); err != nil {
-		t.Fatal(err)
-	}
-	problems, warnings := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes, NamedRoutes: named}}})
-	if len(problems)+len(warnings) != 0 {
-		t.Fatalf("problems %v, warnings %v", problems, warnings)
+	for _, tc := range []struct{ name, step string }{
+		{"in the route", `%[1]s,%[1]s`},
+		// A proxy's handle_response blocks are walked to learn whether
+		// they answer: the same bound holds there.
+		{"in handle_response", `{"handler":"reverse_proxy","handle_response":[{"routes":[{"handle":[%[1]s,%[1]s]}]}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			named := map[string]*caddyhttp.Route{}
+			for i := range depth {
+				next := fmt.Sprintf(`{"handler":"invoke","name":"r%d"}`, i+1)
+				var r caddyhttp.Route
+				if err := json.Unmarshal([]byte(`{"handle":[`+fmt.Sprintf(tc.step, next)+`]}`), &r); err != nil {
+					t.Fatal(err)
+				}
+				named[fmt.Sprintf("r%d", i)] = &r
+			}
+			named[fmt.Sprintf("r%d", depth)] = &caddyhttp.Route{HandlersRaw: []json.RawMessage{json.RawMessage(`{"handler":"headers"}`)}}
+			var routes caddyhttp.RouteList
+			if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"wechat_auth"},{"handler":"invoke","name":"r0"}]}]`), &routes); err != nil {
+				t.Fatal(err)
+			}
+			problems, warnings := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": {Routes: routes, NamedRoutes: named}}})
+			if len(problems)+len(warnings) != 0 {
+				t.Fatalf("problems %v, warnings %v", problems, warnings)
+			}
+		})
 	}
 }

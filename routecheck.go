@@ -45,6 +45,7 @@ type handlerInfo struct {
 	terminal bool
 	routes   caddyhttp.RouteList // a subroute's routes, or an invoked named route
 	invoked  string              // the named route invoke runs
+	auth     bool                // authenticates what goes past it (forward_auth)
 }
 
 // noPath marks the problem of a receiver without a path, whose fix is a
@@ -151,6 +152,9 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walk
 		r := &routes[i]
 		at := fmt.Sprintf("%s, route %d", where, i)
 		unconditional := matchesAll(r)
+		// A site's host matcher makes its handlers no less the site's
+		// own: a receiver there without a path still takes every request.
+		underMatcher := in.underMatcher || !(unconditional || onlyHosts(r))
 		hosts := hostsOf(r)
 		shadow, shadowProxy := dead, false // what answers every request before the next handler
 		skipped := false
@@ -191,7 +195,7 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walk
 					}
 					w.invoking[h.invoked] = true
 				}
-				sub := w.walkRoutes(h.routes, hat+" ("+label+")", walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: in.underMatcher || !unconditional})
+				sub := w.walkRoutes(h.routes, hat+" ("+label+")", walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: underMatcher})
 				if h.invoked != "" {
 					delete(w.invoking, h.invoked)
 				}
@@ -209,11 +213,11 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walk
 				authed = authed || sub.authed
 			case h.terminal && shadow == "":
 				shadow, shadowProxy = fmt.Sprintf("%s (%s)", h.name, hat), h.name == "reverse_proxy" && !authed
-				if receiverPaths[h.name] != "" && unconditional && !in.underMatcher {
+				if receiverPaths[h.name] != "" && !underMatcher {
 					shadow += fmt.Sprintf("%sgive it the one WeChat posts to (`%s %s { … }`); it", noPath, h.name, receiverPaths[h.name])
 				}
 			}
-			if authenticators[h.name] && shadow == "" {
+			if (authenticators[h.name] || h.auth) && shadow == "" {
 				authed = true
 			}
 		}
@@ -266,6 +270,27 @@ func matchesAll(r *caddyhttp.Route) bool {
 	return false
 }
 
+// onlyHosts reports whether r's matchers name hosts and nothing else: a
+// Caddyfile site block's route.
+func onlyHosts(r *caddyhttp.Route) bool {
+	if len(r.MatcherSetsRaw)+len(r.MatcherSets) == 0 {
+		return false
+	}
+	for _, set := range r.MatcherSetsRaw {
+		if _, ok := set["host"]; !ok || len(set) != 1 {
+			return false
+		}
+	}
+	for _, set := range r.MatcherSets {
+		for _, m := range set {
+			if _, ok := m.(*caddyhttp.MatchHost); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // allPaths reports whether a path matcher's list matches every path.
 func allPaths(paths []string) bool {
 	return slices.Contains(paths, "*") || slices.Contains(paths, "/*")
@@ -274,7 +299,9 @@ func allPaths(paths []string) bool {
 // answers reports whether routes answer every request that reaches them.
 func (w *routeWalk) answers(routes caddyhttp.RouteList) bool {
 	scratch := routeWalk{named: w.named, invoking: w.invoking, invokes: w.invokes}
-	return scratch.walkRoutes(routes, "", walkIn{}).dead != ""
+	dead := scratch.walkRoutes(routes, "", walkIn{}).dead
+	w.invokes = scratch.invokes // one bound for the whole walk
+	return dead != ""
 }
 
 // proxyAnswers reports whether a reverse_proxy with these handle_response
@@ -330,6 +357,7 @@ func (w *routeWalk) rawHandlerInfo(raw json.RawMessage) handlerInfo {
 		w.invoke(&info, h.Name)
 	case "reverse_proxy":
 		info.terminal = w.proxyAnswers(h.HandleResponse)
+		info.auth = !info.terminal // forward_auth: on to the next handler once the service agrees
 	case "file_server":
 		info.terminal = !h.PassThru
 	}
@@ -352,6 +380,7 @@ func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handle
 		w.invoke(&info, h.Name)
 	case *reverseproxy.Handler:
 		info.terminal = w.proxyAnswers(h.HandleResponse)
+		info.auth = !info.terminal // forward_auth: on to the next handler once the service agrees
 	case *fileserver.FileServer:
 		info.terminal = !h.PassThru
 	}
