@@ -64,31 +64,8 @@ func TestUnreachableAuthRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var routes caddyhttp.RouteList
-			if err := json.Unmarshal([]byte(tc.routes), &routes); err != nil {
-				t.Fatal(err)
-			}
-			srv := &caddyhttp.Server{Routes: routes}
-			if tc.named != "" {
-				if err := json.Unmarshal([]byte(tc.named), &srv.NamedRoutes); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, _ := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
-			if len(tc.want) == 0 {
-				if len(got) != 0 {
-					t.Fatalf("refused a reachable wechat_auth: %v", got)
-				}
-				return
-			}
-			if len(got) != 1 {
-				t.Fatalf("got %d problems %v, want 1", len(got), got)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(got[0], w) {
-					t.Errorf("%q lacks %q", got[0], w)
-				}
-			}
+			got, _ := walkJSON(t, tc.routes, tc.named)
+			wantOneWith(t, "problem", got, tc.want)
 		})
 	}
 }
@@ -141,34 +118,11 @@ func TestAuthPassedByAMatchedProxyIsWarned(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var routes caddyhttp.RouteList
-			if err := json.Unmarshal([]byte(tc.routes), &routes); err != nil {
-				t.Fatal(err)
-			}
-			srv := &caddyhttp.Server{Routes: routes}
-			if tc.named != "" {
-				if err := json.Unmarshal([]byte(tc.named), &srv.NamedRoutes); err != nil {
-					t.Fatal(err)
-				}
-			}
-			problems, warnings := unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
+			problems, warnings := walkJSON(t, tc.routes, tc.named)
 			if len(problems) != 0 {
 				t.Fatalf("refused: %v", problems)
 			}
-			if len(tc.want) == 0 {
-				if len(warnings) != 0 {
-					t.Fatalf("warned: %v", warnings)
-				}
-				return
-			}
-			if len(warnings) != 1 {
-				t.Fatalf("got %d warnings %v, want 1", len(warnings), warnings)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(warnings[0], w) {
-					t.Errorf("%q lacks %q", warnings[0], w)
-				}
-			}
+			wantOneWith(t, "warning", warnings, tc.want)
 		})
 	}
 }
@@ -253,5 +207,41 @@ func TestUnreachableAuthEndsOnAnInvokeChain(t *testing.T) {
 				t.Fatalf("problems %v, warnings %v", problems, warnings)
 			}
 		})
+	}
+}
+
+// walkJSON runs the check on one server "s" with routes and named routes
+// given as JSON (named may be "").
+func walkJSON(t *testing.T, routes, named string) (problems, warnings []string) {
+	t.Helper()
+	srv := &caddyhttp.Server{}
+	if err := json.Unmarshal([]byte(routes), &srv.Routes); err != nil {
+		t.Fatal(err)
+	}
+	if named != "" {
+		if err := json.Unmarshal([]byte(named), &srv.NamedRoutes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return unreachableAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
+}
+
+// wantOneWith checks that got holds no sentence when want is empty, else
+// exactly one, holding every string of want.
+func wantOneWith(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if len(got) != 0 {
+			t.Fatalf("got a %s, want none: %v", what, got)
+		}
+		return
+	}
+	if len(got) != 1 {
+		t.Fatalf("got %d of %s %v, want 1", len(got), what, got)
+	}
+	for _, w := range want {
+		if !strings.Contains(got[0], w) {
+			t.Errorf("%q lacks %q", got[0], w)
+		}
 	}
 }
