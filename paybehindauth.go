@@ -21,6 +21,7 @@ import (
 func payBehindAuth(app *caddyhttp.App) []string {
 	return walkServers(app, func(srv *caddyhttp.Server, where string, out *[]string) {
 		routes := srv.Routes
+		w := &routeWalk{named: srv.NamedRoutes}
 		var keys []string
 		sites := map[string][]int{}
 		for i := range routes {
@@ -31,7 +32,7 @@ func payBehindAuth(app *caddyhttp.App) []string {
 			sites[k] = append(sites[k], i)
 		}
 		for _, k := range keys {
-			payOnSite(routes, sites[k], where, out)
+			w.payOnSite(routes, sites[k], where, out)
 		}
 	})
 }
@@ -61,15 +62,15 @@ func hostsOf(r *caddyhttp.Route) string {
 
 // payOnSite writes the sentence for the site made of routes[i] for i in
 // site, when it holds both a wechat_auth and a wechat_pay.
-func payOnSite(routes caddyhttp.RouteList, site []int, where string, out *[]string) {
+func (w *routeWalk) payOnSite(routes caddyhttp.RouteList, site []int, where string, out *[]string) {
 	auth, pay := "", ""
 	for _, i := range site {
 		at := fmt.Sprintf("%s, route %d", where, i)
 		if auth == "" {
-			auth = findHandler(routes[i:i+1], "wechat_auth", at, false)
+			auth = w.findHandler(routes[i:i+1], "wechat_auth", at, false)
 		}
 		if pay == "" {
-			pay = findHandler(routes[i:i+1], "wechat_pay", at, false)
+			pay = w.findHandler(routes[i:i+1], "wechat_pay", at, false)
 		}
 	}
 	if auth != "" && pay != "" {
@@ -77,23 +78,34 @@ func payOnSite(routes caddyhttp.RouteList, site []int, where string, out *[]stri
 	}
 }
 
-// findHandler names the first handler called name anywhere in routes, or
-// "". numbered says whether where still needs the route's number.
-func findHandler(routes caddyhttp.RouteList, name, where string, numbered bool) string {
+// findHandler names the first handler called name anywhere in routes, the
+// named routes they invoke included, or "". numbered says whether where
+// still needs the route's number.
+func (w *routeWalk) findHandler(routes caddyhttp.RouteList, name, where string, numbered bool) string {
 	for i := range routes {
 		at := where
 		if numbered {
 			at = fmt.Sprintf("%s, route %d", where, i)
 		}
-		for j, h := range (&routeWalk{}).handlers(&routes[i]) {
+		for j, h := range w.handlers(&routes[i]) {
 			hat := fmt.Sprintf("%s, handler %d", at, j)
 			if h.name == name {
 				return hat
 			}
-			if h.routes != nil {
-				if found := findHandler(h.routes, name, hat+" ("+h.name+")", true); found != "" {
-					return found
-				}
+			if h.routes == nil {
+				continue
+			}
+			label := h.name
+			if h.invoked != "" {
+				label += " " + h.invoked
+				w.enter(h.invoked)
+			}
+			found := w.findHandler(h.routes, name, hat+" ("+label+")", true)
+			if h.invoked != "" {
+				delete(w.invoking, h.invoked)
+			}
+			if found != "" {
+				return found
 			}
 		}
 	}

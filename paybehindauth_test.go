@@ -53,3 +53,26 @@ func TestPayBehindAuthRules(t *testing.T) {
 		})
 	}
 }
+
+// A wechat_pay in a named route is on the site that invokes it; a named
+// route invoking itself ends the search.
+func TestPayBehindAuthFollowsInvoke(t *testing.T) {
+	for _, tc := range []struct{ name, named, want string }{
+		{"pay in the invoked route", `{"p":{"handle":[{"handler":"wechat_pay"}]}}`, "wechat_pay (server s, route 1, handler 0 (invoke p), route 0, handler 0) is on a site with wechat_auth"},
+		{"a route invoking itself", `{"p":{"handle":[{"handler":"invoke","name":"p"}]}}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &caddyhttp.Server{}
+			if err := json.Unmarshal([]byte(`[{"handle":[{"handler":"wechat_auth"}]},{"match":[{"path":["/v3/*"]}],"handle":[{"handler":"invoke","name":"p"}]}]`), &srv.Routes); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(tc.named), &srv.NamedRoutes); err != nil {
+				t.Fatal(err)
+			}
+			got := payBehindAuth(&caddyhttp.App{Servers: map[string]*caddyhttp.Server{"s": srv}})
+			if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -190,10 +190,7 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walk
 				label := h.name
 				if h.invoked != "" {
 					label += " " + h.invoked
-					if w.invoking == nil {
-						w.invoking = map[string]bool{}
-					}
-					w.invoking[h.invoked] = true
+					w.enter(h.invoked)
 				}
 				sub := w.walkRoutes(h.routes, hat+" ("+label+")", walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: underMatcher})
 				if h.invoked != "" {
@@ -385,6 +382,15 @@ func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handle
 		info.terminal = !h.PassThru
 	}
 	return info
+}
+
+// enter marks the named route name as being walked, until the walk of it
+// deletes it from w.invoking: an invoke of it meanwhile is a loop.
+func (w *routeWalk) enter(name string) {
+	if w.invoking == nil {
+		w.invoking = map[string]bool{}
+	}
+	w.invoking[name] = true
 }
 
 // invoke makes info the named route it runs, which, like a subroute's,
