@@ -141,31 +141,64 @@ func (rt route) checked() routeFunc {
 // route returns as the answer. Whatever the answer, what a body route left
 // unread of the body is read before the connection can close (see
 // apierr.DiscardBody), or, for a body the answer must not wait for, the
-// answer closes it (apierr.Unwanted).
+// answer closes it (apierr.Unwanted); a route that takes no body answers
+// at once and closes the connection if one comes (apierr.Ignored).
 func (rt route) dispatch() routeFunc {
+	if rt.noBody {
+		return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+			if r.ContentLength != 0 {
+				return rt.ignoringBody(w, r, next)
+			}
+			err := rt.serve(w, r, next)
+			var ae *apierr.Error
+			if !errors.As(err, &ae) {
+				return err
+			}
+			rt.write(w, r, ae)
+			return nil
+		}
+	}
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		err := rt.serve(w, r, next)
 		var ae *apierr.Error
 		if !errors.As(err, &ae) {
-			if !rt.noBody {
-				apierr.DiscardBody(w, r)
-			}
+			apierr.DiscardBody(w, r)
 			return err
 		}
-		after := func() {}
-		if !rt.noBody {
-			after = apierr.Unwanted(w, r)
-		}
-		if rt.page {
-			w.Header().Add("Vary", "Accept")
-		}
-		if rt.page && apierr.WantsPage(r) {
-			apierr.WritePage(w, r, ae)
-		} else {
-			apierr.Write(w, r, ae)
-		}
+		after := apierr.Unwanted(w, r)
+		rt.write(w, r, ae)
 		after()
 		return nil
+	}
+}
+
+// ignoringBody serves a request to a route that takes no body but was
+// sent one: answered without waiting for it, and what the client sends
+// anyway is read after the answer, for a graceful close.
+func (rt route) ignoringBody(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	after := apierr.Ignored(w, r)
+	err := rt.serve(w, r, next)
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		rt.write(w, r, ae)
+		err = nil
+	}
+	if err == nil { // answered (an error is Caddy's to answer)
+		after()
+	}
+	return err
+}
+
+// write writes ae as the answer, a page to a browser's page load on a
+// page route.
+func (rt route) write(w http.ResponseWriter, r *http.Request, ae *apierr.Error) {
+	if rt.page {
+		w.Header().Add("Vary", "Accept")
+	}
+	if rt.page && apierr.WantsPage(r) {
+		apierr.WritePage(w, r, ae)
+	} else {
+		apierr.Write(w, r, ae)
 	}
 }
 

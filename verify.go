@@ -77,9 +77,13 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 // unread body before it answers a keep-alive request, and after the
 // handler, which waits forever for a body that is declared and never
 // sent. The read deadline makes that read fail at once.
+//
+// Its known length lets the route read what the client sends anyway after
+// the answer, for a graceful close (apierr.Ignored).
 func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
+		w.Header().Set("Content-Length", "0") // an error answer sets its own
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now())
 }

@@ -423,22 +423,32 @@ func TestARefusedBodySentAnywayEndsGracefully(t *testing.T) {
 	st := startStack(t, stackConfig{})
 	u, _ := url.Parse(st.Base)
 	body := strings.Repeat("A", 400_000)
-	for i := range 20 {
-		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		head := fmt.Sprintf("POST /api/orders HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", u.Host, len(body))
-		if _, err := conn.Write([]byte(head + body)); err != nil {
+	// A proxied path, and verify, which takes no body (a front proxy's
+	// subrequest has none), with a token and without.
+	st.addUser("sends-a-body")
+	lr := st.login(t, "sends-a-body")
+	for _, tc := range []struct{ req, header, want string }{
+		{"POST /api/orders", "", " 401 "},
+		{"GET /wx/verify", "", " 401 "},
+		{"GET /wx/verify", "Authorization: Bearer " + lr.Token + "\r\n", " 200 "},
+	} {
+		for i := range 20 {
+			conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			head := fmt.Sprintf("%s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", tc.req, u.Host, tc.header, len(body))
+			if _, err := conn.Write([]byte(head + body)); err != nil {
+				conn.Close()
+				t.Fatalf("%s (%d), request %d: %v", tc.req, len(tc.header), i, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			all, err := io.ReadAll(conn)
 			conn.Close()
-			t.Fatalf("request %d: %v", i, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		all, err := io.ReadAll(conn)
-		conn.Close()
-		if err != nil || !strings.Contains(string(all), " 401 ") {
-			t.Fatalf("request %d: read %q, %v; want the 401 and then the connection's end", i, firstLine(all), err)
+			if err != nil || !strings.Contains(string(all), tc.want) {
+				t.Fatalf("%s (%d), request %d: read %q, %v; want%sand then the connection's end", tc.req, len(tc.header), i, firstLine(all), err, tc.want)
+			}
 		}
 	}
 }
@@ -452,7 +462,8 @@ func firstLine(b []byte) string {
 // statusBeforeTheBody sends a request's head declaring a body of length
 // bytes, and reads the answer without sending any of the body. It gives
 // the final status (a "100 Continue" counts as one: the server asked for
-// the body) and whether the answer closes the connection.
+// the body) and whether the answer closes the connection, which must then
+// end within the 5 s the exchange is given.
 func statusBeforeTheBody(base, method, path, header string, length int) (int, bool, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -468,11 +479,20 @@ func statusBeforeTheBody(base, method, path, header string, length int) (int, bo
 	if _, err := conn.Write([]byte(head)); err != nil {
 		return 0, false, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return 0, false, err
 	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if resp.Close && resp.StatusCode >= 200 {
+		// The server ends a connection it closes soon after the answer
+		// when nothing more comes, not at its 10 s body timeout.
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return 0, false, fmt.Errorf("the connection was held after the answer: %w", err)
+		}
+	}
 	return resp.StatusCode, resp.Close, nil
 }
 

@@ -107,16 +107,58 @@ func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 		DiscardBody(w, r)
 		return func() {}
 	}
-	if r.ProtoMajor != 1 {
+	return Ignored(w, r)
+}
+
+// Ignored prepares the answer to a request whose body, if any, is not read
+// before the answer, whatever its size: over HTTP/1 an answer to a request
+// with a body closes the connection and goes out at once, and the
+// function it returns then reads what the client still sends, so that the
+// close is graceful (see Unwanted and linger).
+func Ignored(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
 		return func() {}
 	}
 	w.Header().Set("Connection", "close")
-	return func() {
-		// Once written, the answer stops net/http from sending
-		// "100 Continue" when the body is read.
-		if http.NewResponseController(w).Flush() == nil {
-			defer BodyDeadline(w)()
-			io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
+	return func() { linger(w, r) }
+}
+
+// lingerIdle is how long, after an answer that closes the connection, the
+// server waits for more of a body the client may still be sending.
+const lingerIdle = 500 * time.Millisecond
+
+// linger sends the answer written so far, then reads what the client
+// still sends of r's body: up to 256 KiB, for as long as it keeps coming
+// (lingerIdle between reads, bodyReadTimeout in all). A client that sends
+// nothing more (one that waited for "100 Continue", or declared a body it
+// never sends) is let go after lingerIdle. Once written, the answer stops
+// net/http from sending "100 Continue" when the body is read. An answer
+// of unknown length ends only when the handler returns, so it is not held
+// for the read.
+func linger(w http.ResponseWriter, r *http.Request) {
+	if w.Header().Get("Content-Length") == "" {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	// Left expired: net/http would otherwise read on after the handler,
+	// without a deadline, for a body under 256 KiB still unsent.
+	defer rc.SetReadDeadline(time.Now())
+	body := LimitBody(w, r, maxDiscard)
+	end := time.Now().Add(bodyReadTimeout)
+	buf := make([]byte, 16<<10)
+	for {
+		next := time.Now().Add(lingerIdle)
+		if next.After(end) {
+			next = end
+		}
+		if rc.SetReadDeadline(next) != nil {
+			return
+		}
+		if _, err := body.Read(buf); err != nil {
+			return
 		}
 	}
 }
