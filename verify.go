@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddy-wechat/wechatauth/internal/assertion"
 	"github.com/caddy-wechat/wechatauth/internal/idheader"
@@ -31,11 +30,13 @@ const headersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 //
 // It never reads the body. A request that declares one (nginx's
 // subrequest keeps the original Content-Length unless told otherwise)
-// is answered at once and its connection closed after the answer,
-// rather than waiting for a body that never comes.
+// is answered at once and its connection closed after the answer, by the
+// route (apierr.Ignored), rather than waiting for a body that never comes.
+// The header-only answer then states its length, so that the route can
+// send it complete before it reads what of the body still comes.
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.ContentLength != 0 {
-		closeUnread(w, r)
+	if r.ContentLength != 0 && r.ProtoMajor == 1 {
+		w.Header().Set("Content-Length", "0") // an error answer sets its own
 	}
 	id, byCookie, aerr := h.authenticateAny(r)
 	if aerr != nil && !h.Optional {
@@ -70,22 +71,6 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// closeUnread makes the server close the connection after the answer
-// instead of reading a body first: net/http drains up to 256 KiB of an
-// unread body before it answers a keep-alive request, and after the
-// handler, which waits forever for a body that is declared and never
-// sent. The read deadline makes that read fail at once.
-//
-// Its known length lets the route read what the client sends anyway after
-// the answer, for a graceful close (apierr.Ignored).
-func closeUnread(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
-		w.Header().Set("Content-Length", "0") // an error answer sets its own
-	}
-	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // verifyHeaders returns the identity headers a verify answer may set:
