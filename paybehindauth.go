@@ -95,15 +95,10 @@ func (w *routeWalk) findHandler(routes caddyhttp.RouteList, name, where string, 
 			if h.routes == nil {
 				continue
 			}
-			label := h.name
-			if h.invoked != "" {
-				label += " " + h.invoked
-				w.enter(h.invoked)
-			}
-			found := w.findHandler(h.routes, name, hat+" ("+label+")", true)
-			if h.invoked != "" {
-				delete(w.invoking, h.invoked)
-			}
+			found := ""
+			w.descend(h, hat, func(where string) {
+				found = w.findHandler(h.routes, name, where, true)
+			})
 			if found != "" {
 				return found
 			}

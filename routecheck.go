@@ -187,15 +187,10 @@ func (w *routeWalk) walkRoutes(routes caddyhttp.RouteList, where string, in walk
 					// reached; this invoke is not, so it adds nothing.
 					continue
 				}
-				label := h.name
-				if h.invoked != "" {
-					label += " " + h.invoked
-					w.enter(h.invoked)
-				}
-				sub := w.walkRoutes(h.routes, hat+" ("+label+")", walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: underMatcher})
-				if h.invoked != "" {
-					delete(w.invoking, h.invoked)
-				}
+				var sub walkOut
+				w.descend(h, hat, func(where string) {
+					sub = w.walkRoutes(h.routes, where, walkIn{dead: shadow, bypass: passed, authed: authed, underMatcher: underMatcher})
+				})
 				if shadow == "" && sub.dead != "" {
 					shadow, shadowProxy = sub.dead, sub.deadProxy && !authed
 				}
@@ -384,13 +379,21 @@ func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handle
 	return info
 }
 
-// enter marks the named route name as being walked, until the walk of it
-// deletes it from w.invoking: an invoke of it meanwhile is a loop.
-func (w *routeWalk) enter(name string) {
-	if w.invoking == nil {
-		w.invoking = map[string]bool{}
+// descend runs walk on the routes of h (a subroute, or the named route an
+// invoke runs), at hat, naming the place they are walked from. A named
+// route is marked as being walked meanwhile: an invoke of it then is a
+// loop.
+func (w *routeWalk) descend(h handlerInfo, hat string, walk func(where string)) {
+	label := h.name
+	if h.invoked != "" {
+		label += " " + h.invoked
+		if w.invoking == nil {
+			w.invoking = map[string]bool{}
+		}
+		w.invoking[h.invoked] = true
+		defer delete(w.invoking, h.invoked)
 	}
-	w.invoking[name] = true
+	walk(hat + " (" + label + ")")
 }
 
 // invoke makes info the named route it runs, which, like a subroute's,
