@@ -453,6 +453,62 @@ func TestARefusedBodySentAnywayEndsGracefully(t *testing.T) {
 	}
 }
 
+// A client that uploads its whole body before it reads the answer (as
+// Python's http.client and many upload libraries do) gets the refusal, not
+// a reset, also for a body of many megabytes: a photo posted with an
+// expired token must come back 401, which the mini program answers by
+// logging in again, not as a network failure. Declared and chunked bodies
+// alike; the kernel's buffers hide a reset up to a few megabytes, so the
+// body is 16 MiB.
+func TestALargeUploadGetsItsRefusalNotAReset(t *testing.T) {
+	st := startStack(t, stackConfig{})
+	u, _ := url.Parse(st.Base)
+	const size = 16 << 20
+	chunk := strings.Repeat("A", 64<<10)
+	for _, tc := range []struct {
+		path    string
+		chunked bool
+		want    string
+	}{
+		{"/api/orders", false, " 401 "},
+		{"/api/orders", true, " 401 "},
+		{"/wx/login", false, " 413 "},
+		{"/wx/login", true, " 413 "},
+	} {
+		name := fmt.Sprintf("POST %s (chunked: %v)", tc.path, tc.chunked)
+		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		framing := fmt.Sprintf("Content-Length: %d\r\n", size)
+		if tc.chunked {
+			framing = "Transfer-Encoding: chunked\r\n"
+		}
+		w := bufio.NewWriterSize(conn, 128<<10)
+		fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n%s\r\n", tc.path, u.Host, framing)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if tc.chunked {
+				fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
+			} else {
+				w.WriteString(chunk)
+			}
+		}
+		if tc.chunked {
+			w.WriteString("0\r\n\r\n")
+		}
+		err = w.Flush()
+		var all []byte
+		if err == nil {
+			all, err = io.ReadAll(conn)
+		}
+		conn.Close()
+		if err != nil || !strings.Contains(firstLine(all), tc.want) {
+			t.Fatalf("%s with 16 MiB: read %q, %v; want%sand then the connection's end", name, firstLine(all), err, tc.want)
+		}
+	}
+}
+
 // firstLine is the first line of b.
 func firstLine(b []byte) string {
 	line, _, _ := strings.Cut(string(b), "\r\n")

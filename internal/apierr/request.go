@@ -89,32 +89,41 @@ func DiscardBody(w http.ResponseWriter, r *http.Request) {
 //	apierr.Write(w, r, e)
 //	after()
 //
-// Most bodies are read now, as DiscardBody does. Two are not. One whose
+// A body of up to 256 KiB is read now, as DiscardBody does, and the
+// connection stays open. Other bodies are not waited for. One whose
 // client awaits "100 Continue": reading would send the 100, asking for a
-// body the answer does not use. One declared longer than 256 KiB: reading
-// could not finish it, and a client that waits for the answer before
-// sending it would get the answer only when the read timed out (net/http
-// itself reads up to 256
-// KiB of an unread body before it sends the answer, for any body Caddy
-// has wrapped, which is every body, unless the answer closes the
-// connection). Over HTTP/1 its answer closes the connection and goes out
-// at once, without asking for the body; then what the client sends of it
-// anyway is read up to 256 KiB, so that the connection closes gracefully:
-// closed under a sender still sending, it would be reset, and the reset
-// can lose the answer. HTTP/2 and 3 end a stream alone.
+// body the answer does not use. One declared longer than 256 KiB, or sent
+// chunked past that: reading could not finish it, and a client that waits
+// for the answer before sending it would get the answer only when the read
+// timed out (net/http itself reads up to 256 KiB of an unread body before
+// it sends the answer, for any body Caddy has wrapped, which is every
+// body, unless the answer closes the connection). Over HTTP/1 such an
+// answer closes the connection and goes out at once, without asking for
+// the body, and what the client sends anyway is then read (see linger).
+// HTTP/2 and 3 end a stream alone.
 func Unwanted(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
-	if r.ContentLength <= maxDiscard && !waitsForContinue(r) {
-		DiscardBody(w, r)
+	if r.ContentLength <= maxDiscard && !waitsForContinue(r) && discard(w, r) {
 		return func() {}
 	}
 	return Ignored(w, r)
+}
+
+// discard reads and drops up to 256 KiB of what is left of r's body, and
+// reports whether the body ended.
+func discard(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	defer BodyDeadline(w)()
+	_, err := io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
+	return err == nil
 }
 
 // Ignored prepares the answer to a request whose body, if any, is not read
 // before the answer, whatever its size: over HTTP/1 an answer to a request
 // with a body closes the connection and goes out at once, and the
 // function it returns then reads what the client still sends, so that the
-// close is graceful (see Unwanted and linger).
+// close is graceful (see linger).
 func Ignored(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 	if r.ContentLength == 0 || r.ProtoMajor != 1 {
 		return func() {}
@@ -123,18 +132,28 @@ func Ignored(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 	return func() { linger(w, r) }
 }
 
-// lingerIdle is how long, after an answer that closes the connection, the
-// server waits for more of a body the client may still be sending.
-const lingerIdle = 500 * time.Millisecond
+// How long the server reads on after an answer that closes the connection
+// (nginx's lingering close, with nginx's 30 s in all).
+const (
+	// lingerIdle is the wait for a body that has not started to come (its
+	// client waits for "100 Continue", or declared a body it never sends).
+	lingerIdle = 500 * time.Millisecond
+	// lingerGap is the longest pause between reads of a body that comes.
+	lingerGap = 2 * time.Second
+	// lingerTime bounds the whole read.
+	lingerTime = 30 * time.Second
+)
 
-// linger sends the answer written so far, then reads what the client
-// still sends of r's body: up to 256 KiB, for as long as it keeps coming
-// (lingerIdle between reads, bodyReadTimeout in all). A client that sends
-// nothing more (one that waited for "100 Continue", or declared a body it
-// never sends) is let go after lingerIdle. Once written, the answer stops
-// net/http from sending "100 Continue" when the body is read. An answer
-// of unknown length ends only when the handler returns, so it is not held
-// for the read.
+// linger sends the answer written so far, then reads and drops what the
+// client still sends of r's body, whatever its size, until it ends or
+// stops coming (see lingerIdle, lingerGap, lingerTime). The client that
+// uploads its whole body before it reads the answer (a photo posted with
+// an expired token) then finds the answer and a graceful close: closed
+// under a sender still sending, the connection would be reset, and the
+// reset loses the answer. Once written, the answer stops net/http from
+// sending "100 Continue" when the body is read. An answer of unknown
+// length ends only when the handler returns, so it is not held for the
+// read.
 func linger(w http.ResponseWriter, r *http.Request) {
 	if w.Header().Get("Content-Length") == "" {
 		return
@@ -146,19 +165,23 @@ func linger(w http.ResponseWriter, r *http.Request) {
 	// Left expired: net/http would otherwise read on after the handler,
 	// without a deadline, for a body under 256 KiB still unsent.
 	defer rc.SetReadDeadline(time.Now())
-	body := LimitBody(w, r, maxDiscard)
-	end := time.Now().Add(bodyReadTimeout)
-	buf := make([]byte, 16<<10)
+	end := time.Now().Add(lingerTime)
+	buf := make([]byte, 32<<10)
+	wait := lingerIdle
 	for {
-		next := time.Now().Add(lingerIdle)
+		next := time.Now().Add(wait)
 		if next.After(end) {
 			next = end
 		}
 		if rc.SetReadDeadline(next) != nil {
 			return
 		}
-		if _, err := body.Read(buf); err != nil {
+		n, err := r.Body.Read(buf)
+		if err != nil {
 			return
+		}
+		if n > 0 {
+			wait = lingerGap
 		}
 	}
 }
