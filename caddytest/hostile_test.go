@@ -509,6 +509,54 @@ func TestALargeUploadGetsItsRefusalNotAReset(t *testing.T) {
 	}
 }
 
+// A handler before wechat_auth that buffers the answer (log_append of
+// {http.response.body} here; intercept and templates do the same) sends
+// it only once wechat_auth returns. The refusal of an upload is then not
+// held back while the rest of the body is read, and a client awaiting
+// "100 Continue" is not asked for a body the refusal does not use.
+func TestARefusalBehindABufferingHandlerIsNotHeld(t *testing.T) {
+	startStack(t, stackConfig{Sites: func(st *stack) string {
+		return fmt.Sprintf("\n%s {\n\tlog_append resp {http.response.body}\n\twechat_auth {\n\t\tsandbox\n\t\tsigning_key %s\n\t}\n\treverse_proxy %s\n}\n",
+			siteBase2, testSigningKey, st.Upstream.Addr)
+	}})
+	u, _ := url.Parse(siteBase2)
+	exchange := func(name, head string, slowBody bool) string {
+		t.Helper()
+		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(head)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if slowBody { // 100 KB/s, far slower than the 10 MB it declared
+			go func() {
+				chunk := []byte(strings.Repeat("A", 10_000))
+				for range 1000 {
+					if _, err := conn.Write(chunk); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+		}
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: no answer within 5 s (%v): the refusal waited for the body", name, err)
+		}
+		return strings.TrimSpace(line)
+	}
+	head := "POST /api/orders HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n%s\r\n"
+	if got := exchange("a slow 10 MB upload", fmt.Sprintf(head, 10_000_000, ""), true); !strings.Contains(got, " 401 ") {
+		t.Fatalf("a slow 10 MB upload: %q, want 401", got)
+	}
+	if got := exchange("200 MB after 100 Continue", fmt.Sprintf(head, 200_000_000, "Expect: 100-continue\r\n"), false); !strings.Contains(got, " 401 ") {
+		t.Fatalf("200 MB after 100 Continue: first line %q, want the 401 (no 100 for a refused body)", got)
+	}
+}
+
 // firstLine is the first line of b.
 func firstLine(b []byte) string {
 	line, _, _ := strings.Cut(string(b), "\r\n")

@@ -150,12 +150,12 @@ const (
 // uploads its whole body before it reads the answer (a photo posted with
 // an expired token) then finds the answer and a graceful close: closed
 // under a sender still sending, the connection would be reset, and the
-// reset loses the answer. Once written, the answer stops net/http from
-// sending "100 Continue" when the body is read. An answer of unknown
-// length ends only when the handler returns, so it is not held for the
-// read.
+// reset loses the answer. Once sent, the answer stops net/http from
+// sending "100 Continue" when the body is read. An answer that cannot be
+// sent before the handler returns is not held back for the read: one of
+// unknown length, or one a handler before this one buffers.
 func linger(w http.ResponseWriter, r *http.Request) {
-	if w.Header().Get("Content-Length") == "" {
+	if w.Header().Get("Content-Length") == "" || buffered(w) {
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -183,6 +183,24 @@ func linger(w http.ResponseWriter, r *http.Request) {
 		if n > 0 {
 			wait = lingerGap
 		}
+	}
+}
+
+// buffered reports whether a writer around w keeps the answer back until
+// the handler returns: Caddy's response recorders that buffer (log_append
+// of the response body, intercept, templates), on which Flush sends
+// nothing. Reading the body then would delay the answer, and send
+// "100 Continue" to a client waiting for it.
+func buffered(w http.ResponseWriter) bool {
+	for {
+		if b, ok := w.(interface{ Buffered() bool }); ok && b.Buffered() {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
 	}
 }
 
