@@ -287,7 +287,7 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push is not well-formed XML or JSON, or gives a field twice."))
 		return false
 	}
-	if !headerSafe(ev.FromUserName, ev.MsgID, ev.CreateTime, ev.Event, ev.TraceID) {
+	if !headerSafe(ev.FromUserName, ev.MsgID, ev.JobMsgID, ev.CreateTime, ev.Event, ev.TraceID) {
 		// Taken, it could never be delivered: its headers would not be.
 		p.refuse(w, r, apierr.InvalidRequest.WithMessage("The push's sender or event id holds characters a header cannot carry."))
 		return false
@@ -304,6 +304,8 @@ func (p *Push) deliver(w http.ResponseWriter, r *http.Request, nonce string, msg
 	// The key WeChat's retries are recognised by: MsgIds are unique only
 	// within an app, and an event without one (FromUserName:CreateTime:
 	// Event) need not be unique at all, two in one second being two events.
+	// A job's MsgID comes from other numberings than messages' MsgIds, so
+	// such an event goes by its bytes too.
 	key := p.AppID + ":msg:" + ev.MsgID
 	if ev.MsgID == "" {
 		key = p.AppID + ":sha256:" + hash

@@ -484,6 +484,34 @@ func TestPushRetriesAreDeliveredOnce(t *testing.T) {
 	}
 }
 
+// Two template messages sent to one user in one second finish in two
+// TEMPLATESENDJOBFINISH events that differ only in their MsgID (WeChat's
+// own samples). Both reach the upstream, each with its MsgID as
+// X-WX-EVENT-ID: an upstream idempotent on that id, as docs/push.md asks,
+// must not drop the second. Each is still delivered once.
+func TestPushJobFinishEventsKeepTheirOwnIDs(t *testing.T) {
+	up := startPushUpstream(t)
+	loadPushSite(t, "", pushHandler(pushPath, pushLines(up.URL, "")))
+	p := safePush(false)
+	job := func(id, status string) []byte {
+		return []byte("<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName><FromUserName><![CDATA[oia2TjuEGTNoeX76QEjQNrcURxG8]]></FromUserName><CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>" + id + "</MsgID><Status><![CDATA[" + status + "]]></Status></xml>")
+	}
+	for range 2 {
+		wantSuccess(t, sendPush(t, p, siteBase+pushPath, job("200163836", "success")))
+		wantSuccess(t, sendPush(t, p, siteBase+pushPath, job("200163840", "failed:user block")))
+	}
+	time.Sleep(300 * time.Millisecond)
+	got := up.Got()
+	if len(got) != 2 {
+		t.Fatalf("upstream got %d deliveries, want 2 (one per event)", len(got))
+	}
+	for i, want := range []string{"200163836", "200163840"} {
+		if id := got[i].Header.Get("X-Wx-Event-Id"); id != want {
+			t.Errorf("delivery %d: X-WX-EVENT-ID %q, want the event's MsgID %s", i, id, want)
+		}
+	}
+}
+
 func TestPushPassiveReplyIsSealedForWeChat(t *testing.T) {
 	for _, json := range []bool{false, true} {
 		t.Run(map[bool]string{false: "XML", true: "JSON"}[json], func(t *testing.T) {

@@ -13,9 +13,13 @@ import (
 type Event struct {
 	FromUserName string
 	MsgID        string
-	CreateTime   string
-	Event        string
-	TraceID      string
+	// JobMsgID is the MsgID, so spelled, of a template or mass send job's
+	// finish event (TEMPLATESENDJOBFINISH, MASSSENDJOBFINISH): the id of
+	// the message the job sent, which WeChat's SDKs read as its MsgId.
+	JobMsgID   string
+	CreateTime string
+	Event      string
+	TraceID    string
 }
 
 // ParseEvent reads those fields from a plaintext push, XML or JSON. Any
@@ -30,6 +34,7 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 		var x struct {
 			FromUserName string `xml:"FromUserName"`
 			MsgID        string `xml:"MsgId"`
+			JobMsgID     string `xml:"MsgID"`
 			CreateTime   string `xml:"CreateTime"`
 			Event        string `xml:"Event"`
 			TraceID      string `xml:"trace_id"`
@@ -40,6 +45,7 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 		return Event{
 			FromUserName: strings.TrimSpace(x.FromUserName),
 			MsgID:        strings.TrimSpace(x.MsgID),
+			JobMsgID:     strings.TrimSpace(x.JobMsgID),
 			CreateTime:   strings.TrimSpace(x.CreateTime),
 			Event:        strings.TrimSpace(x.Event),
 			TraceID:      strings.TrimSpace(x.TraceID),
@@ -56,6 +62,7 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 	}{
 		{"FromUserName", &e.FromUserName},
 		{"MsgId", &e.MsgID},
+		{"MsgID", &e.JobMsgID},
 		{"CreateTime", &e.CreateTime},
 		{"Event", &e.Event},
 		{"trace_id", &e.TraceID},
@@ -87,7 +94,7 @@ func repeatsField(x []byte) bool {
 				continue
 			}
 			switch n := t.Name.Local; n {
-			case "FromUserName", "MsgId", "CreateTime", "Event", "trace_id":
+			case "FromUserName", "MsgId", "MsgID", "CreateTime", "Event", "trace_id":
 				if seen[n] {
 					return true
 				}
@@ -123,11 +130,16 @@ func jsonScalar(raw json.RawMessage) (string, error) {
 }
 
 // ID is the event's stable id, the upstream's idempotency key: MsgId when
-// present, else FromUserName:CreateTime:Event, with :trace_id appended when
-// present. It is "" when the message carries none of these.
+// present (a job finish event's MsgID), else FromUserName:CreateTime:Event,
+// with :trace_id appended when present. Two template messages sent to one
+// user in one second finish in two events that differ only in MsgID. It
+// is "" when the message carries none of these.
 func (e Event) ID() string {
 	if e.MsgID != "" {
 		return e.MsgID
+	}
+	if e.JobMsgID != "" {
+		return e.JobMsgID
 	}
 	if e.FromUserName == "" && e.CreateTime == "" && e.Event == "" && e.TraceID == "" {
 		return ""

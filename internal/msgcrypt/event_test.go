@@ -64,6 +64,22 @@ func TestParseEventAndID(t *testing.T) {
 			id:     "o1:1626959646:wxa_media_check:60f96f1d-3845297a-1976a3ae",
 		},
 		{
+			// WeChat's sample; two template messages to one user in one
+			// second differ only in MsgID.
+			name:   "XML template job finish: its MsgID is the id",
+			body:   "<xml>\n<ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>\n<FromUserName><![CDATA[oia2TjuEGTNoeX76QEjQNrcURxG8]]></FromUserName>\n<CreateTime>1395658920</CreateTime>\n<MsgType><![CDATA[event]]></MsgType>\n<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>\n<MsgID>200163836</MsgID>\n<Status><![CDATA[success]]></Status>\n</xml>",
+			format: XML,
+			want:   Event{FromUserName: "oia2TjuEGTNoeX76QEjQNrcURxG8", JobMsgID: "200163836", CreateTime: "1395658920", Event: "TEMPLATESENDJOBFINISH"},
+			id:     "200163836",
+		},
+		{
+			name:   "JSON mass send job finish: its MsgID is the id",
+			body:   `{"ToUserName":"gh_1","FromUserName":"o1","CreateTime":1650896441,"MsgType":"event","Event":"MASSSENDJOBFINISH","MsgID":1000000003,"Status":"send success"}`,
+			format: JSON,
+			want:   Event{FromUserName: "o1", JobMsgID: "1000000003", CreateTime: "1650896441", Event: "MASSSENDJOBFINISH"},
+			id:     "1000000003",
+		},
+		{
 			name:   "Cloud Hosting path check: nothing to identify",
 			body:   `{"action":"CheckContainerPath"}`,
 			format: JSON,
@@ -87,7 +103,7 @@ func TestParseEventAndID(t *testing.T) {
 
 func TestParseEventRefusesNonMessages(t *testing.T) {
 	for _, body := range []string{
-		``, `success`, `<xml><MsgId>1`, `{"MsgId":`, `{"MsgId":{"a":1}}`, `{"FromUserName":["o1"]}`, `{"CreateTime":true}`, `[]`,
+		``, `success`, `<xml><MsgId>1`, `<xml><MsgID>1</MsgID><MsgID>2</MsgID></xml>`, `{"MsgId":`, `{"MsgId":{"a":1}}`, `{"FromUserName":["o1"]}`, `{"CreateTime":true}`, `[]`,
 	} {
 		if _, _, err := ParseEvent([]byte(body)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: err = %v, want ErrMalformed", body, err)
