@@ -210,17 +210,20 @@ func (a *WeChatApp) sharedConfig() sharedConfig {
 // wx…, a reference) uses the app's settings with just those apps, as the
 // app holds them (in sandbox, any app id), and the apps also names that
 // the app holds (wechat_auth's web apps, whose secrets it needs).
-func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
+// unused names the app's settings that a handler with lines of its own
+// leaves unused although it does not set them itself (a store given only
+// in the global option, say), which its caller warns of.
+func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig, unused []string) {
 	if !a.hasSettings() {
-		return own
+		return own, nil
 	}
 	if !own.hasLines() {
-		return a.sharedConfig()
+		return a.sharedConfig(), nil
 	}
 	refs := own
 	refs.apps = nil
 	if len(own.apps) == 0 || refs.hasLines() {
-		return own
+		return own, a.unusedBy(own)
 	}
 	// index is where apps holds the app with that id, or -1.
 	index := func(apps []App, id string) int {
@@ -229,7 +232,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 	picked := make([]App, 0, len(own.apps))
 	for _, ref := range own.apps {
 		if ref.AppSecret != "" {
-			return own
+			return own, a.unusedBy(own)
 		}
 		switch i := index(a.Apps, ref.AppID); {
 		case i >= 0:
@@ -237,7 +240,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 		case a.Sandbox:
 			picked = append(picked, App{AppID: ref.AppID})
 		default:
-			return own
+			return own, nil // an app without its secret: a config error
 		}
 	}
 	for _, id := range also {
@@ -247,7 +250,42 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) sharedConfig {
 	}
 	sc := a.sharedConfig()
 	sc.apps = picked
-	return sc
+	return sc, nil
+}
+
+// unusedBy names the settings the app holds that own, a handler's lines,
+// does not set.
+func (a *WeChatApp) unusedBy(own sharedConfig) []string {
+	var names []string
+	for _, s := range []struct {
+		name      string
+		app, mine bool
+	}{
+		{"app", len(a.Apps) > 0, len(own.apps) > 0},
+		{"api_base", a.APIBase != "", own.APIBase != ""},
+		{"sandbox", a.Sandbox, own.Sandbox},
+		{"timeout", a.Timeout != 0, own.Timeout != 0},
+		{"store", a.Store != "" || a.Redis != nil, own.Store != "" || own.Redis != nil},
+		{"signing_key", a.SigningKey != "" || len(a.PreviousSigningKeys) > 0, own.SigningKey != "" || len(own.PreviousSigningKeys) > 0},
+	} {
+		if s.app && !s.mine {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// warnUnused logs, for a handler with lines of its own, the settings of
+// the wechat global option it does not use (see forHandler): a store or
+// signing key given only there would otherwise be ignored without a word.
+func warnUnused(logger *zap.Logger, module string, unused []string) {
+	if len(unused) == 0 {
+		return
+	}
+	logger.Warn(module+": this handler has app settings of its own, so it uses none of the wechat global option's; "+
+		"these, given only there, do not apply to it: "+strings.Join(unused, ", ")+
+		" (give the shared settings in one place: all in the global option, or all in the handler)",
+		zap.Strings("unused", unused))
 }
 
 // parseWeChatOption reads the `wechat` global option:

@@ -148,7 +148,8 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 	if own.hasLines() && !g.Sandbox {
 		warnLiteralSecrets(g.logger, "wechat_api", sharedSecretFields(g.Apps, g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys)...)
 	}
-	sc := app.forHandler(own)
+	sc, unused := app.forHandler(own)
+	warnUnused(g.logger, "wechat_api", unused)
 	g.Apps, g.APIBase, g.Sandbox, g.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
 	g.Store, g.Redis, g.SigningKey, g.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	// The settings wechat_auth shares with the gateway are judged and

@@ -122,7 +122,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Web != nil {
 		webApps = []string{h.Web.OAApp, h.Web.QRApp}
 	}
-	sc := app.forHandler(own, webApps...)
+	sc, unused := app.forHandler(own, webApps...)
+	warnUnused(ctx.Logger(), "wechat_auth", unused)
 	h.Apps, h.APIBase, h.Sandbox, h.Timeout = sc.apps, sc.APIBase, sc.Sandbox, sc.Timeout
 	h.Store, h.Redis, h.SigningKey, h.PreviousSigningKeys = sc.Store, sc.Redis, sc.SigningKey, sc.PreviousSigningKeys
 	h.logger = ctx.Logger()

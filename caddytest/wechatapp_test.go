@@ -84,7 +84,9 @@ func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
 }
 
 // A handler with lines of its own uses only those: the wechat app's apps
-// are not added to its own, and its own are not the app's.
+// are not added to its own, and its own are not the app's. The app's
+// settings it leaves unused without setting them itself (the signing key
+// here) are named in a WARN at load, not ignored without a word.
 func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
 	const globalApp, globalSecret = "wxglobalapp000001", "secret-of-the-global-app-3f9a"
 	st := &stack{Base: siteBase}
@@ -95,8 +97,18 @@ func TestHandlerWithItsOwnLinesDoesNotMixWithTheWeChatApp(t *testing.T) {
 	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t}\n",
 		globalApp, globalSecret, st.WeChatURL, testSigningKey)
 	own := fmt.Sprintf("\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n", testAppID, testSecret, st.WeChatURL, testTimeout)
-	st.Caddyfile = globalOptions(app) + wechatSite(siteBase, own, st.Upstream.Addr, "")
+	logPath, logOption := debugLog(t)
+	st.Caddyfile = globalOptions(logOption+"\n"+app) + wechatSite(siteBase, own, st.Upstream.Addr, "")
 	loadCaddy(t, st.Caddyfile)
+	var warned []string
+	for _, l := range strings.Split(readFile(t, logPath), "\n") {
+		if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, "uses none of the wechat global option's") {
+			warned = append(warned, l)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], `"unused":["signing_key"]`) {
+		t.Errorf("want one WARN naming the unused signing_key, got %q", warned)
+	}
 
 	st.addUser("own-app-user")
 	lr := st.loginApp(t, testAppID, "own-app-user")
