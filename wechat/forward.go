@@ -3,7 +3,6 @@ package wechat
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // APIForward names forwarded calls in errors.
@@ -121,8 +121,13 @@ func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) bool {
 }
 
 // holdsToken reports whether text holds one of tokens in a form a reader
-// can turn back into it: percent-encoded in any case or extent, or inside
-// a JSON string with any of JSON's escapes.
+// can turn back into it with the decodings pages and programs apply, in
+// any mix and nested: percent-encoding (any case or extent), the escapes
+// of JSON and JavaScript strings (\uXXXX, \xXX, a backslash before any
+// other character), HTML's numeric character references (&#NN; &#xHH;),
+// and UTF-16 or UTF-32 text of it. The text is read as it is, not parsed:
+// a byte-order mark, a number JSON cannot hold, a stray comma, a JSONP
+// wrapper or an HTML page around an escaped token hide nothing.
 func holdsToken(text []byte, tokens []string) bool {
 	has := func(b []byte) bool {
 		for _, t := range tokens {
@@ -132,43 +137,139 @@ func holdsToken(text []byte, tokens []string) bool {
 		}
 		return false
 	}
-	if has(percentDecoded(text)) {
-		return true
+	views := [][]byte{text}
+	if bytes.IndexByte(text, 0) >= 0 {
+		// UTF-16 and UTF-32 spell ASCII with NUL bytes between.
+		views = append(views, bytes.ReplaceAll(text, []byte{0}, nil))
 	}
-	if !bytes.ContainsRune(text, '\\') {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(text))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return false
+	var bufs [2][]byte // each round decodes into the one it does not read
+	for _, b := range views {
+		for r := range maxUnescapes {
+			if has(b) {
+				return true
+			}
+			next, changed := unescaped(bufs[r%2][:0], b)
+			if !changed {
+				break
+			}
+			bufs[r%2], b = next, next
 		}
-		if str, ok := tok.(string); ok && has(percentDecoded([]byte(str))) {
+		if has(b) {
 			return true
 		}
 	}
+	return false
 }
 
-// percentDecoded is b with every %XX (either case) decoded; anything else,
-// a malformed escape included, is kept as it is.
-func percentDecoded(b []byte) []byte {
-	if bytes.IndexByte(b, '%') < 0 {
-		return b
+// maxUnescapes is how many rounds of decoding holdsToken applies. Binary
+// answers (a mini program code's PNG) change in every round, so the
+// rounds stop there: a token encoded more deeply is not found.
+const maxUnescapes = 8
+
+// unescaped appends to dst b with one round of decoding applied left to
+// right: %XX, \uXXXX, \xXX, \c (for any other c), &#NN; and &#xHH; (the
+// ';' may be missing), each where it is well formed; anything else is
+// kept. It reports whether anything was decoded; when nothing was, it
+// returns b itself.
+func unescaped(dst, b []byte) ([]byte, bool) {
+	// next holds where each of '%', '\\' and '&' is next found at or
+	// after pos (-1: nowhere), each looked for with the fast IndexByte.
+	specials := [3]byte{'%', '\\', '&'}
+	var next [3]int
+	for k, c := range specials {
+		next[k] = bytes.IndexByte(b, c)
 	}
-	out := make([]byte, 0, len(b))
-	var x [1]byte
-	for i := 0; i < len(b); i++ {
-		if b[i] == '%' && i+2 < len(b) {
-			if _, err := hex.Decode(x[:], b[i+1:i+3]); err == nil {
-				out = append(out, x[0])
-				i += 2
-				continue
+	pos := 0
+	find := func() int {
+		at := -1
+		for k, c := range specials {
+			if next[k] >= 0 && next[k] < pos {
+				next[k] = bytes.IndexByte(b[pos:], c)
+				if next[k] >= 0 {
+					next[k] += pos
+				}
+			}
+			if next[k] >= 0 && (at < 0 || next[k] < at) {
+				at = next[k]
 			}
 		}
-		out = append(out, b[i])
+		return at
 	}
-	return out
+	i := find()
+	if i < 0 {
+		return b, false
+	}
+	out := slices.Grow(dst, len(b))
+	changed := false
+	for ; i >= 0; i = find() {
+		out = append(out, b[pos:i]...)
+		e := b[i:]
+		n := 1 // bytes of e taken
+		switch c := e[0]; {
+		case c == '%' && len(e) > 2 && isHex(e[1]) && isHex(e[2]):
+			out = append(out, unhex(e[1])<<4|unhex(e[2]))
+			n = 3
+		case c == '\\' && len(e) > 5 && e[1] == 'u' && isHex(e[2]) && isHex(e[3]) && isHex(e[4]) && isHex(e[5]):
+			r := rune(unhex(e[2]))<<12 | rune(unhex(e[3]))<<8 | rune(unhex(e[4]))<<4 | rune(unhex(e[5]))
+			out = utf8.AppendRune(out, r)
+			n = 6
+		case c == '\\' && len(e) > 3 && e[1] == 'x' && isHex(e[2]) && isHex(e[3]):
+			out = append(out, unhex(e[2])<<4|unhex(e[3]))
+			n = 4
+		case c == '\\' && len(e) > 1:
+			out = append(out, e[1])
+			n = 2
+		case c == '&' && len(e) > 3 && e[1] == '#':
+			if r, m := charRef(e[2:]); m > 0 {
+				out = utf8.AppendRune(out, r)
+				n = 2 + m
+			} else {
+				out = append(out, c)
+			}
+		default:
+			out = append(out, c)
+		}
+		changed = changed || n > 1
+		pos = i + n
+	}
+	return append(out, b[pos:]...), changed
+}
+
+// charRef reads the digits of an HTML numeric character reference after
+// "&#" (decimal, or x and hex), with its ';' when there is one, and gives
+// the character and how many bytes it took (0: none).
+func charRef(b []byte) (rune, int) {
+	base, i := rune(10), 0
+	if b[0] == 'x' || b[0] == 'X' {
+		base, i = 16, 1
+	}
+	var r rune
+	start := i
+	for ; i < len(b) && i-start < 8; i++ {
+		d := b[i]
+		if !(d >= '0' && d <= '9' || base == 16 && isHex(d)) {
+			break
+		}
+		r = r*base + rune(unhex(d))
+	}
+	if i == start {
+		return 0, 0
+	}
+	if i < len(b) && b[i] == ';' {
+		i++
+	}
+	return r, i
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f'
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return (c | 0x20) - 'a' + 10
 }
 
 func (c *Client) forwardOnce(ctx context.Context, method, path, rawQuery, tok, contentType string, body []byte) (*Answer, error) {

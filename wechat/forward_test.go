@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -168,8 +169,10 @@ func TestForwardRefusesAnAnswerInAnEncodingItDidNotAskFor(t *testing.T) {
 }
 
 // An answer that holds the access token in a spelling the gateway cannot
-// replace (percent-encoded otherwise than Go does, JSON-escaped) is never
-// passed on; the plain and Go-escaped spellings are replaced.
+// replace (percent-encoded otherwise than Go does, JSON, JavaScript or
+// HTML escapes, UTF-16 or UTF-32, any of these nested, in text that need
+// not be well-formed) is never passed on; the plain and Go-escaped
+// spellings are replaced, and WeChat's own answers, escapes and all, pass.
 func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 	const tok = "AbC+/tok=EN-123_xyz"
 	allPercent := func(s string) string {
@@ -186,6 +189,42 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 		}
 		return b.String()
 	}
+	hexX := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		}
+		return b.String()
+	}
+	htmlRef := func(s, format string) string {
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, format, r)
+		}
+		return b.String()
+	}
+	// wide spells s in UTF-16 (size 2) or UTF-32 (size 4), big-endian or not.
+	wide := func(s string, size int, bigEndian bool) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			unit := make([]byte, size)
+			if bigEndian {
+				unit[size-1] = s[i]
+			} else {
+				unit[0] = s[i]
+			}
+			b.Write(unit)
+		}
+		return b.String()
+	}
+	// nested percent-encodes s every byte, then the result n-1 times more.
+	nested := func(s string, n int) string {
+		s = allPercent(s)
+		for range n - 1 {
+			s = strings.ReplaceAll(s, "%", "%25")
+		}
+		return s
+	}
 	for _, tc := range []struct {
 		name, body string
 		passed     bool
@@ -196,7 +235,21 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 		{"every byte percent-encoded", `<p>` + allPercent(tok) + `</p>`, false},
 		{"JSON \\u escapes", `{"errmsg":"` + jsonU(tok) + `"}`, false},
 		{"JSON escaped slash", `{"errmsg":"` + strings.ReplaceAll(tok, "/", `\/`) + `"}`, false},
+		// Escaped where the text is not one well-formed JSON value.
+		{"\\u escapes after a byte-order mark", "\ufeff" + `{"errmsg":"` + jsonU(tok) + `"}`, false},
+		{"\\u escapes beside a number JSON cannot hold", `{"a":1e999,"m":"` + jsonU(tok) + `"}`, false},
+		{"\\u escapes after a stray comma", `{"errcode":0,,"m":"` + jsonU(tok) + `"}`, false},
+		{"\\u escapes in JSONP", `cb({"m":"` + jsonU(tok) + `"})`, false},
+		{"\\x escapes in a script", `<script>t='` + hexX(tok) + `'</script>`, false},
+		{"percent-encoded twice", `<p>` + strings.ReplaceAll(allPercent(tok), "%", "%25") + `</p>`, false},
+		{"\\u escapes of percent escapes", `{"m":"` + jsonU(allPercent(tok)) + `"}`, false},
+		{"HTML decimal references", `<p>` + htmlRef(tok, "&#%d;") + `</p>`, false},
+		{"HTML hex references without ';'", `<p>` + htmlRef(tok, "&#x%x") + ` </p>`, false},
+		{"UTF-16LE with its mark", "\xff\xfe" + wide(`{"m":"`+tok+`"}`, 2, false), false},
+		{"UTF-32BE", wide(`{"m":"`+tok+`"}`, 4, true), false},
+		{"percent-encoded eight times over", nested(tok, 8), false},
 		{"no token", `{"errcode":0,"errmsg":"ok \u0041"}`, true},
+		{"WeChat's error with escapes and a URL", `{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest, more details at https:\/\/mmbizurl.cn\/s\/JtxxFh33r rid: 6752d5d6-1a2b3c4d-5e6f7a8b \u4f60\u597d %E4%BD%A0 &#20320;"}`, true},
 	} {
 		a, err := forwardTo(t, tok, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(tc.body)) })
 		if !tc.passed {
@@ -207,4 +260,48 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 			t.Errorf("%s: %+v %v, want the answer, the token replaced", tc.name, a, err)
 		}
 	}
+}
+
+// A binary answer (a mini program code's PNG, a media file) passes as it
+// is, whatever its bytes: escapes the token search decodes, found all over
+// random bytes, never make it look like one holding the token.
+func TestForwardPassesABinaryAnswerAsItIs(t *testing.T) {
+	png := randomBytes(1 << 20)
+	a, err := forwardTo(t, "AbC+/tok=EN-123_xyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(png)
+	})
+	if err != nil || !bytes.Equal(a.Body, png) {
+		t.Fatalf("a 1 MiB binary answer: %v, body equal: %v; want it passed as it is", err, a != nil && bytes.Equal(a.Body, png))
+	}
+}
+
+// BenchmarkForwardBinaryAnswer is the token search's cost on a 1 MiB
+// binary answer, the worst case: its bytes change in every round of
+// decoding.
+func BenchmarkForwardBinaryAnswer(b *testing.B) {
+	png := randomBytes(1 << 20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wechattest.PathStableToken {
+			w.Write([]byte(`{"access_token":"AbC+/tok=EN-123_xyz","expires_in":7200}`))
+			return
+		}
+		w.Write(png)
+	}))
+	defer srv.Close()
+	c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+	b.SetBytes(int64(len(png)))
+	for b.Loop() {
+		if _, err := c.Forward(context.Background(), appID, "GET", "/cgi-bin/media/get", "", "", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// randomBytes is n bytes of a fixed pseudo-random sequence.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	cc := rand.NewChaCha8([32]byte{1})
+	cc.Read(b)
+	return b
 }
