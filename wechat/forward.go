@@ -216,7 +216,7 @@ func unescaped(dst, b []byte) ([]byte, bool) {
 		case c == '\\' && len(e) > 3 && e[1] == 'x' && isHex(e[2]) && isHex(e[3]):
 			out = append(out, unhex(e[2])<<4|unhex(e[3]))
 			n = 4
-		case c == '\\' && len(e) > 1:
+		case c == '\\' && len(e) > 1 && !introduces(e[1]):
 			out = append(out, e[1])
 			n = 2
 		case c == '&' && len(e) > 3 && e[1] == '#':
@@ -235,6 +235,14 @@ func unescaped(dst, b []byte) ([]byte, bool) {
 	return append(out, b[pos:]...), changed
 }
 
+// introduces reports whether c, after a backslash that is no \uXXXX or
+// \xXX, may begin an escape of another kind (or of this kind once it is
+// decoded): the backslash is then kept and c left to the next escape, so
+// a backslash does not eat what a page's own decoding would read.
+func introduces(c byte) bool {
+	return c == '%' || c == '&' || c == 'u' || c == 'x'
+}
+
 // charRef reads the digits of an HTML numeric character reference after
 // "&#" (decimal, or x and hex), with its ';' when there is one, and gives
 // the character and how many bytes it took (0: none).
@@ -243,9 +251,13 @@ func charRef(b []byte) (rune, int) {
 	if b[0] == 'x' || b[0] == 'X' {
 		base, i = 16, 1
 	}
-	var r rune
 	start := i
-	for ; i < len(b) && i-start < 8; i++ {
+	for i < len(b) && b[i] == '0' { // browsers take any number of zeros
+		i++
+	}
+	var r rune
+	digits := i
+	for ; i < len(b) && i-digits < 8; i++ {
 		d := b[i]
 		if !(d >= '0' && d <= '9' || base == 16 && isHex(d)) {
 			break

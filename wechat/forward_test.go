@@ -217,6 +217,18 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 		}
 		return b.String()
 	}
+	// percentDigits percent-encodes the hex digits of \\u escapes.
+	percentDigits := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f' {
+				fmt.Fprintf(&b, "%%%02X", s[i])
+				continue
+			}
+			b.WriteByte(s[i])
+		}
+		return b.String()
+	}
 	// nested percent-encodes s every byte, then the result n-1 times more.
 	nested := func(s string, n int) string {
 		s = allPercent(s)
@@ -248,6 +260,10 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 		{"UTF-16LE with its mark", "\xff\xfe" + wide(`{"m":"`+tok+`"}`, 2, false), false},
 		{"UTF-32BE", wide(`{"m":"`+tok+`"}`, 4, true), false},
 		{"percent-encoded eight times over", nested(tok, 8), false},
+		// A backslash is text in HTML; it must not eat the & or % after it.
+		{"HTML references behind 255 backslashes", `<p>` + strings.Repeat(`\`, 255) + htmlRef(tok, "&#%d;") + `</p>`, false},
+		{"HTML references with ten digits", `<p>` + htmlRef(tok, "&#%010d;") + `</p>`, false},
+		{"\\u escapes whose digits are percent-encoded", `{"m":"` + percentDigits(jsonU(tok)) + `"}`, false},
 		{"no token", `{"errcode":0,"errmsg":"ok \u0041"}`, true},
 		{"WeChat's error with escapes and a URL", `{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest, more details at https:\/\/mmbizurl.cn\/s\/JtxxFh33r rid: 6752d5d6-1a2b3c4d-5e6f7a8b \u4f60\u597d %E4%BD%A0 &#20320;"}`, true},
 	} {
