@@ -223,7 +223,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 	refs := own
 	refs.apps = nil
 	if len(own.apps) == 0 || refs.hasLines() {
-		return own, a.unusedBy(own)
+		return own, a.unusedBy(own, also...)
 	}
 	// index is where apps holds the app with that id, or -1.
 	index := func(apps []App, id string) int {
@@ -232,7 +232,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 	picked := make([]App, 0, len(own.apps))
 	for _, ref := range own.apps {
 		if ref.AppSecret != "" {
-			return own, a.unusedBy(own)
+			return own, a.unusedBy(own, also...)
 		}
 		switch i := index(a.Apps, ref.AppID); {
 		case i >= 0:
@@ -254,14 +254,25 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 }
 
 // unusedBy names the settings the app holds that own, a handler's lines,
-// does not set.
-func (a *WeChatApp) unusedBy(own sharedConfig) []string {
+// does not set. Its apps count as set only when one of them has its
+// secret (app_id alone names an app of the app's, which such a handler
+// does not read) and when it holds every app of also the app holds.
+func (a *WeChatApp) unusedBy(own sharedConfig, also ...string) []string {
+	ownApp := func(id string) bool {
+		return slices.ContainsFunc(own.apps, func(x App) bool { return x.AppID == id && x.AppSecret != "" })
+	}
+	appsSet := slices.ContainsFunc(own.apps, func(x App) bool { return x.AppSecret != "" })
+	for _, id := range also {
+		if id != "" && !ownApp(id) && slices.ContainsFunc(a.Apps, func(x App) bool { return x.AppID == id }) {
+			appsSet = false
+		}
+	}
 	var names []string
 	for _, s := range []struct {
 		name      string
 		app, mine bool
 	}{
-		{"app", len(a.Apps) > 0, len(own.apps) > 0},
+		{"app", len(a.Apps) > 0, appsSet},
 		{"api_base", a.APIBase != "", own.APIBase != ""},
 		{"sandbox", a.Sandbox, own.Sandbox},
 		{"timeout", a.Timeout != 0, own.Timeout != 0},
