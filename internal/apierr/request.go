@@ -75,11 +75,9 @@ func BodyDeadline(w http.ResponseWriter) (lift func()) {
 // server then closes the connection gracefully after the answer. A body
 // declared longer than that allowance is not read (see Unwanted).
 func DiscardBody(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength == 0 || r.ContentLength > maxDiscard {
-		return
+	if r.ContentLength <= maxDiscard {
+		discard(w, r)
 	}
-	defer BodyDeadline(w)()
-	io.Copy(io.Discard, LimitBody(w, r, maxDiscard))
 }
 
 // Unwanted prepares the answer to a request whose body the handler will
