@@ -327,17 +327,44 @@ func (w *routeWalk) handlers(r *caddyhttp.Route) []handlerInfo {
 	return hs
 }
 
+// handlerFields are what the check reads of a handler, from its JSON or
+// from the provisioned handler.
+type handlerFields struct {
+	Handler        string                      `json:"handler"`
+	Routes         caddyhttp.RouteList         `json:"routes"`
+	HandleResponse []caddyhttp.ResponseHandler `json:"handle_response"`
+	PassThru       bool                        `json:"pass_thru"`
+	Name           string                      `json:"name"`
+}
+
 func (w *routeWalk) rawHandlerInfo(raw json.RawMessage) handlerInfo {
-	var h struct {
-		Handler        string                      `json:"handler"`
-		Routes         caddyhttp.RouteList         `json:"routes"`
-		HandleResponse []caddyhttp.ResponseHandler `json:"handle_response"`
-		PassThru       bool                        `json:"pass_thru"`
-		Name           string                      `json:"name"`
-	}
+	var h handlerFields
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return handlerInfo{} // Caddy refuses it when it gets there
 	}
+	return w.info(h)
+}
+
+func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
+	var f handlerFields
+	if m, ok := h.(caddy.Module); ok {
+		f.Handler = strings.TrimPrefix(string(m.CaddyModule().ID), "http.handlers.")
+	}
+	switch h := h.(type) {
+	case *caddyhttp.Subroute:
+		f.Routes = h.Routes
+	case *caddyhttp.Invoke:
+		f.Name = h.Name
+	case *reverseproxy.Handler:
+		f.HandleResponse = h.HandleResponse
+	case *fileserver.FileServer:
+		f.PassThru = h.PassThru
+	}
+	return w.info(f)
+}
+
+// info is what the check needs of the handler h describes.
+func (w *routeWalk) info(h handlerFields) handlerInfo {
 	info := handlerInfo{name: h.Handler, terminal: terminalHandlers[h.Handler]}
 	switch h.Handler {
 	case "subroute":
@@ -351,29 +378,6 @@ func (w *routeWalk) rawHandlerInfo(raw json.RawMessage) handlerInfo {
 		info.terminal = w.proxyAnswers(h.HandleResponse)
 		info.auth = !info.terminal // forward_auth: on to the next handler once the service agrees
 	case "file_server":
-		info.terminal = !h.PassThru
-	}
-	return info
-}
-
-func (w *routeWalk) provisionedHandlerInfo(h caddyhttp.MiddlewareHandler) handlerInfo {
-	name := ""
-	if m, ok := h.(caddy.Module); ok {
-		name = strings.TrimPrefix(string(m.CaddyModule().ID), "http.handlers.")
-	}
-	info := handlerInfo{name: name, terminal: terminalHandlers[name]}
-	switch h := h.(type) {
-	case *caddyhttp.Subroute:
-		info.routes = h.Routes
-		if info.routes == nil {
-			info.routes = caddyhttp.RouteList{}
-		}
-	case *caddyhttp.Invoke:
-		w.invoke(&info, h.Name)
-	case *reverseproxy.Handler:
-		info.terminal = w.proxyAnswers(h.HandleResponse)
-		info.auth = !info.terminal // forward_auth: on to the next handler once the service agrees
-	case *fileserver.FileServer:
 		info.terminal = !h.PassThru
 	}
 	return info
