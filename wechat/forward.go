@@ -123,8 +123,8 @@ func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) bool {
 // holdsToken reports whether text holds one of tokens in a form a reader
 // can turn back into it with the decodings pages and programs apply, in
 // any mix and nested: percent-encoding (any case or extent), the escapes
-// of JSON and JavaScript strings (\uXXXX, \xXX, a backslash before any
-// other character), HTML's numeric character references (&#NN; &#xHH;),
+// of JSON and JavaScript strings (\uXXXX, \xXX, a backslash before
+// another character), HTML's numeric character references (&#NN; &#xHH;),
 // and UTF-16 or UTF-32 text of it. The text is read as it is, not parsed:
 // a byte-order mark, a number JSON cannot hold, a stray comma, a JSONP
 // wrapper or an HTML page around an escaped token hide nothing.
@@ -144,18 +144,18 @@ func holdsToken(text []byte, tokens []string) bool {
 	}
 	var bufs [2][]byte // each round decodes into the one it does not read
 	for _, b := range views {
-		for r := range maxUnescapes {
+		for r := 0; ; r++ {
 			if has(b) {
 				return true
+			}
+			if r == maxUnescapes {
+				break
 			}
 			next, changed := unescaped(bufs[r%2][:0], b)
 			if !changed {
 				break
 			}
 			bufs[r%2], b = next, next
-		}
-		if has(b) {
-			return true
 		}
 	}
 	return false
