@@ -57,7 +57,8 @@ const (
 	// Duplicate: the id was accepted before (delivered or queued); answer
 	// WeChat as the first time.
 	Duplicate
-	// Busy: another instance is delivering this id right now; answer
+	// Busy: another instance is delivering this id right now, or it is
+	// queued on a Redis primary that no replica confirmed yet; answer
 	// WeChat an error so it retries later.
 	Busy
 )
@@ -257,7 +258,8 @@ func (o *Outbox) Cover(timeout time.Duration) {
 
 // Accept takes a verified event: Duplicate or Busy for an id seen before,
 // else Delivered when the upstream took it at once, else Queued once it is
-// in the outbox. An error means neither happened: WeChat must retry.
+// in the outbox (Busy while a Redis primary holds it that no replica has
+// confirmed). An error means neither happened: WeChat must retry.
 func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	if ev.Kind == "" || ev.ID == "" || !httpURL(ev.To) {
 		return Result{}, ErrInvalidEvent
@@ -287,6 +289,16 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	}
 	switch state {
 	case claimDuplicate:
+		if c, ok := o.store.(interface {
+			confirm(ctx context.Context, key string) error
+		}); ok {
+			if err := c.confirm(ctx, key); err != nil {
+				o.log.Warn("outbox: a retry of an accepted event is not answered yet: its record is not confirmed on a replica",
+					zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(err))
+				o.obs.Delivery(ev.Kind, ResultBusy)
+				return Result{Status: Busy}, nil
+			}
+		}
 		o.obs.Delivery(ev.Kind, ResultDuplicate)
 		return Result{Status: Duplicate}, nil
 	case claimBusy:
@@ -334,6 +346,14 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 	o.log.Info("outbox: upstream did not take the event; queueing it",
 		zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(derr))
 	if err := o.store.enqueue(ctx, key, rec, o.cfg.Backoff(0), o.cfg.DedupFor); err != nil {
+		if errors.Is(err, errUnconfirmed) {
+			// The primary holds the event and delivers it; WeChat's
+			// retry is answered once a replica has it too.
+			o.log.Warn("outbox: queued, but no replica confirmed the event in time; WeChat is asked to retry",
+				zap.String("kind", ev.Kind), zap.String("event_id", ev.ID))
+			o.obs.Delivery(ev.Kind, ResultQueued)
+			return Result{Status: Busy}, nil
+		}
 		if claimed {
 			if rerr := o.store.release(ctx, key, token); rerr != nil {
 				o.log.Warn("outbox: cannot release the event id; WeChat's retry waits for the lease",

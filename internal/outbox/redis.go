@@ -45,6 +45,13 @@ if v and string.sub(v, 1, #ARGV[1] + 3) == 'f:' .. ARGV[1] .. ':' then
 end
 return 0`)
 
+// touchScript: KEYS[1] the id's record. Sets its expiry again to what is
+// left of it: a write that changes nothing but is replicated.
+var touchScript = redis.NewScript(`
+local t = redis.call('PTTL', KEYS[1])
+if t > 0 then redis.call('PEXPIRE', KEYS[1], t) end
+return 1`)
+
 // enqueueScript: KEYS the id's record, due set, event hash, counts;
 // ARGV member, event, delay ms, keep ms, kind.
 var enqueueScript = redis.NewScript(redisNow + `
@@ -144,10 +151,10 @@ func (s *redisStore) release(ctx context.Context, key, token string) error {
 }
 
 // enqueue writes the event on the primary and then, where the primary has
-// a replica in sync, waits briefly for one to have it too, so a failover
-// right after WeChat was answered does not lose it. A replica that does
-// not confirm in time is logged, not failed: the primary has the event,
-// and WeChat's retry would find it queued anyway.
+// a replica in sync, waits briefly for one to have it too. When none
+// confirms, it fails with errUnconfirmed although the primary holds the
+// event: WeChat is then asked to retry, and a failover right after the
+// answer cannot lose an event WeChat was told is queued.
 func (s *redisStore) enqueue(ctx context.Context, key string, r *record, delay, keep time.Duration) error {
 	ev, err := json.Marshal(r)
 	if err != nil {
@@ -164,8 +171,26 @@ func (s *redisStore) enqueue(ctx context.Context, key string, r *record, delay, 
 	if err := enqueueScript.Run(ctx, conn, keys, args...).Err(); err != nil {
 		return err
 	}
-	s.waitReplica(ctx, conn)
-	return nil
+	return s.waitReplica(ctx, conn)
+}
+
+// confirm makes sure the record of an id already accepted is on a replica
+// before a retry of it is answered as a duplicate: the first answer may
+// have been an error because no replica confirmed the event, and the
+// record alone must not turn WeChat's retry into an acknowledgement. It
+// rewrites the record's expiry, a write on this connection that WAIT
+// then covers along with every earlier one (the event's included).
+func (s *redisStore) confirm(ctx context.Context, key string) error {
+	primary := s.primary(ctx)
+	if primary == nil {
+		return nil
+	}
+	conn := primary.Conn()
+	defer conn.Close()
+	if err := touchScript.Run(ctx, conn, []string{s.idKey(key)}).Err(); err != nil {
+		return err
+	}
+	return s.waitReplica(ctx, conn)
 }
 
 // primary is the client of the primary holding the outbox, nil for a
@@ -187,32 +212,45 @@ func (s *redisStore) primary(ctx context.Context) *redis.Client {
 // replicaWait is the longest enqueue waits for a replica after writing.
 func (s *redisStore) replicaWait() time.Duration { return redisWaitTimeout }
 
+// errUnconfirmed: the primary has the write, but no replica confirmed it
+// in time, so a failover could still lose it.
+var errUnconfirmed = errors.New("no replica confirmed the write in time")
+
 // waitReplica waits for one replica (WAIT 1) to have the writes made on
-// conn, when the primary has a replica in sync.
-func (s *redisStore) waitReplica(ctx context.Context, conn *redis.Conn) {
+// conn, when the primary has a replica in sync, and fails with
+// errUnconfirmed when none does in time. A Redis that refuses INFO or
+// WAIT (an ACL without them) is not waited on, and says so once.
+func (s *redisStore) waitReplica(ctx context.Context, conn *redis.Conn) error {
 	info, err := conn.Info(ctx, "replication").Result()
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		s.warnOnce("Redis refuses INFO; queued events do not wait for a replica, and a failover may lose one (grant +info)", err)
-		return
+		return nil
 	}
-	if err != nil || onlineReplicas(info) == 0 {
-		return
+	if err != nil {
+		return err
+	}
+	if onlineReplicas(info) == 0 {
+		return nil
 	}
 	wait := redisWaitTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl)-50*time.Millisecond)
 	}
 	if wait < 10*time.Millisecond {
-		return
+		return errUnconfirmed
 	}
 	n, err := conn.Do(ctx, "WAIT", 1, wait.Milliseconds()).Int64()
 	switch {
 	case errors.As(err, &rerr):
 		s.warnOnce("Redis refuses WAIT; queued events do not wait for a replica, and a failover may lose one (grant +wait)", err)
-	case err == nil && n < 1:
-		s.log.Warn("outbox: no replica confirmed a queued event in time; a failover now could lose it")
+		return nil
+	case err != nil:
+		return err
+	case n < 1:
+		return errUnconfirmed
 	}
+	return nil
 }
 
 func (s *redisStore) warnOnce(msg string, err error) {

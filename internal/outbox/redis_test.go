@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,62 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 	two := start(t, New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil)))
 	up.waitCount(t, "m1", 1, 3*time.Second)
 	accept(t, two, up.event("m2"), Delivered)
+}
+
+// A primary whose replica does not confirm a queued event: WeChat is not
+// told it is queued, nor is its retry answered as a duplicate, until a
+// replica has it. A failover in between would lose an event WeChat
+// believes delivered.
+func TestAQueuedEventIsAcknowledgedOnlyOnceAReplicaHasIt(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", primary.Addr[strings.LastIndexByte(primary.Addr, ':')+1:])
+	pc := primary.Client()
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica is not in sync after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	primary.SetUser(t, redistest.ACL)
+	client := redis.NewClient(&redis.Options{Addr: primary.Addr, Username: redistest.ACLUser, Password: redistest.ACLPassword})
+	defer client.Close()
+	obs := newCounter()
+	o := New(RedisStore(client, testPrefix, nil), testConfig(obs, nil))
+	up := newUpstream(t)
+	up.down.Store(true)
+
+	replica.Pause()
+	defer replica.Resume()
+	accept(t, o, up.event("m1"), Busy)
+	accept(t, o, up.event("m1"), Busy) // WeChat's retry, the replica still hung
+	if n := obs.get("push/queued"); n != 1 {
+		t.Errorf("queued counted %d times, want 1: the primary holds the event", n)
+	}
+
+	replica.Resume()
+	rc := replica.Client()
+	defer rc.Close()
+	// WeChat's next retry, once the replica has caught up.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		res, err := o.Accept(context.Background(), up.event("m1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status == Duplicate {
+			break
+		}
+		if res.Status != Busy || time.Now().After(deadline) {
+			t.Fatalf("a retry with the replica back: %v, want duplicate within 5 s", res.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n, _ := rc.HLen(context.Background(), testPrefix+"{outbox}:events").Result(); n != 1 {
+		t.Errorf("the replica holds %d queued events once the retry is acknowledged, want 1", n)
+	}
+	up.down.Store(false)
+	start(t, o)
+	up.waitCount(t, "m1", 1, 3*time.Second)
 }
