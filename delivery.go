@@ -82,7 +82,7 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 		return nil, fmt.Errorf("%s: metrics: %w", s.Module, err)
 	}
 	d := &delivery{s: s, conn: conn, storage: ctx.Storage(), log: ctx.Logger()}
-	storeID := "memory"
+	storeID := "memory\x00" + storageID(d.storage)
 	if conn != nil {
 		storeID = conn.ID
 	}
@@ -93,6 +93,17 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 	}
 	app.deliveries = append(app.deliveries, d)
 	return d, nil
+}
+
+// storageID tells Caddy storages apart, so that a reload to another
+// storage opens an outbox there instead of writing on into the old one,
+// which nothing would drain after a restart: a storage's own description
+// where it gives one (file_system's names its directory), else its type.
+func storageID(s certmagic.Storage) string {
+	if str, ok := s.(fmt.Stringer); ok {
+		return str.String()
+	}
+	return fmt.Sprintf("%T", s)
 }
 
 func signerID(s *assertion.Signer) string {

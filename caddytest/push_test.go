@@ -15,7 +15,8 @@ package caddytest
 //   - WeChat's retries are delivered once; passive replies verify and
 //     decrypt to the upstream's body (XML and JSON);
 //   - an upstream answering 503, or down, still gets the push once it is
-//     back; with the memory store across a Caddy restart; with Redis after
+//     back; with the memory store across a Caddy restart (and a reload to
+//     another storage before it); with Redis after
 //     the acknowledging instance is SIGKILLed, and across two instances;
 //   - bad config is refused naming the problem; no token or key in a
 //     DEBUG log.
@@ -982,4 +983,30 @@ func (u *holdingUpstream) got() []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]string(nil), u.bodies...)
+}
+
+// TestPushMemoryOutboxFollowsANewStorage: after a reload that gives Caddy
+// another storage, a push WeChat was told is queued is kept in the new
+// one, so the restart that follows (on the new storage) delivers it.
+func TestPushMemoryOutboxFollowsANewStorage(t *testing.T) {
+	up := startPushUpstream(t)
+	first, second := t.TempDir(), t.TempDir()
+	site := multiPushSite(up.URL, "")
+	c := multiNew(t, "memory", "\tstorage file_system "+first, site)
+	c.Start()
+	up.Down()
+	moved := c.Caddyfile("\tstorage file_system "+second, site)
+	if err := os.WriteFile(filepath.Join(c.dir, "Caddyfile"), []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Load(t, moved)
+	p := safePush(false)
+	wantSuccess(t, sendPush(t, p, c.Base+pushPath, p.Text("oUSER0000000000000000000000k", "queued after the move")))
+	c.kill()
+	up.Up()
+	c.Start()
+	got := up.WaitFor(1, 30*time.Second)
+	if len(got) != 1 || !strings.Contains(got[0].Body, "queued after the move") {
+		t.Fatalf("after the restart on the new storage the upstream got %d pushes, want the one queued there", len(got))
+	}
 }
