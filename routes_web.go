@@ -584,7 +584,7 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 	ticket := weblogin.NewTicket()
 	b, _ := json.Marshal(pendingHandoff{ReturnTo: back, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID, SID: id.SID,
 		KID: h.tokens.Ring().Signer().Kid})
-	if err := h.web.once.PutOnce(r.Context(), handoffKeyPrefix+ticket, b, weblogin.TicketTTL); err != nil {
+	if err := h.web.once.PutOnce(r.Context(), handoffKey(ticket), b, weblogin.TicketTTL); err != nil {
 		h.logger.Warn("web-view handoff not stored", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
@@ -594,6 +594,14 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// handoffKey is where a handoff ticket's record is kept: under the
+// ticket's digest, since the ticket itself opens a session, and whoever
+// reads the store (a Redis backup, a read-only user) must not be able to.
+func handoffKey(ticket string) string {
+	d := sha256.Sum256([]byte(ticket))
+	return handoffKeyPrefix + hex.EncodeToString(d[:])
+}
+
 // handoffOpen takes a handoff ticket and, while the mini program's session
 // is still live, opens a cookie session for the same user and app.
 func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
@@ -601,7 +609,7 @@ func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 	if !weblogin.ValidTicket(ticket) {
 		return errBadTicket
 	}
-	raw, ok, err := h.web.once.Take(r.Context(), handoffKeyPrefix+ticket)
+	raw, ok, err := h.web.once.Take(r.Context(), handoffKey(ticket))
 	switch {
 	case err != nil:
 		h.logger.Warn("web-view handoff not readable", zap.Error(err))

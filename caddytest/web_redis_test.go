@@ -1,6 +1,7 @@
 package caddytest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,6 +73,31 @@ func TestWebLoginAcrossInstancesWithRedis(t *testing.T) {
 		t.Fatalf("the callback replayed on A: %d %s", r.StatusCode, body)
 	}
 	wantNoSessionCookie(t, r)
+
+	// A web-view handoff made on A opens on B, and Redis never holds its
+	// ticket: whoever reads a dump (a backup, a read-only user) cannot
+	// redeem the link within its minute.
+	fake.AddCode(testAppID, "handoff-redis", wechattest.User{OpenID: randomOpenID()})
+	lr := loginAt(t, a.Base, map[string]string{"code": "handoff-redis"})
+	hr := postJSON(t, a.Base+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/shop"})
+	wantStatus(t, hr, http.StatusOK)
+	link, _ := hr.Object(t)["url"].(string)
+	_, ticket, _ := strings.Cut(link, "ticket=")
+	if ticket == "" {
+		t.Fatalf("handoff url %q", link)
+	}
+	rc := srv.Client()
+	defer rc.Close()
+	if bytes.Contains(rdsDump(t, rc), []byte(ticket)) {
+		t.Error("Redis holds the handoff ticket as it is")
+	}
+	opened := sendNoFollow(t, "GET", b.Base+strings.TrimPrefix(link, a.Base), http.Header{
+		"User-Agent": {weChatUA + " miniProgram/wx4f4bc4dec97d474b"}, "Accept": {"text/html"},
+		"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"},
+	}, "")
+	if opened.StatusCode != http.StatusFound || len(opened.Header["Set-Cookie"]) == 0 {
+		t.Errorf("the handoff link made on A, opened on B: %d, cookies %q", opened.StatusCode, opened.Header["Set-Cookie"])
+	}
 
 	wantStatus(t, send(t, "POST", b.Base+"/wx/logout", withCookie(v, "Origin", b.Base), ""), http.StatusNoContent)
 	if !within(2*time.Second, func() bool {
