@@ -98,6 +98,9 @@ type WeChatApp struct {
 	// opened when the app starts.
 	deliveries []*delivery
 
+	// pushes are this config's wechat_push handlers (Push.plainTwin).
+	pushes []*Push
+
 	// carries write to Redis what the memory store kept, for the sites
 	// that moved to Redis (redisstore.Carry): at Start, so that
 	// `caddy validate` writes nothing.

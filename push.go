@@ -82,6 +82,14 @@ type Push struct {
 	audit   *zap.Logger
 
 	warnEncrypted *sync.Once // an encrypted push in plain mode was logged (made in Provision)
+
+	app  *WeChatApp // this config's, which lists its receivers
+	twin *twinCheck // plainTwin's answer, found once (made in Provision)
+}
+
+type twinCheck struct {
+	once sync.Once
+	yes  bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -113,7 +121,33 @@ func (p *Push) Provision(ctx caddy.Context) error {
 		return err
 	}
 	warnLiteralSecrets(p.logger, "wechat_push", append([]string{"token", p.Token, "aes_key", p.AESKey}, p.DeliveryConfig.secretFields()...)...)
-	return p.DeliveryConfig.open(ctx, app, "wechat_push", "push", p.AppID)
+	if err := p.DeliveryConfig.open(ctx, app, "wechat_push", "push", p.AppID); err != nil {
+		return err
+	}
+	p.app, p.twin = app, new(twinCheck)
+	app.pushes = append(app.pushes, p)
+	return nil
+}
+
+// plainTwin reports whether a plain-mode wechat_push of this config takes
+// the same app's pushes with the same token and store. The signature
+// WeChat puts on this receiver's URLs (access logs hold them) is then
+// valid there too, with any body, so this receiver closes the pairs it
+// answers in the seen set they share. Every handler of a config is
+// provisioned before the first request, so the list is complete when
+// this is first asked.
+func (p *Push) plainTwin() bool {
+	if p.twin == nil {
+		return false
+	}
+	p.twin.once.Do(func() {
+		for _, q := range p.app.pushes {
+			if q != p && q.crypter == nil && q.AppID == p.AppID && q.token == p.token && q.delivery.key == p.delivery.key {
+				p.twin.yes = true
+			}
+		}
+	})
+	return p.twin.yes
 }
 
 // check resolves the placeholders and refuses what cannot work, naming
@@ -206,7 +240,7 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 		p.refuse(w, r, apierr.PushRefused)
 		return
 	}
-	if p.crypter == nil {
+	if p.crypter == nil || p.plainTwin() {
 		p.closePair(r, ts, nonce)
 	}
 	// A signature triple seen once (access logs hold them) echoes any
@@ -246,6 +280,9 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 		}
 		if _, err := msgcrypt.Sniff(msg); err != nil {
 			return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
+		}
+		if p.plainTwin() {
+			p.closePair(r, ts, nonce)
 		}
 		return msg, env.Format, seenPlace{}, nil
 	}

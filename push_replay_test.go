@@ -248,3 +248,55 @@ func TestSettleRecordsAPairTheFailedFirstTryForgot(t *testing.T) {
 		})
 	}
 }
+
+// TestASafeReceiversSignatureSignsNoBodyForAPlainTwin: with a plain-mode
+// receiver of the same app and token beside a safe-mode one (a move
+// between the two, say), the signature on the safe receiver's push or URL
+// check (access logs hold it) is also a plain-mode signature: a forged
+// body sent with it to the plain receiver is refused.
+func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
+	to, got := pushRecorder(t)
+	ctx := benchContext(t)
+	provision := func(p *Push) *Push {
+		if err := p.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Cleanup() })
+		return p
+	}
+	safe := provision(&Push{AppID: benchPushApp, Token: benchPushToken, AESKey: benchPushKey, DeliveryConfig: DeliveryConfig{To: to}})
+	plain := provision(&Push{AppID: benchPushApp, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to}})
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	forge := func(nonce string) int {
+		p := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: ts, Nonce: nonce}
+		return pushStatus(t, plain, p, p.Text("oVICTIM000000000000000000000", "forged"))
+	}
+
+	real := wechattest.Push{Token: benchPushToken, AESKey: benchPushKey, AppID: benchPushApp, Safe: true, Timestamp: ts, Nonce: "7770001"}
+	if code := pushStatus(t, safe, real, real.Text("oUSER0000000000000000000000q", "real")); code != http.StatusOK {
+		t.Fatalf("the safe-mode push: %d", code)
+	}
+	if code := forge("7770001"); code != http.StatusForbidden {
+		t.Errorf("the safe push's signature on a forged plain body: %d, want 403", code)
+	}
+	check := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: ts, Nonce: "7770002"}
+	req, err := check.URLCheck("http://caddy/wechat/push", "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	safe.ServeHTTP(w, req, nil)
+	if w.Code != http.StatusOK || w.Body.String() != "42" {
+		t.Fatalf("the safe receiver's URL check: %d %q", w.Code, w.Body)
+	}
+	if code := forge("7770002"); code != http.StatusForbidden {
+		t.Errorf("the safe receiver's URL check signature on a forged plain body: %d, want 403", code)
+	}
+	if code := forge("7770003"); code != http.StatusOK {
+		t.Errorf("a plain push with a pair of its own: %d, want 200", code)
+	}
+	// The real push and the plain push with its own pair, nothing else.
+	if d := got(); len(d) != 2 {
+		t.Errorf("%d deliveries, want 2: %q", len(d), d)
+	}
+}
