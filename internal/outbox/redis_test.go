@@ -139,15 +139,7 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 		return c
 	}
 	// A fresh cluster's replicas may still be syncing.
-	pc := cl.PrimaryFor(testPrefix + "{outbox}:due").Client()
-	defer pc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the outbox's primary has no replica in sync after 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReplicaOnline(t, cl.PrimaryFor(testPrefix+"{outbox}:due"))
 	up := newUpstream(t)
 	up.down.Store(true)
 	one := New(RedisStore(client(), testPrefix, nil), testConfig(nil, nil))
@@ -169,15 +161,7 @@ func TestRedisClusterQueuesAndDelivers(t *testing.T) {
 func TestAQueuedEventIsAcknowledgedOnlyOnceAReplicaHasIt(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", primary.Addr[strings.LastIndexByte(primary.Addr, ':')+1:])
-	pc := primary.Client()
-	defer pc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the replica is not in sync after 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReplicaOnline(t, primary)
 	primary.SetUser(t, redistest.ACL)
 	client := redis.NewClient(&redis.Options{Addr: primary.Addr, Username: redistest.ACLUser, Password: redistest.ACLPassword})
 	defer client.Close()
@@ -198,7 +182,7 @@ func TestAQueuedEventIsAcknowledgedOnlyOnceAReplicaHasIt(t *testing.T) {
 	rc := replica.Client()
 	defer rc.Close()
 	// WeChat's next retry, once the replica has caught up.
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		res, err := o.Accept(context.Background(), up.event("m1"))
 		if err != nil {
@@ -218,4 +202,18 @@ func TestAQueuedEventIsAcknowledgedOnlyOnceAReplicaHasIt(t *testing.T) {
 	up.down.Store(false)
 	start(t, o)
 	up.waitCount(t, "m1", 1, 3*time.Second)
+}
+
+// waitReplicaOnline waits until primary counts a replica in sync.
+func waitReplicaOnline(t *testing.T, primary *redistest.Server) {
+	t.Helper()
+	pc := primary.Client()
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the primary has no replica in sync after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
