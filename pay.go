@@ -125,6 +125,9 @@ func (g *PayGateway) checkAllow() error {
 	g.exact = make(map[string]bool, len(g.Allow))
 	for _, p := range g.Allow {
 		base, sub := strings.CutSuffix(p, "/*")
+		if strings.Contains(base, "*") {
+			return fmt.Errorf("wechat_pay: allow %q: a path is exact, or ends in /* for everything under it; a * elsewhere matches nothing but itself", p)
+		}
 		if !strings.HasPrefix(base, "/v3/") || !payPathOK(base) {
 			return fmt.Errorf("wechat_pay: allow %q: a path is written as WeChat Pay documents it, under /v3/, such as /v3/pay/transactions/* or /v3/refund/domestic/refunds", p)
 		}
@@ -152,9 +155,12 @@ func (g *PayGateway) allowed(p string) string {
 
 // payPathOK reports whether a request path, as sent, is one WeChat Pay's
 // paths could be: segments of letters, digits and _ - . | * @ (an
-// out_trade_no's characters), percent-escapes of none of '/', '\', '.',
-// ';' or a control character, no empty, "." or ".." segment. Anything else
-// is a spelling another server may read as a different path.
+// out_trade_no's characters), percent-escapes only of characters a client
+// must or may escape (not of a letter, a digit, '-', '_', '~', '/', '\',
+// '.', ';', '%' or a control character), no empty, "." or ".." segment.
+// Anything else is a spelling another server may read as a different path:
+// /v3/pay/transactions/js%61pi is the JSAPI order to a server that
+// decodes it, and not to the gateway's own checks.
 func payPathOK(p string) bool {
 	if len(p) < 2 || p[0] != '/' {
 		return false
@@ -177,7 +183,8 @@ func payPathOK(p string) bool {
 				return false
 			}
 			v := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if v < 0x20 || v >= 0x7f || v == '/' || v == '\\' || v == '.' || v == ';' || v == '%' {
+			if v < 0x20 || v >= 0x7f || v == '/' || v == '\\' || v == '.' || v == ';' || v == '%' ||
+				'a' <= v && v <= 'z' || 'A' <= v && v <= 'Z' || '0' <= v && v <= '9' || v == '-' || v == '_' || v == '~' {
 				return false
 			}
 			i += 2
@@ -349,6 +356,10 @@ func (g *PayGateway) call(ctx context.Context, method, p, query string, body []b
 		return nil, nil, errors.Join(errPayAnswer, errors.New("answer larger than 4 MiB"))
 	}
 	if err := m.verifyAnswer(ctx, resp.Header, answer, time.Now()); err != nil {
+		if ctx.Err() != nil {
+			// The certificates to judge it by did not come in time.
+			return nil, nil, fmt.Errorf("verifying the answer: %w", ctx.Err())
+		}
 		return nil, nil, errors.Join(errPayAnswer, err)
 	}
 	return resp, answer, nil

@@ -75,6 +75,13 @@ func TestPayPathsRefuseOtherSpellings(t *testing.T) {
 		"/v3/pay/transactions/jsapi":                    true,
 		"/v3/pay/transactions/out-trade-no/T_1-a|b*c@d": true,
 		"/v3/pay/transactions/out-trade-no/T%7C1":       true,
+		"/v3/pay/transactions/out-trade-no/T%2A1%40":    true,
+		"/v3/pay/transactions/js%61pi":                  false,
+		"/v3/pay/transactions/JS%41PI":                  false,
+		"/v3/pay/transactions/out-trade-no/T%31":        false,
+		"/v3/pay/transactions/out-trade-no/T%2d1":       false,
+		"/v3/pay/transactions/out-trade-no/T%5F1":       false,
+		"/v3/pay/transactions/out-trade-no/T%7e1":       false,
 		"/v3/pay/transactions/../x":                     false,
 		"/v3/pay/transactions/./x":                      false,
 		"/v3/pay/transactions//x":                       false,
@@ -94,6 +101,14 @@ func TestPayPathsRefuseOtherSpellings(t *testing.T) {
 	} {
 		if got := payPathOK(p); got != ok {
 			t.Errorf("payPathOK(%q) = %v, want %v", p, got, ok)
+		}
+	}
+	// A * is a trailing /* or nothing: elsewhere the gateway would take it
+	// for a path of its own and refuse the calls meant.
+	for _, allow := range []string{"/v3/pay/transactions/out-trade-no/*/close", "/v3/pay/transactions/**", "/v3/pay/*/jsapi"} {
+		g := &PayGateway{Allow: []string{allow}}
+		if err := g.checkAllow(); err == nil || !strings.Contains(err.Error(), "ends in /*") {
+			t.Errorf("allow %s: %v, want it refused", allow, err)
 		}
 	}
 	g := &PayGateway{Allow: []string{"/v3/pay/transactions/*", "/v3/refund/domestic/refunds"}}
