@@ -412,6 +412,7 @@ type payMerchant struct {
 
 	refreshMu   sync.Mutex
 	lastRefresh time.Time
+	refreshing  chan struct{} // closed when the fetch in flight ends; nil when none
 }
 
 // certRefreshEvery bounds how often an unknown Wechatpay-Serial makes the
@@ -432,21 +433,40 @@ func (m *payMerchant) knows(serial string) bool {
 	return serial == m.PublicKeyID() || slices.Contains(m.CertificateSerials(), serial)
 }
 
+// refresh fetches the platform certificates again, at most once a
+// minute, and waits for that fetch (or the one already in flight) until
+// it ends or ctx is done: a caller past its own deadline stops waiting,
+// and its answer then fails for lack of time, not as a bad signature.
+// The fetch is the merchant's, not the caller's: anyone may post a
+// notification naming an unknown serial and hang up, and a fetch cut
+// short with it would leave the certificates unfetched for a minute. It
+// runs to its own end, at most 10 s. A failure leaves the known
+// certificates.
 func (m *payMerchant) refresh(ctx context.Context) {
 	m.refreshMu.Lock()
-	defer m.refreshMu.Unlock()
-	if time.Since(m.lastRefresh) < certRefreshEvery {
+	done := m.refreshing
+	if done == nil && time.Since(m.lastRefresh) >= certRefreshEvery {
+		m.lastRefresh = time.Now()
+		ch := make(chan struct{})
+		m.refreshing, done = ch, ch
+		go func() {
+			fetch, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = m.RefreshCertificates(fetch, m.client, m.base)
+			m.refreshMu.Lock()
+			m.refreshing = nil
+			m.refreshMu.Unlock()
+			close(ch)
+		}()
+	}
+	m.refreshMu.Unlock()
+	if done == nil {
 		return
 	}
-	m.lastRefresh = time.Now()
-	// The fetch is the merchant's, not the caller's: anyone may post a
-	// notification naming an unknown serial and hang up, and a fetch cut
-	// short with it would leave the certificates unfetched for a minute.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	// A failure leaves the known certificates; the answer then fails
-	// verification, which is what the caller sees.
-	_ = m.RefreshCertificates(ctx, m.client, m.base)
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // hasKeyLines reports whether any key line is given (a sandbox merchant
