@@ -413,6 +413,8 @@ type payMerchant struct {
 	refreshMu   sync.Mutex
 	lastRefresh time.Time
 	refreshing  chan struct{} // closed when the fetch in flight ends; nil when none
+
+	answers wxpay.AnswerLog // the gateway's answers taken lately
 }
 
 // certRefreshEvery bounds how often an unknown Wechatpay-Serial makes the

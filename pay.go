@@ -362,6 +362,11 @@ func (g *PayGateway) call(ctx context.Context, method, p, query string, body []b
 		}
 		return nil, nil, errors.Join(errPayAnswer, err)
 	}
+	// A signature binds the answer, not the call it answers: one genuine
+	// answer must not come back as another call's.
+	if !m.answers.First(strings.TrimSpace(resp.Header.Get("Wechatpay-Signature")), time.Now()) {
+		return nil, nil, errors.Join(errPayAnswer, errors.New("an answer already taken came again"))
+	}
 	return resp, answer, nil
 }
 

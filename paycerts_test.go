@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +25,7 @@ import (
 // notification and answer signed with a rotated certificate would be
 // refused meanwhile.
 func TestPayCertificateFetchOutlivesACallerHangingUp(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const mchID, apiKey = "1900000001", "apiv3-key-for-test-0123456789abc"
-	pay, err := wechattest.NewPay(wechattest.PayOptions{MchID: mchID, APIv3Key: apiKey, MerchantKey: &key.PublicKey, SignWithCertificate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(pay)
-	t.Cleanup(srv.Close)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	// No public key: the merchant verifies with platform certificates only.
-	m, err := wxpay.New(wxpay.Config{MchID: mchID, SerialNo: "3775B6A45ACD588826D15E583A95F5DD12345678", APIv3Key: apiKey,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm := &payMerchant{Merchant: m, base: srv.URL, client: newPayClient(srv.Client().Transport)}
+	pm, pay := testPayMerchant(t, nil)
 
 	body := `{"id":"EV-1","event_type":"TRANSACTION.SUCCESS"}`
 	now := time.Now()
@@ -70,34 +53,20 @@ func TestPayCertificateFetchOutlivesACallerHangingUp(t *testing.T) {
 // timeout: WeChat Pay slow to hand them out makes the call fail for lack
 // of time (503 wechat_unavailable), not late and not as a bad signature.
 func TestPayCallWaitsForCertificatesOnlyUntilItsTimeout(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const mchID, apiKey = "1900000001", "apiv3-key-for-test-0123456789abc"
-	pay, err := wechattest.NewPay(wechattest.PayOptions{MchID: mchID, APIv3Key: apiKey, MerchantKey: &key.PublicKey, SignWithCertificate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v3/certificates" {
-			time.Sleep(2 * time.Second)
-		}
-		pay.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	m, err := wxpay.New(wxpay.Config{MchID: mchID, SerialNo: "3775B6A45ACD588826D15E583A95F5DD12345678", APIv3Key: apiKey,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &PayGateway{merchant: &payMerchant{Merchant: m, base: srv.URL, client: newPayClient(srv.Client().Transport)}}
+	pm, _ := testPayMerchant(t, func(pay http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v3/certificates" {
+				time.Sleep(2 * time.Second)
+			}
+			pay.ServeHTTP(w, r)
+		})
+	})
+	g := &PayGateway{merchant: pm}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, _, err = g.call(ctx, http.MethodGet, "/v3/pay/transactions/out-trade-no/T1", "mchid="+mchID, nil)
+	_, _, err := g.call(ctx, http.MethodGet, "/v3/pay/transactions/out-trade-no/T1", "mchid="+testMchID, nil)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the call took %v with a 300 ms timeout", d)
 	}
@@ -105,3 +74,80 @@ func TestPayCallWaitsForCertificatesOnlyUntilItsTimeout(t *testing.T) {
 		t.Errorf("the call without certificates in time: %v, want a timeout, not a refused answer", err)
 	}
 }
+
+// One genuine answer of WeChat Pay, sent again by whoever sits on the way
+// to it (its signature binds the answer, not the call), is refused: here
+// the answer to the query of order A comes back for order B.
+func TestPayAnswerIsTakenOnce(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		saved *httptest.ResponseRecorder
+	)
+	pm, _ := testPayMerchant(t, func(pay http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			if saved == nil || r.URL.Path == "/v3/certificates" {
+				rec := httptest.NewRecorder()
+				pay.ServeHTTP(rec, r)
+				if r.URL.Path != "/v3/certificates" {
+					saved = rec
+				}
+				copyAnswer(w, rec)
+				return
+			}
+			copyAnswer(w, saved)
+		})
+	})
+	g := &PayGateway{merchant: pm}
+	query := func(order string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _, err := g.call(ctx, http.MethodGet, "/v3/pay/transactions/out-trade-no/"+order, "mchid="+testMchID, nil)
+		return err
+	}
+	if err := query("A"); err != nil {
+		t.Fatalf("the first answer: %v", err)
+	}
+	if err := query("B"); !errors.Is(err, errPayAnswer) {
+		t.Fatalf("A's answer sent again for B: %v, want it refused", err)
+	}
+}
+
+func copyAnswer(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// testPayMerchant is a merchant without WeChat Pay's public key, so it
+// verifies answers with the platform certificates, calling the fake
+// WeChat Pay through wrap (nil: as it is).
+func testPayMerchant(t *testing.T, wrap func(http.Handler) http.Handler) (*payMerchant, *wechattest.Pay) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pay, err := wechattest.NewPay(wechattest.PayOptions{MchID: testMchID, APIv3Key: testAPIv3Key, MerchantKey: &key.PublicKey, SignWithCertificate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = pay
+	if wrap != nil {
+		h = wrap(pay)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	m, err := wxpay.New(wxpay.Config{MchID: testMchID, SerialNo: "3775B6A45ACD588826D15E583A95F5DD12345678", APIv3Key: testAPIv3Key,
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &payMerchant{Merchant: m, base: srv.URL, client: newPayClient(srv.Client().Transport)}, pay
+}
+
+const testMchID, testAPIv3Key = "1900000001", "apiv3-key-for-test-0123456789abc"
