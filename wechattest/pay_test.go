@@ -456,3 +456,29 @@ func TestPayRefusesAStaleMerchantSignature(t *testing.T) {
 		t.Fatalf("a signature 6 minutes old: %d %s", resp.StatusCode, b)
 	}
 }
+
+// A body naming a member twice, in any spelling of case, is refused: the
+// fake's reader would take the last spelling where WeChat Pay, reading
+// case by case, takes another, so the sandbox would charge another order
+// than the one the gateway and the upstream see.
+func TestPayRefusesAMemberNamedTwice(t *testing.T) {
+	_, m := newPayFake(t, wechattest.PayOptions{})
+	for _, body := range []string{
+		strings.Replace(string(order("T8", "https://example.com/n")), `"out_trade_no":"T8"`, `"out_trade_no":"T8","OUT_TRADE_NO":"T9"`, 1),
+		strings.Replace(string(order("T8", "https://example.com/n")), `"total":100`, `"total":100,"Total":1`, 1),
+		strings.Replace(string(order("T8", "https://example.com/n")), `"amount":`, `"Amount":{"total":1},"amount":`, 1),
+	} {
+		resp, b := m.do("POST", "/v3/pay/transactions/jsapi", []byte(body), "")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "PARAM_ERROR") {
+			t.Errorf("%s: %d %s, want 400 PARAM_ERROR", body, resp.StatusCode, b)
+		}
+	}
+	for _, no := range []string{"T8", "T9"} {
+		if resp, _ := m.do("GET", "/v3/pay/transactions/out-trade-no/"+no+"?mchid="+payMchID, nil, ""); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("order %s exists after refused bodies: %d", no, resp.StatusCode)
+		}
+	}
+	if resp, b := m.do("POST", "/v3/pay/transactions/jsapi", order("T8", "https://example.com/n"), ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the same order, each member once: %d %s", resp.StatusCode, b)
+	}
+}

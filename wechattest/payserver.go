@@ -323,9 +323,12 @@ func (p *Pay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Verified = p.checkSignature(r.Method, uri, r.Header.Get("Authorization"), body)
 	var status int
 	var answer any
-	if !rec.Verified {
+	switch {
+	case !rec.Verified:
 		status, answer = http.StatusUnauthorized, payError("SIGN_ERROR", "签名错误")
-	} else {
+	case len(body) > 0 && membersRepeated(body):
+		status, answer = http.StatusBadRequest, payError("PARAM_ERROR", "请求体含重复字段")
+	default:
 		status, answer = p.route(r.Method, r.URL.Path, r.URL.Query().Get("mchid"), body)
 	}
 	rec.Status = status
@@ -397,6 +400,50 @@ func (p *Pay) signWithCertNow() bool {
 
 func payError(code, message string) map[string]string {
 	return map[string]string{"code": code, "message": message}
+}
+
+// membersRepeated reports whether a JSON body names a member twice in one
+// object, in any spelling of case. The fake reads bodies with
+// encoding/json, which matches names without regard to case and keeps the
+// last: such a body would be read as another order than the one a
+// case-sensitive reader (WeChat Pay's) sees, so it is refused instead.
+func membersRepeated(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var walk func() bool // reads one value; true when a repeat is found
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			names := map[string]bool{}
+			for dec.More() {
+				key, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				name, _ := key.(string)
+				if names[strings.ToLower(name)] {
+					return true
+				}
+				names[strings.ToLower(name)] = true
+				if walk() {
+					return true
+				}
+			}
+			dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if walk() {
+					return true
+				}
+			}
+			dec.Token()
+		}
+		return false
+	}
+	return walk()
 }
 
 // route serves a verified request; it returns the status and the JSON
