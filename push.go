@@ -83,13 +83,13 @@ type Push struct {
 
 	warnEncrypted *sync.Once // an encrypted push in plain mode was logged (made in Provision)
 
-	app  *WeChatApp // this config's, which lists its receivers
-	twin *twinCheck // plainTwin's answer, found once (made in Provision)
+	app   *WeChatApp // this config's, which lists its receivers
+	twins *twinList  // plainTwins' answer, found once (made in Provision)
 }
 
-type twinCheck struct {
+type twinList struct {
 	once sync.Once
-	yes  bool
+	of   []*Push
 }
 
 // CaddyModule returns the Caddy module information.
@@ -124,30 +124,38 @@ func (p *Push) Provision(ctx caddy.Context) error {
 	if err := p.DeliveryConfig.open(ctx, app, "wechat_push", "push", p.AppID); err != nil {
 		return err
 	}
-	p.app, p.twin = app, new(twinCheck)
+	p.app, p.twins = app, new(twinList)
 	app.pushes = append(app.pushes, p)
 	return nil
 }
 
-// plainTwin reports whether a plain-mode wechat_push of this config takes
-// the same app's pushes with the same token and store. The signature
-// WeChat puts on this receiver's URLs (access logs hold them) is then
-// valid there too, with any body, so this receiver closes the pairs it
-// answers in the seen set they share. Every handler of a config is
-// provisioned before the first request, so the list is complete when
-// this is first asked.
-func (p *Push) plainTwin() bool {
-	if p.twin == nil {
-		return false
+// plainTwins are the other plain-mode wechat_push handlers of this
+// config with the same token and store, whatever their app: the signature
+// on this receiver's URLs covers the token, timestamp and nonce alone
+// (access logs hold it), so it is valid there too, with any body. Every
+// handler of a config is provisioned before the first request, so the
+// list is complete when it is first asked for.
+func (p *Push) plainTwins() []*Push {
+	if p.twins == nil {
+		return nil
 	}
-	p.twin.once.Do(func() {
+	p.twins.once.Do(func() {
 		for _, q := range p.app.pushes {
-			if q != p && q.crypter == nil && q.AppID == p.AppID && q.token == p.token && q.delivery.key == p.delivery.key {
-				p.twin.yes = true
+			if q != p && q.crypter == nil && q.token == p.token && q.delivery.key == p.delivery.key {
+				p.twins.of = append(p.twins.of, q)
 			}
 		}
 	})
-	return p.twin.yes
+	return p.twins.of
+}
+
+// closeTwinPairs records the (timestamp, nonce) of a request this
+// receiver verified in each plain twin's seen set, with the twin's own
+// window, as that twin would have had it come there.
+func (p *Push) closeTwinPairs(r *http.Request, ts, nonce string) {
+	for _, q := range p.plainTwins() {
+		q.closePair(r, ts, nonce)
+	}
 }
 
 // check resolves the placeholders and refuses what cannot work, naming
@@ -240,9 +248,10 @@ func (p *Push) urlCheck(w http.ResponseWriter, r *http.Request, sig, ts, nonce, 
 		p.refuse(w, r, apierr.PushRefused)
 		return
 	}
-	if p.crypter == nil || p.plainTwin() {
+	if p.crypter == nil {
 		p.closePair(r, ts, nonce)
 	}
+	p.closeTwinPairs(r, ts, nonce)
 	// A signature triple seen once (access logs hold them) echoes any
 	// echostr, so the echo is text that no browser may sniff into a page.
 	h := w.Header()
@@ -281,9 +290,7 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 		if _, err := msgcrypt.Sniff(msg); err != nil {
 			return nil, 0, seenPlace{}, apierr.InvalidRequest.WithMessage("The decrypted push is not XML or JSON.")
 		}
-		if p.plainTwin() {
-			p.closePair(r, ts, nonce)
-		}
+		p.closeTwinPairs(r, ts, nonce)
 		return msg, env.Format, seenPlace{}, nil
 	}
 	if !msgcrypt.VerifySignature(q.Get("signature"), p.token, ts, nonce) {
@@ -307,6 +314,7 @@ func (p *Push) open(r *http.Request, q url.Values, body []byte) (_ []byte, _ msg
 	if aerr != nil {
 		return nil, 0, seenPlace{}, aerr
 	}
+	p.closeTwinPairs(r, ts, nonce)
 	return body, format, seen, nil
 }
 

@@ -250,10 +250,12 @@ func TestSettleRecordsAPairTheFailedFirstTryForgot(t *testing.T) {
 }
 
 // TestASafeReceiversSignatureSignsNoBodyForAPlainTwin: with a plain-mode
-// receiver of the same app and token beside a safe-mode one (a move
-// between the two, say), the signature on the safe receiver's push or URL
-// check (access logs hold it) is also a plain-mode signature: a forged
-// body sent with it to the plain receiver is refused.
+// receiver of the same token beside a safe-mode one (a move between the
+// two, say), the signature on the safe receiver's push or URL check
+// (access logs hold it) is also a plain-mode signature: a forged body sent
+// with it to the plain receiver is refused, for as long as the plain
+// receiver's own window (here max_age 0: a day), whatever the safe one's.
+// The same holds between plain receivers of two apps sharing a token.
 func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 	to, got := pushRecorder(t)
 	ctx := benchContext(t)
@@ -264,22 +266,27 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 		t.Cleanup(func() { p.Cleanup() })
 		return p
 	}
-	safe := provision(&Push{AppID: benchPushApp, Token: benchPushToken, AESKey: benchPushKey, DeliveryConfig: DeliveryConfig{To: to}})
-	plain := provision(&Push{AppID: benchPushApp, Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to}})
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	forge := func(nonce string) int {
-		p := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: ts, Nonce: nonce}
-		return pushStatus(t, plain, p, p.Text("oVICTIM000000000000000000000", "forged"))
+	short, zero := caddy.Duration(time.Minute), caddy.Duration(0)
+	safe := provision(&Push{AppID: benchPushApp, Token: benchPushToken, AESKey: benchPushKey, MaxAge: &short, DeliveryConfig: DeliveryConfig{To: to}})
+	plain := provision(&Push{AppID: benchPushApp, Token: benchPushToken, MaxAge: &zero, DeliveryConfig: DeliveryConfig{To: to}})
+	other := provision(&Push{AppID: "wxotherapp000001", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to}})
+	// Three minutes old: past the safe receiver's max_age, within the
+	// plain one's (none).
+	ts := strconv.FormatInt(time.Now().Add(-3*time.Minute).Unix(), 10)
+	forge := func(at *Push, ts, nonce string) int {
+		p := wechattest.Push{Token: benchPushToken, AppID: at.AppID, Timestamp: ts, Nonce: nonce}
+		return pushStatus(t, at, p, p.Text("oVICTIM000000000000000000000", "forged"))
 	}
 
 	real := wechattest.Push{Token: benchPushToken, AESKey: benchPushKey, AppID: benchPushApp, Safe: true, Timestamp: ts, Nonce: "7770001"}
 	if code := pushStatus(t, safe, real, real.Text("oUSER0000000000000000000000q", "real")); code != http.StatusOK {
 		t.Fatalf("the safe-mode push: %d", code)
 	}
-	if code := forge("7770001"); code != http.StatusForbidden {
+	if code := forge(plain, ts, "7770001"); code != http.StatusForbidden {
 		t.Errorf("the safe push's signature on a forged plain body: %d, want 403", code)
 	}
-	check := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: ts, Nonce: "7770002"}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	check := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: now, Nonce: "7770002"}
 	req, err := check.URLCheck("http://caddy/wechat/push", "42")
 	if err != nil {
 		t.Fatal(err)
@@ -289,14 +296,22 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 	if w.Code != http.StatusOK || w.Body.String() != "42" {
 		t.Fatalf("the safe receiver's URL check: %d %q", w.Code, w.Body)
 	}
-	if code := forge("7770002"); code != http.StatusForbidden {
+	if code := forge(plain, now, "7770002"); code != http.StatusForbidden {
 		t.Errorf("the safe receiver's URL check signature on a forged plain body: %d, want 403", code)
 	}
-	if code := forge("7770003"); code != http.StatusOK {
-		t.Errorf("a plain push with a pair of its own: %d, want 200", code)
+	if code := forge(other, now, "7770002"); code != http.StatusForbidden {
+		t.Errorf("the same signature at the plain receiver of another app: %d, want 403", code)
 	}
-	// The real push and the plain push with its own pair, nothing else.
+	// A plain push to one app's receiver: its signature signs nothing at
+	// the other's.
+	own := wechattest.Push{Token: benchPushToken, AppID: benchPushApp, Timestamp: now, Nonce: "7770003"}
+	if code := pushStatus(t, plain, own, own.Text("oUSER0000000000000000000000q", "plain real")); code != http.StatusOK {
+		t.Fatalf("a plain push with a pair of its own: %d", code)
+	}
+	if code := forge(other, now, "7770003"); code != http.StatusForbidden {
+		t.Errorf("a plain push's signature at the plain receiver of another app: %d, want 403", code)
+	}
 	if d := got(); len(d) != 2 {
-		t.Errorf("%d deliveries, want 2: %q", len(d), d)
+		t.Errorf("%d deliveries, want the real safe push and the real plain one: %q", len(d), d)
 	}
 }
