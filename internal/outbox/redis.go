@@ -152,9 +152,10 @@ func (s *redisStore) release(ctx context.Context, key, token string) error {
 
 // enqueue writes the event on the primary and then, where the primary has
 // a replica in sync, waits briefly for one to have it too. When none
-// confirms, it fails with errUnconfirmed although the primary holds the
-// event: WeChat is then asked to retry, and a failover right after the
-// answer cannot lose an event WeChat was told is queued.
+// confirms, or the wait itself fails, it fails with errUnconfirmed
+// although the primary holds the event: WeChat is then asked to retry,
+// and a failover right after the answer cannot lose an event WeChat was
+// told is queued.
 func (s *redisStore) enqueue(ctx context.Context, key string, r *record, delay, keep time.Duration) error {
 	ev, err := json.Marshal(r)
 	if err != nil {
@@ -171,7 +172,12 @@ func (s *redisStore) enqueue(ctx context.Context, key string, r *record, delay, 
 	if err := enqueueScript.Run(ctx, conn, keys, args...).Err(); err != nil {
 		return err
 	}
-	return s.waitReplica(ctx, conn)
+	// The primary holds the event from here on, whatever the wait says.
+	err = s.waitReplica(ctx, conn)
+	if err != nil && !errors.Is(err, errUnconfirmed) {
+		err = errors.Join(errUnconfirmed, err)
+	}
+	return err
 }
 
 // confirm makes sure the record of an id already accepted is on a replica
