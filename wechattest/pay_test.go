@@ -467,6 +467,7 @@ func TestPayRefusesAMemberNamedTwice(t *testing.T) {
 		strings.Replace(string(order("T8", "https://example.com/n")), `"out_trade_no":"T8"`, `"out_trade_no":"T8","OUT_TRADE_NO":"T9"`, 1),
 		strings.Replace(string(order("T8", "https://example.com/n")), `"total":100`, `"total":100,"Total":1`, 1),
 		strings.Replace(string(order("T8", "https://example.com/n")), `"amount":`, `"Amount":{"total":1},"amount":`, 1),
+		strings.Replace(string(order("T8", "https://example.com/n")), `"description":`, `"deſcription":"a forged one","description":`, 1),
 	} {
 		resp, b := m.do("POST", "/v3/pay/transactions/jsapi", []byte(body), "")
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "PARAM_ERROR") {

@@ -423,11 +423,13 @@ func membersRepeated(body []byte) bool {
 				if err != nil {
 					return false
 				}
+				// encoding/json folds as Unicode does: ſ is s, K (Kelvin) is k.
 				name, _ := key.(string)
-				if names[strings.ToLower(name)] {
+				name = strings.ToLower(strings.ToUpper(name))
+				if names[name] {
 					return true
 				}
-				names[strings.ToLower(name)] = true
+				names[name] = true
 				if walk() {
 					return true
 				}
