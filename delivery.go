@@ -2,6 +2,8 @@ package wechatauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -98,10 +100,16 @@ func openDelivery(ctx caddy.Context, s deliverySettings) (*delivery, error) {
 // storageID tells Caddy storages apart, so that a reload to another
 // storage opens an outbox there instead of writing on into the old one,
 // which nothing would drain after a restart: a storage's own description
-// where it gives one (file_system's names its directory), else its type.
+// where it gives one (file_system's names its directory), else a digest of
+// its type and configuration (a storage module's exported fields), which
+// is the same across reloads of one config; else its type alone.
 func storageID(s certmagic.Storage) string {
 	if str, ok := s.(fmt.Stringer); ok {
 		return str.String()
+	}
+	if b, err := json.Marshal(s); err == nil {
+		sum := sha256.Sum256(b)
+		return fmt.Sprintf("%T %x", s, sum[:12])
 	}
 	return fmt.Sprintf("%T", s)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
+	"github.com/caddyserver/certmagic"
 )
 
 // An event goes to the upstream its receiver delivers to now: where it
@@ -180,5 +181,26 @@ func TestPushServedAcrossItsHandlersCleanupIsTaken(t *testing.T) {
 			t.Fatalf("%d id record files once the outbox was let go, want 1", len(names))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// configStorage is a storage module without a String method: told apart
+// by its configuration.
+type configStorage struct {
+	certmagic.Storage
+	Addr string `json:"addr"`
+}
+
+func TestStorageIDTellsStoragesApart(t *testing.T) {
+	a1 := storageID(&certmagic.FileStorage{Path: "/srv/a"})
+	if a1 != storageID(&certmagic.FileStorage{Path: "/srv/a"}) || a1 == storageID(&certmagic.FileStorage{Path: "/srv/b"}) {
+		t.Errorf("file_system storages: %q", a1)
+	}
+	c1 := storageID(&configStorage{Addr: "redis-1:6379"})
+	if c1 != storageID(&configStorage{Addr: "redis-1:6379"}) {
+		t.Error("one configuration, provisioned twice (a reload), is two storages")
+	}
+	if c1 == storageID(&configStorage{Addr: "redis-2:6379"}) {
+		t.Error("two configurations of one storage module are one storage")
 	}
 }
