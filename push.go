@@ -141,7 +141,11 @@ func (p *Push) plainTwins() []*Push {
 	}
 	p.twins.once.Do(func() {
 		for _, q := range p.app.pushes {
-			if q != p && q.crypter == nil && q.token == p.token && q.delivery.key == p.delivery.key {
+			// A plain receiver of the same app shares p's seen-set keys
+			// when p is plain too: p's own record covers it, and closing
+			// the pair there would refuse WeChat's retry of p's push.
+			same := p.crypter == nil && q.AppID == p.AppID
+			if q != p && q.crypter == nil && !same && q.token == p.token && q.delivery.key == p.delivery.key {
 				p.twins.of = append(p.twins.of, q)
 			}
 		}

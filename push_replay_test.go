@@ -315,3 +315,36 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 		t.Errorf("%d deliveries, want the real safe push and the real plain one: %q", len(d), d)
 	}
 }
+
+// Two plain-mode receivers of one app and token (two paths in one config)
+// share their seen-set keys already: WeChat's same-body retry of a push
+// still being delivered is answered 503 (it retries), not refused as a
+// replay the other receiver closed.
+func TestPlainRetryIsNotRefusedBecauseOfASameAppTwin(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(up.Close)
+	ctx := benchContext(t)
+	var ps [2]*Push
+	for i := range ps {
+		ps[i] = &Push{AppID: "wxreplayapp0000d", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: up.URL + "/push"}}
+		if err := ps[i].Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ps[i].Cleanup() })
+	}
+	p := ps[0]
+	msg := []byte("<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000u]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[genuine]]></Content><MsgId>4000000000000000002</MsgId></xml>")
+	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "556", Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
+	first := make(chan int, 1)
+	go func() { first <- pushStatus(t, p, push, msg) }() // its delivery waits on release
+	<-arrived
+	defer func() { close(release); <-first }()
+	if code := pushStatus(t, p, push, msg); code != http.StatusServiceUnavailable {
+		t.Fatalf("WeChat's retry while the first is delivered: %d, want 503", code)
+	}
+}
