@@ -367,7 +367,7 @@ func (g *PayGateway) call(ctx context.Context, method, p, query string, body []b
 	if !m.answers.First(strings.TrimSpace(resp.Header.Get("Wechatpay-Timestamp")), strings.TrimSpace(resp.Header.Get("Wechatpay-Nonce")), answer, time.Now()) {
 		return nil, nil, errors.Join(errPayAnswer, errors.New("an answer already taken came again"))
 	}
-	if !answerFitsCall(method, p, body, resp.StatusCode, answer) {
+	if !answerFitsCall(method, p, query, body, resp.StatusCode, answer) {
 		return nil, nil, errors.Join(errPayAnswer, errors.New("the answer is about another order, transaction or refund than the call"))
 	}
 	return resp, answer, nil

@@ -8,32 +8,40 @@ import (
 )
 
 // A signature of WeChat Pay binds an answer, not the call it answers. An
-// answer that names what it is about (an order, a transaction, a refund)
-// must name what the call asked for, so that a genuine answer withheld
-// from one call and handed to another is refused.
+// answer that names what it is about (an order, a transaction, a refund,
+// a sub-merchant) must name what the call asked for, so that a genuine
+// answer withheld from one call and handed to another is refused. What
+// names nothing cannot be checked this way: WeChat Pay's error answers
+// (404 ORDER_NOT_EXIST), a close's 204, a JSAPI order's prepay_id, a
+// refund's sub-merchant, combined orders.
 
-// callSubject returns the member a 200 answer to the call must hold and
-// the value it must have, or ok false when the call names nothing the
-// answer repeats (a JSAPI order's answer holds only its prepay_id).
-func callSubject(method, path string, body []byte) (member, want string, ok bool) {
+// subject is a member a 200 answer to a call must hold, with its value.
+type subject struct{ member, want string }
+
+// callSubjects returns what a 200 answer to the call must name; none
+// when the call names nothing its answer repeats.
+func callSubjects(method, path, query string, body []byte) []subject {
 	if method == http.MethodPost && path == "/v3/refund/domestic/refunds" {
-		var in struct {
-			OutRefundNo string `json:"out_refund_no"`
+		// The member as WeChat Pay reads it: exactly this name.
+		var in map[string]json.RawMessage
+		var no string
+		if json.Unmarshal(body, &in) != nil || json.Unmarshal(in["out_refund_no"], &no) != nil || no == "" {
+			return nil
 		}
-		if json.Unmarshal(body, &in) != nil || in.OutRefundNo == "" {
-			return "", "", false
-		}
-		return "out_refund_no", in.OutRefundNo, true
+		return []subject{{"out_refund_no", no}}
 	}
 	if method != http.MethodGet {
-		return "", "", false
+		return nil
 	}
-	for _, s := range []struct{ prefix, member string }{
-		{"/v3/pay/transactions/out-trade-no/", "out_trade_no"},
-		{"/v3/pay/partner/transactions/out-trade-no/", "out_trade_no"},
-		{"/v3/pay/transactions/id/", "transaction_id"},
-		{"/v3/pay/partner/transactions/id/", "transaction_id"},
-		{"/v3/refund/domestic/refunds/", "out_refund_no"},
+	for _, s := range []struct {
+		prefix, member string
+		partner        bool
+	}{
+		{"/v3/pay/transactions/out-trade-no/", "out_trade_no", false},
+		{"/v3/pay/partner/transactions/out-trade-no/", "out_trade_no", true},
+		{"/v3/pay/transactions/id/", "transaction_id", false},
+		{"/v3/pay/partner/transactions/id/", "transaction_id", true},
+		{"/v3/refund/domestic/refunds/", "out_refund_no", false},
 	} {
 		rest, found := strings.CutPrefix(path, s.prefix)
 		if !found || rest == "" || strings.Contains(rest, "/") {
@@ -41,28 +49,40 @@ func callSubject(method, path string, body []byte) (member, want string, ok bool
 		}
 		v, err := url.PathUnescape(rest)
 		if err != nil {
-			return "", "", false
+			return nil
 		}
-		return s.member, v, true
+		subjects := []subject{{s.member, v}}
+		// An out_trade_no is unique within one merchant only: a service
+		// provider's answer names the sub-merchant it is about.
+		if q, err := url.ParseQuery(query); s.partner && err == nil && q.Get("sub_mchid") != "" {
+			subjects = append(subjects, subject{"sub_mchid", q.Get("sub_mchid")})
+		}
+		return subjects
 	}
-	return "", "", false
+	return nil
 }
 
 // answerFitsCall reports whether a verified answer is about what its call
 // asked for: a 200 answer to a query of an order, a transaction or a
-// refund, or to a refund, names that same one.
-func answerFitsCall(method, path string, body []byte, status int, answer []byte) bool {
+// refund, or to a refund, names that same one (and a service provider's
+// query, the sub-merchant).
+func answerFitsCall(method, path, query string, body []byte, status int, answer []byte) bool {
 	if status != http.StatusOK {
 		return true
 	}
-	member, want, ok := callSubject(method, path, body)
-	if !ok {
+	subjects := callSubjects(method, path, query, body)
+	if len(subjects) == 0 {
 		return true
 	}
 	var got map[string]json.RawMessage
 	if json.Unmarshal(answer, &got) != nil {
 		return false
 	}
-	var v string
-	return json.Unmarshal(got[member], &v) == nil && v == want
+	for _, s := range subjects {
+		var v string
+		if json.Unmarshal(got[s.member], &v) != nil || v != s.want {
+			return false
+		}
+	}
+	return true
 }

@@ -12,12 +12,20 @@ import (
 func TestAnswerFitsItsCall(t *testing.T) {
 	const order = `{"mchid":"1900000001","out_trade_no":"A1","transaction_id":"4200000001","trade_state":"SUCCESS"}`
 	const refund = `{"out_refund_no":"R1","refund_id":"5030000001","status":"PROCESSING"}`
+	const partner = `{"sp_mchid":"1900000001","sub_mchid":"1900000109","out_trade_no":"A1","transaction_id":"4200000001"}`
 	for _, tc := range []struct {
 		method, path, body string
 		status             int
 		answer             string
 		want               bool
 	}{
+		// A service provider's order number is unique within one
+		// sub-merchant: the answer must name the sub-merchant asked for.
+		{"GET", "/v3/pay/partner/transactions/out-trade-no/A1?sp_mchid=1900000001&sub_mchid=1900000109", "", 200, partner, true},
+		{"GET", "/v3/pay/partner/transactions/out-trade-no/A1?sp_mchid=1900000001&sub_mchid=1900000110", "", 200, partner, false},
+		{"GET", "/v3/pay/partner/transactions/id/4200000001?sp_mchid=1900000001&sub_mchid=1900000110", "", 200, partner, false},
+		// The refund WeChat Pay makes is the one its exact member names.
+		{"POST", "/v3/refund/domestic/refunds", `{"out_refund_no":"R1","OUT_REFUND_NO":"X"}`, 200, `{"out_refund_no":"R1"}`, true},
 		{"GET", "/v3/pay/transactions/out-trade-no/A1", "", 200, order, true},
 		{"GET", "/v3/pay/transactions/out-trade-no/B1", "", 200, order, false},
 		{"GET", "/v3/pay/partner/transactions/out-trade-no/B1", "", 200, order, false},
@@ -37,7 +45,8 @@ func TestAnswerFitsItsCall(t *testing.T) {
 		{"POST", "/v3/pay/transactions/jsapi", `{"out_trade_no":"B1"}`, 200, `{"prepay_id":"wx201410272009395522657a690389285100"}`, true},
 		{"POST", "/v3/pay/transactions/out-trade-no/A1/close", `{"mchid":"1900000001"}`, 204, ``, true},
 	} {
-		if got := answerFitsCall(tc.method, tc.path, []byte(tc.body), tc.status, []byte(tc.answer)); got != tc.want {
+		path, query, _ := strings.Cut(tc.path, "?")
+		if got := answerFitsCall(tc.method, path, query, []byte(tc.body), tc.status, []byte(tc.answer)); got != tc.want {
 			t.Errorf("%s %s %s → %d %s: fits %v, want %v", tc.method, tc.path, tc.body, tc.status, tc.answer, got, tc.want)
 		}
 	}
