@@ -130,7 +130,7 @@ func (p *Push) Provision(ctx caddy.Context) error {
 }
 
 // plainTwins are the other plain-mode wechat_push handlers of this
-// config with the same token and store, whatever their app: the signature
+// config with the same token, whatever their app or store: the signature
 // on this receiver's URLs covers the token, timestamp and nonce alone
 // (access logs hold it), so it is valid there too, with any body. Every
 // handler of a config is provisioned before the first request, so the
@@ -145,7 +145,7 @@ func (p *Push) plainTwins() []*Push {
 			// when p is plain too: p's own record covers it, and closing
 			// the pair there would refuse WeChat's retry of p's push.
 			same := p.crypter == nil && q.AppID == p.AppID
-			if q != p && q.crypter == nil && !same && q.token == p.token && q.delivery.key == p.delivery.key {
+			if q != p && q.crypter == nil && !same && q.token == p.token {
 				p.twins.of = append(p.twins.of, q)
 			}
 		}
@@ -154,8 +154,8 @@ func (p *Push) plainTwins() []*Push {
 }
 
 // closeTwinPairs records the (timestamp, nonce) of a request this
-// receiver verified in each plain twin's seen set, with the twin's own
-// window, as that twin would have had it come there.
+// receiver verified in each plain twin's seen set (in the twin's store),
+// with the twin's own window, as that twin would have had it come there.
 func (p *Push) closeTwinPairs(r *http.Request, ts, nonce string) {
 	for _, q := range p.plainTwins() {
 		q.closePair(r, ts, nonce)

@@ -255,7 +255,8 @@ func TestSettleRecordsAPairTheFailedFirstTryForgot(t *testing.T) {
 // (access logs hold it) is also a plain-mode signature: a forged body sent
 // with it to the plain receiver is refused, for as long as the plain
 // receiver's own window (here max_age 0: a day), whatever the safe one's.
-// The same holds between plain receivers of two apps sharing a token.
+// The same holds between plain receivers of two apps sharing a token, and
+// for a plain receiver whose seen set is in another store.
 func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 	to, got := pushRecorder(t)
 	ctx := benchContext(t)
@@ -270,6 +271,8 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 	safe := provision(&Push{AppID: benchPushApp, Token: benchPushToken, AESKey: benchPushKey, MaxAge: &short, DeliveryConfig: DeliveryConfig{To: to}})
 	plain := provision(&Push{AppID: benchPushApp, Token: benchPushToken, MaxAge: &zero, DeliveryConfig: DeliveryConfig{To: to}})
 	other := provision(&Push{AppID: "wxotherapp000001", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to}})
+	rds := redistest.Start(t)
+	elsewhere := provision(&Push{AppID: "wxotherapp000002", Token: benchPushToken, DeliveryConfig: DeliveryConfig{To: to, Store: "redis://" + rds.Addr}})
 	// Three minutes old: past the safe receiver's max_age, within the
 	// plain one's (none).
 	ts := strconv.FormatInt(time.Now().Add(-3*time.Minute).Unix(), 10)
@@ -301,6 +304,11 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 	}
 	if code := forge(other, now, "7770002"); code != http.StatusForbidden {
 		t.Errorf("the same signature at the plain receiver of another app: %d, want 403", code)
+	}
+	// A plain receiver keeping its seen set elsewhere (Redis): the pair
+	// is closed in its store.
+	if code := forge(elsewhere, now, "7770002"); code != http.StatusForbidden {
+		t.Errorf("the same signature at a plain receiver on another store: %d, want 403", code)
 	}
 	// A plain push to one app's receiver: its signature signs nothing at
 	// the other's.

@@ -349,8 +349,8 @@ func (o *Outbox) Accept(ctx context.Context, ev Event) (Result, error) {
 		if errors.Is(err, errUnconfirmed) {
 			// The primary holds the event and delivers it; WeChat's
 			// retry is answered once a replica has it too.
-			o.log.Warn("outbox: queued, but no replica confirmed the event in time; WeChat is asked to retry",
-				zap.String("kind", ev.Kind), zap.String("event_id", ev.ID))
+			o.log.Warn("outbox: queued, but not confirmed on a replica in time; WeChat is asked to retry",
+				zap.String("kind", ev.Kind), zap.String("event_id", ev.ID), zap.Error(err))
 			o.obs.Delivery(ev.Kind, ResultQueued)
 			return Result{Status: Busy}, nil
 		}
