@@ -127,8 +127,8 @@ func (c *Client) AccessToken(ctx context.Context, appid string) (string, error) 
 		if err != nil {
 			return nil, err
 		}
-		if out.AccessToken == "" {
-			return nil, &UnavailableError{API: APIStableToken, Err: errors.New("answer without access_token")}
+		if !plausibleAccessToken(out.AccessToken) {
+			return nil, &UnavailableError{API: APIStableToken, Err: errors.New("answer without a plausible access_token")}
 		}
 		// WeChat's tokens live at most two hours: a longer (or
 		// overflowing) expires_in is read as two hours.
@@ -188,4 +188,21 @@ func (c *Client) withAccessToken(ctx context.Context, appid string, call func(to
 
 func tokenQuery(tok string) string {
 	return "?access_token=" + url.QueryEscape(tok)
+}
+
+// plausibleAccessToken reports whether an access token WeChat gave can be
+// one: 16 to 2048 visible ASCII characters (WeChat's are well over 100;
+// it asks for 512 characters of storage). A shorter one would be found,
+// and replaced, all over the answers the gateway passes on, and the
+// search for it in them would not tell it from chance.
+func plausibleAccessToken(t string) bool {
+	if len(t) < 16 || len(t) > 2048 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x21 || t[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

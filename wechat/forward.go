@@ -125,13 +125,26 @@ func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) bool {
 // any mix and nested: percent-encoding (any case or extent), the escapes
 // of JSON and JavaScript strings (\uXXXX, \xXX, a backslash before
 // another character), HTML's numeric character references (&#NN; &#xHH;),
-// and UTF-16 or UTF-32 text of it. The text is read as it is, not parsed:
+// and UTF-16 or UTF-32 text of it; whole, or its first or last 16
+// characters (a cut-off echo). The text is read as it is, not parsed:
 // a byte-order mark, a number JSON cannot hold, a stray comma, a JSONP
 // wrapper or an HTML page around an escaped token hide nothing.
 func holdsToken(text []byte, tokens []string) bool {
+	// A token's first or last tokenPiece bytes are enough to count: an
+	// echo cut short (an error page that truncates the URL) or cut off at
+	// its start gives the caller all but a few characters of the token.
 	has := func(b []byte) bool {
 		for _, t := range tokens {
-			if t != "" && bytes.Contains(b, []byte(t)) {
+			if t == "" {
+				continue
+			}
+			if len(t) <= tokenPiece {
+				if bytes.Contains(b, []byte(t)) {
+					return true
+				}
+				continue
+			}
+			if bytes.Contains(b, []byte(t[:tokenPiece])) || bytes.Contains(b, []byte(t[len(t)-tokenPiece:])) {
 				return true
 			}
 		}
@@ -160,6 +173,11 @@ func holdsToken(text []byte, tokens []string) bool {
 	}
 	return false
 }
+
+// tokenPiece is the length of the start or end of a token that
+// holdsToken counts as the token: 16 characters of a random token are no
+// accident, and fewer leave too much to guess.
+const tokenPiece = 16
 
 // maxUnescapes is how many rounds of decoding holdsToken applies. Binary
 // answers (a mini program code's PNG) change in every round, so the

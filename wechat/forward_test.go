@@ -278,6 +278,33 @@ func TestForwardNeverPassesOnTheTokenInAnotherSpelling(t *testing.T) {
 	}
 }
 
+// An echo cut short (an egress proxy's error page that truncates the URL)
+// or cut off at its start gives the caller all but a few characters of the
+// token: its first or last 16 characters, in any spelling, are enough to
+// refuse the answer. Fewer are no leak worth the name.
+func TestForwardNeverPassesOnAPieceOfTheToken(t *testing.T) {
+	const tok = "86_Hq3xVd0Tn7kP2mWbZr5Ls9YcF1gJ4uE8aQ6oI0tR3yN7vB2xK5pM9wD1hS4fG8zC"
+	for _, tc := range []struct {
+		name, body string
+		passed     bool
+	}{
+		{"cut short by one character", `<p>GET /wxa/x?access_token=` + tok[:len(tok)-1] + `</p>`, false},
+		{"cut short, percent-encoded", `<p>` + url.QueryEscape("/wxa/x?access_token=" + tok)[:60] + `</p>`, false},
+		{"cut off at its start", `{"errmsg":"…` + tok[20:] + `"}`, false},
+		{"its first 16 characters", `<p>access_token=` + tok[:16] + `</p>`, false},
+		{"its first 15 characters", `<p>access_token=` + tok[:15] + `</p>`, true},
+	} {
+		a, err := forwardTo(t, tok, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(tc.body)) })
+		if !tc.passed {
+			wantRefused(t, tc.name, a, err)
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v, want the answer", tc.name, err)
+		}
+	}
+}
+
 // A binary answer (a mini program code's PNG, a media file) passes as it
 // is, whatever its bytes: escapes the token search decodes, found all over
 // random bytes, never make it look like one holding the token.

@@ -177,7 +177,7 @@ func TestAccessTokenUnknownApp(t *testing.T) {
 
 func TestPhoneNumberAnswerWithoutPhoneIsUnavailable(t *testing.T) {
 	srv := serveJSONPaths(t, map[string]string{
-		"/cgi-bin/stable_token":            `{"access_token":"T","expires_in":7200}`,
+		"/cgi-bin/stable_token":            `{"access_token":"T0123456789abcdef","expires_in":7200}`,
 		"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok"}`,
 	})
 	_, err := srv.PhoneNumber(context.Background(), appID, "c", "")
@@ -192,7 +192,7 @@ func TestPhoneNumberAnswerWithoutPhoneIsUnavailable(t *testing.T) {
 // unavailable (which a client would retry).
 func TestPhoneNumberOfAnotherAppIsForeign(t *testing.T) {
 	c := serveJSONPaths(t, map[string]string{
-		"/cgi-bin/stable_token":            `{"access_token":"T","expires_in":7200}`,
+		"/cgi-bin/stable_token":            `{"access_token":"T0123456789abcdef","expires_in":7200}`,
 		"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1,"appid":"wxOTHER"}}}`,
 	})
 	_, err := c.PhoneNumber(context.Background(), appID, "c", "")
@@ -206,7 +206,7 @@ func TestPhoneNumberAcceptsCountryCodeAsNumberOrString(t *testing.T) {
 	for _, cc := range []string{`86`, `"86"`} {
 		t.Run(cc, func(t *testing.T) {
 			c := serveJSONPaths(t, map[string]string{
-				"/cgi-bin/stable_token":            `{"access_token":"T","expires_in":7200}`,
+				"/cgi-bin/stable_token":            `{"access_token":"T0123456789abcdef","expires_in":7200}`,
 				"/wxa/business/getuserphonenumber": `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":` + cc + `,"watermark":{"timestamp":1,"appid":"` + appID + `"}}}`,
 			})
 			info, err := c.PhoneNumber(context.Background(), appID, "c", "")

@@ -24,7 +24,7 @@ func TestPhoneNumberRefusesMalformedPhoneInfo(t *testing.T) {
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.Path, "stable_token") {
-				w.Write([]byte(`{"access_token":"tok","expires_in":7200}`))
+				w.Write([]byte(`{"access_token":"token-for-a-test","expires_in":7200}`))
 				return
 			}
 			w.Write([]byte(`{"errcode":0,"phone_info":` + info + `}`))

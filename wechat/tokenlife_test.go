@@ -19,7 +19,7 @@ func TestAccessTokenHugeExpiresInIsCappedAtTwoHours(t *testing.T) {
 	var fetches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := fetches.Add(1)
-		fmt.Fprintf(w, `{"access_token":"tok%d","expires_in":1000000000000}`, n)
+		fmt.Fprintf(w, `{"access_token":"token-for-test-%d","expires_in":1000000000000}`, n)
 	}))
 	t.Cleanup(srv.Close)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -29,7 +29,7 @@ func TestAccessTokenHugeExpiresInIsCappedAtTwoHours(t *testing.T) {
 	}
 	now = now.Add(2 * time.Hour)
 	tok, err := c.AccessToken(context.Background(), appID)
-	if err != nil || tok != "tok2" || fetches.Load() != 2 {
+	if err != nil || tok != "token-for-test-2" || fetches.Load() != 2 {
 		t.Fatalf("after 2h: token %q, err %v, %d fetches; want a fresh token", tok, err, fetches.Load())
 	}
 }
