@@ -334,7 +334,7 @@ func TestDebugLogFilterKeepsTheAssertionOut(t *testing.T) {
 	for _, filtered := range []bool{false, true} {
 		logPath, option := debugLog(t)
 		if filtered {
-			option = securityLogFilter(t, "X-Wx-Assertion delete", logPath)
+			option = securityLogFilter(t, "request>headers>X-Wx-Assertion delete", logPath)
 		}
 		_, sent, text := logAssertedRequest(t, option, logPath, "assert-filter")
 		if got := strings.Contains(text, sent); got == filtered {
@@ -403,5 +403,41 @@ func wantPushAndGatewayWarned(t *testing.T, upAddr string) {
 	}
 	if len(want) > 0 {
 		t.Errorf("no WARN from %v", want)
+	}
+}
+
+// TestAccessLogFilterKeepsTheAssertionOut: a forward-auth site's verify
+// answers carry the signed assertion in a response header, which Caddy's
+// access log prints; the filter SECURITY.md gives for the access log
+// removes it.
+func TestAccessLogFilterKeepsTheAssertionOut(t *testing.T) {
+	for _, filtered := range []bool{false, true} {
+		logPath := filepath.Join(t.TempDir(), "access.log")
+		block := "\tlog {\n\t\toutput file " + logPath + "\n\t}\n"
+		if filtered {
+			block = securityLogFilter(t, "resp_headers>X-Wx-Assertion delete", logPath)
+		}
+		loadCaddy(t, globalOptions("")+"\n"+siteBase+" {\n"+block+"\twechat_auth {\n\t\tsandbox\n\t\tassertion\n\t}\n\trespond ok\n}\n")
+		resp, err := http.PostForm(siteBase+"/wx/login", url.Values{"code": {"log-assert"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lr loginResult
+		json.NewDecoder(resp.Body).Decode(&lr)
+		resp.Body.Close()
+		r := get(t, siteBase+"/wx/verify", lr.Token)
+		wantStatus(t, r, http.StatusOK)
+		sent := r.Header.Get("X-Wx-Assertion")
+		if sent == "" {
+			t.Fatal("the verify answer carries no assertion")
+		}
+		stopFileLog(t)
+		text := readFile(t, logPath)
+		if !strings.Contains(text, "/wx/verify") {
+			t.Fatalf("the access log has no verify line:\n%s", text)
+		}
+		if got := strings.Contains(text, sent); got == filtered {
+			t.Errorf("filtered=%v: the access log holds the assertion: %v", filtered, got)
+		}
 	}
 }
