@@ -884,3 +884,33 @@ func TestWebSandboxPagesAndQRStateInWeChat(t *testing.T) {
 		}
 	}
 }
+
+// A WebSocket handshake is a GET, but it opens a channel both ways under
+// the cookie's identity, and a browser makes one from any page, with the
+// session cookie whenever that page is of the same site (another port,
+// a sibling subdomain). An upstream written for header identity never
+// needed to check its Origin (a page could not attach a Bearer token), so
+// the handshake is judged as a write: refused from another origin.
+func TestWebCookieWebSocketHandshakeFromAnotherOrigin(t *testing.T) {
+	st := webStack(t, "", "")
+	jar, step := jarClient(t)
+	if resp := step(beginLogin(step, "wsuser")); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback answered %d", resp.StatusCode)
+	}
+	v := jarSessionCookie(t, jar, siteBase)
+	handshake := func(origin string) *reply {
+		return send(t, "GET", siteBase+"/ws", withCookie(v, "Origin", origin, "Connection", "Upgrade", "Upgrade", "websocket",
+			"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), "")
+	}
+	n := st.Upstream.CountOf("GET", "/ws")
+	wantError(t, handshake("http://localhost:9081"), http.StatusForbidden, "csrf_refused")
+	if st.Upstream.CountOf("GET", "/ws") != n {
+		t.Fatal("a handshake from another origin reached the upstream")
+	}
+	r := handshake(siteBase)
+	if st.Upstream.CountOf("GET", "/ws") != n+1 {
+		t.Fatalf("the site's own handshake did not reach the upstream: %d", r.Status)
+	}
+	// A plain GET from another origin (a link, an image) goes on as before.
+	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v, "Origin", "http://localhost:9081"), ""), http.StatusOK)
+}

@@ -7,16 +7,21 @@ import (
 )
 
 // CSRFAllowed reports whether a cookie-authenticated request may go on.
-// Safe methods (GET, HEAD, OPTIONS, TRACE) always may; any other method
-// (POST, PUT, PATCH, DELETE and the rest) only when its Origin header, or
-// without one its Referer's origin, is siteOrigin or one of allowedOrigins.
+// Safe methods (GET, HEAD, OPTIONS, TRACE) always may, but for a protocol
+// upgrade (a WebSocket handshake: a GET that opens a channel both ways
+// under the cookie's identity, which a browser makes from any page); any
+// other method (POST, PUT, PATCH, DELETE and the rest), and an upgrade,
+// only when its Origin header, or without one its Referer's origin, is
+// siteOrigin or one of allowedOrigins.
 // A write that carries neither is refused, as is "Origin: null". Origins
 // are "scheme://host[:port]", compared without case and without the
 // scheme's default port.
 func CSRFAllowed(r *http.Request, siteOrigin string, allowedOrigins []string) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
+		if _, upgrade := r.Header["Upgrade"]; !upgrade {
+			return true
+		}
 	}
 	got := ""
 	if o := r.Header.Values("Origin"); len(o) > 0 {

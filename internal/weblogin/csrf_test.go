@@ -3,6 +3,7 @@ package weblogin
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -41,10 +42,22 @@ func TestCSRFAllowed(t *testing.T) {
 		{"garbage origin", "POST", "www.example.com", "", false},
 		{"origin with control char", "POST", "https://www.example.com\r", "", false},
 		{"javascript referer", "POST", "", "javascript:alert(1)", false},
+
+		// A WebSocket handshake is a GET that is judged as a write.
+		{"websocket handshake from the site", "GET+upgrade", "https://www.example.com", "", true},
+		{"websocket handshake from a return_to origin", "GET+upgrade", "https://m.example.com", "", true},
+		{"websocket handshake from another port", "GET+upgrade", "https://www.example.com:8443", "", false},
+		{"websocket handshake from a sibling subdomain", "GET+upgrade", "https://evil.example.com", "", false},
+		{"websocket handshake without origin", "GET+upgrade", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, "https://www.example.com/api", nil)
+			method, upgrade := strings.CutSuffix(tt.method, "+upgrade")
+			r := httptest.NewRequest(method, "https://www.example.com/api", nil)
+			if upgrade {
+				r.Header.Set("Connection", "Upgrade")
+				r.Header.Set("Upgrade", "websocket")
+			}
 			if tt.origin != "" {
 				r.Header.Set("Origin", tt.origin)
 			}
