@@ -90,6 +90,10 @@ type pendingHandoff struct {
 	// a handler whose keys include it (whose sessions are the same) opens
 	// the link.
 	KID string `json:"kid"`
+	// Issued is when the token that made the link was issued (Unix
+	// seconds): a user revoked after that has the link refused, as the
+	// token is. A link without it counts as issued at the epoch.
+	Issued int64 `json:"iat,omitempty"`
 }
 
 // appOf is the app this site's logins of flow are made with.
@@ -583,7 +587,7 @@ func (h *Handler) handoffLink(w http.ResponseWriter, r *http.Request) error {
 	}
 	ticket := weblogin.NewTicket()
 	b, _ := json.Marshal(pendingHandoff{ReturnTo: back, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID, SID: id.SID,
-		KID: h.tokens.Ring().Signer().Kid})
+		KID: h.tokens.Ring().Signer().Kid, Issued: id.Issued.Unix()})
 	if err := h.web.once.PutOnce(r.Context(), handoffKey(ticket), b, weblogin.TicketTTL); err != nil {
 		h.logger.Warn("web-view handoff not stored", zap.Error(err))
 		return apierr.StoreUnavailable
@@ -637,7 +641,8 @@ func (h *Handler) handoffOpen(w http.ResponseWriter, r *http.Request) error {
 		return errReturnTo
 	}
 	audit.Noted(r, rec.AppID, rec.OpenID, "")
-	if h.store.Revoked(rec.SID, time.Now()) {
+	maker := identity.Identity{Key: identity.UserKey(rec.AppID, rec.OpenID), Issued: time.Unix(rec.Issued, 0)}
+	if h.store.Revoked(rec.SID, time.Now()) || h.users.Refused(&maker) {
 		return apierr.InvalidToken
 	}
 	if err := h.startWebSession(w, r, rec.AppID, rec.OpenID, rec.UnionID); err != nil {

@@ -914,3 +914,51 @@ func TestWebCookieWebSocketHandshakeFromAnotherOrigin(t *testing.T) {
 	// A plain GET from another origin (a link, an image) goes on as before.
 	wantStatus(t, send(t, "GET", siteBase+"/api/me", withCookie(v, "Origin", "http://localhost:9081"), ""), http.StatusOK)
 }
+
+// A web-view handoff link made before its user was revoked (the admin
+// API) opens no web session afterwards, as the token that made it works
+// no more; a link made after the revocation, by a new login, opens one.
+func TestWebViewHandoffMadeBeforeARevokeIsRefused(t *testing.T) {
+	st := webStack(t, "", "")
+	code := "handoff-revoked-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	user := st.addUser(code)
+	logins := 0
+	link := func() string {
+		t.Helper()
+		// Codes are single-use: each login of the user has its own.
+		logins++
+		c := code + "-" + strconv.Itoa(logins)
+		st.WeChat.AddCode(testAppID, c, user)
+		lr := st.login(t, c)
+		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/shop"})
+		wantStatus(t, r, http.StatusOK)
+		u, _ := r.Object(t)["url"].(string)
+		return u
+	}
+	open := func(u string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("User-Agent", miniProgramWebViewUA)
+		req.Header.Set("Sec-Fetch-Site", "none")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		req.Header.Set("Sec-Fetch-Dest", "document")
+		resp, err := httpClient.Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	before := link()
+	body := `{"appid":"` + testAppID + `","openid":"` + user.OpenID + `"}`
+	wantStatus(t, send(t, "POST", adminURL+"/wechat_auth/users/revoke", http.Header{"Content-Type": {"application/json"}}, body), http.StatusOK)
+	resp := open(before)
+	if resp.StatusCode == http.StatusFound {
+		t.Fatalf("a link made before the revoke opened: %d %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	wantNoSessionCookie(t, resp)
+	time.Sleep(1100 * time.Millisecond) // a revocation cuts off what was issued up to its second
+	if resp := open(link()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("a link made after a new login: %d", resp.StatusCode)
+	}
+}
