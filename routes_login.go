@@ -171,6 +171,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		}
 		if aerr == nil || aerr == apierr.InvalidToken {
 			http.SetCookie(w, weblogin.ClearSessionCookie(h.web.cookieName(r), r.TLS != nil))
+			// The pages the session showed stay in the browser's
+			// back/forward cache: going back on a shared device would
+			// show them, logged in, without asking the server.
+			w.Header().Set("Clear-Site-Data", `"cache"`)
 		}
 	}
 	if aerr != nil {

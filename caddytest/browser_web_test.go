@@ -332,6 +332,9 @@ func TestWebCookieCSRFAndLogout(t *testing.T) {
 	if !cleared {
 		t.Fatalf("logout did not clear the cookie: %q", r.Header.Values("Set-Cookie"))
 	}
+	if got := r.Header.Get("Clear-Site-Data"); got != `"cache"` {
+		t.Errorf("logout's Clear-Site-Data: %q, want \"cache\" (the back/forward cache keeps logged-in pages)", got)
+	}
 	r = send(t, "GET", siteBase+"/api/me", withCookie(v), "")
 	wantError(t, r, http.StatusUnauthorized, "invalid_token")
 
@@ -960,5 +963,31 @@ func TestWebViewHandoffMadeBeforeARevokeIsRefused(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a revocation cuts off what was issued up to its second
 	if resp := open(link()); resp.StatusCode != http.StatusFound {
 		t.Fatalf("a link made after a new login: %d", resp.StatusCode)
+	}
+}
+
+// After a logout from the page, going back does not show the logged-in
+// page from the browser's back/forward cache: the logout's Clear-Site-Data
+// empties it, and the page is asked for again, without the session.
+func TestWebLogoutClearsBFCache(t *testing.T) {
+	webStack(t, "", "")
+	br := startBrowser(t)
+	tb := browserLogin(t, br, "", "ivan", "/")
+	openid := wechattest.WebOpenID(websiteAppID, "ivan")
+	tb.navigate(t, siteBase+"/api/me?page=1")
+	if text := tb.text(t); !strings.Contains(text, openid) {
+		t.Fatalf("page 1 logged in shows %q", text)
+	}
+	tb.eval(t, `window.marker = "alive"; ""`)
+	tb.navigate(t, siteBase+"/api/me?page=2")
+	status := tb.eval(t, `(() => { const x = new XMLHttpRequest(); x.open("POST", "/wx/logout", false); x.send(); return String(x.status); })()`)
+	if status != "204" {
+		t.Fatalf("logout from the page: %s", status)
+	}
+	tb.eval(t, `history.back(); ""`)
+	tb.waitURL(t, siteBase+"/api/me?page=1")
+	time.Sleep(300 * time.Millisecond)
+	if text := tb.text(t); strings.Contains(text, openid) {
+		t.Errorf("going back after logout shows the logged-in page (marker %q): %q", tb.eval(t, `String(window.marker)`), text)
 	}
 }
