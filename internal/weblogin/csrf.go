@@ -7,11 +7,11 @@ import (
 )
 
 // CSRFAllowed reports whether a cookie-authenticated request may go on.
-// Safe methods (GET, HEAD, OPTIONS, TRACE) always may, but for a protocol
-// upgrade (a WebSocket handshake: a GET that opens a channel both ways
-// under the cookie's identity, which a browser makes from any page); any
-// other method (POST, PUT, PATCH, DELETE and the rest), and an upgrade,
-// only when its Origin header, or without one its Referer's origin, is
+// Safe methods (GET, HEAD, OPTIONS, TRACE) always may, but for a
+// WebSocket handshake (a GET that opens a channel both ways under the
+// cookie's identity, which a browser makes from any page); any other
+// method (POST, PUT, PATCH, DELETE and the rest), and a handshake, only
+// when its Origin header, or without one its Referer's origin, is
 // siteOrigin or one of allowedOrigins.
 // A write that carries neither is refused, as is "Origin: null". Origins
 // are "scheme://host[:port]", compared without case and without the
@@ -19,7 +19,7 @@ import (
 func CSRFAllowed(r *http.Request, siteOrigin string, allowedOrigins []string) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		if _, upgrade := r.Header["Upgrade"]; !upgrade {
+		if !websocketHandshake(r) {
 			return true
 		}
 	}
@@ -88,4 +88,18 @@ func SameOriginPost(r *http.Request, siteOrigin string) bool {
 		twin = []string{"https://" + host}
 	}
 	return r.Method == http.MethodPost && CSRFAllowed(r, siteOrigin, twin)
+}
+
+// websocketHandshake reports whether r asks to become a WebSocket
+// (Upgrade: websocket, in any case, among other protocols). Other upgrade
+// offers (h2c, which Caddy does not take) are plain requests.
+func websocketHandshake(r *http.Request) bool {
+	for _, v := range r.Header["Upgrade"] {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -49,14 +49,19 @@ func TestCSRFAllowed(t *testing.T) {
 		{"websocket handshake from another port", "GET+upgrade", "https://www.example.com:8443", "", false},
 		{"websocket handshake from a sibling subdomain", "GET+upgrade", "https://evil.example.com", "", false},
 		{"websocket handshake without origin", "GET+upgrade", "", "", false},
+		{"h2c upgrade offer without origin", "GET+h2c", "", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			method, upgrade := strings.CutSuffix(tt.method, "+upgrade")
+			method, upgrade, _ := strings.Cut(tt.method, "+")
 			r := httptest.NewRequest(method, "https://www.example.com/api", nil)
-			if upgrade {
+			switch upgrade {
+			case "upgrade":
 				r.Header.Set("Connection", "Upgrade")
-				r.Header.Set("Upgrade", "websocket")
+				r.Header.Set("Upgrade", "WebSocket")
+			case "h2c":
+				r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+				r.Header.Set("Upgrade", "h2c")
 			}
 			if tt.origin != "" {
 				r.Header.Set("Origin", tt.origin)
