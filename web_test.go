@@ -729,7 +729,7 @@ func TestWebErrorIsAPageInABrowser(t *testing.T) {
 		body := string(w.body)
 		if strings.HasPrefix(tc.wantType, "text/html") {
 			if !strings.Contains(body, "使用完整服务") || !strings.Contains(body, `{&#34;error&#34;:&#34;snapshot_user&#34;`) ||
-				w.hdr.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'" || w.hdr.Get("X-Frame-Options") != "DENY" {
+				w.hdr.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'self'" || w.hdr.Get("X-Frame-Options") != "SAMEORIGIN" {
 				t.Errorf("the page reads %s (CSP %q)", body, w.hdr.Get("Content-Security-Policy"))
 			}
 		} else if !strings.HasPrefix(body, `{"error":"snapshot_user"`) {

@@ -59,9 +59,10 @@ func WritePage(w http.ResponseWriter, r *http.Request, e *Error, links ...Link) 
 	b.WriteString("</pre></body></html>\n")
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	// No page of another site may frame it and steer a click onto its links.
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
+	// No page of another origin may frame it and steer a click onto its
+	// links; the site's own may.
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'self'")
+	h.Set("X-Frame-Options", "SAMEORIGIN")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
