@@ -142,13 +142,7 @@ func TestPlainPushURLCheckPairIsNotReusable(t *testing.T) {
 // the signature from the seen set, or a forged body under the same
 // signature would then pass as new.
 func TestPlainPushSameBodyRetryNeverClearsTheReplayCheck(t *testing.T) {
-	release := make(chan struct{})
-	arrived := make(chan struct{}, 4)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-release
-	}))
-	t.Cleanup(up.Close)
+	up, arrived, release := holdingUpstream(t)
 	p := newTestPush(t, "wxreplayapp0000c", up.URL+"/push")
 	msg := []byte("<xml><ToUserName><![CDATA[gh_aaaaaaaaaaaa]]></ToUserName><FromUserName><![CDATA[oUSER0000000000000000000000u]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[genuine]]></Content><MsgId>4000000000000000001</MsgId></xml>")
 	push := wechattest.Push{Token: benchPushToken, AppID: p.AppID, Nonce: "555", Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
@@ -329,13 +323,7 @@ func TestASafeReceiversSignatureSignsNoBodyForAPlainTwin(t *testing.T) {
 // still being delivered is answered 503 (it retries), not refused as a
 // replay the other receiver closed.
 func TestPlainRetryIsNotRefusedBecauseOfASameAppTwin(t *testing.T) {
-	release := make(chan struct{})
-	arrived := make(chan struct{}, 4)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-release
-	}))
-	t.Cleanup(up.Close)
+	up, arrived, release := holdingUpstream(t)
 	ctx := benchContext(t)
 	var ps [2]*Push
 	for i := range ps {
@@ -355,4 +343,17 @@ func TestPlainRetryIsNotRefusedBecauseOfASameAppTwin(t *testing.T) {
 	if code := pushStatus(t, p, push, msg); code != http.StatusServiceUnavailable {
 		t.Fatalf("WeChat's retry while the first is delivered: %d, want 503", code)
 	}
+}
+
+// holdingUpstream answers no delivery until release is closed; arrived
+// gets a value as each delivery comes in.
+func holdingUpstream(t *testing.T) (up *httptest.Server, arrived chan struct{}, release chan struct{}) {
+	release = make(chan struct{})
+	arrived = make(chan struct{}, 4)
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(up.Close)
+	return up, arrived, release
 }
