@@ -111,6 +111,10 @@ type redisStore struct {
 
 	mu     sync.Mutex
 	warned bool // WAIT or INFO refused (logged once)
+	// replicated: the primary had a replica in sync at the last wait.
+	// Losing it (a replica down, or dropped after repl-timeout) is
+	// logged once per loss: queued events then have one copy.
+	replicated bool
 }
 
 // RedisStore keeps the outbox in Redis under prefix: a sorted set of due
@@ -236,7 +240,15 @@ func (s *redisStore) waitReplica(ctx context.Context, conn *redis.Conn) error {
 	if err != nil {
 		return err
 	}
-	if onlineReplicas(info) == 0 {
+	online := onlineReplicas(info) > 0
+	s.mu.Lock()
+	lost := s.replicated && !online
+	s.replicated = online
+	s.mu.Unlock()
+	if lost {
+		s.log.Warn("outbox: the Redis primary has no replica in sync any more; queued events are acknowledged with one copy, which a failover now would lose, until a replica is back")
+	}
+	if !online {
 		return nil
 	}
 	wait := redisWaitTimeout

@@ -217,3 +217,40 @@ func waitReplicaOnline(t *testing.T, primary *redistest.Server) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A primary that loses its replica (here stopped; dropped after
+// repl-timeout alike) has events acknowledged with one copy: Redis cannot
+// say whether the replica will come back. The operator is told, once per
+// loss, in the log.
+func TestLosingTheReplicaIsLoggedOnce(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", primary.Addr[strings.LastIndexByte(primary.Addr, ':')+1:])
+	waitReplicaOnline(t, primary)
+	client := primary.Client()
+	defer client.Close()
+	log, logs := observedLogger()
+	o := New(RedisStore(client, testPrefix, log), testConfig(nil, log))
+	up := newUpstream(t)
+	up.down.Store(true)
+	lost := func() int { return logs.FilterMessageSnippet("no replica in sync any more").Len() }
+
+	accept(t, o, up.event("m1"), Queued)
+	if n := lost(); n != 0 {
+		t.Fatalf("%d warnings with the replica in sync", n)
+	}
+	replica.Stop()
+	pc := primary.Client()
+	defer pc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the primary still counts the stopped replica after 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	accept(t, o, up.event("m2"), Queued)
+	accept(t, o, up.event("m3"), Queued)
+	if n := lost(); n != 1 {
+		t.Errorf("%d warnings after the replica was lost, want 1", n)
+	}
+}
