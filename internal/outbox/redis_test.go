@@ -204,15 +204,43 @@ func TestAQueuedEventIsAcknowledgedOnlyOnceAReplicaHasIt(t *testing.T) {
 	up.waitCount(t, "m1", 1, 3*time.Second)
 }
 
-// waitReplicaOnline waits until primary counts a replica in sync.
+// waitReplicaOnline waits until primary counts a replica in sync, and
+// the replica has acknowledged a write: a replica just online may not
+// acknowledge for up to a second (its first REPLCONF ACK), longer than a
+// queued event waits. The statistics are reset after, so a test counts
+// only its own commands.
 func waitReplicaOnline(t *testing.T, primary *redistest.Server) {
+	t.Helper()
+	waitReplicas(t, primary, true, "the primary has no replica in sync after 10 s")
+	pc := primary.Client()
+	defer pc.Close()
+	ctx := context.Background()
+	// WAIT covers the writes of its own connection: one write first (in
+	// the outbox's slot, for a Cluster), or it answers at once whatever
+	// the replica does.
+	conn := pc.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, testPrefix+"{outbox}:warm-up", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Do(ctx, "WAIT", 1, 5000).Int64(); err != nil || n < 1 {
+		t.Fatalf("the replica acknowledges no write within 5 s: %d %v", n, err)
+	}
+	if err := pc.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReplicas waits until primary counts a replica in sync (online) or
+// none, failing with msg after 10 s.
+func waitReplicas(t *testing.T, primary *redistest.Server, online bool, msg string) {
 	t.Helper()
 	pc := primary.Client()
 	defer pc.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) == 0 {
+	for (onlineReplicas(pc.Info(context.Background(), "replication").Val()) > 0) != online {
 		if time.Now().After(deadline) {
-			t.Fatal("the primary has no replica in sync after 10 s")
+			t.Fatal(msg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -239,15 +267,7 @@ func TestLosingTheReplicaIsLoggedOnce(t *testing.T) {
 		t.Fatalf("%d warnings with the replica in sync", n)
 	}
 	replica.Stop()
-	pc := primary.Client()
-	defer pc.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for onlineReplicas(pc.Info(context.Background(), "replication").Val()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the primary still counts the stopped replica after 5 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReplicas(t, primary, false, "the primary still counts the stopped replica after 10 s")
 	accept(t, o, up.event("m2"), Queued)
 	accept(t, o, up.event("m3"), Queued)
 	if n := lost(); n != 1 {
