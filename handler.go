@@ -361,16 +361,13 @@ func (h *Handler) serveCookie(w http.ResponseWriter, r *http.Request, next caddy
 // checkCSRF refuses a cookie-authenticated write whose Origin (or, without
 // one, Referer) is neither this site nor a return_to origin: the browser
 // sends the cookie with a form another site posts. A WebSocket handshake
-// is judged as a write: it is a GET, but it opens a
-// channel both ways under the cookie's identity, and a browser makes one
-// from any page, with the cookie when the page is of the same site
-// (another port, a sibling subdomain). Other GETs pay one map lookup.
+// is judged as a write: it is a GET, but it opens a channel both ways
+// under the cookie's identity, and a browser makes one from any page,
+// with the cookie when the page is of the same site (another port, a
+// sibling subdomain).
 func (h *Handler) checkCSRF(r *http.Request) *apierr.Error {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		if _, upgrade := r.Header["Upgrade"]; !upgrade {
-			return nil // weblogin.CSRFAllowed tells a WebSocket from h2c
-		}
+	if !weblogin.OriginChecked(r) {
+		return nil
 	}
 	site, _ := siteOf(r)
 	if weblogin.CSRFAllowed(r, site, h.web.origins) {

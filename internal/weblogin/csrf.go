@@ -17,11 +17,8 @@ import (
 // are "scheme://host[:port]", compared without case and without the
 // scheme's default port.
 func CSRFAllowed(r *http.Request, siteOrigin string, allowedOrigins []string) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		if !websocketHandshake(r) {
-			return true
-		}
+	if !OriginChecked(r) {
+		return true
 	}
 	got := ""
 	if o := r.Header.Values("Origin"); len(o) > 0 {
@@ -88,6 +85,18 @@ func SameOriginPost(r *http.Request, siteOrigin string) bool {
 		twin = []string{"https://" + host}
 	}
 	return r.Method == http.MethodPost && CSRFAllowed(r, siteOrigin, twin)
+}
+
+// OriginChecked reports whether a cookie-authenticated r must come from
+// an allowed origin (CSRFAllowed): any method but GET, HEAD, OPTIONS and
+// TRACE, and a WebSocket handshake. A safe request without an Upgrade
+// header costs one map lookup.
+func OriginChecked(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return websocketHandshake(r)
+	}
+	return true
 }
 
 // websocketHandshake reports whether r asks to become a WebSocket
