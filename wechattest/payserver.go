@@ -407,6 +407,9 @@ func payError(code, message string) map[string]string {
 // encoding/json, which matches names without regard to case and keeps the
 // last: such a body would be read as another order than the one a
 // case-sensitive reader (WeChat Pay's) sees, so it is refused instead.
+// wechat.RepeatsMember is the client's check of the same kind; the fake
+// imports nothing of the module (wechat and wechattest stand alone), so
+// it keeps this smaller one.
 func membersRepeated(body []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var walk func() bool // reads one value; true when a repeat is found
