@@ -387,6 +387,40 @@ func TestAccessTokenErrorQuotingTheBodyHoldsNoSecret(t *testing.T) {
 	}
 }
 
+// An errmsg that quotes a secret cut short, or a piece of its middle,
+// gives most of it away: it is withheld as the whole value would be. One
+// that shares only a word with a request value is kept.
+func TestErrmsgQuotingPartOfTheRequestIsWithheld(t *testing.T) {
+	const code = "0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d"
+	tests := []struct {
+		name, errmsg string
+		kept         bool
+	}{
+		{"the secret less its last character", "system error for appsecret " + secret[:len(secret)-1], false},
+		{"the secret's middle", "bad [" + secret[4:22] + "]", false},
+		{"the code's first 20 characters", "invalid code " + code[:20] + "...", false},
+		{"the code's last 16 characters", "rejected ..." + code[16:], false},
+		{"a word of a value", "invalid authorization, rid: 6571c2a0", true},
+		{"15 characters of the code", "near " + code[:15] + " rid: 1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				json.NewEncoder(w).Encode(map[string]any{"errcode": -1, "errmsg": tt.errmsg})
+			}))
+			t.Cleanup(srv.Close)
+			c := wechat.New(wechat.Config{BaseURL: srv.URL, Apps: map[string]string{appID: secret}})
+			_, err := c.Code2Session(context.Background(), appID, code)
+			if wechat.ErrcodeOf(err) != -1 {
+				t.Fatalf("err = %v, want errcode -1", err)
+			}
+			if got := strings.Contains(err.Error(), tt.errmsg); got != tt.kept {
+				t.Fatalf("err = %q; errmsg kept: %v, want %v", err, got, tt.kept)
+			}
+		})
+	}
+}
+
 func TestPlainErrmsgIsKept(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"errcode":40029,"errmsg":"invalid code, rid: 6571c2a0-1\n2"}`))
