@@ -557,7 +557,11 @@ func (h *Handler) handoffConfirm(w http.ResponseWriter, r *http.Request) error {
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src "+confirmScriptHash+"; frame-ancestors 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
+	// The page's URL holds the unused ticket: what leaves it (Cancel,
+	// Continue, the favicon) names only the origin, still enough for the
+	// POST's Origin check, where same-origin would send the whole URL into
+	// the site's access log and to its upstream.
+	hd.Set("Referrer-Policy", "strict-origin")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Length", strconv.Itoa(len(page)))
 	w.WriteHeader(http.StatusOK)

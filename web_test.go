@@ -729,8 +729,10 @@ func TestWebErrorIsAPageInABrowser(t *testing.T) {
 		body := string(w.body)
 		if strings.HasPrefix(tc.wantType, "text/html") {
 			if !strings.Contains(body, "使用完整服务") || !strings.Contains(body, `{&#34;error&#34;:&#34;snapshot_user&#34;`) ||
-				w.hdr.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'self'" || w.hdr.Get("X-Frame-Options") != "SAMEORIGIN" {
-				t.Errorf("the page reads %s (CSP %q)", body, w.hdr.Get("Content-Security-Policy"))
+				w.hdr.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'self'" || w.hdr.Get("X-Frame-Options") != "SAMEORIGIN" ||
+				// Its URL holds the callback's code: a link followed sends only the origin.
+				w.hdr.Get("Referrer-Policy") != "strict-origin" {
+				t.Errorf("the page reads %s (CSP %q, Referrer-Policy %q)", body, w.hdr.Get("Content-Security-Policy"), w.hdr.Get("Referrer-Policy"))
 			}
 		} else if !strings.HasPrefix(body, `{"error":"snapshot_user"`) {
 			t.Errorf("Accept %q: answer %s", tc.accept, body)

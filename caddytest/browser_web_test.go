@@ -991,3 +991,48 @@ func TestWebLogoutClearsBFCache(t *testing.T) {
 		t.Errorf("going back after logout shows the logged-in page (marker %q): %q", tb.eval(t, `String(window.marker)`), text)
 	}
 }
+
+// The page a handoff link shows in a browser holds the unused ticket in
+// its URL. Leaving it, by Cancel or by Continue, and what the browser
+// fetches for it (a favicon) send the site at most its origin as Referer:
+// the site's access log and the upstream never see a ticket that logs its
+// reader in.
+func TestWebHandoffReferer(t *testing.T) {
+	st := webStack(t, "", "")
+	st.addUser("handoff-referer")
+	lr := st.login(t, "handoff-referer")
+	link := func() string {
+		t.Helper()
+		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/account"})
+		wantStatus(t, r, http.StatusOK)
+		u, _ := r.Object(t)["url"].(string)
+		return u
+	}
+	br := startBrowser(t)
+	// Logged in on the web already, so the site's pages reach the upstream.
+	tb := browserLogin(t, br, "", "referer-web", "/")
+	roots := st.Upstream.CountOf(http.MethodGet, "/")
+	tb.navigate(t, link())
+	tb.eval(t, `document.querySelector("a").click(), ""`)
+	for deadline := time.Now().Add(browserTimeout); st.Upstream.CountOf(http.MethodGet, "/") == roots; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Cancel led nowhere")
+		}
+	}
+
+	tb.navigate(t, link())
+	time.Sleep(1200 * time.Millisecond) // the button is enabled a second after the page shows
+	tb.eval(t, `document.getElementById("go").click(), ""`)
+	tb.waitURL(t, siteBase+"/account")
+	if got := st.Upstream.Last(t).Header.Get("X-Wx-Openid"); got != lr.OpenID {
+		t.Fatalf("after Continue the upstream saw %q, want %q", got, lr.OpenID)
+	}
+	time.Sleep(300 * time.Millisecond)
+	st.Upstream.mu.Lock()
+	defer st.Upstream.mu.Unlock()
+	for _, seen := range st.Upstream.seen {
+		if ref := seen.Header.Get("Referer"); strings.Contains(ref, "ticket") {
+			t.Errorf("%s %s reached the upstream with Referer %q", seen.Method, seen.Path, ref)
+		}
+	}
+}

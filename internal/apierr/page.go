@@ -64,6 +64,9 @@ func WritePage(w http.ResponseWriter, r *http.Request, e *Error, links ...Link) 
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'self'")
 	h.Set("X-Frame-Options", "SAMEORIGIN")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// The page's URL may hold a code or ticket not yet used (a callback
+	// refused before its exchange): its links send only the origin.
+	h.Set("Referrer-Policy", "strict-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
 	w.WriteHeader(e.status)
