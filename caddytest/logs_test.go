@@ -281,9 +281,9 @@ func queryParam(t *testing.T, u, name string) string {
 }
 
 // A site's access log writes each request's URI. With the filter
-// SECURITY.md gives, it holds neither the web login's OAuth code nor a
-// handoff link's ticket; without it, it holds both (so the check below
-// can see them).
+// SECURITY.md gives, it holds neither the web login's OAuth code, nor a
+// handoff link's ticket, nor a token a client sent in the query; without
+// it, it holds them all (so the check below can see them).
 func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 	for _, filtered := range []bool{false, true} {
 		logPath := filepath.Join(t.TempDir(), "access.log")
@@ -311,15 +311,18 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 		if resp := step(link); resp.StatusCode != http.StatusFound {
 			t.Fatalf("handoff link answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
 		}
+		// A client that sends its token in the query is refused, and its
+		// URI logged.
+		wantStatus(t, get(t, siteBase+"/api/q?token="+lr.Token+"&access_token="+lr.Token, ""), http.StatusUnauthorized)
 		stopFileLog(t) // flushes and closes the access log
 
 		text := readFile(t, logPath)
-		for _, path := range []string{"/wx/web/callback", "/wx/web/handoff"} {
+		for _, path := range []string{"/wx/web/callback", "/wx/web/handoff", "/api/q"} {
 			if !strings.Contains(text, path) {
 				t.Fatalf("filtered=%v: the access log has no %s line:\n%s", filtered, path, text)
 			}
 		}
-		for what, secret := range map[string]string{"OAuth code": code, "handoff ticket": ticket} {
+		for what, secret := range map[string]string{"OAuth code": code, "handoff ticket": ticket, "token": lr.Token} {
 			if got := strings.Contains(text, secret); got == filtered {
 				t.Errorf("filtered=%v: the access log holds the %s: %v", filtered, what, got)
 			}
