@@ -426,6 +426,21 @@ func TestPushRefusesWhatFailsItsChecks(t *testing.T) {
 		bad.Token = "wrong"
 		wantError(t, sendPush(t, bad, siteBase+"/plain", bad.Text("oUSER0000000000000000000000e", "x")), http.StatusForbidden, "push_refused")
 	})
+	// A message that is not one <xml> element, in plain mode as in safe
+	// mode once decrypted: what follows it, or another root, could name
+	// another sender than the one X-WX-OPENID gives.
+	t.Run("not one xml message", func(t *testing.T) {
+		plain := wechattest.Push{Token: pushToken, AppID: testAppID}
+		for _, body := range []string{
+			"<xml><FromUserName>oA</FromUserName><MsgId>8840003</MsgId></xml><FromUserName>oB</FromUserName>",
+			"<xml><FromUserName>oA</FromUserName><MsgId>8840004</MsgId></xml>trailing",
+			"<xml><FromUserName>oA</FromUserName><MsgId>8840005</MsgId></xml><?pi x?>",
+			"<root><FromUserName>oA</FromUserName><MsgId>8840006</MsgId></root>",
+		} {
+			wantError(t, sendPush(t, plain, siteBase+"/plain", []byte(body)), http.StatusBadRequest, "invalid_request")
+			wantError(t, sendPush(t, safePush(false), siteBase+pushPath, []byte(body)), http.StatusBadRequest, "invalid_request")
+		}
+	})
 	time.Sleep(300 * time.Millisecond)
 	got := up.Got()
 	if len(got) != 1 || !strings.Contains(got[0].Body, "once") {

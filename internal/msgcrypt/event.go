@@ -23,8 +23,9 @@ type Event struct {
 }
 
 // ParseEvent reads those fields from a plaintext push, XML or JSON. Any
-// field may be absent; a body that is neither format, or XML that gives
-// one of the fields twice, is ErrMalformed.
+// field may be absent; a body that is neither format, XML that is not one
+// <xml> element (another root, anything but white space and comments
+// after it), or XML that gives one of the fields twice, is ErrMalformed.
 func ParseEvent(plaintext []byte) (Event, Format, error) {
 	f, err := Sniff(plaintext)
 	if err != nil {
@@ -32,6 +33,7 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 	}
 	if f == XML {
 		var x struct {
+			XMLName      xml.Name
 			FromUserName string `xml:"FromUserName"`
 			MsgID        string `xml:"MsgId"`
 			JobMsgID     string `xml:"MsgID"`
@@ -39,7 +41,8 @@ func ParseEvent(plaintext []byte) (Event, Format, error) {
 			Event        string `xml:"Event"`
 			TraceID      string `xml:"trace_id"`
 		}
-		if err := xml.Unmarshal(plaintext, &x); err != nil || repeatsField(plaintext) {
+		dec := xml.NewDecoder(bytes.NewReader(plaintext))
+		if err := dec.Decode(&x); err != nil || x.XMLName.Local != "xml" || !xmlEnds(dec) || repeatsField(plaintext) {
 			return Event{}, 0, ErrMalformed
 		}
 		return Event{

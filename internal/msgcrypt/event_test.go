@@ -103,7 +103,8 @@ func TestParseEventAndID(t *testing.T) {
 
 func TestParseEventRefusesNonMessages(t *testing.T) {
 	for _, body := range []string{
-		``, `success`, `<xml><MsgId>1`, `<xml><MsgID>1</MsgID><MsgID>2</MsgID></xml>`, `{"MsgId":`, `{"MsgId":{"a":1}}`, `{"FromUserName":["o1"]}`, `{"CreateTime":true}`, `[]`,
+		``, `success`, `<xml><MsgId>1`, `<xml><MsgID>1</MsgID><MsgID>2</MsgID></xml>`,
+		`<xml><MsgId>1</MsgId></xml><FromUserName>oB</FromUserName>`, `<xml><MsgId>1</MsgId></xml>x`, `<root><MsgId>1</MsgId></root>`, `{"MsgId":`, `{"MsgId":{"a":1}}`, `{"FromUserName":["o1"]}`, `{"CreateTime":true}`, `[]`,
 	} {
 		if _, _, err := ParseEvent([]byte(body)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: err = %v, want ErrMalformed", body, err)
