@@ -321,18 +321,34 @@ func TestForgedAndStaleCallbacksAreRefused(t *testing.T) {
 	signtest.Set("Wechatpay-Signature", "WECHATPAY/SIGNTEST/"+n.Header.Get("Wechatpay-Signature"))
 	forged := n.Header.Clone()
 	forged.Set("Wechatpay-Signature", n.Header.Get("Wechatpay-Signature")[4:]+"AAAA")
+	// A header given twice: which one a reader takes is its guess.
+	twice := func(name, second string) http.Header {
+		h := n.Header.Clone()
+		h.Add(name, second)
+		return h
+	}
+	// Signed by WeChat Pay, but its resource is not UTF-8: delivered, it
+	// would be JSON no strict reader takes.
+	notUTF8, err := p.pay.Notification("TRANSACTION.SUCCESS", "支付成功", "transaction", []byte("{\"out_trade_no\":\"T1\",\"x\":\"\xff\"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]struct {
 		h    http.Header
 		body []byte
 		now  time.Time
 		want error
 	}{
-		"10 minutes old":     {n.Header, n.Body, now.Add(10 * time.Minute), reasonStale},
-		"10 minutes early":   {n.Header, n.Body, now.Add(-10 * time.Minute), reasonStale},
-		"SIGNTEST probe":     {signtest, n.Body, now, reasonSignTest},
-		"bad signature":      {forged, n.Body, now, reasonBadSignature},
-		"body changed":       {n.Header, bytes.Replace(n.Body, []byte("支付成功"), []byte("支付失败"), 1), now, reasonBadSignature},
-		"tampered, resigned": {resign(tampered), tampered, now, reasonDecrypt},
+		"10 minutes old":            {n.Header, n.Body, now.Add(10 * time.Minute), reasonStale},
+		"10 minutes early":          {n.Header, n.Body, now.Add(-10 * time.Minute), reasonStale},
+		"SIGNTEST probe":            {signtest, n.Body, now, reasonSignTest},
+		"bad signature":             {forged, n.Body, now, reasonBadSignature},
+		"body changed":              {n.Header, bytes.Replace(n.Body, []byte("支付成功"), []byte("支付失败"), 1), now, reasonBadSignature},
+		"tampered, resigned":        {resign(tampered), tampered, now, reasonDecrypt},
+		"a second, bogus signature": {twice("Wechatpay-Signature", "AAAA"), n.Body, now, reasonRepeatedHeader},
+		"a second timestamp":        {twice("Wechatpay-Timestamp", "1"), n.Body, now, reasonRepeatedHeader},
+		"a second serial":           {twice("Wechatpay-Serial", "X"), n.Body, now, reasonRepeatedHeader},
+		"resource not UTF-8":        {notUTF8.Header, notUTF8.Body, now, reasonNotJSON},
 	} {
 		if _, _, err := p.m.OpenNotification(c.h, c.body, c.now); err != c.want || !errors.Is(err, ErrVerification) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)

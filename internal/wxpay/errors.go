@@ -18,6 +18,7 @@ func (e verifyError) Is(target error) bool { return target == ErrVerification }
 // The reasons of a refusal.
 const (
 	reasonMissingHeader  verifyError = "a Wechatpay-Timestamp, -Nonce, -Signature or -Serial header is missing"
+	reasonRepeatedHeader verifyError = "a Wechatpay-Timestamp, -Nonce, -Signature, -Serial or -Signature-Type header is given twice"
 	reasonSignatureType  verifyError = "Wechatpay-Signature-Type is not WECHATPAY2-SHA256-RSA2048"
 	reasonSignTest       verifyError = "signature is a WECHATPAY/SIGNTEST/ probe"
 	reasonBadTimestamp   verifyError = "Wechatpay-Timestamp is not a Unix time"
@@ -27,7 +28,7 @@ const (
 	reasonAlgorithm      verifyError = "resource algorithm is not AEAD_AES_256_GCM"
 	reasonNonce          verifyError = "resource nonce is not 12 bytes"
 	reasonDecrypt        verifyError = "resource does not decrypt"
-	reasonNotJSON        verifyError = "decrypted resource is not a JSON object"
+	reasonNotJSON        verifyError = "decrypted resource is not a UTF-8 JSON object"
 	reasonNotification   verifyError = "notification is not a JSON object with a resource object"
 	reasonDuplicateField verifyError = "notification repeats a member"
 )

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
@@ -142,7 +143,9 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // other byte as WeChat Pay sent it.
 func (n *Notification) WithResource(plaintext []byte) ([]byte, error) {
 	p := bytes.TrimSpace(plaintext)
-	if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+	// json.Valid takes bytes that are not UTF-8 inside strings; strict
+	// readers of the delivered body do not.
+	if len(p) == 0 || p[0] != '{' || !json.Valid(p) || !utf8.Valid(p) {
 		return nil, reasonNotJSON
 	}
 	out := make([]byte, 0, len(n.body)-(n.resEnd-n.resStart)+len(p))

@@ -32,7 +32,16 @@ func (m *Merchant) VerifyNotification(header http.Header, body []byte, now time.
 	return m.verify(header, body, now)
 }
 
+// signedHeaders are the headers a signature check reads: each is given
+// once, or which of two a reader takes is its guess.
+var signedHeaders = [...]string{consts.WechatPayTimestamp, consts.WechatPayNonce, consts.WechatPaySignature, consts.WechatPaySerial, "Wechatpay-Signature-Type"}
+
 func (m *Merchant) verify(header http.Header, body []byte, now time.Time) error {
+	for _, name := range signedHeaders {
+		if len(header.Values(name)) > 1 {
+			return reasonRepeatedHeader
+		}
+	}
 	ts := strings.TrimSpace(header.Get(consts.WechatPayTimestamp))
 	nonce := strings.TrimSpace(header.Get(consts.WechatPayNonce))
 	sig := strings.TrimSpace(header.Get(consts.WechatPaySignature))
