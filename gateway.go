@@ -109,6 +109,7 @@ type APIGateway struct {
 	audit    *zap.Logger
 	sh       shared // the app, secret, key and store settings, provisioned as wechat_auth's
 	wxConn   *platform.Conn
+	inFlight *inFlight // calls being served: Cleanup waits for them
 	wx       *wechat.Client
 	allowAll bool
 	allowed  map[string]bool
@@ -131,6 +132,7 @@ func (g *APIGateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wechat_api: metrics: %w", err)
 	}
 	g.logger = ctx.Logger()
+	g.inFlight = new(inFlight)
 	g.audit = newAuditLogger(ctx)
 	if g.MaxBody == 0 {
 		g.MaxBody = defaultGatewayMaxBody
@@ -290,14 +292,22 @@ func (g *APIGateway) checkAllow() error {
 
 // Cleanup releases this config's hold on the store and token caches.
 func (g *APIGateway) Cleanup() error {
-	g.wxConn.Close()
-	return g.sh.release()
+	return g.inFlight.close(g.logger, func() error {
+		g.wxConn.Close()
+		return g.sh.release()
+	})
 }
 
 // ServeHTTP forwards the call to WeChat with the app's access token, or
 // serves a session-key service, or refuses it. It never calls next: the
 // gateway answers every request it gets.
 func (g *APIGateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	g.inFlight.enter()
+	defer g.inFlight.leave()
+	return g.serve(w, r)
+}
+
+func (g *APIGateway) serve(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
 	label := "other"
 	if g.allowed[p] {

@@ -29,7 +29,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.strip.Strip(r)
 
 	if route, ok := h.routes.find(r.URL.Path); ok {
-		return route(w, r, next)
+		return h.serveRoute(route, w, r, next)
 	}
 	// The session cookie leaves the Cookie header whatever the request's
 	// credential; it is the credential only when no Authorization header
@@ -55,6 +55,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.setIdentity(r, id, idheader.SourceClient)
 	return next.ServeHTTP(w, r)
+}
+
+// serveRoute serves one of the module's routes, counted in h.inFlight:
+// unlike a proxied request, a route uses the store and WeChat.
+func (h *Handler) serveRoute(route routeFunc, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.inFlight.enter()
+	defer h.inFlight.leave()
+	return route(w, r, next)
 }
 
 // isPublic reports whether r is on one of the public paths, which pass on
@@ -382,6 +390,8 @@ func (h *Handler) checkCSRF(r *http.Request) *apierr.Error {
 // in until session_ttl. Failing that, the cookie lives on until its
 // token expires. It reports whether it set a new cookie.
 func (h *Handler) renewCookie(ctx context.Context, w http.ResponseWriter, r *http.Request, id *identity.Identity) bool {
+	h.inFlight.enter()
+	defer h.inFlight.leave()
 	s, err := h.store.Get(ctx, id.SID)
 	if err != nil || s.AppID != id.AppID || s.OpenID != id.OpenID || h.checkBanned(s.AppID, s.OpenID) != nil {
 		return false

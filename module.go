@@ -206,6 +206,7 @@ type Handler struct {
 	fake     *wechattest.Server // sandbox only
 	app      *WeChatApp         // its sandbox merchants serve /sandbox/pay
 	wxConn   *platform.Conn     // released in Cleanup
+	inFlight *inFlight          // routes being served: Cleanup waits for them
 	users    *session.Users
 	audit    *zap.Logger
 	routes   routeTable

@@ -102,6 +102,7 @@ func (h *shared) watchKeys() error {
 // Provision sets defaults, resolves secrets, and connects the session store
 // and the WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	h.inFlight = new(inFlight)
 	// First, so that a config refused below keeps the series on /metrics
 	// (Caddy's admin endpoint then reads the refused config's registry).
 	if err := metrics.Init(ctx.GetMetricsRegistry()); err != nil {
@@ -516,10 +517,12 @@ var stores = caddy.NewUsagePool()
 
 // Cleanup releases this config's hold on the session store.
 func (h *Handler) Cleanup() error {
-	h.pooled.release(h.uses)
-	h.uses = nil
-	h.wxConn.Close()
-	return h.shared.release()
+	return h.inFlight.close(h.logger, func() error {
+		h.pooled.release(h.uses)
+		h.uses = nil
+		h.wxConn.Close()
+		return h.shared.release()
+	})
 }
 
 // provisionUsers takes the user records of the store.

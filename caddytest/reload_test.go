@@ -12,10 +12,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat/wechatauth/wechattest"
 )
 
 // multiSlowUpstream answers 200 after a few milliseconds, so requests are
@@ -129,4 +132,40 @@ func TestReloadUnderLoadKeepsSessionsAndDropsNoRequest(t *testing.T) {
 	if !jsonEqual(t, r.Body, plain) {
 		t.Errorf("after the reload the session decrypts to %s, want %s", r.Body, plain)
 	}
+}
+
+// A reload that changes the session store (Redis to memory here) lets the
+// logins in flight finish with the store they began with: Caddy cleans up
+// the old config while its requests still run, and a login whose store
+// was closed under it answers 503 with the user's code spent.
+func TestReloadLetsLoginsInFlightFinish(t *testing.T) {
+	rs := rdsStart(t)
+	fake, wechatURL := startWeChat(t, wechattest.Options{AutoCodes: true})
+	fake.AddApp(testAppID, testSecret)
+	up := startUpstream(t)
+	m := multiNew(t, "A", "", rdsSite(rs.URL, wechatURL, up.Addr))
+	m.Start()
+	loginAt(t, m.Base, map[string]string{"code": "auto-before"})
+
+	fake.SetDelay(1500 * time.Millisecond)
+	answers := make(chan string, 3)
+	for i := range 3 {
+		go func() {
+			r, err := trySend(http.MethodPost, m.Base+"/wx/login", http.Header{"Content-Type": {"application/json"}}, fmt.Sprintf(`{"code":"auto-inflight-%d"}`, i))
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			answers <- fmt.Sprintf("%d %s", r.Status, r.Body)
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	m.Load(t, m.Caddyfile("", usrSite(wechatURL, up.Addr, "")))
+	for range 3 {
+		if a := <-answers; !strings.HasPrefix(a, "200 ") {
+			t.Errorf("a login in flight during the reload got %s", a)
+		}
+	}
+	fake.SetDelay(0)
+	loginAt(t, m.Base, map[string]string{"code": "auto-after"})
 }
