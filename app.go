@@ -105,6 +105,10 @@ type WeChatApp struct {
 	// that moved to Redis (redisstore.Carry): at Start, so that
 	// `caddy validate` writes nothing.
 	carries []*redisstore.Carry
+
+	// onStart runs at Start: what must wait until the config is sure to
+	// serve (a pooled store's logger following this config's logs).
+	onStart []func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -184,6 +188,9 @@ func (a *WeChatApp) Start() error {
 	}
 	for _, c := range a.carries {
 		c.Start()
+	}
+	for _, f := range a.onStart {
+		f()
 	}
 	return nil
 }

@@ -144,6 +144,7 @@ func (d *delivery) open(ctx context.Context) (*pooledOutbox, error) {
 	if loaded { // else newOutbox did, before its workers started
 		d.pooled.ob.Cover(d.s.Timeout)
 		d.pooled.hold(d.s)
+		d.pooled.logs.follow(d.log)
 	}
 	return d.pooled, nil
 }
@@ -283,6 +284,7 @@ type pooledOutbox struct {
 	client   redis.UniversalClient // nil for the memory store
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
+	logs     *followingLogger      // the outbox's lines go where the config that took it last sends its own
 
 	mu   sync.Mutex
 	seen map[string]sighting // memory store: sight's keys (the settled ones also in ob.Remember)
@@ -412,21 +414,23 @@ func redisPrefix(kind string) string { return "wechat_auth:" + kind + ":" }
 // already keeps its sessions in the same Redis, else a client of its own.
 func (d *delivery) newOutbox() (caddy.Destructor, error) {
 	p := &pooledOutbox{held: make(map[heldKey]*held)}
+	var log *zap.Logger
+	p.logs, log = newFollowingLogger(d.log)
 	var store outbox.Store
 	if d.conn == nil {
 		p.seen = make(map[string]sighting)
-		store = outbox.StorageStore(d.storage, "wechat_auth/outbox/"+d.s.Kind, d.log)
+		store = outbox.StorageStore(d.storage, "wechat_auth/outbox/"+d.s.Kind, log)
 	} else {
 		p.client, p.borrowed = borrowSessionClient(d.conn)
 		if p.client == nil {
 			p.client, p.own = d.conn.NewClient(), true
 		}
-		store = outbox.RedisStore(p.client, redisPrefix(d.s.Kind), d.log)
+		store = outbox.RedisStore(p.client, redisPrefix(d.s.Kind), log)
 	}
 	// The first handler's settings stand in for those of events queued
 	// before events carried their own.
 	cfg := outbox.Config{
-		Logger:        d.log,
+		Logger:        log,
 		Observer:      deliveryMetrics{},
 		Timeout:       d.s.Timeout,
 		RetryFor:      d.s.RetryFor,

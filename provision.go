@@ -422,6 +422,7 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		return err
 	}
 	var newStore func() (caddy.Destructor, error)
+	logs, log := newFollowingLogger(h.logger)
 	if conn == nil {
 		h.storeKey = "memory"
 		newStore = func() (caddy.Destructor, error) {
@@ -431,7 +432,7 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		ring := h.tokens.Ring()
 		h.storeKey = redisStoreKey(conn, ring)
 		newStore = func() (caddy.Destructor, error) {
-			return redisstore.New(conn, ring, h.maxSessions, h.logger)
+			return redisstore.New(conn, ring, h.maxSessions, log)
 		}
 	}
 	val, loaded, err := stores.LoadOrNew(h.storeKey, func() (caddy.Destructor, error) {
@@ -439,7 +440,7 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		if err != nil {
 			return nil, err
 		}
-		return &pooledStore{Store: st.(session.Store)}, nil
+		return &pooledStore{Store: st.(session.Store), logs: logs}, nil
 	})
 	if err != nil {
 		h.storeKey = ""
@@ -449,6 +450,11 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 	h.store = h.pooled.Store
 	if loaded {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
+		// Its lines go where this config sends its own once it starts:
+		// a config refused before that closes its logs.
+		if app != nil {
+			app.onStart = append(app.onStart, func() { h.pooled.logs.follow(h.logger) })
+		}
 	}
 	// What the memory store kept for these apps holds here before the
 	// config serves, and is written to Redis once it runs.
@@ -656,6 +662,7 @@ type pooledStore struct {
 	uses map[storeUse]int // how many handlers use the store so
 
 	once *weblogin.KindedStore // web states, handoffs and codes seen, when the store keeps none (onceStore)
+	logs *followingLogger      // its lines go where the config that took it last sends its own
 }
 
 // storeUse is a handler's use of a store: an app it serves, and how long

@@ -1025,3 +1025,29 @@ func TestPushMemoryOutboxFollowsANewStorage(t *testing.T) {
 		t.Fatalf("after the restart on the new storage the upstream got %d pushes, want the one queued there", len(got))
 	}
 }
+
+// The outbox outlives a reload; its lines follow the config: with the log
+// moved to another file, a push queued after the reload is logged there,
+// not in the first config's file, which Caddy closed.
+func TestPushOutboxLogsFollowAReload(t *testing.T) {
+	up := startPushUpstream(t)
+	dir := t.TempDir()
+	logTo := func(name string) string {
+		return "\tlog {\n\t\toutput file " + filepath.Join(dir, name) + "\n\t}"
+	}
+	loadPushSite(t, logTo("first.log"), pushHandler(pushPath, pushLines(up.URL, "")))
+	loadPushSite(t, logTo("second.log"), pushHandler(pushPath, pushLines(up.URL, "")), "\trespond /reloaded 200\n")
+	up.Down()
+	p := safePush(false)
+	wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000q", "after the reload")))
+	const line = "upstream did not take the event"
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox's line is not in the running config's log; the first config's log holds it: %v",
+				strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
+		}
+	}
+	if strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line) {
+		t.Error("the outbox's line went to the first config's log too")
+	}
+}
