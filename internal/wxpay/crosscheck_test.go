@@ -333,6 +333,8 @@ func TestForgedAndStaleCallbacksAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed too, a member outside the resource that is not UTF-8.
+	summaryNotUTF8 := bytes.Replace(n.Body, []byte("支付成功"), []byte("\xff"), 1)
 	for name, c := range map[string]struct {
 		h    http.Header
 		body []byte
@@ -349,6 +351,7 @@ func TestForgedAndStaleCallbacksAreRefused(t *testing.T) {
 		"a second timestamp":        {twice("Wechatpay-Timestamp", "1"), n.Body, now, reasonRepeatedHeader},
 		"a second serial":           {twice("Wechatpay-Serial", "X"), n.Body, now, reasonRepeatedHeader},
 		"resource not UTF-8":        {notUTF8.Header, notUTF8.Body, now, reasonNotJSON},
+		"summary not UTF-8":         {resign(summaryNotUTF8), summaryNotUTF8, now, reasonNotification},
 	} {
 		if _, _, err := p.m.OpenNotification(c.h, c.body, c.now); err != c.want || !errors.Is(err, ErrVerification) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)

@@ -29,6 +29,6 @@ const (
 	reasonNonce          verifyError = "resource nonce is not 12 bytes"
 	reasonDecrypt        verifyError = "resource does not decrypt"
 	reasonNotJSON        verifyError = "decrypted resource is not a UTF-8 JSON object"
-	reasonNotification   verifyError = "notification is not a JSON object with a resource object"
+	reasonNotification   verifyError = "notification is not a UTF-8 JSON object with a resource object"
 	reasonDuplicateField verifyError = "notification repeats a member"
 )

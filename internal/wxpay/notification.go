@@ -57,10 +57,15 @@ type Notification struct {
 	resStart, resEnd int
 }
 
-// ParseNotification reads a callback body: a JSON object whose resource
-// member is an object. A member given twice is refused, so that what is
-// read and what is rewritten are the same. Failures are ErrVerification.
+// ParseNotification reads a callback body: a UTF-8 JSON object whose
+// resource member is an object. A member given twice is refused, so that
+// what is read and what is rewritten are the same; bytes that are not
+// UTF-8 too, which encoding/json takes inside strings and a strict reader
+// of the delivered body does not. Failures are ErrVerification.
 func ParseNotification(body []byte) (*Notification, error) {
+	if !utf8.Valid(body) {
+		return nil, reasonNotification
+	}
 	n := &Notification{body: body, resStart: -1}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
