@@ -94,6 +94,9 @@ func TestSameOriginPost(t *testing.T) {
 		{"the site's page", site, "", "same-origin", true},
 		{"the site's page, an old browser", site, "", "", true},
 		{"the site by its Referer", "", site + "/wx/web/handoff?ticket=x", "", true},
+		// What a browser without Origin sends under the handoff page's
+		// Referrer-Policy: strict-origin.
+		{"the site by its Referer, the origin alone", "", site + "/", "", true},
 		{"a return_to origin", "https://m.example.com", "", "same-site", false},
 		{"a sibling claiming same-origin", "https://m.example.com", "", "same-origin", false},
 		{"the site's Origin, Fetch Metadata says same-site", site, "", "same-site", false},
