@@ -62,6 +62,16 @@ func webStack(t *testing.T, global, extra string) *stack {
 	})
 }
 
+// handoffLink asks for a web-view handoff link to returnTo for the mini
+// program user whose token it is.
+func handoffLink(t *testing.T, token, returnTo string) string {
+	t.Helper()
+	r := postJSON(t, siteBase+"/wx/web/handoff", token, map[string]string{"return_to": returnTo})
+	wantStatus(t, r, http.StatusOK)
+	u, _ := r.Object(t)["url"].(string)
+	return u
+}
+
 // noRedirects is a client that shows redirects instead of following them.
 var noRedirects = &http.Client{
 	Transport:     httpClient.Transport,
@@ -358,9 +368,7 @@ func TestWebViewHandoff(t *testing.T) {
 	user := st.addUser("handoff-mini")
 	lr := st.login(t, "handoff-mini")
 
-	r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/shop/cart"})
-	wantStatus(t, r, http.StatusOK)
-	link, _ := r.Object(t)["url"].(string)
+	link := handoffLink(t, lr.Token, "/shop/cart")
 	if !strings.HasPrefix(link, siteBase+"/wx/web/handoff?") {
 		t.Fatalf("handoff url %q", link)
 	}
@@ -404,13 +412,7 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	st.addUser("handoff-attacker")
 	attacker := st.login(t, "handoff-attacker")
 	attackerOpenID := attacker.OpenID
-	link := func() string {
-		t.Helper()
-		r := postJSON(t, siteBase+"/wx/web/handoff", attacker.Token, map[string]string{"return_to": "/account"})
-		wantStatus(t, r, http.StatusOK)
-		u, _ := r.Object(t)["url"].(string)
-		return u
-	}
+	link := func() string { return handoffLink(t, attacker.Token, "/account") }
 	br := startBrowser(t)
 	victim := browserLogin(t, br, "", "victim", "/account")
 	victimOpenID := wechattest.WebOpenID(websiteAppID, "victim")
@@ -482,9 +484,7 @@ func TestWebViewHandoffLoginCSRF(t *testing.T) {
 	// same-site page the web-view shows logs its user in as nobody else.
 	st.addUser("handoff-victim")
 	own := st.login(t, "handoff-victim")
-	r := postJSON(t, siteBase+"/wx/web/handoff", own.Token, map[string]string{"return_to": "/account"})
-	wantStatus(t, r, http.StatusOK)
-	ownLink, _ := r.Object(t)["url"].(string)
+	ownLink := handoffLink(t, own.Token, "/account")
 	wvVictim := br.tab(t, miniProgramWebViewUA)
 	wvVictim.navigate(t, ownLink)
 	wvVictim.waitURL(t, siteBase+"/account")
@@ -820,12 +820,7 @@ func TestWebViewHandoffStaysOnItsSite(t *testing.T) {
 	})
 	st.addUser("site-mini")
 	tok := st.loginApp(t, testAppID, "site-mini").Token
-	linkTo := func(returnTo string) string {
-		r := postJSON(t, siteBase+"/wx/web/handoff", tok, map[string]string{"return_to": returnTo})
-		wantStatus(t, r, http.StatusOK)
-		link, _ := r.Object(t)["url"].(string)
-		return link
-	}
+	linkTo := func(returnTo string) string { return handoffLink(t, tok, returnTo) }
 	link := linkTo("https://elsewhere.example/steal")
 	other := strings.Replace(link, siteBase, siteBase2, 1)
 	resp := sendNoFollow(t, "GET", other, nil, "")
@@ -933,10 +928,7 @@ func TestWebViewHandoffMadeBeforeARevokeIsRefused(t *testing.T) {
 		c := code + "-" + strconv.Itoa(logins)
 		st.WeChat.AddCode(testAppID, c, user)
 		lr := st.login(t, c)
-		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/shop"})
-		wantStatus(t, r, http.StatusOK)
-		u, _ := r.Object(t)["url"].(string)
-		return u
+		return handoffLink(t, lr.Token, "/shop")
 	}
 	open := func(u string) *http.Response {
 		t.Helper()
@@ -1001,13 +993,7 @@ func TestWebHandoffReferer(t *testing.T) {
 	st := webStack(t, "", "")
 	st.addUser("handoff-referer")
 	lr := st.login(t, "handoff-referer")
-	link := func() string {
-		t.Helper()
-		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/account"})
-		wantStatus(t, r, http.StatusOK)
-		u, _ := r.Object(t)["url"].(string)
-		return u
-	}
+	link := func() string { return handoffLink(t, lr.Token, "/account") }
 	br := startBrowser(t)
 	// Logged in on the web already, so the site's pages reach the upstream.
 	tb := browserLogin(t, br, "", "referer-web", "/")

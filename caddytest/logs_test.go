@@ -304,9 +304,7 @@ func TestAccessLogFilterKeepsWebCodesOut(t *testing.T) {
 		// A web-view handoff: its link carries a ticket.
 		st.addUser("logged-mini")
 		lr := st.login(t, "logged-mini")
-		r := postJSON(t, siteBase+"/wx/web/handoff", lr.Token, map[string]string{"return_to": "/"})
-		wantStatus(t, r, http.StatusOK)
-		link, _ := r.Object(t)["url"].(string)
+		link := handoffLink(t, lr.Token, "/")
 		ticket := queryParam(t, link, "ticket")
 		if resp := step(link); resp.StatusCode != http.StatusFound {
 			t.Fatalf("handoff link answered %d: %s", resp.StatusCode, resp.Header.Get("X-Body"))
