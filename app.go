@@ -106,9 +106,10 @@ type WeChatApp struct {
 	// `caddy validate` writes nothing.
 	carries []*redisstore.Carry
 
-	// onStart runs at Start: what must wait until the config is sure to
-	// serve (a pooled store's logger following this config's logs).
-	onStart []func()
+	// follows run at Start: a pooled store's lines go where this config
+	// sends its own from then on. Their undos run at Stop.
+	follows   []func() (undo func())
+	unfollows []func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -189,14 +190,33 @@ func (a *WeChatApp) Start() error {
 	for _, c := range a.carries {
 		c.Start()
 	}
-	for _, f := range a.onStart {
-		f()
+	for _, f := range a.follows {
+		a.unfollows = append(a.unfollows, f())
 	}
 	return nil
 }
 
-// Stop implements caddy.App.
-func (a *WeChatApp) Stop() error { return nil }
+// Stop implements caddy.App. A config stopped while Caddy keeps running,
+// one rolled back because another app failed to start, hands the lines of
+// the pooled stores and outboxes it took over back to the config that
+// keeps running, whose logs are open; Caddy closes this config's.
+func (a *WeChatApp) Stop() error {
+	if caddy.Exiting() {
+		return nil
+	}
+	for _, d := range a.deliveries {
+		d.mu.Lock()
+		undo := d.unfollow
+		d.mu.Unlock()
+		if undo != nil {
+			undo()
+		}
+	}
+	for _, undo := range a.unfollows {
+		undo()
+	}
+	return nil
+}
 
 // hasSettings reports whether the app holds shared settings for the
 // handlers.

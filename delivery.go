@@ -59,6 +59,9 @@ type delivery struct {
 	pooled *pooledOutbox // once opened
 	held   bool          // this delivery holds a reference in the pool
 	closed bool
+	// unfollow hands the pooled outbox's lines back to the config they
+	// went to before this one opened it (followingLogger.follow).
+	unfollow func()
 	// serving counts the requests the handler began before it was
 	// closed and has not finished: Caddy cleans up a config replaced by
 	// a reload while its requests still run, and these keep the outbox
@@ -144,7 +147,7 @@ func (d *delivery) open(ctx context.Context) (*pooledOutbox, error) {
 	if loaded { // else newOutbox did, before its workers started
 		d.pooled.ob.Cover(d.s.Timeout)
 		d.pooled.hold(d.s)
-		d.pooled.logs.follow(d.log)
+		d.unfollow = d.pooled.logs.follow(d.log)
 	}
 	return d.pooled, nil
 }

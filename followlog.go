@@ -18,17 +18,29 @@ type followingLogger struct {
 }
 
 // newFollowingLogger returns a follower of l's destination and the logger
-// to give the pooled object, named as l is.
+// to give the pooled object, named as l is. Every logger it follows later
+// must be of the same module as l: Caddy picks a module's log outputs by
+// its name, and filters each line by the logger's.
 func newFollowingLogger(l *zap.Logger) (*followingLogger, *zap.Logger) {
 	f := new(followingLogger)
 	f.follow(l)
 	return f, zap.New(followCore{f: f}).Named(l.Name())
 }
 
-// follow sends the lines from now on where l sends its own.
-func (f *followingLogger) follow(l *zap.Logger) {
+// follow sends the lines from now on where l sends its own. Its undo hands
+// them back to where they went before, unless another config has taken
+// them since: for a config that started and is stopped while Caddy keeps
+// running, which is one rolled back (another app failed to start) or
+// replaced (its successor took them already).
+func (f *followingLogger) follow(l *zap.Logger) (undo func()) {
 	c := l.Core()
-	f.target.Store(&c)
+	mine := &c
+	prev := f.target.Swap(mine)
+	return func() {
+		if prev != nil {
+			f.target.CompareAndSwap(mine, prev)
+		}
+	}
 }
 
 // followCore is a zapcore.Core that writes through the follower's current

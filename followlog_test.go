@@ -34,3 +34,25 @@ func TestFollowingLoggerMovesWithTheConfig(t *testing.T) {
 		}
 	}
 }
+
+// A config that took the lines and is rolled back hands them back; one
+// replaced since by a newer config does not take them from it.
+func TestFollowingLoggerUndo(t *testing.T) {
+	first, firstLogs := observer.New(zapcore.InfoLevel)
+	second, _ := observer.New(zapcore.InfoLevel)
+	third, thirdLogs := observer.New(zapcore.InfoLevel)
+	f, log := newFollowingLogger(zap.New(first))
+
+	f.follow(zap.New(second))()
+	log.Info("after the second config was rolled back")
+	if firstLogs.Len() != 1 {
+		t.Fatalf("the first config got %d lines after the rollback, want 1", firstLogs.Len())
+	}
+	undoSecond := f.follow(zap.New(second))
+	f.follow(zap.New(third))
+	undoSecond()
+	log.Info("after the second config stopped, replaced by the third")
+	if thirdLogs.Len() != 1 {
+		t.Fatalf("the third config got %d lines, want 1", thirdLogs.Len())
+	}
+}

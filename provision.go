@@ -422,7 +422,10 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		return err
 	}
 	var newStore func() (caddy.Destructor, error)
-	logs, log := newFollowingLogger(h.logger)
+	// The store is wechat_auth's, whichever module made it or follows it:
+	// one module's logger, so that a log that includes it gets its lines.
+	storeLog := ctx.Logger(Handler{})
+	logs, log := newFollowingLogger(storeLog)
 	if conn == nil {
 		h.storeKey = "memory"
 		newStore = func() (caddy.Destructor, error) {
@@ -453,7 +456,8 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 		// Its lines go where this config sends its own once it starts:
 		// a config refused before that closes its logs.
 		if app != nil {
-			app.onStart = append(app.onStart, func() { h.pooled.logs.follow(h.logger) })
+			pooled := h.pooled
+			app.follows = append(app.follows, func() func() { return pooled.logs.follow(storeLog) })
 		}
 	}
 	// What the memory store kept for these apps holds here before the

@@ -1051,3 +1051,45 @@ func TestPushOutboxLogsFollowAReload(t *testing.T) {
 		t.Error("the outbox's line went to the first config's log too")
 	}
 }
+
+// A reload Caddy rolls back because another app fails to start (here, a
+// port already taken) started the wechat app first in some of the tries:
+// the outbox's lines stay with the config that keeps running, not in the
+// log of the config that was refused.
+func TestPushOutboxLogsStayWithARolledBackConfig(t *testing.T) {
+	up := startPushUpstream(t)
+	up.Down()
+	dir := t.TempDir()
+	logTo := func(name string) string {
+		return "\tlog {\n\t\toutput file " + filepath.Join(dir, name) + "\n\t}"
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	loadPushSite(t, logTo("running.log"), pushHandler(pushPath, pushLines(up.URL, "")))
+	// The same storage as the running config's, so the same outbox.
+	refused := isolate(t, globalOptions(logTo("refused.log"))+"\nhttp://localhost:9080 {\n"+pushHandler(pushPath, pushLines(up.URL, ""))+
+		"\trespond 404\n}\n\nhttp://"+taken.Addr().String()+" {\n\trespond ok\n}\n")
+	p := safePush(false)
+	const tries = 8 // Caddy starts its apps in map order: each try is a coin toss
+	for i := range tries {
+		refusedLoad(t, "text/caddyfile", refused)
+		wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000r", fmt.Sprintf("try %d", i))))
+	}
+	const line = "upstream did not take the event"
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(readFile(t, filepath.Join(dir, "running.log")), line) < tries; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	running := strings.Count(readFile(t, filepath.Join(dir, "running.log")), line)
+	gone := 0
+	if b, err := os.ReadFile(filepath.Join(dir, "refused.log")); err == nil {
+		gone = strings.Count(string(b), line)
+	}
+	if running != tries || gone != 0 {
+		t.Errorf("of %d queued pushes, the running config's log holds %d lines, the refused config's %d", tries, running, gone)
+	}
+}

@@ -9,11 +9,14 @@ package caddytest
 // the running config keeps serving.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
 )
@@ -157,5 +160,42 @@ func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
 	resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, "appid="+oaAppID) {
 		t.Fatalf("web login inside WeChat: %d to %q, want a redirect to the Official Account's authorize page", resp.StatusCode, loc)
+	}
+}
+
+// A Redis session store that wechat_auth and wechat_api share logs as
+// wechat_auth's, whichever of them took it last: a log that includes
+// http.handlers.wechat_auth alone gets its lines (here, the revocation
+// subscription lost when Redis drops it).
+func TestSharedRedisStoreLogsAsWeChatAuth(t *testing.T) {
+	rs := rdsStart(t)
+	fake, wechatURL := startWeChat(t, optsSingleUse)
+	fake.AddApp(testAppID, testSecret)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	app := fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t\tstore redis %s\n\t}\n"+
+		"\tlog authlog {\n\t\tinclude http.handlers.wechat_auth\n\t\toutput file %s\n\t}\n",
+		testAppID, testSecret, wechatURL, testSigningKey, rs.URL, logPath)
+	loadCaddy(t, globalOptions(app)+fmt.Sprintf(`
+%s {
+	wechat_auth
+	respond ok
+}
+
+%s {
+	wechat_api {
+		allow %s
+	}
+}
+`, siteBase, siteBase2, wechattest.PathSubscribeSend))
+	c := rs.Client()
+	defer c.Close()
+	if err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const line = "Redis subscription lost"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, logPath), line); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wechat_auth's log has no %q line:\n%s", line, readFile(t, logPath))
+		}
 	}
 }
