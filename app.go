@@ -106,10 +106,16 @@ type WeChatApp struct {
 	// `caddy validate` writes nothing.
 	carries []*redisstore.Carry
 
-	// follows run at Start: a pooled store's lines go where this config
-	// sends its own from then on. Their undos run at Stop.
-	follows   []func() (undo func())
-	unfollows []func()
+	// logs are the pooled stores' followers, with this config's logger
+	// for each: held from Start to Stop (followingLogger).
+	logs []heldLog
+	held []*followingLogger // what Start holds, for Stop to release
+}
+
+// heldLog is a pooled object's follower and the config's logger for it.
+type heldLog struct {
+	f   *followingLogger
+	log *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -182,39 +188,33 @@ func (a *WeChatApp) Provision(ctx caddy.Context) error {
 // restart are delivered without waiting for the next one to arrive;
 // `caddy validate`, which never starts apps, touches no outbox.
 func (a *WeChatApp) Start() error {
+	logs := slices.Clone(a.logs)
 	for _, d := range a.deliveries {
-		if _, err := d.open(context.Background()); err != nil {
+		p, err := d.open(context.Background())
+		if err != nil {
 			return err
 		}
+		logs = append(logs, heldLog{p.logs, d.log})
 	}
 	for _, c := range a.carries {
 		c.Start()
 	}
-	for _, f := range a.follows {
-		a.unfollows = append(a.unfollows, f())
+	// Only now, with every outbox open: the pooled objects' lines go where
+	// this config sends its own while it runs.
+	for _, l := range logs {
+		l.f.hold(a, l.log)
+		a.held = append(a.held, l.f)
 	}
 	return nil
 }
 
-// Stop implements caddy.App. A config stopped while Caddy keeps running,
-// one rolled back because another app failed to start, hands the lines of
-// the pooled stores and outboxes it took over back to the config that
-// keeps running, whose logs are open; Caddy closes this config's.
+// Stop implements caddy.App. The pooled objects this config held log
+// where the newest running config that holds them does (followingLogger).
 func (a *WeChatApp) Stop() error {
-	if caddy.Exiting() {
-		return nil
+	for _, f := range a.held {
+		f.release(a)
 	}
-	for _, d := range a.deliveries {
-		d.mu.Lock()
-		undo := d.unfollow
-		d.mu.Unlock()
-		if undo != nil {
-			undo()
-		}
-	}
-	for _, undo := range a.unfollows {
-		undo()
-	}
+	a.held = nil
 	return nil
 }
 

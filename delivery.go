@@ -59,9 +59,6 @@ type delivery struct {
 	pooled *pooledOutbox // once opened
 	held   bool          // this delivery holds a reference in the pool
 	closed bool
-	// unfollow hands the pooled outbox's lines back to the config they
-	// went to before this one opened it (followingLogger.follow).
-	unfollow func()
 	// serving counts the requests the handler began before it was
 	// closed and has not finished: Caddy cleans up a config replaced by
 	// a reload while its requests still run, and these keep the outbox
@@ -147,7 +144,6 @@ func (d *delivery) open(ctx context.Context) (*pooledOutbox, error) {
 	if loaded { // else newOutbox did, before its workers started
 		d.pooled.ob.Cover(d.s.Timeout)
 		d.pooled.hold(d.s)
-		d.unfollow = d.pooled.logs.follow(d.log)
 	}
 	return d.pooled, nil
 }
@@ -287,7 +283,7 @@ type pooledOutbox struct {
 	client   redis.UniversalClient // nil for the memory store
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
-	logs     *followingLogger      // the outbox's lines go where the config that took it last sends its own
+	logs     *followingLogger      // the outbox's lines go where the newest config holding it sends its own
 
 	mu   sync.Mutex
 	seen map[string]sighting // memory store: sight's keys (the settled ones also in ob.Remember)

@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -9,38 +10,74 @@ import (
 )
 
 // followingLogger is the logger of what a pool keeps across reloads (a
-// session store, an outbox): its lines go where the config that took it
-// last sends its own. A logger from ctx.Logger() writes through the
-// writers of the config that made it, which a reload closes, so a pooled
-// object's lines would go to a file the operator no longer reads.
+// session store, an outbox): its lines go where the newest running config
+// that holds it sends its own. A logger from ctx.Logger() writes through
+// the writers of the config that made it, so after a reload that moved
+// the logs, a pooled object's lines would go on to the replaced config's
+// file, which the operator no longer reads.
+//
+// The configs that hold it are registered at their wechat app's Start and
+// removed at its Stop, whatever the reason: replaced by a reload, rolled
+// back because another app failed to start, unloaded, or Caddy exiting.
+// With none left (an unload, the exit), the lines go where the last one
+// removed sent them.
 type followingLogger struct {
 	target atomic.Pointer[zapcore.Core]
+
+	mu      sync.Mutex
+	holders []holder     // running configs that hold it, oldest first
+	last    zapcore.Core // where lines go with no holder
 }
 
-// newFollowingLogger returns a follower of l's destination and the logger
-// to give the pooled object, named as l is. Every logger it follows later
-// must be of the same module as l: Caddy picks a module's log outputs by
-// its name, and filters each line by the logger's.
+// holder is a config holding a pooled object (owner, its wechat app) and
+// the core of its logger for the object.
+type holder struct {
+	owner any
+	core  zapcore.Core
+}
+
+// newFollowingLogger returns a follower, sending lines where l does until
+// a config holds it, and the logger to give the pooled object, named as l
+// is. Every logger held later must be of the same module as l: Caddy picks
+// a module's log outputs by its name, and filters each line by the
+// logger's.
 func newFollowingLogger(l *zap.Logger) (*followingLogger, *zap.Logger) {
-	f := new(followingLogger)
-	f.follow(l)
+	f := &followingLogger{last: l.Core()}
+	f.target.Store(&f.last)
 	return f, zap.New(followCore{f: f}).Named(l.Name())
 }
 
-// follow sends the lines from now on where l sends its own. Its undo hands
-// them back to where they went before, unless another config has taken
-// them since: for a config that started and is stopped while Caddy keeps
-// running, which is one rolled back (another app failed to start) or
-// replaced (its successor took them already).
-func (f *followingLogger) follow(l *zap.Logger) (undo func()) {
-	c := l.Core()
-	mine := &c
-	prev := f.target.Swap(mine)
-	return func() {
-		if prev != nil {
-			f.target.CompareAndSwap(mine, prev)
+// hold registers owner's config, whose logger for the object is l, as the
+// newest holder: lines go where l sends them from now on.
+func (f *followingLogger) hold(owner any, l *zap.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.holders = slices.DeleteFunc(f.holders, func(h holder) bool { return h.owner == owner })
+	f.holders = append(f.holders, holder{owner, l.Core()})
+	f.retarget()
+}
+
+// release removes owner's config: lines go to the newest holder left, or,
+// with none, where owner's went.
+func (f *followingLogger) release(owner any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, h := range f.holders {
+		if h.owner == owner {
+			f.last = h.core
+			f.holders = slices.Delete(f.holders, i, i+1)
+			break
 		}
 	}
+	f.retarget()
+}
+
+func (f *followingLogger) retarget() {
+	c := f.last
+	if n := len(f.holders); n > 0 {
+		c = f.holders[n-1].core
+	}
+	f.target.Store(&c)
 }
 
 // followCore is a zapcore.Core that writes through the follower's current

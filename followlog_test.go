@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// A pooled object's lines go where the config that took it last sends its
+// A pooled object's lines go where the config that holds it sends its
 // own, with the logger's name and fields, and at that config's level.
 func TestFollowingLoggerMovesWithTheConfig(t *testing.T) {
 	first, firstLogs := observer.New(zapcore.InfoLevel)
@@ -17,7 +17,7 @@ func TestFollowingLoggerMovesWithTheConfig(t *testing.T) {
 	log = log.With(zap.String("kind", "push"))
 
 	log.Info("one")
-	f.follow(zap.New(second))
+	f.hold("second config", zap.New(second))
 	log.Info("two: below the second config's level")
 	log.Warn("three")
 
@@ -35,24 +35,37 @@ func TestFollowingLoggerMovesWithTheConfig(t *testing.T) {
 	}
 }
 
-// A config that took the lines and is rolled back hands them back; one
-// replaced since by a newer config does not take them from it.
-func TestFollowingLoggerUndo(t *testing.T) {
-	first, firstLogs := observer.New(zapcore.InfoLevel)
-	second, _ := observer.New(zapcore.InfoLevel)
-	third, thirdLogs := observer.New(zapcore.InfoLevel)
-	f, log := newFollowingLogger(zap.New(first))
-
-	f.follow(zap.New(second))()
-	log.Info("after the second config was rolled back")
-	if firstLogs.Len() != 1 {
-		t.Fatalf("the first config got %d lines after the rollback, want 1", firstLogs.Len())
+// The lines go to the newest config that holds the object and runs: not
+// to one rolled back, nor to one replaced; a config with two handlers on
+// one object holds it once; with none left (an unload, Caddy exiting),
+// they go where the last one's went.
+func TestFollowingLoggerFollowsTheNewestRunningHolder(t *testing.T) {
+	cores := map[string]*observer.ObservedLogs{}
+	logger := func(name string) *zap.Logger {
+		c, logs := observer.New(zapcore.InfoLevel)
+		cores[name] = logs
+		return zap.New(c)
 	}
-	undoSecond := f.follow(zap.New(second))
-	f.follow(zap.New(third))
-	undoSecond()
-	log.Info("after the second config stopped, replaced by the third")
-	if thirdLogs.Len() != 1 {
-		t.Fatalf("the third config got %d lines, want 1", thirdLogs.Len())
+	f, log := newFollowingLogger(logger("maker"))
+	want := func(step, config string) {
+		t.Helper()
+		before := cores[config].Len()
+		log.Info(step)
+		if cores[config].Len() != before+1 {
+			t.Fatalf("%s: the line did not go to %s", step, config)
+		}
 	}
+	x, y, z := logger("x"), logger("y"), logger("z")
+	f.hold("X", x)
+	want("X started", "x")
+	f.hold("Y", y)
+	f.hold("Y", y) // a second handler of Y on the same object
+	f.release("X")
+	want("reloaded to Y", "y")
+	f.hold("Z", z)
+	want("Z started", "z")
+	f.release("Z")
+	want("Z rolled back", "y")
+	f.release("Y")
+	want("Y unloaded, nothing after it", "y")
 }

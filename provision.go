@@ -453,12 +453,10 @@ func (h *shared) provisionStore(ctx caddy.Context, app *WeChatApp) error {
 	h.store = h.pooled.Store
 	if loaded {
 		h.store.Reuse(h.maxSessions, ctx.Storage())
-		// Its lines go where this config sends its own once it starts:
-		// a config refused before that closes its logs.
-		if app != nil {
-			pooled := h.pooled
-			app.follows = append(app.follows, func() func() { return pooled.logs.follow(storeLog) })
-		}
+	}
+	// Its lines go where this config sends its own while it runs.
+	if app != nil {
+		app.logs = append(app.logs, heldLog{h.pooled.logs, storeLog})
 	}
 	// What the memory store kept for these apps holds here before the
 	// config serves, and is written to Redis once it runs.

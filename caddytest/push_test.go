@@ -1068,9 +1068,11 @@ func TestPushOutboxLogsStayWithARolledBackConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	loadPushSite(t, logTo("running.log"), pushHandler(pushPath, pushLines(up.URL, "")))
+	// Two receivers on one outbox: the config holds it once.
+	handlers := pushHandler(pushPath, pushLines(up.URL, "")) + pushHandler("/push2", pushLines(up.URL, ""))
+	loadPushSite(t, logTo("running.log"), handlers)
 	// The same storage as the running config's, so the same outbox.
-	refused := isolate(t, globalOptions(logTo("refused.log"))+"\nhttp://localhost:9080 {\n"+pushHandler(pushPath, pushLines(up.URL, ""))+
+	refused := isolate(t, globalOptions(logTo("refused.log"))+"\nhttp://localhost:9080 {\n"+handlers+
 		"\trespond 404\n}\n\nhttp://"+taken.Addr().String()+" {\n\trespond ok\n}\n")
 	p := safePush(false)
 	const tries = 8 // Caddy starts its apps in map order: each try is a coin toss
