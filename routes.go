@@ -32,6 +32,9 @@ type route struct {
 	// (apierr.WantsPage) is a page, the JSON answer shown in it.
 	page  bool
 	serve routeFunc
+	// counted, when set, counts the refusals checked makes before serve
+	// runs, in the metric serve counts its own answers in.
+	counted func(error)
 }
 
 // routeTable maps paths to the routes under route_prefix. A route under
@@ -69,7 +72,7 @@ func (h *Handler) newRoutes() routeTable {
 	p := strings.TrimSuffix(h.RoutePrefix, "/") // route_prefix "/" serves /login
 	post := []string{http.MethodPost}
 	routes := map[string]route{
-		p + "/login":    {methods: post, serve: h.login},
+		p + "/login":    {methods: post, serve: h.login, counted: countLogin},
 		p + "/refresh":  {methods: post, serve: h.refresh},
 		p + "/logout":   {methods: post, serve: h.logout},
 		p + "/userinfo": {methods: post, serve: h.userinfo},
@@ -125,12 +128,17 @@ func (rt route) checked() routeFunc {
 	if len(rt.methods) > 0 {
 		errMethods = apierr.Method.Allowing(rt.methods)
 	}
-	serve := rt.serve
+	serve, counted := rt.serve, rt.counted
+	if counted == nil {
+		counted = func(error) {}
+	}
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
+			counted(errMethods)
 			return errMethods
 		}
 		if !rt.noBody && r.ContentLength > apierr.MaxBody {
+			counted(apierr.PayloadTooLarge)
 			return apierr.PayloadTooLarge
 		}
 		return serve(w, r, next)

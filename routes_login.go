@@ -31,9 +31,14 @@ type tokenResponse struct {
 // login exchanges a wx.login code for a session and a token.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	err := h.doLogin(w, r)
-	result := apierr.Result(err)
-	metrics.Logins.WithLabelValues(result).Inc()
+	countLogin(err)
 	return err
+}
+
+// countLogin counts a login request by its answer: every one, as the
+// audit log records them, the refused before it is read included.
+func countLogin(err error) {
+	metrics.Logins.WithLabelValues(apierr.Result(err)).Inc()
 }
 
 func (h *Handler) doLogin(w http.ResponseWriter, r *http.Request) error {

@@ -32,9 +32,13 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 
 	lr := st.login(t, "metrics-ok")
 	postJSON(t, st.Base+"/wx/login", "", map[string]string{"code": "metrics-used"}) // 40163: invalid_code
-	get(t, st.Base+"/api", lr.Token)                                                // verification ok
-	get(t, st.Base+"/api", "")                                                      // missing
-	get(t, st.Base+"/api", "not.a.token")                                           // invalid
+	// Refused before the login reads anything, counted as the audit log
+	// records them: another method, a body declared over 64 KiB.
+	get(t, st.Base+"/wx/login", "")
+	send(t, http.MethodPost, st.Base+"/wx/login", http.Header{"Content-Type": {"application/json"}}, strings.Repeat(" ", 65<<10)+"{}")
+	get(t, st.Base+"/api", lr.Token)      // verification ok
+	get(t, st.Base+"/api", "")            // missing
+	get(t, st.Base+"/api", "not.a.token") // invalid
 	enc, iv := encryptFor(t, user.SessionKey, map[string]any{"stepInfoList": []any{}})
 	postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": enc, "iv": iv})                         // ok
 	postJSON(t, st.Base+"/wx/decrypt", lr.Token, map[string]string{"encryptedData": vector.EncryptedData, "iv": vector.IV}) // decrypt_failed
@@ -47,6 +51,8 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 	}{
 		{"caddy_wechat_auth_logins_total", []string{`result="ok"`}, 1},
 		{"caddy_wechat_auth_logins_total", []string{`result="invalid_code"`}, 1},
+		{"caddy_wechat_auth_logins_total", []string{`result="invalid_request"`}, 1},
+		{"caddy_wechat_auth_logins_total", []string{`result="payload_too_large"`}, 1},
 		{"caddy_wechat_auth_token_verifications_total", []string{`result="ok"`}, 3}, // /api and two decrypts
 		{"caddy_wechat_auth_token_verifications_total", []string{`result="missing"`}, 1},
 		{"caddy_wechat_auth_token_verifications_total", []string{`result="invalid"`}, 1},
