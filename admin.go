@@ -190,6 +190,9 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
+	if !wechat.ValidID(req.AppID) {
+		return &req, nil, 0, badRequest("The appid is malformed: WeChat's appids are letters and digits, such as wx1234567890abcdef.")
+	}
 	if !wechat.ValidID(req.OpenID) {
 		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 64 letters, digits, '-' and '_'.")
 	}
@@ -293,6 +296,7 @@ func save(r *http.Request, stores []session.UserStore, rec *session.UserRecord) 
 
 func (a *adminUsers) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
 		return a.answer(w, r, "user_revoke", nil, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use POST."})
 	}
 	req, stores, ttl, aerr := readUser(r)
@@ -316,6 +320,7 @@ func (a *adminUsers) handleBan(w http.ResponseWriter, r *http.Request) error {
 	case http.MethodDelete:
 		return a.unban(w, r)
 	default:
+		w.Header().Set("Allow", "POST, DELETE")
 		return a.answer(w, r, "ban", nil, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use POST to ban or DELETE to lift a ban."})
 	}
 }
@@ -389,6 +394,7 @@ func banAnswer(rec *session.UserRecord) userAnswer {
 
 func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
 		writeAdminError(w, &adminError{http.StatusMethodNotAllowed, "invalid_request", "Use GET."})
 		return nil
 	}
@@ -411,7 +417,7 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
 	writeAdminError(w, e)
 	var appid, openid string
-	if req != nil && wechat.ValidID(req.OpenID) && len(req.AppID) <= 64 {
+	if req != nil && wechat.ValidID(req.OpenID) && wechat.ValidID(req.AppID) {
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}

@@ -72,6 +72,15 @@ func TestAuditLogFile(t *testing.T) {
 	wantStatus(t, send(t, http.MethodPost, adminURL+"/wechat_auth/users/ban", h, `{"appid":"`+testAppID+`","openid":"`+v.OpenID+`","reason":"test"}`), http.StatusOK)
 	wantStatus(t, send(t, http.MethodDelete, adminURL+"/wechat_auth/users/ban", h, user), http.StatusOK)
 	wantStatus(t, send(t, http.MethodPost, adminURL+"/wechat_auth/users/ban", h, `{"appid":"`+testAppID+`"}`), http.StatusBadRequest)
+	// A malformed appid is refused as such, not as an app nobody serves,
+	// and stays out of the audit log.
+	wantError(t, send(t, http.MethodPost, adminURL+"/wechat_auth/users/ban", h, `{"appid":"wx\u0000../x","openid":"oMal"}`), http.StatusBadRequest, "invalid_request")
+	// Another method: 405 naming those the route takes.
+	r := send(t, http.MethodPut, adminURL+"/wechat_auth/users/ban", h, user)
+	wantStatus(t, r, http.StatusMethodNotAllowed)
+	if got := r.Header.Get("Allow"); got != "POST, DELETE" {
+		t.Errorf("405 of /wechat_auth/users/ban: Allow %q, want \"POST, DELETE\"", got)
+	}
 
 	entries := auditEntries(t, path)
 	var events []string
@@ -83,6 +92,9 @@ func TestAuditLogFile(t *testing.T) {
 		if e["remote_ip"] == nil || e["remote_ip"] == "" {
 			t.Errorf("entry without remote_ip: %v", e)
 		}
+		if a, _ := e["appid"].(string); strings.ContainsAny(a, "\x00./") {
+			t.Errorf("the audit log holds a malformed appid: %v", e)
+		}
 		if e["result"] != "invalid_request" { // those name no user the module knows of
 			if e["appid"] != testAppID {
 				t.Errorf("entry without its appid: %v", e)
@@ -91,7 +103,7 @@ func TestAuditLogFile(t *testing.T) {
 	}
 	want := []string{"login:ok", "refresh:ok", "decrypt:ok", "phone:ok", "login:invalid_code",
 		"login:invalid_request", "refresh:payload_too_large", "logout:ok",
-		"user_revoke:ok", "ban:ok", "unban:ok", "ban:invalid_request"}
+		"user_revoke:ok", "ban:ok", "unban:ok", "ban:invalid_request", "ban:invalid_request", "ban:invalid_request"}
 	if strings.Join(events, " ") != strings.Join(want, " ") {
 		t.Errorf("audit events\n%v\nwant\n%v", events, want)
 	}
