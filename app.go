@@ -195,6 +195,9 @@ func (a *WeChatApp) Start() error {
 			return err
 		}
 		logs = append(logs, heldLog{p.logs, d.log})
+		if p.borrowedLogs != nil {
+			logs = append(logs, heldLog{p.borrowedLogs, a.ctx.Logger(Handler{})})
+		}
 	}
 	for _, c := range a.carries {
 		c.Start()
@@ -649,8 +652,11 @@ func (a *WeChatApp) sandboxPay(prepayID string) (*wechattest.Pay, wechattest.Pay
 }
 
 // Cleanup gives back the sandbox merchants and closes idle connections
-// to WeChat Pay.
+// to WeChat Pay. It also releases what Start held, for a config Caddy
+// cancels without stopping its apps (one whose admin settings failed
+// after the apps started).
 func (a *WeChatApp) Cleanup() error {
+	a.Stop()
 	for _, id := range a.sandboxHolds {
 		platform.ReleasePaySandbox(id)
 	}

@@ -283,7 +283,10 @@ type pooledOutbox struct {
 	client   redis.UniversalClient // nil for the memory store
 	own      bool                  // client is this outbox's, not a session store's
 	borrowed string                // the session store held in stores, whose client this is
-	logs     *followingLogger      // the outbox's lines go where the newest config holding it sends its own
+	// borrowedLogs is that store's follower: a config holding the outbox
+	// holds it too, since the store lives on for the outbox alone.
+	borrowedLogs *followingLogger
+	logs         *followingLogger // the outbox's lines go where the newest config holding it sends its own
 
 	mu   sync.Mutex
 	seen map[string]sighting // memory store: sight's keys (the settled ones also in ob.Remember)
@@ -420,7 +423,7 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 		p.seen = make(map[string]sighting)
 		store = outbox.StorageStore(d.storage, "wechat_auth/outbox/"+d.s.Kind, log)
 	} else {
-		p.client, p.borrowed = borrowSessionClient(d.conn)
+		p.client, p.borrowed, p.borrowedLogs = borrowSessionClient(d.conn)
 		if p.client == nil {
 			p.client, p.own = d.conn.NewClient(), true
 		}
@@ -452,9 +455,9 @@ func (d *delivery) newOutbox() (caddy.Destructor, error) {
 }
 
 // borrowSessionClient finds the session store this process keeps in the
-// Redis of conn and holds it, returning its client and its key in stores;
-// nil when there is none.
-func borrowSessionClient(conn *redisstore.Conn) (redis.UniversalClient, string) {
+// Redis of conn and holds it, returning its client, its key in stores and
+// its logs' follower; nil when there is none.
+func borrowSessionClient(conn *redisstore.Conn) (redis.UniversalClient, string, *followingLogger) {
 	prefix := "redis\x00" + conn.ID + "\x00"
 	var key string
 	stores.Range(func(k, v any) bool {
@@ -465,15 +468,16 @@ func borrowSessionClient(conn *redisstore.Conn) (redis.UniversalClient, string) 
 		return true
 	})
 	if key == "" {
-		return nil, ""
+		return nil, "", nil
 	}
 	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return nil, errors.New("the session store went away")
 	})
 	if err != nil || !loaded {
-		return nil, ""
+		return nil, "", nil
 	}
-	return v.(*pooledStore).Store.(*redisstore.Store).Client(), key
+	ps := v.(*pooledStore)
+	return ps.Store.(*redisstore.Store).Client(), key, ps.logs
 }
 
 func (p *pooledOutbox) releaseClient() {

@@ -43,7 +43,7 @@ type holder struct {
 // logger's.
 func newFollowingLogger(l *zap.Logger) (*followingLogger, *zap.Logger) {
 	f := &followingLogger{last: l.Core()}
-	f.target.Store(&f.last)
+	f.retarget() // a copy: release writes last under mu, log calls read the target without it
 	return f, zap.New(followCore{f: f}).Named(l.Name())
 }
 

@@ -69,3 +69,32 @@ func TestFollowingLoggerFollowsTheNewestRunningHolder(t *testing.T) {
 	f.release("Y")
 	want("Y unloaded, nothing after it", "y")
 }
+
+// Lines logged while configs take and give back the object (run with
+// -race): every line goes to one of the configs, none is lost.
+func TestFollowingLoggerUnderConcurrentReloads(t *testing.T) {
+	a, aLogs := observer.New(zapcore.InfoLevel)
+	b, bLogs := observer.New(zapcore.InfoLevel)
+	f, log := newFollowingLogger(zap.New(a))
+	done := make(chan struct{})
+	const lines = 4 * 500
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 500 {
+				log.Info("line")
+			}
+		}()
+	}
+	for i := range 200 {
+		owner := i % 3
+		f.hold(owner, zap.New(b))
+		f.release(owner)
+	}
+	for range 4 {
+		<-done
+	}
+	if n := aLogs.Len() + bLogs.Len(); n != lines {
+		t.Fatalf("%d of %d lines arrived", n, lines)
+	}
+}

@@ -212,3 +212,44 @@ func TestSharedRedisStoreLogsAsWeChatAuth(t *testing.T) {
 		}
 	}
 }
+
+// A push receiver's outbox borrows the client of the Redis session store
+// wechat_auth keeps there; after a reload that drops wechat_auth, the
+// store lives on for the outbox, and its lines go to the running config's
+// log, not to the replaced one's.
+func TestBorrowedRedisStoreLogsWithTheRunningConfig(t *testing.T) {
+	rs := rdsStart(t)
+	fake, wechatURL := startWeChat(t, optsSingleUse)
+	fake.AddApp(testAppID, testSecret)
+	up := startPushUpstream(t)
+	dir := t.TempDir()
+	global := func(logName string) string {
+		return fmt.Sprintf("\twechat {\n\t\tapp %s %s\n\t\tapi_base %s\n\t\tsigning_key %s\n\t\tstore redis %s\n\t}\n"+
+			"\tlog authlog {\n\t\tinclude http.handlers.wechat_auth\n\t\toutput file %s\n\t}\n",
+			testAppID, testSecret, wechatURL, testSigningKey, rs.URL, filepath.Join(dir, logName))
+	}
+	push := pushHandler(pushPath, pushLines(up.URL, ""))
+	loadCaddy(t, globalOptions(global("first.log"))+"\n"+siteBase+" {\n"+push+"\twechat_auth\n\trespond ok\n}\n")
+	loadCaddy(t, globalOptions(global("second.log"))+"\n"+siteBase+" {\n"+push+"\trespond 404\n}\n")
+	c := rs.Client()
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Redis subscription to drop: the store did not live on for the outbox")
+		}
+	}
+	const line = "Redis subscription lost"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the running config's log has no %q line; the replaced one's has: %v", line,
+				strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
+		}
+	}
+}
