@@ -190,8 +190,8 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
-	if !wechat.ValidID(req.AppID) {
-		return &req, nil, 0, badRequest("The appid is malformed: WeChat's appids are letters and digits, such as wx1234567890abcdef.")
+	if !knownAppID(req.AppID) {
+		return &req, nil, 0, badRequest("The appid is malformed: WeChat's appids are letters, digits, '-' and '_', such as wx1234567890abcdef.")
 	}
 	if !wechat.ValidID(req.OpenID) {
 		return &req, nil, 0, badRequest("The openid is malformed: WeChat's openids are up to 64 letters, digits, '-' and '_'.")
@@ -413,11 +413,22 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// knownAppID reports whether appid may be a user's: WeChat's form, or one
+// a wechat_auth site of this instance serves, whatever its form (a config
+// takes any appid). Anything else is malformed, and kept out of the log.
+func knownAppID(appid string) bool {
+	if wechat.ValidID(appid) {
+		return true
+	}
+	stores, _ := storesOf(appid)
+	return len(stores) > 0
+}
+
 // answer writes an error answer and its audit entry.
 func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
 	writeAdminError(w, e)
 	var appid, openid string
-	if req != nil && wechat.ValidID(req.OpenID) && wechat.ValidID(req.AppID) {
+	if req != nil && wechat.ValidID(req.OpenID) && knownAppID(req.AppID) {
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}

@@ -123,3 +123,14 @@ func TestAuditLogFile(t *testing.T) {
 		}
 	}
 }
+
+// An app a site serves can be managed by the admin API whatever the form
+// of its appid (the config takes any); a malformed appid no site serves
+// is refused as malformed.
+func TestAdminTakesAServedAppIDOfAnyForm(t *testing.T) {
+	loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\twechat_auth {\n\t\tsandbox\n\t\tapp_id demo.app\n\t}\n\trespond ok\n}\n")
+	h := http.Header{"Content-Type": {"application/json"}}
+	wantStatus(t, send(t, http.MethodPost, adminURL+"/wechat_auth/users/ban", h, `{"appid":"demo.app","openid":"oDemo"}`), http.StatusOK)
+	wantStatus(t, send(t, http.MethodDelete, adminURL+"/wechat_auth/users/ban", h, `{"appid":"demo.app","openid":"oDemo"}`), http.StatusOK)
+	wantError(t, send(t, http.MethodPost, adminURL+"/wechat_auth/users/ban", h, `{"appid":"other.app","openid":"oDemo"}`), http.StatusBadRequest, "invalid_request")
+}
