@@ -92,7 +92,7 @@ func (h *Handler) newRoutes() routeTable {
 		routes[p+"/web/callback"] = route{methods: []string{http.MethodGet}, noBody: true, page: true, serve: h.webCallback}
 		// The link a web-view opens (GET); the mini program asks for it
 		// with a POST, which is answered in JSON.
-		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, page: true, serve: h.webHandoff}
+		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, page: true, serve: h.webHandoff, counted: countHandoff}
 		if h.Sandbox && h.web.openBase == "" {
 			// The fake's authorization pages, on this site, so a browser
 			// runs the whole login with no WeChat account.

@@ -445,8 +445,14 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 			return nil
 		}
 	}
-	metrics.WebLogins.WithLabelValues(flowHandoff, apierr.Result(err)).Inc()
+	countHandoff(err)
 	return err
+}
+
+// countHandoff counts a handoff request by its answer, the refused before
+// it is read included, as the audit log records them.
+func countHandoff(err error) {
+	metrics.WebLogins.WithLabelValues(flowHandoff, apierr.Result(err)).Inc()
 }
 
 // Refusals of a handoff link outside the web-view.

@@ -120,3 +120,19 @@ func TestMetricsKeepCountingAcrossReload(t *testing.T) {
 		t.Errorf("logins_total{result=\"ok\"} is %v after a refused reload and one more login, want %v", got, before+2)
 	}
 }
+
+// A handoff request refused before it is read (another method, a body
+// declared over 64 KiB) is counted in web_logins_total, as the audit log
+// records it.
+func TestMetricsCountRefusedHandoffs(t *testing.T) {
+	webStack(t, "", "")
+	before := scrapeMetrics(t)
+	send(t, http.MethodPut, siteBase+"/wx/web/handoff", nil, "")
+	send(t, http.MethodPost, siteBase+"/wx/web/handoff", http.Header{"Content-Type": {"application/json"}}, strings.Repeat(" ", 65<<10)+"{}")
+	after := scrapeMetrics(t)
+	for _, result := range []string{"invalid_request", "payload_too_large"} {
+		if got := metricDelta(before, after, "caddy_wechat_auth_web_logins_total", `flow="handoff"`, `result="`+result+`"`); got != 1 {
+			t.Errorf("web_logins_total{flow=\"handoff\",result=%q} rose by %v, want 1", result, got)
+		}
+	}
+}
