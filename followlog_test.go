@@ -2,6 +2,7 @@ package wechatauth
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -86,6 +87,8 @@ func TestFollowingLoggerUnderConcurrentReloads(t *testing.T) {
 			}
 		}()
 	}
+	// The loggers read the first target before any config holds it.
+	time.Sleep(20 * time.Millisecond)
 	for i := range 200 {
 		owner := i % 3
 		f.hold(owner, zap.New(b))
