@@ -34,7 +34,7 @@ type route struct {
 	serve routeFunc
 	// counted, when set, counts the refusals checked makes before serve
 	// runs, in the metric serve counts its own answers in.
-	counted func(error)
+	counted func(*http.Request, error)
 }
 
 // routeTable maps paths to the routes under route_prefix. A route under
@@ -72,7 +72,7 @@ func (h *Handler) newRoutes() routeTable {
 	p := strings.TrimSuffix(h.RoutePrefix, "/") // route_prefix "/" serves /login
 	post := []string{http.MethodPost}
 	routes := map[string]route{
-		p + "/login":    {methods: post, serve: h.login, counted: countLogin},
+		p + "/login":    {methods: post, serve: h.login, counted: func(_ *http.Request, err error) { countLogin(err) }},
 		p + "/refresh":  {methods: post, serve: h.refresh},
 		p + "/logout":   {methods: post, serve: h.logout},
 		p + "/userinfo": {methods: post, serve: h.userinfo},
@@ -92,7 +92,7 @@ func (h *Handler) newRoutes() routeTable {
 		routes[p+"/web/callback"] = route{methods: []string{http.MethodGet}, noBody: true, page: true, serve: h.webCallback}
 		// The link a web-view opens (GET); the mini program asks for it
 		// with a POST, which is answered in JSON.
-		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, page: true, serve: h.webHandoff, counted: countHandoff}
+		routes[p+"/web/handoff"] = route{methods: []string{http.MethodGet, http.MethodPost}, page: true, serve: h.webHandoff, counted: countRefusedHandoff}
 		if h.Sandbox && h.web.openBase == "" {
 			// The fake's authorization pages, on this site, so a browser
 			// runs the whole login with no WeChat account.
@@ -130,15 +130,15 @@ func (rt route) checked() routeFunc {
 	}
 	serve, counted := rt.serve, rt.counted
 	if counted == nil {
-		counted = func(error) {}
+		counted = func(*http.Request, error) {}
 	}
 	return func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 		if errMethods != nil && !slices.Contains(rt.methods, r.Method) {
-			counted(errMethods)
+			counted(r, errMethods)
 			return errMethods
 		}
 		if !rt.noBody && r.ContentLength > apierr.MaxBody {
-			counted(apierr.PayloadTooLarge)
+			counted(r, apierr.PayloadTooLarge)
 			return apierr.PayloadTooLarge
 		}
 		return serve(w, r, next)

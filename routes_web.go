@@ -418,7 +418,7 @@ func (h *Handler) startWebSession(w http.ResponseWriter, r *http.Request, appid,
 // elsewhere is asked first (handoffConfirm), and its POST of the link from
 // the page (without a token) opens it.
 func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if _, n := credential.Bearer(r.Header["Authorization"]); r.Method == http.MethodPost && (n != 0 || !r.URL.Query().Has("ticket")) {
+	if handoffLinkRequest(r) {
 		return h.handoffLink(w, r)
 	}
 	var err error
@@ -449,10 +449,26 @@ func (h *Handler) webHandoff(w http.ResponseWriter, r *http.Request, next caddyh
 	return err
 }
 
-// countHandoff counts a handoff request by its answer, the refused before
-// it is read included, as the audit log records them.
+// handoffLinkRequest reports whether r asks for a handoff link (the mini
+// program's POST, with its token or without a ticket) rather than opening
+// one.
+func handoffLinkRequest(r *http.Request) bool {
+	_, n := credential.Bearer(r.Header["Authorization"])
+	return r.Method == http.MethodPost && (n != 0 || !r.URL.Query().Has("ticket"))
+}
+
+// countHandoff counts the opening of a handoff link by its answer.
+// Requests for a link are no login, and are not counted.
 func countHandoff(err error) {
 	metrics.WebLogins.WithLabelValues(flowHandoff, apierr.Result(err)).Inc()
+}
+
+// countRefusedHandoff counts an opening refused before it is read, as the
+// audit log records it.
+func countRefusedHandoff(r *http.Request, err error) {
+	if !handoffLinkRequest(r) {
+		countHandoff(err)
+	}
 }
 
 // Refusals of a handoff link outside the web-view.

@@ -121,14 +121,21 @@ func TestMetricsKeepCountingAcrossReload(t *testing.T) {
 	}
 }
 
-// A handoff request refused before it is read (another method, a body
-// declared over 64 KiB) is counted in web_logins_total, as the audit log
-// records it.
+// The opening of a handoff link refused before it is read (another
+// method, a body declared over 64 KiB) is counted in web_logins_total, as
+// the audit log records it; a request for a link, no login, is not.
 func TestMetricsCountRefusedHandoffs(t *testing.T) {
-	webStack(t, "", "")
+	st := webStack(t, "", "")
+	st.addUser("metrics-handoff")
+	lr := st.login(t, "metrics-handoff")
+	big := strings.Repeat(" ", 65<<10) + "{}"
+	json := http.Header{"Content-Type": {"application/json"}}
 	before := scrapeMetrics(t)
-	send(t, http.MethodPut, siteBase+"/wx/web/handoff", nil, "")
-	send(t, http.MethodPost, siteBase+"/wx/web/handoff", http.Header{"Content-Type": {"application/json"}}, strings.Repeat(" ", 65<<10)+"{}")
+	send(t, http.MethodPut, siteBase+"/wx/web/handoff?ticket=x", nil, "")
+	send(t, http.MethodPost, siteBase+"/wx/web/handoff?ticket=x", json, big)
+	// Requests for a link: refused, and not counted.
+	send(t, http.MethodPost, siteBase+"/wx/web/handoff", json, big)
+	send(t, http.MethodPost, siteBase+"/wx/web/handoff", http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + lr.Token}}, big)
 	after := scrapeMetrics(t)
 	for _, result := range []string{"invalid_request", "payload_too_large"} {
 		if got := metricDelta(before, after, "caddy_wechat_auth_web_logins_total", `flow="handoff"`, `result="`+result+`"`); got != 1 {
