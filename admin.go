@@ -118,6 +118,11 @@ type userRequest struct {
 	OpenID string `json:"openid"`
 	Until  string `json:"until,omitempty"`
 	Reason string `json:"reason,omitempty"`
+
+	// known: the appid is one knownAppID takes, judged once, so that the
+	// answer's audit entry agrees with the decision whatever a reload
+	// does meanwhile.
+	known bool
 }
 
 // userAnswer is the answer of the user routes.
@@ -190,7 +195,7 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
-	if !knownAppID(req.AppID) {
+	if req.known = knownAppID(req.AppID); !req.known {
 		return &req, nil, 0, badRequest("The appid is malformed: WeChat's appids are letters, digits, '-' and '_', such as wx1234567890abcdef.")
 	}
 	if !wechat.ValidID(req.OpenID) {
@@ -428,7 +433,7 @@ func knownAppID(appid string) bool {
 func (a *adminUsers) answer(w http.ResponseWriter, r *http.Request, event string, req *userRequest, e *adminError) error {
 	writeAdminError(w, e)
 	var appid, openid string
-	if req != nil && wechat.ValidID(req.OpenID) && knownAppID(req.AppID) {
+	if req != nil && req.known && wechat.ValidID(req.OpenID) {
 		// Only what could be a real user: the log gets no arbitrary input.
 		appid, openid = req.AppID, req.OpenID
 	}
