@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat/wechatauth/wechattest"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestWeChatAppServesBareHandlersAndTheGateway(t *testing.T) {
@@ -163,6 +164,24 @@ func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
 	}
 }
 
+// dropSubscriptions has Redis drop its subscribers, as when it restarts,
+// waiting up to 10 s for at least one.
+func dropSubscriptions(t *testing.T, c *redis.Client) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Redis subscriber to drop within 10 s")
+		}
+	}
+}
+
 // A Redis session store that wechat_auth and wechat_api share logs as
 // wechat_auth's, whichever of them made it or holds it (Caddy provisions
 // the sites in map order, so each load may differ): a log that includes
@@ -192,18 +211,7 @@ func TestSharedRedisStoreLogsAsWeChatAuth(t *testing.T) {
 }
 `, siteBase, siteBase2, wechattest.PathSubscribeSend))
 		// Once the store is subscribed (again, after the last round's kill).
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			n, err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Int()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("load %d: no Redis subscription to drop", round+1)
-			}
-		}
+		dropSubscriptions(t, c)
 		const line = "Redis subscription lost"
 		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, logPath), line); time.Sleep(50 * time.Millisecond) {
 			if time.Now().After(deadline) {
@@ -233,18 +241,7 @@ func TestBorrowedRedisStoreLogsWithTheRunningConfig(t *testing.T) {
 	loadCaddy(t, globalOptions(global("second.log"))+"\n"+siteBase+" {\n"+push+"\trespond 404\n}\n")
 	c := rs.Client()
 	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n, err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Int()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no Redis subscription to drop: the store did not live on for the outbox")
-		}
-	}
+	dropSubscriptions(t, c) // the store lives on for the outbox
 	const line = "Redis subscription lost"
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
