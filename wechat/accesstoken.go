@@ -191,12 +191,12 @@ func tokenQuery(tok string) string {
 }
 
 // plausibleAccessToken reports whether an access token WeChat gave can be
-// one: 16 to 2048 visible ASCII characters (WeChat's are well over 100;
-// it asks for 512 characters of storage). A shorter one would be found,
-// and replaced, all over the answers the gateway passes on, and the
-// search for it in them would not tell it from chance.
+// one: secretPiece (16) to 2048 visible ASCII characters (WeChat's are
+// well over 100; it asks for 512 characters of storage). A shorter one
+// would be found, and replaced, all over the answers the gateway passes
+// on, and the search for it in them would not tell it from chance.
 func plausibleAccessToken(t string) bool {
-	if len(t) < 16 || len(t) > 2048 {
+	if len(t) < secretPiece || len(t) > 2048 {
 		return false
 	}
 	for i := 0; i < len(t); i++ {

@@ -288,16 +288,11 @@ const maxMessage = 200
 // withheld stands for an errmsg that quoted the request.
 const withheld = "(errmsg withheld: it quotes the request)"
 
-// quotedPiece is how many consecutive characters of a request value an
-// errmsg may not hold: a message that quotes a secret cut short still
-// gives most of it away.
-const quotedPiece = 16
-
 // safeMessage is WeChat's errmsg as an error may carry it into a log.
 // Some of WeChat's answers, and an egress proxy's, quote the request URL,
 // which holds the app secret, the login code or the access token (and a
 // POST body holds the secret): an errmsg that contains a value of the
-// request's query or JSON body, or any quotedPiece consecutive characters
+// request's query or JSON body, or any secretPiece consecutive characters
 // of one, in any common escaping, or a parameter name followed by '=', is
 // withheld whole. Control characters become spaces and the message is cut
 // to maxMessage bytes.
@@ -348,14 +343,14 @@ func safeMessage(msg, pathAndQuery string, body []byte) string {
 	return strings.ToValidUTF8(string(b), "")
 }
 
-// quotes reports whether msg holds v, or any quotedPiece consecutive
+// quotes reports whether msg holds v, or any secretPiece consecutive
 // bytes of it.
 func quotes(msg, v string) bool {
-	if len(v) <= quotedPiece {
+	if len(v) <= secretPiece {
 		return strings.Contains(msg, v)
 	}
-	for i := 0; i+quotedPiece <= len(v); i++ {
-		if strings.Contains(msg, v[i:i+quotedPiece]) {
+	for i := 0; i+secretPiece <= len(v); i++ {
+		if strings.Contains(msg, v[i:i+secretPiece]) {
 			return true
 		}
 	}

@@ -130,7 +130,7 @@ func (c *Client) scrubTokens(appid string, used [2]string, a *Answer) bool {
 // a byte-order mark, a number JSON cannot hold, a stray comma, a JSONP
 // wrapper or an HTML page around an escaped token hide nothing.
 func holdsToken(text []byte, tokens []string) bool {
-	// A token's first or last tokenPiece bytes are enough to count: an
+	// A token's first or last secretPiece bytes are enough to count: an
 	// echo cut short (an error page that truncates the URL) or cut off at
 	// its start gives the caller all but a few characters of the token.
 	has := func(b []byte) bool {
@@ -138,13 +138,13 @@ func holdsToken(text []byte, tokens []string) bool {
 			if t == "" {
 				continue
 			}
-			if len(t) <= tokenPiece {
+			if len(t) <= secretPiece {
 				if bytes.Contains(b, []byte(t)) {
 					return true
 				}
 				continue
 			}
-			if bytes.Contains(b, []byte(t[:tokenPiece])) || bytes.Contains(b, []byte(t[len(t)-tokenPiece:])) {
+			if bytes.Contains(b, []byte(t[:secretPiece])) || bytes.Contains(b, []byte(t[len(t)-secretPiece:])) {
 				return true
 			}
 		}
@@ -174,10 +174,13 @@ func holdsToken(text []byte, tokens []string) bool {
 	return false
 }
 
-// tokenPiece is the length of the start or end of a token that
-// holdsToken counts as the token: 16 characters of a random token are no
-// accident, and fewer leave too much to guess.
-const tokenPiece = 16
+// secretPiece is how many consecutive characters of a secret (an access
+// token, an app secret, a login code) count as the secret where WeChat's
+// answers show them: 16 characters of a random value are no accident, and
+// fewer leave too much to guess. holdsToken looks for a token's first and
+// last secretPiece characters, safeMessage for any secretPiece of a
+// request value, and an access token shorter than this is no token.
+const secretPiece = 16
 
 // maxUnescapes is how many rounds of decoding holdsToken applies. Binary
 // answers (a mini program code's PNG) change in every round, so the
