@@ -119,9 +119,9 @@ type userRequest struct {
 	Until  string `json:"until,omitempty"`
 	Reason string `json:"reason,omitempty"`
 
-	// known: the appid is one knownAppID takes, judged once, so that the
-	// answer's audit entry agrees with the decision whatever a reload
-	// does meanwhile.
+	// known: the appid is served here or in WeChat's form (readUser),
+	// judged once, so that the answer's audit entry agrees with the
+	// decision whatever a reload does meanwhile.
 	known bool
 }
 
@@ -195,7 +195,11 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
-	if req.known = knownAppID(req.AppID); !req.known {
+	// An appid a site serves is taken whatever its form (a config takes
+	// any); another must be in WeChat's form, or it is malformed and
+	// kept out of the log.
+	stores, ttl := storesOf(req.AppID)
+	if req.known = len(stores) > 0 || wechat.ValidID(req.AppID); !req.known {
 		return &req, nil, 0, badRequest("The appid is malformed: WeChat's appids are letters, digits, '-' and '_', such as wx1234567890abcdef.")
 	}
 	if !wechat.ValidID(req.OpenID) {
@@ -204,7 +208,6 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if len(req.Reason) > maxReason || !utf8.ValidString(req.Reason) {
 		return &req, nil, 0, badRequest("The reason must be UTF-8 text of at most %d bytes.", maxReason)
 	}
-	stores, ttl := storesOf(req.AppID)
 	if len(stores) == 0 {
 		return &req, nil, 0, &adminError{http.StatusNotFound, "unknown_app", "No wechat_auth site serves this appid."}
 	}
@@ -416,17 +419,6 @@ func (a *adminUsers) handleBans(w http.ResponseWriter, r *http.Request) error {
 	}
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"bans": out})
 	return nil
-}
-
-// knownAppID reports whether appid may be a user's: WeChat's form, or one
-// a wechat_auth site of this instance serves, whatever its form (a config
-// takes any appid). Anything else is malformed, and kept out of the log.
-func knownAppID(appid string) bool {
-	if wechat.ValidID(appid) {
-		return true
-	}
-	stores, _ := storesOf(appid)
-	return len(stores) > 0
 }
 
 // answer writes an error answer and its audit entry.
