@@ -60,6 +60,9 @@ func New(c Config) (*Merchant, error) {
 	if c.MchID == "" || len(c.MchID) > 32 || !allDigits(c.MchID) {
 		return nil, fmt.Errorf("wxpay: mch_id must be the digits of a merchant number")
 	}
+	if strings.TrimSpace(c.PrivateKey) == "" {
+		return nil, fail("private_key", "missing: give the merchant API private key, apiclient_key.pem, e.g. {file./etc/caddy/apiclient_key.pem}")
+	}
 	key, err := loadPrivateKey(c.PrivateKey)
 	if err != nil {
 		return nil, fail("private_key", "%v", err)

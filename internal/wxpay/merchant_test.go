@@ -26,7 +26,9 @@ func TestNewNamesTheFieldAndHidesTheKeys(t *testing.T) {
 		field string
 	}{
 		{"mch_id letters", func(c *Config) { c.MchID = "19000x" }, "mch_id"},
-		{"no private key", func(c *Config) { c.PrivateKey = "" }, "private_key: not a PEM block"},
+		{"no private key", func(c *Config) { c.PrivateKey = "" }, "private_key: missing"},
+		{"private key only spaces", func(c *Config) { c.PrivateKey = " \n" }, "private_key: missing"},
+		{"private key not PEM", func(c *Config) { c.PrivateKey = "MIIE" }, "private_key: not a PEM block"},
 		{"PKCS#1 key", func(c *Config) { c.PrivateKey = pkcs1 }, "private_key: a PKCS#1"},
 		{"public key as private", func(c *Config) { c.PrivateKey = pubPEM }, "private_key: a PEM \"PUBLIC KEY\" block"},
 		{"damaged key", func(c *Config) { c.PrivateKey = broken }, "private_key: not a PKCS#8 RSA private key"},
