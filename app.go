@@ -260,7 +260,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 	}
 	// index is where apps holds the app with that id, or -1.
 	index := func(apps []App, id string) int {
-		return slices.IndexFunc(apps, func(x App) bool { return x.AppID == id })
+		return slices.IndexFunc(apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) })
 	}
 	picked := make([]App, 0, len(own.apps))
 	for _, ref := range own.apps {
@@ -292,11 +292,11 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 // does not read) and when it holds every app of also the app holds.
 func (a *WeChatApp) unusedBy(own sharedConfig, also ...string) []string {
 	ownApp := func(id string) bool {
-		return slices.ContainsFunc(own.apps, func(x App) bool { return x.AppID == id && x.AppSecret != "" })
+		return slices.ContainsFunc(own.apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) && x.AppSecret != "" })
 	}
 	appsSet := slices.ContainsFunc(own.apps, func(x App) bool { return x.AppSecret != "" })
 	for _, id := range also {
-		if id != "" && !ownApp(id) && slices.ContainsFunc(a.Apps, func(x App) bool { return x.AppID == id }) {
+		if id != "" && !ownApp(id) && slices.ContainsFunc(a.Apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) }) {
 			appsSet = false
 		}
 	}
@@ -627,9 +627,8 @@ func (a *WeChatApp) merchant(module, mchID string) (*payMerchant, error) {
 // (the sandbox app in sandbox mode).
 func (a *WeChatApp) payAppIDs() map[string]bool {
 	ids := make(map[string]bool, len(a.Apps))
-	repl := caddy.NewReplacer()
 	for _, app := range a.Apps {
-		ids[strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))] = true
+		ids[appIDOf(app.AppID)] = true
 	}
 	if a.Sandbox && len(a.Apps) == 0 {
 		ids[sandboxAppID] = true

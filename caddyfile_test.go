@@ -201,6 +201,51 @@ func TestCaddyfileErrorsNeverEchoTheSigningKey(t *testing.T) {
 	}
 }
 
+// An AppSecret written where an AppID goes (app's two arguments swapped,
+// or app_id naming the secret's variable) is refused and never repeated:
+// taken as an appid, it was printed in errors and sent as X-WX-APPID.
+func TestSecretInAnAppIDsPlaceIsRefusedUnrepeated(t *testing.T) {
+	const secret = "0123456789abcdef0123456789ABCDEF"
+	t.Setenv("WECHAT_AUTH_TEST_SWAPPED", secret)
+	for name, input := range map[string]string{
+		"sandbox, app's arguments swapped":   "wechat_auth {\n sandbox\n app " + secret + " wx1234567890abcdef\n}",
+		"app's arguments swapped":            "wechat_auth {\n app {env.WECHAT_AUTH_TEST_SWAPPED} wx1234567890abcdef\n}",
+		"app_id naming the secret":           "wechat_auth {\n app_id {env.WECHAT_AUTH_TEST_SWAPPED}\n app_secret wx1234567890abcdef\n}",
+		"web app naming the secret, sandbox": "wechat_auth {\n sandbox\n web {\n  oa_app {env.WECHAT_AUTH_TEST_SWAPPED}\n  return_to https://example.com/\n }\n}",
+		"web app naming the secret":          "wechat_auth {\n app wx1234567890abcdef s\n web {\n  oa_app " + secret + "\n  return_to https://example.com/\n }\n}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := loadBlock(t, input)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), "AppSecret") || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret)) {
+				t.Errorf("error %q", err)
+			}
+		})
+	}
+}
+
+// oa_app and qr_app read placeholders as app_id does: an app named by
+// {env.…} in both places is one app. They were taken as written, so the
+// app's secret was never found for them.
+func TestWebAppsTakePlaceholders(t *testing.T) {
+	t.Setenv("WECHAT_AUTH_TEST_OA", "wxa0a0a0a0a0a0a0a0")
+	t.Setenv("WECHAT_AUTH_TEST_QR", "wxb1b1b1b1b1b1b1b1")
+	web := "\n web {\n  oa_app {env.WECHAT_AUTH_TEST_OA}\n  qr_app {env.WECHAT_AUTH_TEST_QR}\n  return_to https://example.com/\n }\n}"
+	for name, input := range map[string]string{
+		"apps named by placeholders": "wechat_auth {\n app wx1234567890abcdef s\n app {env.WECHAT_AUTH_TEST_OA} s2\n app {env.WECHAT_AUTH_TEST_QR} s3" + web,
+		"apps written as they are":   "wechat_auth {\n app wx1234567890abcdef s\n app wxa0a0a0a0a0a0a0a0 s2\n app wxb1b1b1b1b1b1b1b1 s3" + web,
+		"sandbox":                    "wechat_auth {\n sandbox" + web,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := loadBlock(t, input); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // adapt turns a whole Caddyfile into Caddy's JSON.
 func adapt(t *testing.T, caddyfileText string) (string, error) {
 	t.Helper()

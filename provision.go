@@ -121,6 +121,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	warnLiteralSecrets(ctx.Logger(), "wechat_auth", secrets...)
 	var webApps []string
 	if h.Web != nil {
+		h.Web.OAApp, h.Web.QRApp = appIDOf(h.Web.OAApp), appIDOf(h.Web.QRApp)
 		webApps = []string{h.Web.OAApp, h.Web.QRApp}
 	}
 	sc, unused := app.forHandler(own, webApps...)
@@ -221,7 +222,7 @@ func (h *Handler) setDefaults() {
 		// the wechat app's, shared with other handlers: append to a copy.
 		h.Apps = slices.Clip(h.Apps)
 		for _, appid := range []string{h.Web.OAApp, h.Web.QRApp} {
-			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return a.AppID == appid }) {
+			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return appIDOf(a.AppID) == appid }) {
 				h.Apps = append(h.Apps, App{AppID: appid})
 			}
 		}
@@ -239,16 +240,19 @@ func (h *Handler) setDefaults() {
 	}
 }
 
-// resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets.
+// resolve replaces {env.*} and {file.*} placeholders in the secrets.
 // The resolved values live only in memory; the config keeps what the
 // operator wrote.
 func (h *shared) resolve() error {
 	repl := caddy.NewReplacer()
 	h.secrets = make(map[string]string, len(h.apps))
 	for i, app := range h.apps {
-		appid := strings.TrimSpace(repl.ReplaceKnown(app.AppID, ""))
+		appid := appIDOf(app.AppID)
 		if appid == "" {
 			return h.errorf("app_id of app %d is empty", i+1)
+		}
+		if looksLikeAppSecret(appid) {
+			return h.errorf("app_id of app %d has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): give the AppID first, then the secret", i+1)
 		}
 		if _, dup := h.secrets[appid]; dup {
 			return h.errorf("app %s is configured twice", appid)
@@ -646,6 +650,22 @@ func (h *Handler) takeShared() {
 	h.keyRotation, h.tokenTTL, h.maxSessions = h.KeyRotation, h.TokenTTL, h.MaxSessions
 }
 
+// looksLikeAppSecret reports whether s has the form of an AppSecret, 32
+// hexadecimal characters. No AppID has it (an AppID is wx and 16 more), so
+// an app id of that form is a secret written in its place, such as `app`'s
+// two arguments swapped: it is refused without being repeated, before it
+// could reach an error message, a log line or X-WX-APPID.
+func looksLikeAppSecret(s string) bool {
+	return len(s) == 32 && strings.Trim(s, "0123456789abcdefABCDEF") == ""
+}
+
+// appIDOf is the appid an app_id, app, oa_app or qr_app line names, its
+// {env.*} and {file.*} placeholders replaced: two lines name one app when
+// their appIDOf agree, however each is written.
+func appIDOf(s string) string {
+	return strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s, ""))
+}
+
 // resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets
 // and signing keys (see shared.resolve).
 func (h *Handler) resolveSecrets() error {
@@ -744,6 +764,9 @@ func (h *Handler) provisionWeb() error {
 	for _, a := range []struct{ what, appid string }{{"oa_app", c.OAApp}, {"qr_app", c.QRApp}} {
 		if a.appid == "" {
 			continue
+		}
+		if looksLikeAppSecret(a.appid) {
+			return fmt.Errorf("wechat_auth: web: %s has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): name the app by its AppID", a.what)
 		}
 		if _, ok := h.secrets[a.appid]; !ok {
 			return fmt.Errorf("wechat_auth: web: %s %s has no secret: add `app %s <secret>` (in wechat_auth or the wechat app)", a.what, a.appid, a.appid)

@@ -162,6 +162,25 @@ func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, "appid="+oaAppID) {
 		t.Fatalf("web login inside WeChat: %d to %q, want a redirect to the Official Account's authorize page", resp.StatusCode, loc)
 	}
+
+	// The same with every appid a placeholder, written one way in the
+	// wechat app and another in the handler: they name the same apps.
+	t.Setenv("WECHAT_TEST_MP_APPID", testAppID)
+	t.Setenv("WECHAT_TEST_OA_APPID", oaAppID)
+	withWeb = fmt.Sprintf("	wechat {\n\t\tapp {env.WECHAT_TEST_MP_APPID} %s\n\t\tapp %s %s\n\t\tapi_base %s\n\t\ttimeout %s\n\t\tsigning_key %s\n\t}\n",
+		testSecret, oaAppID, webSecret, st.WeChatURL, testTimeout, testSigningKey)
+	web = "\t\tapp_id " + testAppID + "\n\t\tweb {\n\t\t\toa_app {env.WECHAT_TEST_OA_APPID}\n\t\t\treturn_to " + siteBase + "/\n\t\t}"
+	loadCaddy(t, globalOptions(withWeb)+wechatSite(siteBase, web, st.Upstream.Addr, ""))
+	resp = sendNoFollow(t, http.MethodGet, siteBase+"/wx/web/login?return_to=/", h, "")
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.Contains(loc, "appid="+oaAppID) {
+		t.Fatalf("web login inside WeChat, apps named by placeholders: %d to %q, want the Official Account's authorize page", resp.StatusCode, loc)
+	}
+	st.addUser("placeholder-app-user")
+	lr = st.login(t, "placeholder-app-user")
+	if got := get(t, st.Base+"/api/profile", lr.Token).Seen(t).Header.Get("X-Wx-Appid"); got != testAppID {
+		t.Fatalf("apps named by placeholders: the upstream got appid %q, want %s", got, testAppID)
+	}
 }
 
 // dropSubscriptions has Redis drop its subscribers, as when it restarts,
