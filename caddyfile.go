@@ -2,12 +2,15 @@ package wechatauth
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-wechat/wechatauth/internal/session"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -88,9 +91,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &v); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(v)
+			dur, err := parseDuration(d, "key_rotation", v)
 			if err != nil {
-				return d.Errf("key_rotation: %q is not a duration", v)
+				return err
 			}
 			h.KeyRotation = caddy.Duration(dur)
 		case "token_ttl", "session_ttl":
@@ -145,6 +148,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				// In JSON zero means "unset"; written out it would
 				// quietly become the default.
 				return d.Errf("max_sessions: 0 sessions cannot work; leave the line out for the default")
+			}
+			if n > session.MaxSessionsLimit {
+				// Judged here too: a number past 2^53 does not survive
+				// Caddy's JSON round trip, whose error would name no line.
+				return d.Errf("max_sessions: at most %d; with more users, use store redis", session.MaxSessionsLimit)
 			}
 			h.MaxSessions = n
 
@@ -287,6 +295,16 @@ func (c *sharedConfig) finish(d *caddyfile.Dispenser) ([]App, error) {
 	return c.apps, nil
 }
 
+// parseDuration reads v, the value of sub, as a Caddy duration; its error
+// says what one looks like and names the line.
+func parseDuration(d *caddyfile.Dispenser, sub, v string) (time.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a duration such as 90s, 2h or 3d (or is longer than 290 years)", sub, v)
+	}
+	return dur, nil
+}
+
 // durationLine reads the one duration of a token_ttl, session_ttl or
 // timeout line.
 func durationLine(d *caddyfile.Dispenser) (caddy.Duration, error) {
@@ -295,9 +313,9 @@ func durationLine(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if err := oneArg(d, &v); err != nil {
 		return 0, err
 	}
-	dur, err := caddy.ParseDuration(v)
+	dur, err := parseDuration(d, sub, v)
 	if err != nil {
-		return 0, d.Errf("%s: %q is not a duration", sub, v)
+		return 0, err
 	}
 	if dur == 0 {
 		// In JSON zero means "unset"; written out it would
@@ -516,9 +534,9 @@ func (p *Push) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_age":
 			var v string
 			if err = oneArg(d, &v); err == nil {
-				dur, perr := caddy.ParseDuration(v)
+				dur, perr := parseDuration(d, "max_age", v)
 				if perr != nil {
-					return d.Errf("max_age: %q is not a duration", v)
+					return perr
 				}
 				md := caddy.Duration(dur)
 				p.MaxAge = &md

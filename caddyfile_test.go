@@ -158,7 +158,8 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		{"app with no arguments", "wechat_auth {\n app\n}", []string{"app"}},
 		{"app with three arguments", "wechat_auth {\n app wx1 s extra\n}", []string{"app"}},
 		{"route_prefix without slash", "wechat_auth {\n sandbox\n route_prefix wx\n}", []string{"route_prefix", "/"}},
-		{"token_ttl not a duration", "wechat_auth {\n token_ttl soon\n}", []string{"token_ttl", "soon"}},
+		{"token_ttl not a duration", "wechat_auth {\n token_ttl soon\n}", []string{"token_ttl", "soon", "such as 90s"}},
+		{"token_ttl past time.Duration", "wechat_auth {\n token_ttl 9999999h\n}", []string{"token_ttl", "longer than 290 years"}},
 		{"token_ttl negative", "wechat_auth {\n sandbox\n token_ttl -1h\n}", []string{"token_ttl"}},
 		{"max_sessions negative", "wechat_auth {\n sandbox\n max_sessions -5\n}", []string{"max_sessions"}},
 		{"public without a path", "wechat_auth {\n public\n}", []string{"public"}},
@@ -243,6 +244,15 @@ func TestWebAppsTakePlaceholders(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A max_sessions too large for Caddy's JSON round trip (past 2^53) was
+// adapted, and refused only when loaded, by a JSON error naming no line.
+func TestCaddyfileMaxSessionsTooLargeIsRefusedWhereItStands(t *testing.T) {
+	_, err := adapt(t, "http://127.0.0.1:1 {\n\twechat_auth {\n\t\tsandbox\n\t\tmax_sessions 9223372036854775807\n\t}\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "max_sessions: at most 10000000") || !strings.Contains(err.Error(), ":4") {
+		t.Fatalf("adapt: %v", err)
 	}
 }
 
