@@ -147,6 +147,7 @@ func globalOptions(extra string) string {
 	http_port 9080
 	https_port 9443
 	grace_period 1s
+	default_bind 127.0.0.1
 	storage file_system ` + storageDir + `
 	persist_config off
 ` + extra + `
