@@ -174,6 +174,7 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		{"route_prefix with a dot-dot segment", "wechat_auth {\n sandbox\n route_prefix /../wx\n}", []string{"route_prefix"}},
 		{"public without a leading slash", "wechat_auth {\n sandbox\n public health\n}", []string{"public", "health", "'/'"}},
 		{"public resolving to nothing", "wechat_auth {\n sandbox\n public {env.WECHAT_AUTH_TEST_UNSET}\n}", []string{"public", "resolves to nothing"}},
+		{"web app resolving to nothing", "wechat_auth {\n app wx1234567890abcdef s\n app wxb1b1b1b1b1b1b1b1 s3\n web {\n  oa_app {env.WECHAT_AUTH_TEST_UNSET}\n  qr_app wxb1b1b1b1b1b1b1b1\n  return_to https://example.com/\n }\n}", []string{"oa_app", "resolves to nothing"}},
 		{"store resolving to nothing", "wechat_auth {\n sandbox\n store redis {env.WECHAT_AUTH_TEST_UNSET}\n}", []string{"store", "resolves to nothing"}},
 		{"sandbox with an argument", "wechat_auth {\n sandbox on\n}", []string{"sandbox"}},
 		{"optional with an argument", "wechat_auth {\n optional yes\n}", []string{"optional"}},
@@ -208,19 +209,26 @@ func TestCaddyfileErrorsNeverEchoTheSigningKey(t *testing.T) {
 func TestSecretInAnAppIDsPlaceIsRefusedUnrepeated(t *testing.T) {
 	const secret = "0123456789abcdef0123456789ABCDEF"
 	t.Setenv("WECHAT_AUTH_TEST_SWAPPED", secret)
+	const key = "q3Jt0m5cW8yZb1N4dF7hK2pX9sV6gA0eR3uL5oI8nE1="
+	t.Setenv("WECHAT_AUTH_TEST_KEY", key)
 	for name, input := range map[string]string{
 		"sandbox, app's arguments swapped":   "wechat_auth {\n sandbox\n app " + secret + " wx1234567890abcdef\n}",
 		"app's arguments swapped":            "wechat_auth {\n app {env.WECHAT_AUTH_TEST_SWAPPED} wx1234567890abcdef\n}",
 		"app_id naming the secret":           "wechat_auth {\n app_id {env.WECHAT_AUTH_TEST_SWAPPED}\n app_secret wx1234567890abcdef\n}",
 		"web app naming the secret, sandbox": "wechat_auth {\n sandbox\n web {\n  oa_app {env.WECHAT_AUTH_TEST_SWAPPED}\n  return_to https://example.com/\n }\n}",
 		"web app naming the secret":          "wechat_auth {\n app wx1234567890abcdef s\n web {\n  oa_app " + secret + "\n  return_to https://example.com/\n }\n}",
+		"app_id naming a signing key":        "wechat_auth {\n app_id {env.WECHAT_AUTH_TEST_KEY}\n}",
+		"app naming a signing key":           "wechat_auth {\n app {env.WECHAT_AUTH_TEST_KEY} wx1234567890abcdef\n}",
+		"web app naming a signing key":       "wechat_auth {\n app wx1234567890abcdef s\n web {\n  qr_app {env.WECHAT_AUTH_TEST_KEY}\n  return_to https://example.com/\n }\n}",
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := loadBlock(t, input)
 			if err == nil {
 				t.Fatal("loaded")
 			}
-			if !strings.Contains(err.Error(), "AppSecret") || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret)) {
+			msg := err.Error()
+			if !strings.Contains(msg, "AppSecret") && !strings.Contains(msg, "is not an AppID") ||
+				strings.Contains(strings.ToLower(msg), strings.ToLower(secret)) || strings.Contains(msg, key[:16]) {
 				t.Errorf("error %q", err)
 			}
 		})

@@ -121,7 +121,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	warnLiteralSecrets(ctx.Logger(), "wechat_auth", secrets...)
 	var webApps []string
 	if h.Web != nil {
-		h.Web.OAApp, h.Web.QRApp = appIDOf(h.Web.OAApp), appIDOf(h.Web.QRApp)
+		if err := h.Web.resolveApps(); err != nil {
+			return err
+		}
 		webApps = []string{h.Web.OAApp, h.Web.QRApp}
 	}
 	sc, unused := app.forHandler(own, webApps...)
@@ -251,8 +253,8 @@ func (h *shared) resolve() error {
 		if appid == "" {
 			return h.errorf("app_id of app %d is empty", i+1)
 		}
-		if looksLikeAppSecret(appid) {
-			return h.errorf("app_id of app %d has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): give the AppID first, then the secret", i+1)
+		if problem := appIDProblem(appid); problem != "" {
+			return h.errorf("app_id of app %d %s", i+1, problem)
 		}
 		if _, dup := h.secrets[appid]; dup {
 			return h.errorf("app %s is configured twice", appid)
@@ -650,13 +652,44 @@ func (h *Handler) takeShared() {
 	h.keyRotation, h.tokenTTL, h.maxSessions = h.KeyRotation, h.TokenTTL, h.MaxSessions
 }
 
-// looksLikeAppSecret reports whether s has the form of an AppSecret, 32
-// hexadecimal characters. No AppID has it (an AppID is wx and 16 more), so
-// an app id of that form is a secret written in its place, such as `app`'s
-// two arguments swapped: it is refused without being repeated, before it
-// could reach an error message, a log line or X-WX-APPID.
-func looksLikeAppSecret(s string) bool {
-	return len(s) == 32 && strings.Trim(s, "0123456789abcdefABCDEF") == ""
+// appIDProblem says what keeps appid, what an app line resolved to, from
+// being an AppID, or "" when nothing does. An AppID is wx and 16 more
+// letters and digits; any name of up to 32 letters, digits, '.', '-' and
+// '_' passes (a fake WeChat's apps may be named otherwise), but not one
+// of an AppSecret's form, 32 hexadecimal characters. So a secret written
+// in an appid's place (app's two arguments swapped, app_id naming the
+// secret's variable) is refused without being repeated, before it could
+// reach an error message, a log line or X-WX-APPID.
+func appIDProblem(appid string) string {
+	if len(appid) == 32 && strings.Trim(appid, "0123456789abcdefABCDEF") == "" {
+		return "has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): give the AppID first, then the secret"
+	}
+	if len(appid) > 32 || strings.Trim(appid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" {
+		return "is not an AppID (wx and 16 letters and digits, as the console shows it; it is not repeated here in case it is a secret)"
+	}
+	return ""
+}
+
+// resolveApps replaces the placeholders of oa_app and qr_app and judges
+// what they name as appids.
+func (c *WebConfig) resolveApps() error {
+	for _, a := range []struct {
+		what string
+		id   *string
+	}{{"oa_app", &c.OAApp}, {"qr_app", &c.QRApp}} {
+		if *a.id == "" {
+			continue
+		}
+		appid := appIDOf(*a.id)
+		if appid == "" {
+			return fmt.Errorf("wechat_auth: web: %s %s resolves to nothing; fix its placeholder", a.what, *a.id)
+		}
+		if problem := appIDProblem(appid); problem != "" {
+			return fmt.Errorf("wechat_auth: web: %s %s", a.what, problem)
+		}
+		*a.id = appid
+	}
+	return nil
 }
 
 // appIDOf is the appid an app_id, app, oa_app or qr_app line names, its
@@ -764,9 +797,6 @@ func (h *Handler) provisionWeb() error {
 	for _, a := range []struct{ what, appid string }{{"oa_app", c.OAApp}, {"qr_app", c.QRApp}} {
 		if a.appid == "" {
 			continue
-		}
-		if looksLikeAppSecret(a.appid) {
-			return fmt.Errorf("wechat_auth: web: %s has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): name the app by its AppID", a.what)
 		}
 		if _, ok := h.secrets[a.appid]; !ok {
 			return fmt.Errorf("wechat_auth: web: %s %s has no secret: add `app %s <secret>` (in wechat_auth or the wechat app)", a.what, a.appid, a.appid)

@@ -621,13 +621,16 @@ func TestPushConfigErrorsNameTheProblem(t *testing.T) {
 		{"no token", fmt.Sprintf("\t\tapp_id %s\n\t\tto http://127.0.0.1:1/", testAppID), "token is missing"},
 		{"to not http(s)", fmt.Sprintf("\t\tapp_id %s\n\t\ttoken T\n\t\tto ftp://127.0.0.1/", testAppID), "to must be an http:// or https:// URL"},
 		{"unknown line", "\t\tfrobnicate", "unknown subdirective"},
+		// The app's secret in app_id's place: it would go out as X-WX-APPID.
+		{"app_id of an EncodingAESKey", "\t\tapp_id " + pushKey + "\n\t\ttoken T\n\t\tto http://127.0.0.1:1/", "is not an AppID"},
+		{"app_id of an AppSecret's form", "\t\tapp_id 0123456789abcdef0123456789abcdef\n\t\ttoken T\n\t\tto http://127.0.0.1:1/", "form of an AppSecret"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			msg := loadError(t, site(c.lines))
 			if !strings.Contains(msg, c.want) {
 				t.Fatalf("error %q does not say %q", msg, c.want)
 			}
-			if strings.Contains(msg, pushKey[:42]) {
+			if strings.Contains(msg, pushKey[:32]) || strings.Contains(msg, "0123456789abcdef0123456789abcdef") {
 				t.Fatalf("error shows the key: %s", msg)
 			}
 		})
