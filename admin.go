@@ -195,8 +195,8 @@ func readUser(r *http.Request) (*userRequest, []session.UserStore, time.Duration
 	if req.AppID == "" || req.OpenID == "" {
 		return &req, nil, 0, badRequest("The fields appid and openid are required.")
 	}
-	// An appid a site serves is taken whatever its form (a config takes
-	// any); another must be in WeChat's form, or it is malformed and
+	// An appid a site serves is taken as it is (a config judged its
+	// form); another must be in WeChat's form, or it is malformed and
 	// kept out of the log.
 	stores, ttl := storesOf(req.AppID)
 	if req.known = len(stores) > 0 || wechat.ValidID(req.AppID); !req.known {

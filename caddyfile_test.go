@@ -235,6 +235,28 @@ func TestSecretInAnAppIDsPlaceIsRefusedUnrepeated(t *testing.T) {
 	}
 }
 
+// A secret of an appid's form (a push Token, an alphanumeric APIv3 key)
+// named as an app passes the appid rule; errors still name the app as
+// the config writes it, never by what its placeholder resolves to.
+func TestErrorsNameAppsAsWritten(t *testing.T) {
+	const value = "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+	t.Setenv("WECHAT_AUTH_TEST_APP", value)
+	t.Setenv("WECHAT_AUTH_TEST_SAME", value)
+	for name, input := range map[string]string{
+		"no secret":              "wechat_auth {\n app_id {env.WECHAT_AUTH_TEST_APP}\n}",
+		"sandbox and secret":     "wechat_auth {\n sandbox\n app {env.WECHAT_AUTH_TEST_APP} s\n}",
+		"the same app twice":     "wechat_auth {\n sandbox\n app {env.WECHAT_AUTH_TEST_APP}\n app {env.WECHAT_AUTH_TEST_SAME}\n}",
+		"web app without secret": "wechat_auth {\n app wx1234567890abcdef s\n web {\n  oa_app {env.WECHAT_AUTH_TEST_APP}\n  return_to https://example.com/\n }\n}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := loadBlock(t, input)
+			if err == nil || strings.Contains(err.Error(), value) || !strings.Contains(err.Error(), "{env.WECHAT_AUTH_TEST_") {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
 // oa_app and qr_app read placeholders as app_id does: an app named by
 // {env.…} in both places is one app. They were taken as written, so the
 // app's secret was never found for them.

@@ -256,6 +256,10 @@ type WebConfig struct {
 	// api_base. On any base but WeChat's own, a login's user, decline and
 	// snapshot parameters are passed on to the page (the fake's knobs).
 	OpenBase string `json:"open_base,omitempty"`
+
+	// written holds oa_app and qr_app as the config writes them, before
+	// their placeholders are replaced.
+	written [2]string
 }
 
 // CaddyModule returns the Caddy module information.

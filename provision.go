@@ -254,20 +254,22 @@ func (h *shared) resolve() error {
 			return h.errorf("app_id of app %d is empty", i+1)
 		}
 		if problem := appIDProblem(appid); problem != "" {
-			return h.errorf("app_id of app %d %s", i+1, problem)
+			return h.errorf("app_id of app %d %s; app lines take the AppID first, then the secret", i+1, problem)
 		}
+		// Errors name an app as the config writes it: what a placeholder
+		// resolves to is not repeated.
 		if _, dup := h.secrets[appid]; dup {
-			return h.errorf("app %s is configured twice", appid)
+			return h.errorf("app %s is configured twice", app.AppID)
 		}
 		switch {
 		case h.sandbox && app.AppSecret != "":
-			return h.errorf("sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", appid)
+			return h.errorf("sandbox is set together with an app_secret for %s: sandbox uses a fake WeChat and takes no secret; remove one of them", app.AppID)
 		case h.sandbox:
 			h.secrets[appid] = "sandbox-secret"
 		default:
 			secret := strings.TrimSpace(repl.ReplaceKnown(app.AppSecret, ""))
 			if secret == "" {
-				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_APP_SECRET}, or use sandbox)", appid)
+				return h.errorf("app_secret for %s is missing or resolves to nothing (set app_secret, e.g. {env.WECHAT_APP_SECRET}, or use sandbox)", app.AppID)
 			}
 			h.secrets[appid] = secret
 		}
@@ -656,13 +658,15 @@ func (h *Handler) takeShared() {
 // being an AppID, or "" when nothing does. An AppID is wx and 16 more
 // letters and digits; any name of up to 32 letters, digits, '.', '-' and
 // '_' passes (a fake WeChat's apps may be named otherwise), but not one
-// of an AppSecret's form, 32 hexadecimal characters. So a secret written
-// in an appid's place (app's two arguments swapped, app_id naming the
-// secret's variable) is refused without being repeated, before it could
-// reach an error message, a log line or X-WX-APPID.
+// of an AppSecret's form, 32 hexadecimal characters. So the AppSecret, a
+// base64 key or an EncodingAESKey written in an appid's place (app's two
+// arguments swapped, app_id naming the secret's variable) is refused
+// without being repeated, before it could reach a log line or
+// X-WX-APPID. A secret of an appid's form (a push Token, an alphanumeric
+// APIv3 key) passes: errors name apps as the config writes them.
 func appIDProblem(appid string) string {
 	if len(appid) == 32 && strings.Trim(appid, "0123456789abcdefABCDEF") == "" {
-		return "has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…): give the AppID first, then the secret"
+		return "has the form of an AppSecret (32 hexadecimal characters), not of an AppID (wx…)"
 	}
 	if len(appid) > 32 || strings.Trim(appid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" {
 		return "is not an AppID (wx and 16 letters and digits, as the console shows it; it is not repeated here in case it is a secret)"
@@ -671,8 +675,10 @@ func appIDProblem(appid string) string {
 }
 
 // resolveApps replaces the placeholders of oa_app and qr_app and judges
-// what they name as appids.
+// what they name as appids; written keeps the lines as the config writes
+// them, for errors.
 func (c *WebConfig) resolveApps() error {
+	c.written = [2]string{c.OAApp, c.QRApp}
 	for _, a := range []struct {
 		what string
 		id   *string
@@ -794,12 +800,12 @@ func (h *Handler) provisionWeb() error {
 	if c.OAApp == "" && c.QRApp == "" {
 		return fmt.Errorf("wechat_auth: web: name an oa_app (logins inside WeChat), a qr_app (QR logins outside), or both")
 	}
-	for _, a := range []struct{ what, appid string }{{"oa_app", c.OAApp}, {"qr_app", c.QRApp}} {
+	for _, a := range []struct{ what, appid, written string }{{"oa_app", c.OAApp, c.written[0]}, {"qr_app", c.QRApp, c.written[1]}} {
 		if a.appid == "" {
 			continue
 		}
 		if _, ok := h.secrets[a.appid]; !ok {
-			return fmt.Errorf("wechat_auth: web: %s %s has no secret: add `app %s <secret>` (in wechat_auth or the wechat app)", a.what, a.appid, a.appid)
+			return fmt.Errorf("wechat_auth: web: %s %s has no secret: add `app %s <secret>` (in wechat_auth or the wechat app)", a.what, a.written, a.written)
 		}
 	}
 	if c.OAApp != "" && c.OAApp == c.QRApp {
