@@ -259,9 +259,7 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 		return own, a.unusedBy(own, also...)
 	}
 	// index is where apps holds the app with that id, or -1.
-	index := func(apps []App, id string) int {
-		return slices.IndexFunc(apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) })
-	}
+	index := func(apps []App, id string) int { return slices.IndexFunc(apps, namesApp(id)) }
 	picked := make([]App, 0, len(own.apps))
 	for _, ref := range own.apps {
 		if ref.AppSecret != "" {
@@ -292,11 +290,12 @@ func (a *WeChatApp) forHandler(own sharedConfig, also ...string) (_ sharedConfig
 // does not read) and when it holds every app of also the app holds.
 func (a *WeChatApp) unusedBy(own sharedConfig, also ...string) []string {
 	ownApp := func(id string) bool {
-		return slices.ContainsFunc(own.apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) && x.AppSecret != "" })
+		is := namesApp(id)
+		return slices.ContainsFunc(own.apps, func(x App) bool { return is(x) && x.AppSecret != "" })
 	}
 	appsSet := slices.ContainsFunc(own.apps, func(x App) bool { return x.AppSecret != "" })
 	for _, id := range also {
-		if id != "" && !ownApp(id) && slices.ContainsFunc(a.Apps, func(x App) bool { return appIDOf(x.AppID) == appIDOf(id) }) {
+		if id != "" && !ownApp(id) && slices.ContainsFunc(a.Apps, namesApp(id)) {
 			appsSet = false
 		}
 	}

@@ -224,7 +224,7 @@ func (h *Handler) setDefaults() {
 		// the wechat app's, shared with other handlers: append to a copy.
 		h.Apps = slices.Clip(h.Apps)
 		for _, appid := range []string{h.Web.OAApp, h.Web.QRApp} {
-			if appid != "" && !slices.ContainsFunc(h.Apps, func(a App) bool { return appIDOf(a.AppID) == appid }) {
+			if appid != "" && !slices.ContainsFunc(h.Apps, namesApp(appid)) {
 				h.Apps = append(h.Apps, App{AppID: appid})
 			}
 		}
@@ -703,6 +703,12 @@ func (c *WebConfig) resolveApps() error {
 // their appIDOf agree, however each is written.
 func appIDOf(s string) string {
 	return strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s, ""))
+}
+
+// namesApp returns whether an app is the one id names, id resolved once.
+func namesApp(id string) func(App) bool {
+	id = appIDOf(id)
+	return func(x App) bool { return appIDOf(x.AppID) == id }
 }
 
 // resolveSecrets replaces {env.*} and {file.*} placeholders in the secrets

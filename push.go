@@ -170,13 +170,14 @@ func (p *Push) check() error {
 	p.AppID = resolve(p.AppID)
 	p.token = resolve(p.Token)
 	aesKey := resolve(p.AESKey)
+	idProblem := appIDProblem(p.AppID)
 	switch {
 	case p.token == "":
 		return errors.New("wechat_push: token is missing (or its placeholder resolves to nothing): give the console's Token, e.g. token {env.WECHAT_PUSH_TOKEN}")
 	case p.AppID == "":
 		return errors.New("wechat_push: app_id is missing: name the app whose pushes these are (or give the wechat app exactly one app)")
-	case appIDProblem(p.AppID) != "":
-		return errors.New("wechat_push: app_id " + appIDProblem(p.AppID))
+	case idProblem != "":
+		return errors.New("wechat_push: app_id " + idProblem)
 	case p.MaxAge != nil && *p.MaxAge < 0:
 		return errors.New("wechat_push: max_age must not be negative (0 turns the age check off)")
 	case p.AESKey != "" && aesKey == "":
