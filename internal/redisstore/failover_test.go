@@ -200,6 +200,10 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	victim := cluster.PrimaryFor(a.revokedKey)
 	before := session.NewID()
 	rdsRevokeConfirmed(t, a, before)
+	// Confirmed means on the primary and on its replica.
+	if n := cluster.NodesHolding(a.revokedKey); n != 2 {
+		t.Fatalf("a confirmed revocation list is on %d nodes, want 2\n%s", n, cluster.Describe(a.revokedKey))
+	}
 
 	// Traffic: logins (Put) and reads of uncached sessions, each timed.
 	var mu sync.Mutex
@@ -263,7 +267,9 @@ func TestRedisClusterFailoverDuringTraffic(t *testing.T) {
 	// still reach the other store (its subscription moved to the new
 	// primary).
 	if c := rdsStoreOn(t, cfg); !c.Revoked(before, time.Now()) {
-		t.Error("a revocation confirmed before the failover is lost")
+		// The namespace tells a lost list from a data key made anew.
+		t.Errorf("a revocation confirmed before the failover is lost (namespace %s, the first stores' %s)\n%s",
+			c.dataKey.NS, a.dataKey.NS, cluster.Describe(c.revokedKey))
 	}
 	sid := session.NewID()
 	var err error

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -123,6 +124,27 @@ func (c *Cluster) Primaries() []*Server {
 		}
 	}
 	return out
+}
+
+// NodesHolding is the number of running nodes, primaries and replicas,
+// that hold key.
+func (c *Cluster) NodesHolding(key string) int {
+	c.t.Helper()
+	n := 0
+	for _, node := range c.Nodes {
+		if node.cmd == nil {
+			continue
+		}
+		rc := node.Client()
+		rc.Do(context.Background(), "READONLY")
+		has, err := rc.Exists(context.Background(), key).Result()
+		rc.Close()
+		if err != nil && !strings.HasPrefix(err.Error(), "MOVED ") {
+			c.t.Fatal(err)
+		}
+		n += int(has)
+	}
+	return n
 }
 
 // PrimariesHolding is the number of primaries that hold a key matching
@@ -263,4 +285,32 @@ func (c *Cluster) CommandStats() map[string]int {
 		}
 	}
 	return all
+}
+
+// Describe is what each node holds and sees, for a failed test: its
+// address, whether it still runs, its role, whether it has key (read with
+// READONLY, so a replica answers too), its CLUSTER NODES view, and the
+// last lines of its log.
+func (c *Cluster) Describe(key string) string {
+	ctx := context.Background()
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "node %s", n.Addr)
+		if n.cmd == nil {
+			fmt.Fprintf(&b, " (stopped)\n%s\n", n.logTail(20))
+			continue
+		}
+		rc := n.Client()
+		repl, _ := rc.Info(ctx, "replication").Result()
+		role := "role unknown"
+		if i := strings.Index(repl, "role:"); i >= 0 {
+			role, _, _ = strings.Cut(repl[i:], "\r")
+		}
+		rc.Do(ctx, "READONLY")
+		has, err := rc.Exists(ctx, key).Result()
+		view, _ := rc.ClusterNodes(ctx).Result()
+		rc.Close()
+		fmt.Fprintf(&b, " %s, has %q: %d %v\n%s%s\n", role, key, has, err, view, n.logTail(20))
+	}
+	return b.String()
 }

@@ -193,25 +193,25 @@ func (s *Server) launch() error {
 		select {
 		case <-exited:
 			s.cmd = nil
-			return fmt.Errorf("%w on port %d: %s", errExited, s.port, s.logTail())
+			return fmt.Errorf("%w on port %d: %s", errExited, s.port, s.logTail(5))
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return fmt.Errorf("redis-server on port %d does not answer: %s", s.port, s.logTail())
+			return fmt.Errorf("redis-server on port %d does not answer: %s", s.port, s.logTail(5))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// logTail is the last lines of redis-server's log, for an error.
-func (s *Server) logTail() string {
+// logTail is the last n lines of redis-server's log, for an error.
+func (s *Server) logTail(n int) string {
 	log, err := os.ReadFile(s.logfile)
 	if err != nil {
 		return "no log: " + err.Error()
 	}
 	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
-	return strings.Join(lines[max(0, len(lines)-5):], "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // Stop kills redis-server (a frozen one too) and waits for it.
