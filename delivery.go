@@ -703,6 +703,11 @@ func (c *DeliveryConfig) open(ctx caddy.Context, app *WeChatApp, module, kind, r
 	if c.Timeout < 0 || c.RetryFor < 0 {
 		return fmt.Errorf("%s: timeout and retry_for must not be negative", module)
 	}
+	for _, err := range []error{unitSlip("timeout", c.Timeout, time.Millisecond), unitSlip("retry_for", c.RetryFor, time.Millisecond)} {
+		if err != nil {
+			return fmt.Errorf("%s: %w", module, err)
+		}
+	}
 	store, redis := c.Store, c.Redis
 	if store == "" && redis == nil {
 		store, redis = app.Store, app.Redis

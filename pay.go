@@ -101,6 +101,9 @@ func (g *PayGateway) Provision(ctx caddy.Context) error {
 	if g.Timeout < 0 {
 		return fmt.Errorf("wechat_pay: timeout must be a positive duration, not %s", time.Duration(g.Timeout))
 	}
+	if err := unitSlip("timeout", g.Timeout, time.Millisecond); err != nil {
+		return fmt.Errorf("wechat_pay: %w", err)
+	}
 	if g.Timeout == 0 {
 		g.Timeout = caddy.Duration(defaultPayTimeout)
 	}

@@ -325,6 +325,9 @@ func (h *shared) check() error {
 	if h.timeout < 0 {
 		return h.errorf("timeout must be a positive duration, not %s", time.Duration(h.timeout))
 	}
+	if err := unitSlip("timeout", h.timeout, time.Millisecond); err != nil {
+		return h.errorf("%v", err)
+	}
 	return nil
 }
 
@@ -347,11 +350,15 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("wechat_auth: route_prefix %q: write a plain path such as /wx or /api/auth, its segments of letters, digits, '-', '_', '.' and '~', none of them \".\" or \"..\"", h.RoutePrefix)
 	}
 	for _, d := range []struct {
-		name string
-		v    caddy.Duration
-	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}, {"timeout", h.Timeout}} {
+		name  string
+		v     caddy.Duration
+		least time.Duration
+	}{{"token_ttl", h.TokenTTL, time.Second}, {"session_ttl", h.SessionTTL, time.Second}, {"timeout", h.Timeout, time.Millisecond}} {
 		if d.v < 0 {
 			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
+		}
+		if err := unitSlip(d.name, d.v, d.least); err != nil {
+			return fmt.Errorf("wechat_auth: %w", err)
 		}
 	}
 	repl := caddy.NewReplacer()

@@ -171,6 +171,10 @@ func (p *Push) check() error {
 	p.token = resolve(p.Token)
 	aesKey := resolve(p.AESKey)
 	idProblem := appIDProblem(p.AppID)
+	var maxAgeSlip error
+	if p.MaxAge != nil {
+		maxAgeSlip = unitSlip("max_age", *p.MaxAge, time.Second)
+	}
 	switch {
 	case p.token == "":
 		return errors.New("wechat_push: token is missing (or its placeholder resolves to nothing): give the console's Token, e.g. token {env.WECHAT_PUSH_TOKEN}")
@@ -180,6 +184,8 @@ func (p *Push) check() error {
 		return errors.New("wechat_push: app_id " + idProblem)
 	case p.MaxAge != nil && *p.MaxAge < 0:
 		return errors.New("wechat_push: max_age must not be negative (0 turns the age check off)")
+	case maxAgeSlip != nil:
+		return fmt.Errorf("wechat_push: %w (0 turns the age check off)", maxAgeSlip)
 	case p.AESKey != "" && aesKey == "":
 		return errors.New("wechat_push: aes_key's placeholder resolves to nothing: give the console's EncodingAESKey (43 characters), or remove the line in plain mode")
 	}

@@ -11,6 +11,8 @@ package caddytest
 //     a flag.
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -140,4 +142,90 @@ func TestValidConfigsLoad(t *testing.T) {
 			loadCaddy(t, globalOptions("")+"\nhttp://localhost:9080 {\n\twechat_auth {\n\t\t"+d+"\n\t}\n\trespond ok\n}\n")
 		})
 	}
+}
+
+// Caddy reads a bare JSON number as nanoseconds: "token_ttl": 7200 would
+// expire every token as it is issued. Each duration refuses a value above
+// zero and under its least (a second for a lifetime or an age, a
+// millisecond for a timeout or a retry), naming the field and the unit.
+func TestJSONDurationNumbersAreRefused(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// validate validates the example, its storage in a temporary folder,
+	// after set changed its JSON.
+	validate := func(set func(cfg map[string]any)) error {
+		var cfg map[string]any
+		if err := json.Unmarshal(adapted, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["storage"] = map[string]any{"module": "file_system", "root": t.TempDir()}
+		set(cfg)
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c *caddy.Config
+		if err := caddy.StrictUnmarshalJSON(b, &c); err != nil {
+			return err
+		}
+		return caddy.Validate(c)
+	}
+	if err := validate(func(map[string]any) {}); err != nil {
+		t.Fatalf("the example does not validate: %v", err)
+	}
+	for _, c := range []struct{ module, field string }{
+		{"wechat_auth", "token_ttl"}, {"wechat_auth", "session_ttl"}, {"wechat_auth", "timeout"},
+		{"wechat_push", "max_age"}, {"wechat_push", "timeout"}, {"wechat_push", "retry_for"},
+		{"wechat_pay_notify", "retry_for"}, {"wechat_pay", "timeout"}, {"wechat", "timeout"},
+	} {
+		t.Run(c.module+" "+c.field, func(t *testing.T) {
+			err := validate(func(cfg map[string]any) {
+				if n := setJSONField(cfg, c.module, c.field, 7200); n == 0 {
+					t.Fatalf("the example has no %s", c.module)
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), c.module+": "+c.field+" is 7.2µs") || !strings.Contains(err.Error(), "nanoseconds") {
+				t.Fatalf(`"%s": 7200 in %s gives %v, want it refused as nanoseconds`, c.field, c.module, err)
+			}
+		})
+	}
+}
+
+// setJSONField sets field to v in the wechat app ("wechat") or in every
+// handler named module, and returns how many it set.
+func setJSONField(cfg map[string]any, module, field string, v any) int {
+	if module == "wechat" {
+		app, _ := cfg["apps"].(map[string]any)["wechat"].(map[string]any)
+		if app == nil {
+			return 0
+		}
+		app[field] = v
+		return 1
+	}
+	n := 0
+	var walk func(o any)
+	walk = func(o any) {
+		switch o := o.(type) {
+		case map[string]any:
+			if o["handler"] == module {
+				o[field] = v
+				n++
+			}
+			for _, e := range o {
+				walk(e)
+			}
+		case []any:
+			for _, e := range o {
+				walk(e)
+			}
+		}
+	}
+	walk(cfg)
+	return n
 }
