@@ -349,15 +349,15 @@ func (h *Handler) checkConfig() error {
 	if !plainPrefix(h.RoutePrefix) {
 		return fmt.Errorf("wechat_auth: route_prefix %q: write a plain path such as /wx or /api/auth, its segments of letters, digits, '-', '_', '.' and '~', none of them \".\" or \"..\"", h.RoutePrefix)
 	}
+	// timeout is judged with the settings wechat_auth shares (shared.check).
 	for _, d := range []struct {
-		name  string
-		v     caddy.Duration
-		least time.Duration
-	}{{"token_ttl", h.TokenTTL, time.Second}, {"session_ttl", h.SessionTTL, time.Second}, {"timeout", h.Timeout, time.Millisecond}} {
+		name string
+		v    caddy.Duration
+	}{{"token_ttl", h.TokenTTL}, {"session_ttl", h.SessionTTL}} {
 		if d.v < 0 {
 			return fmt.Errorf("wechat_auth: %s must be a positive duration, not %s", d.name, time.Duration(d.v))
 		}
-		if err := unitSlip(d.name, d.v, d.least); err != nil {
+		if err := unitSlip(d.name, d.v, time.Second); err != nil {
 			return fmt.Errorf("wechat_auth: %w", err)
 		}
 	}
