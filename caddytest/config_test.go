@@ -28,8 +28,13 @@ func validateCaddyfile(caddyfile string) error {
 	if err != nil {
 		return err
 	}
+	return validateJSON(adapted)
+}
+
+// validateJSON does what `caddy validate` does with a JSON config.
+func validateJSON(config []byte) error {
 	var cfg *caddy.Config
-	if err := caddy.StrictUnmarshalJSON(caddy.RemoveMetaFields(adapted), &cfg); err != nil {
+	if err := caddy.StrictUnmarshalJSON(caddy.RemoveMetaFields(config), &cfg); err != nil {
 		return err
 	}
 	return caddy.Validate(cfg)
@@ -170,11 +175,7 @@ func TestJSONDurationNumbersAreRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var c *caddy.Config
-		if err := caddy.StrictUnmarshalJSON(b, &c); err != nil {
-			return err
-		}
-		return caddy.Validate(c)
+		return validateJSON(b)
 	}
 	if err := validate(func(map[string]any) {}); err != nil {
 		t.Fatalf("the example does not validate: %v", err)
