@@ -135,16 +135,26 @@ func (c *Cluster) NodesHolding(key string) int {
 		if node.cmd == nil {
 			continue
 		}
-		rc := node.Client()
-		rc.Do(context.Background(), "READONLY")
-		has, err := rc.Exists(context.Background(), key).Result()
-		rc.Close()
+		has, err := node.holds(key)
 		if err != nil && !strings.HasPrefix(err.Error(), "MOVED ") {
 			c.t.Fatal(err)
 		}
-		n += int(has)
+		if has {
+			n++
+		}
 	}
 	return n
+}
+
+// holds reports whether the node has key, a replica included (READONLY).
+// A node that does not serve key's slot answers MOVED.
+func (s *Server) holds(key string) (bool, error) {
+	rc := s.Client()
+	defer rc.Close()
+	ctx := context.Background()
+	rc.Do(ctx, "READONLY")
+	n, err := rc.Exists(ctx, key).Result()
+	return n > 0, err
 }
 
 // PrimariesHolding is the number of primaries that hold a key matching
@@ -306,11 +316,10 @@ func (c *Cluster) Describe(key string) string {
 		if i := strings.Index(repl, "role:"); i >= 0 {
 			role, _, _ = strings.Cut(repl[i:], "\r")
 		}
-		rc.Do(ctx, "READONLY")
-		has, err := rc.Exists(ctx, key).Result()
 		view, _ := rc.ClusterNodes(ctx).Result()
 		rc.Close()
-		fmt.Fprintf(&b, " %s, has %q: %d %v\n%s%s\n", role, key, has, err, view, n.logTail(20))
+		has, err := n.holds(key)
+		fmt.Fprintf(&b, " %s, has %q: %t %v\n%s%s\n", role, key, has, err, view, n.logTail(20))
 	}
 	return b.String()
 }
