@@ -1044,11 +1044,9 @@ func TestPushOutboxLogsFollowAReload(t *testing.T) {
 	p := safePush(false)
 	wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000q", "after the reload")))
 	const line = "upstream did not take the event"
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the outbox's line is not in the running config's log; the first config's log holds it: %v",
-				strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
-		}
+	if !within(5*time.Second, func() bool { return strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line) }) {
+		t.Fatalf("the outbox's line is not in the running config's log; the first config's log holds it: %v",
+			strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
 	}
 	if strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line) {
 		t.Error("the outbox's line went to the first config's log too")
@@ -1084,11 +1082,7 @@ func TestPushOutboxLogsStayWithARolledBackConfig(t *testing.T) {
 		wantSuccess(t, sendPush(t, p, siteBase+pushPath, p.Text("oUSER0000000000000000000000r", fmt.Sprintf("try %d", i))))
 	}
 	const line = "upstream did not take the event"
-	for deadline := time.Now().Add(5 * time.Second); strings.Count(readFile(t, filepath.Join(dir, "running.log")), line) < tries; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			break
-		}
-	}
+	within(5*time.Second, func() bool { return strings.Count(readFile(t, filepath.Join(dir, "running.log")), line) >= tries })
 	running := strings.Count(readFile(t, filepath.Join(dir, "running.log")), line)
 	gone := 0
 	if b, err := os.ReadFile(filepath.Join(dir, "refused.log")); err == nil {

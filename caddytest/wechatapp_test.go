@@ -187,17 +187,15 @@ func TestHandlerNamesAWeChatAppAppByItsAppID(t *testing.T) {
 // waiting up to 10 s for at least one.
 func dropSubscriptions(t *testing.T, c *redis.Client) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	dropped := within(10*time.Second, func() bool {
 		n, err := c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Int()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no Redis subscriber to drop within 10 s")
-		}
+		return n > 0
+	})
+	if !dropped {
+		t.Fatal("no Redis subscriber to drop within 10 s")
 	}
 }
 
@@ -232,10 +230,8 @@ func TestSharedRedisStoreLogsAsWeChatAuth(t *testing.T) {
 		// Once the store is subscribed (again, after the last round's kill).
 		dropSubscriptions(t, c)
 		const line = "Redis subscription lost"
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, logPath), line); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("load %d: wechat_auth's log has no %q line:\n%s", round+1, line, readFile(t, logPath))
-			}
+		if !within(10*time.Second, func() bool { return strings.Contains(readFile(t, logPath), line) }) {
+			t.Fatalf("load %d: wechat_auth's log has no %q line:\n%s", round+1, line, readFile(t, logPath))
 		}
 	}
 }
@@ -262,10 +258,8 @@ func TestBorrowedRedisStoreLogsWithTheRunningConfig(t *testing.T) {
 	defer c.Close()
 	dropSubscriptions(t, c) // the store lives on for the outbox
 	const line = "Redis subscription lost"
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the running config's log has no %q line; the replaced one's has: %v", line,
-				strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
-		}
+	if !within(10*time.Second, func() bool { return strings.Contains(readFile(t, filepath.Join(dir, "second.log")), line) }) {
+		t.Fatalf("the running config's log has no %q line; the replaced one's has: %v", line,
+			strings.Contains(readFile(t, filepath.Join(dir, "first.log")), line))
 	}
 }
